@@ -1,0 +1,11 @@
+"""kgzoo: a PyTorch Lightning model zoo for knowledge-graph enhanced recommendation."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import create_datamodule, create_model, list_models
+from .data import EvalProtocol, KGRecData, list_datasets, load_data
+from .registry import register_model
+
+__all__ = ["EvalProtocol", "KGRecData", "__version__", "create_datamodule", "create_model", "list_datasets",
+           "list_models", "load_data", "register_model"]

@@ -1,0 +1,285 @@
+"""KGRecDataModule: one dataset under one protocol, as Lightning dataloaders.
+
+Train batches are dicts of LongTensors: ``user, pos_item, neg_item`` (BPR) plus
+``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0, or
+``user, item, label`` for the ``ctr`` task. Evaluation batches (``topk``) carry
+``user`` ``[B]`` and, as (batch row, item) pairs, the items to mask (``mask_row``,
+``mask_col``: train items, plus valid items at test time) and the ground truth
+(``target_row``, ``target_col``). Every user with a target is evaluated exactly once, also
+under DDP: rank ``r`` of ``w`` takes users ``r::w`` (no padding sampler).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from .datasets import get_spec, load_data
+from .kgdata import KGRecData
+from .protocol import EvalProtocol, Split, check_leakage
+from .sampling import BPRSampler, KGSampler, csr_rows, to_csr
+
+
+def dist_info() -> tuple[int, int]:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def apply_kg_ablation(triples: Tensor, n_entities: int, kind: str, seed: int) -> tuple[Tensor, str]:
+    """Replace the KG for a robustness study.
+
+    Args:
+        triples: LongTensor ``[M, 3]``. kind: ``"real"``; ``"none"`` (no triples);
+            ``"shuffled"`` (tails permuted within each relation); ``"noisy:P"`` (a fraction
+            ``P`` of triples replaced by random head, relation, tail).
+
+    Returns:
+        ``(triples, canonical kind)``.
+
+    Raises:
+        ValueError: an unknown kind or ``P`` outside ``[0, 1]``.
+    """
+    g = torch.Generator().manual_seed(seed + 7919)
+    if kind == "real":
+        return triples, kind
+    if kind == "none":
+        return triples[:0], kind
+    if kind == "shuffled":
+        out = triples.clone()
+        order = torch.argsort(triples[:, 1], stable=True)
+        rel = triples[order, 1]
+        # permute tails inside each relation's block: sort by (relation, random key)
+        key = torch.rand(order.numel(), generator=g)
+        inner = torch.argsort(rel.double() * 2 + key.double(), stable=True)
+        out[order, 2] = triples[order[inner], 2]
+        return out, kind
+    if kind.startswith("noisy:"):
+        try:
+            p = float(kind.split(":", 1)[1])
+        except ValueError:
+            p = -1.0
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"kg_ablation {kind!r}: P must be a number in [0, 1]")
+        out = triples.clone()
+        m = out.shape[0]
+        idx = torch.randperm(m, generator=g)[: int(round(p * m))]
+        n_rel = int(triples[:, 1].max()) + 1 if m else 1
+        out[idx, 0] = torch.randint(n_entities, (idx.numel(),), generator=g)
+        out[idx, 1] = torch.randint(n_rel, (idx.numel(),), generator=g)
+        out[idx, 2] = torch.randint(n_entities, (idx.numel(),), generator=g)
+        return out, f"noisy:{p:g}"
+    raise ValueError(f"kg_ablation: unknown kind {kind!r}; expected real, none, shuffled or noisy:P")
+
+
+class _TrainBatches(IterableDataset):
+    """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank."""
+
+    def __init__(self, dm: "KGRecDataModule") -> None:
+        self.dm = dm
+        self.epoch = 0
+
+    def _batches(self) -> list[dict[str, Tensor]]:
+        dm = self.dm
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        if dm.protocol.task == "ctr":
+            idx = dm.split.train[torch.randperm(dm.split.train.numel(), generator=g)]
+            x = dm.data.interactions[idx]
+            full = {"user": x[:, 0], "item": x[:, 1], "label": dm.data.label[idx]}
+        else:
+            full = dm.bpr_sampler.epoch(g)
+        n = next(iter(full.values())).numel()
+        bs = dm.batch_size
+        batches = [{k: v[s:s + bs] for k, v in full.items()} for s in range(0, n, bs)]
+        if dm.kg_batch_size > 0 and dm.kg_sampler is not None and dm.kg_sampler.triples.numel():
+            kg = dm.kg_sampler.sample(dm.kg_batch_size * len(batches), g)
+            for i, b in enumerate(batches):
+                b.update({k: v[i * dm.kg_batch_size:(i + 1) * dm.kg_batch_size] for k, v in kg.items()})
+        return batches
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        rank, world = dist_info()
+        batches = self._batches()
+        usable = len(batches) // world * world if world > 1 else len(batches)
+        yield from batches[rank:usable:world]
+
+
+class _EvalBatches(IterableDataset):
+    """Evaluation batches of one stage ("valid" or "test") for this rank."""
+
+    def __init__(self, dm: "KGRecDataModule", stage: str) -> None:
+        self.dm, self.stage = dm, stage
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        rank, world = dist_info()
+        dm = self.dm
+        bs = dm.eval_batch_size
+        if dm.protocol.task == "ctr":
+            rows = getattr(dm.split, self.stage)[rank::world]
+            x = dm.data.interactions[rows]
+            lab = dm.data.label[rows]
+            for s in range(0, rows.numel(), bs):
+                yield {"user": x[s:s + bs, 0], "item": x[s:s + bs, 1], "label": lab[s:s + bs]}
+            return
+        target = dm.csr[self.stage]
+        users = dm.eval_users(self.stage)[rank::world]
+        masks = [dm.csr["train"]] + ([dm.csr["valid"]] if self.stage == "test" else [])
+        for s in range(0, users.numel(), bs):
+            u = users[s:s + bs]
+            mr, mc = zip(*(csr_rows(*m, u) for m in masks))
+            tr, tc = csr_rows(*target, u)
+            yield {"user": u, "mask_row": torch.cat(mr), "mask_col": torch.cat(mc),
+                   "target_row": tr, "target_col": tc}
+
+
+class KGRecDataModule(L.LightningDataModule):
+    """A catalogue dataset under an :class:`EvalProtocol`, ready for a Lightning Trainer.
+
+    Args:
+        dataset: catalogue name (:func:`kgzoo.list_datasets`).
+        root: data root (else ``$KGZOO_DATA_DIR``, else the user cache).
+        protocol: the evaluation protocol; ``None`` takes the dataset's default.
+        batch_size: training rows per batch. eval_batch_size: users (or rows, ``ctr``) per
+            evaluation batch. kg_batch_size: corrupted triples added to each training batch
+            (0 = none; set by :func:`kgzoo.create_model` for models with a KG loss).
+        kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"`` (see :func:`apply_kg_ablation`).
+        seed: seed of negative sampling (default: the protocol's seed).
+
+    Raises:
+        KeyError: unknown dataset. ValueError: a protocol the dataset cannot take (``ctr``
+        without labels, ``temporal`` without timestamps), a bad ablation.
+    """
+
+    def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
+                 batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
+                 kg_ablation: str = "real", seed: int | None = None) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.root = root
+        self.spec = get_spec(dataset)
+        self.protocol = protocol if protocol is not None else self.spec.protocol
+        self.batch_size, self.eval_batch_size, self.kg_batch_size = batch_size, eval_batch_size, kg_batch_size
+        self.kg_ablation_kind = kg_ablation
+        self.seed = self.protocol.seed if seed is None else seed
+        apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kg_ablation, 0)  # validate early
+        self._ready = False
+
+    # ------------------------------------------------------------------ setup
+    def prepare_data(self) -> None:
+        load_data(self.dataset, self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, prepare, split and index the data once (idempotent)."""
+        if self._ready:
+            return
+        data = self.protocol.prepare(load_data(self.dataset, self.root))
+        triples, self.kg_ablation_kind = apply_kg_ablation(data.triples, data.n_entities, self.kg_ablation_kind,
+                                                     self.protocol.seed)
+        self.data: KGRecData = data.replace(triples=triples)
+        self.split: Split = self.protocol.split_data(self.data)
+        check_leakage(self.data, self.split, cold_items=self.protocol.split == "cold_item")
+        x = self.data.interactions
+        self.csr = {}
+        for part in ("train", "valid", "test"):
+            idx = getattr(self.split, part)
+            if self.protocol.task == "ctr":
+                idx = idx[self.data.label[idx] > 0]
+            self.csr[part] = to_csr(x[idx, 0], x[idx, 1], self.data.n_users)
+        indptr, indices = self.csr["train"]
+        # LongTensor [N_train, 2] (user, item) train positives, sorted by user then item
+        self.train_interactions = torch.stack(
+            [torch.repeat_interleave(torch.arange(self.data.n_users), indptr.diff()), indices], 1)
+        self.bpr_sampler = BPRSampler(self.train_interactions, self.data.n_items)
+        self.kg_sampler = KGSampler(self.data.triples, self.data.n_entities, self.data.n_relations)
+        self._ready = True
+
+    # ------------------------------------------------------------------ info
+    @property
+    def n_users(self) -> int:
+        return self.data.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.data.n_items
+
+    @property
+    def n_entities(self) -> int:
+        return self.data.n_entities
+
+    @property
+    def n_relations(self) -> int:
+        return self.data.n_relations
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of data checksums, protocol, metric code version and the KG ablation."""
+        return self.protocol.fingerprint(self.data.source_checksums,
+                                         {"dataset": self.dataset, "kg_ablation": self.kg_ablation_kind})
+
+    @property
+    def protocol_fingerprint(self) -> str:
+        """As :attr:`fingerprint` but without the KG ablation (groups a robustness study)."""
+        return self.protocol.fingerprint(self.data.source_checksums, {"dataset": self.dataset})
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The sizes a model is built with: ``n_users, n_items, n_entities, n_relations, task``."""
+        self.setup()
+        return {"n_users": self.n_users, "n_items": self.n_items, "n_entities": self.n_entities,
+                "n_relations": self.n_relations, "task": self.protocol.task}
+
+    def eval_users(self, stage: str) -> Tensor:
+        """LongTensor of users with at least one ``stage`` ("valid"/"test") item, ascending."""
+        indptr = self.csr[stage][0]
+        return torch.nonzero(indptr[1:] > indptr[:-1]).flatten()
+
+    def train_csr(self) -> Tensor:
+        """The train interaction matrix as a ``torch.sparse_csr_tensor`` ``[U, I]`` of float32 ones."""
+        indptr, indices = self.csr["train"]
+        return torch.sparse_csr_tensor(indptr, indices, torch.ones(indices.numel()),
+                                       size=(self.n_users, self.n_items))
+
+    def ckg(self, inverse: bool = True, social: bool = True) -> tuple[Tensor, Tensor, int]:
+        """The collaborative KG (CKG) as PyG ``edge_index`` / ``edge_type``.
+
+        Nodes: entities ``0..E-1`` (items first), then users ``E..E+U-1``. Relations:
+        ``0`` interact (user-item train pairs, both directions), KG relations ``1..R``, with
+        ``inverse`` their reverses ``R+1..2R``, and with ``social`` (where the dataset has
+        friendships) ``friend`` as the next relation id.
+
+        Returns:
+            ``(edge_index LongTensor [2, M'], edge_type LongTensor [M'], n_nodes)``.
+        """
+        E, R = self.n_entities, self.n_relations
+        u, i = self.train_interactions[:, 0] + E, self.train_interactions[:, 1]
+        src = [u, i]
+        dst = [i, u]
+        typ = [torch.zeros_like(u), torch.zeros_like(u)]
+        h, r, t = self.data.triples.unbind(1)
+        src.append(h); dst.append(t); typ.append(r + 1)
+        if inverse:
+            src.append(t); dst.append(h); typ.append(r + 1 + R)
+        if social and self.data.social is not None:
+            s = self.data.social
+            src.append(s[:, 0] + E); dst.append(s[:, 1] + E)
+            typ.append(torch.full((s.shape[0],), (2 * R if inverse else R) + 1, dtype=torch.long))
+        return torch.stack([torch.cat(src), torch.cat(dst)]), torch.cat(typ), E + self.n_users
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        if not hasattr(self, "_train_ds"):
+            self._train_ds = _TrainBatches(self)
+        return DataLoader(self._train_ds, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(_EvalBatches(self, "valid"), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(_EvalBatches(self, "test"), batch_size=None)

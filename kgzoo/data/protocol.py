@@ -1,0 +1,234 @@
+"""Evaluation protocols: how a dataset becomes train / valid / test, and its fingerprint.
+
+Every split is vectorised: one seeded permutation, a stable sort by user and a rank
+within each user's rows; no Python loop over users.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from .cleaning import k_core, rating_threshold
+from .kgdata import KGRecData
+
+TASKS = ("topk", "ctr")
+SPLITS = ("random", "temporal", "loo", "given", "cold_item")
+
+
+class LeakageError(AssertionError):
+    """A split that puts a valid/test pair in train, or a cold item in train."""
+
+
+@dataclass
+class Split:
+    """Row indices (LongTensor ``[n]`` into ``data.interactions``) of each part of a split."""
+
+    train: Tensor
+    valid: Tensor
+    test: Tensor
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": int(self.train.numel()), "valid": int(self.valid.numel()), "test": int(self.test.numel())}
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How data becomes train / valid / test, and how it is scored.
+
+    Attributes:
+        task: ``"topk"`` (implicit feedback; full ranking over all items with seen items
+            masked; Recall/NDCG/...@K) or ``"ctr"`` (labelled pairs; AUC, ACC, F1).
+        split: ``"random"`` (per user, random order, RecBole's "RS" with "RO"; for ``ctr``
+            a global random split of the rows, as in RippleNet/KGCN), ``"temporal"`` (per
+            user by timestamp, the latest last), ``"loo"`` (leave-one-out: latest item to
+            test, the one before to valid), ``"given"`` (the source's split; valid carved
+            from train per user with ``ratios[1]`` when the source has none) or
+            ``"cold_item"`` (a random ``ratios[2]`` of items with all their rows to test,
+            ``ratios[1]`` to valid; those items have no train interaction).
+        ratios: (train, valid, test) fractions, summing to 1.
+        seed: seed of every random choice of the split.
+        threshold: keep ratings ``>=`` threshold (explicit to implicit); ``None`` keeps all.
+        k_core: keep users and items with at least ``k_core`` interactions (0 = off).
+
+    Raises:
+        ValueError: unknown task or split, ratios that do not sum to 1 or are negative.
+    """
+
+    task: Literal["topk", "ctr"] = "topk"
+    split: Literal["random", "temporal", "loo", "given", "cold_item"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    threshold: float | None = None
+    k_core: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"EvalProtocol.task: unknown task {self.task!r}; expected one of {TASKS}")
+        if self.split not in SPLITS:
+            raise ValueError(f"EvalProtocol.split: unknown split {self.split!r}; expected one of {SPLITS}")
+        r = tuple(float(x) for x in self.ratios)
+        if len(r) != 3 or min(r) < 0 or abs(sum(r) - 1) > 1e-6:
+            raise ValueError(f"EvalProtocol.ratios: {self.ratios} must be three non-negative fractions summing to 1")
+        object.__setattr__(self, "ratios", r)
+        if self.k_core < 0:
+            raise ValueError(f"EvalProtocol.k_core: {self.k_core} must be >= 0")
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, data: KGRecData) -> KGRecData:
+        """Apply the protocol's cleaning: rating threshold, negatives dropped for ``topk``, k-core.
+
+        Each step is counted in ``data.cleaning``.
+        """
+        if self.threshold is not None:
+            data = rating_threshold(data, self.threshold)
+        if self.task == "topk" and data.label is not None:
+            keep = data.label > 0
+            rep = dict(data.cleaning)
+            rep["interactions: negative label (topk keeps positives)"] = int((~keep).sum())
+            kw = data.select_interactions(keep)
+            kw.pop("label")
+            data = data.replace(label=None, cleaning=rep, **kw)
+        if self.task == "ctr" and data.label is None:
+            raise ValueError(f"{data.name}: the ctr protocol needs labelled rows; this dataset has none")
+        if self.k_core > 0:
+            data = k_core(data, self.k_core, self.k_core)
+        return data
+
+    def split_data(self, data: KGRecData) -> Split:
+        """Split the rows of ``data`` (already :meth:`prepare`-d). Deterministic for :attr:`seed`.
+
+        Raises:
+            ValueError: ``temporal``/``loo`` without timestamps is fine for ``loo`` (random
+                order) but an error for ``temporal``; ``given`` without a source split.
+        """
+        g = torch.Generator().manual_seed(self.seed)
+        N = data.n_interactions
+        users = data.interactions[:, 0]
+        if self.split == "cold_item":
+            return self._cold_item(data, g)
+        if self.split == "given":
+            if data.given_split is None:
+                raise ValueError(f"{data.name}: split 'given' asked for, but the source fixes no split")
+            return self._given(data, g)
+        if self.task == "ctr" and self.split == "random":
+            perm = torch.randperm(N, generator=g)
+            n_test = int(N * self.ratios[2])
+            n_valid = int(N * self.ratios[1])
+            return Split(perm[n_valid + n_test:].sort().values, perm[:n_valid].sort().values,
+                         perm[n_valid:n_valid + n_test].sort().values)
+        if self.split == "temporal":
+            if data.timestamp is None:
+                raise ValueError(f"{data.name}: split 'temporal' needs timestamps; the dataset has none")
+        order = self._order(data, g)
+        rank, count = _rank_within(users[order], data.n_users)
+        if self.split == "loo":
+            n_test = (count >= 2).long()
+            n_valid = (count >= 3).long()
+        else:
+            n_test, n_valid = _ratio_counts(count, self.ratios)
+        # the latest rows go to test, the ones before to valid
+        from_end = count - 1 - rank
+        part = torch.zeros(N, dtype=torch.long)
+        part[from_end < n_test + n_valid] = 1
+        part[from_end < n_test] = 2
+        return _to_split(order, part)
+
+    def _order(self, data: KGRecData, g: torch.Generator) -> Tensor:
+        """Row order: random (then stable by user), or by (user, timestamp) with random ties."""
+        perm = torch.randperm(data.n_interactions, generator=g)
+        if self.split in ("temporal", "loo") and data.timestamp is not None:
+            perm = perm[torch.sort(data.timestamp[perm], stable=True).indices]
+        return perm[torch.sort(data.interactions[perm, 0], stable=True).indices]
+
+    def _given(self, data: KGRecData, g: torch.Generator) -> Split:
+        gs = data.given_split
+        if bool((gs == 1).any()):
+            return Split(*(torch.nonzero(gs == k).flatten() for k in range(3)))
+        # carve valid from train per user: a fraction ratios[1] / (ratios[0] + ratios[1])
+        train_rows = torch.nonzero(gs == 0).flatten()
+        perm = train_rows[torch.randperm(train_rows.numel(), generator=g)]
+        perm = perm[torch.sort(data.interactions[perm, 0], stable=True).indices]
+        rank, count = _rank_within(data.interactions[perm, 0], data.n_users)
+        frac = self.ratios[1] / max(1e-12, self.ratios[0] + self.ratios[1])
+        _, n_valid = _ratio_counts(count, (1 - frac, 0.0, frac))
+        is_valid = (count - 1 - rank) < n_valid
+        return Split(perm[~is_valid].sort().values, perm[is_valid].sort().values,
+                     torch.nonzero(gs == 2).flatten())
+
+    def _cold_item(self, data: KGRecData, g: torch.Generator) -> Split:
+        I = data.n_items
+        perm = torch.randperm(I, generator=g)
+        n_test, n_valid = int(round(I * self.ratios[2])), int(round(I * self.ratios[1]))
+        part_of_item = torch.zeros(I, dtype=torch.long)
+        part_of_item[perm[:n_test]] = 2
+        part_of_item[perm[n_test:n_test + n_valid]] = 1
+        part = part_of_item[data.interactions[:, 1]]
+        return Split(*(torch.nonzero(part == k).flatten() for k in range(3)))
+
+    # ------------------------------------------------------------------ identity
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ratios"] = list(self.ratios)
+        return d
+
+    def fingerprint(self, checksums: dict[str, str], extra: dict | None = None) -> str:
+        """sha256 of the data files' checksums, this protocol's fields, the metric code version
+        and ``extra`` (e.g. a KG ablation). Results with different fingerprints are never
+        compared in one table (DESIGN.md, "EvalProtocol")."""
+        from ..metrics import METRIC_CODE_VERSION
+
+        payload = {"files": dict(sorted(checksums.items())), "protocol": self.to_dict(),
+                   "metric_code_version": METRIC_CODE_VERSION, "extra": extra or {}}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _rank_within(sorted_users: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
+    """For rows sorted by user: (rank of each row within its user, that user's row count)."""
+    counts = torch.bincount(sorted_users, minlength=n_users)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(sorted_users.numel()) - starts[sorted_users]
+    return rank, counts[sorted_users]
+
+
+def _ratio_counts(count: Tensor, ratios: tuple[float, float, float]) -> tuple[Tensor, Tensor]:
+    """Per-row (n_test, n_valid) for a user with ``count`` rows, RecBole's rounding rule:
+    floor of each ratio, then a part whose share is in (0, 1) gets one row while train keeps
+    more than one (test first, then valid)."""
+    c = count.double()
+    n_test = torch.floor(c * ratios[2]).long()
+    n_valid = torch.floor(c * ratios[1]).long()
+    n_train = count - n_test - n_valid
+    bump_t = (n_train > 1) & (c * ratios[2] > 0) & (c * ratios[2] < 1)
+    n_test, n_train = n_test + bump_t.long(), n_train - bump_t.long()
+    bump_v = (n_train > 1) & (c * ratios[1] > 0) & (c * ratios[1] < 1)
+    n_valid = n_valid + bump_v.long()
+    return n_test, n_valid
+
+
+def _to_split(order: Tensor, part: Tensor) -> Split:
+    return Split(*(order[part == k].sort().values for k in range(3)))
+
+
+def check_leakage(data: KGRecData, split: Split, cold_items: bool = False) -> None:
+    """Assert a split is leak-free.
+
+    Raises:
+        LeakageError: a (user, item) pair of valid or test is also in train; with
+            ``cold_items``, a valid/test item has a train interaction.
+    """
+    x = data.interactions
+    key = x[:, 0] * data.n_items + x[:, 1]
+    train_keys = key[split.train]
+    for name, idx in (("valid", split.valid), ("test", split.test)):
+        leaked = torch.isin(key[idx], train_keys)
+        if bool(leaked.any()):
+            raise LeakageError(f"{data.name}: {int(leaked.sum())} {name} (user, item) pairs are also in train")
+        if cold_items:
+            bad = torch.isin(x[idx, 1], x[split.train, 1])
+            if bool(bad.any()):
+                raise LeakageError(f"{data.name}: {int(bad.sum())} {name} rows have an item seen in train")

@@ -1,0 +1,276 @@
+"""Fast, strict table reading shared by every reader.
+
+The fast path is pandas' C parser (or one ``numpy`` conversion for id lists); when it
+fails, a slow line-by-line scan finds the first bad line and raises
+:class:`DataFormatError` naming the file, the 1-based line and the field. Nothing is
+skipped silently: a malformed line is always an error.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+class DataFormatError(ValueError):
+    """Malformed input: names the file, 1-based line number and field.
+
+    Attributes:
+        path: the file. line: 1-based line number (0 when the whole file is at fault).
+        field: the column or field name, or ``None``.
+    """
+
+    def __init__(self, path: str | Path, line: int, field: str | None, message: str) -> None:
+        self.path, self.line, self.field = str(path), int(line), field
+        where = f"{self.path}, line {self.line}"
+        what = f", field {field!r}" if field else ""
+        super().__init__(f"{where}{what}: {message}")
+
+
+_KIND = {"int": np.int64, "float": np.float64, "str": object}
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The file's text.
+
+    Raises:
+        FileNotFoundError: no such file. DataFormatError: the file is empty or not ``encoding``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataFormatError(p, line, None, f"not valid {encoding} text ({e.reason})") from None
+    if not text.strip():
+        raise DataFormatError(p, 1, None, "empty file")
+    return text
+
+
+def _split(line: str, sep: str | None) -> list[str]:
+    return line.split(sep) if sep is not None else line.split()
+
+
+def _check_value(path: Path, lineno: int, name: str, kind: str, value: str) -> None:
+    if kind == "int":
+        try:
+            int(value)
+        except ValueError:
+            raise DataFormatError(path, lineno, name, f"expected an integer id, got {value!r}") from None
+    elif kind == "float":
+        try:
+            float(value)
+        except ValueError:
+            raise DataFormatError(path, lineno, name, f"expected a number, got {value!r}") from None
+    elif kind == "str" and value == "":
+        raise DataFormatError(path, lineno, name, "empty value")
+
+
+def scan_for_error(path: Path, text: str, fields: Sequence[tuple[str, str]], sep: str | None,
+                   skip: int, exact: bool) -> None:
+    """Slow path: raise :class:`DataFormatError` at the first line that breaks ``fields``."""
+    for i, line in enumerate(text.splitlines()[skip:], start=skip + 1):
+        if not line.strip():
+            raise DataFormatError(path, i, None, "empty line")
+        parts = _split(line, sep)
+        if len(parts) < len(fields):
+            missing = fields[len(parts)][0]
+            raise DataFormatError(path, i, missing, f"truncated line: {len(parts)} fields, expected {len(fields)}")
+        if exact and len(parts) > len(fields):
+            raise DataFormatError(path, i, None, f"{len(parts)} fields, expected {len(fields)}")
+        for (name, kind), value in zip(fields, parts):
+            _check_value(path, i, name, kind, value.strip() if sep is not None and kind != "str" else value)
+
+
+def read_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str | None = None,
+                 skip: int = 0, exact: bool = True, text: str | None = None) -> dict[str, np.ndarray]:
+    """Read a delimited file of fixed columns into numpy arrays.
+
+    Args:
+        path: the file. fields: ``(name, kind)`` per column, kind ``"int"``, ``"float"`` or ``"str"``.
+        sep: ``None`` for any whitespace, else the delimiter (``"\\t"``).
+        skip: header lines to skip. exact: extra columns are an error (else ignored).
+        text: the file's text when the caller already read it.
+
+    Returns:
+        name -> array ``[rows]`` (int64, float64 or object).
+
+    Raises:
+        DataFormatError: empty file, truncated line, non-numeric id, extra field (naming
+        file, line and field). FileNotFoundError: no such file.
+    """
+    p = Path(path)
+    text = read_text(p) if text is None else text
+    names = [f[0] for f in fields]
+    try:
+        if sep is None:
+            df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, skiprows=skip, dtype=str,
+                             engine="c", na_filter=False, skip_blank_lines=False)
+        else:
+            df = pd.read_csv(io.StringIO(text), sep=sep, header=None, skiprows=skip, dtype=str,
+                             engine="c", na_filter=False, quoting=3, skip_blank_lines=False)
+        if df.shape[1] < len(fields) or (exact and df.shape[1] > len(fields)):
+            raise ValueError("column count")
+        out: dict[str, np.ndarray] = {}
+        for j, (name, kind) in enumerate(fields):
+            col = df.iloc[:, j]
+            if kind == "str":
+                if (col == "").any():
+                    raise ValueError("empty")
+                out[name] = col.to_numpy(dtype=object)
+            else:
+                out[name] = pd.to_numeric(col, errors="raise").to_numpy(dtype=_KIND[kind])
+                if kind == "int" and not np.issubdtype(pd.to_numeric(col).dtype, np.integer):
+                    raise ValueError("not integer")
+        if len(df) == 0:
+            raise ValueError("no rows")
+        return out
+    except (ValueError, pd.errors.ParserError):
+        scan_for_error(p, text, fields, sep, skip, exact)
+        if len(text.splitlines()) <= skip:
+            raise DataFormatError(p, skip, None, "no data rows after the header") from None
+        raise DataFormatError(p, 0, None, "could not be parsed as " + ", ".join(names)) from None
+
+
+def read_id_lists(path: str | Path, key: str = "user", value: str = "item") -> tuple[np.ndarray, np.ndarray]:
+    """Read a KGAT/KGIN list file: each line ``key v1 v2 ...`` (whitespace separated).
+
+    Returns:
+        ``(keys, values)``: int64 arrays ``[pairs]``, one entry per (key, value) pair; a line
+        with a key and no values contributes nothing.
+
+    Raises:
+        DataFormatError: empty file, empty line or non-integer token (file, line, field).
+    """
+    p = Path(path)
+    text = read_text(p)
+    lines = text.splitlines()
+    try:
+        flat = np.array(text.replace("\n", " -1 ").split(), dtype=np.int64)
+        if (flat < -1).any():
+            raise ValueError("negative")
+        ends = np.flatnonzero(flat == -1)
+        n_lines = len(ends) + (0 if flat.size and flat[-1] == -1 else 1)
+        if n_lines != len(lines):
+            raise ValueError("line count")
+        line_of = np.cumsum(flat == -1) - (flat == -1)
+        tok = flat != -1
+        starts = np.concatenate([[0], ends + 1])[:n_lines]
+        if (starts >= len(flat)).any() or (flat[np.minimum(starts, len(flat) - 1)] == -1).any():
+            raise ValueError("empty line")
+        is_key = np.zeros(len(flat), dtype=bool)
+        is_key[starts] = True
+        keys_per_line = flat[starts]
+        vals = tok & ~is_key
+        return keys_per_line[line_of[vals]], flat[vals]
+    except ValueError:
+        for i, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts:
+                raise DataFormatError(p, i, key, "empty line")
+            for j, v in enumerate(parts):
+                try:
+                    if int(v) < 0:
+                        raise ValueError
+                except ValueError:
+                    raise DataFormatError(p, i, key if j == 0 else f"{value} {j}",
+                                          f"expected a non-negative integer id, got {v!r}") from None
+        raise DataFormatError(p, 0, None, "could not be parsed") from None
+
+
+def read_recbole(path: str | Path, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Read a RecBole atomic file (``.inter .item .user .kg .link``): a tab-separated table
+    whose header names each column as ``name:type`` (type ``token``, ``token_seq``,
+    ``float``, ``float_seq``).
+
+    Args:
+        required: column names (without ``:type``) that must be present.
+        optional: columns read when present.
+
+    Returns:
+        name -> array: ``float`` columns as float64; ``token`` and ``token_seq`` as str objects.
+
+    Raises:
+        DataFormatError: empty file, a header field without ``:type`` or with an unknown
+        type, a missing required column (line 1, that field), a truncated row or a
+        non-numeric float (naming the row's line and the field).
+    """
+    p = Path(path)
+    text = read_text(p)
+    header = text.split("\n", 1)[0].rstrip("\r").split("\t")
+    cols: dict[str, tuple[int, str]] = {}
+    for j, h in enumerate(header):
+        if ":" not in h:
+            raise DataFormatError(p, 1, h, "header field is not of the form name:type")
+        name, typ = h.rsplit(":", 1)
+        if typ not in ("token", "token_seq", "float", "float_seq"):
+            raise DataFormatError(p, 1, h, f"unknown RecBole type {typ!r}")
+        cols[name] = (j, typ)
+    for name in required:
+        if name not in cols:
+            raise DataFormatError(p, 1, name, f"missing column (header has {', '.join(cols)})")
+    fields = [(h.rsplit(":", 1)[0], "float" if h.endswith(":float") else "str") for h in header]
+    # token_seq fields may be empty (e.g. a movie with no genre): read as str, allow ""
+    want = [n for n in list(required) + [o for o in optional if o in cols]]
+    try:
+        df = pd.read_csv(io.StringIO(text), sep="\t", header=0, dtype=str, engine="c",
+                         na_filter=False, quoting=3, skip_blank_lines=False)
+        if df.shape[1] != len(header) or df.isna().any().any():
+            raise ValueError("shape")
+        out: dict[str, np.ndarray] = {}
+        for n in want:
+            j, typ = cols[n]
+            col = df.iloc[:, j]
+            if typ == "float":
+                out[n] = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64)
+            else:
+                if typ == "token" and (col == "").any():
+                    raise ValueError("empty token")
+                out[n] = col.to_numpy(dtype=object)
+        if len(df) == 0:
+            raise DataFormatError(p, 1, None, "no data rows after the header")
+        return out
+    except (ValueError, pd.errors.ParserError) as e:
+        if isinstance(e, DataFormatError):
+            raise
+        lines = text.splitlines()
+        for i, line in enumerate(lines[1:], start=2):
+            parts = line.split("\t")
+            if len(parts) < len(header):
+                raise DataFormatError(p, i, fields[len(parts)][0],
+                                      f"truncated line: {len(parts)} fields, expected {len(header)}")
+            if len(parts) > len(header):
+                raise DataFormatError(p, i, None, f"{len(parts)} fields, expected {len(header)}")
+            for (name, kind), value in zip(fields, parts):
+                if name in want:
+                    if cols[name][1] == "token" and value == "":
+                        raise DataFormatError(p, i, name, "empty token")
+                    if kind == "float":
+                        _check_value(p, i, name, "float", value)
+        raise DataFormatError(p, 0, None, "could not be parsed") from None
+
+
+def factorize(values: np.ndarray, order: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Map raw ids to ``0..n-1`` in order of first appearance.
+
+    Args:
+        values: raw ids ``[rows]``. order: raw ids that take the first codes, in this order
+            (e.g. the item list, so that items are entities ``0..I-1``).
+
+    Returns:
+        ``(codes int64 [rows], raw ids list[str] indexed by code)``.
+    """
+    vals = np.asarray(values).astype(str)
+    if order is not None:
+        order = np.asarray(order).astype(str)
+        uniq = pd.unique(np.concatenate([order, vals]))
+    else:
+        uniq = pd.unique(vals)
+    index = pd.Index(uniq)
+    return index.get_indexer(vals).astype(np.int64), [str(x) for x in uniq]

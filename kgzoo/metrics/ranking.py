@@ -1,0 +1,301 @@
+"""Top-K full-ranking metrics (Recall, NDCG, Precision, HitRatio, MRR, MAP).
+
+All metrics use binary relevance and are computed per user from one ``torch.topk`` over
+the full item catalogue, followed by a gather of the relevance flags and a few
+cumulative sums: there is no Python loop over users.
+
+Formulas (for one user with ranked list ``r_1..r_K``, relevance ``rel_i`` in {0, 1} and
+``n`` relevant (test) items; the conventions follow RecBole, Zhao et al., CIKM 2021):
+
+* ``recall@K    = sum_{i<=K} rel_i / n``
+* ``precision@K = sum_{i<=K} rel_i / K``
+* ``hit@K       = 1 if sum_{i<=K} rel_i > 0 else 0`` (HitRatio)
+* ``ndcg@K      = DCG@K / IDCG@K`` with ``DCG@K = sum_{i<=K} rel_i / log2(i + 1)`` and the
+  ideal DCG taken over ``min(n, K)`` relevant items at the top (Järvelin & Kekäläinen,
+  "Cumulated gain-based evaluation of IR techniques", ACM TOIS 2002).
+* ``mrr@K       = 1 / i*`` where ``i*`` is the position of the first relevant item within
+  the top K, and 0 if there is none.
+* ``map@K       = sum_{i<=K} rel_i * precision@i / min(n, K)``.
+
+Ties between scores are broken by ``torch.topk`` (implementation defined, not
+necessarily stable); models whose scores tie a lot should be aware of this.
+
+Masking: already-seen (training) items are expected to arrive with score ``-inf``. Such
+items only reach the top K when fewer than K items have a finite score, and they then
+count as relevant exactly when ``target`` marks them relevant -- which only happens if
+the caller masked a test item, and that is the caller's error, not checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Union
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+__all__ = [
+    "RANKING_METRICS",
+    "TopKMetrics",
+    "indices_to_dense",
+    "topk_metrics",
+]
+
+#: Names of the metrics :func:`topk_metrics` and :class:`TopKMetrics` know, in output order.
+RANKING_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr", "map")
+
+#: A relevance target: dense ``BoolTensor[B, I]``, a sparse ``[B, I]`` tensor (COO/CSR) or a
+#: pair ``(row, col)`` of ``LongTensor[T]`` with ``row`` in ``0..B-1`` and ``col`` in ``0..I-1``.
+Target = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+def indices_to_dense(row: Tensor, col: Tensor, B: int, I: int) -> Tensor:  # noqa: E741
+    """Turn ``(row, col)`` index pairs into a dense relevance matrix.
+
+    Args:
+        row: ``LongTensor[T]``, batch row (``0..B-1``) of each relevant pair.
+        col: ``LongTensor[T]``, item id (``0..I-1``) of each relevant pair.
+        B: number of rows (users in the batch).
+        I: number of columns (items).
+
+    Returns:
+        ``BoolTensor[B, I]`` on ``row``'s device, ``True`` at every ``(row[t], col[t])``.
+        Duplicate pairs are harmless.
+
+    Raises:
+        ValueError: if ``row``/``col`` are not 1-D integer tensors of equal length, if
+            ``B`` or ``I`` is negative, or if an index lies outside ``[0, B)`` / ``[0, I)``.
+    """
+    if row.dim() != 1 or col.dim() != 1 or row.shape != col.shape:
+        raise ValueError(
+            f"row and col must be 1-D tensors of equal length, got shapes "
+            f"{tuple(row.shape)} and {tuple(col.shape)}"
+        )
+    if row.is_floating_point() or col.is_floating_point() or row.dtype == torch.bool or col.dtype == torch.bool:
+        raise ValueError(f"row and col must be integer tensors, got {row.dtype} and {col.dtype}")
+    if B < 0 or I < 0:
+        raise ValueError(f"B and I must be non-negative, got B={B}, I={I}")
+    dense = torch.zeros(B, I, dtype=torch.bool, device=row.device)
+    if row.numel() > 0:
+        if int(row.min()) < 0 or int(row.max()) >= B:
+            raise ValueError(f"row indices must lie in [0, {B}), got range [{int(row.min())}, {int(row.max())}]")
+        if int(col.min()) < 0 or int(col.max()) >= I:
+            raise ValueError(f"col indices must lie in [0, {I}), got range [{int(col.min())}, {int(col.max())}]")
+        dense[row.long(), col.long().to(row.device)] = True
+    return dense
+
+
+def _as_dense_target(target: Target, shape: torch.Size, device: torch.device) -> Tensor:
+    """Normalise any accepted target form to a ``BoolTensor[B, I]`` on ``device``."""
+    B, I = shape  # noqa: E741
+    if isinstance(target, (tuple, list)):
+        if len(target) != 2:
+            raise ValueError(f"index-form target must be a pair (row, col), got {len(target)} elements")
+        row, col = target
+        return indices_to_dense(row.to(device), col.to(device), B, I)
+    if not isinstance(target, Tensor):
+        raise ValueError(f"target must be a tensor or a (row, col) pair, got {type(target).__name__}")
+    if target.layout != torch.strided:
+        target = target.to_dense()
+    if tuple(target.shape) != (B, I):
+        raise ValueError(f"target shape {tuple(target.shape)} does not match scores shape {(B, I)}")
+    if target.dtype != torch.bool:
+        target = target != 0
+    return target.to(device)
+
+
+def _check_ks(ks: Iterable[int]) -> list[int]:
+    """Validate and de-duplicate a list of cut-offs (order kept)."""
+    if isinstance(ks, int):
+        ks = [ks]
+    out: list[int] = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise ValueError(f"K must be an int, got {k!r}")
+        if k < 1:
+            raise ValueError(f"K must be >= 1, got K={k}")
+        if k not in out:
+            out.append(k)
+    if not out:
+        raise ValueError("ks must hold at least one cut-off K")
+    return out
+
+
+def _check_metrics(metrics: Iterable[str]) -> list[str]:
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    out: list[str] = []
+    for m in metrics:
+        if m not in RANKING_METRICS:
+            raise ValueError(f"unknown ranking metric {m!r}; known: {', '.join(RANKING_METRICS)}")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise ValueError("metrics must name at least one metric")
+    return out
+
+
+def topk_metrics(
+    scores: Tensor,
+    target: Target,
+    ks: Sequence[int],
+    metrics: Sequence[str] = RANKING_METRICS,
+) -> dict[str, Tensor]:
+    """Per-user top-K ranking metrics over the full item catalogue.
+
+    Formulas and references are in the module docstring (NDCG: Järvelin & Kekäläinen,
+    TOIS 2002; Recall/Precision/HitRatio/MRR/MAP@K conventions: RecBole, Zhao et al.,
+    CIKM 2021). Computation: one ``torch.topk`` with ``max(ks)``, a gather of relevance
+    flags, cumulative sums; vectorised over the batch.
+
+    Args:
+        scores: ``FloatTensor[B, I]``, higher is better. Masked (seen) items should be
+            ``-inf``; they count as relevant only if ``target`` says so (see module doc).
+        target: relevance, one of ``BoolTensor[B, I]`` (any dtype is accepted, non-zero
+            means relevant), a sparse COO/CSR ``[B, I]`` tensor, or an index pair
+            ``(row: LongTensor[T], col: LongTensor[T])`` with ``row`` in ``0..B-1``.
+        ks: cut-offs, each ``1 <= K <= I``; duplicates are ignored.
+        metrics: subset of :data:`RANKING_METRICS` to return.
+
+    Returns:
+        ``{f"{metric}@{K}": FloatTensor[B]}`` (float32, or float64 if ``scores`` is
+        float64), one value per user. Users with no relevant item get 0 for every metric
+        (:class:`TopKMetrics` skips such users instead).
+
+    Raises:
+        ValueError: if ``scores`` is not a 2-D floating tensor or contains NaN, if a K is
+            not an int, is < 1, or exceeds the number of items ``I``, if a metric name is
+            unknown, or if ``target`` has the wrong shape / invalid indices.
+    """
+    ks = _check_ks(ks)
+    metrics = _check_metrics(metrics)
+    rel = _validate(scores, target, ks)
+    return _topk_core(scores, rel, ks, metrics)
+
+
+def _validate(scores: Tensor, target: Target, ks: list[int]) -> Tensor:
+    """Check ``scores`` and the cut-offs, return the target as ``BoolTensor[B, I]``."""
+    if scores.dim() != 2 or not scores.is_floating_point():
+        raise ValueError(f"scores must be a 2-D floating tensor [B, I], got {scores.dtype} {tuple(scores.shape)}")
+    I = scores.shape[1]  # noqa: E741
+    for k in ks:
+        if k > I:
+            raise ValueError(f"K={k} is larger than the number of items I={I}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    return _as_dense_target(target, scores.shape, scores.device)
+
+
+def _topk_core(scores: Tensor, rel: Tensor, ks: list[int], metrics: list[str]) -> dict[str, Tensor]:
+    """Vectorised metric computation on validated inputs (``rel``: ``BoolTensor[B, I]``)."""
+    dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+    max_k = max(ks)
+    top_idx = torch.topk(scores, max_k, dim=1, largest=True, sorted=True).indices  # [B, maxK]
+    hits = rel.gather(1, top_idx).to(dtype)  # [B, maxK]
+    n_rel = rel.sum(dim=1).to(dtype)  # [B]
+    has_rel = n_rel > 0
+    safe_n = n_rel.clamp(min=1)
+
+    pos = torch.arange(1, max_k + 1, device=scores.device, dtype=dtype)  # 1..maxK
+    cum_hits = hits.cumsum(dim=1)  # [B, maxK]
+    out: dict[str, Tensor] = {}
+
+    if "ndcg" in metrics:
+        discount = 1.0 / torch.log2(pos + 1.0)
+        dcg = (hits * discount).cumsum(dim=1)
+        idcg_table = discount.cumsum(dim=0)  # ideal DCG with j relevant items at the top: idcg_table[j-1]
+    if "mrr" in metrics:
+        any_hit = hits.any(dim=1)
+        first = hits.argmax(dim=1).to(dtype) + 1.0  # argmax returns the first maximum
+        first = torch.where(any_hit, first, torch.full_like(first, float("inf")))
+    if "map" in metrics:
+        ap = (hits * cum_hits / pos).cumsum(dim=1)
+
+    for k in ks:
+        c = cum_hits[:, k - 1]
+        n_cut = torch.minimum(n_rel, torch.full_like(n_rel, float(k))).clamp(min=1)
+        for m in metrics:
+            if m == "recall":
+                v = c / safe_n
+            elif m == "precision":
+                v = c / k
+            elif m == "hit":
+                v = (c > 0).to(dtype)
+            elif m == "ndcg":
+                ideal = idcg_table[(n_cut.long() - 1)]
+                v = torch.where(has_rel, dcg[:, k - 1] / ideal, torch.zeros_like(c))
+            elif m == "mrr":
+                v = torch.where(first <= k, 1.0 / first, torch.zeros_like(first))
+            else:  # map
+                v = ap[:, k - 1] / n_cut
+            out[f"{m}@{k}"] = v
+    return out
+
+
+class TopKMetrics(Metric):
+    """Streaming top-K ranking metrics averaged over evaluated users.
+
+    ``update`` computes :func:`topk_metrics` for a batch and accumulates, per metric, the
+    sum of per-user values plus the number of evaluated users (all with
+    ``dist_reduce_fx="sum"``); ``compute`` returns sum / count. Users without any
+    relevant item are not evaluated: they are counted in ``skipped_users`` instead.
+    Because only sums and counts are kept, DDP gives exactly the single-process numbers
+    as long as every user is evaluated exactly once (no padding sampler).
+
+    Args:
+        ks: cut-offs K (ints >= 1); checked against the number of items at ``update``.
+        metrics: names from :data:`RANKING_METRICS` (``recall``, ``ndcg``,
+            ``precision``, ``hit``, ``mrr``, ``map``).
+        **kwargs: passed to :class:`torchmetrics.Metric`.
+
+    States:
+        ``sums``: ``float64[len(keys)]``; ``count``, ``skipped_users``: ``int64`` scalars.
+
+    Raises:
+        ValueError: at construction for unknown metric names or K < 1; at ``update`` when a
+            K exceeds the number of items (the message names K and I) or the inputs are
+            invalid (see :func:`topk_metrics`).
+
+    ``compute()`` returns ``{f"{metric}@{K}": scalar tensor}`` in the order metrics x ks;
+    with no evaluated user every value is NaN.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    sums: Tensor
+    count: Tensor
+    skipped_users: Tensor
+
+    def __init__(self, ks: Sequence[int] = (10, 20), metrics: Sequence[str] = RANKING_METRICS, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ks = _check_ks(ks)
+        self.metrics = _check_metrics(metrics)
+        self.keys = [f"{m}@{k}" for m in self.metrics for k in self.ks]
+        self.add_state("sums", torch.zeros(len(self.keys), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("skipped_users", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, scores: Tensor, target: Target) -> None:  # type: ignore[override]
+        """Add one batch.
+
+        Args:
+            scores: ``FloatTensor[B, I]`` (seen items at ``-inf``).
+            target: ``BoolTensor[B, I]``, sparse ``[B, I]``, or ``(row, col)`` index pair.
+        """
+        rel = _validate(scores, target, self.ks)
+        values = _topk_core(scores, rel, self.ks, self.metrics)
+        n_rel = rel.sum(dim=1)
+        valid = (n_rel > 0).to(device=self.sums.device)
+        stacked = torch.stack([values[key].to(device=self.sums.device, dtype=torch.float64) for key in self.keys])
+        self.sums += (stacked * valid).sum(dim=1)
+        n_valid = valid.sum()
+        self.count += n_valid
+        self.skipped_users += valid.numel() - n_valid
+
+    def compute(self) -> dict[str, Tensor]:
+        """Mean of every metric over evaluated users: ``{name: scalar float64 tensor}``."""
+        means = self.sums / self.count.to(torch.float64)
+        return {key: means[i] for i, key in enumerate(self.keys)}

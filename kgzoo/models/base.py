@@ -1,0 +1,190 @@
+"""Recommender: the LightningModule every kgzoo model subclasses.
+
+A model file holds only its math: ``loss(batch)`` and ``score(users)`` (top-K) or
+``predict(users, items)`` (CTR). The base owns training_step, validation and test (masking
+seen items, metrics, logging), ``recommend``, and ``configure_optimizers``
+(DESIGN.md, "Recommender").
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from ..metrics import CTRMetrics, RANKING_METRICS, TopKMetrics
+
+CTR_METRICS = ("auc", "acc", "f1", "gauc")
+
+
+class DivergedError(FloatingPointError):
+    """A training loss that became NaN or infinite."""
+
+
+class Recommender(L.LightningModule):
+    """Base class of every kgzoo model.
+
+    Args:
+        n_users, n_items, n_entities, n_relations: sizes of the id spaces (from
+            ``KGRecDataModule.model_kwargs()``).
+        task: ``"topk"`` or ``"ctr"``.
+        lr: Adam learning rate. weight_decay: Adam weight decay.
+        ks: the K of top-K metrics. main_metric: the validation metric monitored for early
+            stopping and model selection (``"ndcg@10"``, ``"recall@20"``, ``"auc"``, ...).
+
+    Raises:
+        ValueError: ``main_metric`` is not one this task computes; a K < 1.
+    """
+
+    model_name: str = "recommender"
+    #: set to True by models that train a KG loss and want ``head, relation, pos_tail, neg_tail``
+    uses_kg_batches: bool = False
+
+    def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
+                 task: str = "topk", lr: float = 1e-3, weight_decay: float = 0.0,
+                 ks: Sequence[int] = (10, 20), main_metric: str | None = None) -> None:
+        super().__init__()
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.n_entities, self.n_relations = max(int(n_entities), int(n_items)), int(n_relations)
+        self.task = task
+        self.lr, self.weight_decay = lr, weight_decay
+        self.ks = [int(k) for k in ks]
+        if main_metric is None:
+            main_metric = "auc" if task == "ctr" else f"ndcg@{min(self.ks, key=lambda k: abs(k - 10))}"
+        self.main_metric = main_metric
+        known = self.metric_names()
+        if main_metric not in known:
+            raise ValueError(f"unknown metric {main_metric!r} for task {task!r}; known: {', '.join(known)}")
+        if task == "ctr":
+            self.valid_metrics, self.test_metrics = CTRMetrics(), CTRMetrics()
+        else:
+            if max(self.ks) > self.n_items:
+                raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
+            self.valid_metrics, self.test_metrics = TopKMetrics(self.ks), TopKMetrics(self.ks)
+
+    # ------------------------------------------------------------------ model API
+    def metric_names(self) -> list[str]:
+        """The metric names this task logs (``"ndcg@10"``, ..., or ``"auc"``, ...)."""
+        if self.task == "ctr":
+            return list(CTR_METRICS)
+        return [f"{m}@{k}" for m in RANKING_METRICS for k in self.ks]
+
+    def attach(self, datamodule: Any) -> None:
+        """Take what the model needs from the DataModule beyond sizes (graphs, counts).
+
+        Called by :func:`kgzoo.create_model` and again in :meth:`setup`; must be idempotent.
+        The default takes nothing.
+        """
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys)."""
+        raise NotImplementedError
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: scores of every item for ``users`` (LongTensor ``[B]``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        """FloatTensor ``[B]``: logits of (user, item) pairs (LongTensors ``[B]``).
+
+        The default gathers from :meth:`score`; CTR models override it.
+        """
+        return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
+
+    def prepare_scoring(self) -> None:
+        """Hook before an evaluation pass (e.g. propagate embeddings once). Default: nothing."""
+
+    def end_scoring(self) -> None:
+        """Hook after an evaluation pass (drop what :meth:`prepare_scoring` cached)."""
+
+    # ------------------------------------------------------------------ Lightning
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None:
+            self.attach(dm)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise DivergedError(f"{self.model_name}: training loss is {loss.item()} at epoch "
+                                f"{self.current_epoch}, batch {batch_idx}")
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=next(iter(batch.values())).shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
+        if self.task == "ctr":
+            metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])
+            return
+        scores = self.score(batch["user"]).float()
+        scores[batch["mask_row"], batch["mask_col"]] = -math.inf
+        metrics.update(scores, (batch["target_row"], batch["target_col"]))
+
+    def _log_metrics(self, prefix: str, metrics: Any) -> None:
+        values = metrics.compute()
+        for k, v in values.items():
+            self.log(f"{prefix}/{k}", v, prog_bar=(k == self.main_metric), sync_dist=False)
+        metrics.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self.prepare_scoring()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.valid_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self.end_scoring()
+        self._log_metrics("valid", self.valid_metrics)
+
+    def on_test_epoch_start(self) -> None:
+        self.prepare_scoring()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.end_scoring()
+        self._log_metrics("test", self.test_metrics)
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            return None
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    # ------------------------------------------------------------------ use
+    @torch.no_grad()
+    def recommend(self, users: Tensor, k: int = 10, exclude: tuple[Tensor, Tensor] | None = None
+                  ) -> tuple[Tensor, Tensor]:
+        """Top-``k`` items for ``users``.
+
+        Args:
+            users: LongTensor ``[B]``. k: list length.
+            exclude: optional CSR ``(indptr, indices)`` of items not to recommend (e.g. the
+                train matrix ``datamodule.csr["train"]``: seen items).
+
+        Returns:
+            ``(scores FloatTensor [B, k], items LongTensor [B, k])``, best first.
+
+        Raises:
+            ValueError: ``k`` outside ``1..I``.
+        """
+        from ..data.sampling import csr_rows
+
+        if not 1 <= k <= self.n_items:
+            raise ValueError(f"k={k} must be in 1..{self.n_items}")
+        was_training = self.training
+        self.eval()
+        self.prepare_scoring()
+        try:
+            scores = self.score(users.to(self.device)).float()
+            if exclude is not None:
+                r, c = csr_rows(exclude[0], exclude[1], users.cpu())
+                scores[r.to(self.device), c.to(self.device)] = -math.inf
+            top = torch.topk(scores, k, dim=1)
+        finally:
+            self.end_scoring()
+            self.train(was_training)
+        return top.values, top.indices

@@ -1,0 +1,93 @@
+"""LightGCN: simplified graph convolution over the user-item graph."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import LGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import to_torch_csr_tensor
+
+from ..registry import register_model
+from .base import Recommender
+from .layers.losses import bpr_loss, l2_reg
+
+
+def bipartite_norm_adj(interactions: Tensor, n_users: int, n_items: int) -> Tensor:
+    """Symmetrically normalised adjacency ``D^-1/2 A D^-1/2`` of the user-item graph.
+
+    Nodes: users ``0..U-1``, items ``U..U+I-1``. He et al., SIGIR 2020, eq. 7-8; the
+    normalisation is PyG's :func:`gcn_norm` without self-loops.
+
+    Args:
+        interactions: LongTensor ``[N, 2]`` train (user, item) pairs.
+
+    Returns:
+        ``torch.sparse_csr_tensor`` ``[U+I, U+I]`` float32.
+    """
+    u, i = interactions[:, 0], interactions[:, 1] + n_users
+    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+    n = n_users + n_items
+    edge_index, weight = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=False)
+    return to_torch_csr_tensor(edge_index, weight, size=(n, n))
+
+
+@register_model("lightgcn", family="cf-gnn", paper="He et al., SIGIR 2020")
+class LightGCN(Recommender):
+    """LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+    Recommendation", SIGIR 2020).
+
+    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` (eq. 7, PyG's :class:`LGConv` over a pre-normalised
+    sparse adjacency), final embedding the mean of layers ``0..K`` (eq. 8, alpha_k =
+    1/(K+1)), score the inner product (eq. 9), BPR loss with L2 on the layer-0 embeddings
+    (eq. 15).
+
+    Args:
+        embedding_dim: ``d``. n_layers: ``K``. reg_weight: L2 weight.
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 3,
+                 reg_weight: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, **kwargs)
+        self.save_hyperparameters()
+        self.embedding = nn.Embedding(self.n_users + self.n_items, embedding_dim)
+        nn.init.xavier_normal_(self.embedding.weight)
+        self.conv = LGConv(normalize=False)
+        self.n_layers, self.reg_weight = n_layers, reg_weight
+        self.adj: Tensor | None = None
+        self._cache: Tensor | None = None
+
+    def attach(self, datamodule: Any) -> None:
+        self.adj = bipartite_norm_adj(datamodule.train_interactions, self.n_users, self.n_items)
+
+    def propagate(self) -> Tensor:
+        """FloatTensor ``[U+I, d]``: mean of the ``K+1`` layer embeddings."""
+        if self.adj is None:
+            raise RuntimeError("LightGCN has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
+        adj = self.adj.to(self.embedding.weight.device)
+        x = self.embedding.weight
+        out = x
+        for _ in range(self.n_layers):
+            x = self.conv(x, adj)
+            out = out + x
+        return out / (self.n_layers + 1)
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        emb = self.propagate()
+        u, p, n = batch["user"], batch["pos_item"] + self.n_users, batch["neg_item"] + self.n_users
+        eu, ep, en = emb[u], emb[p], emb[n]
+        ego = self.embedding
+        return bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * l2_reg(ego(u), ego(p), ego(n))
+
+    def prepare_scoring(self) -> None:
+        with torch.no_grad():
+            self._cache = self.propagate()
+
+    def end_scoring(self) -> None:
+        self._cache = None
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: inner products of propagated user and item embeddings."""
+        emb = self._cache if self._cache is not None else self.propagate()
+        return emb[users] @ emb[self.n_users:].T

@@ -1,0 +1,38 @@
+"""Pop: recommends the most popular items (the floor every model must clear)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..registry import register_model
+from .base import Recommender
+
+
+@register_model("pop", family="baseline", paper="most-popular baseline (e.g. Cremonesi et al., RecSys 2010)")
+class Pop(Recommender):
+    """Scores each item by its number of train interactions, the same for every user.
+
+    Has no trained parameters: ``fit`` only records the counts (a buffer, saved in checkpoints).
+    """
+
+    def __init__(self, n_users: int, n_items: int, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, **kwargs)
+        self.save_hyperparameters()
+        self.register_buffer("item_count", torch.zeros(self.n_items))
+        self.automatic_optimization = False
+
+    def attach(self, datamodule: Any) -> None:
+        items = datamodule.train_interactions[:, 1]
+        self.item_count.copy_(torch.bincount(items, minlength=self.n_items).float())
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        return None
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        return torch.zeros((), device=self.item_count.device)
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: ``log(1 + count)`` of each item, per user row."""
+        return torch.log1p(self.item_count).expand(users.numel(), -1).clone()

@@ -1,0 +1,175 @@
+"""Train and evaluate one model on one dataset: the unit of work of ``kgzoo bench``.
+
+Lightning does the work: :func:`lightning.seed_everything` (workers too), deterministic
+algorithms where torch allows, early stopping on a validation metric, the best
+checkpoint restored for test, a CSV logger and (in a terminal) a rich progress bar.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from .api import create_datamodule, create_model
+from .config import load_config
+from .data.protocol import EvalProtocol
+
+
+class EpochTimer(Callback):
+    """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass,
+    and the epoch of the best monitored validation value."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.train_seconds: list[float] = []
+        self.eval_seconds: list[float] = []
+        self.best_epoch: int | None = None
+        self._best = -float("inf")
+        self._t: float | None = None
+        self._v = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t = time.perf_counter()
+
+    def _close_train(self) -> None:
+        if self._t is not None:
+            self.train_seconds.append(time.perf_counter() - self._t)
+            self._t = None
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._close_train()  # Lightning 2.x validates inside the train epoch, after its batches
+        self._v = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.eval_seconds.append(time.perf_counter() - self._v)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not trainer.sanity_checking and float(value) > self._best:
+            self._best, self.best_epoch = float(value), trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close_train()
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory in MB: CUDA max allocated on GPU, else the process's peak resident set."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def library_versions() -> dict[str, str]:
+    import lightning
+    import torch_geometric
+
+    from . import __version__
+
+    return {"kgzoo": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
+            "torch_geometric": torch_geometric.__version__, "python": platform.python_version()}
+
+
+def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,
+                   max_epochs: int | None = None, patience: int | None = None, monitor: str | None = None,
+                   quick: bool = False, devices: int | str = 1, strategy: str = "auto", accelerator: str = "cpu",
+                   kg_ablation: str = "real", root: str | None = None, out_dir: str | Path = "runs",
+                   progress: bool | None = None, model_overrides: dict[str, Any] | None = None,
+                   data_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return a result row.
+
+    Args:
+        model, dataset: registry names. seed: seeds the split (via the protocol), sampling and init.
+        protocol: ``None`` = the dataset's default with ``seed``.
+        max_epochs, patience, monitor: override the config's ``train`` section (``monitor``
+            is a metric name such as ``"ndcg@10"``; default the model's main metric).
+        quick: use the config's ``bench`` section (the short schedule of the default bench).
+        devices, strategy, accelerator: passed to :class:`lightning.Trainer` (``strategy="ddp"``).
+        kg_ablation: ``"real"``, ``"none"``, ``"shuffled"``, ``"noisy:P"``.
+        out_dir: where checkpoints and CSV logs go.
+
+    Returns:
+        The result row (DESIGN.md, "Result row"): ``metrics`` (``test/...`` and best
+        ``valid/...``), ``best_epoch``, ``epochs``, ``seconds_per_epoch``,
+        ``eval_seconds`` (mean per evaluation pass), ``train_seconds``, ``test_seconds``,
+        ``peak_memory_mb``, ``params``, ``devices``, ``strategy``, ``versions``,
+        ``fingerprint``, ``checkpoint``, ``time``.
+
+    Raises:
+        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter.
+        DivergedError: the loss became NaN.
+    """
+    cfg = load_config(model, dataset)
+    train_cfg = dict(cfg["train"])
+    if quick:
+        train_cfg.update(cfg["bench"])
+    max_epochs = int(max_epochs if max_epochs is not None else train_cfg.get("max_epochs", 100))
+    patience = int(patience if patience is not None else train_cfg.get("patience", 10))
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if protocol is None:
+        from .data.datasets import get_spec
+
+        base = get_spec(dataset).protocol
+        protocol = EvalProtocol(**{**base.to_dict(), "seed": seed})
+    dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation,
+                           **{**cfg["data"], **(data_overrides or {})})
+    overrides = dict(model_overrides or {})
+    if monitor is not None:
+        overrides["main_metric"] = monitor
+    net = create_model(model, datamodule=dm, **overrides)
+    mon = f"valid/{net.main_metric}"
+    run_dir = Path(out_dir) / dataset / model / f"seed{seed}-{kg_ablation.replace(':', '')}"
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
+                           filename="best", enable_version_counter=False)
+    timer = EpochTimer(mon)
+    callbacks: list[Callback] = [ckpt, timer, EarlyStopping(monitor=mon, mode="max", patience=patience)]
+    if progress is None:
+        progress = sys.stdout.isatty()
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                        callbacks=callbacks, logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=progress,
+                        enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+                        log_every_n_steps=1000)
+    t0 = time.perf_counter()
+    trainer.fit(net, datamodule=dm)
+    train_seconds = time.perf_counter() - t0
+    best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
+    best_path = ckpt.best_model_path or None
+    t1 = time.perf_counter()
+    results = trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
+    test_seconds = time.perf_counter() - t1
+    if best_path:
+        # the valid metrics of the restored best epoch
+        best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
+    best_epoch = timer.best_epoch
+    row: dict[str, Any] = {
+        "model": model, "dataset": dataset, "seed": seed, "kg_ablation": dm.kg_ablation_kind,
+        "task": protocol.task, "protocol": protocol.to_dict(), "fingerprint": dm.fingerprint,
+        "protocol_fingerprint": dm.protocol_fingerprint, "main_metric": net.main_metric,
+        "metrics": {k: float(v) for k, v in (results[0] if results else {}).items()},
+        "valid_metrics": best_valid, "best_epoch": best_epoch, "epochs": trainer.current_epoch,
+        "seconds_per_epoch": (sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
+        "eval_seconds": (sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
+        "train_seconds": train_seconds, "test_seconds": test_seconds,
+        "peak_memory_mb": peak_memory_mb("cuda" if accelerator in ("gpu", "cuda") else "cpu"),
+        "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "devices": devices, "strategy": strategy, "accelerator": accelerator,
+        "hparams": {k: v for k, v in dict(net.hparams).items() if not k.startswith("n_")},
+        "versions": library_versions(), "checkpoint": best_path, "config": cfg.get("_path", {}).get("path"),
+        "paper": cfg["paper"], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok",
+    }
+    return row
