@@ -155,7 +155,7 @@ class EvalProtocol:
         perm = perm[torch.sort(data.interactions[perm, 0], stable=True).indices]
         rank, count = _rank_within(data.interactions[perm, 0], data.n_users)
         frac = self.ratios[1] / max(1e-12, self.ratios[0] + self.ratios[1])
-        _, n_valid = _ratio_counts(count, (1 - frac, 0.0, frac))
+        n_valid, _ = _ratio_counts(count, (1 - frac, 0.0, frac))  # (n_test, n_valid): the frac sits in the test slot
         is_valid = (count - 1 - rank) < n_valid
         return Split(perm[~is_valid].sort().values, perm[is_valid].sort().values,
                      torch.nonzero(gs == 2).flatten())
