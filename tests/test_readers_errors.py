@@ -344,3 +344,13 @@ def test_ml1m_malformed(ml1m_dir, fname, line, change, field):
 def test_ml1m_empty_file(ml1m_dir, fname, field):
     write(ml1m_dir / fname, [])
     expect(lambda: read_colakg_ml1m(ml1m_dir), ml1m_dir / fname, 1, field)
+
+
+def test_read_columns_rejects_a_short_last_numeric_field(tmp_path):
+    from kgzoo.data.readers._io import read_columns
+
+    p = tmp_path / "w.txt"
+    p.write_text("1\t2\t3.5\n4\t5\n")
+    with pytest.raises(DataFormatError) as e:
+        read_columns(p, [("user", "int"), ("item", "int"), ("weight", "float")], sep="\t")
+    assert "line 2" in str(e.value) and "weight" in str(e.value) and str(p) in str(e.value)

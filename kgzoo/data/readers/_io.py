@@ -118,8 +118,8 @@ def read_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
         if df.shape[1] < len(fields) or (exact and df.shape[1] > len(fields)):
             raise ValueError("column count")
         out: dict[str, np.ndarray] = {}
-        if df.iloc[:, : len(fields)].isna().any().any():
-            raise ValueError("missing field")  # a short line: pandas pads it with NaN
+        if (df.iloc[:, : len(fields)] == "").any().any() or df.iloc[:, : len(fields)].isna().any().any():
+            raise ValueError("missing field")  # a short line: pandas pads it with "" (na_filter off)
         for j, (name, kind) in enumerate(fields):
             col = df.iloc[:, j]
             if kind == "str":
