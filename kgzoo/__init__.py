@@ -5,7 +5,8 @@ __version__ = "0.1.0"
 
 from .api import create_datamodule, create_model, list_models
 from .data import EvalProtocol, KGRecData, list_datasets, load_data
+from .hub import list_pretrained, load_pretrained
 from .registry import register_model
 
 __all__ = ["EvalProtocol", "KGRecData", "__version__", "create_datamodule", "create_model", "list_datasets",
-           "list_models", "load_data", "register_model"]
+           "list_models", "list_pretrained", "load_data", "load_pretrained", "register_model"]

@@ -1,0 +1,68 @@
+"""``kgzoo recommend`` and ``kgzoo pretrained``: pretrained weights from the command line.
+
+``kgzoo recommend --model lightgcn/ml-100k-kg --user 196 -k 10`` prints the user's top-10
+unseen items with their titles; ``kgzoo pretrained [PATTERN]`` lists the weights.
+"""
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from .cli import add_command
+
+
+def _recommend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="pretrained name 'model/dataset' (see `kgzoo pretrained`)")
+    p.add_argument("--user", required=True, nargs="+", help="raw user id(s) of the dataset (MovieLens: 196)")
+    p.add_argument("-k", type=int, default=10, help="list length (default 10)")
+    p.add_argument("--include-seen", action="store_true", help="do not leave out items the user interacted with")
+    p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
+    p.add_argument("--manifest", default=None, help="a manifest file instead of the package's")
+
+
+def recommend_command(args: argparse.Namespace) -> int:
+    from .hub import load_pretrained
+
+    pre = load_pretrained(args.model, root=args.root, manifest=args.manifest)
+    lists = pre.recommend(args.user, args.k, exclude_seen=not args.include_seen)
+    console = Console()
+    for user, recs in zip(args.user, lists):
+        table = Table(title=f"{pre.name}: top-{args.k} {'' if args.include_seen else 'unseen '}items for user {user}")
+        table.add_column("rank", justify="right")
+        table.add_column("item", justify="right")
+        table.add_column("title", overflow="fold")
+        table.add_column("score", justify="right")
+        for r, (item, title, score) in enumerate(recs, 1):
+            table.add_row(str(r), item, title or "-", f"{score:.4f}")
+        console.print(table)
+    return 0
+
+
+def _pretrained_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern of names (default '*')")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def pretrained_command(args: argparse.Namespace) -> int:
+    from .hub import list_pretrained
+
+    table = Table(title="kgzoo pretrained weights")
+    for c in ("name", "dataset", "main metric (test)", "size", "dtype", "source"):
+        table.add_column(c)
+    for e in list_pretrained(args.pattern):
+        m = e["main_metric"]
+        v = e["metrics"].get(f"test/{m}")
+        table.add_row(e["name"], e["dataset"], f"{m}={v:.4f}" if v is not None else "-",
+                      _size(e["size"]), e["dtype"], e["source"])
+    Console().print(table)
+    return 0
+
+
+add_command("recommend", "top-K recommendations of a pretrained model for raw user ids", _recommend_args,
+            recommend_command)
+add_command("pretrained", "list the pretrained weights", _pretrained_args, pretrained_command)
