@@ -1,0 +1,351 @@
+"""The benchmark grid: models x datasets x seeds x KG ablations, one result row per cell.
+
+Each cell is one call of :func:`kgzoo.train.run_experiment` (a fresh Trainer). Its row is
+appended to a JSON-lines results file and flushed + fsync'ed the moment the cell ends,
+so a crash loses only the cell that was running. ``resume=True`` skips every cell whose
+row is already there with ``status == "ok"`` and the same ``fingerprint`` (computed from
+the DataModule before training: data checksums, protocol, metric code, KG ablation).
+A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss included) is recorded
+with ``status: "failed"`` and its error, and the grid goes on.
+
+Everything that can be checked without training is checked first (DESIGN.md, "The flow":
+the runner only speaks to the registry, the DataModule and the Trainer): patterns that
+match no model or dataset, metric names, seeds, epochs, KG ablation kinds, configs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+#: where ``kgzoo bench`` writes by default (relative to the working directory)
+DEFAULT_BENCH_DIR = Path("benchmarks")
+DEFAULT_RESULTS_DIR = DEFAULT_BENCH_DIR / "results"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of the grid: a model on a dataset with one seed and one KG ablation."""
+
+    model: str
+    dataset: str
+    seed: int
+    kg_ablation: str = "real"
+
+    def label(self) -> str:
+        return f"{self.model} / {self.dataset} / seed {self.seed} / kg {self.kg_ablation}"
+
+
+@dataclass
+class GridReport:
+    """What :func:`run_grid` did: the rows it wrote, the cells it skipped, wall seconds."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    failed: list[Cell] = field(default_factory=list)
+    seconds: float = 0.0
+    results: Path | None = None
+
+
+# ---------------------------------------------------------------------------- helpers
+def is_rank_zero() -> bool:
+    """True on the process that writes results: global rank 0 of a DDP job, or a plain process.
+
+    Under Lightning's DDP launcher every rank re-runs the command; the children carry
+    ``LOCAL_RANK``/``NODE_RANK`` != 0 in their environment, and once the process group
+    exists its rank decides.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def canonical_ablation(kind: str) -> str:
+    """The canonical name of a KG ablation (``"noisy:0.50"`` -> ``"noisy:0.5"``).
+
+    Raises:
+        ValueError: an unknown kind or a noise level outside ``[0, 1]``.
+    """
+    from ..data.datamodule import apply_kg_ablation
+
+    return apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kind, 0)[1]
+
+
+def cell_protocol(dataset: str, seed: int) -> Any:
+    """The protocol of a cell: the dataset's default protocol with the cell's seed (as
+    :func:`kgzoo.train.run_experiment` builds it)."""
+    from ..data.datasets import get_spec
+    from ..data.protocol import EvalProtocol
+
+    return EvalProtocol(**{**get_spec(dataset).protocol.to_dict(), "seed": int(seed)})
+
+
+def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
+    """``(fingerprint, protocol_fingerprint)`` of a cell, from its DataModule before training.
+
+    Costs one data load (cached per process) and one split; no model is built.
+    """
+    from ..api import create_datamodule
+
+    dm = create_datamodule(cell.dataset, root=root, protocol=cell_protocol(cell.dataset, cell.seed),
+                           kg_ablation=cell.kg_ablation)
+    dm.setup()
+    return dm.fingerprint, dm.protocol_fingerprint
+
+
+def metric_names(model: str, dataset: str) -> list[str]:
+    """The metric names model ``model`` logs on ``dataset`` (its config's ``ks``, the dataset's task)."""
+    from ..config import load_config
+    from ..data.datasets import get_spec
+    from ..metrics import RANKING_METRICS
+    from ..models.base import CTR_METRICS
+
+    task = get_spec(dataset).protocol.task
+    if task == "ctr":
+        return list(CTR_METRICS)
+    ks = load_config(model, dataset)["model"].get("ks", (10, 20))
+    return [f"{m}@{int(k)}" for m in RANKING_METRICS for k in ks]
+
+
+def epoch_budget(model: str, dataset: str, epochs: int | None, quick: bool) -> int:
+    """``max_epochs`` a cell trains at most: ``epochs``, else the config's ``bench`` (``quick``)
+    or ``train`` section, else 100 (the default of :func:`run_experiment`)."""
+    from ..config import load_config
+
+    if epochs is not None:
+        return int(epochs)
+    cfg = load_config(model, dataset)
+    train = dict(cfg["train"])
+    if quick:
+        train.update(cfg["bench"])
+    return int(train.get("max_epochs", 100))
+
+
+def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
+                 seeds: Sequence[int] = (0,), kg_ablations: Sequence[str] = ("real",),
+                 metric: str | None = None, epochs: int | None = None) -> list[Cell]:
+    """Expand shell patterns into the list of cells, validating everything before any training.
+
+    Args:
+        models, datasets: shell patterns (``"*"``, ``"kg*"``, ``"lightgcn"``); each pattern
+            must match at least one registered name.
+        seeds: non-negative integers. kg_ablations: ``real``, ``shuffled``, ``none``, ``noisy:P``.
+        metric: a metric name every (model, dataset) pair logs (``"ndcg@10"``, ``"auc"``).
+        epochs: ``None`` or a positive epoch count.
+
+    Returns:
+        Cells ordered dataset, KG ablation, seed, model (models of one setting run together).
+
+    Raises:
+        ValueError: a pattern matching nothing, an unknown metric, a negative seed or
+            epoch count, an unknown ablation, a duplicate, a broken config.
+    """
+    from ..api import list_models
+    from ..config import load_config
+    from ..data.datasets import get_spec, list_datasets
+
+    models = [models] if isinstance(models, str) else list(models)
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    if not models or not datasets:
+        raise ValueError("the grid needs at least one model pattern and one dataset pattern")
+    names: list[str] = []
+    for p in models:
+        hit = list_models(p)
+        if not hit:
+            raise ValueError(f"model pattern {p!r} matches no registered model (known: {', '.join(list_models())})")
+        names += [n for n in hit if n not in names]
+    dsets: list[str] = []
+    for p in datasets:
+        hit = list_datasets(p)
+        if not hit:
+            raise ValueError(f"dataset pattern {p!r} matches no dataset (known: {', '.join(list_datasets())})")
+        dsets += [n for n in hit if n not in dsets]
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("the grid needs at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValueError(f"seed {s!r} must be a non-negative integer")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"duplicate seeds in {seeds}")
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+        raise ValueError(f"epochs={epochs!r} must be a positive integer")
+    kinds: list[str] = []
+    for k in kg_ablations or ("real",):
+        c = canonical_ablation(k)
+        if c in kinds:
+            raise ValueError(f"KG ablation {k!r} is given twice")
+        kinds.append(c)
+    for d in dsets:
+        get_spec(d)
+        for m in names:
+            load_config(m, d)  # raises ValueError on a broken config
+            if metric is not None:
+                known = metric_names(m, d)
+                if metric not in known:
+                    raise ValueError(f"unknown metric {metric!r} for {m} on {d}; known: {', '.join(known)}")
+    return [Cell(m, d, s, k) for d in dsets for k in kinds for s in seeds for m in names]
+
+
+# ---------------------------------------------------------------------------- results file
+def results_path(results: str | Path | None = None, name: str = "bench") -> Path:
+    """The results file: ``results`` if it names a ``.jsonl`` file, ``results/<name>.jsonl``
+    if it names a folder, else ``benchmarks/results/<name>.jsonl``."""
+    if results is None:
+        return DEFAULT_RESULTS_DIR / f"{name}.jsonl"
+    p = Path(results)
+    if p.suffix == ".jsonl" or (p.exists() and p.is_file()):
+        return p
+    return p / f"{name}.jsonl"
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a results file (missing file: none). A torn last line (a crash while
+    writing) is ignored; a malformed line elsewhere is an error.
+
+    Raises:
+        ValueError: a line that is not a JSON object (file and line number).
+    """
+    p = Path(path)
+    if not p.is_file():
+        return []
+    lines = p.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                break
+            raise ValueError(f"{p}:{i}: not a JSON line ({e})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{p}:{i}: a result row must be a JSON object")
+        rows.append(row)
+    return rows
+
+
+def append_row(path: str | Path, row: dict[str, Any]) -> None:
+    """Append one JSON line to ``path`` and force it to disk (flush + fsync)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, default=_json_default, sort_keys=True)
+    with open(p, "a+", encoding="utf-8") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:  # start on a fresh line even after a torn write
+            f.seek(f.tell() - 1)
+            if f.read(1) != "\n":
+                f.write("\n")
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def done_keys(rows: Iterable[dict[str, Any]]) -> set[tuple]:
+    """``(model, dataset, seed, kg_ablation, fingerprint)`` of every successful row (the
+    fingerprint the cell was planned under, ``cell_fingerprint``, where the row has one)."""
+    return {(r.get("model"), r.get("dataset"), r.get("seed"), r.get("kg_ablation"),
+             r.get("cell_fingerprint", r.get("fingerprint"))) for r in rows if r.get("status") == "ok"}
+
+
+# ---------------------------------------------------------------------------- the grid
+def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None = None, quick: bool = True,
+             resume: bool = False, metric: str | None = None, devices: int | str = 1, strategy: str = "auto",
+             accelerator: str = "cpu", root: str | None = None, out_dir: str | Path = "runs",
+             command: str | None = None, progress: bool | None = False,
+             log: Callable[[str], None] | None = print, experiment: Callable[..., dict] | None = None
+             ) -> GridReport:
+    """Run every cell, appending one row per cell to ``results``.
+
+    Args:
+        cells: from :func:`resolve_grid`. results: the JSON-lines file.
+        epochs: ``max_epochs`` for every cell; ``None`` = the config's schedule
+            (``bench`` section when ``quick``, else ``train``).
+        resume: skip cells with a successful row of the same fingerprint in ``results``.
+        metric: the validation metric monitored (model selection, early stopping).
+        devices, strategy, accelerator: passed through to the Trainer.
+        command: the command line recorded in every row (default: ``sys.argv``).
+        log: a function printing one line per cell (``None``: silent).
+        experiment: the function that runs one cell (default :func:`kgzoo.train.run_experiment`).
+
+    Returns:
+        A :class:`GridReport`. Only global rank 0 writes rows.
+    """
+    if experiment is None:
+        from ..train import run_experiment as experiment
+    results = Path(results)
+    command = command or " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    rank0 = is_rank_zero()
+    say = log if (log is not None and rank0) else (lambda s: None)
+    done = done_keys(read_rows(results)) if resume else set()
+    report = GridReport(results=results)
+    t_grid = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        fp, pfp = cell_fingerprint(cell, root)
+        key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, fp)
+        tag = f"[{i}/{len(cells)}] {cell.label()}"
+        if key in done:
+            report.skipped.append(cell)
+            say(f"{tag}: already in {results}, skipped")
+            continue
+        budget = epoch_budget(cell.model, cell.dataset, epochs, quick)
+        bench = {"command": command, "max_epochs": budget, "quick": bool(quick and epochs is None),
+                 "results": results.name}
+        t0 = time.perf_counter()
+        try:
+            row = experiment(cell.model, cell.dataset, seed=cell.seed, protocol=cell_protocol(cell.dataset, cell.seed),
+                             max_epochs=budget, monitor=metric, quick=quick, devices=devices, strategy=strategy,
+                             accelerator=accelerator, kg_ablation=cell.kg_ablation, root=root, out_dir=out_dir,
+                             progress=progress)
+            row = dict(row)
+            row.setdefault("status", "ok")
+        except Exception as e:  # noqa: BLE001 - a failed cell is a result, the grid goes on
+            row = {"model": cell.model, "dataset": cell.dataset, "seed": cell.seed, "kg_ablation": cell.kg_ablation,
+                   "fingerprint": fp, "protocol_fingerprint": pfp, "status": "failed",
+                   "error": f"{type(e).__name__}: {e}",
+                   "traceback": "".join(traceback.format_exception(e)[-6:]),
+                   "devices": devices, "strategy": strategy, "accelerator": accelerator,
+                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            report.failed.append(cell)
+        row["cell_seconds"] = time.perf_counter() - t0
+        row["bench"] = bench
+        # the fingerprint the cell was planned under (a model may wrap the DataModule, e.g. for
+        # KG link prediction, and report that one's fingerprint): what --resume matches on
+        row["cell_fingerprint"] = fp
+        if rank0:
+            append_row(results, row)
+        report.rows.append(row)
+        say(_cell_line(tag, row))
+    report.seconds = time.perf_counter() - t_grid
+    say(f"grid: {len(cells)} cells ({len(report.rows)} run, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed) in {report.seconds:.1f} s; rows in {results}")
+    return report
+
+
+def _cell_line(tag: str, row: dict[str, Any]) -> str:
+    secs = f"{row.get('cell_seconds', 0.0):.1f} s"
+    if row.get("status") != "ok":
+        return f"{tag}: FAILED after {secs}: {row.get('error')}"
+    main = row.get("main_metric", "")
+    value = row.get("metrics", {}).get(f"test/{main}")
+    shown = f"test {main} {value:.4f}" if isinstance(value, (int, float)) else "no test metric"
+    return f"{tag}: ok in {secs} ({row.get('epochs')} epochs, {row.get('seconds_per_epoch', 0.0):.2f} s/epoch), {shown}"

@@ -1,0 +1,72 @@
+"""The `kgzoo` command: data stats, bench, reproduce, fit and test (LightningCLI)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgzoo.bench.runner import read_rows
+from kgzoo.cli import main
+
+
+def _kgzoo(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("kgzoo")  # the installed console script
+    return subprocess.run([str(exe), *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=300)
+
+
+def test_data_stats(data_dir):
+    p = _kgzoo("data", "stats", "ml-100k-kg")
+    assert p.returncode == 0, p.stderr
+    assert "943" in p.stdout and "1,682" in p.stdout and "triples" in p.stdout
+
+
+def test_unknown_model_pattern_exits_nonzero(data_dir):
+    p = _kgzoo("bench", "--models", "nosuchmodel*", "--epochs", "1", "--results", "/nonexistent/never-written")
+    assert p.returncode != 0
+    assert "model pattern 'nosuchmodel*' matches no registered model" in p.stderr
+    assert "Trainer" not in p.stdout + p.stderr  # refused before any training
+
+
+def test_unknown_metric_exits_nonzero(data_dir, tmp_path, capsys):
+    assert main(["bench", "--models", "pop", "--metric", "ndcg@7", "--results", str(tmp_path)]) == 2
+    assert "unknown metric 'ndcg@7'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
+    assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path), "--runs",
+                 str(tmp_path / "runs")]) == 0
+    rows = read_rows(tmp_path / "bench.jsonl")
+    assert [(r["model"], r["status"], r["bench"]["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
+    out = capsys.readouterr().out
+    assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
+    md = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "| pop |" in md and "kgzoo" in md and list(tmp_path.glob("leaderboard_ml-100k-kg_*.png"))
+    (tmp_path / "LEADERBOARD.md").unlink()
+    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--no-png"]) == 0
+    assert "| pop |" in (tmp_path / "LEADERBOARD.md").read_text()
+    # reproduce: one model over two seeds, ours beside the paper (pop's config has no paper numbers)
+    assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "1", "--results", str(tmp_path), "--runs",
+                 str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "reproduce pop on ml-100k-kg" in out and "ndcg@10" in out and "±" in out
+    assert len(read_rows(tmp_path / "reproduce-pop-ml-100k-kg.jsonl")) == 2
+    with pytest.raises(SystemExit):
+        main(["reproduce", "pop"])  # argparse: the dataset is required
+
+
+def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
+    common = ["--model", "kgzoo.models.lightgcn.LightGCN", "--model.n_layers", "2", "--data.dataset", "ml-100k-kg",
+              "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+              "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(tmp_path)]
+    assert main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]) == 0
+    ckpts = list(tmp_path.rglob("*.ckpt"))
+    assert len(ckpts) == 1
+    assert main(["test", *common, "--trainer.limit_test_batches", "1", "--ckpt_path", str(ckpts[0])]) == 0
+    # the DataModule's sizes are linked into the model; a wrong class is refused by the parser
+    with pytest.raises(SystemExit):
+        main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
