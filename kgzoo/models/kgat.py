@@ -1,0 +1,182 @@
+"""KGAT: knowledge graph attention network over the collaborative KG."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import register_model
+from .base import Recommender
+from .layers.losses import bpr_loss
+from .layers.propagation import KGATConv, SparseAdj, ckg_relational, kgat_attention
+
+
+def _l2_mean(*tensors: Tensor) -> Tensor:
+    """``sum_t mean_rows(||t_row||^2 / 2)``: the L2 term of the authors' code (``_L2_loss_mean``)."""
+    return sum(t.pow(2).sum(-1).mean() / 2 for t in tensors)
+
+
+@register_model("kgat", family="kg-gnn", paper="Wang et al., KDD 2019")
+class KGAT(Recommender):
+    """KGAT (Wang et al., "KGAT: Knowledge Graph Attention Network for Recommendation", KDD 2019).
+
+    Graph: the CKG of :func:`~kgzoo.models.layers.propagation.ckg_relational` (users,
+    entities; interact, KG relations, their inverses and interacted-by: ``2R+2`` relations).
+
+    * Embedding layer (section 3.1): node embeddings ``e`` ``[E+U, d]``, relation
+      embeddings ``e_r`` ``[2R+2, k]`` and projections ``W_r`` ``[2R+2, d, k]``; TransR
+      plausibility ``g(h,r,t) = ||W_r e_h + e_r - W_r e_t||^2`` (eq. 1) and the pairwise
+      ranking loss ``L_KG = -ln sigmoid(g(h,r,t') - g(h,r,t))`` (eq. 2). The KG triples come
+      from the DataModule (``head, relation, pos_tail, neg_tail``, KG relations shifted to
+      ``1..R``); as in the paper, which trains TransR on the whole CKG, the BPR triplet
+      ``(u, interact, i, j)`` of the same batch is also a TransR example
+      (``kg_on_interactions``).
+    * Attention (eq. 4-5): ``pi(h,r,t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, softmax over each
+      head's edges. As in the authors' code it is a constant of the propagation (no gradient),
+      recomputed from the current embeddings at the start of every training epoch and
+      before every evaluation pass (so a restored checkpoint scores with its own attention).
+    * Propagation: ``L`` :class:`KGATConv` layers (bi-interaction aggregator, eq. 8) with
+      sizes ``layer_sizes`` and message dropout; the final representation concatenates the
+      L2-normalised outputs of layers ``0..L`` (eq. 11; normalisation as the authors' code):
+      width ``d + sum(layer_sizes)``.
+    * Prediction: ``y(u, i) = e_u*^T e_i*`` (eq. 12). Loss: ``L_CF`` (BPR, eq. 13) + ``L_KG``
+      + ``reg_weight`` x L2 (eq. 14). The paper alternates the CF and KG updates; here both
+      terms are summed into one loss, one Adam step per batch.
+
+    Args:
+        embedding_dim: ``d`` (= ``k``, the relation space). layer_sizes: output width of each
+            layer. dropout: message dropout per layer. reg_weight: ``lambda`` of the L2 terms
+            (on the batch's final embeddings and the KG batch's projected embeddings).
+        kg_weight: weight of ``L_KG``. kg_batch_size: KG triples per training batch.
+        kg_on_interactions: also train TransR on the batch's ``(user, interact, item)`` triples.
+        **kwargs: :class:`Recommender` arguments (``n_entities``, ``n_relations``, ``lr``...).
+
+    Raises:
+        ValueError: empty ``layer_sizes``, a non-positive size or a dropout outside ``[0, 1)``.
+        RuntimeError: training or scoring before a DataModule was attached.
+    """
+
+    uses_kg_batches = True
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64,
+                 layer_sizes: Sequence[int] = (64, 32, 16), dropout: float = 0.1, reg_weight: float = 1e-5,
+                 kg_weight: float = 1.0, kg_batch_size: int = 2048, kg_on_interactions: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, **kwargs)
+        layer_sizes = [int(s) for s in layer_sizes]
+        if not layer_sizes or min(layer_sizes) < 1 or embedding_dim < 1:
+            raise ValueError(f"KGAT needs embedding_dim >= 1 and non-empty positive layer_sizes, got "
+                             f"{embedding_dim}, {layer_sizes}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.save_hyperparameters()
+        self.layer_sizes, self.reg_weight, self.kg_weight = layer_sizes, reg_weight, kg_weight
+        self.kg_batch_size, self.kg_on_interactions = int(kg_batch_size), kg_on_interactions
+        self.n_nodes = self.n_entities + self.n_users
+        self.n_ckg_relations = 2 * self.n_relations + 2
+        self.embedding = nn.Embedding(self.n_nodes, embedding_dim)
+        self.rel_emb = nn.Embedding(self.n_ckg_relations, embedding_dim)
+        self.rel_proj = nn.Parameter(torch.empty(self.n_ckg_relations, embedding_dim, embedding_dim))
+        nn.init.xavier_uniform_(self.embedding.weight)
+        nn.init.xavier_uniform_(self.rel_emb.weight)
+        nn.init.xavier_uniform_(self.rel_proj)
+        dims = [embedding_dim] + layer_sizes
+        self.convs = nn.ModuleList(KGATConv(a, b, dropout) for a, b in zip(dims[:-1], dims[1:]))
+        self.edge_index: Tensor | None = None
+        self.edge_type: Tensor | None = None
+        self._adj: SparseAdj | None = None  # the [N, N] attention matrix
+        self._cache: Tensor | None = None
+
+    # ------------------------------------------------------------------ graph
+    def attach(self, datamodule: Any) -> None:
+        edge_index, edge_type, n_nodes, n_rel = ckg_relational(datamodule)
+        if n_nodes != self.n_nodes or n_rel != self.n_ckg_relations:
+            raise ValueError(f"KGAT was built for {self.n_nodes} nodes / {self.n_ckg_relations} relations, "
+                             f"the DataModule's CKG has {n_nodes} / {n_rel}")
+        self.edge_index, self.edge_type = edge_index, edge_type
+        self._adj = None
+
+    def _graph(self) -> tuple[Tensor, Tensor]:
+        if self.edge_index is None or self.edge_type is None:
+            raise RuntimeError("KGAT has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
+        dev = self.embedding.weight.device
+        if self.edge_index.device != dev:
+            self.edge_index, self.edge_type = self.edge_index.to(dev), self.edge_type.to(dev)
+        return self.edge_index, self.edge_type
+
+    @torch.no_grad()
+    def attention(self) -> Tensor:
+        """FloatTensor ``[M]``: ``pi(h,r,t)`` of every CKG edge (eq. 4-5), no gradient."""
+        edge_index, edge_type = self._graph()
+        return kgat_attention(self.embedding.weight, edge_index, edge_type, self.rel_proj, self.rel_emb.weight,
+                              self.n_nodes)
+
+    @torch.no_grad()
+    def update_attention(self) -> None:
+        """Recompute the attention and its sparse matrix (rows = heads) from the current weights."""
+        edge_index, _ = self._graph()
+        self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes)
+
+    def propagate(self) -> Tensor:
+        """FloatTensor ``[E+U, d + sum(layer_sizes)]``: concatenated normalised layer outputs (eq. 11)."""
+        if self._adj is None:
+            self.update_attention()
+        x = self.embedding.weight
+        outs = [x]
+        for conv in self.convs:
+            x = conv(x, self._adj)
+            outs.append(F.normalize(x, p=2, dim=1))
+        return torch.cat(outs, 1)
+
+    # ------------------------------------------------------------------ losses
+    def transr_loss(self, head: Tensor, relation: Tensor, pos_tail: Tensor, neg_tail: Tensor) -> Tensor:
+        """``L_KG`` (eq. 1-2) plus ``reg_weight`` x L2 of the projected embeddings.
+
+        Args:
+            head, pos_tail, neg_tail: LongTensors ``[B]`` CKG node ids. relation: LongTensor
+                ``[B]`` CKG relation ids (``0..2R+1``).
+        """
+        w = self.rel_proj[relation]  # [B, d, k]
+        er = self.rel_emb(relation)
+        wh = torch.bmm(self.embedding(head).unsqueeze(1), w).squeeze(1)
+        wp = torch.bmm(self.embedding(pos_tail).unsqueeze(1), w).squeeze(1)
+        wn = torch.bmm(self.embedding(neg_tail).unsqueeze(1), w).squeeze(1)
+        g_pos = (wh + er - wp).pow(2).sum(-1)
+        g_neg = (wh + er - wn).pow(2).sum(-1)
+        return bpr_loss(g_neg, g_pos) + self.reg_weight * _l2_mean(wh, er, wp, wn)
+
+    def on_train_epoch_start(self) -> None:
+        self.update_attention()
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        emb = self.propagate()
+        E = self.n_entities
+        u, p, n = batch["user"] + E, batch["pos_item"], batch["neg_item"]
+        eu, ep, en = emb[u], emb[p], emb[n]
+        cf = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * _l2_mean(eu, ep, en)
+        heads, rels, pos, neg = [], [], [], []
+        if "head" in batch:
+            heads.append(batch["head"]); rels.append(batch["relation"] + 1)
+            pos.append(batch["pos_tail"]); neg.append(batch["neg_tail"])
+        if self.kg_on_interactions:
+            heads.append(u); rels.append(torch.zeros_like(u)); pos.append(p); neg.append(n)
+        if not heads or self.kg_weight == 0:
+            return cf
+        kg = self.transr_loss(torch.cat(heads), torch.cat(rels), torch.cat(pos), torch.cat(neg))
+        return cf + self.kg_weight * kg
+
+    # ------------------------------------------------------------------ scoring
+    def prepare_scoring(self) -> None:
+        self.update_attention()
+        with torch.no_grad():
+            self._cache = self.propagate()
+
+    def end_scoring(self) -> None:
+        self._cache = None
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: ``e_u*^T e_i*`` for ``users`` (LongTensor ``[B]``)."""
+        emb = self._cache if self._cache is not None else self.propagate()
+        return emb[users + self.n_entities] @ emb[: self.n_items].T
