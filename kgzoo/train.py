@@ -130,6 +130,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if monitor is not None:
         overrides["main_metric"] = monitor
     net = create_model(model, datamodule=dm, **overrides)
+    if hasattr(net, "wrap_datamodule"):  # a model with data of its own task (KG link prediction)
+        dm = net.wrap_datamodule(dm)
     mon = f"valid/{net.main_metric}"
     run_dir = Path(out_dir) / dataset / model / f"seed{seed}-{kg_ablation.replace(':', '')}"
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
@@ -158,7 +160,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     best_epoch = timer.best_epoch
     row: dict[str, Any] = {
         "model": model, "dataset": dataset, "seed": seed, "kg_ablation": dm.kg_ablation_kind,
-        "task": protocol.task, "protocol": protocol.to_dict(), "fingerprint": dm.fingerprint,
+        "task": net.task, "protocol": protocol.to_dict(), "fingerprint": dm.fingerprint,
         "protocol_fingerprint": dm.protocol_fingerprint, "main_metric": net.main_metric,
         "metrics": {k: float(v) for k, v in (results[0] if results else {}).items()},
         "valid_metrics": best_valid, "best_epoch": best_epoch, "epochs": trainer.current_epoch,
