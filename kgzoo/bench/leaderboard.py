@@ -25,9 +25,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-MAIN_METRIC = {"topk": "ndcg@10", "ctr": "auc"}
+MAIN_METRIC = {"topk": "ndcg@10", "ctr": "auc", "link": "mrr"}
 #: metric columns of each task, after the main one
-METRIC_COLUMNS = {"topk": ("recall@10", "recall@20", "ndcg@10", "ndcg@20"), "ctr": ("auc", "acc", "f1", "gauc")}
+METRIC_COLUMNS = {"topk": ("recall@10", "recall@20", "ndcg@10", "ndcg@20"), "ctr": ("auc", "acc", "f1", "gauc"),
+                  "link": ("mrr", "hits@1", "hits@3", "hits@10")}
 #: cost columns: row key -> column title
 COST_COLUMNS = {"params": "params", "seconds_per_epoch": "s/epoch", "eval_seconds": "eval s",
                 "peak_memory_mb": "peak MB", "epochs": "epochs"}

@@ -108,6 +108,13 @@ def metric_names(model: str, dataset: str) -> list[str]:
     from ..metrics import RANKING_METRICS
     from ..models.base import CTR_METRICS
 
+    from ..models.kge import KGEmbeddingModel
+    from ..registry import MODELS
+
+    if issubclass(MODELS.get(model), KGEmbeddingModel):
+        from ..models.kge import LINK_METRICS_KS
+
+        return ["mrr"] + [f"hits@{k}" for k in LINK_METRICS_KS]
     task = get_spec(dataset).protocol.task
     if task == "ctr":
         return list(CTR_METRICS)
