@@ -97,6 +97,7 @@ class KGAT(Recommender):
                              f"the DataModule's CKG has {n_nodes} / {n_rel}")
         self.edge_index, self.edge_type = edge_index, edge_type
         self._adj = None
+        self._attn_version = None
 
     def _graph(self) -> tuple[Tensor, Tensor]:
         if self.edge_index is None or self.edge_type is None:
@@ -113,11 +114,24 @@ class KGAT(Recommender):
         return kgat_attention(self.embedding.weight, edge_index, edge_type, self.rel_proj, self.rel_emb.weight,
                               self.n_nodes)
 
+    def _weights_version(self) -> int | None:
+        """The trainer's optimizer step count (weights change only with it), ``None`` outside a Trainer."""
+        return self.trainer.global_step if self._trainer is not None else None
+
     @torch.no_grad()
     def update_attention(self) -> None:
-        """Recompute the attention and its sparse matrix (rows = heads) from the current weights."""
+        """Recompute the attention and its sparse matrix (rows = heads) from the current weights.
+
+        Skipped when the weights have not changed since the last computation (the evaluation
+        at the end of an epoch and the start of the next epoch share one computation, as in
+        the paper's code, which updates the attention once per epoch).
+        """
+        version = self._weights_version()
+        if self._adj is not None and version is not None and version == getattr(self, "_attn_version", None):
+            return
         edge_index, _ = self._graph()
         self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes)
+        self._attn_version = version
 
     def propagate(self) -> Tensor:
         """FloatTensor ``[E+U, d + sum(layer_sizes)]``: concatenated normalised layer outputs (eq. 11)."""
