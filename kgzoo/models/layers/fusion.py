@@ -1,0 +1,208 @@
+"""Fusion layers: combine several source embeddings of the same rows into one.
+
+A :class:`FusionLayer` takes a list of ``S`` source embeddings, each FloatTensor ``[B, d]``
+or ``None`` (a source switched off or absent for the whole batch), and optionally a
+BoolTensor ``mask`` ``[B, S]`` (``False`` = this row has no value for that source, e.g. an
+item without text or KG links), and returns FloatTensor ``[B, d]``. Every row needs at least
+one present source.
+
+Built in (:func:`list_fusions`):
+
+* ``attention``: learned attention over sources per row, ``a_s = q^T tanh(W x_s + b)``,
+  ``alpha = softmax_s(a)``, ``out = sum_s alpha_s x_s`` (the semantic-level attention of HAN,
+  Wang et al., WWW 2019, eq. 7-9, computed per row instead of averaged over nodes).
+* ``concat``: ``MLP([x_1; ...; x_S])`` with absent sources as zeros.
+* ``gate``: sigmoid gates from all sources, ``z_s = sigmoid(W_s [x_1; ...; x_S] + b_s)``,
+  ``out = sum_s z_s * x_s / sum_s z_s`` over present sources (the gated multimodal unit of
+  Arevalo et al., ICLR-W 2017, generalised to ``S`` sources).
+* ``max``: element-wise max over present sources.
+* ``mean``: mean over present sources (no parameters; a baseline).
+
+A new method is one subclass and one decorator; :func:`create_fusion` then builds it by
+name and every model with a ``fusion`` hyper-parameter can use it::
+
+    import torch
+    from torch import nn
+    from kgzoo.models.layers.fusion import FusionLayer, create_fusion, register_fusion
+
+    @register_fusion("weighted")
+    class WeightedSum(FusionLayer):
+        '''A learned scalar weight per source, softmax-normalised over present sources.'''
+
+        def __init__(self, dim: int, n_sources: int) -> None:
+            super().__init__(dim, n_sources)
+            self.logit = nn.Parameter(torch.zeros(n_sources))
+
+        def fuse(self, x, mask):            # x [B, S, d] (absent = 0), mask [B, S] bool
+            w = self.logit.expand_as(mask).masked_fill(~mask, float("-inf")).softmax(-1)
+            return (w.unsqueeze(-1) * x).sum(1)
+
+    fuse = create_fusion("weighted", dim=64, n_sources=3)
+    out = fuse([torch.randn(8, 64), None, torch.randn(8, 64)])    # [8, 64]
+    # kgzoo.create_model("kgplm", dm, fusion="weighted")
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...registry import Registry
+
+FUSIONS: Registry[type] = Registry("fusion")
+
+
+def register_fusion(name: str, **meta: Any) -> Callable[[type], type]:
+    """Class decorator registering a :class:`FusionLayer` subclass under ``name``.
+
+    Raises:
+        TypeError: the class is not a :class:`FusionLayer`. ValueError: the name is taken.
+    """
+
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, FusionLayer)):
+            raise TypeError(f"register_fusion({name!r}): {cls!r} is not a FusionLayer subclass")
+        FUSIONS.register(name, cls, **meta)
+        cls.fusion_name = name
+        return cls
+
+    return wrap
+
+
+def create_fusion(name: str, dim: int, n_sources: int, **kwargs: Any) -> "FusionLayer":
+    """Build the fusion layer registered as ``name`` for ``n_sources`` sources of width ``dim``.
+
+    Raises:
+        KeyError: unknown name (with the nearest names).
+    """
+    return FUSIONS.get(name)(dim, n_sources, **kwargs)
+
+
+def list_fusions(pattern: str = "*") -> list[str]:
+    """Registered fusion names matching a shell-style pattern."""
+    return FUSIONS.list(pattern)
+
+
+class FusionLayer(nn.Module):
+    """Base class: validates and stacks the sources, then calls :meth:`fuse`.
+
+    Args:
+        dim: ``d``, the width of every source and of the output.
+        n_sources: ``S``, the number of source slots.
+
+    Subclasses implement :meth:`fuse`; they never see ``None``.
+
+    Raises (in :meth:`forward`):
+        ValueError: a list of the wrong length, a source not ``[B, d]`` or with another
+            ``B``, all sources absent, a row with no present source, a bad mask.
+    """
+
+    fusion_name = "base"
+
+    def __init__(self, dim: int, n_sources: int) -> None:
+        super().__init__()
+        if dim < 1 or n_sources < 1:
+            raise ValueError(f"{type(self).__name__}: dim={dim} and n_sources={n_sources} must be >= 1")
+        self.dim, self.n_sources = int(dim), int(n_sources)
+
+    def forward(self, sources: Sequence[Tensor | None], mask: Tensor | None = None) -> Tensor:
+        """FloatTensor ``[B, d]`` from ``S`` sources ``[B, d]`` (or ``None``) and an optional mask ``[B, S]``."""
+        name = type(self).__name__
+        if len(sources) != self.n_sources:
+            raise ValueError(f"{name}: expected {self.n_sources} sources, got {len(sources)}")
+        present = [s for s in sources if s is not None]
+        if not present:
+            raise ValueError(f"{name}: every source is None; switch at least one source on")
+        ref = present[0]
+        B = ref.shape[0]
+        for i, s in enumerate(sources):
+            if s is not None and (s.dim() != 2 or s.shape != (B, self.dim)):
+                raise ValueError(f"{name}: source {i} has shape {tuple(s.shape)}, expected [{B}, {self.dim}]")
+        x = torch.stack([s if s is not None else ref.new_zeros(B, self.dim) for s in sources], 1)
+        m = torch.tensor([s is not None for s in sources], device=ref.device).expand(B, -1)
+        if mask is not None:
+            if mask.shape != (B, self.n_sources) or mask.dtype != torch.bool:
+                raise ValueError(f"{name}: mask must be a BoolTensor [{B}, {self.n_sources}], got "
+                                 f"{mask.dtype} {tuple(mask.shape)}")
+            m = m & mask.to(ref.device)
+            x = x * m.unsqueeze(-1).to(x.dtype)
+        if not bool(m.any(1).all()):
+            raise ValueError(f"{name}: {int((~m.any(1)).sum())} rows have no present source")
+        return self.fuse(x, m)
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        """FloatTensor ``[B, d]`` from ``x`` ``[B, S, d]`` (absent entries are zeros) and
+        ``mask`` BoolTensor ``[B, S]`` (``True`` = present; every row has one)."""
+        raise NotImplementedError
+
+
+@register_fusion("mean")
+class MeanFusion(FusionLayer):
+    """Mean over present sources (no parameters)."""
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return x.sum(1) / mask.sum(1, keepdim=True).to(x.dtype)
+
+
+@register_fusion("max")
+class MaxFusion(FusionLayer):
+    """Element-wise max pooling over present sources."""
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+
+
+@register_fusion("attention")
+class AttentionFusion(FusionLayer):
+    """Per-row attention over sources (HAN semantic attention, Wang et al., WWW 2019, eq. 7-9).
+
+    Args:
+        hidden: width of the attention projection ``W`` (default ``d``).
+    """
+
+    def __init__(self, dim: int, n_sources: int, hidden: int | None = None) -> None:
+        super().__init__(dim, n_sources)
+        self.proj = nn.Linear(dim, hidden or dim)
+        self.query = nn.Linear(hidden or dim, 1, bias=False)
+
+    def attention(self, x: Tensor, mask: Tensor) -> Tensor:
+        """FloatTensor ``[B, S]``: the attention weights (0 on absent sources, rows sum to 1)."""
+        a = self.query(torch.tanh(self.proj(x))).squeeze(-1)
+        return a.masked_fill(~mask, float("-inf")).softmax(-1)
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return (self.attention(x, mask).unsqueeze(-1) * x).sum(1)
+
+
+@register_fusion("concat")
+class ConcatFusion(FusionLayer):
+    """``MLP([x_1; ...; x_S])``: Linear(S*d, hidden), ReLU, dropout, Linear(hidden, d).
+
+    Args:
+        hidden: MLP width (default ``d``). dropout: after the ReLU.
+    """
+
+    def __init__(self, dim: int, n_sources: int, hidden: int | None = None, dropout: float = 0.0) -> None:
+        super().__init__(dim, n_sources)
+        h = hidden or dim
+        self.mlp = nn.Sequential(nn.Linear(n_sources * dim, h), nn.ReLU(), nn.Dropout(dropout), nn.Linear(h, dim))
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.mlp(x.flatten(1))
+
+
+@register_fusion("gate")
+class GateFusion(FusionLayer):
+    """Sigmoid gating (gated multimodal unit, Arevalo et al., ICLR-W 2017, generalised):
+    ``z_s = sigmoid(W_s [x_1; ...; x_S] + b_s)`` ``[B, d]``, ``out = sum_s z_s x_s / sum_s z_s``
+    over present sources."""
+
+    def __init__(self, dim: int, n_sources: int) -> None:
+        super().__init__(dim, n_sources)
+        self.gates = nn.Linear(n_sources * dim, n_sources * dim)
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, S, d = x.shape
+        z = torch.sigmoid(self.gates(x.flatten(1))).view(B, S, d) * mask.unsqueeze(-1).to(x.dtype)
+        return (z * x).sum(1) / z.sum(1).clamp_min(1e-6)

@@ -1,0 +1,466 @@
+"""PLM fusers: item text from a pre-trained language model, alone (PLMRec) or fused with
+the collaborative KG, attributes and social ties (KGPLM).
+
+Both models take the text encoder in any of three modes (``text_mode``: ``frozen`` with a
+disk cache, ``lora`` adapters, ``full`` fine-tuning; see
+:mod:`kgzoo.models.layers.text_encoder`) and train with BPR (Rendle et al., UAI 2009, eq. 4).
+Text and KG give items never seen in training a representation, which is what the
+``cold_item`` protocol measures (``benchmarks/plm.md``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, GCNConv, LGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import spmm, to_torch_csr_tensor
+
+from ..registry import register_model
+from .base import Recommender
+from .layers.fusion import create_fusion
+from .layers.losses import bpr_loss, l2_reg
+from .layers.text_encoder import ItemTextEmbedding, TextEncoder
+
+try:  # KGAT's attentive propagation, where kgzoo has it (kgzoo.models.layers.propagation)
+    from .layers.propagation import KGATConv, ckg_relational, kgat_attention
+except ImportError:  # pragma: no cover - the layer file is optional
+    KGATConv = None
+
+GRAPHS = ("lightgcn", "gcn", "gat", "none") + (("kgat",) if KGATConv is not None else ())
+
+
+def _row_norm(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> Tensor:
+    """``torch.sparse_csr_tensor`` ``[n_rows, n_cols]`` with ``1/deg(row)`` on each edge (row mean)."""
+    deg = torch.bincount(rows, minlength=n_rows).clamp_min(1).float()
+    return to_torch_csr_tensor(torch.stack([rows, cols]), 1.0 / deg[rows], size=(n_rows, n_cols))
+
+
+class _TextTower(nn.Module):
+    """PLM item text ``[I, H]`` and its projection to ``[I, d]`` (Linear, or a 2-layer MLP)."""
+
+    def __init__(self, n_items: int, dim: int, text_model: str | None, text_mode: str, text_pooling: str,
+                 text_max_length: int, text_batch_size: int, lora_r: int, lora_alpha: int, lora_dropout: float,
+                 lora_target_modules: Sequence[str] | None, grad_items: int, text_cache_dir: str | None,
+                 proj_hidden: int) -> None:
+        super().__init__()
+        enc = TextEncoder(text_model, mode=text_mode, pooling=text_pooling, max_length=text_max_length,
+                          batch_size=text_batch_size, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                          lora_target_modules=lora_target_modules, cache_dir=text_cache_dir)
+        self.text = ItemTextEmbedding(n_items, enc, grad_items=grad_items)
+        H = enc.dim
+        self.proj = (nn.Sequential(nn.Linear(H, proj_hidden), nn.GELU(), nn.Linear(proj_hidden, dim))
+                     if proj_hidden else nn.Linear(H, dim))
+
+    def forward(self, items: Tensor) -> Tensor:
+        """FloatTensor ``[B, d]`` (PLM with grad in trainable modes, for at most ``grad_items`` items)."""
+        return self.proj(self.text(items))
+
+    def all(self) -> Tensor:
+        """FloatTensor ``[I, d]`` from the item text cache."""
+        return self.proj(self.text.all())
+
+
+@register_model("plmrec", family="plm",
+                paper="text two-tower after Ding et al., ZESRec, arXiv 2105.08318 (2021); Hou et al., UniSRec, KDD 2022")
+class PLMRec(Recommender):
+    """Text-only two-tower recommender.
+
+    Item tower: ``e_i = P(PLM(text_i))`` (mean-pooled PLM vector ``[H]``, projection ``P`` to
+    ``d``; the item representation of ZESRec, Ding et al. 2021, section 4, and of UniSRec's
+    text encoder, Hou et al., KDD 2022, section 3.1, without its MoE adaptor). An item has
+    no id parameter, so an item never seen in training is scored like any other.
+    User tower: ``user_tower="id"`` a user id embedding ``[U, d]``; ``"mean"`` the mean of
+    the item-tower vectors of the user's train items (no user parameter, ZESRec's user
+    representation without its RNN). Score ``<e_u, e_i>``, BPR loss, L2 ``reg_weight`` on the
+    batch's user embeddings and item vectors.
+
+    Args:
+        embedding_dim: ``d``. user_tower: ``"id"`` or ``"mean"``. proj_hidden: 0 = linear
+            projection, else the hidden width of a 2-layer MLP.
+        text_model: ``AutoModel`` name or path (``None`` = all-MiniLM-L6-v2).
+        text_mode: ``"frozen"``, ``"lora"`` or ``"full"``. text_pooling: ``"mean"``/``"cls"``.
+        text_max_length, text_batch_size: tokens per text, texts per encoder batch.
+        lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings.
+        grad_items: most distinct items encoded with grad per step (``lora``/``full``).
+        text_cache_dir: frozen-vector cache (``None``: ``$KGZOO_HOME/text``).
+
+    Raises:
+        ValueError: unknown ``user_tower``; a dataset without item text (in :meth:`attach`).
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, user_tower: str = "id",
+                 proj_hidden: int = 0, reg_weight: float = 1e-4, text_model: str | None = None,
+                 text_mode: str = "frozen", text_pooling: str = "mean", text_max_length: int = 64,
+                 text_batch_size: int = 64, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
+                 lora_target_modules: Sequence[str] | None = None, grad_items: int = 256,
+                 text_cache_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, **kwargs)
+        self.save_hyperparameters()
+        if user_tower not in ("id", "mean"):
+            raise ValueError(f"plmrec: user_tower must be 'id' or 'mean', got {user_tower!r}")
+        self.user_tower, self.reg_weight = user_tower, reg_weight
+        self.tower = _TextTower(self.n_items, embedding_dim, text_model, text_mode, text_pooling, text_max_length,
+                                text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
+                                text_cache_dir, proj_hidden)
+        self.user_emb = nn.Embedding(self.n_users, embedding_dim) if user_tower == "id" else None
+        if self.user_emb is not None:
+            nn.init.xavier_normal_(self.user_emb.weight)
+        self.user_items: Tensor | None = None
+        self._items: Tensor | None = None
+        self._users: Tensor | None = None
+
+    def attach(self, datamodule: Any) -> None:
+        texts = datamodule.data.item_text
+        if texts is None:
+            raise ValueError(f"plmrec needs item text; dataset {datamodule.dataset!r} has none")
+        self.tower.text.set_texts(texts)
+        ui = datamodule.train_interactions
+        self.user_items = _row_norm(ui[:, 0], ui[:, 1], self.n_users, self.n_items)
+
+    def _user_vectors(self, users: Tensor, items_all: Tensor | None) -> Tensor:
+        if self.user_emb is not None:
+            return self.user_emb(users)
+        if self.user_items is None:
+            raise RuntimeError("plmrec (user_tower='mean') has no train matrix: build it with create_model(..., datamodule=dm)")
+        items_all = self.tower.all() if items_all is None else items_all
+        return spmm(self.user_items.to(items_all.device), items_all)[users]
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        u = batch["user"]
+        B = u.shape[0]
+        items = self.tower(torch.cat([batch["pos_item"], batch["neg_item"]]))
+        p, n = items[:B], items[B:]
+        eu = self._user_vectors(u, None)
+        return bpr_loss((eu * p).sum(-1), (eu * n).sum(-1)) + self.reg_weight * l2_reg(eu, p, n)
+
+    def prepare_scoring(self) -> None:
+        with torch.no_grad():
+            self.tower.text.refresh()
+            self._items = self.tower.all()
+            self._users = None
+
+    def end_scoring(self) -> None:
+        self._items = None
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: ``<e_u, e_i>`` over every item."""
+        items = self._items if self._items is not None else self.tower.all()
+        return self._user_vectors(users, items) @ items.T
+
+
+class GraphEncoder(nn.Module):
+    """Node embeddings propagated over a graph, the mean of layers ``0..K`` (LightGCN, eq. 8).
+
+    Kinds: ``"lightgcn"`` ``x_{k+1} = D^-1/2 A D^-1/2 x_k`` (He et al., SIGIR 2020, eq. 7;
+    no self-loops, weights or non-linearity); ``"gcn"`` PyG :class:`GCNConv` (Kipf & Welling,
+    ICLR 2017, eq. 2; self-loops, a weight per layer, LeakyReLU between layers); ``"gat"``
+    PyG :class:`GATConv` (Velickovic et al., ICLR 2018, eq. 3-4, ``heads`` averaged);
+    ``"kgat"`` KGAT's knowledge-aware attention (Wang et al., KDD 2019, eq. 4-5, trained
+    end-to-end by the recommendation loss here, recomputed from the layer-0 embeddings every
+    step) and bi-interaction aggregator (eq. 8) from :mod:`kgzoo.models.layers.propagation`;
+    it needs ``edge_type`` and ``n_edge_types``; ``"none"`` no propagation (the embedding
+    table itself).
+
+    Args:
+        n_nodes: nodes of the graph. dim: ``d``. kind: see above. n_layers: ``K``.
+        heads: GAT heads. n_edge_types: relation ids of the graph (``"kgat"`` only).
+
+    Raises:
+        ValueError: unknown kind. RuntimeError: :meth:`forward` before :meth:`set_graph`.
+    """
+
+    def __init__(self, n_nodes: int, dim: int, kind: str = "lightgcn", n_layers: int = 2, heads: int = 1,
+                 n_edge_types: int = 1) -> None:
+        super().__init__()
+        if kind not in GRAPHS:
+            raise ValueError(f"unknown graph encoder {kind!r}; expected one of {GRAPHS}")
+        self.kind, self.n_layers, self.n_nodes = kind, int(n_layers) if kind != "none" else 0, int(n_nodes)
+        self.embedding = nn.Embedding(self.n_nodes, dim)
+        nn.init.xavier_normal_(self.embedding.weight)
+        if kind == "lightgcn":
+            self.convs = nn.ModuleList([LGConv(normalize=False)])
+        elif kind == "gcn":
+            self.convs = nn.ModuleList([GCNConv(dim, dim, normalize=False) for _ in range(self.n_layers)])
+        elif kind == "gat":
+            self.convs = nn.ModuleList([GATConv(dim, dim, heads=heads, concat=False) for _ in range(self.n_layers)])
+        elif kind == "kgat":
+            self.convs = nn.ModuleList([KGATConv(dim, dim, dropout=0.0) for _ in range(self.n_layers)])
+            self.rel_proj = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim, dim)))
+            self.rel_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim)))
+        else:
+            self.convs = nn.ModuleList()
+        self._graph: Tensor | None = None
+        self._types: Tensor | None = None
+        self._on: dict[torch.device, Tensor] = {}
+
+    def set_graph(self, edge_index: Tensor, edge_type: Tensor | None = None) -> None:
+        """Take a symmetric ``edge_index`` LongTensor ``[2, M]`` over ``n_nodes`` nodes (and
+        ``edge_type`` LongTensor ``[M]`` for ``"kgat"``)."""
+        if edge_index.numel() and int(edge_index.max()) >= self.n_nodes:
+            raise ValueError(f"edge_index has node {int(edge_index.max())} >= n_nodes={self.n_nodes}")
+        if self.kind == "kgat":
+            if edge_type is None or edge_type.shape != (edge_index.shape[1],):
+                raise ValueError("the kgat graph encoder needs edge_type [M]")
+            self._types = edge_type
+        n = self.n_nodes
+        if self.kind == "lightgcn":
+            ei, w = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=False)
+            self._graph = to_torch_csr_tensor(ei, w, size=(n, n))
+        elif self.kind == "gcn":
+            ei, w = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=True)
+            self._graph = to_torch_csr_tensor(ei, w, size=(n, n))
+        else:
+            self._graph = edge_index
+        self._on = {}
+
+    def forward(self) -> Tensor:
+        """FloatTensor ``[n_nodes, d]``."""
+        x = self.embedding.weight
+        if self.kind == "none":
+            return x
+        if self._graph is None:
+            raise RuntimeError("GraphEncoder has no graph: the model needs attach(datamodule)")
+        g = self._on.get(x.device)
+        if g is None:
+            g = self._on[x.device] = self._graph.to(x.device)
+        out = x
+        att = None
+        if self.kind == "kgat":
+            types = self._types.to(x.device)
+            att = kgat_attention(x, g, types, self.rel_proj, self.rel_emb, self.n_nodes)
+        for k in range(self.n_layers):
+            if self.kind == "kgat":
+                x = F.normalize(self.convs[k](x, g, att), dim=-1)  # KGAT eq. 11 normalises each layer
+            elif self.kind == "lightgcn":
+                x = self.convs[0](x, g)
+            else:
+                x = self.convs[k](x, g)
+                if k < self.n_layers - 1:
+                    x = F.leaky_relu(x, 0.2)
+            out = out + x
+        return out / (self.n_layers + 1)
+
+
+class FeatureEmbedding(nn.Module):
+    """Categorical attributes -> one vector per row: per feature the mean of its codes'
+    embeddings (multi-valued ``[N, L]`` or single ``[N]``; code 0 = unknown, ignored), then
+    the mean over the features a row has.
+
+    Args:
+        sizes: feature name -> number of codes (vocabulary size, code 0 included). dim: ``d``.
+    """
+
+    def __init__(self, sizes: dict[str, int], dim: int) -> None:
+        super().__init__()
+        self.sizes = dict(sizes)
+        self.tables = nn.ModuleDict({k: nn.Embedding(int(v), dim, padding_idx=0) for k, v in sorted(sizes.items())})
+        for t in self.tables.values():
+            nn.init.xavier_normal_(t.weight[1:])
+
+    def forward(self, feats: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(FloatTensor [N, d], BoolTensor [N] has any known attribute)`` of ``feats``
+        (name -> LongTensor ``[N]`` or ``[N, L]``)."""
+        total, count = None, None
+        for k, table in self.tables.items():
+            codes = feats[k]
+            codes = codes.unsqueeze(1) if codes.dim() == 1 else codes
+            known = (codes > 0)
+            n = known.sum(1, keepdim=True)
+            v = table(codes).sum(1) / n.clamp_min(1).to(table.weight.dtype)
+            has = (n > 0).to(v.dtype)
+            total = v if total is None else total + v
+            count = has if count is None else count + has
+        return total / count.clamp_min(1.0), count.squeeze(1) > 0
+
+
+def _feature_sizes(feats: dict[str, Tensor], vocab: dict[str, list[str]]) -> dict[str, int]:
+    return {k: max(len(vocab.get(k, [])), int(v.max()) + 1 if v.numel() else 1) for k, v in feats.items()}
+
+
+@register_model("kgplm", family="plm", paper="kgzoo fusion model (this library; no single paper)")
+class KGPLM(Recommender):
+    """KGPLM: a graph encoder over the collaborative KG fused with PLM item text, attributes
+    and social ties.
+
+    Item ``i``: ``e_i = Fuse_item(g_i, P(PLM(text_i)), a_i)``; user ``u``:
+    ``e_u = Fuse_user(g_u, a_u, s_u)`` with ``g`` the graph encoder's output
+    (:class:`GraphEncoder` over the CKG of ``dm.ckg()``: entities ``0..E-1`` then users, all
+    relations with inverses, edge types ignored; with ``use_kg=False`` only the user-item
+    graph, i.e. LightGCN), ``a`` the attribute embeddings (:class:`FeatureEmbedding` of
+    ``dm.data.item_features`` / ``user_features``), ``s_u`` the mean of the friends' ``g``
+    (where the dataset has ``social``), ``Fuse`` a registered fusion layer
+    (:mod:`kgzoo.models.layers.fusion`; absent sources are masked per row: items without text
+    get the learned "no text" vector, rows without attributes or friends skip that source).
+    Score ``<e_u, e_i>``, BPR loss plus L2 ``reg_weight`` on the batch's layer-0 graph
+    embeddings (as LightGCN, eq. 15).
+
+    Args:
+        embedding_dim: ``d``. graph: ``"lightgcn"``, ``"gcn"``, ``"gat"``, ``"kgat"``, ``"none"``
+            (id embeddings only); see :class:`GraphEncoder`. n_layers: propagation layers. gat_heads: GAT heads.
+        fusion: a name of :func:`kgzoo.models.layers.fusion.list_fusions`.
+        use_kg, use_text, use_attributes, use_social: switch each source off for ablations.
+        proj_hidden, text_*, lora_*, grad_items, text_cache_dir: as :class:`PLMRec`.
+        user_feature_sizes, item_feature_sizes: vocabulary sizes per attribute (filled from
+            the DataModule by :meth:`attach` and saved in the hyper-parameters).
+        graph_dropout: in training, the probability of hiding an item row's graph source so
+            the fusion learns to rank from content alone (the input dropout of DropoutNet,
+            Volkovs et al., NeurIPS 2017, section 3.1). content_for_unseen: score items with
+            no train interaction from their content (text, attributes) only, DropoutNet's
+            cold-item inference (section 3.2); their graph vectors are untrained.
+
+    Raises:
+        ValueError: unknown graph or fusion; attribute codes beyond the saved vocabulary sizes.
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
+                 embedding_dim: int = 64, graph: str = "lightgcn", n_layers: int = 2, gat_heads: int = 1,
+                 fusion: str = "attention", use_kg: bool = True, use_text: bool = True,
+                 use_attributes: bool = True, use_social: bool = True, reg_weight: float = 1e-4,
+                 proj_hidden: int = 0, text_model: str | None = None, text_mode: str = "frozen",
+                 text_pooling: str = "mean", text_max_length: int = 64, text_batch_size: int = 64, lora_r: int = 8,
+                 lora_alpha: int = 16, lora_dropout: float = 0.1, lora_target_modules: Sequence[str] | None = None,
+                 grad_items: int = 256, text_cache_dir: str | None = None,
+                 user_feature_sizes: dict[str, int] | None = None, item_feature_sizes: dict[str, int] | None = None,
+                 graph_dropout: float = 0.0, content_for_unseen: bool = False, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
+        self.save_hyperparameters()
+        if not 0.0 <= graph_dropout < 1.0:
+            raise ValueError(f"kgplm: graph_dropout={graph_dropout} must be in [0, 1)")
+        if (graph_dropout > 0 or content_for_unseen) and not (use_text or use_attributes):
+            raise ValueError("kgplm: graph_dropout / content_for_unseen need a content source (use_text or use_attributes)")
+        self.graph_dropout, self.content_for_unseen = float(graph_dropout), bool(content_for_unseen)
+        self._seen: Tensor | None = None
+        d = embedding_dim
+        self.use_kg, self.use_text, self.use_attributes, self.use_social = use_kg, use_text, use_attributes, use_social
+        self.reg_weight, self.dim = reg_weight, d
+        # node layout: entities (items first) then users with the KG; items then users without
+        self.user_offset = self.n_entities if use_kg else self.n_items
+        n_types = 2 * self.n_relations + 2 if use_kg else 2
+        self.graph = GraphEncoder(self.user_offset + self.n_users, d, graph, n_layers, gat_heads, n_types)
+        self.tower = (_TextTower(self.n_items, d, text_model, text_mode, text_pooling, text_max_length,
+                                 text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
+                                 text_cache_dir, proj_hidden) if use_text else None)
+        self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
+        self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
+        self.item_fusion = create_fusion(fusion, d, 3)  # [graph, text, attributes]
+        self.user_fusion = create_fusion(fusion, d, 3)  # [graph, attributes, social]
+        self._feats: dict[str, dict[str, Tensor]] = {"user": {}, "item": {}}
+        self.social_adj: Tensor | None = None
+        self._has_friend: Tensor | None = None
+        self._cache: tuple[Tensor, Tensor] | None = None
+
+    # ------------------------------------------------------------------ data
+    def attach(self, datamodule: Any) -> None:
+        data = datamodule.data
+        if self.use_kg:
+            if self.graph.kind == "kgat":
+                edge_index, edge_type, _, _ = ckg_relational(datamodule)
+            else:
+                edge_index, edge_type, _ = datamodule.ckg(inverse=True, social=False)
+        else:
+            ui = datamodule.train_interactions
+            u, i = ui[:, 0] + self.n_items, ui[:, 1]
+            edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+            edge_type = torch.cat([torch.zeros_like(u), torch.ones_like(u)])
+        self.graph.set_graph(edge_index, edge_type)
+        self._seen = torch.bincount(datamodule.train_interactions[:, 1], minlength=self.n_items) > 0
+        if self.tower is not None:
+            self.tower.text.set_texts(data.item_text)
+        if self.use_attributes:
+            for kind, feats in (("user", data.user_features), ("item", data.item_features)):
+                if not feats:
+                    continue
+                sizes = _feature_sizes(feats, data.feature_vocab)
+                attr = getattr(self, f"{kind}_attr")
+                if attr is None:
+                    setattr(self, f"{kind}_attr", FeatureEmbedding(sizes, self.dim))
+                    self.hparams[f"{kind}_feature_sizes"] = sizes
+                else:
+                    bad = {k: v for k, v in sizes.items() if k not in attr.sizes or v > attr.sizes[k]}
+                    if bad:
+                        raise ValueError(f"kgplm: {kind} attributes {bad} exceed the model's vocabulary {attr.sizes}")
+                self._feats[kind] = {k: v for k, v in feats.items() if k in getattr(self, f"{kind}_attr").sizes}
+        if self.use_social and data.social is not None and data.social.numel():
+            s = data.social
+            self.social_adj = _row_norm(s[:, 0], s[:, 1], self.n_users, self.n_users)
+            self._has_friend = torch.bincount(s[:, 0], minlength=self.n_users) > 0
+
+    # ------------------------------------------------------------------ math
+    def _attr(self, kind: str, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        module = getattr(self, f"{kind}_attr")
+        if module is None or not self._feats[kind]:
+            return None, None
+        dev = ids.device
+        return module({k: v.to(dev)[ids] for k, v in self._feats[kind].items()})
+
+    def _items(self, g: Tensor, items: Tensor, text: Tensor | None) -> Tensor:
+        """FloatTensor ``[B, d]``: fused item vectors; ``g`` the propagated nodes, ``text`` ``[B, d]`` or None."""
+        B = items.shape[0]
+        ones = torch.ones(B, dtype=torch.bool, device=items.device)
+        a, a_mask = self._attr("item", items)
+        content = torch.zeros_like(ones)
+        if text is not None:
+            content = ones
+        elif a_mask is not None:
+            content = a_mask
+        g_mask = ones
+        if self.content_for_unseen and self._seen is not None:
+            g_mask = self._seen.to(items.device)[items] | ~content
+        if self.training and self.graph_dropout > 0:
+            drop = torch.rand(B, device=items.device) < self.graph_dropout
+            g_mask = g_mask & ~(drop & content)
+        mask = torch.stack([g_mask, ones, a_mask if a_mask is not None else ones], 1)
+        return self.item_fusion([g[items], text, a], mask)
+
+    def _users(self, g: Tensor, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, d]``: fused user vectors."""
+        B = users.shape[0]
+        ones = torch.ones(B, dtype=torch.bool, device=users.device)
+        gu = g[self.user_offset:]
+        a, a_mask = self._attr("user", users)
+        s = s_mask = None
+        if self.social_adj is not None:
+            s = spmm(self.social_adj.to(gu.device), gu)[users]
+            s_mask = self._has_friend.to(users.device)[users]
+        mask = torch.stack([ones, a_mask if a_mask is not None else ones, s_mask if s_mask is not None else ones], 1)
+        return self.user_fusion([gu[users], a, s], mask)
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        g = self.graph()
+        u, p, n = batch["user"], batch["pos_item"], batch["neg_item"]
+        B = u.shape[0]
+        items = torch.cat([p, n])
+        text = self.tower(items) if self.tower is not None else None
+        ei = self._items(g, items, text)
+        eu = self._users(g, u)
+        ep, en = ei[:B], ei[B:]
+        ego = self.graph.embedding
+        reg = l2_reg(ego(u + self.user_offset), ego(p), ego(n))
+        return bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * reg
+
+    def _all_items(self, g: Tensor) -> Tensor:
+        items = torch.arange(self.n_items, device=g.device)
+        text = self.tower.all() if self.tower is not None else None
+        return self._items(g, items, text)
+
+    def prepare_scoring(self) -> None:
+        with torch.no_grad():
+            if self.tower is not None:
+                self.tower.text.refresh()
+            g = self.graph()
+            self._cache = (g, self._all_items(g))
+
+    def end_scoring(self) -> None:
+        self._cache = None
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: ``<e_u, e_i>`` over every item."""
+        if self._cache is not None:
+            g, items = self._cache
+        else:
+            g = self.graph()
+            items = self._all_items(g)
+        return self._users(g, users) @ items.T

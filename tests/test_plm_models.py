@@ -1,0 +1,222 @@
+"""Fusion layers, PLMRec and KGPLM on real ml-100k-kg titles, genres and user attributes.
+
+Models run on the 70-core of ml-100k-kg (347 users, 360 items with their real titles, the
+full KG) so the one-time frozen text encode stays short; the cache lives in a session
+temp dir shared with test_text_encoder.py.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.models.layers import fusion as fusion_mod
+from kgzoo.models.layers.fusion import FusionLayer, create_fusion, list_fusions, register_fusion
+from kgzoo.train import run_experiment
+
+SLICE = {"k_core": 70}
+
+
+@pytest.fixture(scope="session")
+def text_home(tmp_path_factory):
+    path = tmp_path_factory.getbasetemp() / "kgzoo-text-home"
+    old = os.environ.get("KGZOO_HOME")
+    os.environ["KGZOO_HOME"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("KGZOO_HOME", None)
+    else:
+        os.environ["KGZOO_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def dm(data_dir, text_home):
+    d = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, batch_size=512)
+    d.setup()
+    return d
+
+
+def train_steps(model, dm, steps=2):
+    opt = model.configure_optimizers()
+    model.train()
+    losses = []
+    for i, batch in enumerate(dm.train_dataloader()):
+        if i == steps:
+            break
+        loss = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert all(torch.isfinite(torch.tensor(losses)))
+    return losses
+
+
+# ---------------------------------------------------------------------- fusion
+BUILTIN = ["attention", "concat", "gate", "max", "mean"]
+
+
+def test_registry_lists_builtins():
+    assert set(BUILTIN) <= set(list_fusions())
+    with pytest.raises(KeyError, match="did you mean 'attention'"):
+        create_fusion("atention", 8, 2)
+    with pytest.raises(TypeError, match="not a FusionLayer"):
+        register_fusion("bad")(torch.nn.Linear)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_fusion_shapes_missing_sources_and_masks(name):
+    torch.manual_seed(0)
+    f = create_fusion(name, 16, 3)
+    a, b, c = (torch.randn(5, 16, requires_grad=True) for _ in range(3))
+    out = f([a, b, c])
+    assert out.shape == (5, 16) and out.dtype == torch.float32
+    out.sum().backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+    # a None source equals a source masked off on every row
+    mask = torch.tensor([[True, False, True]] * 5)
+    assert torch.allclose(f([a, None, c]), f([a, b, c], mask), atol=1e-6)
+    # a masked-off entry does not influence its row
+    m = torch.ones(5, 3, dtype=torch.bool)
+    m[2, 0] = False
+    a2 = a.detach().clone()
+    a2[2] += 100.0
+    assert torch.allclose(f([a, b, c], m)[2], f([a2, b, c], m)[2], atol=1e-5)
+    with pytest.raises(ValueError, match="every source is None"):
+        f([None, None, None])
+    with pytest.raises(ValueError, match="expected 3 sources"):
+        f([a, b])
+    with pytest.raises(ValueError, match="shape"):
+        f([a, b, torch.randn(5, 8)])
+    with pytest.raises(ValueError, match="no present source"):
+        f([a, b, c], torch.zeros(5, 3, dtype=torch.bool))
+
+
+def test_fusion_math():
+    torch.manual_seed(0)
+    x = [torch.randn(4, 8) for _ in range(3)]
+    assert torch.equal(create_fusion("max", 8, 3)([x[0], None, x[2]]), torch.maximum(x[0], x[2]))
+    att = create_fusion("attention", 8, 3)
+    mask = torch.tensor([[True, True, False]] * 4)
+    w = att.attention(torch.stack(x, 1), mask)
+    assert torch.allclose(w.sum(1), torch.ones(4)) and bool((w[:, 2] == 0).all())
+    assert torch.allclose(att(x, mask), w[:, :1] * x[0] + w[:, 1:2] * x[1], atol=1e-6)
+    # one present source: gate and attention return it unchanged
+    for name in ("gate", "attention", "mean", "max"):
+        assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
+
+
+def test_docstring_example_runs():
+    code = re.search(r"::\n\n(.*?)\n\"\"\"|::\n\n(.*)", fusion_mod.__doc__, re.S)
+    src = "\n".join(line[4:] for line in (code.group(1) or code.group(2)).splitlines())
+    scope: dict = {}
+    exec(compile(src, "fusion-docstring", "exec"), scope)
+    assert scope["out"].shape == (8, 64)
+    assert "weighted" in list_fusions() and issubclass(fusion_mod.FUSIONS.get("weighted"), FusionLayer)
+
+
+# ---------------------------------------------------------------------- models
+def test_plmrec_trains_and_scores_from_text(dm):
+    for tower in ("id", "mean"):
+        m = kgzoo.create_model("plmrec", dm, user_tower=tower)
+        assert not hasattr(m.tower.text, "input_ids")  # frozen: no token buffers, no PLM weights
+        assert not any("model." in k for k in m.state_dict())
+        losses = train_steps(m, dm, 3)
+        assert losses[-1] < losses[0] + 0.05
+        m.eval()
+        m.prepare_scoring()
+        s = m.score(torch.arange(4))
+        m.end_scoring()
+        assert s.shape == (4, dm.n_items) and torch.isfinite(s).all()
+    with pytest.raises(ValueError, match="user_tower"):
+        kgzoo.create_model("plmrec", dm, user_tower="gru")
+
+
+def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
+    row = run_experiment("kgplm", "ml-100k-kg", protocol=kgzoo.data.protocol.EvalProtocol(**SLICE),
+                         max_epochs=1, out_dir=tmp_path, progress=False)
+    assert row["status"] == "ok" and row["epochs"] == 1
+    assert 0.0 <= row["metrics"]["test/ndcg@10"] <= 1.0 and row["metrics"]["test/recall@20"] > 0.0
+    # attribute vocabularies went into the hyper-parameters: the checkpoint rebuilds alone
+    assert row["hparams"]["item_feature_sizes"] == {"genre": 20, "year": 74}
+    assert set(row["hparams"]["user_feature_sizes"]) == {"age", "gender", "occupation"}
+    ckpt = torch.load(row["checkpoint"], weights_only=False)
+    assert ckpt["hyper_parameters"]["item_feature_sizes"]["genre"] == 20
+    m = kgzoo.models.plm.KGPLM.load_from_checkpoint(row["checkpoint"])
+    assert m.item_attr is not None and m.tower.text.cache.abs().sum() > 0  # text vectors restored
+
+
+@pytest.mark.parametrize("kw", [
+    {"use_kg": False}, {"use_text": False}, {"use_attributes": False},
+    {"use_text": False, "use_attributes": False, "use_kg": False},
+    {"graph": "gcn", "fusion": "gate"}, {"graph": "gat", "fusion": "concat"}, {"graph": "none", "fusion": "max"},
+    {"graph": "kgat", "use_kg": False},
+])
+def test_kgplm_ablations_and_encoders(dm, kw):
+    m = kgzoo.create_model("kgplm", dm, **kw)
+    assert (m.tower is None) == (kw.get("use_text") is False)
+    assert (m.item_attr is None) == (kw.get("use_attributes") is False)
+    assert m.graph.n_nodes == (dm.n_entities if kw.get("use_kg", True) else dm.n_items) + dm.n_users
+    train_steps(m, dm, 1)
+    m.prepare_scoring()
+    assert m.score(torch.arange(3)).shape == (3, dm.n_items)
+    m.end_scoring()
+
+
+@pytest.mark.slow
+def test_kgplm_kgat_encoder_over_full_ckg(dm):
+    m = kgzoo.create_model("kgplm", dm, graph="kgat")
+    assert m.graph.rel_proj.shape[0] == 2 * dm.n_relations + 2
+    train_steps(m, dm, 1)
+    assert m.graph.rel_proj.grad is not None and m.graph.rel_proj.grad.abs().sum() > 0
+
+
+def test_kgplm_lora_updates_adapters_only(dm):
+    m = kgzoo.create_model("kgplm", dm, text_mode="lora", grad_items=8, lora_r=4, text_max_length=32)
+    names = [n for n, p in m.named_parameters() if p.requires_grad and ".text.encoder." in n]
+    assert names and all("lora_" in n for n in names)
+    base = {n: p.detach().clone() for n, p in m.named_parameters() if ".text.encoder." in n}
+    dm.batch_size = 16
+    try:
+        train_steps(m, dm, 2)
+    finally:
+        dm.batch_size = 512
+    after = dict(m.named_parameters())
+    changed = {n for n in base if not torch.equal(base[n], after[n])}
+    assert changed and all("lora_" in n for n in changed)
+
+
+def test_kgplm_content_for_unseen_items(dm, text_home):
+    cold = kgzoo.create_datamodule("ml-100k-kg", protocol={**SLICE, "split": "cold_item"}, batch_size=512)
+    m = kgzoo.create_model("kgplm", cold, content_for_unseen=True, graph_dropout=0.5, graph="none")
+    seen = torch.bincount(cold.train_interactions[:, 1], minlength=cold.n_items) > 0
+    unseen_item, seen_item = int(torch.nonzero(~seen)[0]), int(torch.nonzero(seen)[0])
+    train_steps(m, cold, 1)
+    m.eval()
+    with torch.no_grad():
+        before = m._all_items(m.graph())
+        m.graph.embedding.weight[[unseen_item, seen_item]] += 1.0  # move both items' graph vectors
+        after = m._all_items(m.graph())
+    assert torch.allclose(before[unseen_item], after[unseen_item])  # scored from its text and genres only
+    assert not torch.allclose(before[seen_item], after[seen_item])
+    with pytest.raises(ValueError, match="graph_dropout"):
+        kgzoo.create_model("kgplm", cold, graph_dropout=1.0)
+
+
+def test_kgplm_bad_hyperparameters(dm):
+    with pytest.raises(KeyError, match="unknown fusion"):
+        kgzoo.create_model("kgplm", dm, fusion="sum-of-all")
+    with pytest.raises(ValueError, match="unknown graph encoder"):
+        kgzoo.create_model("kgplm", dm, graph="kgat-v2")
+
+
+@pytest.mark.skipif("lastfm-social" not in kgzoo.list_datasets(), reason="lastfm-social not yet in the catalogue")
+def test_kgplm_social_friends(data_dir):
+    d = kgzoo.create_datamodule("lastfm-social", batch_size=2048)
+    d.setup()
+    m = kgzoo.create_model("kgplm", d, use_text=False)
+    assert m.social_adj is not None and bool(m._has_friend.any())
+    train_steps(m, d, 1)
