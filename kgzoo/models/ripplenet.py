@@ -1,0 +1,216 @@
+"""RippleNet: user preferences propagated over the KG through hop-wise ripple sets.
+
+Wang, Zhang, Wang, Zhao, Li, Xie, Guo, "RippleNet: Propagating User Preferences on the
+Knowledge Graph for Recommender Systems", CIKM 2018 (arXiv:1803.03467).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..registry import register_model
+from .base import Recommender
+from .kgcn import kg_csr, sample_fixed_size
+from .layers.losses import bpr_loss
+
+UPDATE_MODES = ("replace", "plus", "replace_transform", "plus_transform")
+
+
+def build_ripple_sets(seed_indptr: Tensor, seeds: Tensor, triples: Tensor, n_entities: int, n_relations: int,
+                      n_hop: int, n_memory: int, generator: torch.Generator) -> Tensor:
+    """Hop-wise ripple sets of every user (RippleNet section 3.2, the code's ``get_ripple_set``).
+
+    Hop 0 starts from the user's seed items; hop ``h`` lists every KG triple ``(e, r, t)`` whose
+    head ``e`` is a seed (hop 0) or a tail of hop ``h - 1`` (with multiplicity), and keeps
+    ``n_memory`` of them: uniformly without replacement when there are at least that many,
+    else with replacement (:func:`~kgzoo.models.kgcn.sample_fixed_size`). A hop with no triple
+    copies the previous hop, as the code; a user with none at hop 0 (no seed or no KG edge)
+    gets the padding triple ``(E, R, E)`` everywhere. KG edges are directed (head to tail).
+    Vectorised: the candidate triples of all users are materialised as index arrays
+    (``sum`` of seed out-degrees entries per hop), no loop over users.
+
+    Args:
+        seed_indptr: LongTensor ``[U + 1]``, seeds: LongTensor ``[nnz]`` -- CSR of the users'
+            seed entities (the train positives). triples: LongTensor ``[M, 3]``.
+        n_entities, n_relations: ``E``, ``R`` (padding ids). n_hop: ``H``. n_memory: ``m``.
+
+    Returns:
+        LongTensor ``[U, H, 3, m]``: heads, relations, tails of each user's hops.
+    """
+    U = seed_indptr.numel() - 1
+    kptr, ktail, krel = kg_csr(triples, n_entities + 1, undirected=False)
+    hsorted = torch.repeat_interleave(torch.arange(n_entities + 1), kptr.diff())
+    out = torch.empty(U, n_hop, 3, n_memory, dtype=torch.long)
+    pad = torch.tensor([n_entities, n_relations, n_entities]).view(3, 1)
+    sptr, sent = seed_indptr, seeds
+    for h in range(n_hop):  # loop over hops only
+        deg = kptr.diff()[sent]  # out-degree of each seed
+        owner = torch.repeat_interleave(torch.arange(U), sptr.diff())
+        per_user = torch.zeros(U, dtype=torch.long).index_add_(0, owner, deg)
+        cptr = torch.cat([torch.zeros(1, dtype=torch.long), per_user.cumsum(0)])
+        total = int(cptr[-1])
+        seed_start = deg.cumsum(0) - deg
+        offset = torch.arange(total) - torch.repeat_interleave(seed_start, deg)
+        cand = torch.repeat_interleave(kptr[:-1][sent], deg) + offset  # candidate edge ids
+        pos, empty = sample_fixed_size(cptr, n_memory, generator)
+        edge = cand[pos] if total else torch.zeros_like(pos)
+        hop = torch.stack([hsorted[edge], krel[edge], ktail[edge]], 1)  # [U, 3, m]
+        fallback = out[:, h - 1] if h > 0 else pad.expand(U, 3, n_memory)
+        out[:, h] = torch.where(empty[:, None, None], fallback, hop)
+        sent = out[:, h, 2].reshape(-1)
+        sptr = torch.arange(U + 1) * n_memory
+    return out
+
+
+@register_model("ripplenet", family="kg-memory", paper="Wang et al., CIKM 2018")
+class RippleNet(Recommender):
+    """RippleNet (Wang et al., CIKM 2018).
+
+    * Ripple sets (section 3.2, eq. 1-2): per user and hop ``h = 1..H`` a fixed-size set of
+      ``m`` = ``n_memory`` KG triples, grown from the user's train positives
+      (:func:`build_ripple_sets`, seeded by ``sample_seed``), stored in the buffer ``ripple``
+      ``[U, H, 3, m]``.
+    * Preference propagation (eq. 3-5): ``p_i = softmax_i(v^T R_i h_i)`` with ``R_i`` a
+      ``d x d`` relation matrix; ``o^h = sum_i p_i t_i``. After each hop the item vector is
+      updated (``item_update_mode``: ``"plus_transform"`` ``v <- (v + o) T`` is the code's
+      default; ``"replace"`` ``v <- o`` is the paper's eq. 6 reading; also ``"plus"``,
+      ``"replace_transform"``).
+    * Prediction (eq. 7-8): ``y = sigmoid(v_H^T (o^1 + ... + o^H))`` (``using_all_hops``; else
+      only ``o^H``).
+    * Loss (eq. 10, the code): BCE (``ctr``) or BPR (``topk``) ``- kge_weight * sum_h
+      mean(sigmoid(h^T R t))`` over the batch users' ripple sets ``+ l2_weight * sum_h
+      (||h||^2 + ||R||^2 + ||t||^2)`` (batch rows) ``+ l2_weight * ||T||^2 / 2``.
+
+    :meth:`score` ranks all items at once per user chunk: ``R h`` is item-independent, so the
+    cost is ``b x I x m x d`` per hop, user chunks keep ``b x I x max(m, d)`` under
+    ``score_budget`` floats.
+
+    Args:
+        embedding_dim: ``d``. n_hop: ``H``. n_memory: ``m``. kge_weight, l2_weight: loss
+        weights. item_update_mode, using_all_hops: see above. sample_seed: ripple-set seed.
+        score_budget: floats per user chunk in :meth:`score`. **kwargs: :class:`Recommender`.
+
+    Raises:
+        ValueError: unknown ``item_update_mode``; ``n_hop`` or ``n_memory`` < 1.
+        RuntimeError: use before :meth:`attach` built the ripple sets.
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
+                 embedding_dim: int = 16, n_hop: int = 2, n_memory: int = 32, kge_weight: float = 0.01,
+                 l2_weight: float = 1e-7, item_update_mode: str = "plus_transform", using_all_hops: bool = True,
+                 sample_seed: int = 0, score_budget: int = 2 ** 24, **kwargs: Any) -> None:
+        super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
+        self.save_hyperparameters()
+        if item_update_mode not in UPDATE_MODES:
+            raise ValueError(f"RippleNet: unknown item_update_mode {item_update_mode!r}; expected one of {UPDATE_MODES}")
+        if n_hop < 1 or n_memory < 1:
+            raise ValueError(f"RippleNet: n_hop ({n_hop}) and n_memory ({n_memory}) must be >= 1")
+        d, E, R = embedding_dim, self.n_entities, max(self.n_relations, 1)
+        self.dim, self.H, self.m = d, n_hop, n_memory
+        self.kge_weight, self.l2_weight = kge_weight, l2_weight
+        self.item_update_mode, self.using_all_hops = item_update_mode, using_all_hops
+        self.sample_seed, self.score_budget = sample_seed, score_budget
+        self.entity_emb = nn.Embedding(E + 1, d, padding_idx=E)  # row E: padding
+        self.relation_emb = nn.Embedding(R + 1, d * d, padding_idx=R)  # R_r as a flat d x d matrix
+        self.transform = nn.Parameter(torch.empty(d, d))
+        nn.init.xavier_uniform_(self.entity_emb.weight)
+        nn.init.xavier_uniform_(self.transform)
+        # TF's glorot for a [R, d, d] tensor: fan_in = fan_out = d * R
+        bound = math.sqrt(6.0 / (2 * d * R))
+        nn.init.uniform_(self.relation_emb.weight, -bound, bound)
+        with torch.no_grad():
+            self.entity_emb.weight[E].zero_()
+            self.relation_emb.weight[R].zero_()
+        pad = torch.tensor([E, R, E]).view(1, 1, 3, 1).expand(self.n_users, n_hop, 3, n_memory)
+        self.register_buffer("ripple", pad.clone())
+        self._attached = False
+
+    def attach(self, datamodule: Any) -> None:
+        """Ripple sets from the DataModule's train positives (``csr["train"]``) and KG triples."""
+        indptr, items = datamodule.csr["train"]
+        key = (indptr, datamodule.data.triples, self.sample_seed)  # holds the tensors: identity stays valid
+        prev = getattr(self, "_attached_to", None)
+        if prev is not None and prev[0] is key[0] and prev[1] is key[1] and prev[2] == key[2]:  # create_model and Trainer.setup both attach
+            return
+        self._attached_to = key
+        rs = build_ripple_sets(indptr, items, datamodule.data.triples, self.n_entities, max(self.n_relations, 1),
+                               self.H, self.m, torch.Generator().manual_seed(self.sample_seed))
+        self.ripple.copy_(rs.to(self.ripple.device))
+        self._attached = True
+
+    # ------------------------------------------------------------------ math
+    def _memories(self, users: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``h [B, H, m, d]``, ``R [B, H, m, d, d]``, ``t [B, H, m, d]`` of the users' ripple sets."""
+        rs = self.ripple[users]
+        d = self.dim
+        h = self.entity_emb(rs[:, :, 0])
+        r = self.relation_emb(rs[:, :, 1]).view(*rs.shape[:2], self.m, d, d)
+        t = self.entity_emb(rs[:, :, 2])
+        return h, r, t
+
+    def _update(self, v: Tensor, o: Tensor) -> Tensor:
+        mode = self.item_update_mode
+        if mode == "replace":
+            return o
+        if mode == "plus":
+            return v + o
+        if mode == "replace_transform":
+            return o @ self.transform
+        return (v + o) @ self.transform
+
+    def _propagate(self, Rh: Tensor, t: Tensor, v: Tensor) -> Tensor:
+        """Logits ``[B, n]`` for item vectors ``v`` ``[B, n, d]`` given ``Rh``, ``t`` ``[B, H, m, d]``."""
+        y = None
+        for hop in range(self.H):
+            p = torch.softmax(torch.einsum("bmd,bnd->bnm", Rh[:, hop], v), -1)  # eq. 4
+            o = torch.einsum("bnm,bmd->bnd", p, t[:, hop])  # eq. 5
+            v = self._update(v, o)
+            if self.using_all_hops or hop == self.H - 1:
+                y = o if y is None else y + o
+        return (v * y).sum(-1)
+
+    def _forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """Logits ``[B, n]`` of ``items`` ``[B, n]`` for ``users`` ``[B]``, and the memories."""
+        h, r, t = self._memories(users)
+        Rh = (r @ h[..., None]).squeeze(-1)
+        return self._propagate(Rh, t, self.entity_emb(items)), (h, r, t)
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        """FloatTensor ``[B]``: logits of (user, item) pairs."""
+        return self._forward(users, items[:, None])[0][:, 0]
+
+    def _regularisers(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        hRt = (h[..., None, :] @ r @ t[..., None]).squeeze(-1).squeeze(-1)  # [B, H, m]
+        kge = -self.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
+        l2 = h.pow(2).sum() + t.pow(2).sum() + r.pow(2).sum()
+        if self.item_update_mode.endswith("transform"):
+            l2 = l2 + self.transform.pow(2).sum() / 2
+        return kge + self.l2_weight * l2
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """BCE (``{user, item, label}``) or BPR (``{user, pos_item, neg_item}``) + KGE + L2."""
+        if not self._attached and bool((self.ripple[:, 0, 1] == max(self.n_relations, 1)).all()):
+            raise RuntimeError("RippleNet has no ripple sets: build it with kgzoo.create_model(..., datamodule=dm)")
+        if "label" in batch:
+            logits, mem = self._forward(batch["user"], batch["item"][:, None])
+            base = F.binary_cross_entropy_with_logits(logits[:, 0], batch["label"].float())
+        else:
+            logits, mem = self._forward(batch["user"], torch.stack([batch["pos_item"], batch["neg_item"]], 1))
+            base = bpr_loss(logits[:, 0], logits[:, 1])
+        return base + self._regularisers(*mem)
+
+    def score(self, users: Tensor) -> Tensor:
+        """FloatTensor ``[B, I]``: logits of every item, in user chunks."""
+        chunk = max(1, self.score_budget // (self.n_items * max(self.m, self.dim)))
+        items = self.entity_emb.weight[: self.n_items]
+        out = []
+        for s in range(0, users.numel(), chunk):
+            u = users[s:s + chunk]
+            h, r, t = self._memories(u)
+            Rh = (r @ h[..., None]).squeeze(-1)
+            out.append(self._propagate(Rh, t, items.expand(u.numel(), -1, -1)))
+        return torch.cat(out)

@@ -1,0 +1,209 @@
+"""KGCN and RippleNet on real data: receptive fields and ripple sets against slow references,
+pairwise vs full-ranking scores, a few training steps in ctr (lastfm-kg) and top-K (ml-100k-kg)."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+import torch
+
+from kgzoo import create_datamodule, create_model
+from kgzoo.models.kgcn import KGCN, kg_csr, sample_fixed_size
+from kgzoo.models.ripplenet import RippleNet, build_ripple_sets
+from kgzoo.train import run_experiment
+
+
+@pytest.fixture(scope="module")
+def ml100k(data_dir):
+    dm = create_datamodule("ml-100k-kg", batch_size=512)
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def lastfm(data_dir):
+    dm = create_datamodule("lastfm-kg", batch_size=256)
+    dm.setup()
+    return dm
+
+
+# ---------------------------------------------------------------- samplers vs references
+def test_sample_fixed_size_rules(ml100k):
+    """Rows with >= n entries: n distinct positions; fewer: draws with replacement; none: flagged."""
+    indptr, _, _ = kg_csr(ml100k.data.triples, ml100k.n_entities, undirected=True)
+    n = 8
+    pos, empty = sample_fixed_size(indptr, n, torch.Generator().manual_seed(1))
+    deg = indptr.diff()
+    assert pos.shape == (ml100k.n_entities, n)
+    assert torch.equal(empty, deg == 0)
+    lo, hi = indptr[:-1, None], indptr[1:, None]
+    full = deg > 0
+    assert bool(((pos >= lo) & (pos < hi))[full].all())
+    big = torch.nonzero(deg >= n).flatten()
+    srt = pos[big].sort(1).values
+    assert bool((srt[:, 1:] != srt[:, :-1]).all()), "rows with >= n entries must be drawn without replacement"
+    small = torch.nonzero((deg > 0) & (deg < n)).flatten()
+    assert small.numel() > 0 and big.numel() > 0  # both regimes occur on the real KG
+    # a different seed gives a different draw; the same seed the same
+    pos2, _ = sample_fixed_size(indptr, n, torch.Generator().manual_seed(1))
+    pos3, _ = sample_fixed_size(indptr, n, torch.Generator().manual_seed(2))
+    assert torch.equal(pos, pos2) and not torch.equal(pos, pos3)
+    with pytest.raises(ValueError):
+        sample_fixed_size(indptr, 0, torch.Generator())
+
+
+def test_kgcn_receptive_field_matches_reference(ml100k):
+    """Each entity's K sampled (neighbour, relation) pairs come from its undirected adjacency
+    list (KGCN's construct_kg/construct_adj, built here with a Python dict), without
+    replacement when it has >= K neighbours, and isolated entities point to the padding."""
+    model = create_model("kgcn", ml100k, n_neighbors=4)
+    trip = ml100k.data.triples
+    adj = defaultdict(list)  # slow reference on a slice of heads/tails
+    deg = torch.bincount(trip[:, [0, 2]].flatten(), minlength=ml100k.n_entities)
+    check = set(range(0, ml100k.n_entities, 97)) | set(range(60)) | set(torch.nonzero(deg == 0).flatten()[:10].tolist())
+    for h, r, t in trip.tolist():
+        if h in check:
+            adj[h].append((t, r))
+        if t in check:
+            adj[t].append((h, r))
+    E, R = ml100k.n_entities, ml100k.n_relations
+    isolated = 0
+    for e in sorted(check):
+        got = list(zip(model.adj_entity[e].tolist(), model.adj_relation[e].tolist()))
+        ref = Counter(adj[e])
+        if not ref:
+            isolated += 1
+            assert got == [(E, R)] * 4
+            continue
+        assert all(p in ref for p in got), (e, got)
+        if len(adj[e]) >= 4:
+            assert all(Counter(got)[p] <= ref[p] for p in got), (e, got)
+    assert isolated > 0  # ml-100k has items without KG links
+    assert model.adj_entity[E].eq(E).all()
+
+
+def test_ripple_sets_match_reference(ml100k):
+    """Hop h draws n_memory triples from those headed by the seeds (train positives, then the
+    previous hop's tails), without replacement when there are enough; an empty hop copies the
+    previous one (RippleNet's get_ripple_set, as a Python reference on a slice of users)."""
+    m, H = 16, 2
+    indptr, items = ml100k.csr["train"]
+    E, R = ml100k.n_entities, ml100k.n_relations
+    rs = build_ripple_sets(indptr, items, ml100k.data.triples, E, R, H, m, torch.Generator().manual_seed(0))
+    assert rs.shape == (ml100k.n_users, H, 3, m)
+    out_edges = defaultdict(list)
+    for h, r, t in ml100k.data.triples.tolist():
+        out_edges[h].append((h, r, t))
+    for u in range(0, ml100k.n_users, 37):
+        seeds = items[indptr[u]:indptr[u + 1]].tolist()
+        for hop in range(H):
+            cand = Counter(tr for s in seeds for tr in out_edges[s])
+            got = [tuple(x) for x in rs[u, hop].T.tolist()]
+            if not cand:
+                expect = [tuple(x) for x in rs[u, hop - 1].T.tolist()] if hop else [(E, R, E)] * m
+                assert got == expect
+            else:
+                assert all(g in cand for g in got)
+                if sum(cand.values()) >= m:
+                    assert all(Counter(got)[g] <= cand[g] for g in got)
+            seeds = rs[u, hop, 2].tolist()
+
+
+def test_ripple_sets_without_history_are_padding(ml100k):
+    indptr = torch.zeros(4, dtype=torch.long)  # three users with no seed
+    rs = build_ripple_sets(indptr, torch.zeros(0, dtype=torch.long), ml100k.data.triples, ml100k.n_entities,
+                           ml100k.n_relations, 2, 4, torch.Generator().manual_seed(0))
+    assert bool((rs[:, :, 0] == ml100k.n_entities).all()) and bool((rs[:, :, 1] == ml100k.n_relations).all())
+
+
+# ---------------------------------------------------------------- pairwise == full ranking
+@pytest.mark.parametrize("name,kw", [
+    ("kgcn", {"n_iter": 2, "n_neighbors": 4, "aggregator": "sum", "embedding_dim": 8}),
+    ("kgcn", {"n_iter": 2, "n_neighbors": 3, "aggregator": "concat", "embedding_dim": 8, "score_budget": 200_000}),
+    ("kgcn", {"n_iter": 1, "aggregator": "neighbor"}),
+    ("ripplenet", {"n_hop": 2, "n_memory": 8, "item_update_mode": "plus_transform"}),
+    ("ripplenet", {"n_hop": 3, "n_memory": 4, "item_update_mode": "replace", "score_budget": 200_000}),
+])
+def test_score_equals_predict(ml100k, name, kw):
+    """score(users)[b, i] == predict(user_b, i): the chunked/deduplicated full ranking is exact."""
+    torch.manual_seed(0)
+    model = create_model(name, ml100k, **kw).eval()
+    users = torch.arange(0, ml100k.n_users, 40)
+    with torch.no_grad():
+        s = model.score(users)
+        assert s.shape == (users.numel(), ml100k.n_items) and s.dtype == torch.float32
+        items = torch.randint(ml100k.n_items, (users.numel(), 25), generator=torch.Generator().manual_seed(0))
+        p = model.predict(users.repeat_interleave(25), items.flatten()).view_as(items)
+    torch.testing.assert_close(p, s.gather(1, items), rtol=1e-4, atol=1e-5)
+    assert torch.isfinite(s).all() and s.std() > 0
+
+
+# ---------------------------------------------------------------- training
+def _steps(model, batches, n):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for b in batches[:n]:
+        opt.zero_grad()
+        loss = model.loss(b)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize("name", ["kgcn", "ripplenet"])
+def test_ctr_training_on_lastfm(lastfm, name):
+    """A few steps in ctr mode with the paper config: finite BCE losses, gradients reach the
+    embeddings, predictions are [B] logits, and repeated steps on one real batch fit it."""
+    torch.manual_seed(0)
+    model = create_model(name, lastfm)
+    assert model.task == "ctr"
+    batch = next(iter(lastfm.train_dataloader()))
+    assert set(batch) >= {"user", "item", "label"}
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.entity_emb.weight.grad.abs().sum() > 0
+    losses = _steps(model, [batch] * 8, 8)
+    assert all(map(lambda x: x == x, losses)) and losses[-1] < losses[0]
+    model.eval()
+    with torch.no_grad():
+        p = model.predict(batch["user"], batch["item"])
+    assert p.shape == batch["user"].shape and torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize("name", ["kgcn", "ripplenet"])
+def test_topk_one_epoch_ml100k(ml100k, name, tmp_path):
+    """One epoch of BPR training and full-ranking evaluation on ml-100k-kg via run_experiment."""
+    small = {"embedding_dim": 8} | ({"n_memory": 4} if name == "ripplenet" else {})
+    row = run_experiment(name, "ml-100k-kg", max_epochs=1, out_dir=tmp_path, progress=False,
+                         model_overrides=small, data_overrides={"batch_size": 8192})
+    assert row["status"] == "ok" and row["epochs"] >= 0
+    for k in ("test/ndcg@10", "test/recall@20"):
+        assert 0.0 <= row["metrics"][k] <= 1.0
+    assert row["metrics"]["test/recall@20"] > 0.0
+
+
+def test_kgcn_topk_bpr_loss(ml100k):
+    model = create_model("kgcn", ml100k)
+    batch = next(iter(ml100k.train_dataloader()))
+    assert {"user", "pos_item", "neg_item"} <= set(batch)
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.user_emb.weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- errors
+def test_bad_hyper_parameters(ml100k):
+    with pytest.raises(ValueError, match="aggregator"):
+        create_model("kgcn", ml100k, aggregator="max")
+    with pytest.raises(ValueError, match="item_update_mode"):
+        create_model("ripplenet", ml100k, item_update_mode="concat")
+    with pytest.raises(ValueError, match="n_hop"):
+        create_model("ripplenet", ml100k, n_hop=0)
+    bare = KGCN(n_users=3, n_items=4, n_entities=5, n_relations=1, task="ctr")
+    with pytest.raises(RuntimeError, match="no KG"):
+        bare.sample_neighbors(0)
+    rn = RippleNet(n_users=3, n_items=4, n_entities=5, n_relations=1, task="ctr")
+    with pytest.raises(RuntimeError, match="ripple sets"):
+        rn.loss({"user": torch.tensor([0]), "item": torch.tensor([1]), "label": torch.tensor([1])})
