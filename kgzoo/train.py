@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,48 @@ class EpochTimer(Callback):
         self._close_train()
 
 
-def peak_memory_mb(device: str) -> float:
-    """Peak memory in MB: CUDA max allocated on GPU, else the process's peak resident set."""
-    if device == "cuda" and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+def _rss_mb() -> float:
+    """Resident set size of this process in MB (Linux ``/proc``; elsewhere the lifetime peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+class PeakMemory:
+    """Peak memory in MB while the ``with`` block runs.
+
+    On CUDA, ``torch.cuda.max_memory_allocated`` (reset on entry); on CPU, the highest
+    resident set size sampled every ``interval`` seconds by a daemon thread (the process's
+    lifetime peak, ``ru_maxrss``, would carry earlier cells of a grid into later ones).
+    """
+
+    def __init__(self, device: str = "cpu", interval: float = 0.05) -> None:
+        self.device, self.interval, self.peak_mb = device, interval, 0.0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device == "cuda" and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.peak_mb = _rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device == "cuda" and torch.cuda.is_available():
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, _rss_mb())
 
 
 def library_versions() -> dict[str, str]:
@@ -146,14 +183,15 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                         callbacks=callbacks, logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=progress,
                         enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
                         log_every_n_steps=1000)
-    t0 = time.perf_counter()
-    trainer.fit(net, datamodule=dm)
-    train_seconds = time.perf_counter() - t0
-    best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
-    best_path = ckpt.best_model_path or None
-    t1 = time.perf_counter()
-    results = trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
-    test_seconds = time.perf_counter() - t1
+    with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
+        t0 = time.perf_counter()
+        trainer.fit(net, datamodule=dm)
+        train_seconds = time.perf_counter() - t0
+        best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
+        best_path = ckpt.best_model_path or None
+        t1 = time.perf_counter()
+        results = trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
+        test_seconds = time.perf_counter() - t1
     if best_path:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
@@ -167,7 +205,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         "seconds_per_epoch": (sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
         "eval_seconds": (sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
         "train_seconds": train_seconds, "test_seconds": test_seconds,
-        "peak_memory_mb": peak_memory_mb("cuda" if accelerator in ("gpu", "cuda") else "cpu"),
+        "peak_memory_mb": memory.peak_mb,
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "devices": devices, "strategy": strategy, "accelerator": accelerator,
         "hparams": {k: v for k, v in dict(net.hparams).items() if not k.startswith("n_")},

@@ -100,9 +100,19 @@ def build_leaderboard(results: Path, out_dir: Path, metric: str | None = None, p
     return out
 
 
+def quiet_lightning() -> None:
+    """Keep Lightning's per-Trainer banners (accelerator, tips, checkpoint restores) out of a
+    grid's output; warnings and errors still show."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def bench_command(args: argparse.Namespace) -> int:
     from .runner import is_rank_zero
 
+    quiet_lightning()
     results = results_path(args.results, args.name)
     lb_dir = _leaderboard_dir(results, args.leaderboard_dir)
     if args.leaderboard_only:
@@ -161,6 +171,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from ..config import load_config
     from .runner import is_rank_zero
 
+    quiet_lightning()
     cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
         raise ValueError("reproduce takes one model name and one dataset name, not patterns")
