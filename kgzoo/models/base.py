@@ -54,6 +54,7 @@ class Recommender(L.LightningModule):
         if main_metric is None:
             main_metric = "auc" if task == "ctr" else f"ndcg@{min(self.ks, key=lambda k: abs(k - 10))}"
         self.main_metric = main_metric
+        self._final_cache: tuple[Tensor, Tensor] | None = None
         known = self.metric_names()
         if main_metric not in known:
             raise ValueError(f"unknown metric {main_metric!r} for task {task!r}; known: {', '.join(known)}")
@@ -82,9 +83,31 @@ class Recommender(L.LightningModule):
         """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys)."""
         raise NotImplementedError
 
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users FloatTensor [U, d], items FloatTensor [I, d])``: the final representations of a
+        model that scores by inner product (MF, LightGCN, the GNNs over the CKG).
+
+        A model that implements it inherits :meth:`score` (``e_u^T e_i``) and an evaluation cache
+        (computed once per pass in :meth:`prepare_scoring`, without gradient).
+        """
+        raise NotImplementedError
+
+    def _has_final_embeddings(self) -> bool:
+        return type(self).final_embeddings is not Recommender.final_embeddings
+
     def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]``: scores of every item for ``users`` (LongTensor ``[B]``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
+        """FloatTensor ``[B, I]``: scores of every item for ``users`` (LongTensor ``[B]``).
+
+        The default is ``e_u^T e_i`` from :meth:`final_embeddings` (cached during evaluation).
+
+        Raises:
+            NotImplementedError: the model has neither ``score`` nor ``final_embeddings``.
+        """
+        if not self._has_final_embeddings():
+            raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
+        cache = getattr(self, "_final_cache", None)
+        user_emb, item_emb = cache if cache is not None else self.final_embeddings()
+        return user_emb[users] @ item_emb.T
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B]``: logits of (user, item) pairs (LongTensors ``[B]``).
@@ -94,10 +117,14 @@ class Recommender(L.LightningModule):
         return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
 
     def prepare_scoring(self) -> None:
-        """Hook before an evaluation pass (e.g. propagate embeddings once). Default: nothing."""
+        """Hook before an evaluation pass: caches :meth:`final_embeddings` where the model has them."""
+        if self._has_final_embeddings():
+            with torch.no_grad():
+                self._final_cache = self.final_embeddings()
 
     def end_scoring(self) -> None:
-        """Hook after an evaluation pass (drop what :meth:`prepare_scoring` cached)."""
+        """Hook after an evaluation pass: drops what :meth:`prepare_scoring` cached."""
+        self._final_cache = None
 
     # ------------------------------------------------------------------ Lightning
     def setup(self, stage: str) -> None:

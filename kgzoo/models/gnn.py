@@ -50,7 +50,6 @@ class _CKGEncoder(Recommender):
         self.n_nodes = self.n_entities + self.n_users
         self.embedding = nn.Embedding(self.n_nodes, embedding_dim)
         nn.init.xavier_uniform_(self.embedding.weight)
-        self._cache: Tensor | None = None
 
     # subclasses: self.convs (ModuleList), _conv(i, x), attach() and the activation between layers
     activation = staticmethod(F.relu)
@@ -87,17 +86,10 @@ class _CKGEncoder(Recommender):
         ego = self.embedding
         return bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * l2_reg(ego(u), ego(p), ego(n))
 
-    def prepare_scoring(self) -> None:
-        with torch.no_grad():
-            self._cache = self.encode()
-
-    def end_scoring(self) -> None:
-        self._cache = None
-
-    def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]``: inner products of the final user and item embeddings."""
-        emb = self._cache if self._cache is not None else self.encode()
-        return emb[users + self.n_entities] @ emb[: self.n_items].T
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users [U, d'], items [I, d'])``: the final CKG node embeddings of users and items."""
+        emb = self.encode()
+        return emb[self.n_entities:], emb[: self.n_items]
 
 
 @register_model("gcn", family="kg-gnn", paper="Kipf & Welling, ICLR 2017")

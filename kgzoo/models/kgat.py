@@ -87,7 +87,6 @@ class KGAT(Recommender):
         self.edge_index: Tensor | None = None
         self.edge_type: Tensor | None = None
         self._adj: SparseAdj | None = None  # the [N, N] attention matrix
-        self._cache: Tensor | None = None
 
     # ------------------------------------------------------------------ graph
     def attach(self, datamodule: Any) -> None:
@@ -184,13 +183,9 @@ class KGAT(Recommender):
     # ------------------------------------------------------------------ scoring
     def prepare_scoring(self) -> None:
         self.update_attention()
-        with torch.no_grad():
-            self._cache = self.propagate()
+        super().prepare_scoring()
 
-    def end_scoring(self) -> None:
-        self._cache = None
-
-    def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]``: ``e_u*^T e_i*`` for ``users`` (LongTensor ``[B]``)."""
-        emb = self._cache if self._cache is not None else self.propagate()
-        return emb[users + self.n_entities] @ emb[: self.n_items].T
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users [U, d*], items [I, d*])``: concatenated layer outputs (eq. 11); score ``e_u*^T e_i*`` (eq. 12)."""
+        emb = self.propagate()
+        return emb[self.n_entities:], emb[: self.n_items]

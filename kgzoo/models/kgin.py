@@ -129,7 +129,6 @@ class KGIN(Recommender):
         self.kg_edge_index: Tensor | None = None
         self.kg_edge_type: Tensor | None = None
         self.interactions: Tensor | None = None
-        self._cache: tuple[Tensor, Tensor] | None = None
 
     def attach(self, datamodule: Any) -> None:
         if datamodule.n_entities != self.n_entities or datamodule.n_users != self.n_users:
@@ -181,14 +180,7 @@ class KGIN(Recommender):
             loss = loss + self.ind_weight * independence_loss(self.intents(), self.independence)
         return loss
 
-    def prepare_scoring(self) -> None:
-        with torch.no_grad():
-            self._cache = self.propagate()
-
-    def end_scoring(self) -> None:
-        self._cache = None
-
-    def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]``: ``e_u*^T e_i*`` for ``users`` (LongTensor ``[B]``)."""
-        user_emb, ent_emb = self._cache if self._cache is not None else self.propagate()
-        return user_emb[users] @ ent_emb[: self.n_items].T
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users [U, d], items [I, d])``: the summed hop outputs; score ``e_u*^T e_i*`` (eq. 15)."""
+        user_emb, ent_emb = self.propagate()
+        return user_emb, ent_emb[: self.n_items]

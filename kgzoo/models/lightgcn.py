@@ -56,7 +56,6 @@ class LightGCN(Recommender):
         self.conv = LGConv(normalize=False)
         self.n_layers, self.reg_weight = n_layers, reg_weight
         self.adj: Tensor | None = None
-        self._cache: Tensor | None = None
 
     def attach(self, datamodule: Any) -> None:
         self.adj = bipartite_norm_adj(datamodule.train_interactions, self.n_users, self.n_items)
@@ -80,14 +79,7 @@ class LightGCN(Recommender):
         ego = self.embedding
         return bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * l2_reg(ego(u), ego(p), ego(n))
 
-    def prepare_scoring(self) -> None:
-        with torch.no_grad():
-            self._cache = self.propagate()
-
-    def end_scoring(self) -> None:
-        self._cache = None
-
-    def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]``: inner products of propagated user and item embeddings."""
-        emb = self._cache if self._cache is not None else self.propagate()
-        return emb[users] @ emb[self.n_users:].T
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(users [U, d], items [I, d])``: the propagated embeddings (eq. 8); score is eq. 9."""
+        emb = self.propagate()
+        return emb[: self.n_users], emb[self.n_users:]

@@ -38,6 +38,6 @@ class BPRMF(Recommender):
         p, n = self.item_emb(batch["pos_item"]), self.item_emb(batch["neg_item"])
         return bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * l2_reg(u, p, n)
 
-    def score(self, users: Tensor) -> Tensor:
-        """FloatTensor ``[B, I]`` = ``E_u[users] @ E_i^T``."""
-        return self.user_emb(users) @ self.item_emb.weight.T
+    def final_embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(E_u [U, d], E_i [I, d])``: score ``<e_u, e_i>`` (section 5.1)."""
+        return self.user_emb.weight, self.item_emb.weight
