@@ -70,3 +70,17 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
     # the DataModule's sizes are linked into the model; a wrong class is refused by the parser
     with pytest.raises(SystemExit):
         main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
+
+
+def test_fit_from_a_zoo_config(data_dir, tmp_path):
+    from kgzoo.bench.cli import zoo_cli_config
+
+    cfg = zoo_cli_config("cfkg/ml-100k-kg")
+    assert cfg["model"]["class_path"] == "kgzoo.models.cfkg.CFKG"
+    assert cfg["model"]["init_args"]["lr"] == 5e-3 and cfg["data"]["dataset"] == "ml-100k-kg"
+    args = ["fit", "--zoo", "cfkg/ml-100k-kg", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path)]
+    assert main(args) == 0
+    assert len(list(tmp_path.rglob("*.ckpt"))) == 1
+    assert main(["fit", "--zoo", "nosuchmodel"]) == 2  # unknown model: a clear error, no training

@@ -13,6 +13,7 @@ instantiation::
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -247,20 +248,69 @@ def make_lightning_cli(args: list[str], run: bool = True) -> Any:
                     parser_kwargs={"prog": "kgzoo"})
 
 
+def zoo_cli_config(spec: str) -> dict[str, Any]:
+    """A LightningCLI config from ``zoo_configs/``: ``spec`` is ``MODEL`` or ``MODEL/DATASET``
+    (default dataset ``ml-100k-kg``): the model class with its config's ``model`` section,
+    the DataModule with ``data``, and the Trainer's ``max_epochs`` from ``train``.
+
+    Raises:
+        KeyError: unknown model or dataset (with suggestions).
+    """
+    from ..config import load_config
+    from ..data.datasets import get_spec
+    from ..registry import MODELS
+    from .. import models  # noqa: F401
+
+    model, _, dataset = spec.partition("/")
+    dataset = dataset or "ml-100k-kg"
+    cls = MODELS.get(model)
+    get_spec(dataset)
+    cfg = load_config(model, dataset)
+    out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
+                                     "init_args": dict(cfg["model"])},
+                           "data": {"dataset": dataset, **cfg["data"]}}
+    if "max_epochs" in cfg["train"]:
+        out["trainer"] = {"max_epochs": int(cfg["train"]["max_epochs"])}
+    return out
+
+
+def _with_zoo_config(args: list[str]) -> tuple[list[str], str | None]:
+    """Replace ``--zoo SPEC`` in ``args`` by ``--config FILE`` (first, so later arguments override it)."""
+    import tempfile
+
+    import yaml
+
+    for i, a in enumerate(args):
+        if a == "--zoo" or a.startswith("--zoo="):
+            spec = a.split("=", 1)[1] if "=" in a else args[i + 1]
+            rest = args[:i] + args[i + (1 if "=" in a else 2):]
+            fd, path = tempfile.mkstemp(prefix="kgzoo-cli-", suffix=".yaml")
+            with open(fd, "w") as f:
+                yaml.safe_dump(zoo_cli_config(spec), f)
+            return ["--config", path, *rest], path
+    return args, None
+
+
 def _passthrough_args(p: argparse.ArgumentParser) -> None:
     # every argument, options and --help included, goes to LightningCLI untouched
     p.prefix_chars = "\x00"
     p.add_argument("lightning_args", nargs=argparse.REMAINDER,
-                   help="LightningCLI arguments: --model, --data.*, --trainer.*, --ckpt_path, --config")
+                   help="LightningCLI arguments: --model, --data.*, --trainer.*, --ckpt_path, --config; "
+                        "--zoo MODEL[/DATASET] starts from that model's zoo_configs/ file")
 
 
 def _lightning_command(sub: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         import warnings
 
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            make_lightning_cli([sub, *args.lightning_args])
+        cli_args, tmp = _with_zoo_config(list(args.lightning_args))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+                make_lightning_cli([sub, *cli_args])
+        finally:
+            if tmp:
+                os.unlink(tmp)
         return 0
 
     return run
@@ -270,7 +320,8 @@ add_command("bench", "run a benchmark grid (models x datasets x seeds x KG ablat
             _bench_args, bench_command)
 add_command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
             _reproduce_args, reproduce_command)
-add_command("fit", "train a model with Lightning's CLI (--model CLASS --data.dataset NAME --trainer.*)",
+add_command("fit", "train a model with Lightning's CLI (--zoo MODEL/DATASET, or --model CLASS --data.dataset NAME; "
+                   "--trainer.*)",
             _passthrough_args, _lightning_command("fit"))
 add_command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",
             _passthrough_args, _lightning_command("test"))
