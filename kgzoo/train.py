@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from .api import create_datamodule, create_model
 from .config import load_config
 from .data.protocol import EvalProtocol
+from .models.base import SIZE_KEYS
 
 
 class EpochTimer(Callback):
@@ -208,7 +209,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         "peak_memory_mb": memory.peak_mb,
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "devices": devices, "strategy": strategy, "accelerator": accelerator,
-        "hparams": {k: v for k, v in dict(net.hparams).items() if not k.startswith("n_")},
+        "hparams": {k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},
         "versions": library_versions(), "checkpoint": best_path, "config": cfg.get("_path", {}).get("path"),
         "paper": cfg["paper"], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok",
     }

@@ -48,6 +48,7 @@ from kgzoo.api import create_datamodule, create_model
 from kgzoo.config import load_config
 from kgzoo.data.datasets import get_spec as dataset_spec
 from kgzoo.data.protocol import EvalProtocol
+from kgzoo.models.base import SIZE_KEYS
 from kgzoo.registry import MODELS
 
 SHIP_LIMIT = 40 * 2**20  # total bytes of weights inside the package
@@ -55,7 +56,7 @@ SHIP_LIMIT = 40 * 2**20  # total bytes of weights inside the package
 
 def _hparams(raw: dict[str, Any]) -> dict[str, Any]:
     """Model hyper-parameters without the sizes and task (those come from the DataModule)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items() if not k.startswith("n_") and k != "task"}
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items() if k not in SIZE_KEYS}
 
 
 def _json_safe(x: Any) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import add_command
+from ..models.base import SIZE_KEYS
 from . import leaderboard as lb
 from .runner import DEFAULT_BENCH_DIR, read_rows, resolve_grid, results_path, run_grid
 
@@ -201,7 +202,6 @@ def reproduce_command(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- LightningCLI
-SIZE_KEYS = ("n_users", "n_items", "n_entities", "n_relations", "task")
 
 
 def _size(key: str, datamodule: Any) -> Any:

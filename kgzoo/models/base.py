@@ -17,6 +17,8 @@ from torch import Tensor
 from ..metrics import CTRMetrics, RANKING_METRICS, TopKMetrics
 
 CTR_METRICS = ("auc", "acc", "f1", "gauc")
+#: constructor arguments that come from the DataModule (sizes and task), not from a config
+SIZE_KEYS = ("n_users", "n_items", "n_entities", "n_relations", "task")
 
 
 class DivergedError(FloatingPointError):
