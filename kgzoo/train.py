@@ -120,6 +120,17 @@ def library_versions() -> dict[str, str]:
             "torch_geometric": torch_geometric.__version__, "python": platform.python_version()}
 
 
+def default_protocol(dataset: str) -> EvalProtocol:
+    """The dataset's default protocol, whose split seed stays fixed across training seeds.
+
+    A benchmark's seeds vary initialisation and negative sampling on one split, so that
+    their rows share a fingerprint and the leaderboard reports mean and std over seeds.
+    """
+    from .data.datasets import get_spec
+
+    return get_spec(dataset).protocol
+
+
 def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,
                    max_epochs: int | None = None, patience: int | None = None, monitor: str | None = None,
                    quick: bool = False, devices: int | str = 1, strategy: str = "auto", accelerator: str = "cpu",
@@ -129,8 +140,9 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return a result row.
 
     Args:
-        model, dataset: registry names. seed: seeds the split (via the protocol), sampling and init.
-        protocol: ``None`` = the dataset's default with ``seed``.
+        model, dataset: registry names. seed: seeds initialisation and negative sampling
+            (``seed_everything`` and the DataModule's sampler); the split is the protocol's.
+        protocol: ``None`` = the dataset's default (:func:`default_protocol`).
         max_epochs, patience, monitor: override the config's ``train`` section (``monitor``
             is a metric name such as ``"ndcg@10"``; default the model's main metric).
         quick: use the config's ``bench`` section (the short schedule of the default bench).
@@ -158,11 +170,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if protocol is None:
-        from .data.datasets import get_spec
-
-        base = get_spec(dataset).protocol
-        protocol = EvalProtocol(**{**base.to_dict(), "seed": seed})
-    dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation,
+        protocol = default_protocol(dataset)
+    dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed,
                            **{**cfg["data"], **(data_overrides or {})})
     overrides = dict(model_overrides or {})
     if monitor is not None:

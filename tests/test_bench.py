@@ -128,12 +128,12 @@ def test_only_rank_zero_writes(data_dir, tmp_path, monkeypatch):
     assert len(report.rows) == 1 and not (tmp_path / "r.jsonl").exists()
 
 
-def test_fingerprint_separates_seeds_and_ablations(data_dir):
+def test_fingerprint_shared_by_seeds_separates_ablations(data_dir):
     a = cell_fingerprint(Cell("pop", "ml-100k-kg", 0))
     assert cell_fingerprint(Cell("bpr", "ml-100k-kg", 0)) == a  # the model is not part of it
     b = cell_fingerprint(Cell("pop", "ml-100k-kg", 1))
     c = cell_fingerprint(Cell("pop", "ml-100k-kg", 0, "shuffled"))
-    assert b[0] != a[0] and b[1] != a[1]
+    assert b == a  # seeds vary training on one split: their rows share a table (mean and std)
     assert c[0] != a[0] and c[1] == a[1]  # same protocol, other KG
 
 

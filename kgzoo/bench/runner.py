@@ -80,12 +80,11 @@ def canonical_ablation(kind: str) -> str:
 
 
 def cell_protocol(dataset: str, seed: int) -> Any:
-    """The protocol of a cell: the dataset's default protocol with the cell's seed (as
-    :func:`kgzoo.train.run_experiment` builds it)."""
-    from ..data.datasets import get_spec
-    from ..data.protocol import EvalProtocol
+    """The protocol of a cell: the dataset's default protocol, the same split for every seed
+    (:func:`kgzoo.train.default_protocol`, as :func:`kgzoo.train.run_experiment` uses it)."""
+    from ..train import default_protocol
 
-    return EvalProtocol(**{**get_spec(dataset).protocol.to_dict(), "seed": int(seed)})
+    return default_protocol(dataset)
 
 
 def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
