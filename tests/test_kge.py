@@ -219,3 +219,15 @@ def test_transr_project_matches_gathered_bmm(dm):
     assert got.norm(dim=-1).max() <= 1 + 1e-5
     for a, b in zip(torch.autograd.grad(got.pow(2).sum(), [e, proj]), torch.autograd.grad(want.pow(2).sum(), [e, proj])):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ["cke", "cfkg"])
+def test_kg_models_train_on_an_empty_kg(data_dir, name):
+    """The robustness study's ``kg_ablation="none"``: KG keys arrive empty, the KG term drops out."""
+    dm = kgzoo.create_datamodule("ml-100k-kg", kg_ablation="none")
+    model = kgzoo.create_model(name, datamodule=dm)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["head"].numel() == 0 and batch["user"].numel() > 0
+    loss = model.loss(batch)
+    assert torch.isfinite(loss)
+    loss.backward()

@@ -1,7 +1,8 @@
 """KGRecDataModule: one dataset under one protocol, as Lightning dataloaders.
 
 Train batches are dicts of LongTensors: ``user, pos_item, neg_item`` (BPR) plus
-``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0, or
+``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0 (empty LongTensors when the
+KG has no triples, e.g. ``kg_ablation="none"``), or
 ``user, item, label`` for the ``ctr`` task. Evaluation batches (``topk``) carry
 ``user`` ``[B]`` and, as (batch row, item) pairs, the items to mask (``mask_row``,
 ``mask_col``: train items, plus valid items at test time) and the ground truth
@@ -96,8 +97,11 @@ class _TrainBatches(IterableDataset):
         n = next(iter(full.values())).numel()
         bs = dm.batch_size
         batches = [{k: v[s:s + bs] for k, v in full.items()} for s in range(0, n, bs)]
-        if dm.kg_batch_size > 0 and dm.kg_sampler is not None and dm.kg_sampler.triples.numel():
-            kg = dm.kg_sampler.sample(dm.kg_batch_size * len(batches), g)
+        if dm.kg_batch_size > 0 and dm.kg_sampler is not None:
+            if dm.kg_sampler.triples.numel():
+                kg = dm.kg_sampler.sample(dm.kg_batch_size * len(batches), g)
+            else:  # an empty KG (kg_ablation="none"): the keys are there, with no triples
+                kg = {k: torch.zeros(0, dtype=torch.long) for k in ("head", "relation", "pos_tail", "neg_tail")}
             for i, b in enumerate(batches):
                 b.update({k: v[i * dm.kg_batch_size:(i + 1) * dm.kg_batch_size] for k, v in kg.items()})
         return batches

@@ -91,10 +91,14 @@ class CFKG(Recommender):
                batch["head"], batch["pos_tail"], batch["neg_tail"]]
         u, p, n, h, t, t_neg = self.node(torch.cat(ids)).split([x.numel() for x in ids])
         r0 = self.relation.weight[0].expand_as(u)
-        rel = self.relation(batch["relation"] + 1)
-        out = self._triple_loss(u, r0, p, n) + self._triple_loss(h, rel, t, t_neg)
+        out = self._triple_loss(u, r0, p, n)
         if self.reg_weight > 0:
-            out = out + self.reg_weight * (l2_reg(u, p, n) + l2_reg(h, rel, t, t_neg))
+            out = out + self.reg_weight * l2_reg(u, p, n)
+        if batch["head"].numel():  # an empty KG (kg_ablation="none") leaves the interact triples only
+            rel = self.relation(batch["relation"] + 1)
+            out = out + self._triple_loss(h, rel, t, t_neg)
+            if self.reg_weight > 0:
+                out = out + self.reg_weight * l2_reg(h, rel, t, t_neg)
         return out
 
     def score(self, users: Tensor) -> Tensor:

@@ -91,6 +91,9 @@ class CKE(Recommender):
         u = self.user(batch["user"])
         pi, ni = batch["pos_item"], batch["neg_item"]
         h, r, t, tn = batch["head"], batch["relation"], batch["pos_tail"], batch["neg_tail"]
+        if r.numel() == 0:  # an empty KG: BPR-MF with item offsets (eta + v), no TransR term
+            p, n = self.item_vectors(pi), self.item_vectors(ni)
+            return bpr_loss((u * p).sum(-1), (u * n).sum(-1)) + self.reg_weight * l2_reg(u, p, n)
         # one gather per table (one dense gradient each), then split
         eta_p, eta_n = self.item(torch.cat([pi, ni])).split(pi.numel())
         ids = [pi, ni, h, t, tn]
