@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from conftest import REPO
 
@@ -20,8 +22,12 @@ def test_ci_runs_the_readme_commands():
     assert bash[1].strip() == test
 
 
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(tmp_path):
+    """Each example in a fresh interpreter, as a reader would paste it."""
     blocks = _blocks("python")
     assert len(blocks) >= 3
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    for i, code in enumerate(blocks):
+        script = tmp_path / f"readme_{i}.py"
+        script.write_text(code)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"README example {i} failed:\n{code}\n{proc.stderr[-3000:]}"
