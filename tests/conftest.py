@@ -17,3 +17,16 @@ def data_dir() -> Path:
     if not (DATA_DIR / "SHA256SUMS").is_file():
         pytest.fail(f"shared data not found at {DATA_DIR}; set KGZOO_DATA_DIR")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def text_home(tmp_path_factory):
+    """One PLM text cache (``$KGZOO_HOME``) per test session, shared by the text tests."""
+    path = tmp_path_factory.getbasetemp() / "kgzoo-text-home"
+    old = os.environ.get("KGZOO_HOME")
+    os.environ["KGZOO_HOME"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("KGZOO_HOME", None)
+    else:
+        os.environ["KGZOO_HOME"] = old

@@ -107,7 +107,7 @@ def test_ddp_matches_single_process(world_size, single_process):
     assert single_process["topk/skipped"] == 5  # users 0, 9, 18, 27, 36
     with tempfile.TemporaryDirectory() as out_dir:
         mp.spawn(_worker, args=(world_size, _free_port(), out_dir), nprocs=world_size, join=True)
-        per_rank = [torch.load(Path(out_dir) / f"rank{r}.pt") for r in range(world_size)]
+        per_rank = [torch.load(Path(out_dir) / f"rank{r}.pt", weights_only=True) for r in range(world_size)]
     for res in per_rank:
         assert res.keys() == single_process.keys()
         for key, expected in single_process.items():

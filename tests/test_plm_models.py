@@ -20,17 +20,6 @@ from kgzoo.train import run_experiment
 SLICE = {"k_core": 70}
 
 
-@pytest.fixture(scope="session")
-def text_home(tmp_path_factory):
-    path = tmp_path_factory.getbasetemp() / "kgzoo-text-home"
-    old = os.environ.get("KGZOO_HOME")
-    os.environ["KGZOO_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("KGZOO_HOME", None)
-    else:
-        os.environ["KGZOO_HOME"] = old
-
 
 @pytest.fixture(scope="module")
 def dm(data_dir, text_home):
@@ -143,7 +132,7 @@ def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
     # attribute vocabularies went into the hyper-parameters: the checkpoint rebuilds alone
     assert row["hparams"]["item_feature_sizes"] == {"genre": 20, "year": 74}
     assert set(row["hparams"]["user_feature_sizes"]) == {"age", "gender", "occupation"}
-    ckpt = torch.load(row["checkpoint"], weights_only=False)
+    ckpt = torch.load(row["checkpoint"], weights_only=True)
     assert ckpt["hyper_parameters"]["item_feature_sizes"]["genre"] == 20
     m = kgzoo.models.plm.KGPLM.load_from_checkpoint(row["checkpoint"])
     assert m.item_attr is not None and m.tower.text.cache.abs().sum() > 0  # text vectors restored

@@ -12,18 +12,6 @@ import kgzoo
 from kgzoo.models.layers.text_encoder import ItemTextEmbedding, TextEncoder, cache_key, text_cache_dir
 
 
-@pytest.fixture(scope="session")
-def text_home(tmp_path_factory):
-    """One text cache per test session (shared with test_plm_models.py)."""
-    path = tmp_path_factory.getbasetemp() / "kgzoo-text-home"
-    old = os.environ.get("KGZOO_HOME")
-    os.environ["KGZOO_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("KGZOO_HOME", None)
-    else:
-        os.environ["KGZOO_HOME"] = old
-
 
 @pytest.fixture(scope="module")
 def titles(data_dir):

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # RecBole 1.2.1 torch.load()s pickles
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # RecBole 1.2.1 loads pickled checkpoints with torch's loader
 
 # kgzoo config name -> RecBole hyper-parameter name, for the hyper-parameters both libraries share
 SHARED_HPARAMS = {"embedding_dim": "embedding_size", "n_layers": "n_layers", "reg_weight": "reg_weight"}
