@@ -207,3 +207,9 @@ def test_bad_hyper_parameters(ml100k):
     rn = RippleNet(n_users=3, n_items=4, n_entities=5, n_relations=1, task="ctr")
     with pytest.raises(RuntimeError, match="ripple sets"):
         rn.loss({"user": torch.tensor([0]), "item": torch.tensor([1]), "label": torch.tensor([1])})
+
+
+def test_ripplenet_refuses_an_empty_kg(data_dir):
+    dm = create_datamodule("ml-100k-kg", kg_ablation="none")
+    with pytest.raises(ValueError, match="needs a KG"):
+        create_model("ripplenet", datamodule=dm)

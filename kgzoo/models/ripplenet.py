@@ -130,7 +130,15 @@ class RippleNet(Recommender):
         self._attached = False
 
     def attach(self, datamodule: Any) -> None:
-        """Ripple sets from the DataModule's train positives (``csr["train"]``) and KG triples."""
+        """Ripple sets from the DataModule's train positives (``csr["train"]``) and KG triples.
+
+        Raises:
+            ValueError: the KG has no triples (e.g. ``kg_ablation="none"``): RippleNet's
+                memories are KG triples, so it has nothing to attend over.
+        """
+        if datamodule.data.n_triples == 0:
+            raise ValueError("RippleNet needs a KG: its ripple sets are the KG triples reached from a user's "
+                             "items, and this DataModule's KG is empty (kg_ablation='none'?)")
         indptr, items = datamodule.csr["train"]
         key = (indptr, datamodule.data.triples, self.sample_seed)  # holds the tensors: identity stays valid
         prev = getattr(self, "_attached_to", None)
