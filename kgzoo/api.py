@@ -76,7 +76,15 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     kwargs.update(hp)
     model = cls(**kwargs)
     if datamodule is not None:
-        if getattr(model, "uses_kg_batches", False):
-            datamodule.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or datamodule.kg_batch_size or 1024)
-        model.attach(datamodule)
+        connect(model, datamodule)
     return model
+
+
+def connect(model: Any, datamodule: KGRecDataModule) -> None:
+    """Join a built model and its DataModule: a model with a KG loss (``uses_kg_batches``) sets
+    the DataModule's ``kg_batch_size`` (its own, else the DataModule's, else 1024), then the
+    model takes its graphs with ``model.attach(datamodule)``. Used by :func:`create_model` and
+    by ``kgzoo fit/test``."""
+    if getattr(model, "uses_kg_batches", False):
+        datamodule.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or datamodule.kg_batch_size or 1024)
+    model.attach(datamodule)

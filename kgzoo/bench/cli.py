@@ -229,10 +229,9 @@ def make_lightning_cli(args: list[str], run: bool = True) -> Any:
 
         def _kg_batches(self) -> None:
             # as kgzoo.create_model: a model with a KG loss asks the DataModule for KG triples
-            if getattr(self.model, "uses_kg_batches", False):
-                self.datamodule.kg_batch_size = int(getattr(self.model, "kg_batch_size", 0)
-                                                    or self.datamodule.kg_batch_size or 1024)
-            self.model.attach(self.datamodule)
+            from ..api import connect
+
+            connect(self.model, self.datamodule)
 
         def before_fit(self) -> None:
             self._kg_batches()

@@ -79,6 +79,21 @@ def canonical_ablation(kind: str) -> str:
     return apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kind, 0)[1]
 
 
+def _resolve(patterns: Sequence[str], lister: Any, kind: str, what: str) -> list[str]:
+    """Names matching each shell pattern, in order, without repeats.
+
+    Raises:
+        ValueError: a pattern that matches nothing (naming it and the known names).
+    """
+    names: list[str] = []
+    for p in patterns:
+        hit = lister(p)
+        if not hit:
+            raise ValueError(f"{kind} pattern {p!r} matches no {what} (known: {', '.join(lister())})")
+        names += [n for n in hit if n not in names]
+    return names
+
+
 def cell_protocol(dataset: str, seed: int) -> Any:
     """The protocol of a cell: the dataset's default protocol, the same split for every seed
     (:func:`kgzoo.train.default_protocol`, as :func:`kgzoo.train.run_experiment` uses it)."""
@@ -162,18 +177,8 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
     if not models or not datasets:
         raise ValueError("the grid needs at least one model pattern and one dataset pattern")
-    names: list[str] = []
-    for p in models:
-        hit = list_models(p)
-        if not hit:
-            raise ValueError(f"model pattern {p!r} matches no registered model (known: {', '.join(list_models())})")
-        names += [n for n in hit if n not in names]
-    dsets: list[str] = []
-    for p in datasets:
-        hit = list_datasets(p)
-        if not hit:
-            raise ValueError(f"dataset pattern {p!r} matches no dataset (known: {', '.join(list_datasets())})")
-        dsets += [n for n in hit if n not in dsets]
+    names = _resolve(models, list_models, "model", "registered model")
+    dsets = _resolve(datasets, list_datasets, "dataset", "dataset")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("the grid needs at least one seed")
