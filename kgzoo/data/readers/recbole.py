@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
@@ -46,19 +47,21 @@ def read_recbole_kg(folder: str | Path, prefix: str, name: str | None = None,
     if f["kg"].exists():
         kg = read_recbole(f["kg"], ["head_id", "relation_id", "tail_id"])
         link = read_recbole(f["link"], ["item_id", "entity_id"])
-        item_index = {r: i for i, r in enumerate(item_ids)}
-        link_items = np.array([item_index.get(x, -1) for x in link["item_id"].tolist()], dtype=np.int64)
+        link_items = pd.Index(item_ids).get_indexer(link["item_id"].astype(str)).astype(np.int64)
         if (link_items < 0).any():
             bad = int(np.flatnonzero(link_items < 0)[0])
             raise DataFormatError(f["link"], bad + 2, "item_id", f"item {link['item_id'][bad]!r} is not an item of {f['inter'].name}")
         # entity token -> item index for linked entities, else a new id after the items
         ent_tokens = np.concatenate([kg["head_id"], kg["tail_id"]]).astype(str)
-        linked = dict(zip(link["entity_id"].astype(str).tolist(), link_items.tolist()))
         codes, uniq = factorize(ent_tokens)
         uniq_arr = np.array(uniq, dtype=object)
-        is_item = np.array([u in linked for u in uniq], dtype=bool)
+        # the linked item of each distinct entity token (-1: not an item; a token linked twice: the last link)
+        tokens = link["entity_id"].astype(str)
+        last = ~pd.Index(tokens).duplicated(keep="last")
+        link_pos = pd.Index(tokens[last]).get_indexer(uniq_arr.astype(str))
+        is_item = link_pos >= 0
         new_id = np.empty(len(uniq), dtype=np.int64)
-        new_id[is_item] = [linked[u] for u in uniq_arr[is_item].tolist()]
+        new_id[is_item] = link_items[last][link_pos[is_item]]
         new_id[~is_item] = n_items + np.arange(int((~is_item).sum()))
         ent = new_id[codes]
         M = len(kg["head_id"])
