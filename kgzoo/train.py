@@ -148,7 +148,10 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         quick: use the config's ``bench`` section (the short schedule of the default bench).
         devices, strategy, accelerator: passed to :class:`lightning.Trainer` (``strategy="ddp"``).
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"``, ``"noisy:P"``.
-        out_dir: where checkpoints and CSV logs go.
+        out_dir: where checkpoints and CSV logs go
+            (``out_dir/dataset/model/seed<S>-<kg_ablation>[-<key>-<value>...]``).
+        model_overrides: hyper-parameters over the zoo config (a bench variant).
+        data_overrides: DataModule arguments over the config's ``data`` section.
 
     Returns:
         The result row (DESIGN.md, "Result row"): ``metrics`` (``test/...`` and best
@@ -180,7 +183,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if hasattr(net, "wrap_datamodule"):  # a model with data of its own task (KG link prediction)
         dm = net.wrap_datamodule(dm)
     mon = f"valid/{net.main_metric}"
-    run_dir = Path(out_dir) / dataset / model / f"seed{seed}-{kg_ablation.replace(':', '')}"
+    run_dir = Path(out_dir) / dataset / model / (f"seed{seed}-{kg_ablation.replace(':', '')}"
+                                                 + "".join(f"-{k}-{v}" for k, v in sorted((model_overrides or {}).items())))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
                            filename="best", enable_version_counter=False)
     timer = EpochTimer(mon)

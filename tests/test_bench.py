@@ -7,8 +7,8 @@ import math
 import pytest
 
 from kgzoo.bench import leaderboard as lb
-from kgzoo.bench.runner import (Cell, append_row, cell_fingerprint, done_keys, read_rows, resolve_grid,
-                                results_path, run_grid)
+from kgzoo.bench.runner import (Cell, append_row, cell_fingerprint, done_keys, parse_variant, read_rows,
+                                resolve_grid, results_path, run_grid)
 from kgzoo.models.base import DivergedError
 from kgzoo.train import run_experiment
 
@@ -33,6 +33,11 @@ def test_resolve_grid_patterns_and_order(data_dir):
     ({"kg_ablations": ["noisy:2"]}, "P must be a number in \\[0, 1\\]"),
     ({"kg_ablations": ["scrambled"]}, "unknown kind 'scrambled'"),
     ({"epochs": 0}, "epochs=0"),
+    ({"variants": ["use_kg"]}, "'use_kg' is not key=value"),
+    ({"variants": ["lr=1,lr=2"]}, "'lr' is given twice"),
+    ({"variants": ["base", ""]}, "variant '' is given twice"),
+    ({"variants": ["lr=[1]"]}, "must be a scalar"),
+    ({"models": ["pop", "bpr"], "variants": ["embedding_dim=8"]}, "model 'pop' takes no hyper-parameter 'embedding_dim'"),
 ])
 def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, message):
     called = []
@@ -41,6 +46,38 @@ def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, mes
     with pytest.raises(ValueError, match=message):
         resolve_grid(**args)
     assert not called
+
+
+def test_variants_are_canonical_and_an_axis_of_the_grid(data_dir):
+    assert parse_variant("base") == ("base", {})
+    name, over = parse_variant(" use_text=false , use_kg=no,lr=1e-2,fusion=mean")
+    assert name == "fusion=mean,lr=1e-2,use_kg=no,use_text=false"  # sorted by key, values as typed
+    assert over == {"fusion": "mean", "lr": 0.01, "use_kg": False, "use_text": False}
+    cells = resolve_grid(["kgplm"], ["ml-100k-kg"], [0, 1], variants=["base", "use_text=false,use_kg=false"])
+    assert [(c.variant, c.seed) for c in cells] == [("base", 0), ("base", 1), ("use_kg=false,use_text=false", 0),
+                                                    ("use_kg=false,use_text=false", 1)]
+    assert cells[2].overrides == {"use_kg": False, "use_text": False} and cells[0].overrides == {}
+    assert "use_kg=false" in cells[2].label() and cells[0].variant == Cell("kgplm", "ml-100k-kg", 0).variant
+
+
+def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_path):
+    """A variant's overrides are passed to run_experiment and recorded; resume tells variants apart."""
+    seen = []
+
+    def fake(model, dataset, **k):
+        seen.append(k["model_overrides"])
+        return {"model": model, "dataset": dataset, "seed": k["seed"], "kg_ablation": k["kg_ablation"],
+                "fingerprint": "f", "status": "ok", "metrics": {}}
+
+    results = tmp_path / "v.jsonl"
+    cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0], variants=["base", "embedding_dim=8"])
+    run_grid(cells, results, log=None, experiment=fake)
+    assert seen == [None, {"embedding_dim": 8}]
+    rows = read_rows(results)
+    assert [(r["variant"], r["overrides"]) for r in rows] == [("base", {}), ("embedding_dim=8", {"embedding_dim": 8})]
+    assert len(done_keys(rows)) == 2
+    report = run_grid(cells, results, resume=True, log=None, experiment=fake)
+    assert len(report.skipped) == 2 and len(seen) == 2
 
 
 # ---------------------------------------------------------------------------- results file
@@ -195,3 +232,25 @@ def test_leaderboard_paper_column_ctr_and_outputs(tmp_path):
     with pytest.raises(ValueError, match="without fingerprint"):
         lb.build_tables([{"model": "x", "dataset": "d", "seed": 0, "status": "ok"}])
     assert json.loads(json.dumps(rows[0]))  # rows are plain JSON
+
+
+def test_ablation_table_from_variants_and_kg_ablations(tmp_path):
+    """Variants never enter the leaderboard or robustness tables; the ablation table puts the
+    settings of one model and protocol side by side with their difference from the full model."""
+    rows = [_row("kgplm", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    rows += [_row("kgplm", s, 0.25, variant="use_text=false") for s in (0, 1)]
+    rows += [_row("kgplm", 0, 0.31, variant="use_kg=false")]
+    rows += [_row("kgplm", 0, 0.28, abl="shuffled", fp="fpS")]
+    rows += [_row("bpr", 0, 0.33)]
+    out = lb.write_leaderboard(rows, tmp_path, png=False)
+    (main,) = [t for t in out["tables"] if t.fingerprint == "fpA"]
+    kg = next(ln for ln in main.lines if ln["model"] == "kgplm")
+    assert kg["metrics"]["ndcg@10"].n == 3 and kg["metrics"]["ndcg@10"].mean == pytest.approx(0.31)
+    (ab,) = out["ablations"]
+    assert ab.model == "kgplm" and [ln["setting"] for ln in ab.lines] == [
+        "full", "use_kg=false", "kg=shuffled", "use_text=false"]
+    assert [ln["delta"] for ln in ab.lines] == pytest.approx([0.0, 0.0, -0.03, -0.06])
+    assert ab.lines[3]["metrics"]["ndcg@10"].n == 2
+    md = out["markdown"].read_text()
+    assert "source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
+    assert len(lb.build_robustness(rows)) == 1 and lb.build_robustness(rows)[0].ablations == ["real", "shuffled"]

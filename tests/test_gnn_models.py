@@ -183,3 +183,23 @@ def test_bench_budget_beats_pop(tmp_path, data_dir, name):
 
     row = run_experiment(name, quick=True, out_dir=tmp_path)
     assert row["metrics"]["test/ndcg@10"] > 0.15, row["metrics"]
+
+
+def test_sparse_adj_matches_dense_forward_and_backward(ckg):
+    """SparseAdj (cached transpose) against dense autograd: square gcn_norm and rectangular row means."""
+    torch.manual_seed(0)
+    edge_index, _, n_nodes, _ = ckg
+    sub = edge_index[:, (edge_index < 300).all(0)]  # a 300-node slice of the real CKG
+    for adj, n_cols in ((SparseAdj.gcn_normalized(sub, 300, self_loops=True), 300),
+                        (SparseAdj.row_mean(sub[0] % 50, sub[1], 50, 300), 300)):
+        x1 = torch.randn(n_cols, 4, requires_grad=True)
+        x2 = x1.detach().clone().requires_grad_(True)
+        g = torch.randn(adj.n_nodes, 4)
+        (adj.matmul(x1) * g).sum().backward()
+        (adj.to_dense() @ x2 * g).sum().backward()
+        torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-6)
+    dense = SparseAdj.row_mean(sub[0] % 50, sub[1], 50, 300).to_dense()
+    has = torch.bincount(sub[0] % 50, minlength=50) > 0
+    torch.testing.assert_close(dense.sum(1)[has], torch.ones(int(has.sum())))  # rows average their neighbours
+    with pytest.raises(ValueError, match="300 columns"):
+        adj.matmul(torch.randn(299, 4))

@@ -31,7 +31,8 @@ def _trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
     p.add_argument("--runs", default="runs", help="where checkpoints and CSV logs go (default runs/)")
     p.add_argument("--resume", action="store_true",
-                   help="skip cells already in the results file (same model, dataset, seed, KG ablation, fingerprint)")
+                   help="skip cells already in the results file (same model, dataset, seed, KG ablation, variant, "
+                        "fingerprint)")
     p.add_argument("--metric", default=None,
                    help="validation metric for model selection and the leaderboard's sort (default ndcg@10 / auc)")
 
@@ -62,6 +63,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
     p.add_argument("--kg-ablation", nargs="+", default=["real"], dest="kg_ablation",
                    help="KG ablations to sweep: real shuffled none noisy:P (default real)")
+    p.add_argument("--variants", nargs="+", default=["base"],
+                   help="hyper-parameter variants to sweep: 'base' (the zoo config) or key=value[,key=value] "
+                        "over it, e.g. use_kg=false use_text=false (default base)")
     p.add_argument("--epochs", type=int, default=None, help="max_epochs for every cell (default: the config's)")
     p.add_argument("--quick", action="store_true",
                    help="the config's `bench` schedule (the default when --epochs is not given)")
@@ -95,7 +99,7 @@ def build_leaderboard(results: Path, out_dir: Path, metric: str | None = None, p
     out = lb.write_leaderboard(rows, out_dir, metric=metric, png=png)
     if show:
         con = _console()
-        for t in lb.rich_tables(out["tables"], out["robustness"]):
+        for t in lb.rich_tables(out["tables"], out["robustness"], out["ablations"]):
             con.print(t)
         con.print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
                   f"from {len(rows)} rows in {len(files)} file(s)")
@@ -124,7 +128,7 @@ def bench_command(args: argparse.Namespace) -> int:
         raise ValueError("--full cannot be combined with --quick or --epochs")
     devices = _devices(args.devices)
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
-                         epochs=args.epochs)
+                         epochs=args.epochs, variants=args.variants)
     quick = args.quick or (args.epochs is None and not args.full)
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, accelerator=args.accelerator, root=args.root,
@@ -187,7 +191,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
 
     fps = {cell_fingerprint(c, args.root)[0] for c in cells}  # this run's cells, resumed ones included
     rows = [r for r in read_rows(results) if r.get("fingerprint") in fps and r.get("model") == args.model
-            and r.get("seed") in args.seeds]
+            and r.get("seed") in args.seeds and r.get("variant", "base") == "base"]
     paper = load_config(args.model, args.dataset)["paper"]
     main = args.metric or (rows[0].get("main_metric") if rows else None) or "ndcg@10"
     header, body = reproduce_table(rows, paper, main)

@@ -8,8 +8,12 @@ metric (test NDCG@10 for ``topk``, AUC for ``ctr``, unless another is asked for)
 paper's number where the row's ``paper`` section carries one, and the costs (parameters,
 seconds per epoch, evaluation seconds, peak memory, epochs, seed count).
 
-A robustness table per ``(dataset, protocol_fingerprint)`` puts the KG ablations of one
+Leaderboards and robustness tables hold only ``base`` rows (the zoo config as it is). A
+robustness table per ``(dataset, protocol_fingerprint)`` puts the KG ablations of one
 protocol side by side (one column per ``kg_ablation``: real, shuffled, none, noisy:P).
+An ablation table per ``(dataset, protocol_fingerprint, model)`` that has bench variants
+(``kgzoo bench --variants use_kg=false ...``) puts each setting (variant x KG ablation) on
+a line, with its difference from the full model.
 
 Outputs: Markdown (``LEADERBOARD.md``), one CSV and one matplotlib PNG bar chart per
 table, and rich tables for the terminal.
@@ -107,10 +111,41 @@ class RobustnessTable:
         return f"{self.dataset} KG robustness (test {self.metric}) protocol {self.protocol_fingerprint[:12]}"
 
 
+@dataclass
+class AblationTable:
+    """One model's settings (variant x KG ablation) under one protocol of one dataset.
+
+    ``lines``: ``setting`` (``"full"`` for the base variant with the real KG, else the
+    variant and/or ``kg=<ablation>``), ``metrics`` (name -> :class:`Stat`), ``delta`` (mean
+    of the main metric minus the full model's, or ``None``), ``seeds``; the full model first.
+    """
+
+    dataset: str
+    protocol_fingerprint: str
+    model: str
+    task: str
+    metric: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def metric_columns(self) -> list[str]:
+        return [self.metric] + [m for m in METRIC_COLUMNS.get(self.task, ()) if m != self.metric]
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} source ablations of {self.model} (test {self.metric}) protocol {self.protocol_fingerprint[:12]}"
+
+
 # ---------------------------------------------------------------------------- rows
+def variant_of(row: dict[str, Any]) -> str:
+    """A row's bench variant (``"base"`` for rows written before variants existed)."""
+    return row.get("variant") or "base"
+
+
 def latest_ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Successful rows, one per ``(model, dataset, seed, kg_ablation, fingerprint)``: the latest
-    in file order (a rerun replaces, never double-counts, a seed)."""
+    """Successful rows, one per ``(model, dataset, seed, kg_ablation, variant, fingerprint)``: the
+    latest in file order (a rerun replaces, never double-counts, a seed)."""
     out: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         if r.get("status", "ok") != "ok":
@@ -118,7 +153,7 @@ def latest_ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         missing = [k for k in ("model", "dataset", "seed", "fingerprint") if r.get(k) is None]
         if missing:
             raise ValueError(f"result row without {', '.join(missing)}: {str(r)[:200]}")
-        out[(r["model"], r["dataset"], r["seed"], r.get("kg_ablation", "real"), r["fingerprint"])] = r
+        out[(r["model"], r["dataset"], r["seed"], r.get("kg_ablation", "real"), variant_of(r), r["fingerprint"])] = r
     return list(out.values())
 
 
@@ -152,7 +187,7 @@ def build_tables(rows: Iterable[dict[str, Any]], metric: str | None = None) -> l
     Raises:
         ValueError: a successful row without model, dataset, seed or fingerprint.
     """
-    ok = latest_ok_rows(rows)
+    ok = [r for r in latest_ok_rows(rows) if variant_of(r) == "base"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in ok:
         groups.setdefault((r["dataset"], r["fingerprint"]), []).append(r)
@@ -198,7 +233,7 @@ def build_robustness(rows: Iterable[dict[str, Any]], metric: str | None = None) 
     """One table per ``(dataset, protocol_fingerprint)`` that has more than one KG ablation:
     models as lines, ablations as columns (real, shuffled, none, noisy:P ascending), the
     mean ± std over seeds of the test main metric (NDCG@10 for ``topk``, AUC for ``ctr``)."""
-    ok = [r for r in latest_ok_rows(rows) if r.get("protocol_fingerprint")]
+    ok = [r for r in latest_ok_rows(rows) if r.get("protocol_fingerprint") and variant_of(r) == "base"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in ok:
         groups.setdefault((r["dataset"], r["protocol_fingerprint"]), []).append(r)
@@ -217,6 +252,64 @@ def build_robustness(rows: Iterable[dict[str, Any]], metric: str | None = None) 
         t.lines.sort(key=lambda ln: -(ln["values"][first].mean if ln["values"][first] else -math.inf))
         out.append(t)
     return out
+
+
+def _setting(row: dict[str, Any]) -> str:
+    parts = [] if variant_of(row) == "base" else [variant_of(row)]
+    if row.get("kg_ablation", "real") != "real":
+        parts.append(f"kg={row['kg_ablation']}")
+    return " + ".join(parts) or "full"
+
+
+def build_ablations(rows: Iterable[dict[str, Any]], metric: str | None = None) -> list[AblationTable]:
+    """Source-ablation tables: one per ``(dataset, protocol_fingerprint, model)`` with at least one
+    non-base variant. Lines: the full model (base variant, real KG), then the other settings
+    by descending main metric; ``delta`` = setting mean - full mean.
+
+    Raises:
+        ValueError: a successful row without model, dataset, seed or fingerprint.
+    """
+    ok = [r for r in latest_ok_rows(rows) if r.get("protocol_fingerprint")]
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in ok:
+        groups.setdefault((r["dataset"], r["protocol_fingerprint"], r["model"]), []).append(r)
+    out = []
+    for (dataset, pfp, model), grows in sorted(groups.items()):
+        if all(variant_of(r) == "base" for r in grows):
+            continue
+        task = grows[0].get("task", "topk")
+        t = AblationTable(dataset, pfp, model, task, _main_metric(task, metric, grows))
+        for r in grows:
+            cmd = (r.get("bench") or {}).get("command")
+            if cmd and cmd not in t.commands:
+                t.commands.append(cmd)
+        by_setting: dict[str, list[dict[str, Any]]] = {}
+        for r in grows:
+            by_setting.setdefault(_setting(r), []).append(r)
+        for setting, srows in by_setting.items():
+            t.lines.append({"setting": setting, "seeds": sorted(r["seed"] for r in srows),
+                            "metrics": {m: Stat.of(r.get("metrics", {}).get(_metric_key(m)) for r in srows)
+                                        for m in t.metric_columns}})
+        full = next((ln["metrics"][t.metric] for ln in t.lines if ln["setting"] == "full"), None)
+        for ln in t.lines:
+            s = ln["metrics"][t.metric]
+            ln["delta"] = (s.mean - full.mean) if (s is not None and full is not None) else None
+        t.lines.sort(key=lambda ln: (ln["setting"] != "full", -(ln["metrics"][t.metric].mean
+                                                                if ln["metrics"][t.metric] else -math.inf)))
+        out.append(t)
+    return out
+
+
+def ablation_cells(t: AblationTable) -> tuple[list[str], list[list[str]]]:
+    """Header and displayed cells of an ablation table."""
+    header = ["setting"] + t.metric_columns[:1] + ["Δ vs full"] + t.metric_columns[1:] + ["seeds"]
+    body = []
+    for ln in t.lines:
+        m = ln["metrics"]
+        body.append([ln["setting"], m[t.metric].fmt() if m[t.metric] else "-",
+                     "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
+                    + [s.fmt() if (s := m[c]) else "-" for c in t.metric_columns[1:]] + [str(len(ln["seeds"]))])
+    return header, body
 
 
 # ---------------------------------------------------------------------------- renderers
@@ -252,7 +345,7 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def to_markdown(tables: Sequence[LeaderboardTable], robustness: Sequence[RobustnessTable] = (),
-                images: dict[str, str] | None = None) -> str:
+                images: dict[str, str] | None = None, ablations: Sequence[AblationTable] = ()) -> str:
     """``LEADERBOARD.md``: each table with its dataset, fingerprint, protocol, commands and budget."""
     images = images or {}
     out = ["# kgzoo leaderboard", "",
@@ -277,6 +370,10 @@ def to_markdown(tables: Sequence[LeaderboardTable], robustness: Sequence[Robustn
         out += _md_table(["model"] + r.ablations, body) + [""]
         if r.protocol_fingerprint in images:
             out += [f"![{r.title}]({images[r.protocol_fingerprint]})", ""]
+    for a in ablations:
+        out += [f"## {a.title}", "", f"- protocol fingerprint: `{a.protocol_fingerprint}`",
+                "- command: " + ("; ".join(f"`{c}`" for c in a.commands) if a.commands else "(not recorded)"), ""]
+        out += _md_table(*ablation_cells(a)) + [""]
     return "\n".join(out)
 
 
@@ -339,7 +436,8 @@ def write_png(t: LeaderboardTable | RobustnessTable, path: str | Path) -> Path:
     return path
 
 
-def rich_tables(tables: Sequence[LeaderboardTable], robustness: Sequence[RobustnessTable] = ()) -> list[Any]:
+def rich_tables(tables: Sequence[LeaderboardTable], robustness: Sequence[RobustnessTable] = (),
+                ablations: Sequence[AblationTable] = ()) -> list[Any]:
     """The tables as :class:`rich.table.Table` objects (for ``Console.print``)."""
     from rich.table import Table
 
@@ -358,6 +456,14 @@ def rich_tables(tables: Sequence[LeaderboardTable], robustness: Sequence[Robustn
         for ln in r.lines:
             rt.add_row(ln["model"], *[s.fmt() if (s := ln["values"][k]) else "-" for k in r.ablations])
         out.append(rt)
+    for a in ablations:
+        header, body = ablation_cells(a)
+        rt = Table(title=a.title)
+        for c in header:
+            rt.add_column(c, justify="left" if c == "setting" else "right")
+        for row in body:
+            rt.add_row(*row)
+        out.append(rt)
     return out
 
 
@@ -367,12 +473,13 @@ def write_leaderboard(rows: Iterable[dict[str, Any]], out_dir: str | Path, metri
     ``robustness_<dataset>_<fp12>.png`` per robustness table into ``out_dir``.
 
     Returns:
-        ``{"markdown": Path, "csv": [Path], "png": [Path], "tables": [...], "robustness": [...]}``.
+        ``{"markdown": Path, "csv": [Path], "png": [Path], "tables": [...], "robustness": [...],
+        "ablations": [...]}``.
     """
     rows = list(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tables, robust = build_tables(rows, metric), build_robustness(rows, metric)
+    tables, robust, ablations = build_tables(rows, metric), build_robustness(rows, metric), build_ablations(rows, metric)
     csvs, pngs, images = [], [], {}
     for t in tables:
         stem = f"leaderboard_{t.dataset}_{t.fingerprint[:12]}"
@@ -385,5 +492,5 @@ def write_leaderboard(rows: Iterable[dict[str, Any]], out_dir: str | Path, metri
             pngs.append(write_png(r, out / f"robustness_{r.dataset}_{r.protocol_fingerprint[:12]}.png"))
             images[r.protocol_fingerprint] = pngs[-1].name
     md = out / "LEADERBOARD.md"
-    md.write_text(to_markdown(tables, robust, images) + "\n")
-    return {"markdown": md, "csv": csvs, "png": pngs, "tables": tables, "robustness": robust}
+    md.write_text(to_markdown(tables, robust, images, ablations) + "\n")
+    return {"markdown": md, "csv": csvs, "png": pngs, "tables": tables, "robustness": robust, "ablations": ablations}

@@ -1,4 +1,4 @@
-"""The benchmark grid: models x datasets x seeds x KG ablations, one result row per cell.
+"""The benchmark grid: models x datasets x seeds x KG ablations x variants, one result row per cell.
 
 Each cell is one call of :func:`kgzoo.train.run_experiment` (a fresh Trainer). Its row is
 appended to a JSON-lines results file and flushed + fsync'ed the moment the cell ends,
@@ -7,6 +7,11 @@ row is already there with ``status == "ok"`` and the same ``fingerprint`` (compu
 the DataModule before training: data checksums, protocol, metric code, KG ablation).
 A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss included) is recorded
 with ``status: "failed"`` and its error, and the grid goes on.
+
+A *variant* is a set of model hyper-parameter overrides on top of the zoo config
+(``"use_kg=false"``, ``"use_text=false,use_attributes=false"``; ``"base"`` = none), the
+axis of source ablations: the rows carry ``variant`` and ``overrides`` and the leaderboard
+puts the variants of one model side by side (:func:`kgzoo.bench.leaderboard.build_ablations`).
 
 Everything that can be checked without training is checked first (DESIGN.md, "The flow":
 the runner only speaks to the registry, the DataModule and the Trainer): patterns that
@@ -31,17 +36,75 @@ DEFAULT_BENCH_DIR = Path("benchmarks")
 DEFAULT_RESULTS_DIR = DEFAULT_BENCH_DIR / "results"
 
 
+BASE_VARIANT = "base"
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``(canonical name, overrides)`` of a variant spec.
+
+    ``"base"`` (or ``""``) means no override; otherwise comma-separated ``key=value`` pairs
+    whose values are numbers (``1e-2``, ``64``) or YAML scalars (``false``, ``mean``). The canonical name
+    lists the pairs sorted by key (``"use_text=false,use_kg=false"`` ->
+    ``"use_kg=false,use_text=false"``), so one setting has one name in the results.
+
+    Raises:
+        ValueError: a pair without ``=``, an empty key, a key given twice, a value that is
+            not a YAML scalar.
+    """
+    import yaml
+
+    spec = spec.strip()
+    if spec in ("", BASE_VARIANT):
+        return BASE_VARIANT, {}
+    overrides: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    for pair in spec.split(","):
+        key, eq, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key or not key.isidentifier():
+            raise ValueError(f"variant {spec!r}: {pair.strip()!r} is not key=value (e.g. use_kg=false)")
+        if key in overrides:
+            raise ValueError(f"variant {spec!r}: {key!r} is given twice")
+        try:
+            value = _number(text)
+            if value is None:
+                value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"variant {spec!r}: value of {key!r} is not YAML ({e})") from None
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"variant {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
+        overrides[key], texts[key] = value, text
+    return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
+
+
+def _number(text: str) -> int | float | None:
+    """``text`` as an int or float (``"1e-2"`` too, which YAML 1.1 reads as a string), else ``None``."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One unit of the grid: a model on a dataset with one seed and one KG ablation."""
+    """One unit of the grid: a model on a dataset with one seed, one KG ablation and one
+    variant (hyper-parameter overrides, :func:`parse_variant`)."""
 
     model: str
     dataset: str
     seed: int
     kg_ablation: str = "real"
+    variant: str = BASE_VARIANT
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return parse_variant(self.variant)[1]
 
     def label(self) -> str:
-        return f"{self.model} / {self.dataset} / seed {self.seed} / kg {self.kg_ablation}"
+        extra = "" if self.variant == BASE_VARIANT else f" / {self.variant}"
+        return f"{self.model} / {self.dataset} / seed {self.seed} / kg {self.kg_ablation}{extra}"
 
 
 @dataclass
@@ -152,7 +215,8 @@ def epoch_budget(model: str, dataset: str, epochs: int | None, quick: bool) -> i
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
                  seeds: Sequence[int] = (0,), kg_ablations: Sequence[str] = ("real",),
-                 metric: str | None = None, epochs: int | None = None) -> list[Cell]:
+                 metric: str | None = None, epochs: int | None = None,
+                 variants: Sequence[str] = (BASE_VARIANT,)) -> list[Cell]:
     """Expand shell patterns into the list of cells, validating everything before any training.
 
     Args:
@@ -161,15 +225,19 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         seeds: non-negative integers. kg_ablations: ``real``, ``shuffled``, ``none``, ``noisy:P``.
         metric: a metric name every (model, dataset) pair logs (``"ndcg@10"``, ``"auc"``).
         epochs: ``None`` or a positive epoch count.
+        variants: :func:`parse_variant` specs; every key must be a hyper-parameter of every
+            model of the grid.
 
     Returns:
-        Cells ordered dataset, KG ablation, seed, model (models of one setting run together).
+        Cells ordered dataset, KG ablation, variant, seed, model (models of one setting run together).
 
     Raises:
         ValueError: a pattern matching nothing, an unknown metric, a negative seed or
-            epoch count, an unknown ablation, a duplicate, a broken config.
+            epoch count, an unknown ablation, a bad or repeated variant, a variant key a
+            model does not take, a duplicate, a broken config.
     """
-    from ..api import list_models
+    from ..api import list_models, model_hparams
+    from ..registry import MODELS
     from ..config import load_config
     from ..data.datasets import get_spec, list_datasets
 
@@ -195,6 +263,16 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         if c in kinds:
             raise ValueError(f"KG ablation {k!r} is given twice")
         kinds.append(c)
+    variant_names: list[str] = []
+    for v in variants or (BASE_VARIANT,):
+        name, overrides = parse_variant(v)
+        if name in variant_names:
+            raise ValueError(f"variant {v!r} is given twice")
+        for m in names:
+            bad = sorted(set(overrides) - set(model_hparams(MODELS.get(m))))
+            if bad:
+                raise ValueError(f"variant {v!r}: model {m!r} takes no hyper-parameter {', '.join(map(repr, bad))}")
+        variant_names.append(name)
     for d in dsets:
         get_spec(d)
         for m in names:
@@ -203,7 +281,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
                 known = metric_names(m, d)
                 if metric not in known:
                     raise ValueError(f"unknown metric {metric!r} for {m} on {d}; known: {', '.join(known)}")
-    return [Cell(m, d, s, k) for d in dsets for k in kinds for s in seeds for m in names]
+    return [Cell(m, d, s, k, v) for d in dsets for k in kinds for v in variant_names for s in seeds for m in names]
 
 
 # ---------------------------------------------------------------------------- results file
@@ -272,9 +350,9 @@ def _json_default(o: Any) -> Any:
 
 
 def done_keys(rows: Iterable[dict[str, Any]]) -> set[tuple]:
-    """``(model, dataset, seed, kg_ablation, fingerprint)`` of every successful row (the
-    fingerprint the cell was planned under, ``cell_fingerprint``, where the row has one)."""
-    return {(r.get("model"), r.get("dataset"), r.get("seed"), r.get("kg_ablation"),
+    """``(model, dataset, seed, kg_ablation, variant, fingerprint)`` of every successful row
+    (the fingerprint the cell was planned under, ``cell_fingerprint``, where the row has one)."""
+    return {(r.get("model"), r.get("dataset"), r.get("seed"), r.get("kg_ablation"), r.get("variant", BASE_VARIANT),
              r.get("cell_fingerprint", r.get("fingerprint"))) for r in rows if r.get("status") == "ok"}
 
 
@@ -312,7 +390,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
     t_grid = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         fp, pfp = cell_fingerprint(cell, root)
-        key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, fp)
+        key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp)
         tag = f"[{i}/{len(cells)}] {cell.label()}"
         if key in done:
             report.skipped.append(cell)
@@ -326,7 +404,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
             row = experiment(cell.model, cell.dataset, seed=cell.seed, protocol=cell_protocol(cell.dataset, cell.seed),
                              max_epochs=budget, monitor=metric, quick=quick, devices=devices, strategy=strategy,
                              accelerator=accelerator, kg_ablation=cell.kg_ablation, root=root, out_dir=out_dir,
-                             progress=progress)
+                             progress=progress, model_overrides=cell.overrides or None)
             row = dict(row)
             row.setdefault("status", "ok")
         except Exception as e:  # noqa: BLE001 - a failed cell is a result, the grid goes on
@@ -337,6 +415,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
                    "devices": devices, "strategy": strategy, "accelerator": accelerator,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             report.failed.append(cell)
+        row["variant"], row["overrides"] = cell.variant, cell.overrides
         row["cell_seconds"] = time.perf_counter() - t0
         row["bench"] = bench
         # the fingerprint the cell was planned under (a model may wrap the DataModule, e.g. for

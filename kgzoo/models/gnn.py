@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from ..registry import register_model
 from .base import Recommender
@@ -116,9 +115,7 @@ class GCN(_CKGEncoder):
     def attach(self, datamodule: Any) -> None:
         edge_index, _, n_nodes = datamodule.ckg(inverse=True, social=False)
         self._check_graph(n_nodes)
-        # gcn_norm normalises for messages edge_index[0] -> edge_index[1]; SparseAdj rows are receivers
-        ei, w = gcn_norm(edge_index, None, num_nodes=n_nodes, add_self_loops=True)
-        self.adj = SparseAdj(ei.flip(0), w, n_nodes)
+        self.adj = SparseAdj.gcn_normalized(edge_index, n_nodes, self_loops=True)
 
     def _conv(self, i: int, x: Tensor) -> Tensor:
         if self.adj is None:

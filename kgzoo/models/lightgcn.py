@@ -5,16 +5,14 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import LGConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import to_torch_csr_tensor
 
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
+from .layers.propagation import SparseAdj
 
 
-def bipartite_norm_adj(interactions: Tensor, n_users: int, n_items: int) -> Tensor:
+def bipartite_norm_adj(interactions: Tensor, n_users: int, n_items: int) -> SparseAdj:
     """Symmetrically normalised adjacency ``D^-1/2 A D^-1/2`` of the user-item graph.
 
     Nodes: users ``0..U-1``, items ``U..U+I-1``. He et al., SIGIR 2020, eq. 7-8; the
@@ -24,13 +22,11 @@ def bipartite_norm_adj(interactions: Tensor, n_users: int, n_items: int) -> Tens
         interactions: LongTensor ``[N, 2]`` train (user, item) pairs.
 
     Returns:
-        ``torch.sparse_csr_tensor`` ``[U+I, U+I]`` float32.
+        :class:`SparseAdj` ``[U+I, U+I]`` float32 (cached transpose for the backward).
     """
     u, i = interactions[:, 0], interactions[:, 1] + n_users
     edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
-    n = n_users + n_items
-    edge_index, weight = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=False)
-    return to_torch_csr_tensor(edge_index, weight, size=(n, n))
+    return SparseAdj.gcn_normalized(edge_index, n_users + n_items)
 
 
 @register_model("lightgcn", family="cf-gnn", paper="He et al., SIGIR 2020")
@@ -38,8 +34,9 @@ class LightGCN(Recommender):
     """LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation", SIGIR 2020).
 
-    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` (eq. 7, PyG's :class:`LGConv` over a pre-normalised
-    sparse adjacency), final embedding the mean of layers ``0..K`` (eq. 8, alpha_k =
+    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` (eq. 7: what PyG's ``LGConv(normalize=False)``
+    computes, done as one cached-transpose sparse matmul, :class:`SparseAdj`, because
+    LGConv's CSR backward re-transposes the graph every step), final embedding the mean of layers ``0..K`` (eq. 8, alpha_k =
     1/(K+1)), score the inner product (eq. 9), BPR loss with L2 on the layer-0 embeddings
     (eq. 15).
 
@@ -53,9 +50,8 @@ class LightGCN(Recommender):
         self.save_hyperparameters()
         self.embedding = nn.Embedding(self.n_users + self.n_items, embedding_dim)
         nn.init.xavier_normal_(self.embedding.weight)
-        self.conv = LGConv(normalize=False)
         self.n_layers, self.reg_weight = n_layers, reg_weight
-        self.adj: Tensor | None = None
+        self.adj: SparseAdj | None = None
 
     def attach(self, datamodule: Any) -> None:
         self.adj = bipartite_norm_adj(datamodule.train_interactions, self.n_users, self.n_items)
@@ -64,11 +60,10 @@ class LightGCN(Recommender):
         """FloatTensor ``[U+I, d]``: mean of the ``K+1`` layer embeddings."""
         if self.adj is None:
             raise RuntimeError("LightGCN has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
-        adj = self.adj.to(self.embedding.weight.device)
         x = self.embedding.weight
         out = x
         for _ in range(self.n_layers):
-            x = self.conv(x, adj)
+            x = self.adj.matmul(x)
             out = out + x
         return out / (self.n_layers + 1)
 

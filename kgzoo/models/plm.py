@@ -14,9 +14,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GCNConv, LGConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import spmm, to_torch_csr_tensor
+from torch_geometric.nn import GATConv, GCNConv
 
 from ..registry import register_model
 from .base import Recommender
@@ -24,18 +22,9 @@ from .layers.fusion import create_fusion
 from .layers.losses import bpr_loss, l2_reg
 from .layers.text_encoder import ItemTextEmbedding, TextEncoder
 
-try:  # KGAT's attentive propagation, where kgzoo has it (kgzoo.models.layers.propagation)
-    from .layers.propagation import KGATConv, ckg_relational, kgat_attention
-except ImportError:  # pragma: no cover - the layer file is optional
-    KGATConv = None
+from .layers.propagation import KGATConv, SparseAdj, ckg_relational, kgat_attention
 
-GRAPHS = ("lightgcn", "gcn", "gat", "none") + (("kgat",) if KGATConv is not None else ())
-
-
-def _row_norm(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> Tensor:
-    """``torch.sparse_csr_tensor`` ``[n_rows, n_cols]`` with ``1/deg(row)`` on each edge (row mean)."""
-    deg = torch.bincount(rows, minlength=n_rows).clamp_min(1).float()
-    return to_torch_csr_tensor(torch.stack([rows, cols]), 1.0 / deg[rows], size=(n_rows, n_cols))
+GRAPHS = ("lightgcn", "gcn", "gat", "none", "kgat")
 
 
 class _TextTower(nn.Module):
@@ -55,8 +44,12 @@ class _TextTower(nn.Module):
                      if proj_hidden else nn.Linear(H, dim))
 
     def forward(self, items: Tensor) -> Tensor:
-        """FloatTensor ``[B, d]`` (PLM with grad in trainable modes, for at most ``grad_items`` items)."""
-        return self.proj(self.text(items))
+        """FloatTensor ``[B, d]`` (PLM with grad in trainable modes, for at most ``grad_items`` items).
+
+        Each distinct item is projected once (a BPR batch repeats items: on ml-100k-kg its
+        4,096 positive and negative ids hold about 1,500 distinct items)."""
+        uniq, inv = torch.unique(items, return_inverse=True)
+        return self.proj(self.text(uniq))[inv]
 
     def all(self) -> Tensor:
         """FloatTensor ``[I, d]`` from the item text cache."""
@@ -118,7 +111,7 @@ class PLMRec(Recommender):
             raise ValueError(f"plmrec needs item text; dataset {datamodule.dataset!r} has none")
         self.tower.text.set_texts(texts)
         ui = datamodule.train_interactions
-        self.user_items = _row_norm(ui[:, 0], ui[:, 1], self.n_users, self.n_items)
+        self.user_items = SparseAdj.row_mean(ui[:, 0], ui[:, 1], self.n_users, self.n_items)
 
     def _user_vectors(self, users: Tensor, items_all: Tensor | None) -> Tensor:
         if self.user_emb is not None:
@@ -126,7 +119,7 @@ class PLMRec(Recommender):
         if self.user_items is None:
             raise RuntimeError("plmrec (user_tower='mean') has no train matrix: build it with create_model(..., datamodule=dm)")
         items_all = self.tower.all() if items_all is None else items_all
-        return spmm(self.user_items.to(items_all.device), items_all)[users]
+        return self.user_items.matmul(items_all)[users]
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         u = batch["user"]
@@ -155,8 +148,9 @@ class GraphEncoder(nn.Module):
     """Node embeddings propagated over a graph, the mean of layers ``0..K`` (LightGCN, eq. 8).
 
     Kinds: ``"lightgcn"`` ``x_{k+1} = D^-1/2 A D^-1/2 x_k`` (He et al., SIGIR 2020, eq. 7;
-    no self-loops, weights or non-linearity); ``"gcn"`` PyG :class:`GCNConv` (Kipf & Welling,
-    ICLR 2017, eq. 2; self-loops, a weight per layer, LeakyReLU between layers); ``"gat"``
+    no self-loops, weights or non-linearity); ``"gcn"`` PyG :class:`GCNConv` weights (Kipf &
+    Welling, ICLR 2017, eq. 2; self-loops, a weight per layer, LeakyReLU between layers); both
+    propagate with a cached-transpose :class:`SparseAdj` (fixed normalised graph); ``"gat"``
     PyG :class:`GATConv` (Velickovic et al., ICLR 2018, eq. 3-4, ``heads`` averaged);
     ``"kgat"`` KGAT's knowledge-aware attention (Wang et al., KDD 2019, eq. 4-5, trained
     end-to-end by the recommendation loss here, recomputed from the layer-0 embeddings every
@@ -181,7 +175,7 @@ class GraphEncoder(nn.Module):
         self.embedding = nn.Embedding(self.n_nodes, dim)
         nn.init.xavier_normal_(self.embedding.weight)
         if kind == "lightgcn":
-            self.convs = nn.ModuleList([LGConv(normalize=False)])
+            self.convs = nn.ModuleList()  # no weights: D^-1/2 A D^-1/2 x
         elif kind == "gcn":
             self.convs = nn.ModuleList([GCNConv(dim, dim, normalize=False) for _ in range(self.n_layers)])
         elif kind == "gat":
@@ -192,7 +186,7 @@ class GraphEncoder(nn.Module):
             self.rel_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim)))
         else:
             self.convs = nn.ModuleList()
-        self._graph: Tensor | None = None
+        self._graph: SparseAdj | Tensor | None = None
         self._types: Tensor | None = None
         self._on: dict[torch.device, Tensor] = {}
 
@@ -206,12 +200,8 @@ class GraphEncoder(nn.Module):
                 raise ValueError("the kgat graph encoder needs edge_type [M]")
             self._types = edge_type
         n = self.n_nodes
-        if self.kind == "lightgcn":
-            ei, w = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=False)
-            self._graph = to_torch_csr_tensor(ei, w, size=(n, n))
-        elif self.kind == "gcn":
-            ei, w = gcn_norm(edge_index, None, num_nodes=n, add_self_loops=True)
-            self._graph = to_torch_csr_tensor(ei, w, size=(n, n))
+        if self.kind in ("lightgcn", "gcn"):
+            self._graph = SparseAdj.gcn_normalized(edge_index, n, self_loops=self.kind == "gcn")
         else:
             self._graph = edge_index
         self._on = {}
@@ -223,9 +213,11 @@ class GraphEncoder(nn.Module):
             return x
         if self._graph is None:
             raise RuntimeError("GraphEncoder has no graph: the model needs attach(datamodule)")
-        g = self._on.get(x.device)
-        if g is None:
-            g = self._on[x.device] = self._graph.to(x.device)
+        g = self._graph
+        if isinstance(g, Tensor):
+            g = self._on.get(x.device)
+            if g is None:
+                g = self._on[x.device] = self._graph.to(x.device)
         out = x
         att = None
         if self.kind == "kgat":
@@ -235,7 +227,12 @@ class GraphEncoder(nn.Module):
             if self.kind == "kgat":
                 x = F.normalize(self.convs[k](x, g, att), dim=-1)  # KGAT eq. 11 normalises each layer
             elif self.kind == "lightgcn":
-                x = self.convs[0](x, g)
+                x = g.matmul(x)
+            elif self.kind == "gcn":
+                conv = self.convs[k]  # GCNConv.forward on the pre-normalised adjacency
+                x = g.matmul(conv.lin(x)) + conv.bias
+                if k < self.n_layers - 1:
+                    x = F.leaky_relu(x, 0.2)
             else:
                 x = self.convs[k](x, g)
                 if k < self.n_layers - 1:
@@ -385,7 +382,7 @@ class KGPLM(Recommender):
                 self._feats[kind] = {k: v for k, v in feats.items() if k in getattr(self, f"{kind}_attr").sizes}
         if self.use_social and data.social is not None and data.social.numel():
             s = data.social
-            self.social_adj = _row_norm(s[:, 0], s[:, 1], self.n_users, self.n_users)
+            self.social_adj = SparseAdj.row_mean(s[:, 0], s[:, 1], self.n_users, self.n_users)
             self._has_friend = torch.bincount(s[:, 0], minlength=self.n_users) > 0
 
     # ------------------------------------------------------------------ math
@@ -423,7 +420,7 @@ class KGPLM(Recommender):
         a, a_mask = self._attr("user", users)
         s = s_mask = None
         if self.social_adj is not None:
-            s = spmm(self.social_adj.to(gu.device), gu)[users]
+            s = self.social_adj.matmul(gu)[users]
             s_mask = self._has_friend.to(users.device)[users]
         mask = torch.stack([ones, a_mask if a_mask is not None else ones, s_mask if s_mask is not None else ones], 1)
         return self.user_fusion([gu[users], a, s], mask)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj
 from torch_geometric.utils import is_torch_sparse_tensor, scatter, softmax, spmm, to_torch_csr_tensor
 
@@ -40,28 +41,48 @@ class _CachedSpMM(torch.autograd.Function):
 
 
 class SparseAdj:
-    """A fixed weighted adjacency ``A`` ``[N, N]`` (row = receiving node) and its transpose,
-    both ``torch.sparse_csr`` float32, for message passing by sparse matmul.
+    """A fixed weighted sparse matrix ``A`` ``[N, C]`` (row = receiving node) and its
+    transpose, both ``torch.sparse_csr`` float32, for message passing by sparse matmul.
 
-    The weights carry no gradient; the gradient w.r.t. the node features is
-    ``A^T @ grad``, one sparse matmul (torch's own backward of a CSR matmul transposes
-    ``A`` at every step, about ten times slower).
+    The weights carry no gradient; the gradient w.r.t. the features is ``A^T @ grad``, one
+    sparse matmul with the cached transpose (torch's own backward of a CSR matmul, which
+    PyG's ``LGConv``/``GCNConv`` and ``utils.spmm`` use on a torch sparse tensor, transposes
+    ``A`` at every step: 4-5x slower per step on ml-1m-kg's 1.6M-edge user-item graph).
 
     Args:
         edge_index: LongTensor ``[2, M]`` (receiver, sender): ``A[edge_index[0], edge_index[1]] = weight``.
-        weight: FloatTensor ``[M]`` (detached). n_nodes: ``N``.
+        weight: FloatTensor ``[M]`` (detached). n_nodes: ``N``. n_cols: ``C`` (default ``N``).
     """
 
-    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int) -> None:
+    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None) -> None:
         weight = weight.detach()
-        self.n_nodes = n_nodes
-        self.adj = to_torch_csr_tensor(edge_index, weight, size=(n_nodes, n_nodes))
-        self.adj_t = to_torch_csr_tensor(edge_index.flip(0), weight, size=(n_nodes, n_nodes))
+        self.n_nodes, self.n_cols = n_nodes, n_nodes if n_cols is None else n_cols
+        self.adj = to_torch_csr_tensor(edge_index, weight, size=(self.n_nodes, self.n_cols))
+        self.adj_t = to_torch_csr_tensor(edge_index.flip(0), weight, size=(self.n_cols, self.n_nodes))
+
+    @classmethod
+    def gcn_normalized(cls, edge_index: Tensor, n_nodes: int, self_loops: bool = False) -> "SparseAdj":
+        """``D^-1/2 (A [+ I]) D^-1/2`` of a graph whose ``edge_index`` ``[2, M]`` lists messages
+        ``edge_index[0] -> edge_index[1]`` (PyG's :func:`gcn_norm`; Kipf & Welling 2017, eq. 2;
+        He et al. 2020, eq. 7 without self-loops)."""
+        ei, w = gcn_norm(edge_index, None, num_nodes=n_nodes, add_self_loops=self_loops)
+        return cls(ei.flip(0), w, n_nodes)
+
+    @classmethod
+    def row_mean(cls, rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> "SparseAdj":
+        """``[n_rows, n_cols]`` with ``1/deg(row)`` on each of the edges ``rows[k] -> cols[k]``
+        (LongTensors ``[M]``): ``A @ x`` is the mean of each row's neighbours (0 for none)."""
+        deg = torch.bincount(rows, minlength=n_rows).clamp_min(1).float()
+        return cls(torch.stack([rows, cols]), 1.0 / deg[rows], n_rows, n_cols)
 
     def matmul(self, x: Tensor) -> Tensor:
-        """FloatTensor ``[N, d]`` = ``A @ x`` (``x`` FloatTensor ``[N, d]``)."""
-        if x.shape[0] != self.n_nodes:
-            raise ValueError(f"features have {x.shape[0]} rows, the adjacency {self.n_nodes}")
+        """FloatTensor ``[N, d]`` = ``A @ x`` (``x`` FloatTensor ``[C, d]``).
+
+        Raises:
+            ValueError: ``x`` has not ``C`` rows.
+        """
+        if x.shape[0] != self.n_cols:
+            raise ValueError(f"features have {x.shape[0]} rows, the adjacency {self.n_cols} columns")
         if self.adj.device != x.device:
             self.adj, self.adj_t = self.adj.to(x.device), self.adj_t.to(x.device)
         return _CachedSpMM.apply(self.adj, self.adj_t, x)
