@@ -6,6 +6,7 @@ checkpoint restored for test, a CSV logger and (in a terminal) a rich progress b
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import resource
@@ -149,7 +150,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         devices, strategy, accelerator: passed to :class:`lightning.Trainer` (``strategy="ddp"``).
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"``, ``"noisy:P"``.
         out_dir: where checkpoints and CSV logs go
-            (``out_dir/dataset/model/seed<S>-<kg_ablation>[-<key>-<value>...]``).
+            (``out_dir/dataset/model/seed<S>-<kg_ablation>[-<key>-<value>...]``, one pair per
+            protocol field that differs from the dataset's default and per model override).
         model_overrides: hyper-parameters over the zoo config (a bench variant).
         data_overrides: DataModule arguments over the config's ``data`` section.
 
@@ -183,8 +185,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if hasattr(net, "wrap_datamodule"):  # a model with data of its own task (KG link prediction)
         dm = net.wrap_datamodule(dm)
     mon = f"valid/{net.main_metric}"
-    run_dir = Path(out_dir) / dataset / model / (f"seed{seed}-{kg_ablation.replace(':', '')}"
-                                                 + "".join(f"-{k}-{v}" for k, v in sorted((model_overrides or {}).items())))
+    default = default_protocol(dataset)
+    changed = {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)
+               if getattr(protocol, f.name) != getattr(default, f.name)}  # e.g. split=cold_item
+    run_dir = Path(out_dir) / dataset / model / (
+        f"seed{seed}-{kg_ablation.replace(':', '')}"
+        + "".join(f"-{k}-{v}" for k, v in sorted({**changed, **(model_overrides or {})}.items())))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
                            filename="best", enable_version_counter=False)
     timer = EpochTimer(mon)

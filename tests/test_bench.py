@@ -38,6 +38,8 @@ def test_resolve_grid_patterns_and_order(data_dir):
     ({"variants": ["base", ""]}, "variant '' is given twice"),
     ({"variants": ["lr=[1]"]}, "must be a scalar"),
     ({"models": ["pop", "bpr"], "variants": ["embedding_dim=8"]}, "model 'pop' takes no hyper-parameter 'embedding_dim'"),
+    ({"protocol": "splitt=cold_item"}, "unknown field 'splitt'"),
+    ({"protocol": "split=coldstart"}, "protocol 'split=coldstart' on ml-100k-kg"),
 ])
 def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, message):
     called = []
@@ -60,6 +62,17 @@ def test_variants_are_canonical_and_an_axis_of_the_grid(data_dir):
     assert "use_kg=false" in cells[2].label() and cells[0].variant == Cell("kgplm", "ml-100k-kg", 0).variant
 
 
+def test_protocol_override_makes_its_own_fingerprint(data_dir):
+    """``--protocol split=cold_item``: every cell runs the cold-start split, under its own fingerprint."""
+    (cold,) = resolve_grid(["bpr"], ["ml-100k-kg"], [0], protocol=" split=cold_item")
+    assert cold.protocol == "split=cold_item" and "protocol split=cold_item" in cold.label()
+    fp_cold, _ = cell_fingerprint(cold)
+    fp_default, _ = cell_fingerprint(Cell("bpr", "ml-100k-kg", 0))
+    assert fp_cold != fp_default
+    assert lb.LeaderboardTable("d", "f", "topk", "ndcg@10", "real", protocol={"split": "cold_item"}).title.startswith(
+        "d (topk, cold_item split, KG real)")
+
+
 def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_path):
     """A variant's overrides are passed to run_experiment and recorded; resume tells variants apart."""
     seen = []
@@ -78,6 +91,10 @@ def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_pa
     assert len(done_keys(rows)) == 2
     report = run_grid(cells, results, resume=True, log=None, experiment=fake)
     assert len(report.skipped) == 2 and len(seen) == 2
+    # another epoch budget (a changed config) is another cell: resume reruns it
+    report = run_grid(cells[:1], results, epochs=3, resume=True, log=None, experiment=fake)
+    assert not report.skipped and len(seen) == 3
+    assert rows[0]["config_sha"] != read_rows(results)[-1]["config_sha"]
 
 
 # ---------------------------------------------------------------------------- results file
@@ -254,3 +271,12 @@ def test_ablation_table_from_variants_and_kg_ablations(tmp_path):
     md = out["markdown"].read_text()
     assert "source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
     assert len(lb.build_robustness(rows)) == 1 and lb.build_robustness(rows)[0].ablations == ["real", "shuffled"]
+
+
+def test_latest_row_is_the_latest_in_time_across_files():
+    """Rows of several results files are merged: a rerun written earlier in the list but later in
+    time still replaces the older row."""
+    new = _row("kgplm", 0, 0.30, time="2026-11-29T16:00:00+0000")
+    old = _row("kgplm", 0, 0.25, time="2026-11-29T14:00:00+0000")
+    (row,) = lb.latest_ok_rows([new, old])
+    assert row["metrics"]["test/ndcg@10"] == 0.30

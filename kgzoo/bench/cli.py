@@ -32,7 +32,7 @@ def _trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", default="runs", help="where checkpoints and CSV logs go (default runs/)")
     p.add_argument("--resume", action="store_true",
                    help="skip cells already in the results file (same model, dataset, seed, KG ablation, variant, "
-                        "fingerprint)")
+                        "data/protocol fingerprint and config)")
     p.add_argument("--metric", default=None,
                    help="validation metric for model selection and the leaderboard's sort (default ndcg@10 / auc)")
 
@@ -66,6 +66,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variants", nargs="+", default=["base"],
                    help="hyper-parameter variants to sweep: 'base' (the zoo config) or key=value[,key=value] "
                         "over it, e.g. use_kg=false use_text=false (default base)")
+    p.add_argument("--protocol", nargs="*", default=[], metavar="FIELD=VALUE",
+                   help="protocol fields over each dataset's default, e.g. split=cold_item (cold-start items)")
     p.add_argument("--epochs", type=int, default=None, help="max_epochs for every cell (default: the config's)")
     p.add_argument("--quick", action="store_true",
                    help="the config's `bench` schedule (the default when --epochs is not given)")
@@ -128,7 +130,7 @@ def bench_command(args: argparse.Namespace) -> int:
         raise ValueError("--full cannot be combined with --quick or --epochs")
     devices = _devices(args.devices)
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
-                         epochs=args.epochs, variants=args.variants)
+                         epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol))
     quick = args.quick or (args.epochs is None and not args.full)
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, accelerator=args.accelerator, root=args.root,

@@ -85,7 +85,9 @@ class LeaderboardTable:
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} ({self.task}, KG {self.kg_ablation}) fingerprint {self.fingerprint[:12]}"
+        split = self.protocol.get("split")
+        split = f", {split} split" if split else ""
+        return f"{self.dataset} ({self.task}{split}, KG {self.kg_ablation}) fingerprint {self.fingerprint[:12]}"
 
     def budget(self) -> str:
         """The epoch budget: one number, or ``model=N`` per model when they differ."""
@@ -145,9 +147,10 @@ def variant_of(row: dict[str, Any]) -> str:
 
 def latest_ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Successful rows, one per ``(model, dataset, seed, kg_ablation, variant, fingerprint)``: the
-    latest in file order (a rerun replaces, never double-counts, a seed)."""
+    latest by the rows' ``time`` (then file order; rows from several files are merged), so a
+    rerun replaces, never double-counts, a seed."""
     out: dict[tuple, dict[str, Any]] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: str(r.get("time") or "")):
         if r.get("status", "ok") != "ok":
             continue
         missing = [k for k in ("model", "dataset", "seed", "fingerprint") if r.get(k) is None]

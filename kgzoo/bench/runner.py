@@ -3,8 +3,9 @@
 Each cell is one call of :func:`kgzoo.train.run_experiment` (a fresh Trainer). Its row is
 appended to a JSON-lines results file and flushed + fsync'ed the moment the cell ends,
 so a crash loses only the cell that was running. ``resume=True`` skips every cell whose
-row is already there with ``status == "ok"`` and the same ``fingerprint`` (computed from
-the DataModule before training: data checksums, protocol, metric code, KG ablation).
+row is already there with ``status == "ok"``, the same ``fingerprint`` (computed from
+the DataModule before training: data checksums, protocol, metric code, KG ablation) and
+the same ``config_sha`` (the zoo config, variant and epoch budget: :func:`cell_config_sha`).
 A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss included) is recorded
 with ``status: "failed"`` and its error, and the grid goes on.
 
@@ -51,28 +52,41 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
         ValueError: a pair without ``=``, an empty key, a key given twice, a value that is
             not a YAML scalar.
     """
-    import yaml
-
     spec = spec.strip()
     if spec in ("", BASE_VARIANT):
         return BASE_VARIANT, {}
+    return parse_assignments(spec, "variant")
+
+
+def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, Any]]:
+    """``(canonical "k=v,..." sorted by key, {key: value})`` of comma-separated ``key=value``
+    pairs (the parser of :func:`parse_variant` and of ``--protocol``); ``""`` -> ``("", {})``.
+
+    Raises:
+        ValueError: as :func:`parse_variant` (messages name ``what``).
+    """
+    import yaml
+
+    spec = spec.strip()
+    if not spec:
+        return "", {}
     overrides: dict[str, Any] = {}
     texts: dict[str, str] = {}
     for pair in spec.split(","):
         key, eq, text = pair.partition("=")
         key, text = key.strip(), text.strip()
         if not eq or not key or not key.isidentifier():
-            raise ValueError(f"variant {spec!r}: {pair.strip()!r} is not key=value (e.g. use_kg=false)")
+            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. use_kg=false)")
         if key in overrides:
-            raise ValueError(f"variant {spec!r}: {key!r} is given twice")
+            raise ValueError(f"{what} {spec!r}: {key!r} is given twice")
         try:
             value = _number(text)
             if value is None:
                 value = yaml.safe_load(text) if text else None
         except yaml.YAMLError as e:
-            raise ValueError(f"variant {spec!r}: value of {key!r} is not YAML ({e})") from None
+            raise ValueError(f"{what} {spec!r}: value of {key!r} is not YAML ({e})") from None
         if isinstance(value, (dict, list)):
-            raise ValueError(f"variant {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
+            raise ValueError(f"{what} {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
         overrides[key], texts[key] = value, text
     return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
 
@@ -97,6 +111,8 @@ class Cell:
     seed: int
     kg_ablation: str = "real"
     variant: str = BASE_VARIANT
+    #: protocol fields over the dataset's default (:func:`parse_assignments`; ``""``: none)
+    protocol: str = ""
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -104,6 +120,7 @@ class Cell:
 
     def label(self) -> str:
         extra = "" if self.variant == BASE_VARIANT else f" / {self.variant}"
+        extra += f" / protocol {self.protocol}" if self.protocol else ""
         return f"{self.model} / {self.dataset} / seed {self.seed} / kg {self.kg_ablation}{extra}"
 
 
@@ -157,12 +174,24 @@ def _resolve(patterns: Sequence[str], lister: Any, kind: str, what: str) -> list
     return names
 
 
-def cell_protocol(dataset: str, seed: int) -> Any:
-    """The protocol of a cell: the dataset's default protocol, the same split for every seed
-    (:func:`kgzoo.train.default_protocol`, as :func:`kgzoo.train.run_experiment` uses it)."""
+def cell_protocol(dataset: str, seed: int, protocol: str = "") -> Any:
+    """The protocol of a cell: the dataset's default protocol (:func:`kgzoo.train.default_protocol`,
+    the same split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced.
+
+    Raises:
+        ValueError: an unknown protocol field or a bad value (naming it).
+    """
+    import dataclasses
+
     from ..train import default_protocol
 
-    return default_protocol(dataset)
+    base = default_protocol(dataset)
+    fields = parse_assignments(protocol, "protocol")[1]
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(base)})
+    if unknown:
+        raise ValueError(f"protocol {protocol!r}: unknown field {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(f.name for f in dataclasses.fields(base))}")
+    return dataclasses.replace(base, **fields) if fields else base
 
 
 def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
@@ -172,7 +201,7 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
     """
     from ..api import create_datamodule
 
-    dm = create_datamodule(cell.dataset, root=root, protocol=cell_protocol(cell.dataset, cell.seed),
+    dm = create_datamodule(cell.dataset, root=root, protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol),
                            kg_ablation=cell.kg_ablation)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint
@@ -213,10 +242,25 @@ def epoch_budget(model: str, dataset: str, epochs: int | None, quick: bool) -> i
     return int(train.get("max_epochs", 100))
 
 
+def cell_config_sha(cell: Cell, epochs: int | None = None, quick: bool = True) -> str:
+    """sha256 (16 hex digits) of what a cell trains with: its zoo config's ``model`` section with
+    the variant's overrides, ``data`` and ``train`` (with ``bench`` when ``quick``) sections and
+    the epoch budget. A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
+    import hashlib
+
+    from ..config import load_config
+
+    cfg = load_config(cell.model, cell.dataset)
+    payload = {"model": {**cfg["model"], **cell.overrides}, "data": cfg["data"],
+               "train": {**cfg["train"], **(cfg["bench"] if quick else {})},
+               "max_epochs": epoch_budget(cell.model, cell.dataset, epochs, quick)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
                  seeds: Sequence[int] = (0,), kg_ablations: Sequence[str] = ("real",),
                  metric: str | None = None, epochs: int | None = None,
-                 variants: Sequence[str] = (BASE_VARIANT,)) -> list[Cell]:
+                 variants: Sequence[str] = (BASE_VARIANT,), protocol: str = "") -> list[Cell]:
     """Expand shell patterns into the list of cells, validating everything before any training.
 
     Args:
@@ -227,6 +271,8 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         epochs: ``None`` or a positive epoch count.
         variants: :func:`parse_variant` specs; every key must be a hyper-parameter of every
             model of the grid.
+        protocol: protocol fields over each dataset's default for every cell
+            (``"split=cold_item"``; :func:`cell_protocol`).
 
     Returns:
         Cells ordered dataset, KG ablation, variant, seed, model (models of one setting run together).
@@ -234,7 +280,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     Raises:
         ValueError: a pattern matching nothing, an unknown metric, a negative seed or
             epoch count, an unknown ablation, a bad or repeated variant, a variant key a
-            model does not take, a duplicate, a broken config.
+            model does not take, a bad protocol field, a duplicate, a broken config.
     """
     from ..api import list_models, model_hparams
     from ..registry import MODELS
@@ -273,15 +319,21 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
             if bad:
                 raise ValueError(f"variant {v!r}: model {m!r} takes no hyper-parameter {', '.join(map(repr, bad))}")
         variant_names.append(name)
+    protocol = parse_assignments(protocol, "protocol")[0]
     for d in dsets:
         get_spec(d)
+        try:
+            cell_protocol(d, 0, protocol)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"protocol {protocol!r} on {d}: {e}") from None
         for m in names:
             load_config(m, d)  # raises ValueError on a broken config
             if metric is not None:
                 known = metric_names(m, d)
                 if metric not in known:
                     raise ValueError(f"unknown metric {metric!r} for {m} on {d}; known: {', '.join(known)}")
-    return [Cell(m, d, s, k, v) for d in dsets for k in kinds for v in variant_names for s in seeds for m in names]
+    return [Cell(m, d, s, k, v, protocol) for d in dsets for k in kinds for v in variant_names for s in seeds
+            for m in names]
 
 
 # ---------------------------------------------------------------------------- results file
@@ -350,10 +402,12 @@ def _json_default(o: Any) -> Any:
 
 
 def done_keys(rows: Iterable[dict[str, Any]]) -> set[tuple]:
-    """``(model, dataset, seed, kg_ablation, variant, fingerprint)`` of every successful row
-    (the fingerprint the cell was planned under, ``cell_fingerprint``, where the row has one)."""
+    """``(model, dataset, seed, kg_ablation, variant, fingerprint, config_sha)`` of every
+    successful row (the fingerprint the cell was planned under, ``cell_fingerprint``, where the
+    row has one; rows written before ``config_sha`` existed match no cell)."""
     return {(r.get("model"), r.get("dataset"), r.get("seed"), r.get("kg_ablation"), r.get("variant", BASE_VARIANT),
-             r.get("cell_fingerprint", r.get("fingerprint"))) for r in rows if r.get("status") == "ok"}
+             r.get("cell_fingerprint", r.get("fingerprint")), r.get("config_sha"))
+            for r in rows if r.get("status") == "ok"}
 
 
 # ---------------------------------------------------------------------------- the grid
@@ -390,7 +444,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
     t_grid = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         fp, pfp = cell_fingerprint(cell, root)
-        key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp)
+        sha = cell_config_sha(cell, epochs, quick)
+        key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp, sha)
         tag = f"[{i}/{len(cells)}] {cell.label()}"
         if key in done:
             report.skipped.append(cell)
@@ -401,7 +456,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
                  "results": results.name}
         t0 = time.perf_counter()
         try:
-            row = experiment(cell.model, cell.dataset, seed=cell.seed, protocol=cell_protocol(cell.dataset, cell.seed),
+            row = experiment(cell.model, cell.dataset, seed=cell.seed,
+                             protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol),
                              max_epochs=budget, monitor=metric, quick=quick, devices=devices, strategy=strategy,
                              accelerator=accelerator, kg_ablation=cell.kg_ablation, root=root, out_dir=out_dir,
                              progress=progress, model_overrides=cell.overrides or None)
@@ -415,7 +471,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
                    "devices": devices, "strategy": strategy, "accelerator": accelerator,
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             report.failed.append(cell)
-        row["variant"], row["overrides"] = cell.variant, cell.overrides
+        row["variant"], row["overrides"], row["config_sha"] = cell.variant, cell.overrides, sha
         row["cell_seconds"] = time.perf_counter() - t0
         row["bench"] = bench
         # the fingerprint the cell was planned under (a model may wrap the DataModule, e.g. for
