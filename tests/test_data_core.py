@@ -207,6 +207,24 @@ def test_eval_batch_masks_train_and_valid_at_test(dm):
     assert target == {p for p in test if p[0] in bu}
 
 
+def test_cold_item_stages_rank_only_their_own_cold_items(data_dir):
+    """Under the cold_item split every stage's candidates are that stage's cold items: a warm
+    item (or a valid item at test time) is masked for every user, and the fingerprint says so."""
+    from kgzoo.data.datamodule import KGRecDataModule
+
+    cold = KGRecDataModule("ml-100k-kg", protocol=EvalProtocol(split="cold_item"))
+    cold.setup()
+    test_items = torch.unique(cold.data.interactions[cold.split.test, 1])
+    valid_items = torch.unique(cold.data.interactions[cold.split.valid, 1])
+    for loader, items in ((cold.test_dataloader, test_items), (cold.val_dataloader, valid_items)):
+        b = next(iter(loader()))
+        assert b["item_mask"].dtype == torch.bool and b["item_mask"].shape == (cold.n_items,)
+        assert torch.equal(torch.nonzero(~b["item_mask"]).flatten(), items)
+    assert "item_mask" not in next(iter(KGRecDataModule("ml-100k-kg").test_dataloader()))
+    assert EvalProtocol(split="cold_item").to_dict()["candidates"] == "stage_cold_items"
+    assert "candidates" not in EvalProtocol().to_dict()  # other protocols keep their fingerprints
+
+
 def test_train_batches_carry_kg_triples(dm):
     b = next(iter(dm.train_dataloader()))
     assert set(b) == {"user", "pos_item", "neg_item", "head", "relation", "pos_tail", "neg_tail"}

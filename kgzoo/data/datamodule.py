@@ -6,7 +6,9 @@ KG has no triples, e.g. ``kg_ablation="none"``), or
 ``user, item, label`` for the ``ctr`` task. Evaluation batches (``topk``) carry
 ``user`` ``[B]`` and, as (batch row, item) pairs, the items to mask (``mask_row``,
 ``mask_col``: train items, plus valid items at test time) and the ground truth
-(``target_row``, ``target_col``). Every user with a target is evaluated exactly once, also
+(``target_row``, ``target_col``); under the ``cold_item`` split also ``item_mask`` BoolTensor
+``[I]`` (True: not a candidate for any user; every item but the stage's cold items). Every
+user with a target is evaluated exactly once, also
 under DDP: rank ``r`` of ``w`` takes users ``r::w`` (no padding sampler).
 """
 from __future__ import annotations
@@ -133,12 +135,17 @@ class _EvalBatches(IterableDataset):
         target = dm.csr[self.stage]
         users = dm.eval_users(self.stage)[rank::world]
         masks = [dm.csr["train"]] + ([dm.csr["valid"]] if self.stage == "test" else [])
+        extra = {}
+        if dm.protocol.split == "cold_item":  # rank only this stage's cold items
+            item_mask = torch.ones(dm.n_items, dtype=torch.bool)
+            item_mask[target[1]] = False
+            extra["item_mask"] = item_mask
         for s in range(0, users.numel(), bs):
             u = users[s:s + bs]
             mr, mc = zip(*(csr_rows(*m, u) for m in masks))
             tr, tc = csr_rows(*target, u)
             yield {"user": u, "mask_row": torch.cat(mr), "mask_col": torch.cat(mc),
-                   "target_row": tr, "target_col": tc}
+                   "target_row": tr, "target_col": tc, **extra}
 
 
 class KGRecDataModule(L.LightningDataModule):

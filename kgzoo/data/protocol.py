@@ -49,7 +49,9 @@ class EvalProtocol:
             test, the one before to valid), ``"given"`` (the source's split; valid carved
             from train per user with ``ratios[1]`` when the source has none) or
             ``"cold_item"`` (a random ``ratios[2]`` of items with all their rows to test,
-            ``ratios[1]`` to valid; those items have no train interaction).
+            ``ratios[1]`` to valid; those items have no train interaction; each stage ranks
+            only its own cold items, as cold-start item studies do, e.g. DropoutNet,
+            Volkovs et al., NeurIPS 2017, section 4: a warm item cannot be a test answer).
         ratios: (train, valid, test) fractions, summing to 1.
         seed: seed of every random choice of the split.
         threshold: keep ratings ``>=`` threshold (explicit to implicit); ``None`` keeps all.
@@ -174,6 +176,8 @@ class EvalProtocol:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ratios"] = list(self.ratios)
+        if self.split == "cold_item":  # part of the protocol's identity (and fingerprint)
+            d["candidates"] = "stage_cold_items"
         return d
 
     def fingerprint(self, checksums: dict[str, str], extra: dict | None = None) -> str:

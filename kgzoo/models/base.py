@@ -149,6 +149,8 @@ class Recommender(L.LightningModule):
             return
         scores = self.score(batch["user"]).float()
         scores[batch["mask_row"], batch["mask_col"]] = -math.inf
+        if "item_mask" in batch:  # items no user of the stage may be recommended (cold_item split)
+            scores[:, batch["item_mask"]] = -math.inf
         metrics.update(scores, (batch["target_row"], batch["target_col"]))
 
     def _log_metrics(self, prefix: str, metrics: Any) -> None:
