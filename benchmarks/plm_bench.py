@@ -31,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATASET = "ml-100k-kg"
-SPEED = ["lightgcn", "kgplm", "kgplm+use_kg=false", "kgplm+use_kg=false,n_layers=3", "plmrec"]
+SPEED = ["lightgcn", "kgplm", "kgplm+use_kg=false", "plmrec"]
 SPEED_EPOCHS = int(os.environ.get("PLM_BENCH_SPEED_EPOCHS", "2"))
 
 
@@ -140,9 +140,9 @@ def report(out: Path) -> str:
                       f"construction reads the safetensors cache in {r['cached_seconds']:.2f} s and encodes nothing."]
         lines.append("")
     lines += ["## Reading these numbers", "",
-              "* The machine was shared by several jobs (load average 9-27 on 2 cores), so wall times are "
-              "several times an idle machine's and only comparable within a row's load; rerun on an idle box "
-              "or a GPU before quoting them.",
+              "* The `load` column is the 1-minute load average at a run's start and end: a row with a load "
+              "well above 2 shared the 2 cores with other jobs and is several times slower than on an idle "
+              "machine; compare rows of similar load only.",
               "* Cold start: the `cold_item` split tables of benchmarks/LEADERBOARD.md (`kgzoo bench --name "
               "cold-start --protocol split=cold_item`).",
               "* LoRA on 2 CPU cores is impractical at batch 2048 with 256 items encoded with grad per step; "

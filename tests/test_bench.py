@@ -269,7 +269,7 @@ def test_ablation_table_from_variants_and_kg_ablations(tmp_path):
     assert [ln["delta"] for ln in ab.lines] == pytest.approx([0.0, 0.0, -0.03, -0.06])
     assert ab.lines[3]["metrics"]["ndcg@10"].n == 2
     md = out["markdown"].read_text()
-    assert "source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
+    assert "source ablations and variants of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
     assert len(lb.build_robustness(rows)) == 1 and lb.build_robustness(rows)[0].ablations == ["real", "shuffled"]
 
 

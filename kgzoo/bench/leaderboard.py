@@ -136,7 +136,8 @@ class AblationTable:
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} source ablations of {self.model} (test {self.metric}) protocol {self.protocol_fingerprint[:12]}"
+        return (f"{self.dataset} source ablations and variants of {self.model} (test {self.metric}) "
+                f"protocol {self.protocol_fingerprint[:12]}")
 
 
 # ---------------------------------------------------------------------------- rows
