@@ -39,6 +39,21 @@ COST_COLUMNS = {"params": "params", "seconds_per_epoch": "s/epoch", "eval_second
 ABLATION_ORDER = ("real", "shuffled", "none")
 
 
+def metric_columns(task: str, metric: str) -> list[str]:
+    """The metric columns of a table: the sort metric, then the task's usual ones."""
+    return [metric] + [m for m in METRIC_COLUMNS.get(task, ()) if m != metric]
+
+
+def _commands(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The distinct bench command lines that wrote ``rows``, in order."""
+    out: list[str] = []
+    for r in rows:
+        cmd = (r.get("bench") or {}).get("command")
+        if cmd and cmd not in out:
+            out.append(cmd)
+    return out
+
+
 @dataclass
 class Stat:
     """Mean and sample standard deviation of one value over ``n`` seeds."""
@@ -81,7 +96,7 @@ class LeaderboardTable:
 
     @property
     def metric_columns(self) -> list[str]:
-        return [self.metric] + [m for m in METRIC_COLUMNS.get(self.task, ()) if m != self.metric]
+        return metric_columns(self.task, self.metric)
 
     @property
     def title(self) -> str:
@@ -132,7 +147,7 @@ class AblationTable:
 
     @property
     def metric_columns(self) -> list[str]:
-        return [self.metric] + [m for m in METRIC_COLUMNS.get(self.task, ()) if m != self.metric]
+        return metric_columns(self.task, self.metric)
 
     @property
     def title(self) -> str:
@@ -201,10 +216,7 @@ def build_tables(rows: Iterable[dict[str, Any]], metric: str | None = None) -> l
         main = _main_metric(task, metric, grows)
         t = LeaderboardTable(dataset, fp, task, main, grows[0].get("kg_ablation", "real"),
                              protocol=grows[0].get("protocol", {}))
-        for r in grows:
-            cmd = (r.get("bench") or {}).get("command")
-            if cmd and cmd not in t.commands:
-                t.commands.append(cmd)
+        t.commands = _commands(grows)
         by_model: dict[str, list[dict[str, Any]]] = {}
         for r in grows:
             by_model.setdefault(r["model"], []).append(r)
@@ -283,10 +295,7 @@ def build_ablations(rows: Iterable[dict[str, Any]], metric: str | None = None) -
             continue
         task = grows[0].get("task", "topk")
         t = AblationTable(dataset, pfp, model, task, _main_metric(task, metric, grows))
-        for r in grows:
-            cmd = (r.get("bench") or {}).get("command")
-            if cmd and cmd not in t.commands:
-                t.commands.append(cmd)
+        t.commands = _commands(grows)
         by_setting: dict[str, list[dict[str, Any]]] = {}
         for r in grows:
             by_setting.setdefault(_setting(r), []).append(r)
