@@ -88,6 +88,7 @@ class SparseAdj:
         return _CachedSpMM.apply(self.adj, self.adj_t, x)
 
     def to_dense(self) -> Tensor:
+        """FloatTensor ``[N, C]``: ``A`` as a dense matrix (tests and small graphs only)."""
         return self.adj.to_dense()
 
 
