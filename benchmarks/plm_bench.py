@@ -14,7 +14,10 @@ Usage (each measurement runs in its own process so peak memory is its own)::
 
 Jobs: ``speed:<model>[+key=value,...]`` (hyper-parameter overrides as ``kgzoo bench --variants``) (2 epochs on the default protocol), ``encode`` (the one-time frozen encode
 of every ml-100k-kg item text into an empty cache), ``lora`` (seconds per KGPLM LoRA training
-step and per full re-encode).
+step and per full re-encode), ``cpu:<model>[+key=value,...]`` (process CPU milliseconds per
+training step with one torch thread: forward, backward and Adam step on real batches, after
+warm-up; CPU time does not count the waits that other jobs on the machine cause, so these
+ratios hold on a shared machine where wall seconds do not).
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 DATASET = "ml-100k-kg"
 SPEED = ["lightgcn", "kgplm", "kgplm+use_kg=false", "plmrec"]
 SPEED_EPOCHS = int(os.environ.get("PLM_BENCH_SPEED_EPOCHS", "2"))
+CPU = ["lightgcn", "kgplm", "kgplm+use_kg=false", "plmrec"]
+CPU_WARMUP, CPU_STEPS = 3, 20
 
 
 def _peak_mb() -> float:
@@ -97,9 +102,34 @@ def run_one(job: str, out: Path) -> dict:
         row.update({"seconds_per_step": per_step, "steps_per_epoch": steps, "est_seconds_per_epoch": steps * per_step, "refresh_seconds": refresh,
                     "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad),
                     "grad_items": m.hparams.grad_items, "peak_memory_mb": _peak_mb()})
+    elif kind == "cpu":
+        import kgzoo
+
+        torch.set_num_threads(1)
+        dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
+        m = kgzoo.create_model(model, dm, **parse_assignments(overrides)[1])
+        opt = m.configure_optimizers()
+        m.train()
+        it = iter(dm.train_dataloader())
+        times = []
+        for i in range(CPU_WARMUP + CPU_STEPS):
+            b = next(it)
+            t = time.process_time()
+            loss = m.loss(b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i >= CPU_WARMUP:
+                times.append(time.process_time() - t)
+        steps = math.ceil(dm.train_interactions.shape[0] / 2048)
+        ms = 1000 * sum(times) / len(times)
+        row.update({"cpu_ms_per_step": ms, "steps_per_epoch": steps, "cpu_seconds_per_epoch": ms * steps / 1000,
+                    "timed_steps": len(times), "params": sum(p.numel() for p in m.parameters() if p.requires_grad)})
     else:
         raise ValueError(f"unknown job {job!r}")
     row["load_avg_end"] = os.getloadavg()[0]
+    row["commit"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
+                                   text=True).stdout.strip() or None
     row["cpus"] = os.cpu_count()
     row["threads"] = torch.get_num_threads()
     with open(out / "rows.jsonl", "a") as f:
@@ -139,6 +169,21 @@ def report(out: Path) -> str:
                       f"(peak RSS {r['peak_memory_mb']:.0f} MB, load {r['load_avg_start']:.0f}); a second "
                       f"construction reads the safetensors cache in {r['cached_seconds']:.2f} s and encodes nothing."]
         lines.append("")
+    cpu = [rows[f"cpu:{m}"] for m in CPU if f"cpu:{m}" in rows]
+    if cpu:
+        base = rows.get("cpu:lightgcn")
+        lines += ["## CPU time per training step (ml-100k-kg, batch 2048, one torch thread)", "",
+                  f"Process CPU time of forward + backward + Adam step, mean of {CPU_STEPS} steps after {CPU_WARMUP} "
+                  "warm-up steps (`cpu:MODEL` jobs). It leaves out the time a process waits for the cores, so it "
+                  "measures the work even while other jobs run (the load column says how busy the machine was).", "",
+                  "| model | CPU ms / step | CPU s / epoch (steps) | x LightGCN | trainable params | load | commit |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in cpu:
+            ratio = f"{r['cpu_ms_per_step'] / base['cpu_ms_per_step']:.1f}" if base else "-"
+            lines.append(f"| {r['job'].split(':', 1)[1]} | {r['cpu_ms_per_step']:.1f} | {r['cpu_seconds_per_epoch']:.2f} "
+                         f"({r['steps_per_epoch']}) | {ratio} | {r['params']:,} | "
+                         f"{r['load_avg_start']:.0f}-{r['load_avg_end']:.0f} | {r.get('commit') or '-'} |")
+        lines.append("")
     lines += ["## Reading these numbers", "",
               "* The `load` column is the 1-minute load average at a run's start and end: a row with a load "
               "well above 2 shared the 2 cores with other jobs and is several times slower than on an idle "
@@ -165,7 +210,8 @@ def main() -> None:
         print(json.dumps(run_one(a.job, out)))
         return
     if a.what == "all":
-        jobs = a.jobs.split(",") if a.jobs else (["encode"] + [f"speed:{m}" for m in SPEED] + ["lora"])
+        jobs = a.jobs.split(",") if a.jobs else (["encode"] + [f"speed:{m}" for m in SPEED] + [f"cpu:{m}" for m in CPU]
+                                                  + ["lora"])
         for j in jobs:
             t = time.perf_counter()
             rc = subprocess.run([sys.executable, __file__, "one", j, "--out", str(out)]).returncode
