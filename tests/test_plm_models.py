@@ -195,6 +195,41 @@ def test_kgplm_content_for_unseen_items(dm, text_home):
         kgzoo.create_model("kgplm", cold, graph_dropout=1.0)
 
 
+def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
+    """kg_encoder="transe": user-item graph only, a fourth item source from frozen, cached TransE vectors."""
+    from kgzoo.models.kge import entity_embeddings, kge_cache_dir
+
+    state = torch.get_rng_state()
+    vec = entity_embeddings(dm, "transe", epochs=1, seed=dm.seed, embedding_dim=16)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+    assert vec.shape == (dm.n_entities, 16) and torch.allclose(vec.norm(dim=1), torch.ones(dm.n_entities), atol=1e-4)
+    files = sorted(kge_cache_dir().glob("transe-*.safetensors"))
+    m = kgzoo.create_model("kgplm", dm, kg_encoder="transe", kge_dim=16, kge_epochs=1)
+    assert sorted(kge_cache_dir().glob("transe-*.safetensors")) == files  # read from the cache, not retrained
+    assert torch.equal(m.kg_vectors, vec[: dm.n_items])
+    assert m.graph.n_nodes == dm.n_items + dm.n_users and m.item_fusion.n_sources == 4
+    t = dm.data.triples
+    linked = torch.zeros(dm.n_items, dtype=torch.bool)
+    linked[t[:, 0][t[:, 0] < dm.n_items]] = True
+    linked[t[:, 2][t[:, 2] < dm.n_items]] = True
+    assert torch.equal(m.kg_linked, linked) and 0 < int(linked.sum()) < dm.n_items
+    before = m.kg_vectors.clone()
+    train_steps(m, dm, 2)
+    assert torch.equal(m.kg_vectors, before)  # frozen
+    assert m.kg_proj.weight.grad is not None and m.kg_proj.weight.grad.abs().sum() > 0
+    assert "kg_vectors" in m.state_dict()
+    m.prepare_scoring()
+    assert torch.isfinite(m.score(torch.arange(3))).all()
+    m.end_scoring()
+    with pytest.raises(ValueError, match="kg_encoder"):
+        kgzoo.create_model("kgplm", dm, kg_encoder="lightgcn")
+    with pytest.raises(ValueError, match="epochs"):
+        entity_embeddings(dm, "transe", epochs=0)
+    empty = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, kg_ablation="none")
+    with pytest.raises(ValueError, match="no triples"):
+        entity_embeddings(empty, "transe", epochs=1)
+
+
 def test_kgplm_bad_hyperparameters(dm):
     with pytest.raises(KeyError, match="unknown fusion"):
         kgzoo.create_model("kgplm", dm, fusion="sum-of-all")

@@ -33,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import lightning as L
@@ -547,3 +549,87 @@ class TransR(KGEmbeddingModel):
             rows = torch.nonzero(r == rel_id).flatten()
             out[rows] = transe_distance_all(query[rows], projected[rel_id], self.p_norm)
         return out
+
+
+# ---------------------------------------------------------------------- pre-trained entity vectors
+def kge_cache_dir() -> Path:
+    """``$KGZOO_HOME/kge``, else ``~/.cache/kgzoo/kge``."""
+    home = os.environ.get("KGZOO_HOME")
+    return (Path(home) if home else Path.home() / ".cache" / "kgzoo") / "kge"
+
+
+def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, seed: int = 0,
+                      cache_dir: str | None = None, **overrides: Any) -> Tensor:
+    """Entity vectors of a KG embedding model trained on every triple of a dataset's KG.
+
+    The model (``"transe"`` or ``"transr"``, or any registered model of family ``kge``) is
+    built with its zoo config for the dataset plus ``overrides``, trained with a Lightning
+    :class:`~lightning.pytorch.Trainer` on all of ``datamodule.data.triples`` (after the
+    DataModule's KG ablation; no held-out triples: these vectors are features, not a link
+    prediction result) for ``epochs`` epochs, negatives as :class:`KGLinkDataModule`. The
+    result is written to ``cache_dir`` (default :func:`kge_cache_dir`) as safetensors, keyed
+    by sha256 of the triples, the model name, its hyper-parameters, ``epochs``, ``seed`` and
+    the batch size, so a second call trains nothing (the frozen-text cache of
+    :mod:`kgzoo.models.layers.text_encoder`, for the KG). Training runs under
+    :func:`torch.random.fork_rng` seeded with ``seed``: the caller's random state is the same
+    whether the cache was hit or not.
+
+    This is the "embed the KG's nodes with a KG-embedding model, then fuse" route (CKE, Zhang
+    et al., KDD 2016, section 4.2, trains TransR jointly; here it is trained first and frozen,
+    as the text vectors are).
+
+    Args:
+        datamodule: a :class:`~kgzoo.data.datamodule.KGRecDataModule`.
+        model: registered KG embedding model name. epochs: training epochs (>= 1).
+        seed: initialisation and sampling seed. cache_dir: cache folder.
+        overrides: hyper-parameters over the zoo config (e.g. ``embedding_dim=64``).
+
+    Returns:
+        FloatTensor ``[E, k]`` (``E`` = ``datamodule.n_entities``, ``k`` the model's entity width).
+
+    Raises:
+        ValueError: ``epochs < 1``; the KG has no triples; a cached file of the wrong shape
+            (corrupt cache: delete it).
+        KeyError: unknown model.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from ..api import create_model
+    from ..config import load_config
+    from ..registry import MODELS
+
+    if int(epochs) < 1:
+        raise ValueError(f"entity_embeddings: epochs must be >= 1, got {epochs!r}")
+    MODELS.get(model)  # KeyError with the nearest names
+    datamodule.setup()
+    triples = datamodule.data.triples
+    if triples.shape[0] == 0:
+        raise ValueError(f"{datamodule.dataset}: the KG has no triples (kg_ablation="
+                         f"{datamodule.kg_ablation_kind!r}); entity embeddings need some")
+    E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
+    hp = dict(load_config(model, datamodule.dataset)["model"])
+    hp.update(overrides)
+    h = hashlib.sha256(json.dumps({"model": model, "hp": hp, "epochs": int(epochs), "seed": int(seed), "E": E,
+                                   "R": R, "batch": int(datamodule.batch_size)}, sort_keys=True).encode())
+    h.update(triples.contiguous().numpy().tobytes())
+    path = Path(cache_dir) if cache_dir else kge_cache_dir()
+    path = path / f"{model}-{h.hexdigest()[:32]}.safetensors"
+    if path.is_file():
+        vec = load_file(str(path))["entity"]
+        if vec.dim() != 2 or vec.shape[0] != E:
+            raise ValueError(f"KG embedding cache {path} has shape {tuple(vec.shape)}, expected [{E}, k]; delete the file")
+        return vec
+    link = KGLinkDataModule(datamodule, ratios=(1.0, 0.0, 0.0), seed=seed, max_valid_triples=None)
+    with torch.random.fork_rng():
+        torch.manual_seed(int(seed))
+        kge = create_model(model, sizes={"n_entities": E, "n_relations": R}, config=False, **hp)
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=int(epochs), logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, num_sanity_val_steps=0)
+        trainer.fit(kge, train_dataloaders=link.train_dataloader())
+    vec = kge.entity.weight.detach().clone()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({"entity": vec.contiguous()}, str(tmp), metadata={"model": model, "epochs": str(epochs), "seed": str(seed)})
+    os.replace(tmp, path)
+    return vec

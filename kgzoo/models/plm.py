@@ -307,9 +307,20 @@ class KGPLM(Recommender):
             Volkovs et al., NeurIPS 2017, section 3.1). content_for_unseen: score items with
             no train interaction from their content (text, attributes) only, DropoutNet's
             cold-item inference (section 3.2); their graph vectors are untrained.
+        kg_encoder: how the KG enters. ``"ckg"`` (default): the graph encoder propagates over
+            the whole CKG (entities, items, users), trained end to end. A KG embedding model
+            name (``"transe"``, ``"transr"``): the graph encoder propagates over the user-item
+            graph only and each item gets a fourth fused source ``W z_i`` (``W`` Linear
+            ``[kge_dim -> d]``), ``z_i`` ``[kge_dim]`` the item's entity vector from that model
+            trained first on all the KG's triples for ``kge_epochs`` epochs, frozen and cached on
+            disk (:func:`kgzoo.models.kge.entity_embeddings`; the vectors are also saved in the
+            checkpoint); items without a triple have no KG source. The KG then costs one
+            pre-training per dataset instead of a propagation over ~E extra nodes per step.
+            kge_dim: ``k``. kge_epochs: pre-training epochs.
 
     Raises:
-        ValueError: unknown graph or fusion; attribute codes beyond the saved vocabulary sizes.
+        ValueError: unknown graph, fusion or kg_encoder; attribute codes beyond the saved
+            vocabulary sizes; a ``kg_encoder`` model on a dataset whose KG has no triples.
     """
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
@@ -321,7 +332,8 @@ class KGPLM(Recommender):
                  lora_alpha: int = 16, lora_dropout: float = 0.1, lora_target_modules: Sequence[str] | None = None,
                  grad_items: int = 256, text_cache_dir: str | None = None,
                  user_feature_sizes: dict[str, int] | None = None, item_feature_sizes: dict[str, int] | None = None,
-                 graph_dropout: float = 0.0, content_for_unseen: bool = False, **kwargs: Any) -> None:
+                 graph_dropout: float = 0.0, content_for_unseen: bool = False, kg_encoder: str = "ckg",
+                 kge_dim: int = 64, kge_epochs: int = 50, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
         self.save_hyperparameters()
         if not 0.0 <= graph_dropout < 1.0:
@@ -330,19 +342,32 @@ class KGPLM(Recommender):
             raise ValueError("kgplm: graph_dropout / content_for_unseen need a content source (use_text or use_attributes)")
         self.graph_dropout, self.content_for_unseen = float(graph_dropout), bool(content_for_unseen)
         self._seen: Tensor | None = None
+        if kg_encoder != "ckg":
+            from ..registry import MODELS
+
+            if kg_encoder not in MODELS.list(family="kge"):
+                raise ValueError(f"kgplm: kg_encoder must be 'ckg' or a KG embedding model "
+                                 f"({', '.join(MODELS.list(family='kge'))}), got {kg_encoder!r}")
         d = embedding_dim
         self.use_kg, self.use_text, self.use_attributes, self.use_social = use_kg, use_text, use_attributes, use_social
         self.reg_weight, self.dim = reg_weight, d
-        # node layout: entities (items first) then users with the KG; items then users without
-        self.user_offset = self.n_entities if use_kg else self.n_items
-        n_types = 2 * self.n_relations + 2 if use_kg else 2
+        self.kg_encoder, self.kge_epochs = kg_encoder, int(kge_epochs)
+        self.kge = use_kg and kg_encoder != "ckg"  # the KG as frozen entity vectors, not in the graph
+        # node layout: entities (items first) then users with the KG in the graph; items then users without
+        ckg = use_kg and not self.kge
+        self.user_offset = self.n_entities if ckg else self.n_items
+        n_types = 2 * self.n_relations + 2 if ckg else 2
         self.graph = GraphEncoder(self.user_offset + self.n_users, d, graph, n_layers, gat_heads, n_types)
+        if self.kge:
+            self.register_buffer("kg_vectors", torch.zeros(self.n_items, int(kge_dim)))  # filled by attach
+            self.register_buffer("kg_linked", torch.zeros(self.n_items, dtype=torch.bool))
+            self.kg_proj = nn.Linear(int(kge_dim), d)
         self.tower = (_TextTower(self.n_items, d, text_model, text_mode, text_pooling, text_max_length,
                                  text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
                                  text_cache_dir, proj_hidden) if use_text else None)
         self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
         self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
-        self.item_fusion = create_fusion(fusion, d, 3)  # [graph, text, attributes]
+        self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3)  # [graph, text, attributes(, KG)]
         self.user_fusion = create_fusion(fusion, d, 3)  # [graph, attributes, social]
         self._feats: dict[str, dict[str, Tensor]] = {"user": {}, "item": {}}
         self.social_adj: Tensor | None = None
@@ -352,7 +377,16 @@ class KGPLM(Recommender):
     # ------------------------------------------------------------------ data
     def attach(self, datamodule: Any) -> None:
         data = datamodule.data
-        if self.use_kg:
+        if self.kge:
+            from .kge import entity_embeddings
+
+            vec = entity_embeddings(datamodule, self.kg_encoder, epochs=self.kge_epochs, seed=datamodule.seed,
+                                    embedding_dim=self.kg_vectors.shape[1])
+            self.kg_vectors.copy_(vec[: self.n_items])
+            t = data.triples
+            ends = torch.cat([t[:, 0], t[:, 2]])
+            self.kg_linked.copy_(torch.bincount(ends[ends < self.n_items], minlength=self.n_items) > 0)
+        if self.use_kg and not self.kge:
             if self.graph.kind == "kgat":
                 edge_index, edge_type, _, _ = ckg_relational(datamodule)
             else:
@@ -398,19 +432,27 @@ class KGPLM(Recommender):
         B = items.shape[0]
         ones = torch.ones(B, dtype=torch.bool, device=items.device)
         a, a_mask = self._attr("item", items)
+        kg = kg_mask = None
+        if self.kge:
+            kg, kg_mask = self.kg_proj(self.kg_vectors[items]), self.kg_linked[items]
         content = torch.zeros_like(ones)
         if text is not None:
             content = ones
         elif a_mask is not None:
             content = a_mask
+        if kg_mask is not None:
+            content = content | kg_mask
         g_mask = ones
         if self.content_for_unseen and self._seen is not None:
             g_mask = self._seen.to(items.device)[items] | ~content
         if self.training and self.graph_dropout > 0:
             drop = torch.rand(B, device=items.device) < self.graph_dropout
             g_mask = g_mask & ~(drop & content)
-        mask = torch.stack([g_mask, ones, a_mask if a_mask is not None else ones], 1)
-        return self.item_fusion([g[items], text, a], mask)
+        sources, masks = [g[items], text, a], [g_mask, ones, a_mask if a_mask is not None else ones]
+        if self.kge:
+            sources.append(kg)
+            masks.append(kg_mask)
+        return self.item_fusion(sources, torch.stack(masks, 1))
 
     def _users(self, g: Tensor, users: Tensor) -> Tensor:
         """FloatTensor ``[B, d]``: fused user vectors."""
