@@ -141,14 +141,15 @@ def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
 @pytest.mark.parametrize("kw", [
     {"use_kg": False}, {"use_text": False}, {"use_attributes": False},
     {"use_text": False, "use_attributes": False, "use_kg": False},
-    {"graph": "gcn", "fusion": "gate"}, {"graph": "gat", "fusion": "concat"}, {"graph": "none", "fusion": "max"},
-    {"graph": "kgat", "use_kg": False},
+    {"graph": "gcn", "fusion": "gate", "kg_encoder": "ckg"}, {"graph": "gat", "fusion": "concat", "kg_encoder": "ckg"},
+    {"graph": "none", "fusion": "max"}, {"graph": "kgat", "use_kg": False}, {"kg_encoder": "ckg"},
 ])
 def test_kgplm_ablations_and_encoders(dm, kw):
     m = kgzoo.create_model("kgplm", dm, **kw)
     assert (m.tower is None) == (kw.get("use_text") is False)
     assert (m.item_attr is None) == (kw.get("use_attributes") is False)
-    assert m.graph.n_nodes == (dm.n_entities if kw.get("use_kg", True) else dm.n_items) + dm.n_users
+    ckg = kw.get("use_kg", True) and m.kg_encoder == "ckg"  # else the KG is a source of its own
+    assert m.graph.n_nodes == (dm.n_entities if ckg else dm.n_items) + dm.n_users
     train_steps(m, dm, 1)
     m.prepare_scoring()
     assert m.score(torch.arange(3)).shape == (3, dm.n_items)
@@ -157,7 +158,7 @@ def test_kgplm_ablations_and_encoders(dm, kw):
 
 @pytest.mark.slow
 def test_kgplm_kgat_encoder_over_full_ckg(dm):
-    m = kgzoo.create_model("kgplm", dm, graph="kgat")
+    m = kgzoo.create_model("kgplm", dm, graph="kgat", kg_encoder="ckg")
     assert m.graph.rel_proj.shape[0] == 2 * dm.n_relations + 2
     train_steps(m, dm, 1)
     assert m.graph.rel_proj.grad is not None and m.graph.rel_proj.grad.abs().sum() > 0
@@ -225,9 +226,13 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
         kgzoo.create_model("kgplm", dm, kg_encoder="lightgcn")
     with pytest.raises(ValueError, match="epochs"):
         entity_embeddings(dm, "transe", epochs=0)
-    empty = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, kg_ablation="none")
+    empty = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, kg_ablation="none", batch_size=512)
     with pytest.raises(ValueError, match="no triples"):
         entity_embeddings(empty, "transe", epochs=1)
+    with pytest.warns(UserWarning, match="KG source is absent"):
+        m = kgzoo.create_model("kgplm", empty, kg_encoder="transe", kge_dim=16)
+    assert not m.kg_linked.any()
+    train_steps(m, empty, 1)
 
 
 def test_kgplm_bad_hyperparameters(dm):

@@ -569,7 +569,8 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
     prediction result) for ``epochs`` epochs, negatives as :class:`KGLinkDataModule`. The
     result is written to ``cache_dir`` (default :func:`kge_cache_dir`) as safetensors, keyed
     by sha256 of the triples, the model name, its hyper-parameters, ``epochs``, ``seed`` and
-    the batch size, so a second call trains nothing (the frozen-text cache of
+    the batch size (the model's zoo config ``data.batch_size``, else the DataModule's), so a
+    second call trains nothing (the frozen-text cache of
     :mod:`kgzoo.models.layers.text_encoder`, for the KG). Training runs under
     :func:`torch.random.fork_rng` seeded with ``seed``: the caller's random state is the same
     whether the cache was hit or not.
@@ -607,10 +608,12 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
         raise ValueError(f"{datamodule.dataset}: the KG has no triples (kg_ablation="
                          f"{datamodule.kg_ablation_kind!r}); entity embeddings need some")
     E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
-    hp = dict(load_config(model, datamodule.dataset)["model"])
+    cfg = load_config(model, datamodule.dataset)
+    hp = dict(cfg["model"])
     hp.update(overrides)
+    batch = int((cfg.get("data") or {}).get("batch_size") or datamodule.batch_size)
     h = hashlib.sha256(json.dumps({"model": model, "hp": hp, "epochs": int(epochs), "seed": int(seed), "E": E,
-                                   "R": R, "batch": int(datamodule.batch_size)}, sort_keys=True).encode())
+                                   "R": R, "batch": batch}, sort_keys=True).encode())
     h.update(triples.contiguous().numpy().tobytes())
     path = Path(cache_dir) if cache_dir else kge_cache_dir()
     path = path / f"{model}-{h.hexdigest()[:32]}.safetensors"
@@ -620,6 +623,7 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
             raise ValueError(f"KG embedding cache {path} has shape {tuple(vec.shape)}, expected [{E}, k]; delete the file")
         return vec
     link = KGLinkDataModule(datamodule, ratios=(1.0, 0.0, 0.0), seed=seed, max_valid_triples=None)
+    link.batch_size = batch  # the KG model's own batch size, not the recommender's
     with torch.random.fork_rng():
         torch.manual_seed(int(seed))
         kge = create_model(model, sizes={"n_entities": E, "n_relations": R}, config=False, **hp)

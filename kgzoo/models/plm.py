@@ -9,6 +9,7 @@ Text and KG give items never seen in training a representation, which is what th
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -314,7 +315,8 @@ class KGPLM(Recommender):
             ``[kge_dim -> d]``), ``z_i`` ``[kge_dim]`` the item's entity vector from that model
             trained first on all the KG's triples for ``kge_epochs`` epochs, frozen and cached on
             disk (:func:`kgzoo.models.kge.entity_embeddings`; the vectors are also saved in the
-            checkpoint); items without a triple have no KG source. The KG then costs one
+            checkpoint); items without a triple (every item under ``kg_ablation="none"``) have
+            no KG source. The KG then costs one
             pre-training per dataset instead of a propagation over ~E extra nodes per step.
             kge_dim: ``k``. kge_epochs: pre-training epochs.
 
@@ -380,12 +382,17 @@ class KGPLM(Recommender):
         if self.kge:
             from .kge import entity_embeddings
 
-            vec = entity_embeddings(datamodule, self.kg_encoder, epochs=self.kge_epochs, seed=datamodule.seed,
-                                    embedding_dim=self.kg_vectors.shape[1])
-            self.kg_vectors.copy_(vec[: self.n_items])
             t = data.triples
             ends = torch.cat([t[:, 0], t[:, 2]])
             self.kg_linked.copy_(torch.bincount(ends[ends < self.n_items], minlength=self.n_items) > 0)
+            if t.shape[0]:
+                vec = entity_embeddings(datamodule, self.kg_encoder, epochs=self.kge_epochs, seed=datamodule.seed,
+                                        embedding_dim=self.kg_vectors.shape[1])
+                self.kg_vectors.copy_(vec[: self.n_items])
+            else:  # an empty KG (kg_ablation="none"): no item has the KG source
+                warnings.warn(f"kgplm: {datamodule.dataset} has no KG triples (kg_ablation="
+                              f"{datamodule.kg_ablation_kind!r}); the KG source is absent for every item")
+                self.kg_vectors.zero_()
         if self.use_kg and not self.kge:
             if self.graph.kind == "kgat":
                 edge_index, edge_type, _, _ = ckg_relational(datamodule)
