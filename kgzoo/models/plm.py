@@ -286,8 +286,9 @@ class KGPLM(Recommender):
     Item ``i``: ``e_i = Fuse_item(g_i, P(PLM(text_i)), a_i)``; user ``u``:
     ``e_u = Fuse_user(g_u, a_u, s_u)`` with ``g`` the graph encoder's output
     (:class:`GraphEncoder` over the CKG of ``dm.ckg()``: entities ``0..E-1`` then users, all
-    relations with inverses, edge types ignored; with ``use_kg=False`` only the user-item
-    graph, i.e. LightGCN), ``a`` the attribute embeddings (:class:`FeatureEmbedding` of
+    relations with inverses, edge types ignored; with ``use_kg=False`` or a KG embedding
+    ``kg_encoder`` only the user-item graph, i.e. LightGCN; the latter adds the item's frozen
+    entity vector ``W z_i`` as a fourth item source), ``a`` the attribute embeddings (:class:`FeatureEmbedding` of
     ``dm.data.item_features`` / ``user_features``), ``s_u`` the mean of the friends' ``g``
     (where the dataset has ``social``), ``Fuse`` a registered fusion layer
     (:mod:`kgzoo.models.layers.fusion`; absent sources are masked per row: items without text
@@ -316,13 +317,17 @@ class KGPLM(Recommender):
             trained first on all the KG's triples for ``kge_epochs`` epochs, frozen and cached on
             disk (:func:`kgzoo.models.kge.entity_embeddings`; the vectors are also saved in the
             checkpoint); items without a triple (every item under ``kg_ablation="none"``) have
-            no KG source. The KG then costs one
-            pre-training per dataset instead of a propagation over ~E extra nodes per step.
+            no KG source. The KG then costs one pre-training per dataset and seed instead of
+            a propagation over ~E extra nodes at every step.
             kge_dim: ``k``. kge_epochs: pre-training epochs.
 
     Raises:
         ValueError: unknown graph, fusion or kg_encoder; attribute codes beyond the saved
-            vocabulary sizes; a ``kg_encoder`` model on a dataset whose KG has no triples.
+            vocabulary sizes.
+
+    Warns:
+        UserWarning: ``kg_encoder`` is a KG embedding model and the KG has no triples (the KG
+            source is then absent for every item).
     """
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
