@@ -34,9 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATASET = "ml-100k-kg"
-SPEED = ["lightgcn", "kgplm", "kgplm+use_kg=false", "plmrec"]
+SPEED = ["lightgcn", "kgplm", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec"]
 SPEED_EPOCHS = int(os.environ.get("PLM_BENCH_SPEED_EPOCHS", "2"))
-CPU = ["lightgcn", "kgplm", "kgplm+kg_encoder=transe", "kgplm+use_kg=false", "plmrec"]
+CPU = ["lightgcn", "kgplm", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec"]
 CPU_WARMUP, CPU_STEPS = 3, 20
 
 
