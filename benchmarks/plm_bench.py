@@ -46,6 +46,26 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _step_seconds(model, dm, steps: int, warmup: int, clock) -> list[float]:
+    """Seconds of ``clock`` (``time.perf_counter`` wall, ``time.process_time`` CPU) of each of
+    ``steps`` training steps (loss, backward, optimiser step on the next real batch), after
+    ``warmup`` untimed steps."""
+    opt = model.configure_optimizers()
+    model.train()
+    it = iter(dm.train_dataloader())
+    times = []
+    for i in range(warmup + steps):
+        b = next(it)
+        t = clock()
+        loss = model.loss(b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(clock() - t)
+    return times
+
+
 def run_one(job: str, out: Path) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -82,23 +102,13 @@ def run_one(job: str, out: Path) -> dict:
 
         dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
         m = kgzoo.create_model("kgplm", dm, text_mode="lora")
-        opt = m.configure_optimizers()
-        m.train()
-        it = iter(dm.train_dataloader())
-        times = []
-        for _ in range(int(os.environ.get("PLM_BENCH_LORA_STEPS", "3"))):
-            b = next(it)
-            t = time.perf_counter()
-            loss = m.loss(b)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            times.append(time.perf_counter() - t)
+        # the first step includes warm-up (the PLM's first forward with grad): not timed
+        times = _step_seconds(m, dm, max(1, int(os.environ.get("PLM_BENCH_LORA_STEPS", "3")) - 1), 1, time.perf_counter)
         t = time.perf_counter()
         m.tower.text.refresh()
         refresh = time.perf_counter() - t
         steps = math.ceil(dm.train_interactions.shape[0] / 2048)
-        per_step = sum(times[1:]) / max(1, len(times) - 1)  # the first step includes warm-up
+        per_step = sum(times) / len(times)
         row.update({"seconds_per_step": per_step, "steps_per_epoch": steps, "est_seconds_per_epoch": steps * per_step, "refresh_seconds": refresh,
                     "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad),
                     "grad_items": m.hparams.grad_items, "peak_memory_mb": _peak_mb()})
@@ -108,19 +118,7 @@ def run_one(job: str, out: Path) -> dict:
         torch.set_num_threads(1)
         dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
         m = kgzoo.create_model(model, dm, **parse_assignments(overrides)[1])
-        opt = m.configure_optimizers()
-        m.train()
-        it = iter(dm.train_dataloader())
-        times = []
-        for i in range(CPU_WARMUP + CPU_STEPS):
-            b = next(it)
-            t = time.process_time()
-            loss = m.loss(b)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if i >= CPU_WARMUP:
-                times.append(time.process_time() - t)
+        times = _step_seconds(m, dm, CPU_STEPS, CPU_WARMUP, time.process_time)
         steps = math.ceil(dm.train_interactions.shape[0] / 2048)
         ms = 1000 * sum(times) / len(times)
         row.update({"cpu_ms_per_step": ms, "steps_per_epoch": steps, "cpu_seconds_per_epoch": ms * steps / 1000,
