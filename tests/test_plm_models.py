@@ -218,7 +218,19 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     train_steps(m, dm, 2)
     assert torch.equal(m.kg_vectors, before)  # frozen
     assert m.kg_proj.weight.grad is not None and m.kg_proj.weight.grad.abs().sum() > 0
-    assert "kg_vectors" in m.state_dict()
+    assert "kg_vectors" in m.state_dict() and int(m.kg_vectors_key) != 0
+    # a restored model attached to the same KG keeps its saved vectors: no cache read, no training
+    restored = kgzoo.models.plm.KGPLM(**dict(m.hparams))
+    restored.load_state_dict(m.state_dict())
+    for f in kge_cache_dir().glob("transe-*.safetensors"):
+        f.rename(f.with_suffix(".moved"))
+    try:
+        restored.attach(dm)
+        assert sorted(kge_cache_dir().glob("transe-*.safetensors")) == []
+        assert torch.equal(restored.kg_vectors, m.kg_vectors)
+    finally:
+        for f in kge_cache_dir().glob("transe-*.moved"):
+            f.rename(f.with_suffix(".safetensors"))
     m.prepare_scoring()
     assert torch.isfinite(m.score(torch.arange(3))).all()
     m.end_scoring()

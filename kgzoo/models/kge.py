@@ -558,6 +558,45 @@ def kge_cache_dir() -> Path:
     return (Path(home) if home else Path.home() / ".cache" / "kgzoo") / "kge"
 
 
+def _entity_embeddings_key(datamodule: Any, model: str, epochs: int, seed: int,
+                           overrides: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+    """``(sha256 hex, hyper-parameters, batch size)`` identifying :func:`entity_embeddings`'
+    result: triples, model, hyper-parameters, epochs, seed, batch size.
+
+    Raises:
+        KeyError: unknown model. ValueError: the KG has no triples.
+    """
+    from ..config import load_config
+    from ..registry import MODELS
+
+    MODELS.get(model)  # KeyError with the nearest names
+    datamodule.setup()
+    triples = datamodule.data.triples
+    if triples.shape[0] == 0:
+        raise ValueError(f"{datamodule.dataset}: the KG has no triples (kg_ablation="
+                         f"{datamodule.kg_ablation_kind!r}); entity embeddings need some")
+    E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
+    cfg = load_config(model, datamodule.dataset)
+    hp = dict(cfg["model"])
+    hp.update(overrides)
+    batch = int((cfg.get("data") or {}).get("batch_size") or datamodule.batch_size)
+    h = hashlib.sha256(json.dumps({"model": model, "hp": hp, "epochs": int(epochs), "seed": int(seed), "E": E,
+                                   "R": R, "batch": batch}, sort_keys=True).encode())
+    h.update(triples.contiguous().numpy().tobytes())
+    return h.hexdigest(), hp, batch
+
+
+def entity_embeddings_key(datamodule: Any, model: str = "transe", epochs: int = 50, seed: int = 0,
+                          **overrides: Any) -> str:
+    """sha256 hex of what :func:`entity_embeddings` with these arguments returns (its cache key):
+    a caller holding vectors under this key needs no call.
+
+    Raises:
+        KeyError: unknown model. ValueError: the KG has no triples.
+    """
+    return _entity_embeddings_key(datamodule, model, epochs, seed, overrides)[0]
+
+
 def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, seed: int = 0,
                       cache_dir: str | None = None, **overrides: Any) -> Tensor:
     """Entity vectors of a KG embedding model trained on every triple of a dataset's KG.
@@ -596,27 +635,13 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
     from safetensors.torch import load_file, save_file
 
     from ..api import create_model
-    from ..config import load_config
-    from ..registry import MODELS
 
     if int(epochs) < 1:
         raise ValueError(f"entity_embeddings: epochs must be >= 1, got {epochs!r}")
-    MODELS.get(model)  # KeyError with the nearest names
-    datamodule.setup()
-    triples = datamodule.data.triples
-    if triples.shape[0] == 0:
-        raise ValueError(f"{datamodule.dataset}: the KG has no triples (kg_ablation="
-                         f"{datamodule.kg_ablation_kind!r}); entity embeddings need some")
+    key, hp, batch = _entity_embeddings_key(datamodule, model, epochs, seed, overrides)
     E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
-    cfg = load_config(model, datamodule.dataset)
-    hp = dict(cfg["model"])
-    hp.update(overrides)
-    batch = int((cfg.get("data") or {}).get("batch_size") or datamodule.batch_size)
-    h = hashlib.sha256(json.dumps({"model": model, "hp": hp, "epochs": int(epochs), "seed": int(seed), "E": E,
-                                   "R": R, "batch": batch}, sort_keys=True).encode())
-    h.update(triples.contiguous().numpy().tobytes())
     path = Path(cache_dir) if cache_dir else kge_cache_dir()
-    path = path / f"{model}-{h.hexdigest()[:32]}.safetensors"
+    path = path / f"{model}-{key[:32]}.safetensors"
     if path.is_file():
         vec = load_file(str(path))["entity"]
         if vec.dim() != 2 or vec.shape[0] != E:

@@ -316,7 +316,8 @@ class KGPLM(Recommender):
             ``[kge_dim -> d]``), ``z_i`` ``[kge_dim]`` the item's entity vector from that model
             trained first on all the KG's triples for ``kge_epochs`` epochs, frozen and cached on
             disk (:func:`kgzoo.models.kge.entity_embeddings`; the vectors are also saved in the
-            checkpoint); items without a triple (every item under ``kg_ablation="none"``) have
+            checkpoint with their cache key, and a restored model attached to the same KG keeps
+            them instead of recomputing); items without a triple (every item under ``kg_ablation="none"``) have
             no KG source. The KG then costs one pre-training per dataset and seed instead of
             a propagation over ~E extra nodes at every step.
             kge_dim: ``k``. kge_epochs: pre-training epochs.
@@ -368,6 +369,9 @@ class KGPLM(Recommender):
         if self.kge:
             self.register_buffer("kg_vectors", torch.zeros(self.n_items, int(kge_dim)))  # filled by attach
             self.register_buffer("kg_linked", torch.zeros(self.n_items, dtype=torch.bool))
+            # which KG and settings kg_vectors came from (first 60 bits of the cache key; 0 = none):
+            # a restored checkpoint attached to the same data keeps its vectors
+            self.register_buffer("kg_vectors_key", torch.zeros((), dtype=torch.long))
             self.kg_proj = nn.Linear(int(kge_dim), d)
         self.tower = (_TextTower(self.n_items, d, text_model, text_mode, text_pooling, text_max_length,
                                  text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
@@ -385,19 +389,22 @@ class KGPLM(Recommender):
     def attach(self, datamodule: Any) -> None:
         data = datamodule.data
         if self.kge:
-            from .kge import entity_embeddings
+            from .kge import entity_embeddings, entity_embeddings_key
 
             t = data.triples
             ends = torch.cat([t[:, 0], t[:, 2]])
             self.kg_linked.copy_(torch.bincount(ends[ends < self.n_items], minlength=self.n_items) > 0)
             if t.shape[0]:
-                vec = entity_embeddings(datamodule, self.kg_encoder, epochs=self.kge_epochs, seed=datamodule.seed,
-                                        embedding_dim=self.kg_vectors.shape[1])
-                self.kg_vectors.copy_(vec[: self.n_items])
+                kw = dict(epochs=self.kge_epochs, seed=datamodule.seed, embedding_dim=self.kg_vectors.shape[1])
+                key = int(entity_embeddings_key(datamodule, self.kg_encoder, **kw)[:15], 16)
+                if int(self.kg_vectors_key) != key:
+                    self.kg_vectors.copy_(entity_embeddings(datamodule, self.kg_encoder, **kw)[: self.n_items])
+                    self.kg_vectors_key.fill_(key)
             else:  # an empty KG (kg_ablation="none"): no item has the KG source
                 warnings.warn(f"kgplm: {datamodule.dataset} has no KG triples (kg_ablation="
                               f"{datamodule.kg_ablation_kind!r}); the KG source is absent for every item")
                 self.kg_vectors.zero_()
+                self.kg_vectors_key.zero_()
         if self.use_kg and not self.kge:
             if self.graph.kind == "kgat":
                 edge_index, edge_type, _, _ = ckg_relational(datamodule)
