@@ -14,7 +14,7 @@ import torch
 
 import kgzoo
 from kgzoo.models.layers import fusion as fusion_mod
-from kgzoo.models.layers.fusion import FusionLayer, create_fusion, list_fusions, register_fusion
+from kgzoo.models.layers.fusion import FUSIONS, FusionLayer, create_fusion, list_fusions, register_fusion
 from kgzoo.train import run_experiment
 
 SLICE = {"k_core": 70}
@@ -96,6 +96,23 @@ def test_fusion_math():
     # one present source: gate and attention return it unchanged
     for name in ("gate", "attention", "mean", "max"):
         assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
+
+
+def test_absent_invariant_fusions_see_only_present_sources():
+    seen = []
+
+    class Spy(FusionLayer):
+        def fuse(self, x, mask):
+            seen.append((x.shape[1], mask.shape[1]))
+            return x.sum(1)
+
+    x = [torch.randn(4, 8) for _ in range(3)]
+    mask = torch.tensor([[True, False, True]] * 4)
+    Spy(8, 3)([x[0], None, x[2]], mask)  # default: every slot, the absent one as zeros
+    Spy.absent_invariant = True
+    Spy(8, 3)([x[0], None, x[2]], mask)
+    assert seen == [(3, 3), (2, 2)]
+    assert [n for n in BUILTIN if FUSIONS.get(n).absent_invariant] == ["attention", "max", "mean"]
 
 
 def test_docstring_example_runs():

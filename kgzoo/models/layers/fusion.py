@@ -91,7 +91,12 @@ class FusionLayer(nn.Module):
         dim: ``d``, the width of every source and of the output.
         n_sources: ``S``, the number of source slots.
 
-    Subclasses implement :meth:`fuse`; they never see ``None``.
+    Subclasses implement :meth:`fuse`; they never see ``None``. A subclass whose result does
+    not depend on the slots of absent sources (a weighted sum or a pooling over present
+    sources, not a concatenation) sets ``absent_invariant = True``: :meth:`forward` then
+    passes :meth:`fuse` only the sources present in the batch (``S' <= S`` slots, in order),
+    which saves the work on all-zero slots (e.g. KGPLM's social source on a dataset without
+    social ties).
 
     Raises (in :meth:`forward`):
         ValueError: a list of the wrong length, a source not ``[B, d]`` or with another
@@ -99,6 +104,7 @@ class FusionLayer(nn.Module):
     """
 
     fusion_name = "base"
+    absent_invariant = False
 
     def __init__(self, dim: int, n_sources: int) -> None:
         super().__init__()
@@ -119,27 +125,36 @@ class FusionLayer(nn.Module):
         for i, s in enumerate(sources):
             if s is not None and (s.dim() != 2 or s.shape != (B, self.dim)):
                 raise ValueError(f"{name}: source {i} has shape {tuple(s.shape)}, expected [{B}, {self.dim}]")
+        if mask is not None and (mask.shape != (B, self.n_sources) or mask.dtype != torch.bool):
+            raise ValueError(f"{name}: mask must be a BoolTensor [{B}, {self.n_sources}], got "
+                             f"{mask.dtype} {tuple(mask.shape)}")
+        if self.absent_invariant:  # fuse only the sources present in the batch
+            keep = [i for i, s in enumerate(sources) if s is not None]
+            sources = [sources[i] for i in keep]
+            if mask is not None and len(keep) < self.n_sources:
+                mask = mask[:, keep]
         x = torch.stack([s if s is not None else ref.new_zeros(B, self.dim) for s in sources], 1)
         m = torch.tensor([s is not None for s in sources], device=ref.device).expand(B, -1)
         if mask is not None:
-            if mask.shape != (B, self.n_sources) or mask.dtype != torch.bool:
-                raise ValueError(f"{name}: mask must be a BoolTensor [{B}, {self.n_sources}], got "
-                                 f"{mask.dtype} {tuple(mask.shape)}")
             m = m & mask.to(ref.device)
-            x = x * m.unsqueeze(-1).to(x.dtype)
+            if not bool(m.all()):
+                x = x * m.unsqueeze(-1).to(x.dtype)
         if not bool(m.any(1).all()):
             raise ValueError(f"{name}: {int((~m.any(1)).sum())} rows have no present source")
         return self.fuse(x, m)
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         """FloatTensor ``[B, d]`` from ``x`` ``[B, S, d]`` (absent entries are zeros) and
-        ``mask`` BoolTensor ``[B, S]`` (``True`` = present; every row has one)."""
+        ``mask`` BoolTensor ``[B, S]`` (``True`` = present; every row has one); ``S`` is the
+        number of sources present in the batch if ``absent_invariant``."""
         raise NotImplementedError
 
 
 @register_fusion("mean")
 class MeanFusion(FusionLayer):
     """Mean over present sources (no parameters)."""
+
+    absent_invariant = True
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         return x.sum(1) / mask.sum(1, keepdim=True).to(x.dtype)
@@ -148,6 +163,8 @@ class MeanFusion(FusionLayer):
 @register_fusion("max")
 class MaxFusion(FusionLayer):
     """Element-wise max pooling over present sources."""
+
+    absent_invariant = True
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
@@ -161,6 +178,8 @@ class AttentionFusion(FusionLayer):
         hidden: width of the attention projection ``W`` (default ``d``).
     """
 
+    absent_invariant = True
+
     def __init__(self, dim: int, n_sources: int, hidden: int | None = None) -> None:
         super().__init__(dim, n_sources)
         self.proj = nn.Linear(dim, hidden or dim)
@@ -172,6 +191,8 @@ class AttentionFusion(FusionLayer):
         return a.masked_fill(~mask, float("-inf")).softmax(-1)
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        if x.shape[1] == 1:  # one source: its softmax weight is 1 (and its gradient 0)
+            return x[:, 0]
         return (self.attention(x, mask).unsqueeze(-1) * x).sum(1)
 
 

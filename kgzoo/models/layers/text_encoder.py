@@ -338,9 +338,20 @@ class ItemTextEmbedding(nn.Module):
             raise RuntimeError("ItemTextEmbedding has no texts: call set_texts(item_text) "
                                "(models do it in attach(datamodule)) or load a checkpoint")
 
-    def forward(self, items: Tensor) -> Tensor:
-        """FloatTensor ``[B, H]`` of item ids ``items`` (LongTensor ``[B]``)."""
+    def lookup(self, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(FloatTensor [B, H], BoolTensor [B])``: the text vectors of ``items`` (LongTensor
+        ``[B]``; ``None`` = every item, ``B = I``) as encoded, without the "no text" vector
+        (rows of items without text are the cache's zeros), and which rows have text.
+
+        In training with a trainable encoder, the batch's distinct items (at most
+        ``grad_items``) are encoded with grad; otherwise the cache is read (no grad). A caller
+        that maps vectors row by row (a projection) can map the ``[H]`` "no text" vector once
+        and substitute it after the map instead of before: the same result without a
+        gradient through ``[B, H]`` (what the recommenders' text towers do).
+        """
         self._check()
+        if items is None:
+            return self.cache, self.has_text
         if self.encoder.trainable and self.training and torch.is_grad_enabled() and items.numel():
             uniq, inv = torch.unique(items, return_inverse=True)
             pick = uniq
@@ -351,15 +362,19 @@ class ItemTextEmbedding(nn.Module):
             vec = self.cache[uniq].clone()
             pos = torch.searchsorted(uniq, pick)
             vec = vec.index_put((pos,), fresh.to(vec.dtype))
-            out = vec[inv]
-        else:
-            out = self.cache[items]
-        return torch.where(self.has_text[items].unsqueeze(-1), out, self.no_text.to(out.dtype))
+            return vec[inv], self.has_text[items]
+        return self.cache.index_select(0, items), self.has_text[items]
+
+    def forward(self, items: Tensor) -> Tensor:
+        """FloatTensor ``[B, H]`` of item ids ``items`` (LongTensor ``[B]``), the "no text"
+        vector for items without text."""
+        out, has = self.lookup(items)
+        return torch.where(has.unsqueeze(-1), out, self.no_text.to(out.dtype))
 
     def all(self) -> Tensor:
         """FloatTensor ``[I, H]`` of every item from the cache (no encoding)."""
-        self._check()
-        return torch.where(self.has_text.unsqueeze(-1), self.cache, self.no_text.to(self.cache.dtype))
+        out, has = self.lookup(None)
+        return torch.where(has.unsqueeze(-1), out, self.no_text.to(out.dtype))
 
     @torch.no_grad()
     def refresh(self) -> None:
