@@ -340,8 +340,9 @@ class ItemTextEmbedding(nn.Module):
 
     def lookup(self, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(FloatTensor [B, H], BoolTensor [B])``: the text vectors of ``items`` (LongTensor
-        ``[B]``; ``None`` = every item, ``B = I``) as encoded, without the "no text" vector
-        (rows of items without text are the cache's zeros), and which rows have text.
+        ``[B]``; ``None`` = every item, ``B = I``) as encoded, and which rows have text; rows
+        of items without text hold the encoder's vector of the empty text, for the caller to
+        replace (:meth:`forward` puts the "no text" vector there).
 
         In training with a trainable encoder, the batch's distinct items (at most
         ``grad_items``) are encoded with grad; otherwise the cache is read (no grad). A caller
