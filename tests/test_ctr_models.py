@@ -213,3 +213,18 @@ def test_ripplenet_refuses_an_empty_kg(data_dir):
     dm = create_datamodule("ml-100k-kg", kg_ablation="none")
     with pytest.raises(ValueError, match="needs a KG"):
         create_model("ripplenet", datamodule=dm)
+
+
+def test_ripplenet_relation_products_match_gathered_matrices(ml100k):
+    """``R h``, ``h^T R t`` and the L2 of ``R`` computed per relation group equal the paper's
+    per-memory ``d x d`` matrices (eq. 3, 10)."""
+    torch.manual_seed(0)
+    m = create_model("ripplenet", ml100k, embedding_dim=8, n_memory=4)
+    users = torch.arange(50)
+    h, rel, t = m._memories(users)
+    R = m.relation_emb(rel).view(*rel.shape, 8, 8)  # the authors' gathered matrices [B, H, m, d, d]
+    torch.testing.assert_close(m._apply_relation(h, rel), (R @ h[..., None]).squeeze(-1))
+    hRt = (h[..., None, :] @ R @ t[..., None]).squeeze(-1).squeeze(-1)
+    want = (-m.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
+            + m.l2_weight * (h.pow(2).sum() + t.pow(2).sum() + R.pow(2).sum()))
+    torch.testing.assert_close(m._regularisers(h, rel, t), want)

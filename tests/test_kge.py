@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kgzoo
-from kgzoo.models.kge import KGLinkDataModule, clamp_norm, split_triples, transr_project
+from kgzoo.models.kge import KGLinkDataModule, clamp_norm, relation_matmul, split_triples, transr_project
 from kgzoo.registry import MODELS
 
 
@@ -219,6 +219,8 @@ def test_transr_project_matches_gathered_bmm(dm):
     assert got.norm(dim=-1).max() <= 1 + 1e-5
     for a, b in zip(torch.autograd.grad(got.pow(2).sum(), [e, proj]), torch.autograd.grad(want.pow(2).sum(), [e, proj])):
         torch.testing.assert_close(a, b)
+    # without the clamp (KGAT's TransR term): relation_matmul alone
+    torch.testing.assert_close(relation_matmul(e, proj, r), torch.bmm(e.unsqueeze(1), proj[r]).squeeze(1))
 
 
 @pytest.mark.parametrize("name", ["cke", "cfkg"])

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
+from .kge import relation_matmul
 from .layers.losses import bpr_loss
 from .layers.propagation import KGATConv, SparseAdj, ckg_relational, kgat_attention
 
@@ -151,11 +152,9 @@ class KGAT(Recommender):
             head, pos_tail, neg_tail: LongTensors ``[B]`` CKG node ids. relation: LongTensor
                 ``[B]`` CKG relation ids (``0..2R+1``).
         """
-        w = self.rel_proj[relation]  # [B, d, k]
         er = self.rel_emb(relation)
-        wh = torch.bmm(self.embedding(head).unsqueeze(1), w).squeeze(1)
-        wp = torch.bmm(self.embedding(pos_tail).unsqueeze(1), w).squeeze(1)
-        wn = torch.bmm(self.embedding(neg_tail).unsqueeze(1), w).squeeze(1)
+        nodes = torch.cat([head, pos_tail, neg_tail])
+        wh, wp, wn = relation_matmul(self.embedding(nodes), self.rel_proj, relation.repeat(3)).split(head.numel())
         g_pos = (wh + er - wp).pow(2).sum(-1)
         g_neg = (wh + er - wn).pow(2).sum(-1)
         return bpr_loss(g_neg, g_pos) + self.reg_weight * _l2_mean(wh, er, wp, wn)

