@@ -161,7 +161,7 @@ class KGIN(Recommender):
         user_intent = torch.softmax(user0 @ e_p.T, dim=1) @ e_p
         user_out, ent_out = user0, ent
         for _ in range(self.n_hops):
-            mean_items = scatter(ent[inter[1]], inter[0], dim=0, dim_size=self.n_users, reduce="mean")
+            mean_items = scatter(ent.index_select(0, inter[1]), inter[0], dim=0, dim_size=self.n_users, reduce="mean")
             user = user_intent * mean_items + (mean_items if self.user_residual else 0)
             ent = relational_aggregate(ent, kg_index, kg_type, self.rel_emb.weight, self.n_entities)
             user = F.dropout(user, self.mess_dropout, self.training)
