@@ -39,7 +39,10 @@ RECBOLE_NAME = {"pop": "Pop", "bpr": "BPR", "lightgcn": "LightGCN", "cke": "CKE"
 # kgzoo hyper-parameter -> RecBole's name, per model, for the ones both libraries have and where
 # kgzoo's value may differ from RecBole's default (the KG models' zoo_configs mirror RecBole's defaults)
 HPARAM_MAP = {"lightgcn": {"n_layers": "n_layers", "reg_weight": "reg_weight"},
-              "kgat": {"layer_sizes": "layers", "reg_weight": "reg_weight", "dropout": "mess_dropout"}}
+              "kgat": {"layer_sizes": "layers", "reg_weight": "reg_weight", "dropout": "mess_dropout"},
+              "kgin": {"n_hops": "context_hops", "n_intents": "n_factors", "reg_weight": "reg_weight",
+                       "ind_weight": "sim_regularity", "independence": "ind", "node_dropout": "node_dropout_rate",
+                       "mess_dropout": "mess_dropout_rate"}}
 
 KGZOO_CHILD = r"""
 import json, sys, tempfile, time, torch
