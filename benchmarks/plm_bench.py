@@ -34,9 +34,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATASET = "ml-100k-kg"
-SPEED = ["lightgcn", "kgplm", "kgplm+fusion=mean", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec"]
+# the models and KGPLM settings of both the speed and the CPU tables (the last: every source but
+# the graph switched off, i.e. KGPLM's own overhead beside LightGCN)
+MODELS = ["lightgcn", "kgplm", "kgplm+fusion=mean", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec",
+          "kgplm+use_attributes=false,use_kg=false,use_text=false"]
 SPEED_EPOCHS = int(os.environ.get("PLM_BENCH_SPEED_EPOCHS", "10"))
-CPU = ["lightgcn", "kgplm", "kgplm+fusion=mean", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec"]
 CPU_WARMUP, CPU_STEPS = 3, 20
 
 
@@ -147,7 +149,7 @@ def report(out: Path) -> str:
              "max_length 64.", "",
              "Produced by `python benchmarks/plm_bench.py all --out /tmp/plm_bench` (raw rows in "
              "`/tmp/plm_bench/rows.jsonl`).", ""]
-    speed = [rows[f"speed:{m}"] for m in SPEED if f"speed:{m}" in rows]
+    speed = [rows[f"speed:{m}"] for m in MODELS if f"speed:{m}" in rows]
     if speed or "encode" in rows or "lora" in rows:
         lines += ["## Speed (ml-100k-kg, default random 8:1:1 protocol, batch 2048)", "",
                   f"Wall seconds per training epoch (mean of {SPEED_EPOCHS} epochs, 2 torch threads) and per "
@@ -173,7 +175,7 @@ def report(out: Path) -> str:
                       f"(peak RSS {r['peak_memory_mb']:.0f} MB, load {r['load_avg_start']:.0f}); a second "
                       f"construction reads the safetensors cache in {r['cached_seconds']:.2f} s and encodes nothing."]
         lines.append("")
-    cpu = [rows[f"cpu:{m}"] for m in CPU if f"cpu:{m}" in rows]
+    cpu = [rows[f"cpu:{m}"] for m in MODELS if f"cpu:{m}" in rows]
     if cpu:
         base = rows.get("cpu:lightgcn")
         lines += ["## CPU time per training step (ml-100k-kg, batch 2048, one torch thread)", "",
@@ -196,14 +198,12 @@ def report(out: Path) -> str:
               "cold-start --protocol split=cold_item`).",
               "* LoRA (r=8 on query/value, 256 items encoded with grad per step) costs about 40x a frozen "
               "epoch on 2 CPU cores; it is meant for a GPU, or `grad_items` <= 32 and smaller batches on CPU.",
-              "* Frozen KGPLM against LightGCN (measured at commit 1408d7d, one thread, median of 120 steps; "
-              "the issue's goal is 1.5x): KGPLM's graph encoder is LightGCN's propagation (same cost, about "
-              "8 ms of forward and backward per step); the rest is the fusion. Per step, forward only: text "
-              "projection 384 -> 64 of the batch's ~1,450 distinct items 1.5 ms, item fusion (attention over 4 "
-              "sources, `[1450, 4, 64]`, plus attributes and the KG projection) 3.7 ms, user fusion 1.5 ms; their "
-              "backward about as much again. With every source switched off KGPLM runs at 1.06x LightGCN; the "
-              "parameter-free `fusion=mean` is the `kgplm+fusion=mean` row. Text costs no PLM work after the "
-              "first run (the cache): what remains is dense work on `[B, S, d]` that LightGCN does not do.", ""]
+              "* Frozen KGPLM against LightGCN: KGPLM's graph encoder is LightGCN's propagation (the "
+              "`kgplm+use_attributes=false,use_kg=false,use_text=false` row, graph only); the rest of its step is "
+              "the text projection of the batch's distinct items and the fusion of up to four `[B, d]` sources "
+              "per item (the `kgplm+fusion=mean` row: the same sources without attention). Text costs no PLM "
+              "work after the first run (the cache): what remains is dense work on `[B, S, d]` that LightGCN "
+              "does not do.", ""]
     text = "\n".join(lines)
     (HERE / "plm.md").write_text(text)
     return text
@@ -214,7 +214,8 @@ def main() -> None:
     ap.add_argument("what", choices=["all", "one", "report"])
     ap.add_argument("job", nargs="?")
     ap.add_argument("--out", default="/tmp/plm_bench")
-    ap.add_argument("--jobs", default=None, help="comma-separated subset for 'all'")
+    ap.add_argument("--jobs", nargs="+", default=None, help="a subset of jobs for 'all' (space-separated: a job's "
+                    "overrides may hold commas, e.g. cpu:kgplm+use_kg=false,use_text=false)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ def main() -> None:
         print(json.dumps(run_one(a.job, out)))
         return
     if a.what == "all":
-        jobs = a.jobs.split(",") if a.jobs else (["encode"] + [f"speed:{m}" for m in SPEED] + [f"cpu:{m}" for m in CPU]
+        jobs = a.jobs or (["encode"] + [f"speed:{m}" for m in MODELS] + [f"cpu:{m}" for m in MODELS]
                                                   + ["lora"])
         for j in jobs:
             t = time.perf_counter()

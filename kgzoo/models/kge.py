@@ -97,11 +97,18 @@ def relation_matmul(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
     k = d = 64) 13 ms of forward and backward instead of 262 ms with
     ``bmm(e.unsqueeze(1), proj[r])`` (one thread).
 
+    The product of TransR's projection (Lin et al., AAAI 2015, eq. 1) and KGAT's ``W_r e``
+    (Wang et al., KDD 2019, eq. 1); RippleNet's ``R h`` (Wang et al., CIKM 2018, eq. 3) with
+    the transposed matrices.
+
     Args:
         e: FloatTensor ``[B, k]``. proj: FloatTensor ``[R, k, d]``. r: LongTensor ``[B]`` in ``0..R-1``.
 
     Returns:
-        FloatTensor ``[B, d]``.
+        FloatTensor ``[B, d]`` (``e``'s dtype and device).
+
+    Raises:
+        IndexError: a relation id ``>= R``. RuntimeError: a negative relation id (``bincount``).
     """
     order = torch.argsort(r)
     counts = torch.bincount(r, minlength=proj.shape[0]).tolist()

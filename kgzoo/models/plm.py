@@ -44,15 +44,12 @@ class _TextTower(nn.Module):
         self.proj = (nn.Sequential(nn.Linear(H, proj_hidden), nn.GELU(), nn.Linear(proj_hidden, dim))
                      if proj_hidden else nn.Linear(H, dim))
 
-    def forward(self, items: Tensor, distinct: bool = False) -> Tensor:
+    def forward(self, items: Tensor) -> Tensor:
         """FloatTensor ``[B, d]`` of item ids ``items`` LongTensor ``[B]`` (PLM with grad in
         trainable modes, for at most ``grad_items`` items).
 
         Each distinct item is projected once (a BPR batch repeats items: on ml-100k-kg its
-        4,096 positive and negative ids hold about 1,500 distinct items); ``distinct=True``
-        says ``items`` has no repeats (skips the ``unique``)."""
-        if distinct:
-            return self._project(*self.text.lookup(items))
+        4,096 positive and negative ids hold about 1,500 distinct items)."""
         uniq, inv = torch.unique(items, return_inverse=True)
         return self._project(*self.text.lookup(uniq)).index_select(0, inv)
 
@@ -504,7 +501,7 @@ class KGPLM(Recommender):
         # triples holds about 1,450 distinct items among its 4,096 ids and 800 distinct users)
         items, item_inv = torch.unique(torch.cat([p, n]), return_inverse=True)
         users, user_inv = torch.unique(u, return_inverse=True)
-        text = self.tower(items, distinct=True) if self.tower is not None else None
+        text = self.tower(items) if self.tower is not None else None
         # index_select: on CPU several times faster than advanced indexing, forward and backward
         ei = self._items(g, items, text).index_select(0, item_inv)
         eu = self._users(g, users).index_select(0, user_inv)

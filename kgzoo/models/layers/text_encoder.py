@@ -349,6 +349,9 @@ class ItemTextEmbedding(nn.Module):
         that maps vectors row by row (a projection) can map the ``[H]`` "no text" vector once
         and substitute it after the map instead of before: the same result without a
         gradient through ``[B, H]`` (what the recommenders' text towers do).
+
+        Raises:
+            RuntimeError: before :meth:`set_texts` (or a checkpoint load).
         """
         self._check()
         if items is None:
