@@ -59,6 +59,26 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
         main(["reproduce", "pop"])  # argparse: the dataset is required
 
 
+def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, capsys):
+    # a config's paper.protocol (e.g. RippleNet's require_train_positive) is what reproduce runs
+    from kgzoo.bench.cli import paper_protocol
+
+    assert paper_protocol({"protocol": {"require_train_positive": True, "seed": 3}}) == \
+        "require_train_positive=true,seed=3"
+    assert paper_protocol({}) == ""
+    with pytest.raises(ValueError, match="paper.protocol"):
+        paper_protocol({"protocol": ["require_train_positive"]})
+    (tmp_path / "cfg" / "pop").mkdir(parents=True)
+    (tmp_path / "cfg" / "pop" / "ml-100k-kg.yaml").write_text(
+        "paper:\n  protocol: {require_train_positive: true}\n  metrics: {ndcg@10: 0.1}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "--results", str(tmp_path / "r"), "--runs",
+                 str(tmp_path / "runs")]) == 0
+    row, = read_rows(tmp_path / "r" / "reproduce-pop-ml-100k-kg.jsonl")
+    assert row["protocol"]["require_train_positive"] is True
+    assert "protocol require_train_positive=true" in capsys.readouterr().out
+
+
 def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
     common = ["--model", "kgzoo.models.lightgcn.LightGCN", "--model.n_layers", "2", "--data.dataset", "ml-100k-kg",
               "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",

@@ -284,3 +284,36 @@ def test_download_verifies_and_leaves_nothing_on_mismatch(tmp_path, data_dir):
         ensure_files(dest, [good])
     with pytest.raises(FileNotFoundError, match="downloads disabled"):
         ensure_files(tmp_path / "empty", [good], download_missing=False)
+
+
+def test_require_train_positive_drops_and_counts_users_without_history(data_dir):
+    # RippleNet's protocol on a real ctr set: rows of users with no positive train row go, counted
+    base = KGRecDataModule("lastfm-kg")
+    base.setup()
+    proto = EvalProtocol(task="ctr", ratios=(0.6, 0.2, 0.2), require_train_positive=True)
+    dm = KGRecDataModule("lastfm-kg", protocol=proto)
+    dm.setup()
+    data, full, kept = dm.data, base.split, dm.split
+    x, label = data.interactions, data.label
+    known = torch.zeros(data.n_users, dtype=torch.bool)
+    known[x[full.train[label[full.train] > 0], 0]] = True
+    for part in ("train", "valid", "test"):
+        idx = getattr(full, part)
+        want = idx[known[x[idx, 0]]]
+        assert torch.equal(getattr(kept, part), want)
+        assert kept.dropped[part] == idx.numel() - want.numel()
+        assert data.cleaning[f"{part} rows: user without a positive train row (require_train_positive)"] \
+            == kept.dropped[part]
+    assert sum(kept.dropped.values()) > 0  # lastfm-kg's split leaves a few users without a train positive
+    assert bool(known[x[kept.test, 0]].all())
+    # off by default, and then not part of the fingerprint (earlier results keep theirs)
+    assert "require_train_positive" not in EvalProtocol(task="ctr").to_dict()
+    assert base.fingerprint != dm.fingerprint
+
+
+def test_train_loader_length_is_the_batches_it_yields(dm, data_dir):
+    # Lightning's num_training_batches comes from it (KGAT updates its attention at the last step)
+    for d in (dm, KGRecDataModule("lastfm-kg", batch_size=1000)):
+        d.setup()
+        loader = d.train_dataloader()
+        assert len(loader) == len(list(loader)) > 1

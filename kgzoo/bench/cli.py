@@ -149,7 +149,23 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs (default: the config's `train`)")
     p.add_argument("--results", default=None,
                    help="results file or folder (default benchmarks/results/reproduce-MODEL-DATASET.jsonl)")
+    p.add_argument("--protocol", nargs="*", default=None, metavar="FIELD=VALUE",
+                   help="protocol fields over the dataset's default (default: the config's paper.protocol, "
+                        "the paper's own rules, e.g. require_train_positive=true for RippleNet)")
     _trainer_args(p)
+
+
+def paper_protocol(paper: dict[str, Any]) -> str:
+    """The ``paper.protocol`` mapping of a config (protocol fields the paper's code sets
+    differently from the dataset's default) as ``"k=v,..."`` for :func:`resolve_grid`.
+
+    Raises:
+        ValueError: ``paper.protocol`` is not a mapping of scalars.
+    """
+    proto = paper.get("protocol") or {}
+    if not isinstance(proto, dict) or any(isinstance(v, (dict, list)) for v in proto.values()):
+        raise ValueError(f"paper.protocol must map protocol fields to scalars, got {proto!r}")
+    return ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(proto.items()))
 
 
 def reproduce_table(rows: list[dict[str, Any]], paper: dict[str, Any], main_metric: str) -> tuple[list[str], list[list[str]]]:
@@ -180,7 +196,10 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from .runner import is_rank_zero
 
     quiet_lightning()
-    cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs)
+    paper = load_config(args.model, args.dataset)["paper"]
+    protocol = paper_protocol(paper) if args.protocol is None else ",".join(args.protocol)
+    cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs,
+                         protocol=protocol)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
         raise ValueError("reproduce takes one model name and one dataset name, not patterns")
     results = results_path(args.results, f"reproduce-{args.model}-{args.dataset}")
@@ -194,11 +213,11 @@ def reproduce_command(args: argparse.Namespace) -> int:
     fps = {cell_fingerprint(c, args.root)[0] for c in cells}  # this run's cells, resumed ones included
     rows = [r for r in read_rows(results) if r.get("fingerprint") in fps and r.get("model") == args.model
             and r.get("seed") in args.seeds and r.get("variant", "base") == "base"]
-    paper = load_config(args.model, args.dataset)["paper"]
     main = args.metric or (rows[0].get("main_metric") if rows else None) or "ndcg@10"
     header, body = reproduce_table(rows, paper, main)
     t = Table(title=f"reproduce {args.model} on {args.dataset}",
-              caption=f"paper: {paper.get('source', 'no paper numbers in the config')}; rows in {results}")
+              caption=f"paper: {paper.get('source', 'no paper numbers in the config')}"
+                      + (f"; protocol {protocol}" if protocol else "") + f"; rows in {results}")
     for c in header:
         t.add_column(c, justify="left" if c == "metric" else "right")
     for line in body:

@@ -108,6 +108,15 @@ class _TrainBatches(IterableDataset):
                 b.update({k: v[i * dm.kg_batch_size:(i + 1) * dm.kg_batch_size] for k, v in kg.items()})
         return batches
 
+    def __len__(self) -> int:
+        """Batches this rank yields per epoch (Lightning's ``num_training_batches``: progress
+        totals, and hooks that act on an epoch's last step)."""
+        dm = self.dm
+        n = dm.split.train.numel() if dm.protocol.task == "ctr" else dm.bpr_sampler.users.numel()
+        batches = -(-n // dm.batch_size)
+        world = dist_info()[1]
+        return batches // world if world > 1 else batches
+
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         rank, world = dist_info()
         batches = self._batches()
@@ -193,6 +202,11 @@ class KGRecDataModule(L.LightningDataModule):
                                                      self.protocol.seed)
         self.data: KGRecData = data.replace(triples=triples)
         self.split: Split = self.protocol.split_data(self.data)
+        if self.split.dropped:  # a protocol rule removed rows after the split: report them
+            rep = dict(self.data.cleaning)
+            for part, n in self.split.dropped.items():
+                rep[f"{part} rows: user without a positive train row (require_train_positive)"] = n
+            self.data = self.data.replace(cleaning=rep)
         check_leakage(self.data, self.split, cold_items=self.protocol.split == "cold_item")
         x = self.data.interactions
         self.csr = {}

@@ -31,6 +31,8 @@ class Split:
     train: Tensor
     valid: Tensor
     test: Tensor
+    #: rows a protocol rule removed from each part (``require_train_positive``), by part name
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         return {"train": int(self.train.numel()), "valid": int(self.valid.numel()), "test": int(self.test.numel())}
@@ -56,6 +58,12 @@ class EvalProtocol:
         seed: seed of every random choice of the split.
         threshold: keep ratings ``>=`` threshold (explicit to implicit); ``None`` keeps all.
         k_core: keep users and items with at least ``k_core`` interactions (0 = off).
+        require_train_positive: after the split, drop every train, valid and test row of a
+            user with no positive train row (RippleNet's protocol: the authors'
+            ``data_loader.dataset_split`` keeps "only the users with positive ratings", since a
+            user without one has no ripple set). The removed rows are counted in
+            :attr:`Split.dropped`. Off by default (KGCN's protocol keeps every row); not part
+            of the fingerprint while off, so earlier results keep theirs.
 
     Raises:
         ValueError: unknown task or split, ratios that do not sum to 1 or are negative.
@@ -67,6 +75,7 @@ class EvalProtocol:
     seed: int = 0
     threshold: float | None = None
     k_core: int = 0
+    require_train_positive: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -108,6 +117,21 @@ class EvalProtocol:
             ValueError: ``temporal``/``loo`` without timestamps is fine for ``loo`` (random
                 order) but an error for ``temporal``; ``given`` without a source split.
         """
+        split = self._split(data)
+        if not self.require_train_positive:
+            return split
+        # users with a positive train row (ctr: label > 0; topk rows are all positive)
+        rows = split.train if data.label is None else split.train[data.label[split.train] > 0]
+        known = torch.zeros(data.n_users, dtype=torch.bool)
+        known[data.interactions[rows, 0]] = True
+        parts, dropped = {}, {}
+        for name in ("train", "valid", "test"):
+            idx = getattr(split, name)
+            keep = known[data.interactions[idx, 0]]
+            parts[name], dropped[name] = idx[keep], int((~keep).sum())
+        return Split(**parts, dropped=dropped)
+
+    def _split(self, data: KGRecData) -> Split:
         g = torch.Generator().manual_seed(self.seed)
         N = data.n_interactions
         users = data.interactions[:, 0]
@@ -176,6 +200,8 @@ class EvalProtocol:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ratios"] = list(self.ratios)
+        if not self.require_train_positive:  # added later: absent while off, so old fingerprints hold
+            d.pop("require_train_positive")
         if self.split == "cold_item":  # part of the protocol's identity (and fingerprint)
             d["candidates"] = "stage_cold_items"
         return d
