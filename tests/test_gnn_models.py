@@ -6,8 +6,8 @@ import torch
 
 from kgzoo import create_datamodule, create_model
 from kgzoo.models.kgin import distance_correlation, independence_loss
-from kgzoo.models.layers.propagation import (KGATConv, SparseAdj, ckg_relational, drop_edges, kgat_attention,
-                                             relational_aggregate)
+from kgzoo.models.layers.propagation import (KGATConv, RelationalMean, SparseAdj, ckg_relational, drop_edges,
+                                             kgat_attention)
 
 # small widths keep a full-graph step (35,655 CKG nodes, 344,878 edges) cheap on 2 cores
 SMALL = {
@@ -81,16 +81,29 @@ def test_kgatconv_sparse_path_matches_message_passing(ckg):
         conv(x1, edge_index)
 
 
-def test_relational_aggregate_is_mean_of_relation_products(dm):
+def test_relational_mean_is_mean_of_relation_products(dm):
+    # KGIN eq. 7 on real triples (with inverses), against the per-edge gather / product / scatter mean
+    from torch_geometric.utils import scatter
+
     torch.manual_seed(0)
-    h, r, t = dm.data.triples[:2000].unbind(1)
-    ei = torch.stack([h, t])
-    x, rel = torch.randn(dm.n_entities, 4), torch.randn(dm.n_relations, 4)
-    out = relational_aggregate(x, ei, r, rel)
+    h, r, t = dm.data.triples[:3000].unbind(1)
+    R = dm.n_relations
+    ei, et = torch.stack([torch.cat([h, t]), torch.cat([t, h])]), torch.cat([r, r + R])
+    agg = RelationalMean(ei, et, dm.n_entities, 2 * R)
+    x = torch.randn(dm.n_entities, 8, dtype=torch.float64, requires_grad=True)
+    rel = torch.randn(2 * R, 8, dtype=torch.float64, requires_grad=True)
+    for keep in (None, torch.rand(ei.shape[1]) >= 0.5):
+        e, y = (ei, et) if keep is None else (ei[:, keep], et[keep])
+        want = scatter(rel[y] * x[e[1]], e[0], dim=0, dim_size=dm.n_entities, reduce="mean")
+        got = agg(x, rel, keep)
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(torch.autograd.grad(got.pow(2).sum(), [x, rel]),
+                                   torch.autograd.grad(want.pow(2).sum(), [x, rel]))
     node = int(h[0])
-    m = h == node
-    torch.testing.assert_close(out[node], (rel[r[m]] * x[t[m]]).mean(0))
-    assert bool((out[~torch.isin(torch.arange(dm.n_entities), h)] == 0).all())
+    torch.testing.assert_close(agg(x, rel)[node], (rel[et[ei[0] == node]] * x[ei[1][ei[0] == node]]).mean(0))
+    assert bool((agg(x, rel)[~torch.isin(torch.arange(dm.n_entities), ei[0])] == 0).all())
+    with pytest.raises(ValueError, match="keep"):
+        agg(x, rel, torch.ones(3, dtype=torch.bool))
 
 
 def test_drop_edges_keeps_aligned_subsets():
@@ -144,6 +157,24 @@ def test_model_trains_on_real_batches(dm, name):
     model.end_scoring()
     assert scores.shape == (3, dm.n_items) and scores.dtype == torch.float32 and bool(torch.isfinite(scores).all())
     torch.testing.assert_close(model.score(users), scores)  # cache == recomputation (eval mode)
+
+
+def test_kgat_attention_updated_once_per_epoch_after_training(dm):
+    # as the authors' code: the attention is recomputed after the epoch's last step, and the
+    # validation right after reuses it (it is counted as training time, not evaluation time)
+    import lightning as L
+
+    torch.manual_seed(0)
+    model = create_model("kgat", datamodule=dm, **SMALL["kgat"])
+    steps = []
+    compute = model.attention
+    model.attention = lambda: (steps.append((model.trainer.global_step, model.trainer.training)), compute())[1]
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0,
+                        enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    # the first epoch's start, then after each epoch's 2nd step, in training; none in validation
+    assert steps == [(0, True), (2, True), (4, True)]
 
 
 @pytest.mark.parametrize("name", ["gcn", "gat", "kgat", "kgin"])

@@ -36,8 +36,9 @@ class KGAT(Recommender):
       (``kg_on_interactions``).
     * Attention (eq. 4-5): ``pi(h,r,t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, softmax over each
       head's edges. As in the authors' code it is a constant of the propagation (no gradient),
-      recomputed from the current embeddings at the start of every training epoch and
-      before every evaluation pass (so a restored checkpoint scores with its own attention).
+      recomputed from the current embeddings after the last step of every training epoch
+      (as the authors' code) and, if the weights changed since, at the start of an epoch and
+      before an evaluation pass (so a restored checkpoint scores with its own attention).
     * Propagation: ``L`` :class:`KGATConv` layers (bi-interaction aggregator, eq. 8) with
       sizes ``layer_sizes`` and message dropout; the final representation concatenates the
       L2-normalised outputs of layers ``0..L`` (eq. 11; normalisation as the authors' code):
@@ -161,6 +162,13 @@ class KGAT(Recommender):
 
     def on_train_epoch_start(self) -> None:
         self.update_attention()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # the authors' code (and RecBole's) updates the attention after each epoch's training:
+        # done at the epoch's last step, so it counts as training time and the validation
+        # right after (Lightning runs it before on_train_epoch_end) reuses it
+        if self._trainer is not None and batch_idx + 1 >= self.trainer.num_training_batches:
+            self.update_attention()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         emb = self.propagate()

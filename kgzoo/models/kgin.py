@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import drop_edges, relational_aggregate
+from .layers.propagation import RelationalMean, drop_edges
 
 _INDEPENDENCE = ("distance", "cosine", "mi")
 
@@ -83,7 +83,7 @@ class KGIN(Recommender):
       matmul for the mean, then the element-wise intent product). The authors' code adds
       the mean item embedding once more (a residual); ``user_residual`` switches it on.
     * Entity aggregation (eq. 7): ``e_h^(l+1) = 1/|N_h| sum_{(h,r,t)} e_r * e_t^(l)``
-      (:func:`relational_aggregate`, a scatter mean over the KG with inverse triples).
+      (:class:`RelationalMean`, two sparse products over the KG with inverse triples).
     * ``L`` hops, each output L2-normalised and summed with layer 0 (eq. 10-11: ``e* = sum_l
       e^(l)``); message dropout on every layer, node (edge) dropout of the KG and the
       interactions during training (section 4.1.3).
@@ -138,6 +138,7 @@ class KGIN(Recommender):
         R = self.n_relations
         self.kg_edge_index = torch.stack([torch.cat([h, t]), torch.cat([t, h])])
         self.kg_edge_type = torch.cat([r, r + R])
+        self._kg_mean = RelationalMean(self.kg_edge_index, self.kg_edge_type, self.n_entities, 2 * R)
         self.interactions = datamodule.train_interactions.T.contiguous()  # [2, N] (user, item)
 
     def intents(self) -> Tensor:
@@ -152,8 +153,9 @@ class KGIN(Recommender):
         if self.kg_edge_index.device != dev:
             self.kg_edge_index, self.kg_edge_type = self.kg_edge_index.to(dev), self.kg_edge_type.to(dev)
             self.interactions = self.interactions.to(dev)
-        kg_index, kg_type = drop_edges(self.node_dropout, self.kg_edge_index, self.kg_edge_type,
-                                       training=self.training)
+        keep = None  # KG edge dropout: a keep mask (the same draw as drop_edges), reweighting the mean
+        if self.training and self.node_dropout > 0:
+            keep = torch.rand(self.kg_edge_index.shape[1], device=dev) >= self.node_dropout
         (inter,) = drop_edges(self.node_dropout, self.interactions, training=self.training)
         user0, ent = self.user_emb.weight, self.entity_emb.weight
         e_p = self.intents()
@@ -163,7 +165,7 @@ class KGIN(Recommender):
         for _ in range(self.n_hops):
             mean_items = scatter(ent.index_select(0, inter[1]), inter[0], dim=0, dim_size=self.n_users, reduce="mean")
             user = user_intent * mean_items + (mean_items if self.user_residual else 0)
-            ent = relational_aggregate(ent, kg_index, kg_type, self.rel_emb.weight, self.n_entities)
+            ent = self._kg_mean(ent, self.rel_emb.weight, keep)
             user = F.dropout(user, self.mess_dropout, self.training)
             ent = F.dropout(ent, self.mess_dropout, self.training)
             user_out = user_out + F.normalize(user, dim=1)

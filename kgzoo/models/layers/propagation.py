@@ -6,8 +6,9 @@
 * :func:`kgat_attention` - knowledge-aware attention ``pi(h, r, t)`` (KGAT, eq. 4-5).
 * :class:`KGATConv` - attentive embedding propagation with the bi-interaction aggregator
   (KGAT, eq. 3 and 8), a PyG :class:`~torch_geometric.nn.MessagePassing` layer.
-* :func:`relational_aggregate` - KGIN's relational path-aware entity aggregation (Wang et
-  al., WWW 2021, eq. 7): the mean of ``e_r * e_t`` over each head's edges.
+* :class:`RelationalMean` - KGIN's relational path-aware entity aggregation (Wang et
+  al., WWW 2021, eq. 7): the mean of ``e_r * e_t`` over each head's edges, by two sparse
+  products over (head, relation) pairs.
 * :func:`drop_edges` - node/edge dropout of KGIN (section 3.4, "node dropout").
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
@@ -219,23 +220,98 @@ class KGATConv(MessagePassing):
         return f"{type(self).__name__}({self.in_dim}, {self.out_dim})"
 
 
-def relational_aggregate(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_emb: Tensor,
-                         n_nodes: int | None = None) -> Tensor:
-    """KGIN's relational path-aware aggregation (Wang et al., WWW 2021, eq. 7).
+class SparsePattern:
+    """The sparsity pattern of a matrix ``A`` ``[n_rows, n_cols]`` whose values change from
+    call to call (KGIN's edge dropout reweights its edges at every step): the CSR indices
+    of ``A`` and ``A^T`` are built once, :meth:`matmul` takes the values.
 
+    Args:
+        rows, cols: LongTensors ``[M]``, the entries ``A[rows[k], cols[k]]``.
+        n_rows, n_cols: the shape.
+    """
+
+    def __init__(self, rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> None:
+        self.shape = (int(n_rows), int(n_cols))
+        self.perm = torch.argsort(rows * n_cols + cols)  # row-major order of the entries
+        self.col = cols[self.perm]
+        self.crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
+        self.perm_t = torch.argsort(cols * n_rows + rows)
+        self.col_t = rows[self.perm_t]
+        self.crow_t = torch.cat([rows.new_zeros(1), torch.bincount(cols, minlength=n_cols).cumsum(0)])
+
+    def to(self, device: torch.device) -> "SparsePattern":
+        for k in ("perm", "col", "crow", "perm_t", "col_t", "crow_t"):
+            setattr(self, k, getattr(self, k).to(device))
+        return self
+
+    def matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """``(A, A^T)`` as ``torch.sparse_csr`` tensors with ``values`` FloatTensor ``[M]`` (detached)."""
+        v = values.detach()
+        a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
+        a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
+        return a, a_t
+
+
+class RelationalMean:
+    """KGIN's relational path-aware aggregation (Wang et al., WWW 2021, eq. 7) over a fixed KG:
     ``e_h' = 1/|N_h| sum_{(h,r,t)} e_r * e_t`` (element-wise product with the relation
     embedding, mean over ``h``'s edges; heads without edges get zeros).
 
-    Args:
-        x: FloatTensor ``[N, d]``. edge_index: LongTensor ``[2, M]`` (head, tail).
-        edge_type: LongTensor ``[M]``, rows of ``rel_emb``. rel_emb: FloatTensor ``[R', d]``.
+    Computed as ``e_h' = 1/|N_h| sum_r e_r * (sum_{t: (h,r,t)} e_t)``: the edges are grouped
+    into their distinct (head, relation) pairs, one sparse product sums each pair's tails
+    (``[P, N]``, one entry per edge), the pairs are multiplied by their relation embedding and
+    a second sparse product averages each head's pairs (``[N, P]``, ``1/|N_h|``). No ``[M, d]``
+    message tensor is formed: on ml-100k-kg (183,262 KG edges with inverses, 67,678 pairs,
+    d = 64, one thread) a forward pass takes about 33 ms instead of 89 for the gather,
+    product and scatter mean of every edge, and 53 ms instead of 81 with backward at edge
+    dropout 0.5. Same values (float summation order aside).
 
-    Returns:
-        FloatTensor ``[N, d]``.
+    Args:
+        edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in
+            ``[0, n_types)``. n_nodes: ``N``. n_types: rows of the relation embedding.
     """
-    n_nodes = x.shape[0] if n_nodes is None else n_nodes
-    msg = rel_emb.index_select(0, edge_type) * x.index_select(0, edge_index[1])  # index_select: CPU-fast gathers
-    return scatter(msg, edge_index[0], dim=0, dim_size=n_nodes, reduce="mean")
+
+    def __init__(self, edge_index: Tensor, edge_type: Tensor, n_nodes: int, n_types: int) -> None:
+        head, tail = edge_index[0], edge_index[1]
+        pairs, pair_of_edge = torch.unique(head * n_types + edge_type, return_inverse=True)
+        self.head, self.n_nodes, self.n_edges = head, int(n_nodes), int(head.numel())
+        self.pair_head, self.pair_type = pairs // n_types, pairs % n_types
+        n_pairs = int(pairs.numel())
+        self.sum_tails = SparsePattern(pair_of_edge, tail, n_pairs, self.n_nodes)
+        self.mean_pairs = SparsePattern(self.pair_head, torch.arange(n_pairs), self.n_nodes, n_pairs)
+        self._fixed: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+
+    def _to(self, device: torch.device) -> None:
+        self.head, self.pair_head, self.pair_type = (t.to(device) for t in (self.head, self.pair_head, self.pair_type))
+        self.sum_tails.to(device)
+        self.mean_pairs.to(device)
+        self._fixed = None
+
+    def __call__(self, x: Tensor, rel_emb: Tensor, keep: Tensor | None = None) -> Tensor:
+        """FloatTensor ``[N, d]`` from node features ``x`` ``[N, d]`` and relation embeddings
+        ``rel_emb`` ``[n_types, d]``; ``keep`` BoolTensor ``[M]`` restricts the mean to the kept
+        edges (edge dropout; ``None`` = all edges, matrices cached).
+
+        Raises:
+            ValueError: ``x`` without ``N`` rows or ``keep`` without ``M`` entries.
+        """
+        if x.shape[0] != self.n_nodes:
+            raise ValueError(f"RelationalMean: features have {x.shape[0]} rows, the KG {self.n_nodes} nodes")
+        if keep is not None and keep.shape != (self.n_edges,):
+            raise ValueError(f"RelationalMean: keep has shape {tuple(keep.shape)}, expected [{self.n_edges}]")
+        if self.head.device != x.device:
+            self._to(x.device)
+        if keep is None and self._fixed is not None:
+            (b, b_t), (c, c_t) = self._fixed
+        else:
+            head = self.head if keep is None else self.head[keep]
+            deg = torch.bincount(head, minlength=self.n_nodes).clamp_min(1).to(x.dtype)
+            w_edge = torch.ones(self.n_edges, dtype=x.dtype, device=x.device) if keep is None else keep.to(x.dtype)
+            (b, b_t), (c, c_t) = self.sum_tails.matrices(w_edge), self.mean_pairs.matrices(1.0 / deg[self.pair_head])
+            if keep is None:
+                self._fixed = (b, b_t), (c, c_t)
+        pair_sums = _CachedSpMM.apply(b, b_t, x)
+        return _CachedSpMM.apply(c, c_t, pair_sums * rel_emb.index_select(0, self.pair_type))
 
 
 def drop_edges(p: float, *tensors: Tensor, training: bool = True) -> tuple[Tensor, ...]:
