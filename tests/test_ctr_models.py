@@ -184,19 +184,31 @@ def test_topk_one_epoch_ml100k(ml100k, name, tmp_path):
     assert row["metrics"]["test/recall@20"] > 0.0
 
 
-def test_kgcn_topk_bpr_loss(ml100k):
-    model = create_model("kgcn", ml100k)
+@pytest.mark.parametrize("topk_loss", ["bpr", "bce"])
+def test_kgcn_topk_losses(ml100k, topk_loss):
+    import torch.nn.functional as F
+
+    from kgzoo.models.layers.losses import bpr_loss
+
+    model = create_model("kgcn", ml100k, topk_loss=topk_loss)
     batch = next(iter(ml100k.train_dataloader()))
     assert {"user", "pos_item", "neg_item"} <= set(batch)
     loss = model.loss(batch)
     loss.backward()
     assert torch.isfinite(loss) and model.user_emb.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # the loss is the named one (plus the L2 term)
+        pos, neg = model.predict(batch["user"], batch["pos_item"]), model.predict(batch["user"], batch["neg_item"])
+        want = (bpr_loss(pos, neg) if topk_loss == "bpr" else F.binary_cross_entropy_with_logits(
+            torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])))
+        torch.testing.assert_close(model.loss(batch), want + model.l2_weight * model.l2())
 
 
 # ---------------------------------------------------------------- errors
 def test_bad_hyper_parameters(ml100k):
     with pytest.raises(ValueError, match="aggregator"):
         create_model("kgcn", ml100k, aggregator="max")
+    with pytest.raises(ValueError, match="topk_loss"):
+        create_model("kgcn", ml100k, topk_loss="softmax")
     with pytest.raises(ValueError, match="item_update_mode"):
         create_model("ripplenet", ml100k, item_update_mode="concat")
     with pytest.raises(ValueError, match="n_hop"):

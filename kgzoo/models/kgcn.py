@@ -115,8 +115,10 @@ class KGCN(Recommender):
     * Aggregators (eq. 3-4 and the two variants): ``sum`` (KGCN-sum, default), ``concat``,
       ``neighbor``; ``H`` = ``n_iter`` iterations, each with its own weights, ReLU on every
       iteration but the last, which uses tanh (section 3.3, Algorithm 1).
-    * Prediction: ``y = sigmoid(<u, v_u>)``; loss (eq. 5) binary cross-entropy (``ctr``) or
-      BPR (``topk``, kgzoo's top-K training) plus ``l2_weight`` times the TF ``l2_loss``
+    * Prediction: ``y = sigmoid(<u, v_u>)``; loss (eq. 5) binary cross-entropy (``ctr``); for
+      ``topk`` batches ``{user, pos_item, neg_item}`` ``topk_loss="bpr"`` (kgzoo's top-K
+      training) or ``"bce"`` (eq. 5 as written: cross-entropy with the positive labelled 1 and
+      the sampled negative 0, as RecBole's KGCN); plus ``l2_weight`` times the TF ``l2_loss``
       (sum of squares / 2) of all embedding tables and aggregator weights, as the code.
 
     Top-K scoring (:meth:`score`) computes every item's user-specific representation. The
@@ -130,23 +132,27 @@ class KGCN(Recommender):
     Args:
         embedding_dim: ``d``. n_neighbors: ``K``. n_iter: ``H``. aggregator: ``"sum"``,
             ``"concat"`` or ``"neighbor"``. l2_weight: ``lambda``. dropout: on aggregator inputs.
+        topk_loss: ``"bpr"`` or ``"bce"`` on top-K batches (see above).
         resample_every: redraw neighbours every this many epochs (0 = never). sample_seed:
             seed of the neighbour draw. score_budget: floats per user chunk in :meth:`score`.
         **kwargs: :class:`Recommender` arguments (``lr``, ``task``, ...).
 
     Raises:
-        ValueError: unknown aggregator; ``n_iter`` or ``n_neighbors`` < 1.
+        ValueError: unknown aggregator or ``topk_loss``; ``n_iter`` or ``n_neighbors`` < 1.
         RuntimeError: scoring before :meth:`attach` built the receptive field.
     """
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  embedding_dim: int = 16, n_neighbors: int = 8, n_iter: int = 1, aggregator: str = "sum",
                  l2_weight: float = 1e-4, dropout: float = 0.0, resample_every: int = 0, sample_seed: int = 0,
-                 score_budget: int = 2 ** 24, **kwargs: Any) -> None:
+                 score_budget: int = 2 ** 24, topk_loss: str = "bpr", **kwargs: Any) -> None:
         super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
         self.save_hyperparameters()
         if aggregator not in AGGREGATORS:
             raise ValueError(f"KGCN: unknown aggregator {aggregator!r}; expected one of {AGGREGATORS}")
+        if topk_loss not in ("bpr", "bce"):
+            raise ValueError(f"KGCN: unknown topk_loss {topk_loss!r}; expected 'bpr' or 'bce'")
+        self.topk_loss = topk_loss
         if n_iter < 1 or n_neighbors < 1:
             raise ValueError(f"KGCN: n_iter ({n_iter}) and n_neighbors ({n_neighbors}) must be >= 1")
         d, E, R = embedding_dim, self.n_entities, max(self.n_relations, 1)
@@ -233,14 +239,18 @@ class KGCN(Recommender):
         return out / 2
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """BCE on ``{user, item, label}`` (``ctr``) or BPR on ``{user, pos_item, neg_item}``, plus L2."""
+        """BCE on ``{user, item, label}`` (``ctr``); BPR or BCE (``topk_loss``) on ``{user, pos_item, neg_item}``; plus L2."""
         if "label" in batch:
             base = F.binary_cross_entropy_with_logits(self.predict(batch["user"], batch["item"]),
                                                       batch["label"].float())
         else:
             u = batch["user"]
             both = self.predict(torch.cat([u, u]), torch.cat([batch["pos_item"], batch["neg_item"]]))
-            base = bpr_loss(*both.split(u.numel()))
+            if self.topk_loss == "bce":  # eq. 5: positives 1, sampled negatives 0
+                labels = torch.cat([torch.ones_like(both[: u.numel()]), torch.zeros_like(both[u.numel():])])
+                base = F.binary_cross_entropy_with_logits(both, labels)
+            else:
+                base = bpr_loss(*both.split(u.numel()))
         return base + self.l2_weight * self.l2()
 
     # ------------------------------------------------------------------ full ranking
