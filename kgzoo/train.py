@@ -13,6 +13,7 @@ import resource
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,9 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                         log_every_n_steps=1000)
     with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
         t0 = time.perf_counter()
-        trainer.fit(net, datamodule=dm)
+        with warnings.catch_warnings():  # log_every_n_steps=1000 only keeps step logging off (we log per epoch)
+            warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging")
+            trainer.fit(net, datamodule=dm)
         train_seconds = time.perf_counter() - t0
         best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
         best_path = ckpt.best_model_path or None

@@ -66,6 +66,7 @@ def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, cap
     assert paper_protocol({"protocol": {"require_train_positive": True, "seed": 3}}) == \
         "require_train_positive=true,seed=3"
     assert paper_protocol({}) == ""
+    assert paper_protocol({"protocol": {"threshold": None}}) == "threshold=null"  # read back as None
     with pytest.raises(ValueError, match="paper.protocol"):
         paper_protocol({"protocol": ["require_train_positive"]})
     (tmp_path / "cfg" / "pop").mkdir(parents=True)

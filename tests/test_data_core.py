@@ -309,11 +309,31 @@ def test_require_train_positive_drops_and_counts_users_without_history(data_dir)
     # off by default, and then not part of the fingerprint (earlier results keep theirs)
     assert "require_train_positive" not in EvalProtocol(task="ctr").to_dict()
     assert base.fingerprint != dm.fingerprint
+    for bad in ("false", 1, None):  # only a bool: "false" would switch it on, 1 would fork the fingerprint
+        with pytest.raises(ValueError, match="require_train_positive"):
+            EvalProtocol(require_train_positive=bad)
 
 
-def test_train_loader_length_is_the_batches_it_yields(dm, data_dir):
+def test_protocol_and_batch_fields_are_validated_by_name():
+    for kw, field in (({"ratios": 0.5}, "ratios"), ({"seed": "abc"}, "seed"), ({"k_core": 2.5}, "k_core"),
+                      ({"seed": -1}, "seed")):
+        with pytest.raises(ValueError, match=f"EvalProtocol.{field}"):
+            EvalProtocol(**kw)
+    for kw, field in (({"batch_size": 0}, "batch_size"), ({"eval_batch_size": -5}, "eval_batch_size"),
+                      ({"kg_batch_size": -1}, "kg_batch_size"), ({"batch_size": 2.5}, "batch_size")):
+        with pytest.raises(ValueError, match=f"{field}="):
+            KGRecDataModule("ml-100k-kg", **kw)
+
+
+def test_train_loader_length_is_the_batches_it_yields(dm, data_dir, monkeypatch):
     # Lightning's num_training_batches comes from it (KGAT updates its attention at the last step)
     for d in (dm, KGRecDataModule("lastfm-kg", batch_size=1000)):
         d.setup()
         loader = d.train_dataloader()
         assert len(loader) == len(list(loader)) > 1
+    big = KGRecDataModule("lastfm-kg", batch_size=10 ** 6)  # one batch: fine alone, none per rank under DDP
+    big.setup()
+    assert len(big.train_dataloader()) == 1
+    monkeypatch.setattr(dmod, "dist_info", lambda: (0, 2))
+    with pytest.raises(ValueError, match="batch_size=1000000 gives 1 training batches"):
+        len(big.train_dataloader())

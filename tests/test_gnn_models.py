@@ -104,6 +104,12 @@ def test_relational_mean_is_mean_of_relation_products(dm):
     assert bool((agg(x, rel)[~torch.isin(torch.arange(dm.n_entities), ei[0])] == 0).all())
     with pytest.raises(ValueError, match="keep"):
         agg(x, rel, torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="BoolTensor"):  # 0/1 integers would index, not mask
+        agg(x, rel, torch.ones(ei.shape[1], dtype=torch.long))
+    with pytest.raises(ValueError, match="edge_type"):
+        RelationalMean(ei, et, dm.n_entities, R)
+    # the cached matrices follow the features' dtype
+    torch.testing.assert_close(agg(x.float(), rel.float()), agg(x, rel).float())
 
 
 def test_drop_edges_keeps_aligned_subsets():

@@ -165,7 +165,10 @@ def paper_protocol(paper: dict[str, Any]) -> str:
     proto = paper.get("protocol") or {}
     if not isinstance(proto, dict) or any(isinstance(v, (dict, list)) for v in proto.values()):
         raise ValueError(f"paper.protocol must map protocol fields to scalars, got {proto!r}")
-    return ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(proto.items()))
+    def text(v: Any) -> str:  # YAML scalars, as parse_assignments reads them back
+        return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    return ",".join(f"{k}={text(v)}" for k, v in sorted(proto.items()))
 
 
 def reproduce_table(rows: list[dict[str, Any]], paper: dict[str, Any], main_metric: str) -> tuple[list[str], list[list[str]]]:

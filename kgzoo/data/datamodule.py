@@ -13,6 +13,7 @@ under DDP: rank ``r`` of ``w`` takes users ``r::w`` (no padding sampler).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import lightning as L
@@ -24,6 +25,10 @@ from .datasets import get_spec, load_data
 from .kgdata import KGRecData
 from .protocol import EvalProtocol, Split, check_leakage
 from .sampling import BPRSampler, KGSampler, csr_rows, to_csr
+
+# the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
+# always loads in the main process, so Lightning's caution about workers does not apply
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
 
 
 def dist_info() -> tuple[int, int]:
@@ -115,6 +120,9 @@ class _TrainBatches(IterableDataset):
         n = dm.split.train.numel() if dm.protocol.task == "ctr" else dm.bpr_sampler.users.numel()
         batches = -(-n // dm.batch_size)
         world = dist_info()[1]
+        if world > 1 and 0 < batches < world:
+            raise ValueError(f"{dm.dataset}: batch_size={dm.batch_size} gives {batches} training batches per epoch, "
+                             f"fewer than the {world} ranks (each rank would train on none); lower batch_size")
         return batches // world if world > 1 else batches
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
@@ -172,7 +180,8 @@ class KGRecDataModule(L.LightningDataModule):
 
     Raises:
         KeyError: unknown dataset. ValueError: a protocol the dataset cannot take (``ctr``
-        without labels, ``temporal`` without timestamps), a bad ablation.
+        without labels, ``temporal`` without timestamps), a bad ablation, a batch size that is
+        not an integer >= 1 (``kg_batch_size``: >= 0), fewer training batches than DDP ranks.
     """
 
     def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
@@ -183,6 +192,10 @@ class KGRecDataModule(L.LightningDataModule):
         self.root = root
         self.spec = get_spec(dataset)
         self.protocol = protocol if protocol is not None else self.spec.protocol
+        for name, v, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+                             ("kg_batch_size", kg_batch_size, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"KGRecDataModule({dataset!r}): {name}={v!r} must be an integer >= {low}")
         self.batch_size, self.eval_batch_size, self.kg_batch_size = batch_size, eval_batch_size, kg_batch_size
         self.kg_ablation_kind = kg_ablation
         self.seed = self.protocol.seed if seed is None else seed

@@ -66,7 +66,9 @@ class EvalProtocol:
             of the fingerprint while off, so earlier results keep theirs.
 
     Raises:
-        ValueError: unknown task or split, ratios that do not sum to 1 or are negative.
+        ValueError: unknown task or split, ratios that are not three non-negative fractions
+            summing to 1, a ``seed`` or ``k_core`` that is not an integer >= 0, a
+            ``require_train_positive`` that is not a bool (each message names the field).
     """
 
     task: Literal["topk", "ctr"] = "topk"
@@ -82,12 +84,20 @@ class EvalProtocol:
             raise ValueError(f"EvalProtocol.task: unknown task {self.task!r}; expected one of {TASKS}")
         if self.split not in SPLITS:
             raise ValueError(f"EvalProtocol.split: unknown split {self.split!r}; expected one of {SPLITS}")
-        r = tuple(float(x) for x in self.ratios)
+        try:
+            r = tuple(float(x) for x in self.ratios)
+        except (TypeError, ValueError):
+            r = ()
         if len(r) != 3 or min(r) < 0 or abs(sum(r) - 1) > 1e-6:
-            raise ValueError(f"EvalProtocol.ratios: {self.ratios} must be three non-negative fractions summing to 1")
+            raise ValueError(f"EvalProtocol.ratios: {self.ratios!r} must be three non-negative fractions summing to 1")
         object.__setattr__(self, "ratios", r)
-        if self.k_core < 0:
-            raise ValueError(f"EvalProtocol.k_core: {self.k_core} must be >= 0")
+        for name in ("seed", "k_core"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"EvalProtocol.{name}: {v!r} must be an integer >= 0")
+        if not isinstance(self.require_train_positive, bool):  # "false" or 1 would switch it on
+            raise ValueError(f"EvalProtocol.require_train_positive: {self.require_train_positive!r} must be "
+                             "true or false")
 
     # ------------------------------------------------------------------ data
     def prepare(self, data: KGRecData) -> KGRecData:

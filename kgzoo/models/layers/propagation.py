@@ -269,9 +269,17 @@ class RelationalMean:
     Args:
         edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in
             ``[0, n_types)``. n_nodes: ``N``. n_types: rows of the relation embedding.
+
+    Raises:
+        ValueError: an edge type outside ``[0, n_types)`` or a node outside ``[0, N)``.
     """
 
     def __init__(self, edge_index: Tensor, edge_type: Tensor, n_nodes: int, n_types: int) -> None:
+        if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_types):
+            raise ValueError(f"RelationalMean: edge_type in [{int(edge_type.min())}, {int(edge_type.max())}], "
+                             f"expected [0, {n_types})")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
+            raise ValueError(f"RelationalMean: edge_index has node {int(edge_index.max())} outside [0, {n_nodes})")
         head, tail = edge_index[0], edge_index[1]
         pairs, pair_of_edge = torch.unique(head * n_types + edge_type, return_inverse=True)
         self.head, self.n_nodes, self.n_edges = head, int(n_nodes), int(head.numel())
@@ -279,7 +287,8 @@ class RelationalMean:
         n_pairs = int(pairs.numel())
         self.sum_tails = SparsePattern(pair_of_edge, tail, n_pairs, self.n_nodes)
         self.mean_pairs = SparsePattern(self.pair_head, torch.arange(n_pairs), self.n_nodes, n_pairs)
-        self._fixed: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+        self._fixed: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None  # keep=None, for _fixed_dtype
+        self._fixed_dtype: torch.dtype | None = None
 
     def _to(self, device: torch.device) -> None:
         self.head, self.pair_head, self.pair_type = (t.to(device) for t in (self.head, self.pair_head, self.pair_type))
@@ -293,15 +302,16 @@ class RelationalMean:
         edges (edge dropout; ``None`` = all edges, matrices cached).
 
         Raises:
-            ValueError: ``x`` without ``N`` rows or ``keep`` without ``M`` entries.
+            ValueError: ``x`` without ``N`` rows; ``keep`` not a BoolTensor ``[M]``.
         """
         if x.shape[0] != self.n_nodes:
             raise ValueError(f"RelationalMean: features have {x.shape[0]} rows, the KG {self.n_nodes} nodes")
-        if keep is not None and keep.shape != (self.n_edges,):
-            raise ValueError(f"RelationalMean: keep has shape {tuple(keep.shape)}, expected [{self.n_edges}]")
+        if keep is not None and (keep.shape != (self.n_edges,) or keep.dtype != torch.bool):
+            raise ValueError(f"RelationalMean: keep is {keep.dtype} {tuple(keep.shape)}, expected a BoolTensor "
+                             f"[{self.n_edges}]")
         if self.head.device != x.device:
             self._to(x.device)
-        if keep is None and self._fixed is not None:
+        if keep is None and self._fixed is not None and self._fixed_dtype == x.dtype:
             (b, b_t), (c, c_t) = self._fixed
         else:
             head = self.head if keep is None else self.head[keep]
@@ -309,7 +319,7 @@ class RelationalMean:
             w_edge = torch.ones(self.n_edges, dtype=x.dtype, device=x.device) if keep is None else keep.to(x.dtype)
             (b, b_t), (c, c_t) = self.sum_tails.matrices(w_edge), self.mean_pairs.matrices(1.0 / deg[self.pair_head])
             if keep is None:
-                self._fixed = (b, b_t), (c, c_t)
+                self._fixed, self._fixed_dtype = ((b, b_t), (c, c_t)), x.dtype
         pair_sums = _CachedSpMM.apply(b, b_t, x)
         return _CachedSpMM.apply(c, c_t, pair_sums * rel_emb.index_select(0, self.pair_type))
 
