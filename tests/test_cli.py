@@ -77,7 +77,12 @@ def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, cap
                  str(tmp_path / "runs")]) == 0
     row, = read_rows(tmp_path / "r" / "reproduce-pop-ml-100k-kg.jsonl")
     assert row["protocol"]["require_train_positive"] is True
-    assert "protocol require_train_positive=true" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "protocol require_train_positive=true" in out and "not the paper's protocol" not in out
+    # another protocol than the paper's: the paper's numbers are flagged as a reference only
+    assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "--results", str(tmp_path / "r2"), "--runs",
+                 str(tmp_path / "runs"), "--protocol", "seed=1"]) == 0
+    assert "not the paper's protocol" in " ".join(capsys.readouterr().out.split())
 
 
 def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):

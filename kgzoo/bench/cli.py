@@ -20,7 +20,7 @@ from typing import Any
 from ..cli import add_command
 from ..models.base import SIZE_KEYS
 from . import leaderboard as lb
-from .runner import DEFAULT_BENCH_DIR, read_rows, resolve_grid, results_path, run_grid
+from .runner import DEFAULT_BENCH_DIR, parse_assignments, read_rows, resolve_grid, results_path, run_grid
 
 
 # ---------------------------------------------------------------------------- shared options
@@ -220,7 +220,10 @@ def reproduce_command(args: argparse.Namespace) -> int:
     header, body = reproduce_table(rows, paper, main)
     t = Table(title=f"reproduce {args.model} on {args.dataset}",
               caption=f"paper: {paper.get('source', 'no paper numbers in the config')}"
-                      + (f"; protocol {protocol}" if protocol else "") + f"; rows in {results}")
+                      + (f"; protocol {protocol}" if protocol else "")
+                      + ("" if parse_assignments(protocol, "protocol")[1] == parse_assignments(
+                          paper_protocol(paper), "protocol")[1] else " (not the paper's protocol: its numbers are "
+                         "for reference only)") + f"; rows in {results}")
     for c in header:
         t.add_column(c, justify="left" if c == "metric" else "right")
     for line in body:
