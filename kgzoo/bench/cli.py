@@ -200,7 +200,8 @@ def reproduce_command(args: argparse.Namespace) -> int:
 
     quiet_lightning()
     paper = load_config(args.model, args.dataset)["paper"]
-    protocol = paper_protocol(paper) if args.protocol is None else ",".join(args.protocol)
+    paper_proto = paper_protocol(paper)
+    protocol = paper_proto if args.protocol is None else ",".join(args.protocol)
     cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs,
                          protocol=protocol)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
@@ -221,9 +222,9 @@ def reproduce_command(args: argparse.Namespace) -> int:
     t = Table(title=f"reproduce {args.model} on {args.dataset}",
               caption=f"paper: {paper.get('source', 'no paper numbers in the config')}"
                       + (f"; protocol {protocol}" if protocol else "")
-                      + ("" if parse_assignments(protocol, "protocol")[1] == parse_assignments(
-                          paper_protocol(paper), "protocol")[1] else " (not the paper's protocol: its numbers are "
-                         "for reference only)") + f"; rows in {results}")
+                      + ("" if parse_assignments(protocol)[1] == parse_assignments(paper_proto)[1]
+                         else " (not the paper's protocol: its numbers are for reference only)")
+                      + f"; rows in {results}")
     for c in header:
         t.add_column(c, justify="left" if c == "metric" else "right")
     for line in body:

@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import RelationalMean, drop_edges
+from .layers.propagation import RelationalMean, drop_edges, keep_mask
 
 _INDEPENDENCE = ("distance", "cosine", "mi")
 
@@ -126,8 +126,7 @@ class KGIN(Recommender):
         self.intent_weight = nn.Parameter(torch.empty(n_intents, n_kg_rel))  # w_rp
         for w in (self.user_emb.weight, self.entity_emb.weight, self.rel_emb.weight, self.intent_weight):
             nn.init.xavier_uniform_(w)
-        self.kg_edge_index: Tensor | None = None
-        self.kg_edge_type: Tensor | None = None
+        self._kg_mean: RelationalMean | None = None  # eq. 7 over the KG with inverse triples
         self.interactions: Tensor | None = None
 
     def attach(self, datamodule: Any) -> None:
@@ -136,9 +135,8 @@ class KGIN(Recommender):
                              f"DataModule has {datamodule.n_users} / {datamodule.n_entities}")
         h, r, t = datamodule.data.triples.unbind(1)
         R = self.n_relations
-        self.kg_edge_index = torch.stack([torch.cat([h, t]), torch.cat([t, h])])
-        self.kg_edge_type = torch.cat([r, r + R])
-        self._kg_mean = RelationalMean(self.kg_edge_index, self.kg_edge_type, self.n_entities, 2 * R)
+        self._kg_mean = RelationalMean(torch.stack([torch.cat([h, t]), torch.cat([t, h])]), torch.cat([r, r + R]),
+                                       self.n_entities, 2 * R)
         self.interactions = datamodule.train_interactions.T.contiguous()  # [2, N] (user, item)
 
     def intents(self) -> Tensor:
@@ -147,15 +145,13 @@ class KGIN(Recommender):
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """``(users FloatTensor [U, d], entities FloatTensor [E, d])``: the final representations (eq. 11)."""
-        if self.kg_edge_index is None or self.interactions is None:
+        if self._kg_mean is None or self.interactions is None:
             raise RuntimeError("KGIN has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
         dev = self.entity_emb.weight.device
-        if self.kg_edge_index.device != dev:
-            self.kg_edge_index, self.kg_edge_type = self.kg_edge_index.to(dev), self.kg_edge_type.to(dev)
+        if self.interactions.device != dev:
             self.interactions = self.interactions.to(dev)
-        keep = None  # KG edge dropout: a keep mask (the same draw as drop_edges), reweighting the mean
-        if self.training and self.node_dropout > 0:
-            keep = torch.rand(self.kg_edge_index.shape[1], device=dev) >= self.node_dropout
+        # KG node dropout as a keep mask that reweights the mean (RelationalMean moves itself)
+        keep = keep_mask(self.node_dropout, self._kg_mean.n_edges, dev, training=self.training)
         (inter,) = drop_edges(self.node_dropout, self.interactions, training=self.training)
         user0, ent = self.user_emb.weight, self.entity_emb.weight
         e_p = self.intents()

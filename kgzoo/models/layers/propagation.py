@@ -9,7 +9,7 @@
 * :class:`RelationalMean` - KGIN's relational path-aware entity aggregation (Wang et
   al., WWW 2021, eq. 7): the mean of ``e_r * e_t`` over each head's edges, by two sparse
   products over (head, relation) pairs.
-* :func:`drop_edges` - node/edge dropout of KGIN (section 3.4, "node dropout").
+* :func:`keep_mask` / :func:`drop_edges` - node/edge dropout of KGIN (section 3.4, "node dropout").
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
 :func:`torch_geometric.utils.scatter`, sparse matmul); the only Python loop is over the
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj
-from torch_geometric.utils import is_torch_sparse_tensor, scatter, softmax, spmm, to_torch_csr_tensor
+from torch_geometric.utils import is_torch_sparse_tensor, scatter, softmax, spmm
 
 
 class _CachedSpMM(torch.autograd.Function):
@@ -39,6 +39,41 @@ class _CachedSpMM(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
         return None, None, ctx.adj_t @ grad
+
+
+class SparsePattern:
+    """The sparsity pattern of a matrix ``A`` ``[n_rows, n_cols]``: the CSR indices of ``A``
+    and ``A^T`` (row-major order, duplicates kept and summed by a product), built once;
+    :meth:`matrices` takes the values. :class:`SparseAdj` is one set of values on it; KGIN's
+    edge dropout (:class:`RelationalMean`) puts new values on it at every step.
+
+    Args:
+        rows, cols: LongTensors ``[M]``, the entries ``A[rows[k], cols[k]]``.
+        n_rows, n_cols: the shape.
+    """
+
+    def __init__(self, rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> None:
+        self.shape = (int(n_rows), int(n_cols))
+        self.perm = torch.argsort(rows * n_cols + cols)  # row-major order of the entries
+        self.col = cols[self.perm]
+        self.crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
+        self.perm_t = torch.argsort(cols * n_rows + rows)
+        self.col_t = rows[self.perm_t]
+        self.crow_t = torch.cat([rows.new_zeros(1), torch.bincount(cols, minlength=n_cols).cumsum(0)])
+
+    def to(self, device: torch.device) -> "SparsePattern":
+        """Move the index tensors to ``device`` (in place); returns ``self``."""
+        for k in ("perm", "col", "crow", "perm_t", "col_t", "crow_t"):
+            setattr(self, k, getattr(self, k).to(device))
+        return self
+
+    def matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        """``(A, A^T)`` as ``torch.sparse_csr`` tensors of ``values``' dtype, from ``values``
+        FloatTensor ``[M]`` in the order of the ``rows``/``cols`` given (detached)."""
+        v = values.detach()
+        a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
+        a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
+        return a, a_t
 
 
 class SparseAdj:
@@ -56,10 +91,8 @@ class SparseAdj:
     """
 
     def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None) -> None:
-        weight = weight.detach()
         self.n_nodes, self.n_cols = n_nodes, n_nodes if n_cols is None else n_cols
-        self.adj = to_torch_csr_tensor(edge_index, weight, size=(self.n_nodes, self.n_cols))
-        self.adj_t = to_torch_csr_tensor(edge_index.flip(0), weight, size=(self.n_cols, self.n_nodes))
+        self.adj, self.adj_t = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols).matrices(weight)
 
     @classmethod
     def gcn_normalized(cls, edge_index: Tensor, n_nodes: int, self_loops: bool = False) -> "SparseAdj":
@@ -220,38 +253,6 @@ class KGATConv(MessagePassing):
         return f"{type(self).__name__}({self.in_dim}, {self.out_dim})"
 
 
-class SparsePattern:
-    """The sparsity pattern of a matrix ``A`` ``[n_rows, n_cols]`` whose values change from
-    call to call (KGIN's edge dropout reweights its edges at every step): the CSR indices
-    of ``A`` and ``A^T`` are built once, :meth:`matmul` takes the values.
-
-    Args:
-        rows, cols: LongTensors ``[M]``, the entries ``A[rows[k], cols[k]]``.
-        n_rows, n_cols: the shape.
-    """
-
-    def __init__(self, rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> None:
-        self.shape = (int(n_rows), int(n_cols))
-        self.perm = torch.argsort(rows * n_cols + cols)  # row-major order of the entries
-        self.col = cols[self.perm]
-        self.crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
-        self.perm_t = torch.argsort(cols * n_rows + rows)
-        self.col_t = rows[self.perm_t]
-        self.crow_t = torch.cat([rows.new_zeros(1), torch.bincount(cols, minlength=n_cols).cumsum(0)])
-
-    def to(self, device: torch.device) -> "SparsePattern":
-        for k in ("perm", "col", "crow", "perm_t", "col_t", "crow_t"):
-            setattr(self, k, getattr(self, k).to(device))
-        return self
-
-    def matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
-        """``(A, A^T)`` as ``torch.sparse_csr`` tensors with ``values`` FloatTensor ``[M]`` (detached)."""
-        v = values.detach()
-        a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
-        a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
-        return a, a_t
-
-
 class RelationalMean:
     """KGIN's relational path-aware aggregation (Wang et al., WWW 2021, eq. 7) over a fixed KG:
     ``e_h' = 1/|N_h| sum_{(h,r,t)} e_r * e_t`` (element-wise product with the relation
@@ -324,6 +325,20 @@ class RelationalMean:
         return _CachedSpMM.apply(c, c_t, pair_sums * rel_emb.index_select(0, self.pair_type))
 
 
+def keep_mask(p: float, m: int, device: torch.device | None = None, training: bool = True) -> Tensor | None:
+    """BoolTensor ``[m]``: keep each of ``m`` edges with probability ``1 - p`` (KGIN's node
+    dropout, Wang et al., WWW 2021, section 4.1.3); ``None`` when not ``training`` or ``p == 0``.
+
+    Raises:
+        ValueError: ``p`` outside ``[0, 1)``.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"edge drop rate must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return None
+    return torch.rand(m, device=device) >= p
+
+
 def drop_edges(p: float, *tensors: Tensor, training: bool = True) -> tuple[Tensor, ...]:
     """Keep each edge with probability ``1 - p`` (the same edges in every tensor).
 
@@ -337,10 +352,5 @@ def drop_edges(p: float, *tensors: Tensor, training: bool = True) -> tuple[Tenso
     Raises:
         ValueError: ``p`` outside ``[0, 1)``.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"edge drop rate must be in [0, 1), got {p}")
-    if not training or p == 0.0:
-        return tensors
-    m = tensors[0].shape[-1]
-    keep = torch.rand(m, device=tensors[0].device) >= p
-    return tuple(t[..., keep] for t in tensors)
+    keep = keep_mask(p, tensors[0].shape[-1], tensors[0].device, training)
+    return tensors if keep is None else tuple(t[..., keep] for t in tensors)
