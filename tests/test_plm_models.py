@@ -98,6 +98,39 @@ def test_fusion_math():
         assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
 
 
+def test_attention_fusion_backward_matches_autograd_on_hans_formula():
+    """AttentionFusion's hand-written forward and backward (tanh through a sigmoid, no
+    zeroing of absent slots) against autograd on HAN's eq. 7-9, in float64."""
+    torch.manual_seed(0)
+    f = create_fusion("attention", 6, 3, hidden=5).double()
+    xs = [torch.randn(9, 6, dtype=torch.double, requires_grad=True) for _ in range(3)]
+    mask = torch.rand(9, 3) > 0.4
+    mask[:, 1] = True
+    mask[0] = torch.tensor([False, True, False])  # a row with one present source
+
+    def han(xs):
+        x = torch.stack(xs, 1) * mask.unsqueeze(-1)
+        a = f.query(torch.tanh(f.proj(x))).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(-1)
+        return (a.unsqueeze(-1) * x).sum(1)
+
+    g = torch.randn(9, 6, dtype=torch.double)
+    params = [*xs, *f.parameters()]
+    out = f(xs, mask)
+    assert torch.allclose(out, han(xs), atol=1e-12)
+    got, want = torch.autograd.grad(out, params, g), torch.autograd.grad(han(xs), params, g)
+    for name, a, b in zip(["x0", "x1", "x2", "W", "b", "q"], got, want):
+        assert torch.allclose(a, b, atol=1e-12), name
+    assert bool((got[0][~mask[:, 0]] == 0).all()) and got[3].abs().sum() > 0  # absent slots: no gradient
+    assert torch.autograd.gradcheck(lambda *t: f(list(t), mask), tuple(xs))
+    # float32, as models train
+    f32, x32 = create_fusion("attention", 64, 4), [torch.randn(300, 64) for _ in range(4)]
+    m32 = torch.rand(300, 4) > 0.3
+    m32[:, 0] = True
+    ref = torch.stack(x32, 1)
+    a = f32.query(torch.tanh(f32.proj(ref))).squeeze(-1).masked_fill(~m32, float("-inf")).softmax(-1)
+    assert torch.allclose(f32(x32, m32), (a.unsqueeze(-1) * ref).sum(1), atol=1e-5)
+
+
 def test_absent_invariant_fusions_see_only_present_sources():
     seen = []
 
@@ -262,6 +295,53 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
         m = kgzoo.create_model("kgplm", empty, kg_encoder="transe", kge_dim=16)
     assert not m.kg_linked.any()
     train_steps(m, empty, 1)
+
+
+def test_feature_embedding_on_real_attributes(dm):
+    """One weighted embedding_bag equals the per-feature mean of known codes, then the mean over
+    the features a row has (ml-100k-kg: item year and multi-valued genres; user age, gender,
+    occupation), values and gradients; a row with no known code gets zeros."""
+    from kgzoo.models.plm import FeatureEmbedding, _feature_sizes
+
+    torch.manual_seed(0)
+    for kind in ("item", "user"):
+        feats = {k: v.clone() for k, v in getattr(dm.data, f"{kind}_features").items()}
+        for v in feats.values():
+            v[0] = 0  # row 0: no known attribute
+        fe = FeatureEmbedding(_feature_sizes(feats, dm.data.feature_vocab), 8).double()
+        fe.set_codes(feats)
+        ids = torch.cat([torch.tensor([0]), torch.randperm(feats[next(iter(feats))].shape[0])[:40]])
+        out, has = fe(ids)
+        rows = []
+        for n in ids.tolist():
+            per_feature = []
+            for k, table in fe.tables.items():
+                c = feats[k][n].reshape(-1)
+                if bool((c > 0).any()):
+                    per_feature.append(table.weight[c[c > 0]].mean(0))
+            rows.append(torch.stack(per_feature).mean(0) if per_feature else torch.zeros(8, dtype=torch.double))
+        ref = torch.stack(rows)
+        assert torch.allclose(out, ref, atol=1e-12) and torch.equal(has, ref.abs().sum(1) > 0) and not has[0]
+        g = torch.randn_like(out)
+        got = torch.autograd.grad(out, list(fe.parameters()), g)
+        want = torch.autograd.grad(ref, list(fe.parameters()), g)
+        assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(got, want))
+        assert all(bool((t[0] == 0).all()) for t in got)  # the unknown code 0 gets no gradient
+    with pytest.raises(ValueError, match="no attribute"):
+        fe.set_codes({"age": feats["age"]})
+    with pytest.raises(ValueError, match="outside"):
+        fe.set_codes({**feats, "age": feats["age"] + 1000})
+    with pytest.raises(RuntimeError, match="set_codes"):
+        FeatureEmbedding({"a": 3}, 4)(torch.tensor([0]))
+
+
+def test_optimizer_is_fused_adam_over_trainable_parameters(dm):
+    m = kgzoo.create_model("kgplm", dm, lr=3e-3, weight_decay=1e-6)
+    opt = m.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["fused"] is True
+    assert opt.defaults["lr"] == 3e-3 and opt.defaults["weight_decay"] == 1e-6
+    ids = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert ids == {id(p) for p in m.parameters() if p.requires_grad} and ids
 
 
 def test_kgplm_bad_hyperparameters(dm):

@@ -180,10 +180,18 @@ class Recommender(L.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     def configure_optimizers(self) -> Any:
+        """Adam (Kingma & Ba, ICLR 2015) over the trainable parameters, ``lr`` and
+        ``weight_decay`` from the hyper-parameters; ``None`` when nothing trains (Pop).
+
+        Fused (one kernel over every parameter, ``torch.optim.Adam(fused=True)``) where torch
+        has that kernel for the parameters' device: the same update, and on CPU 4x faster
+        than the per-tensor loop for a model of 17 parameter tensors (KGPLM; 0.3 against
+        1.2 ms per step, benchmarks/plm.md)."""
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             return None
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
 
     # ------------------------------------------------------------------ use
     @torch.no_grad()

@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from ...registry import Registry
 
@@ -96,7 +97,10 @@ class FusionLayer(nn.Module):
     sources, not a concatenation) sets ``absent_invariant = True``: :meth:`forward` then
     passes :meth:`fuse` only the sources present in the batch (``S' <= S`` slots, in order),
     which saves the work on all-zero slots (e.g. KGPLM's social source on a dataset without
-    social ties).
+    social ties). :meth:`forward` zeroes the slots of rows whose mask is ``False``; a subclass
+    whose result and gradients ignore those slots exactly (a weight of exactly 0, a masked
+    max) sets ``zero_absent = False`` and is spared that pass over ``[B, S, d]`` (the slots
+    then hold the sources' finite values).
 
     Raises (in :meth:`forward`):
         ValueError: a list of the wrong length, a source not ``[B, d]`` or with another
@@ -105,6 +109,7 @@ class FusionLayer(nn.Module):
 
     fusion_name = "base"
     absent_invariant = False
+    zero_absent = True
 
     def __init__(self, dim: int, n_sources: int) -> None:
         super().__init__()
@@ -137,16 +142,17 @@ class FusionLayer(nn.Module):
         m = torch.tensor([s is not None for s in sources], device=ref.device).expand(B, -1)
         if mask is not None:
             m = m & mask.to(ref.device)
-            if not bool(m.all()):
+            if self.zero_absent and not bool(m.all()):
                 x = x * m.unsqueeze(-1).to(x.dtype)
         if not bool(m.any(1).all()):
             raise ValueError(f"{name}: {int((~m.any(1)).sum())} rows have no present source")
         return self.fuse(x, m)
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
-        """FloatTensor ``[B, d]`` from ``x`` ``[B, S, d]`` (absent entries are zeros) and
-        ``mask`` BoolTensor ``[B, S]`` (``True`` = present; every row has one); ``S`` is the
-        number of sources present in the batch if ``absent_invariant``."""
+        """FloatTensor ``[B, d]`` from ``x`` ``[B, S, d]`` (absent entries are zeros, unless
+        ``zero_absent`` is ``False``) and ``mask`` BoolTensor ``[B, S]`` (``True`` = present;
+        every row has one); ``S`` is the number of sources present in the batch if
+        ``absent_invariant``."""
         raise NotImplementedError
 
 
@@ -165,35 +171,95 @@ class MaxFusion(FusionLayer):
     """Element-wise max pooling over present sources."""
 
     absent_invariant = True
+    zero_absent = False  # absent slots are filled with -inf below
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
 
 
+class _SourceAttention(torch.autograd.Function):
+    """``(out [B, d], alpha [B, S])`` of :class:`AttentionFusion`, with a hand-written backward.
+
+    Forward: ``z = x W^T + b`` ``[B*S, H]``; ``a = q^T tanh(z)`` with ``tanh(z) = 2 sigmoid(2z) - 1``
+    (one in-place sigmoid; this CPU wheel's ``tanh`` costs about 4x a ``sigmoid``), so the
+    logits are ``2 q^T s - sum(q)`` with ``s = sigmoid(2z)``; ``alpha`` the softmax over present
+    sources; ``out = sum_s alpha_s x_s``. Backward: the same chain rule as autograd, with
+    ``d tanh(z) / dz = 4 s (1 - s)``, in about half the passes over ``[B, S, d]`` and without
+    autograd's temporaries. Saved: ``x``, ``s``, ``alpha``. Absent slots get ``alpha = 0``
+    exactly, so their values (finite) touch neither the output nor any gradient. ``alpha`` is
+    not differentiable; no double backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor,
+                query: Tensor) -> tuple[Tensor, Tensor]:
+        B, S, d = x.shape
+        q = query.reshape(-1)
+        s = torch.addmm(bias, x.reshape(B * S, d), weight.t(), beta=2, alpha=2).sigmoid_()
+        logits = torch.mv(s, q).view(B, S).mul_(2).sub_(q.sum())
+        alpha = logits.masked_fill_(~mask, float("-inf")).softmax(-1)
+        out = x[:, 0] * alpha[:, :1]
+        for k in range(1, S):  # over the few sources, not rows: one read of x
+            out.addcmul_(x[:, k], alpha[:, k:k + 1])
+        ctx.save_for_backward(x, weight, q, s, alpha)
+        ctx.mark_non_differentiable(alpha)
+        return out, alpha
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: Tensor, _g_alpha: Tensor | None) -> tuple[Tensor | None, ...]:
+        x, weight, q, s, alpha = ctx.saved_tensors
+        B, S, d = x.shape
+        g_alpha = torch.bmm(x, g.unsqueeze(-1)).squeeze(-1)  # <g, x_s>  [B, S]
+        g_logits = alpha * (g_alpha - (alpha * g_alpha).sum(-1, keepdim=True))  # softmax backward
+        gl = g_logits.reshape(-1)
+        # d logits / d z = q * 4 s (1 - s): sigmoid_backward(g, s) = g s (1 - s)
+        g_z = torch.ops.aten.sigmoid_backward(torch.outer(gl, q * 4), s)  # [B*S, H]
+        g_x = g_w = g_b = g_q = None
+        if ctx.needs_input_grad[0]:
+            g_x = torch.mm(g_z, weight).view(B, S, d)
+            for k in range(S):
+                g_x[:, k].addcmul_(g, alpha[:, k:k + 1])
+        if ctx.needs_input_grad[2]:
+            g_w = g_z.t() @ x.reshape(B * S, d)
+        if ctx.needs_input_grad[3]:
+            g_b = g_z.sum(0)
+        if ctx.needs_input_grad[4]:
+            g_q = torch.mv(s.t(), gl).mul_(2).sub_(gl.sum()).view(1, -1)
+        return g_x, None, g_w, g_b, g_q
+
+
 @register_fusion("attention")
 class AttentionFusion(FusionLayer):
-    """Per-row attention over sources (HAN semantic attention, Wang et al., WWW 2019, eq. 7-9).
+    """Per-row attention over sources (HAN semantic attention, Wang et al., WWW 2019, eq. 7-9):
+    ``a_s = q^T tanh(W x_s + b)``, ``alpha = softmax_s(a)`` over present sources,
+    ``out = sum_s alpha_s x_s``; forward and backward in one autograd function
+    (:class:`_SourceAttention`; gradients checked against autograd in the tests).
 
     Args:
         hidden: width of the attention projection ``W`` (default ``d``).
     """
 
     absent_invariant = True
+    zero_absent = False  # absent slots get a weight of exactly 0
 
     def __init__(self, dim: int, n_sources: int, hidden: int | None = None) -> None:
         super().__init__(dim, n_sources)
         self.proj = nn.Linear(dim, hidden or dim)
         self.query = nn.Linear(hidden or dim, 1, bias=False)
 
+    def _attend(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        return _SourceAttention.apply(x, mask, self.proj.weight, self.proj.bias, self.query.weight)
+
     def attention(self, x: Tensor, mask: Tensor) -> Tensor:
-        """FloatTensor ``[B, S]``: the attention weights (0 on absent sources, rows sum to 1)."""
-        a = self.query(torch.tanh(self.proj(x))).squeeze(-1)
-        return a.masked_fill(~mask, float("-inf")).softmax(-1)
+        """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
+        BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1; no gradient)."""
+        return self._attend(x, mask)[1]
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         if x.shape[1] == 1:  # one source: its softmax weight is 1 (and its gradient 0)
             return x[:, 0]
-        return (self.attention(x, mask).unsqueeze(-1) * x).sum(1)
+        return self._attend(x, mask)[0]
 
 
 @register_fusion("concat")
