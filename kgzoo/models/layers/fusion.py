@@ -97,10 +97,12 @@ class FusionLayer(nn.Module):
     sources, not a concatenation) sets ``absent_invariant = True``: :meth:`forward` then
     passes :meth:`fuse` only the sources present in the batch (``S' <= S`` slots, in order),
     which saves the work on all-zero slots (e.g. KGPLM's social source on a dataset without
-    social ties). :meth:`forward` zeroes the slots of rows whose mask is ``False``; a subclass
-    whose result and gradients ignore those slots exactly (a weight of exactly 0, a masked
-    max) sets ``zero_absent = False`` and is spared that pass over ``[B, S, d]`` (the slots
-    then hold the sources' finite values).
+    social ties). :meth:`fuse_sources` stacks the sources to ``[B, S, d]`` and zeroes the slots
+    of rows whose mask is ``False``; a subclass whose result and gradients ignore those slots
+    exactly (a weight of exactly 0, a masked max) sets ``zero_absent = False`` and is spared
+    that pass (the slots then hold the sources' finite values). A subclass that can work on the
+    ``[B, d]`` sources without stacking them overrides :meth:`fuse_sources` instead of
+    :meth:`fuse` (:class:`AttentionFusion`).
 
     Raises (in :meth:`forward`):
         ValueError: a list of the wrong length, a source not ``[B, d]`` or with another
@@ -138,15 +140,21 @@ class FusionLayer(nn.Module):
             sources = [sources[i] for i in keep]
             if mask is not None and len(keep) < self.n_sources:
                 mask = mask[:, keep]
-        x = torch.stack([s if s is not None else ref.new_zeros(B, self.dim) for s in sources], 1)
         m = torch.tensor([s is not None for s in sources], device=ref.device).expand(B, -1)
         if mask is not None:
             m = m & mask.to(ref.device)
-            if self.zero_absent and not bool(m.all()):
-                x = x * m.unsqueeze(-1).to(x.dtype)
         if not bool(m.any(1).all()):
             raise ValueError(f"{name}: {int((~m.any(1)).sum())} rows have no present source")
-        return self.fuse(x, m)
+        return self.fuse_sources([s if s is not None else ref.new_zeros(B, self.dim) for s in sources], m)
+
+    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
+        """FloatTensor ``[B, d]`` from ``S`` sources FloatTensor ``[B, d]`` (a source off for the
+        whole batch as zeros) and ``mask`` BoolTensor ``[B, S]`` as :meth:`fuse` takes it: stacks
+        them to ``[B, S, d]``, zeroes absent slots if ``zero_absent``, calls :meth:`fuse`."""
+        x = torch.stack(sources, 1)
+        if self.zero_absent and not bool(mask.all()):
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+        return self.fuse(x, mask)
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         """FloatTensor ``[B, d]`` from ``x`` ``[B, S, d]`` (absent entries are zeros, unless
@@ -178,63 +186,68 @@ class MaxFusion(FusionLayer):
 
 
 class _SourceAttention(torch.autograd.Function):
-    """``(out [B, d], alpha [B, S])`` of :class:`AttentionFusion`, with a hand-written backward.
+    """``(out [B, d], alpha [B, S])`` of :class:`AttentionFusion` from ``S`` sources ``[B, d]``,
+    with a hand-written backward.
 
-    Forward: ``z = x W^T + b`` ``[B*S, H]``; ``a = q^T tanh(z)`` with ``tanh(z) = 2 sigmoid(2z) - 1``
-    (one in-place sigmoid; this CPU wheel's ``tanh`` costs about 4x a ``sigmoid``), so the
-    logits are ``2 q^T s - sum(q)`` with ``s = sigmoid(2z)``; ``alpha`` the softmax over present
-    sources; ``out = sum_s alpha_s x_s``. Backward: the same chain rule as autograd, with
-    ``d tanh(z) / dz = 4 s (1 - s)``, in about half the passes over ``[B, S, d]`` and without
-    autograd's temporaries. Saved: ``x``, ``s``, ``alpha``. Absent slots get ``alpha = 0``
-    exactly, so their values (finite) touch neither the output nor any gradient. ``alpha`` is
-    not differentiable; no double backward.
+    Forward: ``z_s = x_s W^T + b`` (``S`` matmuls into one source-major ``[S, B, H]`` buffer, no
+    ``[B, S, d]`` stack); ``a_s = q^T tanh(z_s)`` with ``tanh(z) = 2 sigmoid(2z) - 1`` (one
+    in-place sigmoid; this CPU wheel's ``tanh`` costs about 4x a ``sigmoid``), so the logits are
+    ``2 q^T s - sum(q)`` with ``s = sigmoid(2z)``; ``alpha`` the softmax over present sources;
+    ``out = sum_s alpha_s x_s``. Backward: the same chain rule as autograd, with
+    ``d tanh(z) / dz = 4 s (1 - s)``, in fewer passes and temporaries than autograd's, each
+    source's gradient a contiguous ``[B, d]``. Saved: the sources, ``s``, ``alpha``. Absent
+    slots get ``alpha = 0`` exactly, so their (finite) values touch neither the output nor any
+    gradient. ``alpha`` is not differentiable; no double backward.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor,
-                query: Tensor) -> tuple[Tensor, Tensor]:
-        B, S, d = x.shape
+    def forward(ctx: Any, mask: Tensor, weight: Tensor, bias: Tensor, query: Tensor,
+                *xs: Tensor) -> tuple[Tensor, Tensor]:
+        S, (B, _), H = len(xs), xs[0].shape, weight.shape[0]
         q = query.reshape(-1)
-        s = torch.addmm(bias, x.reshape(B * S, d), weight.t(), beta=2, alpha=2).sigmoid_()
-        logits = torch.mv(s, q).view(B, S).mul_(2).sub_(q.sum())
+        s = xs[0].new_empty(S, B, H)
+        for k, x in enumerate(xs):  # over the few sources, not rows
+            torch.addmm(bias, x, weight.t(), beta=2, alpha=2, out=s[k])
+        s.sigmoid_()
+        logits = torch.mv(s.view(S * B, H), q).view(S, B).t().mul(2).sub_(q.sum())
         alpha = logits.masked_fill_(~mask, float("-inf")).softmax(-1)
-        out = x[:, 0] * alpha[:, :1]
-        for k in range(1, S):  # over the few sources, not rows: one read of x
-            out.addcmul_(x[:, k], alpha[:, k:k + 1])
-        ctx.save_for_backward(x, weight, q, s, alpha)
+        out = xs[0] * alpha[:, :1]
+        for k in range(1, S):
+            out.addcmul_(xs[k], alpha[:, k:k + 1])
+        ctx.save_for_backward(weight, q, s, alpha, *xs)
         ctx.mark_non_differentiable(alpha)
         return out, alpha
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g: Tensor, _g_alpha: Tensor | None) -> tuple[Tensor | None, ...]:
-        x, weight, q, s, alpha = ctx.saved_tensors
-        B, S, d = x.shape
-        g_alpha = torch.bmm(x, g.unsqueeze(-1)).squeeze(-1)  # <g, x_s>  [B, S]
+        weight, q, s, alpha, *xs = ctx.saved_tensors
+        S, B, H = s.shape
+        g_alpha = torch.stack([torch.linalg.vecdot(x, g) for x in xs], 1)  # <g, x_s>  [B, S]
         g_logits = alpha * (g_alpha - (alpha * g_alpha).sum(-1, keepdim=True))  # softmax backward
-        gl = g_logits.reshape(-1)
-        # d logits / d z = q * 4 s (1 - s): sigmoid_backward(g, s) = g s (1 - s)
-        g_z = torch.ops.aten.sigmoid_backward(torch.outer(gl, q * 4), s)  # [B*S, H]
-        g_x = g_w = g_b = g_q = None
-        if ctx.needs_input_grad[0]:
-            g_x = torch.mm(g_z, weight).view(B, S, d)
-            for k in range(S):
-                g_x[:, k].addcmul_(g, alpha[:, k:k + 1])
-        if ctx.needs_input_grad[2]:
-            g_w = g_z.t() @ x.reshape(B * S, d)
-        if ctx.needs_input_grad[3]:
-            g_b = g_z.sum(0)
-        if ctx.needs_input_grad[4]:
-            g_q = torch.mv(s.t(), gl).mul_(2).sub_(gl.sum()).view(1, -1)
-        return g_x, None, g_w, g_b, g_q
+        gl = g_logits.t().reshape(-1)  # source-major, as s
+        # d logits / d z = q * 4 s (1 - s); sigmoid_backward(g, s) = g s (1 - s)
+        g_z = torch.ops.aten.sigmoid_backward(torch.outer(gl, q * 4), s.view(S * B, H)).view(S, B, H)
+        need = ctx.needs_input_grad
+        g_w = g_b = g_q = None
+        if need[1]:
+            g_w = g_z[0].t() @ xs[0]
+            for k in range(1, S):
+                g_w.addmm_(g_z[k].t(), xs[k])
+        if need[2]:
+            g_b = g_z.view(S * B, H).sum(0)
+        if need[3]:
+            g_q = torch.mv(s.view(S * B, H).t(), gl).mul_(2).sub_(gl.sum()).view(1, -1)
+        g_xs = [torch.addmm(g * alpha[:, k:k + 1], g_z[k], weight) if need[4 + k] else None for k in range(S)]
+        return None, g_w, g_b, g_q, *g_xs
 
 
 @register_fusion("attention")
 class AttentionFusion(FusionLayer):
     """Per-row attention over sources (HAN semantic attention, Wang et al., WWW 2019, eq. 7-9):
     ``a_s = q^T tanh(W x_s + b)``, ``alpha = softmax_s(a)`` over present sources,
-    ``out = sum_s alpha_s x_s``; forward and backward in one autograd function
-    (:class:`_SourceAttention`; gradients checked against autograd in the tests).
+    ``out = sum_s alpha_s x_s``; forward and backward in one autograd function on the
+    unstacked sources (:class:`_SourceAttention`; gradients checked against autograd in the tests).
 
     Args:
         hidden: width of the attention projection ``W`` (default ``d``).
@@ -248,18 +261,21 @@ class AttentionFusion(FusionLayer):
         self.proj = nn.Linear(dim, hidden or dim)
         self.query = nn.Linear(hidden or dim, 1, bias=False)
 
-    def _attend(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        return _SourceAttention.apply(x, mask, self.proj.weight, self.proj.bias, self.query.weight)
+    def _attend(self, sources: Sequence[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
+        return _SourceAttention.apply(mask, self.proj.weight, self.proj.bias, self.query.weight, *sources)
 
     def attention(self, x: Tensor, mask: Tensor) -> Tensor:
         """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
         BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1; no gradient)."""
-        return self._attend(x, mask)[1]
+        return self._attend(x.unbind(1), mask)[1]
+
+    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
+        if len(sources) == 1:  # one source: its softmax weight is 1 (and its gradient 0)
+            return sources[0]
+        return self._attend(sources, mask)[0]
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
-        if x.shape[1] == 1:  # one source: its softmax weight is 1 (and its gradient 0)
-            return x[:, 0]
-        return self._attend(x, mask)[0]
+        return self.fuse_sources(list(x.unbind(1)), mask)
 
 
 @register_fusion("concat")
