@@ -6,18 +6,25 @@ benchmarks/LEADERBOARD.md)::
     kgzoo bench --name cold-start --models kgplm plmrec bpr --datasets ml-100k-kg ml-1m-kg \
         --protocol split=cold_item --seeds 0 1 2
 
-Usage (each measurement runs in its own process so peak memory is its own)::
+Usage::
 
     python benchmarks/plm_bench.py all --out /tmp/plm_bench      # everything, then the table
+    python benchmarks/plm_bench.py all --rounds 3 --jobs speed   # only the speed table, 3 rounds
     python benchmarks/plm_bench.py one speed:kgplm --out /tmp/plm_bench
     python benchmarks/plm_bench.py report --out /tmp/plm_bench    # rewrite plm.md from the rows
 
-Jobs: ``speed:<model>[+key=value,...]`` (hyper-parameter overrides as ``kgzoo bench --variants``) (mean wall seconds of 10 training epochs on the default protocol), ``encode`` (the one-time frozen encode
-of every ml-100k-kg item text into an empty cache), ``lora`` (seconds per KGPLM LoRA training
-step and per full re-encode), ``cpu:<model>[+key=value,...]`` (process CPU milliseconds per
-training step with one torch thread: forward, backward and Adam step on real batches, after
-warm-up; CPU time does not count the waits that other jobs on the machine cause, so these
-ratios hold on a shared machine where wall seconds do not).
+Jobs: ``speed:<model>[+key=value,...]`` (hyper-parameter overrides as ``kgzoo bench --variants``;
+mean wall seconds of 10 training epochs on the default protocol, in a process of its own so
+that peak memory is its own; ``all --rounds R`` runs every speed job ``R`` times, round-robin,
+and the table gives the median seconds and the median over rounds of each round's ratio to
+LightGCN, so that a machine that slows down for a while slows both sides of a ratio),
+``encode`` (the one-time frozen encode of every ml-100k-kg item text into an empty cache),
+``lora`` (seconds per KGPLM LoRA training step and per full re-encode), ``cpu`` (process CPU
+milliseconds per training step with one torch thread, forward, backward and Adam step on real
+batches after warm-up, of every model of ``MODELS`` in one process, one step of each in turn on
+the same batch: CPU time leaves out the waits that other jobs cause, and the interleaving
+gives every model the same machine, so these ratios hold on a shared machine where wall
+seconds do not).
 """
 from __future__ import annotations
 
@@ -39,7 +46,7 @@ DATASET = "ml-100k-kg"
 MODELS = ["lightgcn", "kgplm", "kgplm+fusion=mean", "kgplm+kg_encoder=ckg", "kgplm+use_kg=false", "plmrec",
           "kgplm+use_attributes=false,use_kg=false,use_text=false"]
 SPEED_EPOCHS = int(os.environ.get("PLM_BENCH_SPEED_EPOCHS", "10"))
-CPU_WARMUP, CPU_STEPS = 3, 20
+CPU_WARMUP, CPU_STEPS = 5, 60
 
 
 def _peak_mb() -> float:
@@ -66,6 +73,62 @@ def _step_seconds(model, dm, steps: int, warmup: int, clock) -> list[float]:
         if i >= warmup:
             times.append(clock() - t)
     return times
+
+
+def _cpu_interleaved(out: Path) -> dict:
+    """The ``cpu`` job: every model of ``MODELS`` built on one DataModule, then ``CPU_WARMUP +
+    CPU_STEPS`` rounds of two training steps of each in turn on the same real batch, the second
+    timed (the first brings the model's tensors back into the caches that the model before it
+    evicted); writes one row per model (``job`` ``cpu:<model>``, median CPU ms per step) and
+    returns the first."""
+    import statistics
+
+    import torch
+
+    import kgzoo
+    from kgzoo.bench.runner import parse_assignments
+
+    torch.set_num_threads(1)
+    load = os.getloadavg()[0]
+    dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
+    dm.setup()
+    batches: list = []
+    while len(batches) < CPU_WARMUP + CPU_STEPS:  # real batches, over as many epochs as it takes
+        batches += list(dm.train_dataloader())
+    runs = []
+    for spec in MODELS:
+        name, _, overrides = spec.partition("+")
+        torch.manual_seed(0)
+        m = kgzoo.create_model(name, dm, **parse_assignments(overrides)[1])
+        m.train()
+        runs.append((spec, m, m.configure_optimizers(), []))
+    for i, b in enumerate(batches[:CPU_WARMUP + CPU_STEPS]):
+        for _, m, opt, times in runs:
+            for timed in (False, True):
+                t = time.process_time()
+                loss = m.loss(b)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if timed and i >= CPU_WARMUP:
+                    times.append(time.process_time() - t)
+    steps = math.ceil(dm.train_interactions.shape[0] / 2048)
+    commit = _commit()
+    rows = []
+    for spec, m, _, times in runs:
+        ms = 1000 * statistics.median(times)
+        rows.append({"job": f"cpu:{spec}", "load_avg_start": load, "cpu_ms_per_step": ms, "steps_per_epoch": steps,
+                     "cpu_seconds_per_epoch": ms * steps / 1000, "timed_steps": len(times), "interleaved": len(runs),
+                     "params": sum(p.numel() for p in m.parameters() if p.requires_grad),
+                     "load_avg_end": os.getloadavg()[0], "commit": commit, "cpus": os.cpu_count(), "threads": 1})
+    with open(out / "rows.jsonl", "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return rows[0]
+
+
+def _commit() -> str | None:
+    return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
+                          text=True).stdout.strip() or None
 
 
 def run_one(job: str, out: Path) -> dict:
@@ -115,21 +178,11 @@ def run_one(job: str, out: Path) -> dict:
                     "trainable_params": sum(p.numel() for p in m.parameters() if p.requires_grad),
                     "grad_items": m.hparams.grad_items, "peak_memory_mb": _peak_mb()})
     elif kind == "cpu":
-        import kgzoo
-
-        torch.set_num_threads(1)
-        dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
-        m = kgzoo.create_model(model, dm, **parse_assignments(overrides)[1])
-        times = _step_seconds(m, dm, CPU_STEPS, CPU_WARMUP, time.process_time)
-        steps = math.ceil(dm.train_interactions.shape[0] / 2048)
-        ms = 1000 * sum(times) / len(times)
-        row.update({"cpu_ms_per_step": ms, "steps_per_epoch": steps, "cpu_seconds_per_epoch": ms * steps / 1000,
-                    "timed_steps": len(times), "params": sum(p.numel() for p in m.parameters() if p.requires_grad)})
+        return _cpu_interleaved(out)
     else:
         raise ValueError(f"unknown job {job!r}")
     row["load_avg_end"] = os.getloadavg()[0]
-    row["commit"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE, capture_output=True,
-                                   text=True).stdout.strip() or None
+    row["commit"] = _commit()
     row["cpus"] = os.cpu_count()
     row["threads"] = torch.get_num_threads()
     with open(out / "rows.jsonl", "a") as f:
@@ -138,10 +191,14 @@ def run_one(job: str, out: Path) -> dict:
 
 
 def report(out: Path) -> str:
-    rows = {}
+    import statistics
+
+    rows: dict[str, dict] = {}  # the last row of each job
+    runs: dict[str, list[dict]] = {}  # every row of each speed job, in order (round k = the k-th)
     for line in (out / "rows.jsonl").read_text().splitlines():
         r = json.loads(line)
         rows[r["job"]] = r
+        runs.setdefault(r["job"], []).append(r)
     lines = ["# PLM fusers: speed and memory", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared with other "
              "jobs (the load average at each run's start and end is in the tables; numbers under load are slower "
@@ -149,23 +206,34 @@ def report(out: Path) -> str:
              "max_length 64.", "",
              "Produced by `python benchmarks/plm_bench.py all --out /tmp/plm_bench` (raw rows in "
              "`/tmp/plm_bench/rows.jsonl`).", ""]
-    speed = [rows[f"speed:{m}"] for m in MODELS if f"speed:{m}" in rows]
+    speed = [m for m in MODELS if f"speed:{m}" in rows]
     if speed or "encode" in rows or "lora" in rows:
         lines += ["## Speed (ml-100k-kg, default random 8:1:1 protocol, batch 2048)", "",
                   f"Wall seconds per training epoch (mean of {SPEED_EPOCHS} epochs, 2 torch threads) and per "
-                  "evaluation pass, under the Lightning Trainer as `kgzoo train` runs them (`speed:MODEL` jobs).", "",
-                  "| model | s/epoch (train) | x LightGCN | s/eval pass | peak RSS MB | trainable params | load | commit |",
-                  "|---|---|---|---|---|---|---|---|"]
-        base = rows.get("speed:lightgcn")
-        for r in speed:
-            ratio = f"{r['seconds_per_epoch'] / base['seconds_per_epoch']:.2f}" if base else "-"
-            lines.append(f"| {r['job'].split(':', 1)[1]} | {r['seconds_per_epoch']:.2f} | {ratio} | {r['eval_seconds']:.2f} | "
-                         f"{r['peak_memory_mb']:.0f} | {r['params']:,} | {r['load_avg_start']:.0f}-{r['load_avg_end']:.0f} | "
+                  "evaluation pass, under the Lightning Trainer as `kgzoo train` runs them (`speed:MODEL` jobs, "
+                  "each in a process of its own). With several rounds (`all --rounds R`, the jobs run round-robin) "
+                  "a cell is the median over rounds, and `x LightGCN` the median over rounds of that round's "
+                  "ratio to LightGCN.", "",
+                  "| model | s/epoch (train) | x LightGCN | rounds | s/eval pass | peak RSS MB | trainable params | load | commit |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        base = runs.get("speed:lightgcn", [])
+        for m in speed:
+            rs = runs[f"speed:{m}"]
+            sec = statistics.median(r["seconds_per_epoch"] for r in rs)
+            ratios = [r["seconds_per_epoch"] / b["seconds_per_epoch"] for r, b in zip(rs, base)]
+            ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            if len(ratios) > 1:
+                ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+            r = rs[-1]
+            lines.append(f"| {m} | {sec:.2f} | {ratio} | {len(rs)} | "
+                         f"{statistics.median(x['eval_seconds'] for x in rs):.2f} | "
+                         f"{max(x['peak_memory_mb'] for x in rs):.0f} | {r['params']:,} | "
+                         f"{min(x['load_avg_start'] for x in rs):.0f}-{max(x['load_avg_end'] for x in rs):.0f} | "
                          f"{r.get('commit') or '-'} |")
         if "lora" in rows:
             r = rows["lora"]
             lines.append(f"| kgplm (text_mode=lora, grad_items={r['grad_items']}) | ~{r['est_seconds_per_epoch']:.0f} "
-                         f"(est.: {r['seconds_per_step']:.1f} s/step x {r['steps_per_epoch']} steps) | - | "
+                         f"(est.: {r['seconds_per_step']:.1f} s/step x {r['steps_per_epoch']} steps) | - | 1 | "
                          f"+{r['refresh_seconds']:.0f} (full re-encode) | {r['peak_memory_mb']:.0f} | "
                          f"{r['trainable_params']:,} | {r['load_avg_start']:.0f}-{r['load_avg_end']:.0f} | "
                          f"{r.get('commit') or '-'} |")
@@ -179,13 +247,15 @@ def report(out: Path) -> str:
     if cpu:
         base = rows.get("cpu:lightgcn")
         lines += ["## CPU time per training step (ml-100k-kg, batch 2048, one torch thread)", "",
-                  f"Process CPU time of forward + backward + Adam step, mean of {CPU_STEPS} steps after {CPU_WARMUP} "
-                  "warm-up steps (`cpu:MODEL` jobs). It leaves out the time a process waits for the cores, so it "
-                  "measures the work even while other jobs run (the load column says how busy the machine was).", "",
+                  f"Process CPU time of forward + backward + Adam step, median of {cpu[0]['timed_steps']} steps "
+                  f"after {CPU_WARMUP} warm-up rounds (the `cpu` job: every model in one process, in turn two steps "
+                  "of each on the same real batch, the second timed). CPU time leaves out the time a process waits for the cores, "
+                  "and the interleaving gives every model the same machine, so the ratios hold even while other "
+                  "jobs run (the load column says how busy the machine was).", "",
                   "| model | CPU ms / step | CPU s / epoch (steps) | x LightGCN | trainable params | load | commit |",
                   "|---|---|---|---|---|---|---|"]
         for r in cpu:
-            ratio = f"{r['cpu_ms_per_step'] / base['cpu_ms_per_step']:.1f}" if base else "-"
+            ratio = f"{r['cpu_ms_per_step'] / base['cpu_ms_per_step']:.2f}" if base else "-"
             lines.append(f"| {r['job'].split(':', 1)[1]} | {r['cpu_ms_per_step']:.1f} | {r['cpu_seconds_per_epoch']:.2f} "
                          f"({r['steps_per_epoch']}) | {ratio} | {r['params']:,} | "
                          f"{r['load_avg_start']:.0f}-{r['load_avg_end']:.0f} | {r.get('commit') or '-'} |")
@@ -214,8 +284,9 @@ def main() -> None:
     ap.add_argument("what", choices=["all", "one", "report"])
     ap.add_argument("job", nargs="?")
     ap.add_argument("--out", default="/tmp/plm_bench")
+    ap.add_argument("--rounds", type=int, default=1, help="times each speed job runs in 'all' (round-robin)")
     ap.add_argument("--jobs", nargs="+", default=None, help="a subset of jobs for 'all' (space-separated: a job's "
-                    "overrides may hold commas, e.g. cpu:kgplm+use_kg=false,use_text=false)")
+                    "overrides may hold commas, e.g. speed:kgplm+use_kg=false,use_text=false)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,8 +294,10 @@ def main() -> None:
         print(json.dumps(run_one(a.job, out)))
         return
     if a.what == "all":
-        jobs = a.jobs or (["encode"] + [f"speed:{m}" for m in MODELS] + [f"cpu:{m}" for m in MODELS]
-                                                  + ["lora"])
+        jobs = a.jobs or ["encode", *[f"speed:{m}" for m in MODELS], "cpu", "lora"]
+        speed = [j for j in jobs if j.startswith("speed:")]
+        rest = [j for j in jobs if not j.startswith("speed:")]
+        jobs = speed * a.rounds + rest  # the speed rounds round-robin
         for j in jobs:
             t = time.perf_counter()
             rc = subprocess.run([sys.executable, __file__, "one", j, "--out", str(out)]).returncode
