@@ -193,6 +193,7 @@ def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
     {"use_text": False, "use_attributes": False, "use_kg": False},
     {"graph": "gcn", "fusion": "gate", "kg_encoder": "ckg"}, {"graph": "gat", "fusion": "concat", "kg_encoder": "ckg"},
     {"graph": "none", "fusion": "max"}, {"graph": "kgat", "use_kg": False}, {"kg_encoder": "ckg"},
+    {"fusion_hidden": 8},
 ])
 def test_kgplm_ablations_and_encoders(dm, kw):
     m = kgzoo.create_model("kgplm", dm, **kw)
@@ -349,6 +350,9 @@ def test_kgplm_bad_hyperparameters(dm):
         kgzoo.create_model("kgplm", dm, fusion="sum-of-all")
     with pytest.raises(ValueError, match="unknown graph encoder"):
         kgzoo.create_model("kgplm", dm, graph="kgat-v2")
+    with pytest.raises(ValueError, match="fusion_hidden"):
+        kgzoo.create_model("kgplm", dm, fusion="mean", fusion_hidden=8)
+    assert kgzoo.create_model("kgplm", dm, fusion_hidden=8).user_fusion.proj.out_features == 8
 
 
 @pytest.mark.skipif("lastfm-social" not in kgzoo.list_datasets(), reason="lastfm-social not yet in the catalogue")

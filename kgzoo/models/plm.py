@@ -356,7 +356,9 @@ class KGPLM(Recommender):
     Args:
         embedding_dim: ``d``. graph: ``"lightgcn"``, ``"gcn"``, ``"gat"``, ``"kgat"``, ``"none"``
             (id embeddings only); see :class:`GraphEncoder`. n_layers: propagation layers. gat_heads: GAT heads.
-        fusion: a name of :func:`kgzoo.models.layers.fusion.list_fusions`.
+        fusion: a name of :func:`kgzoo.models.layers.fusion.list_fusions`. fusion_hidden: the
+            hidden width of the ``attention`` (HAN's ``W``, ``q``; eq. 7) or ``concat`` fusion
+            (``None``: ``d``).
         use_kg, use_text, use_attributes, use_social: switch each source off for ablations.
         proj_hidden, text_*, lora_*, grad_items, text_cache_dir: as :class:`PLMRec`.
         user_feature_sizes, item_feature_sizes: vocabulary sizes per attribute (filled from
@@ -380,8 +382,8 @@ class KGPLM(Recommender):
             kge_dim: ``k``. kge_epochs: pre-training epochs.
 
     Raises:
-        ValueError: unknown graph, fusion or kg_encoder; attribute codes beyond the saved
-            vocabulary sizes.
+        ValueError: unknown graph, fusion or kg_encoder; ``fusion_hidden`` with another fusion;
+            attribute codes beyond the saved vocabulary sizes.
 
     Warns:
         UserWarning: ``kg_encoder`` is a KG embedding model and the KG has no triples (the KG
@@ -390,7 +392,7 @@ class KGPLM(Recommender):
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  embedding_dim: int = 64, graph: str = "lightgcn", n_layers: int = 2, gat_heads: int = 1,
-                 fusion: str = "attention", use_kg: bool = True, use_text: bool = True,
+                 fusion: str = "attention", fusion_hidden: int | None = None, use_kg: bool = True, use_text: bool = True,
                  use_attributes: bool = True, use_social: bool = True, reg_weight: float = 1e-4,
                  proj_hidden: int = 0, text_model: str | None = None, text_mode: str = "frozen",
                  text_pooling: str = "mean", text_max_length: int = 64, text_batch_size: int = 64, lora_r: int = 8,
@@ -435,8 +437,14 @@ class KGPLM(Recommender):
                                  text_cache_dir, proj_hidden) if use_text else None)
         self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
         self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
-        self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3)  # [graph, text, attributes(, KG)]
-        self.user_fusion = create_fusion(fusion, d, 3)  # [graph, attributes, social]
+        fkw: dict[str, Any] = {}
+        if fusion_hidden is not None:
+            if fusion not in ("attention", "concat") or int(fusion_hidden) < 1:
+                raise ValueError(f"kgplm: fusion_hidden={fusion_hidden!r} needs fusion 'attention' or 'concat' "
+                                 f"and a width >= 1 (fusion is {fusion!r})")
+            fkw["hidden"] = int(fusion_hidden)
+        self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3, **fkw)  # [graph, text, attributes(, KG)]
+        self.user_fusion = create_fusion(fusion, d, 3, **fkw)  # [graph, attributes, social]
         self.social_adj: Tensor | None = None
         self._has_friend: Tensor | None = None
         self._cache: tuple[Tensor, Tensor] | None = None
