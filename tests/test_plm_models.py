@@ -332,6 +332,14 @@ def test_feature_embedding_on_real_attributes(dm):
         fe.set_codes({"age": feats["age"]})
     with pytest.raises(ValueError, match="outside"):
         fe.set_codes({**feats, "age": feats["age"] + 1000})
+    with pytest.raises(ValueError, match="integer codes"):
+        fe.set_codes({**feats, "age": feats["age"].double()})
+    # the weights are exact in the tables' dtype whenever the model is cast
+    fe32 = FeatureEmbedding(fe.sizes, 8)
+    fe32.set_codes(feats)
+    fe32.load_state_dict(fe.state_dict())
+    out64 = fe32.double()(ids)[0]
+    assert torch.allclose(out64, fe(ids)[0], atol=1e-15, rtol=0)
     with pytest.raises(RuntimeError, match="set_codes"):
         FeatureEmbedding({"a": 3}, 4)(torch.tensor([0]))
 
@@ -343,6 +351,16 @@ def test_optimizer_is_fused_adam_over_trainable_parameters(dm):
     assert opt.defaults["lr"] == 3e-3 and opt.defaults["weight_decay"] == 1e-6
     ids = {id(p) for g in opt.param_groups for p in g["params"]}
     assert ids == {id(p) for p in m.parameters() if p.requires_grad} and ids
+    # a Trainer that clips gradients gets the per-tensor Adam (Lightning cannot clip a fused
+    # optimizer's gradients under mixed precision): one bf16-mixed step with clipping runs
+    import lightning as L
+
+    bpr = kgzoo.create_model("bpr", dm)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        precision="bf16-mixed", gradient_clip_val=1.0)
+    trainer.fit(bpr, datamodule=dm)
+    assert not trainer.optimizers[0].defaults["fused"] and trainer.global_step == 1
 
 
 def test_kgplm_bad_hyperparameters(dm):
@@ -350,8 +368,9 @@ def test_kgplm_bad_hyperparameters(dm):
         kgzoo.create_model("kgplm", dm, fusion="sum-of-all")
     with pytest.raises(ValueError, match="unknown graph encoder"):
         kgzoo.create_model("kgplm", dm, graph="kgat-v2")
-    with pytest.raises(ValueError, match="fusion_hidden"):
-        kgzoo.create_model("kgplm", dm, fusion="mean", fusion_hidden=8)
+    for bad in ({"fusion": "mean", "fusion_hidden": 8}, {"fusion_hidden": 8.5}, {"fusion_hidden": True}):
+        with pytest.raises(ValueError, match="fusion_hidden"):
+            kgzoo.create_model("kgplm", dm, **bad)
     assert kgzoo.create_model("kgplm", dm, fusion_hidden=8).user_fusion.proj.out_features == 8
 
 

@@ -100,7 +100,7 @@ class FusionLayer(nn.Module):
     social ties). :meth:`fuse_sources` stacks the sources to ``[B, S, d]`` and zeroes the slots
     of rows whose mask is ``False``; a subclass whose result and gradients ignore those slots
     exactly (a weight of exactly 0, a masked max) sets ``zero_absent = False`` and is spared
-    that pass (the slots then hold the sources' finite values). A subclass that can work on the
+    that pass (the slots then hold the sources' own values). A subclass that can work on the
     ``[B, d]`` sources without stacking them overrides :meth:`fuse_sources` instead of
     :meth:`fuse` (:class:`AttentionFusion`).
 
@@ -196,8 +196,10 @@ class _SourceAttention(torch.autograd.Function):
     ``out = sum_s alpha_s x_s``. Backward: the same chain rule as autograd, with
     ``d tanh(z) / dz = 4 s (1 - s)``, in fewer passes and temporaries than autograd's, each
     source's gradient a contiguous ``[B, d]``. Saved: the sources, ``s``, ``alpha``. Absent
-    slots get ``alpha = 0`` exactly, so their (finite) values touch neither the output nor any
-    gradient. ``alpha`` is not differentiable; no double backward.
+    slots get ``alpha = 0`` exactly, so their values touch neither the output nor any gradient
+    as long as their projection ``z`` is finite (a source's embedding values; an absent slot
+    near the float limit can make ``z`` NaN, and NaN reaches ``W``'s gradient). ``alpha`` is
+    not differentiable; no double backward and no ``torch.func`` transforms.
     """
 
     @staticmethod
