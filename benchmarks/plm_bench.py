@@ -9,7 +9,7 @@ benchmarks/LEADERBOARD.md)::
 Usage::
 
     python benchmarks/plm_bench.py all --out /tmp/plm_bench      # everything, then the table
-    python benchmarks/plm_bench.py all --rounds 3 --jobs speed   # only the speed table, 3 rounds
+    python benchmarks/plm_bench.py all --rounds 3 --jobs speed:lightgcn speed:kgplm   # two speed rows, 3 rounds
     python benchmarks/plm_bench.py one speed:kgplm --out /tmp/plm_bench
     python benchmarks/plm_bench.py report --out /tmp/plm_bench    # rewrite plm.md from the rows
 
@@ -21,8 +21,8 @@ LightGCN, so that a machine that slows down for a while slows both sides of a ra
 ``encode`` (the one-time frozen encode of every ml-100k-kg item text into an empty cache),
 ``lora`` (seconds per KGPLM LoRA training step and per full re-encode), ``cpu`` (process CPU
 milliseconds per training step with one torch thread, forward, backward and Adam step on real
-batches after warm-up, of every model of ``MODELS`` in one process, one step of each in turn on
-the same batch: CPU time leaves out the waits that other jobs cause, and the interleaving
+batches after warm-up, of every model of ``MODELS`` in one process, in turn two steps of each
+on the same batch with the second timed: CPU time leaves out the waits that other jobs cause, and the interleaving
 gives every model the same machine, so these ratios hold on a shared machine where wall
 seconds do not).
 """
@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,23 +56,29 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _step_seconds(model, dm, steps: int, warmup: int, clock) -> list[float]:
-    """Seconds of ``clock`` (``time.perf_counter`` wall, ``time.process_time`` CPU) of each of
-    ``steps`` training steps (loss, backward, optimiser step on the next real batch), after
+def _train_step(model, opt, batch) -> float:
+    """CPU seconds (process time) of one training step of ``model`` on ``batch``: loss,
+    backward, optimiser step."""
+    t = time.process_time()
+    loss = model.loss(batch)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.process_time() - t
+
+
+def _step_seconds(model, dm, steps: int, warmup: int) -> list[float]:
+    """Wall seconds of each of ``steps`` training steps (on the next real batch), after
     ``warmup`` untimed steps."""
     opt = model.configure_optimizers()
     model.train()
     it = iter(dm.train_dataloader())
     times = []
     for i in range(warmup + steps):
-        b = next(it)
-        t = clock()
-        loss = model.loss(b)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        t = time.perf_counter()
+        _train_step(model, opt, next(it))
         if i >= warmup:
-            times.append(clock() - t)
+            times.append(time.perf_counter() - t)
     return times
 
 
@@ -81,8 +88,6 @@ def _cpu_interleaved(out: Path) -> dict:
     timed (the first brings the model's tensors back into the caches that the model before it
     evicted); writes one row per model (``job`` ``cpu:<model>``, median CPU ms per step) and
     returns the first."""
-    import statistics
-
     import torch
 
     import kgzoo
@@ -104,14 +109,10 @@ def _cpu_interleaved(out: Path) -> dict:
         runs.append((spec, m, m.configure_optimizers(), []))
     for i, b in enumerate(batches[:CPU_WARMUP + CPU_STEPS]):
         for _, m, opt, times in runs:
-            for timed in (False, True):
-                t = time.process_time()
-                loss = m.loss(b)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if timed and i >= CPU_WARMUP:
-                    times.append(time.process_time() - t)
+            _train_step(m, opt, b)  # untimed: refills the caches the model before evicted
+            seconds = _train_step(m, opt, b)
+            if i >= CPU_WARMUP:
+                times.append(seconds)
     steps = math.ceil(dm.train_interactions.shape[0] / 2048)
     commit = _commit()
     rows = []
@@ -168,7 +169,7 @@ def run_one(job: str, out: Path) -> dict:
         dm = kgzoo.create_datamodule(DATASET, batch_size=2048)
         m = kgzoo.create_model("kgplm", dm, text_mode="lora")
         # the first step includes warm-up (the PLM's first forward with grad): not timed
-        times = _step_seconds(m, dm, max(1, int(os.environ.get("PLM_BENCH_LORA_STEPS", "3")) - 1), 1, time.perf_counter)
+        times = _step_seconds(m, dm, max(1, int(os.environ.get("PLM_BENCH_LORA_STEPS", "3")) - 1), 1)
         t = time.perf_counter()
         m.tower.text.refresh()
         refresh = time.perf_counter() - t
@@ -191,8 +192,6 @@ def run_one(job: str, out: Path) -> dict:
 
 
 def report(out: Path) -> str:
-    import statistics
-
     rows: dict[str, dict] = {}  # the last row of each job
     runs: dict[str, list[dict]] = {}  # every row of each speed job, in order (round k = the k-th)
     for line in (out / "rows.jsonl").read_text().splitlines():

@@ -98,6 +98,13 @@ def test_fusion_math():
         assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
 
 
+def _han(f, xs, mask):
+    """HAN's semantic attention (Wang et al., WWW 2019, eq. 7-9) by autograd: the reference."""
+    x = torch.stack(xs, 1) * mask.unsqueeze(-1)
+    a = f.query(torch.tanh(f.proj(x))).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(-1)
+    return (a.unsqueeze(-1) * x).sum(1)
+
+
 def test_attention_fusion_backward_matches_autograd_on_hans_formula():
     """AttentionFusion's hand-written forward and backward (tanh through a sigmoid, no
     zeroing of absent slots) against autograd on HAN's eq. 7-9, in float64."""
@@ -107,17 +114,11 @@ def test_attention_fusion_backward_matches_autograd_on_hans_formula():
     mask = torch.rand(9, 3) > 0.4
     mask[:, 1] = True
     mask[0] = torch.tensor([False, True, False])  # a row with one present source
-
-    def han(xs):
-        x = torch.stack(xs, 1) * mask.unsqueeze(-1)
-        a = f.query(torch.tanh(f.proj(x))).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(-1)
-        return (a.unsqueeze(-1) * x).sum(1)
-
     g = torch.randn(9, 6, dtype=torch.double)
     params = [*xs, *f.parameters()]
     out = f(xs, mask)
-    assert torch.allclose(out, han(xs), atol=1e-12)
-    got, want = torch.autograd.grad(out, params, g), torch.autograd.grad(han(xs), params, g)
+    assert torch.allclose(out, _han(f, xs, mask), atol=1e-12)
+    got, want = torch.autograd.grad(out, params, g), torch.autograd.grad(_han(f, xs, mask), params, g)
     for name, a, b in zip(["x0", "x1", "x2", "W", "b", "q"], got, want):
         assert torch.allclose(a, b, atol=1e-12), name
     assert bool((got[0][~mask[:, 0]] == 0).all()) and got[3].abs().sum() > 0  # absent slots: no gradient
@@ -126,9 +127,7 @@ def test_attention_fusion_backward_matches_autograd_on_hans_formula():
     f32, x32 = create_fusion("attention", 64, 4), [torch.randn(300, 64) for _ in range(4)]
     m32 = torch.rand(300, 4) > 0.3
     m32[:, 0] = True
-    ref = torch.stack(x32, 1)
-    a = f32.query(torch.tanh(f32.proj(ref))).squeeze(-1).masked_fill(~m32, float("-inf")).softmax(-1)
-    assert torch.allclose(f32(x32, m32), (a.unsqueeze(-1) * ref).sum(1), atol=1e-5)
+    assert torch.allclose(f32(x32, m32), _han(f32, x32, m32), atol=1e-5)
 
 
 def test_absent_invariant_fusions_see_only_present_sources():
@@ -368,9 +367,13 @@ def test_kgplm_bad_hyperparameters(dm):
         kgzoo.create_model("kgplm", dm, fusion="sum-of-all")
     with pytest.raises(ValueError, match="unknown graph encoder"):
         kgzoo.create_model("kgplm", dm, graph="kgat-v2")
-    for bad in ({"fusion": "mean", "fusion_hidden": 8}, {"fusion_hidden": 8.5}, {"fusion_hidden": True}):
-        with pytest.raises(ValueError, match="fusion_hidden"):
-            kgzoo.create_model("kgplm", dm, **bad)
+    with pytest.raises(ValueError, match="fusion 'mean' takes no argument 'hidden' \\(it takes: none\\)"):
+        kgzoo.create_model("kgplm", dm, fusion="mean", fusion_hidden=8)
+    for bad in (8.5, True, 0):
+        with pytest.raises(ValueError, match=f"AttentionFusion: hidden={bad!r} must be an integer >= 1"):
+            kgzoo.create_model("kgplm", dm, fusion_hidden=bad)
+    with pytest.raises(ValueError, match="ConcatFusion: hidden=-1"):
+        create_fusion("concat", 8, 2, hidden=-1)
     assert kgzoo.create_model("kgplm", dm, fusion_hidden=8).user_fusion.proj.out_features == 8
 
 

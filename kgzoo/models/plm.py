@@ -395,8 +395,8 @@ class KGPLM(Recommender):
             kge_dim: ``k``. kge_epochs: pre-training epochs.
 
     Raises:
-        ValueError: unknown graph, fusion or kg_encoder; ``fusion_hidden`` with another fusion;
-            attribute codes beyond the saved vocabulary sizes.
+        ValueError: unknown graph, fusion or kg_encoder; ``fusion_hidden`` with a fusion without a
+            hidden width, or not an integer >= 1; attribute codes beyond the saved vocabulary sizes.
 
     Warns:
         UserWarning: ``kg_encoder`` is a KG embedding model and the KG has no triples (the KG
@@ -450,13 +450,7 @@ class KGPLM(Recommender):
                                  text_cache_dir, proj_hidden) if use_text else None)
         self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
         self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
-        fkw: dict[str, Any] = {}
-        if fusion_hidden is not None:
-            if (fusion not in ("attention", "concat") or isinstance(fusion_hidden, bool)
-                    or not isinstance(fusion_hidden, int) or fusion_hidden < 1):
-                raise ValueError(f"kgplm: fusion_hidden={fusion_hidden!r} needs fusion 'attention' or 'concat' "
-                                 f"and an integer width >= 1 (fusion is {fusion!r})")
-            fkw["hidden"] = int(fusion_hidden)
+        fkw = {} if fusion_hidden is None else {"hidden": fusion_hidden}  # checked by the layer
         self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3, **fkw)  # [graph, text, attributes(, KG)]
         self.user_fusion = create_fusion(fusion, d, 3, **fkw)  # [graph, attributes, social]
         self.social_adj: Tensor | None = None

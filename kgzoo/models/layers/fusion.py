@@ -43,6 +43,7 @@ name and every model with a ``fusion`` hyper-parameter can use it::
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import torch
@@ -72,12 +73,33 @@ def register_fusion(name: str, **meta: Any) -> Callable[[type], type]:
 
 
 def create_fusion(name: str, dim: int, n_sources: int, **kwargs: Any) -> "FusionLayer":
-    """Build the fusion layer registered as ``name`` for ``n_sources`` sources of width ``dim``.
+    """Build the fusion layer registered as ``name`` for ``n_sources`` sources of width ``dim``,
+    with the layer's own keyword arguments ``kwargs`` (``hidden`` for ``attention`` and ``concat``).
 
     Raises:
-        KeyError: unknown name (with the nearest names).
+        KeyError: unknown name (with the nearest names). ValueError: a keyword argument the
+            layer does not take, or a bad value (the layer's own check).
     """
-    return FUSIONS.get(name)(dim, n_sources, **kwargs)
+    cls = FUSIONS.get(name)
+    takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "dim", "n_sources")]
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        raise ValueError(f"fusion {name!r} takes no argument {', '.join(map(repr, unknown))} "
+                         f"(it takes: {', '.join(takes) or 'none'})")
+    return cls(dim, n_sources, **kwargs)
+
+
+def _hidden_width(layer: str, hidden: int | None, dim: int) -> int:
+    """``hidden``, or ``dim`` for ``None``: the hidden width of a fusion layer.
+
+    Raises:
+        ValueError: ``hidden`` is not an integer >= 1.
+    """
+    if hidden is None:
+        return dim
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"{layer}: hidden={hidden!r} must be an integer >= 1 (or None: dim)")
+    return hidden
 
 
 def list_fusions(pattern: str = "*") -> list[str]:
@@ -260,8 +282,9 @@ class AttentionFusion(FusionLayer):
 
     def __init__(self, dim: int, n_sources: int, hidden: int | None = None) -> None:
         super().__init__(dim, n_sources)
-        self.proj = nn.Linear(dim, hidden or dim)
-        self.query = nn.Linear(hidden or dim, 1, bias=False)
+        h = _hidden_width(type(self).__name__, hidden, dim)
+        self.proj = nn.Linear(dim, h)
+        self.query = nn.Linear(h, 1, bias=False)
 
     def _attend(self, sources: Sequence[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
         return _SourceAttention.apply(mask, self.proj.weight, self.proj.bias, self.query.weight, *sources)
@@ -290,7 +313,7 @@ class ConcatFusion(FusionLayer):
 
     def __init__(self, dim: int, n_sources: int, hidden: int | None = None, dropout: float = 0.0) -> None:
         super().__init__(dim, n_sources)
-        h = hidden or dim
+        h = _hidden_width(type(self).__name__, hidden, dim)
         self.mlp = nn.Sequential(nn.Linear(n_sources * dim, h), nn.ReLU(), nn.Dropout(dropout), nn.Linear(h, dim))
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
