@@ -240,3 +240,46 @@ def test_sparse_adj_matches_dense_forward_and_backward(ckg):
     torch.testing.assert_close(dense.sum(1)[has], torch.ones(int(has.sum())))  # rows average their neighbours
     with pytest.raises(ValueError, match="300 columns"):
         adj.matmul(torch.randn(299, 4))
+
+
+@pytest.mark.parametrize("name,kw", [("lightgcn", {}), ("gcn", SMALL["gcn"]), ("kgat", SMALL["kgat"]),
+                                     ("kgplm", {}), ("plmrec", {"user_tower": "mean"})])
+def test_models_with_a_sparse_graph_deepcopy_and_cast(dm, text_home, name, kw):
+    """copy.deepcopy (what Lightning's StochasticWeightAveraging and torch's AveragedModel do)
+    copies each SparseAdj, and .double() runs the sparse products in float64."""
+    import copy
+
+    torch.manual_seed(0)
+    m = create_model(name, dm, **kw).eval()
+    users = torch.arange(5)
+    m.prepare_scoring()  # kgat: builds its attention matrix
+    ref = m.score(users)
+    m.end_scoring()
+    c = copy.deepcopy(m)
+    c.prepare_scoring()
+    torch.testing.assert_close(c.score(users), ref)
+    c.end_scoring()
+    with torch.no_grad():
+        for p in c.parameters():
+            p.add_(1.0)
+    m.prepare_scoring()
+    torch.testing.assert_close(m.score(users), ref)  # the copy is independent
+    m.end_scoring()
+    d = copy.deepcopy(m).double()
+    d.prepare_scoring()
+    out = d.score(users)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.float(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_stochastic_weight_averaging_trains_lightgcn(dm, tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+    m = create_model("lightgcn", dm)
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=1)],
+                        default_root_dir=tmp_path)
+    trainer.fit(m, datamodule=dm)
+    assert trainer.global_step == 4

@@ -17,6 +17,7 @@ relations (a few dozen) in :func:`kgat_attention`, where each relation has its o
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -78,7 +79,8 @@ class SparsePattern:
 
 class SparseAdj:
     """A fixed weighted sparse matrix ``A`` ``[N, C]`` (row = receiving node) and its
-    transpose, both ``torch.sparse_csr`` float32, for message passing by sparse matmul.
+    transpose, both ``torch.sparse_csr`` (float32, then the dtype and device of the features
+    they multiply), for message passing by sparse matmul.
 
     The weights carry no gradient; the gradient w.r.t. the features is ``A^T @ grad``, one
     sparse matmul with the cached transpose (torch's own backward of a CSR matmul, which
@@ -117,9 +119,18 @@ class SparseAdj:
         """
         if x.shape[0] != self.n_cols:
             raise ValueError(f"features have {x.shape[0]} rows, the adjacency {self.n_cols} columns")
-        if self.adj.device != x.device:
-            self.adj, self.adj_t = self.adj.to(x.device), self.adj_t.to(x.device)
+        if self.adj.device != x.device or self.adj.dtype != x.dtype:  # follow the model's .to() / .double()
+            self.adj, self.adj_t = (a.to(x.device, x.dtype) for a in (self.adj, self.adj_t))
         return _CachedSpMM.apply(self.adj, self.adj_t, x)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "SparseAdj":
+        """A copy with its own matrices (``copy.deepcopy`` of a model holding one, as Lightning's
+        ``StochasticWeightAveraging`` and ``torch.optim.swa_utils.AveragedModel`` do: torch
+        cannot deep-copy a ``sparse_csr`` tensor, it can clone one)."""
+        new = copy.copy(self)
+        memo[id(self)] = new
+        new.adj, new.adj_t = self.adj.clone(), self.adj_t.clone()
+        return new
 
     def to_dense(self) -> Tensor:
         """FloatTensor ``[N, C]``: ``A`` as a dense matrix (tests and small graphs only)."""
