@@ -45,7 +45,7 @@ def train_steps(model, dm, steps=2):
 
 
 # ---------------------------------------------------------------------- fusion
-BUILTIN = ["attention", "concat", "gate", "max", "mean"]
+BUILTIN = ["attention", "concat", "dot", "gate", "max", "mean"]
 
 
 def test_registry_lists_builtins():
@@ -94,7 +94,7 @@ def test_fusion_math():
     assert torch.allclose(w.sum(1), torch.ones(4)) and bool((w[:, 2] == 0).all())
     assert torch.allclose(att(x, mask), w[:, :1] * x[0] + w[:, 1:2] * x[1], atol=1e-6)
     # one present source: gate and attention return it unchanged
-    for name in ("gate", "attention", "mean", "max"):
+    for name in ("gate", "attention", "dot", "mean", "max"):
         assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
 
 
@@ -144,7 +144,7 @@ def test_absent_invariant_fusions_see_only_present_sources():
     Spy.absent_invariant = True
     Spy(8, 3)([x[0], None, x[2]], mask)
     assert seen == [(3, 3), (2, 2)]
-    assert [n for n in BUILTIN if FUSIONS.get(n).absent_invariant] == ["attention", "max", "mean"]
+    assert [n for n in BUILTIN if FUSIONS.get(n).absent_invariant] == ["attention", "dot", "max", "mean"]
 
 
 def test_docstring_example_runs():

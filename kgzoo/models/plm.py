@@ -29,20 +29,82 @@ GRAPHS = ("lightgcn", "gcn", "gat", "none", "kgat")
 
 
 class _TextTower(nn.Module):
-    """PLM item text ``[I, H]`` and its projection to ``[I, d]`` (Linear, or a 2-layer MLP)."""
+    """PLM item text ``[I, H]`` and its projection to ``[I, d]`` (Linear, or a 2-layer MLP),
+    optionally through a fixed BERT-whitening map first.
+
+    Whitening (``whiten=k``; Su et al., "Whitening Sentence Representations for Better
+    Semantics and Faster Retrieval", arXiv 2103.15316, 2021, section 3, eq. 5-7, with their
+    dimensionality reduction): ``x~ = (x - mu) W``, ``mu`` ``[H]`` the mean and
+    ``W = U_k Lambda_k^{-1/2}`` ``[H, k]`` from the eigendecomposition ``U Lambda U^T`` of the
+    covariance of the pre-trained text vectors of the items with text, fitted once by
+    :meth:`set_texts` and saved in checkpoints (buffers ``whiten_mean``, ``whiten_map``). The
+    projection then reads ``k`` instead of ``H`` numbers per item; in ``frozen`` mode every
+    item's whitened vector is computed once (``[I, k]``), so a step gathers ``k`` columns.
+
+    Raises:
+        ValueError: ``whiten`` not an integer in ``1..H``; in :meth:`set_texts`, fewer than
+            ``k + 1`` items with text to fit the map on.
+    """
 
     def __init__(self, n_items: int, dim: int, text_model: str | None, text_mode: str, text_pooling: str,
                  text_max_length: int, text_batch_size: int, lora_r: int, lora_alpha: int, lora_dropout: float,
                  lora_target_modules: Sequence[str] | None, grad_items: int, text_cache_dir: str | None,
-                 proj_hidden: int) -> None:
+                 proj_hidden: int, whiten: int | None = None) -> None:
         super().__init__()
         enc = TextEncoder(text_model, mode=text_mode, pooling=text_pooling, max_length=text_max_length,
                           batch_size=text_batch_size, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                           lora_target_modules=lora_target_modules, cache_dir=text_cache_dir)
         self.text = ItemTextEmbedding(n_items, enc, grad_items=grad_items)
         H = enc.dim
-        self.proj = (nn.Sequential(nn.Linear(H, proj_hidden), nn.GELU(), nn.Linear(proj_hidden, dim))
-                     if proj_hidden else nn.Linear(H, dim))
+        if whiten is not None and (isinstance(whiten, bool) or not isinstance(whiten, int) or not 1 <= whiten <= H):
+            raise ValueError(f"text_whiten={whiten!r} must be an integer in 1..{H} (the text vectors' width) or None")
+        self.whiten = whiten
+        if whiten is not None:
+            self.register_buffer("whiten_mean", torch.zeros(H))
+            self.register_buffer("whiten_map", torch.zeros(H, whiten))  # all zeros: not fitted yet
+        self._white: tuple[tuple[int, ...], Tensor] | None = None  # frozen mode: (key, [I, k])
+        width = whiten or H
+        self.proj = (nn.Sequential(nn.Linear(width, proj_hidden), nn.GELU(), nn.Linear(proj_hidden, dim))
+                     if proj_hidden else nn.Linear(width, dim))
+
+    def set_texts(self, texts: Sequence[str] | None) -> None:
+        """The item texts (:meth:`ItemTextEmbedding.set_texts`), then, with ``whiten`` and no
+        map yet (a fresh model, not a checkpoint's), fit the whitening map on their vectors."""
+        self.text.set_texts(texts)
+        if self.whiten is None or bool(self.whiten_map.any()):
+            return
+        has = self.text.has_text
+        x = self.text.cache[has].double()
+        if x.shape[0] <= self.whiten:
+            raise ValueError(f"text_whiten={self.whiten} needs more than {self.whiten} items with text to fit "
+                             f"the whitening map; {x.shape[0]} of {has.numel()} items have text")
+        mu = x.mean(0)
+        eigval, eigvec = torch.linalg.eigh((x - mu).T @ (x - mu) / x.shape[0])  # ascending
+        eigval, eigvec = eigval.flip(0)[: self.whiten], eigvec.flip(1)[:, : self.whiten]
+        eigvec = eigvec * torch.sign(eigvec[eigvec.abs().argmax(0), torch.arange(self.whiten)])  # a fixed sign
+        self.whiten_mean.copy_(mu)
+        self.whiten_map.copy_(eigvec / eigval.clamp_min(1e-12).sqrt())
+
+    def _whitened(self, vec: Tensor) -> Tensor:
+        return (vec - self.whiten_mean.to(vec.dtype)) @ self.whiten_map.to(vec.dtype)
+
+    def _lookup(self, items: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(FloatTensor [B, H or k], BoolTensor [B])``: :meth:`ItemTextEmbedding.lookup`, whitened."""
+        if self.whiten is None:
+            return self.text.lookup(items)
+        if self.text.encoder.trainable:
+            vec, has = self.text.lookup(items)
+            return self._whitened(vec), has
+        self.text._check()
+        cache, m = self.text.cache, self.whiten_map  # the table follows loads, casts and moves
+        key = (id(cache), cache._version, id(m), m._version, id(self.whiten_mean), self.whiten_mean._version)
+        if self._white is None or self._white[0] != key:
+            with torch.no_grad():
+                self._white = (key, self._whitened(cache))
+        table = self._white[1]
+        if items is None:
+            return table, self.text.has_text
+        return table.index_select(0, items), self.text.has_text[items]
 
     def forward(self, items: Tensor) -> Tensor:
         """FloatTensor ``[B, d]`` of item ids ``items`` LongTensor ``[B]`` (PLM with grad in
@@ -51,16 +113,17 @@ class _TextTower(nn.Module):
         Each distinct item is projected once (a BPR batch repeats items: on ml-100k-kg its
         4,096 positive and negative ids hold about 1,500 distinct items)."""
         uniq, inv = torch.unique(items, return_inverse=True)
-        return self._project(*self.text.lookup(uniq)).index_select(0, inv)
+        return self._project(*self._lookup(uniq)).index_select(0, inv)
 
     def all(self) -> Tensor:
         """FloatTensor ``[I, d]`` from the item text cache."""
-        return self._project(*self.text.lookup(None))
+        return self._project(*self._lookup(None))
 
     def _project(self, vec: Tensor, has_text: Tensor) -> Tensor:
         # P(where(has, v, no_text)) == where(has, P(v), P(no_text)) row by row; projecting
         # first spares the backward pass a gradient through the frozen [B, H] text vectors
-        none = self.proj(self.text.no_text.to(vec.dtype).unsqueeze(0))
+        none = self.text.no_text.to(vec.dtype).unsqueeze(0)
+        none = self.proj(self._whitened(none) if self.whiten is not None else none)
         return torch.where(has_text.unsqueeze(-1), self.proj(vec), none)
 
 
@@ -87,9 +150,13 @@ class PLMRec(Recommender):
         lora_r, lora_alpha, lora_dropout, lora_target_modules: LoRA settings.
         grad_items: most distinct items encoded with grad per step (``lora``/``full``).
         text_cache_dir: frozen-vector cache (``None``: ``$KGZOO_HOME/text``).
+        text_whiten: ``k``: BERT-whiten the text vectors to ``k`` dimensions before the
+            projection (Su et al. 2021; fitted on the items' pre-trained vectors in :meth:`attach`,
+            see :class:`_TextTower`); ``None``: the ``H``-dimensional vectors as encoded.
 
     Raises:
-        ValueError: unknown ``user_tower``; a dataset without item text (in :meth:`attach`).
+        ValueError: unknown ``user_tower``; a dataset without item text (in :meth:`attach`);
+            ``text_whiten`` not in ``1..H`` or more than the items with text.
     """
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, user_tower: str = "id",
@@ -97,7 +164,7 @@ class PLMRec(Recommender):
                  text_mode: str = "frozen", text_pooling: str = "mean", text_max_length: int = 64,
                  text_batch_size: int = 64, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
                  lora_target_modules: Sequence[str] | None = None, grad_items: int = 256,
-                 text_cache_dir: str | None = None, **kwargs: Any) -> None:
+                 text_cache_dir: str | None = None, text_whiten: int | None = None, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, **kwargs)
         self.save_hyperparameters()
         if user_tower not in ("id", "mean"):
@@ -105,7 +172,7 @@ class PLMRec(Recommender):
         self.user_tower, self.reg_weight = user_tower, reg_weight
         self.tower = _TextTower(self.n_items, embedding_dim, text_model, text_mode, text_pooling, text_max_length,
                                 text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
-                                text_cache_dir, proj_hidden)
+                                text_cache_dir, proj_hidden, text_whiten)
         self.user_emb = nn.Embedding(self.n_users, embedding_dim) if user_tower == "id" else None
         if self.user_emb is not None:
             nn.init.xavier_normal_(self.user_emb.weight)
@@ -117,7 +184,7 @@ class PLMRec(Recommender):
         texts = datamodule.data.item_text
         if texts is None:
             raise ValueError(f"plmrec needs item text; dataset {datamodule.dataset!r} has none")
-        self.tower.text.set_texts(texts)
+        self.tower.set_texts(texts)
         ui = datamodule.train_interactions
         self.user_items = SparseAdj.row_mean(ui[:, 0], ui[:, 1], self.n_users, self.n_items)
 
@@ -373,7 +440,7 @@ class KGPLM(Recommender):
             hidden width of the ``attention`` (HAN's ``W``, ``q``; eq. 7) or ``concat`` fusion
             (``None``: ``d``).
         use_kg, use_text, use_attributes, use_social: switch each source off for ablations.
-        proj_hidden, text_*, lora_*, grad_items, text_cache_dir: as :class:`PLMRec`.
+        proj_hidden, text_*, lora_*, grad_items, text_cache_dir, text_whiten: as :class:`PLMRec`.
         user_feature_sizes, item_feature_sizes: vocabulary sizes per attribute (filled from
             the DataModule by :meth:`attach` and saved in the hyper-parameters).
         graph_dropout: in training, the probability of hiding a batch item's graph source so
@@ -396,7 +463,8 @@ class KGPLM(Recommender):
 
     Raises:
         ValueError: unknown graph, fusion or kg_encoder; ``fusion_hidden`` with a fusion without a
-            hidden width, or not an integer >= 1; attribute codes beyond the saved vocabulary sizes.
+            hidden width, or not an integer >= 1; attribute codes beyond the saved vocabulary sizes;
+            ``text_whiten`` as :class:`PLMRec`.
 
     Warns:
         UserWarning: ``kg_encoder`` is a KG embedding model and the KG has no triples (the KG
@@ -413,7 +481,7 @@ class KGPLM(Recommender):
                  grad_items: int = 256, text_cache_dir: str | None = None,
                  user_feature_sizes: dict[str, int] | None = None, item_feature_sizes: dict[str, int] | None = None,
                  graph_dropout: float = 0.0, content_for_unseen: bool = False, kg_encoder: str = "ckg",
-                 kge_dim: int = 64, kge_epochs: int = 50, **kwargs: Any) -> None:
+                 kge_dim: int = 64, kge_epochs: int = 50, text_whiten: int | None = None, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
         self.save_hyperparameters()
         if not 0.0 <= graph_dropout < 1.0:
@@ -447,7 +515,7 @@ class KGPLM(Recommender):
             self.kg_proj = nn.Linear(int(kge_dim), d)
         self.tower = (_TextTower(self.n_items, d, text_model, text_mode, text_pooling, text_max_length,
                                  text_batch_size, lora_r, lora_alpha, lora_dropout, lora_target_modules, grad_items,
-                                 text_cache_dir, proj_hidden) if use_text else None)
+                                 text_cache_dir, proj_hidden, text_whiten) if use_text else None)
         self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
         self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
         fkw = {} if fusion_hidden is None else {"hidden": fusion_hidden}  # checked by the layer
@@ -490,7 +558,7 @@ class KGPLM(Recommender):
         self.graph.set_graph(edge_index, edge_type)
         self._seen = torch.bincount(datamodule.train_interactions[:, 1], minlength=self.n_items) > 0
         if self.tower is not None:
-            self.tower.text.set_texts(data.item_text)
+            self.tower.set_texts(data.item_text)
         if self.use_attributes:
             for kind, feats in (("user", data.user_features), ("item", data.item_features)):
                 if not feats:

@@ -11,6 +11,10 @@ Built in (:func:`list_fusions`):
 * ``attention``: learned attention over sources per row, ``a_s = q^T tanh(W x_s + b)``,
   ``alpha = softmax_s(a)``, ``out = sum_s alpha_s x_s`` (the semantic-level attention of HAN,
   Wang et al., WWW 2019, eq. 7-9, computed per row instead of averaged over nodes).
+* ``dot``: attention with one learned query ``q``, ``a_s = q^T x_s`` (the "dot" score of
+  Luong et al., EMNLP 2015, eq. 8, with ``q`` in place of the decoder state), ``alpha =
+  softmax_s(a)``, ``out = sum_s alpha_s x_s``: ``attention`` without its ``[S, B, d]``
+  hidden layer (``q = 0`` at the start, i.e. the mean of present sources).
 * ``concat``: ``MLP([x_1; ...; x_S])`` with absent sources as zeros.
 * ``gate``: sigmoid gates from all sources, ``z_s = sigmoid(W_s [x_1; ...; x_S] + b_s)``,
   ``out = sum_s z_s * x_s / sum_s z_s`` over present sources (the gated multimodal unit of
@@ -298,6 +302,44 @@ class AttentionFusion(FusionLayer):
         if len(sources) == 1:  # one source: its softmax weight is 1 (and its gradient 0)
             return sources[0]
         return self._attend(sources, mask)[0]
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.fuse_sources(list(x.unbind(1)), mask)
+
+
+@register_fusion("dot")
+class DotFusion(FusionLayer):
+    """Attention over sources with one learned query ``q`` ``[d]``: ``a_s = q^T x_s``,
+    ``alpha = softmax_s(a)`` over present sources, ``out = sum_s alpha_s x_s`` (the dot score
+    of Luong et al., EMNLP 2015, eq. 8). ``q`` starts at 0, so training starts from the mean
+    of the present sources. Per row it costs ``S`` dot products, against ``S`` ``d x hidden``
+    products and a ``tanh`` for :class:`AttentionFusion`.
+    """
+
+    absent_invariant = True
+    zero_absent = False  # absent slots get a weight of exactly 0
+
+    def __init__(self, dim: int, n_sources: int) -> None:
+        super().__init__(dim, n_sources)
+        self.query = nn.Parameter(torch.zeros(dim))
+
+    def _weights(self, sources: Sequence[Tensor], mask: Tensor) -> Tensor:
+        logits = torch.stack([torch.mv(x, self.query) for x in sources], 1)
+        return logits.masked_fill(~mask, float("-inf")).softmax(-1)
+
+    def attention(self, x: Tensor, mask: Tensor) -> Tensor:
+        """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
+        BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1)."""
+        return self._weights(x.unbind(1), mask)
+
+    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
+        if len(sources) == 1:  # one source: its softmax weight is 1 (and its gradient 0)
+            return sources[0]
+        alpha = self._weights(sources, mask)
+        out = sources[0] * alpha[:, :1]
+        for k in range(1, len(sources)):  # over the few sources, not rows
+            out = torch.addcmul(out, sources[k], alpha[:, k:k + 1])
+        return out
 
     def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
         return self.fuse_sources(list(x.unbind(1)), mask)
