@@ -93,6 +93,14 @@ def test_fusion_math():
     w = att.attention(torch.stack(x, 1), mask)
     assert torch.allclose(w.sum(1), torch.ones(4)) and bool((w[:, 2] == 0).all())
     assert torch.allclose(att(x, mask), w[:, :1] * x[0] + w[:, 1:2] * x[1], atol=1e-6)
+    # dot: softmax of q^T x_s over present sources; q = 0 at the start: the mean
+    dot = create_fusion("dot", 8, 3)
+    torch.testing.assert_close(dot(x, mask), (x[0] + x[1]) / 2)
+    with torch.no_grad():
+        dot.query.normal_()
+    w = torch.softmax(torch.stack([xs @ dot.query for xs in x[:2]], 1), 1)
+    torch.testing.assert_close(dot.attention(torch.stack(x, 1), mask)[:, :2], w)
+    torch.testing.assert_close(dot(x, mask), w[:, :1] * x[0] + w[:, 1:] * x[1])
     # one present source: gate and attention return it unchanged
     for name in ("gate", "attention", "dot", "mean", "max"):
         assert torch.allclose(create_fusion(name, 8, 3)([None, x[1], None]), x[1], atol=1e-5)
@@ -227,6 +235,43 @@ def test_kgplm_lora_updates_adapters_only(dm):
     after = dict(m.named_parameters())
     changed = {n for n in base if not torch.equal(base[n], after[n])}
     assert changed and all("lora_" in n for n in changed)
+
+
+def test_text_whitening(dm):
+    """BERT-whitening (Su et al. 2021): the whitened text vectors of the items with text have
+    mean 0 and covariance I; the map is saved and restored, not refitted; the frozen table
+    follows a load; LoRA at its start (B = 0) whitens to the same vectors."""
+    m = kgzoo.create_model("kgplm", dm, text_whiten=16)
+    tower, has = m.tower, m.tower.text.has_text
+    w = tower._lookup(None)[0][has].double()
+    assert w.shape == (int(has.sum()), 16) and tower.proj.in_features == 16
+    torch.testing.assert_close(w.mean(0), torch.zeros(16, dtype=torch.double), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.cov(w.T, correction=0), torch.eye(16, dtype=torch.double), atol=1e-4, rtol=0)
+    train_steps(m, dm, 2)
+    m.eval()
+    m.prepare_scoring()
+    ref = m.score(torch.arange(4))
+    m.end_scoring()
+    state = m.state_dict()
+    assert {"tower.whiten_mean", "tower.whiten_map"} <= set(state)
+    state["tower.whiten_map"] = state["tower.whiten_map"] * 2
+    m2 = kgzoo.create_model("kgplm", dm, text_whiten=16).eval()
+    m2.load_state_dict(state)
+    m2.attach(dm)  # a restored map is kept
+    torch.testing.assert_close(m2.tower.whiten_map, state["tower.whiten_map"])
+    torch.testing.assert_close(m2.tower._lookup(None)[0], 2 * m.tower._lookup(None)[0])  # the table of that map
+    m2.load_state_dict(m.state_dict())  # the whitened table is recomputed after a load
+    m2.prepare_scoring()
+    torch.testing.assert_close(m2.score(torch.arange(4)), ref)
+    items = torch.arange(10)
+    lora = kgzoo.create_model("plmrec", dm, text_whiten=16, text_mode="lora", lora_r=2, text_max_length=32)
+    frozen = kgzoo.create_model("plmrec", dm, text_whiten=16)
+    torch.testing.assert_close(lora.tower._lookup(items)[0], frozen.tower._lookup(items)[0], atol=1e-4, rtol=1e-4)
+    for bad in (0, 385, True, 8.0):
+        with pytest.raises(ValueError, match="text_whiten"):
+            kgzoo.create_model("plmrec", dm, text_whiten=bad)
+    with pytest.raises(ValueError, match="more than 384 items with text"):
+        kgzoo.create_model("plmrec", dm, text_whiten=384)  # the slice has 360 items
 
 
 def test_kgplm_content_for_unseen_items(dm, text_home):
