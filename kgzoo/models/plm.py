@@ -62,7 +62,8 @@ class _TextTower(nn.Module):
         if whiten is not None:
             self.register_buffer("whiten_mean", torch.zeros(H))
             self.register_buffer("whiten_map", torch.zeros(H, whiten))  # all zeros: not fitted yet
-        self._white: tuple[tuple[int, ...], Tensor] | None = None  # frozen mode: (key, [I, k])
+        # frozen mode: ((cache, mean, map), their versions, the whitened table [I, k])
+        self._white: tuple[tuple[Tensor, ...], tuple[int, ...], Tensor] | None = None
         width = whiten or H
         self.proj = (nn.Sequential(nn.Linear(width, proj_hidden), nn.GELU(), nn.Linear(proj_hidden, dim))
                      if proj_hidden else nn.Linear(width, dim))
@@ -95,16 +96,17 @@ class _TextTower(nn.Module):
         if self.text.encoder.trainable:
             vec, has = self.text.lookup(items)
             return self._whitened(vec), has
-        self.text._check()
-        cache, m = self.text.cache, self.whiten_map  # the table follows loads, casts and moves
-        key = (id(cache), cache._version, id(m), m._version, id(self.whiten_mean), self.whiten_mean._version)
-        if self._white is None or self._white[0] != key:
+        cache, has = self.text.lookup(None)  # frozen: the cache buffer itself
+        # the table follows loads (in-place copies bump a tensor's version), casts and moves (new tensors)
+        src = (cache, self.whiten_mean, self.whiten_map)
+        versions = tuple(t._version for t in src)
+        if self._white is None or any(a is not b for a, b in zip(self._white[0], src)) or self._white[1] != versions:
             with torch.no_grad():
-                self._white = (key, self._whitened(cache))
-        table = self._white[1]
+                self._white = (src, versions, self._whitened(cache))
+        table = self._white[2]
         if items is None:
-            return table, self.text.has_text
-        return table.index_select(0, items), self.text.has_text[items]
+            return table, has
+        return table.index_select(0, items), has[items]
 
     def forward(self, items: Tensor) -> Tensor:
         """FloatTensor ``[B, d]`` of item ids ``items`` LongTensor ``[B]`` (PLM with grad in
