@@ -38,7 +38,7 @@ def test_resolve_grid_patterns_and_order(data_dir):
     ({"variants": ["base", ""]}, "variant '' is given twice"),
     ({"variants": ["lr=[1]"]}, "must be a scalar"),
     ({"models": ["pop", "bpr"], "variants": ["embedding_dim=8"]}, "model 'pop' takes no hyper-parameter 'embedding_dim'"),
-    ({"protocol": "splitt=cold_item"}, "unknown field 'splitt'"),
+    ({"protocol": "splitt=cold_item"}, "^protocol 'splitt=cold_item' on ml-100k-kg: unknown protocol field 'splitt'"),
     ({"protocol": "split=coldstart"}, "protocol 'split=coldstart' on ml-100k-kg"),
 ])
 def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, message):

@@ -189,7 +189,7 @@ def cell_protocol(dataset: str, seed: int, protocol: str = "") -> Any:
     fields = parse_assignments(protocol, "protocol")[1]
     unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(base)})
     if unknown:
-        raise ValueError(f"protocol {protocol!r}: unknown field {', '.join(map(repr, unknown))}; known: "
+        raise ValueError(f"unknown protocol field {', '.join(map(repr, unknown))}; known: "
                          f"{', '.join(f.name for f in dataclasses.fields(base))}")
     return dataclasses.replace(base, **fields) if fields else base
 
