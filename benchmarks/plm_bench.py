@@ -277,7 +277,12 @@ def report(out: Path) -> str:
               "weight gradient, the attribute bags, the KG projection: the `kgplm+fusion=mean` row, a fusion "
               "without parameters) and the attention over four item and two user sources (the `kgplm` row). "
               "Each of those is one dense pass over `[B, d]` or `[B, S, d]` that LightGCN, whose step is three "
-              "sparse products over a 2,625-node graph, does not do.", ""]
+              "sparse products over a 2,625-node graph, does not do. The `kgplm+fusion=dot,text_whiten=64` row "
+              "is the cheap setting: the `dot` fusion (one learned query, no `[B, S, d]` hidden layer) and "
+              "BERT-whitened text read as 64 instead of 384 numbers per item (`text_whiten`). What it costs "
+              "in accuracy against the default is in the KGPLM ablation tables of benchmarks/LEADERBOARD.md "
+              "(`kgzoo bench --name ablation --models kgplm --datasets ml-100k-kg ml-1m-kg --variants "
+              "fusion=dot,text_whiten=64 --seeds 0 1 2`).", ""]
     text = "\n".join(lines)
     (HERE / "plm.md").write_text(text)
     return text

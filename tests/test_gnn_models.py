@@ -240,6 +240,17 @@ def test_sparse_adj_matches_dense_forward_and_backward(ckg):
     torch.testing.assert_close(dense.sum(1)[has], torch.ones(int(has.sum())))  # rows average their neighbours
     with pytest.raises(ValueError, match="300 columns"):
         adj.matmul(torch.randn(299, 4))
+    # the matrices follow the features' dtype, each cast from the float32 originals: a trip
+    # through bfloat16 (whose CPU sparse product torch lacks) does not round the weights
+    x, values = torch.randn(300, 4), adj.adj.values().clone()
+    want = adj.matmul(x)
+    assert adj.matmul(x.double()).dtype == torch.float64
+    try:
+        adj.matmul(x.bfloat16())
+    except (RuntimeError, NotImplementedError):
+        pass
+    assert adj.adj.dtype == torch.bfloat16
+    assert torch.equal(adj.matmul(x), want) and torch.equal(adj.adj.values(), values)
 
 
 @pytest.mark.parametrize("name,kw", [("lightgcn", {}), ("gcn", SMALL["gcn"]), ("kgat", SMALL["kgat"]),

@@ -267,11 +267,28 @@ def test_text_whitening(dm):
     lora = kgzoo.create_model("plmrec", dm, text_whiten=16, text_mode="lora", lora_r=2, text_max_length=32)
     frozen = kgzoo.create_model("plmrec", dm, text_whiten=16)
     torch.testing.assert_close(lora.tower._lookup(items)[0], frozen.tower._lookup(items)[0], atol=1e-4, rtol=1e-4)
-    for bad in (0, 385, True, 8.0):
-        with pytest.raises(ValueError, match="text_whiten"):
+    # items without text start at the centre of the whitened text (their learned vector is mu)
+    fresh = kgzoo.create_model("plmrec", dm, text_whiten=16)
+    torch.testing.assert_close(fresh.tower._whitened(fresh.tower.text.no_text.detach()), torch.zeros(16),
+                               atol=1e-5, rtol=0)
+    import numpy as np
+
+    assert kgzoo.create_model("plmrec", dm, text_whiten=np.int64(16)).tower.whiten == 16
+    for bad in (0, 385, True, 8.0, "16"):
+        with pytest.raises(ValueError, match=f"text_whiten={bad!r} must be an integer in 1..384"):
             kgzoo.create_model("plmrec", dm, text_whiten=bad)
     with pytest.raises(ValueError, match="more than 384 items with text"):
         kgzoo.create_model("plmrec", dm, text_whiten=384)  # the slice has 360 items
+    # repeated texts lower the rank: 41 distinct titles span at most 40 centred directions
+    texts = dm.data.item_text
+    try:
+        dm.data.item_text = [texts[i % 41] for i in range(len(texts))]
+        with pytest.raises(ValueError, match="text_whiten=64 exceeds the rank 40 of the text vectors of the 360"):
+            kgzoo.create_model("plmrec", dm, text_whiten=64)
+        w = kgzoo.create_model("plmrec", dm, text_whiten=40).tower._lookup(None)[0].double()
+        torch.testing.assert_close(torch.cov(w.T, correction=0), torch.eye(40, dtype=torch.double), atol=1e-3, rtol=0)
+    finally:
+        dm.data.item_text = texts
 
 
 def test_kgplm_content_for_unseen_items(dm, text_home):
@@ -412,14 +429,18 @@ def test_kgplm_bad_hyperparameters(dm):
         kgzoo.create_model("kgplm", dm, fusion="sum-of-all")
     with pytest.raises(ValueError, match="unknown graph encoder"):
         kgzoo.create_model("kgplm", dm, graph="kgat-v2")
-    with pytest.raises(ValueError, match="fusion 'mean' takes no argument 'hidden' \\(it takes: none\\)"):
-        kgzoo.create_model("kgplm", dm, fusion="mean", fusion_hidden=8)
+    with pytest.raises(ValueError, match="^kgplm: fusion_hidden=8 with fusion='dot': fusion 'dot' takes no "
+                                         "argument 'hidden' \\(it takes: none\\)"):
+        kgzoo.create_model("kgplm", dm, fusion="dot", fusion_hidden=8)
     for bad in (8.5, True, 0):
         with pytest.raises(ValueError, match=f"AttentionFusion: hidden={bad!r} must be an integer >= 1"):
             kgzoo.create_model("kgplm", dm, fusion_hidden=bad)
     with pytest.raises(ValueError, match="ConcatFusion: hidden=-1"):
         create_fusion("concat", 8, 2, hidden=-1)
     assert kgzoo.create_model("kgplm", dm, fusion_hidden=8).user_fusion.proj.out_features == 8
+    import numpy as np
+
+    assert create_fusion("attention", 8, 2, hidden=np.int64(4)).proj.out_features == 4  # any integer type
 
 
 @pytest.mark.skipif("lastfm-social" not in kgzoo.list_datasets(), reason="lastfm-social not yet in the catalogue")

@@ -9,6 +9,7 @@ Text and KG give items never seen in training a representation, which is what th
 """
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any, Sequence
 
@@ -32,18 +33,24 @@ class _TextTower(nn.Module):
     """PLM item text ``[I, H]`` and its projection to ``[I, d]`` (Linear, or a 2-layer MLP),
     optionally through a fixed BERT-whitening map first.
 
-    Whitening (``whiten=k``; Su et al., "Whitening Sentence Representations for Better
-    Semantics and Faster Retrieval", arXiv 2103.15316, 2021, section 3, eq. 5-7, with their
-    dimensionality reduction): ``x~ = (x - mu) W``, ``mu`` ``[H]`` the mean and
-    ``W = U_k Lambda_k^{-1/2}`` ``[H, k]`` from the eigendecomposition ``U Lambda U^T`` of the
-    covariance of the pre-trained text vectors of the items with text, fitted once by
-    :meth:`set_texts` and saved in checkpoints (buffers ``whiten_mean``, ``whiten_map``). The
-    projection then reads ``k`` instead of ``H`` numbers per item; in ``frozen`` mode every
-    item's whitened vector is computed once (``[I, k]``), so a step gathers ``k`` columns.
+    Whitening (``whiten=k``; BERT-whitening with its dimensionality reduction, Su et al.,
+    "Whitening Sentence Representations for Better Semantics and Faster Retrieval", arXiv
+    2103.15316, 2021): ``x~ = (x - mu) W``, ``mu`` ``[H]`` the mean and ``W = U_k Lambda_k^{-1/2}``
+    ``[H, k]`` from the eigendecomposition ``U Lambda U^T`` of the covariance of the pre-trained
+    text vectors of the items with text. :meth:`set_texts` fits it once (in float64; buffers
+    ``whiten_mean`` FloatTensor ``[H]`` and ``whiten_map`` FloatTensor ``[H, k]``, saved in
+    checkpoints; an all-zero map means "not fitted"), and a fitted map is kept, also when
+    later texts differ: the projection was trained on it. The learned "no text" vector goes
+    through the same map; a fresh fit starts it at ``mu`` (whitened: 0, the centre of the
+    items' text). The projection then reads ``k`` instead of ``H`` numbers per item; in
+    ``frozen`` mode every item's whitened vector is computed once (``[I, k]``), so a step
+    gathers ``k`` columns.
 
     Raises:
-        ValueError: ``whiten`` not an integer in ``1..H``; in :meth:`set_texts`, fewer than
-            ``k + 1`` items with text to fit the map on.
+        ValueError: ``whiten`` not an integer in ``1..H``; in :meth:`set_texts`, ``k`` not below
+            the number of items with text, or above the rank of their vectors' covariance
+            (repeated texts lower it; directions of near-zero variance would be scaled by
+            ``1/sqrt`` of it).
     """
 
     def __init__(self, n_items: int, dim: int, text_model: str | None, text_mode: str, text_pooling: str,
@@ -56,8 +63,15 @@ class _TextTower(nn.Module):
                           lora_target_modules=lora_target_modules, cache_dir=text_cache_dir)
         self.text = ItemTextEmbedding(n_items, enc, grad_items=grad_items)
         H = enc.dim
-        if whiten is not None and (isinstance(whiten, bool) or not isinstance(whiten, int) or not 1 <= whiten <= H):
-            raise ValueError(f"text_whiten={whiten!r} must be an integer in 1..{H} (the text vectors' width) or None")
+        if whiten is not None:
+            given = whiten
+            try:
+                whiten = None if isinstance(given, bool) else operator.index(given)
+            except TypeError:
+                whiten = None
+            if whiten is None or not 1 <= whiten <= H:
+                raise ValueError(f"text_whiten={given!r} must be an integer in 1..{H} (the text vectors' width) "
+                                 "or None")
         self.whiten = whiten
         if whiten is not None:
             self.register_buffer("whiten_mean", torch.zeros(H))
@@ -81,10 +95,18 @@ class _TextTower(nn.Module):
                              f"the whitening map; {x.shape[0]} of {has.numel()} items have text")
         mu = x.mean(0)
         eigval, eigvec = torch.linalg.eigh((x - mu).T @ (x - mu) / x.shape[0])  # ascending
-        eigval, eigvec = eigval.flip(0)[: self.whiten], eigvec.flip(1)[:, : self.whiten]
+        eigval, eigvec = eigval.flip(0), eigvec.flip(1)
+        # the numerical rank of float32 vectors' covariance (eigenvalues ~ squared singular values)
+        rank = int((eigval > eigval[0] * (x.shape[1] * torch.finfo(torch.float32).eps) ** 2).sum())
+        if self.whiten > rank:
+            raise ValueError(f"text_whiten={self.whiten} exceeds the rank {rank} of the text vectors of the "
+                             f"{x.shape[0]} items with text (repeated texts?); choose text_whiten <= {rank}")
+        eigval, eigvec = eigval[: self.whiten], eigvec[:, : self.whiten]
         eigvec = eigvec * torch.sign(eigvec[eigvec.abs().argmax(0), torch.arange(self.whiten)])  # a fixed sign
         self.whiten_mean.copy_(mu)
-        self.whiten_map.copy_(eigvec / eigval.clamp_min(1e-12).sqrt())
+        self.whiten_map.copy_(eigvec / eigval.sqrt())
+        with torch.no_grad():  # "no text" starts at the centre of the items' text: whitened, 0
+            self.text.no_text.copy_(mu)
 
     def _whitened(self, vec: Tensor) -> Tensor:
         return (vec - self.whiten_mean.to(vec.dtype)) @ self.whiten_map.to(vec.dtype)
@@ -158,7 +180,8 @@ class PLMRec(Recommender):
 
     Raises:
         ValueError: unknown ``user_tower``; a dataset without item text (in :meth:`attach`);
-            ``text_whiten`` not in ``1..H`` or more than the items with text.
+            ``text_whiten`` not an integer in ``1..H``, not below the number of items with text
+            or above the rank of their vectors (in :meth:`attach`).
     """
 
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, user_tower: str = "id",
@@ -521,8 +544,13 @@ class KGPLM(Recommender):
         self.item_attr = FeatureEmbedding(item_feature_sizes, d) if use_attributes and item_feature_sizes else None
         self.user_attr = FeatureEmbedding(user_feature_sizes, d) if use_attributes and user_feature_sizes else None
         fkw = {} if fusion_hidden is None else {"hidden": fusion_hidden}  # checked by the layer
-        self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3, **fkw)  # [graph, text, attributes(, KG)]
-        self.user_fusion = create_fusion(fusion, d, 3, **fkw)  # [graph, attributes, social]
+        try:
+            self.item_fusion = create_fusion(fusion, d, 4 if self.kge else 3, **fkw)  # [graph, text, attributes(, KG)]
+            self.user_fusion = create_fusion(fusion, d, 3, **fkw)  # [graph, attributes, social]
+        except ValueError as e:
+            if fusion_hidden is None:
+                raise
+            raise ValueError(f"kgplm: fusion_hidden={fusion_hidden!r} with fusion={fusion!r}: {e}") from None
         self.social_adj: Tensor | None = None
         self._has_friend: Tensor | None = None
         self._cache: tuple[Tensor, Tensor] | None = None

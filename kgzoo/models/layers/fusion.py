@@ -48,6 +48,7 @@ name and every model with a ``fusion`` hyper-parameter can use it::
 from __future__ import annotations
 
 import inspect
+import operator
 from typing import Any, Callable, Sequence
 
 import torch
@@ -101,9 +102,13 @@ def _hidden_width(layer: str, hidden: int | None, dim: int) -> int:
     """
     if hidden is None:
         return dim
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+    try:
+        width = None if isinstance(hidden, bool) else operator.index(hidden)  # int, numpy integers
+    except TypeError:
+        width = None
+    if width is None or width < 1:
         raise ValueError(f"{layer}: hidden={hidden!r} must be an integer >= 1 (or None: dim)")
-    return hidden
+    return width
 
 
 def list_fusions(pattern: str = "*") -> list[str]:
@@ -313,7 +318,8 @@ class DotFusion(FusionLayer):
     ``alpha = softmax_s(a)`` over present sources, ``out = sum_s alpha_s x_s`` (the dot score
     of Luong et al., EMNLP 2015, eq. 8). ``q`` starts at 0, so training starts from the mean
     of the present sources. Per row it costs ``S`` dot products, against ``S`` ``d x hidden``
-    products and a ``tanh`` for :class:`AttentionFusion`.
+    products and a ``tanh`` for :class:`AttentionFusion`. Absent slots get a weight of exactly
+    0 and are not zeroed, so an absent slot must hold finite values (``0 * inf`` is NaN).
     """
 
     absent_invariant = True

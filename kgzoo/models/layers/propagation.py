@@ -80,7 +80,8 @@ class SparsePattern:
 class SparseAdj:
     """A fixed weighted sparse matrix ``A`` ``[N, C]`` (row = receiving node) and its
     transpose, both ``torch.sparse_csr`` (float32, then the dtype and device of the features
-    they multiply), for message passing by sparse matmul.
+    they multiply, each dtype cast from the matrices as built, so a round trip through a lower
+    precision loses nothing), for message passing by sparse matmul.
 
     The weights carry no gradient; the gradient w.r.t. the features is ``A^T @ grad``, one
     sparse matmul with the cached transpose (torch's own backward of a CSR matmul, which
@@ -95,6 +96,7 @@ class SparseAdj:
     def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None) -> None:
         self.n_nodes, self.n_cols = n_nodes, n_nodes if n_cols is None else n_cols
         self.adj, self.adj_t = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols).matrices(weight)
+        self._master = (self.adj, self.adj_t)  # as built: every dtype cast starts here, so casts lose nothing
 
     @classmethod
     def gcn_normalized(cls, edge_index: Tensor, n_nodes: int, self_loops: bool = False) -> "SparseAdj":
@@ -120,7 +122,9 @@ class SparseAdj:
         if x.shape[0] != self.n_cols:
             raise ValueError(f"features have {x.shape[0]} rows, the adjacency {self.n_cols} columns")
         if self.adj.device != x.device or self.adj.dtype != x.dtype:  # follow the model's .to() / .double()
-            self.adj, self.adj_t = (a.to(x.device, x.dtype) for a in (self.adj, self.adj_t))
+            if self._master[0].device != x.device:
+                self._master = tuple(a.to(x.device) for a in self._master)
+            self.adj, self.adj_t = (a.to(dtype=x.dtype) for a in self._master)
         return _CachedSpMM.apply(self.adj, self.adj_t, x)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "SparseAdj":
@@ -129,7 +133,9 @@ class SparseAdj:
         cannot deep-copy a ``sparse_csr`` tensor, it can clone one)."""
         new = copy.copy(self)
         memo[id(self)] = new
-        new.adj, new.adj_t = self.adj.clone(), self.adj_t.clone()
+        new._master = tuple(a.clone() for a in self._master)
+        same = self.adj is self._master[0]
+        new.adj, new.adj_t = new._master if same else (self.adj.clone(), self.adj_t.clone())
         return new
 
     def to_dense(self) -> Tensor:
