@@ -9,7 +9,6 @@ Text and KG give items never seen in training a representation, which is what th
 """
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import Any, Sequence
 
@@ -63,15 +62,8 @@ class _TextTower(nn.Module):
                           lora_target_modules=lora_target_modules, cache_dir=text_cache_dir)
         self.text = ItemTextEmbedding(n_items, enc, grad_items=grad_items)
         H = enc.dim
-        if whiten is not None:
-            given = whiten
-            try:
-                whiten = None if isinstance(given, bool) else operator.index(given)
-            except TypeError:
-                whiten = None
-            if whiten is None or not 1 <= whiten <= H:
-                raise ValueError(f"text_whiten={given!r} must be an integer in 1..{H} (the text vectors' width) "
-                                 "or None")
+        if whiten is not None and (isinstance(whiten, bool) or not isinstance(whiten, int) or not 1 <= whiten <= H):
+            raise ValueError(f"text_whiten={whiten!r} must be an integer in 1..{H} (the text vectors' width) or None")
         self.whiten = whiten
         if whiten is not None:
             self.register_buffer("whiten_mean", torch.zeros(H))

@@ -48,7 +48,6 @@ name and every model with a ``fusion`` hyper-parameter can use it::
 from __future__ import annotations
 
 import inspect
-import operator
 from typing import Any, Callable, Sequence
 
 import torch
@@ -102,13 +101,9 @@ def _hidden_width(layer: str, hidden: int | None, dim: int) -> int:
     """
     if hidden is None:
         return dim
-    try:
-        width = None if isinstance(hidden, bool) else operator.index(hidden)  # int, numpy integers
-    except TypeError:
-        width = None
-    if width is None or width < 1:
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
         raise ValueError(f"{layer}: hidden={hidden!r} must be an integer >= 1 (or None: dim)")
-    return width
+    return hidden
 
 
 def list_fusions(pattern: str = "*") -> list[str]:
