@@ -128,7 +128,7 @@ class FusionLayer(nn.Module):
     exactly (a weight of exactly 0, a masked max) sets ``zero_absent = False`` and is spared
     that pass (the slots then hold the sources' own values). A subclass that can work on the
     ``[B, d]`` sources without stacking them overrides :meth:`fuse_sources` instead of
-    :meth:`fuse` (:class:`AttentionFusion`).
+    :meth:`fuse` (the attention fusions, through :class:`_WeightedSources`).
 
     Raises (in :meth:`forward`):
         ValueError: a list of the wrong length, a source not ``[B, d]`` or with another
@@ -211,6 +211,37 @@ class MaxFusion(FusionLayer):
         return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
 
 
+class _WeightedSources(FusionLayer):
+    """Base of the fusions whose output is a weighted sum of the present sources,
+    ``out = sum_s alpha_s x_s`` with ``alpha`` FloatTensor ``[B, S]`` (0 on absent sources,
+    rows summing to 1) from :meth:`_attend`, which gets the ``[B, d]`` sources unstacked. Absent
+    slots get a weight of exactly 0 and are neither zeroed nor stacked, so they must hold
+    finite values (``0 * inf`` is NaN); one present source is returned as it is (its weight
+    is 1 and its gradient 0).
+    """
+
+    absent_invariant = True
+    zero_absent = False
+
+    def _attend(self, sources: Sequence[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``(out [B, d], alpha [B, S])`` of ``S`` sources FloatTensor ``[B, d]`` under ``mask``
+        BoolTensor ``[B, S]``."""
+        raise NotImplementedError
+
+    def attention(self, x: Tensor, mask: Tensor) -> Tensor:
+        """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
+        BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1)."""
+        return self._attend(x.unbind(1), mask)[1]
+
+    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
+        if len(sources) == 1:
+            return sources[0]
+        return self._attend(sources, mask)[0]
+
+    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.fuse_sources(list(x.unbind(1)), mask)
+
+
 class _SourceAttention(torch.autograd.Function):
     """``(out [B, d], alpha [B, S])`` of :class:`AttentionFusion` from ``S`` sources ``[B, d]``,
     with a hand-written backward.
@@ -271,18 +302,16 @@ class _SourceAttention(torch.autograd.Function):
 
 
 @register_fusion("attention")
-class AttentionFusion(FusionLayer):
+class AttentionFusion(_WeightedSources):
     """Per-row attention over sources (HAN semantic attention, Wang et al., WWW 2019, eq. 7-9):
     ``a_s = q^T tanh(W x_s + b)``, ``alpha = softmax_s(a)`` over present sources,
     ``out = sum_s alpha_s x_s``; forward and backward in one autograd function on the
-    unstacked sources (:class:`_SourceAttention`; gradients checked against autograd in the tests).
+    unstacked sources (:class:`_SourceAttention`; gradients checked against autograd in the
+    tests; :meth:`attention`'s weights carry no gradient).
 
     Args:
         hidden: width of the attention projection ``W`` (default ``d``).
     """
-
-    absent_invariant = True
-    zero_absent = False  # absent slots get a weight of exactly 0
 
     def __init__(self, dim: int, n_sources: int, hidden: int | None = None) -> None:
         super().__init__(dim, n_sources)
@@ -293,57 +322,27 @@ class AttentionFusion(FusionLayer):
     def _attend(self, sources: Sequence[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
         return _SourceAttention.apply(mask, self.proj.weight, self.proj.bias, self.query.weight, *sources)
 
-    def attention(self, x: Tensor, mask: Tensor) -> Tensor:
-        """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
-        BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1; no gradient)."""
-        return self._attend(x.unbind(1), mask)[1]
-
-    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
-        if len(sources) == 1:  # one source: its softmax weight is 1 (and its gradient 0)
-            return sources[0]
-        return self._attend(sources, mask)[0]
-
-    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
-        return self.fuse_sources(list(x.unbind(1)), mask)
-
 
 @register_fusion("dot")
-class DotFusion(FusionLayer):
+class DotFusion(_WeightedSources):
     """Attention over sources with one learned query ``q`` ``[d]``: ``a_s = q^T x_s``,
     ``alpha = softmax_s(a)`` over present sources, ``out = sum_s alpha_s x_s`` (the dot score
-    of Luong et al., EMNLP 2015, eq. 8). ``q`` starts at 0, so training starts from the mean
-    of the present sources. Per row it costs ``S`` dot products, against ``S`` ``d x hidden``
-    products and a ``tanh`` for :class:`AttentionFusion`. Absent slots get a weight of exactly
-    0 and are not zeroed, so an absent slot must hold finite values (``0 * inf`` is NaN).
+    of Luong et al., EMNLP 2015, eq. 8), by autograd. ``q`` starts at 0, so training starts
+    from the mean of the present sources. Per row it costs ``S`` dot products, against ``S``
+    ``d x hidden`` products and a ``tanh`` for :class:`AttentionFusion`.
     """
-
-    absent_invariant = True
-    zero_absent = False  # absent slots get a weight of exactly 0
 
     def __init__(self, dim: int, n_sources: int) -> None:
         super().__init__(dim, n_sources)
         self.query = nn.Parameter(torch.zeros(dim))
 
-    def _weights(self, sources: Sequence[Tensor], mask: Tensor) -> Tensor:
+    def _attend(self, sources: Sequence[Tensor], mask: Tensor) -> tuple[Tensor, Tensor]:
         logits = torch.stack([torch.mv(x, self.query) for x in sources], 1)
-        return logits.masked_fill(~mask, float("-inf")).softmax(-1)
-
-    def attention(self, x: Tensor, mask: Tensor) -> Tensor:
-        """FloatTensor ``[B, S]``: the attention weights of ``x`` ``[B, S, d]`` under ``mask``
-        BoolTensor ``[B, S]`` (0 on absent sources, rows sum to 1)."""
-        return self._weights(x.unbind(1), mask)
-
-    def fuse_sources(self, sources: list[Tensor], mask: Tensor) -> Tensor:
-        if len(sources) == 1:  # one source: its softmax weight is 1 (and its gradient 0)
-            return sources[0]
-        alpha = self._weights(sources, mask)
+        alpha = logits.masked_fill(~mask, float("-inf")).softmax(-1)
         out = sources[0] * alpha[:, :1]
         for k in range(1, len(sources)):  # over the few sources, not rows
             out = torch.addcmul(out, sources[k], alpha[:, k:k + 1])
-        return out
-
-    def fuse(self, x: Tensor, mask: Tensor) -> Tensor:
-        return self.fuse_sources(list(x.unbind(1)), mask)
+        return out, alpha
 
 
 @register_fusion("concat")

@@ -133,9 +133,8 @@ class SparseAdj:
         cannot deep-copy a ``sparse_csr`` tensor, it can clone one)."""
         new = copy.copy(self)
         memo[id(self)] = new
-        new._master = tuple(a.clone() for a in self._master)
-        same = self.adj is self._master[0]
-        new.adj, new.adj_t = new._master if same else (self.adj.clone(), self.adj_t.clone())
+        new._master = tuple(a.clone() for a in self._master)  # on the device of adj (matmul moves both)
+        new.adj, new.adj_t = (a.to(dtype=self.adj.dtype) for a in new._master)
         return new
 
     def to_dense(self) -> Tensor:
