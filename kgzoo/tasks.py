@@ -1,0 +1,107 @@
+"""The Task table: what each kind of evaluation logs, ranks by and shows (DESIGN.md, "Task").
+
+Every other module asks :data:`TASKS` (or :func:`get_task`) instead of comparing task
+strings. A task names:
+
+- its metrics for a list of cut-offs K (``metric_names``) and its default main metric, the
+  validation metric that early stopping and model selection follow;
+- the torchmetrics object that accumulates them over an evaluation pass (``make_metrics``),
+  exact under DDP when every user / row / query is evaluated once;
+- the keys of an evaluation batch (``batch_keys``);
+- the data a model of the task trains on (``data``: ``"interactions"`` for top-K and CTR,
+  ``"triples"`` for KG link prediction), which decides the DataModule;
+- the metric columns of its leaderboard tables, main metric first.
+
+Sources: top-K full ranking with seen items masked (Krichene & Rendle, KDD 2020); CTR
+with AUC, accuracy, F1 and gAUC (Zhou et al., KDD 2018, eq. 1); filtered link prediction
+with MRR and Hits@K (Bordes et al., NeurIPS 2013, Sec. 4.2).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from .metrics import RANKING_METRICS, CTRMetrics, LinkPredictionMetrics, TopKMetrics
+
+#: the Hits@K cut-offs of link prediction (TransE's paper reports Hits@10; PyKEEN adds 1 and 3)
+LINK_KS = (1, 3, 10)
+CTR_METRICS = ("auc", "acc", "f1", "gauc")
+
+
+def _topk_names(ks: Sequence[int]) -> list[str]:
+    return [f"{m}@{int(k)}" for m in RANKING_METRICS for k in ks]
+
+
+def _topk_main(ks: Sequence[int]) -> str:
+    return f"ndcg@{min((int(k) for k in ks), key=lambda k: abs(k - 10))}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation task.
+
+    Attributes:
+        name: ``"topk"``, ``"ctr"`` or ``"link"``.
+        data: what a model of the task trains on: ``"interactions"`` or ``"triples"``.
+        batch_keys: keys of an evaluation batch (tensors; see the DataModules).
+        leaderboard_columns: the metric columns of a leaderboard table after the main metric.
+    """
+
+    name: str
+    data: str
+    batch_keys: tuple[str, ...]
+    leaderboard_columns: tuple[str, ...]
+    _names: Callable[[Sequence[int]], list[str]]
+    _main: Callable[[Sequence[int]], str]
+    _metrics: Callable[[Sequence[int]], Any]
+
+    def metric_names(self, ks: Sequence[int] = (10, 20)) -> list[str]:
+        """The metric names logged for cut-offs ``ks`` (``["recall@10", ..., "ndcg@20", ...]``,
+        ``["auc", "acc", "f1", "gauc"]``, ``["mrr", "hits@1", "hits@3", "hits@10"]``)."""
+        return self._names(ks)
+
+    def main_metric(self, ks: Sequence[int] = (10, 20)) -> str:
+        """The default validation metric: NDCG at the K nearest 10, AUC, or MRR."""
+        return self._main(ks)
+
+    def make_metrics(self, ks: Sequence[int] = (10, 20)) -> Any:
+        """A fresh :class:`torchmetrics.Metric` accumulating :meth:`metric_names` over a pass."""
+        return self._metrics(ks)
+
+    def check_metric(self, metric: str, ks: Sequence[int] = (10, 20)) -> str:
+        """``metric`` if the task logs it for ``ks``.
+
+        Raises:
+            ValueError: naming the metric, the task and the known metric names.
+        """
+        known = self.metric_names(ks)
+        if metric not in known:
+            raise ValueError(f"unknown metric {metric!r} for task {self.name!r}; known: {', '.join(known)}")
+        return metric
+
+
+TASKS: dict[str, Task] = {
+    "topk": Task("topk", "interactions", ("user", "mask_row", "mask_col", "target_row", "target_col"),
+                 ("recall@10", "recall@20", "ndcg@10", "ndcg@20"),
+                 _topk_names, _topk_main, lambda ks: TopKMetrics([int(k) for k in ks])),
+    "ctr": Task("ctr", "interactions", ("user", "item", "label"), CTR_METRICS,
+                lambda ks: list(CTR_METRICS), lambda ks: "auc", lambda ks: CTRMetrics()),
+    "link": Task("link", "triples", ("head", "relation", "tail"), ("mrr", "hits@1", "hits@3", "hits@10"),
+                 lambda ks: ["mrr"] + [f"hits@{k}" for k in LINK_KS], lambda ks: "mrr",
+                 lambda ks: LinkPredictionMetrics(LINK_KS)),
+}
+
+
+def get_task(name: str) -> Task:
+    """The :class:`Task` called ``name``.
+
+    Raises:
+        KeyError: an unknown task, naming the nearest known ones.
+    """
+    try:
+        return TASKS[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(TASKS), n=2)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown task {name!r}{hint} (known: {', '.join(TASKS)})") from None
