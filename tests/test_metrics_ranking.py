@@ -168,6 +168,11 @@ def test_topk_matches_reference(case):
     scores = torch.tensor(rows_scores, dtype=torch.float32)
     target = torch.tensor(rows_rel, dtype=torch.bool)
     out = topk_metrics(scores, target, ks)
+    row, col = target.nonzero(as_tuple=True)  # the index form, every pair given twice, shuffled
+    order = torch.randperm(2 * row.numel(), generator=torch.Generator().manual_seed(len(rows_scores)))
+    by_index = topk_metrics(scores, (row.repeat(2)[order], col.repeat(2)[order]), ks)
+    for key in out:
+        assert torch.equal(out[key], by_index[key]), key
     for b, (s, r) in enumerate(zip(rows_scores, rows_rel)):
         relevant = {i for i, x in enumerate(r) if x}
         for k in set(ks):
@@ -239,6 +244,9 @@ def test_errors():
         topk_metrics(torch.rand(2, 5), torch.ones(2, 5, dtype=torch.bool), [2], metrics=("ndcg", "nope"))
     with pytest.raises(ValueError, match="NaN"):
         topk_metrics(torch.tensor([[0.1, math.nan]]), torch.ones(1, 2, dtype=torch.bool), [1])
+    with pytest.raises(ValueError, match="NaN"):  # a NaN below a -inf row's top value, in the index form
+        topk_metrics(torch.tensor([[3.0, 2.0, 1.0], [-math.inf, 0.5, math.nan]]),
+                     (torch.tensor([0]), torch.tensor([1])), [1])
     with pytest.raises(ValueError, match="shape"):
         topk_metrics(torch.rand(2, 5), torch.ones(2, 4, dtype=torch.bool), [1])
     with pytest.raises(ValueError, match="2-D floating"):

@@ -146,15 +146,19 @@ def topk_metrics(
 
     Formulas and references are in the module docstring (NDCG: Järvelin & Kekäläinen,
     TOIS 2002; Recall/Precision/HitRatio/MRR/MAP@K conventions: RecBole, Zhao et al.,
-    CIKM 2021). Computation: one ``torch.topk`` with ``max(ks)``, a gather of relevance
-    flags, cumulative sums; vectorised over the batch.
+    CIKM 2021). Computation: one ``torch.topk`` with ``max(ks)``, the relevance flags of
+    the top-K items, cumulative sums; vectorised over the batch. An index-pair target is
+    never expanded to a dense ``[B, I]`` matrix: the flags are a membership test of the
+    top-K ``(row, item)`` keys among the target's sorted keys, and ``n`` per user is a
+    bincount of the distinct target pairs.
 
     Args:
         scores: ``FloatTensor[B, I]``, higher is better. Masked (seen) items should be
             ``-inf``; they count as relevant only if ``target`` says so (see module doc).
         target: relevance, one of ``BoolTensor[B, I]`` (any dtype is accepted, non-zero
             means relevant), a sparse COO/CSR ``[B, I]`` tensor, or an index pair
-            ``(row: LongTensor[T], col: LongTensor[T])`` with ``row`` in ``0..B-1``.
+            ``(row: LongTensor[T], col: LongTensor[T])`` with ``row`` in ``0..B-1``
+            (duplicate pairs count once).
         ks: cut-offs, each ``1 <= K <= I``; duplicates are ignored.
         metrics: subset of :data:`RANKING_METRICS` to return.
 
@@ -170,34 +174,73 @@ def topk_metrics(
     """
     ks = _check_ks(ks)
     metrics = _check_metrics(metrics)
-    rel = _validate(scores, target, ks)
-    return _topk_core(scores, rel, ks, metrics)
+    hits, n_rel = _ranked_relevance(scores, target, ks)
+    return _topk_core(hits, n_rel, ks, metrics, torch.float64 if scores.dtype == torch.float64 else torch.float32)
 
 
-def _validate(scores: Tensor, target: Target, ks: list[int]) -> Tensor:
-    """Check ``scores`` and the cut-offs, return the target as ``BoolTensor[B, I]``."""
+def _check_scores(scores: Tensor, ks: list[int]) -> None:
     if scores.dim() != 2 or not scores.is_floating_point():
         raise ValueError(f"scores must be a 2-D floating tensor [B, I], got {scores.dtype} {tuple(scores.shape)}")
     I = scores.shape[1]  # noqa: E741
     for k in ks:
         if k > I:
             raise ValueError(f"K={k} is larger than the number of items I={I}")
-    if torch.isnan(scores).any():
+
+
+def _index_keys(target: tuple[Tensor, Tensor], B: int, I: int, device: torch.device) -> Tensor:  # noqa: E741
+    """Sorted distinct keys ``row * I + col`` (``LongTensor[T']``) of an index-pair target, checked
+    as :func:`indices_to_dense` checks it."""
+    if len(target) != 2:
+        raise ValueError(f"index-form target must be a pair (row, col), got {len(target)} elements")
+    row, col = target
+    if row.dim() != 1 or col.dim() != 1 or row.shape != col.shape:
+        raise ValueError(
+            f"row and col must be 1-D tensors of equal length, got shapes {tuple(row.shape)} and {tuple(col.shape)}"
+        )
+    if row.is_floating_point() or col.is_floating_point() or row.dtype == torch.bool or col.dtype == torch.bool:
+        raise ValueError(f"row and col must be integer tensors, got {row.dtype} and {col.dtype}")
+    row, col = row.to(device=device, dtype=torch.long), col.to(device=device, dtype=torch.long)
+    if row.numel() > 0:
+        if int(row.min()) < 0 or int(row.max()) >= B:
+            raise ValueError(f"row indices must lie in [0, {B}), got range [{int(row.min())}, {int(row.max())}]")
+        if int(col.min()) < 0 or int(col.max()) >= I:
+            raise ValueError(f"col indices must lie in [0, {I}), got range [{int(col.min())}, {int(col.max())}]")
+    return torch.unique(row * I + col, sorted=True)
+
+
+def _ranked_relevance(scores: Tensor, target: Target, ks: list[int]) -> tuple[Tensor, Tensor]:
+    """Validate the inputs; return ``(hits, n_rel)``: the relevance flags of each user's top
+    ``max(ks)`` items in rank order (``BoolTensor[B, maxK]``) and the number of relevant items
+    per user (``LongTensor[B]``).
+
+    NaN is checked on the top-K values only: ``torch.topk`` ranks NaN above every number, so a
+    row holding a NaN anywhere has one among its top values.
+    """
+    _check_scores(scores, ks)
+    B, I = scores.shape  # noqa: E741
+    top = torch.topk(scores, max(ks), dim=1, largest=True, sorted=True)
+    if torch.isnan(top.values).any():
         raise ValueError("scores contain NaN")
-    return _as_dense_target(target, scores.shape, scores.device)
+    if isinstance(target, (tuple, list)):
+        keys = _index_keys(target, B, I, scores.device)
+        rows = torch.arange(B, device=scores.device).unsqueeze(1)
+        hits = torch.isin(rows * I + top.indices, keys, assume_unique=False)
+        n_rel = torch.bincount(keys // I, minlength=B) if I > 0 else torch.zeros(B, dtype=torch.long)
+        return hits, n_rel
+    rel = _as_dense_target(target, scores.shape, scores.device)
+    return rel.gather(1, top.indices), rel.sum(dim=1)
 
 
-def _topk_core(scores: Tensor, rel: Tensor, ks: list[int], metrics: list[str]) -> dict[str, Tensor]:
-    """Vectorised metric computation on validated inputs (``rel``: ``BoolTensor[B, I]``)."""
-    dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+def _topk_core(hits: Tensor, n_rel: Tensor, ks: list[int], metrics: list[str],
+               dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
+    """Vectorised metric computation from :func:`_ranked_relevance`'s flags and counts."""
     max_k = max(ks)
-    top_idx = torch.topk(scores, max_k, dim=1, largest=True, sorted=True).indices  # [B, maxK]
-    hits = rel.gather(1, top_idx).to(dtype)  # [B, maxK]
-    n_rel = rel.sum(dim=1).to(dtype)  # [B]
+    hits = hits.to(dtype)  # [B, maxK]
+    n_rel = n_rel.to(dtype)  # [B]
     has_rel = n_rel > 0
     safe_n = n_rel.clamp(min=1)
 
-    pos = torch.arange(1, max_k + 1, device=scores.device, dtype=dtype)  # 1..maxK
+    pos = torch.arange(1, max_k + 1, device=hits.device, dtype=dtype)  # 1..maxK
     cum_hits = hits.cumsum(dim=1)  # [B, maxK]
     out: dict[str, Tensor] = {}
 
@@ -285,9 +328,9 @@ class TopKMetrics(Metric):
             scores: ``FloatTensor[B, I]`` (seen items at ``-inf``).
             target: ``BoolTensor[B, I]``, sparse ``[B, I]``, or ``(row, col)`` index pair.
         """
-        rel = _validate(scores, target, self.ks)
-        values = _topk_core(scores, rel, self.ks, self.metrics)
-        n_rel = rel.sum(dim=1)
+        hits, n_rel = _ranked_relevance(scores, target, self.ks)
+        dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
+        values = _topk_core(hits, n_rel, self.ks, self.metrics, dtype)
         valid = (n_rel > 0).to(device=self.sums.device)
         stacked = torch.stack([values[key].to(device=self.sums.device, dtype=torch.float64) for key in self.keys])
         self.sums += (stacked * valid).sum(dim=1)
