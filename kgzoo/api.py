@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .config import load_config
+from .config import ZooConfig
 from .data.datamodule import KGRecDataModule
 from .data.protocol import EvalProtocol
 from .registry import MODELS
@@ -64,7 +64,7 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     _ensure_models()
     cls = MODELS.get(name)
     dataset = datamodule.dataset if datamodule is not None else None
-    hp = dict(load_config(name, dataset)["model"]) if config else {}
+    hp = dict(ZooConfig.load(name, dataset).model) if config else {}
     hp.update(overrides)
     known = model_hparams(cls)
     unknown = sorted(set(hp) - set(known))

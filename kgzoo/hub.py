@@ -23,8 +23,8 @@ DataModule with the manifest's protocol, checks that its fingerprint equals the
 manifest's (:class:`FingerprintError` otherwise), builds the model with
 :func:`kgzoo.create_model` (which calls ``model.attach(dm)``) and loads the weights.
 
-Downloaded files are cached in ``$KGZOO_HOME/hub`` (else ``~/.cache/kgzoo/hub``,
-honouring ``$XDG_CACHE_HOME``).
+Downloaded files are cached in :func:`kgzoo.paths.cache_dir` ``("hub")``: ``$KGZOO_HOME/hub``,
+else ``$XDG_CACHE_HOME/kgzoo/hub`` (``~/.cache/kgzoo/hub``).
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import Tensor
 
+from .paths import cache_dir as kind_cache_dir
 from .registry import PRETRAINED
 
 MANIFEST_FORMAT = 1
@@ -91,17 +92,6 @@ def _check_file_name(name: str, file: str) -> str:
         raise PretrainedError(f"manifest entry {name!r}: file {file!r} must be a bare '*.safetensors' name "
                               f"(no path separators or '..')")
     return file
-
-
-def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """Where downloaded weights are cached: ``cache_dir``, else ``$KGZOO_HOME/hub``, else
-    ``$XDG_CACHE_HOME/kgzoo/hub`` (``~/.cache/kgzoo/hub``)."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    home = os.environ.get("KGZOO_HOME")
-    if home:
-        return Path(home) / "hub"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kgzoo" / "hub"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -328,7 +318,7 @@ def weights_path(spec: PretrainedSpec, cache_dir: str | Path | None = None, down
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights of {spec.name!r} are missing from the package")
         return path
-    cache = hub_cache_dir(cache_dir)
+    cache = kind_cache_dir("hub", cache_dir)
     path = cache / f"{spec.model}__{spec.dataset}__{spec.sha256[:16]}.safetensors"
     if path.is_file():
         return path
@@ -482,7 +472,7 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
             from the manifest's dataset, protocol and DataModule arguments.
         root: data root for the dataset (default ``$KGZOO_DATA_DIR`` or the user cache).
         manifest: read the entry from this manifest file instead of the package's.
-        cache_dir: cache of downloaded weights (default :func:`hub_cache_dir`).
+        cache_dir: cache of downloaded weights (default :func:`kgzoo.paths.cache_dir` ``("hub")``).
         device: where the model goes.
 
     Returns:
@@ -530,5 +520,5 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
 
 
 __all__ = ["ChecksumError", "FingerprintError", "MANIFEST_PATH", "Pretrained", "PretrainedError", "PretrainedSpec",
-           "check_name", "evaluate", "get_spec", "hub_cache_dir", "list_pretrained", "load_pretrained",
+           "check_name", "evaluate", "get_spec", "list_pretrained", "load_pretrained",
            "load_weights", "read_manifest", "sha256_file", "write_manifest_entry"]

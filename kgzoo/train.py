@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from .api import create_datamodule, create_model
-from .config import load_config
+from .config import ZooConfig
 from .data.protocol import EvalProtocol
 from .models.base import SIZE_KEYS
 
@@ -167,18 +167,15 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter.
         DivergedError: the loss became NaN.
     """
-    cfg = load_config(model, dataset)
-    train_cfg = dict(cfg["train"])
-    if quick:
-        train_cfg.update(cfg["bench"])
-    max_epochs = int(max_epochs if max_epochs is not None else train_cfg.get("max_epochs", 100))
-    patience = int(patience if patience is not None else train_cfg.get("patience", 10))
+    cfg = ZooConfig.load(model, dataset)
+    schedule = cfg.schedule(quick, max_epochs, patience, monitor)
+    max_epochs, patience, monitor = schedule.max_epochs, schedule.patience, schedule.monitor
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if protocol is None:
         protocol = default_protocol(dataset)
     dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed,
-                           **{**cfg["data"], **(data_overrides or {})})
+                           **{**cfg.data, **(data_overrides or {})})
     overrides = dict(model_overrides or {})
     if monitor is not None:
         overrides["main_metric"] = monitor
@@ -232,7 +229,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "devices": devices, "strategy": strategy, "accelerator": accelerator,
         "hparams": {k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},
-        "versions": library_versions(), "checkpoint": best_path, "config": cfg.get("_path", {}).get("path"),
-        "paper": cfg["paper"], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok",
+        "versions": library_versions(), "checkpoint": best_path, "config": str(cfg.path) if cfg.path else None,
+        "paper": cfg.paper, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok",
     }
     return row

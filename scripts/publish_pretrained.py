@@ -45,7 +45,7 @@ import torch
 import kgzoo
 from kgzoo import hub
 from kgzoo.api import create_datamodule, create_model
-from kgzoo.config import load_config
+from kgzoo.config import ZooConfig
 from kgzoo.data.datasets import get_spec as dataset_spec
 from kgzoo.data.protocol import EvalProtocol
 from kgzoo.models.base import SIZE_KEYS
@@ -65,7 +65,7 @@ def _json_safe(x: Any) -> Any:
 
 def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result-like dict with ``state_dict`` (float32), ``hparams``, ``protocol``, ``metrics`` and training info."""
-    cfg = load_config(model, dataset)
+    cfg = ZooConfig.load(model, dataset)
     if args.ckpt:
         ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)  # tensors and plain types only
         hp = dict(ck.get("hyper_parameters") or {})
@@ -75,7 +75,7 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
                     "best_epoch": ck.get("epoch"), "global_step": ck.get("global_step"),
                     "best_valid_score": float(best[0]) if best and best[0] is not None else None}
         return {"state_dict": ck["state_dict"], "hparams": _hparams(hp), "protocol": protocol.to_dict(),
-                "data": dict(cfg["data"]), "metrics": {}, "training": training}
+                "data": dict(cfg.data), "metrics": {}, "training": training}
     from kgzoo.train import run_experiment
 
     row = run_experiment(model, dataset, seed=args.seed, quick=args.schedule == "bench", out_dir=args.runs,
@@ -84,7 +84,7 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
         state = torch.load(row["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     elif row["params"] == 0:
         # nothing to optimise (Pop): Lightning saves no checkpoint; attach() computes the whole state
-        dm = create_datamodule(dataset, protocol=EvalProtocol(**row["protocol"]), **cfg["data"])
+        dm = create_datamodule(dataset, protocol=EvalProtocol(**row["protocol"]), **cfg.data)
         state = create_model(model, datamodule=dm, config=False, **_hparams(row["hparams"])).state_dict()
     else:
         raise RuntimeError(f"{model}: the run saved no checkpoint ({row['epochs']} epochs)")
@@ -94,7 +94,7 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
     if training["config"]:
         training["config"] = "zoo_configs/" + Path(training["config"]).as_posix().split("zoo_configs/")[-1]
     return {"state_dict": state, "hparams": _hparams(row["hparams"]), "protocol": row["protocol"],
-            "data": dict(cfg["data"]), "metrics": row["metrics"], "training": training, "row": row}
+            "data": dict(cfg.data), "metrics": row["metrics"], "training": training, "row": row}
 
 
 def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -307,15 +307,16 @@ def test_kgplm_content_for_unseen_items(dm, text_home):
 
 def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     """kg_encoder="transe": user-item graph only, a fourth item source from frozen, cached TransE vectors."""
-    from kgzoo.models.kge import entity_embeddings, kge_cache_dir
+    from kgzoo.models.kge import entity_embeddings
+    from kgzoo.paths import cache_dir
 
     state = torch.get_rng_state()
     vec = entity_embeddings(dm, "transe", epochs=1, seed=dm.seed, embedding_dim=16)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
     assert vec.shape == (dm.n_entities, 16) and torch.allclose(vec.norm(dim=1), torch.ones(dm.n_entities), atol=1e-4)
-    files = sorted(kge_cache_dir().glob("transe-*.safetensors"))
+    files = sorted(cache_dir("kge").glob("transe-*.safetensors"))
     m = kgzoo.create_model("kgplm", dm, kg_encoder="transe", kge_dim=16, kge_epochs=1)
-    assert sorted(kge_cache_dir().glob("transe-*.safetensors")) == files  # read from the cache, not retrained
+    assert sorted(cache_dir("kge").glob("transe-*.safetensors")) == files  # read from the cache, not retrained
     assert torch.equal(m.kg_vectors, vec[: dm.n_items])
     assert m.graph.n_nodes == dm.n_items + dm.n_users and m.item_fusion.n_sources == 4
     t = dm.data.triples
@@ -331,14 +332,14 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     # a restored model attached to the same KG keeps its saved vectors: no cache read, no training
     restored = kgzoo.models.plm.KGPLM(**dict(m.hparams))
     restored.load_state_dict(m.state_dict())
-    for f in kge_cache_dir().glob("transe-*.safetensors"):
+    for f in cache_dir("kge").glob("transe-*.safetensors"):
         f.rename(f.with_suffix(".moved"))
     try:
         restored.attach(dm)
-        assert sorted(kge_cache_dir().glob("transe-*.safetensors")) == []
+        assert sorted(cache_dir("kge").glob("transe-*.safetensors")) == []
         assert torch.equal(restored.kg_vectors, m.kg_vectors)
     finally:
-        for f in kge_cache_dir().glob("transe-*.moved"):
+        for f in cache_dir("kge").glob("transe-*.moved"):
             f.rename(f.with_suffix(".safetensors"))
     m.prepare_scoring()
     assert torch.isfinite(m.score(torch.arange(3))).all()

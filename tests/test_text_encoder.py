@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import kgzoo
-from kgzoo.models.layers.text_encoder import ItemTextEmbedding, TextEncoder, cache_key, text_cache_dir
+from kgzoo.models.layers.text_encoder import ItemTextEmbedding, TextEncoder, cache_key
+from kgzoo.paths import cache_dir
 
 
 
@@ -40,7 +41,7 @@ def test_frozen_cache_reused(text_home, titles, count_forward):
     assert vec.shape == (len(titles), enc.dim) == (40, 384)
     assert sum(count_forward) == len(titles)
     path = enc.cache_path(titles)
-    assert path.is_file() and path.parent == text_cache_dir() == text_home / "text"
+    assert path.is_file() and path.parent == cache_dir("text") == text_home / "text"
     # a second construction encodes nothing and never loads the PLM
     count_forward.clear()
     enc2 = TextEncoder(mode="frozen", max_length=32)

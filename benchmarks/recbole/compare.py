@@ -313,12 +313,12 @@ def main() -> None:
         keep(row, model, kind.split()[-1])
         return row
 
-    from kgzoo.config import load_config
+    from kgzoo.config import ZooConfig
 
     for m in models:
         # kgzoo's hyper-parameters as its result row records them; before a kgzoo run, its config's
         hp: dict | None = None if "kgzoo" in args.libraries else recbole_hparams(
-            m, {"hparams": load_config(m, "ml-100k-kg").get("model") or {}})
+            m, {"hparams": dict(ZooConfig.load(m, "ml-100k-kg").model)})
         full_epochs = 1 if m == "pop" else args.epochs
         t0 = time.perf_counter()
         if m != "pop" and not args.skip_timing:

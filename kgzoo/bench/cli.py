@@ -195,11 +195,11 @@ def reproduce_table(rows: list[dict[str, Any]], paper: dict[str, Any], main_metr
 def reproduce_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from ..config import load_config
+    from ..config import ZooConfig
     from .runner import is_rank_zero
 
     quiet_lightning()
-    paper = load_config(args.model, args.dataset)["paper"]
+    paper = ZooConfig.load(args.model, args.dataset).paper
     paper_proto = paper_protocol(paper)
     protocol = paper_proto if args.protocol is None else ",".join(args.protocol)
     cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs,
@@ -287,7 +287,7 @@ def zoo_cli_config(spec: str) -> dict[str, Any]:
     Raises:
         KeyError: unknown model or dataset (with suggestions).
     """
-    from ..config import load_config
+    from ..config import ZooConfig
     from ..data.datasets import get_spec
     from ..registry import MODELS
     from .. import models  # noqa: F401
@@ -296,12 +296,12 @@ def zoo_cli_config(spec: str) -> dict[str, Any]:
     dataset = dataset or "ml-100k-kg"
     cls = MODELS.get(model)
     get_spec(dataset)
-    cfg = load_config(model, dataset)
+    cfg = ZooConfig.load(model, dataset)
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                                     "init_args": dict(cfg["model"])},
-                           "data": {"dataset": dataset, **cfg["data"]}}
-    if "max_epochs" in cfg["train"]:
-        out["trainer"] = {"max_epochs": int(cfg["train"]["max_epochs"])}
+                                     "init_args": dict(cfg.model)},
+                           "data": {"dataset": dataset, **cfg.data}}
+    if "max_epochs" in cfg.train:
+        out["trainer"] = {"max_epochs": cfg.schedule().max_epochs}
     return out
 
 

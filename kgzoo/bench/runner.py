@@ -5,7 +5,7 @@ appended to a JSON-lines results file and flushed + fsync'ed the moment the cell
 so a crash loses only the cell that was running. ``resume=True`` skips every cell whose
 row is already there with ``status == "ok"``, the same ``fingerprint`` (computed from
 the DataModule before training: data checksums, protocol, metric code, KG ablation) and
-the same ``config_sha`` (the zoo config, variant and epoch budget: :func:`cell_config_sha`).
+the same ``config_sha`` (the zoo config, variant and epoch budget: :meth:`kgzoo.config.ZooConfig.sha`).
 A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss included) is recorded
 with ``status: "failed"`` and its error, and the grid goes on.
 
@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
+
+from ..config import ZooConfig
 
 #: where ``kgzoo bench`` writes by default (relative to the working directory)
 DEFAULT_BENCH_DIR = Path("benchmarks")
@@ -209,7 +211,6 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
 def metric_names(model: str, dataset: str) -> list[str]:
     """The metric names model ``model`` logs on ``dataset`` (its config's ``ks``, the dataset's task)."""
-    from ..config import load_config
     from ..data.datasets import get_spec
     from ..metrics import RANKING_METRICS
     from ..models.base import CTR_METRICS
@@ -224,37 +225,8 @@ def metric_names(model: str, dataset: str) -> list[str]:
     task = get_spec(dataset).protocol.task
     if task == "ctr":
         return list(CTR_METRICS)
-    ks = load_config(model, dataset)["model"].get("ks", (10, 20))
+    ks = ZooConfig.load(model, dataset).model.get("ks", (10, 20))
     return [f"{m}@{int(k)}" for m in RANKING_METRICS for k in ks]
-
-
-def epoch_budget(model: str, dataset: str, epochs: int | None, quick: bool) -> int:
-    """``max_epochs`` a cell trains at most: ``epochs``, else the config's ``bench`` (``quick``)
-    or ``train`` section, else 100 (the default of :func:`run_experiment`)."""
-    from ..config import load_config
-
-    if epochs is not None:
-        return int(epochs)
-    cfg = load_config(model, dataset)
-    train = dict(cfg["train"])
-    if quick:
-        train.update(cfg["bench"])
-    return int(train.get("max_epochs", 100))
-
-
-def cell_config_sha(cell: Cell, epochs: int | None = None, quick: bool = True) -> str:
-    """sha256 (16 hex digits) of what a cell trains with: its zoo config's ``model`` section with
-    the variant's overrides, ``data`` and ``train`` (with ``bench`` when ``quick``) sections and
-    the epoch budget. A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
-    import hashlib
-
-    from ..config import load_config
-
-    cfg = load_config(cell.model, cell.dataset)
-    payload = {"model": {**cfg["model"], **cell.overrides}, "data": cfg["data"],
-               "train": {**cfg["train"], **(cfg["bench"] if quick else {})},
-               "max_epochs": epoch_budget(cell.model, cell.dataset, epochs, quick)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
@@ -284,7 +256,6 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     """
     from ..api import list_models, model_hparams
     from ..registry import MODELS
-    from ..config import load_config
     from ..data.datasets import get_spec, list_datasets
 
     models = [models] if isinstance(models, str) else list(models)
@@ -327,7 +298,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         except (TypeError, ValueError) as e:
             raise ValueError(f"protocol {protocol!r} on {d}: {e}") from None
         for m in names:
-            load_config(m, d)  # raises ValueError on a broken config
+            ZooConfig.load(m, d)  # raises ValueError on a broken config
             if metric is not None:
                 known = metric_names(m, d)
                 if metric not in known:
@@ -444,14 +415,18 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
     t_grid = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         fp, pfp = cell_fingerprint(cell, root)
-        sha = cell_config_sha(cell, epochs, quick)
+        cfg = ZooConfig.load(cell.model, cell.dataset)
+        schedule = cfg.schedule(quick, max_epochs=epochs)
+        sha = cfg.sha(cell.overrides, schedule)
         key = (cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp, sha)
         tag = f"[{i}/{len(cells)}] {cell.label()}"
         if key in done:
             report.skipped.append(cell)
             say(f"{tag}: already in {results}, skipped")
             continue
-        budget = epoch_budget(cell.model, cell.dataset, epochs, quick)
+        if cfg.inherited_from:
+            say(f"{tag}: {cell.model} has no zoo config; using {cfg.inherited_from}'s")
+        budget = schedule.max_epochs
         bench = {"command": command, "max_epochs": budget, "quick": bool(quick and epochs is None),
                  "results": results.name}
         t0 = time.perf_counter()

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..paths import data_dir
 from ..registry import DATASETS
 from .cleaning import standard_clean
-from .download import SourceFile, WheelSource, data_root, ensure_files
+from .download import SourceFile, WheelSource, ensure_files
 from .kgdata import KGRecData
 from .protocol import EvalProtocol
 
@@ -70,7 +71,7 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:
-    return data_root(root) / name
+    return data_dir(root) / name
 
 
 def load_data(name: str, root: str | Path | None = None, download: bool = True) -> KGRecData:

@@ -1,7 +1,7 @@
 """Find, fetch and verify dataset files.
 
-Data root: an explicit ``root``, else ``$KGZOO_DATA_DIR``, else ``$XDG_CACHE_HOME/kgzoo/data``
-(``~/.cache/kgzoo/data``). A missing file is downloaded into a temporary file beside its
+The data root is :func:`kgzoo.paths.data_dir` (``root``, else ``$KGZOO_DATA_DIR``, else
+``$XDG_CACHE_HOME/kgzoo/data``). A missing file is downloaded into a temporary file beside its
 destination, its sha256 checked, then moved in place with :func:`os.replace`: a checksum
 mismatch raises and leaves nothing half-written.
 """
@@ -45,17 +45,6 @@ class WheelSource:
 
     requirement: str
     member_prefix: str
-
-
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root``, else ``$KGZOO_DATA_DIR``, else the user cache."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("KGZOO_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "kgzoo" / "data"
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -34,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import lightning as L
@@ -574,12 +573,6 @@ class TransR(KGEmbeddingModel):
 
 
 # ---------------------------------------------------------------------- pre-trained entity vectors
-def kge_cache_dir() -> Path:
-    """``$KGZOO_HOME/kge``, else ``~/.cache/kgzoo/kge``."""
-    home = os.environ.get("KGZOO_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "kgzoo") / "kge"
-
-
 def _entity_embeddings_key(datamodule: Any, model: str, epochs: int, seed: int,
                            overrides: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
     """``(sha256 hex, hyper-parameters, batch size)`` identifying :func:`entity_embeddings`'
@@ -588,7 +581,7 @@ def _entity_embeddings_key(datamodule: Any, model: str, epochs: int, seed: int,
     Raises:
         KeyError: unknown model. ValueError: the KG has no triples.
     """
-    from ..config import load_config
+    from ..config import ZooConfig
     from ..registry import MODELS
 
     MODELS.get(model)  # KeyError with the nearest names
@@ -598,10 +591,10 @@ def _entity_embeddings_key(datamodule: Any, model: str, epochs: int, seed: int,
         raise ValueError(f"{datamodule.dataset}: the KG has no triples (kg_ablation="
                          f"{datamodule.kg_ablation_kind!r}); entity embeddings need some")
     E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
-    cfg = load_config(model, datamodule.dataset)
-    hp = dict(cfg["model"])
+    cfg = ZooConfig.load(model, datamodule.dataset)
+    hp = dict(cfg.model)
     hp.update(overrides)
-    batch = int((cfg.get("data") or {}).get("batch_size") or datamodule.batch_size)
+    batch = int(cfg.data.get("batch_size") or datamodule.batch_size)
     h = hashlib.sha256(json.dumps({"model": model, "hp": hp, "epochs": int(epochs), "seed": int(seed), "E": E,
                                    "R": R, "batch": batch}, sort_keys=True).encode())
     h.update(triples.contiguous().numpy().tobytes())
@@ -628,7 +621,8 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
     :class:`~lightning.pytorch.Trainer` on all of ``datamodule.data.triples`` (after the
     DataModule's KG ablation; no held-out triples: these vectors are features, not a link
     prediction result) for ``epochs`` epochs, negatives as :class:`KGLinkDataModule`. The
-    result is written to ``cache_dir`` (default :func:`kge_cache_dir`) as safetensors, keyed
+    result is written to ``cache_dir`` (default :func:`kgzoo.paths.cache_dir` ``("kge")``:
+    ``$KGZOO_HOME/kge``, else ``$XDG_CACHE_HOME/kgzoo/kge``) as safetensors, keyed
     by sha256 of the triples, the model name, its hyper-parameters, ``epochs``, ``seed`` and
     the batch size (the model's zoo config ``data.batch_size``, else the DataModule's), so a
     second call trains nothing (the frozen-text cache of
@@ -657,12 +651,13 @@ def entity_embeddings(datamodule: Any, model: str = "transe", epochs: int = 50, 
     from safetensors.torch import load_file, save_file
 
     from ..api import create_model
+    from ..paths import cache_dir as kind_cache_dir
 
     if int(epochs) < 1:
         raise ValueError(f"entity_embeddings: epochs must be >= 1, got {epochs!r}")
     key, hp, batch = _entity_embeddings_key(datamodule, model, epochs, seed, overrides)
     E, R = int(datamodule.n_entities), max(1, int(datamodule.n_relations))
-    path = Path(cache_dir) if cache_dir else kge_cache_dir()
+    path = kind_cache_dir("kge", cache_dir)
     path = path / f"{model}-{key[:32]}.safetensors"
     if path.is_file():
         vec = load_file(str(path))["entity"]

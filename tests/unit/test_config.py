@@ -1,0 +1,154 @@
+"""kgzoo.config.ZooConfig: overlaid config folders, sections, the one schedule merge, sha,
+and the parent's config for a registered subclass without one."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kgzoo.config import Schedule, ZooConfig
+from kgzoo.models.mf import BPRMF
+from kgzoo.paths import packaged_config_dir
+from kgzoo.registry import MODELS, register_model
+
+CFG = """model: {embedding_dim: 32, lr: 0.001, ks: [10, 20]}
+data: {batch_size: 512}
+train: {max_epochs: 300, patience: 10}
+bench: {max_epochs: 3}
+"""
+
+
+def write(root: Path, model: str, name: str, text: str) -> Path:
+    p = root / model / f"{name}.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(autouse=True)
+def no_user_dirs(monkeypatch):
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)
+
+
+def test_packaged_config_is_read():
+    cfg = ZooConfig.load("lightgcn", "ml-1m-kg")
+    assert cfg.path == packaged_config_dir() / "lightgcn" / "ml-1m-kg.yaml"
+    assert cfg.model["n_layers"] == 3 and cfg.data["batch_size"] == 8192 and cfg.inherited_from is None
+    dflt = ZooConfig.load("lightgcn", "ml-100k-kg")  # no dataset file: default.yaml
+    assert dflt.path == packaged_config_dir() / "lightgcn" / "default.yaml" and dflt.data["batch_size"] == 2048
+    assert ZooConfig.load("lightgcn").path == dflt.path
+
+
+def test_user_dirs_overlay_the_packaged_ones(tmp_path, monkeypatch):
+    env, extra = tmp_path / "env", tmp_path / "extra"
+    mine = write(env, "lightgcn", "ml-1m-kg", "model: {n_layers: 2}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(env))
+    assert ZooConfig.load("lightgcn", "ml-1m-kg").path == mine
+    # the other models keep their packaged configs (KGZOO_CONFIG_DIR adds, it does not replace)
+    assert ZooConfig.load("bpr", "ml-1m-kg").path == packaged_config_dir() / "bpr" / "default.yaml"
+    assert ZooConfig.load("lightgcn", "ml-100k-kg").path == packaged_config_dir() / "lightgcn" / "default.yaml"
+    # extra dirs come after $KGZOO_CONFIG_DIR
+    later = write(extra, "lightgcn", "ml-1m-kg", "model: {n_layers: 4}\n")
+    cfg = ZooConfig.load("lightgcn", "ml-1m-kg", extra_dirs=[extra])
+    assert cfg.path == later and cfg.model == {"n_layers": 4}  # a whole file overrides, no section merge
+    # a dataset file anywhere beats a default.yaml anywhere
+    write(extra, "lightgcn", "default", "model: {n_layers: 5}\n")
+    assert ZooConfig.load("lightgcn", "ml-1m-kg", extra_dirs=[extra]).path == later
+    assert ZooConfig.load("lightgcn", "ml-100k-kg", extra_dirs=[extra]).model == {"n_layers": 5}
+
+
+def test_sections_and_errors(tmp_path):
+    write(tmp_path, "m", "d", CFG + "tune: {lr: {low: 1.0e-4, high: 1.0e-2, log: true}}\npaper: {metrics: {x: 1}}\n")
+    cfg = ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    assert cfg.tune == {"lr": {"low": 1e-4, "high": 1e-2, "log": True}} and cfg.paper == {"metrics": {"x": 1}}
+    assert (cfg.model_name, cfg.dataset) == ("m", "d")
+    bad = write(tmp_path, "m", "d", CFG + "trainer: {max_epochs: 3}\n")
+    with pytest.raises(ValueError, match=f"{bad}: unknown section 'trainer'"):
+        ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    write(tmp_path, "m", "d", "model: [1, 2]\n")
+    with pytest.raises(ValueError, match="d.yaml: section 'model' must be a mapping"):
+        ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    write(tmp_path, "m", "d", "model: {a: 1\n")
+    with pytest.raises(ValueError, match="d.yaml: invalid YAML"):
+        ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    write(tmp_path, "m", "d", "- model\n")
+    with pytest.raises(ValueError, match="d.yaml: expected a mapping of sections"):
+        ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+
+
+def test_no_config_at_all_is_empty():
+    cfg = ZooConfig.load("not-a-registered-model", "ml-100k-kg")
+    assert cfg.path is None and cfg.inherited_from is None and cfg.model == cfg.train == cfg.tune == {}
+    assert cfg.schedule() == Schedule(quick=False, max_epochs=100, patience=10, monitor=None)
+
+
+def test_schedule_merge(tmp_path):
+    write(tmp_path, "m", "d", CFG)
+    cfg = ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    assert cfg.schedule() == Schedule(quick=False, max_epochs=300, patience=10, monitor=None)
+    assert cfg.schedule(quick=True) == Schedule(quick=True, max_epochs=3, patience=10, monitor=None)
+    assert cfg.schedule(True, max_epochs=7, patience=2, monitor="recall@20") == Schedule(True, 7, 2, "recall@20")
+    write(tmp_path, "m", "d", "train: {max_epochs: 300}\nbench: {patience: 1.5, monitor: ndcg@10}\n")
+    cfg = ZooConfig.load("m", "d", extra_dirs=[tmp_path])
+    assert cfg.schedule() == Schedule(False, 300, 10, None)
+    with pytest.raises(ValueError, match=r"d.yaml: bench/train.patience=1.5 must be an integer >= 0"):
+        cfg.schedule(quick=True)
+    assert cfg.schedule(quick=True, patience=0) == Schedule(True, 300, 0, "ndcg@10")
+    with pytest.raises(ValueError, match="max_epochs=0 must be an integer >= 1"):
+        cfg.schedule(max_epochs=0)
+
+
+def test_sha_is_stable(tmp_path):
+    """The values of the former ``bench.runner.cell_config_sha`` for the same inputs (so that
+    ``--resume`` still matches committed rows); computed with that function before it moved."""
+    write(tmp_path, "mymodel", "ml-100k-kg", CFG)
+    cfg = ZooConfig.load("mymodel", "ml-100k-kg", extra_dirs=[tmp_path])
+    assert cfg.sha(schedule=cfg.schedule(quick=True)) == "eb8242f2330671e6"
+    assert cfg.sha() == cfg.sha({}, cfg.schedule(quick=False)) == "0e8eb59afba8a268"
+    assert cfg.sha({"embedding_dim": 64}, cfg.schedule(quick=True)) == "17e9ea17096f8400"
+    assert cfg.sha({"embedding_dim": 64}, cfg.schedule(quick=False, max_epochs=7)) == "2ba9cff98fb30e0a"
+    # patience and monitor are not part of it (as before); the section contents are
+    assert cfg.sha() == cfg.sha(schedule=cfg.schedule(patience=3))
+    write(tmp_path, "mymodel", "ml-100k-kg", CFG.replace("512", "256"))
+    assert ZooConfig.load("mymodel", "ml-100k-kg", extra_dirs=[tmp_path]).sha() != "0e8eb59afba8a268"
+
+
+@pytest.fixture
+def subclasses():
+    """``mybpr`` (a BPRMF subclass) and ``mybpr2`` (a subclass of it), registered for one test."""
+
+    class MyBPR(BPRMF):
+        pass
+
+    class MyBPR2(MyBPR):
+        pass
+
+    register_model("mybpr", family="mf", paper="test")(MyBPR)
+    register_model("mybpr2", family="mf", paper="test")(MyBPR2)
+    yield
+    for name in ("mybpr", "mybpr2"):
+        MODELS._entries.pop(name)
+
+
+def test_subclass_inherits_the_parents_config(subclasses, tmp_path):
+    bpr = ZooConfig.load("bpr", "ml-100k-kg")
+    cfg = ZooConfig.load("mybpr", "ml-100k-kg")
+    assert cfg.inherited_from == "bpr" and cfg.path == bpr.path and cfg.model == bpr.model
+    assert cfg.model_name == "mybpr"
+    # mybpr has no config either: mybpr2 goes on to bpr ...
+    assert ZooConfig.load("mybpr2", "ml-100k-kg").inherited_from == "bpr"
+    # ... until the nearest parent has one
+    own = write(tmp_path, "mybpr", "default", "model: {embedding_dim: 8}\n")
+    cfg2 = ZooConfig.load("mybpr2", "ml-100k-kg", extra_dirs=[tmp_path])
+    assert (cfg2.inherited_from, cfg2.path) == ("mybpr", own)
+    mine = ZooConfig.load("mybpr", "ml-100k-kg", extra_dirs=[tmp_path])
+    assert (mine.inherited_from, mine.path) == (None, own)
+
+
+def test_create_model_uses_the_inherited_config(subclasses, tmp_path, monkeypatch):
+    import kgzoo
+
+    write(tmp_path, "bpr", "default", "model: {embedding_dim: 12}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    m = kgzoo.create_model("mybpr", sizes={"n_users": 50, "n_items": 70})
+    assert type(m).__name__ == "MyBPR" and m.hparams["embedding_dim"] == 12

@@ -1,0 +1,66 @@
+"""kgzoo.paths: argument > KGZOO_* > XDG, for data, caches and config folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kgzoo.paths import CACHE_KINDS, cache_dir, config_dirs, data_dir, packaged_config_dir
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No KGZOO_* variables, XDG cache in tmp_path/xdg, home in tmp_path/home."""
+    for var in ("KGZOO_DATA_DIR", "KGZOO_HOME", "KGZOO_CONFIG_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_data_dir_precedence(clean_env, monkeypatch):
+    assert data_dir() == clean_env / "home" / ".cache" / "kgzoo" / "data"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(clean_env / "xdg"))
+    assert data_dir() == clean_env / "xdg" / "kgzoo" / "data"
+    monkeypatch.setenv("KGZOO_DATA_DIR", str(clean_env / "env"))
+    assert data_dir() == clean_env / "env"
+    assert data_dir(clean_env / "arg") == clean_env / "arg"
+    assert data_dir("~/d") == clean_env / "home" / "d"
+    monkeypatch.setenv("KGZOO_DATA_DIR", "")  # empty counts as unset
+    assert data_dir() == clean_env / "xdg" / "kgzoo" / "data"
+
+
+@pytest.mark.parametrize("kind", CACHE_KINDS)
+def test_cache_dir_precedence(clean_env, monkeypatch, kind):
+    assert cache_dir(kind) == clean_env / "home" / ".cache" / "kgzoo" / kind
+    monkeypatch.setenv("XDG_CACHE_HOME", str(clean_env / "xdg"))
+    assert cache_dir(kind) == clean_env / "xdg" / "kgzoo" / kind
+    monkeypatch.setenv("KGZOO_HOME", str(clean_env / "kh"))
+    assert cache_dir(kind) == clean_env / "kh" / kind
+    assert cache_dir(kind, clean_env / "arg") == clean_env / "arg"
+    assert not (clean_env / "kh").exists()  # nothing is created
+
+
+def test_cache_dir_unknown_kind():
+    with pytest.raises(ValueError, match="unknown cache kind 'weights'.*hub, kge, text, runs"):
+        cache_dir("weights")
+
+
+def test_config_dirs_order(clean_env, monkeypatch):
+    a, b, c = (clean_env / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    assert config_dirs() == [packaged_config_dir()]
+    assert (packaged_config_dir() / "lightgcn" / "default.yaml").is_file()
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", os.pathsep.join([str(a), "", str(b)]))
+    assert config_dirs() == [packaged_config_dir(), a, b]
+    assert config_dirs([c, str(a)]) == [packaged_config_dir(), b, c, a]  # a repeat keeps its last place
+
+
+def test_config_dirs_missing_folder(clean_env, monkeypatch):
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(clean_env / "nope"))
+    with pytest.raises(FileNotFoundError, match=r"nope.*\$KGZOO_CONFIG_DIR"):
+        config_dirs()
+    monkeypatch.delenv("KGZOO_CONFIG_DIR")
+    with pytest.raises(FileNotFoundError, match="nope.*extra"):
+        config_dirs([Path(clean_env / "nope")])
