@@ -66,11 +66,23 @@ def cache_dir(kind: str, root: PathLike | None = None) -> Path:
 
 
 def packaged_config_dir() -> Path:
-    """The zoo configs shipped with kgzoo: the repository's ``zoo_configs/`` beside the package.
+    """The zoo configs shipped with kgzoo, found from the imported ``kgzoo`` package itself.
 
-    The one place that knows where the packaged configs are (packaging changes only this).
+    The repository keeps them at its top, ``zoo_configs/``; the build configuration
+    (``[tool.setuptools.package-dir]`` in pyproject.toml, packages in setup.py) maps that
+    folder to the package ``kgzoo.zoo_configs``, so a wheel install holds them in
+    ``kgzoo/zoo_configs/``. A source checkout (``pip install -e .``, or the checkout on
+    ``PYTHONPATH``) has no ``kgzoo/zoo_configs/`` and reads ``zoo_configs/`` beside the package.
+    Found by path, not by importing ``kgzoo.zoo_configs``: an editable install's import hook
+    would answer for its own checkout even when another checkout's ``kgzoo`` is imported.
+
+    Returns:
+        ``kgzoo/zoo_configs`` where it is a folder, else ``<checkout>/zoo_configs`` (whether
+        or not it exists). The one place that knows where the packaged configs are.
     """
-    return Path(__file__).resolve().parent.parent / "zoo_configs"
+    package = Path(__file__).resolve().parent
+    installed = package / "zoo_configs"
+    return installed if installed.is_dir() else package.parent / "zoo_configs"
 
 
 def config_dirs(extra: Iterable[PathLike] = ()) -> list[Path]:

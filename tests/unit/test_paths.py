@@ -64,3 +64,17 @@ def test_config_dirs_missing_folder(clean_env, monkeypatch):
     monkeypatch.delenv("KGZOO_CONFIG_DIR")
     with pytest.raises(FileNotFoundError, match="nope.*extra"):
         config_dirs([Path(clean_env / "nope")])
+
+
+def test_packaged_config_dir_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch):
+    import kgzoo.paths as paths
+
+    # a checkout (editable install or PYTHONPATH): zoo_configs/ beside the package
+    assert packaged_config_dir() == Path(paths.__file__).resolve().parent.parent / "zoo_configs"
+    checkout = tmp_path / "checkout"
+    (checkout / "kgzoo").mkdir(parents=True)
+    monkeypatch.setattr(paths, "__file__", str(checkout / "kgzoo" / "paths.py"))
+    assert packaged_config_dir() == checkout / "zoo_configs"
+    # a wheel: the build maps zoo_configs/ to the package data kgzoo/zoo_configs/
+    (checkout / "kgzoo" / "zoo_configs").mkdir()
+    assert packaged_config_dir() == checkout / "kgzoo" / "zoo_configs"

@@ -1,0 +1,38 @@
+"""CI, after the wheel install: the rows of ``kgzoo bench --models pop bpr`` were trained with the
+zoo configs shipped inside the wheel (``kgzoo/zoo_configs/``), not with constructor defaults.
+
+Run with the wheel environment's python, from outside the checkout:
+``python wheel_check.py RESULTS.jsonl``. Exits non-zero, naming the failed check.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import kgzoo
+from kgzoo.config import ZooConfig
+from kgzoo.paths import packaged_config_dir
+
+package = Path(kgzoo.__file__).resolve().parent
+rows = [json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines() if line.strip()]
+checks = [(f"kgzoo is imported from the installed wheel ({package}), not from a checkout",
+           "site-packages" in package.parts),
+          (f"the packaged configs are the wheel's package data ({packaged_config_dir()})",
+           packaged_config_dir() == package / "zoo_configs"),
+          ("one row each for pop and bpr", sorted(r["model"] for r in rows) == ["bpr", "pop"])]
+for row in rows:
+    cfg = ZooConfig.load(row["model"], row["dataset"])
+    name = f"{row['model']} on {row['dataset']}"
+    schedule = cfg.schedule(quick=row["bench"]["quick"], max_epochs=row["bench"]["max_epochs"])
+    checks += [(f"{name}: its zoo config {cfg.path} is in the wheel and not empty",
+                cfg.path is not None and cfg.path.is_relative_to(package / "zoo_configs") and bool(cfg.train)),
+               (f"{name}: the row's config_sha is that config's ({cfg.sha(row.get('overrides'), schedule)})",
+                row.get("config_sha") == cfg.sha(row.get("overrides"), schedule)),
+               (f"{name}: the row's hyper-parameters hold the config's model section {cfg.model}",
+                all(row["hparams"].get(k) == v for k, v in cfg.model.items())),
+               (f"{name}: epoch cap {row['bench']['max_epochs']} = the config's bench schedule",
+                row["bench"]["max_epochs"] == cfg.schedule(quick=True).max_epochs)]
+for text, ok in checks:
+    print(f"  {'ok  ' if ok else 'FAIL'} {text}")
+sys.exit(0 if all(ok for _, ok in checks) else 1)
