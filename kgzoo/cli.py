@@ -28,7 +28,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def data_command(args: argparse.Namespace) -> int:
-    from .data.datasets import get_spec, list_datasets, load_data
+    from .data.datasets import dataset_spec, list_datasets, load_data
 
     console = Console()
     if args.action == "list":
@@ -36,7 +36,7 @@ def data_command(args: argparse.Namespace) -> int:
         for c in ("name", "domain", "default protocol", "licence"):
             table.add_column(c)
         for n in list_datasets():
-            s = get_spec(n)
+            s = dataset_spec(n)
             table.add_row(n, s.domain, f"{s.protocol.task}/{s.protocol.split}", s.licence.split(".")[0])
         console.print(table)
         return 0

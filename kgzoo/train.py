@@ -128,9 +128,9 @@ def default_protocol(dataset: str) -> EvalProtocol:
     A benchmark's seeds vary initialisation and negative sampling on one split, so that
     their rows share a fingerprint and the leaderboard reports mean and std over seeds.
     """
-    from .data.datasets import get_spec
+    from .data.datasets import dataset_spec
 
-    return get_spec(dataset).protocol
+    return dataset_spec(dataset).protocol
 
 
 def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,

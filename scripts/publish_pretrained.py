@@ -46,8 +46,10 @@ import kgzoo
 from kgzoo import hub
 from kgzoo.api import create_datamodule, create_model
 from kgzoo.config import ZooConfig
-from kgzoo.data.datasets import get_spec as dataset_spec
+from kgzoo.data.datasets import dataset_spec
+from kgzoo.data.download import sha256_bytes
 from kgzoo.data.protocol import EvalProtocol
+from kgzoo.hub.manifest import PACKAGE_DIR
 from kgzoo.models.base import SIZE_KEYS
 from kgzoo.registry import MODELS
 
@@ -143,7 +145,7 @@ def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:
         "model": model, "dataset": dataset, "protocol": run["protocol"], "kg_ablation": dm.kg_ablation_kind,
         "fingerprint": dm.fingerprint, "main_metric": net.main_metric, "metrics": m_final,
         "metrics_float32": m32, "hparams": _json_safe(run["hparams"]), "data": run["data"],
-        "sha256": hub.sha256_bytes(blob), "size": len(blob), "dtype": dtype,
+        "sha256": sha256_bytes(blob), "size": len(blob), "dtype": dtype,
         "params": int(sum(v.numel() for v in state.values())),
         "licence": f"weights: research only, derived from {dataset} ({dm.spec.licence}); code: Apache-2.0",
         "paper": MODELS.entry(model).meta.get("paper"),
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=["auto", "float16", "float32"], default="auto")
     p.add_argument("--fp16-tolerance", type=float, default=1e-3,
                    help="keep float16 when no test metric moves by this much or more (default 0.001)")
-    p.add_argument("--out-dir", default=str(hub.PACKAGE_DIR), help="where the .safetensors file goes")
+    p.add_argument("--out-dir", default=str(PACKAGE_DIR), help="where the .safetensors file goes")
     p.add_argument("--manifest", default=str(hub.MANIFEST_PATH))
     p.add_argument("--url-base", default=None, help="host the file at URL_BASE/<file> instead of shipping it")
     p.add_argument("--hf-repo", default=None, help="host the file in this Hugging Face Hub repo instead")

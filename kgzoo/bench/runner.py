@@ -211,7 +211,7 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
 def metric_names(model: str, dataset: str) -> list[str]:
     """The metric names model ``model`` logs on ``dataset`` (its config's ``ks``, the dataset's task)."""
-    from ..data.datasets import get_spec
+    from ..data.datasets import dataset_spec
     from ..metrics import RANKING_METRICS
     from ..models.base import CTR_METRICS
 
@@ -222,7 +222,7 @@ def metric_names(model: str, dataset: str) -> list[str]:
         from ..models.kge import LINK_METRICS_KS
 
         return ["mrr"] + [f"hits@{k}" for k in LINK_METRICS_KS]
-    task = get_spec(dataset).protocol.task
+    task = dataset_spec(dataset).protocol.task
     if task == "ctr":
         return list(CTR_METRICS)
     ks = ZooConfig.load(model, dataset).model.get("ks", (10, 20))
@@ -256,7 +256,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     """
     from ..api import list_models, model_hparams
     from ..registry import MODELS
-    from ..data.datasets import get_spec, list_datasets
+    from ..data.datasets import dataset_spec, list_datasets
 
     models = [models] if isinstance(models, str) else list(models)
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -292,7 +292,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         variant_names.append(name)
     protocol = parse_assignments(protocol, "protocol")[0]
     for d in dsets:
-        get_spec(d)
+        dataset_spec(d)
         try:
             cell_protocol(d, 0, protocol)
         except (TypeError, ValueError) as e:

@@ -1,8 +1,8 @@
 """kgzoo's data layer: KGRecData, readers, the catalogue, protocols, samplers, the DataModule."""
-from .datasets import DatasetSpec, get_spec, list_datasets, load_data, register_dataset
+from .datasets import DatasetSpec, dataset_spec, list_datasets, load_data, register_dataset
 from .kgdata import DataValidationError, KGRecData
 from .protocol import EvalProtocol, Split, check_leakage
 from .readers import DataFormatError
 
 __all__ = ["DataFormatError", "DataValidationError", "DatasetSpec", "EvalProtocol", "KGRecData", "Split",
-           "check_leakage", "get_spec", "list_datasets", "load_data", "register_dataset"]
+           "check_leakage", "dataset_spec", "list_datasets", "load_data", "register_dataset"]

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from .datasets import get_spec, load_data
+from .datasets import dataset_spec, load_data
 from .kgdata import KGRecData
 from .protocol import EvalProtocol, Split, check_leakage
 from .sampling import BPRSampler, KGSampler, csr_rows, to_csr
@@ -190,7 +190,7 @@ class KGRecDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset = dataset
         self.root = root
-        self.spec = get_spec(dataset)
+        self.spec = dataset_spec(dataset)
         self.protocol = protocol if protocol is not None else self.spec.protocol
         for name, v, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
                              ("kg_batch_size", kg_batch_size, 0)):

@@ -64,7 +64,7 @@ def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
     return DATASETS.list(pattern, **({"domain": domain} if domain else {}))
 
 
-def get_spec(name: str) -> DatasetSpec:
+def dataset_spec(name: str) -> DatasetSpec:
     """The catalogue entry of ``name``. Raises KeyError (with suggestions) for unknown names."""
     _load_catalogue()
     return DATASETS.get(name)
@@ -85,7 +85,7 @@ def load_data(name: str, root: str | Path | None = None, download: bool = True) 
         FileNotFoundError: a file is missing and cannot be downloaded.
         DataFormatError: a malformed file (file, line, field).
     """
-    spec = get_spec(name)
+    spec = dataset_spec(name)
     folder = dataset_folder(name, root).resolve()
     return _load_cached(name, str(folder), download)
 

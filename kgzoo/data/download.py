@@ -1,4 +1,5 @@
-"""Find, fetch and verify dataset files.
+"""Find, fetch and verify dataset files; the one home of kgzoo's checksums (:func:`sha256_file`,
+:func:`sha256_bytes`, :class:`ChecksumError`), which the pretrained weights' store uses too.
 
 The data root is :func:`kgzoo.paths.data_dir` (``root``, else ``$KGZOO_DATA_DIR``, else
 ``$XDG_CACHE_HOME/kgzoo/data``). A missing file is downloaded into a temporary file beside its
@@ -21,8 +22,10 @@ from pathlib import Path
 _CHUNK = 1 << 20
 
 
-class ChecksumError(RuntimeError):
-    """A file whose sha256 is not the one the catalogue pins."""
+class ChecksumError(ValueError):
+    """A file whose bytes are not the pinned ones: its sha256 (or size) differs from the one the
+    dataset catalogue or the pretrained-weights manifest (:mod:`kgzoo.hub.store`) gives. The
+    message names the file, the expected and the actual value. The one checksum error of kgzoo."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,17 @@ class WheelSource:
     member_prefix: str
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 (64 lowercase digits) of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MB chunks."""
+    """Hex sha256 (64 lowercase digits) of a file's bytes, read in 1 MB chunks.
+
+    Raises:
+        OSError: the file cannot be read (FileNotFoundError for a missing one).
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):

@@ -1,0 +1,193 @@
+"""Pretrained models by name: :func:`load_pretrained` gives a :class:`Pretrained`, ready to recommend.
+
+Graph models rebuild their graph from the data: :func:`load_pretrained` builds the
+DataModule with the manifest's protocol, checks that its fingerprint equals the
+manifest's (:class:`FingerprintError` otherwise), builds the model with
+:func:`kgzoo.create_model` (which calls ``model.attach(dm)``) and loads the verified
+weights (:func:`kgzoo.hub.store.load_weights`).
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from ..api import _ensure_models, create_datamodule, create_model
+from ..data.protocol import EvalProtocol
+from ..data.sampling import to_csr
+from ..registry import MODELS, PRETRAINED
+from .manifest import (FingerprintError, PretrainedError, PretrainedSpec, ensure_registered, read_manifest,
+                       weights_spec)
+from .store import load_weights
+
+
+def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = None,
+                    manifest: str | Path | None = None) -> list[dict[str, Any]]:
+    """Pretrained weights whose name matches the shell-style ``pattern`` (``"kgat*"``, ``"*/ml-100k-kg"``).
+
+    Args:
+        dataset: keep only weights trained on this dataset. manifest: read this manifest
+            file instead of the package's.
+
+    Returns:
+        One dict per name, sorted by name: ``name`` (``"model/dataset"``), ``model``,
+        ``dataset``, ``main_metric``, ``metrics`` (test split), ``size`` (bytes), ``dtype``,
+        ``source`` (``package``/``url``/``hf``), ``licence``, ``fingerprint``.
+    """
+    if manifest is None:
+        ensure_registered()
+        specs = {n: PRETRAINED.get(n) for n in PRETRAINED.list(pattern)}
+    else:
+        pats = [pattern] if isinstance(pattern, str) else list(pattern)
+        specs = {n: s for n, s in read_manifest(manifest).items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
+    return [s.summary() for n, s in sorted(specs.items()) if dataset is None or s.dataset == dataset]
+
+
+def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, float]:
+    """Metrics of ``model`` on the ``stage`` ("test" or "valid") split, through a Lightning
+    Trainer on CPU (no logger, no checkpoint). Returns ``{"test/ndcg@10": ..., ...}``.
+
+    Raises:
+        ValueError: ``stage`` other than ``"test"`` or ``"valid"``.
+    """
+    if stage not in ("test", "valid"):
+        raise ValueError(f"stage must be 'test' or 'valid', got {stage!r}")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    run = trainer.test if stage == "test" else trainer.validate
+    out = run(model, datamodule=datamodule, verbose=False)
+    return {k: float(v) for k, v in (out[0] if out else {}).items()}
+
+
+def metrics_close(a: dict[str, float], b: dict[str, float], rel: float = 1e-6, abs_: float = 1e-12) -> list[str]:
+    """Keys where ``a`` and ``b`` differ beyond ``rel`` relative tolerance (or one lacks a key)."""
+    bad = [k for k in sorted(set(a) | set(b)) if k not in a or k not in b
+           or not math.isclose(a[k], b[k], rel_tol=rel, abs_tol=abs_)]
+    return bad
+
+
+class Pretrained:
+    """A pretrained model with its dataset's id maps: raw ids in, raw ids and titles out.
+
+    Attributes:
+        name: ``"model/dataset"``. spec: the manifest entry. model: the :class:`Recommender`
+        (eval mode). datamodule: the :class:`KGRecDataModule` it was trained on (set up).
+    """
+
+    def __init__(self, spec: PretrainedSpec, model: Any, datamodule: Any) -> None:
+        self.spec, self.name, self.model, self.datamodule = spec, spec.name, model, datamodule
+        data = datamodule.data
+        self._user_index = {str(u): i for i, u in enumerate(data.user_ids or range(data.n_users))}
+        self._item_ids = [str(i) for i in (data.item_ids or range(data.n_items))]
+        self._seen: tuple[Tensor, Tensor] | None = None
+
+    def __repr__(self) -> str:
+        return f"Pretrained({self.name!r}, {type(self.model).__name__}, metrics={self.spec.main_metric})"
+
+    def user_ids(self, raw_user_ids: Sequence[str | int]) -> Tensor:
+        """LongTensor of kgzoo user ids for raw (source) user ids.
+
+        Raises:
+            KeyError: a raw id the dataset does not have.
+        """
+        missing = [u for u in raw_user_ids if str(u) not in self._user_index]
+        if missing:
+            raise KeyError(f"{self.spec.dataset}: unknown user id(s) {', '.join(map(repr, missing[:5]))} "
+                           f"(raw ids as in the source, e.g. {list(self._user_index)[:3]})")
+        return torch.tensor([self._user_index[str(u)] for u in raw_user_ids], dtype=torch.long)
+
+    def seen(self) -> tuple[Tensor, Tensor]:
+        """CSR ``(indptr, indices)`` of every observed positive (user, item) pair (train, valid, test)."""
+        if self._seen is None:
+            data = self.datamodule.data
+            x = data.interactions[data.positives()]
+            self._seen = to_csr(x[:, 0], x[:, 1], data.n_users)
+        return self._seen
+
+    def title(self, item: int) -> str:
+        text = self.datamodule.data.item_text
+        return text[item] if text else ""
+
+    def recommend(self, raw_user_ids: str | int | Sequence[str | int], k: int = 10, exclude_seen: bool = True
+                  ) -> list[tuple[str, str, float]] | list[list[tuple[str, str, float]]]:
+        """Top-``k`` items per user: ``(raw item id, title, score)``, best first.
+
+        Args:
+            raw_user_ids: one raw user id (``"196"`` or ``196``) or a sequence of them.
+            k: list length. exclude_seen: leave out the items the user interacted with
+                (in any split).
+
+        Returns:
+            For one id, a list of ``k`` tuples; for a sequence, one such list per id.
+
+        Raises:
+            KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``.
+        """
+        single = isinstance(raw_user_ids, (str, int))
+        ids = [raw_user_ids] if single else list(raw_user_ids)
+        users = self.user_ids(ids)
+        scores, items = self.model.recommend(users, k, exclude=self.seen() if exclude_seen else None)
+        out = [[(self._item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
+               for srow, irow in zip(scores, items)]
+        return out[0] if single else out
+
+
+def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, manifest: str | Path | None = None,
+                    cache_dir: str | Path | None = None, download: bool = True, device: str = "cpu") -> Pretrained:
+    """Load pretrained weights by name, ready to ``recommend``.
+
+    Args:
+        name: ``"model/dataset"`` (:func:`list_pretrained`).
+        datamodule: reuse this DataModule (its fingerprint must match); default: build one
+            from the manifest's dataset, protocol and DataModule arguments.
+        root: data root for the dataset (default ``$KGZOO_DATA_DIR`` or the user cache).
+        manifest: read the entry from this manifest file instead of the package's.
+        cache_dir: cache of downloaded weights (default :func:`kgzoo.paths.cache_dir` ``("hub")``).
+        device: where the model goes.
+
+    Returns:
+        :class:`Pretrained` (``.model`` in eval mode, ``.datamodule``, ``.recommend``).
+
+    Raises:
+        PretrainedError: an invalid name; an entry whose model is not registered; weights
+            that do not fit the model. KeyError: an unknown name (with the nearest names).
+        ChecksumError: a file whose size or sha256 differs from the manifest (naming it).
+        FingerprintError: data or protocol that differ from the ones the weights were trained on.
+    """
+    spec = weights_spec(name, manifest)
+    _ensure_models()
+    if spec.model not in MODELS:
+        close = MODELS.suggest(spec.model)
+        raise PretrainedError(f"manifest entry {name!r} names model {spec.model!r}, which is not registered"
+                              + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+                              + f"; registered: {', '.join(MODELS.list())}")
+    state = load_weights(spec, cache_dir, download)  # checksum first: nothing else runs on a bad file
+    if datamodule is None:
+        try:
+            protocol = EvalProtocol(**spec.protocol)
+        except TypeError as e:
+            raise PretrainedError(f"manifest entry {name!r}: bad protocol {spec.protocol} ({e})") from None
+        datamodule = create_datamodule(spec.dataset, root=root, protocol=protocol, kg_ablation=spec.kg_ablation,
+                                       **spec.data)
+    elif datamodule.dataset != spec.dataset:
+        raise FingerprintError(f"{name!r} was trained on {spec.dataset!r}, the DataModule holds {datamodule.dataset!r}")
+    datamodule.setup()
+    if datamodule.fingerprint != spec.fingerprint:
+        raise FingerprintError(f"{name!r}: the data fingerprint {datamodule.fingerprint} differs from the manifest's "
+                               f"{spec.fingerprint} (other data files, protocol {spec.protocol}, or metric code)")
+    model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise PretrainedError(f"weights of {name!r} do not fit model {spec.model!r}: {e}") from None
+    model.to(device)
+    model.eval()
+    return Pretrained(spec, model, datamodule)
+
+
+__all__ = ["Pretrained", "evaluate", "list_pretrained", "load_pretrained", "metrics_close"]
