@@ -8,8 +8,19 @@ folder holding it counts, and a dataset file anywhere beats a ``default.yaml`` a
 Sections (each a mapping; all optional): ``model`` (hyper-parameters), ``data`` (DataModule
 arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``patience``,
 ``monitor``), ``bench`` (overrides of ``train`` for the quick default ``kgzoo bench``),
-``paper`` (the paper's reported numbers and setting, for ``kgzoo reproduce``) and ``tune``
-(the hyper-parameter search space of ``kgzoo tune``).
+``paper`` (the paper's reported numbers and setting, for ``kgzoo reproduce``:
+:meth:`ZooConfig.paper_numbers`) and ``tune`` (the hyper-parameter search space of ``kgzoo tune``).
+
+The ``paper`` section: ``source`` (citation, table), ``setting`` (the paper's protocol in words),
+``protocol`` (EvalProtocol fields the paper's code sets differently from the dataset's default),
+and ``metrics``, the numbers as the paper reports them, keyed by the dataset the paper measured
+them on (a kgzoo dataset name where it is the same data, else the paper's own name)::
+
+    metrics:
+      lastfm-kg: {auc: 0.794, f1: 0.719}        # or, several datasets of the paper:
+      amazon-book: {recall@20: 0.1489, ndcg@20: 0.1006}
+
+A flat ``metrics: {auc: 0.794}`` in a ``<model>/<dataset>.yaml`` file is measured on that dataset.
 """
 from __future__ import annotations
 
@@ -17,7 +28,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import yaml
 
@@ -47,6 +58,24 @@ class Schedule:
     max_epochs: int
     patience: int
     monitor: str | None
+
+
+class PaperNumbers(NamedTuple):
+    """What a config's ``paper`` section reports for a run on one dataset
+    (:meth:`ZooConfig.paper_numbers`).
+
+    Attributes:
+        numbers: metric name -> value as the paper reports it (``{"recall@20": 0.1489}``);
+            empty when the config has none.
+        paper_dataset: the dataset the paper measured ``numbers`` on (a kgzoo name where it is
+            the same data, else the paper's name); ``None`` when there are no numbers.
+        note: one line for a caption: the source, on which dataset the paper measured, and
+            whether this run's dataset is another one (then the numbers are a reference only).
+    """
+
+    numbers: dict[str, float]
+    paper_dataset: str | None
+    note: str
 
 
 def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
@@ -109,6 +138,9 @@ class ZooConfig:
         model_name, dataset: what was asked for (``dataset`` ``None``: ``default.yaml``).
         model, data, train, bench, paper, tune: the file's sections (empty dicts if absent).
         path: the file read, ``None`` when the model has no config (an empty config).
+        paper_path: the file of the ``paper`` section: ``path``, or the model's ``default.yaml``
+            when the dataset file has no ``paper`` section (a paper's numbers belong to the
+            model, not to the dataset we run); ``None`` without a ``paper`` section.
         inherited_from: the registered parent model whose config this is, when ``model_name``
             has none of its own (the caller says "X has no zoo config; using Y's").
     """
@@ -122,13 +154,16 @@ class ZooConfig:
     paper: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    paper_path: Path | None = None
     inherited_from: str | None = None
 
     @classmethod
     def load(cls, model: str, dataset: str | None = None, extra_dirs: Iterable[PathLike] = ()) -> "ZooConfig":
         """Read the config of ``model`` on ``dataset`` (module docstring for the lookup).
 
-        A model with no config file of its own takes the file of its nearest parent class
+        A dataset file without a ``paper`` section takes the one of the model's ``default.yaml``
+        (``paper_path`` says which file). A model with no config file of its own takes the file
+        of its nearest parent class
         registered under another name (``inherited_from`` says which); a model with neither
         (e.g. a user's model) gets an empty config with ``path=None``.
 
@@ -148,7 +183,14 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        return cls(model_name=model, dataset=dataset, path=path, inherited_from=parent, **sections)
+        paper_path = path if sections.get("paper") else None
+        if path is not None and not sections["paper"]:  # the paper section falls back to default.yaml
+            default = _file_for(parent or model, None, dirs)
+            if default is not None and default != path:
+                sections["paper"] = _read(default)["paper"]
+                paper_path = default if sections["paper"] else None
+        return cls(model_name=model, dataset=dataset, path=path, paper_path=paper_path, inherited_from=parent,
+                   **sections)
 
     def _train_section(self, quick: bool) -> dict[str, Any]:
         """The one train/bench merge: ``train``, overlaid by ``bench`` when ``quick``."""
@@ -193,3 +235,64 @@ class ZooConfig:
         payload = {"model": {**self.model, **(model_overrides or {})}, "data": self.data,
                    "train": self._train_section(schedule.quick), "max_epochs": schedule.max_epochs}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def paper_numbers(self, dataset: str) -> PaperNumbers:
+        """The paper's numbers to show beside a run on ``dataset``, and on which dataset the
+        paper measured them (module docstring for the ``paper`` section).
+
+        The numbers of ``dataset`` itself where the section has them (the paper measured the
+        same data); else those of the first dataset the section lists, with a note that this
+        run is on another dataset (and which other datasets the section gives).
+
+        Returns:
+            :class:`PaperNumbers` ``(numbers, paper_dataset, note)``; no numbers (an empty dict,
+            ``None``) with a note saying so when the section has none.
+
+        Raises:
+            ValueError: ``metrics`` that is not a mapping of metric names to numbers or of
+                dataset names to such mappings, or a flat mapping in a ``default.yaml`` (it does
+                not say on which dataset), naming the file and field.
+        """
+        where = f"{self.paper_path}: paper.metrics" if self.paper_path else "paper.metrics"
+        source = str(self.paper.get("source") or "").strip()
+        setting = str(self.paper.get("setting") or "").strip()
+        by_dataset = self._paper_metrics(where)
+        if not by_dataset:
+            return PaperNumbers({}, None, f"no paper numbers in {self.paper_path or self.path or 'the config'}"
+                                + (f" (source: {source})" if source else ""))
+        paper_dataset = dataset if dataset in by_dataset else next(iter(by_dataset))
+        others = [d for d in by_dataset if d != paper_dataset]
+        note = (f"{source}; " if source else "") + f"measured by the paper on {paper_dataset}"
+        note += f" ({setting})" if setting else ""
+        if paper_dataset != dataset:
+            note += f"; this run is on {dataset}, another dataset: the paper's numbers are for reference only"
+        if others:
+            note += f"; the config also gives the paper's numbers on {', '.join(others)}"
+        return PaperNumbers(dict(by_dataset[paper_dataset]), paper_dataset, note)
+
+    def _paper_metrics(self, where: str) -> dict[str, dict[str, float]]:
+        """``paper.metrics`` as dataset -> metric -> value (a flat mapping: this file's dataset).
+
+        Raises:
+            ValueError: as :meth:`paper_numbers`.
+        """
+        raw = self.paper.get("metrics")
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be a mapping, got {type(raw).__name__}")
+
+        def numbers(field: str, values: Any) -> dict[str, float]:
+            bad = [k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise ValueError(f"{field}.{bad[0]} must be a number, got {values[bad[0]]!r}")
+            return {str(k): float(v) for k, v in values.items()}
+
+        if all(isinstance(v, dict) for v in raw.values()):
+            return {str(d): numbers(f"{where}.{d}", v) for d, v in raw.items()}
+        if any(isinstance(v, dict) for v in raw.values()):
+            raise ValueError(f"{where} mixes numbers and per-dataset mappings; use one form")
+        if self.paper_path is None or self.paper_path.stem == "default":
+            raise ValueError(f"{where} gives numbers without a dataset; key them by the dataset the "
+                             f"paper measured them on ({{dataset: {{metric: value}}}})")
+        return {self.paper_path.stem: numbers(where, raw)}

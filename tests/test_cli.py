@@ -79,6 +79,7 @@ def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, cap
     assert row["protocol"]["require_train_positive"] is True
     out = capsys.readouterr().out
     assert "protocol require_train_positive=true" in out and "not the paper's protocol" not in out
+    assert "measured by the paper on ml-100k-kg" in " ".join(out.split())  # the dataset of the flat numbers
     # another protocol than the paper's: the paper's numbers are flagged as a reference only
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "--results", str(tmp_path / "r2"), "--runs",
                  str(tmp_path / "runs"), "--protocol", "seed=1"]) == 0

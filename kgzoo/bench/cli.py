@@ -199,7 +199,9 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from .runner import is_rank_zero
 
     quiet_lightning()
-    paper = ZooConfig.load(args.model, args.dataset).paper
+    cfg = ZooConfig.load(args.model, args.dataset)
+    numbers, _, note = cfg.paper_numbers(args.dataset)  # and on which dataset the paper measured them
+    paper = {**cfg.paper, "metrics": numbers, "source": note}
     paper_proto = paper_protocol(paper)
     protocol = paper_proto if args.protocol is None else ",".join(args.protocol)
     cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs,

@@ -152,3 +152,36 @@ def test_create_model_uses_the_inherited_config(subclasses, tmp_path, monkeypatc
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
     m = kgzoo.create_model("mybpr", sizes={"n_users": 50, "n_items": 70})
     assert type(m).__name__ == "MyBPR" and m.hparams["embedding_dim"] == 12
+
+
+def test_paper_numbers_say_on_which_dataset(tmp_path, monkeypatch):
+    # kgat's config keys the paper's numbers by the paper's datasets, none of them a kgzoo one;
+    # kgat/ml-100k-kg.yaml has no paper section: the paper's numbers come from kgat/default.yaml
+    cfg = ZooConfig.load("kgat", "ml-100k-kg")
+    assert cfg.path.name == "ml-100k-kg.yaml" and cfg.paper_path == packaged_config_dir() / "kgat" / "default.yaml"
+    numbers, paper_dataset, note = cfg.paper_numbers("ml-100k-kg")
+    assert paper_dataset == "amazon-book" and numbers == {"recall@20": 0.1489, "ndcg@20": 0.1006}
+    assert "measured by the paper on amazon-book" in note and "KDD 2019" in note
+    assert "this run is on ml-100k-kg, another dataset" in note and "also gives" in note and "yelp2018" in note
+    # a dataset file with flat numbers: the paper measured that dataset
+    numbers, paper_dataset, note = ZooConfig.load("kgcn", "lastfm-kg").paper_numbers("lastfm-kg")
+    assert (numbers, paper_dataset) == ({"auc": 0.794, "f1": 0.719}, "lastfm-kg") and "another dataset" not in note
+    # keyed by a kgzoo dataset: the run's own dataset is chosen over the first listed
+    user = tmp_path / "cfg"
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(user))
+    write(user, "bpr", "default", "paper:\n  metrics:\n    book: {ndcg@10: 0.2}\n    ml-1m-kg: {ndcg@10: 0.3}\n")
+    assert ZooConfig.load("bpr", "ml-1m-kg").paper_numbers("ml-1m-kg")[:2] == ({"ndcg@10": 0.3}, "ml-1m-kg")
+    assert ZooConfig.load("bpr", "ml-100k-kg").paper_numbers("ml-100k-kg")[:2] == ({"ndcg@10": 0.2}, "book")
+    # no numbers: said so, with the source where there is one
+    assert ZooConfig.load("transr", "ml-100k-kg").paper_numbers("ml-100k-kg")[:2] == ({}, None)
+    assert "no paper numbers" in ZooConfig.load("transr").paper_numbers("ml-100k-kg").note
+    # malformed sections name the file and field
+    bad = {"flat numbers in default.yaml": ("paper:\n  metrics: {ndcg@10: 0.2}\n", "without a dataset"),
+           "a string": ("paper:\n  metrics:\n    book: {ndcg@10: high}\n", r"paper.metrics.book.ndcg@10 must be a number"),
+           "mixed": ("paper:\n  metrics: {ndcg@10: 0.2, book: {ndcg@10: 0.1}}\n", "mixes numbers"),
+           "a list": ("paper:\n  metrics: [0.2]\n", "must be a mapping")}
+    for text, match in bad.values():
+        path = write(user, "bpr", "default", text)
+        with pytest.raises(ValueError, match=match) as err:
+            ZooConfig.load("bpr", "ml-100k-kg").paper_numbers("ml-100k-kg")
+        assert str(path) in str(err.value)
