@@ -16,9 +16,9 @@ The ``paper`` section: ``source`` (citation, table), ``setting`` (the paper's pr
 and ``metrics``, the numbers as the paper reports them, keyed by the dataset the paper measured
 them on (a kgzoo dataset name where it is the same data, else the paper's own name)::
 
-    metrics:
-      lastfm-kg: {auc: 0.794, f1: 0.719}        # or, several datasets of the paper:
+    metrics:                  # a run on another dataset is shown the first one, as a reference
       amazon-book: {recall@20: 0.1489, ndcg@20: 0.1006}
+      last-fm: {recall@20: 0.0870, ndcg@20: 0.1325}
 
 A flat ``metrics: {auc: 0.794}`` in a ``<model>/<dataset>.yaml`` file is measured on that dataset.
 """
