@@ -4,7 +4,7 @@
                                          [--epochs 20] [--patience 3] [--seed 0]
 
 Each model goes through :func:`kgzoo.train.run_experiment` (its zoo config, the seeded 90/5/5
-triple split of :class:`kgzoo.models.kge.KGLinkDataModule`, early stopping on valid MRR,
+triple split of :class:`kgzoo.data.link.KGLinkDataModule`, early stopping on valid MRR,
 the best checkpoint tested on every test triple, head and tail queries, filtered against
 train+valid+test, realistic tie-averaged ranks). The table goes to ``benchmarks/link_prediction.md``;
 ``--rows FILE`` also appends the result rows (JSON lines) to ``FILE``.

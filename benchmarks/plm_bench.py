@@ -150,17 +150,16 @@ def run_one(job: str, out: Path) -> dict:
         row.update({k: r[k] for k in ("seconds_per_epoch", "eval_seconds", "peak_memory_mb", "params")})
     elif kind == "encode":
         import kgzoo
-        from kgzoo.models.layers.text_encoder import TextEncoder
+        from kgzoo.pretrain.text_vectors import TextVectors
 
         dm = kgzoo.create_datamodule(DATASET)
         dm.setup()
         with tempfile.TemporaryDirectory() as tmp:
-            enc = TextEncoder(mode="frozen", max_length=64, cache_dir=tmp)
             t = time.perf_counter()
-            enc.encode_cached(dm.data.item_text)
+            TextVectors(dm.data.item_text, max_length=64, cache_dir=tmp).load()
             first = time.perf_counter() - t
             t = time.perf_counter()
-            TextEncoder(mode="frozen", max_length=64, cache_dir=tmp).encode_cached(dm.data.item_text)
+            TextVectors(dm.data.item_text, max_length=64, cache_dir=tmp).load()
             second = time.perf_counter() - t
         row.update({"items": dm.n_items, "encode_seconds": first, "cached_seconds": second,
                     "peak_memory_mb": _peak_mb()})

@@ -1,4 +1,6 @@
-"""The public entry points: create a DataModule, create a model (DESIGN.md, "Registry")."""
+"""The public entry points: create a DataModule, create a model, attach one to the other
+(DESIGN.md, "Registry" and "Graphs"). Assembly only: config -> sizes + hyper-parameters ->
+``model.attach(graphs, extras)``; the task of a model decides its DataModule here."""
 from __future__ import annotations
 
 import inspect
@@ -6,25 +8,23 @@ from typing import Any
 
 from .config import ZooConfig
 from .data.datamodule import KGRecDataModule
+from .data.link import KGLinkDataModule
 from .data.protocol import EvalProtocol
+from .models import Recommender  # importing the package registers the built-in models
+from .pretrain.kg_vectors import KGVectors
+from .pretrain.text_vectors import TextVectors
 from .registry import MODELS
-
-
-def _ensure_models() -> None:
-    from . import models  # noqa: F401  (registers the catalogue)
+from .tasks import get_task
 
 
 def list_models(pattern: str = "*", **meta: Any) -> list[str]:
     """Registered model names matching the shell-style ``pattern`` (``"kg*"``) and metadata
     (``family="kg-gnn"``)."""
-    _ensure_models()
     return MODELS.list(pattern, **meta)
 
 
 def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
     """The constructor arguments of a model class and of :class:`Recommender` (the accepted keys)."""
-    from .models.base import Recommender
-
     params: dict[str, inspect.Parameter] = {}
     for c in (Recommender, cls):
         for n, p in inspect.signature(c.__init__).parameters.items():
@@ -55,13 +55,12 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
 
     Hyper-parameters: the zoo config of the model on that dataset (``config=True``), then
     ``overrides``. Sizes (users, items, entities, relations, task) come from the DataModule
-    (or ``sizes``). Models with a KG loss set the DataModule's ``kg_batch_size``.
+    (or ``sizes``). With a DataModule the model is attached to it (:func:`attach`).
 
     Raises:
         KeyError: unknown model (with the nearest names).
         ValueError: a hyper-parameter the model does not take (naming it and the known ones).
     """
-    _ensure_models()
     cls = MODELS.get(name)
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}
@@ -76,15 +75,71 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     kwargs.update(hp)
     model = cls(**kwargs)
     if datamodule is not None:
-        connect(model, datamodule)
+        attach(model, datamodule)
     return model
 
 
-def connect(model: Any, datamodule: KGRecDataModule) -> None:
-    """Join a built model and its DataModule: a model with a KG loss (``uses_kg_batches``) sets
-    the DataModule's ``kg_batch_size`` (its own, else the DataModule's, else 1024), then the
-    model takes its graphs with ``model.attach(datamodule)``. Used by :func:`create_model` and
-    by ``kgzoo fit/test``."""
-    if getattr(model, "uses_kg_batches", False):
-        datamodule.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or datamodule.kg_batch_size or 1024)
-    model.attach(datamodule)
+def create_datamodule_for(model: Any, datamodule: Any) -> Any:
+    """The DataModule ``model`` trains and tests on, chosen by its task
+    (:attr:`kgzoo.tasks.Task.data`): ``datamodule`` itself for a task that trains on
+    interactions, a :class:`~kgzoo.data.link.KGLinkDataModule` over it for one that trains on
+    KG triples (link prediction). Idempotent: a DataModule already of the right kind is returned.
+
+    Raises:
+        KeyError: the model's task is unknown.
+    """
+    if get_task(model.task).data == "triples" and not isinstance(datamodule, KGLinkDataModule):
+        return KGLinkDataModule(datamodule)
+    return datamodule
+
+
+def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
+    """The cached pre-computations ``model`` asks for (``model.pretrain_requests()``, absent:
+    none), as lazy objects for ``attach``'s ``extras``:
+
+    - ``"text_vectors"``: the encoder's identity (``model``, ``pooling``, ``normalize``,
+      ``max_length``, ``batch_size``, ``cache_dir``) -> :class:`~kgzoo.pretrain.text_vectors.TextVectors`
+      of the dataset's item texts (``""`` for every item of a dataset without text);
+    - ``"kg_vectors"``: ``{"model": name, "epochs": n, "overrides": {...}}`` ->
+      :class:`~kgzoo.pretrain.kg_vectors.KGVectors` of that registered KG embedding model with
+      its zoo config on the dataset plus ``overrides``, the config's ``data.batch_size`` (else
+      the DataModule's), seeded with the DataModule's seed; omitted when the KG has no triples.
+
+    Raises:
+        KeyError: an unknown request or model name.
+    """
+    requests = getattr(model, "pretrain_requests", None)
+    requests = requests() if callable(requests) else {}
+    extras: dict[str, Any] = {}
+    for kind, req in requests.items():
+        if kind == "text_vectors":
+            graphs = datamodule.graphs()
+            texts = graphs.item_text if graphs.item_text is not None else [""] * graphs.n_items
+            extras[kind] = TextVectors(texts, **req)
+            continue
+        if kind != "kg_vectors":
+            raise KeyError(f"{type(model).__name__}.pretrain_requests: unknown pre-computation {kind!r}; "
+                           "known: text_vectors, kg_vectors")
+        datamodule.setup()
+        if datamodule.data.triples.shape[0] == 0:
+            continue
+        name = req["model"]
+        cfg = ZooConfig.load(name, datamodule.dataset)
+        hp = {**cfg.model, **req.get("overrides", {})}
+        batch = int(cfg.data.get("batch_size") or datamodule.batch_size)
+        extras[kind] = KGVectors(datamodule, name, MODELS.get(name), hp, epochs=int(req["epochs"]),
+                                 seed=int(datamodule.seed), batch_size=batch)
+    return extras
+
+
+def attach(model: Any, datamodule: Any) -> None:
+    """Join a built model and its DataModule (the one verb): the DataModule adapts its batches
+    to the model (:meth:`~kgzoo.data.datamodule.KGRecDataModule.adapt_to`: KG batches for a
+    model with a KG loss), then ``model.attach(datamodule.graphs(), extras)`` with the
+    pre-computations of :func:`pretrain_extras`. Used by :func:`create_model`, ``kgzoo fit``
+    and the bench; a second call with the same data changes nothing."""
+    datamodule.adapt_to(model)
+    graphs = datamodule.graphs()
+    if graphs.fingerprint == getattr(model, "attached_fingerprint", None):
+        return
+    model.attach(graphs, pretrain_extras(model, datamodule))

@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
-from .api import create_datamodule, create_model
+from .api import create_datamodule, create_datamodule_for, create_model
 from .config import ZooConfig
 from .data.protocol import EvalProtocol
 from .models.base import SIZE_KEYS
@@ -180,8 +180,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if monitor is not None:
         overrides["main_metric"] = monitor
     net = create_model(model, datamodule=dm, **overrides)
-    if hasattr(net, "wrap_datamodule"):  # a model with data of its own task (KG link prediction)
-        dm = net.wrap_datamodule(dm)
+    dm = create_datamodule_for(net, dm)  # the model's task decides its data (KG link prediction: triples)
     mon = f"valid/{net.main_metric}"
     default = default_protocol(dataset)
     changed = {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)

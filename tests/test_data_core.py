@@ -14,7 +14,9 @@ from kgzoo.data.datamodule import KGRecDataModule, apply_kg_ablation
 from kgzoo.data.download import ChecksumError, SourceFile, ensure_files
 from kgzoo.data.kgdata import DataValidationError
 from kgzoo.data.protocol import EvalProtocol, LeakageError, Split, check_leakage
-from kgzoo.data.sampling import BPRSampler, KGSampler, csr_rows, is_member, sorted_keys, to_csr
+from kgzoo.data.sampling import BPRSampler, KGSampler
+from kgzoo.ops.csr import csr_rows, to_csr
+from kgzoo.ops.sampling import is_member, sorted_keys
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,7 @@ def test_train_batches_carry_kg_triples(dm):
 
 
 def test_ckg_layout(dm):
-    ei, et, n = dm.ckg()
+    ei, et, n = dm.graphs().ckg()
     E, U, R = dm.n_entities, dm.n_users, dm.n_relations
     assert n == E + U
     inter = et == 0

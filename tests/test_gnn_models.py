@@ -6,7 +6,7 @@ import torch
 
 from kgzoo import create_datamodule, create_model
 from kgzoo.models.kgin import distance_correlation, independence_loss
-from kgzoo.models.layers.propagation import (KGATConv, RelationalMean, SparseAdj, ckg_relational, drop_edges,
+from kgzoo.models.layers.propagation import (KGATConv, RelationalMean, SparseAdj, drop_edges,
                                              kgat_attention)
 
 # small widths keep a full-graph step (35,655 CKG nodes, 344,878 edges) cheap on 2 cores
@@ -27,7 +27,7 @@ def dm(data_dir):
 
 @pytest.fixture(scope="module")
 def ckg(dm):
-    return ckg_relational(dm)
+    return dm.graphs().ckg_relational()
 
 
 def test_ckg_relational_ids(dm, ckg):

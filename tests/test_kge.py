@@ -5,7 +5,9 @@ import pytest
 import torch
 
 import kgzoo
-from kgzoo.models.kge import KGLinkDataModule, clamp_norm, relation_matmul, split_triples, transr_project
+from kgzoo.data.link import KGLinkDataModule, split_triples
+from kgzoo.models.layers.translational import clamp_norm, transr_project
+from kgzoo.ops.grouped import relation_matmul
 from kgzoo.registry import MODELS
 
 

@@ -9,7 +9,7 @@ import torch
 
 import kgzoo
 from kgzoo.metrics.link import LinkPredictionMetrics, filtered_ranks
-from kgzoo.models.kge import KGLinkDataModule
+from kgzoo.data.link import KGLinkDataModule
 
 
 @pytest.fixture(scope="module")

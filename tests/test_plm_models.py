@@ -6,6 +6,7 @@ temp dir shared with test_text_encoder.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -191,7 +192,7 @@ def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
     assert set(row["hparams"]["user_feature_sizes"]) == {"age", "gender", "occupation"}
     ckpt = torch.load(row["checkpoint"], weights_only=True)
     assert ckpt["hyper_parameters"]["item_feature_sizes"]["genre"] == 20
-    m = kgzoo.models.plm.KGPLM.load_from_checkpoint(row["checkpoint"])
+    m = kgzoo.models.kgplm.KGPLM.load_from_checkpoint(row["checkpoint"])
     assert m.item_attr is not None and m.tower.text.cache.abs().sum() > 0  # text vectors restored
 
 
@@ -257,7 +258,7 @@ def test_text_whitening(dm):
     state["tower.whiten_map"] = state["tower.whiten_map"] * 2
     m2 = kgzoo.create_model("kgplm", dm, text_whiten=16).eval()
     m2.load_state_dict(state)
-    m2.attach(dm)  # a restored map is kept
+    m2._attach(dm.graphs(), {})  # the model's attach work again: a restored map is kept
     torch.testing.assert_close(m2.tower.whiten_map, state["tower.whiten_map"])
     torch.testing.assert_close(m2.tower._lookup(None)[0], 2 * m.tower._lookup(None)[0])  # the table of that map
     m2.load_state_dict(m.state_dict())  # the whitened table is recomputed after a load
@@ -277,15 +278,20 @@ def test_text_whitening(dm):
     with pytest.raises(ValueError, match="more than 384 items with text"):
         kgzoo.create_model("plmrec", dm, text_whiten=384)  # the slice has 360 items
     # repeated texts lower the rank: 41 distinct titles span at most 40 centred directions
+    from kgzoo.pretrain.text_vectors import TextVectors
+
     texts = dm.data.item_text
-    try:
-        dm.data.item_text = [texts[i % 41] for i in range(len(texts))]
-        with pytest.raises(ValueError, match="text_whiten=64 exceeds the rank 40 of the text vectors of the 360"):
-            kgzoo.create_model("plmrec", dm, text_whiten=64)
-        w = kgzoo.create_model("plmrec", dm, text_whiten=40).tower._lookup(None)[0].double()
-        torch.testing.assert_close(torch.cov(w.T, correction=0), torch.eye(40, dtype=torch.double), atol=1e-3, rtol=0)
-    finally:
-        dm.data.item_text = texts
+    repeated = dataclasses.replace(dm.graphs(), item_text=[texts[i % 41] for i in range(len(texts))],
+                                   fingerprint="ml-100k-kg slice with 41 distinct titles")
+
+    def attach(model):
+        model.attach(repeated, {"text_vectors": TextVectors(repeated.item_text, **model.tower.vectors_request())})
+        return model
+
+    with pytest.raises(ValueError, match="text_whiten=64 exceeds the rank 40 of the text vectors of the 360"):
+        attach(kgzoo.create_model("plmrec", sizes=dm.model_kwargs(), text_whiten=64))
+    w = attach(kgzoo.create_model("plmrec", sizes=dm.model_kwargs(), text_whiten=40)).tower._lookup(None)[0].double()
+    torch.testing.assert_close(torch.cov(w.T, correction=0), torch.eye(40, dtype=torch.double), atol=1e-3, rtol=0)
 
 
 def test_kgplm_content_for_unseen_items(dm, text_home):
@@ -307,11 +313,15 @@ def test_kgplm_content_for_unseen_items(dm, text_home):
 
 def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     """kg_encoder="transe": user-item graph only, a fourth item source from frozen, cached TransE vectors."""
-    from kgzoo.models.kge import entity_embeddings
+    from kgzoo.api import attach
+    from kgzoo.config import ZooConfig
     from kgzoo.paths import cache_dir
+    from kgzoo.pretrain.kg_vectors import KGVectors
 
     state = torch.get_rng_state()
-    vec = entity_embeddings(dm, "transe", epochs=1, seed=dm.seed, embedding_dim=16)
+    transe, cfg = kgzoo.models.kge.TransE, ZooConfig.load("transe", dm.dataset)
+    hp = {**cfg.model, "embedding_dim": 16}  # what api.attach asks for kge_dim=16, kge_epochs=1
+    vec = KGVectors(dm, "transe", transe, hp, epochs=1, seed=dm.seed, batch_size=cfg.data["batch_size"]).load()
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
     assert vec.shape == (dm.n_entities, 16) and torch.allclose(vec.norm(dim=1), torch.ones(dm.n_entities), atol=1e-4)
     files = sorted(cache_dir("kge").glob("transe-*.safetensors"))
@@ -330,12 +340,12 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     assert m.kg_proj.weight.grad is not None and m.kg_proj.weight.grad.abs().sum() > 0
     assert "kg_vectors" in m.state_dict() and int(m.kg_vectors_key) != 0
     # a restored model attached to the same KG keeps its saved vectors: no cache read, no training
-    restored = kgzoo.models.plm.KGPLM(**dict(m.hparams))
+    restored = kgzoo.models.kgplm.KGPLM(**dict(m.hparams))
     restored.load_state_dict(m.state_dict())
     for f in cache_dir("kge").glob("transe-*.safetensors"):
         f.rename(f.with_suffix(".moved"))
     try:
-        restored.attach(dm)
+        attach(restored, dm)
         assert sorted(cache_dir("kge").glob("transe-*.safetensors")) == []
         assert torch.equal(restored.kg_vectors, m.kg_vectors)
     finally:
@@ -347,10 +357,10 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     with pytest.raises(ValueError, match="kg_encoder"):
         kgzoo.create_model("kgplm", dm, kg_encoder="lightgcn")
     with pytest.raises(ValueError, match="epochs"):
-        entity_embeddings(dm, "transe", epochs=0)
+        KGVectors(dm, "transe", transe, hp, epochs=0)
     empty = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, kg_ablation="none", batch_size=512)
     with pytest.raises(ValueError, match="no triples"):
-        entity_embeddings(empty, "transe", epochs=1)
+        KGVectors(empty, "transe", transe, hp, epochs=1)
     with pytest.warns(UserWarning, match="KG source is absent"):
         m = kgzoo.create_model("kgplm", empty, kg_encoder="transe", kge_dim=16)
     assert not m.kg_linked.any()
@@ -361,14 +371,14 @@ def test_feature_embedding_on_real_attributes(dm):
     """One weighted embedding_bag equals the per-feature mean of known codes, then the mean over
     the features a row has (ml-100k-kg: item year and multi-valued genres; user age, gender,
     occupation), values and gradients; a row with no known code gets zeros."""
-    from kgzoo.models.plm import FeatureEmbedding, _feature_sizes
+    from kgzoo.models.layers.features import FeatureEmbedding, feature_sizes
 
     torch.manual_seed(0)
     for kind in ("item", "user"):
         feats = {k: v.clone() for k, v in getattr(dm.data, f"{kind}_features").items()}
         for v in feats.values():
             v[0] = 0  # row 0: no known attribute
-        fe = FeatureEmbedding(_feature_sizes(feats, dm.data.feature_vocab), 8).double()
+        fe = FeatureEmbedding(feature_sizes(feats, dm.data.feature_vocab), 8).double()
         fe.set_codes(feats)
         ids = torch.cat([torch.tensor([0]), torch.randperm(feats[next(iter(feats))].shape[0])[:40]])
         out, has = fe(ids)

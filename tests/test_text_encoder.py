@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 import kgzoo
-from kgzoo.models.layers.text_encoder import ItemTextEmbedding, TextEncoder, cache_key
+from kgzoo.models.layers.text_encoder import ItemTextEmbedding, TextEncoder
 from kgzoo.paths import cache_dir
+from kgzoo.pretrain.text_vectors import TextVectors, cache_key
 
 
 
@@ -36,23 +37,24 @@ def count_forward(monkeypatch):
 
 
 def test_frozen_cache_reused(text_home, titles, count_forward):
+    vectors = TextVectors(titles, max_length=32)
+    vec = vectors.load()
     enc = TextEncoder(mode="frozen", max_length=32)
-    vec = enc.encode_cached(titles)
     assert vec.shape == (len(titles), enc.dim) == (40, 384)
     assert sum(count_forward) == len(titles)
-    path = enc.cache_path(titles)
-    assert path.is_file() and path.parent == cache_dir("text") == text_home / "text"
-    # a second construction encodes nothing and never loads the PLM
+    assert vectors.path.is_file() and vectors.path.parent == cache_dir("text") == text_home / "text"
+    # a second request encodes nothing (no PLM is built), and a model's text buffers fill from it
     count_forward.clear()
-    enc2 = TextEncoder(mode="frozen", max_length=32)
-    vec2 = enc2.encode_cached(titles)
-    assert count_forward == [] and enc2.__dict__["_frozen_model"] is None
-    assert torch.equal(vec, vec2)
+    emb = ItemTextEmbedding(len(titles), enc)
+    emb.set_texts(titles, TextVectors(titles, **emb.vectors_request()))
+    assert count_forward == [] and enc.__dict__["_frozen_model"] is None
+    assert torch.equal(emb.cache, vec)
+    torch.testing.assert_close(vec[:3], enc.encode(titles[:3]))  # the cache holds the encoder's vectors
     # any change of texts, max_length or pooling is another key
     assert cache_key(enc.model_name, "mean", True, 32, titles) != cache_key(enc.model_name, "mean", True, 32,
                                                                             titles[:-1] + ["x"])
-    assert enc.cache_key(titles) != TextEncoder(mode="frozen", max_length=16).cache_key(titles)
-    assert enc.cache_key(titles) != TextEncoder(mode="frozen", max_length=32, pooling="cls").cache_key(titles)
+    assert vectors.key != TextVectors(titles, max_length=16).key
+    assert vectors.key != TextVectors(titles, max_length=32, pooling="cls").key
 
 
 def test_mean_pooling_ignores_padding(text_home, titles):
@@ -80,7 +82,7 @@ def test_lora_trains_only_adapters_and_head(text_home, titles, count_forward):
     assert enc.lora_config["targets"] == ["query", "value"]
     titles = titles[:24]
     emb = ItemTextEmbedding(len(titles), enc, grad_items=6)
-    emb.set_texts(titles)
+    emb.set_texts(titles, TextVectors(titles, **emb.vectors_request()))
     head = torch.nn.Linear(enc.dim, 16)
     model = torch.nn.ModuleDict({"emb": emb, "head": head})
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -136,9 +138,11 @@ def test_no_text_vector_and_errors(text_home, titles):
         emb(torch.tensor([0]))
     with pytest.raises(ValueError, match="texts for 40 items"):
         emb.set_texts(titles[:3])
+    with pytest.raises(RuntimeError, match="pre-trained vectors"):
+        emb.set_texts(titles)  # no vectors and nothing filled
     texts = list(titles)
     texts[3] = ""  # an item without text gets the learned "no text" vector
-    emb.set_texts(texts)
+    emb.set_texts(texts, TextVectors(texts, **emb.vectors_request()))
     out = emb(torch.tensor([2, 3]))
     assert torch.equal(out[1], emb.no_text.detach()) and not torch.equal(out[0], out[1])
     assert emb.has_text.sum() == 39

@@ -262,10 +262,12 @@ def make_lightning_cli(args: list[str], run: bool = True) -> Any:
                                       apply_on="instantiate")
 
         def _kg_batches(self) -> None:
-            # as kgzoo.create_model: a model with a KG loss asks the DataModule for KG triples
-            from ..api import connect
+            # as kgzoo.create_model: the DataModule adapts to the model, the model takes its graphs
+            # the model's task chooses its DataModule (KG link prediction: a triple split)
+            from ..api import attach, create_datamodule_for
 
-            connect(self.model, self.datamodule)
+            self.datamodule = create_datamodule_for(self.model, self.datamodule)
+            attach(self.model, self.datamodule)
 
         def before_fit(self) -> None:
             self._kg_batches()

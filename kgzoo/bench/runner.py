@@ -210,23 +210,15 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
 
 def metric_names(model: str, dataset: str) -> list[str]:
-    """The metric names model ``model`` logs on ``dataset`` (its config's ``ks``, the dataset's task)."""
+    """The metric names model ``model`` logs on ``dataset`` (its config's ``ks``; its own task
+    where it declares one, else the dataset's)."""
     from ..data.datasets import dataset_spec
-    from ..metrics import RANKING_METRICS
-    from ..models.base import CTR_METRICS
-
-    from ..models.kge import KGEmbeddingModel
     from ..registry import MODELS
+    from ..tasks import get_task
 
-    if issubclass(MODELS.get(model), KGEmbeddingModel):
-        from ..models.kge import LINK_METRICS_KS
-
-        return ["mrr"] + [f"hits@{k}" for k in LINK_METRICS_KS]
-    task = dataset_spec(dataset).protocol.task
-    if task == "ctr":
-        return list(CTR_METRICS)
+    task = getattr(MODELS.get(model), "task", None) or dataset_spec(dataset).protocol.task
     ks = ZooConfig.load(model, dataset).model.get("ks", (10, 20))
-    return [f"{m}@{int(k)}" for m in RANKING_METRICS for k in ks]
+    return get_task(task).metric_names(ks)
 
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from .datasets import DatasetSpec, gh, register_dataset
+from .spec import DatasetSpec, gh, register_dataset
 from .download import SourceFile, WheelSource
 from .protocol import EvalProtocol
 from .readers.dkn import read_dkn

@@ -22,9 +22,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from .datasets import dataset_spec, load_data
+from .graphs import Graphs
 from .kgdata import KGRecData
 from .protocol import EvalProtocol, Split, check_leakage
-from .sampling import BPRSampler, KGSampler, csr_rows, to_csr
+from ..ops.csr import csr_rows, to_csr
+from .sampling import BPRSampler, KGSampler
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
 # always loads in the main process, so Lightning's caution about workers does not apply
@@ -174,7 +176,7 @@ class KGRecDataModule(L.LightningDataModule):
         protocol: the evaluation protocol; ``None`` takes the dataset's default.
         batch_size: training rows per batch. eval_batch_size: users (or rows, ``ctr``) per
             evaluation batch. kg_batch_size: corrupted triples added to each training batch
-            (0 = none; set by :func:`kgzoo.create_model` for models with a KG loss).
+            (0 = none; raised to the model's by :meth:`adapt_to` for models with a KG loss).
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"`` (see :func:`apply_kg_ablation`).
         seed: seed of negative sampling (default: the protocol's seed).
 
@@ -281,35 +283,38 @@ class KGRecDataModule(L.LightningDataModule):
         return torch.sparse_csr_tensor(indptr, indices, torch.ones(indices.numel()),
                                        size=(self.n_users, self.n_items))
 
-    def ckg(self, inverse: bool = True, social: bool = True) -> tuple[Tensor, Tensor, int]:
-        """The collaborative KG (CKG) as PyG ``edge_index`` / ``edge_type``.
+    def graphs(self) -> Graphs:
+        """The :class:`~kgzoo.data.graphs.Graphs` of this split (sizes, train CSR and pairs,
+        triples after the KG ablation, social ties, item text, attributes, fingerprint): what
+        ``Recommender.attach`` takes. Built once per setup (the same object on every call, so
+        models attach once)."""
+        self.setup()
+        if getattr(self, "_graphs", None) is None:
+            d = self.data
+            indptr, indices = self.csr["train"]
+            self._graphs = Graphs(
+                n_users=self.n_users, n_items=self.n_items, n_entities=self.n_entities, n_relations=self.n_relations,
+                task=self.protocol.task, train_indptr=indptr, train_indices=indices,
+                train_interactions=self.train_interactions, triples=d.triples, fingerprint=self.fingerprint,
+                social=d.social, item_text=d.item_text, user_features=d.user_features,
+                item_features=d.item_features, feature_vocab=d.feature_vocab, dataset=self.dataset,
+                kg_ablation=self.kg_ablation_kind, seed=self.seed)
+        return self._graphs
 
-        Nodes: entities ``0..E-1`` (items first), then users ``E..E+U-1``. Relations:
-        ``0`` interact (user-item train pairs, both directions), KG relations ``1..R``, with
-        ``inverse`` their reverses ``R+1..2R``, and with ``social`` (where the dataset has
-        friendships) ``friend`` as the next relation id.
-
-        Returns:
-            ``(edge_index LongTensor [2, M'], edge_type LongTensor [M'], n_nodes)``.
-        """
-        E, R = self.n_entities, self.n_relations
-        u, i = self.train_interactions[:, 0] + E, self.train_interactions[:, 1]
-        src = [u, i]
-        dst = [i, u]
-        typ = [torch.zeros_like(u), torch.zeros_like(u)]
-        h, r, t = self.data.triples.unbind(1)
-        src.append(h); dst.append(t); typ.append(r + 1)
-        if inverse:
-            src.append(t); dst.append(h); typ.append(r + 1 + R)
-        if social and self.data.social is not None:
-            s = self.data.social
-            src.append(s[:, 0] + E); dst.append(s[:, 1] + E)
-            typ.append(torch.full((s.shape[0],), (2 * R if inverse else R) + 1, dtype=torch.long))
-        return torch.stack([torch.cat(src), torch.cat(dst)]), torch.cat(typ), E + self.n_users
+    def adapt_to(self, model: Any) -> None:
+        """Serve what ``model`` asks of its training batches (read by duck typing, no model class
+        imported): a model with a KG loss (``uses_kg_batches``) gets ``kg_batch_size`` KG triples
+        per batch, its own ``kg_batch_size``, else this DataModule's, else 1024. Called by
+        :func:`kgzoo.api.attach` and by :meth:`train_dataloader` for the Trainer's model."""
+        if getattr(model, "uses_kg_batches", False):
+            self.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or self.kg_batch_size or 1024)
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
         self.setup()
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.lightning_module is not None:
+            self.adapt_to(trainer.lightning_module)
         if not hasattr(self, "_train_ds"):
             self._train_ds = _TrainBatches(self)
         return DataLoader(self._train_ds, batch_size=None)

@@ -1,72 +1,30 @@
-"""The dataset catalogue: one :class:`DatasetSpec` per dataset, registered by name.
+"""Catalogue look-ups and loading: :func:`list_datasets`, :func:`dataset_spec`, :func:`load_data`.
 
-Every entry pins its files (source URL at a fixed commit and sha256), its licence, its
-citation, a builder that reads the files into a :class:`KGRecData` and the default
-:class:`EvalProtocol` of the papers that use it.
+The entries are :class:`~kgzoo.data.spec.DatasetSpec` objects registered by
+:mod:`kgzoo.data.catalogue` (imported here, which registers them) or by a user's
+:func:`~kgzoo.data.spec.register_dataset`.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..paths import data_dir
 from ..registry import DATASETS
+from . import catalogue  # noqa: F401  (registers the built-in datasets)
 from .cleaning import standard_clean
-from .download import SourceFile, WheelSource, ensure_files
+from .download import ensure_files
 from .kgdata import KGRecData
-from .protocol import EvalProtocol
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A catalogue entry.
-
-    Attributes:
-        name: registry name (also the folder name under the data root).
-        domain: ``"video"``, ``"music"``, ``"e-commerce"``, ``"news"``, ...
-        description: one paragraph: what is inside and what is special.
-        files: the pinned source files. builder: ``folder -> KGRecData`` (raw, before cleaning).
-        licence: licence note (every set here is research-only).
-        citation: the paper(s) to cite.
-        protocol: the default evaluation protocol.
-        wheel: files also shipped in a PyPI wheel (offline-from-GitHub fallback).
-        expected: counts the builder must reproduce (checked by the tests).
-    """
-
-    name: str
-    domain: str
-    description: str
-    files: tuple[SourceFile, ...]
-    builder: Callable[[Path], KGRecData]
-    licence: str
-    citation: str
-    protocol: EvalProtocol = field(default_factory=EvalProtocol)
-    wheel: WheelSource | None = None
-    expected: dict = field(default_factory=dict)
-
-
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add ``spec`` to the catalogue (see :func:`kgzoo.list_datasets`)."""
-    DATASETS.register(spec.name, spec, domain=spec.domain)
-    return spec
-
-
-def gh(repo: str, commit: str, path: str) -> str:
-    """GitHub raw address of ``path`` in ``repo`` at ``commit``."""
-    return f"https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+from .spec import DatasetSpec
 
 
 def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
     """Names of catalogue datasets matching a shell-style ``pattern`` (and ``domain``)."""
-    _load_catalogue()
     return DATASETS.list(pattern, **({"domain": domain} if domain else {}))
 
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The catalogue entry of ``name``. Raises KeyError (with suggestions) for unknown names."""
-    _load_catalogue()
     return DATASETS.get(name)
 
 
@@ -98,7 +56,3 @@ def _load_cached(name: str, folder: str, download: bool) -> KGRecData:
     raw.source_checksums = checksums
     raw.name = name
     return standard_clean(raw)
-
-
-def _load_catalogue() -> None:
-    from . import catalogue  # noqa: F401  (registers the datasets)

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..metrics import METRIC_CODE_VERSION
 from .cleaning import k_core, rating_threshold
 from .kgdata import KGRecData
 
@@ -220,8 +221,6 @@ class EvalProtocol:
         """sha256 of the data files' checksums, this protocol's fields, the metric code version
         and ``extra`` (e.g. a KG ablation). Results with different fingerprints are never
         compared in one table (DESIGN.md, "EvalProtocol")."""
-        from ..metrics import METRIC_CODE_VERSION
-
         payload = {"files": dict(sorted(checksums.items())), "protocol": self.to_dict(),
                    "metric_code_version": METRIC_CODE_VERSION, "extra": extra or {}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -3,7 +3,7 @@
 Graph models rebuild their graph from the data: :func:`load_pretrained` builds the
 DataModule with the manifest's protocol, checks that its fingerprint equals the
 manifest's (:class:`FingerprintError` otherwise), builds the model with
-:func:`kgzoo.create_model` (which calls ``model.attach(dm)``) and loads the verified
+:func:`kgzoo.create_model` (which attaches the model to ``dm``) and loads the verified
 weights (:func:`kgzoo.hub.store.load_weights`).
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ..api import _ensure_models, create_datamodule, create_model
+from ..api import create_datamodule, create_model  # importing api registers the built-in models
 from ..data.protocol import EvalProtocol
-from ..data.sampling import to_csr
+from ..ops.csr import to_csr
 from ..registry import MODELS, PRETRAINED
 from .manifest import (FingerprintError, PretrainedError, PretrainedSpec, ensure_registered, read_manifest,
                        weights_spec)
@@ -160,7 +160,6 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
         FingerprintError: data or protocol that differ from the ones the weights were trained on.
     """
     spec = weights_spec(name, manifest)
-    _ensure_models()
     if spec.model not in MODELS:
         close = MODELS.suggest(spec.model)
         raise PretrainedError(f"manifest entry {name!r} names model {spec.model!r}, which is not registered"

@@ -14,9 +14,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ..metrics import CTRMetrics, RANKING_METRICS, TopKMetrics
+from ..ops.csr import csr_rows
+from ..tasks import get_task
 
-CTR_METRICS = ("auc", "acc", "f1", "gauc")
 #: constructor arguments that come from the DataModule (sizes and task), not from a config
 SIZE_KEYS = ("n_users", "n_items", "n_entities", "n_relations", "task")
 
@@ -31,16 +31,20 @@ class Recommender(L.LightningModule):
     Args:
         n_users, n_items, n_entities, n_relations: sizes of the id spaces (from
             ``KGRecDataModule.model_kwargs()``).
-        task: ``"topk"`` or ``"ctr"``.
+        task: a task of :data:`kgzoo.tasks.TASKS` (``"topk"``, ``"ctr"``; KG embedding models: ``"link"``).
         lr: Adam learning rate. weight_decay: Adam weight decay.
         ks: the K of top-K metrics. main_metric: the validation metric monitored for early
             stopping and model selection (``"ndcg@10"``, ``"recall@20"``, ``"auc"``, ...).
 
     Raises:
-        ValueError: ``main_metric`` is not one this task computes; a K < 1.
+        ValueError: ``main_metric`` is not one this task computes; a K larger than the items
+            ranked. KeyError: an unknown task.
     """
 
     model_name: str = "recommender"
+    #: the task of a model whose task does not come from its data (KG link prediction: ``"link"``);
+    #: ``None``: the data's (``topk`` or ``ctr``, the ``task`` argument)
+    task: str | None = None
     #: set to True by models that train a KG loss and want ``head, relation, pos_tail, neg_tail``
     uses_kg_batches: bool = False
 
@@ -50,36 +54,46 @@ class Recommender(L.LightningModule):
         super().__init__()
         self.n_users, self.n_items = int(n_users), int(n_items)
         self.n_entities, self.n_relations = max(int(n_entities), int(n_items)), int(n_relations)
-        self.task = task
+        self.task = type(self).task or task
+        spec = get_task(self.task)
         self.lr, self.weight_decay = lr, weight_decay
         self.ks = [int(k) for k in ks]
-        if main_metric is None:
-            main_metric = "auc" if task == "ctr" else f"ndcg@{min(self.ks, key=lambda k: abs(k - 10))}"
-        self.main_metric = main_metric
+        self.main_metric = spec.check_metric(main_metric or spec.main_metric(self.ks), self.ks)
         self._final_cache: tuple[Tensor, Tensor] | None = None
-        known = self.metric_names()
-        if main_metric not in known:
-            raise ValueError(f"unknown metric {main_metric!r} for task {task!r}; known: {', '.join(known)}")
-        if task == "ctr":
-            self.valid_metrics, self.test_metrics = CTRMetrics(), CTRMetrics()
-        else:
-            if max(self.ks) > self.n_items:
-                raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
-            self.valid_metrics, self.test_metrics = TopKMetrics(self.ks), TopKMetrics(self.ks)
+        self._attached_fingerprint: str | None = None
+        # a task whose evaluation masks seen items ranks every item: K <= I
+        if "mask_col" in spec.batch_keys and max(self.ks) > self.n_items:
+            raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
+        self.valid_metrics, self.test_metrics = spec.make_metrics(self.ks), spec.make_metrics(self.ks)
 
     # ------------------------------------------------------------------ model API
     def metric_names(self) -> list[str]:
-        """The metric names this task logs (``"ndcg@10"``, ..., or ``"auc"``, ...)."""
-        if self.task == "ctr":
-            return list(CTR_METRICS)
-        return [f"{m}@{k}" for m in RANKING_METRICS for k in self.ks]
+        """The metric names this task logs (:meth:`kgzoo.tasks.Task.metric_names` of ``ks``)."""
+        return get_task(self.task).metric_names(self.ks)
 
-    def attach(self, datamodule: Any) -> None:
-        """Take what the model needs from the DataModule beyond sizes (graphs, counts).
+    @property
+    def attached_fingerprint(self) -> str | None:
+        """The fingerprint of the graphs last attached (:meth:`attach`), ``None`` before."""
+        return self._attached_fingerprint
 
-        Called by :func:`kgzoo.create_model` and again in :meth:`setup`; must be idempotent.
-        The default takes nothing.
+    def attach(self, graphs: Any, extras: dict[str, Any] | None = None) -> None:
+        """Take what the model needs beyond its sizes from ``graphs`` (a
+        :class:`kgzoo.data.graphs.Graphs`: train interactions, CKG, triples, text, features)
+        and ``extras`` (cached pre-computations made outside the model by :mod:`kgzoo.pretrain`
+        and handed in by :func:`kgzoo.api.attach`: ``"kg_vectors"``, ...).
+
+        Idempotent by ``graphs.fingerprint``: graphs of the fingerprint already attached change
+        nothing (:func:`kgzoo.create_model` attaches, then ``Trainer.fit`` calls :meth:`setup`);
+        graphs of another fingerprint are attached anew. The model's own work is :meth:`_attach`.
         """
+        fingerprint = graphs.fingerprint
+        if fingerprint is not None and fingerprint == self._attached_fingerprint:
+            return
+        self._attach(graphs, dict(extras or {}))
+        self._attached_fingerprint = fingerprint
+
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        """The model's part of :meth:`attach` (build graph buffers, counts, ...). The default takes nothing."""
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys)."""
@@ -130,9 +144,11 @@ class Recommender(L.LightningModule):
 
     # ------------------------------------------------------------------ Lightning
     def setup(self, stage: str) -> None:
+        """Attach the graphs of the Trainer's DataModule (its ``graphs()`` method, duck-typed;
+        no extras: a model that needs some was attached by :func:`kgzoo.api.attach` first)."""
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None:
-            self.attach(dm)
+        if dm is not None and hasattr(dm, "graphs"):
+            self.attach(dm.graphs())
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)
@@ -144,7 +160,7 @@ class Recommender(L.LightningModule):
         return loss
 
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
-        if self.task == "ctr":
+        if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys
             metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])
             return
         scores = self.score(batch["user"]).float()
@@ -213,8 +229,6 @@ class Recommender(L.LightningModule):
         Raises:
             ValueError: ``k`` outside ``1..I``.
         """
-        from ..data.sampling import csr_rows
-
         if not 1 <= k <= self.n_items:
             raise ValueError(f"k={k} must be in 1..{self.n_items}")
         was_training = self.training

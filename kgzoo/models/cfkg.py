@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
-from .kge import margin_ranking, transe_distance, transe_distance_all
+from .layers.translational import margin_ranking, transe_distance, transe_distance_all
 from .layers.losses import l2_reg
 
 CFKG_LOSSES = ("inner_product", "margin")

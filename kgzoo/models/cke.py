@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
-from .kge import clamp_norm, transr_project
+from .layers.translational import clamp_norm, transr_project
 from .layers.losses import bpr_loss, l2_reg
 
 
@@ -28,7 +28,7 @@ class CKE(Recommender):
       with ``P((h, r, t) > (h, r, t')) = sigma(f_r(h, t') - f_r(h, t))``, i.e. the loss
       ``-log sigma(f_r(h, t') - f_r(h, t))`` on the DataModule's corrupted KG triples; the
       projected vectors are norm-clamped to ``<= 1`` (TransR's constraints,
-      :func:`~kgzoo.models.kge.transr_project`).
+      :func:`~kgzoo.models.layers.translational.transr_project`).
     * Collaborative filtering: BPR on ``score(u, j) = u_i . e_j`` (section 4.4, eq. 4).
     * Gaussian priors (section 4.4): L2 weights ``reg_weight`` on the user/item vectors
       and ``kg_reg_weight`` on the KG vectors of the batch.

@@ -6,12 +6,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GCNConv
 
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import SparseAdj
+from .layers.propagation import GATLayer, GCNLayer, SparseAdj
 
 _COMBINE = ("last", "concat", "mean")
 
@@ -50,9 +49,8 @@ class _CKGEncoder(Recommender):
         self.embedding = nn.Embedding(self.n_nodes, embedding_dim)
         nn.init.xavier_uniform_(self.embedding.weight)
 
-    # subclasses: self.convs (ModuleList), _conv(i, x), attach() and the activation between layers
-    activation = staticmethod(F.relu)
-
+    # subclasses: self.convs (a ModuleList of one layer class, whose ``activation`` goes
+    # between layers), _conv(i, x) and _attach()
     def _conv(self, i: int, x: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -69,7 +67,7 @@ class _CKGEncoder(Recommender):
             x = F.dropout(x, self.dropout, self.training)
             x = self._conv(i, x)
             if i < self.n_layers - 1:
-                x = self.activation(x)
+                x = self.convs[i].activation(x)
             outs.append(x)
         if self.combine == "last":
             return outs[-1]
@@ -108,21 +106,18 @@ class GCN(_CKGEncoder):
                  dropout: float = 0.0, reg_weight: float = 1e-4, combine: str = "concat", **kwargs: Any) -> None:
         super().__init__(n_users, n_items, embedding_dim, n_layers, dropout, reg_weight, combine, **kwargs)
         self.save_hyperparameters()
-        self.convs = nn.ModuleList(GCNConv(embedding_dim, embedding_dim, normalize=False)
-                                   for _ in range(n_layers))
+        self.convs = nn.ModuleList(GCNLayer(embedding_dim, embedding_dim) for _ in range(n_layers))
         self.adj: SparseAdj | None = None
 
-    def attach(self, datamodule: Any) -> None:
-        edge_index, _, n_nodes = datamodule.ckg(inverse=True, social=False)
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        edge_index, _, n_nodes = graphs.ckg(inverse=True, social=False)
         self._check_graph(n_nodes)
         self.adj = SparseAdj.gcn_normalized(edge_index, n_nodes, self_loops=True)
 
     def _conv(self, i: int, x: Tensor) -> Tensor:
         if self.adj is None:
             raise RuntimeError("GCN has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
-        conv = self.convs[i]
-        out = self.adj.matmul(conv.lin(x))  # = GCNConv.forward(x, adj) on a pre-normalised adjacency
-        return out + conv.bias if conv.bias is not None else out
+        return self.convs[i](x, self.adj)
 
 
 @register_model("gat", family="kg-gnn", paper="Velickovic et al., ICLR 2018")
@@ -143,25 +138,20 @@ class GAT(_CKGEncoder):
         Others: :class:`_CKGEncoder`.
     """
 
-    activation = staticmethod(F.elu)
-
     def __init__(self, n_users: int, n_items: int, embedding_dim: int = 64, n_layers: int = 2,
                  heads: int = 2, dropout: float = 0.0, attn_dropout: float = 0.0, reg_weight: float = 1e-4,
                  combine: str = "concat", relation_aware: bool = False, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, embedding_dim, n_layers, dropout, reg_weight, combine, **kwargs)
-        if heads < 1 or embedding_dim % heads:
-            raise ValueError(f"embedding_dim={embedding_dim} must be a multiple of heads={heads}")
         self.save_hyperparameters()
         self.relation_aware = relation_aware
         edge_dim = embedding_dim if relation_aware else None
-        self.convs = nn.ModuleList(GATConv(embedding_dim, embedding_dim // heads, heads=heads, dropout=attn_dropout,
-                                           edge_dim=edge_dim, add_self_loops=True) for _ in range(n_layers))
+        self.convs = nn.ModuleList(GATLayer(embedding_dim, heads, attn_dropout, edge_dim) for _ in range(n_layers))
         self.rel_emb = nn.Embedding(2 * self.n_relations + 1, embedding_dim) if relation_aware else None
         self.edge_index: Tensor | None = None
         self.edge_type: Tensor | None = None
 
-    def attach(self, datamodule: Any) -> None:
-        edge_index, edge_type, n_nodes = datamodule.ckg(inverse=True, social=False)
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        edge_index, edge_type, n_nodes = graphs.ckg(inverse=True, social=False)
         self._check_graph(n_nodes)
         self.edge_index, self.edge_type = edge_index, edge_type
 

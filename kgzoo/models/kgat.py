@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..ops.grouped import relation_matmul
 from ..registry import register_model
 from .base import Recommender
-from .kge import relation_matmul
 from .layers.losses import bpr_loss
-from .layers.propagation import KGATConv, SparseAdj, ckg_relational, kgat_attention
+from .layers.propagation import KGATConv, SparseAdj, kgat_attention
 
 
 def _l2_mean(*tensors: Tensor) -> Tensor:
@@ -91,8 +91,8 @@ class KGAT(Recommender):
         self._adj: SparseAdj | None = None  # the [N, N] attention matrix
 
     # ------------------------------------------------------------------ graph
-    def attach(self, datamodule: Any) -> None:
-        edge_index, edge_type, n_nodes, n_rel = ckg_relational(datamodule)
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        edge_index, edge_type, n_nodes, n_rel = graphs.ckg_relational()
         if n_nodes != self.n_nodes or n_rel != self.n_ckg_relations:
             raise ValueError(f"KGAT was built for {self.n_nodes} nodes / {self.n_ckg_relations} relations, "
                              f"the DataModule's CKG has {n_nodes} / {n_rel}")

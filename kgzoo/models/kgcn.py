@@ -174,15 +174,10 @@ class KGCN(Recommender):
         self._levels: list[Tensor] | None = None
 
     # ------------------------------------------------------------------ receptive field
-    def attach(self, datamodule: Any) -> None:
-        """Build the undirected KG adjacency from ``datamodule.data.triples`` and draw neighbours."""
-        key = (datamodule.data.triples, self.sample_seed)  # holds the tensor: identity stays valid
-        prev = getattr(self, "_attached_to", None)
-        if prev is not None and prev[0] is key[0] and prev[1] == key[1]:  # create_model and Trainer.setup both attach
-            return
-        self._csr = kg_csr(datamodule.data.triples, self.n_entities, undirected=True)
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        """Build the undirected KG adjacency from ``graphs.triples`` and draw neighbours."""
+        self._csr = kg_csr(graphs.triples, self.n_entities, undirected=True)
         self.sample_neighbors(self.sample_seed)
-        self._attached_to = key
 
     def sample_neighbors(self, seed: int) -> None:
         """Redraw ``adj_entity``/``adj_relation`` ``[E + 1, K]`` with ``seed`` (vectorised)."""

@@ -129,15 +129,15 @@ class KGIN(Recommender):
         self._kg_mean: RelationalMean | None = None  # eq. 7 over the KG with inverse triples
         self.interactions: Tensor | None = None
 
-    def attach(self, datamodule: Any) -> None:
-        if datamodule.n_entities != self.n_entities or datamodule.n_users != self.n_users:
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        if graphs.n_entities != self.n_entities or graphs.n_users != self.n_users:
             raise ValueError(f"KGIN was built for {self.n_users} users / {self.n_entities} entities, the "
-                             f"DataModule has {datamodule.n_users} / {datamodule.n_entities}")
-        h, r, t = datamodule.data.triples.unbind(1)
+                             f"data has {graphs.n_users} / {graphs.n_entities}")
+        h, r, t = graphs.triples.unbind(1)
         R = self.n_relations
         self._kg_mean = RelationalMean(torch.stack([torch.cat([h, t]), torch.cat([t, h])]), torch.cat([r, r + R]),
                                        self.n_entities, 2 * R)
-        self.interactions = datamodule.train_interactions.T.contiguous()  # [2, N] (user, item)
+        self.interactions = graphs.train_interactions.T.contiguous()  # [2, N] (user, item)
 
     def intents(self) -> Tensor:
         """FloatTensor ``[P, d]``: ``e_p = softmax_r(w_rp) @ e_r`` (eq. 1-2)."""

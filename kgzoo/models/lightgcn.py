@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import SparseAdj
+from .layers.propagation import LightGCNConv, SparseAdj
 
 
 def bipartite_norm_adj(interactions: Tensor, n_users: int, n_items: int) -> SparseAdj:
@@ -34,9 +34,9 @@ class LightGCN(Recommender):
     """LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation", SIGIR 2020).
 
-    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` (eq. 7: what PyG's ``LGConv(normalize=False)``
-    computes, done as one cached-transpose sparse matmul, :class:`SparseAdj`, because
-    LGConv's CSR backward re-transposes the graph every step), final embedding the mean of layers ``0..K`` (eq. 8, alpha_k =
+    ``E^(k+1) = D^-1/2 A D^-1/2 E^(k)`` (eq. 7, :class:`~kgzoo.models.layers.propagation.LightGCNConv`:
+    what PyG's ``LGConv(normalize=False)`` computes, done as one cached-transpose sparse matmul,
+    :class:`SparseAdj`, because LGConv's CSR backward re-transposes the graph every step), final embedding the mean of layers ``0..K`` (eq. 8, alpha_k =
     1/(K+1)), score the inner product (eq. 9), BPR loss with L2 on the layer-0 embeddings
     (eq. 15).
 
@@ -51,10 +51,11 @@ class LightGCN(Recommender):
         self.embedding = nn.Embedding(self.n_users + self.n_items, embedding_dim)
         nn.init.xavier_normal_(self.embedding.weight)
         self.n_layers, self.reg_weight = n_layers, reg_weight
+        self.conv = LightGCNConv()
         self.adj: SparseAdj | None = None
 
-    def attach(self, datamodule: Any) -> None:
-        self.adj = bipartite_norm_adj(datamodule.train_interactions, self.n_users, self.n_items)
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        self.adj = bipartite_norm_adj(graphs.train_interactions, self.n_users, self.n_items)
 
     def propagate(self) -> Tensor:
         """FloatTensor ``[U+I, d]``: mean of the ``K+1`` layer embeddings."""
@@ -63,7 +64,7 @@ class LightGCN(Recommender):
         x = self.embedding.weight
         out = x
         for _ in range(self.n_layers):
-            x = self.adj.matmul(x)
+            x = self.conv(x, self.adj)
             out = out + x
         return out / (self.n_layers + 1)
 

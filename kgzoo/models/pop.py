@@ -23,9 +23,8 @@ class Pop(Recommender):
         self.register_buffer("item_count", torch.zeros(self.n_items))
         self.automatic_optimization = False
 
-    def attach(self, datamodule: Any) -> None:
-        items = datamodule.train_interactions[:, 1]
-        self.item_count.copy_(torch.bincount(items, minlength=self.n_items).float())
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        self.item_count.copy_(graphs.item_counts().float())
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         return None

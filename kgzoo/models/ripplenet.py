@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..ops.grouped import relation_matmul
 from ..registry import register_model
 from .base import Recommender
 from .kgcn import kg_csr, sample_fixed_size
-from .kge import relation_matmul
 from .layers.losses import bpr_loss
 
 UPDATE_MODES = ("replace", "plus", "replace_transform", "plus_transform")
@@ -128,28 +128,21 @@ class RippleNet(Recommender):
             self.relation_emb.weight[R].zero_()
         pad = torch.tensor([E, R, E]).view(1, 1, 3, 1).expand(self.n_users, n_hop, 3, n_memory)
         self.register_buffer("ripple", pad.clone())
-        self._attached = False
 
-    def attach(self, datamodule: Any) -> None:
-        """Ripple sets from the DataModule's train positives (``csr["train"]``) and KG triples.
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        """Ripple sets from the train positives (``graphs.train_csr``) and KG triples.
 
         Raises:
             ValueError: the KG has no triples (e.g. ``kg_ablation="none"``): RippleNet's
                 memories are KG triples, so it has nothing to attend over.
         """
-        if datamodule.data.n_triples == 0:
+        if graphs.n_triples == 0:
             raise ValueError("RippleNet needs a KG: its ripple sets are the KG triples reached from a user's "
                              "items, and this DataModule's KG is empty (kg_ablation='none'?)")
-        indptr, items = datamodule.csr["train"]
-        key = (indptr, datamodule.data.triples, self.sample_seed)  # holds the tensors: identity stays valid
-        prev = getattr(self, "_attached_to", None)
-        if prev is not None and prev[0] is key[0] and prev[1] is key[1] and prev[2] == key[2]:  # create_model and Trainer.setup both attach
-            return
-        self._attached_to = key
-        rs = build_ripple_sets(indptr, items, datamodule.data.triples, self.n_entities, max(self.n_relations, 1),
+        indptr, items = graphs.train_csr
+        rs = build_ripple_sets(indptr, items, graphs.triples, self.n_entities, max(self.n_relations, 1),
                                self.H, self.m, torch.Generator().manual_seed(self.sample_seed))
         self.ripple.copy_(rs.to(self.ripple.device))
-        self._attached = True
 
     # ------------------------------------------------------------------ math
     def _memories(self, users: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -166,7 +159,7 @@ class RippleNet(Recommender):
 
     def _apply_relation(self, x: Tensor, rel: Tensor) -> Tensor:
         """``R_rel x`` ``[..., d]`` for vectors ``x`` ``[..., d]`` and relation ids ``rel`` ``[...]``:
-        rows grouped by relation (:func:`~kgzoo.models.kge.relation_matmul`) instead of
+        rows grouped by relation (:func:`~kgzoo.ops.grouped.relation_matmul`) instead of
         gathering a ``[..., d, d]`` copy of the matrices (the authors' ``embedding_lookup``),
         same values; a training step on ml-100k-kg (batch 2,048, 2 hops x 16 memories, one
         thread) takes 52 ms of CPU instead of 470."""
@@ -216,7 +209,7 @@ class RippleNet(Recommender):
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """BCE (``{user, item, label}``) or BPR (``{user, pos_item, neg_item}``) + KGE + L2."""
-        if not self._attached and bool((self.ripple[:, 0, 1] == max(self.n_relations, 1)).all()):
+        if self.attached_fingerprint is None and bool((self.ripple[:, 0, 1] == max(self.n_relations, 1)).all()):
             raise RuntimeError("RippleNet has no ripple sets: build it with kgzoo.create_model(..., datamodule=dm)")
         if "label" in batch:
             logits, mem = self._forward(batch["user"], batch["item"][:, None])

