@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..metrics import METRIC_CODE_VERSION
+from .. import metrics
 from .cleaning import k_core, rating_threshold
 from .kgdata import KGRecData
 
@@ -222,7 +222,7 @@ class EvalProtocol:
         and ``extra`` (e.g. a KG ablation). Results with different fingerprints are never
         compared in one table (DESIGN.md, "EvalProtocol")."""
         payload = {"files": dict(sorted(checksums.items())), "protocol": self.to_dict(),
-                   "metric_code_version": METRIC_CODE_VERSION, "extra": extra or {}}
+                   "metric_code_version": metrics.METRIC_CODE_VERSION, "extra": extra or {}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
