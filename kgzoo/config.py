@@ -32,6 +32,7 @@ from typing import Any, Iterable, NamedTuple
 
 import yaml
 
+from . import models  # noqa: F401  (registers the built-in catalogue)
 from .paths import PathLike, config_dirs
 from .registry import MODELS
 
@@ -115,8 +116,6 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
 def _registered_parent(model: str, dirs: list[Path], dataset: str | None) -> tuple[str, Path] | None:
     """``(name, file)`` of the nearest registered parent class of model ``model`` that has a
     config file, ``None`` if ``model`` is not registered or no parent has one."""
-    if model not in MODELS:
-        from . import models  # noqa: F401  (registers the built-in catalogue on first use)
     if model not in MODELS:
         return None
     names = {id(e.obj): e.name for e in MODELS.entries()}
