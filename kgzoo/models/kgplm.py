@@ -32,11 +32,11 @@ class KGPLM(Recommender):
 
     Item ``i``: ``e_i = Fuse_item(g_i, P(PLM(text_i)), a_i)``; user ``u``:
     ``e_u = Fuse_user(g_u, a_u, s_u)`` with ``g`` the graph encoder's output
-    (:class:`GraphEncoder` over the CKG of ``dm.ckg()``: entities ``0..E-1`` then users, all
+    (:class:`GraphEncoder` over the CKG of ``graphs.ckg()``: entities ``0..E-1`` then users, all
     relations with inverses, edge types ignored; with ``use_kg=False`` or a KG embedding
     ``kg_encoder`` only the user-item graph, i.e. LightGCN; the latter adds the item's frozen
     entity vector ``W z_i`` as a fourth item source), ``a`` the attribute embeddings (:class:`FeatureEmbedding` of
-    ``dm.data.item_features`` / ``user_features``), ``s_u`` the mean of the friends' ``g``
+    ``graphs.item_features`` / ``user_features``), ``s_u`` the mean of the friends' ``g``
     (where the dataset has ``social``), ``Fuse`` a registered fusion layer
     (:mod:`kgzoo.models.layers.fusion`; absent sources are masked per row: items without text
     get the learned "no text" vector, rows without attributes or friends skip that source).
