@@ -46,6 +46,9 @@ class Task:
         data: what a model of the task trains on: ``"interactions"`` or ``"triples"``.
         batch_keys: keys of an evaluation batch (tensors; see the DataModules).
         leaderboard_columns: the metric columns of a leaderboard table after the main metric.
+        seeded_split: whether the run's seed also seeds the split (link prediction splits the KG
+            triples with it), so each seed has its own fingerprint and the leaderboard averages
+            the seeds' fingerprints of one protocol in one table.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Task:
     _names: Callable[[Sequence[int]], list[str]]
     _main: Callable[[Sequence[int]], str]
     _metrics: Callable[[Sequence[int]], Any]
+    seeded_split: bool = False
 
     def metric_names(self, ks: Sequence[int] = (10, 20)) -> list[str]:
         """The metric names logged for cut-offs ``ks`` (``["recall@10", ..., "ndcg@20", ...]``,
@@ -89,7 +93,7 @@ TASKS: dict[str, Task] = {
                 lambda ks: list(CTR_METRICS), lambda ks: "auc", lambda ks: CTRMetrics()),
     "link": Task("link", "triples", ("head", "relation", "tail"), ("mrr", "hits@1", "hits@3", "hits@10"),
                  lambda ks: ["mrr"] + [f"hits@{k}" for k in LINK_KS], lambda ks: "mrr",
-                 lambda ks: LinkPredictionMetrics(LINK_KS)),
+                 lambda ks: LinkPredictionMetrics(LINK_KS), seeded_split=True),
 }
 
 

@@ -44,11 +44,15 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     assert [(r["model"], r["status"], r["bench"]["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
     out = capsys.readouterr().out
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
-    md = (tmp_path / "LEADERBOARD.md").read_text()
-    assert "| pop |" in md and "kgzoo" in md and list(tmp_path.glob("leaderboard_ml-100k-kg_*.png"))
-    (tmp_path / "LEADERBOARD.md").unlink()
+    board = tmp_path / "leaderboard"
+    md = (board / "LEADERBOARD.md").read_text()
+    # one epoch of a one-epoch cap: shown in the published section, flagged, not ranked
+    assert "| - | pop † |" in md and "stopped at its cap" in md
+    assert [p.name for p in (board / "figures").glob("*.png")] == [
+        "ml-100k-kg_random-8-1-1-per-user-full-ranking-seen-masked.png"]
+    (board / "LEADERBOARD.md").unlink()
     assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--no-png"]) == 0
-    assert "| pop |" in (tmp_path / "LEADERBOARD.md").read_text()
+    assert "| - | pop † |" in (board / "LEADERBOARD.md").read_text() and not (board / "figures").exists()
     # reproduce: one model over two seeds, ours beside the paper (pop's config has no paper numbers)
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "1", "--results", str(tmp_path), "--runs",
                  str(tmp_path / "runs")]) == 0

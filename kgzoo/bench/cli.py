@@ -20,6 +20,8 @@ from typing import Any
 from ..cli import add_command
 from ..models.base import SIZE_KEYS
 from . import leaderboard as lb
+from . import render
+from .rows import ResultRow
 from .runner import DEFAULT_BENCH_DIR, parse_assignments, read_rows, resolve_grid, results_path, run_grid
 
 
@@ -76,8 +78,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None,
                    help="results file (.jsonl) or folder (default benchmarks/results/)")
     p.add_argument("--leaderboard-dir", default=None,
-                   help="where LEADERBOARD.md, CSVs and PNGs go (default: benchmarks/ for the default results "
-                        "folder, else the results folder)")
+                   help="where LEADERBOARD.md, tables/ (CSV) and figures/ (PNG) go, cleared and rebuilt "
+                        "(default: benchmarks/leaderboard/ for the default results folder, else <results>/leaderboard/)")
     p.add_argument("--leaderboard-only", action="store_true", help="rebuild the leaderboard from existing rows")
     p.add_argument("--no-png", action="store_true", help="skip the PNG charts")
     _trainer_args(p)
@@ -86,7 +88,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 def _leaderboard_dir(results: Path, given: str | None) -> Path:
     if given is not None:
         return Path(given)
-    return results.parent.parent if results.parent.name == "results" else results.parent
+    return (results.parent.parent if results.parent.name == "results" else results.parent) / "leaderboard"
 
 
 def build_leaderboard(results: Path, out_dir: Path, metric: str | None = None, png: bool = True,
@@ -95,13 +97,13 @@ def build_leaderboard(results: Path, out_dir: Path, metric: str | None = None, p
     files = sorted(results.parent.glob("*.jsonl")) if results.parent.is_dir() else []
     if results.is_file() and results not in files:
         files.append(results)
-    rows = [r for f in files for r in read_rows(f)]
+    rows = [ResultRow.from_dict(r, where=str(f)) for f in files for r in read_rows(f)]
     if not rows:
         raise FileNotFoundError(f"no result rows in {results.parent} (run `kgzoo bench` first)")
-    out = lb.write_leaderboard(rows, out_dir, metric=metric, png=png)
+    out = render.write_leaderboard(rows, out_dir, metric=metric, png=png)
     if show:
         con = _console()
-        for t in lb.rich_tables(out["tables"], out["robustness"], out["ablations"]):
+        for t in render.rich_tables(out["leaderboard"]):
             con.print(t)
         con.print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
                   f"from {len(rows)} rows in {len(files)} file(s)")
@@ -176,15 +178,15 @@ def reproduce_table(rows: list[dict[str, Any]], paper: dict[str, Any], main_metr
 
     Metrics: the paper's, then the main metric, then the recall/NDCG columns of the task.
     """
-    ok = lb.latest_ok_rows(rows)
-    task = ok[0].get("task", "topk") if ok else "topk"
+    ok = lb.latest_ok_rows([r if isinstance(r, ResultRow) else ResultRow.from_dict(r) for r in rows], by_schedule=False)
+    task = ok[0].task if ok else "topk"
     names = list((paper.get("metrics") or {}).keys())
-    for m in [main_metric, *lb.METRIC_COLUMNS.get(task, ())]:
+    for m in lb.metric_columns(task, main_metric):
         if m not in names:
             names.append(m)
     body = []
     for m in names:
-        s = lb.Stat.of(r.get("metrics", {}).get(f"test/{m}") for r in ok)
+        s = lb.Stat.of(r.metrics.get(f"test/{m}") for r in ok)
         p = (paper.get("metrics") or {}).get(m)
         diff = f"{s.mean - float(p):+.4f}" if (s is not None and isinstance(p, (int, float))) else "-"
         body.append([m, s.fmt() if s else "-", f"{float(p):.4f}" if isinstance(p, (int, float)) else "-", diff,

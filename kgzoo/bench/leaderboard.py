@@ -1,62 +1,62 @@
-"""Leaderboards, computed only from result rows (DESIGN.md, "Result row").
+"""The leaderboard as a pure function of result rows (DESIGN.md, "Leaderboard").
 
-One table per ``(dataset, fingerprint)``: rows whose fingerprints differ (another split,
-another protocol, other data files, another metric code version, another KG ablation) are
-never put in one table. In a table, one line per model: the mean and the sample standard
-deviation (``ddof=1``; 0 for a single seed) over seeds of each metric, sorted by the main
-metric (test NDCG@10 for ``topk``, AUC for ``ctr``, unless another is asked for), the
-paper's number where the row's ``paper`` section carries one, and the costs (parameters,
-seconds per epoch, evaluation seconds, peak memory, epochs, seed count).
+:func:`build` turns :class:`~kgzoo.bench.rows.ResultRow` objects into a :class:`Leaderboard`
+of plain dataclasses; it reads no file and draws nothing (:mod:`kgzoo.bench.render` writes
+the Markdown, CSV, PNG and rich views). The rules:
 
-Leaderboards and robustness tables hold only ``base`` rows (the zoo config as it is). A
-robustness table per ``(dataset, protocol_fingerprint)`` puts the KG ablations of one
-protocol side by side (one column per ``kg_ablation``: real, shuffled, none, noisy:P).
-An ablation table per ``(dataset, protocol_fingerprint, model)`` that has bench variants
-(``kgzoo bench --variants use_kg=false ...``) puts each setting (variant x KG ablation) on
-a line, with its difference from the full model.
+- **Cells.** Failed rows are ignored; of the rows of one cell (:meth:`ResultRow.key`: model,
+  dataset, seed, KG ablation, variant, fingerprint, devices, strategy, nodes) and schedule
+  (quick or not) the latest by ``time`` counts (file order breaks ties), so a rerun replaces,
+  never double-counts, a seed, and a smoke run never replaces a published row.
+- **Tables.** Rows are grouped by ``(dataset, task, protocol, KG ablation)``. The
+  *current* fingerprint of a group is the one of its newest row; rows of any other
+  fingerprint are superseded and go to the archive section, one table per fingerprint.
+  Where a task's split is seeded by the run (:attr:`kgzoo.tasks.Task.seeded_split`: link
+  prediction splits the KG triples with the run's seed, so each seed has its own
+  fingerprint), the current fingerprints are the newest one of each seed, and one table
+  averages the seeds. Rows with different fingerprints never share a table otherwise.
+- **Sections.** Rows of the quick smoke schedule (``schedule["kind"] == "quick"``) go to
+  separate smoke tables, never to the published ones. In a published table only lines whose
+  every row :meth:`~kgzoo.bench.rows.ResultRow.is_published` (converged schedule, stopped by
+  early stopping) get a rank; a line with a row that stopped at its epoch cap is flagged
+  (``capped``): not converged, not a baseline.
+- **Lines.** One per model (``base`` variant; with ``show_variants=True`` also one per
+  variant, shown as ``model [variant]``): mean and sample standard deviation (``ddof=1``; 0
+  for one seed) over seeds of every test metric, best epoch, how the runs stopped, costs and
+  the paper's number of the sort metric where the row's ``paper`` block carries one.
+- **Robustness** tables (one per ``(dataset, protocol_fingerprint)`` with several KG
+  ablations of the ``base`` rows) and **ablation** tables (one per ``(dataset,
+  protocol_fingerprint, model)`` with bench variants) stay as they were.
 
-Outputs: Markdown (``LEADERBOARD.md``), one CSV and one matplotlib PNG bar chart per
-table, and rich tables for the terminal.
+Sort metric: the task's main metric (:meth:`kgzoo.tasks.Task.main_metric`: test NDCG@10,
+AUC, MRR) unless another is asked for and the table's rows carry it.
 """
 from __future__ import annotations
 
-import csv
+import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-MAIN_METRIC = {"topk": "ndcg@10", "ctr": "auc", "link": "mrr"}
-#: metric columns of each task, after the main one
-METRIC_COLUMNS = {"topk": ("recall@10", "recall@20", "ndcg@10", "ndcg@20"), "ctr": ("auc", "acc", "f1", "gauc"),
-                  "link": ("mrr", "hits@1", "hits@3", "hits@10")}
-#: cost columns: row key -> column title
+from ..tasks import TASKS, get_task
+from .rows import ResultRow, protocol_label
+
+#: cost columns: row attribute -> column title
 COST_COLUMNS = {"params": "params", "seconds_per_epoch": "s/epoch", "eval_seconds": "eval s",
                 "peak_memory_mb": "peak MB", "epochs": "epochs"}
+#: how a run ended -> its short name in the "stopped by" column
+STOP_NAMES = {"early_stopping": "early stop", "cap": "cap", None: "?"}
 ABLATION_ORDER = ("real", "shuffled", "none")
+PUBLISHED, SMOKE, ARCHIVE = "published", "smoke", "archive"
 
 
-def metric_columns(task: str, metric: str) -> list[str]:
-    """The metric columns of a table: the sort metric, then the task's usual ones."""
-    return [metric] + [m for m in METRIC_COLUMNS.get(task, ()) if m != metric]
-
-
-def _commands(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """The distinct bench command lines that wrote ``rows``, in order."""
-    out: list[str] = []
-    for r in rows:
-        cmd = (r.get("bench") or {}).get("command")
-        if cmd and cmd not in out:
-            out.append(cmd)
-    return out
-
-
-@dataclass
+@dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation of one value over ``n`` seeds."""
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of ``n`` values."""
 
     mean: float
     std: float
@@ -64,6 +64,8 @@ class Stat:
 
     @classmethod
     def of(cls, values: Iterable[Any]) -> "Stat | None":
+        """The statistic of the finite numbers among ``values`` (``None`` when there is none;
+        booleans, ``None``, NaN and infinities are skipped)."""
         v = [float(x) for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)
              and math.isfinite(float(x))]
         if not v:
@@ -72,60 +74,164 @@ class Stat:
         return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size))
 
     def fmt(self, digits: int = 4) -> str:
+        """``"0.3094 ± 0.0123"`` (``"0.3094"`` for one value)."""
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}" if self.n > 1 else f"{self.mean:.{digits}f}"
 
 
-@dataclass
-class LeaderboardTable:
-    """One leaderboard: a dataset under one fingerprint.
+def metric_stats(rows: Sequence[ResultRow]) -> dict[str, Stat]:
+    """``{"ndcg@10": Stat, ...}``: every test metric the rows carry (``"test/"`` prefix
+    dropped), over the rows that have it."""
+    names = sorted({m for r in rows for m in r.metrics if m.startswith("test/")})
+    out = {}
+    for m in names:
+        s = Stat.of(r.metrics.get(m) for r in rows)
+        if s is not None:
+            out[m[len("test/"):]] = s
+    return out
 
-    ``lines`` holds one dict per model, best first: ``model``, ``seeds``, ``metrics``
-    (name -> :class:`Stat` of the test value), ``costs`` (row key -> :class:`Stat`),
-    ``paper`` (the paper's value of the main metric or ``None``), ``paper_source``,
-    ``max_epochs`` (the epoch budget).
+
+@dataclass
+class Line:
+    """One line of a table: a model (or ``model [variant]``) over its seeds.
+
+    Attributes:
+        model, variant, kg_ablation: what ran (``variant`` ``"base"`` = the zoo config as is).
+        seeds: the seeds, ascending. fingerprints: the fingerprints of the rows (one, except
+            for a task whose split is seeded by the run).
+        metrics: test metric name (``"ndcg@10"``) -> :class:`Stat` over seeds (every metric
+            the rows carry; the table chooses the columns).
+        best_epoch: :class:`Stat` of the best (selected) epoch, 0-based, or ``None``.
+        stopped_by: ``{"early_stopping": 2, "cap": 1}``: how many runs ended how (``None``
+            where a row does not say).
+        costs: :data:`COST_COLUMNS` key -> :class:`Stat` (parameters; seconds per epoch and
+            per evaluation; peak memory in MB; epochs run).
+        max_epochs: the epoch caps of the rows, ``"/"``-joined (``"?"`` when unknown).
+        paper, paper_source: the paper's value of the table's sort metric, if a row's
+            ``paper`` block carries one, and where it comes from.
+        rank: 1-based rank among the table's ranked lines, or ``None`` (not ranked).
+        rows: the rows aggregated (for renderers that need more).
+    """
+
+    model: str
+    variant: str
+    kg_ablation: str
+    seeds: list[int]
+    fingerprints: list[str]
+    metrics: dict[str, Stat]
+    best_epoch: Stat | None
+    stopped_by: dict[str | None, int]
+    costs: dict[str, Stat | None]
+    max_epochs: str
+    paper: float | None = None
+    paper_source: str | None = None
+    rank: int | None = None
+    rows: list[ResultRow] = field(default_factory=list, repr=False)
+
+    @property
+    def name(self) -> str:
+        """``"kgplm"`` or ``"kgplm [fusion=dot]"``."""
+        return self.model if self.variant == "base" else f"{self.model} [{self.variant}]"
+
+    @property
+    def capped(self) -> bool:
+        """Whether a run of this line stopped at its epoch cap (not converged)."""
+        return self.stopped_by.get("cap", 0) > 0
+
+    @property
+    def published(self) -> bool:
+        """Whether every run is publishable (:meth:`ResultRow.is_published`)."""
+        return bool(self.rows) and all(r.is_published() for r in self.rows)
+
+    def stopped_text(self) -> str:
+        """``"early stop ×2, cap ×1"``."""
+        return ", ".join(f"{STOP_NAMES.get(k, str(k))} ×{n}" for k, n in self.stopped_by.items()) or "-"
+
+
+def _line(rows: Sequence[ResultRow], metric: str) -> Line:
+    rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
+    first = rows[0]
+    caps = sorted({int(r.schedule["max_epochs"]) for r in rows if (r.schedule or {}).get("max_epochs") is not None})
+    paper, source = None, None
+    for r in rows:
+        value = ((r.paper or {}).get("metrics") or {}).get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            paper, source = float(value), (r.paper or {}).get("source")
+            break
+    return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
+                seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
+                metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),
+                stopped_by=dict(Counter(r.stopped_by for r in rows)),
+                costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
+                max_epochs="/".join(map(str, caps)) if caps else "?", paper=paper, paper_source=source,
+                rows=list(rows))
+
+
+@dataclass
+class Table:
+    """One leaderboard table: a dataset under one protocol (and KG ablation), one section.
+
+    Attributes:
+        dataset, task, kg_ablation: what the rows measured.
+        protocol_label: the readable protocol (``"random 8:1:1 per user, full ranking, seen
+            masked"``); protocol: the protocol dict of the rows.
+        fingerprints: the rows' fingerprints (one, or one per seed where the task's split is
+            seeded by the run).
+        section: :data:`PUBLISHED`, :data:`SMOKE` (quick schedule) or :data:`ARCHIVE`
+            (superseded fingerprints).
+        metric: the sort metric; its column comes first.
+        caveat: the dataset's caveat from the catalogue (``""`` when none).
+        lines: best first: ranked lines by the sort metric, then the others by it.
+        commands: the distinct command lines that wrote the rows.
+        newest: the ``time`` of the newest row.
     """
 
     dataset: str
-    fingerprint: str
     task: str
-    metric: str
     kg_ablation: str
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    protocol_label: str
+    protocol: dict[str, Any]
+    fingerprints: list[str]
+    section: str
+    metric: str
+    caveat: str = ""
+    lines: list[Line] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
-    protocol: dict[str, Any] = field(default_factory=dict)
+    newest: str = ""
 
     @property
     def metric_columns(self) -> list[str]:
+        """The sort metric, then the task's leaderboard columns."""
         return metric_columns(self.task, self.metric)
 
     @property
     def title(self) -> str:
-        split = self.protocol.get("split")
-        split = f", {split} split" if split else ""
-        return f"{self.dataset} ({self.task}{split}, KG {self.kg_ablation}) fingerprint {self.fingerprint[:12]}"
+        """``"ml-100k-kg · random 8:1:1 per user, full ranking, seen masked"`` (``· KG shuffled``
+        for a KG ablation)."""
+        kg = "" if self.kg_ablation == "real" else f" · KG {self.kg_ablation}"
+        return f"{self.dataset} · {self.protocol_label}{kg}"
 
-    def budget(self) -> str:
-        """The epoch budget: one number, or ``model=N`` per model when they differ."""
-        b = {ln["model"]: ln["max_epochs"] for ln in self.lines}
-        vals = set(b.values())
-        if len(vals) == 1:
-            return f"max_epochs={vals.pop()}"
-        return "max_epochs: " + ", ".join(f"{m}={v}" for m, v in sorted(b.items()))
+    @property
+    def capped(self) -> bool:
+        return any(ln.capped for ln in self.lines)
 
 
 @dataclass
 class RobustnessTable:
-    """Test values of the main metric of each model under each KG ablation of one protocol."""
+    """Test values of the main metric of each model under each KG ablation of one protocol.
+
+    ``lines``: ``{"model": str, "values": {ablation: Stat | None}}``, best on the first ablation first.
+    """
 
     dataset: str
     protocol_fingerprint: str
+    protocol_label: str
     metric: str
     ablations: list[str]
-    lines: list[dict[str, Any]] = field(default_factory=list)  # model, values: ablation -> Stat
+    lines: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} KG robustness (test {self.metric}) protocol {self.protocol_fingerprint[:12]}"
+        return f"{self.dataset} · {self.protocol_label} · KG robustness (test {self.metric})"
 
 
 @dataclass
@@ -133,12 +239,14 @@ class AblationTable:
     """One model's settings (variant x KG ablation) under one protocol of one dataset.
 
     ``lines``: ``setting`` (``"full"`` for the base variant with the real KG, else the
-    variant and/or ``kg=<ablation>``), ``metrics`` (name -> :class:`Stat`), ``delta`` (mean
-    of the main metric minus the full model's, or ``None``), ``seeds``; the full model first.
+    variant and/or ``kg=<ablation>``), ``variant``, ``kg_ablation``, ``metrics`` (name ->
+    :class:`Stat`, every test metric), ``delta`` (mean of the sort metric minus the full
+    model's, or ``None``), ``seeds``; the full model first.
     """
 
     dataset: str
     protocol_fingerprint: str
+    protocol_label: str
     model: str
     task: str
     metric: str
@@ -151,93 +259,169 @@ class AblationTable:
 
     @property
     def title(self) -> str:
-        return (f"{self.dataset} source ablations and variants of {self.model} (test {self.metric}) "
-                f"protocol {self.protocol_fingerprint[:12]}")
+        return f"{self.dataset} · {self.protocol_label} · variants and source ablations of {self.model} (test {self.metric})"
+
+
+@dataclass
+class Leaderboard:
+    """Everything :func:`build` derives from a set of rows (no I/O; see :mod:`kgzoo.bench.render`).
+
+    Attributes:
+        tables: published tables, then smoke tables, then archive tables; within a section by
+            dataset and protocol label.
+        robustness, ablations: the KG-robustness and variant tables.
+        n_rows: rows given; n_cells: successful cells after keeping each cell's latest row.
+    """
+
+    tables: list[Table]
+    robustness: list[RobustnessTable]
+    ablations: list[AblationTable]
+    n_rows: int = 0
+    n_cells: int = 0
+
+    def section(self, name: str) -> list[Table]:
+        """The tables of section ``name`` (:data:`PUBLISHED`, :data:`SMOKE`, :data:`ARCHIVE`)."""
+        return [t for t in self.tables if t.section == name]
 
 
 # ---------------------------------------------------------------------------- rows
-def variant_of(row: dict[str, Any]) -> str:
-    """A row's bench variant (``"base"`` for rows written before variants existed)."""
-    return row.get("variant") or "base"
+def metric_columns(task: str, metric: str) -> list[str]:
+    """The metric columns of a table: the sort metric, then the task's leaderboard columns."""
+    cols = TASKS[task].leaderboard_columns if task in TASKS else ()
+    return [metric] + [m for m in cols if m != metric]
 
 
-def latest_ok_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Successful rows, one per ``(model, dataset, seed, kg_ablation, variant, fingerprint)``: the
-    latest by the rows' ``time`` (then file order; rows from several files are merged), so a
-    rerun replaces, never double-counts, a seed."""
-    out: dict[tuple, dict[str, Any]] = {}
-    for r in sorted(rows, key=lambda r: str(r.get("time") or "")):
-        if r.get("status", "ok") != "ok":
-            continue
-        missing = [k for k in ("model", "dataset", "seed", "fingerprint") if r.get(k) is None]
-        if missing:
-            raise ValueError(f"result row without {', '.join(missing)}: {str(r)[:200]}")
-        out[(r["model"], r["dataset"], r["seed"], r.get("kg_ablation", "real"), variant_of(r), r["fingerprint"])] = r
+def is_quick(row: ResultRow) -> bool:
+    """Whether ``row`` ran the quick smoke schedule (never in a published table)."""
+    return (row.schedule or {}).get("kind") == "quick"
+
+
+def label_of(row: ResultRow) -> str:
+    """The row's readable protocol label (:func:`kgzoo.bench.rows.protocol_label` of its
+    protocol where the row carries none)."""
+    return row.protocol_label or protocol_label(row.protocol or {}, row.task)
+
+
+def latest_ok_rows(rows: Iterable[ResultRow], by_schedule: bool = True) -> list[ResultRow]:
+    """The successful rows, one per cell (:meth:`ResultRow.key`), the latest by ``time``, then
+    by the order given (rows of several files are merged), so a rerun replaces a seed.
+
+    Args:
+        by_schedule: keep one row per cell *and* schedule (quick or not), so that a smoke rerun
+            never replaces a published row (the tables); ``False``: one per cell whatever the
+            schedule (the robustness and ablation tables, which show every schedule).
+    """
+    out: dict[tuple, ResultRow] = {}
+    for r in sorted(rows, key=lambda r: str(r.time or "")):
+        if r.status == "ok":
+            out[(r.key(), is_quick(r) if by_schedule else None)] = r
     return list(out.values())
 
 
-def _metric_key(metric: str) -> str:
-    return metric if "/" in metric else f"test/{metric}"
-
-
-def _main_metric(task: str, metric: str | None, rows: Sequence[dict[str, Any]]) -> str:
-    if metric is not None and any(_metric_key(metric) in r.get("metrics", {}) for r in rows):
+def sort_metric(task: str, metric: str | None, rows: Sequence[ResultRow]) -> str:
+    """``metric`` if some row carries ``test/<metric>``, else the task's main metric."""
+    if metric is not None and any(f"test/{metric}" in r.metrics for r in rows):
         return metric
-    return MAIN_METRIC.get(task, "ndcg@10")
+    return get_task(task).main_metric() if task in TASKS else (rows[0].main_metric if rows else "")
 
 
-def _paper_value(rows: Sequence[dict[str, Any]], metric: str) -> tuple[float | None, str | None]:
+def _canonical(d: Mapping[str, Any] | None) -> str:
+    return json.dumps(d or {}, sort_keys=True, default=str)
+
+
+def _commands(rows: Iterable[ResultRow]) -> list[str]:
+    out: list[str] = []
     for r in rows:
-        paper = r.get("paper") or {}
-        value = (paper.get("metrics") or {}).get(metric)
-        if isinstance(value, (int, float)):
-            return float(value), paper.get("source")
-    return None, None
+        if r.command and r.command not in out:
+            out.append(r.command)
+    return out
 
 
-def build_tables(rows: Iterable[dict[str, Any]], metric: str | None = None) -> list[LeaderboardTable]:
-    """Leaderboards from result rows: one per ``(dataset, fingerprint)``, models best first.
+def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
+    """Ranked lines (published, converged) best first, then the others best first."""
+    def value(ln: Line) -> float:
+        s = ln.metrics.get(metric)
+        return -s.mean if s is not None else math.inf
+
+    ranked_lines = sorted((ln for ln in lines if ranked and ln.published), key=lambda ln: (value(ln), ln.name))
+    for i, ln in enumerate(ranked_lines, 1):
+        ln.rank = i
+    rest = sorted((ln for ln in lines if ln.rank is None), key=lambda ln: (value(ln), ln.name))
+    return ranked_lines + rest
+
+
+def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str) -> Table:
+    first = rows[0]
+    main = sort_metric(first.task, metric, rows)
+    by_line: dict[tuple[str, str], list[ResultRow]] = {}
+    for r in rows:
+        by_line.setdefault((r.model, r.variant), []).append(r)
+    lines = [_line(lrows, main) for lrows in by_line.values()]
+    return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
+                 protocol_label=label_of(first), protocol=dict(first.protocol or {}),
+                 fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
+                 lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
+                 newest=max(str(r.time or "") for r in rows))
+
+
+def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
+          caveats: Mapping[str, str] | None = None) -> Leaderboard:
+    """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
-        rows: result rows (failed rows are ignored; a repeated cell keeps its latest row).
-        metric: the metric to sort by (``"ndcg@20"``); default NDCG@10 (``topk``) or AUC (``ctr``).
-            A table whose rows lack it falls back to its task's default.
+        rows: result rows (:class:`~kgzoo.bench.rows.ResultRow`; failed ones are ignored).
+        metric: the sort metric (``"ndcg@20"``); default the task's main metric. A table
+            whose rows lack it falls back to its task's main metric.
+        show_variants: also put non-``base`` variants (``kgzoo bench --variants
+            fusion=dot``) in the tables as lines ``model [variant]`` beside the baselines
+            (they are always in the ablation tables).
+        caveats: dataset name -> caveat to show under its tables (the catalogue's
+            :attr:`DatasetSpec.caveat`; :func:`kgzoo.bench.render.write_leaderboard` passes them).
+
+    Returns:
+        A :class:`Leaderboard` (see the module docstring for the rules).
 
     Raises:
-        ValueError: a successful row without model, dataset, seed or fingerprint.
+        TypeError: an element of ``rows`` that is not a ``ResultRow`` (read JSON lines with
+            :func:`kgzoo.bench.rows.read_rows` or ``ResultRow.from_dict``).
     """
-    ok = [r for r in latest_ok_rows(rows) if variant_of(r) == "base"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in ok:
-        groups.setdefault((r["dataset"], r["fingerprint"]), []).append(r)
-    tables = []
-    for (dataset, fp), grows in sorted(groups.items()):
-        task = grows[0].get("task", "topk")
-        main = _main_metric(task, metric, grows)
-        t = LeaderboardTable(dataset, fp, task, main, grows[0].get("kg_ablation", "real"),
-                             protocol=grows[0].get("protocol", {}))
-        t.commands = _commands(grows)
-        by_model: dict[str, list[dict[str, Any]]] = {}
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        if not isinstance(r, ResultRow):
+            raise TypeError(f"leaderboard row {i}: expected a ResultRow, got {type(r).__name__} "
+                            "(use kgzoo.bench.rows.read_rows or ResultRow.from_dict)")
+    caveats = dict(caveats or {})
+    ok = latest_ok_rows(rows)
+    shown = [r for r in ok if show_variants or r.variant == "base"]
+    groups: dict[tuple[str, ...], list[ResultRow]] = {}
+    for r in shown:  # the protocol dict too: two protocols never share a table, even under one label
+        groups.setdefault((r.dataset, r.task, label_of(r), r.kg_ablation, _canonical(r.protocol)), []).append(r)
+    published, smoke, archive = [], [], []
+    for key, grows in sorted(groups.items()):
+        grows.sort(key=lambda r: str(r.time or ""))
+        seeded = key[1] in TASKS and TASKS[key[1]].seeded_split
+        newest = {(r.seed if seeded else None): r.fingerprint for r in grows}  # the last write wins
+        current = set(newest.values())
+        caveat = caveats.get(key[0], "")
+        cur = [r for r in grows if r.fingerprint in current]
+        pub = [r for r in cur if not is_quick(r)]
+        quick = [r for r in cur if is_quick(r)]
+        if pub:
+            published.append(_table(pub, PUBLISHED, metric, caveat))
+        if quick:
+            smoke.append(_table(quick, SMOKE, metric, caveat))
+        old: dict[str, list[ResultRow]] = {}
         for r in grows:
-            by_model.setdefault(r["model"], []).append(r)
-        for model, mrows in by_model.items():
-            mrows.sort(key=lambda r: r["seed"])
-            paper, source = _paper_value(mrows, main)
-            budgets = sorted({(r.get("bench") or {}).get("max_epochs") for r in mrows} - {None})
-            t.lines.append({
-                "model": model, "seeds": [r["seed"] for r in mrows],
-                "metrics": {m: Stat.of(r.get("metrics", {}).get(_metric_key(m)) for r in mrows)
-                            for m in t.metric_columns},
-                "costs": {k: Stat.of(r.get(k) for r in mrows) for k in COST_COLUMNS},
-                "paper": paper, "paper_source": source,
-                "max_epochs": "/".join(map(str, budgets)) if budgets else "?",
-            })
-        t.lines.sort(key=lambda ln: (ln["metrics"][main] is None,
-                                     -(ln["metrics"][main].mean if ln["metrics"][main] else 0.0), ln["model"]))
-        tables.append(t)
-    return tables
+            if r.fingerprint not in current:
+                old.setdefault(r.fingerprint, []).append(r)
+        archive += [_table(orows, ARCHIVE, metric, caveat) for orows in old.values()]
+    archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
+    latest = latest_ok_rows(rows, by_schedule=False)
+    return Leaderboard(published + smoke + archive, build_robustness(latest, metric), build_ablations(latest, metric),
+                       n_rows=len(rows), n_cells=len(ok))
 
 
+# ---------------------------------------------------------------------------- robustness and ablations
 def _ablation_key(kind: str) -> tuple[int, float, str]:
     if kind in ABLATION_ORDER:
         return (ABLATION_ORDER.index(kind), 0.0, kind)
@@ -245,265 +429,82 @@ def _ablation_key(kind: str) -> tuple[int, float, str]:
     return (len(ABLATION_ORDER), float(m.group(1)) if m else math.inf, kind)
 
 
-def build_robustness(rows: Iterable[dict[str, Any]], metric: str | None = None) -> list[RobustnessTable]:
-    """One table per ``(dataset, protocol_fingerprint)`` that has more than one KG ablation:
-    models as lines, ablations as columns (real, shuffled, none, noisy:P ascending), the
-    mean ± std over seeds of the test main metric (NDCG@10 for ``topk``, AUC for ``ctr``)."""
-    ok = [r for r in latest_ok_rows(rows) if r.get("protocol_fingerprint") and variant_of(r) == "base"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list[RobustnessTable]:
+    """One table per ``(dataset, protocol_fingerprint)`` of ``base`` rows with more than one KG
+    ablation: models as lines, ablations as columns (real, shuffled, none, noisy:P
+    ascending), mean ± std over seeds of the test sort metric.
+
+    Args:
+        ok: the latest successful row of each cell (:func:`latest_ok_rows` with ``by_schedule=False``).
+    """
+    groups: dict[tuple[str, str], list[ResultRow]] = {}
     for r in ok:
-        groups.setdefault((r["dataset"], r["protocol_fingerprint"]), []).append(r)
+        if r.protocol_fingerprint and r.variant == "base":
+            groups.setdefault((r.dataset, r.protocol_fingerprint), []).append(r)
     out = []
     for (dataset, pfp), grows in sorted(groups.items()):
-        kinds = sorted({r.get("kg_ablation", "real") for r in grows}, key=_ablation_key)
+        kinds = sorted({r.kg_ablation for r in grows}, key=_ablation_key)
         if len(kinds) < 2:
             continue
-        main = _main_metric(grows[0].get("task", "topk"), metric, grows)
-        t = RobustnessTable(dataset, pfp, main, kinds)
-        for model in sorted({r["model"] for r in grows}):
-            vals = {k: Stat.of(r.get("metrics", {}).get(_metric_key(main)) for r in grows
-                               if r["model"] == model and r.get("kg_ablation", "real") == k) for k in kinds}
-            t.lines.append({"model": model, "values": vals})
+        main = sort_metric(grows[0].task, metric, grows)
+        t = RobustnessTable(dataset, pfp, label_of(grows[0]), main, kinds)
+        for model in sorted({r.model for r in grows}):
+            t.lines.append({"model": model, "values": {
+                k: Stat.of(r.metrics.get(f"test/{main}") for r in grows if r.model == model and r.kg_ablation == k)
+                for k in kinds}})
         first = kinds[0]
         t.lines.sort(key=lambda ln: -(ln["values"][first].mean if ln["values"][first] else -math.inf))
         out.append(t)
     return out
 
 
-def _setting(row: dict[str, Any]) -> str:
-    parts = [] if variant_of(row) == "base" else [variant_of(row)]
-    if row.get("kg_ablation", "real") != "real":
-        parts.append(f"kg={row['kg_ablation']}")
+def _setting(row: ResultRow) -> str:
+    parts = [] if row.variant == "base" else [row.variant]
+    if row.kg_ablation != "real":
+        parts.append(f"kg={row.kg_ablation}")
     return " + ".join(parts) or "full"
 
 
-def build_ablations(rows: Iterable[dict[str, Any]], metric: str | None = None) -> list[AblationTable]:
-    """Source-ablation tables: one per ``(dataset, protocol_fingerprint, model)`` with at least one
-    non-base variant. Lines: the full model (base variant, real KG), then the other settings
-    by descending main metric; ``delta`` = setting mean - full mean.
+def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[AblationTable]:
+    """One table per ``(dataset, protocol_fingerprint, model)`` with at least one non-``base``
+    variant: the full model (base variant, real KG), then the other settings by descending
+    sort metric; ``delta`` = setting mean - full mean.
 
-    Raises:
-        ValueError: a successful row without model, dataset, seed or fingerprint.
+    Args:
+        ok: the latest successful row of each cell (:func:`latest_ok_rows` with ``by_schedule=False``).
     """
-    ok = [r for r in latest_ok_rows(rows) if r.get("protocol_fingerprint")]
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in ok:
-        groups.setdefault((r["dataset"], r["protocol_fingerprint"], r["model"]), []).append(r)
+        if r.protocol_fingerprint:
+            groups.setdefault((r.dataset, r.protocol_fingerprint, r.model), []).append(r)
     out = []
     for (dataset, pfp, model), grows in sorted(groups.items()):
-        if all(variant_of(r) == "base" for r in grows):
+        if all(r.variant == "base" for r in grows):
             continue
-        task = grows[0].get("task", "topk")
-        t = AblationTable(dataset, pfp, model, task, _main_metric(task, metric, grows))
-        t.commands = _commands(grows)
-        by_setting: dict[str, list[dict[str, Any]]] = {}
+        main = sort_metric(grows[0].task, metric, grows)
+        t = AblationTable(dataset, pfp, label_of(grows[0]), model, grows[0].task, main, commands=_commands(grows))
+        by_setting: dict[str, list[ResultRow]] = {}
         for r in grows:
             by_setting.setdefault(_setting(r), []).append(r)
         for setting, srows in by_setting.items():
-            t.lines.append({"setting": setting, "seeds": sorted(r["seed"] for r in srows),
-                            "metrics": {m: Stat.of(r.get("metrics", {}).get(_metric_key(m)) for r in srows)
-                                        for m in t.metric_columns}})
-        full = next((ln["metrics"][t.metric] for ln in t.lines if ln["setting"] == "full"), None)
+            t.lines.append({"setting": setting, "variant": srows[0].variant, "kg_ablation": srows[0].kg_ablation,
+                            "fingerprint": srows[0].fingerprint, "seeds": sorted(r.seed for r in srows),
+                            "metrics": metric_stats(srows)})
+        full = next((ln["metrics"].get(main) for ln in t.lines if ln["setting"] == "full"), None)
         for ln in t.lines:
-            s = ln["metrics"][t.metric]
+            s = ln["metrics"].get(main)
             ln["delta"] = (s.mean - full.mean) if (s is not None and full is not None) else None
-        t.lines.sort(key=lambda ln: (ln["setting"] != "full", -(ln["metrics"][t.metric].mean
-                                                                if ln["metrics"][t.metric] else -math.inf)))
+        t.lines.sort(key=lambda ln: (ln["setting"] != "full",
+                                     -(ln["metrics"][main].mean if ln["metrics"].get(main) else -math.inf)))
         out.append(t)
     return out
 
 
-def ablation_cells(t: AblationTable) -> tuple[list[str], list[list[str]]]:
-    """Header and displayed cells of an ablation table."""
-    header = ["setting"] + t.metric_columns[:1] + ["Δ vs full"] + t.metric_columns[1:] + ["seeds"]
-    body = []
-    for ln in t.lines:
-        m = ln["metrics"]
-        body.append([ln["setting"], m[t.metric].fmt() if m[t.metric] else "-",
-                     "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
-                    + [s.fmt() if (s := m[c]) else "-" for c in t.metric_columns[1:]] + [str(len(ln["seeds"]))])
-    return header, body
-
-
-# ---------------------------------------------------------------------------- renderers
-def _fmt_int(s: "Stat | None") -> str:
-    return "-" if s is None else f"{s.mean:,.0f}"
-
-
-def _fmt_num(s: "Stat | None", digits: int = 2) -> str:
-    return "-" if s is None else f"{s.mean:.{digits}f}"
-
-
-def table_columns(t: LeaderboardTable) -> list[str]:
-    return (["model"] + [f"{m}" for m in t.metric_columns] + ["paper"] + list(COST_COLUMNS.values())
-            + ["budget", "seeds"])
-
-
-def table_cells(t: LeaderboardTable) -> list[list[str]]:
-    """The displayed cells of each line (strings), in :func:`table_columns` order."""
-    out = []
-    for ln in t.lines:
-        c = ln["costs"]
-        out.append([ln["model"]] + [s.fmt() if (s := ln["metrics"][m]) else "-" for m in t.metric_columns]
-                   + [f"{ln['paper']:.4f}" if ln["paper"] is not None else "-",
-                      _fmt_int(c["params"]), _fmt_num(c["seconds_per_epoch"]), _fmt_num(c["eval_seconds"]),
-                      _fmt_num(c["peak_memory_mb"], 0), _fmt_num(c["epochs"], 1), str(ln["max_epochs"]),
-                      str(len(ln["seeds"]))])
-    return out
-
-
-def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
-
-
-def to_markdown(tables: Sequence[LeaderboardTable], robustness: Sequence[RobustnessTable] = (),
-                images: dict[str, str] | None = None, ablations: Sequence[AblationTable] = ()) -> str:
-    """``LEADERBOARD.md``: each table with its dataset, fingerprint, protocol, commands and budget."""
-    images = images or {}
-    out = ["# kgzoo leaderboard", "",
-           "Computed only from the result rows in `benchmarks/results/*.jsonl` (`kgzoo bench --leaderboard-only` "
-           "rebuilds it). One table per dataset and fingerprint: numbers under different protocols, data files, "
-           "metric code or KG ablations are never compared in one table. Test metrics of the best validation "
-           "checkpoint, full ranking over all items with seen items masked; mean ± sample std over seeds. "
-           "`paper`: the paper's number for the sorting metric where the model's config carries one.", ""]
-    for t in tables:
-        out += [f"## {t.title}", "",
-                f"- sorted by: test {t.metric}",
-                f"- protocol: `{_protocol_str(t.protocol)}`",
-                f"- fingerprint: `{t.fingerprint}`",
-                f"- epoch budget: {t.budget()}",
-                "- command: " + ("; ".join(f"`{c}`" for c in t.commands) if t.commands else "(not recorded)"), ""]
-        out += _md_table(table_columns(t), table_cells(t)) + [""]
-        if t.fingerprint in images:
-            out += [f"![{t.title}]({images[t.fingerprint]})", ""]
-    for r in robustness:
-        out += [f"## {r.title}", "", f"- protocol fingerprint: `{r.protocol_fingerprint}`", ""]
-        body = [[ln["model"]] + [s.fmt() if (s := ln["values"][k]) else "-" for k in r.ablations] for ln in r.lines]
-        out += _md_table(["model"] + r.ablations, body) + [""]
-        if r.protocol_fingerprint in images:
-            out += [f"![{r.title}]({images[r.protocol_fingerprint]})", ""]
-    for a in ablations:
-        out += [f"## {a.title}", "", f"- protocol fingerprint: `{a.protocol_fingerprint}`",
-                "- command: " + ("; ".join(f"`{c}`" for c in a.commands) if a.commands else "(not recorded)"), ""]
-        out += _md_table(*ablation_cells(a)) + [""]
-    return "\n".join(out)
-
-
-def _protocol_str(p: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in p.items()) if p else "?"
-
-
-def write_csv(t: LeaderboardTable, path: str | Path) -> Path:
-    """One CSV line per model: ``<metric>_mean``/``<metric>_std`` columns, paper, costs, seeds."""
-    path = Path(path)
-    header = (["dataset", "fingerprint", "task", "kg_ablation", "model", "seeds", "max_epochs"]
-              + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")] + ["paper"] + list(COST_COLUMNS))
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for ln in t.lines:
-            vals = []
-            for m in t.metric_columns:
-                s = ln["metrics"][m]
-                vals += [s.mean, s.std] if s else ["", ""]
-            w.writerow([t.dataset, t.fingerprint, t.task, t.kg_ablation, ln["model"], len(ln["seeds"]),
-                        ln["max_epochs"]] + vals + ["" if ln["paper"] is None else ln["paper"]]
-                       + [(ln["costs"][k].mean if ln["costs"][k] else "") for k in COST_COLUMNS])
-    return path
-
-
-def write_png(t: LeaderboardTable | RobustnessTable, path: str | Path) -> Path:
-    """A bar chart of the main metric (error bars: std over seeds; grouped by ablation for robustness)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    models = [ln["model"] for ln in t.lines]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(models) + 2), 3.6))
-    x = np.arange(len(models))
-    if isinstance(t, LeaderboardTable):
-        stats = [ln["metrics"][t.metric] for ln in t.lines]
-        ax.bar(x, [s.mean if s else 0 for s in stats], yerr=[s.std if s else 0 for s in stats], capsize=3,
-               color="tab:blue")
-        paper = [ln["paper"] for ln in t.lines]
-        if any(p is not None for p in paper):
-            ax.scatter([i for i, p in enumerate(paper) if p is not None], [p for p in paper if p is not None],
-                       marker="_", s=400, color="tab:red", label="paper", zorder=3)
-            ax.legend()
-    else:
-        w = 0.8 / max(1, len(t.ablations))
-        for j, k in enumerate(t.ablations):
-            stats = [ln["values"][k] for ln in t.lines]
-            ax.bar(x + (j - (len(t.ablations) - 1) / 2) * w, [s.mean if s else 0 for s in stats], w,
-                   yerr=[s.std if s else 0 for s in stats], capsize=2, label=k)
-        ax.legend(title="KG", fontsize=8)
-    ax.set_xticks(x, models, rotation=30, ha="right")
-    ax.set_ylabel(f"test {t.metric}")
-    ax.set_title(t.title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def rich_tables(tables: Sequence[LeaderboardTable], robustness: Sequence[RobustnessTable] = (),
-                ablations: Sequence[AblationTable] = ()) -> list[Any]:
-    """The tables as :class:`rich.table.Table` objects (for ``Console.print``)."""
-    from rich.table import Table
-
-    out = []
-    for t in tables:
-        rt = Table(title=t.title, caption=f"sorted by test {t.metric}; {t.budget()}")
-        for c in table_columns(t):
-            rt.add_column(c, justify="left" if c == "model" else "right")
-        for row in table_cells(t):
-            rt.add_row(*row)
-        out.append(rt)
-    for r in robustness:
-        rt = Table(title=r.title)
-        for c in ["model"] + r.ablations:
-            rt.add_column(c, justify="left" if c == "model" else "right")
-        for ln in r.lines:
-            rt.add_row(ln["model"], *[s.fmt() if (s := ln["values"][k]) else "-" for k in r.ablations])
-        out.append(rt)
-    for a in ablations:
-        header, body = ablation_cells(a)
-        rt = Table(title=a.title)
-        for c in header:
-            rt.add_column(c, justify="left" if c == "setting" else "right")
-        for row in body:
-            rt.add_row(*row)
-        out.append(rt)
-    return out
-
-
-def write_leaderboard(rows: Iterable[dict[str, Any]], out_dir: str | Path, metric: str | None = None,
-                      png: bool = True) -> dict[str, Any]:
-    """Write ``LEADERBOARD.md``, ``leaderboard_<dataset>_<fp12>.csv`` / ``.png`` per table and
-    ``robustness_<dataset>_<fp12>.png`` per robustness table into ``out_dir``.
-
-    Returns:
-        ``{"markdown": Path, "csv": [Path], "png": [Path], "tables": [...], "robustness": [...],
-        "ablations": [...]}``.
-    """
-    rows = list(rows)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tables, robust, ablations = build_tables(rows, metric), build_robustness(rows, metric), build_ablations(rows, metric)
-    csvs, pngs, images = [], [], {}
-    for t in tables:
-        stem = f"leaderboard_{t.dataset}_{t.fingerprint[:12]}"
-        csvs.append(write_csv(t, out / f"{stem}.csv"))
-        if png and t.lines:
-            pngs.append(write_png(t, out / f"{stem}.png"))
-            images[t.fingerprint] = pngs[-1].name
-    for r in robust:
-        if png and r.lines:
-            pngs.append(write_png(r, out / f"robustness_{r.dataset}_{r.protocol_fingerprint[:12]}.png"))
-            images[r.protocol_fingerprint] = pngs[-1].name
-    md = out / "LEADERBOARD.md"
-    md.write_text(to_markdown(tables, robust, images, ablations) + "\n")
-    return {"markdown": md, "csv": csvs, "png": pngs, "tables": tables, "robustness": robust, "ablations": ablations}
+def reference_lines(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str], Line]:
+    """The committed reference of each cell group: ``(fingerprint, model, variant, kg_ablation)``
+    -> :class:`Line` over the latest successful row of each seed (what ``kgzoo bench`` prints
+    beside a run's own rows)."""
+    groups: dict[tuple[str, str, str, str], list[ResultRow]] = {}
+    for r in latest_ok_rows(rows):
+        groups.setdefault((r.fingerprint, r.model, r.variant, r.kg_ablation), []).append(r)
+    return {k: _line(g, sort_metric(g[0].task, None, g)) for k, g in groups.items()}

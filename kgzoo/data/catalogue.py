@@ -214,6 +214,7 @@ ALIBABA_IFASHION = register_dataset(DatasetSpec(
              "published with KGIN and redistributed by the SHGD repository (no licence stated)."),
     citation=("Chen et al., POG: Personalized Outfit Generation for Fashion Recommendation at Alibaba iFashion, "
               f"KDD 2019; {_KGIN_CITE}."),
+    caveat="re-split (valid.txt + test.txt pooled; the source has no train.txt): NOT comparable with published KGIN numbers",
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 114737, "items": 29708, "interactions": 752275, "kg_entities": 89196, "relations": 51,
               "triples": 279155, "linked_items": 29708},
@@ -248,6 +249,7 @@ MIND_KG = register_dataset(DatasetSpec(
              "facts: CC0."),
     citation=(f"{_MIND_CITE}; Yang et al., Knowledge Graph Self-Supervised Rationalization for Recommendation "
               f"(KGRec), KDD 2023; {_KGIN_CITE}."),
+    caveat="re-split (valid.txt + test.txt pooled; the source has no train.txt): NOT comparable with published KGIN/KGRec numbers",
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 100000, "items": 26252, "interactions": 1227943, "kg_entities": 20640, "relations": 512,
               "triples": 148529, "linked_items": 14088, "text_coverage": 1.0},

