@@ -500,11 +500,16 @@ def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[
     return out
 
 
-def reference_lines(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str], Line]:
-    """The committed reference of each cell group: ``(fingerprint, model, variant, kg_ablation)``
-    -> :class:`Line` over the latest successful row of each seed (what ``kgzoo bench`` prints
-    beside a run's own rows)."""
-    groups: dict[tuple[str, str, str, str], list[ResultRow]] = {}
+def reference_key(row: ResultRow) -> tuple[str, str, str, str, bool]:
+    """``(fingerprint, model, variant, kg_ablation, quick)``: the rows a run's row is compared with."""
+    return (row.fingerprint, row.model, row.variant, row.kg_ablation, is_quick(row))
+
+
+def reference_lines(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str, bool], Line]:
+    """The committed reference of each :func:`reference_key` -> :class:`Line` over the latest
+    successful row of each seed (what ``kgzoo bench`` prints beside a run's own rows: a quick
+    run beside quick rows, a converged run beside converged ones)."""
+    groups: dict[tuple[str, str, str, str, bool], list[ResultRow]] = {}
     for r in latest_ok_rows(rows):
-        groups.setdefault((r.fingerprint, r.model, r.variant, r.kg_ablation), []).append(r)
+        groups.setdefault(reference_key(r), []).append(r)
     return {k: _line(g, sort_metric(g[0].task, None, g)) for k, g in groups.items()}

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
-                          Stat, Table, build, reference_lines, sort_metric)
+                          Stat, Table, build, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
 
 MARKDOWN = "LEADERBOARD.md"
@@ -304,8 +304,9 @@ def rich_run_table(rows: Iterable[ResultRow], reference_rows: Iterable[ResultRow
                    metric: str | None = None) -> Any:
     """The table of one ``kgzoo bench`` run: one line per row of the run (failed ones with their
     error), its test sort metric, how it stopped, its time, and beside it the committed reference
-    (mean ± std over seeds of ``reference_rows`` with the same fingerprint, model, variant and KG
-    ablation; ``-`` where none exists).
+    (mean ± std over seeds of ``reference_rows`` with the same fingerprint, model, variant, KG
+    ablation and schedule class, quick or not: :func:`kgzoo.bench.leaderboard.reference_key`;
+    ``-`` where none exists).
 
     Args:
         rows: this run's rows. reference_rows: the committed rows (e.g. ``benchmarks/results``).
@@ -320,7 +321,7 @@ def rich_run_table(rows: Iterable[ResultRow], reference_rows: Iterable[ResultRow
     for r in rows:
         m = sort_metric(r.task, metric, [r]) if r.status == "ok" else (metric or r.main_metric or "-")
         value = r.metrics.get(f"test/{m}")
-        line = ref.get((r.fingerprint, r.model, r.variant, r.kg_ablation))
+        line = ref.get(reference_key(r))
         s = line.metrics.get(m) if line is not None else None
         stop = {"early_stopping": "early stop", "cap": f"cap {CAP_MARK}"}.get(r.stopped_by or "", "-")
         body.append([r.model if r.variant == "base" else f"{r.model} [{r.variant}]", r.dataset, str(r.seed),
@@ -332,8 +333,8 @@ def rich_run_table(rows: Iterable[ResultRow], reference_rows: Iterable[ResultRow
                      stop, "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
     return _rich_table("this run", ["model", "dataset", "seed", "KG", "status", "metric", "test", "committed reference",
                                     "Δ", "epochs / cap", "stopped by", "seconds"], body,
-                       caption="committed reference: mean ± std over the seeds of benchmarks/results with the same "
-                               "fingerprint, model, variant and KG ablation")
+                       caption="committed reference: mean ± std over the seeds of the committed rows with the same "
+                               "fingerprint, model, variant, KG ablation and schedule (quick or not)")
 
 
 # ---------------------------------------------------------------------------- the folder

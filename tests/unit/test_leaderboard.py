@@ -318,6 +318,7 @@ def test_rich_views_and_the_run_table():
     from rich.console import Console
 
     committed = [row("bpr", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    committed += [row("bpr", 0, 0.9, kind="quick")]  # a smoke row: not the reference of a converged run
     run = [row("bpr", 0, 0.35, time="2026-12-06", cell_seconds=12.0),
            row("newmodel", 0, 0.2, cell_seconds=1.0),
            row("pop", 0, 0.0, status="failed", error="ValueError: boom", metrics={})]
@@ -326,7 +327,11 @@ def test_rich_views_and_the_run_table():
     text = con.export_text()
     assert "0.3500" in text and "0.3100 ± 0.0100 (n=3)" in text and "+0.0400" in text
     assert "failed: ValueError: boom" in text and "12.0" in text
-    board = lb.build(committed + [row("x", 0, 0.1, kind="quick")])
+    con = Console(record=True, width=250)
+    con.print(render.rich_run_table([row("bpr", 0, 0.7, kind="quick", cell_seconds=3.0)], committed))
+    text = con.export_text()
+    assert "0.9000 (n=1)" in text and "-0.2000" in text
+    board = lb.build(committed[:3] + [row("x", 0, 0.1, kind="quick")])
     assert len(render.rich_tables(board)) == 1 and len(render.rich_tables(board, sections=(lb.PUBLISHED, lb.SMOKE))) == 2
     con.print(*render.rich_tables(board))
     assert "d1 · random 8:1:1 per user" in con.export_text()
