@@ -300,41 +300,62 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
     return out
 
 
-def rich_run_table(rows: Iterable[ResultRow], reference_rows: Iterable[ResultRow] = (),
-                   metric: str | None = None) -> Any:
-    """The table of one ``kgzoo bench`` run: one line per row of the run (failed ones with their
-    error), its test sort metric, how it stopped, its time, and beside it the committed reference
-    (mean ± std over seeds of ``reference_rows`` with the same fingerprint, model, variant, KG
-    ablation and schedule class, quick or not: :func:`kgzoo.bench.leaderboard.reference_key`;
-    ``-`` where none exists).
+def reference_value(row: ResultRow, reference: Iterable[ResultRow] | dict) -> tuple[Stat, bool] | None:
+    """The committed reference of ``row``'s test main metric: ``(Stat over seeds, same schedule)``.
+
+    The lines of :func:`kgzoo.bench.leaderboard.reference_lines` under ``row``'s
+    :func:`~kgzoo.bench.leaderboard.reference_key` (same fingerprint, model, variant, KG ablation
+    and schedule class, quick or not); where there is none, those of the other schedule class
+    (``same schedule`` False). ``None`` when the reference holds no such row.
 
     Args:
-        rows: this run's rows. reference_rows: the committed rows (e.g. ``benchmarks/results``).
-        metric: the metric to show (default each row's task main metric).
+        row: a row of this run. reference: the committed rows, or their ``reference_lines``.
+    """
+    lines = reference if isinstance(reference, dict) else reference_lines(reference)
+    metric = sort_metric(row.task, None, [row]) if row.task else row.main_metric
+    key = reference_key(row)
+    for k, same in ((key, True), (key[:-1] + (not key[-1],), False)):
+        line = lines.get(k)
+        if line is not None and line.metrics.get(metric) is not None:
+            return line.metrics[metric], same
+    return None
+
+
+def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow] = (), title: str | None = None) -> Any:
+    """The table of one ``kgzoo bench`` run: one line per row of the run, in run order: model,
+    dataset, variant, KG ablation, seed, status (a failed row: its error), epochs (best epoch,
+    what stopped the run), the test main metric, the committed reference beside it
+    (:func:`reference_value`: mean over its seeds, ``"other schedule"`` when only the other
+    schedule class has one) and the difference, seconds per epoch and per cell.
 
     Returns:
         A :class:`rich.table.Table`.
     """
     rows = list(rows)
-    ref = reference_lines(reference_rows)
+    lines = reference_lines(reference_rows)
     body = []
     for r in rows:
-        m = sort_metric(r.task, metric, [r]) if r.status == "ok" else (metric or r.main_metric or "-")
-        value = r.metrics.get(f"test/{m}")
-        line = ref.get(reference_key(r))
-        s = line.metrics.get(m) if line is not None else None
-        stop = {"early_stopping": "early stop", "cap": f"cap {CAP_MARK}"}.get(r.stopped_by or "", "-")
-        body.append([r.model if r.variant == "base" else f"{r.model} [{r.variant}]", r.dataset, str(r.seed),
-                     r.kg_ablation, r.status if r.status == "ok" else f"failed: {(r.error or '')[:60]}", m,
-                     "-" if value is None else f"{value:.4f}",
-                     "-" if s is None else f"{s.fmt()} (n={s.n})",
-                     "-" if value is None or s is None else f"{value - s.mean:+.4f}",
-                     f"{r.epochs if r.epochs is not None else '-'} / {(r.schedule or {}).get('max_epochs') or '?'}",
-                     stop, "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
-    return _rich_table("this run", ["model", "dataset", "seed", "KG", "status", "metric", "test", "committed reference",
-                                    "Δ", "epochs / cap", "stopped by", "seconds"], body,
-                       caption="committed reference: mean ± std over the seeds of the committed rows with the same "
-                               "fingerprint, model, variant, KG ablation and schedule (quick or not)")
+        metric = (sort_metric(r.task, None, [r]) if r.task else r.main_metric) or "-"
+        value = r.metrics.get(f"test/{metric}")
+        ref = reference_value(r, lines) if r.status == "ok" else None
+        committed = "-"
+        if ref is not None:
+            stat, same = ref
+            committed = f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{'' if same else ', other schedule'})"
+        stop = {"early_stopping": "early", "cap": "cap"}.get(r.stopped_by or "", "-")
+        body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
+                     r.status if r.status == "ok" else f"[red]failed[/red]: {r.error}",
+                     "-" if r.epochs is None else f"{r.epochs} ({'-' if r.best_epoch is None else r.best_epoch}, {stop})",
+                     metric, "-" if value is None else f"{value:.4f}", committed,
+                     "-" if (ref is None or value is None) else f"{value - ref[0].mean:+.4f}",
+                     "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.2f}",
+                     "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
+    header = ["model", "dataset", "variant", "kg", "seed", "status", "epochs (best, stop)", "metric", "test",
+              "committed", "diff", "s/epoch", "cell s"]
+    return _rich_table(title or f"this run: {len(rows)} cell(s)", header, body,
+                       caption="committed: mean over seeds of the committed rows with the same fingerprint, model, "
+                               "variant, KG ablation and schedule (quick or not)",
+                       left=("model", "dataset", "variant", "kg", "status", "metric"))
 
 
 # ---------------------------------------------------------------------------- the folder

@@ -318,19 +318,23 @@ def test_rich_views_and_the_run_table():
     from rich.console import Console
 
     committed = [row("bpr", s, 0.30 + s / 100) for s in (0, 1, 2)]
-    committed += [row("bpr", 0, 0.9, kind="quick")]  # a smoke row: not the reference of a converged run
-    run = [row("bpr", 0, 0.35, time="2026-12-06", cell_seconds=12.0),
-           row("newmodel", 0, 0.2, cell_seconds=1.0),
-           row("pop", 0, 0.0, status="failed", error="ValueError: boom", metrics={})]
+    committed += [row("bpr", 0, 0.9, kind="quick"), row("bpr", 0, 0.5, fp="fpB"), row("bpr", 0, 0.8, variant="x=1")]
+    mine = row("bpr", 0, 0.35, time="2026-12-06", cell_seconds=12.0, epochs=100)
+    run = [mine, row("newmodel", 0, 0.2), row("pop", 0, 0.0, status="failed", error="ValueError: boom", metrics={})]
+    stat, same = render.reference_value(mine, committed)  # same fingerprint, variant and schedule class
+    assert same and stat.n == 3 and stat.mean == pytest.approx(0.31)
+    quick = row("bpr", 0, 0.7, kind="quick")
+    assert render.reference_value(quick, committed)[0].mean == 0.9  # a smoke run beside smoke rows
+    other = render.reference_value(quick, committed[:3])  # none of its class: the other one, said so
+    assert other[0].mean == pytest.approx(0.31) and other[1] is False
+    assert render.reference_value(row("newmodel", 0, 0.2), committed) is None
     con = Console(record=True, width=250)
     con.print(render.rich_run_table(run, committed))
     text = con.export_text()
-    assert "0.3500" in text and "0.3100 ± 0.0100 (n=3)" in text and "+0.0400" in text
-    assert "failed: ValueError: boom" in text and "12.0" in text
-    con = Console(record=True, width=250)
-    con.print(render.rich_run_table([row("bpr", 0, 0.7, kind="quick", cell_seconds=3.0)], committed))
-    text = con.export_text()
-    assert "0.9000 (n=1)" in text and "-0.2000" in text
+    assert "this run: 3 cell(s)" in text and "0.3500" in text and "0.3100 (3 seeds)" in text and "+0.0400" in text
+    assert "100 (99, cap)" in text and "failed: ValueError: boom" in text and "12.0" in text
+    con.print(render.rich_run_table([quick], committed[:3], title="mine"))
+    assert "0.3100 (3 seeds, other schedule)" in con.export_text()
     board = lb.build(committed[:3] + [row("x", 0, 0.1, kind="quick")])
     assert len(render.rich_tables(board)) == 1 and len(render.rich_tables(board, sections=(lb.PUBLISHED, lb.SMOKE))) == 2
     con.print(*render.rich_tables(board))
