@@ -21,7 +21,8 @@ the Markdown, CSV, PNG and rich views). The rules:
   early stopping) get a rank; a line with a row that stopped at its epoch cap is flagged
   (``capped``): not converged, not a baseline.
 - **Lines.** One per model (``base`` variant; with ``show_variants=True`` also one per
-  variant, shown as ``model [variant]``): mean and sample standard deviation (``ddof=1``; 0
+  variant, shown as ``model [variant]``; a multi-device run apart from the one-device ones,
+  ``model (2 devices, ddp)``): mean and sample standard deviation (``ddof=1``; 0
   for one seed) over seeds of every test metric, best epoch, how the runs stopped, costs and
   the paper's number of the sort metric where the row's ``paper`` block carries one.
 - **Robustness** tables (one per ``(dataset, protocol_fingerprint)`` with several KG
@@ -96,6 +97,8 @@ class Line:
 
     Attributes:
         model, variant, kg_ablation: what ran (``variant`` ``"base"`` = the zoo config as is).
+        setup: ``""`` for one device on one node, else ``"2 devices, ddp"`` (``", 2 nodes"``):
+            a DDP run is another cell than a one-device run, so another line.
         seeds: the seeds, ascending. fingerprints: the fingerprints of the rows (one, except
             for a task whose split is seeded by the run).
         metrics: test metric name (``"ndcg@10"``) -> :class:`Stat` over seeds (every metric
@@ -125,12 +128,14 @@ class Line:
     paper: float | None = None
     paper_source: str | None = None
     rank: int | None = None
+    setup: str = ""
     rows: list[ResultRow] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
-        """``"kgplm"`` or ``"kgplm [fusion=dot]"``."""
-        return self.model if self.variant == "base" else f"{self.model} [{self.variant}]"
+        """``"kgplm"``, ``"kgplm [fusion=dot]"``, ``"bpr (2 devices, ddp)"``."""
+        name = self.model if self.variant == "base" else f"{self.model} [{self.variant}]"
+        return f"{name} ({self.setup})" if self.setup else name
 
     @property
     def capped(self) -> bool:
@@ -145,6 +150,14 @@ class Line:
     def stopped_text(self) -> str:
         """``"early stop ×2, cap ×1"``."""
         return ", ".join(f"{STOP_NAMES.get(k, str(k))} ×{n}" for k, n in self.stopped_by.items()) or "-"
+
+
+def setup_of(row: ResultRow) -> str:
+    """``""`` for one device on one node, else ``"2 devices, ddp"`` (``", 2 nodes"`` where several)."""
+    if str(row.devices) == "1" and row.num_nodes == 1:
+        return ""
+    nodes = f", {row.num_nodes} nodes" if row.num_nodes != 1 else ""
+    return f"{row.devices} devices, {row.strategy}{nodes}"
 
 
 def _line(rows: Sequence[ResultRow], metric: str) -> Line:
@@ -163,7 +176,7 @@ def _line(rows: Sequence[ResultRow], metric: str) -> Line:
                 stopped_by=dict(Counter(r.stopped_by for r in rows)),
                 costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
                 max_epochs="/".join(map(str, caps)) if caps else "?", paper=paper, paper_source=source,
-                rows=list(rows))
+                setup=setup_of(first), rows=list(rows))
 
 
 @dataclass
@@ -353,9 +366,9 @@ def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
 def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str) -> Table:
     first = rows[0]
     main = sort_metric(first.task, metric, rows)
-    by_line: dict[tuple[str, str], list[ResultRow]] = {}
+    by_line: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in rows:
-        by_line.setdefault((r.model, r.variant), []).append(r)
+        by_line.setdefault((r.model, r.variant, setup_of(r)), []).append(r)
     lines = [_line(lrows, main) for lrows in by_line.values()]
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
@@ -448,10 +461,10 @@ def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list
             continue
         main = sort_metric(grows[0].task, metric, grows)
         t = RobustnessTable(dataset, pfp, label_of(grows[0]), main, kinds)
-        for model in sorted({r.model for r in grows}):
-            t.lines.append({"model": model, "values": {
-                k: Stat.of(r.metrics.get(f"test/{main}") for r in grows if r.model == model and r.kg_ablation == k)
-                for k in kinds}})
+        for model, setup in sorted({(r.model, setup_of(r)) for r in grows}):
+            mine = [r for r in grows if r.model == model and setup_of(r) == setup]
+            t.lines.append({"model": f"{model} ({setup})" if setup else model, "values": {
+                k: Stat.of(r.metrics.get(f"test/{main}") for r in mine if r.kg_ablation == k) for k in kinds}})
         first = kinds[0]
         t.lines.sort(key=lambda ln: -(ln["values"][first].mean if ln["values"][first] else -math.inf))
         out.append(t)
@@ -462,7 +475,8 @@ def _setting(row: ResultRow) -> str:
     parts = [] if row.variant == "base" else [row.variant]
     if row.kg_ablation != "real":
         parts.append(f"kg={row.kg_ablation}")
-    return " + ".join(parts) or "full"
+    setting = " + ".join(parts) or "full"
+    return f"{setting} ({setup_of(row)})" if setup_of(row) else setting
 
 
 def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[AblationTable]:

@@ -154,6 +154,18 @@ def test_mean_std_sorting_failed_rows_and_reruns():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_ddp_rows_are_their_own_line():
+    """A 2-process DDP run shares the fingerprint of the 1-device run but is another cell."""
+    rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.32, devices=2, strategy="ddp", time="2026-12-02")]
+    (t,) = lb.build(rows).tables
+    assert sorted((ln.name, ln.metrics["ndcg@10"].n) for ln in t.lines) == [("bpr", 1), ("bpr (2 devices, ddp)", 1)]
+    rows += [row("bpr", 0, 0.2, kg="none", fp="fpN"), row("bpr", 0, 0.1, variant="x=1")]
+    board = lb.build(rows)
+    (rob,), (ab,) = board.robustness, board.ablations
+    assert [(ln["model"], ln["values"]["real"].n) for ln in rob.lines] == [("bpr (2 devices, ddp)", 1), ("bpr", 1)]
+    assert sorted(ln["setting"] for ln in ab.lines) == ["full", "full (2 devices, ddp)", "kg=none", "x=1"]
+
+
 def test_superseded_fingerprints_go_to_the_archive():
     """The current fingerprint of a dataset and protocol is the newest row's; older ones are archived."""
     rows = [row("bpr", s, 0.30, fp="old", time=f"2026-11-0{s + 1}") for s in (0, 1, 2)]
