@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -231,7 +232,8 @@ def write_png(t: Table | RobustnessTable, path: str | Path) -> Path:
 
     path = Path(path)
     names = [ln.name if isinstance(t, Table) else ln["model"] for ln in t.lines]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2), 3.6))
+    width = max(6.0, 0.9 * len(names) + 3)
+    fig, ax = plt.subplots(figsize=(width, 3.6))
     x = np.arange(len(names))
     if isinstance(t, Table):
         stats = [ln.metrics.get(t.metric) for ln in t.lines]
@@ -241,23 +243,31 @@ def write_png(t: Table | RobustnessTable, path: str | Path) -> Path:
             if ln.capped:
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
+        handles = []
+        if t.capped:
+            from matplotlib.patches import Patch
+
+            handles.append(Patch(facecolor="tab:blue", alpha=0.6, hatch="//", label=f"{CAP_MARK} stopped at its cap"))
         paper = [ln.paper for ln in t.lines]
         if any(p is not None for p in paper):
-            ax.scatter([i for i, p in enumerate(paper) if p is not None], [p for p in paper if p is not None],
-                       marker="_", s=400, color="tab:red", label="paper", zorder=3)
-            ax.legend(fontsize=8)
+            handles.append(ax.scatter([i for i, p in enumerate(paper) if p is not None],
+                                      [p for p in paper if p is not None], marker="_", s=400, color="tab:red",
+                                      label="paper", zorder=3))
+        if handles:
+            ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         w = 0.8 / max(1, len(t.ablations))
         for j, k in enumerate(t.ablations):
             stats = [ln["values"][k] for ln in t.lines]
             ax.bar(x + (j - (len(t.ablations) - 1) / 2) * w, [s.mean if s else 0 for s in stats], w,
                    yerr=[s.std if s else 0 for s in stats], capsize=2, label=k)
-        ax.legend(title="KG", fontsize=8)
+        ax.legend(title="KG", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(f"test {t.metric}")
-    ax.set_title(t.title, fontsize=8)
+    section = getattr(t, "section", PUBLISHED)
+    ax.set_title(textwrap.fill(t.title + ("" if section == PUBLISHED else f" [{section}]"), int(width * 12)), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
