@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..data.datasets import dataset_spec
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
@@ -372,12 +373,10 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
 def dataset_caveats(datasets: Iterable[str]) -> dict[str, str]:
     """``name -> caveat`` of the catalogue datasets among ``datasets`` that have one (a dataset
     the catalogue does not know, e.g. a user's own, has none)."""
-    from ..data.datasets import get_spec
-
     out = {}
     for name in sorted(set(datasets)):
         try:
-            caveat = getattr(get_spec(name), "caveat", "")
+            caveat = dataset_spec(name).caveat
         except KeyError:
             continue
         if caveat:
