@@ -368,6 +368,32 @@ def append_row(path: str | Path, row: ResultRow) -> None:
         os.fsync(f.fileno())
 
 
+def rewrite_rows(path: str | Path) -> tuple[int, int]:
+    """Rewrite a results file in the current schema (:func:`read_rows` upgrades each row), in
+    place and atomically (a sibling temporary file, fsync'ed, then ``os.replace``). Idempotent:
+    a file already in the current schema comes out byte for byte the same.
+
+    Returns:
+        ``(rows in, rows out)``: non-blank lines read and rows written.
+
+    Raises:
+        ValueError: a bad row (:func:`read_rows`), or a torn last line, which would be lost
+            (``"<path>: ..."``; nothing is written).
+    """
+    p = Path(path)
+    n_in = sum(1 for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+    rows = read_rows(p)
+    if len(rows) != n_in:
+        raise ValueError(f"{p}: {n_in} lines but {len(rows)} rows (a torn last line?); mend it first, nothing written")
+    tmp = p.with_name(p.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(dump_row(r) + "\n" for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    return n_in, len(rows)
+
+
 def dump_row(row: ResultRow) -> str:
     """The JSON line of ``row`` (sorted keys, no newline)."""
     return json.dumps(row.to_dict(), sort_keys=True)

@@ -169,3 +169,72 @@ def test_read_rows_names_file_and_line_of_a_bad_row(tmp_path):
     path.write_text(dump_row(_row()) + "\n" + json.dumps({**_row().to_dict(), "status": "?"}) + "\n")
     with pytest.raises(ValueError, match=r"r.jsonl:2: .*status '\?'"):
         read_rows(path)
+
+
+# ---------------------------------------------------------------------------- the migration
+def _migrate_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("migrate_rows", REPO / "scripts" / "migrate_rows.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_migrate_script_is_lossless_and_idempotent(tmp_path, capsys):
+    import shutil
+
+    files = []
+    for f in V1_FILES:
+        shutil.copy(f, tmp_path / f.name)
+        files.append(tmp_path / f.name)
+    assert _migrate_script().main([str(f) for f in files]) == 0
+    out = capsys.readouterr().out
+    for f in V1_FILES:
+        n = len(f.read_text().splitlines())
+        assert f"{f.name}: {n} rows in, {n} rows out" in out
+        olds = [json.loads(line) for line in f.read_text().splitlines()]
+        news = [json.loads(line) for line in (tmp_path / f.name).read_text().splitlines()]
+        assert len(olds) == len(news) and all(d["schema"] == 2 for d in news)
+        for old, new in zip(olds, news):
+            assert new["metrics"] == old.get("metrics", {}) and new["valid_metrics"] == old.get("valid_metrics", {})
+            assert_keeps_every_value(old, ResultRow.from_dict(new))
+    before = {f: f.read_bytes() for f in files}
+    assert _migrate_script().main([str(f) for f in files]) == 0
+    assert {f: f.read_bytes() for f in files} == before  # a second run changes nothing
+
+
+def test_migrate_refuses_a_torn_file_and_leaves_it(tmp_path, capsys):
+    f = tmp_path / "torn.jsonl"
+    text = (V1_FILES[0].read_text().splitlines()[0] + "\n") + '{"model": "b'
+    f.write_text(text)
+    assert _migrate_script().main([str(f)]) == 1
+    assert "torn.jsonl" in capsys.readouterr().err and f.read_text() == text
+
+
+#: main before the migration: every committed row then was schema 1
+PRE_MIGRATION = "439f8f1"
+
+
+def test_committed_rows_are_schema_2_and_keep_every_pre_migration_value():
+    import subprocess
+
+    results = REPO / "benchmarks" / "results"
+    files = sorted(results.glob("*.jsonl"))
+    assert files
+    for f in files:
+        for line in f.read_text().splitlines():
+            assert json.loads(line)["schema"] == SCHEMA_VERSION, f
+    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", PRE_MIGRATION], capture_output=True).returncode:
+        pytest.skip(f"no git history with {PRE_MIGRATION} (not a clone)")
+    for f in files:
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{PRE_MIGRATION}:benchmarks/results/{f.name}"],
+                               capture_output=True, text=True)
+        if shown.returncode:
+            continue  # a file added after the migration
+        olds = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+        news = read_rows(f)
+        assert len(news) >= len(olds), f  # rows are appended, never dropped
+        for old, new in zip(olds, news):  # the rewrite keeps the order
+            assert new.metrics == old.get("metrics", {}), f
+            assert_keeps_every_value(old, new)
