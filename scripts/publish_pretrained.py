@@ -17,7 +17,7 @@ Examples::
     python scripts/publish_pretrained.py kgat --url-base https://example.org/kgzoo/v1/ --out-dir dist/weights
 
 Steps for each model:
- 1. train with :func:`kgzoo.train.run_experiment` (the config's ``train`` schedule with
+ 1. train with :func:`kgzoo.bench.experiment.run_experiment` (the config's ``train`` schedule with
     ``--schedule full``, its ``bench`` schedule with ``--schedule bench``), or read ``--ckpt``;
  2. rebuild the model on the DataModule of the run's protocol, load the best weights and
     evaluate the test split (float32);
@@ -78,25 +78,25 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
                     "best_valid_score": float(best[0]) if best and best[0] is not None else None}
         return {"state_dict": ck["state_dict"], "hparams": _hparams(hp), "protocol": protocol.to_dict(),
                 "data": dict(cfg.data), "metrics": {}, "training": training}
-    from kgzoo.train import run_experiment
+    from kgzoo.bench.experiment import run_experiment
 
     row = run_experiment(model, dataset, seed=args.seed, quick=args.schedule == "bench", out_dir=args.runs,
                          max_epochs=args.max_epochs, progress=False)
-    if row["checkpoint"]:
-        state = torch.load(row["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
-    elif row["params"] == 0:
+    if row.checkpoint:
+        state = torch.load(Path(args.runs) / row.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    elif row.params == 0:
         # nothing to optimise (Pop): Lightning saves no checkpoint; attach() computes the whole state
-        dm = create_datamodule(dataset, protocol=EvalProtocol(**row["protocol"]), **cfg.data)
-        state = create_model(model, datamodule=dm, config=False, **_hparams(row["hparams"])).state_dict()
+        dm = create_datamodule(dataset, protocol=EvalProtocol(**row.protocol), **cfg.data)
+        state = create_model(model, datamodule=dm, config=False, **_hparams(row.hparams)).state_dict()
     else:
-        raise RuntimeError(f"{model}: the run saved no checkpoint ({row['epochs']} epochs)")
-    training = {k: row[k] for k in ("seed", "best_epoch", "epochs", "seconds_per_epoch", "train_seconds",
-                                    "valid_metrics", "versions", "config")}
+        raise RuntimeError(f"{model}: the run saved no checkpoint ({row.epochs} epochs)")
+    training = {k: getattr(row, k) for k in ("seed", "best_epoch", "epochs", "seconds_per_epoch", "train_seconds",
+                                             "valid_metrics", "versions", "config")}
     training["schedule"] = args.schedule
-    if training["config"]:
-        training["config"] = "zoo_configs/" + Path(training["config"]).as_posix().split("zoo_configs/")[-1]
-    return {"state_dict": state, "hparams": _hparams(row["hparams"]), "protocol": row["protocol"],
-            "data": dict(cfg.data), "metrics": row["metrics"], "training": training, "row": row}
+    if training["config"]:  # relative to the config directory
+        training["config"] = "zoo_configs/" + training["config"]
+    return {"state_dict": state, "hparams": _hparams(row.hparams), "protocol": row.protocol,
+            "data": dict(cfg.data), "metrics": row.metrics, "training": training, "row": row.to_dict()}
 
 
 def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from kgzoo.train import run_experiment
+from kgzoo.bench.experiment import run_experiment
 
 #: model -> (epochs, model overrides) of the quick runs
 QUICK = {"pop": (1, {}), "bpr": (5, {"lr": 1e-2}), "lightgcn": (2, {"lr": 1e-2})}
@@ -26,21 +26,21 @@ def quick_rows(data_dir, tmp_path_factory):
 @pytest.mark.parametrize("model", list(QUICK))
 def test_trains_and_reports_finite_metrics(quick_rows, model):
     row = quick_rows[model]
-    assert row["status"] == "ok" and row["model"] == model and row["dataset"] == "ml-100k-kg"
-    assert row["epochs"] == QUICK[model][0]
+    assert row.status == "ok" and row.model == model and row.dataset == "ml-100k-kg"
+    assert row.epochs == QUICK[model][0]
     for key in ("test/ndcg@10", "test/ndcg@20", "test/recall@10", "test/recall@20"):
-        assert math.isfinite(row["metrics"][key]) and 0.0 < row["metrics"][key] <= 1.0, key
-    assert math.isfinite(row["valid_metrics"]["valid/ndcg@10"])
-    assert row["seconds_per_epoch"] > 0 and row["peak_memory_mb"] > 0
-    assert row["params"] == {"pop": 0, "bpr": (943 + 1682) * 64, "lightgcn": (943 + 1682) * 64}[model]
-    assert row["fingerprint"] == quick_rows["pop"]["fingerprint"]  # one protocol: one table
+        assert math.isfinite(row.metrics[key]) and 0.0 < row.metrics[key] <= 1.0, key
+    assert math.isfinite(row.valid_metrics["valid/ndcg@10"])
+    assert row.seconds_per_epoch > 0 and row.peak_memory_mb > 0
+    assert row.params == {"pop": 0, "bpr": (943 + 1682) * 64, "lightgcn": (943 + 1682) * 64}[model]
+    assert row.fingerprint == quick_rows["pop"].fingerprint  # one protocol: one table
 
 
 @pytest.mark.parametrize("model", ["bpr", "lightgcn"])
 def test_learned_models_beat_pop(quick_rows, model):
-    pop = quick_rows["pop"]["valid_metrics"]["valid/ndcg@10"]
-    assert quick_rows[model]["valid_metrics"]["valid/ndcg@10"] > pop + 0.02
-    assert quick_rows[model]["metrics"]["test/ndcg@10"] > quick_rows["pop"]["metrics"]["test/ndcg@10"]
+    pop = quick_rows["pop"].valid_metrics["valid/ndcg@10"]
+    assert quick_rows[model].valid_metrics["valid/ndcg@10"] > pop + 0.02
+    assert quick_rows[model].metrics["test/ndcg@10"] > quick_rows["pop"].metrics["test/ndcg@10"]
 
 
 @pytest.mark.slow
@@ -48,4 +48,4 @@ def test_learned_models_beat_pop(quick_rows, model):
 def test_bench_schedule_beats_pop(data_dir, tmp_path, model):
     pop = run_experiment("pop", quick=True, out_dir=tmp_path, progress=False)
     row = run_experiment(model, quick=True, out_dir=tmp_path, progress=False)
-    assert row["valid_metrics"]["valid/ndcg@10"] > pop["valid_metrics"]["valid/ndcg@10"]
+    assert row.valid_metrics["valid/ndcg@10"] > pop.valid_metrics["valid/ndcg@10"]

@@ -1,16 +1,19 @@
-"""The benchmark grid runner (kgzoo.bench; the leaderboard: tests/unit/test_leaderboard.py)."""
+"""The benchmark grid: cells, the runner, one experiment per cell (kgzoo.bench; the leaderboard:
+tests/unit/test_leaderboard.py)."""
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import pytest
 
 from kgzoo.bench import leaderboard as lb
-from kgzoo.bench.rows import ResultRow
-from kgzoo.bench.runner import (Cell, append_row, cell_fingerprint, done_keys, parse_variant, read_rows,
-                                resolve_grid, results_path, run_grid)
+from kgzoo.bench.cells import Cell, cell_fingerprint, cell_schedule, parse_variant, resolve_grid
+from kgzoo.bench.experiment import assemble_row, cell_dir, code_hash, run_experiment
+from kgzoo.bench.rows import ResultRow, read_rows
+from kgzoo.bench.runner import done_keys, estimate_seconds, run_grid
 from kgzoo.models.base import DivergedError
-from kgzoo.train import run_experiment
 
 
 # ---------------------------------------------------------------------------- grid resolution
@@ -43,11 +46,20 @@ def test_resolve_grid_patterns_and_order(data_dir):
 ])
 def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, message):
     called = []
-    monkeypatch.setattr("kgzoo.train.run_experiment", lambda *a, **k: called.append(a))
+    monkeypatch.setattr("kgzoo.bench.experiment.run_experiment", lambda *a, **k: called.append(a))
     args = {"models": ["pop"], "datasets": ["ml-100k-kg"], "seeds": [0]} | kwargs
     with pytest.raises(ValueError, match=message):
         resolve_grid(**args)
     assert not called
+
+
+def test_metric_names_come_from_the_task_table(data_dir):
+    from kgzoo.bench.cells import cell_task, metric_names
+
+    assert cell_task("transe", "ml-100k-kg").name == "link"  # the model class declares its task
+    assert metric_names("transe", "ml-100k-kg") == ["mrr", "hits@1", "hits@3", "hits@10"]
+    assert cell_task("kgcn", "lastfm-kg").name == "ctr" and metric_names("kgcn", "lastfm-kg")[0] == "auc"
+    assert "ndcg@10" in metric_names("bpr", "ml-100k-kg")
 
 
 def test_variants_are_canonical_and_an_axis_of_the_grid(data_dir):
@@ -71,42 +83,111 @@ def test_protocol_override_makes_its_own_fingerprint(data_dir):
     assert fp_cold != fp_default
 
 
-def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_path):
-    """A variant's overrides are passed to run_experiment and recorded; resume tells variants apart."""
-    seen = []
+def test_schedule_kinds(data_dir):
+    quick = cell_schedule("bpr", "ml-100k-kg", None, True)
+    full = cell_schedule("bpr", "ml-100k-kg", None, False)
+    fixed = cell_schedule("bpr", "ml-100k-kg", 3, True, "recall@20")
+    assert quick["kind"] == "quick" and full["kind"] == "converged" and quick["monitor"] == "valid/ndcg@10"
+    assert fixed == {"kind": "fixed", "max_epochs": 3, "patience": full["patience"], "monitor": "valid/recall@20"}
+    assert cell_schedule("transe", "ml-100k-kg", 1)["monitor"] == "valid/mrr"
+
+
+# ---------------------------------------------------------------------------- the runner with a fake experiment
+def _fake(seen: list):
+    """An experiment that trains nothing: the row of the cell as run_experiment would identify it."""
 
     def fake(model, dataset, **k):
-        seen.append(k["model_overrides"])
-        return {"model": model, "dataset": dataset, "seed": k["seed"], "kg_ablation": k["kg_ablation"],
-                "fingerprint": "f", "status": "ok", "metrics": {}}
+        seen.append((model, k["model_overrides"]))
+        fp, pfp = cell_fingerprint(Cell(model, dataset, k["seed"], k["kg_ablation"]))
+        return assemble_row(model=model, dataset=dataset, seed=k["seed"], protocol=k["protocol"],
+                            kg_ablation=k["kg_ablation"], overrides=k["model_overrides"] or {},
+                            schedule=cell_schedule(model, dataset, k["max_epochs"], k["quick"], k["monitor"]),
+                            devices=k["devices"], strategy=k["strategy"], num_nodes=k["num_nodes"],
+                            accelerator=k["accelerator"], fingerprint=fp, protocol_fingerprint=pfp,
+                            command=k["command"], variant=k["variant"], t_start=time.perf_counter(),
+                            main_metric="ndcg@10",
+                            metrics={"test/ndcg@10": 0.1}, epochs=1, seconds_per_epoch=2.0)
 
+    return fake
+
+
+def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_path, monkeypatch):
+    """A variant's overrides are passed to run_experiment and recorded; --resume skips a cell only
+    when its key (devices and strategy included), config sha and code hash all match."""
+    seen: list = []
+    fake = _fake(seen)
     results = tmp_path / "v.jsonl"
-    cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0], variants=["base", "embedding_dim=8"])
+    cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0], variants=["base", "lr=1e-2"])
     run_grid(cells, results, log=None, experiment=fake)
-    assert seen == [None, {"embedding_dim": 8}]
+    assert [o for _, o in seen] == [None, {"lr": 0.01}]
     rows = read_rows(results)
-    assert [(r["variant"], r["overrides"]) for r in rows] == [("base", {}), ("embedding_dim=8", {"embedding_dim": 8})]
+    assert [(r.variant, r.overrides) for r in rows] == [("base", {}), ("lr=1e-2", {"lr": 0.01})]  # as the grid spells it
+    assert all(r.schema == 2 and r.code_hash == code_hash("bpr") and len(r.config_sha) == 16 for r in rows)
     assert len(done_keys(rows)) == 2
     report = run_grid(cells, results, resume=True, log=None, experiment=fake)
     assert len(report.skipped) == 2 and len(seen) == 2
-    # another epoch budget (a changed config) is another cell: resume reruns it
+    # another epoch budget (a changed config) is another config sha: resume reruns it
     report = run_grid(cells[:1], results, epochs=3, resume=True, log=None, experiment=fake)
     assert not report.skipped and len(seen) == 3
-    assert rows[0]["config_sha"] != read_rows(results)[-1]["config_sha"]
+    assert rows[0].config_sha != read_rows(results)[-1].config_sha
+    # 2 devices under DDP is another cell than 1 device
+    report = run_grid(cells[:1], results, devices=2, strategy="ddp", resume=True, log=None, experiment=fake)
+    assert not report.skipped and len(seen) == 4 and read_rows(results)[-1].key() != rows[0].key()
+    # changed model code: resume reruns the cell
+    monkeypatch.setattr("kgzoo.bench.runner.code_hash", lambda model: "0" * 16)
+    report = run_grid(cells[:1], results, resume=True, log=None, experiment=fake)
+    assert not report.skipped and len(seen) == 5
 
 
-# ---------------------------------------------------------------------------- results file
-def test_results_file_append_fsync_and_torn_line(tmp_path):
-    p = tmp_path / "r.jsonl"
-    append_row(p, {"model": "a", "seed": 0})
-    with open(p, "a") as f:
-        f.write('{"model": "b", "se')  # a crash in the middle of a write
-    assert [r["model"] for r in read_rows(p)] == ["a"]
-    append_row(p, {"model": "c", "seed": 1})  # starts on a fresh line
-    with pytest.raises(ValueError, match="r.jsonl:2: not a JSON line"):
-        read_rows(p)
-    assert results_path(tmp_path, "x") == tmp_path / "x.jsonl"
-    assert results_path(tmp_path / "y.jsonl") == tmp_path / "y.jsonl"
+def test_estimate_and_progress_lines(data_dir, tmp_path):
+    seen: list = []
+    lines: list[str] = []
+    lived: list[str] = []
+
+    class Live:
+        def __init__(self, text):
+            lived.append(text)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0, 1], epochs=3)
+    run_grid(cells, tmp_path / "e.jsonl", epochs=3, log=lines.append, live=Live, experiment=_fake(seen))
+    assert "up to 3 epochs, estimate ?" in lines[0]  # nothing measured yet
+    assert "up to 3 epochs, estimate 6 s" in lines[2]  # 3 x the 2.0 s/epoch the first cell measured
+    assert len(lived) == 2 and "estimate ?" in lived[0]
+    history = read_rows(tmp_path / "e.jsonl")
+    assert estimate_seconds("bpr", "ml-100k-kg", 10, history) == pytest.approx(20.0)
+    assert estimate_seconds("pop", "ml-100k-kg", 10, history) is None
+
+
+def test_checkpoint_folder_is_unique_per_cell_and_code(tmp_path):
+    base = dict(out_dir=tmp_path, model="bpr", dataset="ml-100k-kg", seed=0, kg_ablation="real", changed={},
+                devices=1, strategy="auto", num_nodes=1, max_epochs=10, code="a" * 16)
+    dirs = {cell_dir(**base)} | {cell_dir(**{**base, k: v}) for k, v in [
+        ("devices", 2), ("strategy", "ddp"), ("num_nodes", 2), ("max_epochs", 20), ("code", "b" * 16),
+        ("changed", {"embedding_dim": 8}), ("kg_ablation", "noisy:0.5"), ("seed", 1)]}
+    assert len(dirs) == 9 and all(d.parent == tmp_path / "ml-100k-kg" / "bpr" for d in dirs)
+
+
+def test_code_hash_follows_the_model_source(tmp_path):
+    import importlib.util
+    import sys
+
+    h = code_hash("bpr")
+    assert len(h) == 16 and h == code_hash("bpr") and h != code_hash("lightgcn")
+    src = tmp_path / "my_model.py"
+    src.write_text("from kgzoo.models.mf import BPRMF\nclass Mine(BPRMF):\n    pass\n")
+    spec = importlib.util.spec_from_file_location("my_model_hash_test", src)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    first = code_hash(mod.Mine)
+    src.write_text("from kgzoo.models.mf import BPRMF\nclass Mine(BPRMF):\n    x = 1\n")
+    assert code_hash(mod.Mine) != first  # the user's file is part of the hash
 
 
 # ---------------------------------------------------------------------------- the grid on real data
@@ -114,6 +195,7 @@ def test_grid_resume_after_crash_and_failed_cells(data_dir, tmp_path):
     """pop and bpr, 1 epoch each; the bpr cell crashes (the process 'dies' after pop's row is
     on disk). A rerun with resume runs only bpr. A NaN loss is recorded as failed, the grid goes on."""
     results = tmp_path / "results" / "grid.jsonl"
+    runs = tmp_path / "runs"
     cells = resolve_grid(["pop", "bpr"], ["ml-100k-kg"], [0], epochs=1)
     assert [c.model for c in cells] == ["pop", "bpr"]  # pop first, then the crashing bpr
     calls: list[str] = []
@@ -128,22 +210,29 @@ def test_grid_resume_after_crash_and_failed_cells(data_dir, tmp_path):
         return run_experiment(model, *a, **k)
 
     with pytest.raises(Killed):
-        run_grid(cells, results, epochs=1, out_dir=tmp_path / "runs", log=None, experiment=crashing)
+        run_grid(cells, results, epochs=1, out_dir=runs, log=None, experiment=crashing)
     rows = read_rows(results)
-    assert [(r["model"], r["status"]) for r in rows] == [("pop", "ok")]
+    assert [(r.model, r.status) for r in rows] == [("pop", "ok")]
     pop_row = rows[0]
-    assert pop_row["fingerprint"] == cell_fingerprint(Cell("pop", "ml-100k-kg", 0))[0]
-    assert pop_row["bench"]["max_epochs"] == 1 and pop_row["cell_seconds"] > 0
-    assert math.isfinite(pop_row["metrics"]["test/ndcg@10"]) and pop_row["metrics"]["test/ndcg@10"] > 0
+    assert pop_row.fingerprint == cell_fingerprint(Cell("pop", "ml-100k-kg", 0))[0]
+    assert pop_row.schedule == cell_schedule("pop", "ml-100k-kg", 1, True) and pop_row.schedule["kind"] == "fixed"
+    assert pop_row.epochs == 1 and pop_row.stopped_by == "cap" and not pop_row.is_published()
+    assert pop_row.cell_seconds > 0 and pop_row.code_hash == code_hash("pop") and pop_row.num_nodes == 1
+    assert pop_row.config == "pop/default.yaml" or pop_row.config.startswith("pop/")
+    assert math.isfinite(pop_row.metrics["test/ndcg@10"]) and pop_row.metrics["test/ndcg@10"] > 0
+    assert "/" + str(tmp_path).strip("/") not in results.read_text()  # relative paths only
 
     calls.clear()
-    report = run_grid(cells, results, epochs=1, resume=True, out_dir=tmp_path / "runs", log=None,
+    report = run_grid(cells, results, epochs=1, resume=True, out_dir=runs, log=None,
                       experiment=lambda m, *a, **k: (calls.append(m), run_experiment(m, *a, **k))[1])
     assert calls == ["bpr"]
     assert [c.model for c in report.skipped] == ["pop"] and not report.failed
     rows = read_rows(results)
-    assert [(r["model"], r["status"]) for r in rows] == [("pop", "ok"), ("bpr", "ok")]
+    assert [(r.model, r.status) for r in rows] == [("pop", "ok"), ("bpr", "ok")]
     assert len(done_keys(rows)) == 2
+    bpr = rows[1]
+    assert bpr.checkpoint and (runs / bpr.checkpoint).is_file()  # relative to the run folder
+    assert "1dev-auto-1node-1ep-" + bpr.code_hash[:8] in bpr.checkpoint
 
     # a cell that diverges is a failed row; the next cell still runs
     def diverging(model, *a, **k):
@@ -152,31 +241,29 @@ def test_grid_resume_after_crash_and_failed_cells(data_dir, tmp_path):
         return run_experiment(model, *a, **k)
 
     failed_file = tmp_path / "failed.jsonl"
-    report = run_grid(list(reversed(cells)), failed_file, epochs=1, out_dir=tmp_path / "runs", log=None,
-                      experiment=diverging)
+    report = run_grid(list(reversed(cells)), failed_file, epochs=1, out_dir=runs, log=None, experiment=diverging)
     rows = read_rows(failed_file)
-    assert [(r["model"], r["status"]) for r in rows] == [("bpr", "failed"), ("pop", "ok")]
-    assert rows[0]["error"].startswith("DivergedError: bpr: training loss is nan")
-    assert rows[0]["fingerprint"] == pop_row["fingerprint"]
+    assert [(r.model, r.status) for r in rows] == [("bpr", "failed"), ("pop", "ok")]
+    assert rows[0].error.startswith("DivergedError: bpr: training loss is nan")
+    assert rows[0].fingerprint == pop_row.fingerprint and rows[0].code_hash == code_hash("bpr")
+    assert rows[0].traceback and "kgzoo/" not in rows[0].traceback.split("test_bench.py")[0].split("File")[0]
     assert [c.model for c in report.failed] == ["bpr"]
     # the leaderboard of these rows ignores the failed one
-    tables = lb.build([ResultRow.from_dict(r) for r in read_rows(failed_file)]).tables
+    tables = lb.build(read_rows(failed_file)).tables
     assert len(tables) == 1 and [ln.model for ln in tables[0].lines] == ["pop"]
     # a failed cell is not "done": resume retries it (and only it)
     calls.clear()
-    run_grid(list(reversed(cells)), failed_file, epochs=1, resume=True, out_dir=tmp_path / "runs", log=None,
-             experiment=lambda m, *a, **k: calls.append(m) or {**pop_row, "model": m})
+    run_grid(list(reversed(cells)), failed_file, epochs=1, resume=True, out_dir=runs, log=None,
+             experiment=lambda m, *a, **k: calls.append(m) or ResultRow.from_dict(
+                 {**pop_row.to_dict(), "model": m, "code_hash": code_hash(m)}))
     assert calls == ["bpr"]
-    assert [(r["model"], r["status"]) for r in read_rows(failed_file)][-1] == ("bpr", "ok")
+    assert [(r.model, r.status) for r in read_rows(failed_file)][-1] == ("bpr", "ok")
 
 
 def test_only_rank_zero_writes(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
-    row = {"model": "pop", "status": "ok"}
     cell = Cell("pop", "ml-100k-kg", 0)
-    fp = cell_fingerprint(cell)[0]
-    report = run_grid([cell], tmp_path / "r.jsonl", epochs=1, log=None,
-                      experiment=lambda *a, **k: {**row, "fingerprint": fp})
+    report = run_grid([cell], tmp_path / "r.jsonl", epochs=1, log=None, experiment=_fake([]))
     assert len(report.rows) == 1 and not (tmp_path / "r.jsonl").exists()
 
 
@@ -187,3 +274,28 @@ def test_fingerprint_shared_by_seeds_separates_ablations(data_dir):
     c = cell_fingerprint(Cell("pop", "ml-100k-kg", 0, "shuffled"))
     assert b == a  # seeds vary training on one split: their rows share a table (mean and std)
     assert c[0] != a[0] and c[1] == a[1]  # same protocol, other KG
+
+
+def test_stopped_by_early_stopping_or_cap(data_dir, tmp_path):
+    """Pop's validation metric never improves after its first epoch: patience 1 stops it at epoch 1
+    (the restored best checkpoint must not hide that); a cap of 1 epoch is the cap."""
+    row = run_experiment("pop", max_epochs=5, patience=1, out_dir=tmp_path, progress=False)
+    assert row.epochs == 2 and row.best_epoch == 0 and row.stopped_by == "early_stopping"
+    assert row.schedule["kind"] == "fixed" and row.schedule["patience"] == 1
+    capped = run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False)
+    assert capped.epochs == 1 and capped.stopped_by == "cap"
+
+
+def test_lightning_quiet_filters_only_inside_the_block():
+    import warnings
+
+    from kgzoo.bench.experiment import lightning_quiet
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with lightning_quiet():
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
+            warnings.warn("a warning of kgzoo's own", UserWarning)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
+    assert [str(w.message) for w in caught] == ["a warning of kgzoo's own",
+                                                "`isinstance(treespec, LeafSpec)` is deprecated"]

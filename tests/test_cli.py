@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kgzoo.bench.runner import read_rows
+from kgzoo.bench.rows import read_rows
 from kgzoo.cli import main
 
 
@@ -41,18 +41,15 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path), "--runs",
                  str(tmp_path / "runs")]) == 0
     rows = read_rows(tmp_path / "bench.jsonl")
-    assert [(r["model"], r["status"], r["bench"]["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
+    assert [(r.model, r.status, r.schedule["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
     out = capsys.readouterr().out
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
-    board = tmp_path / "leaderboard"
-    md = (board / "LEADERBOARD.md").read_text()
+    assert "this run: 1 cell(s)" in out and "committed" in out  # this run's table, not the leaderboard
+    assert not (tmp_path / "leaderboard").exists()
+    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir",
+                 str(tmp_path / "lb"), "--no-png"]) == 0
     # one epoch of a one-epoch cap: shown in the published section, flagged, not ranked
-    assert "| - | pop † |" in md and "stopped at its cap" in md
-    assert [p.name for p in (board / "figures").glob("*.png")] == [
-        "ml-100k-kg_random-8-1-1-per-user-full-ranking-seen-masked.png"]
-    (board / "LEADERBOARD.md").unlink()
-    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--no-png"]) == 0
-    assert "| - | pop † |" in (board / "LEADERBOARD.md").read_text() and not (board / "figures").exists()
+    assert "| - | pop † |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
     # reproduce: one model over two seeds, ours beside the paper (pop's config has no paper numbers)
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "1", "--results", str(tmp_path), "--runs",
                  str(tmp_path / "runs")]) == 0
@@ -80,7 +77,7 @@ def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, cap
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "--results", str(tmp_path / "r"), "--runs",
                  str(tmp_path / "runs")]) == 0
     row, = read_rows(tmp_path / "r" / "reproduce-pop-ml-100k-kg.jsonl")
-    assert row["protocol"]["require_train_positive"] is True
+    assert row.protocol["require_train_positive"] is True
     out = capsys.readouterr().out
     assert "protocol require_train_positive=true" in out and "not the paper's protocol" not in out
     assert "measured by the paper on ml-100k-kg" in " ".join(out.split())  # the dataset of the flat numbers

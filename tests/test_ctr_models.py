@@ -10,7 +10,7 @@ import torch
 from kgzoo import create_datamodule, create_model
 from kgzoo.models.kgcn import KGCN, kg_csr, sample_fixed_size
 from kgzoo.models.ripplenet import RippleNet, build_ripple_sets
-from kgzoo.train import run_experiment
+from kgzoo.bench.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +178,10 @@ def test_topk_one_epoch_ml100k(ml100k, name, tmp_path):
     small = {"embedding_dim": 8} | ({"n_memory": 4} if name == "ripplenet" else {})
     row = run_experiment(name, "ml-100k-kg", max_epochs=1, out_dir=tmp_path, progress=False,
                          model_overrides=small, data_overrides={"batch_size": 8192})
-    assert row["status"] == "ok" and row["epochs"] >= 0
+    assert row.status == "ok" and row.epochs >= 0
     for k in ("test/ndcg@10", "test/recall@20"):
-        assert 0.0 <= row["metrics"][k] <= 1.0
-    assert row["metrics"]["test/recall@20"] > 0.0
+        assert 0.0 <= row.metrics[k] <= 1.0
+    assert row.metrics["test/recall@20"] > 0.0
 
 
 @pytest.mark.parametrize("topk_loss", ["bpr", "bce"])

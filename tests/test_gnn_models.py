@@ -204,22 +204,22 @@ def test_bad_hyperparameters_are_rejected(dm):
 
 @pytest.mark.slow
 def test_gcn_one_epoch_through_run_experiment(tmp_path, data_dir):
-    from kgzoo.train import run_experiment
+    from kgzoo.bench.experiment import run_experiment
 
     row = run_experiment("gcn", max_epochs=1, out_dir=tmp_path, model_overrides={"embedding_dim": 16},
                          data_overrides={"batch_size": 8192, "eval_batch_size": 1024})
-    assert row["status"] == "ok" and row["epochs"] >= 1
-    assert 0.0 < row["metrics"]["test/ndcg@10"] <= 1.0
+    assert row.status == "ok" and row.epochs >= 1
+    assert 0.0 < row.metrics["test/ndcg@10"] <= 1.0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["gcn", "gat", "kgat", "kgin"])
 def test_bench_budget_beats_pop(tmp_path, data_dir, name):
     """The default bench schedule (config ``bench`` section) beats Pop (test NDCG@10 ~0.145)."""
-    from kgzoo.train import run_experiment
+    from kgzoo.bench.experiment import run_experiment
 
     row = run_experiment(name, quick=True, out_dir=tmp_path)
-    assert row["metrics"]["test/ndcg@10"] > 0.15, row["metrics"]
+    assert row.metrics["test/ndcg@10"] > 0.15, row.metrics
 
 
 def test_sparse_adj_matches_dense_forward_and_backward(ckg):

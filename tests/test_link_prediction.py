@@ -104,20 +104,21 @@ def test_transe_beats_random(link_dm):
 
 
 def test_run_experiment_transe_row(tmp_path, data_dir):
-    from kgzoo.train import run_experiment
+    from kgzoo.bench.experiment import run_experiment
 
     row = run_experiment("transe", "ml-100k-kg", max_epochs=1, out_dir=tmp_path, progress=False,
                          model_overrides={"p_norm": 2})
-    assert row["task"] == "link" and row["main_metric"] == "mrr" and row["status"] == "ok"
+    assert row.task == "link" and row.main_metric == "mrr" and row.status == "ok"
     for k in ("test/mrr", "test/hits@1", "test/hits@3", "test/hits@10", "test/mean_rank"):
-        assert math.isfinite(row["metrics"][k]), k
-    assert 0 < row["metrics"]["test/mrr"] <= 1
-    assert "valid/mrr" in row["valid_metrics"]
+        assert math.isfinite(row.metrics[k]), k
+    assert 0 < row.metrics["test/mrr"] <= 1
+    assert "valid/mrr" in row.valid_metrics
     base = kgzoo.create_datamodule("ml-100k-kg")
     base.setup()
-    assert row["fingerprint"] != base.fingerprint  # the triple split is part of the fingerprint
+    assert row.fingerprint != base.fingerprint  # the triple split is part of the fingerprint
+    assert row.cell_fingerprint == base.fingerprint  # the cell was planned under the interactions' one
     # the checkpoint rebuilds the model alone
     from kgzoo.models.kge import TransE
 
-    net = TransE.load_from_checkpoint(row["checkpoint"], weights_only=True)
+    net = TransE.load_from_checkpoint(tmp_path / row.checkpoint, weights_only=True)
     assert net.entity.weight.shape == (base.n_entities, 50) and net.task == "link"

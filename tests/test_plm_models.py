@@ -16,7 +16,7 @@ import torch
 import kgzoo
 from kgzoo.models.layers import fusion as fusion_mod
 from kgzoo.models.layers.fusion import FUSIONS, FusionLayer, create_fusion, list_fusions, register_fusion
-from kgzoo.train import run_experiment
+from kgzoo.bench.experiment import run_experiment
 
 SLICE = {"k_core": 70}
 
@@ -185,14 +185,14 @@ def test_plmrec_trains_and_scores_from_text(dm):
 def test_kgplm_fit_and_test_with_checkpoint(dm, tmp_path):
     row = run_experiment("kgplm", "ml-100k-kg", protocol=kgzoo.data.protocol.EvalProtocol(**SLICE),
                          max_epochs=1, out_dir=tmp_path, progress=False)
-    assert row["status"] == "ok" and row["epochs"] == 1
-    assert 0.0 <= row["metrics"]["test/ndcg@10"] <= 1.0 and row["metrics"]["test/recall@20"] > 0.0
+    assert row.status == "ok" and row.epochs == 1
+    assert 0.0 <= row.metrics["test/ndcg@10"] <= 1.0 and row.metrics["test/recall@20"] > 0.0
     # attribute vocabularies went into the hyper-parameters: the checkpoint rebuilds alone
-    assert row["hparams"]["item_feature_sizes"] == {"genre": 20, "year": 74}
-    assert set(row["hparams"]["user_feature_sizes"]) == {"age", "gender", "occupation"}
-    ckpt = torch.load(row["checkpoint"], weights_only=True)
+    assert row.hparams["item_feature_sizes"] == {"genre": 20, "year": 74}
+    assert set(row.hparams["user_feature_sizes"]) == {"age", "gender", "occupation"}
+    ckpt = torch.load(tmp_path / row.checkpoint, weights_only=True)
     assert ckpt["hyper_parameters"]["item_feature_sizes"]["genre"] == 20
-    m = kgzoo.models.kgplm.KGPLM.load_from_checkpoint(row["checkpoint"])
+    m = kgzoo.models.kgplm.KGPLM.load_from_checkpoint(tmp_path / row.checkpoint)
     assert m.item_attr is not None and m.tower.text.cache.abs().sum() > 0  # text vectors restored
 
 

@@ -1,12 +1,15 @@
-"""Benchmarking: the grid runner (:mod:`.runner`), leaderboards (:mod:`.leaderboard`, aggregation)
-and their views (:mod:`.render`).
+"""Benchmarking: result rows (:mod:`.rows`), the grid's cells (:mod:`.cells`), one cell
+(:mod:`.experiment`), the grid runner (:mod:`.runner`), leaderboards (:mod:`.leaderboard`,
+aggregation) and their views (:mod:`.render`).
 
 ``kgzoo bench`` / ``kgzoo reproduce`` / ``kgzoo fit`` / ``kgzoo test`` live in :mod:`.cli`
 (imported by :mod:`kgzoo.cli` on demand, not here).
 """
+from .cells import Cell, resolve_grid
 from .leaderboard import Leaderboard, build
 from .render import write_leaderboard
-from .runner import Cell, GridReport, read_rows, resolve_grid, run_grid
+from .rows import ResultRow, read_rows
+from .runner import GridReport, run_grid
 
-__all__ = ["Cell", "GridReport", "Leaderboard", "build", "read_rows", "resolve_grid", "run_grid",
+__all__ = ["Cell", "GridReport", "Leaderboard", "ResultRow", "build", "read_rows", "resolve_grid", "run_grid",
            "write_leaderboard"]

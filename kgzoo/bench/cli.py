@@ -13,30 +13,53 @@ instantiation::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from ..cli import add_command
+from ..config import ZooConfig
+from ..dist import is_rank_zero
 from ..models.base import SIZE_KEYS
-from . import leaderboard as lb
-from . import render
-from .rows import ResultRow
-from .runner import DEFAULT_BENCH_DIR, parse_assignments, read_rows, resolve_grid, results_path, run_grid
+from ..tasks import get_task
+from .cells import cell_fingerprint, parse_assignments, resolve_grid
+from .render import rich_run_table, write_leaderboard
+from .rows import ResultRow, read_rows
+from .runner import run_grid
 
 
 # ---------------------------------------------------------------------------- shared options
+#: the committed rows, the source of truth of the leaderboard (relative to the working directory)
+COMMITTED_RESULTS = Path("benchmarks") / "results"
+#: the generated leaderboard (relative to the working directory)
+LEADERBOARD_DIR = Path("benchmarks") / "leaderboard"
+#: run folders of `kgzoo bench` / `kgzoo reproduce` without --runs (relative to the working
+#: directory, ignored by git: .gitignore lists it)
+RUNS_DIR = Path("kgzoo-runs")
+
+
+def default_run_folder() -> Path:
+    """``kgzoo-runs/<UTC timestamp>`` in the working directory: a fresh folder per command."""
+    return RUNS_DIR / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
 def _trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", default="1", help="Trainer devices (an int, or 'auto'); default 1")
     p.add_argument("--strategy", default="auto", help="Trainer strategy ('ddp', ...); default auto")
+    p.add_argument("--num-nodes", type=int, default=1, dest="num_nodes", help="Trainer num_nodes; default 1")
     p.add_argument("--accelerator", default="cpu", help="Trainer accelerator ('cpu', 'gpu', 'auto'); default cpu")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
-    p.add_argument("--runs", default="runs", help="where checkpoints and CSV logs go (default runs/)")
+    p.add_argument("--runs", default=None,
+                   help=f"the run folder: rows (unless --results), checkpoints and CSV logs (default "
+                        f"./{RUNS_DIR}/<UTC timestamp>/, ignored by git)")
     p.add_argument("--resume", action="store_true",
-                   help="skip cells already in the results file (same model, dataset, seed, KG ablation, variant, "
-                        "data/protocol fingerprint and config)")
+                   help="skip cells already in the results file with the same cell key (model, dataset, seed, KG "
+                        "ablation, variant, fingerprint, devices, strategy, nodes), config sha and code hash")
     p.add_argument("--metric", default=None,
-                   help="validation metric for model selection and the leaderboard's sort (default ndcg@10 / auc)")
+                   help="validation metric for model selection and early stopping (default: the task's main metric)")
 
 
 def _devices(v: str) -> int | str:
@@ -58,8 +81,49 @@ def _console() -> Any:
     return con if con.is_terminal else Console(width=200)
 
 
+def results_path(results: str | Path, name: str) -> Path:
+    """The results file: ``results`` if it names a ``.jsonl`` file, else ``results/<name>.jsonl``."""
+    p = Path(results)
+    if p.suffix == ".jsonl" or p.is_file():
+        return p
+    return p / f"{name}.jsonl"
+
+
+def read_folder(folder: str | Path) -> list[ResultRow]:
+    """The rows of every ``*.jsonl`` in ``folder`` (a missing folder: none), file by file."""
+    return [r for f in sorted(Path(folder).glob("*.jsonl")) for r in read_rows(f)]
+
+
+def _live(console: Any) -> Any:
+    """A function giving, per cell, a transient rich progress line (spinner, text, elapsed time)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def live(text: str) -> Iterator[None]:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            progress.add_task(text, total=None)
+            yield
+
+    return live
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's per-Trainer banners (accelerator, tips, checkpoint restores) out of a
+    grid's output; warnings and errors still show."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 # ---------------------------------------------------------------------------- bench
-def _bench_args(p: argparse.ArgumentParser) -> None:
+def bench_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``kgzoo bench``."""
+    p.description = (f"Run a benchmark grid and print this run's table, each row beside the committed reference "
+                     f"value of the same fingerprint. Rows, checkpoints and logs go to a run folder "
+                     f"(./{RUNS_DIR}/<UTC timestamp>/, ignored by git) unless --runs/--results say otherwise; only "
+                     f"an explicit --results {COMMITTED_RESULTS} writes the committed rows.")
     p.add_argument("--models", nargs="+", default=["*"], help="model name patterns (default '*': every model)")
     p.add_argument("--datasets", nargs="+", default=["ml-100k-kg"], help="dataset name patterns (default ml-100k-kg)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
@@ -72,61 +136,48 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="protocol fields over each dataset's default, e.g. split=cold_item (cold-start items)")
     p.add_argument("--epochs", type=int, default=None, help="max_epochs for every cell (default: the config's)")
     p.add_argument("--quick", action="store_true",
-                   help="the config's `bench` schedule (the default when --epochs is not given)")
-    p.add_argument("--full", action="store_true", help="the config's full `train` schedule instead of `bench`")
+                   help="the config's quick `bench` schedule (the default when --epochs is not given)")
+    p.add_argument("--full", action="store_true",
+                   help="the config's converged `train` schedule (early stopping) instead of the quick one")
     p.add_argument("--name", default="bench", help="results file name: <results>/<name>.jsonl (default bench)")
     p.add_argument("--results", default=None,
-                   help="results file (.jsonl) or folder (default benchmarks/results/)")
-    p.add_argument("--leaderboard-dir", default=None,
-                   help="where LEADERBOARD.md, tables/ (CSV) and figures/ (PNG) go, cleared and rebuilt "
-                        "(default: benchmarks/leaderboard/ for the default results folder, else <results>/leaderboard/)")
-    p.add_argument("--leaderboard-only", action="store_true", help="rebuild the leaderboard from existing rows")
-    p.add_argument("--no-png", action="store_true", help="skip the PNG charts")
+                   help=f"results file (.jsonl) or folder (default: the run folder; {COMMITTED_RESULTS} writes the "
+                        "committed rows)")
+    p.add_argument("--reference", default=str(COMMITTED_RESULTS),
+                   help=f"folder of the reference rows shown beside this run's (default {COMMITTED_RESULTS})")
+    p.add_argument("--leaderboard-dir", default=str(LEADERBOARD_DIR),
+                   help=f"where --leaderboard-only writes (default {LEADERBOARD_DIR}/)")
+    p.add_argument("--leaderboard-only", action="store_true",
+                   help=f"rebuild the leaderboard from the rows in --results (default {COMMITTED_RESULTS}), "
+                        "run nothing")
+    p.add_argument("--no-png", action="store_true", help="skip the PNG charts (--leaderboard-only)")
     _trainer_args(p)
 
 
-def _leaderboard_dir(results: Path, given: str | None) -> Path:
-    if given is not None:
-        return Path(given)
-    return (results.parent.parent if results.parent.name == "results" else results.parent) / "leaderboard"
-
-
-def build_leaderboard(results: Path, out_dir: Path, metric: str | None = None, png: bool = True,
+def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | None = None, png: bool = True,
                       show: bool = True) -> dict[str, Any]:
-    """Rebuild the leaderboard of every ``*.jsonl`` beside ``results`` into ``out_dir``."""
-    files = sorted(results.parent.glob("*.jsonl")) if results.parent.is_dir() else []
-    if results.is_file() and results not in files:
-        files.append(results)
-    rows = [ResultRow.from_dict(r, where=str(f)) for f in files for r in read_rows(f)]
+    """Rebuild the leaderboard in ``out_dir`` from every row of the results folder ``results``
+    (or of the one file it names) by :func:`kgzoo.bench.render.write_leaderboard`.
+
+    Raises:
+        FileNotFoundError: no rows there.
+    """
+    p = Path(results)
+    rows = read_rows(p) if p.suffix == ".jsonl" else read_folder(p)
     if not rows:
-        raise FileNotFoundError(f"no result rows in {results.parent} (run `kgzoo bench` first)")
-    out = render.write_leaderboard(rows, out_dir, metric=metric, png=png)
+        raise FileNotFoundError(f"no result rows in {p} (run `kgzoo bench --results {p}` first)")
+    out = write_leaderboard(rows, out_dir, metric=metric, png=png)
     if show:
-        con = _console()
-        for t in render.rich_tables(out["leaderboard"]):
-            con.print(t)
-        con.print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
-                  f"from {len(rows)} rows in {len(files)} file(s)")
+        _console().print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
+                         f"from {len(rows)} rows in {p}")
     return out
 
 
-def quiet_lightning() -> None:
-    """Keep Lightning's per-Trainer banners (accelerator, tips, checkpoint restores) out of a
-    grid's output; warnings and errors still show."""
-    import logging
-
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def bench_command(args: argparse.Namespace) -> int:
-    from .runner import is_rank_zero
-
+    """``kgzoo bench``: run the grid, print this run's table; or ``--leaderboard-only``."""
     quiet_lightning()
-    results = results_path(args.results, args.name)
-    lb_dir = _leaderboard_dir(results, args.leaderboard_dir)
     if args.leaderboard_only:
-        build_leaderboard(results, lb_dir, args.metric, png=not args.no_png)
+        build_leaderboard(args.results or COMMITTED_RESULTS, args.leaderboard_dir, args.metric, png=not args.no_png)
         return 0
     if args.full and (args.quick or args.epochs is not None):
         raise ValueError("--full cannot be combined with --quick or --epochs")
@@ -134,23 +185,31 @@ def bench_command(args: argparse.Namespace) -> int:
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
                          epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol))
     quick = args.quick or (args.epochs is None and not args.full)
+    run_folder = Path(args.runs) if args.runs else default_run_folder()
+    results = results_path(args.results or run_folder, args.name)
+    reference = read_folder(args.reference)
+    con = _console()
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
-                      devices=devices, strategy=args.strategy, accelerator=args.accelerator, root=args.root,
-                      out_dir=args.runs, log=_console().print)
+                      devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
+                      accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,
+                      live=_live(con) if con.is_terminal else None, history=reference)
     if is_rank_zero():
-        build_leaderboard(results, lb_dir, args.metric, png=not args.no_png)
-        _console().print(f"total: {report.seconds:.1f} s for {len(cells)} cells")
+        con.print(rich_run_table(report.rows, reference))
+        con.print(f"total: {report.seconds:.1f} s for {len(cells)} cells; rows in {results}, checkpoints and logs "
+                  f"in {run_folder}")
     return 1 if report.failed else 0
 
 
 # ---------------------------------------------------------------------------- reproduce
-def _reproduce_args(p: argparse.ArgumentParser) -> None:
+def reproduce_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``kgzoo reproduce``."""
     p.add_argument("model", help="a registered model name")
     p.add_argument("dataset", help="a catalogue dataset name")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs (default: the config's `train`)")
     p.add_argument("--results", default=None,
-                   help="results file or folder (default benchmarks/results/reproduce-MODEL-DATASET.jsonl)")
+                   help=f"results file or folder (default: the run folder; {COMMITTED_RESULTS} writes the committed "
+                        "rows, as reproduce-MODEL-DATASET.jsonl)")
     p.add_argument("--protocol", nargs="*", default=None, metavar="FIELD=VALUE",
                    help="protocol fields over the dataset's default (default: the config's paper.protocol, "
                         "the paper's own rules, e.g. require_train_positive=true for RippleNet)")
@@ -173,32 +232,42 @@ def paper_protocol(paper: dict[str, Any]) -> str:
     return ",".join(f"{k}={text(v)}" for k, v in sorted(proto.items()))
 
 
-def reproduce_table(rows: list[dict[str, Any]], paper: dict[str, Any], main_metric: str) -> tuple[list[str], list[list[str]]]:
-    """Header and lines of ours (mean ± std over seeds) beside the paper's numbers.
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
-    Metrics: the paper's, then the main metric, then the recall/NDCG columns of the task.
+
+def reproduce_table(rows: Sequence[ResultRow], paper: dict[str, Any],
+                    main_metric: str) -> tuple[list[str], list[list[str]]]:
+    """Header and lines of ours (mean ± std over seeds, the latest successful row per seed)
+    beside the paper's numbers (``paper.metrics``).
+
+    Metrics: the paper's, then the main metric, then the task's leaderboard columns
+    (:data:`kgzoo.tasks.TASKS`).
     """
-    ok = lb.latest_ok_rows([r if isinstance(r, ResultRow) else ResultRow.from_dict(r) for r in rows], by_schedule=False)
-    task = ok[0].task if ok else "topk"
+    latest: dict[int, ResultRow] = {}
+    for r in sorted((r for r in rows if r.status == "ok"), key=lambda r: r.time):
+        latest[r.seed] = r
+    ok = list(latest.values())
     names = list((paper.get("metrics") or {}).keys())
-    for m in lb.metric_columns(task, main_metric):
+    columns = get_task(ok[0].task).leaderboard_columns if ok else ()
+    for m in [main_metric, *columns]:
         if m not in names:
             names.append(m)
     body = []
     for m in names:
-        s = lb.Stat.of(r.metrics.get(f"test/{m}") for r in ok)
+        values = [r.metrics[f"test/{m}"] for r in ok if f"test/{m}" in r.metrics]
         p = (paper.get("metrics") or {}).get(m)
-        diff = f"{s.mean - float(p):+.4f}" if (s is not None and isinstance(p, (int, float))) else "-"
-        body.append([m, s.fmt() if s else "-", f"{float(p):.4f}" if isinstance(p, (int, float)) else "-", diff,
-                     str(s.n if s else 0)])
+        ours = _mean_std(values) if values else None
+        diff = f"{ours[0] - float(p):+.4f}" if (ours is not None and isinstance(p, (int, float))) else "-"
+        body.append([m, f"{ours[0]:.4f} ± {ours[1]:.4f}" if ours else "-",
+                     f"{float(p):.4f}" if isinstance(p, (int, float)) else "-", diff, str(len(values))])
     return ["metric", "ours (mean ± std)", "paper", "ours - paper", "seeds"], body
 
 
 def reproduce_command(args: argparse.Namespace) -> int:
+    """``kgzoo reproduce MODEL DATASET``: the config's full schedule over seeds, beside the paper's numbers."""
     from rich.table import Table
-
-    from ..config import ZooConfig
-    from .runner import is_rank_zero
 
     quiet_lightning()
     cfg = ZooConfig.load(args.model, args.dataset)
@@ -210,18 +279,19 @@ def reproduce_command(args: argparse.Namespace) -> int:
                          protocol=protocol)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
         raise ValueError("reproduce takes one model name and one dataset name, not patterns")
-    results = results_path(args.results, f"reproduce-{args.model}-{args.dataset}")
+    run_folder = Path(args.runs) if args.runs else default_run_folder()
+    results = results_path(args.results or run_folder, f"reproduce-{args.model}-{args.dataset}")
+    con = _console()
     report = run_grid(cells, results, epochs=args.epochs, quick=False, resume=args.resume, metric=args.metric,
-                      devices=_devices(args.devices), strategy=args.strategy, accelerator=args.accelerator,
-                      root=args.root, out_dir=args.runs, log=_console().print)
+                      devices=_devices(args.devices), strategy=args.strategy, num_nodes=args.num_nodes,
+                      accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,
+                      live=_live(con) if con.is_terminal else None)
     if not is_rank_zero():
         return 0
-    from .runner import cell_fingerprint
-
     fps = {cell_fingerprint(c, args.root)[0] for c in cells}  # this run's cells, resumed ones included
-    rows = [r for r in read_rows(results) if r.get("fingerprint") in fps and r.get("model") == args.model
-            and r.get("seed") in args.seeds and r.get("variant", "base") == "base"]
-    main = args.metric or (rows[0].get("main_metric") if rows else None) or "ndcg@10"
+    rows = [r for r in read_rows(results) if (r.cell_fingerprint or r.fingerprint) in fps and r.model == args.model
+            and r.seed in args.seeds and r.variant == "base"]
+    main = args.metric or (rows[0].main_metric if rows else None) or "ndcg@10"
     header, body = reproduce_table(rows, paper, main)
     t = Table(title=f"reproduce {args.model} on {args.dataset}",
               caption=f"paper: {paper.get('source', 'no paper numbers in the config')}"
@@ -233,7 +303,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
         t.add_column(c, justify="left" if c == "metric" else "right")
     for line in body:
         t.add_row(*line)
-    _console().print(t)
+    con.print(t)
     return 1 if report.failed else 0
 
 
@@ -353,15 +423,15 @@ def _lightning_command(sub: str) -> Any:
     return run
 
 
-add_command("bench", "run a benchmark grid (models x datasets x seeds x KG ablations) and build the leaderboard",
-            _bench_args, bench_command)
+add_command("bench", "run a benchmark grid (models x datasets x seeds x KG ablations) and print its table",
+            bench_args, bench_command)
 add_command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
-            _reproduce_args, reproduce_command)
+            reproduce_args, reproduce_command)
 add_command("fit", "train a model with Lightning's CLI (--zoo MODEL/DATASET, or --model CLASS --data.dataset NAME; "
                    "--trainer.*)",
             _passthrough_args, _lightning_command("fit"))
 add_command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",
             _passthrough_args, _lightning_command("test"))
 
-__all__ = ["DEFAULT_BENCH_DIR", "bench_command", "build_leaderboard", "make_lightning_cli", "reproduce_command",
-           "reproduce_table"]
+__all__ = ["COMMITTED_RESULTS", "bench_args", "bench_command", "build_leaderboard", "make_lightning_cli", "reproduce_command",
+           "reproduce_args", "reproduce_table"]

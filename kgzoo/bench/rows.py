@@ -144,11 +144,10 @@ class ResultRow:
 
     # ------------------------------------------------------------------ identity
     def key(self) -> tuple:
-        """The cell key: ``(model, dataset, seed, kg_ablation, variant, protocol_fingerprint,
-        fingerprint the cell was planned under, devices, strategy, num_nodes)``. Two rows with one
-        key are the same cell run twice (a 2-process DDP row is another cell than a 1-device row)."""
-        return (self.model, self.dataset, self.seed, self.kg_ablation, self.variant, self.protocol_fingerprint,
-                self.cell_fingerprint or self.fingerprint, str(self.devices), self.strategy, self.num_nodes)
+        """The cell key (:func:`cell_key`) of this row: the fingerprint is the one the cell was
+        planned under (``cell_fingerprint`` where set)."""
+        return cell_key(self.model, self.dataset, self.seed, self.kg_ablation, self.variant,
+                        self.cell_fingerprint or self.fingerprint, self.devices, self.strategy, self.num_nodes)
 
     def is_published(self) -> bool:
         """True for a row the published leaderboard may rank: ``status == "ok"``, a converged
@@ -191,6 +190,15 @@ class ResultRow:
             return cls(**d)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def cell_key(model: str, dataset: str, seed: int, kg_ablation: str, variant: str, fingerprint: str,
+             devices: int | str, strategy: str, num_nodes: int) -> tuple:
+    """The identity of a benchmark cell: ``(model, dataset, seed, kg_ablation, variant, fingerprint,
+    devices, strategy, num_nodes)``. The fingerprint covers the data, the protocol and the KG
+    ablation; ``devices`` is compared as text (``1`` and ``"1"`` are one setting). Two rows with one
+    key are the same cell run twice; a 2-process DDP row is another cell than a 1-device row."""
+    return (model, dataset, seed, kg_ablation, variant, fingerprint, str(devices), strategy, int(num_nodes))
 
 
 # ---------------------------------------------------------------------------- schema 1 -> 2

@@ -195,7 +195,7 @@ class KGLinkDataModule(L.LightningDataModule):
             self.eval_queries[stage] = (q, filters)
         self._ready = True
 
-    # the fields of a result row (kgzoo.train.run_experiment)
+    # the fields of a result row (kgzoo.bench.experiment.run_experiment)
     @property
     def protocol(self) -> Any:
         return self.base.protocol

@@ -1,0 +1,305 @@
+"""The cells of a benchmark grid: models x datasets x seeds x KG ablations x variants.
+
+A :class:`Cell` names one unit of work; :func:`resolve_grid` expands shell patterns into cells,
+checking everything that can be checked without training (patterns that match no model or
+dataset, metric names, seeds, epochs, KG ablation kinds, variants, protocol fields, configs).
+:func:`cell_protocol`, :func:`cell_fingerprint`, :func:`cell_schedule` and
+:func:`cell_config_sha` give what a cell runs under before it runs, so ``--resume`` can tell
+a finished cell from a changed one. :mod:`kgzoo.bench.runner` runs the cells.
+
+A *variant* is a set of model hyper-parameter overrides on top of the zoo config
+(``"use_kg=false"``, ``"use_text=false,use_attributes=false"``; ``"base"`` = none), the
+axis of source ablations: the rows carry ``variant`` and ``overrides``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ..api import create_datamodule, list_models, model_hparams
+from ..config import Schedule, ZooConfig
+from ..data.datamodule import apply_kg_ablation
+from ..data.datasets import dataset_spec, list_datasets
+from ..data.protocol import EvalProtocol
+from ..registry import MODELS
+from ..tasks import Task, get_task
+from .rows import BASE_VARIANT
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
+    """``(canonical name, overrides)`` of a variant spec.
+
+    ``"base"`` (or ``""``) means no override; otherwise comma-separated ``key=value`` pairs
+    whose values are numbers (``1e-2``, ``64``) or YAML scalars (``false``, ``mean``). The canonical name
+    lists the pairs sorted by key (``"use_text=false,use_kg=false"`` ->
+    ``"use_kg=false,use_text=false"``), so one setting has one name in the results.
+
+    Raises:
+        ValueError: a pair without ``=``, an empty key, a key given twice, a value that is
+            not a YAML scalar.
+    """
+    spec = spec.strip()
+    if spec in ("", BASE_VARIANT):
+        return BASE_VARIANT, {}
+    return parse_assignments(spec, "variant")
+
+
+def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, Any]]:
+    """``(canonical "k=v,..." sorted by key, {key: value})`` of comma-separated ``key=value``
+    pairs (the parser of :func:`parse_variant` and of ``--protocol``); ``""`` -> ``("", {})``.
+
+    Raises:
+        ValueError: as :func:`parse_variant` (messages name ``what``).
+    """
+    import yaml
+
+    spec = spec.strip()
+    if not spec:
+        return "", {}
+    overrides: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    for pair in spec.split(","):
+        key, eq, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key or not key.isidentifier():
+            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. use_kg=false)")
+        if key in overrides:
+            raise ValueError(f"{what} {spec!r}: {key!r} is given twice")
+        try:
+            value = _number(text)
+            if value is None:
+                value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"{what} {spec!r}: value of {key!r} is not YAML ({e})") from None
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{what} {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
+        overrides[key], texts[key] = value, text
+    return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
+
+
+def _number(text: str) -> int | float | None:
+    """``text`` as an int or float (``"1e-2"`` too, which YAML 1.1 reads as a string), else ``None``."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of the grid: a model on a dataset with one seed, one KG ablation and one
+    variant (hyper-parameter overrides, :func:`parse_variant`)."""
+
+    model: str
+    dataset: str
+    seed: int
+    kg_ablation: str = "real"
+    variant: str = BASE_VARIANT
+    #: protocol fields over the dataset's default (:func:`parse_assignments`; ``""``: none)
+    protocol: str = ""
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return parse_variant(self.variant)[1]
+
+    def label(self) -> str:
+        extra = "" if self.variant == BASE_VARIANT else f" / {self.variant}"
+        extra += f" / protocol {self.protocol}" if self.protocol else ""
+        return f"{self.model} / {self.dataset} / seed {self.seed} / kg {self.kg_ablation}{extra}"
+
+
+# ---------------------------------------------------------------------------- what a cell runs under
+def canonical_ablation(kind: str) -> str:
+    """The canonical name of a KG ablation (``"noisy:0.50"`` -> ``"noisy:0.5"``).
+
+    Raises:
+        ValueError: an unknown kind or a noise level outside ``[0, 1]``.
+    """
+    return apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kind, 0)[1]
+
+
+def _resolve(patterns: Sequence[str], lister: Any, kind: str, what: str) -> list[str]:
+    """Names matching each shell pattern, in order, without repeats.
+
+    Raises:
+        ValueError: a pattern that matches nothing (naming it and the known names).
+    """
+    names: list[str] = []
+    for p in patterns:
+        hit = lister(p)
+        if not hit:
+            raise ValueError(f"{kind} pattern {p!r} matches no {what} (known: {', '.join(lister())})")
+        names += [n for n in hit if n not in names]
+    return names
+
+
+def default_protocol(dataset: str) -> EvalProtocol:
+    """The dataset's default protocol, whose split seed stays fixed across training seeds.
+
+    A benchmark's seeds vary initialisation and negative sampling on one split, so that
+    their rows share a fingerprint and the leaderboard reports mean and std over seeds.
+
+    Raises:
+        KeyError: an unknown dataset (with suggestions).
+    """
+    return dataset_spec(dataset).protocol
+
+
+def cell_protocol(dataset: str, seed: int, protocol: str = "") -> EvalProtocol:
+    """The protocol of a cell: the dataset's default protocol (:func:`default_protocol`, the same
+    split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced.
+
+    Raises:
+        ValueError: an unknown protocol field or a bad value (naming it).
+    """
+    base = default_protocol(dataset)
+    fields = parse_assignments(protocol, "protocol")[1]
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(base)})
+    if unknown:
+        raise ValueError(f"unknown protocol field {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(f.name for f in dataclasses.fields(base))}")
+    return dataclasses.replace(base, **fields) if fields else base
+
+
+def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
+    """``(fingerprint, protocol_fingerprint)`` of a cell, from its DataModule before training
+    (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`).
+
+    Costs one data load (cached per process) and one split; no model is built.
+    """
+    dm = create_datamodule(cell.dataset, root=root, protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol),
+                           kg_ablation=cell.kg_ablation)
+    dm.setup()
+    return dm.fingerprint, dm.protocol_fingerprint
+
+
+def cell_task(model: str, dataset: str) -> Task:
+    """The :class:`~kgzoo.tasks.Task` of ``model`` on ``dataset``: the model class's own ``task``
+    where it declares one (KG link prediction), else the dataset's protocol task.
+
+    Raises:
+        KeyError: an unknown model, dataset or task.
+    """
+    declared = getattr(MODELS.get(model), "task", None)
+    return get_task(declared if isinstance(declared, str) else dataset_spec(dataset).protocol.task)
+
+
+def metric_names(model: str, dataset: str) -> list[str]:
+    """The metric names model ``model`` logs on ``dataset``: its task's
+    (:func:`cell_task`) for the config's ``ks`` (default 10, 20)."""
+    ks = ZooConfig.load(model, dataset).model.get("ks", (10, 20))
+    return cell_task(model, dataset).metric_names(ks)
+
+
+def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bool = True,
+                  metric: str | None = None, patience: int | None = None) -> dict[str, Any]:
+    """The schedule a cell trains under, as a result row records it: ``{"kind", "max_epochs",
+    "patience", "monitor"}`` from :meth:`kgzoo.config.ZooConfig.schedule` (the one merge of the
+    config's ``train`` and ``bench`` sections).
+
+    ``kind`` is ``"fixed"`` when ``epochs`` is given (``max_epochs = epochs``), else ``"quick"``
+    (the default ``kgzoo bench``) or ``"converged"``. ``monitor`` is ``"valid/<metric>"`` with
+    ``metric``, else the config's ``train.monitor`` or ``model.main_metric``, else the task's
+    main metric (:func:`cell_task`).
+
+    Raises:
+        ValueError: a broken config or a bad schedule value (naming the file and field).
+    """
+    cfg = ZooConfig.load(model, dataset)
+    sched = cfg.schedule(quick, max_epochs=epochs, patience=patience, monitor=metric)
+    main = sched.monitor or cfg.model.get("main_metric") or cell_task(model, dataset).main_metric(
+        cfg.model.get("ks", (10, 20)))
+    kind = "fixed" if epochs is not None else ("quick" if quick else "converged")
+    return {"kind": kind, "max_epochs": sched.max_epochs, "patience": sched.patience, "monitor": f"valid/{main}"}
+
+
+def cell_config_sha(cell: Cell, schedule: dict[str, Any]) -> str:
+    """:meth:`kgzoo.config.ZooConfig.sha` of what a cell trains with: its config's ``model``
+    section with the variant's overrides, ``data`` and the ``schedule`` (:func:`cell_schedule`).
+    A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
+    sched = Schedule(quick=schedule["kind"] == "quick", max_epochs=schedule["max_epochs"],
+                     patience=schedule["patience"], monitor=schedule["monitor"])
+    return ZooConfig.load(cell.model, cell.dataset).sha(cell.overrides, sched)
+
+
+def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
+                 seeds: Sequence[int] = (0,), kg_ablations: Sequence[str] = ("real",),
+                 metric: str | None = None, epochs: int | None = None,
+                 variants: Sequence[str] = (BASE_VARIANT,), protocol: str = "") -> list[Cell]:
+    """Expand shell patterns into the list of cells, validating everything before any training.
+
+    Args:
+        models, datasets: shell patterns (``"*"``, ``"kg*"``, ``"lightgcn"``); each pattern
+            must match at least one registered name.
+        seeds: non-negative integers. kg_ablations: ``real``, ``shuffled``, ``none``, ``noisy:P``.
+        metric: a metric name every (model, dataset) pair logs (``"ndcg@10"``, ``"auc"``).
+        epochs: ``None`` or a positive epoch count.
+        variants: :func:`parse_variant` specs; every key must be a hyper-parameter of every
+            model of the grid.
+        protocol: protocol fields over each dataset's default for every cell
+            (``"split=cold_item"``; :func:`cell_protocol`).
+
+    Returns:
+        Cells ordered dataset, KG ablation, variant, seed, model (models of one setting run together).
+
+    Raises:
+        ValueError: a pattern matching nothing, an unknown metric, a negative seed or
+            epoch count, an unknown ablation, a bad or repeated variant, a variant key a
+            model does not take, a bad protocol field, a duplicate, a broken config.
+    """
+    models = [models] if isinstance(models, str) else list(models)
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    if not models or not datasets:
+        raise ValueError("the grid needs at least one model pattern and one dataset pattern")
+    names = _resolve(models, list_models, "model", "registered model")
+    dsets = _resolve(datasets, list_datasets, "dataset", "dataset")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("the grid needs at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ValueError(f"seed {s!r} must be a non-negative integer")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"duplicate seeds in {seeds}")
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+        raise ValueError(f"epochs={epochs!r} must be a positive integer")
+    kinds: list[str] = []
+    for k in kg_ablations or ("real",):
+        c = canonical_ablation(k)
+        if c in kinds:
+            raise ValueError(f"KG ablation {k!r} is given twice")
+        kinds.append(c)
+    variant_names: list[str] = []
+    for v in variants or (BASE_VARIANT,):
+        name, overrides = parse_variant(v)
+        if name in variant_names:
+            raise ValueError(f"variant {v!r} is given twice")
+        for m in names:
+            bad = sorted(set(overrides) - set(model_hparams(MODELS.get(m))))
+            if bad:
+                raise ValueError(f"variant {v!r}: model {m!r} takes no hyper-parameter {', '.join(map(repr, bad))}")
+        variant_names.append(name)
+    protocol = parse_assignments(protocol, "protocol")[0]
+    for d in dsets:
+        dataset_spec(d)
+        try:
+            cell_protocol(d, 0, protocol)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"protocol {protocol!r} on {d}: {e}") from None
+        for m in names:
+            ZooConfig.load(m, d)  # raises ValueError on a broken config
+            if metric is not None:
+                known = metric_names(m, d)
+                if metric not in known:
+                    raise ValueError(f"unknown metric {metric!r} for {m} on {d}; known: {', '.join(known)}")
+    return [Cell(m, d, s, k, v, protocol) for d in dsets for k in kinds for v in variant_names for s in seeds
+            for m in names]
+
+

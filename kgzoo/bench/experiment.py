@@ -1,0 +1,377 @@
+"""One cell of a benchmark: train and evaluate one model on one dataset, return its ResultRow.
+
+Lightning does the work: :func:`lightning.seed_everything` (workers too), deterministic
+algorithms where torch allows, early stopping on a validation metric, the best
+checkpoint restored for test, a CSV logger and (in a terminal) a rich progress bar.
+Every :class:`~kgzoo.bench.rows.ResultRow` kgzoo writes is assembled here, by
+:func:`assemble_row`: the successful one by :func:`run_experiment`, a failed cell's by
+:func:`failed_row`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import os
+import platform
+import resource
+import shlex
+import sys
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from .. import __version__
+from ..api import create_datamodule, create_datamodule_for, create_model
+from ..config import ZooConfig
+from ..paths import config_dirs
+from ..data.protocol import EvalProtocol
+from ..models.base import SIZE_KEYS
+from ..registry import MODELS
+from .cells import Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol, parse_variant
+from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
+
+class EpochTimer(Callback):
+    """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass,
+    and the epoch of the best monitored validation value."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.train_seconds: list[float] = []
+        self.eval_seconds: list[float] = []
+        self.best_epoch: int | None = None
+        self._best = -float("inf")
+        self._t: float | None = None
+        self._v = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t = time.perf_counter()
+
+    def _close_train(self) -> None:
+        if self._t is not None:
+            self.train_seconds.append(time.perf_counter() - self._t)
+            self._t = None
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._close_train()  # Lightning 2.x validates inside the train epoch, after its batches
+        self._v = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.eval_seconds.append(time.perf_counter() - self._v)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not trainer.sanity_checking and float(value) > self._best:
+            self._best, self.best_epoch = float(value), trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close_train()
+
+
+def _rss_mb() -> float:
+    """Resident set size of this process in MB (Linux ``/proc``; elsewhere the lifetime peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+class PeakMemory:
+    """Peak memory in MB while the ``with`` block runs.
+
+    On CUDA, ``torch.cuda.max_memory_allocated`` (reset on entry); on CPU, the highest
+    resident set size sampled every ``interval`` seconds by a daemon thread (the process's
+    lifetime peak, ``ru_maxrss``, would carry earlier cells of a grid into later ones).
+    """
+
+    def __init__(self, device: str = "cpu", interval: float = 0.05) -> None:
+        self.device, self.interval, self.peak_mb = device, interval, 0.0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device == "cuda" and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.peak_mb = _rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device == "cuda" and torch.cuda.is_available():
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of kgzoo, torch, Lightning, PyG and Python (strings), recorded in every row."""
+    import lightning
+    import torch_geometric
+
+    return {"kgzoo": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
+            "torch_geometric": torch_geometric.__version__, "python": platform.python_version()}
+
+
+def code_hash(model: str | type) -> str:
+    """16 hex digits of sha256 over kgzoo's version and the source files of the model class and
+    of each of its bases outside torch and Lightning (the base Recommender included). A row keeps
+    it, so ``--resume`` reruns a cell whose model code changed.
+
+    Raises:
+        KeyError: an unknown model name.
+    """
+    cls = MODELS.get(model) if isinstance(model, str) else model
+    h = hashlib.sha256(__version__.encode())
+    files: list[str] = []
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] in ("builtins", "torch", "lightning", "pytorch_lightning", "typing", "abc"):
+            continue
+        try:
+            f = inspect.getsourcefile(klass)
+        except TypeError:  # a class defined in C or interactively
+            continue
+        if f and f not in files:
+            files.append(f)
+    for f in files:
+        h.update(Path(f).name.encode())
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def command_line() -> str:
+    """This process's command line, shell-quoted, program name without its folder."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def cell_dir(out_dir: str | Path, model: str, dataset: str, seed: int, kg_ablation: str,
+             changed: dict[str, Any], devices: int | str, strategy: str, num_nodes: int, max_epochs: int,
+             code: str) -> Path:
+    """The folder of one cell's checkpoints and logs, unique per cell key and code hash::
+
+        out_dir/<dataset>/<model>/seed<S>-<ablation>[-<k>-<v>...]-<devices>dev-<strategy>-<nodes>node-<E>ep-<code8>
+
+    with one ``-k-v`` pair per protocol field that differs from the dataset's default and per
+    model override, so no two cells overwrite each other's best checkpoint."""
+    name = (f"seed{seed}-{kg_ablation.replace(':', '')}" + "".join(f"-{k}-{v}" for k, v in sorted(changed.items()))
+            + f"-{devices}dev-{strategy}-{num_nodes}node-{max_epochs}ep-{code[:8]}")
+    return Path(out_dir) / dataset / model / name
+
+
+def _relative(path: str | Path | None, base: str | Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path(base).resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _short_traceback(e: BaseException) -> str:
+    """The last frames of ``e``'s traceback with the kgzoo checkout and the interpreter prefix cut
+    from file names (a row holds no machine paths)."""
+    text = "".join(traceback.format_exception(e)[-6:])
+    for prefix in sorted({str(Path(__file__).resolve().parents[2]) + os.sep, sys.prefix + os.sep,
+                          sys.base_prefix + os.sep}, key=len, reverse=True):
+        text = text.replace(prefix, "")
+    return text
+
+
+def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol, kg_ablation: str,
+                 overrides: dict[str, Any], schedule: dict[str, Any], devices: int | str, strategy: str,
+                 num_nodes: int, accelerator: str, fingerprint: str, protocol_fingerprint: str,
+                 cell_fingerprint: str | None = None, command: str | None = None,
+                 t_start: float, **measured: Any) -> ResultRow:
+    """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
+    cell's identity, its config (path relative to the config directory, sha, paper block), its
+    code hash, versions, time, ``cell_seconds`` since ``t_start`` (``time.perf_counter``), and
+    ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
+
+    Raises:
+        KeyError: an unknown model. ValueError: a broken config or a bad field value.
+    """
+    cfg = ZooConfig.load(model, dataset)
+    variant = parse_variant(",".join(f"{k}={_yaml_text(v)}" for k, v in sorted(overrides.items())))[0]
+    config = None
+    if cfg.path is not None:
+        config = relative_config(str(cfg.path.resolve()))
+        for d in config_dirs():
+            if cfg.path.resolve().is_relative_to(d.resolve()):
+                config = cfg.path.resolve().relative_to(d.resolve()).as_posix()
+    task = measured.pop("task", None) or cell_task(model, dataset).name
+    return ResultRow(
+        model=model, dataset=dataset, task=task, seed=seed, variant=variant, overrides=dict(overrides),
+        kg_ablation=kg_ablation, protocol=protocol.to_dict(), protocol_label=protocol_label(protocol.to_dict(), task),
+        fingerprint=fingerprint, protocol_fingerprint=protocol_fingerprint,
+        cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
+        devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
+        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule),
+        code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper),
+        command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        cell_seconds=time.perf_counter() - t_start, **measured)
+
+
+def _yaml_text(v: Any) -> str:
+    """A scalar as :func:`~kgzoo.bench.cells.parse_variant` reads it back."""
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fingerprint: str,
+               protocol_fingerprint: str, devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
+               accelerator: str = "cpu", command: str | None = None, t_start: float) -> ResultRow:
+    """The row of a cell that raised ``error`` (``status="failed"``, the error and the last frames
+    of its traceback), by :func:`assemble_row`."""
+    return assemble_row(model=cell.model, dataset=cell.dataset, seed=cell.seed,
+                        protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol), kg_ablation=cell.kg_ablation,
+                        overrides=cell.overrides, schedule=schedule, devices=devices, strategy=strategy,
+                        num_nodes=num_nodes, accelerator=accelerator, fingerprint=fingerprint,
+                        protocol_fingerprint=protocol_fingerprint, command=command, t_start=t_start, status="failed",
+                        error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
+
+
+def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,
+                   max_epochs: int | None = None, patience: int | None = None, monitor: str | None = None,
+                   quick: bool = False, devices: int | str = 1, strategy: str = "auto", accelerator: str = "cpu",
+                   num_nodes: int = 1, kg_ablation: str = "real", root: str | None = None,
+                   out_dir: str | Path = "runs", progress: bool | None = None,
+                   model_overrides: dict[str, Any] | None = None, data_overrides: dict[str, Any] | None = None,
+                   command: str | None = None) -> ResultRow:
+    """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return its row.
+
+    Args:
+        model, dataset: registry names. seed: seeds initialisation and negative sampling
+            (``seed_everything`` and the DataModule's sampler); the split is the protocol's.
+        protocol: ``None`` = the dataset's default (:func:`~kgzoo.bench.cells.default_protocol`).
+        max_epochs: a fixed epoch cap (schedule kind ``"fixed"``); ``None``: the config's
+            schedule (:func:`~kgzoo.bench.cells.cell_schedule`: ``quick`` or converged).
+        patience: early-stopping patience over the schedule's. monitor: a metric name such as
+            ``"ndcg@10"`` (default the model's main metric), followed by early stopping and
+            checkpointing as ``valid/<monitor>``.
+        devices, strategy, accelerator, num_nodes: passed to :class:`lightning.Trainer`.
+        kg_ablation: ``"real"``, ``"none"``, ``"shuffled"``, ``"noisy:P"``.
+        out_dir: the run folder; checkpoints and CSV logs go to :func:`cell_dir` below it and the
+            row's ``checkpoint`` is relative to it.
+        model_overrides: hyper-parameters over the zoo config (a bench variant).
+        data_overrides: DataModule arguments over the config's ``data`` section.
+        command: recorded in the row (default: this process's command line).
+
+    Returns:
+        A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
+        checkpoint, its ``valid_metrics``, ``best_epoch`` (0-based), ``epochs``, ``stopped_by``
+        (``"early_stopping"`` when EarlyStopping stopped the run, ``"cap"`` when it ran
+        ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
+        test and cell seconds, peak memory [MiB], trainable parameters, code hash.
+
+    Raises:
+        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter.
+        DivergedError: the loss became NaN.
+    """
+    t_start = time.perf_counter()
+    cfg = ZooConfig.load(model, dataset)
+    schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if protocol is None:
+        protocol = default_protocol(dataset)
+    dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed,
+                           **{**cfg.data, **(data_overrides or {})})
+    overrides = dict(model_overrides or {})
+    net = create_model(model, datamodule=dm, **({**overrides, "main_metric": monitor} if monitor else overrides))
+    dm.setup()
+    planned_fp = dm.fingerprint
+    dm = create_datamodule_for(net, dm)  # the model's task decides its data (KG link prediction: triples)
+    mon = f"valid/{net.main_metric}"
+    schedule["monitor"] = mon
+    default = default_protocol(dataset)
+    changed = {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)
+               if getattr(protocol, f.name) != getattr(default, f.name)}  # e.g. split=cold_item
+    code = code_hash(model)
+    run_dir = cell_dir(out_dir, model, dataset, seed, kg_ablation, {**changed, **overrides}, devices, strategy,
+                       num_nodes, schedule["max_epochs"], code)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
+                           filename="best", enable_version_counter=False)
+    timer = EpochTimer(mon)
+    stopper = EarlyStopping(monitor=mon, mode="max", patience=schedule["patience"])
+    callbacks: list[Callback] = [ckpt, timer, stopper]
+    if progress is None:
+        progress = sys.stdout.isatty()
+    if progress:
+        callbacks.append(RichProgressBar())
+    with lightning_quiet():
+        trainer = L.Trainer(max_epochs=schedule["max_epochs"], accelerator=accelerator, devices=devices,
+                            strategy=strategy, num_nodes=num_nodes, callbacks=callbacks,
+                            logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=progress,
+                            enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+                            log_every_n_steps=1000)
+        with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
+            t0 = time.perf_counter()
+            trainer.fit(net, datamodule=dm)
+            train_seconds = time.perf_counter() - t0
+            # read before test: restoring the best checkpoint restores EarlyStopping's state of that epoch
+            early_stopped = stopper.stopped_epoch > 0
+            epochs = trainer.current_epoch
+            best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
+            best_path = ckpt.best_model_path or None
+            t1 = time.perf_counter()
+            results = trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
+            test_seconds = time.perf_counter() - t1
+    if best_path:
+        # the valid metrics of the restored best epoch
+        best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
+    stopped_by = "early_stopping" if early_stopped else "cap" if epochs >= schedule["max_epochs"] else None
+    return assemble_row(
+        model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
+        overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
+        accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
+        cell_fingerprint=planned_fp, command=command, t_start=t_start,
+        task=net.task, main_metric=net.main_metric,
+        metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
+        valid_metrics=best_valid, best_epoch=timer.best_epoch, epochs=epochs, stopped_by=stopped_by,
+        seconds_per_epoch=(sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
+        eval_seconds=(sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
+        train_seconds=train_seconds, test_seconds=test_seconds, peak_memory_mb=memory.peak_mb,
+        params=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        hparams={k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},
+        checkpoint=_relative(best_path, out_dir), status="ok")
+
+
+#: library warnings that say nothing about a kgzoo run, once per Trainer otherwise
+_QUIET = (
+    r".*LeafSpec.*",  # torch.utils._pytree FutureWarning, raised through Lightning's apply_to_collection
+    r"The number of training batches .* is smaller than the logging",  # we log per epoch on purpose
+    r".*does not have many workers which may be a bottleneck.*",  # in-memory batches need no workers
+    r".*`configure_optimizers` returned `None`.*",  # a model with nothing to train (Pop)
+)
+
+
+class lightning_quiet(warnings.catch_warnings):
+    """A ``with`` block around kgzoo's calls into Lightning that drops the library warnings of
+    :data:`_QUIET` (deprecations inside Lightning and torch, hints that do not apply to
+    a benchmark cell) and nothing else. Not global: the filters end with the block."""
+
+    def __enter__(self) -> Any:
+        out = super().__enter__()
+        for pattern in _QUIET:
+            warnings.filterwarnings("ignore", message=pattern)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(lightning|torch)\b.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
+        return out
