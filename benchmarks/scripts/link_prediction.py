@@ -1,13 +1,14 @@
 """Filtered link prediction of the KG-embedding models on a dataset's KG; writes link_prediction.md.
 
-    python benchmarks/link_prediction.py [--dataset ml-100k-kg] [--models transe transr]
+    python benchmarks/scripts/link_prediction.py [--dataset ml-100k-kg] [--models transe transr]
                                          [--epochs 20] [--patience 3] [--seed 0]
 
-Each model goes through :func:`kgzoo.train.run_experiment` (its zoo config, the seeded 90/5/5
+Each model goes through :func:`kgzoo.bench.experiment.run_experiment` (its zoo config, the seeded 90/5/5
 triple split of :class:`kgzoo.data.link.KGLinkDataModule`, early stopping on valid MRR,
 the best checkpoint tested on every test triple, head and tail queries, filtered against
-train+valid+test, realistic tie-averaged ranks). The table goes to ``benchmarks/link_prediction.md``;
-``--rows FILE`` also appends the result rows (JSON lines) to ``FILE``.
+train+valid+test, realistic tie-averaged ranks). The table goes to ``benchmarks/studies/link_prediction.md``;
+``--rows FILE`` also appends the result rows (:class:`kgzoo.bench.rows.ResultRow`, JSON lines) to ``FILE``
+(``benchmarks/results/link_prediction.jsonl`` holds the committed ones); checkpoints go to ``--runs``.
 """
 from __future__ import annotations
 
@@ -30,35 +31,34 @@ def main(argv: list[str] | None = None) -> None:
                     help="max epochs, one value for all models or one per model")
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(HERE / "link_prediction.md"))
+    ap.add_argument("--out", default=str(HERE.parent / "studies" / "link_prediction.md"))
     ap.add_argument("--rows", default=None, help="append the result rows (JSON lines) to this file")
+    ap.add_argument("--runs", default="kgzoo-runs/link_prediction", help="checkpoints and logs (ignored by git)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("KGZOO_DATA_DIR", str(HERE.parent.parent / "shared" / "data"))
-    from kgzoo.train import run_experiment
+    os.environ.setdefault("KGZOO_DATA_DIR", str(HERE.parents[2] / "shared" / "data"))
+    from kgzoo.bench.experiment import run_experiment
+    from kgzoo.bench.rows import append_row
 
     epochs = args.epochs * len(args.models) if len(args.epochs) == 1 else args.epochs
     if len(epochs) != len(args.models):
         ap.error("--epochs takes one value or one per model")
     rows = []
     for model, ep in zip(args.models, epochs):
-        t0 = time.perf_counter()
         row = run_experiment(model, args.dataset, seed=args.seed, max_epochs=ep, patience=args.patience,
-                             out_dir="/tmp/kgzoo_link_runs", progress=False)
-        row["wall_seconds"] = time.perf_counter() - t0
+                             out_dir=args.runs, progress=False)
         rows.append(row)
         if args.rows:
-            with open(args.rows, "a") as f:
-                f.write(json.dumps(row, default=str) + "\n")
-        m = row["metrics"]
-        print(f"{model}: MRR {m['test/mrr']:.4f} Hits@10 {m['test/hits@10']:.4f} ({row['wall_seconds']:.0f} s)",
+            append_row(args.rows, row)
+        m = row.metrics
+        print(f"{model}: MRR {m['test/mrr']:.4f} Hits@10 {m['test/hits@10']:.4f} ({row.cell_seconds:.0f} s)",
               flush=True)
 
-    cmd = "python benchmarks/link_prediction.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python benchmarks/scripts/link_prediction.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         f"# Link prediction on the {args.dataset} KG",
         "",
         f"Command: `{cmd.strip()}` (seed {args.seed}; {time.strftime('%Y-%m-%d')}, "
-        f"{platform.processor() or platform.machine()}, CPU, torch {rows[0]['versions']['torch'] if rows else '?'}).",
+        f"{platform.processor() or platform.machine()}, CPU, torch {rows[0].versions['torch'] if rows else '?'}).",
         "",
         "Protocol: the dataset's KG triples split 90/5/5 with the seed (valid/test triples whose entity or",
         "relation never occurs in train are moved to train); every test triple gives a tail query",
@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        m = r["metrics"]
-        lines.append(f"| {r['model']} | {m['test/mrr']:.4f} | {m['test/hits@1']:.4f} | {m['test/hits@3']:.4f} | "
-                     f"{m['test/hits@10']:.4f} | {m['test/mean_rank']:.0f} | {r['epochs']} ({r['best_epoch']}) | "
-                     f"{r['seconds_per_epoch']:.1f} | {r['eval_seconds']:.1f} | {r['wall_seconds']:.0f} | "
-                     f"{r['params']:,} |")
+        m = r.metrics
+        lines.append(f"| {r.model} | {m['test/mrr']:.4f} | {m['test/hits@1']:.4f} | {m['test/hits@3']:.4f} | "
+                     f"{m['test/hits@10']:.4f} | {m['test/mean_rank']:.0f} | {r.epochs} ({r.best_epoch}) | "
+                     f"{r.seconds_per_epoch:.1f} | {r.eval_seconds:.1f} | {r.cell_seconds:.0f} | "
+                     f"{r.params:,} |")
     n_ent = None
     try:
         import kgzoo

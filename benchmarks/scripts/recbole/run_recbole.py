@@ -16,7 +16,7 @@ per positive. ``eval_batch_size`` is set to 512 users x (items + 1) so that RecB
 512 users per evaluation batch, as kgzoo does (RecBole's default 4096 would be 2 users).
 
 Usage (from the repo root):
-    /tmp/recbole-venv/bin/python benchmarks/recbole/run_recbole.py --model BPR --epochs 300
+    /tmp/recbole-venv/bin/python benchmarks/scripts/recbole/run_recbole.py --model BPR --epochs 300
 """
 from __future__ import annotations
 
