@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(HERE.parent / "studies" / "link_prediction.md"))
     ap.add_argument("--rows", default=None, help="append the result rows (JSON lines) to this file")
-    ap.add_argument("--runs", default="kgzoo-runs/link_prediction", help="checkpoints and logs (ignored by git)")
+    ap.add_argument("--runs", default=None,
+                    help="checkpoints and logs (default: link_prediction/ in kgzoo.paths.cache_dir('runs'))")
     args = ap.parse_args(argv)
     os.environ.setdefault("KGZOO_DATA_DIR", str(HERE.parents[2] / "shared" / "data"))
     from kgzoo.bench.experiment import run_experiment
     from kgzoo.bench.rows import append_row
+    from kgzoo.paths import cache_dir
+
+    runs = args.runs or cache_dir("runs") / "link_prediction"
 
     epochs = args.epochs * len(args.models) if len(args.epochs) == 1 else args.epochs
     if len(epochs) != len(args.models):
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for model, ep in zip(args.models, epochs):
         row = run_experiment(model, args.dataset, seed=args.seed, max_epochs=ep, patience=args.patience,
-                             out_dir=args.runs, progress=False)
+                             out_dir=runs, progress=False)
         rows.append(row)
         if args.rows:
             append_row(args.rows, row)

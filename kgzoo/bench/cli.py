@@ -23,6 +23,7 @@ from typing import Any, Iterator, Sequence
 from ..cli import add_command
 from ..config import ZooConfig
 from ..dist import is_rank_zero
+from ..paths import cache_dir
 from ..models.base import SIZE_KEYS
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid
@@ -36,14 +37,14 @@ from .runner import run_grid
 COMMITTED_RESULTS = Path("benchmarks") / "results"
 #: the generated leaderboard (relative to the working directory)
 LEADERBOARD_DIR = Path("benchmarks") / "leaderboard"
-#: run folders of `kgzoo bench` / `kgzoo reproduce` without --runs (relative to the working
-#: directory, ignored by git: .gitignore lists it)
-RUNS_DIR = Path("kgzoo-runs")
+#: where run folders go without --runs, as --help says it
+RUNS_HELP = "$KGZOO_HOME/runs or $XDG_CACHE_HOME/kgzoo/runs (~/.cache/kgzoo/runs)"
 
 
 def default_run_folder() -> Path:
-    """``kgzoo-runs/<UTC timestamp>`` in the working directory: a fresh folder per command."""
-    return RUNS_DIR / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    """``<kgzoo.paths.cache_dir("runs")>/<UTC timestamp>``: a fresh folder per command, outside
+    any checkout (the user cache; ``$KGZOO_HOME/runs`` when set)."""
+    return cache_dir("runs") / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
 def _trainer_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def _trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
     p.add_argument("--runs", default=None,
                    help=f"the run folder: rows (unless --results), checkpoints and CSV logs (default "
-                        f"./{RUNS_DIR}/<UTC timestamp>/, ignored by git)")
+                        f"<UTC timestamp>/ under {RUNS_HELP}, outside the checkout)")
     p.add_argument("--resume", action="store_true",
                    help="skip cells already in the results file with the same cell key (model, dataset, seed, KG "
                         "ablation, variant, fingerprint, devices, strategy, nodes), config sha and code hash")
@@ -122,7 +123,7 @@ def bench_args(p: argparse.ArgumentParser) -> None:
     """The arguments of ``kgzoo bench``."""
     p.description = (f"Run a benchmark grid and print this run's table, each row beside the committed reference "
                      f"value of the same fingerprint. Rows, checkpoints and logs go to a run folder "
-                     f"(./{RUNS_DIR}/<UTC timestamp>/, ignored by git) unless --runs/--results say otherwise; only "
+                     f"(<UTC timestamp>/ under {RUNS_HELP}) unless --runs/--results say otherwise; only "
                      f"an explicit --results {COMMITTED_RESULTS} writes the committed rows.")
     p.add_argument("--models", nargs="+", default=["*"], help="model name patterns (default '*': every model)")
     p.add_argument("--datasets", nargs="+", default=["ml-100k-kg"], help="dataset name patterns (default ml-100k-kg)")

@@ -1,4 +1,4 @@
-"""`kgzoo bench` in a fresh clone: rows, checkpoints and logs go to an ignored run folder, the
+"""`kgzoo bench` in a fresh clone: rows, checkpoints and logs go to a run folder in the user cache, the
 tracked tree stays untouched, the output is this run's table, without repeated library warnings."""
 from __future__ import annotations
 
@@ -26,15 +26,17 @@ def test_bench_in_a_fresh_clone_leaves_git_status_clean(data_dir, tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(clone)], check=True)
     assert _git("status", "--porcelain", cwd=clone) == ""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "PYTHONWARNINGS": "default",
-           "OMP_NUM_THREADS": "1"}
+    home = tmp_path / "kgzoo-home"  # the user cache of this test: run folders go to home/runs
+    # the clone's own kgzoo runs (the working directory comes first on sys.path): the committed HEAD
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "COLUMNS": "200",
+           "PYTHONWARNINGS": "default", "OMP_NUM_THREADS": "1", "KGZOO_HOME": str(home)}
     p = subprocess.run([sys.executable, "-c", "import sys; from kgzoo.cli import main; sys.exit(main(sys.argv[1:]))",
                         "bench", "--models", "pop", "bpr", "--epochs", "1"],
                        cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     log = p.stdout + p.stderr
     assert p.returncode == 0, log
     assert _git("status", "--porcelain", "--ignored=no", cwd=clone) == ""  # nothing tracked or untracked changed
-    (run,) = (clone / "kgzoo-runs").iterdir()  # the run folder, ignored by git
+    (run,) = (home / "runs").iterdir()  # the run folder, in the user cache
     rows = read_rows(run / "bench.jsonl")
     assert [(r.model, r.status) for r in rows] == [("pop", "ok"), ("bpr", "ok")]
     assert (run / rows[1].checkpoint).is_file()
