@@ -9,6 +9,7 @@ Every :class:`~kgzoo.bench.rows.ResultRow` kgzoo writes is assembled here, by
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -22,7 +23,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import torch
@@ -363,15 +364,15 @@ _QUIET = (
 )
 
 
-class lightning_quiet(warnings.catch_warnings):
+@contextlib.contextmanager
+def lightning_quiet() -> Iterator[None]:
     """A ``with`` block around kgzoo's calls into Lightning that drops the library warnings of
-    :data:`_QUIET` (deprecations inside Lightning and torch, hints that do not apply to
-    a benchmark cell) and nothing else. Not global: the filters end with the block."""
-
-    def __enter__(self) -> Any:
-        out = super().__enter__()
+    :data:`_QUIET` (a deprecation inside torch raised through Lightning, hints that do not apply
+    to a benchmark cell) and torch/Lightning's own deprecation and future warnings, nothing else.
+    Not global: :func:`warnings.catch_warnings` restores the filters when the block ends."""
+    with warnings.catch_warnings():
         for pattern in _QUIET:
             warnings.filterwarnings("ignore", message=pattern)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(lightning|torch)\b.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
-        return out
+        yield
