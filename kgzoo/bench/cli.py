@@ -28,7 +28,7 @@ from ..models.base import SIZE_KEYS
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid
 from .render import rich_run_table, write_leaderboard
-from .rows import ResultRow, read_rows
+from .rows import ResultRow, read_folder, read_rows
 from .runner import run_grid
 
 
@@ -88,11 +88,6 @@ def results_path(results: str | Path, name: str) -> Path:
     if p.suffix == ".jsonl" or p.is_file():
         return p
     return p / f"{name}.jsonl"
-
-
-def read_folder(folder: str | Path) -> list[ResultRow]:
-    """The rows of every ``*.jsonl`` in ``folder`` (a missing folder: none), file by file."""
-    return [r for f in sorted(Path(folder).glob("*.jsonl")) for r in read_rows(f)]
 
 
 def _live(console: Any) -> Any:

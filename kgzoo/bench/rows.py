@@ -359,6 +359,15 @@ def read_rows(path: str | Path) -> list[ResultRow]:
     return rows
 
 
+def read_folder(folder: str | Path) -> list[ResultRow]:
+    """The rows of every ``*.jsonl`` in ``folder`` (sorted by file name; a missing folder: none).
+
+    Raises:
+        ValueError: as :func:`read_rows`.
+    """
+    return [r for f in sorted(Path(folder).glob("*.jsonl")) for r in read_rows(f)]
+
+
 def append_row(path: str | Path, row: ResultRow) -> None:
     """Append ``row`` as one JSON line (sorted keys) to ``path`` and force it to disk (flush +
     fsync); a torn last line left by a crash is ended first, so the new row starts a line."""
