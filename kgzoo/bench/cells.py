@@ -82,6 +82,12 @@ def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, 
     return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
 
 
+def scalar_text(value: Any) -> str:
+    """A scalar as :func:`parse_assignments` reads it back (``None`` -> ``"null"``, ``True`` ->
+    ``"true"``, numbers and strings as ``str``)."""
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _number(text: str) -> int | float | None:
     """``text`` as an int or float (``"1e-2"`` too, which YAML 1.1 reads as a string), else ``None``."""
     for kind in (int, float):

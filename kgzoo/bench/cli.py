@@ -26,7 +26,7 @@ from ..dist import is_rank_zero
 from ..paths import cache_dir
 from ..models.base import SIZE_KEYS
 from ..tasks import get_task
-from .cells import cell_fingerprint, parse_assignments, resolve_grid
+from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
 from .render import rich_run_table, write_leaderboard
 from .rows import ResultRow, read_folder, read_rows
 from .runner import run_grid
@@ -222,10 +222,7 @@ def paper_protocol(paper: dict[str, Any]) -> str:
     proto = paper.get("protocol") or {}
     if not isinstance(proto, dict) or any(isinstance(v, (dict, list)) for v in proto.values()):
         raise ValueError(f"paper.protocol must map protocol fields to scalars, got {proto!r}")
-    def text(v: Any) -> str:  # YAML scalars, as parse_assignments reads them back
-        return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-    return ",".join(f"{k}={text(v)}" for k, v in sorted(proto.items()))
+    return ",".join(f"{k}={scalar_text(v)}" for k, v in sorted(proto.items()))
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -37,7 +37,8 @@ from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS
-from .cells import Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol, parse_variant
+from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol, parse_variant,
+                    scalar_text)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
 class EpochTimer(Callback):
@@ -200,18 +201,21 @@ def _short_traceback(e: BaseException) -> str:
 def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol, kg_ablation: str,
                  overrides: dict[str, Any], schedule: dict[str, Any], devices: int | str, strategy: str,
                  num_nodes: int, accelerator: str, fingerprint: str, protocol_fingerprint: str,
-                 cell_fingerprint: str | None = None, command: str | None = None,
+                 cell_fingerprint: str | None = None, command: str | None = None, variant: str | None = None,
                  t_start: float, **measured: Any) -> ResultRow:
     """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
     cell's identity, its config (path relative to the config directory, sha, paper block), its
     code hash, versions, time, ``cell_seconds`` since ``t_start`` (``time.perf_counter``), and
     ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
+    ``variant``: the cell's variant name as the grid spells it (:attr:`~kgzoo.bench.cells.Cell.variant`);
+    ``None``: written from ``overrides``.
 
     Raises:
         KeyError: an unknown model. ValueError: a broken config or a bad field value.
     """
     cfg = ZooConfig.load(model, dataset)
-    variant = parse_variant(",".join(f"{k}={_yaml_text(v)}" for k, v in sorted(overrides.items())))[0]
+    if variant is None:
+        variant = parse_variant(",".join(f"{k}={scalar_text(v)}" for k, v in sorted(overrides.items())))[0]
     config = None
     if cfg.path is not None:
         config = relative_config(str(cfg.path.resolve()))
@@ -231,11 +235,6 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         cell_seconds=time.perf_counter() - t_start, **measured)
 
 
-def _yaml_text(v: Any) -> str:
-    """A scalar as :func:`~kgzoo.bench.cells.parse_variant` reads it back."""
-    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-
 def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fingerprint: str,
                protocol_fingerprint: str, devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
                accelerator: str = "cpu", command: str | None = None, t_start: float) -> ResultRow:
@@ -245,7 +244,8 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
                         protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol), kg_ablation=cell.kg_ablation,
                         overrides=cell.overrides, schedule=schedule, devices=devices, strategy=strategy,
                         num_nodes=num_nodes, accelerator=accelerator, fingerprint=fingerprint,
-                        protocol_fingerprint=protocol_fingerprint, command=command, t_start=t_start, status="failed",
+                        protocol_fingerprint=protocol_fingerprint, command=command, variant=cell.variant,
+                        t_start=t_start, status="failed",
                         error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
 
 
@@ -255,7 +255,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                    num_nodes: int = 1, kg_ablation: str = "real", root: str | None = None,
                    out_dir: str | Path = "runs", progress: bool | None = None,
                    model_overrides: dict[str, Any] | None = None, data_overrides: dict[str, Any] | None = None,
-                   command: str | None = None) -> ResultRow:
+                   command: str | None = None, variant: str | None = None) -> ResultRow:
     """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return its row.
 
     Args:
@@ -274,6 +274,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         model_overrides: hyper-parameters over the zoo config (a bench variant).
         data_overrides: DataModule arguments over the config's ``data`` section.
         command: recorded in the row (default: this process's command line).
+        variant: the name of ``model_overrides`` as the grid spells it (default: written from them).
 
     Returns:
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
@@ -343,7 +344,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
-        cell_fingerprint=planned_fp, command=command, t_start=t_start,
+        cell_fingerprint=planned_fp, command=command, variant=variant, t_start=t_start,
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
         valid_metrics=best_valid, best_epoch=timer.best_epoch, epochs=epochs, stopped_by=stopped_by,

@@ -114,7 +114,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
                                  monitor=metric, quick=quick, devices=devices, strategy=strategy,
                                  num_nodes=num_nodes, accelerator=accelerator, kg_ablation=cell.kg_ablation,
                                  root=root, out_dir=out_dir, progress=progress,
-                                 model_overrides=cell.overrides or None, command=command)
+                                 model_overrides=cell.overrides or None, command=command, variant=cell.variant)
             except Exception as e:  # noqa: BLE001 - a failed cell is a result, the grid goes on
                 row = failed_row(cell, e, schedule=schedule, fingerprint=fp, protocol_fingerprint=pfp,
                                  devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator,
