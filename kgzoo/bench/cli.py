@@ -193,6 +193,8 @@ def bench_command(args: argparse.Namespace) -> int:
         con.print(rich_run_table(report.rows, reference))
         con.print(f"total: {report.seconds:.1f} s for {len(cells)} cells; rows in {results}, checkpoints and logs "
                   f"in {run_folder}")
+        if results.resolve().parent == COMMITTED_RESULTS.resolve():
+            con.print(f"committed rows changed: `kgzoo bench --leaderboard-only` rebuilds {LEADERBOARD_DIR}/")
     return 1 if report.failed else 0
 
 
