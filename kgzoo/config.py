@@ -9,7 +9,10 @@ Sections (each a mapping; all optional): ``model`` (hyper-parameters), ``data`` 
 arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``patience``,
 ``monitor``), ``bench`` (overrides of ``train`` for the quick default ``kgzoo bench``),
 ``paper`` (the paper's reported numbers and setting, for ``kgzoo reproduce``:
-:meth:`ZooConfig.paper_numbers`) and ``tune`` (the hyper-parameter search space of ``kgzoo tune``).
+:meth:`ZooConfig.paper_numbers`) ``tune`` (the hyper-parameter search space of ``kgzoo tune``) and ``tuned`` (written by
+``kgzoo tune``: the chosen values under ``params``, laid over ``model``, and the record of the
+search: trials, budget, best valid value, date, kgzoo version). A dataset file without a
+``paper`` or ``tune`` section takes the one of the model's ``default.yaml``.
 
 The ``paper`` section: ``source`` (citation, table), ``setting`` (the paper's protocol in words),
 ``protocol`` (EvalProtocol fields the paper's code sets differently from the dataset's default),
@@ -36,7 +39,7 @@ from . import models  # noqa: F401  (registers the built-in catalogue)
 from .paths import PathLike, config_dirs
 from .registry import MODELS
 
-SECTIONS = ("model", "data", "train", "bench", "paper", "tune")
+SECTIONS = ("model", "data", "train", "bench", "paper", "tune", "tuned")
 
 #: the schedule's defaults where neither the config nor the caller sets a value
 DEFAULT_MAX_EPOCHS = 100
@@ -135,11 +138,13 @@ class ZooConfig:
 
     Attributes:
         model_name, dataset: what was asked for (``dataset`` ``None``: ``default.yaml``).
-        model, data, train, bench, paper, tune: the file's sections (empty dicts if absent).
+        model, data, train, bench, paper, tune, tuned: the file's sections (empty dicts if
+            absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
         path: the file read, ``None`` when the model has no config (an empty config).
         paper_path: the file of the ``paper`` section: ``path``, or the model's ``default.yaml``
             when the dataset file has no ``paper`` section (a paper's numbers belong to the
             model, not to the dataset we run); ``None`` without a ``paper`` section.
+        tune_path: the file the ``tune`` section came from (``path`` or the ``default.yaml``).
         inherited_from: the registered parent model whose config this is, when ``model_name``
             has none of its own (the caller says "X has no zoo config; using Y's").
     """
@@ -152,8 +157,10 @@ class ZooConfig:
     bench: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
+    tuned: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     paper_path: Path | None = None
+    tune_path: Path | None = None
     inherited_from: str | None = None
 
     @classmethod
@@ -182,13 +189,22 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        paper_path = path if sections.get("paper") else None
-        if path is not None and not sections["paper"]:  # the paper section falls back to default.yaml
-            default = _file_for(parent or model, None, dirs)
-            if default is not None and default != path:
-                sections["paper"] = _read(default)["paper"]
-                paper_path = default if sections["paper"] else None
-        return cls(model_name=model, dataset=dataset, path=path, paper_path=paper_path, inherited_from=parent,
+        fallback: dict[str, Path | None] = {}
+        for sec in ("paper", "tune"):  # the model's, not the dataset's: they fall back to default.yaml
+            fallback[sec] = path if sections.get(sec) else None
+            if path is not None and not sections[sec]:
+                default = _file_for(parent or model, None, dirs)
+                if default is not None and default != path:
+                    sections[sec] = _read(default)[sec]
+                    fallback[sec] = default if sections[sec] else None
+        tuned = sections.get("tuned") or {}
+        if tuned:
+            params = tuned.get("params")
+            if not isinstance(params, dict):
+                raise ValueError(f"{path}: tuned.params must be a mapping of hyper-parameters, got {params!r}")
+            sections["model"] = {**sections["model"], **params}
+        return cls(model_name=model, dataset=dataset, path=path, paper_path=fallback["paper"],
+                   tune_path=fallback["tune"], inherited_from=parent,
                    **sections)
 
     def _train_section(self, quick: bool) -> dict[str, Any]:

@@ -1,0 +1,343 @@
+"""``kgzoo tune``: hyper-parameter search with one equal budget for every model (issue 16, part 1).
+
+The habit of PyKEEN's ``hpo`` (a fixed trial budget per model, Optuna underneath) and the
+lesson of Dacrema et al. (RecSys 2019, "Are we really making much progress?"): a baseline
+counts only when it was tuned with the same budget as the method it is compared with.
+
+- **Space**: the ``tune:`` section of the model's zoo config (the dataset's file, else the
+  model's ``default.yaml``), one entry per hyper-parameter::
+
+      tune:
+        lr: {low: 1.0e-4, high: 1.0e-2, log: true}
+        n_layers: {choices: [1, 2, 3]}
+        layer_sizes: {choices: [[64], [64, 32], [64, 32, 16]]}
+
+  ``low``/``high`` (floats, or ints with ``int: true`` and an optional ``step``), ``log``,
+  or ``choices`` (scalars or lists; a list choice is suggested by its index).
+- **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded; the median
+  pruner (Optuna's ``MedianPruner``: a trial whose validation value at an epoch is below the
+  median of earlier trials at the same epoch stops) fed every validation epoch; the study in
+  a local SQLite file keyed by model, dataset, data fingerprint and space, so a killed study
+  resumes where it stopped and counts its finished trials towards the budget.
+- **Each trial** trains with the config's converged schedule (early stopping on the
+  validation main metric, the config's patience and cap) and is scored by its best
+  validation value. The test split is never evaluated.
+- **Output**: each finished trial is a JSON line in ``<results>/tuning/<model>-<dataset>.jsonl``;
+  the best values are written (:func:`write_tuned`) to a ``tuned:`` section of the model's
+  config for that dataset, which :class:`kgzoo.config.ZooConfig` lays over ``model``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+from ..config import ZooConfig
+from ..paths import PathLike, cache_dir
+
+#: Optuna trial states written to the tuning rows
+_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched hyper-parameter.
+
+    Attributes:
+        name: the model's constructor argument. low, high: the range (``choices`` empty).
+        log: sample on a log scale. integer: an integer range (``step`` its step).
+        choices: a categorical parameter's values (scalars or lists).
+    """
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    step: int | None = None
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        """The value of this parameter for an Optuna ``trial``."""
+        if self.choices:
+            if all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices):
+                return trial.suggest_categorical(self.name, list(self.choices))
+            return _plain(self.choices[trial.suggest_categorical(f"{self.name}#", list(range(len(self.choices))))])
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=self.step or 1, log=self.log)
+        return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def parse_space(tune: dict[str, Any], where: str = "tune") -> list[Param]:
+    """The :class:`Param` list of a ``tune:`` section.
+
+    Raises:
+        ValueError: naming ``where`` and the parameter: an entry that is not a mapping, neither
+            ``choices`` nor ``low``/``high``, ``low >= high``, a non-positive ``low`` with
+            ``log``, empty or repeated choices, an unknown key.
+    """
+    out = []
+    for name, spec in tune.items():
+        at = f"{where}.{name}"
+        if not isinstance(spec, dict):
+            raise ValueError(f"{at}: expected a mapping ({{low, high[, log, int, step]}} or {{choices}}), "
+                             f"got {spec!r}")
+        unknown = sorted(set(spec) - {"low", "high", "log", "int", "step", "choices"})
+        if unknown:
+            raise ValueError(f"{at}: unknown key {', '.join(map(repr, unknown))}")
+        if "choices" in spec:
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ValueError(f"{at}.choices must be a non-empty list, got {choices!r}")
+            keys = [json.dumps(c, sort_keys=True) for c in choices]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{at}.choices repeats a value: {choices!r}")
+            out.append(Param(name, choices=tuple(tuple(c) if isinstance(c, list) else c for c in choices)))
+            continue
+        if "low" not in spec or "high" not in spec:
+            raise ValueError(f"{at}: needs either choices or both low and high")
+        low, high, log, integer = spec["low"], spec["high"], bool(spec.get("log", False)), bool(spec.get("int", False))
+        for k, v in (("low", low), ("high", high)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{at}.{k} must be a finite number, got {v!r}")
+        if not low < high:
+            raise ValueError(f"{at}: low={low!r} must be below high={high!r}")
+        if log and low <= 0:
+            raise ValueError(f"{at}: log scale needs low > 0, got {low!r}")
+        step = spec.get("step")
+        if step is not None and (not integer or isinstance(step, bool) or not isinstance(step, int) or step < 1):
+            raise ValueError(f"{at}.step must be an integer >= 1 on an integer range (int: true), got {step!r}")
+        out.append(Param(name, low=low, high=high, log=log, integer=integer, step=step))
+    return out
+
+
+def space_sha(space: Sequence[Param]) -> str:
+    """16 hex digits of the space (its study key: another space starts another study)."""
+    payload = [dataclasses.asdict(p) for p in space]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+class PruningCallback(Callback):
+    """Report the monitored validation value of every epoch to an Optuna trial and stop the
+    trial when the pruner says so (raises ``optuna.TrialPruned`` out of ``fit``)."""
+
+    def __init__(self, trial: Any, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        import optuna
+
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        self.trial.report(float(value), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch}: {self.monitor}={float(value):.4f}")
+
+
+@dataclass
+class TuneReport:
+    """What :func:`tune` did: the study's best values and trial counts, the rows file, the config written."""
+
+    model: str
+    dataset: str
+    trials: int
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+    monitor: str = ""
+    rows: Path | None = None
+    config: Path | None = None
+    seconds: float = 0.0
+
+
+def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int) -> str:
+    return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/seed{seed}"
+
+
+def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike = "benchmarks/results",
+         storage: PathLike | None = None, write_config: PathLike | None = None, root: str | None = None,
+         experiment: Callable[..., Any] | None = None, fingerprint: Callable[[str, str], str] | None = None,
+         log: Callable[[str], None] | None = print) -> TuneReport:
+    """Run (or resume) the study of ``model`` on ``dataset`` until it holds ``trials`` finished trials.
+
+    Args:
+        trials: the budget: finished trials (complete, pruned or failed) the study must hold.
+        seed: seeds the TPE sampler and every trial's training (initialisation, sampling).
+        results: folder of the tuning rows (``tuning/<model>-<dataset>.jsonl`` below it).
+        storage: the SQLite file of the study (default ``cache_dir("runs")/tune.sqlite3``).
+        write_config: a config folder to write the ``tuned:`` section into (``None``: none);
+            normally the repository's ``zoo_configs``.
+        experiment: runs one trial (default :func:`kgzoo.bench.experiment.run_experiment`);
+            called with ``model, dataset, seed=, model_overrides=, callbacks=, run_test=False,
+            root=`` and returns a result row with ``valid_metrics``.
+        fingerprint: ``(model, dataset) -> data fingerprint`` (default: the cell's).
+
+    Raises:
+        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
+    """
+    import optuna
+
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials={trials!r} must be an integer >= 1")
+    cfg = ZooConfig.load(model, dataset)
+    if not cfg.tune:
+        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}; "
+                         "add the search space there (see kgzoo/bench/tune.py)")
+    space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
+    schedule = cfg.schedule(quick=False)
+    if experiment is None:
+        from .experiment import run_experiment as experiment
+    if fingerprint is None:
+        fingerprint = _cell_fingerprint
+    fp = fingerprint(model, dataset)
+    storage = Path(storage) if storage is not None else cache_dir("runs") / "tune.sqlite3"
+    storage.parent.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name(model, dataset, fp, space, seed), storage=f"sqlite:///{storage}", direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+    rows_path = Path(results) / "tuning" / f"{model}-{dataset}.jsonl"
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    report = TuneReport(model, dataset, trials, rows=rows_path)
+
+    def finished() -> int:
+        return sum(t.state.name in _STATES for t in study.trials)
+
+    while finished() < trials:
+        trial = study.ask()
+        params = {p.name: p.suggest(trial) for p in space}
+        t1 = time.perf_counter()
+        row: dict[str, Any] | None = None
+        monitor = ""
+        try:
+            row = _as_dict(experiment(model, dataset, seed=seed, model_overrides=params, root=root, run_test=False,
+                                      callbacks=lambda net: [PruningCallback(trial, f"valid/{net.main_metric}")]))
+            monitor = f"valid/{row['main_metric']}"
+            value = row["valid_metrics"].get(monitor)
+            if value is None or not math.isfinite(float(value)):
+                raise ValueError(f"no finite {monitor} in the trial's row")
+            trial.set_user_attr("monitor", monitor)
+            study.tell(trial, float(value))
+            state, error = "COMPLETE", None
+        except optuna.TrialPruned as e:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            state, error, value = "PRUNED", str(e), _last_report(study, trial)
+        except Exception as e:  # noqa: BLE001 - a failed trial is a result; the study goes on
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state, error, value = "FAIL", f"{type(e).__name__}: {e}", None
+        _append(rows_path, {
+            "model": model, "dataset": dataset, "fingerprint": fp, "study": study.study_name, "trial": trial.number,
+            "state": state, "params": params, "value": value, "monitor": monitor or None,
+            "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
+            "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
+            "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
+            "sampler": {"name": "TPESampler", "seed": seed}, "pruner": "MedianPruner(5, 5)", "error": error,
+            "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
+        say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
+            + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")
+    states = [t.state.name for t in study.trials]
+    report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
+    report.seconds = time.perf_counter() - t0
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not done:
+        say(f"{model} on {dataset}: no trial completed; nothing written")
+        return report
+    best = max(done, key=lambda t: t.value)
+    report.best_value, report.monitor = float(best.value), best.user_attrs["monitor"]
+    report.best_params = {p.name: _from_trial(p, best.params) for p in space}
+    if write_config is not None:
+        report.config = write_tuned(Path(write_config), cfg, report, schedule, study.study_name)
+    return report
+
+
+def _from_trial(p: Param, params: dict[str, Any]) -> Any:
+    if p.choices and f"{p.name}#" in params:
+        return _plain(p.choices[params[f"{p.name}#"]])
+    return params[p.name]
+
+
+def _last_report(study: Any, trial: Any) -> float | None:
+    values = study._storage.get_trial(trial._trial_id).intermediate_values  # noqa: SLF001 (Optuna's own store)
+    return float(values[max(values)]) if values else None
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return row.to_dict() if hasattr(row, "to_dict") else dict(row)
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    from .runner import append_row
+
+    append_row(path, row)
+
+
+def _cell_fingerprint(model: str, dataset: str) -> str:
+    from .runner import Cell, cell_fingerprint
+
+    return cell_fingerprint(Cell(model, dataset, 0))[0]
+
+
+def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: Any, study: str) -> Path:
+    """Write the study's best values as the ``tuned:`` section of ``<config_dir>/<model>/<dataset>.yaml``.
+
+    The file keeps its text (comments included); an earlier ``tuned:`` section is replaced.
+    A dataset without a file of its own gets one: the ``default.yaml`` it used, copied, with
+    the section appended. Returns the file written.
+    """
+    path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
+    if path.is_file():
+        text = path.read_text()
+    else:
+        src = cfg.path if cfg.path is not None else None
+        text = (f"# {cfg.model_name} on {cfg.dataset}: {src.name if src else 'no config'} as it was, with the "
+                f"values kgzoo tune chose ({report.trials} trials)\n" + (src.read_text() if src else ""))
+    text = strip_tuned(text).rstrip("\n") + "\n"
+    from .. import __version__
+
+    record = {"tuned": {
+        "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},
+        "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
+        "budget": {"trials": report.trials, "max_epochs": schedule.max_epochs, "patience": schedule.patience},
+        "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}}
+    text += "# chosen by `kgzoo tune` on the validation split only (test never read); see benchmarks/results/tuning/\n"
+    text += yaml.safe_dump(record, sort_keys=False, default_flow_style=None, width=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def strip_tuned(text: str) -> str:
+    """``text`` without its ``tuned:`` section (and the comment line written above it)."""
+    lines = text.splitlines(keepends=True)
+    out, skipping = [], False
+    for i, line in enumerate(lines):
+        if line.startswith("tuned:"):
+            skipping = True
+            if out and out[-1].startswith("# chosen by `kgzoo tune`"):
+                out.pop()
+            continue
+        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)

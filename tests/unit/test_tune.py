@@ -1,0 +1,126 @@
+"""kgzoo tune: the search space, the study loop (budget, resume, rows, pruning) and the tuned: record."""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import yaml
+
+from kgzoo.bench.tune import PruningCallback, parse_space, strip_tuned, tune
+from kgzoo.config import ZooConfig
+
+
+def _config_dir(tmp_path, text: str):
+    d = tmp_path / "configs"
+    (d / "bpr").mkdir(parents=True)
+    (d / "bpr" / "default.yaml").write_text(text)
+    return d
+
+
+SPACE = """# BPR for the test
+model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}
+train: {max_epochs: 7, patience: 2}
+tune:
+  lr: {low: 1.0e-4, high: 1.0e-1, log: true}
+  reg_weight: {choices: [0.0, 1.0e-4]}
+  sizes: {choices: [[8], [8, 4]]}
+"""
+
+
+class FakeExperiment:
+    """A trial whose valid value peaks at lr = 1e-2 (log scale); it records how it was called."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks):
+        self.calls.append(dict(model_overrides, run_test=run_test))
+        assert run_test is False  # tuning never reads the test split
+        value = 1.0 - abs(math.log10(model_overrides["lr"]) + 2.0) / 3.0
+        return {"main_metric": "ndcg@10", "valid_metrics": {"valid/ndcg@10": value}, "epochs": 3,
+                "best_epoch": 2, "stopped_by": "early_stopping"}
+
+
+def test_space_parsing_and_errors():
+    space = parse_space(yaml.safe_load(SPACE)["tune"])
+    assert [p.name for p in space] == ["lr", "reg_weight", "sizes"]
+    assert space[0].log and space[2].choices == ((8,), (8, 4))
+    for bad, msg in [({"lr": 0.1}, "expected a mapping"), ({"lr": {"low": 1}}, "needs either"),
+                     ({"lr": {"low": 1, "high": 1}}, "must be below"), ({"lr": {"low": 0, "high": 1, "log": True}},
+                                                                          "log scale"),
+                     ({"n": {"choices": []}}, "non-empty"), ({"n": {"choices": [1, 1]}}, "repeats"),
+                     ({"n": {"low": 1, "high": 4, "step": 2}}, "integer range"), ({"n": {"lo": 1}}, "unknown key")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_space(bad, "f.yaml: tune")
+
+
+def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    fake = FakeExperiment()
+    common = dict(seed=3, results=tmp_path / "results", storage=tmp_path / "study.sqlite3", experiment=fake,
+                  fingerprint=lambda m, ds: "f" * 64, log=None)
+    rep = tune("bpr", "ml-100k-kg", 4, **common)
+    assert (rep.complete, rep.pruned, rep.failed) == (4, 0, 0) and len(fake.calls) == 4
+    rep = tune("bpr", "ml-100k-kg", 6, write_config=d, **common)  # resumes: only 2 more trials
+    assert len(fake.calls) == 6 and rep.complete == 6
+    rows = [json.loads(line) for line in (tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+    assert [r["trial"] for r in rows] == list(range(6)) and {r["state"] for r in rows} == {"COMPLETE"}
+    assert all(r["params"]["sizes"] in ([8], [8, 4]) for r in rows)
+    best = max(rows, key=lambda r: r["value"])
+    assert rep.best_params == best["params"] and rep.best_value == pytest.approx(best["value"])
+    # the record: the dataset gets its own file (default.yaml copied, comments kept) with tuned: over model
+    text = (d / "bpr" / "ml-100k-kg.yaml").read_text()
+    assert "# BPR for the test" in text and text.count("tuned:") == 1
+    cfg = ZooConfig.load("bpr", "ml-100k-kg")
+    assert cfg.model["lr"] == best["params"]["lr"] and cfg.model["embedding_dim"] == 8
+    assert cfg.tuned["trials"] == 6 and cfg.tuned["budget"] == {"trials": 6, "max_epochs": 7, "patience": 2}
+    assert cfg.tune_path == d / "bpr" / "ml-100k-kg.yaml"
+    # a second study replaces the section instead of adding one
+    tune("bpr", "ml-100k-kg", 7, write_config=d, **common)
+    assert (d / "bpr" / "ml-100k-kg.yaml").read_text().count("tuned:") == 1
+    assert ZooConfig.load("bpr", "ml-100k-kg").tuned["trials"] == 7
+
+
+def test_failed_trials_count_and_no_space_is_an_error(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+
+    def boom(*a, **k):
+        raise RuntimeError("diverged")
+
+    rep = tune("bpr", "ml-100k-kg", 2, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=boom,
+               fingerprint=lambda m, ds: "0" * 64, write_config=d, log=None)
+    assert rep.failed == 2 and rep.best_value is None and rep.config is None
+    (d / "bpr" / "default.yaml").write_text("model: {lr: 1.0e-3}\n")
+    with pytest.raises(ValueError, match="no tune: section"):
+        tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=boom,
+             fingerprint=lambda m, ds: "0" * 64, log=None)
+    with pytest.raises(ValueError, match="trials=0"):
+        tune("bpr", "ml-100k-kg", 0, experiment=boom, log=None)
+
+
+def test_pruning_callback_reports_and_prunes():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    for v in (0.5, 0.6):  # two earlier trials set the median at epoch 0
+        t = study.ask()
+        t.report(v, 0)
+        study.tell(t, v)
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, callback_metrics={"valid/ndcg@10": 0.9})
+    good = study.ask()
+    PruningCallback(good, "valid/ndcg@10").on_validation_end(trainer, None)  # above the median: goes on
+    assert study._storage.get_trial(good._trial_id).intermediate_values == {0: 0.9}
+    trainer.callback_metrics["valid/ndcg@10"] = 0.1
+    with pytest.raises(optuna.TrialPruned, match="epoch 0"):
+        PruningCallback(study.ask(), "valid/ndcg@10").on_validation_end(trainer, None)
+    trainer.sanity_checking = True  # the sanity check reports nothing
+    PruningCallback(study.ask(), "valid/ndcg@10").on_validation_end(trainer, None)
+
+
+def test_strip_tuned_keeps_the_rest():
+    text = "# c\nmodel: {lr: 1}\n# chosen by `kgzoo tune` x\ntuned:\n  params: {lr: 2}\n  trials: 3\npaper: {a: 1}\n"
+    assert strip_tuned(text) == "# c\nmodel: {lr: 1}\npaper: {a: 1}\n"
