@@ -23,7 +23,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning as L
 import torch
@@ -255,7 +255,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                    num_nodes: int = 1, kg_ablation: str = "real", root: str | None = None,
                    out_dir: str | Path = "runs", progress: bool | None = None,
                    model_overrides: dict[str, Any] | None = None, data_overrides: dict[str, Any] | None = None,
-                   command: str | None = None, variant: str | None = None) -> ResultRow:
+                   command: str | None = None, variant: str | None = None,
+                   callbacks: Callable[[Any], Sequence[Callback]] | None = None, run_test: bool = True) -> ResultRow:
     """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return its row.
 
     Args:
@@ -275,6 +276,10 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         data_overrides: DataModule arguments over the config's ``data`` section.
         command: recorded in the row (default: this process's command line).
         variant: the name of ``model_overrides`` as the grid spells it (default: written from them).
+        callbacks: ``model -> [Callback, ...]``: more Trainer callbacks for the built model (``kgzoo
+            tune``'s pruning callback, which needs the model's main metric).
+        run_test: ``False`` leaves the test split unread (``kgzoo tune`` selects on validation
+            only); the row then has no test metrics.
 
     Returns:
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
@@ -313,14 +318,15 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                            filename="best", enable_version_counter=False)
     timer = EpochTimer(mon)
     stopper = EarlyStopping(monitor=mon, mode="max", patience=schedule["patience"])
-    callbacks: list[Callback] = [ckpt, timer, stopper]
+    extra = list(callbacks(net)) if callbacks is not None else []
+    callbacks_: list[Callback] = [ckpt, timer, stopper, *extra]
     if progress is None:
         progress = sys.stdout.isatty()
     if progress:
-        callbacks.append(RichProgressBar())
+        callbacks_.append(RichProgressBar())
     with lightning_quiet():
         trainer = L.Trainer(max_epochs=schedule["max_epochs"], accelerator=accelerator, devices=devices,
-                            strategy=strategy, num_nodes=num_nodes, callbacks=callbacks,
+                            strategy=strategy, num_nodes=num_nodes, callbacks=callbacks_,
                             logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=progress,
                             enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
                             log_every_n_steps=1000)
@@ -334,7 +340,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
             best_path = ckpt.best_model_path or None
             t1 = time.perf_counter()
-            results = trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
+            results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
+                       if run_test else [])
             test_seconds = time.perf_counter() - t1
     if best_path:
         # the valid metrics of the restored best epoch

@@ -33,16 +33,21 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import optuna
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from .. import __version__
 from ..config import ZooConfig
 from ..paths import PathLike, cache_dir
+from .cells import Cell, cell_fingerprint
+from .experiment import run_experiment
 
 #: Optuna trial states written to the tuning rows
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -138,8 +143,6 @@ class PruningCallback(Callback):
         self.trial, self.monitor = trial, monitor
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        import optuna
-
         if trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
@@ -193,8 +196,6 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     Raises:
         ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
     """
-    import optuna
-
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials={trials!r} must be an integer >= 1")
     cfg = ZooConfig.load(model, dataset)
@@ -204,7 +205,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
     schedule = cfg.schedule(quick=False)
     if experiment is None:
-        from .experiment import run_experiment as experiment
+        experiment = run_experiment
     if fingerprint is None:
         fingerprint = _cell_fingerprint
     fp = fingerprint(model, dataset)
@@ -216,6 +217,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
     rows_path = Path(results) / "tuning" / f"{model}-{dataset}.jsonl"
+    out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     report = TuneReport(model, dataset, trials, rows=rows_path)
@@ -231,6 +233,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         monitor = ""
         try:
             row = _as_dict(experiment(model, dataset, seed=seed, model_overrides=params, root=root, run_test=False,
+                                      out_dir=out_dir, progress=False,
                                       callbacks=lambda net: [PruningCallback(trial, f"valid/{net.main_metric}")]))
             monitor = f"valid/{row['main_metric']}"
             value = row["valid_metrics"].get(monitor)
@@ -286,14 +289,15 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
-    from .runner import append_row
-
-    append_row(path, row)
+    """Append one trial row (a JSON line, flushed and fsync'ed: a killed study loses no trial)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _cell_fingerprint(model: str, dataset: str) -> str:
-    from .runner import Cell, cell_fingerprint
-
     return cell_fingerprint(Cell(model, dataset, 0))[0]
 
 
@@ -312,7 +316,6 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         text = (f"# {cfg.model_name} on {cfg.dataset}: {src.name if src else 'no config'} as it was, with the "
                 f"values kgzoo tune chose ({report.trials} trials)\n" + (src.read_text() if src else ""))
     text = strip_tuned(text).rstrip("\n") + "\n"
-    from .. import __version__
 
     record = {"tuned": {
         "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},

@@ -36,7 +36,7 @@ class FakeExperiment:
     def __init__(self) -> None:
         self.calls = []
 
-    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks):
+    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress):
         self.calls.append(dict(model_overrides, run_test=run_test))
         assert run_test is False  # tuning never reads the test split
         value = 1.0 - abs(math.log10(model_overrides["lr"]) + 2.0) / 3.0
