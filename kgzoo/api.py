@@ -24,12 +24,28 @@ def list_models(pattern: str = "*", **meta: Any) -> list[str]:
 
 
 def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
-    """The constructor arguments of a model class and of :class:`Recommender` (the accepted keys)."""
+    """The constructor arguments a model class accepts, by name (the keys a config, a bench
+    variant or ``create_model`` may set).
+
+    The class's own named arguments; where its ``__init__`` takes ``**kwargs`` (a user's
+    subclass ``def __init__(self, extra=1, **kwargs)``), those of the next class in its MRO, and
+    so on; always those of :class:`Recommender`. A subclass's argument shadows its parent's.
+    """
     params: dict[str, inspect.Parameter] = {}
-    for c in (Recommender, cls):
+    for c in cls.__mro__:
+        if "__init__" not in vars(c):
+            continue  # inherits its parent's __init__: look there
+        more = False
         for n, p in inspect.signature(c.__init__).parameters.items():
-            if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                params[n] = p
+            if p.kind == p.VAR_KEYWORD:
+                more = True
+            elif n != "self" and p.kind != p.VAR_POSITIONAL:
+                params.setdefault(n, p)
+        if not more or c is Recommender:
+            break
+    for n, p in inspect.signature(Recommender.__init__).parameters.items():
+        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            params.setdefault(n, p)
     return params
 
 

@@ -1,13 +1,20 @@
 """One registry class for models, datasets and pretrained weights.
 
 The habit comes from timm's ``_registry.py``: one decorator to register, one lookup, and
-shell-style pattern matching (:mod:`fnmatch`) for listing.
+shell-style pattern matching (:mod:`fnmatch`) for listing. User code joins by import:
+:func:`load_plugins` imports given modules or files and the ``kgzoo.plugins`` entry points.
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 T = TypeVar("T")
@@ -127,3 +134,83 @@ def register_model(name: str, *, family: str, paper: str, **meta: Any) -> Callab
         return cls
 
     return wrap
+
+
+#: the entry-point group of installed packages that add models, datasets or fusion layers
+PLUGIN_GROUP = "kgzoo.plugins"
+_LOADED_PLUGINS: dict[str, ModuleType] = {}
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import the ``.py`` file ``path`` as the module named by its stem (``my_fusion.py`` ->
+    ``my_fusion``), so that its classes can be pickled and named by ``my_fusion.Class``."""
+    name = path.stem
+    if not name.isidentifier():
+        raise ValueError(f"--import {path}: {name!r} is not a valid module name")
+    old = sys.modules.get(name)
+    if old is not None:
+        if Path(getattr(old, "__file__", "") or "").resolve() == path:
+            return old
+        raise ValueError(f"--import {path}: a module named {name!r} is already imported from "
+                         f"{getattr(old, '__file__', None) or 'elsewhere'}; rename the file")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--import {path}: not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_plugins(modules: Iterable[str] = (), entry_points: bool = True) -> list[ModuleType]:
+    """Import user code that registers models, datasets or fusion layers, each module once.
+
+    Args:
+        modules: dotted module names (``"my_pkg.my_model"``) or paths to ``.py`` files
+            (``"my_fusion.py"``, imported as the module ``my_fusion``), in order.
+        entry_points: also load every entry point of the group ``kgzoo.plugins``
+            (``[project.entry-points."kgzoo.plugins"] my_models = "my_pkg.models"`` in a
+            package's ``pyproject.toml``), after ``modules``.
+
+    Returns:
+        The imported modules (those loaded by an earlier call included), in order.
+
+    Raises:
+        FileNotFoundError: a path ending in ``.py`` (or containing a path separator) that is
+            no file. ImportError: no module of that name (the message names it); errors raised
+            by the plugin itself propagate unchanged. ValueError: a file whose stem is not a
+            module name, or whose module name is taken by another module.
+    """
+    out: list[ModuleType] = []
+    for given in modules:
+        key = str(given)
+        if key not in _LOADED_PLUGINS:
+            if key.endswith(".py") or "/" in key or "\\" in key:
+                path = Path(key).expanduser().resolve()
+                if not path.is_file():
+                    raise FileNotFoundError(f"--import {key}: no such file")
+                _LOADED_PLUGINS[key] = _import_file(path)
+            else:
+                try:
+                    _LOADED_PLUGINS[key] = importlib.import_module(key)
+                except ModuleNotFoundError as e:
+                    if e.name is not None and key.split(".")[:len(e.name.split("."))] == e.name.split("."):
+                        raise ImportError(f"--import {key}: no module named {e.name!r} (a dotted module name "
+                                          f"on sys.path, or a path to a .py file)") from None
+                    raise
+        out.append(_LOADED_PLUGINS[key])
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            key = f"entry point {ep.name} = {ep.value}"
+            if key not in _LOADED_PLUGINS:
+                try:
+                    loaded = ep.load()
+                except ModuleNotFoundError as e:
+                    raise ImportError(f"{PLUGIN_GROUP} {key}: {e}") from e
+                _LOADED_PLUGINS[key] = loaded if isinstance(loaded, ModuleType) else sys.modules[ep.module]
+            out.append(_LOADED_PLUGINS[key])
+    return out

@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from kgzoo.bench.rows import read_rows
 from kgzoo.cli import main
 
 
-def _kgzoo(*args: str) -> subprocess.CompletedProcess:
+def _kgzoo(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kgzoo")  # the installed console script
-    return subprocess.run([str(exe), *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200", **env}, timeout=300)
 
 
 def test_data_stats(data_dir):
@@ -101,7 +104,7 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
 
 
 def test_fit_from_a_zoo_config(data_dir, tmp_path):
-    from kgzoo.bench.cli import zoo_cli_config
+    from kgzoo.cli.lightning import zoo_cli_config
 
     cfg = zoo_cli_config("cfkg/ml-100k-kg")
     assert cfg["model"]["class_path"] == "kgzoo.models.cfkg.CFKG"
@@ -112,3 +115,82 @@ def test_fit_from_a_zoo_config(data_dir, tmp_path):
     assert main(args) == 0
     assert len(list(tmp_path.rglob("*.ckpt"))) == 1
     assert main(["fit", "--zoo", "nosuchmodel"]) == 2  # unknown model: a clear error, no training
+
+
+def test_fit_zoo_uses_the_converged_schedule(data_dir):
+    # `--zoo` gives the config's epoch cap, early stopping on valid/<main metric> with its patience and
+    # the best checkpoint; a later --trainer.* argument overrides the cap
+    from kgzoo.cli.lightning import BestCheckpoint, MainMetricEarlyStopping, _with_zoo_config, make_lightning_cli
+    from kgzoo.config import ZooConfig
+
+    sched = ZooConfig.load("kgat", "ml-100k-kg").schedule()
+    args, tmp = _with_zoo_config("fit", ["--zoo", "kgat/ml-100k-kg", "--trainer.enable_progress_bar", "false"])
+    try:
+        cli = make_lightning_cli(args, run=False)
+        over = make_lightning_cli([*args, "--trainer.max_epochs", "3"], run=False)
+    finally:
+        os.unlink(tmp)
+    assert cli.trainer.max_epochs == sched.max_epochs and over.trainer.max_epochs == 3
+    stop, = [c for c in cli.trainer.callbacks if isinstance(c, MainMetricEarlyStopping)]
+    best, = [c for c in cli.trainer.callbacks if isinstance(c, BestCheckpoint)]
+    assert stop.patience == sched.patience and best.save_top_k == 1
+    assert cli.trainer.checkpoint_callback is best
+    # the monitor follows the model's main metric when training starts
+    stop.setup(cli.trainer, cli.model, "fit")
+    best.setup(cli.trainer, cli.model, "fit")
+    assert stop.monitor == best.monitor == f"valid/{cli.model.main_metric}" == "valid/ndcg@10"
+    p = _kgzoo("fit", "--help")
+    assert p.returncode == 0 and "--zoo MODEL[/DATASET]" in p.stdout and "converged schedule" in p.stdout
+
+
+def test_data_list_and_stats_show_caveats(data_dir, capsys):
+    from kgzoo.data.datasets import dataset_spec
+
+    assert "not comparable" in dataset_spec("mind-kg").caveat and dataset_spec("ml-100k-kg").caveat == ""
+    assert main(["data", "list"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "caveat" in out and "re-split" in out
+    assert main(["data", "stats", "dkn-news"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "caveat: DKN's own KG file is not public: the KG here is title -[mentions]-> entity" in out
+
+
+def test_cli_commands_are_an_explicit_table():
+    import kgzoo.cli as cli
+
+    assert [c.name for c in cli.COMMANDS] == ["data", "bench", "reproduce", "fit", "test", "recommend", "pretrained"]
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert list(sub.choices) == [c.name for c in cli.COMMANDS]
+    parse = cli.build_parser().parse_args  # every subcommand takes --import (repeatable)
+    assert parse(["data", "--import", "a.py", "--import", "my.mod", "list"]).imports == ["a.py", "my.mod"]
+    assert parse(["bench", "--import", "a.py", "--models", "pop"]).imports == ["a.py"]
+    assert parse(["pretrained", "--import", "a.py"]).imports == ["a.py"]
+    fit = parse(["fit", "--import", "a.py", "--model", "X"])  # fit/test: LightningCLI's arguments, split by main
+    from kgzoo.cli.lightning import take_imports
+
+    assert take_imports(fit.lightning_args) == (["a.py"], ["--model", "X"])
+    assert take_imports(["--import=b", "--zoo", "pop"]) == (["b"], ["--zoo", "pop"])
+    with pytest.raises(ValueError, match="--import needs a value"):
+        take_imports(["--import"])
+
+
+def test_readme_fusion_file_joins_the_grid_in_one_command(data_dir, tmp_path):
+    """The README's user file and its one `kgzoo bench --import my_fusion.py ...` command, run as
+    written on ml-100k-kg with a 1-epoch budget and a small KGPLM (no PLM text, 16 dimensions,
+    1 TransE epoch: a config folder of the test's own)."""
+    readme = (REPO / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if b.startswith("# my_fusion.py"))
+    command = re.search(r"```console\n(kgzoo bench --import my_fusion.py [^\n]*)\n```", readme).group(1)
+    (tmp_path / "my_fusion.py").write_text(code)
+    (tmp_path / "configs" / "kgplm").mkdir(parents=True)
+    (tmp_path / "configs" / "kgplm" / "ml-100k-kg.yaml").write_text(
+        "model: {embedding_dim: 16, n_layers: 1, kg_encoder: transe, kge_dim: 16, kge_epochs: 1, use_text: false}\n"
+        "train: {max_epochs: 1, patience: 1}\n")
+    p = _kgzoo(*shlex.split(command)[1:], "--epochs", "1", "--results", str(tmp_path / "results"),
+               "--runs", str(tmp_path / "runs"), cwd=tmp_path, KGZOO_CONFIG_DIR=str(tmp_path / "configs"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), KGZOO_HOME=str(tmp_path / "cache" / "kgzoo"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = read_rows(tmp_path / "results" / "bench.jsonl")
+    assert sorted((r["model"], r["variant"], r["hparams"]["fusion"], r["status"]) for r in rows) == [
+        ("kgplm", "base", "attention", "ok"), ("kgplm", "fusion=weighted", "weighted", "ok")]
+    assert all(r["metrics"]["test/ndcg@10"] > 0 for r in rows)

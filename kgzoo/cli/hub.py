@@ -10,10 +10,11 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from .cli import add_command
+from ..hub import list_pretrained, load_pretrained
 
 
-def _recommend_args(p: argparse.ArgumentParser) -> None:
+def recommend_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``kgzoo recommend``."""
     p.add_argument("--model", required=True, help="pretrained name 'model/dataset' (see `kgzoo pretrained`)")
     p.add_argument("--user", required=True, nargs="+", help="raw user id(s) of the dataset (MovieLens: 196)")
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
@@ -23,8 +24,6 @@ def _recommend_args(p: argparse.ArgumentParser) -> None:
 
 
 def recommend_command(args: argparse.Namespace) -> int:
-    from .hub import load_pretrained
-
     pre = load_pretrained(args.model, root=args.root, manifest=args.manifest)
     lists = pre.recommend(args.user, args.k, exclude_seen=not args.include_seen)
     console = Console()
@@ -40,7 +39,8 @@ def recommend_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrained_args(p: argparse.ArgumentParser) -> None:
+def pretrained_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``kgzoo pretrained``."""
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern of names (default '*')")
 
 
@@ -49,8 +49,6 @@ def _size(n: int) -> str:
 
 
 def pretrained_command(args: argparse.Namespace) -> int:
-    from .hub import list_pretrained
-
     table = Table(title="kgzoo pretrained weights")
     for c in ("name", "dataset", "main metric (test)", "size", "dtype", "source"):
         table.add_column(c)
@@ -62,7 +60,3 @@ def pretrained_command(args: argparse.Namespace) -> int:
     Console().print(table)
     return 0
 
-
-add_command("recommend", "top-K recommendations of a pretrained model for raw user ids", _recommend_args,
-            recommend_command)
-add_command("pretrained", "list the pretrained weights", _pretrained_args, pretrained_command)

@@ -1,0 +1,111 @@
+"""The ``kgzoo`` command: one module per command group, imported explicitly.
+
+:data:`COMMANDS` is the table of subcommands; each names its module's argument function and
+run function (nothing registers itself by being imported):
+
+=============  ======================================================================
+``data``       :mod:`kgzoo.cli.data`: ``data list``, ``data stats NAME``
+``bench``      :mod:`kgzoo.bench.cli`: a benchmark grid and its leaderboard
+``reproduce``  :mod:`kgzoo.bench.cli`: one model's full schedule beside the paper's numbers
+``fit``        :mod:`kgzoo.cli.lightning`: LightningCLI training (``--zoo MODEL/DATASET``)
+``test``       :mod:`kgzoo.cli.lightning`: LightningCLI test of a checkpoint
+``recommend``  :mod:`kgzoo.cli.hub`: top-K of a pretrained model for raw user ids
+``pretrained`` :mod:`kgzoo.cli.hub`: the pretrained weights
+=============  ======================================================================
+
+Every subcommand takes ``--import MODULE_OR_FILE`` (repeatable): the module (a dotted name or
+a path to a ``.py`` file) is imported before the command runs, together with the
+``kgzoo.plugins`` entry points (:func:`kgzoo.registry.load_plugins`), so that a user's models,
+datasets and fusion layers join a grid: ``kgzoo bench --import my_fusion.py --models kgplm
+--variants base fusion=weighted``.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+from rich.console import Console
+
+from .. import __version__
+from ..bench import cli as bench_cli
+from ..config import ZooConfig
+from ..registry import MODELS, load_plugins
+from . import data, hub, lightning
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` declares its arguments, ``run(args)`` returns
+    the exit code."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("data", "dataset statistics and the catalogue", data.data_arguments, data.data_command),
+    Command("bench", "run a benchmark grid (models x datasets x seeds x KG ablations) and build the leaderboard",
+            bench_cli.bench_args, bench_cli.bench_command),
+    Command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
+            bench_cli.reproduce_args, bench_cli.reproduce_command),
+    Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET], or --model CLASS --data.dataset "
+                   "NAME; --trainer.*)", lightning.passthrough_arguments, lightning.fit_command),
+    Command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",
+            lightning.passthrough_arguments, lightning.test_command),
+    Command("recommend", "top-K recommendations of a pretrained model for raw user ids", hub.recommend_arguments,
+            hub.recommend_command),
+    Command("pretrained", "list the pretrained weights", hub.pretrained_arguments, hub.pretrained_command),
+)
+
+
+def _common_arguments() -> argparse.ArgumentParser:
+    """The parent parser of every subcommand: ``--import MODULE_OR_FILE`` (repeatable)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module (dotted name) or a .py file before the command runs, so that the "
+                        "models, datasets and fusion layers it registers join it (repeatable); the "
+                        "'kgzoo.plugins' entry points are always imported")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kgzoo`` parser: one subparser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="kgzoo", description="A model zoo for knowledge-graph recommendation.")
+    parser.add_argument("--version", action="version", version=f"kgzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = _common_arguments()
+    for c in COMMANDS:
+        c.add_arguments(sub.add_parser(c.name, help=c.help, description=c.help, parents=[common]))
+    return parser
+
+
+def announce_inherited_configs(names: list[str], log: Callable[[str], None]) -> None:
+    """Say, once per model, which registered models of ``names`` have no zoo config of their own
+    and use their parent class's (``"X has no zoo config; using Y's"``)."""
+    for name in names:
+        inherited = ZooConfig.load(name).inherited_from
+        if inherited:
+            log(f"{name} has no zoo config; using {inherited}'s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``kgzoo ARGV``; returns the exit code (2 on a KeyError, ValueError, FileNotFoundError
+    or ImportError, printed as one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        if hasattr(args, "lightning_args"):  # fit/test: --import travels inside LightningCLI's arguments
+            more, args.lightning_args = lightning.take_imports(args.lightning_args)
+            args.imports = [*args.imports, *more]
+        before = set(MODELS.list())
+        load_plugins(args.imports)
+        announce_inherited_configs(sorted(set(MODELS.list()) - before), err.print)
+        by_name = {c.name: c for c in COMMANDS}
+        return by_name[args.command].run(args)
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
+        err.print(f"[bold red]error:[/] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+        return 2
+

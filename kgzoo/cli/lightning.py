@@ -1,0 +1,238 @@
+"""``kgzoo fit`` and ``kgzoo test``: Lightning's :class:`~lightning.pytorch.cli.LightningCLI`.
+
+Arguments come from the type hints of a :class:`~kgzoo.models.base.Recommender` subclass
+(``--model``, subclass mode) and of :class:`~kgzoo.data.datamodule.KGRecDataModule`
+(``--data.*``); the DataModule's sizes (users, items, entities, relations, task) are linked
+into the model on instantiation::
+
+    kgzoo fit --model kgzoo.models.lightgcn.LightGCN --data.dataset ml-100k-kg --trainer.max_epochs 2
+
+``--zoo MODEL[/DATASET]`` starts from that model's zoo config instead (:func:`zoo_cli_config`):
+its hyper-parameters, its DataModule arguments and, for ``fit``, its converged schedule (the
+epoch cap, early stopping on the model's main validation metric with the config's patience, the
+best checkpoint kept); every later ``--model.*``, ``--data.*`` or ``--trainer.*`` overrides it::
+
+    kgzoo fit --zoo kgat/ml-100k-kg
+    kgzoo fit --zoo kgat/ml-100k-kg --trainer.max_epochs 5
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
+from ..api import attach, create_datamodule_for
+from ..config import ZooConfig
+from ..data.datamodule import KGRecDataModule
+from ..data.datasets import dataset_spec
+from ..models.base import SIZE_KEYS, Recommender
+from ..registry import MODELS
+
+ZOO_HELP = ("MODEL[/DATASET] (dataset default ml-100k-kg): start from the zoo config of MODEL on DATASET: "
+            "its model and data sections and, for fit, its converged schedule (max_epochs, early stopping on "
+            "valid/<main metric> with its patience, the best checkpoint kept); later --model.*, --data.* "
+            "and --trainer.* arguments override it")
+
+
+class MainMetricEarlyStopping(EarlyStopping):
+    """:class:`~lightning.pytorch.callbacks.EarlyStopping` on ``valid/<monitor>`` (maximised),
+    by default ``valid/<the model's main_metric>``, read when training starts, so that a config
+    need not know the task's metric names.
+
+    Args:
+        patience: validation passes without improvement before training stops.
+        monitor: a metric name without ``valid/`` (``"recall@20"``); ``None``: the model's main metric.
+        **kwargs: as ``EarlyStopping`` (``min_delta``, ``verbose``, ...; not ``mode``).
+    """
+
+    def __init__(self, patience: int = 10, monitor: str | None = None, **kwargs: Any) -> None:
+        super().__init__(monitor=f"valid/{monitor or 'main_metric'}", mode="max", patience=patience, **kwargs)
+        self._follow_model = monitor is None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._follow_model:
+            self.monitor = f"valid/{pl_module.main_metric}"
+        super().setup(trainer, pl_module, stage)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """:class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeping the one best checkpoint by
+    ``valid/<monitor>`` (maximised; default the model's main metric, read when training starts)
+    as ``best.ckpt`` under ``dirpath`` (default: the logger's folder, as Lightning's own).
+
+    Args:
+        dirpath: folder of the checkpoint (``None``: Lightning's default).
+        monitor: a metric name without ``valid/``; ``None``: the model's main metric.
+    """
+
+    def __init__(self, dirpath: str | None = None, monitor: str | None = None) -> None:
+        super().__init__(dirpath=dirpath, monitor=f"valid/{monitor or 'main_metric'}", mode="max", save_top_k=1,
+                         filename="best", enable_version_counter=False)
+        self._follow_model = monitor is None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._follow_model:
+            self.monitor = f"valid/{pl_module.main_metric}"
+        super().setup(trainer, pl_module, stage)
+
+
+def _size(key: str, datamodule: Any) -> Any:
+    return datamodule.model_kwargs()[key]
+
+
+class KGZooCLI(LightningCLI):
+    """LightningCLI with the DataModule's sizes linked into the model, ``--zoo`` documented,
+    and the model joined to its DataModule before each run."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        for k in SIZE_KEYS:
+            parser.link_arguments("data", f"model.init_args.{k}", compute_fn=functools.partial(_size, k),
+                                  apply_on="instantiate")
+        # read by kgzoo.cli.main before LightningCLI parses (see _with_zoo_config, take_imports);
+        # declared here so that `kgzoo fit --help` documents them
+        parser.add_argument("--zoo", default=None, metavar="MODEL[/DATASET]", help=ZOO_HELP)
+        parser.add_argument("--import", dest="import_", default=None, metavar="MODULE_OR_FILE",
+                            help="import a module or .py file first (repeatable): its registered models, "
+                                 "datasets and fusions join the run")
+
+    def _join(self) -> None:
+        # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
+        # triple split), the DataModule adapts to the model, the model takes its graphs
+        self.datamodule = create_datamodule_for(self.model, self.datamodule)
+        attach(self.model, self.datamodule)
+
+    def before_fit(self) -> None:
+        self._join()
+
+    def before_test(self) -> None:
+        self._join()
+
+    def before_validate(self) -> None:
+        self._join()
+
+
+def make_lightning_cli(args: list[str], run: bool = True) -> KGZooCLI:
+    """Lightning's CLI over :class:`Recommender` subclasses and :class:`KGRecDataModule`.
+
+    Args:
+        args: the command line after ``kgzoo`` (``["fit", "--model", ...]``), ``--zoo`` already
+            replaced by ``--config FILE`` (:func:`_with_zoo_config`).
+        run: run the subcommand (``False``: only parse and instantiate).
+    """
+    return KGZooCLI(Recommender, KGRecDataModule, subclass_mode_model=True, subclass_mode_data=False,
+                    args=args, run=run, save_config_kwargs={"overwrite": True},
+                    parser_kwargs={"prog": "kgzoo"})
+
+
+def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
+    """A LightningCLI config from the zoo configs: ``spec`` is ``MODEL`` or ``MODEL/DATASET``
+    (default dataset ``ml-100k-kg``).
+
+    Returns:
+        ``{"model": {"class_path", "init_args"}, "data": {...}}`` (the model class with its
+        config's ``model`` section, the DataModule with ``data``) and, for ``subcommand="fit"``,
+        ``"trainer"``: the converged schedule (:meth:`ZooConfig.schedule`): ``max_epochs`` and
+        the callbacks :class:`MainMetricEarlyStopping` (its ``patience`` and ``monitor``) and
+        :class:`BestCheckpoint` (the same ``monitor``).
+
+    Raises:
+        KeyError: unknown model or dataset (with suggestions). ValueError: a broken config.
+    """
+    model, _, dataset = spec.partition("/")
+    dataset = dataset or "ml-100k-kg"
+    cls = MODELS.get(model)
+    dataset_spec(dataset)
+    cfg = ZooConfig.load(model, dataset)
+    out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
+                                     "init_args": dict(cfg.model)},
+                           "data": {"dataset": dataset, **cfg.data}}
+    if subcommand == "fit":
+        sched = cfg.schedule(quick=False)
+        out["trainer"] = {"max_epochs": sched.max_epochs, "callbacks": [
+            {"class_path": f"{__name__}.MainMetricEarlyStopping",
+             "init_args": {"patience": sched.patience, "monitor": sched.monitor}},
+            {"class_path": f"{__name__}.BestCheckpoint", "init_args": {"monitor": sched.monitor}}]}
+    return out
+
+
+def _with_zoo_config(subcommand: str, args: list[str]) -> tuple[list[str], str | None]:
+    """Replace ``--zoo SPEC`` in ``args`` by ``--config FILE`` (first, so later arguments override it).
+
+    Returns:
+        ``(args, path of the temporary config file or None)``; the caller removes the file.
+    """
+    for i, a in enumerate(args):
+        if a == "--zoo" or a.startswith("--zoo="):
+            if a == "--zoo" and i + 1 == len(args):
+                raise ValueError("--zoo needs a value: MODEL or MODEL/DATASET")
+            spec = a.split("=", 1)[1] if "=" in a else args[i + 1]
+            rest = args[:i] + args[i + (1 if "=" in a else 2):]
+            fd, path = tempfile.mkstemp(prefix="kgzoo-cli-", suffix=".yaml")
+            with open(fd, "w") as f:
+                yaml.safe_dump(zoo_cli_config(spec, subcommand), f)
+            return ["--config", path, *rest], path
+    return args, None
+
+
+def take_imports(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``--import X`` / ``--import=X`` out of a LightningCLI command line.
+
+    Returns:
+        ``(the X in order, the remaining arguments)``.
+
+    Raises:
+        ValueError: ``--import`` without a value.
+    """
+    imports: list[str] = []
+    rest: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a == "--import":
+            value = next(it, None)
+            if value is None:
+                raise ValueError("--import needs a value: a module name or a .py file")
+            imports.append(value)
+        elif a.startswith("--import="):
+            imports.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    return imports, rest
+
+
+def passthrough_arguments(p: argparse.ArgumentParser) -> None:
+    """Every argument, options and ``--help`` included, goes to LightningCLI untouched."""
+    p.prefix_chars = "\x00"
+    p.add_argument("lightning_args", nargs=argparse.REMAINDER,
+                   help="LightningCLI arguments: --model, --data.*, --trainer.*, --ckpt_path, --config; "
+                        "--zoo MODEL[/DATASET] starts from that model's zoo config")
+
+
+def _run(subcommand: str, args: argparse.Namespace) -> int:
+    cli_args, tmp = _with_zoo_config(subcommand, list(args.lightning_args))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            make_lightning_cli([subcommand, *cli_args])
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    return 0
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    """``kgzoo fit ...``: train with LightningCLI; returns 0."""
+    return _run("fit", args)
+
+
+def test_command(args: argparse.Namespace) -> int:
+    """``kgzoo test ...``: test a checkpoint with LightningCLI; returns 0."""
+    return _run("test", args)

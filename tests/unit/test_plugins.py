@@ -1,0 +1,117 @@
+"""User code in the grid: ``kgzoo.registry.load_plugins`` (files, modules, the ``kgzoo.plugins``
+entry points), ``--import`` on the command line, and subclasses taking ``**kwargs``."""
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import textwrap
+
+import pytest
+
+import kgzoo
+from kgzoo import registry
+from kgzoo.api import model_hparams
+from kgzoo.cli import main
+from kgzoo.models.layers.fusion import FUSIONS
+from kgzoo.registry import MODELS, load_plugins
+
+SUBCLASS = '''
+from kgzoo.models.mf import BPRMF
+from kgzoo.registry import register_model
+
+LOADS = []  # one entry per execution of this file
+
+
+@register_model("{name}", family="mf", paper="a user's subclass")
+class ScaledBPR(BPRMF):
+    def __init__(self, scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+LOADS.append(1)
+'''
+
+
+@pytest.fixture
+def clean_registries():
+    """Registries, loaded plugins and sys.modules as before the test (plugins register globally)."""
+    saved = [(r, dict(r._entries)) for r in (MODELS, FUSIONS, registry.DATASETS)]
+    loaded, modules = dict(registry._LOADED_PLUGINS), set(sys.modules)
+    yield
+    for r, entries in saved:
+        r._entries.clear()
+        r._entries.update(entries)
+    registry._LOADED_PLUGINS.clear()
+    registry._LOADED_PLUGINS.update(loaded)
+    for m in set(sys.modules) - modules:
+        del sys.modules[m]
+
+
+def test_a_file_is_imported_once_and_its_subclass_takes_kwargs(tmp_path, clean_registries):
+    path = tmp_path / "scaled_bpr.py"
+    path.write_text(SUBCLASS.format(name="scaled_bpr"))
+    first, = load_plugins([str(path)], entry_points=False)
+    again, = load_plugins([str(path)], entry_points=False)
+    assert first is again and first.LOADS == [1] and first.__name__ == "scaled_bpr"
+    cls = MODELS.get("scaled_bpr")
+    assert cls is first.ScaledBPR and "scaled_bpr" in kgzoo.list_models()
+    # **kwargs: the parent's named arguments (BPRMF's, then Recommender's) are accepted keys
+    known = model_hparams(cls)
+    assert {"scale", "embedding_dim", "reg_weight", "lr", "n_users"} <= set(known)
+    m = kgzoo.create_model("scaled_bpr", sizes={"n_users": 5, "n_items": 30}, config=False, scale=2.0,
+                           embedding_dim=4)
+    assert m.scale == 2.0 and m.user_emb.weight.shape == (5, 4)
+    with pytest.raises(ValueError, match="takes no hyper-parameter 'nonsense'"):
+        kgzoo.create_model("scaled_bpr", sizes={"n_users": 5, "n_items": 30}, config=False, nonsense=1)
+
+
+def test_a_dotted_module_and_an_entry_point(tmp_path, monkeypatch, clean_registries):
+    pkg = tmp_path / "my_plugins"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text(SUBCLASS.format(name="bpr_from_module"))
+    (pkg / "more.py").write_text(SUBCLASS.format(name="bpr_from_entry_point"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = importlib.metadata.EntryPoint(name="more", value="my_plugins.more", group=registry.PLUGIN_GROUP)
+    asked = []
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: asked.append(group) or ([ep] if group == registry.PLUGIN_GROUP else []))
+    mods = load_plugins(["my_plugins.models"])
+    assert [m.__name__ for m in mods] == ["my_plugins.models", "my_plugins.more"] and asked == ["kgzoo.plugins"]
+    assert {"bpr_from_module", "bpr_from_entry_point"} <= set(MODELS.list())
+    assert load_plugins() == [sys.modules["my_plugins.more"]] and sys.modules["my_plugins.more"].LOADS == [1]
+
+
+def test_import_errors_name_what_was_given(tmp_path, capsys, clean_registries):
+    with pytest.raises(FileNotFoundError, match="--import nowhere/mine.py: no such file"):
+        load_plugins(["nowhere/mine.py"], entry_points=False)
+    with pytest.raises(ImportError, match="--import no_such_kgzoo_plugin: no module named 'no_such_kgzoo_plugin'"):
+        load_plugins(["no_such_kgzoo_plugin"], entry_points=False)
+    bad = tmp_path / "my-plugin.py"
+    bad.write_text("")
+    with pytest.raises(ValueError, match="'my-plugin' is not a valid module name"):
+        load_plugins([str(bad)], entry_points=False)
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("import no_such_dependency_of_a_plugin\n")
+    with pytest.raises(ModuleNotFoundError):  # the plugin's own error, unchanged
+        load_plugins([str(broken)], entry_points=False)
+    assert "broken_plugin" not in sys.modules
+    assert main(["pretrained", "--import", "no_such_kgzoo_plugin"]) == 2
+    assert "no module named 'no_such_kgzoo_plugin'" in capsys.readouterr().err
+
+
+def test_import_on_the_command_line(tmp_path, capsys, clean_registries):
+    path = tmp_path / "cli_fusion.py"
+    path.write_text(textwrap.dedent('''
+        from kgzoo.models.layers.fusion import MeanFusion, register_fusion
+
+        @register_fusion("cli_mean")
+        class CliMean(MeanFusion):
+            pass
+    '''))
+    sub = tmp_path / "cli_bpr.py"
+    sub.write_text(SUBCLASS.format(name="cli_bpr"))
+    assert main(["pretrained", "--import", str(path), "--import", str(sub), "nothing-matches-*"]) == 0
+    assert "cli_mean" in FUSIONS and "cli_bpr" in MODELS
+    # a registered subclass without a config of its own uses its parent's, and the run says so once
+    assert capsys.readouterr().err.count("cli_bpr has no zoo config; using bpr's") == 1
