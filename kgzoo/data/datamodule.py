@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from .datasets import dataset_spec, load_data
 from .graphs import Graphs
-from .kgdata import KGRecData
+from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_leakage
 from ..ops.csr import csr_rows, to_csr
 from .sampling import BPRSampler, KGSampler
@@ -192,7 +192,7 @@ class KGRecDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset = dataset
         self.root = root
-        self.spec = dataset_spec(dataset)
+        self.spec = None if self._given is not None else dataset_spec(dataset)  # _given: see from_data
         self.protocol = protocol if protocol is not None else self.spec.protocol
         for name, v, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
                              ("kg_batch_size", kg_batch_size, 0)):
@@ -204,15 +204,50 @@ class KGRecDataModule(L.LightningDataModule):
         apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kg_ablation, 0)  # validate early
         self._ready = False
 
+    #: the in-memory data of :meth:`from_data` (``None``: the catalogue dataset ``dataset``)
+    _given: KGRecData | None = None
+
+    @classmethod
+    def from_data(cls, data: KGRecData, name: str | None = None, protocol: EvalProtocol | None = None,
+                  **kwargs: Any) -> "KGRecDataModule":
+        """A DataModule over a :class:`KGRecData` built in memory instead of a catalogue dataset.
+
+        Args:
+            data: the data, used as given (no cleaning; :meth:`KGRecData.validate` runs).
+            name: the dataset name in rows and messages (default ``data.name``).
+            protocol: the evaluation protocol (default: ``ctr`` with a random 6:2:2 split when the
+                rows are labelled, else ``topk`` with a random 8:1:1 split per user).
+            **kwargs: as the constructor (batch sizes, ``kg_ablation``, ``seed``).
+
+        The fingerprint covers the data's contents (:func:`kgzoo.data.kgdata.content_checksum`)
+        where ``data.source_checksums`` is empty, so that two different datasets never share one.
+
+        Raises:
+            DataValidationError: ``data`` breaks the id-space contract. ValueError: as the constructor.
+        """
+        data.validate()
+        if not data.source_checksums:
+            data = data.replace(source_checksums={"in-memory": content_checksum(data)})
+        if protocol is None:
+            protocol = (EvalProtocol(task="ctr", ratios=(0.6, 0.2, 0.2)) if data.label is not None
+                        else EvalProtocol(task="topk"))
+        dm = cls.__new__(cls)
+        dm._given = data
+        dm.__init__(name or data.name, protocol=protocol, **kwargs)
+        return dm
+
+    def _load(self) -> KGRecData:
+        return self._given if self._given is not None else load_data(self.dataset, self.root)
+
     # ------------------------------------------------------------------ setup
     def prepare_data(self) -> None:
-        load_data(self.dataset, self.root)
+        self._load()
 
     def setup(self, stage: str | None = None) -> None:
         """Load, prepare, split and index the data once (idempotent)."""
         if self._ready:
             return
-        data = self.protocol.prepare(load_data(self.dataset, self.root))
+        data = self.protocol.prepare(self._load())
         triples, self.kg_ablation_kind = apply_kg_ablation(data.triples, data.n_entities, self.kg_ablation_kind,
                                                      self.protocol.seed)
         self.data: KGRecData = data.replace(triples=triples)

@@ -10,6 +10,8 @@ Id spaces:
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -200,6 +202,37 @@ class KGRecData:
             f"KGRecData({self.name!r}, users={s['users']}, items={s['items']}, interactions={s['interactions']}, "
             f"entities={s['entities']}, relations={s['relations']}, triples={s['triples']}, social={s['social']})"
         )
+
+
+def content_checksum(data: KGRecData) -> str:
+    """sha256 (hex) of everything a model or a split reads from ``data``: sizes, relation names,
+    every tensor (dtype, shape, bytes), item text, features and their vocabularies, raw-id maps.
+
+    The identity of data built in memory (:meth:`KGRecDataModule.from_data`), which has no
+    source files to checksum; two equal datasets share it, a change of one value changes it.
+    """
+    h = hashlib.sha256()
+
+    def put(key: str, value: Any) -> None:
+        h.update(key.encode() + b"\0")
+        if isinstance(value, Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.numpy().tobytes())
+        else:
+            h.update(json.dumps(value, sort_keys=True).encode())
+        h.update(b"\0")
+
+    for f in fields(data):
+        if f.name in ("name", "cleaning", "source_checksums"):
+            continue
+        v = getattr(data, f.name)
+        if isinstance(v, dict):
+            for k in sorted(v):
+                put(f"{f.name}.{k}", v[k])
+        else:
+            put(f.name, v)
+    return h.hexdigest()
 
 
 def data_fields() -> list[str]:

@@ -1,0 +1,268 @@
+"""The contract every registered model keeps, on a tiny in-memory dataset (DESIGN.md, "Recommender").
+
+Parametrised over :func:`kgzoo.list_models` (a newly registered or renamed model is covered
+without editing this file; the habit of timm's ``tests/test_models.py``), on a
+:class:`~kgzoo.data.kgdata.KGRecData` of tens of users, items and entities built here: three
+KG relations, item text (some items without), user and item attributes, social ties, 0/1
+labels (the top-K protocol keeps the positives, the CTR one all rows). For each model:
+
+- built by ``kgzoo.create_model(name, datamodule=dm)`` (its zoo config; a KG-vector
+  pre-training shortened to one epoch), one Lightning training step with a finite loss;
+- ``score(users)`` FloatTensor ``[B, I]`` and ``predict(users, items)`` FloatTensor ``[B]`` (top-K
+  and CTR), ``score_triples(head, relation)`` ``[B, E]`` (link prediction, on the model's triple
+  DataModule);
+- a checkpoint round trip (save, load into a fresh model, join it to the data: same scores);
+- joined to its data twice: no effect (same parameters, same scores);
+- evaluation sharded over a world of 2 (rank ``r`` evaluates its share of users / rows /
+  queries, ``r::2``): the two metric states merged give the single-process metrics.
+
+Models are tested on CTR as well where a zoo config of theirs names a CTR dataset. A text model
+uses the real PLM (all-MiniLM-L6-v2, offline), frozen.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.api import connect, model_hparams
+from kgzoo.config import config_dir
+from kgzoo.data.datamodule import KGRecDataModule
+from kgzoo.data.datasets import dataset_spec
+from kgzoo.data.kgdata import KGRecData
+from kgzoo.registry import MODELS
+
+U, I, E = 24, 30, 48
+RELATIONS = ["genre", "director", "related_to"]
+#: shorter runs of pre-computations a model makes on attach (same code path, less time)
+SHORT = {"kge_epochs": 1}
+
+
+def tiny_data() -> KGRecData:
+    """24 users, 30 items, 48 entities (items first), 3 relations, text, attributes, social ties.
+
+    Every user has 8 positive and 4 negative (label 0) rows on distinct items, at random.
+    """
+    g = torch.Generator().manual_seed(0)
+    rows, labels = [], []
+    for u in range(U):
+        items = torch.randperm(I, generator=g)[:12]
+        rows += [(u, int(i)) for i in items]
+        labels += [1] * 8 + [0] * 4
+    items = torch.arange(I)
+    triples = torch.cat([
+        torch.stack([items, torch.zeros(I, dtype=torch.long), I + items % 10], 1),       # item -genre-> 30..39
+        torch.stack([items, torch.ones(I, dtype=torch.long), I + 10 + items % 8], 1),    # item -director-> 40..47
+        torch.stack([I + torch.arange(10), torch.full((10,), 2), I + 10 + torch.arange(10) % 8], 1),
+        torch.stack([items[:12], torch.full((12,), 2), items[12:24]], 1),                # item -related_to-> item
+    ])
+    friends = torch.tensor([(u, (u + d) % U) for u in range(U) for d in (1, 5)])
+    return KGRecData(
+        name="contract-tiny", n_users=U, n_items=I, n_entities=E,
+        interactions=torch.tensor(rows), label=torch.tensor(labels), triples=triples, relation_names=RELATIONS,
+        social=torch.cat([friends, friends.flip(1)]),
+        item_text=["" if i % 7 == 3 else f"film {i}: a story about {['ships', 'cats', 'trains', 'rain'][i % 4]}"
+                   for i in range(I)],
+        user_features={"gender": torch.tensor([0 if u % 9 == 0 else 1 + u % 2 for u in range(U)])},
+        item_features={"genre": torch.stack([1 + items % 4, (items % 3 == 0).long() * (1 + (items + 1) % 4)], 1)},
+        feature_vocab={"gender": ["[UNK]", "f", "m"], "genre": ["[UNK]", "drama", "comedy", "noir", "western"]},
+        user_ids=[f"u{u}" for u in range(U)], item_ids=[f"i{i}" for i in range(I)],
+        entity_ids=[f"i{i}" for i in range(I)] + [f"e{e}" for e in range(I, E)],
+    )
+
+
+DATA = tiny_data()
+
+
+def ctr_models() -> list[str]:
+    """Models a zoo config of which names a dataset whose default protocol is CTR."""
+    out = []
+    for name in kgzoo.list_models():
+        for f in sorted((config_dir() / name).glob("*.yaml")):
+            if f.stem != "default" and f.stem in kgzoo.list_datasets() and dataset_spec(f.stem).protocol.task == "ctr":
+                out.append(name)
+                break
+    return out
+
+
+CASES = [pytest.param(n, "topk", id=n) for n in kgzoo.list_models()] + \
+        [pytest.param(n, "ctr", id=f"{n}-ctr") for n in ctr_models()]
+
+
+def build(name: str, task: str) -> tuple[torch.nn.Module, L.LightningDataModule]:
+    """``kgzoo.create_model(name, datamodule=dm)`` on the tiny data, and the DataModule the
+    model trains on (a link model's triple DataModule)."""
+    dm = KGRecDataModule.from_data(DATA, protocol=kgzoo.EvalProtocol(task=task, ratios=(0.6, 0.2, 0.2)),
+                                   batch_size=64, eval_batch_size=5)
+    known = model_hparams(MODELS.get(name))
+    model = kgzoo.create_model(name, datamodule=dm, **{k: v for k, v in SHORT.items() if k in known})
+    if model.task == "link":  # the task decides the DataModule
+        dm = model.wrap_datamodule(dm)
+        dm.batch_size, dm.eval_batch_size = 64, 5
+        dm.setup()
+    return model, dm
+
+
+def trainer(**kw) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **kw)
+
+
+def fit_one_step(model, dm) -> L.Trainer:
+    """One training batch through a Lightning Trainer (the model's own training_step)."""
+    t = trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t.fit(model, datamodule=dm)
+    return t
+
+
+@torch.no_grad()
+def outputs(model, dm) -> torch.Tensor:
+    """What the model ranks with, in eval mode: ``score`` for users ``0..7`` (top-K), ``predict``
+    of the first test rows (CTR), ``score_triples`` of the first test queries (link)."""
+    model.eval()
+    model.prepare_scoring()
+    try:
+        if model.task == "link":
+            q = dm.eval_queries["test"][0][:6]
+            return model.score_triples(q[:, 0], q[:, 1], "tail")
+        if model.task == "ctr":
+            x = dm.data.interactions[dm.split.test[:10]]
+            return model.predict(x[:, 0], x[:, 1])
+        return model.score(torch.arange(8))
+    finally:
+        model.end_scoring()
+
+
+def test_the_tiny_data_covers_every_source():
+    s = DATA.stats()
+    assert (s["users"], s["items"], s["entities"], s["relations"]) == (U, I, E, 3)
+    assert s["social"] > 0 and 0 < s["text_coverage"] < 1 and s["user_features"] and s["item_features"]
+    assert len(CASES) >= len(kgzoo.list_models()) and "ctr" in {c.values[1] for c in CASES}
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_builds_and_trains_one_step(name, task, text_home):
+    model, dm = build(name, task)
+    assert isinstance(model, kgzoo.models.Recommender) and model.model_name == name
+    assert model.task in (task, "link")
+    model.train()
+    loss = model.loss(next(iter(dm.train_dataloader())))
+    assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss), f"{name}: loss {loss}"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit_one_step(model, dm)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    if trainable:  # one optimiser step moved some parameter
+        after = model.state_dict()
+        assert any(not torch.equal(before[n], after[n]) for n in trainable if n in before), f"{name}: nothing trained"
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_output_shapes_and_dtypes(name, task, text_home):
+    model, dm = build(name, task)
+    model.eval()
+    model.prepare_scoring()
+    with torch.no_grad():
+        if model.task == "link":
+            h = torch.tensor([0, 3, 31])
+            r = torch.tensor([0, 1, 2])
+            for side in ("tail", "head"):
+                s = model.score_triples(h, r, side)
+                assert s.shape == (3, dm.n_entities) and s.dtype == torch.float32
+        else:
+            users = torch.tensor([0, 5, 23])
+            s = model.score(users)
+            assert s.shape == (3, I) and s.dtype == torch.float32 and torch.isfinite(s).all()
+            p = model.predict(users, torch.tensor([1, 2, 29]))
+            assert p.shape == (3,) and p.dtype == torch.float32 and torch.isfinite(p).all()
+    model.end_scoring()
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_checkpoint_round_trip(name, task, text_home, tmp_path):
+    model, dm = build(name, task)
+    t = fit_one_step(model, dm)
+    path = tmp_path / "model.ckpt"
+    t.save_checkpoint(path)
+    fresh = type(model).load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    connect(fresh, dm.base if model.task == "link" else dm)
+    assert torch.allclose(outputs(model, dm), outputs(fresh, dm), atol=1e-6), f"{name}: scores differ after a load"
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_joining_the_data_twice_has_no_effect(name, task, text_home):
+    model, dm = build(name, task)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    first = outputs(model, dm)
+    connect(model, dm.base if model.task == "link" else dm)
+    again = model.state_dict()
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state), \
+        f"{name}: a second attach changed parameters or buffers"
+    assert torch.equal(first, outputs(model, dm)), f"{name}: a second attach changed the scores"
+
+
+def _as_rank(monkeypatch, rank: int, world: int) -> None:
+    """Make every kgzoo module see process ``rank`` of ``world`` (whichever name it imported)."""
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("kgzoo"):
+            for fn in ("rank_world", "dist_info"):
+                if callable(getattr(mod, fn, None)):
+                    monkeypatch.setattr(mod, fn, lambda: (rank, world))
+
+
+def _evaluate(model, dm):
+    """One validation pass over this rank's batches; returns the model's metric state (a copy)."""
+    model.eval()
+    model.on_validation_epoch_start()
+    with torch.no_grad():
+        for i, batch in enumerate(dm.val_dataloader()):
+            model.validation_step(batch, i)
+    model.end_scoring()
+    state = copy.deepcopy(model.valid_metrics)
+    model.valid_metrics.reset()
+    return state
+
+
+def _state(metric, attr: str) -> torch.Tensor:
+    """A metric state as one tensor (a list state concatenated and sorted: order is free)."""
+    v = getattr(metric, attr)
+    if isinstance(v, list):
+        return torch.cat([t.flatten() for t in v]).sort().values if v else torch.zeros(0)
+    return v
+
+
+def _n_evaluated(metric) -> int:
+    return sum(_state(metric, a).numel() if isinstance(getattr(metric, a), list) else int(_state(metric, a).abs().sum() > 0)
+               for a in metric._defaults)
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_evaluation_sharded_over_two_ranks(name, task, text_home, monkeypatch):
+    model, dm = build(name, task)
+    fit_one_step(model, dm)
+    whole = _evaluate(model, dm)
+    single = whole.compute()
+    shards = []
+    for rank in (0, 1):
+        with monkeypatch.context() as m:
+            _as_rank(m, rank, 2)
+            shards.append(_evaluate(model, dm))
+    assert all(_n_evaluated(s) > 0 for s in shards), f"{name}: a rank evaluated nothing"
+    merged = shards[0]
+    merged.merge_state(shards[1])
+    for attr in whole._defaults:  # every user / row / query once: the states add up exactly
+        a, b = _state(whole, attr), _state(merged, attr)
+        assert a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=1e-6), \
+            f"{name}: metric state {attr!r} differs between one process and two ranks"
+    sharded = merged.compute()
+    assert single.keys() == sharded.keys() and single
+    for k in single:
+        assert torch.allclose(single[k].double(), sharded[k].double(), atol=1e-6), \
+            f"{name}: {k} is {float(single[k])} in one process, {float(sharded[k])} over two ranks"
