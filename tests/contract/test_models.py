@@ -32,7 +32,7 @@ import torch
 
 import kgzoo
 from kgzoo.api import connect, model_hparams
-from kgzoo.config import config_dir
+from kgzoo.config import ZooConfig
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.datasets import dataset_spec
 from kgzoo.data.kgdata import KGRecData
@@ -81,11 +81,13 @@ DATA = tiny_data()
 
 
 def ctr_models() -> list[str]:
-    """Models a zoo config of which names a dataset whose default protocol is CTR."""
+    """Models with a zoo config of their own for a dataset whose default protocol is CTR."""
+    ctr = [d for d in kgzoo.list_datasets() if dataset_spec(d).protocol.task == "ctr"]
     out = []
     for name in kgzoo.list_models():
-        for f in sorted((config_dir() / name).glob("*.yaml")):
-            if f.stem != "default" and f.stem in kgzoo.list_datasets() and dataset_spec(f.stem).protocol.task == "ctr":
+        for d in ctr:
+            cfg = ZooConfig.load(name, d)
+            if cfg.inherited_from is None and cfg.path is not None and cfg.path.stem == d:
                 out.append(name)
                 break
     return out
