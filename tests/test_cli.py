@@ -166,12 +166,12 @@ def test_cli_commands_are_an_explicit_table():
     assert parse(["bench", "--import", "a.py", "--models", "pop"]).imports == ["a.py"]
     assert parse(["pretrained", "--import", "a.py"]).imports == ["a.py"]
     fit = parse(["fit", "--import", "a.py", "--model", "X"])  # fit/test: LightningCLI's arguments, split by main
-    from kgzoo.cli.lightning import take_imports
+    from kgzoo.cli.lightning import take_option
 
-    assert take_imports(fit.lightning_args) == (["a.py"], ["--model", "X"])
-    assert take_imports(["--import=b", "--zoo", "pop"]) == (["b"], ["--zoo", "pop"])
+    assert take_option("--import", fit.lightning_args) == (["a.py"], ["--model", "X"])
+    assert take_option("--import", ["--import=b", "--zoo", "pop"]) == (["b"], ["--zoo", "pop"])
     with pytest.raises(ValueError, match="--import needs a value"):
-        take_imports(["--import"])
+        take_option("--import", ["--import"])
 
 
 def test_readme_fusion_file_joins_the_grid_in_one_command(data_dir, tmp_path):
@@ -194,3 +194,19 @@ def test_readme_fusion_file_joins_the_grid_in_one_command(data_dir, tmp_path):
     assert sorted((r["model"], r["variant"], r["hparams"]["fusion"], r["status"]) for r in rows) == [
         ("kgplm", "base", "attention", "ok"), ("kgplm", "fusion=weighted", "weighted", "ok")]
     assert all(r["metrics"]["test/ndcg@10"] > 0 for r in rows)
+
+
+def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatch, capsys):
+    from kgzoo.cli.lightning import zoo_cli_config
+
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", "")  # restored after the test; main appends to it
+    (tmp_path / "pop").mkdir()
+    (tmp_path / "pop" / "ml-100k-kg.yaml").write_text("train: {max_epochs: 7, patience: 2}\n")
+    assert zoo_cli_config("pop/ml-100k-kg")["trainer"]["max_epochs"] != 7
+    assert main(["data", "--config-dir", str(tmp_path), "list"]) == 0
+    assert os.environ["KGZOO_CONFIG_DIR"] == str(tmp_path.resolve())
+    trainer = zoo_cli_config("pop/ml-100k-kg")["trainer"]
+    assert trainer["max_epochs"] == 7 and trainer["callbacks"][0]["init_args"]["patience"] == 2
+    assert zoo_cli_config("bpr/ml-100k-kg")["model"]["init_args"]["embedding_dim"] == 64  # packaged, untouched
+    assert main(["data", "--config-dir", str(tmp_path / "nowhere"), "list"]) == 2
+    assert "--config-dir" in capsys.readouterr().err

@@ -17,12 +17,15 @@ Every subcommand takes ``--import MODULE_OR_FILE`` (repeatable): the module (a d
 a path to a ``.py`` file) is imported before the command runs, together with the
 ``kgzoo.plugins`` entry points (:func:`kgzoo.registry.load_plugins`), so that a user's models,
 datasets and fusion layers join a grid: ``kgzoo bench --import my_fusion.py --models kgplm
---variants base fusion=weighted``.
+--variants base fusion=weighted``. ``--config-dir DIR`` (repeatable) adds a folder of zoo configs
+over the packaged ones (:func:`add_config_dirs`).
 """
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from rich.console import Console
@@ -68,7 +71,28 @@ def _common_arguments() -> argparse.ArgumentParser:
                    help="import a module (dotted name) or a .py file before the command runs, so that the "
                         "models, datasets and fusion layers it registers join it (repeatable); the "
                         "'kgzoo.plugins' entry points are always imported")
+    p.add_argument("--config-dir", dest="config_dirs", action="append", default=[], metavar="DIR",
+                   help="a folder of zoo configs (<model>/<dataset>.yaml, <model>/default.yaml) over the packaged "
+                        "ones and $KGZOO_CONFIG_DIR: a file there replaces the same file below it (repeatable; "
+                        "the last wins)")
     return p
+
+
+def add_config_dirs(dirs: list[str]) -> None:
+    """Put ``dirs`` on top of the config folders of this process and its children (DDP ranks):
+    appended to ``$KGZOO_CONFIG_DIR``, which :func:`kgzoo.paths.config_dirs` overlays on the
+    packaged configs (a later folder wins).
+
+    Raises:
+        FileNotFoundError: a folder that does not exist (named).
+    """
+    paths = [Path(d).expanduser().resolve() for d in dirs]
+    for given, p in zip(dirs, paths):
+        if not p.is_dir():
+            raise FileNotFoundError(f"--config-dir {given}: no such folder")
+    if paths:
+        old = os.environ.get("KGZOO_CONFIG_DIR", "")
+        os.environ["KGZOO_CONFIG_DIR"] = os.pathsep.join([*([old] if old else []), *map(str, paths)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True)
     try:
-        if hasattr(args, "lightning_args"):  # fit/test: --import travels inside LightningCLI's arguments
-            more, args.lightning_args = lightning.take_imports(args.lightning_args)
+        if hasattr(args, "lightning_args"):  # fit/test: --import and --config-dir travel inside LightningCLI's arguments
+            more, args.lightning_args = lightning.take_option("--import", args.lightning_args)
             args.imports = [*args.imports, *more]
+            dirs, args.lightning_args = lightning.take_option("--config-dir", args.lightning_args)
+            args.config_dirs = [*args.config_dirs, *dirs]
+        add_config_dirs(args.config_dirs)
         before = set(MODELS.list())
         load_plugins(args.imports)
         announce_inherited_configs(sorted(set(MODELS.list()) - before), err.print)

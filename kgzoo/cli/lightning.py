@@ -97,12 +97,14 @@ class KGZooCLI(LightningCLI):
         for k in SIZE_KEYS:
             parser.link_arguments("data", f"model.init_args.{k}", compute_fn=functools.partial(_size, k),
                                   apply_on="instantiate")
-        # read by kgzoo.cli.main before LightningCLI parses (see _with_zoo_config, take_imports);
+        # read by kgzoo.cli.main before LightningCLI parses (see _with_zoo_config, take_option);
         # declared here so that `kgzoo fit --help` documents them
         parser.add_argument("--zoo", default=None, metavar="MODEL[/DATASET]", help=ZOO_HELP)
         parser.add_argument("--import", dest="import_", default=None, metavar="MODULE_OR_FILE",
                             help="import a module or .py file first (repeatable): its registered models, "
                                  "datasets and fusions join the run")
+        parser.add_argument("--config-dir", dest="config_dir_", default=None, metavar="DIR",
+                            help="a folder of zoo configs over the packaged ones (repeatable; the last wins)")
 
     def _join(self) -> None:
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
@@ -183,29 +185,29 @@ def _with_zoo_config(subcommand: str, args: list[str]) -> tuple[list[str], str |
     return args, None
 
 
-def take_imports(args: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``--import X`` / ``--import=X`` out of a LightningCLI command line.
+def take_option(option: str, args: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``OPTION X`` / ``OPTION=X`` (e.g. ``--import``) out of a LightningCLI command line.
 
     Returns:
         ``(the X in order, the remaining arguments)``.
 
     Raises:
-        ValueError: ``--import`` without a value.
+        ValueError: ``OPTION`` without a value.
     """
-    imports: list[str] = []
+    values: list[str] = []
     rest: list[str] = []
     it = iter(args)
     for a in it:
-        if a == "--import":
+        if a == option:
             value = next(it, None)
             if value is None:
-                raise ValueError("--import needs a value: a module name or a .py file")
-            imports.append(value)
-        elif a.startswith("--import="):
-            imports.append(a.split("=", 1)[1])
+                raise ValueError(f"{option} needs a value")
+            values.append(value)
+        elif a.startswith(f"{option}="):
+            values.append(a.split("=", 1)[1])
         else:
             rest.append(a)
-    return imports, rest
+    return values, rest
 
 
 def passthrough_arguments(p: argparse.ArgumentParser) -> None:
