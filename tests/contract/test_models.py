@@ -31,7 +31,7 @@ import pytest
 import torch
 
 import kgzoo
-from kgzoo.api import connect, model_hparams
+from kgzoo.api import attach, create_datamodule_for, model_hparams, pretrain_extras
 from kgzoo.config import ZooConfig
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.datasets import dataset_spec
@@ -105,7 +105,7 @@ def build(name: str, task: str) -> tuple[torch.nn.Module, L.LightningDataModule]
     known = model_hparams(MODELS.get(name))
     model = kgzoo.create_model(name, datamodule=dm, **{k: v for k, v in SHORT.items() if k in known})
     if model.task == "link":  # the task decides the DataModule
-        dm = model.wrap_datamodule(dm)
+        dm = create_datamodule_for(model, dm)
         dm.batch_size, dm.eval_batch_size = 64, 5
         dm.setup()
     return model, dm
@@ -194,7 +194,7 @@ def test_checkpoint_round_trip(name, task, text_home, tmp_path):
     path = tmp_path / "model.ckpt"
     t.save_checkpoint(path)
     fresh = type(model).load_from_checkpoint(path, map_location="cpu", weights_only=False)
-    connect(fresh, dm.base if model.task == "link" else dm)
+    attach(fresh, dm)
     assert torch.allclose(outputs(model, dm), outputs(fresh, dm), atol=1e-6), f"{name}: scores differ after a load"
 
 
@@ -203,7 +203,8 @@ def test_joining_the_data_twice_has_no_effect(name, task, text_home):
     model, dm = build(name, task)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     first = outputs(model, dm)
-    connect(model, dm.base if model.task == "link" else dm)
+    model.attach(dm.graphs(), pretrain_extras(model, dm))  # the model's own verb: the base owns idempotency
+    attach(model, dm)  # and the API's
     again = model.state_dict()
     assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state), \
         f"{name}: a second attach changed parameters or buffers"
