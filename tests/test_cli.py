@@ -158,7 +158,8 @@ def test_data_list_and_stats_show_caveats(data_dir, capsys):
 def test_cli_commands_are_an_explicit_table():
     import kgzoo.cli as cli
 
-    assert [c.name for c in cli.COMMANDS] == ["data", "bench", "reproduce", "fit", "test", "recommend", "pretrained"]
+    assert [c.name for c in cli.COMMANDS] == ["data", "bench", "reproduce", "tune", "fit", "test", "recommend",
+                                             "pretrained"]
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert list(sub.choices) == [c.name for c in cli.COMMANDS]
     parse = cli.build_parser().parse_args  # every subcommand takes --import (repeatable)
@@ -191,9 +192,9 @@ def test_readme_fusion_file_joins_the_grid_in_one_command(data_dir, tmp_path):
                XDG_CACHE_HOME=str(tmp_path / "cache"), KGZOO_HOME=str(tmp_path / "cache" / "kgzoo"))
     assert p.returncode == 0, p.stderr[-3000:]
     rows = read_rows(tmp_path / "results" / "bench.jsonl")
-    assert sorted((r["model"], r["variant"], r["hparams"]["fusion"], r["status"]) for r in rows) == [
+    assert sorted((r.model, r.variant, r.hparams["fusion"], r.status) for r in rows) == [
         ("kgplm", "base", "attention", "ok"), ("kgplm", "fusion=weighted", "weighted", "ok")]
-    assert all(r["metrics"]["test/ndcg@10"] > 0 for r in rows)
+    assert all(r.metrics["test/ndcg@10"] > 0 for r in rows)
 
 
 def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatch, capsys):
@@ -210,3 +211,18 @@ def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatc
     assert zoo_cli_config("bpr/ml-100k-kg")["model"]["init_args"]["embedding_dim"] == 64  # packaged, untouched
     assert main(["data", "--config-dir", str(tmp_path / "nowhere"), "list"]) == 2
     assert "--config-dir" in capsys.readouterr().err
+
+
+def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir):
+    cfg = tmp_path / "configs"
+    (cfg / "bpr").mkdir(parents=True)
+    (cfg / "bpr" / "ml-100k-kg.yaml").write_text(
+        "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\ndata: {batch_size: 4096, eval_batch_size: 1024}\n"
+        "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir extends it for the process: undone here
+    code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",
+                 str(tmp_path / "results"), "--write-config", str(cfg)])
+    assert code == 0
+    assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 1
+    assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()

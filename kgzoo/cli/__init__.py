@@ -7,6 +7,7 @@ run function (nothing registers itself by being imported):
 ``data``       :mod:`kgzoo.cli.data`: ``data list``, ``data stats NAME``
 ``bench``      :mod:`kgzoo.bench.cli`: a benchmark grid and its leaderboard
 ``reproduce``  :mod:`kgzoo.bench.cli`: one model's full schedule beside the paper's numbers
+``tune``       :mod:`kgzoo.cli.tune`: the equal-budget Optuna search of one model on one dataset
 ``fit``        :mod:`kgzoo.cli.lightning`: LightningCLI training (``--zoo MODEL/DATASET``)
 ``test``       :mod:`kgzoo.cli.lightning`: LightningCLI test of a checkpoint
 ``recommend``  :mod:`kgzoo.cli.hub`: top-K of a pretrained model for raw user ids
@@ -34,7 +35,7 @@ from .. import __version__
 from ..bench import cli as bench_cli
 from ..config import ZooConfig
 from ..registry import MODELS, load_plugins
-from . import data, hub, lightning
+from . import data, hub, lightning, tune
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ COMMANDS: tuple[Command, ...] = (
             bench_cli.bench_args, bench_cli.bench_command),
     Command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
             bench_cli.reproduce_args, bench_cli.reproduce_command),
+    Command("tune", "tune a model's hyper-parameters on a dataset (Optuna, validation only, a fixed trial budget)",
+            tune.tune_arguments, tune.tune_command),
     Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET], or --model CLASS --data.dataset "
                    "NAME; --trainer.*)", lightning.passthrough_arguments, lightning.fit_command),
     Command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",

@@ -11,10 +11,6 @@ names a kgzoo module counts as an import of it. The module graph has an edge ``a
     ``kgzoo.tasks``, ``kgzoo.registry`` and ``kgzoo.metrics``;
 (c) no function-local import of a kgzoo module (such imports only hid cycles; function-local
     imports stay for optional heavy dependencies such as transformers or peft).
-
-The core (models, ops, data, pretrain, api and the shared homes) must pass; the command-line
-and bench modules, rewritten by other work of the same issue, are checked by the xfail tests
-until that work lands (they then pass and the xfail marks go).
 """
 from __future__ import annotations
 
@@ -25,8 +21,6 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "kgzoo"
 MODELS_MAY_IMPORT = ("kgzoo.models", "kgzoo.ops", "kgzoo.tasks", "kgzoo.registry", "kgzoo.metrics")
-#: modules rewritten by other parts of issue 18 (the CLI, the bench, the training runner, the hub)
-PENDING = ("kgzoo.cli", "kgzoo.bench", "kgzoo.hub", "kgzoo.hub_cli", "kgzoo.train")
 
 
 def _module_name(path: Path) -> str:
@@ -93,10 +87,6 @@ def _imports(module: str) -> list[tuple[str, int, bool]]:
 GRAPH = {m: _imports(m) for m in MODULES}
 
 
-def _pending(module: str) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in PENDING)
-
-
 def _cycles() -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -145,11 +135,6 @@ def test_the_parser_sees_every_kind_of_import():
     assert {"kgzoo.bench.cli", "kgzoo.cli.hub"} <= edges["kgzoo.cli"]  # from ..bench import cli; from . import hub
 
 
-def test_no_import_cycle_in_the_core():
-    core = [c for c in _cycles() if not any(_pending(m) for m in c)]
-    assert core == [], f"import cycles: {core}"
-
-
 def test_no_import_cycle_anywhere():
     assert _cycles() == []
 
@@ -161,17 +146,6 @@ def test_models_import_only_models_ops_tasks_registry_metrics():
     assert bad == [], "\n".join(bad)
 
 
-def _local_kgzoo_imports(pending: bool) -> list[str]:
-    return [f"{m}:{line} imports {t} inside a function" for m in sorted(GRAPH) if _pending(m) == pending
-            for t, line, local in GRAPH[m] if local]
-
-
-def test_no_function_local_kgzoo_import_in_the_core():
-    bad = _local_kgzoo_imports(pending=False)
-    assert bad == [], "\n".join(bad)
-
-
-@pytest.mark.xfail(strict=False, reason="the CLI, bench, hub and train modules are rewritten by issue 18, items 5-9")
-def test_no_function_local_kgzoo_import_anywhere():
-    bad = _local_kgzoo_imports(pending=True)
+def test_no_function_local_kgzoo_import():
+    bad = [f"{m}:{line} imports {t} inside a function" for m in sorted(GRAPH) for t, line, local in GRAPH[m] if local]
     assert bad == [], "\n".join(bad)

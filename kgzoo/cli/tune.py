@@ -1,0 +1,45 @@
+"""``kgzoo tune MODEL DATASET --trials N``: the equal-budget hyper-parameter search (:mod:`kgzoo.bench.tune`).
+
+Each trial trains with the config's converged schedule and is judged on the validation
+split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl``; the study lives in a
+SQLite file (a killed study resumes); the best values become the ``tuned:`` section of the
+model's config for that dataset (``--write-config DIR``, default the packaged ``zoo_configs``
+when it is a checkout, where the committed configs live).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from ..bench.tune import tune
+from ..paths import packaged_config_dir
+
+
+def tune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a registered model name")
+    p.add_argument("dataset", help="a catalogue dataset name")
+    p.add_argument("--trials", type=int, required=True,
+                   help="the budget: finished trials the study must hold (the same for every model of a table)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the TPE sampler and every trial's training (default 0)")
+    p.add_argument("--results", default="benchmarks/results",
+                   help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default benchmarks/results)")
+    p.add_argument("--storage", default=None, help="the study's SQLite file (default: the user cache's runs/tune.sqlite3)")
+    p.add_argument("--write-config", default=None, metavar="DIR",
+                   help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the packaged zoo_configs)")
+    p.add_argument("--no-write-config", action="store_true", help="write no config, only the trial rows")
+    p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    console = Console()
+    target = None if args.no_write_config else (args.write_config or packaged_config_dir())
+    rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
+               write_config=target, root=args.root, log=console.print)
+    console.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
+                  f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {rep.rows}")
+    if rep.best_value is not None:
+        console.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
+                      + (f"; written to {rep.config}" if rep.config else ""))
+    return 0 if rep.best_value is not None else 1
