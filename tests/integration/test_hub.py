@@ -10,6 +10,8 @@ import shutil
 import pytest
 import torch
 
+from conftest import REPO
+
 import kgzoo
 from kgzoo import hub
 from kgzoo.cli import main as cli_main
@@ -268,7 +270,7 @@ def test_publish_script_pop(tmp_path):
     """scripts/publish_pretrained.py trains Pop (one pass), exports, writes the entry and verifies it by reload."""
     import importlib.util
 
-    script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "publish_pretrained.py"
+    script = REPO / "scripts" / "publish_pretrained.py"
     spec = importlib.util.spec_from_file_location("publish_pretrained", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
