@@ -189,14 +189,14 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        fallback: dict[str, Path | None] = {}
-        for sec in ("paper", "tune"):  # the model's, not the dataset's: they fall back to default.yaml
-            fallback[sec] = path if sections.get(sec) else None
-            if path is not None and not sections[sec]:
-                default = _file_for(parent or model, None, dirs)
-                if default is not None and default != path:
-                    sections[sec] = _read(default)[sec]
-                    fallback[sec] = default if sections[sec] else None
+        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "tune")}
+        missing = [sec for sec in fallback if path is not None and not sections[sec]]
+        default = _file_for(parent or model, None, dirs) if missing else None
+        if default is not None and default != path:  # the model's, not the dataset's: from default.yaml
+            read = _read(default)
+            for sec in missing:
+                sections[sec] = read[sec]
+                fallback[sec] = default if read[sec] else None
         tuned = sections.get("tuned") or {}
         if tuned:
             params = tuned.get("params")

@@ -369,11 +369,22 @@ def read_folder(folder: str | Path) -> list[ResultRow]:
 
 
 def append_row(path: str | Path, row: ResultRow) -> None:
-    """Append ``row`` as one JSON line (sorted keys) to ``path`` and force it to disk (flush +
-    fsync); a torn last line left by a crash is ended first, so the new row starts a line."""
+    """Append ``row`` as one JSON line (sorted keys) to ``path`` (:func:`append_line`)."""
+    append_line(path, dump_row(row))
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append one JSON line to ``path`` (folders created) and force it to disk (flush + fsync),
+    so a killed run loses nothing written; a torn last line left by a crash is ended first, so
+    the new line starts a line. Used for result rows and ``kgzoo tune``'s trial rows.
+
+    Raises:
+        ValueError: ``line`` holds a newline (it would be two JSON lines).
+    """
+    if "\n" in line:
+        raise ValueError("append_line takes one JSON line without a newline")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    line = dump_row(row)
     with open(p, "a+", encoding="utf-8") as f:
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:

@@ -33,7 +33,6 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,7 @@ from ..config import ZooConfig
 from ..paths import PathLike, cache_dir
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
+from .rows import append_line
 
 #: Optuna trial states written to the tuning rows
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -248,14 +248,14 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         except Exception as e:  # noqa: BLE001 - a failed trial is a result; the study goes on
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             state, error, value = "FAIL", f"{type(e).__name__}: {e}", None
-        _append(rows_path, {
+        append_line(rows_path, json.dumps({
             "model": model, "dataset": dataset, "fingerprint": fp, "study": study.study_name, "trial": trial.number,
             "state": state, "params": params, "value": value, "monitor": monitor or None,
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
             "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
             "sampler": {"name": "TPESampler", "seed": seed}, "pruner": "MedianPruner(5, 5)", "error": error,
-            "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
+            "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
             + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")
     states = [t.state.name for t in study.trials]
@@ -280,21 +280,13 @@ def _from_trial(p: Param, params: dict[str, Any]) -> Any:
 
 
 def _last_report(study: Any, trial: Any) -> float | None:
-    values = study._storage.get_trial(trial._trial_id).intermediate_values  # noqa: SLF001 (Optuna's own store)
+    """The last validation value a (pruned) trial reported, ``None`` if it reported none."""
+    values = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).intermediate_values
     return float(values[max(values)]) if values else None
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
     return row.to_dict() if hasattr(row, "to_dict") else dict(row)
-
-
-def _append(path: Path, row: dict[str, Any]) -> None:
-    """Append one trial row (a JSON line, flushed and fsync'ed: a killed study loses no trial)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _cell_fingerprint(model: str, dataset: str) -> str:

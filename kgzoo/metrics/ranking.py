@@ -67,33 +67,34 @@ def indices_to_dense(row: Tensor, col: Tensor, B: int, I: int) -> Tensor:  # noq
         ValueError: if ``row``/``col`` are not 1-D integer tensors of equal length, if
             ``B`` or ``I`` is negative, or if an index lies outside ``[0, B)`` / ``[0, I)``.
     """
+    _check_index_pair(row, col, B, I)
+    dense = torch.zeros(B, I, dtype=torch.bool, device=row.device)
+    if row.numel() > 0:
+        dense[row.long(), col.long().to(row.device)] = True
+    return dense
+
+
+def _check_index_pair(row: Tensor, col: Tensor, B: int, I: int) -> None:  # noqa: E741
+    """The checks of an index-pair target (see :func:`indices_to_dense` for the errors)."""
     if row.dim() != 1 or col.dim() != 1 or row.shape != col.shape:
         raise ValueError(
-            f"row and col must be 1-D tensors of equal length, got shapes "
-            f"{tuple(row.shape)} and {tuple(col.shape)}"
+            f"row and col must be 1-D tensors of equal length, got shapes {tuple(row.shape)} and {tuple(col.shape)}"
         )
     if row.is_floating_point() or col.is_floating_point() or row.dtype == torch.bool or col.dtype == torch.bool:
         raise ValueError(f"row and col must be integer tensors, got {row.dtype} and {col.dtype}")
     if B < 0 or I < 0:
         raise ValueError(f"B and I must be non-negative, got B={B}, I={I}")
-    dense = torch.zeros(B, I, dtype=torch.bool, device=row.device)
     if row.numel() > 0:
         if int(row.min()) < 0 or int(row.max()) >= B:
             raise ValueError(f"row indices must lie in [0, {B}), got range [{int(row.min())}, {int(row.max())}]")
         if int(col.min()) < 0 or int(col.max()) >= I:
             raise ValueError(f"col indices must lie in [0, {I}), got range [{int(col.min())}, {int(col.max())}]")
-        dense[row.long(), col.long().to(row.device)] = True
-    return dense
 
 
-def _as_dense_target(target: Target, shape: torch.Size, device: torch.device) -> Tensor:
-    """Normalise any accepted target form to a ``BoolTensor[B, I]`` on ``device``."""
+def _as_dense_target(target: Tensor, shape: torch.Size, device: torch.device) -> Tensor:
+    """A dense or sparse tensor target as a ``BoolTensor[B, I]`` on ``device`` (index pairs never
+    become dense: :func:`_index_keys`)."""
     B, I = shape  # noqa: E741
-    if isinstance(target, (tuple, list)):
-        if len(target) != 2:
-            raise ValueError(f"index-form target must be a pair (row, col), got {len(target)} elements")
-        row, col = target
-        return indices_to_dense(row.to(device), col.to(device), B, I)
     if not isinstance(target, Tensor):
         raise ValueError(f"target must be a tensor or a (row, col) pair, got {type(target).__name__}")
     if target.layout != torch.strided:
@@ -193,18 +194,8 @@ def _index_keys(target: tuple[Tensor, Tensor], B: int, I: int, device: torch.dev
     if len(target) != 2:
         raise ValueError(f"index-form target must be a pair (row, col), got {len(target)} elements")
     row, col = target
-    if row.dim() != 1 or col.dim() != 1 or row.shape != col.shape:
-        raise ValueError(
-            f"row and col must be 1-D tensors of equal length, got shapes {tuple(row.shape)} and {tuple(col.shape)}"
-        )
-    if row.is_floating_point() or col.is_floating_point() or row.dtype == torch.bool or col.dtype == torch.bool:
-        raise ValueError(f"row and col must be integer tensors, got {row.dtype} and {col.dtype}")
+    _check_index_pair(row, col, B, I)
     row, col = row.to(device=device, dtype=torch.long), col.to(device=device, dtype=torch.long)
-    if row.numel() > 0:
-        if int(row.min()) < 0 or int(row.max()) >= B:
-            raise ValueError(f"row indices must lie in [0, {B}), got range [{int(row.min())}, {int(row.max())}]")
-        if int(col.min()) < 0 or int(col.max()) >= I:
-            raise ValueError(f"col indices must lie in [0, {I}), got range [{int(col.min())}, {int(col.max())}]")
     return torch.unique(row * I + col, sorted=True)
 
 

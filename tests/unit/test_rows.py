@@ -11,7 +11,7 @@ from pathlib import Path, PurePath
 
 import pytest
 
-from kgzoo.bench.rows import (SCHEMA_VERSION, ResultRow, append_row, dump_row, protocol_label, read_folder,
+from kgzoo.bench.rows import (SCHEMA_VERSION, ResultRow, append_line, append_row, dump_row, protocol_label, read_folder,
                               read_rows, upgrade_v1)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rows_v1"
@@ -162,6 +162,8 @@ def test_append_and_read_rows(tmp_path):
     assert len(lines) == 3 and json.loads(lines[2])["seed"] == 1
     with pytest.raises(ValueError, match=r"r.jsonl:2: not a JSON line"):
         read_rows(path)  # the torn line is no longer the last
+    with pytest.raises(ValueError, match="without a newline"):
+        append_line(path, '{"a": 1}\n{"b": 2}')
 
 
 def test_read_rows_names_file_and_line_of_a_bad_row(tmp_path):

@@ -113,7 +113,7 @@ def test_pruning_callback_reports_and_prunes():
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, callback_metrics={"valid/ndcg@10": 0.9})
     good = study.ask()
     PruningCallback(good, "valid/ndcg@10").on_validation_end(trainer, None)  # above the median: goes on
-    assert study._storage.get_trial(good._trial_id).intermediate_values == {0: 0.9}
+    assert study.get_trials(deepcopy=False)[good.number].intermediate_values == {0: 0.9}
     trainer.callback_metrics["valid/ndcg@10"] = 0.1
     with pytest.raises(optuna.TrialPruned, match="epoch 0"):
         PruningCallback(study.ask(), "valid/ndcg@10").on_validation_end(trainer, None)
