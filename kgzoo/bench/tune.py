@@ -172,6 +172,8 @@ class TuneReport:
 
 
 def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int) -> str:
+    """The study's key in its SQLite file: ``model/dataset/<fingerprint 16 hex>/<space sha>/seed<S>``;
+    other data, another space or another sampler seed start another study."""
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/seed{seed}"
 
 
@@ -299,6 +301,9 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
     The file keeps its text (comments included); an earlier ``tuned:`` section is replaced.
     A dataset without a file of its own gets one: the ``default.yaml`` it used, copied, with
     the section appended. Returns the file written.
+
+    Raises:
+        OSError: the folder or file cannot be written.
     """
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
     if path.is_file():
