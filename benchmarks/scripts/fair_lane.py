@@ -1,0 +1,81 @@
+"""One background lane of the fair-baselines grid (issue 16): tune, then converged runs.
+
+For each model, in order, on one dataset:
+
+1. ``kgzoo tune MODEL DATASET --trials N`` (Optuna TPE, validation only; the study lives in a
+   SQLite file, so a killed lane resumes where it stopped) writes the ``tuned:`` section of
+   ``zoo_configs/<model>/<dataset>.yaml`` and one row per trial under ``benchmarks/results/tuning/``;
+   models without a ``tune:`` space (Pop) skip this step;
+2. ``kgzoo bench --full --resume`` runs the tuned configuration to convergence (early stopping
+   on the validation main metric) for every seed and appends the rows to
+   ``benchmarks/results/<name>.jsonl``; ``--resume`` skips the cells already there.
+
+Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
+two cores. A failed step is logged and the lane goes on with the next model.
+
+Usage (from the repository root)::
+
+    nohup python benchmarks/scripts/fair_lane.py ml-100k-kg pop bpr lightgcn --trials 10 \\
+        > lane-ml-100k-kg.log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def has_space(model: str) -> bool:
+    """Whether the model's packaged default.yaml holds a non-empty ``tune:`` section."""
+    path = REPO / "zoo_configs" / model / "default.yaml"
+    return bool(path.exists() and (yaml.safe_load(path.read_text()) or {}).get("tune"))
+
+
+def step(cmd: list[str], env: dict[str, str]) -> int:
+    started = time.time()
+    print(f"[{time.strftime('%H:%M:%S')}] $ {' '.join(cmd)}", flush=True)
+    rc = subprocess.call(cmd, cwd=REPO, env=env)
+    print(f"[{time.strftime('%H:%M:%S')}] rc={rc} after {time.time() - started:.0f} s", flush=True)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("dataset")
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--trials", type=int, default=10, help="the equal tuning budget (default 10)")
+    ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
+    ap.add_argument("--name", default="converged", help="results file benchmarks/results/<name>.jsonl")
+    ap.add_argument("--storage", default=None, help="the study SQLite file (default: one per dataset in the cache)")
+    ap.add_argument("--threads", default="1", help="torch threads per step (default 1)")
+    args = ap.parse_args(argv)
+
+    env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cli = [sys.executable, "-m", "kgzoo.cli"]
+    storage = args.storage
+    if storage is None:
+        from kgzoo.paths import cache_dir
+        storage = str(cache_dir("runs") / f"tune-{args.dataset}.sqlite3")
+    failed = []
+    for model in args.models:
+        if has_space(model):
+            if step(cli + ["tune", model, args.dataset, "--trials", str(args.trials), "--storage", storage], env):
+                failed.append(f"tune {model}")
+                continue
+        if step(cli + ["bench", "--models", model, "--datasets", args.dataset, "--seeds", *args.seeds, "--full",
+                       "--results", "benchmarks/results", "--name", args.name, "--resume"], env):
+            failed.append(f"bench {model}")
+    print(f"lane {args.dataset} done; failed: {failed or 'none'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
