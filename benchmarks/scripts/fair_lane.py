@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # this checkout's kgzoo, in this process and (PYTHONPATH) in every step
 
 
 def has_space(model: str) -> bool:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "kgzoo.cli"]
     storage = args.storage
     if storage is None:
-        from kgzoo.paths import cache_dir
+        from kgzoo.paths import cache_dir  # noqa: PLC0415 (after sys.path holds this checkout)
         storage = str(cache_dir("runs") / f"tune-{args.dataset}.sqlite3")
     failed = []
     for model in args.models:
