@@ -284,7 +284,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     Returns:
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
         checkpoint, its ``valid_metrics``, ``best_epoch`` (0-based), ``epochs``, ``stopped_by``
-        (``"early_stopping"`` when EarlyStopping stopped the run, ``"cap"`` when it ran
+        (``"early_stopping"`` when EarlyStopping stopped the run, ``"closed_form"`` for a model
+        without trainable parameters, ``"cap"`` when it ran
         ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
         test and cell seconds, peak memory [MiB], trainable parameters, code hash.
 
@@ -346,7 +347,10 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if best_path:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
-    stopped_by = "early_stopping" if early_stopped else "cap" if epochs >= schedule["max_epochs"] else None
+    if not any(p.requires_grad for p in net.parameters()):
+        stopped_by = "closed_form"  # nothing to train (Pop): the one pass is the exact fit
+    else:
+        stopped_by = "early_stopping" if early_stopped else "cap" if epochs >= schedule["max_epochs"] else None
     return assemble_row(
         model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,

@@ -50,7 +50,7 @@ from .rows import ResultRow, protocol_label
 COST_COLUMNS = {"params": "params", "seconds_per_epoch": "s/epoch", "eval_seconds": "eval s",
                 "peak_memory_mb": "peak MB", "epochs": "epochs"}
 #: how a run ended -> its short name in the "stopped by" column
-STOP_NAMES = {"early_stopping": "early stop", "cap": "cap", None: "not recorded"}
+STOP_NAMES = {"early_stopping": "early stop", "cap": "cap", "closed_form": "closed form", None: "not recorded"}
 ABLATION_ORDER = ("real", "shuffled", "none")
 PUBLISHED, SMOKE, ARCHIVE = "published", "smoke", "archive"
 

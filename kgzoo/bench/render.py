@@ -353,7 +353,7 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
         if ref is not None:
             stat, same = ref
             committed = f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{'' if same else ', other schedule'})"
-        stop = {"early_stopping": "early", "cap": "cap"}.get(r.stopped_by or "", "-")
+        stop = {"early_stopping": "early", "cap": "cap", "closed_form": "closed form"}.get(r.stopped_by or "", "-")
         body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
                      r.status if r.status == "ok" else f"[red]failed[/red]: {r.error}",
                      "-" if r.epochs is None else f"{r.epochs} ({'-' if r.best_epoch is None else r.best_epoch}, {stop})",

@@ -29,7 +29,7 @@ import torch
 SCHEMA_VERSION = 2
 BASE_VARIANT = "base"
 SCHEDULE_KINDS = ("quick", "converged", "fixed")
-STOPPED_BY = ("early_stopping", "cap")
+STOPPED_BY = ("early_stopping", "cap", "closed_form")
 STATUSES = ("ok", "failed")
 
 
@@ -53,7 +53,9 @@ class ResultRow:
         schedule: ``{"kind": "quick"|"converged"|"fixed", "max_epochs": int|None,
             "patience": int|None, "monitor": str}`` (``None``: not recorded by a schema-1 row).
         epochs: epochs trained. best_epoch: 0-based epoch of the best monitored value.
-        stopped_by: ``"early_stopping"``, ``"cap"`` (``epochs`` reached ``max_epochs``) or ``None``.
+        stopped_by: ``"early_stopping"``, ``"cap"`` (``epochs`` reached ``max_epochs``),
+            ``"closed_form"`` (a model without trainable parameters, e.g. Pop: one pass over the
+            training data is its exact fit, so the epoch cap ends nothing early) or ``None``.
         tuning: ``None`` or ``{"trials", "budget", "chosen": {...}, "best_valid"}``.
         main_metric: e.g. ``"ndcg@10"``. metrics: ``"test/<m>" -> float``.
         valid_metrics: ``"valid/<m>" -> float`` of the restored best epoch.

@@ -6,6 +6,7 @@ failed row, a link-prediction row planned under another fingerprint, a ``--epoch
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path, PurePath
 
@@ -240,3 +241,15 @@ def test_committed_rows_are_schema_2_and_keep_every_pre_migration_value():
         for old, new in zip(olds, news):  # the rewrite keeps the order
             assert new.metrics == old.get("metrics", {}), f
             assert_keeps_every_value(old, new)
+
+
+def test_closed_form_rows_are_published_capped_rows_are_not():
+    """A converged-schedule row of a model without trainable parameters (Pop) is a baseline;
+    the same row stopped by its cap is not; an unknown stopped_by is refused."""
+    base = next(r for _, r in v1_rows() if r.get("status", "ok") == "ok")
+    row = ResultRow.from_dict(base)
+    conv = {**row.schedule, "kind": "converged"}
+    assert dataclasses.replace(row, schedule=conv, stopped_by="closed_form").is_published()
+    assert not dataclasses.replace(row, schedule=conv, stopped_by="cap").is_published()
+    with pytest.raises(ValueError, match="stopped_by"):
+        dataclasses.replace(row, stopped_by="patience")
