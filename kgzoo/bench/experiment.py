@@ -198,6 +198,16 @@ def _short_traceback(e: BaseException) -> str:
     return text
 
 
+def tuning_record(cfg: ZooConfig) -> dict[str, Any] | None:
+    """The row's ``tuning`` block from the config's ``tuned:`` section (written by ``kgzoo tune``):
+    ``{"trials", "budget", "chosen", "best_valid", "study", "date"}``; ``None`` for an untuned config."""
+    t = cfg.tuned
+    if not t:
+        return None
+    return {"trials": t.get("trials"), "budget": t.get("budget"), "chosen": dict(t.get("params") or {}),
+            "best_valid": t.get("best_valid"), "study": t.get("study"), "date": t.get("date")}
+
+
 def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol, kg_ablation: str,
                  overrides: dict[str, Any], schedule: dict[str, Any], devices: int | str, strategy: str,
                  num_nodes: int, accelerator: str, fingerprint: str, protocol_fingerprint: str,
@@ -230,7 +240,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
         config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule),
-        code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper),
+        code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cell_seconds=time.perf_counter() - t_start, **measured)
 

@@ -56,7 +56,9 @@ class ResultRow:
         stopped_by: ``"early_stopping"``, ``"cap"`` (``epochs`` reached ``max_epochs``),
             ``"closed_form"`` (a model without trainable parameters, e.g. Pop: one pass over the
             training data is its exact fit, so the epoch cap ends nothing early) or ``None``.
-        tuning: ``None`` or ``{"trials", "budget", "chosen": {...}, "best_valid"}``.
+        tuning: ``None`` (an untuned config) or the config's ``tuned:`` record that the run used:
+            ``{"trials", "budget", "chosen": {...}, "best_valid", "study", "date"}``
+            (:func:`kgzoo.bench.experiment.tuning_record`).
         main_metric: e.g. ``"ndcg@10"``. metrics: ``"test/<m>" -> float``.
         valid_metrics: ``"valid/<m>" -> float`` of the restored best epoch.
         seconds_per_epoch, eval_seconds (mean per evaluation pass), train_seconds,

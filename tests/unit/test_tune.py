@@ -9,6 +9,7 @@ import optuna
 import pytest
 import yaml
 
+from kgzoo.bench.experiment import tuning_record
 from kgzoo.bench.tune import PruningCallback, parse_space, strip_tuned, tune
 from kgzoo.config import ZooConfig
 
@@ -79,6 +80,10 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     assert cfg.model["lr"] == best["params"]["lr"] and cfg.model["embedding_dim"] == 8
     assert cfg.tuned["trials"] == 6 and cfg.tuned["budget"] == {"trials": 6, "max_epochs": 7, "patience": 2}
     assert cfg.tune_path == d / "bpr" / "ml-100k-kg.yaml"
+    # every row run under the tuned config carries the record it used
+    rec = tuning_record(cfg)
+    assert rec["trials"] == 6 and rec["chosen"] == best["params"] and rec["study"] == cfg.tuned["study"]
+    assert tuning_record(ZooConfig.load("bpr", "ml-1m-kg")) is None  # no tuned: section there
     # a second study replaces the section instead of adding one
     tune("bpr", "ml-100k-kg", 7, write_config=d, **common)
     assert (d / "bpr" / "ml-100k-kg.yaml").read_text().count("tuned:") == 1
