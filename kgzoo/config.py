@@ -9,10 +9,22 @@ Sections (each a mapping; all optional): ``model`` (hyper-parameters), ``data`` 
 arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``patience``,
 ``monitor``), ``bench`` (overrides of ``train`` for the quick default ``kgzoo bench``),
 ``paper`` (the paper's reported numbers and setting, for ``kgzoo reproduce``:
-:meth:`ZooConfig.paper_numbers`) ``tune`` (the hyper-parameter search space of ``kgzoo tune``) and ``tuned`` (written by
+:meth:`ZooConfig.paper_numbers`), ``reference`` (another implementation's converged numbers on
+a kgzoo dataset, e.g. RecBole's, shown beside the rows: :meth:`ZooConfig.reference_for`), ``tune`` (the hyper-parameter search space of ``kgzoo tune``) and ``tuned`` (written by
 ``kgzoo tune``: the chosen values under ``params``, laid over ``model``, and the record of the
 search: trials, budget, best valid value, date, kgzoo version). A dataset file without a
-``paper`` or ``tune`` section takes the one of the model's ``default.yaml``.
+``paper``, ``reference`` or ``tune`` section takes the one of the model's ``default.yaml``.
+
+The ``reference`` section is keyed by the kgzoo dataset the reference measured, each with
+``metrics`` (metric -> number, the same metric names as kgzoo's), ``source`` (what ran, where
+its raw numbers are) and ``setting`` (its protocol in words)::
+
+    reference:
+      ml-100k-kg:
+        metrics: {ndcg@10: 0.2928}
+        source: "RecBole 1.2.1 BPR, its defaults, trained to convergence, this machine"
+        setting: "random 8:1:1 per user, full ranking"
+
 
 The ``paper`` section: ``source`` (citation, table), ``setting`` (the paper's protocol in words),
 ``protocol`` (EvalProtocol fields the paper's code sets differently from the dataset's default),
@@ -39,7 +51,7 @@ from . import models  # noqa: F401  (registers the built-in catalogue)
 from .paths import PathLike, config_dirs
 from .registry import MODELS
 
-SECTIONS = ("model", "data", "train", "bench", "paper", "tune", "tuned")
+SECTIONS = ("model", "data", "train", "bench", "paper", "reference", "tune", "tuned")
 
 #: the schedule's defaults where neither the config nor the caller sets a value
 DEFAULT_MAX_EPOCHS = 100
@@ -138,12 +150,13 @@ class ZooConfig:
 
     Attributes:
         model_name, dataset: what was asked for (``dataset`` ``None``: ``default.yaml``).
-        model, data, train, bench, paper, tune, tuned: the file's sections (empty dicts if
+        model, data, train, bench, paper, reference, tune, tuned: the file's sections (empty dicts if
             absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
         path: the file read, ``None`` when the model has no config (an empty config).
         paper_path: the file of the ``paper`` section: ``path``, or the model's ``default.yaml``
             when the dataset file has no ``paper`` section (a paper's numbers belong to the
             model, not to the dataset we run); ``None`` without a ``paper`` section.
+        reference_path: the file the ``reference`` section came from (as ``paper_path``).
         tune_path: the file the ``tune`` section came from (``path`` or the ``default.yaml``).
         inherited_from: the registered parent model whose config this is, when ``model_name``
             has none of its own (the caller says "X has no zoo config; using Y's").
@@ -156,10 +169,12 @@ class ZooConfig:
     train: dict[str, Any] = field(default_factory=dict)
     bench: dict[str, Any] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     paper_path: Path | None = None
+    reference_path: Path | None = None
     tune_path: Path | None = None
     inherited_from: str | None = None
 
@@ -189,7 +204,7 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "tune")}
+        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "reference", "tune")}
         missing = [sec for sec in fallback if path is not None and not sections[sec]]
         default = _file_for(parent or model, None, dirs) if missing else None
         if default is not None and default != path:  # the model's, not the dataset's: from default.yaml
@@ -204,7 +219,7 @@ class ZooConfig:
                 raise ValueError(f"{path}: tuned.params must be a mapping of hyper-parameters, got {params!r}")
             sections["model"] = {**sections["model"], **params}
         return cls(model_name=model, dataset=dataset, path=path, paper_path=fallback["paper"],
-                   tune_path=fallback["tune"], inherited_from=parent,
+                   reference_path=fallback["reference"], tune_path=fallback["tune"], inherited_from=parent,
                    **sections)
 
     def _train_section(self, quick: bool) -> dict[str, Any]:
@@ -284,6 +299,29 @@ class ZooConfig:
         if others:
             note += f"; the config also gives the paper's numbers on {', '.join(others)}"
         return PaperNumbers(dict(by_dataset[paper_dataset]), paper_dataset, note)
+
+    def reference_for(self, dataset: str) -> dict[str, Any] | None:
+        """The ``reference`` numbers measured on ``dataset`` itself (module docstring), as
+        ``{"metrics": {metric: float}, "source": str, "setting": str}``; ``None`` where the section
+        has none for this dataset (a reference on other data is not shown beside a row).
+
+        Raises:
+            ValueError: a section that is not keyed by dataset, an entry without ``metrics`` or
+                ``source``, a metric that is not a number; naming the file and field.
+        """
+        where = f"{self.reference_path or self.path or 'config'}: reference"
+        entry = self.reference.get(dataset)
+        if entry is None:
+            return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict) or not entry.get("source"):
+            raise ValueError(f"{where}.{dataset} must be a mapping with metrics (metric: number) and source, "
+                             f"got {entry!r}")
+        metrics = entry["metrics"]
+        bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if bad:
+            raise ValueError(f"{where}.{dataset}.metrics.{bad[0]} must be a number, got {metrics[bad[0]]!r}")
+        return {"metrics": {str(k): float(v) for k, v in metrics.items()}, "source": str(entry["source"]),
+                "setting": str(entry.get("setting") or "")}
 
     def _paper_metrics(self, where: str) -> dict[str, dict[str, float]]:
         """``paper.metrics`` as dataset -> metric -> value (a flat mapping: this file's dataset).

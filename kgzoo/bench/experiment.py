@@ -241,6 +241,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
         config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule),
         code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
+        reference=cfg.reference_for(dataset),
         command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cell_seconds=time.perf_counter() - t_start, **measured)
 

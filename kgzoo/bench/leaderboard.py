@@ -111,6 +111,10 @@ class Line:
         max_epochs: the epoch caps of the rows, ``"/"``-joined (``"?"`` when unknown).
         paper, paper_source: the paper's value of the table's sort metric, if a row's
             ``paper`` block carries one, and where it comes from.
+        reference, reference_source: another implementation's value of the sort metric on this
+            dataset (a row's ``reference`` block, e.g. RecBole's converged run), and what ran.
+        tuned: ``"tuned (10 trials)"`` when every row's config was chosen by ``kgzoo tune`` with
+            the same budget, ``"untuned"`` when none was, else ``"mixed"``.
         rank: 1-based rank among the table's ranked lines, or ``None`` (not ranked).
         rows: the rows aggregated (for renderers that need more).
     """
@@ -127,6 +131,9 @@ class Line:
     max_epochs: str
     paper: float | None = None
     paper_source: str | None = None
+    reference: float | None = None
+    reference_source: str | None = None
+    tuned: str = "untuned"
     rank: int | None = None
     setup: str = ""
     rows: list[ResultRow] = field(default_factory=list, repr=False)
@@ -152,6 +159,17 @@ class Line:
         return ", ".join(f"{STOP_NAMES.get(k, str(k))} ×{n}" for k, n in self.stopped_by.items()) or "-"
 
 
+def tuned_text(rows: Sequence[ResultRow]) -> str:
+    """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
+    budget (:attr:`ResultRow.tuning`), ``"untuned"`` when none did, else ``"mixed"``."""
+    trials = {(r.tuning or {}).get("trials") for r in rows}
+    if trials == {None}:
+        return "untuned"
+    if len(trials) == 1:
+        return f"tuned ({trials.pop()} trials)"
+    return "mixed"
+
+
 def setup_of(row: ResultRow) -> str:
     """``""`` for one device on one node, else ``"2 devices, ddp"`` (``", 2 nodes"`` where several)."""
     if str(row.devices) == "1" and row.num_nodes == 1:
@@ -170,12 +188,19 @@ def _line(rows: Sequence[ResultRow], metric: str) -> Line:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             paper, source = float(value), (r.paper or {}).get("source")
             break
+    reference, reference_source = None, None
+    for r in rows:
+        value = ((r.reference or {}).get("metrics") or {}).get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            reference, reference_source = float(value), (r.reference or {}).get("source")
+            break
     return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
                 seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
                 metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),
                 stopped_by=dict(Counter(r.stopped_by for r in rows)),
                 costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
                 max_epochs="/".join(map(str, caps)) if caps else "?", paper=paper, paper_source=source,
+                reference=reference, reference_source=reference_source, tuned=tuned_text(rows),
                 setup=setup_of(first), rows=list(rows))
 
 

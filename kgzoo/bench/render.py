@@ -88,7 +88,8 @@ def _mean(s: Stat | None, digits: int) -> str:
 
 def table_columns(t: Table) -> list[str]:
     """The column titles of a leaderboard table."""
-    return (["#", "model"] + list(t.metric_columns) + ["paper", "best epoch", "stopped by", "seeds", "cap"]
+    return (["#", "model"] + list(t.metric_columns) + ["paper", "reference", "tuned", "best epoch", "stopped by",
+                                                       "seeds", "cap"]
             + list(COST_COLUMNS.values()))
 
 
@@ -97,7 +98,9 @@ def line_cells(t: Table, ln: Line) -> list[str]:
     c = ln.costs
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + (f" {CAP_MARK}" if ln.capped else "")]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
-            + [f"{ln.paper:.4f}" if ln.paper is not None else "-", _mean(ln.best_epoch, 1), ln.stopped_text(),
+            + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
+               f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
+               _mean(ln.best_epoch, 1), ln.stopped_text(),
                str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
                _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _mean(c["epochs"], 1)])
 
@@ -145,10 +148,55 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
+    out += _reference_note(t.lines)
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
         out += [f"![{t.title}]({image})", ""]
+    return out
+
+
+def _reference_note(lines: Sequence[Line]) -> list[str]:
+    """The line below a table naming what each ``reference`` number is (none without one)."""
+    sources = sorted({f"{ln.model}: {ln.reference_source}" for ln in lines if ln.reference_source})
+    return ["`reference`: " + "; ".join(sources), ""] if sources else []
+
+
+def domain_of(dataset: str) -> str:
+    """The catalogue domain of ``dataset`` (``"video"``, ``"e-commerce"``, ...); ``"other"`` for a
+    dataset the catalogue does not hold (a user's folder)."""
+    try:
+        return dataset_spec(dataset).domain
+    except KeyError:
+        return "other"
+
+
+def front_tables(lb: Leaderboard) -> list[tuple[str, Table]]:
+    """One published table per domain for the front page: of the domain's published tables, the
+    one with the most converged (ranked) lines, then the most lines; domains in name order."""
+    best: dict[str, Table] = {}
+    for t in lb.section(PUBLISHED):
+        d = domain_of(t.dataset)
+        key = (sum(ln.rank is not None for ln in t.lines), len(t.lines))
+        if key[0] and (d not in best or key > (sum(ln.rank is not None for ln in best[d].lines), len(best[d].lines))):
+            best[d] = t
+    return sorted(best.items())
+
+
+def _front_md(lb: Leaderboard) -> list[str]:
+    out = ["## Front page: one table per domain", "",
+           "Per domain, the published table with the most converged lines (the full tables and their figures "
+           "follow). `tuned`: the config was chosen by `kgzoo tune` on the validation split with the budget "
+           "shown (the same for every model of a table); `reference`: another implementation's converged number "
+           "on the same files (source below the table); `paper`: the paper's number.", ""]
+    front = front_tables(lb)
+    if not front:
+        return out + ["(none yet)", ""]
+    for domain, t in front:
+        out += [f"### {domain}: {t.title}", "", f"- sorted by test {t.metric}; full table below", ""]
+        ranked = [ln for ln in t.lines if ln.rank is not None]
+        out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
+        out += _reference_note(ranked)
     return out
 
 
@@ -177,7 +225,7 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None) -> str:
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
            "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
            "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means.", ""]
-    out += _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
+    out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
     if lb.robustness:
         out += ["## KG robustness", "",
                 "Test main metric of each model with the real KG and its ablations (shuffled, none, noisy:P), "
@@ -202,11 +250,12 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None) -> str:
 # ---------------------------------------------------------------------------- csv, png
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
-    column, paper, best epoch, how runs stopped, seeds, cap, mean costs."""
+    column, paper, reference (and its source), tuned, best epoch, how runs stopped, seeds, cap, mean costs."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
-              + ["paper", "best_epoch", "stopped_by", "seeds", "max_epochs"] + list(COST_COLUMNS))
+              + ["paper", "reference", "reference_source", "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
+              + list(COST_COLUMNS))
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -217,7 +266,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
                 vals += [s.mean, s.std] if s else ["", ""]
             w.writerow([t.dataset, t.task, t.protocol_label, t.kg_ablation, t.section, " ".join(t.fingerprints),
                         "" if ln.rank is None else ln.rank, ln.model, ln.variant, int(ln.capped)] + vals
-                       + ["" if ln.paper is None else ln.paper, "" if ln.best_epoch is None else ln.best_epoch.mean,
+                       + ["" if ln.paper is None else ln.paper, "" if ln.reference is None else ln.reference,
+                          ln.reference_source or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
                           ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS])
     return path

@@ -56,6 +56,8 @@ class ResultRow:
         stopped_by: ``"early_stopping"``, ``"cap"`` (``epochs`` reached ``max_epochs``),
             ``"closed_form"`` (a model without trainable parameters, e.g. Pop: one pass over the
             training data is its exact fit, so the epoch cap ends nothing early) or ``None``.
+        reference: another implementation's numbers on the same dataset from the config
+            (:meth:`kgzoo.config.ZooConfig.reference_for`: ``{"metrics", "source", "setting"}``) or ``None``.
         tuning: ``None`` (an untuned config) or the config's ``tuned:`` record that the run used:
             ``{"trials", "budget", "chosen": {...}, "best_valid", "study", "date"}``
             (:func:`kgzoo.bench.experiment.tuning_record`).
@@ -101,6 +103,7 @@ class ResultRow:
     best_epoch: int | None = None
     stopped_by: str | None = None
     tuning: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
     main_metric: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     valid_metrics: dict[str, float] = field(default_factory=dict)

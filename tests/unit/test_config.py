@@ -185,3 +185,21 @@ def test_paper_numbers_say_on_which_dataset(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=match) as err:
             ZooConfig.load("bpr", "ml-100k-kg").paper_numbers("ml-100k-kg")
         assert str(path) in str(err.value)
+
+
+def test_reference_numbers_only_on_their_own_dataset(tmp_path, monkeypatch):
+    # the packaged kgat/ml-100k-kg.yaml has no reference section: RecBole's number comes from default.yaml
+    cfg = ZooConfig.load("kgat", "ml-100k-kg")
+    assert cfg.reference_path == packaged_config_dir() / "kgat" / "default.yaml"
+    ref = cfg.reference_for("ml-100k-kg")
+    assert ref["metrics"] == {"ndcg@10": 0.2734} and "RecBole 1.2.1 KGAT" in ref["source"]
+    assert ZooConfig.load("kgat", "ml-1m-kg").reference_for("ml-1m-kg") is None  # never another dataset's
+    assert ZooConfig.load("gat", "ml-100k-kg").reference_for("ml-100k-kg") is None
+    user = tmp_path / "cfg"
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(user))
+    for text, match in {"reference:\n  ml-100k-kg: {metrics: {ndcg@10: high}, source: x}\n": "metrics.ndcg@10 must be a number",
+                        "reference:\n  ml-100k-kg: {metrics: {ndcg@10: 0.2}}\n": "metrics .* and source"}.items():
+        path = write(user, "bpr", "default", text)
+        with pytest.raises(ValueError, match=match) as err:
+            ZooConfig.load("bpr", "ml-100k-kg").reference_for("ml-100k-kg")
+        assert str(path) in str(err.value)

@@ -356,3 +356,29 @@ def test_rich_views_and_the_run_table():
 def test_dataset_caveats_from_the_catalogue():
     caveats = render.dataset_caveats(["mind-kg", "ml-100k-kg", "my-own-data"])
     assert list(caveats) == ["mind-kg"] and "NOT comparable" in caveats["mind-kg"]
+
+
+def test_tuned_and_reference_columns_and_the_front_page_per_domain():
+    tuned = {"trials": 10, "budget": {"trials": 10, "max_epochs": 300, "patience": 10}, "chosen": {"lr": 1e-3},
+             "best_valid": {"ndcg@10": 0.24}, "study": "s", "date": "2026-12-06"}
+    ref = {"metrics": {"ndcg@10": 0.2928}, "source": "RecBole 1.2.1 BPR", "setting": "8:1:1"}
+    rows = ([row("bpr", s, 0.30 + s / 100, dataset="ml-100k-kg", tuning=tuned, reference=ref) for s in range(3)]
+            + [row("gat", s, 0.20, dataset="ml-100k-kg") for s in range(2)]
+            + [row("gat", 2, 0.21, dataset="ml-100k-kg", tuning=tuned)]
+            + [row("pop", s, 0.14, dataset="ml-100k-kg", epochs=1, cap=1, stopped_by="closed_form") for s in range(3)]
+            + [row("bpr", s, 0.05, dataset="amazon-hin", fp="fpB", pfp="pB") for s in range(3)]
+            + [row("bpr", 0, 0.9, dataset="amazon-hin", fp="fpB", pfp="pB", kind="quick")])
+    board = lb.build(rows)
+    (t,) = [t for t in board.section(lb.PUBLISHED) if t.dataset == "ml-100k-kg"]
+    by = {ln.model: ln for ln in t.lines}
+    assert by["bpr"].tuned == "tuned (10 trials)" and by["gat"].tuned == "mixed" and by["pop"].tuned == "untuned"
+    assert by["bpr"].reference == 0.2928 and by["bpr"].reference_source == "RecBole 1.2.1 BPR" and by["gat"].reference is None
+    assert by["pop"].rank is not None and not by["pop"].capped  # closed form: a converged baseline
+    cells = dict(zip(render.table_columns(t), render.line_cells(t, by["bpr"])))
+    assert cells["tuned"] == "tuned (10 trials)" and cells["reference"] == "0.2928"
+    front = render.front_tables(board)
+    assert [(d, t.dataset) for d, t in front] == [("e-commerce", "amazon-hin"), ("video", "ml-100k-kg")]
+    md = render.to_markdown(board)
+    head = md.split("## Published tables")[0]
+    assert "### video: " in head and "### e-commerce: " in head and "`reference`: bpr: RecBole 1.2.1 BPR" in head
+    assert "0.9000" not in head  # quick rows never reach the front page
