@@ -161,8 +161,11 @@ def code_hash(model: str | type) -> str:
 
 
 def command_line() -> str:
-    """This process's command line, shell-quoted, program name without its folder."""
-    return " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    """This process's command line, shell-quoted, program name without its folder; ``python -m
+    kgzoo.cli ...`` (argv[0] ``.../kgzoo/cli/__main__.py``) is written as the ``kgzoo ...`` it is."""
+    prog = Path(sys.argv[0])
+    name = "kgzoo" if prog.name == "__main__.py" and prog.parent.parent.name == "kgzoo" else prog.name
+    return " ".join(shlex.quote(a) for a in [name, *sys.argv[1:]])
 
 
 def cell_dir(out_dir: str | Path, model: str, dataset: str, seed: int, kg_ablation: str,

@@ -14,7 +14,7 @@ counts only when it was tuned with the same budget as the method it is compared 
 
   ``low``/``high`` (floats, or ints with ``int: true`` and an optional ``step``), ``log``,
   or ``choices`` (scalars or lists; a list choice is suggested by its index).
-- **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded; the median
+- **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded, after 5 random trials; the median
   pruner (Optuna's ``MedianPruner``: a trial whose validation value at an epoch is below the
   median of earlier trials at the same epoch stops) fed every validation epoch; the study in
   a local SQLite file keyed by model, dataset, data fingerprint and space, so a killed study
@@ -51,6 +51,9 @@ from .rows import append_line
 
 #: Optuna trial states written to the tuning rows
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
+#: random trials before TPE models the space (Optuna's default of 10 would make a 10-trial
+#: budget a pure random search; Bergstra et al., NeurIPS 2011, section 4: TPE after a few random draws)
+STARTUP_TRIALS = 5
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name(model, dataset, fp, space, seed), storage=f"sqlite:///{storage}", direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
     rows_path = Path(results) / "tuning" / f"{model}-{dataset}.jsonl"
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
@@ -256,7 +259,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
             "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
-            "sampler": {"name": "TPESampler", "seed": seed}, "pruner": "MedianPruner(5, 5)", "error": error,
+            "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS},
+            "pruner": "MedianPruner(5, 5)", "error": error,
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
             + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")

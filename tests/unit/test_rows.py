@@ -12,6 +12,7 @@ from pathlib import Path, PurePath
 
 import pytest
 
+from kgzoo.bench.experiment import command_line
 from kgzoo.bench.rows import (SCHEMA_VERSION, ResultRow, append_line, append_row, dump_row, protocol_label, read_folder,
                               read_rows, upgrade_v1)
 
@@ -253,3 +254,12 @@ def test_closed_form_rows_are_published_capped_rows_are_not():
     assert not dataclasses.replace(row, schedule=conv, stopped_by="cap").is_published()
     with pytest.raises(ValueError, match="stopped_by"):
         dataclasses.replace(row, stopped_by="patience")
+
+
+def test_command_line_names_the_kgzoo_command(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/venv/lib/site-packages/kgzoo/cli/__main__.py", "bench", "--models", "a b"])
+    assert command_line() == "kgzoo bench --models 'a b'"
+    monkeypatch.setattr("sys.argv", ["/usr/bin/kgzoo", "tune", "bpr"])
+    assert command_line() == "kgzoo tune bpr"
+    monkeypatch.setattr("sys.argv", ["/x/train.py", "--lr", "1"])
+    assert command_line() == "train.py --lr 1"
