@@ -12,7 +12,9 @@ arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``pa
 :meth:`ZooConfig.paper_numbers`), ``reference`` (another implementation's converged numbers on
 a kgzoo dataset, e.g. RecBole's, shown beside the rows: :meth:`ZooConfig.reference_for`), ``tune`` (the hyper-parameter search space of ``kgzoo tune``) and ``tuned`` (written by
 ``kgzoo tune``: the chosen values under ``params``, laid over ``model``, and the record of the
-search: trials, budget, best valid value, date, kgzoo version). A dataset file without a
+search: trials, budget, best valid value, date, kgzoo version; or ``tuned: {from: DATASET}``,
+the record of the model's config on another dataset, e.g. the same domain's small set, with
+``dataset: DATASET`` added to it). A dataset file without a
 ``paper``, ``reference`` or ``tune`` section takes the one of the model's ``default.yaml``.
 
 The ``reference`` section is keyed by the kgzoo dataset the reference measured, each with
@@ -103,6 +105,27 @@ def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
             if p.is_file():
                 return p
     return None
+
+
+def _tuned_from(model: str, dataset: str | None, tuned: dict[str, Any], path: Path | None,
+                extra_dirs: Iterable[PathLike]) -> dict[str, Any]:
+    """``tuned: {from: D}``: the ``tuned:`` record of the model's config on dataset ``D`` (the same
+    domain's small set, tuned with the equal budget), with ``dataset: D`` added so that rows and
+    tables say where the values were chosen.
+
+    Raises:
+        ValueError: other keys beside ``from``, ``from`` naming this dataset, or ``D``'s config
+            without a ``tuned:`` record of its own (no chains), naming the file.
+    """
+    source = tuned["from"]
+    if set(tuned) != {"from"} or not isinstance(source, str) or source == dataset:
+        raise ValueError(f"{path}: tuned: {{from: DATASET}} takes one other dataset's name and nothing else, "
+                         f"got {tuned!r}")
+    other = ZooConfig.load(model, source, extra_dirs)
+    if not other.tuned or "from" in other.tuned or other.tuned.get("dataset") not in (None, source):
+        raise ValueError(f"{path}: tuned.from {source!r}: {other.path} has no tuned: record of its own "
+                         f"(run `kgzoo tune {model} {source}` first)")
+    return {**other.tuned, "dataset": source}
 
 
 def _read(path: Path) -> dict[str, dict[str, Any]]:
@@ -213,6 +236,9 @@ class ZooConfig:
                 sections[sec] = read[sec]
                 fallback[sec] = default if read[sec] else None
         tuned = sections.get("tuned") or {}
+        if tuned and "from" in tuned:
+            tuned = _tuned_from(model, dataset, tuned, path, extra_dirs)
+            sections["tuned"] = tuned
         if tuned:
             params = tuned.get("params")
             if not isinstance(params, dict):

@@ -161,12 +161,14 @@ class Line:
 
 def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
-    budget (:attr:`ResultRow.tuning`), ``"untuned"`` when none did, else ``"mixed"``."""
-    trials = {(r.tuning or {}).get("trials") for r in rows}
-    if trials == {None}:
+    budget (:attr:`ResultRow.tuning`), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
+    another dataset (``tuned: {from: ...}``), ``"untuned"`` when none was, else ``"mixed"``."""
+    done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset) for r in rows}
+    if {t for t, _ in done} == {None}:
         return "untuned"
-    if len(trials) == 1:
-        return f"tuned ({trials.pop()} trials)"
+    if len(done) == 1:
+        trials, where = done.pop()
+        return f"tuned ({trials} trials)" if where == rows[0].dataset else f"tuned on {where} ({trials} trials)"
     return "mixed"
 
 

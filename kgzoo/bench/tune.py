@@ -309,22 +309,52 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
     Raises:
         OSError: the folder or file cannot be written.
     """
+    record = {
+        "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},
+        "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
+        "budget": {"trials": report.trials, "max_epochs": schedule.max_epochs, "patience": schedule.patience},
+        "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
+    return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
+                         "chosen by `kgzoo tune` on the validation split only (test never read); "
+                         "see benchmarks/results/tuning/")
+
+
+def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
+    """Write ``tuned: {from: source}`` into ``<config_dir>/<model>/<dataset>.yaml``: this dataset
+    takes the values ``kgzoo tune`` chose on ``source`` (the same domain's small set, issue 16),
+    and its rows say so (:func:`kgzoo.config.ZooConfig.load` resolves the record).
+
+    Raises:
+        ValueError: ``source`` has no ``tuned:`` record of its own (checked by reading the
+            written file back; the file is restored on error). OSError: as :func:`write_tuned`.
+    """
+    path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
+    before = path.read_text() if path.is_file() else None
+    written = _write_record(config_dir, cfg, {"from": source}, f"the values kgzoo tune chose on {source}",
+                            f"chosen by `kgzoo tune` on {source} (the same domain's small set), validation only")
+    try:
+        ZooConfig.load(cfg.model_name, cfg.dataset, [config_dir])
+    except ValueError:
+        if before is None:
+            written.unlink()
+        else:
+            written.write_text(before)
+        raise
+    return written
+
+
+def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
+    """``record`` as the ``tuned:`` section of the model's dataset file (see :func:`write_tuned`)."""
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
     if path.is_file():
         text = path.read_text()
     else:
         src = cfg.path if cfg.path is not None else None
-        text = (f"# {cfg.model_name} on {cfg.dataset}: {src.name if src else 'no config'} as it was, with the "
-                f"values kgzoo tune chose ({report.trials} trials)\n" + (src.read_text() if src else ""))
+        text = (f"# {cfg.model_name} on {cfg.dataset}: {src.name if src else 'no config'} as it was, with {origin}\n"
+                + (src.read_text() if src else ""))
     text = strip_tuned(text).rstrip("\n") + "\n"
-
-    record = {"tuned": {
-        "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},
-        "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
-        "budget": {"trials": report.trials, "max_epochs": schedule.max_epochs, "patience": schedule.patience},
-        "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}}
-    text += "# chosen by `kgzoo tune` on the validation split only (test never read); see benchmarks/results/tuning/\n"
-    text += yaml.safe_dump(record, sort_keys=False, default_flow_style=None, width=110)
+    text += f"# {comment}\n"
+    text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

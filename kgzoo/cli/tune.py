@@ -4,24 +4,31 @@ Each trial trains with the config's converged schedule and is judged on the vali
 split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl``; the study lives in a
 SQLite file (a killed study resumes); the best values become the ``tuned:`` section of the
 model's config for that dataset (``--write-config DIR``, default the packaged ``zoo_configs``
-when it is a checkout, where the committed configs live).
+when it is a checkout, where the committed configs live). ``kgzoo tune MODEL DATASET --from
+SMALL`` tunes nothing and writes ``tuned: {from: SMALL}``: the dataset takes the values chosen on
+the same domain's small set.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rich.console import Console
 
-from ..bench.tune import tune
+from ..bench.tune import tune, write_tuned_from
+from ..config import ZooConfig
 from ..paths import packaged_config_dir
 
 
 def tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model name")
     p.add_argument("dataset", help="a catalogue dataset name")
-    p.add_argument("--trials", type=int, required=True,
+    p.add_argument("--trials", type=int, default=None,
                    help="the budget: finished trials the study must hold (the same for every model of a table)")
+    p.add_argument("--from", dest="source", default=None, metavar="DATASET",
+                   help="tune nothing: write tuned: {from: DATASET}, so this dataset takes the values chosen on "
+                        "DATASET (the same domain's small set); its rows and tables say so")
     p.add_argument("--seed", type=int, default=0, help="seeds the TPE sampler and every trial's training (default 0)")
     p.add_argument("--results", default="benchmarks/results",
                    help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default benchmarks/results)")
@@ -35,6 +42,14 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 def tune_command(args: argparse.Namespace) -> int:
     console = Console()
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
+    if (args.trials is None) == (args.source is None):
+        raise SystemExit("kgzoo tune: give either --trials N (a study) or --from DATASET (its values), not both")
+    if args.source is not None:
+        if target is None:
+            raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
+        path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
+        console.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
+        return 0
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root, log=console.print)
     console.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "

@@ -203,3 +203,21 @@ def test_reference_numbers_only_on_their_own_dataset(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=match) as err:
             ZooConfig.load("bpr", "ml-100k-kg").reference_for("ml-100k-kg")
         assert str(path) in str(err.value)
+
+
+def test_tuned_from_the_same_domains_small_set(tmp_path, monkeypatch):
+    user = tmp_path / "cfg"
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(user))
+    write(user, "bpr", "ml-100k-kg", CFG + "tuned:\n  params: {lr: 0.0042}\n  trials: 10\n  study: s\n")
+    write(user, "bpr", "ml-1m-kg", CFG + "tuned: {from: ml-100k-kg}\n")
+    cfg = ZooConfig.load("bpr", "ml-1m-kg")
+    assert cfg.model["lr"] == 0.0042 and cfg.model["embedding_dim"] == 32
+    assert cfg.tuned["dataset"] == "ml-100k-kg" and cfg.tuned["trials"] == 10
+    assert cfg.sha() != ZooConfig.load("bpr", "ml-1m-kg", [write(tmp_path / "x", "bpr", "ml-1m-kg", CFG).parent.parent]).sha()
+    for text, match in {"tuned: {from: ml-1m-kg}\n": "one other dataset",
+                        "tuned: {from: ml-100k-kg, trials: 3}\n": "one other dataset",
+                        "tuned: {from: lastfm-kg}\n": "no tuned: record of its own"}.items():
+        path = write(user, "bpr", "ml-1m-kg", CFG + text)
+        with pytest.raises(ValueError, match=match) as err:
+            ZooConfig.load("bpr", "ml-1m-kg")
+        assert str(path) in str(err.value)

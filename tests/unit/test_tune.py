@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kgzoo.bench.experiment import tuning_record
-from kgzoo.bench.tune import PruningCallback, parse_space, strip_tuned, tune
+from kgzoo.bench.tune import PruningCallback, parse_space, strip_tuned, tune, write_tuned_from
 from kgzoo.config import ZooConfig
 
 
@@ -88,6 +88,16 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     tune("bpr", "ml-100k-kg", 7, write_config=d, **common)
     assert (d / "bpr" / "ml-100k-kg.yaml").read_text().count("tuned:") == 1
     assert ZooConfig.load("bpr", "ml-100k-kg").tuned["trials"] == 7
+    # another dataset of the domain takes these values: tuned: {from: ml-100k-kg}, resolved on load
+    path = write_tuned_from(d, ZooConfig.load("bpr", "ml-1m-kg"), "ml-100k-kg")
+    assert path == d / "bpr" / "ml-1m-kg.yaml" and "# BPR for the test" in path.read_text()
+    other = ZooConfig.load("bpr", "ml-1m-kg")
+    assert other.model["lr"] == ZooConfig.load("bpr", "ml-100k-kg").model["lr"]
+    assert tuning_record(other)["dataset"] == "ml-100k-kg" and tuning_record(other)["trials"] == 7
+    assert write_tuned_from(d, other, "ml-100k-kg").read_text().count("tuned:") == 1  # replaced, not added
+    with pytest.raises(ValueError, match="no tuned: record"):  # nothing tuned there: refused, file untouched
+        write_tuned_from(d, ZooConfig.load("bpr", "lastfm-kg"), "yelp-social")
+    assert not (d / "bpr" / "lastfm-kg.yaml").exists()
 
 
 def test_failed_trials_count_and_no_space_is_an_error(tmp_path, monkeypatch):
