@@ -2,7 +2,8 @@
 
 For each model, in order, on one dataset:
 
-1. ``kgzoo tune MODEL DATASET --trials N`` (Optuna TPE, validation only; the study lives in a
+1. ``kgzoo tune MODEL DATASET --trials N`` (or ``--from SMALL``: the values tuned on the domain's
+   small set) (Optuna TPE, validation only; the study lives in a
    SQLite file, so a killed lane resumes where it stopped) writes the ``tuned:`` section of
    ``zoo_configs/<model>/<dataset>.yaml`` and one row per trial under ``benchmarks/results/tuning/``;
    models without a ``tune:`` space (Pop) skip this step;
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dataset")
     ap.add_argument("models", nargs="+")
     ap.add_argument("--trials", type=int, default=10, help="the equal tuning budget (default 10)")
+    ap.add_argument("--from", dest="source", default=None, metavar="DATASET",
+                    help="tune nothing: take the values tuned on DATASET, the domain's small set (kgzoo tune --from)")
     ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     ap.add_argument("--name", default="converged", help="results file benchmarks/results/<name>.jsonl")
     ap.add_argument("--storage", default=None, help="the study SQLite file (default: one per dataset in the cache)")
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for model in args.models:
         if has_space(model):
-            if step(cli + ["tune", model, args.dataset, "--trials", str(args.trials), "--storage", storage], env):
+            tune = ["--from", args.source] if args.source else ["--trials", str(args.trials), "--storage", storage]
+            if step(cli + ["tune", model, args.dataset, *tune], env):
                 failed.append(f"tune {model}")
                 continue
         if step(cli + ["bench", "--models", model, "--datasets", args.dataset, "--seeds", *args.seeds, "--full",
