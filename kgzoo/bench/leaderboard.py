@@ -162,7 +162,10 @@ class Line:
 def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
     budget (:attr:`ResultRow.tuning`), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
-    another dataset (``tuned: {from: ...}``), ``"untuned"`` when none was, else ``"mixed"``."""
+    another dataset (``tuned: {from: ...}``), ``"nothing to tune"`` for a model without trainable
+    parameters (``stopped_by == "closed_form"``), ``"untuned"`` when none was, else ``"mixed"``."""
+    if rows and all(r.stopped_by == "closed_form" for r in rows):
+        return "nothing to tune"
     done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset) for r in rows}
     if {t for t, _ in done} == {None}:
         return "untuned"

@@ -371,7 +371,7 @@ def test_tuned_and_reference_columns_and_the_front_page_per_domain():
     board = lb.build(rows)
     (t,) = [t for t in board.section(lb.PUBLISHED) if t.dataset == "ml-100k-kg"]
     by = {ln.model: ln for ln in t.lines}
-    assert by["bpr"].tuned == "tuned (10 trials)" and by["gat"].tuned == "mixed" and by["pop"].tuned == "untuned"
+    assert by["bpr"].tuned == "tuned (10 trials)" and by["gat"].tuned == "mixed" and by["pop"].tuned == "nothing to tune"
     assert by["bpr"].reference == 0.2928 and by["bpr"].reference_source == "RecBole 1.2.1 BPR" and by["gat"].reference is None
     assert by["pop"].rank is not None and not by["pop"].capped  # closed form: a converged baseline
     assert lb.tuned_text([row("bpr", 0, 0.3, dataset="ml-1m-kg", tuning={**tuned, "dataset": "ml-100k-kg"})]) \
