@@ -20,6 +20,9 @@ from kgzoo.bench.rows import ResultRow, read_rows
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 BEFORE = REPO / "tests" / "data" / "leaderboard_before.json"
+#: rows written before this date are the ones ``leaderboard_before.json`` was made from (the
+#: redesign landed on 2026-12-06; every row after it is new and not in the snapshot)
+REDESIGN = "2026-12-06"
 TOPK = {"task": "topk", "split": "random", "ratios": [0.8, 0.1, 0.1], "seed": 0, "threshold": None, "k_core": 0}
 
 
@@ -84,7 +87,7 @@ def test_rebuilt_leaderboard_shows_the_same_numbers_for_every_committed_row():
     with the mean, std and seed count the old leaderboard showed, for every metric; the only
     new numbers are the link-prediction seed averages and two rows the old leaderboard hid."""
     before = json.loads(BEFORE.read_text())["cells"]
-    board = lb.build(committed_rows())
+    board = lb.build([r for r in committed_rows() if r.time < REDESIGN])  # the rows the snapshot saw
     shown, multi = _shown(board)
     averaged = {"|".join([t.dataset, fp, ln.model, ln.variant, ln.kg_ablation]) for t, ln in multi for fp in ln.fingerprints}
     missing = sorted(set(before) - set(shown) - averaged)
