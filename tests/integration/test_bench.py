@@ -277,14 +277,17 @@ def test_fingerprint_shared_by_seeds_separates_ablations(data_dir):
     assert c[0] != a[0] and c[1] == a[1]  # same protocol, other KG
 
 
-def test_stopped_by_early_stopping_or_cap(data_dir, tmp_path):
-    """Pop's validation metric never improves after its first epoch: patience 1 stops it at epoch 1
-    (the restored best checkpoint must not hide that); a cap of 1 epoch is the cap."""
-    row = run_experiment("pop", max_epochs=5, patience=1, out_dir=tmp_path, progress=False)
+def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
+    """BPR with a learning rate of 0 never improves after its first epoch: patience 1 stops it at
+    epoch 1 (the restored best checkpoint must not hide that); a cap of 1 epoch is the cap; Pop,
+    with nothing to train, is fitted in closed form whatever the schedule."""
+    row = run_experiment("bpr", max_epochs=5, patience=1, model_overrides={"lr": 0.0}, out_dir=tmp_path, progress=False)
     assert row.epochs == 2 and row.best_epoch == 0 and row.stopped_by == "early_stopping"
     assert row.schedule["kind"] == "fixed" and row.schedule["patience"] == 1
-    capped = run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False)
+    capped = run_experiment("bpr", max_epochs=1, out_dir=tmp_path, progress=False)
     assert capped.epochs == 1 and capped.stopped_by == "cap"
+    pop = run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False)
+    assert pop.epochs == 1 and pop.stopped_by == "closed_form"
 
 
 def test_lightning_quiet_filters_only_inside_the_block():
