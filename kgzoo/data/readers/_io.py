@@ -7,12 +7,18 @@ skipped silently: a malformed line is always an error.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
+import math
+import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..download import sha256_bytes
 
 
 class DataFormatError(ValueError):
@@ -33,16 +39,55 @@ class DataFormatError(ValueError):
 _KIND = {"int": np.int64, "float": np.float64, "str": object}
 
 
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The file's text.
+#: the files read inside :func:`recording_reads` (resolved path -> sha256 of the bytes read)
+_READS: contextvars.ContextVar[dict[Path, str] | None] = contextvars.ContextVar("kgzoo_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[dict[Path, str]]:
+    """Record every file a reader reads in this block: yields a dict, resolved path -> sha256
+    (hex) of the bytes read, filled as the block runs (nested blocks record into their own dict
+    and the enclosing one).
+
+    This is how a dataset's fingerprint follows its contents (DESIGN.md, "EvalProtocol"): every
+    reader of :mod:`kgzoo.data.readers` reads its files through :func:`read_bytes`, so the
+    record holds exactly the files a build read, whatever the builder.
+    """
+    outer = _READS.get()
+    log: dict[Path, str] = {}
+    token = _READS.set(log)
+    try:
+        yield log
+    finally:
+        _READS.reset(token)
+        if outer is not None:
+            outer.update(log)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; inside :func:`recording_reads` its sha256 is recorded.
 
     Raises:
-        FileNotFoundError: no such file. DataFormatError: the file is empty or not ``encoding``.
+        FileNotFoundError: no such file.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
     raw = p.read_bytes()
+    log = _READS.get()
+    if log is not None:
+        log[p.resolve()] = sha256_bytes(raw)
+    return raw
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The file's text (read through :func:`read_bytes`, so recorded for fingerprints).
+
+    Raises:
+        FileNotFoundError: no such file. DataFormatError: the file is empty or not ``encoding``.
+    """
+    p = Path(path)
+    raw = read_bytes(p)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -65,9 +110,11 @@ def _check_value(path: Path, lineno: int, name: str, kind: str, value: str) -> N
             raise DataFormatError(path, lineno, name, f"expected an integer id, got {value!r}") from None
     elif kind == "float":
         try:
-            float(value)
+            ok = math.isfinite(float(value))
         except ValueError:
-            raise DataFormatError(path, lineno, name, f"expected a number, got {value!r}") from None
+            ok = False
+        if not ok:
+            raise DataFormatError(path, lineno, name, f"expected a finite number, got {value!r}") from None
     elif kind == "str" and value == "":
         raise DataFormatError(path, lineno, name, "empty value")
 
@@ -130,6 +177,8 @@ def read_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
                 out[name] = pd.to_numeric(col, errors="raise").to_numpy(dtype=_KIND[kind])
                 if kind == "int" and not np.issubdtype(pd.to_numeric(col).dtype, np.integer):
                     raise ValueError("not integer")
+                if kind == "float" and not np.isfinite(out[name]).all():
+                    raise ValueError("NaN or infinite")
         if len(df) == 0:
             raise ValueError("no rows")
         return out
@@ -225,12 +274,17 @@ def read_recbole(path: str | Path, required: Sequence[str], optional: Sequence[s
                          na_filter=False, quoting=3, skip_blank_lines=False)
         if df.shape[1] != len(header) or df.isna().any().any():
             raise ValueError("shape")
+        # the C parser pads a short row with "": every row must hold exactly len(header) - 1 tabs
+        if text.count("\t") != (len(header) - 1) * len(text.splitlines()):
+            raise ValueError("row length")
         out: dict[str, np.ndarray] = {}
         for n in want:
             j, typ = cols[n]
             col = df.iloc[:, j]
             if typ == "float":
                 out[n] = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64)
+                if not np.isfinite(out[n]).all():
+                    raise ValueError("NaN or infinite")
             else:
                 if typ == "token" and (col == "").any():
                     raise ValueError("empty token")

@@ -164,7 +164,8 @@ def fast_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
         ok = df.shape == (n_lines - skip, len(fields)) and n_lines > skip and not df.isna().to_numpy().any()
         if ok:
             out = {name: np.array(df.iloc[:, j].to_numpy()) for j, (name, _) in enumerate(fields)}  # writable copies
-            if all(k != "str" or not (out[nm] == "").any() for nm, k in fields):
+            if all(k != "str" or not (out[nm] == "").any() for nm, k in fields) and \
+                    _integers_as_written(text, fields, sep, skip):
                 return out
     except (ValueError, TypeError, pd.errors.ParserError):
         pass
@@ -172,6 +173,18 @@ def fast_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
     scan_for_error(p, text, fields, sep, skip, exact=True)
     with field_on_empty(fields[0][0]):
         return read_columns(p, fields, sep=sep, skip=skip, exact=True, text=text)
+
+
+def _integers_as_written(text: str, fields: Sequence[tuple[str, str]], sep: str | None, skip: int) -> bool:
+    """Whether every ``int`` field is written as an integer: pandas' C parser reads ``5.0`` into
+    an int64 column as 5, so where the text holds a ``.`` or an exponent the int fields are read
+    again as text and matched against ``[+-]?digits`` (else the caller's line scan names the line)."""
+    ints = [j for j, (_, k) in enumerate(fields) if k == "int"]
+    if not ints or not any(c in text for c in ".eE"):
+        return True
+    df = pd.read_csv(io.StringIO(text), sep=sep or r"\s+", header=None, skiprows=skip, engine="c", usecols=ints,
+                     dtype=str, na_filter=False, skip_blank_lines=False, quoting=3)
+    return all(df[j].str.fullmatch(r"[+-]?\d+").all() for j in ints)
 
 
 def read_kg_final(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ negatives as positives, drawn from the items they did not rate, with a fixed see
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
-from ._io import DataFormatError, read_text
+from ._io import DataFormatError, read_bytes, read_text
 from .kgin import fast_columns, field_on_empty, read_kg_final
 
 RATING_FIELDS = (("user", "int"), ("item", "int"), ("label", "int"))
@@ -44,10 +45,9 @@ def read_ratings_final(path: str | Path) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     if p.suffix == ".npy":
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file")
+        raw = read_bytes(p)
         try:
-            a = np.load(p, allow_pickle=False)
+            a = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise DataFormatError(p, 0, "array", f"not a readable .npy file ({e})") from None
         if a.ndim != 2 or a.shape[1] != 3 or not np.issubdtype(a.dtype, np.integer):
