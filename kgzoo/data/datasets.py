@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import pandas as pd
+
 from ..paths import data_dir
 from ..registry import DATASETS
 from . import catalogue  # noqa: F401  (registers the built-in datasets)
@@ -16,25 +18,100 @@ from .cleaning import standard_clean
 from .download import ChecksumError, ensure_files
 from .readers._io import recording_reads
 from .kgdata import KGRecData, content_checksum
-from .spec import DatasetSpec
+from .folders import register_folder, register_imported
+from .frames import build_from_frames
+from .protocol import EvalProtocol, default_protocol_for
+from .readers._io import MIN_TEXT_MATCH
+from .spec import DatasetSpec, register_dataset
 
 
 def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
-    """Names of catalogue datasets matching a shell-style ``pattern`` (and ``domain``)."""
+    """Names of datasets (the catalogue's, and the user's: ``kgzoo data import``,
+    :func:`from_frames`, folders) matching a shell-style ``pattern`` (and ``domain``)."""
+    register_imported()
     return DATASETS.list(pattern, **({"domain": domain} if domain else {}))
 
 
 def dataset_spec(name: str) -> DatasetSpec:
     """The catalogue entry of ``name``. Raises KeyError (with suggestions) for unknown names."""
+    if name not in DATASETS:
+        register_imported()
     return DATASETS.get(name)
 
 
+def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
+    """The registered name of ``dataset``: a name (catalogue, imported, from frames), a
+    :class:`DatasetSpec`, or the path of a folder, registered here by its detected layout
+    (:func:`kgzoo.data.folders.register_folder`). What ``create_datamodule``, the DataModule,
+    ``kgzoo bench --datasets`` and ``kgzoo fit --data.dataset`` accept.
+
+    Raises:
+        KeyError: neither a known name nor a folder (with suggestions). DataFormatError: a folder
+        matching no layout (listing what was looked for).
+    """
+    if isinstance(dataset, DatasetSpec):
+        return dataset.name
+    text = str(dataset)
+    if isinstance(dataset, str) and text in DATASETS:
+        return text
+    if isinstance(dataset, Path) or any(c in text for c in "/\\") or text.startswith(".") or text.startswith("~"):
+        if Path(text).expanduser().is_dir():
+            return register_folder(text).name
+        if text not in DATASETS:
+            raise KeyError(f"dataset {text!r}: no such folder, and no dataset of that name")
+    return dataset_spec(text).name
+
+
+def from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None = None, links: pd.DataFrame | None = None,
+                item_text: pd.DataFrame | None = None, user_features: pd.DataFrame | None = None,
+                item_features: pd.DataFrame | None = None, social: pd.DataFrame | None = None,
+                name: str | None = None, protocol: EvalProtocol | dict | None = None,
+                min_text_match: float = MIN_TEXT_MATCH) -> DatasetSpec:
+    """A dataset from pandas frames with raw ids of any type, registered under ``name``.
+
+    The frames and their columns are those of :func:`kgzoo.data.frames.build_from_frames`
+    (``interactions``: ``user, item[, rating, timestamp, label]``; ``triples``: ``head, relation,
+    tail``; ``links``: ``item, entity``; ``item_text``: ``item, text``; features: ``user``/``item``
+    and attribute columns; ``social``: ``user, friend``). Loading applies the catalogue's
+    cleaning (:func:`~kgzoo.data.cleaning.standard_clean`); the fingerprint follows the contents
+    (:func:`~kgzoo.data.kgdata.content_checksum` of the frames as read).
+
+    Args:
+        name: the dataset's name (default ``"frames-"`` and 8 hex digits of the contents' sha256).
+        protocol: default protocol (an :class:`EvalProtocol` or its fields); default ``ctr`` 6:2:2
+            for labelled rows, else ``topk`` 8:1:1 (:func:`~kgzoo.data.protocol.default_protocol_for`).
+        min_text_match: the least share of items ``item_text`` must name (``0`` accepts any).
+
+    Returns:
+        The registered :class:`DatasetSpec`: ``spec.name`` (or ``spec`` itself) works wherever a
+        catalogue name does (``create_datamodule``, bench cells, ``kgzoo fit`` in this process).
+
+    Raises:
+        DataFormatError: a malformed frame (frame, row as line, column). ValueError: ``name`` is
+        registered with other contents.
+    """
+    raw = build_from_frames(interactions, triples, links, item_text, user_features, item_features, social,
+                            name=name or "frames", min_text_match=min_text_match)
+    sha = content_checksum(raw)
+    name = name or f"frames-{sha[:8]}"
+    raw.name = name
+    if isinstance(protocol, dict):
+        protocol = EvalProtocol(**protocol)
+    spec = DatasetSpec(name=name, domain="user", description=f"from_frames: {raw!r}", files=(),
+                       builder=lambda folder: raw, licence="the user's own data", citation="",
+                       protocol=protocol or default_protocol_for(raw), origin=f"frames:{sha}")
+    return register_dataset(spec)
+
+
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:
-    return data_dir(root) / name
+    """The folder of dataset ``name``: its own (a user's folder), else ``<data root>/<name>``."""
+    spec = DATASETS.get(name)
+    return spec.folder if spec.folder is not None else data_dir(root) / name
 
 
 def load_data(name: str, root: str | Path | None = None, download: bool = True) -> KGRecData:
-    """Read and clean dataset ``name`` (see :func:`kgzoo.data.cleaning.standard_clean`).
+    """Read and clean dataset ``name`` (a name, folder or spec: :func:`resolve_dataset`; see
+    :func:`kgzoo.data.cleaning.standard_clean`).
 
     Files are verified against their pinned sha256 (and downloaded when missing); the
     result is cached per process, keyed by name and folder. ``source_checksums`` (the
@@ -47,7 +124,7 @@ def load_data(name: str, root: str | Path | None = None, download: bool = True) 
         FileNotFoundError: a file is missing and cannot be downloaded.
         DataFormatError: a malformed file (file, line, field).
     """
-    spec = dataset_spec(name)
+    name = resolve_dataset(name)
     folder = dataset_folder(name, root).resolve()
     return _load_cached(name, str(folder), download)
 
