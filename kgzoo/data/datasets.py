@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import pandas as pd
-
 from ..paths import data_dir
 from ..registry import DATASETS
 from . import catalogue  # noqa: F401  (registers the built-in datasets)
@@ -19,10 +17,8 @@ from .download import ChecksumError, ensure_files
 from .readers._io import recording_reads
 from .kgdata import KGRecData, content_checksum
 from .folders import register_folder, register_imported
-from .frames import build_from_frames
-from .protocol import EvalProtocol, default_protocol_for
-from .readers._io import MIN_TEXT_MATCH
-from .spec import DatasetSpec, register_dataset
+from .frames import from_frames  # noqa: F401  (kgzoo.data.datasets.from_frames: the public face's import)
+from .spec import DatasetSpec
 
 
 def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
@@ -60,47 +56,6 @@ def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
         if text not in DATASETS:
             raise KeyError(f"dataset {text!r}: no such folder, and no dataset of that name")
     return dataset_spec(text).name
-
-
-def from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None = None, links: pd.DataFrame | None = None,
-                item_text: pd.DataFrame | None = None, user_features: pd.DataFrame | None = None,
-                item_features: pd.DataFrame | None = None, social: pd.DataFrame | None = None,
-                name: str | None = None, protocol: EvalProtocol | dict | None = None,
-                min_text_match: float = MIN_TEXT_MATCH) -> DatasetSpec:
-    """A dataset from pandas frames with raw ids of any type, registered under ``name``.
-
-    The frames and their columns are those of :func:`kgzoo.data.frames.build_from_frames`
-    (``interactions``: ``user, item[, rating, timestamp, label]``; ``triples``: ``head, relation,
-    tail``; ``links``: ``item, entity``; ``item_text``: ``item, text``; features: ``user``/``item``
-    and attribute columns; ``social``: ``user, friend``). Loading applies the catalogue's
-    cleaning (:func:`~kgzoo.data.cleaning.standard_clean`); the fingerprint follows the contents
-    (:func:`~kgzoo.data.kgdata.content_checksum` of the frames as read).
-
-    Args:
-        name: the dataset's name (default ``"frames-"`` and 8 hex digits of the contents' sha256).
-        protocol: default protocol (an :class:`EvalProtocol` or its fields); default ``ctr`` 6:2:2
-            for labelled rows, else ``topk`` 8:1:1 (:func:`~kgzoo.data.protocol.default_protocol_for`).
-        min_text_match: the least share of items ``item_text`` must name (``0`` accepts any).
-
-    Returns:
-        The registered :class:`DatasetSpec`: ``spec.name`` (or ``spec`` itself) works wherever a
-        catalogue name does (``create_datamodule``, bench cells, ``kgzoo fit`` in this process).
-
-    Raises:
-        DataFormatError: a malformed frame (frame, row as line, column). ValueError: ``name`` is
-        registered with other contents.
-    """
-    raw = build_from_frames(interactions, triples, links, item_text, user_features, item_features, social,
-                            name=name or "frames", min_text_match=min_text_match)
-    sha = content_checksum(raw)
-    name = name or f"frames-{sha[:8]}"
-    raw.name = name
-    if isinstance(protocol, dict):
-        protocol = EvalProtocol(**protocol)
-    spec = DatasetSpec(name=name, domain="user", description=f"from_frames: {raw!r}", files=(),
-                       builder=lambda folder: raw, licence="the user's own data", citation="",
-                       protocol=protocol or default_protocol_for(raw), origin=f"frames:{sha}")
-    return register_dataset(spec)
 
 
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:

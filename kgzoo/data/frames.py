@@ -1,5 +1,5 @@
-"""A user's own data as a kgzoo dataset: pandas frames (:func:`build_from_frames`,
-:func:`kgzoo.from_frames`) or the files of a folder, which :mod:`kgzoo.data.folders` reads into
+"""A user's own data as a kgzoo dataset: pandas frames (:func:`build_from_frames`, and
+:func:`from_frames`, which registers the result) or the files of a folder, which :mod:`kgzoo.data.folders` reads into
 the same frames (one home for turning raw-id tables into a :class:`KGRecData`).
 
 Frames and their columns (raw ids of any type; they are compared as text and kept as raw ids):
@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .kgdata import KGRecData
+from .kgdata import KGRecData, content_checksum
+from .protocol import EvalProtocol, default_protocol_for
 from .readers._io import (MIN_TEXT_MATCH, DataFormatError, check_kg_reaches_items, check_text_match, factorize,
                           link_entities)
 from .readers.features import encode_categorical
+from .spec import DatasetSpec, register_dataset
 
 #: the frames of :func:`build_from_frames`: (required columns, optional columns)
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -229,3 +231,44 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
 def frames_origin(paths: Mapping[str, str | Path], header: bool = True) -> dict[str, Origin]:
     """:class:`Origin` of each frame read from a file (``header``: the file's first line names the columns)."""
     return {k: Origin(str(p), int(header)) for k, p in paths.items()}
+
+
+def from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None = None, links: pd.DataFrame | None = None,
+                item_text: pd.DataFrame | None = None, user_features: pd.DataFrame | None = None,
+                item_features: pd.DataFrame | None = None, social: pd.DataFrame | None = None,
+                name: str | None = None, protocol: EvalProtocol | dict | None = None,
+                min_text_match: float = MIN_TEXT_MATCH) -> DatasetSpec:
+    """A dataset from pandas frames with raw ids of any type, registered under ``name``.
+
+    The frames and their columns are those of :func:`kgzoo.data.frames.build_from_frames`
+    (``interactions``: ``user, item[, rating, timestamp, label]``; ``triples``: ``head, relation,
+    tail``; ``links``: ``item, entity``; ``item_text``: ``item, text``; features: ``user``/``item``
+    and attribute columns; ``social``: ``user, friend``). Loading applies the catalogue's
+    cleaning (:func:`~kgzoo.data.cleaning.standard_clean`); the fingerprint follows the contents
+    (:func:`~kgzoo.data.kgdata.content_checksum` of the frames as read).
+
+    Args:
+        name: the dataset's name (default ``"frames-"`` and 8 hex digits of the contents' sha256).
+        protocol: default protocol (an :class:`EvalProtocol` or its fields); default ``ctr`` 6:2:2
+            for labelled rows, else ``topk`` 8:1:1 (:func:`~kgzoo.data.protocol.default_protocol_for`).
+        min_text_match: the least share of items ``item_text`` must name (``0`` accepts any).
+
+    Returns:
+        The registered :class:`DatasetSpec`: ``spec.name`` (or ``spec`` itself) works wherever a
+        catalogue name does (``create_datamodule``, bench cells, ``kgzoo fit`` in this process).
+
+    Raises:
+        DataFormatError: a malformed frame (frame, row as line, column). ValueError: ``name`` is
+        registered with other contents.
+    """
+    raw = build_from_frames(interactions, triples, links, item_text, user_features, item_features, social,
+                            name=name or "frames", min_text_match=min_text_match)
+    sha = content_checksum(raw)
+    name = name or f"frames-{sha[:8]}"
+    raw.name = name
+    if isinstance(protocol, dict):
+        protocol = EvalProtocol(**protocol)
+    spec = DatasetSpec(name=name, domain="user", description=f"from_frames: {raw!r}", files=(),
+                       builder=lambda folder: raw, licence="the user's own data", citation="",
+                       protocol=protocol or default_protocol_for(raw), origin=f"frames:{sha}")
+    return register_dataset(spec)
