@@ -13,8 +13,6 @@ axis of source ablations: the rows carry ``variant`` and ``overrides``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
 import hashlib
 import json
@@ -26,7 +24,7 @@ import torch
 from ..api import create_datamodule, list_models, model_hparams
 from ..config import Schedule, ZooConfig
 from ..data.datamodule import apply_kg_ablation
-from ..data.datasets import dataset_spec, list_datasets, resolve_dataset
+from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, resolve_dataset
 from ..data.protocol import EvalProtocol
 from ..registry import MODELS
 from ..tasks import Task, get_task
@@ -268,7 +266,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     if not models or not datasets:
         raise ValueError("the grid needs at least one model pattern and one dataset pattern")
     names = _resolve(models, list_models, "model", "registered model")
-    datasets = [resolve_dataset(d) if Path(d).expanduser().is_dir() else d for d in datasets]  # a folder: its name
+    datasets = [resolve_dataset(d) if is_folder_reference(d) else d for d in datasets]  # a folder: its name
     dsets = _resolve(datasets, list_datasets, "dataset", "dataset")
     seeds = list(seeds)
     if not seeds:

@@ -35,27 +35,35 @@ def dataset_spec(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
+def is_folder_reference(dataset: str | Path) -> bool:
+    """Whether ``dataset`` names a folder rather than a dataset: a :class:`~pathlib.Path`, or a
+    string that is no registered name (imports included) and is an existing folder."""
+    if isinstance(dataset, Path):
+        return True
+    if dataset in DATASETS:
+        return False
+    register_imported()
+    return dataset not in DATASETS and Path(dataset).expanduser().is_dir()
+
+
 def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
     """The registered name of ``dataset``: a name (catalogue, imported, from frames), a
-    :class:`DatasetSpec`, or the path of a folder, registered here by its detected layout
+    :class:`DatasetSpec`, or the path of a folder (:func:`is_folder_reference`: a name wins over
+    a folder of the same name), registered here by its detected layout
     (:func:`kgzoo.data.folders.register_folder`). What ``create_datamodule``, the DataModule,
-    ``kgzoo bench --datasets`` and ``kgzoo fit --data.dataset`` accept.
+    ``load_data``, ``kgzoo data stats``, ``kgzoo bench --datasets`` and ``kgzoo fit
+    --data.dataset`` accept.
 
     Raises:
-        KeyError: neither a known name nor a folder (with suggestions). DataFormatError: a folder
-        matching no layout (listing what was looked for).
+        KeyError: neither a known name nor a folder (with suggestions). FileNotFoundError: a
+        ``Path`` that is not a folder. DataFormatError: a folder matching no layout (listing what
+        was looked for).
     """
     if isinstance(dataset, DatasetSpec):
         return dataset.name
-    text = str(dataset)
-    if isinstance(dataset, str) and text in DATASETS:
-        return text
-    if isinstance(dataset, Path) or any(c in text for c in "/\\") or text.startswith(".") or text.startswith("~"):
-        if Path(text).expanduser().is_dir():
-            return register_folder(text).name
-        if text not in DATASETS:
-            raise KeyError(f"dataset {text!r}: no such folder, and no dataset of that name")
-    return dataset_spec(text).name
+    if is_folder_reference(dataset):
+        return register_folder(dataset).name
+    return dataset_spec(str(dataset)).name
 
 
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:

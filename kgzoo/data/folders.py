@@ -147,14 +147,23 @@ def _columns(path: Path) -> list[str]:
 
 
 def _table_roles(folder: Path) -> dict[str, Path]:
+    """Table file of each role (:data:`TABLE_ROLES`) in ``folder``; ``{}`` without an interactions table.
+
+    Raises:
+        DataFormatError: in a folder with an interactions table, a table whose columns match no
+        role (line 1; nothing is ignored without a word) or a second table of one role.
+    """
     roles: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix not in _TABLE_EXT or not p.is_file():
-            continue
-        cols = set(_columns(p))
+    tables = [p for p in sorted(folder.iterdir()) if p.suffix in _TABLE_EXT and p.is_file()]
+    cols_of = {p: set(_columns(p)) for p in tables}
+    if not any({"user", "item"} <= c for c in cols_of.values()):
+        return {}
+    for p in tables:
+        cols = cols_of[p]
         role = next((r for r, need in TABLE_ROLES if need <= cols), None)
         if role is None:
-            continue
+            raise DataFormatError(p, 1, None, f"columns {sorted(cols)} match no table role; expected "
+                                  + "; ".join(f"{r}: {','.join(sorted(n))}" for r, n in TABLE_ROLES))
         if role in roles:
             raise DataFormatError(p, 1, None, f"a second {role} table (columns {sorted(cols)}); "
                                   f"{roles[role].name} is one already")

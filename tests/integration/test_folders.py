@@ -90,6 +90,10 @@ def test_tables_folder_csv_tsv_parquet(data_dir, tmp_path):
     data = kgzoo.load_data(str(d))
     assert data.n_interactions == 2000 and data.user_ids[0].startswith("u") and data.n_triples > 0
     assert data.stats()["text_coverage"] == 1.0 and data.rating is not None
+    (d / "notes.csv").write_text("a,b\n1,2\n")  # a table of no role is not ignored without a word
+    with pytest.raises(DataFormatError, match="match no table role") as e:
+        detect_layout(d)
+    assert (Path(e.value.path).name, e.value.line) == ("notes.csv", 1)
     # a damaged CSV: the error names the file, its line and the column
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -107,3 +107,12 @@ def test_links_map_items_to_kg_entities():
     assert d.triples[:, 0].tolist() == [i1, i2] and d.n_entities == 31
     ds = kgzoo.from_frames(interactions(), triples=kg, links=links)
     assert load_data(ds.name).n_triples == 2 and dataset_spec(ds.name).protocol.task == "topk"
+
+
+def test_protocol_of_a_frames_dataset():
+    clicks = interactions(rating=False).assign(label=lambda x: (x.index % 2).astype(int))
+    assert kgzoo.from_frames(clicks).protocol.task == "ctr"  # labelled rows: ctr 6:2:2
+    ds = kgzoo.from_frames(interactions(), protocol={"split": "temporal"})
+    dm = kgzoo.create_datamodule(ds)
+    dm.setup()
+    assert dm.protocol.split == "temporal" and dm.split.sizes()["test"] > 0
