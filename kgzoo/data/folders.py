@@ -141,7 +141,10 @@ _TABLE_EXT = {".csv": ",", ".tsv": "\t", ".parquet": None}
 
 def _columns(path: Path) -> list[str]:
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq  # pandas' Parquet engine
+        try:
+            import pyarrow.parquet as pq  # pandas' Parquet engine, the optional extra kgzoo[parquet]
+        except ImportError:
+            raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install 'kgzoo[parquet]')") from None
         return list(pq.read_schema(path).names)
     return [c.strip() for c in _first_line(path).split(_TABLE_EXT[path.suffix])]
 
