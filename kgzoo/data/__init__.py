@@ -1,5 +1,6 @@
 """kgzoo's data layer: KGRecData, readers, the catalogue, protocols, samplers, the DataModule."""
-from .datasets import dataset_spec, from_frames, list_datasets, load_data, resolve_dataset
+from .datasets import dataset_spec, list_datasets, load_data, resolve_dataset
+from .frames import from_frames
 from .spec import DatasetSpec, register_dataset
 from .kgdata import DataValidationError, KGRecData
 from .protocol import EvalProtocol, Split, check_leakage

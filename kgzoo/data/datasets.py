@@ -1,8 +1,10 @@
-"""Catalogue look-ups and loading: :func:`list_datasets`, :func:`dataset_spec`, :func:`load_data`.
+"""Dataset look-ups and loading: :func:`list_datasets`, :func:`dataset_spec`,
+:func:`resolve_dataset`, :func:`load_data`.
 
 The entries are :class:`~kgzoo.data.spec.DatasetSpec` objects registered by
-:mod:`kgzoo.data.catalogue` (imported here, which registers them) or by a user's
-:func:`~kgzoo.data.spec.register_dataset`.
+:mod:`kgzoo.data.catalogue` (imported here, which registers them), by a user's
+:func:`~kgzoo.data.spec.register_dataset`, by :func:`~kgzoo.data.frames.from_frames`, or for a
+folder by :mod:`kgzoo.data.folders` (``kgzoo data import`` files are registered on first look-up).
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ from .download import ChecksumError, ensure_files
 from .readers._io import recording_reads
 from .kgdata import KGRecData, content_checksum
 from .folders import register_folder, register_imported
-from .frames import from_frames  # noqa: F401  (kgzoo.data.datasets.from_frames: the public face's import)
 from .spec import DatasetSpec
 
 
@@ -29,7 +30,11 @@ def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The catalogue entry of ``name``. Raises KeyError (with suggestions) for unknown names."""
+    """The entry of dataset ``name`` (catalogue, imported or the user's).
+
+    Raises:
+        KeyError: an unknown name (with suggestions).
+    """
     if name not in DATASETS:
         register_imported()
     return DATASETS.get(name)

@@ -11,7 +11,6 @@ import contextlib
 import contextvars
 import io
 import math
-import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
