@@ -133,3 +133,24 @@ def test_cli_stats_bench_fit_and_import(recbole_dir, tmp_path, capsys, monkeypat
                        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(Path(kgzoo.__file__).parents[1])})
     assert p.returncode == 0, p.stderr
     assert "movies-imported" in p.stdout and "3,000" in p.stdout
+
+
+def test_reimport_under_one_name_with_other_contents_changes_the_fingerprint(data_dir, tmp_path, monkeypatch):
+    """The issue's case: two folders (3,000 and 1,500 interactions) imported under one name in
+    turn; the fingerprint follows the files, so --resume and the leaderboard keep them apart."""
+    src = data_dir / "ml-100k-kg"
+    for folder, n in (("a", 3001), ("b", 1501)):
+        for ext in ("inter", "item"):
+            head(src / f"ml-100k.{ext}", tmp_path / folder / "data" / f"m.{ext}", n if ext == "inter" else None)
+    monkeypatch.setenv("KGZOO_USER_CONFIG", str(tmp_path / "config"))
+    code = ("import sys, kgzoo; from kgzoo.data.folders import import_folder; import_folder(sys.argv[1], 'shop'); "
+            "dm = kgzoo.create_datamodule('shop'); dm.setup(); print(dm.data.n_interactions, dm.fingerprint)")
+    env = {**os.environ, "PYTHONPATH": str(Path(kgzoo.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    out = []
+    for folder in ("a", "b"):  # (the same contents, the same fingerprint: test_data_fingerprint.py)
+        p = subprocess.run([sys.executable, "-c", code, str(tmp_path / folder / "data")], capture_output=True,
+                           text=True, timeout=300, env=env)
+        assert p.returncode == 0, p.stderr
+        out.append(p.stdout.split())
+    assert [o[0] for o in out] == ["3000", "1500"]
+    assert out[0][1] != out[1][1]

@@ -116,3 +116,17 @@ def test_protocol_of_a_frames_dataset():
     dm = kgzoo.create_datamodule(ds)
     dm.setup()
     assert dm.protocol.split == "temporal" and dm.split.sizes()["test"] > 0
+
+
+def test_features_and_social():
+    uf = pd.DataFrame({"user": USERS + ["ghost"], "gender": ["f", "m", "m", "f", None, "f", "m"]})
+    itf = pd.DataFrame({"item": ITEMS[:3], "colour": ["red", "blue", "red"]})
+    soc = pd.DataFrame({"user": ["ann", "bob", "ann"], "friend": ["bob", "ann", "zed"]})
+    d = build_from_frames(interactions(), user_features=uf, item_features=itf, social=soc)
+    assert d.feature_vocab["gender"] == ["[UNK]", "f", "m"]
+    assert d.user_features["gender"].tolist() == [1, 2, 2, 1, 0, 1]  # None: unknown (code 0)
+    colour = dict(zip(d.item_ids, d.item_features["colour"].tolist()))
+    assert [colour[i] for i in ITEMS[:4]] == [2, 1, 2, 0]  # sku-3 has no row: unknown
+    assert d.social.tolist() == [[0, 1], [1, 0]]
+    assert d.cleaning["user_features: rows of a user without interactions"] == 1
+    assert d.cleaning["social: rows of a user without interactions"] == 1
