@@ -73,6 +73,9 @@ def data_command(args: argparse.Namespace) -> int:
     console.print(table)
     if spec.caveat:
         console.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
+    if spec.origin:  # a user's dataset: what it was read from, and its default protocol
+        p = spec.protocol
+        console.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
     rep = Table(title="cleaning report (rows removed)")
     rep.add_column("step")
     rep.add_column("removed", justify="right")
