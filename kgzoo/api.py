@@ -51,7 +51,9 @@ def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
 
 def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | dict | None = None,
                       **kwargs: Any) -> KGRecDataModule:
-    """A :class:`KGRecDataModule` for catalogue dataset ``name``.
+    """A :class:`KGRecDataModule` for dataset ``name``: a catalogue or registered name, the path
+    of a folder of one's own files (layout detected, :mod:`kgzoo.data.folders`), or the
+    :class:`~kgzoo.data.spec.DatasetSpec` that :func:`kgzoo.from_frames` returns.
 
     Args:
         protocol: an :class:`EvalProtocol`, a dict of its fields, or ``None`` for the
@@ -59,6 +61,7 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
 
     Raises:
         KeyError: unknown dataset (with suggestions). ValueError: bad protocol fields.
+        DataFormatError: a folder that matches no layout, or a malformed file in it.
     """
     if isinstance(protocol, dict):
         protocol = EvalProtocol(**protocol)

@@ -6,6 +6,8 @@
   pretrained weights, ``kge`` TransE/TransR entity vectors, ``text`` frozen PLM text vectors,
   ``runs`` bench rows and checkpoints outside the tracked tree). ``root``, else
   ``$KGZOO_HOME/<kind>``, else ``$XDG_CACHE_HOME/kgzoo/<kind>`` (``~/.cache/kgzoo/<kind>``).
+- :func:`user_config_dir`: the user's own settings (``kgzoo data import`` registers datasets in
+  its ``datasets/``): ``$KGZOO_USER_CONFIG``, else ``$XDG_CONFIG_HOME/kgzoo`` (``~/.config/kgzoo``).
 - :func:`config_dirs`: zoo config folders, the packaged one (:func:`packaged_config_dir`)
   first, then every folder of ``$KGZOO_CONFIG_DIR`` (an :data:`os.pathsep`-separated list),
   then ``extra``; a later folder's ``<model>/<dataset>.yaml`` overrides the same file of an
@@ -41,6 +43,20 @@ def data_dir(root: PathLike | None = None) -> Path:
         return Path(root).expanduser()
     env = os.environ.get("KGZOO_DATA_DIR")
     return Path(env).expanduser() if env else _user_cache() / "data"
+
+
+def user_config_dir() -> Path:
+    """The user's kgzoo settings folder: ``$KGZOO_USER_CONFIG``, else ``$XDG_CONFIG_HOME/kgzoo``
+    (``~/.config/kgzoo``). ``datasets/<name>.json`` in it are the datasets ``kgzoo data import``
+    registered (:mod:`kgzoo.data.folders`).
+
+    Returns:
+        The folder (``~`` expanded; not created).
+    """
+    env = os.environ.get("KGZOO_USER_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser() / "kgzoo"
 
 
 def cache_dir(kind: str, root: PathLike | None = None) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("KGZOO_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
 os.environ["KGZOO_DATA_DIR"] = str(DATA_DIR)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# datasets a developer imported (kgzoo data import) stay out of the tests: an empty user config
+os.environ["KGZOO_USER_CONFIG"] = tempfile.mkdtemp(prefix="kgzoo-user-config-")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import torch
 from ..api import create_datamodule, list_models, model_hparams
 from ..config import Schedule, ZooConfig
 from ..data.datamodule import apply_kg_ablation
-from ..data.datasets import dataset_spec, list_datasets
+from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, resolve_dataset
 from ..data.protocol import EvalProtocol
 from ..registry import MODELS
 from ..tasks import Task, get_task
@@ -243,7 +243,8 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
 
     Args:
         models, datasets: shell patterns (``"*"``, ``"kg*"``, ``"lightgcn"``); each pattern
-            must match at least one registered name.
+            must match at least one registered name. A dataset may also be the path of a folder
+            of one's own files (:func:`kgzoo.data.datasets.resolve_dataset`).
         seeds: non-negative integers. kg_ablations: ``real``, ``shuffled``, ``none``, ``noisy:P``.
         metric: a metric name every (model, dataset) pair logs (``"ndcg@10"``, ``"auc"``).
         epochs: ``None`` or a positive epoch count.
@@ -265,6 +266,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     if not models or not datasets:
         raise ValueError("the grid needs at least one model pattern and one dataset pattern")
     names = _resolve(models, list_models, "model", "registered model")
+    datasets = [resolve_dataset(d) if is_folder_reference(d) else d for d in datasets]  # a folder: its name
     dsets = _resolve(datasets, list_datasets, "dataset", "dataset")
     seeds = list(seeds)
     if not seeds:

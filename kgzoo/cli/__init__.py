@@ -4,7 +4,7 @@
 run function (nothing registers itself by being imported):
 
 =============  ======================================================================
-``data``       :mod:`kgzoo.cli.data`: ``data list``, ``data stats NAME``
+``data``       :mod:`kgzoo.cli.data`: ``data list``, ``data stats NAME|PATH``, ``data import PATH --name N``
 ``bench``      :mod:`kgzoo.bench.cli`: a benchmark grid and its leaderboard
 ``reproduce``  :mod:`kgzoo.bench.cli`: one model's full schedule beside the paper's numbers
 ``tune``       :mod:`kgzoo.cli.tune`: the equal-budget Optuna search of one model on one dataset

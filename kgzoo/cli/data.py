@@ -1,8 +1,10 @@
-"""``kgzoo data list`` and ``kgzoo data stats NAME``: the dataset catalogue from the command line.
+"""``kgzoo data list``, ``kgzoo data stats NAME|PATH`` and ``kgzoo data import PATH --name N``.
 
-``list`` prints every catalogue entry (domain, default protocol, licence, caveat); ``stats``
+``list`` prints every dataset entry (domain, default protocol, licence, caveat); ``stats``
 prints one dataset's statistics, its caveat (where its :class:`~kgzoo.data.datasets.DatasetSpec`
-has one, e.g. a split that is not the paper's) and its cleaning report.
+has one, e.g. a split that is not the paper's) and its cleaning report; given a folder, it
+detects the folder's layout (:mod:`kgzoo.data.folders`). ``import`` registers a folder under a
+name in the user's config directory (:func:`kgzoo.paths.user_config_dir`) for later runs.
 """
 from __future__ import annotations
 
@@ -12,24 +14,39 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.datasets import dataset_spec, list_datasets, load_data
+from ..data.datasets import dataset_spec, list_datasets, load_data, resolve_dataset
+from ..data.folders import import_folder
+from ..data.readers._io import MIN_TEXT_MATCH
 
 
 def data_arguments(p: argparse.ArgumentParser) -> None:
-    """The arguments of ``kgzoo data``: ``ACTION [NAME] [--root DIR]``."""
-    p.add_argument("action", choices=["stats", "list"], help="stats: statistics and cleaning report; list: the catalogue")
-    p.add_argument("name", nargs="?", default="ml-100k-kg", help="dataset name (default ml-100k-kg)")
+    """The arguments of ``kgzoo data``: ``ACTION [NAME|PATH] [--root DIR] [--name N] [--min-text-match F]``."""
+    p.add_argument("action", choices=["stats", "list", "import"],
+                   help="stats: statistics and cleaning report; list: the catalogue; import: register a folder")
+    p.add_argument("name", nargs="?", default="ml-100k-kg",
+                   help="dataset name or folder (default ml-100k-kg); import: the folder")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
+    p.add_argument("--name", dest="as_name", default=None, help="import: the name to register the folder under")
+    p.add_argument("--min-text-match", type=float, default=MIN_TEXT_MATCH,
+                   help="import: the least share of items the item text must name (0 accepts any)")
 
 
 def data_command(args: argparse.Namespace) -> int:
-    """Print the catalogue (``list``) or one dataset's statistics (``stats``); returns 0.
+    """Print the catalogue (``list``) or one dataset's statistics (``stats``), or register a
+    folder (``import``, which also prints its statistics); returns 0.
 
     Raises:
         KeyError: unknown dataset name (with suggestions). ChecksumError, FileNotFoundError,
-        DataFormatError: as :func:`kgzoo.data.datasets.load_data`.
+        DataFormatError: as :func:`kgzoo.data.datasets.load_data` (a folder matching no layout
+        lists what was looked for). ValueError: ``import`` without ``--name``, or a name taken.
     """
     console = Console()
+    if args.action == "import":
+        if not args.as_name:
+            raise ValueError("kgzoo data import PATH --name N: give the name to register the folder under")
+        out = import_folder(args.name, args.as_name, min_text_match=args.min_text_match)
+        console.print(f"registered {args.as_name!r} ({escape(str(out))})")
+        args.name = args.as_name
     if args.action == "list":
         table = Table(title="kgzoo datasets")
         for c in ("name", "domain", "default protocol", "licence", "caveat"):
@@ -40,10 +57,11 @@ def data_command(args: argparse.Namespace) -> int:
                           escape(s.caveat) or "-")
         console.print(table)
         return 0
-    spec = dataset_spec(args.name)
-    data = load_data(args.name, args.root)
+    name = resolve_dataset(args.name)
+    spec = dataset_spec(name)
+    data = load_data(name, args.root)
     st = data.stats()
-    table = Table(title=f"{args.name}: statistics")
+    table = Table(title=f"{name}: statistics" + (f" ({escape(str(spec.folder))})" if spec.folder else ""))
     table.add_column("statistic")
     table.add_column("value", justify="right")
     for k in ("users", "items", "interactions", "positives", "density", "entities", "kg_entities", "relations",
@@ -55,6 +73,9 @@ def data_command(args: argparse.Namespace) -> int:
     console.print(table)
     if spec.caveat:
         console.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
+    if spec.origin:  # a user's dataset: what it was read from, and its default protocol
+        p = spec.protocol
+        console.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
     rep = Table(title="cleaning report (rows removed)")
     rep.add_column("step")
     rep.add_column("removed", justify="right")

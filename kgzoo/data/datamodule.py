@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from .datasets import dataset_spec, load_data
+from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
 from .kgdata import KGRecData, content_checksum
-from .protocol import EvalProtocol, Split, check_leakage
+from .protocol import EvalProtocol, Split, check_leakage, default_protocol_for
 from ..ops.csr import csr_rows, to_csr
 from .sampling import BPRSampler, KGSampler
 
@@ -171,7 +171,10 @@ class KGRecDataModule(L.LightningDataModule):
     """A catalogue dataset under an :class:`EvalProtocol`, ready for a Lightning Trainer.
 
     Args:
-        dataset: catalogue name (:func:`kgzoo.list_datasets`).
+        dataset: a dataset name (:func:`kgzoo.list_datasets`), the path of a folder of one's own
+            files (its layout detected: :mod:`kgzoo.data.folders`) or the
+            :class:`~kgzoo.data.spec.DatasetSpec` of :func:`kgzoo.from_frames`; :attr:`dataset`
+            is the registered name.
         root: data root (else ``$KGZOO_DATA_DIR``, else the user cache).
         protocol: the evaluation protocol; ``None`` takes the dataset's default.
         batch_size: training rows per batch. eval_batch_size: users (or rows, ``ctr``) per
@@ -181,7 +184,8 @@ class KGRecDataModule(L.LightningDataModule):
         seed: seed of negative sampling (default: the protocol's seed).
 
     Raises:
-        KeyError: unknown dataset. ValueError: a protocol the dataset cannot take (``ctr``
+        KeyError: unknown dataset. DataFormatError: a folder that matches no layout.
+        ValueError: a protocol the dataset cannot take (``ctr``
         without labels, ``temporal`` without timestamps), a bad ablation, a batch size that is
         not an integer >= 1 (``kg_batch_size``: >= 0), fewer training batches than DDP ranks.
     """
@@ -190,7 +194,7 @@ class KGRecDataModule(L.LightningDataModule):
                  batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
                  kg_ablation: str = "real", seed: int | None = None) -> None:
         super().__init__()
-        self.dataset = dataset
+        self.dataset = dataset = dataset if self._given is not None else resolve_dataset(dataset)
         self.root = root
         self.spec = None if self._given is not None else dataset_spec(dataset)  # _given: see from_data
         self.protocol = protocol if protocol is not None else self.spec.protocol
@@ -229,8 +233,7 @@ class KGRecDataModule(L.LightningDataModule):
         if not data.source_checksums:
             data = data.replace(source_checksums={"in-memory": content_checksum(data)})
         if protocol is None:
-            protocol = (EvalProtocol(task="ctr", ratios=(0.6, 0.2, 0.2)) if data.label is not None
-                        else EvalProtocol(task="topk"))
+            protocol = default_protocol_for(data)
         dm = cls.__new__(cls)
         dm._given = data
         dm.__init__(name or data.name, protocol=protocol, **kwargs)

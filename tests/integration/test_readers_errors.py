@@ -81,12 +81,15 @@ def kgin_dir(data_dir: Path, tmp_path: Path) -> Path:
     write(d / "train.txt", lines_of(data_dir / "alibaba-ifashion-kg" / "valid.txt", 5))
     write(d / "test.txt", lines_of(data_dir / "alibaba-ifashion-kg" / "test.txt", 5))
     write(d / "user_list.txt", lines_of(data_dir / "mind-kg" / "user_list.txt", 10))
+    # the first 30 triples touch none of the slice's items: a 31st links one (a KG must reach an item)
+    item, tail = lines_of(d / "train.txt", 1)[0].split()[1], lines_of(d / "kg_final.txt", 1)[0].split()[2]
+    write(d / "kg_final.txt", lines_of(d / "kg_final.txt") + [f"{item} 0 {tail}"])
     return d
 
 
 def test_kgin_slice_reads(kgin_dir):
     data = read_kgin(kgin_dir, "slice")
-    assert data.n_interactions > 0 and data.n_triples == 30 and data.given_split is not None
+    assert data.n_interactions > 0 and data.n_triples == 31 and data.given_split is not None
 
 
 @pytest.mark.parametrize("fname,line,change,field", [
@@ -320,7 +323,10 @@ def ml1m_dir(data_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_ml1m_slice_reads(ml1m_dir):
-    data = read_colakg_ml1m(ml1m_dir)
+    # 5 descriptions for 3,260 items: an error unless accepted explicitly
+    e = expect(lambda: read_colakg_ml1m(ml1m_dir), ml1m_dir / "llm_response_item.json", 0, "description")
+    assert "match 5 of 3,260 items" in str(e)
+    data = read_colakg_ml1m(ml1m_dir, min_text_match=0)
     assert data.n_items == 3260 and data.n_triples == 30 and data.item_text[data.item_ids.index("1")].startswith('"Toy Story')
 
 
@@ -336,14 +342,14 @@ def test_ml1m_slice_reads(ml1m_dir):
 ])
 def test_ml1m_malformed(ml1m_dir, fname, line, change, field):
     edit(ml1m_dir / fname, line, change)
-    expect(lambda: read_colakg_ml1m(ml1m_dir), ml1m_dir / fname, line, field)
+    expect(lambda: read_colakg_ml1m(ml1m_dir, min_text_match=0), ml1m_dir / fname, line, field)
 
 
 @pytest.mark.parametrize("fname,field", [("train.txt", "user"), ("item_map.txt", "raw_id"),
                                          ("kg.txt", "head"), ("llm_response_item.json", "description")])
 def test_ml1m_empty_file(ml1m_dir, fname, field):
     write(ml1m_dir / fname, [])
-    expect(lambda: read_colakg_ml1m(ml1m_dir), ml1m_dir / fname, 1, field)
+    expect(lambda: read_colakg_ml1m(ml1m_dir, min_text_match=0), ml1m_dir / fname, 1, field)
 
 
 def test_read_columns_rejects_a_short_last_numeric_field(tmp_path):

@@ -7,12 +7,17 @@ skipped silently: a malformed line is always an error.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
+import math
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ..download import sha256_bytes
 
 
 class DataFormatError(ValueError):
@@ -33,16 +38,55 @@ class DataFormatError(ValueError):
 _KIND = {"int": np.int64, "float": np.float64, "str": object}
 
 
-def read_text(path: str | Path, encoding: str = "utf-8") -> str:
-    """The file's text.
+#: the files read inside :func:`recording_reads` (resolved path -> sha256 of the bytes read)
+_READS: contextvars.ContextVar[dict[Path, str] | None] = contextvars.ContextVar("kgzoo_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[dict[Path, str]]:
+    """Record every file a reader reads in this block: yields a dict, resolved path -> sha256
+    (hex) of the bytes read, filled as the block runs (nested blocks record into their own dict
+    and the enclosing one).
+
+    This is how a dataset's fingerprint follows its contents (DESIGN.md, "EvalProtocol"): every
+    reader of :mod:`kgzoo.data.readers` reads its files through :func:`read_bytes`, so the
+    record holds exactly the files a build read, whatever the builder.
+    """
+    outer = _READS.get()
+    log: dict[Path, str] = {}
+    token = _READS.set(log)
+    try:
+        yield log
+    finally:
+        _READS.reset(token)
+        if outer is not None:
+            outer.update(log)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; inside :func:`recording_reads` its sha256 is recorded.
 
     Raises:
-        FileNotFoundError: no such file. DataFormatError: the file is empty or not ``encoding``.
+        FileNotFoundError: no such file.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such file")
     raw = p.read_bytes()
+    log = _READS.get()
+    if log is not None:
+        log[p.resolve()] = sha256_bytes(raw)
+    return raw
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The file's text (read through :func:`read_bytes`, so recorded for fingerprints).
+
+    Raises:
+        FileNotFoundError: no such file. DataFormatError: the file is empty or not ``encoding``.
+    """
+    p = Path(path)
+    raw = read_bytes(p)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -65,9 +109,11 @@ def _check_value(path: Path, lineno: int, name: str, kind: str, value: str) -> N
             raise DataFormatError(path, lineno, name, f"expected an integer id, got {value!r}") from None
     elif kind == "float":
         try:
-            float(value)
+            ok = math.isfinite(float(value))
         except ValueError:
-            raise DataFormatError(path, lineno, name, f"expected a number, got {value!r}") from None
+            ok = False
+        if not ok:
+            raise DataFormatError(path, lineno, name, f"expected a finite number, got {value!r}") from None
     elif kind == "str" and value == "":
         raise DataFormatError(path, lineno, name, "empty value")
 
@@ -130,6 +176,8 @@ def read_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
                 out[name] = pd.to_numeric(col, errors="raise").to_numpy(dtype=_KIND[kind])
                 if kind == "int" and not np.issubdtype(pd.to_numeric(col).dtype, np.integer):
                     raise ValueError("not integer")
+                if kind == "float" and not np.isfinite(out[name]).all():
+                    raise ValueError("NaN or infinite")
         if len(df) == 0:
             raise ValueError("no rows")
         return out
@@ -225,12 +273,17 @@ def read_recbole(path: str | Path, required: Sequence[str], optional: Sequence[s
                          na_filter=False, quoting=3, skip_blank_lines=False)
         if df.shape[1] != len(header) or df.isna().any().any():
             raise ValueError("shape")
+        # the C parser pads a short row with "": every row must hold exactly len(header) - 1 tabs
+        if text.count("\t") != (len(header) - 1) * len(text.splitlines()):
+            raise ValueError("row length")
         out: dict[str, np.ndarray] = {}
         for n in want:
             j, typ = cols[n]
             col = df.iloc[:, j]
             if typ == "float":
                 out[n] = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64)
+                if not np.isfinite(out[n]).all():
+                    raise ValueError("NaN or infinite")
             else:
                 if typ == "token" and (col == "").any():
                     raise ValueError("empty token")
@@ -276,3 +329,75 @@ def factorize(values: np.ndarray, order: np.ndarray | None = None) -> tuple[np.n
         uniq = pd.unique(vals)
     index = pd.Index(uniq)
     return index.get_indexer(vals).astype(np.int64), [str(x) for x in uniq]
+
+
+#: the least share of items whose key an item-text source must match (:func:`check_text_match`)
+MIN_TEXT_MATCH = 0.5
+
+
+def check_text_match(path: str | Path, field: str, matched: int, n_items: int,
+                     min_match: float = MIN_TEXT_MATCH) -> float:
+    """The share of items that an item-text source has a row for; below ``min_match`` an error.
+
+    A text file keyed by another id space (another dataset's item ids) matches few items and
+    would attach no text, or the wrong text, without a word; the share says so.
+
+    Args:
+        path: the text source. field: its key field. matched: items with a text row.
+        n_items: items of the dataset. min_match: the least share accepted (``0`` accepts any).
+
+    Returns:
+        ``matched / n_items`` (1.0 for a dataset without items).
+
+    Raises:
+        DataFormatError: the share is below ``min_match`` (line 0, ``field``; the message gives
+        the share and how to accept it).
+    """
+    rate = matched / n_items if n_items else 1.0
+    if rate < min_match:
+        raise DataFormatError(path, 0, field, f"item text keys match {matched:,} of {n_items:,} items ({rate:.1%}), "
+                              f"below the required {min_match:.0%}: keys of another id space? Pass "
+                              f"min_text_match={rate:.2f} (or 0) to accept it")
+    return rate
+
+
+def check_kg_reaches_items(path: str | Path, heads: np.ndarray, tails: np.ndarray, n_items: int) -> None:
+    """A KG (entity ids, items ``0..n_items-1``) of at least one triple must touch an item.
+
+    Raises:
+        DataFormatError: no triple has an item as head or tail (line 0, field ``head``): the KG
+        is of another id space, or its item links (``.link``, an item map) are missing.
+    """
+    h, t = np.asarray(heads), np.asarray(tails)
+    if h.size and not ((h < n_items).any() or (t < n_items).any()):
+        raise DataFormatError(path, 0, "head", f"none of the {h.size:,} triples has an item (entity id < {n_items:,}) "
+                              "as head or tail: the KG reaches no item (another id space, or item links missing?)")
+
+
+def link_entities(heads: np.ndarray, tails: np.ndarray, link_entity: np.ndarray, link_item: np.ndarray,
+                  n_items: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Entity ids of a KG given by raw entity tokens, items ``0..n_items-1`` first.
+
+    An entity token that an item link names (``link_entity[k]`` is item ``link_item[k]``; a
+    token linked twice takes its last link) *is* that item; every other token becomes a new
+    entity after the items, in order of first appearance (heads before tails).
+
+    Args:
+        heads, tails: raw entity tokens ``[M]`` (compared as str). link_entity: raw tokens
+            ``[L]``. link_item: LongArray ``[L]`` item index of each link.
+
+    Returns:
+        ``(head ids int64 [M], tail ids int64 [M], raw tokens of the entities after the items)``.
+    """
+    M = len(heads)
+    codes, uniq = factorize(np.concatenate([np.asarray(heads), np.asarray(tails)]))
+    uniq_arr = np.array(uniq, dtype=object)
+    tokens = np.asarray(link_entity).astype(str)
+    last = ~pd.Index(tokens).duplicated(keep="last")
+    link_pos = pd.Index(tokens[last]).get_indexer(uniq_arr.astype(str))
+    is_item = link_pos >= 0
+    new_id = np.empty(len(uniq), dtype=np.int64)
+    new_id[is_item] = np.asarray(link_item, dtype=np.int64)[last][link_pos[is_item]]
+    new_id[~is_item] = n_items + np.arange(int((~is_item).sum()))
+    ent = new_id[codes]
+    return ent[:M], ent[M:], [str(u) for u in uniq_arr[~is_item].tolist()]

@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
-from ._io import DataFormatError, read_columns, read_id_lists, read_text, scan_for_error
+from ._io import (MIN_TEXT_MATCH, DataFormatError, check_kg_reaches_items, check_text_match, read_columns,
+                  read_id_lists, read_text, scan_for_error)
 
 _PART = {"train": 0, "valid": 1, "test": 2}
 KG_FIELDS = (("head", "int"), ("relation", "int"), ("tail", "int"))
@@ -164,7 +165,8 @@ def fast_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
         ok = df.shape == (n_lines - skip, len(fields)) and n_lines > skip and not df.isna().to_numpy().any()
         if ok:
             out = {name: np.array(df.iloc[:, j].to_numpy()) for j, (name, _) in enumerate(fields)}  # writable copies
-            if all(k != "str" or not (out[nm] == "").any() for nm, k in fields):
+            if all(k != "str" or not (out[nm] == "").any() for nm, k in fields) and \
+                    _integers_as_written(text, fields, sep, skip):
                 return out
     except (ValueError, TypeError, pd.errors.ParserError):
         pass
@@ -172,6 +174,18 @@ def fast_columns(path: str | Path, fields: Sequence[tuple[str, str]], sep: str |
     scan_for_error(p, text, fields, sep, skip, exact=True)
     with field_on_empty(fields[0][0]):
         return read_columns(p, fields, sep=sep, skip=skip, exact=True, text=text)
+
+
+def _integers_as_written(text: str, fields: Sequence[tuple[str, str]], sep: str | None, skip: int) -> bool:
+    """Whether every ``int`` field is written as an integer: pandas' C parser reads ``5.0`` into
+    an int64 column as 5, so where the text holds a ``.`` or an exponent the int fields are read
+    again as text and matched against ``[+-]?digits`` (else the caller's line scan names the line)."""
+    ints = [j for j, (_, k) in enumerate(fields) if k == "int"]
+    if not ints or not any(c in text for c in ".eE"):
+        return True
+    df = pd.read_csv(io.StringIO(text), sep=sep or r"\s+", header=None, skiprows=skip, engine="c", usecols=ints,
+                     dtype=str, na_filter=False, skip_blank_lines=False, quoting=3)
+    return all(df[j].str.fullmatch(r"[+-]?\d+").all() for j in ints)
 
 
 def read_kg_final(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,7 +205,8 @@ def read_kg_final(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def read_kgin(folder: str | Path, name: str = "kgin", parts: Sequence[str] = ("train", "valid", "test"),
-              given: bool = True, text_column: str | None = None, all_items: bool = False) -> KGRecData:
+              given: bool = True, text_column: str | None = None, all_items: bool = False,
+              min_text_match: float = MIN_TEXT_MATCH) -> KGRecData:
     """Read a KGAT/KGIN folder into a :class:`KGRecData`.
 
     Users keep their ids; their count is the length of ``user_list.txt`` when present, else the
@@ -207,11 +222,17 @@ def read_kgin(folder: str | Path, name: str = "kgin", parts: Sequence[str] = ("t
             is absent (a pool of valid + test to be re-split) ``given_split`` stays ``None``.
         text_column: a column of ``item_list.txt`` used as item text (``"freebase_id"`` for MIND's
             entity labels), or ``None``.
+        min_text_match: the least share of items that ``item_list.txt`` must name when it gives
+            the text (:func:`~._io.check_text_match`).
+
+    ``kg_final.txt`` may be missing (interactions only: no triples); ``entity_list.txt`` or
+    ``relation_list.txt`` without it is an error.
 
     Raises:
         FileNotFoundError: none of the interaction files exists.
         DataFormatError: a malformed file (file, line, field) or an interaction/KG id beyond
-            the id lists.
+            the id lists; an entity or relation list without ``kg_final.txt``; a KG that reaches
+            no item; item text for fewer than ``min_text_match`` of the items.
     """
     folder = Path(folder)
     files = [(p, folder / f"{p}.txt") for p in parts if (folder / f"{p}.txt").is_file()]
@@ -245,7 +266,13 @@ def read_kgin(folder: str | Path, name: str = "kgin", parts: Sequence[str] = ("t
 
     n_src_items = max(len(item_list["org_id"]) if item_list is not None else 0,
                       int(items_src.max()) + 1 if items_src.size else 0)
-    h, r, t = read_kg_final(folder / "kg_final.txt")
+    if (folder / "kg_final.txt").is_file():
+        h, r, t = read_kg_final(folder / "kg_final.txt")
+    else:  # interactions only (a list file without a KG to name is an error below)
+        for lst in ("entity_list.txt", "relation_list.txt"):
+            if (folder / lst).is_file():
+                raise DataFormatError(folder / lst, 0, None, f"{lst} without kg_final.txt: the KG it names is missing")
+        h = r = t = np.zeros(0, dtype=np.int64)
     E_src = max(n_src_items, int(max(h.max(), t.max())) + 1 if h.size else 0,
                 len(entity_list["org_id"]) if entity_list is not None else 0)
     item_set = np.arange(n_src_items) if all_items else np.unique(items_src)
@@ -270,7 +297,10 @@ def read_kgin(folder: str | Path, name: str = "kgin", parts: Sequence[str] = ("t
         if item_list is None or text_column not in item_list:
             raise DataFormatError(folder / "item_list.txt", 1, text_column, "item text column not found")
         item_text = names_by_id(item_list, n_src_items, text_column, default="")[item_set].tolist()
+        check_text_match(folder / "item_list.txt", "remap_id", int(np.isin(item_set, item_list["remap_id"]).sum()),
+                         n_items, min_text_match)
 
+    check_kg_reaches_items(folder / "kg_final.txt", new_of_src[h], new_of_src[t], n_items)
     triples = torch.from_numpy(np.stack([new_of_src[h], r, new_of_src[t]], 1)) if h.size else torch.zeros(0, 3, dtype=torch.long)
     kw = {}
     if given and any(p == "train" for p, _ in files):

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
-from ._io import DataFormatError, read_id_lists, read_text
+from ._io import MIN_TEXT_MATCH, DataFormatError, check_kg_reaches_items, check_text_match, read_id_lists, read_text
 from .kgin import fast_columns, field_on_empty
 
 MAP_FIELDS = (("raw_id", "int"), ("index", "int"))
@@ -78,7 +78,7 @@ def read_json_text(path: str | Path, field: str = "description") -> dict[str, st
     return obj
 
 
-def read_colakg_ml1m(folder: str | Path, name: str = "ml-1m-kg") -> KGRecData:
+def read_colakg_ml1m(folder: str | Path, name: str = "ml-1m-kg", min_text_match: float = MIN_TEXT_MATCH) -> KGRecData:
     """Read ml-1m-kg (see the module docstring) into a :class:`KGRecData`.
 
     ``given_split`` is 0 for ``train.txt`` rows and 2 for ``test.txt`` rows; ``item_text`` is
@@ -86,7 +86,8 @@ def read_colakg_ml1m(folder: str | Path, name: str = "ml-1m-kg") -> KGRecData:
 
     Raises:
         DataFormatError: a malformed file (file, line, field); an interaction whose user or item
-        index is not in the maps (file, line 0, field).
+        index is not in the maps (file, line 0, field); descriptions for fewer than
+        ``min_text_match`` of the items (:func:`~._io.check_text_match`); a KG that reaches no item.
     """
     folder = Path(folder)
     user_raw = read_index_map(folder / "user_map.txt")
@@ -117,8 +118,11 @@ def read_colakg_ml1m(folder: str | Path, name: str = "ml-1m-kg") -> KGRecData:
     new_of_src[others] = I + np.arange(len(others))
     rel, rel_names = pd.factorize(kg["relation"])
 
+    check_kg_reaches_items(folder / "kg.txt", new_of_src[h], new_of_src[t], I)
     desc = read_json_text(folder / "llm_response_item.json")
     item_text = [desc.get(str(m), "") for m in item_raw.tolist()]
+    check_text_match(folder / "llm_response_item.json", "description", sum(str(m) in desc for m in item_raw.tolist()),
+                     I, min_text_match)
     entity_ids = [str(m) for m in item_raw.tolist()] + [f"entity:{x}" for x in others.tolist()]
     data = KGRecData(
         name=name, n_users=U, n_items=I, n_entities=I + len(others),

@@ -12,25 +12,35 @@ import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
-from ._io import DataFormatError, factorize, read_recbole
+from ._io import (MIN_TEXT_MATCH, DataFormatError, check_kg_reaches_items, check_text_match, factorize,
+                  link_entities, read_recbole)
 from .features import encode_categorical, encode_multi
 
 
 def read_recbole_kg(folder: str | Path, prefix: str, name: str | None = None,
-                    text_fields: tuple[str, ...] = ("movie_title", "release_year", "class")) -> KGRecData:
+                    text_fields: tuple[str, ...] = ("movie_title", "release_year", "class"),
+                    min_text_match: float = MIN_TEXT_MATCH) -> KGRecData:
     """Read ``{prefix}.inter/.item/.user/.kg/.link`` from ``folder`` into a :class:`KGRecData`.
 
     Items are ordered as in ``.item`` (then any item only in ``.inter``); linked KG entities
     (``.link``) become their item's entity; other entities follow in order of appearance.
     Item text joins ``text_fields`` as ``"Title (year). Genres: a, b"`` for MovieLens.
-    ``.item``, ``.user`` and ``.link``/``.kg`` are optional: a missing file leaves that source empty.
+    ``.item``, ``.user`` and ``.link``/``.kg`` are optional: a missing file leaves that source empty,
+    but ``.kg`` and ``.link`` come together. ``min_text_match``: the least share of items
+    (those of ``.inter``) that ``.item`` must hold a row for (:func:`~._io.check_text_match`).
 
     Raises:
-        DataFormatError: malformed file (file, line, field); a ``.link`` row whose item is
-        not an item of ``.inter``/``.item``.
+        DataFormatError: malformed file (file, line, field: a truncated row, a NaN or empty
+        float, an empty token); a ``.kg`` without its ``.link`` or the reverse (line 0); a
+        ``.link`` row whose item is not an item of ``.inter``/``.item``; ``.item`` rows for fewer
+        than ``min_text_match`` of the items; a KG that reaches no item.
     """
     folder = Path(folder)
     f = {ext: folder / f"{prefix}.{ext}" for ext in ("inter", "item", "user", "kg", "link")}
+    if f["kg"].exists() != f["link"].exists():
+        have, lack = ("kg", "link") if f["kg"].exists() else ("link", "kg")
+        raise DataFormatError(f[have], 0, None, f"{f[have].name} without {f[lack].name}: the KG needs both "
+                              "(.kg: head_id, relation_id, tail_id; .link: item_id, entity_id)")
     inter = read_recbole(f["inter"], ["user_id", "item_id"], ["rating", "timestamp", "label"])
     item = read_recbole(f["item"], ["item_id"], list(text_fields)) if f["item"].exists() else None
     user = read_recbole(f["user"], ["user_id"], ["age", "gender", "occupation", "zip_code"]) if f["user"].exists() else None
@@ -51,24 +61,11 @@ def read_recbole_kg(folder: str | Path, prefix: str, name: str | None = None,
         if (link_items < 0).any():
             bad = int(np.flatnonzero(link_items < 0)[0])
             raise DataFormatError(f["link"], bad + 2, "item_id", f"item {link['item_id'][bad]!r} is not an item of {f['inter'].name}")
-        # entity token -> item index for linked entities, else a new id after the items
-        ent_tokens = np.concatenate([kg["head_id"], kg["tail_id"]]).astype(str)
-        codes, uniq = factorize(ent_tokens)
-        uniq_arr = np.array(uniq, dtype=object)
-        # the linked item of each distinct entity token (-1: not an item; a token linked twice: the last link)
-        tokens = link["entity_id"].astype(str)
-        last = ~pd.Index(tokens).duplicated(keep="last")
-        link_pos = pd.Index(tokens[last]).get_indexer(uniq_arr.astype(str))
-        is_item = link_pos >= 0
-        new_id = np.empty(len(uniq), dtype=np.int64)
-        new_id[is_item] = link_items[last][link_pos[is_item]]
-        new_id[~is_item] = n_items + np.arange(int((~is_item).sum()))
-        ent = new_id[codes]
-        M = len(kg["head_id"])
+        heads, tails, others = link_entities(kg["head_id"], kg["tail_id"], link["entity_id"], link_items, n_items)
         rel, relation_names = factorize(kg["relation_id"])
-        triples = torch.from_numpy(np.stack([ent[:M], rel, ent[M:]], 1))
-        entity_ids = list(item_ids) + [str(u) for u in uniq_arr[~is_item].tolist()]
-        # items that are linked keep their item id as raw id; record their KG entity token
+        check_kg_reaches_items(f["kg"], heads, tails, n_items)
+        triples = torch.from_numpy(np.stack([heads, rel, tails], 1))
+        entity_ids = list(item_ids) + others  # linked items keep their item id as raw id
     n_entities = len(entity_ids)
 
     kw: dict = {}
@@ -85,6 +82,8 @@ def read_recbole_kg(folder: str | Path, prefix: str, name: str | None = None,
         rows = np.full(n_items, -1, dtype=np.int64)
         idx, _ = factorize(item["item_id"], order=np.array(item_ids, dtype=object))
         rows[idx] = np.arange(len(idx))
+        inter_items = np.unique(items)
+        check_text_match(f["item"], "item_id", int((rows[inter_items] >= 0).sum()), len(inter_items), min_text_match)
 
         def col(name: str) -> np.ndarray:
             out = np.full(n_items, "", dtype=object)

@@ -19,6 +19,7 @@ negatives as positives, drawn from the items they did not rate, with a fixed see
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 
 from ..kgdata import KGRecData
-from ._io import DataFormatError, read_text
+from ._io import DataFormatError, check_kg_reaches_items, read_bytes, read_text
 from .kgin import fast_columns, field_on_empty, read_kg_final
 
 RATING_FIELDS = (("user", "int"), ("item", "int"), ("label", "int"))
@@ -44,10 +45,9 @@ def read_ratings_final(path: str | Path) -> dict[str, np.ndarray]:
     """
     p = Path(path)
     if p.suffix == ".npy":
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file")
+        raw = read_bytes(p)
         try:
-            a = np.load(p, allow_pickle=False)
+            a = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise DataFormatError(p, 0, "array", f"not a readable .npy file ({e})") from None
         if a.ndim != 2 or a.shape[1] != 3 or not np.issubdtype(a.dtype, np.integer):
@@ -88,7 +88,8 @@ def read_ripplenet(folder: str | Path, name: str = "ripplenet", ratings: str = "
     else of ``kg``), so the two never collide.
 
     Raises:
-        DataFormatError: malformed file (file, line, field); ``raw_kg`` that disagrees with ``kg``.
+        DataFormatError: malformed file (file, line, field); ``raw_kg`` that disagrees with ``kg``;
+        a KG that reaches no item.
     """
     folder = Path(folder)
     r = read_ratings_final(folder / ratings)
@@ -96,6 +97,7 @@ def read_ripplenet(folder: str | Path, name: str = "ripplenet", ratings: str = "
     imap = read_item_map(folder / item_map) if item_map and (folder / item_map).is_file() else None
     n_users = int(r["user"].max()) + 1
     n_items = max(int(r["item"].max()) + 1, len(imap["item"]) if imap is not None else 0)
+    check_kg_reaches_items(folder / kg, h, t, n_items)
     E = max(n_items, int(max(h.max(), t.max())) + 1)
     R = int(rel.max()) + 1
     relation_names = [str(i) for i in range(R)]
