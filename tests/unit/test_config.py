@@ -34,7 +34,7 @@ def test_packaged_config_is_read():
     cfg = ZooConfig.load("lightgcn", "ml-1m-kg")
     assert cfg.path == packaged_config_dir() / "lightgcn" / "ml-1m-kg.yaml"
     assert cfg.model["n_layers"] == 3 and cfg.data["batch_size"] == 8192 and cfg.inherited_from is None
-    dflt = ZooConfig.load("lightgcn", "ml-100k-kg")  # no dataset file: default.yaml
+    dflt = ZooConfig.load("lightgcn", "mind-kg")  # no dataset file: default.yaml
     assert dflt.path == packaged_config_dir() / "lightgcn" / "default.yaml" and dflt.data["batch_size"] == 2048
     assert ZooConfig.load("lightgcn").path == dflt.path
 
@@ -45,8 +45,8 @@ def test_user_dirs_overlay_the_packaged_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(env))
     assert ZooConfig.load("lightgcn", "ml-1m-kg").path == mine
     # the other models keep their packaged configs (KGZOO_CONFIG_DIR adds, it does not replace)
-    assert ZooConfig.load("bpr", "ml-1m-kg").path == packaged_config_dir() / "bpr" / "default.yaml"
-    assert ZooConfig.load("lightgcn", "ml-100k-kg").path == packaged_config_dir() / "lightgcn" / "default.yaml"
+    assert ZooConfig.load("bpr", "mind-kg").path == packaged_config_dir() / "bpr" / "default.yaml"
+    assert ZooConfig.load("lightgcn", "mind-kg").path == packaged_config_dir() / "lightgcn" / "default.yaml"
     # extra dirs come after $KGZOO_CONFIG_DIR
     later = write(extra, "lightgcn", "ml-1m-kg", "model: {n_layers: 4}\n")
     cfg = ZooConfig.load("lightgcn", "ml-1m-kg", extra_dirs=[extra])
@@ -54,7 +54,7 @@ def test_user_dirs_overlay_the_packaged_ones(tmp_path, monkeypatch):
     # a dataset file anywhere beats a default.yaml anywhere
     write(extra, "lightgcn", "default", "model: {n_layers: 5}\n")
     assert ZooConfig.load("lightgcn", "ml-1m-kg", extra_dirs=[extra]).path == later
-    assert ZooConfig.load("lightgcn", "ml-100k-kg", extra_dirs=[extra]).model == {"n_layers": 5}
+    assert ZooConfig.load("lightgcn", "mind-kg", extra_dirs=[extra]).model == {"n_layers": 5}
 
 
 def test_sections_and_errors(tmp_path):
@@ -197,11 +197,11 @@ def test_reference_numbers_only_on_their_own_dataset(tmp_path, monkeypatch):
     assert ZooConfig.load("gat", "ml-100k-kg").reference_for("ml-100k-kg") is None
     user = tmp_path / "cfg"
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(user))
-    for text, match in {"reference:\n  ml-100k-kg: {metrics: {ndcg@10: high}, source: x}\n": "metrics.ndcg@10 must be a number",
-                        "reference:\n  ml-100k-kg: {metrics: {ndcg@10: 0.2}}\n": "metrics .* and source"}.items():
-        path = write(user, "bpr", "default", text)
+    for text, match in {"reference:\n  mind-kg: {metrics: {ndcg@10: high}, source: x}\n": "metrics.ndcg@10 must be a number",
+                        "reference:\n  mind-kg: {metrics: {ndcg@10: 0.2}}\n": "metrics .* and source"}.items():
+        path = write(user, "bpr", "default", text)  # mind-kg has no packaged bpr file: default.yaml counts
         with pytest.raises(ValueError, match=match) as err:
-            ZooConfig.load("bpr", "ml-100k-kg").reference_for("ml-100k-kg")
+            ZooConfig.load("bpr", "mind-kg").reference_for("mind-kg")
         assert str(path) in str(err.value)
 
 

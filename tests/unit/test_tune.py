@@ -14,6 +14,15 @@ from kgzoo.bench.tune import PruningCallback, parse_space, strip_tuned, tune, wr
 from kgzoo.config import ZooConfig
 
 
+@pytest.fixture(autouse=True)
+def no_packaged_configs(tmp_path, monkeypatch):
+    """The study tests read only the configs they write: the packaged folder (where `kgzoo tune`
+    writes the committed tuned: files, e.g. bpr/ml-100k-kg.yaml) is replaced by an empty one."""
+    empty = tmp_path / "packaged"
+    empty.mkdir()
+    monkeypatch.setattr("kgzoo.paths.packaged_config_dir", lambda: empty)
+
+
 def _config_dir(tmp_path, text: str):
     d = tmp_path / "configs"
     (d / "bpr").mkdir(parents=True)
