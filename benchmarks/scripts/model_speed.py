@@ -95,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import kgzoo
-    from kgzoo.api import attach, create_datamodule, create_model
+    from kgzoo.api import attach, create_datamodule, create_model, model_hparams
     from kgzoo.config import ZooConfig
     from kgzoo.registry import MODELS
 
@@ -107,13 +107,18 @@ def main() -> None:
     cls = MODELS.get(args.model)
     path = str(Path(sys.modules[cls.__module__].__file__).resolve().relative_to(ROOT))
     old_cls = getattr(_load_from_rev(args.rev, path, args.rev.replace("-", "_").replace("/", "_")), cls.__name__)
-    old = old_cls(**dict(new.hparams))
+    # the revision's class with its own defaults: only the sizes and the zoo config's values are given
+    kwargs = {k: v for k, v in dm.model_kwargs().items() if k in model_hparams(old_cls)}
+    kwargs.update(cfg.model)
+    old = old_cls(**kwargs)
     attach(old, dm)
     old.load_state_dict(new.state_dict())
     models = {"rev": old, "new": new}
     opts = {k: m.configure_optimizers() for k, m in models.items()}
-    loader = iter(dm.train_dataloader())
-    batches = [next(loader) for _ in range(args.steps + 2)]
+    batches: list[dict[str, torch.Tensor]] = []
+    while len(batches) < args.steps + 2:  # as many epochs as it takes
+        batches.extend(iter(dm.train_dataloader()))
+    batches = batches[: args.steps + 2]
 
     cpu: dict[str, list[float]] = {"rev": [], "new": []}
     wall: dict[str, list[float]] = {"rev": [], "new": []}
@@ -142,7 +147,7 @@ def main() -> None:
         return statistics.median(x) if x else float("nan")
 
     print(f"\n{args.model} on {args.dataset}, {args.threads} thread(s), batch {dm.batch_size}, "
-          f"{len(batches)} steps per epoch would be {len(dm._train_ds)}; torch {torch.__version__}, kgzoo {kgzoo.__version__}")
+          f"{len(batches)} steps (an epoch has {len(dm._train_ds)}); torch {torch.__version__}, kgzoo {kgzoo.__version__}")
     print(f"train step  rev: cpu {med(cpu['rev']) * 1e3:8.1f} ms  wall {med(wall['rev']) * 1e3:8.1f} ms")
     print(f"train step  new: cpu {med(cpu['new']) * 1e3:8.1f} ms  wall {med(wall['new']) * 1e3:8.1f} ms")
     print(f"train speed-up (rev / new): cpu {med(cpu['rev']) / med(cpu['new']):.2f}x  "
