@@ -17,7 +17,7 @@ from torch_geometric.utils import scatter
 from kgzoo.data.graphs import Graphs
 from kgzoo.models.kgin import KGIN, independence_loss
 from kgzoo.models.layers.losses import bpr_loss, l2_reg
-from kgzoo.models.layers.propagation import NeighbourMean, SparsePattern, drop_edges, keep_mask
+from kgzoo.models.layers.propagation import NeighbourMean, SparsePattern, keep_mask
 from kgzoo.models.ripplenet import RippleNet
 from kgzoo.ops.grouped import relation_matmul
 
@@ -44,9 +44,10 @@ def grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]
 # ---------------------------------------------------------------- KGIN
 def kgin_propagate_reference(m: KGIN, interactions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """KGIN's propagation as before: the user mean of eq. 6 by gather + scatter mean over the
-    interactions kept by ``drop_edges`` (drawn after the KG's keep mask)."""
+    interactions kept (the keep mask drawn after the KG's, as the old ``drop_edges`` did)."""
     keep = keep_mask(m.node_dropout, m._kg_mean.n_edges, None, training=m.training)
-    (inter,) = drop_edges(m.node_dropout, interactions, training=m.training)
+    keep_ui = keep_mask(m.node_dropout, interactions.shape[1], None, training=m.training)
+    inter = interactions if keep_ui is None else interactions[:, keep_ui]
     user0, ent = m.user_emb.weight, m.entity_emb.weight
     e_p = m.intents()
     user_intent = torch.softmax(user0 @ e_p.T, dim=1) @ e_p

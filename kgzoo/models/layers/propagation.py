@@ -12,7 +12,7 @@
   products over (head, relation) pairs.
 * :class:`NeighbourMean` - the mean of each node's neighbours under edge dropout (KGIN's
   user aggregation, eq. 6), one sparse product.
-* :func:`keep_mask` / :func:`drop_edges` - node/edge dropout of KGIN (section 3.4, "node dropout").
+* :func:`keep_mask` - node/edge dropout of KGIN (section 3.4, "node dropout") as a keep mask.
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
 :func:`torch_geometric.utils.scatter`, sparse matmul); the only Python loop is over the
@@ -516,19 +516,3 @@ def keep_mask(p: float, m: int, device: torch.device | None = None, training: bo
         return None
     return torch.rand(m, device=device) >= p
 
-
-def drop_edges(p: float, *tensors: Tensor, training: bool = True) -> tuple[Tensor, ...]:
-    """Keep each edge with probability ``1 - p`` (the same edges in every tensor).
-
-    Args:
-        p: drop rate in ``[0, 1)``. tensors: aligned along their last dimension (``[2, M]``
-            edge_index, ``[M]`` edge_type or weights).
-
-    Returns:
-        the tensors restricted to the kept edges (unchanged when not ``training`` or ``p == 0``).
-
-    Raises:
-        ValueError: ``p`` outside ``[0, 1)``.
-    """
-    keep = keep_mask(p, tensors[0].shape[-1], tensors[0].device, training)
-    return tensors if keep is None else tuple(t[..., keep] for t in tensors)
