@@ -146,8 +146,8 @@ def main() -> None:
     def med(x: list[float]) -> float:
         return statistics.median(x) if x else float("nan")
 
-    print(f"\n{args.model} on {args.dataset}, {args.threads} thread(s), batch {dm.batch_size}, "
-          f"{len(batches)} steps (an epoch has {len(dm._train_ds)}); torch {torch.__version__}, kgzoo {kgzoo.__version__}")
+    print(f"\n{args.model} on {args.dataset}, {args.threads} thread(s), batch {dm.batch_size}, {len(batches)} steps "
+          f"(an epoch has {len(dm._train_ds)}); torch {torch.__version__}, kgzoo {kgzoo.__version__}")
     print(f"train step  rev: cpu {med(cpu['rev']) * 1e3:8.1f} ms  wall {med(wall['rev']) * 1e3:8.1f} ms")
     print(f"train step  new: cpu {med(cpu['new']) * 1e3:8.1f} ms  wall {med(wall['new']) * 1e3:8.1f} ms")
     print(f"train speed-up (rev / new): cpu {med(cpu['rev']) / med(cpu['new']):.2f}x  "

@@ -6,6 +6,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
@@ -78,8 +79,9 @@ class KGIN(Recommender):
     * Intents (eq. 1-2): ``e_p = sum_r alpha(r, p) e_r``, ``alpha(r, p) = softmax_r(w_rp)``.
     * User aggregation (eq. 3-6): ``beta(u, p) = softmax_p(e_p^T e_u^(0))``;
       ``e_u^(l+1) = 1/|N_u| sum_{i in N_u} (sum_p beta(u, p) e_p) * e_i^(l)`` (one sparse
-      matmul for the mean, :class:`NeighbourMean`, then the element-wise intent product). The authors' code adds
-      the mean item embedding once more (a residual); ``user_residual`` switches it on.
+      matmul for the mean over the kept interactions, :class:`NeighbourMean`, then the
+      element-wise intent product). The authors' code adds the mean item embedding once more
+      (a residual); ``user_residual`` switches it on.
     * Entity aggregation (eq. 7): ``e_h^(l+1) = 1/|N_h| sum_{(h,r,t)} e_r * e_t^(l)``
       (:class:`RelationalMean`, two sparse products over the KG with inverse triples).
     * ``L`` hops, each output L2-normalised and summed with layer 0 (eq. 10-11: ``e* = sum_l

@@ -165,8 +165,9 @@ class RippleNet(Recommender):
         key = (rs[:, :, 1] * E1 + rs[:, :, 0]) * E1 + rs[:, :, 2]  # (relation, head, tail), relation first
         uniq, inv, counts = torch.unique(key.flatten(), return_inverse=True, return_counts=True)
         rel, head, tail = uniq // (E1 * E1), uniq // E1 % E1, uniq % E1
-        w = self.entity_emb.weight  # the padding row E gets no gradient, as the embedding's padding_idx
-        table = torch.cat([w[:-1], w[-1:].detach()])
+        table = self.entity_emb.weight
+        if torch.is_grad_enabled() and table.requires_grad:  # the padding row E gets no gradient (padding_idx)
+            table = torch.cat([table[:-1], table[-1:].detach()])
         return inv, counts, rel, table.index_select(0, head), table.index_select(0, tail)
 
     def _relation_matrices(self) -> Tensor:
@@ -207,10 +208,11 @@ class RippleNet(Recommender):
         return (v * y).sum(-1)
 
     def _forward(self, users: Tensor, v: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """Logits ``[B, n]`` of item vectors ``v`` ``[B, n, d]`` for ``users`` ``[B]``, and the memories'
-        ``inv, counts, h, t`` (:meth:`_memories`) with ``R t`` ``[T, d]``. ``R h`` and ``R t`` are
-        computed once per distinct triple of the batch's ripple sets (a batch's ``B H m``
-        memories repeat the KG's triples), then gathered per memory."""
+        """Logits ``[B, n]`` of item vectors ``v`` ``[B, n, d]`` for ``users`` ``[B]``, and the
+        memories for :meth:`_regularisers`: ``(inv, counts, rel, h, t)`` of :meth:`_memories` and
+        ``R t`` ``[T, d]``. ``R h`` and ``R t`` are computed once per distinct triple of the
+        batch's ripple sets (a batch's ``B H m`` memories repeat the KG's triples), then
+        gathered per memory."""
         inv, counts, rel, h, t = self._memories(users)
         Rht = self._apply_relation(torch.stack([h, t], 1), rel)  # [T, 2, d]: R h, R t
         hop_major = inv.view(-1, self.H, self.m).transpose(0, 1).reshape(-1)
@@ -245,7 +247,8 @@ class RippleNet(Recommender):
             logits, mem = self._forward(batch["user"], self.entity_emb(batch["item"][:, None]))
             base = F.binary_cross_entropy_with_logits(logits[:, 0], batch["label"].float())
         else:
-            logits, mem = self._forward(batch["user"], self.entity_emb(torch.stack([batch["pos_item"], batch["neg_item"]], 1)))
+            items = torch.stack([batch["pos_item"], batch["neg_item"]], 1)
+            logits, mem = self._forward(batch["user"], self.entity_emb(items))
             base = bpr_loss(logits[:, 0], logits[:, 1])
         return base + self._regularisers(*mem)
 
