@@ -6,12 +6,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import RelationalMean, drop_edges, keep_mask
+from .layers.propagation import NeighbourMean, RelationalMean, keep_mask
 
 _INDEPENDENCE = ("distance", "cosine", "mi")
 
@@ -80,8 +79,9 @@ class KGIN(Recommender):
     * Intents (eq. 1-2): ``e_p = sum_r alpha(r, p) e_r``, ``alpha(r, p) = softmax_r(w_rp)``.
     * User aggregation (eq. 3-6): ``beta(u, p) = softmax_p(e_p^T e_u^(0))``;
       ``e_u^(l+1) = 1/|N_u| sum_{i in N_u} (sum_p beta(u, p) e_p) * e_i^(l)`` (one sparse
-      matmul for the mean, then the element-wise intent product). The authors' code adds
-      the mean item embedding once more (a residual); ``user_residual`` switches it on.
+      matmul for the mean over the kept interactions, :class:`NeighbourMean`, then the
+      element-wise intent product). The authors' code adds the mean item embedding once more
+      (a residual); ``user_residual`` switches it on.
     * Entity aggregation (eq. 7): ``e_h^(l+1) = 1/|N_h| sum_{(h,r,t)} e_r * e_t^(l)``
       (:class:`RelationalMean`, two sparse products over the KG with inverse triples).
     * ``L`` hops, each output L2-normalised and summed with layer 0 (eq. 10-11: ``e* = sum_l
@@ -127,7 +127,7 @@ class KGIN(Recommender):
         for w in (self.user_emb.weight, self.entity_emb.weight, self.rel_emb.weight, self.intent_weight):
             nn.init.xavier_uniform_(w)
         self._kg_mean: RelationalMean | None = None  # eq. 7 over the KG with inverse triples
-        self.interactions: Tensor | None = None
+        self._user_mean: NeighbourMean | None = None  # the 1/|N_u| sum_i of eq. 6 over the interactions
 
     def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
         if graphs.n_entities != self.n_entities or graphs.n_users != self.n_users:
@@ -137,7 +137,8 @@ class KGIN(Recommender):
         R = self.n_relations
         self._kg_mean = RelationalMean(torch.stack([torch.cat([h, t]), torch.cat([t, h])]), torch.cat([r, r + R]),
                                        self.n_entities, 2 * R)
-        self.interactions = graphs.train_interactions.T.contiguous()  # [2, N] (user, item)
+        user, item = graphs.train_interactions.unbind(1)
+        self._user_mean = NeighbourMean(user, item, self.n_users, self.n_entities)
 
     def intents(self) -> Tensor:
         """FloatTensor ``[P, d]``: ``e_p = softmax_r(w_rp) @ e_r`` (eq. 1-2)."""
@@ -145,21 +146,19 @@ class KGIN(Recommender):
 
     def propagate(self) -> tuple[Tensor, Tensor]:
         """``(users FloatTensor [U, d], entities FloatTensor [E, d])``: the final representations (eq. 11)."""
-        if self._kg_mean is None or self.interactions is None:
+        if self._kg_mean is None or self._user_mean is None:
             raise RuntimeError("KGIN has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
         dev = self.entity_emb.weight.device
-        if self.interactions.device != dev:
-            self.interactions = self.interactions.to(dev)
-        # KG node dropout as a keep mask that reweights the mean (RelationalMean moves itself)
+        # node dropout of the KG, then of the interactions, as keep masks of the means (both move themselves)
         keep = keep_mask(self.node_dropout, self._kg_mean.n_edges, dev, training=self.training)
-        (inter,) = drop_edges(self.node_dropout, self.interactions, training=self.training)
+        keep_ui = keep_mask(self.node_dropout, self._user_mean.n_edges, dev, training=self.training)
         user0, ent = self.user_emb.weight, self.entity_emb.weight
         e_p = self.intents()
         # beta(u, p) from the layer-0 user embedding (eq. 5); [U, d] combined intent per user
         user_intent = torch.softmax(user0 @ e_p.T, dim=1) @ e_p
         user_out, ent_out = user0, ent
         for _ in range(self.n_hops):
-            mean_items = scatter(ent.index_select(0, inter[1]), inter[0], dim=0, dim_size=self.n_users, reduce="mean")
+            mean_items = self._user_mean(ent, keep_ui)
             user = user_intent * mean_items + (mean_items if self.user_residual else 0)
             ent = self._kg_mean(ent, self.rel_emb.weight, keep)
             user = F.dropout(user, self.mess_dropout, self.training)

@@ -88,7 +88,13 @@ class RippleNet(Recommender):
 
     :meth:`score` ranks all items at once per user chunk: ``R h`` is item-independent, so the
     cost is ``b x I x m x d`` per hop, user chunks keep ``b x I x max(m, d)`` under
-    ``score_budget`` floats.
+    ``score_budget`` floats. The default (``2^19``, 2 MB per float32 tensor) keeps a chunk's
+    tensors in the CPU cache: each hop streams them through about ten memory-bound operations
+    (products, softmax, sums; measured in ``benchmarks/studies/model_speed.md``).
+
+    A batch's ``B H m`` memories repeat the KG's triples: ``R h``, ``R t`` and ``h^T R t`` are
+    computed once per distinct triple of the batch and gathered per memory, the L2 norms
+    weighted by each triple's number of memories (same values as per memory).
 
     Args:
         embedding_dim: ``d``. n_hop: ``H``. n_memory: ``m``. kge_weight, l2_weight: loss
@@ -103,7 +109,7 @@ class RippleNet(Recommender):
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  embedding_dim: int = 16, n_hop: int = 2, n_memory: int = 32, kge_weight: float = 0.01,
                  l2_weight: float = 1e-7, item_update_mode: str = "plus_transform", using_all_hops: bool = True,
-                 sample_seed: int = 0, score_budget: int = 2 ** 24, **kwargs: Any) -> None:
+                 sample_seed: int = 0, score_budget: int = 2 ** 19, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, n_entities=n_entities, n_relations=n_relations, **kwargs)
         self.save_hyperparameters()
         if item_update_mode not in UPDATE_MODES:
@@ -145,11 +151,24 @@ class RippleNet(Recommender):
         self.ripple.copy_(rs.to(self.ripple.device))
 
     # ------------------------------------------------------------------ math
-    def _memories(self, users: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``h [B, H, m, d]``, relation ids LongTensor ``[B, H, m]``, ``t [B, H, m, d]`` of the
-        users' ripple sets."""
-        rs = self.ripple[users]
-        return self.entity_emb(rs[:, :, 0]), rs[:, :, 1], self.entity_emb(rs[:, :, 2])
+    def _memories(self, users: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The users' ripple sets as their distinct KG triples.
+
+        Returns:
+            ``inv`` LongTensor ``[B H m]`` (the distinct triple of each memory, flattened from
+            ``[B, H, m]``), ``counts`` LongTensor ``[T]`` (memories per distinct triple), ``rel``
+            LongTensor ``[T]``, ``h``, ``t`` FloatTensors ``[T, d]`` (head and tail
+            embeddings), the ``T`` distinct triples sorted by relation.
+        """
+        rs = self.ripple[users]  # [B, H, 3, m]
+        E1 = self.n_entities + 1  # entity ids with padding: 0..E
+        key = (rs[:, :, 1] * E1 + rs[:, :, 0]) * E1 + rs[:, :, 2]  # (relation, head, tail), relation first
+        uniq, inv, counts = torch.unique(key.flatten(), return_inverse=True, return_counts=True)
+        rel, head, tail = uniq // (E1 * E1), uniq // E1 % E1, uniq % E1
+        table = self.entity_emb.weight
+        if torch.is_grad_enabled() and table.requires_grad:  # the padding row E gets no gradient (padding_idx)
+            table = torch.cat([table[:-1], table[-1:].detach()])
+        return inv, counts, rel, table.index_select(0, head), table.index_select(0, tail)
 
     def _relation_matrices(self) -> Tensor:
         """FloatTensor ``[R+1, d, d]``: the ``R_r``; the padding relation ``R`` stays zero (no
@@ -158,13 +177,13 @@ class RippleNet(Recommender):
         return torch.cat([w[:-1], w[-1:].detach()]).view(-1, self.dim, self.dim)
 
     def _apply_relation(self, x: Tensor, rel: Tensor) -> Tensor:
-        """``R_rel x`` ``[..., d]`` for vectors ``x`` ``[..., d]`` and relation ids ``rel`` ``[...]``:
-        rows grouped by relation (:func:`~kgzoo.ops.grouped.relation_matmul`) instead of
-        gathering a ``[..., d, d]`` copy of the matrices (the authors' ``embedding_lookup``),
-        same values; a training step on ml-100k-kg (batch 2,048, 2 hops x 16 memories, one
-        thread) takes 52 ms of CPU instead of 470."""
+        """``R_rel x`` ``[T, s, d]`` for ``s`` vectors per row ``x`` ``[T, s, d]`` and relation ids
+        ``rel`` ``[T]`` sorted ascending: one matmul per relation
+        (:func:`~kgzoo.ops.grouped.relation_matmul`) instead of gathering a ``[T, d, d]`` copy
+        of the matrices (the authors' ``embedding_lookup``), same values."""
+        T, n, d = x.shape
         mats = self._relation_matrices().transpose(1, 2)  # (R x)^T = x^T R^T
-        return relation_matmul(x.reshape(-1, self.dim), mats, rel.reshape(-1)).view(x.shape)
+        return relation_matmul(x.reshape(T * n, d), mats, rel.repeat_interleave(n), grouped=True).view(T, n, d)
 
     def _update(self, v: Tensor, o: Tensor) -> Tensor:
         mode = self.item_update_mode
@@ -177,32 +196,45 @@ class RippleNet(Recommender):
         return (v + o) @ self.transform
 
     def _propagate(self, Rh: Tensor, t: Tensor, v: Tensor) -> Tensor:
-        """Logits ``[B, n]`` for item vectors ``v`` ``[B, n, d]`` given ``Rh``, ``t`` ``[B, H, m, d]``."""
+        """Logits ``[B, n]`` for item vectors ``v`` ``[B, n, d]`` given ``Rh``, ``t`` ``[H, B, m, d]``
+        (hop-major: each hop's memories contiguous for the batched products)."""
         y = None
         for hop in range(self.H):
-            p = torch.softmax(torch.einsum("bmd,bnd->bnm", Rh[:, hop], v), -1)  # eq. 4
-            o = torch.einsum("bnm,bmd->bnd", p, t[:, hop])  # eq. 5
+            p = torch.softmax(torch.bmm(v, Rh[hop].transpose(1, 2)), -1)  # eq. 4, [B, n, m]
+            o = torch.bmm(p, t[hop])  # eq. 5, [B, n, d]
             v = self._update(v, o)
             if self.using_all_hops or hop == self.H - 1:
                 y = o if y is None else y + o
         return (v * y).sum(-1)
 
-    def _forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
-        """Logits ``[B, n]`` of ``items`` ``[B, n]`` for ``users`` ``[B]``, and the memories."""
-        h, rel, t = self._memories(users)
-        return self._propagate(self._apply_relation(h, rel), t, self.entity_emb(items)), (h, rel, t)
+    def _forward(self, users: Tensor, v: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Logits ``[B, n]`` of item vectors ``v`` ``[B, n, d]`` for ``users`` ``[B]``, and the
+        memories for :meth:`_regularisers`: ``(inv, counts, rel, h, t)`` of :meth:`_memories` and
+        ``R t`` ``[T, d]``. ``R h`` and ``R t`` are computed once per distinct triple of the
+        batch's ripple sets (a batch's ``B H m`` memories repeat the KG's triples), then
+        gathered per memory."""
+        inv, counts, rel, h, t = self._memories(users)
+        Rht = self._apply_relation(torch.stack([h, t], 1), rel)  # [T, 2, d]: R h, R t
+        hop_major = inv.view(-1, self.H, self.m).transpose(0, 1).reshape(-1)
+        shape = (self.H, users.numel(), self.m, self.dim)
+        Rh, tm = Rht[:, 0].index_select(0, hop_major).view(shape), t.index_select(0, hop_major).view(shape)
+        return self._propagate(Rh, tm, v), (inv, counts, rel, h, t, Rht[:, 1])
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B]``: logits of (user, item) pairs."""
-        return self._forward(users, items[:, None])[0][:, 0]
+        return self._forward(users, self.entity_emb(items[:, None]))[0][:, 0]
 
-    def _regularisers(self, h: Tensor, rel: Tensor, t: Tensor) -> Tensor:
-        hRt = (h * self._apply_relation(t, rel)).sum(-1)  # h^T R t, [B, H, m]
+    def _regularisers(self, inv: Tensor, counts: Tensor, rel: Tensor, h: Tensor, t: Tensor, Rt: Tensor) -> Tensor:
+        """KGE and L2 terms of eq. 10 over the batch's memories, from their distinct triples
+        (:meth:`_forward`): ``h^T R t`` once per triple, gathered per memory for the per-hop
+        mean; the squared norms weighted by each triple's number of memories."""
+        hRt = (h * Rt).sum(-1).index_select(0, inv).view(-1, self.H, self.m)  # h^T R t, [B, H, m]
         kge = -self.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
-        # sum over the batch's memories of ||R_rel||^2, as counts per relation
+        # sum over the batch's memories of ||h||^2 + ||t||^2 + ||R_rel||^2, as counts per triple
         mats = self._relation_matrices()
-        uses = torch.bincount(rel.reshape(-1), minlength=mats.shape[0]).to(mats.dtype)
-        l2 = h.pow(2).sum() + t.pow(2).sum() + (uses * mats.pow(2).sum((1, 2))).sum()
+        w = counts.to(h.dtype)
+        uses = torch.zeros(mats.shape[0], dtype=h.dtype, device=h.device).index_add_(0, rel, w)
+        l2 = (w * (h.pow(2).sum(-1) + t.pow(2).sum(-1))).sum() + (uses * mats.pow(2).sum((1, 2))).sum()
         if self.item_update_mode.endswith("transform"):
             l2 = l2 + self.transform.pow(2).sum() / 2
         return kge + self.l2_weight * l2
@@ -212,10 +244,11 @@ class RippleNet(Recommender):
         if self.attached_fingerprint is None and bool((self.ripple[:, 0, 1] == max(self.n_relations, 1)).all()):
             raise RuntimeError("RippleNet has no ripple sets: build it with kgzoo.create_model(..., datamodule=dm)")
         if "label" in batch:
-            logits, mem = self._forward(batch["user"], batch["item"][:, None])
+            logits, mem = self._forward(batch["user"], self.entity_emb(batch["item"][:, None]))
             base = F.binary_cross_entropy_with_logits(logits[:, 0], batch["label"].float())
         else:
-            logits, mem = self._forward(batch["user"], torch.stack([batch["pos_item"], batch["neg_item"]], 1))
+            items = torch.stack([batch["pos_item"], batch["neg_item"]], 1)
+            logits, mem = self._forward(batch["user"], self.entity_emb(items))
             base = bpr_loss(logits[:, 0], logits[:, 1])
         return base + self._regularisers(*mem)
 
@@ -226,6 +259,5 @@ class RippleNet(Recommender):
         out = []
         for s in range(0, users.numel(), chunk):
             u = users[s:s + chunk]
-            h, rel, t = self._memories(u)
-            out.append(self._propagate(self._apply_relation(h, rel), t, items.expand(u.numel(), -1, -1)))
+            out.append(self._forward(u, items.expand(u.numel(), -1, -1))[0])
         return torch.cat(out)

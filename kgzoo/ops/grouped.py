@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 
-def relation_matmul(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
+def relation_matmul(e: Tensor, proj: Tensor, r: Tensor, grouped: bool = False) -> Tensor:
     """``e_i M_{r_i}`` for every row: each row times its relation's matrix.
 
     Rows are grouped by relation and each group is one ``[n_r, k] @ [k, d]`` matmul (a loop
@@ -21,15 +21,23 @@ def relation_matmul(e: Tensor, proj: Tensor, r: Tensor) -> Tensor:
 
     Args:
         e: FloatTensor ``[B, k]``. proj: FloatTensor ``[R, k, d]``. r: LongTensor ``[B]`` in ``0..R-1``.
+        grouped: the rows are already sorted by relation (``r`` non-decreasing): no sort,
+            gather and scatter of the rows, only the matmuls.
 
     Returns:
         FloatTensor ``[B, d]`` (``e``'s dtype and device).
 
     Raises:
         IndexError: a relation id ``>= R``. RuntimeError: a negative relation id (``bincount``).
+        ValueError: ``grouped`` with ``r`` not sorted.
     """
-    order = torch.argsort(r)
     counts = torch.bincount(r, minlength=proj.shape[0]).tolist()
+    if grouped:
+        if r.numel() > 1 and not bool((r[1:] >= r[:-1]).all()):
+            raise ValueError("relation_matmul(grouped=True): the relation ids are not sorted")
+        parts = [x @ proj[i] for i, x in enumerate(e.split(counts)) if x.numel()]
+        return torch.cat(parts) if parts else e.new_empty(e.shape[0], proj.shape[2])
+    order = torch.argsort(r)
     parts = [x @ proj[i] for i, x in enumerate(e.index_select(0, order).split(counts)) if x.numel()]
     out = torch.empty(e.shape[0], proj.shape[2], dtype=e.dtype, device=e.device)
     return out.index_copy(0, order, torch.cat(parts)) if parts else out

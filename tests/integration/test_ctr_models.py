@@ -228,15 +228,21 @@ def test_ripplenet_refuses_an_empty_kg(data_dir):
 
 
 def test_ripplenet_relation_products_match_gathered_matrices(ml100k):
-    """``R h``, ``h^T R t`` and the L2 of ``R`` computed per relation group equal the paper's
-    per-memory ``d x d`` matrices (eq. 3, 10)."""
+    """``R h``, ``h^T R t`` and the L2 of ``R``, computed once per distinct triple of the batch
+    and grouped by relation, equal the paper's per-memory ``d x d`` matrices (eq. 3, 10)."""
     torch.manual_seed(0)
     m = create_model("ripplenet", ml100k, embedding_dim=8, n_memory=4)
     users = torch.arange(50)
-    h, rel, t = m._memories(users)
-    R = m.relation_emb(rel).view(*rel.shape, 8, 8)  # the authors' gathered matrices [B, H, m, d, d]
-    torch.testing.assert_close(m._apply_relation(h, rel), (R @ h[..., None]).squeeze(-1))
-    hRt = (h[..., None, :] @ R @ t[..., None]).squeeze(-1).squeeze(-1)
+    inv, counts, rel, h, t = m._memories(users)
+    assert int(counts.sum()) == inv.numel() == 50 * m.H * m.m and bool((rel[1:] >= rel[:-1]).all())
+    rs = m.ripple[users]
+    hm, rm, tm = m.entity_emb(rs[:, :, 0]), rs[:, :, 1], m.entity_emb(rs[:, :, 2])  # per memory [B, H, m, ...]
+    torch.testing.assert_close(h[inv].view_as(hm), hm)
+    torch.testing.assert_close(rel[inv].view_as(rm), rm)
+    R = m.relation_emb(rm).view(*rm.shape, 8, 8)  # the authors' gathered matrices [B, H, m, d, d]
+    Rht = m._apply_relation(torch.stack([h, t], 1), rel)
+    torch.testing.assert_close(Rht[:, 0][inv].view_as(hm), (R @ hm[..., None]).squeeze(-1))
+    hRt = (hm[..., None, :] @ R @ tm[..., None]).squeeze(-1).squeeze(-1)
     want = (-m.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
-            + m.l2_weight * (h.pow(2).sum() + t.pow(2).sum() + R.pow(2).sum()))
-    torch.testing.assert_close(m._regularisers(h, rel, t), want)
+            + m.l2_weight * (hm.pow(2).sum() + tm.pow(2).sum() + R.pow(2).sum() + m.transform.pow(2).sum() / 2))
+    torch.testing.assert_close(m._regularisers(inv, counts, rel, h, t, Rht[:, 1]), want)

@@ -6,8 +6,7 @@ import torch
 
 from kgzoo import create_datamodule, create_model
 from kgzoo.models.kgin import distance_correlation, independence_loss
-from kgzoo.models.layers.propagation import (KGATConv, RelationalMean, SparseAdj, drop_edges,
-                                             kgat_attention)
+from kgzoo.models.layers.propagation import KGATConv, RelationalMean, SparseAdj, kgat_attention, keep_mask
 
 # small widths keep a full-graph step (35,655 CKG nodes, 344,878 edges) cheap on 2 cores
 SMALL = {
@@ -112,13 +111,13 @@ def test_relational_mean_is_mean_of_relation_products(dm):
     torch.testing.assert_close(agg(x.float(), rel.float()), agg(x, rel).float())
 
 
-def test_drop_edges_keeps_aligned_subsets():
-    ei, et = torch.arange(20).view(2, 10), torch.arange(10)
-    a, b = drop_edges(0.5, ei, et)
-    assert a.shape[1] == b.numel() and bool((a[0] == b).all())
-    assert drop_edges(0.5, ei, et, training=False)[0] is ei
+def test_keep_mask_rate_and_switches():
+    torch.manual_seed(0)
+    keep = keep_mask(0.3, 10_000)
+    assert keep.dtype == torch.bool and keep.shape == (10_000,) and abs(float(keep.float().mean()) - 0.7) < 0.03
+    assert keep_mask(0.5, 10, training=False) is None and keep_mask(0.0, 10) is None
     with pytest.raises(ValueError):
-        drop_edges(1.0, ei)
+        keep_mask(1.0, 10)
 
 
 def test_distance_correlation_and_independence():

@@ -10,7 +10,9 @@
 * :class:`RelationalMean` - KGIN's relational path-aware entity aggregation (Wang et
   al., WWW 2021, eq. 7): the mean of ``e_r * e_t`` over each head's edges, by two sparse
   products over (head, relation) pairs.
-* :func:`keep_mask` / :func:`drop_edges` - node/edge dropout of KGIN (section 3.4, "node dropout").
+* :class:`NeighbourMean` - the mean of each node's neighbours under edge dropout (KGIN's
+  user aggregation, eq. 6), one sparse product.
+* :func:`keep_mask` - node/edge dropout of KGIN (section 3.4, "node dropout") as a keep mask.
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
 :func:`torch_geometric.utils.scatter`, sparse matmul); the only Python loop is over the
@@ -69,13 +71,28 @@ class SparsePattern:
             setattr(self, k, getattr(self, k).to(device))
         return self
 
-    def matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
+    def matrices(self, values: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(A, A^T)`` as ``torch.sparse_csr`` tensors of ``values``' dtype, from ``values``
-        FloatTensor ``[M]`` in the order of the ``rows``/``cols`` given (detached)."""
+        FloatTensor ``[M]`` in the order of the ``rows``/``cols`` given (detached).
+
+        ``keep`` (BoolTensor ``[M]``, same order) leaves the other entries out of both
+        matrices (edge dropout): the same products as zero weights on them, without
+        multiplying the zeros (a product costs the kept entries only).
+        """
         v = values.detach()
-        a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
-        a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
-        return a, a_t
+        if keep is None:
+            a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
+            a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
+            return a, a_t
+        out = []
+        for perm, crow, col, shape in ((self.perm, self.crow, self.col, self.shape),
+                                       (self.perm_t, self.crow_t, self.col_t, self.shape[::-1])):
+            k = keep.index_select(0, perm)  # kept entries, in this matrix's row-major order
+            pos = k.nonzero().squeeze(1)
+            kept_before = torch.cat([crow.new_zeros(1), k.cumsum(0)])  # kept entries before each position
+            out.append(torch.sparse_csr_tensor(kept_before.index_select(0, crow), col.index_select(0, pos),
+                                               v.index_select(0, perm.index_select(0, pos)), shape))
+        return out[0], out[1]
 
 
 class SparseAdj:
@@ -311,17 +328,67 @@ class KGATConv(MessagePassing):
         return f"{type(self).__name__}({self.in_dim}, {self.out_dim})"
 
 
-class RelationalMean:
+class _EdgeDropoutMean:
+    """What :class:`RelationalMean` and :class:`NeighbourMean` share: a fixed edge set whose
+    sparse matrices are built for a ``keep`` mask (edge dropout) and reused while the same
+    mask and dtype come back (the hops of one propagation), the check of ``keep``, moving to
+    the features' device, and a deep copy without the matrices (torch cannot deep-copy a
+    ``sparse_csr`` tensor; Lightning's ``StochasticWeightAveraging`` copies the model)."""
+
+    n_edges: int
+    _name: str
+
+    def _init_cache(self) -> None:
+        self._cache: tuple[Tensor | None, torch.dtype, tuple[Tensor, ...]] | None = None  # (keep, dtype, matrices)
+
+    def _index_tensors(self) -> list[str]:
+        raise NotImplementedError
+
+    def _patterns(self) -> list[SparsePattern]:
+        raise NotImplementedError
+
+    def _build(self, keep: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+    def _matrices(self, x: Tensor, keep: Tensor | None) -> tuple[Tensor, ...]:
+        """The matrices for ``keep`` in ``x``'s dtype and device (cached by the identity of ``keep``).
+
+        Raises:
+            ValueError: ``keep`` not a BoolTensor ``[M]``.
+        """
+        if keep is not None and (keep.shape != (self.n_edges,) or keep.dtype != torch.bool):
+            raise ValueError(f"{self._name}: keep is {keep.dtype} {tuple(keep.shape)}, expected a BoolTensor "
+                             f"[{self.n_edges}]")
+        names = self._index_tensors()
+        if getattr(self, names[0]).device != x.device:
+            for k in names:
+                setattr(self, k, getattr(self, k).to(x.device))
+            for pattern in self._patterns():
+                pattern.to(x.device)
+            self._cache = None
+        c = self._cache
+        if c is None or c[0] is not keep or c[1] != x.dtype:
+            c = self._cache = (keep, x.dtype, self._build(keep, x.dtype))
+        return c[2]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        new = copy.copy(self)
+        memo[id(self)] = new
+        new._cache = None  # the copy shares the index tensors (never written) and rebuilds its matrices
+        return new
+
+
+class RelationalMean(_EdgeDropoutMean):
     """KGIN's relational path-aware aggregation (Wang et al., WWW 2021, eq. 7) over a fixed KG:
     ``e_h' = 1/|N_h| sum_{(h,r,t)} e_r * e_t`` (element-wise product with the relation
     embedding, mean over ``h``'s edges; heads without edges get zeros).
 
     Computed as ``e_h' = 1/|N_h| sum_r e_r * (sum_{t: (h,r,t)} e_t)``: the edges are grouped
     into their distinct (head, relation) pairs, one sparse product sums each pair's tails
-    (``[P, N]``, one entry per edge), the pairs are multiplied by their relation embedding and
-    a second sparse product averages each head's pairs (``[N, P]``, ``1/|N_h|``). No ``[M, d]``
-    message tensor is formed: on ml-100k-kg (183,262 KG edges with inverses, 67,678 pairs,
-    d = 64, one thread) a forward pass takes about 33 ms instead of 89 for the gather,
+    (``[P, N]``, one entry per kept edge), the pairs are multiplied by their relation embedding
+    and a second sparse product averages each head's pairs (``[N, P]``, ``1/|N_h|``). No
+    ``[M, d]`` message tensor is formed: on ml-100k-kg (183,262 KG edges with inverses, 67,678
+    pairs, d = 64, one thread) a forward pass takes about 33 ms instead of 89 for the gather,
     product and scatter mean of every edge, and 53 ms instead of 81 with backward at edge
     dropout 0.5. Same values (float summation order aside).
 
@@ -332,6 +399,8 @@ class RelationalMean:
     Raises:
         ValueError: an edge type outside ``[0, n_types)`` or a node outside ``[0, N)``.
     """
+
+    _name = "RelationalMean"
 
     def __init__(self, edge_index: Tensor, edge_type: Tensor, n_nodes: int, n_types: int) -> None:
         if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_types):
@@ -346,41 +415,92 @@ class RelationalMean:
         n_pairs = int(pairs.numel())
         self.sum_tails = SparsePattern(pair_of_edge, tail, n_pairs, self.n_nodes)
         self.mean_pairs = SparsePattern(self.pair_head, torch.arange(n_pairs), self.n_nodes, n_pairs)
-        self._fixed: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None  # keep=None, for _fixed_dtype
-        self._fixed_dtype: torch.dtype | None = None
+        self._init_cache()
 
-    def _to(self, device: torch.device) -> None:
-        self.head, self.pair_head, self.pair_type = (t.to(device) for t in (self.head, self.pair_head, self.pair_type))
-        self.sum_tails.to(device)
-        self.mean_pairs.to(device)
-        self._fixed = None
+    def _index_tensors(self) -> list[str]:
+        return ["head", "pair_head", "pair_type"]
+
+    def _patterns(self) -> list[SparsePattern]:
+        return [self.sum_tails, self.mean_pairs]
+
+    def _build(self, keep: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, ...]:
+        head = self.head if keep is None else self.head[keep]
+        deg = torch.bincount(head, minlength=self.n_nodes).clamp_min(1).to(dtype)
+        w_edge = torch.ones(self.n_edges, dtype=dtype, device=head.device)
+        return (*self.sum_tails.matrices(w_edge, keep), *self.mean_pairs.matrices(1.0 / deg[self.pair_head]))
 
     def __call__(self, x: Tensor, rel_emb: Tensor, keep: Tensor | None = None) -> Tensor:
         """FloatTensor ``[N, d]`` from node features ``x`` ``[N, d]`` and relation embeddings
         ``rel_emb`` ``[n_types, d]``; ``keep`` BoolTensor ``[M]`` restricts the mean to the kept
-        edges (edge dropout; ``None`` = all edges, matrices cached).
+        edges (edge dropout; ``None`` = all edges). The matrices are built once per ``keep``
+        (the same tensor object at every hop) and dtype.
 
         Raises:
             ValueError: ``x`` without ``N`` rows; ``keep`` not a BoolTensor ``[M]``.
         """
         if x.shape[0] != self.n_nodes:
             raise ValueError(f"RelationalMean: features have {x.shape[0]} rows, the KG {self.n_nodes} nodes")
-        if keep is not None and (keep.shape != (self.n_edges,) or keep.dtype != torch.bool):
-            raise ValueError(f"RelationalMean: keep is {keep.dtype} {tuple(keep.shape)}, expected a BoolTensor "
-                             f"[{self.n_edges}]")
-        if self.head.device != x.device:
-            self._to(x.device)
-        if keep is None and self._fixed is not None and self._fixed_dtype == x.dtype:
-            (b, b_t), (c, c_t) = self._fixed
-        else:
-            head = self.head if keep is None else self.head[keep]
-            deg = torch.bincount(head, minlength=self.n_nodes).clamp_min(1).to(x.dtype)
-            w_edge = torch.ones(self.n_edges, dtype=x.dtype, device=x.device) if keep is None else keep.to(x.dtype)
-            (b, b_t), (c, c_t) = self.sum_tails.matrices(w_edge), self.mean_pairs.matrices(1.0 / deg[self.pair_head])
-            if keep is None:
-                self._fixed, self._fixed_dtype = ((b, b_t), (c, c_t)), x.dtype
+        b, b_t, c, c_t = self._matrices(x, keep)
         pair_sums = _CachedSpMM.apply(b, b_t, x)
         return _CachedSpMM.apply(c, c_t, pair_sums * rel_emb.index_select(0, self.pair_type))
+
+
+class NeighbourMean(_EdgeDropoutMean):
+    """The mean of each node's neighbours over a fixed edge set, with edge dropout:
+    ``x'_v = 1/|N_v| sum_{u in N_v} x_u`` over the kept edges ``v -> u`` (nodes without a kept
+    edge get zeros). KGIN's user aggregation over the interactions (Wang et al., WWW 2021,
+    eq. 6, the ``1/|N_u| sum_i e_i`` before the intent product; node dropout of section
+    4.1.3 drops edges before the mean, so ``|N_u|`` counts the kept ones).
+
+    One sparse product forward and one with the cached transpose backward
+    (:class:`SparsePattern`, built once; :meth:`SparsePattern.matrices` takes the kept edges'
+    ``1/|N_v|`` once per ``keep``), instead of gathering an ``[M, d]`` message tensor, its
+    scatter mean and their backward. Same values as ``scatter(x[cols[keep]], rows[keep],
+    reduce="mean")`` up to float summation order. :meth:`SparseAdj.row_mean` is the same matrix
+    for a fixed edge set.
+
+    Args:
+        rows, cols: LongTensors ``[M]``: the edges ``rows[k] -> cols[k]`` (receiver, neighbour).
+        n_rows: ``N`` receivers. n_cols: ``C`` neighbours (rows of the features).
+
+    Raises:
+        ValueError: ``rows`` and ``cols`` of different shapes, or a node outside ``[0, N)`` / ``[0, C)``.
+    """
+
+    _name = "NeighbourMean"
+
+    def __init__(self, rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> None:
+        if rows.dim() != 1 or rows.shape != cols.shape:
+            raise ValueError(f"NeighbourMean: rows {tuple(rows.shape)} and cols {tuple(cols.shape)} must be equal [M]")
+        for name, v, n in (("rows", rows, n_rows), ("cols", cols, n_cols)):
+            if v.numel() and (int(v.min()) < 0 or int(v.max()) >= n):
+                raise ValueError(f"NeighbourMean: {name} in [{int(v.min())}, {int(v.max())}], expected [0, {n})")
+        self.rows, self.n_rows, self.n_cols, self.n_edges = rows, int(n_rows), int(n_cols), int(rows.numel())
+        self.pattern = SparsePattern(rows, cols, n_rows, n_cols)
+        self._init_cache()
+
+    def _index_tensors(self) -> list[str]:
+        return ["rows"]
+
+    def _patterns(self) -> list[SparsePattern]:
+        return [self.pattern]
+
+    def _build(self, keep: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, ...]:
+        rows = self.rows if keep is None else self.rows[keep]
+        inv_deg = 1.0 / torch.bincount(rows, minlength=self.n_rows).clamp_min(1).to(dtype)
+        return self.pattern.matrices(inv_deg[self.rows], keep)
+
+    def __call__(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """FloatTensor ``[N, d]`` from features ``x`` ``[C, d]``; ``keep`` BoolTensor ``[M]``
+        restricts the mean to the kept edges (``None``: all edges). The matrices are built once
+        per ``keep`` (the same tensor object at every hop) and dtype.
+
+        Raises:
+            ValueError: ``x`` without ``C`` rows; ``keep`` not a BoolTensor ``[M]``.
+        """
+        if x.shape[0] != self.n_cols:
+            raise ValueError(f"NeighbourMean: features have {x.shape[0]} rows, the graph {self.n_cols} columns")
+        return _CachedSpMM.apply(*self._matrices(x, keep), x)
 
 
 def keep_mask(p: float, m: int, device: torch.device | None = None, training: bool = True) -> Tensor | None:
@@ -396,19 +516,3 @@ def keep_mask(p: float, m: int, device: torch.device | None = None, training: bo
         return None
     return torch.rand(m, device=device) >= p
 
-
-def drop_edges(p: float, *tensors: Tensor, training: bool = True) -> tuple[Tensor, ...]:
-    """Keep each edge with probability ``1 - p`` (the same edges in every tensor).
-
-    Args:
-        p: drop rate in ``[0, 1)``. tensors: aligned along their last dimension (``[2, M]``
-            edge_index, ``[M]`` edge_type or weights).
-
-    Returns:
-        the tensors restricted to the kept edges (unchanged when not ``training`` or ``p == 0``).
-
-    Raises:
-        ValueError: ``p`` outside ``[0, 1)``.
-    """
-    keep = keep_mask(p, tensors[0].shape[-1], tensors[0].device, training)
-    return tensors if keep is None else tuple(t[..., keep] for t in tensors)
