@@ -77,6 +77,47 @@ class SparsePattern:
         a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
         return a, a_t
 
+    def matmul(self, values: Tensor, x: Tensor) -> Tensor:
+        """FloatTensor ``[n_rows, d]`` = ``A @ x`` with ``A`` the matrix of ``values`` (FloatTensor
+        ``[M]``, in the order of the ``rows``/``cols`` given) on this pattern and ``x``
+        FloatTensor ``[n_cols, d]``, differentiable in both: the gradient w.r.t. ``x`` is ``A^T @
+        grad`` (the cached transpose pattern), the one w.r.t. ``values`` the sampled product
+        ``grad[rows[k]] . x[cols[k]]`` (:func:`torch.sparse.sampled_addmm`, an SDDMM). The
+        weighted-sum aggregation of message passing (``out_i = sum_k values_k x_{cols_k}`` over
+        the entries of row ``i``) without a ``[M, d]`` message tensor.
+
+        Raises:
+            ValueError: ``values`` not ``[M]`` or ``x`` without ``n_cols`` rows.
+        """
+        if values.shape != self.perm.shape or x.dim() != 2 or x.shape[0] != self.shape[1]:
+            raise ValueError(f"SparsePattern.matmul: values {tuple(values.shape)} and x {tuple(x.shape)} do not fit "
+                             f"a {self.shape} pattern of {self.perm.numel()} entries")
+        return _PatternSpMM.apply(values, x, self)
+
+
+class _PatternSpMM(torch.autograd.Function):
+    """``A(values) @ x`` on a :class:`SparsePattern`, with gradients for ``values`` and ``x``."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, x: Tensor, pattern: SparsePattern) -> Tensor:
+        a = torch.sparse_csr_tensor(pattern.crow, pattern.col, values[pattern.perm], pattern.shape)
+        ctx.pattern, ctx.a = pattern, a
+        ctx.save_for_backward(values, x)
+        return a @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        values, x = ctx.saved_tensors
+        p: SparsePattern = ctx.pattern
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[1]:
+            a_t = torch.sparse_csr_tensor(p.crow_t, p.col_t, values[p.perm_t], p.shape[::-1])
+            grad_x = a_t @ grad
+        if ctx.needs_input_grad[0]:  # d out[r] / d A[r, c] = x[c]: grad[r] . x[c] on A's entries
+            sampled = torch.sparse.sampled_addmm(ctx.a, grad.contiguous(), x.T, beta=0.0)
+            grad_values = torch.empty_like(values).index_copy_(0, p.perm, sampled.values())
+        return grad_values, grad_x, None
+
 
 class SparseAdj:
     """A fixed weighted sparse matrix ``A`` ``[N, C]`` (row = receiving node) and its
@@ -182,17 +223,92 @@ class GCNLayer(GCNConv):
         return out + self.bias if self.bias is not None else out
 
 
+class AttentionGraph:
+    """A fixed graph prepared once for :class:`GATLayer` (as :class:`SparseAdj` for the fixed
+    convolutions): the edges with GATConv's self-loops (existing self-loops removed, one per
+    node appended, PyG's order), and per head count the sparsity pattern over which the
+    attention-weighted sum runs as one sparse matmul (:meth:`SparsePattern.matmul`).
+
+    With ``edge_type``, the layer's edge features are one row per type (``[n_types,
+    edge_dim]``, GAT's relation-aware variant): each edge takes its type's row and each
+    self-loop the mean over its node's incoming edges (GATConv's ``fill_value="mean"``), as
+    the ``[N, n_types]`` row-mean matrix :attr:`loop_types`.
+
+    Args:
+        edge_index: LongTensor ``[2, M]`` (source, target): messages ``edge_index[0] -> edge_index[1]``.
+        n_nodes: ``N``. edge_type: LongTensor ``[M]`` in ``[0, n_types)`` or ``None``.
+        n_types: rows of the edge-feature table (with ``edge_type``).
+
+    Raises:
+        ValueError: a node outside ``[0, N)``, ``edge_type`` of the wrong shape or outside ``[0, n_types)``.
+    """
+
+    def __init__(self, edge_index: Tensor, n_nodes: int, edge_type: Tensor | None = None,
+                 n_types: int | None = None) -> None:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"AttentionGraph: edge_index must be [2, M], got {tuple(edge_index.shape)}")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
+            raise ValueError(f"AttentionGraph: edge_index has nodes outside [0, {n_nodes})")
+        keep = edge_index[0] != edge_index[1]
+        loops = torch.arange(n_nodes, device=edge_index.device)
+        self.n_nodes = int(n_nodes)
+        self.src = torch.cat([edge_index[0, keep], loops])
+        self.dst = torch.cat([edge_index[1, keep], loops])
+        self.edge_type: Tensor | None = None
+        self.loop_types: SparseAdj | None = None
+        if edge_type is not None:
+            if edge_type.shape != (edge_index.shape[1],) or n_types is None or (
+                    edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_types)):
+                raise ValueError(f"AttentionGraph: edge_type must be [M={edge_index.shape[1]}] in [0, n_types={n_types})")
+            self.edge_type = edge_type[keep]
+            self.loop_types = SparseAdj.row_mean(self.dst[: self.edge_type.numel()], self.edge_type, self.n_nodes,
+                                                 int(n_types))
+        self._patterns: dict[int, SparsePattern] = {}
+
+    def pattern(self, heads: int) -> SparsePattern:
+        """The ``[N heads, N heads]`` pattern of the per-head sums: entry ``e heads + k`` (edge
+        ``e``, head ``k``) at row ``dst_e heads + k``, column ``src_e heads + k`` (built once per
+        ``heads``)."""
+        if heads not in self._patterns:
+            k = torch.arange(heads, device=self.src.device)
+            rows, cols = (self.dst[:, None] * heads + k).reshape(-1), (self.src[:, None] * heads + k).reshape(-1)
+            n = self.n_nodes * heads
+            self._patterns[heads] = SparsePattern(rows, cols, n, n)
+        return self._patterns[heads]
+
+    def to(self, device: torch.device) -> "AttentionGraph":
+        """Move everything to ``device`` (in place); returns ``self``."""
+        if self.src.device != torch.device(device):
+            self.src, self.dst = self.src.to(device), self.dst.to(device)
+            if self.edge_type is not None:
+                self.edge_type = self.edge_type.to(device)
+            for p in self._patterns.values():
+                p.to(device)
+        return self
+
+
 class GATLayer(GATConv):
     """A GAT layer (Velickovic et al., ICLR 2018, eq. 1-4): PyG's :class:`GATConv` with
     ``heads`` heads of width ``dim / heads`` concatenated (width ``dim`` in and out),
     self-loops, attention dropout ``dropout`` and, with ``edge_dim``, an edge feature in the
     attention logit. ELU between layers (:attr:`activation`, the paper's).
 
-    Forward (GATConv's): ``x`` FloatTensor ``[N, dim]``, ``edge_index`` LongTensor ``[2, M]``,
-    ``edge_attr`` FloatTensor ``[M, edge_dim]`` or ``None`` -> FloatTensor ``[N, dim]``.
+    On an :class:`AttentionGraph` the same function is computed without per-edge feature
+    tensors: the logits ``LeakyReLU(a_src^T W h_j + a_dst^T W h_i [+ a_edge^T W_e e_ij])`` are
+    gathered from per-node (and per-type) scalars, softmax and dropout run on the ``[M, heads]``
+    logits in GATConv's edge order (so dropout draws the same mask), and ``sum_j alpha_ij W h_j``
+    is one sparse matmul over ``[N heads, N heads]`` (gradient w.r.t. the attention by a
+    sampled product, :meth:`SparsePattern.matmul`) instead of a ``[M, heads, dim / heads]``
+    message tensor, its scatter and their backward.
+
+    Forward: ``x`` FloatTensor ``[N, dim]``; either ``edge_index`` LongTensor ``[2, M]`` with
+    ``edge_attr`` FloatTensor ``[M, edge_dim]`` or ``None`` (GATConv's own forward), or an
+    :class:`AttentionGraph` with ``edge_attr`` FloatTensor ``[n_types, edge_dim]`` (one row per
+    edge type) or ``None`` -> FloatTensor ``[N, dim]``.
 
     Raises:
-        ValueError: ``dim`` not a multiple of ``heads``.
+        ValueError: ``dim`` not a multiple of ``heads``; on an :class:`AttentionGraph`, ``edge_attr``
+            given without ``edge_dim`` or missing with it, or a graph without edge types.
     """
 
     activation = staticmethod(F.elu)
@@ -201,6 +317,25 @@ class GATLayer(GATConv):
         if heads < 1 or dim % heads:
             raise ValueError(f"embedding_dim={dim} must be a multiple of heads={heads}")
         super().__init__(dim, dim // heads, heads=heads, dropout=dropout, edge_dim=edge_dim, add_self_loops=True)
+
+    def forward(self, x: Tensor, edge_index: Adj | AttentionGraph,  # type: ignore[override]
+                edge_attr: Tensor | None = None) -> Tensor:
+        if not isinstance(edge_index, AttentionGraph):
+            return super().forward(x, edge_index, edge_attr)
+        g = edge_index.to(x.device)
+        heads, width = self.heads, self.out_channels
+        h = self.lin(x).view(-1, heads, width)  # W h, [N, heads, width]
+        logit = (h * self.att_src).sum(-1).index_select(0, g.src) + (h * self.att_dst).sum(-1).index_select(0, g.dst)
+        if (edge_attr is None) != (self.lin_edge is None) or (edge_attr is not None and g.loop_types is None):
+            raise ValueError("GATLayer: edge features [n_types, edge_dim] go with edge_dim and a graph with edge "
+                             "types, and only with them")
+        if edge_attr is not None:
+            per_type = (self.lin_edge(edge_attr).view(-1, heads, width) * self.att_edge).sum(-1)  # [n_types, heads]
+            logit = logit + torch.cat([per_type.index_select(0, g.edge_type), g.loop_types.matmul(per_type)])
+        alpha = softmax(F.leaky_relu(logit, self.negative_slope), g.dst, num_nodes=g.n_nodes)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = g.pattern(heads).matmul(alpha.reshape(-1), h.reshape(-1, width)).view(-1, heads * width)
+        return out + self.bias if self.bias is not None else out
 
 
 def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: Tensor, rel_emb: Tensor,
