@@ -11,7 +11,7 @@ from ..ops.grouped import relation_matmul
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss
-from .layers.propagation import KGATConv, SparseAdj, kgat_attention
+from .layers.propagation import KGATConv, RelationGroups, SparseAdj, kgat_attention
 
 
 def _l2_mean(*tensors: Tensor) -> Tensor:
@@ -88,6 +88,7 @@ class KGAT(Recommender):
         self.convs = nn.ModuleList(KGATConv(a, b, dropout) for a, b in zip(dims[:-1], dims[1:]))
         self.edge_index: Tensor | None = None
         self.edge_type: Tensor | None = None
+        self._groups: RelationGroups | None = None
         self._adj: SparseAdj | None = None  # the [N, N] attention matrix
 
     # ------------------------------------------------------------------ graph
@@ -97,23 +98,23 @@ class KGAT(Recommender):
             raise ValueError(f"KGAT was built for {self.n_nodes} nodes / {self.n_ckg_relations} relations, "
                              f"the DataModule's CKG has {n_nodes} / {n_rel}")
         self.edge_index, self.edge_type = edge_index, edge_type
+        self._groups = RelationGroups(edge_index, edge_type, n_nodes, n_rel)  # built once: the graph is fixed
         self._adj = None
         self._attn_version = None
 
-    def _graph(self) -> tuple[Tensor, Tensor]:
+    def _graph(self) -> tuple[Tensor, RelationGroups]:
         if self.edge_index is None or self.edge_type is None:
             raise RuntimeError("KGAT has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
         dev = self.embedding.weight.device
         if self.edge_index.device != dev:
             self.edge_index, self.edge_type = self.edge_index.to(dev), self.edge_type.to(dev)
-        return self.edge_index, self.edge_type
+        return self.edge_index, self._groups.to(dev)
 
     @torch.no_grad()
     def attention(self) -> Tensor:
         """FloatTensor ``[M]``: ``pi(h,r,t)`` of every CKG edge (eq. 4-5), no gradient."""
-        edge_index, edge_type = self._graph()
-        return kgat_attention(self.embedding.weight, edge_index, edge_type, self.rel_proj, self.rel_emb.weight,
-                              self.n_nodes)
+        _, groups = self._graph()
+        return kgat_attention(self.embedding.weight, groups, None, self.rel_proj, self.rel_emb.weight, self.n_nodes)
 
     def _weights_version(self) -> int | None:
         """The trainer's optimizer step count (weights change only with it), ``None`` outside a Trainer."""
@@ -130,8 +131,8 @@ class KGAT(Recommender):
         version = self._weights_version()
         if self._adj is not None and version is not None and version == getattr(self, "_attn_version", None):
             return
-        edge_index, _ = self._graph()
-        self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes)
+        edge_index, groups = self._graph()
+        self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes, pattern=groups.adjacency)
         self._attn_version = version
 
     def propagate(self) -> Tensor:

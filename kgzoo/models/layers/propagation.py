@@ -69,30 +69,60 @@ class SparsePattern:
             setattr(self, k, getattr(self, k).to(device))
         return self
 
+    def csr(self, values: Tensor, transpose: bool = False) -> Tensor:
+        """``A`` (or ``A^T``) as a ``torch.sparse_csr`` tensor of ``values`` FloatTensor ``[M]``
+        (in the order of the ``rows``/``cols`` given; not detached)."""
+        if transpose:
+            return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm_t], self.shape[::-1])
+        return torch.sparse_csr_tensor(self.crow, self.col, values[self.perm], self.shape)
+
     def matrices(self, values: Tensor) -> tuple[Tensor, Tensor]:
         """``(A, A^T)`` as ``torch.sparse_csr`` tensors of ``values``' dtype, from ``values``
         FloatTensor ``[M]`` in the order of the ``rows``/``cols`` given (detached)."""
         v = values.detach()
-        a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
-        a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
-        return a, a_t
+        return self.csr(v), self.csr(v, transpose=True)
+
+    def _check(self, name: str, a: Tensor, b: Tensor, a_rows: int, b_rows: int) -> None:
+        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != a_rows or b.shape[0] != b_rows:
+            raise ValueError(f"SparsePattern.{name}: {tuple(a.shape)} and {tuple(b.shape)} do not fit a {self.shape} "
+                             f"pattern of {self.perm.numel()} entries")
 
     def matmul(self, values: Tensor, x: Tensor) -> Tensor:
         """FloatTensor ``[n_rows, d]`` = ``A @ x`` with ``A`` the matrix of ``values`` (FloatTensor
         ``[M]``, in the order of the ``rows``/``cols`` given) on this pattern and ``x``
         FloatTensor ``[n_cols, d]``, differentiable in both: the gradient w.r.t. ``x`` is ``A^T @
         grad`` (the cached transpose pattern), the one w.r.t. ``values`` the sampled product
-        ``grad[rows[k]] . x[cols[k]]`` (:func:`torch.sparse.sampled_addmm`, an SDDMM). The
-        weighted-sum aggregation of message passing (``out_i = sum_k values_k x_{cols_k}`` over
-        the entries of row ``i``) without a ``[M, d]`` message tensor.
+        :meth:`sampled` of the gradient and ``x``. The weighted-sum aggregation of message passing
+        (``out_i = sum_k values_k x_{cols_k}`` over the entries of row ``i``) without a ``[M, d]``
+        message tensor.
 
         Raises:
             ValueError: ``values`` not ``[M]`` or ``x`` without ``n_cols`` rows.
         """
-        if values.shape != self.perm.shape or x.dim() != 2 or x.shape[0] != self.shape[1]:
-            raise ValueError(f"SparsePattern.matmul: values {tuple(values.shape)} and x {tuple(x.shape)} do not fit "
-                             f"a {self.shape} pattern of {self.perm.numel()} entries")
+        self._check("matmul", values.view(-1, 1), x, self.perm.numel(), self.shape[1])
         return _PatternSpMM.apply(values, x, self)
+
+    def sampled(self, a: Tensor, b: Tensor) -> Tensor:
+        """FloatTensor ``[M]``: ``a[rows_k] . b[cols_k]`` for every entry ``k`` (in the order of the
+        ``rows``/``cols`` given), i.e. ``a @ b^T`` sampled on the pattern (an SDDMM,
+        :func:`torch.sparse.sampled_addmm`), differentiable in ``a`` ``[n_rows, d]`` and ``b``
+        ``[n_cols, d]`` (gradients ``A(grad) @ b`` and ``A(grad)^T @ a``). A per-edge dot product
+        without gathering two ``[M, d]`` tensors.
+
+        Raises:
+            ValueError: ``a`` without ``n_rows`` or ``b`` without ``n_cols`` rows, or widths that differ.
+        """
+        self._check("sampled", a, b, self.shape[0], self.shape[1])
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"SparsePattern.sampled: widths {a.shape[1]} and {b.shape[1]} differ")
+        return _PatternSDDMM.apply(a, b, self)
+
+
+def _sddmm(p: SparsePattern, a: Tensor, b: Tensor) -> Tensor:
+    """``a[rows_k] . b[cols_k]`` in the order of ``p``'s entries as given (no autograd)."""
+    zeros = p.csr(a.new_zeros(p.perm.numel()))
+    vals = torch.sparse.sampled_addmm(zeros, a.contiguous(), b.T, beta=0.0).values()
+    return torch.empty_like(vals).index_copy_(0, p.perm, vals)
 
 
 class _PatternSpMM(torch.autograd.Function):
@@ -100,23 +130,35 @@ class _PatternSpMM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, values: Tensor, x: Tensor, pattern: SparsePattern) -> Tensor:
-        a = torch.sparse_csr_tensor(pattern.crow, pattern.col, values[pattern.perm], pattern.shape)
-        ctx.pattern, ctx.a = pattern, a
+        ctx.pattern = pattern
         ctx.save_for_backward(values, x)
-        return a @ x
+        return pattern.csr(values) @ x
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         values, x = ctx.saved_tensors
         p: SparsePattern = ctx.pattern
-        grad_values = grad_x = None
-        if ctx.needs_input_grad[1]:
-            a_t = torch.sparse_csr_tensor(p.crow_t, p.col_t, values[p.perm_t], p.shape[::-1])
-            grad_x = a_t @ grad
-        if ctx.needs_input_grad[0]:  # d out[r] / d A[r, c] = x[c]: grad[r] . x[c] on A's entries
-            sampled = torch.sparse.sampled_addmm(ctx.a, grad.contiguous(), x.T, beta=0.0)
-            grad_values = torch.empty_like(values).index_copy_(0, p.perm, sampled.values())
+        grad_values = _sddmm(p, grad, x) if ctx.needs_input_grad[0] else None  # d out[r] / d A[r, c] = x[c]
+        grad_x = p.csr(values, transpose=True) @ grad if ctx.needs_input_grad[1] else None
         return grad_values, grad_x, None
+
+
+class _PatternSDDMM(torch.autograd.Function):
+    """``a[rows_k] . b[cols_k]`` on a :class:`SparsePattern`, with gradients for ``a`` and ``b``."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, pattern: SparsePattern) -> Tensor:
+        ctx.pattern = pattern
+        ctx.save_for_backward(a, b)
+        return _sddmm(pattern, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        a, b = ctx.saved_tensors
+        p: SparsePattern = ctx.pattern
+        grad_a = p.csr(grad) @ b if ctx.needs_input_grad[0] else None
+        grad_b = p.csr(grad, transpose=True) @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
 
 
 class SparseAdj:
@@ -133,11 +175,22 @@ class SparseAdj:
     Args:
         edge_index: LongTensor ``[2, M]`` (receiver, sender): ``A[edge_index[0], edge_index[1]] = weight``.
         weight: FloatTensor ``[M]`` (detached). n_nodes: ``N``. n_cols: ``C`` (default ``N``).
+        pattern: the :class:`SparsePattern` of ``edge_index``, when built once already (a graph
+            whose weights change, as KGAT's attention): skips sorting the edges.
+
+    Raises:
+        ValueError: a ``pattern`` of another shape or number of entries.
     """
 
-    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None) -> None:
+    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None,
+                 pattern: SparsePattern | None = None) -> None:
         self.n_nodes, self.n_cols = n_nodes, n_nodes if n_cols is None else n_cols
-        self.adj, self.adj_t = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols).matrices(weight)
+        if pattern is None:
+            pattern = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols)
+        elif pattern.shape != (self.n_nodes, self.n_cols) or pattern.perm.shape != weight.shape:
+            raise ValueError(f"SparseAdj: a {pattern.shape} pattern of {pattern.perm.numel()} entries for weights "
+                             f"{tuple(weight.shape)} of a [{self.n_nodes}, {self.n_cols}] matrix")
+        self.adj, self.adj_t = pattern.matrices(weight)
         self._master = (self.adj, self.adj_t)  # as built: every dtype cast starts here, so casts lose nothing
 
     @classmethod
@@ -338,17 +391,78 @@ class GATLayer(GATConv):
         return out + self.bias if self.bias is not None else out
 
 
-def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: Tensor, rel_emb: Tensor,
-                   n_nodes: int | None = None) -> Tensor:
+class RelationGroups:
+    """A relational graph's edges grouped by relation, prepared once for :func:`kgat_attention`
+    (the graph of KGAT is fixed; its attention is recomputed from new embeddings).
+
+    Each relation ``r`` keeps its distinct nodes (heads and tails; the interact relations have
+    ~10^5 edges but ~10^3 distinct users / items, so each is projected by ``W_r`` once); the
+    projections of all relations are stacked (``S`` rows), and :attr:`logit_pattern` places
+    edge ``k`` at (its head's row, its tail's row) so that the ``M`` logits are one sampled
+    product (:meth:`SparsePattern.sampled`). :attr:`adjacency` is the ``[N, N]`` pattern
+    ``(head, tail)`` of the attention matrix (:class:`SparseAdj` of the attention values).
+
+    Args:
+        edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in ``[0, n_rel)``.
+        n_nodes: ``N``. n_rel: ``R'``.
+
+    Raises:
+        ValueError: mismatched shapes, a relation outside ``[0, n_rel)`` or a node outside ``[0, N)``.
+    """
+
+    def __init__(self, edge_index: Tensor, edge_type: Tensor, n_nodes: int, n_rel: int) -> None:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_type.shape != (edge_index.shape[1],):
+            raise ValueError(f"edge_index must be [2, M] and edge_type [M]; got {tuple(edge_index.shape)} "
+                             f"and {tuple(edge_type.shape)}")
+        if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_rel):
+            raise ValueError(f"edge_type has ids outside 0..{n_rel - 1}")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
+            raise ValueError(f"edge_index has nodes outside [0, {n_nodes})")
+        self.n_nodes, self.n_rel, self.n_edges = int(n_nodes), int(n_rel), int(edge_type.numel())
+        order = torch.argsort(edge_type, stable=True)
+        counts = torch.bincount(edge_type, minlength=n_rel).tolist()
+        head_row, tail_row = torch.empty_like(edge_type), torch.empty_like(edge_type)
+        self.relations: list[int] = []
+        self.nodes: list[Tensor] = []  # the distinct nodes of each relation in self.relations
+        start = offset = 0
+        for r, c in enumerate(counts):  # loop over relations only
+            if c == 0:
+                continue
+            idx = order[start:start + c]
+            start += c
+            nodes, inv = torch.unique(torch.cat([edge_index[0, idx], edge_index[1, idx]]), return_inverse=True)
+            head_row[idx], tail_row[idx] = inv[:c] + offset, inv[c:] + offset
+            self.relations.append(r)
+            self.nodes.append(nodes)
+            offset += int(nodes.numel())
+        self.logit_pattern = SparsePattern(head_row, tail_row, offset, offset)
+        self.adjacency = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_nodes)
+        self.head = edge_index[0]
+
+    def to(self, device: torch.device) -> "RelationGroups":
+        """Move everything to ``device`` (in place); returns ``self``."""
+        if self.head.device != torch.device(device):
+            self.head = self.head.to(device)
+            self.nodes = [n.to(device) for n in self.nodes]
+            self.logit_pattern.to(device)
+            self.adjacency.to(device)
+        return self
+
+
+def kgat_attention(x: Tensor, edge_index: Tensor | RelationGroups, edge_type: Tensor | None, rel_proj: Tensor,
+                   rel_emb: Tensor, n_nodes: int | None = None) -> Tensor:
     """Knowledge-aware attention of KGAT (Wang et al., KDD 2019, eq. 4-5).
 
     ``pi(h, r, t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, normalised by a softmax over the
-    edges of each head ``h`` (its out-edges in ``edge_index``).
+    edges of each head ``h`` (its out-edges in ``edge_index``). Each relation's distinct nodes
+    are projected once (one matmul per relation, a loop over the relations only) and the
+    per-edge dot products are one sampled product over the stacked projections (no ``[M, k]``
+    gather); differentiable in ``x``, ``rel_proj`` and ``rel_emb``.
 
     Args:
         x: FloatTensor ``[N, d]`` node embeddings (layer 0).
-        edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in
-            ``0..R'-1``.
+        edge_index: LongTensor ``[2, M]`` (head, tail) with ``edge_type`` LongTensor ``[M]`` in
+            ``0..R'-1``; or the graph's :class:`RelationGroups`, built once (``edge_type`` then ``None``).
         rel_proj: FloatTensor ``[R', d, k]`` the ``W_r`` (applied as ``e @ W_r``).
         rel_emb: FloatTensor ``[R', k]`` the ``e_r``.
         n_nodes: ``N`` (default ``x.shape[0]``).
@@ -359,33 +473,21 @@ def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: T
     Raises:
         ValueError: mismatched shapes or a relation id outside ``0..R'-1``.
     """
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_type.shape != (edge_index.shape[1],):
-        raise ValueError(f"edge_index must be [2, M] and edge_type [M]; got {tuple(edge_index.shape)} "
-                         f"and {tuple(edge_type.shape)}")
-    n_rel = rel_proj.shape[0]
-    if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_rel):
-        raise ValueError(f"edge_type has ids outside 0..{n_rel - 1}")
-    if rel_proj.shape[1] != x.shape[1] or rel_emb.shape != (n_rel, rel_proj.shape[2]):
-        raise ValueError(f"rel_proj {tuple(rel_proj.shape)} / rel_emb {tuple(rel_emb.shape)} do not fit "
-                         f"embeddings of width {x.shape[1]}")
     n_nodes = x.shape[0] if n_nodes is None else n_nodes
-    logits = x.new_empty(edge_type.shape[0])
-    # group edges by relation once (argsort), then one matmul per relation
-    order = torch.argsort(edge_type, stable=True)
-    counts = torch.bincount(edge_type, minlength=n_rel).tolist()
-    start = 0
-    for r, c in enumerate(counts):  # loop over relations only
-        if c == 0:
-            continue
-        idx = order[start:start + c]
-        start += c
-        # project each node of this relation once (the interact relations have ~10^5 edges
-        # but only ~10^3 distinct users / items)
-        nodes, inv = torch.unique(torch.cat([edge_index[0, idx], edge_index[1, idx]]), return_inverse=True)
-        proj = x[nodes] @ rel_proj[r]
-        wh, wt = proj[inv[:c]], proj[inv[c:]]
-        logits[idx] = (wt * torch.tanh(wh + rel_emb[r])).sum(-1)
-    return softmax(logits, edge_index[0], num_nodes=n_nodes)
+    n_rel = rel_proj.shape[0]
+    if isinstance(edge_index, RelationGroups):
+        groups = edge_index.to(x.device)
+    else:
+        if edge_type is None:
+            raise ValueError("kgat_attention needs edge_type [M] with an edge_index")
+        groups = RelationGroups(edge_index, edge_type, n_nodes, n_rel)
+    if rel_proj.shape[1] != x.shape[1] or rel_emb.shape != (n_rel, rel_proj.shape[2]) or groups.n_rel != n_rel:
+        raise ValueError(f"rel_proj {tuple(rel_proj.shape)} / rel_emb {tuple(rel_emb.shape)} do not fit "
+                         f"embeddings of width {x.shape[1]} and {groups.n_rel} relations")
+    proj = [x[nodes] @ rel_proj[r] for r, nodes in zip(groups.relations, groups.nodes)]  # W_r e, [S, k]
+    gate = torch.cat([torch.tanh(p + rel_emb[r]) for r, p in zip(groups.relations, proj)])  # tanh(W_r e + e_r)
+    logits = groups.logit_pattern.sampled(gate, torch.cat(proj)) if proj else x.new_zeros(0)
+    return softmax(logits, groups.head, num_nodes=n_nodes)
 
 
 class KGATConv(MessagePassing):

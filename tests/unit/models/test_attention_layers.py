@@ -2,14 +2,16 @@
 
 GATLayer on an AttentionGraph (sparse matmul over [N heads, N heads], SDDMM backward) against
 PyG's GATConv forward on the plain edge_index (gather, softmax, scatter); SparsePattern.matmul
-against a dense matrix. Same values and gradients up to float round-off, same dropout draws.
+against a dense matrix; kgat_attention (relation groups, sampled product) against KGAT eq. 4-5
+edge by edge. Same values and gradients up to float round-off, same dropout draws.
 """
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kgzoo.models.layers.propagation import AttentionGraph, GATLayer, SparsePattern
+from kgzoo.models.layers.propagation import (AttentionGraph, GATLayer, RelationGroups, SparsePattern,
+                                             kgat_attention)
 
 
 def _graph(n: int = 12, m: int = 60, n_types: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,3 +71,48 @@ def test_attention_graph_checks_its_input():
     layer = GATLayer(8, 2, edge_dim=5)
     with pytest.raises(ValueError, match="edge features"):
         layer(torch.randn(12, 8), AttentionGraph(edge_index, 12), torch.randn(4, 5))
+
+
+def _kgat_attention_per_edge(x, edge_index, edge_type, rel_proj, rel_emb):
+    """KGAT eq. 4-5 edge by edge (gathered [M, d, k] matrices), softmax over each head's edges."""
+    w = rel_proj[edge_type]
+    wh = torch.bmm(x[edge_index[0]].unsqueeze(1), w).squeeze(1)
+    wt = torch.bmm(x[edge_index[1]].unsqueeze(1), w).squeeze(1)
+    logits = (wt * torch.tanh(wh + rel_emb[edge_type])).sum(-1)
+    heads = edge_index[0]
+    exp = (logits - logits.max()).exp()
+    return exp / torch.zeros(int(heads.max()) + 1, dtype=x.dtype).index_add(0, heads, exp)[heads]
+
+
+def test_kgat_attention_matches_the_per_edge_equation_in_values_and_gradients():
+    torch.manual_seed(0)
+    n, d, k, n_rel = 12, 6, 5, 4
+    edge_index, edge_type = _graph(n, n_types=n_rel)
+    edge_type[edge_type == 2] = 1  # a relation without edges
+    x = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
+    proj = torch.randn(n_rel, d, k, dtype=torch.float64, requires_grad=True)
+    rel = torch.randn(n_rel, k, dtype=torch.float64, requires_grad=True)
+    ref = _kgat_attention_per_edge(x, edge_index, edge_type, proj, rel)
+    groups = RelationGroups(edge_index, edge_type, n, n_rel)
+    for graph, types in ((edge_index, edge_type), (groups, None)):
+        att = kgat_attention(x, graph, types, proj, rel, n)
+        torch.testing.assert_close(att, ref)
+        grad = torch.randn_like(ref)
+        for a, b in zip(torch.autograd.grad(att, (x, proj, rel), grad), torch.autograd.grad(ref, (x, proj, rel), grad, retain_graph=True)):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="edge_type"):
+        RelationGroups(edge_index, edge_type, n, 2)
+    with pytest.raises(ValueError, match="do not fit"):
+        kgat_attention(x, groups, None, proj[:3], rel[:3], n)
+
+
+def test_sparse_pattern_sampled_is_the_dense_product_on_the_entries():
+    torch.manual_seed(0)
+    rows, cols = torch.tensor([0, 2, 2, 1, 0, 2]), torch.tensor([1, 0, 3, 3, 1, 0])
+    a = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    pattern = SparsePattern(rows, cols, 3, 4)
+    torch.testing.assert_close(pattern.sampled(a, b), (a @ b.T)[rows, cols])
+    assert torch.autograd.gradcheck(pattern.sampled, (a, b))
+    with pytest.raises(ValueError, match="do not fit"):
+        pattern.sampled(a, b[:3])
