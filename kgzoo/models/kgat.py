@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.grouped import relation_matmul
+from ..ops.grouped import grouped_matmul
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss
@@ -154,9 +154,13 @@ class KGAT(Recommender):
             head, pos_tail, neg_tail: LongTensors ``[B]`` CKG node ids. relation: LongTensor
                 ``[B]`` CKG relation ids (``0..2R+1``).
         """
+        order = torch.argsort(relation)  # the triples grouped by relation (the loss is a mean over them)
+        head, relation, pos_tail, neg_tail = (t[order] for t in (head, relation, pos_tail, neg_tail))
+        counts = torch.bincount(relation, minlength=self.n_ckg_relations)
+        nodes = torch.stack([head, pos_tail, neg_tail], 1).view(-1)  # (h, t, t') of a triple side by side
+        proj = grouped_matmul(self.embedding.weight.index_select(0, nodes), self.rel_proj, (3 * counts).tolist())  # W_r e
+        wh, wp, wn = proj.view(head.numel(), 3, -1).unbind(1)
         er = self.rel_emb(relation)
-        nodes = torch.cat([head, pos_tail, neg_tail])
-        wh, wp, wn = relation_matmul(self.embedding(nodes), self.rel_proj, relation.repeat(3)).split(head.numel())
         g_pos = (wh + er - wp).pow(2).sum(-1)
         g_neg = (wh + er - wn).pow(2).sum(-1)
         return bpr_loss(g_neg, g_pos) + self.reg_weight * _l2_mean(wh, er, wp, wn)
@@ -175,7 +179,7 @@ class KGAT(Recommender):
         emb = self.propagate()
         E = self.n_entities
         u, p, n = batch["user"] + E, batch["pos_item"], batch["neg_item"]
-        eu, ep, en = emb[u], emb[p], emb[n]
+        eu, ep, en = emb.index_select(0, torch.cat([u, p, n])).split(u.numel())
         cf = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * _l2_mean(eu, ep, en)
         heads, rels, pos, neg = [], [], [], []
         if "head" in batch:
