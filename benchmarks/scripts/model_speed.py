@@ -131,7 +131,12 @@ def main() -> None:
             rec[name]["eval_cpu"].append(c), rec[name]["eval_wall"].append(w)
     med = {n: {k: statistics.median(v) for k, v in r.items() if v and k != "loss"} for n, r in rec.items()}
     diff = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(rec["base"]["loss"], rec["new"]["loss"]))
-    out = {"model": args.model, "dataset": args.dataset, "base": args.base, "steps": args.steps,
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.base], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    out = {"model": args.model, "dataset": args.dataset, "base": f"{args.base} ({commit})", "new": f"HEAD ({head})",
+           "steps": args.steps,
            "median": med, "speedup_cpu": med["base"]["cpu"] / med["new"]["cpu"],
            "speedup_wall": med["base"]["wall"] / med["new"]["wall"],
            "eval_speedup_cpu": med["base"]["eval_cpu"] / med["new"]["eval_cpu"] if args.eval else None,
