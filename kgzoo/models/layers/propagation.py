@@ -99,7 +99,9 @@ class SparsePattern:
         Raises:
             ValueError: ``values`` not ``[M]`` or ``x`` without ``n_cols`` rows.
         """
-        self._check("matmul", values.view(-1, 1), x, self.perm.numel(), self.shape[1])
+        if values.dim() != 1:
+            raise ValueError(f"SparsePattern.matmul: values must be [M], got {tuple(values.shape)}")
+        self._check("matmul", values.unsqueeze(1), x, self.perm.numel(), self.shape[1])
         return _PatternSpMM.apply(values, x, self)
 
     def sampled(self, a: Tensor, b: Tensor) -> Tensor:
