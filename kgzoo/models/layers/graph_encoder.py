@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .propagation import GATLayer, GCNLayer, KGATConv, LightGCNConv, RelationGroups, SparseAdj, kgat_attention
+from .propagation import (AttentionGraph, GATLayer, GCNLayer, KGATConv, LightGCNConv, RelationGroups, SparseAdj,
+                          kgat_attention)
 
 #: the graph kinds of :class:`GraphEncoder`
 GRAPHS = ("lightgcn", "gcn", "gat", "none", "kgat")
@@ -50,7 +51,7 @@ class GraphEncoder(nn.Module):
         if kind == "kgat":
             self.rel_proj = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim, dim)))
             self.rel_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim)))
-        self._graph: SparseAdj | Tensor | None = None
+        self._graph: SparseAdj | AttentionGraph | Tensor | None = None
         self._groups: RelationGroups | None = None  # kgat: the edges grouped by relation, built once
         self._on: dict[torch.device, Tensor] = {}
 
@@ -66,6 +67,8 @@ class GraphEncoder(nn.Module):
         n = self.n_nodes
         if self.kind in ("lightgcn", "gcn"):
             self._graph = SparseAdj.gcn_normalized(edge_index, n, self_loops=self.kind == "gcn")
+        elif self.kind == "gat":  # self-loops and the per-head pattern, built once
+            self._graph = AttentionGraph(edge_index, n)
         else:
             self._graph = edge_index
         self._on = {}
