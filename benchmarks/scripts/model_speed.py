@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the numbers to this JSON file")
     args = ap.parse_args()
+    if args.steps < 1 or args.eval < 0:
+        ap.error("--steps must be >= 1 and --eval >= 0")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import torch

@@ -4,6 +4,10 @@
   standalone LightGCN, GCN and GAT models, also the layers of KGPLM's graph encoder
   (:mod:`kgzoo.models.layers.graph_encoder`), so each name means one convolution in the zoo;
   each carries the ``activation`` its model applies between layers.
+* :class:`SparsePattern` / :class:`SparseAdj` - a fixed graph's CSR order built once, with
+  values put on it per use: ``A @ x`` differentiable in the values (:meth:`SparsePattern.matmul`)
+  and per-entry dot products (:meth:`SparsePattern.sampled`), no ``[M, d]`` message tensors.
+  :class:`AttentionGraph` (GAT) and :class:`RelationGroups` (KGAT) prepare a graph on them.
 * :func:`kgat_attention` - knowledge-aware attention ``pi(h, r, t)`` (KGAT, eq. 4-5).
 * :class:`KGATConv` - attentive embedding propagation with the bi-interaction aggregator
   (KGAT, eq. 3 and 8), a PyG :class:`~torch_geometric.nn.MessagePassing` layer.
@@ -14,7 +18,8 @@
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
 :func:`torch_geometric.utils.scatter`, sparse matmul); the only Python loop is over the
-relations (a few dozen) in :func:`kgat_attention`, where each relation has its own matrix.
+relations (a few dozen) in :class:`RelationGroups` and :func:`kgat_attention`, where each
+relation has its own matrix.
 """
 from __future__ import annotations
 
