@@ -161,8 +161,9 @@ class KGAT(Recommender):
         proj = grouped_matmul(self.embedding.weight.index_select(0, nodes), self.rel_proj, (3 * counts).tolist())  # W_r e
         wh, wp, wn = proj.view(head.numel(), 3, -1).unbind(1)
         er = self.rel_emb(relation)
-        g_pos = (wh + er - wp).pow(2).sum(-1)
-        g_neg = (wh + er - wn).pow(2).sum(-1)
+        translated = wh + er
+        g_pos = (translated - wp).pow(2).sum(-1)
+        g_neg = (translated - wn).pow(2).sum(-1)
         return bpr_loss(g_neg, g_pos) + self.reg_weight * _l2_mean(wh, er, wp, wn)
 
     def on_train_epoch_start(self) -> None:
