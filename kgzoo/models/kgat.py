@@ -158,7 +158,8 @@ class KGAT(Recommender):
         head, relation, pos_tail, neg_tail = (t[order] for t in (head, relation, pos_tail, neg_tail))
         counts = torch.bincount(relation, minlength=self.n_ckg_relations)
         nodes = torch.stack([head, pos_tail, neg_tail], 1).view(-1)  # (h, t, t') of a triple side by side
-        proj = grouped_matmul(self.embedding.weight.index_select(0, nodes), self.rel_proj, (3 * counts).tolist())  # W_r e
+        e = self.embedding.weight.index_select(0, nodes)
+        proj = grouped_matmul(e, self.rel_proj, (3 * counts).tolist())  # W_r e
         wh, wp, wn = proj.view(head.numel(), 3, -1).unbind(1)
         er = self.rel_emb(relation)
         translated = wh + er

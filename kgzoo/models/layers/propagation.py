@@ -319,7 +319,8 @@ class AttentionGraph:
         if edge_type is not None:
             if edge_type.shape != (edge_index.shape[1],) or n_types is None or (
                     edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_types)):
-                raise ValueError(f"AttentionGraph: edge_type must be [M={edge_index.shape[1]}] in [0, n_types={n_types})")
+                raise ValueError(f"AttentionGraph: edge_type must be [M={edge_index.shape[1]}] in "
+                                 f"[0, n_types={n_types})")
             self.edge_type = edge_type[keep]
             self.loop_types = SparseAdj.row_mean(self.dst[: self.edge_type.numel()], self.edge_type, self.n_nodes,
                                                  int(n_types))
