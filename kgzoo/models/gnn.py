@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss, l2_reg
-from .layers.propagation import GATLayer, GCNLayer, SparseAdj
+from .layers.propagation import AttentionGraph, GATLayer, GCNLayer, SparseAdj
 
 _COMBINE = ("last", "concat", "mean")
 
@@ -129,8 +129,9 @@ class GAT(_CKGEncoder):
     heads of width ``d / heads`` concatenated, ELU between layers, attention dropout
     ``attn_dropout``; PyG's :class:`GATConv`. With ``relation_aware`` (off by default, not in
     the paper) each edge's CKG relation embedding enters the attention logit through
-    GATConv's ``edge_dim``. The attention is recomputed at every step (it is the model), so
-    each step gathers over all ~3.5e5 CKG edges: the slowest of the simple encoders.
+    GATConv's ``edge_dim``. The attention is recomputed at every step (it is the model), over
+    an :class:`AttentionGraph` built once (self-loops and the sparse pattern of the per-head
+    sums): per-edge work is on ``[M, heads]`` scalars only.
 
     Args:
         heads: attention heads (``embedding_dim`` must be divisible by it). attn_dropout:
@@ -147,18 +148,16 @@ class GAT(_CKGEncoder):
         edge_dim = embedding_dim if relation_aware else None
         self.convs = nn.ModuleList(GATLayer(embedding_dim, heads, attn_dropout, edge_dim) for _ in range(n_layers))
         self.rel_emb = nn.Embedding(2 * self.n_relations + 1, embedding_dim) if relation_aware else None
-        self.edge_index: Tensor | None = None
-        self.edge_type: Tensor | None = None
+        self.graph: AttentionGraph | None = None
 
     def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
         edge_index, edge_type, n_nodes = graphs.ckg(inverse=True, social=False)
         self._check_graph(n_nodes)
-        self.edge_index, self.edge_type = edge_index, edge_type
+        n_types = self.rel_emb.num_embeddings if self.rel_emb is not None else None
+        self.graph = AttentionGraph(edge_index, n_nodes, edge_type if self.relation_aware else None, n_types)
 
     def _conv(self, i: int, x: Tensor) -> Tensor:
-        if self.edge_index is None or self.edge_type is None:
+        if self.graph is None:
             raise RuntimeError("GAT has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
-        if self.edge_index.device != x.device:
-            self.edge_index, self.edge_type = self.edge_index.to(x.device), self.edge_type.to(x.device)
-        attr = self.rel_emb(self.edge_type) if self.rel_emb is not None else None
-        return self.convs[i](x, self.edge_index, edge_attr=attr)
+        attr = self.rel_emb.weight if self.rel_emb is not None else None  # one row per CKG relation
+        return self.convs[i](x, self.graph, edge_attr=attr)

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.grouped import relation_matmul
+from ..ops.grouped import grouped_matmul
 from ..registry import register_model
 from .base import Recommender
 from .layers.losses import bpr_loss
-from .layers.propagation import KGATConv, SparseAdj, kgat_attention
+from .layers.propagation import KGATConv, RelationGroups, SparseAdj, kgat_attention
 
 
 def _l2_mean(*tensors: Tensor) -> Tensor:
@@ -88,6 +88,7 @@ class KGAT(Recommender):
         self.convs = nn.ModuleList(KGATConv(a, b, dropout) for a, b in zip(dims[:-1], dims[1:]))
         self.edge_index: Tensor | None = None
         self.edge_type: Tensor | None = None
+        self._groups: RelationGroups | None = None
         self._adj: SparseAdj | None = None  # the [N, N] attention matrix
 
     # ------------------------------------------------------------------ graph
@@ -97,23 +98,23 @@ class KGAT(Recommender):
             raise ValueError(f"KGAT was built for {self.n_nodes} nodes / {self.n_ckg_relations} relations, "
                              f"the DataModule's CKG has {n_nodes} / {n_rel}")
         self.edge_index, self.edge_type = edge_index, edge_type
+        self._groups = RelationGroups(edge_index, edge_type, n_nodes, n_rel)  # built once: the graph is fixed
         self._adj = None
         self._attn_version = None
 
-    def _graph(self) -> tuple[Tensor, Tensor]:
+    def _graph(self) -> tuple[Tensor, RelationGroups]:
         if self.edge_index is None or self.edge_type is None:
             raise RuntimeError("KGAT has no graph: build it with kgzoo.create_model(..., datamodule=dm)")
         dev = self.embedding.weight.device
         if self.edge_index.device != dev:
             self.edge_index, self.edge_type = self.edge_index.to(dev), self.edge_type.to(dev)
-        return self.edge_index, self.edge_type
+        return self.edge_index, self._groups.to(dev)
 
     @torch.no_grad()
     def attention(self) -> Tensor:
         """FloatTensor ``[M]``: ``pi(h,r,t)`` of every CKG edge (eq. 4-5), no gradient."""
-        edge_index, edge_type = self._graph()
-        return kgat_attention(self.embedding.weight, edge_index, edge_type, self.rel_proj, self.rel_emb.weight,
-                              self.n_nodes)
+        _, groups = self._graph()
+        return kgat_attention(self.embedding.weight, groups, None, self.rel_proj, self.rel_emb.weight, self.n_nodes)
 
     def _weights_version(self) -> int | None:
         """The trainer's optimizer step count (weights change only with it), ``None`` outside a Trainer."""
@@ -130,8 +131,8 @@ class KGAT(Recommender):
         version = self._weights_version()
         if self._adj is not None and version is not None and version == getattr(self, "_attn_version", None):
             return
-        edge_index, _ = self._graph()
-        self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes)
+        edge_index, groups = self._graph()
+        self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes, pattern=groups.adjacency)
         self._attn_version = version
 
     def propagate(self) -> Tensor:
@@ -153,11 +154,17 @@ class KGAT(Recommender):
             head, pos_tail, neg_tail: LongTensors ``[B]`` CKG node ids. relation: LongTensor
                 ``[B]`` CKG relation ids (``0..2R+1``).
         """
+        order = torch.argsort(relation)  # the triples grouped by relation (the loss is a mean over them)
+        head, relation, pos_tail, neg_tail = (t[order] for t in (head, relation, pos_tail, neg_tail))
+        counts = torch.bincount(relation, minlength=self.n_ckg_relations)
+        nodes = torch.stack([head, pos_tail, neg_tail], 1).view(-1)  # (h, t, t') of a triple side by side
+        e = self.embedding.weight.index_select(0, nodes)
+        proj = grouped_matmul(e, self.rel_proj, (3 * counts).tolist())  # W_r e
+        wh, wp, wn = proj.view(head.numel(), 3, -1).unbind(1)
         er = self.rel_emb(relation)
-        nodes = torch.cat([head, pos_tail, neg_tail])
-        wh, wp, wn = relation_matmul(self.embedding(nodes), self.rel_proj, relation.repeat(3)).split(head.numel())
-        g_pos = (wh + er - wp).pow(2).sum(-1)
-        g_neg = (wh + er - wn).pow(2).sum(-1)
+        translated = wh + er
+        g_pos = (translated - wp).pow(2).sum(-1)
+        g_neg = (translated - wn).pow(2).sum(-1)
         return bpr_loss(g_neg, g_pos) + self.reg_weight * _l2_mean(wh, er, wp, wn)
 
     def on_train_epoch_start(self) -> None:
@@ -174,7 +181,7 @@ class KGAT(Recommender):
         emb = self.propagate()
         E = self.n_entities
         u, p, n = batch["user"] + E, batch["pos_item"], batch["neg_item"]
-        eu, ep, en = emb[u], emb[p], emb[n]
+        eu, ep, en = emb.index_select(0, torch.cat([u, p, n])).split(u.numel())
         cf = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * _l2_mean(eu, ep, en)
         heads, rels, pos, neg = [], [], [], []
         if "head" in batch:

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .propagation import GATLayer, GCNLayer, KGATConv, LightGCNConv, SparseAdj, kgat_attention
+from .propagation import (AttentionGraph, GATLayer, GCNLayer, KGATConv, LightGCNConv, RelationGroups, SparseAdj,
+                          kgat_attention)
 
 #: the graph kinds of :class:`GraphEncoder`
 GRAPHS = ("lightgcn", "gcn", "gat", "none", "kgat")
@@ -50,8 +51,8 @@ class GraphEncoder(nn.Module):
         if kind == "kgat":
             self.rel_proj = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim, dim)))
             self.rel_emb = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_edge_types, dim)))
-        self._graph: SparseAdj | Tensor | None = None
-        self._types: Tensor | None = None
+        self._graph: SparseAdj | AttentionGraph | Tensor | None = None
+        self._groups: RelationGroups | None = None  # kgat: the edges grouped by relation, built once
         self._on: dict[torch.device, Tensor] = {}
 
     def set_graph(self, edge_index: Tensor, edge_type: Tensor | None = None) -> None:
@@ -62,10 +63,12 @@ class GraphEncoder(nn.Module):
         if self.kind == "kgat":
             if edge_type is None or edge_type.shape != (edge_index.shape[1],):
                 raise ValueError("the kgat graph encoder needs edge_type [M]")
-            self._types = edge_type
+            self._groups = RelationGroups(edge_index, edge_type, self.n_nodes, self.rel_proj.shape[0])
         n = self.n_nodes
         if self.kind in ("lightgcn", "gcn"):
             self._graph = SparseAdj.gcn_normalized(edge_index, n, self_loops=self.kind == "gcn")
+        elif self.kind == "gat":  # self-loops and the per-head pattern, built once
+            self._graph = AttentionGraph(edge_index, n)
         else:
             self._graph = edge_index
         self._on = {}
@@ -85,8 +88,7 @@ class GraphEncoder(nn.Module):
         out = x
         att = None
         if self.kind == "kgat":
-            types = self._types.to(x.device)
-            att = kgat_attention(x, g, types, self.rel_proj, self.rel_emb, self.n_nodes)
+            att = kgat_attention(x, self._groups, None, self.rel_proj, self.rel_emb, self.n_nodes)
         for k, conv in enumerate(self.convs):
             if self.kind == "kgat":
                 x = F.normalize(conv(x, g, att), dim=-1)  # KGAT eq. 11 normalises each layer

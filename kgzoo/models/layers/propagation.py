@@ -4,6 +4,10 @@
   standalone LightGCN, GCN and GAT models, also the layers of KGPLM's graph encoder
   (:mod:`kgzoo.models.layers.graph_encoder`), so each name means one convolution in the zoo;
   each carries the ``activation`` its model applies between layers.
+* :class:`SparsePattern` / :class:`SparseAdj` - a fixed graph's CSR order built once, with
+  values put on it per use: ``A @ x`` differentiable in the values (:meth:`SparsePattern.matmul`)
+  and per-entry dot products (:meth:`SparsePattern.sampled`), no ``[M, d]`` message tensors.
+  :class:`AttentionGraph` (GAT) and :class:`RelationGroups` (KGAT) prepare a graph on them.
 * :func:`kgat_attention` - knowledge-aware attention ``pi(h, r, t)`` (KGAT, eq. 4-5).
 * :class:`KGATConv` - attentive embedding propagation with the bi-interaction aggregator
   (KGAT, eq. 3 and 8), a PyG :class:`~torch_geometric.nn.MessagePassing` layer.
@@ -16,7 +20,8 @@
 
 All functions are vectorised over edges (gather, :func:`torch_geometric.utils.softmax`,
 :func:`torch_geometric.utils.scatter`, sparse matmul); the only Python loop is over the
-relations (a few dozen) in :func:`kgat_attention`, where each relation has its own matrix.
+relations (a few dozen) in :class:`RelationGroups` and :func:`kgat_attention`, where each
+relation has its own matrix.
 """
 from __future__ import annotations
 
@@ -71,6 +76,13 @@ class SparsePattern:
             setattr(self, k, getattr(self, k).to(device))
         return self
 
+    def csr(self, values: Tensor, transpose: bool = False) -> Tensor:
+        """``A`` (or ``A^T``) as a ``torch.sparse_csr`` tensor of ``values`` FloatTensor ``[M]``
+        (in the order of the ``rows``/``cols`` given; not detached)."""
+        if transpose:
+            return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm_t], self.shape[::-1])
+        return torch.sparse_csr_tensor(self.crow, self.col, values[self.perm], self.shape)
+
     def matrices(self, values: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(A, A^T)`` as ``torch.sparse_csr`` tensors of ``values``' dtype, from ``values``
         FloatTensor ``[M]`` in the order of the ``rows``/``cols`` given (detached).
@@ -81,9 +93,7 @@ class SparsePattern:
         """
         v = values.detach()
         if keep is None:
-            a = torch.sparse_csr_tensor(self.crow, self.col, v[self.perm], self.shape)
-            a_t = torch.sparse_csr_tensor(self.crow_t, self.col_t, v[self.perm_t], self.shape[::-1])
-            return a, a_t
+            return self.csr(v), self.csr(v, transpose=True)
         out = []
         for perm, crow, col, shape in ((self.perm, self.crow, self.col, self.shape),
                                        (self.perm_t, self.crow_t, self.col_t, self.shape[::-1])):
@@ -93,6 +103,86 @@ class SparsePattern:
             out.append(torch.sparse_csr_tensor(kept_before.index_select(0, crow), col.index_select(0, pos),
                                                v.index_select(0, perm.index_select(0, pos)), shape))
         return out[0], out[1]
+
+    def _check(self, name: str, a: Tensor, b: Tensor, a_rows: int, b_rows: int) -> None:
+        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != a_rows or b.shape[0] != b_rows:
+            raise ValueError(f"SparsePattern.{name}: {tuple(a.shape)} and {tuple(b.shape)} do not fit a {self.shape} "
+                             f"pattern of {self.perm.numel()} entries")
+
+    def matmul(self, values: Tensor, x: Tensor) -> Tensor:
+        """FloatTensor ``[n_rows, d]`` = ``A @ x`` with ``A`` the matrix of ``values`` (FloatTensor
+        ``[M]``, in the order of the ``rows``/``cols`` given) on this pattern and ``x``
+        FloatTensor ``[n_cols, d]``, differentiable in both: the gradient w.r.t. ``x`` is ``A^T @
+        grad`` (the cached transpose pattern), the one w.r.t. ``values`` the sampled product
+        :meth:`sampled` of the gradient and ``x``. The weighted-sum aggregation of message passing
+        (``out_i = sum_k values_k x_{cols_k}`` over the entries of row ``i``) without a ``[M, d]``
+        message tensor.
+
+        Raises:
+            ValueError: ``values`` not ``[M]`` or ``x`` without ``n_cols`` rows.
+        """
+        if values.dim() != 1:
+            raise ValueError(f"SparsePattern.matmul: values must be [M], got {tuple(values.shape)}")
+        self._check("matmul", values.unsqueeze(1), x, self.perm.numel(), self.shape[1])
+        return _PatternSpMM.apply(values, x, self)
+
+    def sampled(self, a: Tensor, b: Tensor) -> Tensor:
+        """FloatTensor ``[M]``: ``a[rows_k] . b[cols_k]`` for every entry ``k`` (in the order of the
+        ``rows``/``cols`` given), i.e. ``a @ b^T`` sampled on the pattern (an SDDMM,
+        :func:`torch.sparse.sampled_addmm`), differentiable in ``a`` ``[n_rows, d]`` and ``b``
+        ``[n_cols, d]`` (gradients ``A(grad) @ b`` and ``A(grad)^T @ a``). A per-edge dot product
+        without gathering two ``[M, d]`` tensors.
+
+        Raises:
+            ValueError: ``a`` without ``n_rows`` or ``b`` without ``n_cols`` rows, or widths that differ.
+        """
+        self._check("sampled", a, b, self.shape[0], self.shape[1])
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"SparsePattern.sampled: widths {a.shape[1]} and {b.shape[1]} differ")
+        return _PatternSDDMM.apply(a, b, self)
+
+
+def _sddmm(p: SparsePattern, a: Tensor, b: Tensor) -> Tensor:
+    """``a[rows_k] . b[cols_k]`` in the order of ``p``'s entries as given (no autograd)."""
+    zeros = p.csr(a.new_zeros(p.perm.numel()))
+    vals = torch.sparse.sampled_addmm(zeros, a.contiguous(), b.T, beta=0.0).values()
+    return torch.empty_like(vals).index_copy_(0, p.perm, vals)
+
+
+class _PatternSpMM(torch.autograd.Function):
+    """``A(values) @ x`` on a :class:`SparsePattern`, with gradients for ``values`` and ``x``."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, x: Tensor, pattern: SparsePattern) -> Tensor:
+        ctx.pattern = pattern
+        ctx.save_for_backward(values, x)
+        return pattern.csr(values) @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        values, x = ctx.saved_tensors
+        p: SparsePattern = ctx.pattern
+        grad_values = _sddmm(p, grad, x) if ctx.needs_input_grad[0] else None  # d out[r] / d A[r, c] = x[c]
+        grad_x = p.csr(values, transpose=True) @ grad if ctx.needs_input_grad[1] else None
+        return grad_values, grad_x, None
+
+
+class _PatternSDDMM(torch.autograd.Function):
+    """``a[rows_k] . b[cols_k]`` on a :class:`SparsePattern`, with gradients for ``a`` and ``b``."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, pattern: SparsePattern) -> Tensor:
+        ctx.pattern = pattern
+        ctx.save_for_backward(a, b)
+        return _sddmm(pattern, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        a, b = ctx.saved_tensors
+        p: SparsePattern = ctx.pattern
+        grad_a = p.csr(grad) @ b if ctx.needs_input_grad[0] else None
+        grad_b = p.csr(grad, transpose=True) @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
 
 
 class SparseAdj:
@@ -109,11 +199,22 @@ class SparseAdj:
     Args:
         edge_index: LongTensor ``[2, M]`` (receiver, sender): ``A[edge_index[0], edge_index[1]] = weight``.
         weight: FloatTensor ``[M]`` (detached). n_nodes: ``N``. n_cols: ``C`` (default ``N``).
+        pattern: the :class:`SparsePattern` of ``edge_index``, when built once already (a graph
+            whose weights change, as KGAT's attention): skips sorting the edges.
+
+    Raises:
+        ValueError: a ``pattern`` of another shape or number of entries.
     """
 
-    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None) -> None:
+    def __init__(self, edge_index: Tensor, weight: Tensor, n_nodes: int, n_cols: int | None = None,
+                 pattern: SparsePattern | None = None) -> None:
         self.n_nodes, self.n_cols = n_nodes, n_nodes if n_cols is None else n_cols
-        self.adj, self.adj_t = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols).matrices(weight)
+        if pattern is None:
+            pattern = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_cols)
+        elif pattern.shape != (self.n_nodes, self.n_cols) or pattern.perm.shape != weight.shape:
+            raise ValueError(f"SparseAdj: a {pattern.shape} pattern of {pattern.perm.numel()} entries for weights "
+                             f"{tuple(weight.shape)} of a [{self.n_nodes}, {self.n_cols}] matrix")
+        self.adj, self.adj_t = pattern.matrices(weight)
         self._master = (self.adj, self.adj_t)  # as built: every dtype cast starts here, so casts lose nothing
 
     @classmethod
@@ -199,17 +300,93 @@ class GCNLayer(GCNConv):
         return out + self.bias if self.bias is not None else out
 
 
+class AttentionGraph:
+    """A fixed graph prepared once for :class:`GATLayer` (as :class:`SparseAdj` for the fixed
+    convolutions): the edges with GATConv's self-loops (existing self-loops removed, one per
+    node appended, PyG's order), and per head count the sparsity pattern over which the
+    attention-weighted sum runs as one sparse matmul (:meth:`SparsePattern.matmul`).
+
+    With ``edge_type``, the layer's edge features are one row per type (``[n_types,
+    edge_dim]``, GAT's relation-aware variant): each edge takes its type's row and each
+    self-loop the mean over its node's incoming edges (GATConv's ``fill_value="mean"``), as
+    the ``[N, n_types]`` row-mean matrix :attr:`loop_types`.
+
+    Args:
+        edge_index: LongTensor ``[2, M]`` (source, target): messages ``edge_index[0] -> edge_index[1]``.
+        n_nodes: ``N``. edge_type: LongTensor ``[M]`` in ``[0, n_types)`` or ``None``.
+        n_types: rows of the edge-feature table (with ``edge_type``).
+
+    Raises:
+        ValueError: a node outside ``[0, N)``, ``edge_type`` of the wrong shape or outside ``[0, n_types)``.
+    """
+
+    def __init__(self, edge_index: Tensor, n_nodes: int, edge_type: Tensor | None = None,
+                 n_types: int | None = None) -> None:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"AttentionGraph: edge_index must be [2, M], got {tuple(edge_index.shape)}")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
+            raise ValueError(f"AttentionGraph: edge_index has nodes outside [0, {n_nodes})")
+        keep = edge_index[0] != edge_index[1]
+        loops = torch.arange(n_nodes, device=edge_index.device)
+        self.n_nodes = int(n_nodes)
+        self.src = torch.cat([edge_index[0, keep], loops])
+        self.dst = torch.cat([edge_index[1, keep], loops])
+        self.edge_type: Tensor | None = None
+        self.loop_types: SparseAdj | None = None
+        if edge_type is not None:
+            if edge_type.shape != (edge_index.shape[1],) or n_types is None or (
+                    edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_types)):
+                raise ValueError(f"AttentionGraph: edge_type must be [M={edge_index.shape[1]}] in "
+                                 f"[0, n_types={n_types})")
+            self.edge_type = edge_type[keep]
+            self.loop_types = SparseAdj.row_mean(self.dst[: self.edge_type.numel()], self.edge_type, self.n_nodes,
+                                                 int(n_types))
+        self._patterns: dict[int, SparsePattern] = {}
+
+    def pattern(self, heads: int) -> SparsePattern:
+        """The ``[N heads, N heads]`` pattern of the per-head sums: entry ``e heads + k`` (edge
+        ``e``, head ``k``) at row ``dst_e heads + k``, column ``src_e heads + k`` (built once per
+        ``heads``)."""
+        if heads not in self._patterns:
+            k = torch.arange(heads, device=self.src.device)
+            rows, cols = (self.dst[:, None] * heads + k).reshape(-1), (self.src[:, None] * heads + k).reshape(-1)
+            n = self.n_nodes * heads
+            self._patterns[heads] = SparsePattern(rows, cols, n, n)
+        return self._patterns[heads]
+
+    def to(self, device: torch.device) -> "AttentionGraph":
+        """Move everything to ``device`` (in place); returns ``self``."""
+        if self.src.device != torch.device(device):
+            self.src, self.dst = self.src.to(device), self.dst.to(device)
+            if self.edge_type is not None:
+                self.edge_type = self.edge_type.to(device)
+            for p in self._patterns.values():
+                p.to(device)
+        return self
+
+
 class GATLayer(GATConv):
     """A GAT layer (Velickovic et al., ICLR 2018, eq. 1-4): PyG's :class:`GATConv` with
     ``heads`` heads of width ``dim / heads`` concatenated (width ``dim`` in and out),
     self-loops, attention dropout ``dropout`` and, with ``edge_dim``, an edge feature in the
     attention logit. ELU between layers (:attr:`activation`, the paper's).
 
-    Forward (GATConv's): ``x`` FloatTensor ``[N, dim]``, ``edge_index`` LongTensor ``[2, M]``,
-    ``edge_attr`` FloatTensor ``[M, edge_dim]`` or ``None`` -> FloatTensor ``[N, dim]``.
+    On an :class:`AttentionGraph` the same function is computed without per-edge feature
+    tensors: the logits ``LeakyReLU(a_src^T W h_j + a_dst^T W h_i [+ a_edge^T W_e e_ij])`` are
+    gathered from per-node (and per-type) scalars, softmax and dropout run on the ``[M, heads]``
+    logits in GATConv's edge order (so dropout draws the same mask), and ``sum_j alpha_ij W h_j``
+    is one sparse matmul over ``[N heads, N heads]`` (gradient w.r.t. the attention by a
+    sampled product, :meth:`SparsePattern.matmul`) instead of a ``[M, heads, dim / heads]``
+    message tensor, its scatter and their backward.
+
+    Forward: ``x`` FloatTensor ``[N, dim]``; either ``edge_index`` LongTensor ``[2, M]`` with
+    ``edge_attr`` FloatTensor ``[M, edge_dim]`` or ``None`` (GATConv's own forward), or an
+    :class:`AttentionGraph` with ``edge_attr`` FloatTensor ``[n_types, edge_dim]`` (one row per
+    edge type) or ``None`` -> FloatTensor ``[N, dim]``.
 
     Raises:
-        ValueError: ``dim`` not a multiple of ``heads``.
+        ValueError: ``dim`` not a multiple of ``heads``; on an :class:`AttentionGraph`, ``edge_attr``
+            given without ``edge_dim`` or missing with it, or a graph without edge types.
     """
 
     activation = staticmethod(F.elu)
@@ -219,18 +396,98 @@ class GATLayer(GATConv):
             raise ValueError(f"embedding_dim={dim} must be a multiple of heads={heads}")
         super().__init__(dim, dim // heads, heads=heads, dropout=dropout, edge_dim=edge_dim, add_self_loops=True)
 
+    def forward(self, x: Tensor, edge_index: Adj | AttentionGraph,  # type: ignore[override]
+                edge_attr: Tensor | None = None) -> Tensor:
+        if not isinstance(edge_index, AttentionGraph):
+            return super().forward(x, edge_index, edge_attr)
+        g = edge_index.to(x.device)
+        heads, width = self.heads, self.out_channels
+        h = self.lin(x).view(-1, heads, width)  # W h, [N, heads, width]
+        logit = (h * self.att_src).sum(-1).index_select(0, g.src) + (h * self.att_dst).sum(-1).index_select(0, g.dst)
+        if (edge_attr is None) != (self.lin_edge is None) or (edge_attr is not None and g.loop_types is None):
+            raise ValueError("GATLayer: edge features [n_types, edge_dim] go with edge_dim and a graph with edge "
+                             "types, and only with them")
+        if edge_attr is not None:
+            per_type = (self.lin_edge(edge_attr).view(-1, heads, width) * self.att_edge).sum(-1)  # [n_types, heads]
+            logit = logit + torch.cat([per_type.index_select(0, g.edge_type), g.loop_types.matmul(per_type)])
+        alpha = softmax(F.leaky_relu(logit, self.negative_slope), g.dst, num_nodes=g.n_nodes)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = g.pattern(heads).matmul(alpha.reshape(-1), h.reshape(-1, width)).view(-1, heads * width)
+        return out + self.bias if self.bias is not None else out
 
-def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: Tensor, rel_emb: Tensor,
-                   n_nodes: int | None = None) -> Tensor:
+
+class RelationGroups:
+    """A relational graph's edges grouped by relation, prepared once for :func:`kgat_attention`
+    (the graph of KGAT is fixed; its attention is recomputed from new embeddings).
+
+    Each relation ``r`` keeps its distinct nodes (heads and tails; the interact relations have
+    ~10^5 edges but ~10^3 distinct users / items, so each is projected by ``W_r`` once); the
+    projections of all relations are stacked (``S`` rows), and :attr:`logit_pattern` places
+    edge ``k`` at (its head's row, its tail's row) so that the ``M`` logits are one sampled
+    product (:meth:`SparsePattern.sampled`). :attr:`adjacency` is the ``[N, N]`` pattern
+    ``(head, tail)`` of the attention matrix (:class:`SparseAdj` of the attention values).
+
+    Args:
+        edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in ``[0, n_rel)``.
+        n_nodes: ``N``. n_rel: ``R'``.
+
+    Raises:
+        ValueError: mismatched shapes, a relation outside ``[0, n_rel)`` or a node outside ``[0, N)``.
+    """
+
+    def __init__(self, edge_index: Tensor, edge_type: Tensor, n_nodes: int, n_rel: int) -> None:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_type.shape != (edge_index.shape[1],):
+            raise ValueError(f"edge_index must be [2, M] and edge_type [M]; got {tuple(edge_index.shape)} "
+                             f"and {tuple(edge_type.shape)}")
+        if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_rel):
+            raise ValueError(f"edge_type has ids outside 0..{n_rel - 1}")
+        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
+            raise ValueError(f"edge_index has nodes outside [0, {n_nodes})")
+        self.n_nodes, self.n_rel, self.n_edges = int(n_nodes), int(n_rel), int(edge_type.numel())
+        order = torch.argsort(edge_type, stable=True)
+        counts = torch.bincount(edge_type, minlength=n_rel).tolist()
+        head_row, tail_row = torch.empty_like(edge_type), torch.empty_like(edge_type)
+        self.relations: list[int] = []
+        self.nodes: list[Tensor] = []  # the distinct nodes of each relation in self.relations
+        start = offset = 0
+        for r, c in enumerate(counts):  # loop over relations only
+            if c == 0:
+                continue
+            idx = order[start:start + c]
+            start += c
+            nodes, inv = torch.unique(torch.cat([edge_index[0, idx], edge_index[1, idx]]), return_inverse=True)
+            head_row[idx], tail_row[idx] = inv[:c] + offset, inv[c:] + offset
+            self.relations.append(r)
+            self.nodes.append(nodes)
+            offset += int(nodes.numel())
+        self.logit_pattern = SparsePattern(head_row, tail_row, offset, offset)
+        self.adjacency = SparsePattern(edge_index[0], edge_index[1], self.n_nodes, self.n_nodes)
+        self.head = edge_index[0]
+
+    def to(self, device: torch.device) -> "RelationGroups":
+        """Move everything to ``device`` (in place); returns ``self``."""
+        if self.head.device != torch.device(device):
+            self.head = self.head.to(device)
+            self.nodes = [n.to(device) for n in self.nodes]
+            self.logit_pattern.to(device)
+            self.adjacency.to(device)
+        return self
+
+
+def kgat_attention(x: Tensor, edge_index: Tensor | RelationGroups, edge_type: Tensor | None, rel_proj: Tensor,
+                   rel_emb: Tensor, n_nodes: int | None = None) -> Tensor:
     """Knowledge-aware attention of KGAT (Wang et al., KDD 2019, eq. 4-5).
 
     ``pi(h, r, t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, normalised by a softmax over the
-    edges of each head ``h`` (its out-edges in ``edge_index``).
+    edges of each head ``h`` (its out-edges in ``edge_index``). Each relation's distinct nodes
+    are projected once (one matmul per relation, a loop over the relations only) and the
+    per-edge dot products are one sampled product over the stacked projections (no ``[M, k]``
+    gather); differentiable in ``x``, ``rel_proj`` and ``rel_emb``.
 
     Args:
         x: FloatTensor ``[N, d]`` node embeddings (layer 0).
-        edge_index: LongTensor ``[2, M]`` (head, tail). edge_type: LongTensor ``[M]`` in
-            ``0..R'-1``.
+        edge_index: LongTensor ``[2, M]`` (head, tail) with ``edge_type`` LongTensor ``[M]`` in
+            ``0..R'-1``; or the graph's :class:`RelationGroups`, built once (``edge_type`` then ``None``).
         rel_proj: FloatTensor ``[R', d, k]`` the ``W_r`` (applied as ``e @ W_r``).
         rel_emb: FloatTensor ``[R', k]`` the ``e_r``.
         n_nodes: ``N`` (default ``x.shape[0]``).
@@ -241,33 +498,21 @@ def kgat_attention(x: Tensor, edge_index: Tensor, edge_type: Tensor, rel_proj: T
     Raises:
         ValueError: mismatched shapes or a relation id outside ``0..R'-1``.
     """
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_type.shape != (edge_index.shape[1],):
-        raise ValueError(f"edge_index must be [2, M] and edge_type [M]; got {tuple(edge_index.shape)} "
-                         f"and {tuple(edge_type.shape)}")
-    n_rel = rel_proj.shape[0]
-    if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= n_rel):
-        raise ValueError(f"edge_type has ids outside 0..{n_rel - 1}")
-    if rel_proj.shape[1] != x.shape[1] or rel_emb.shape != (n_rel, rel_proj.shape[2]):
-        raise ValueError(f"rel_proj {tuple(rel_proj.shape)} / rel_emb {tuple(rel_emb.shape)} do not fit "
-                         f"embeddings of width {x.shape[1]}")
     n_nodes = x.shape[0] if n_nodes is None else n_nodes
-    logits = x.new_empty(edge_type.shape[0])
-    # group edges by relation once (argsort), then one matmul per relation
-    order = torch.argsort(edge_type, stable=True)
-    counts = torch.bincount(edge_type, minlength=n_rel).tolist()
-    start = 0
-    for r, c in enumerate(counts):  # loop over relations only
-        if c == 0:
-            continue
-        idx = order[start:start + c]
-        start += c
-        # project each node of this relation once (the interact relations have ~10^5 edges
-        # but only ~10^3 distinct users / items)
-        nodes, inv = torch.unique(torch.cat([edge_index[0, idx], edge_index[1, idx]]), return_inverse=True)
-        proj = x[nodes] @ rel_proj[r]
-        wh, wt = proj[inv[:c]], proj[inv[c:]]
-        logits[idx] = (wt * torch.tanh(wh + rel_emb[r])).sum(-1)
-    return softmax(logits, edge_index[0], num_nodes=n_nodes)
+    n_rel = rel_proj.shape[0]
+    if isinstance(edge_index, RelationGroups):
+        groups = edge_index.to(x.device)
+    else:
+        if edge_type is None:
+            raise ValueError("kgat_attention needs edge_type [M] with an edge_index")
+        groups = RelationGroups(edge_index, edge_type, n_nodes, n_rel)
+    if rel_proj.shape[1] != x.shape[1] or rel_emb.shape != (n_rel, rel_proj.shape[2]) or groups.n_rel != n_rel:
+        raise ValueError(f"rel_proj {tuple(rel_proj.shape)} / rel_emb {tuple(rel_emb.shape)} do not fit "
+                         f"embeddings of width {x.shape[1]} and {groups.n_rel} relations")
+    proj = [x[nodes] @ rel_proj[r] for r, nodes in zip(groups.relations, groups.nodes)]  # W_r e, [S, k]
+    gate = torch.cat([torch.tanh(p + rel_emb[r]) for r, p in zip(groups.relations, proj)])  # tanh(W_r e + e_r)
+    logits = groups.logit_pattern.sampled(gate, torch.cat(proj)) if proj else x.new_zeros(0)
+    return softmax(logits, groups.head, num_nodes=n_nodes)
 
 
 class KGATConv(MessagePassing):
