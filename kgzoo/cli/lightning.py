@@ -34,6 +34,8 @@ from ..api import attach, create_datamodule_for
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
+from ..hub.checkpoint import checkpoint_meta, model_name
+from ..hub.manifest import PretrainedError
 from ..models.base import SIZE_KEYS, Recommender
 from ..registry import MODELS
 
@@ -106,6 +108,15 @@ class KGZooCLI(LightningCLI):
         parser.add_argument("--config-dir", dest="config_dir_", default=None, metavar="DIR",
                             help="a folder of zoo configs over the packaged ones (repeatable; the last wins)")
 
+    def _parse_ckpt_path(self) -> None:
+        # a kgzoo checkpoint's model and data came in as a config first (ckpt_cli_config), which
+        # later arguments override; Lightning's own parse of its hyper-parameters would lose the
+        # model class (subclass mode) and fail
+        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        if ckpt and _kgzoo_meta(ckpt) is not None:
+            return
+        super()._parse_ckpt_path()
+
     def _join(self) -> None:
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
         # triple split), the DataModule adapts to the model, the model takes its graphs
@@ -166,6 +177,52 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     return out
 
 
+def _kgzoo_meta(path: str) -> dict[str, Any] | None:
+    """The ``"kgzoo"`` entry of checkpoint ``path`` (:func:`kgzoo.hub.checkpoint.checkpoint_meta`),
+    ``None`` for a file that is not a kgzoo checkpoint."""
+    try:
+        return checkpoint_meta(path)[1]
+    except (PretrainedError, FileNotFoundError):
+        return None
+
+
+def ckpt_cli_config(path: str) -> dict[str, Any] | None:
+    """A LightningCLI config from a self-describing checkpoint (:mod:`kgzoo.hub.checkpoint`):
+    ``{"model": {"class_path", "init_args"}, "data": {...}}``, the model class (its module
+    imported, so a plugin's class registers) with the saved hyper-parameters less the sizes
+    (linked from the data), the DataModule with the saved dataset, protocol, KG ablation, seed
+    and batch sizes. ``None`` for a checkpoint without a ``"kgzoo"`` entry.
+
+    Raises:
+        PretrainedError: the checkpoint's model class is neither registered nor importable.
+    """
+    meta = _kgzoo_meta(path)
+    if meta is None:
+        return None
+    cls = MODELS.get(model_name(meta))
+    hp = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
+    data = {k: v for k, v in (meta.get("data") or {}).items() if k not in ("fingerprint", "link")}
+    return {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": hp},
+            **({"data": data} if data else {})}
+
+
+def _with_ckpt_config(args: list[str]) -> tuple[list[str], str | None]:
+    """Put ``--config FILE`` of :func:`ckpt_cli_config` first in ``args`` when they give
+    ``--ckpt_path`` of a kgzoo checkpoint (later arguments override it).
+
+    Returns:
+        ``(args, path of the temporary config file or None)``; the caller removes the file.
+    """
+    paths, _ = take_option("--ckpt_path", args)
+    cfg = ckpt_cli_config(paths[-1]) if paths else None
+    if cfg is None:
+        return args, None
+    fd, tmp = tempfile.mkstemp(prefix="kgzoo-ckpt-", suffix=".yaml")
+    with open(fd, "w") as f:
+        yaml.safe_dump(cfg, f)
+    return ["--config", tmp, *args], tmp
+
+
 def _with_zoo_config(subcommand: str, args: list[str]) -> tuple[list[str], str | None]:
     """Replace ``--zoo SPEC`` in ``args`` by ``--config FILE`` (first, so later arguments override it).
 
@@ -220,13 +277,15 @@ def passthrough_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run(subcommand: str, args: argparse.Namespace) -> int:
     cli_args, tmp = _with_zoo_config(subcommand, list(args.lightning_args))
+    cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
             make_lightning_cli([subcommand, *cli_args])
     finally:
-        if tmp:
-            os.unlink(tmp)
+        for t in (tmp, tmp_ckpt):
+            if t:
+                os.unlink(t)
     return 0
 
 

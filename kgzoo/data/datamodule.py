@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
 from .kgdata import KGRecData, content_checksum
-from .protocol import EvalProtocol, Split, check_leakage, default_protocol_for
+from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
 from ..ops.csr import csr_rows, to_csr
 from .sampling import BPRSampler, KGSampler
 
@@ -303,6 +303,27 @@ class KGRecDataModule(L.LightningDataModule):
     def protocol_fingerprint(self) -> str:
         """As :attr:`fingerprint` but without the KG ablation (groups a robustness study)."""
         return self.protocol.fingerprint(self.data.source_checksums, {"dataset": self.dataset})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The identity of this data, saved by Lightning in every checkpoint of a run on it (and by
+        ``Recommender.on_save_checkpoint`` under ``checkpoint["kgzoo"]["data"]``): ``dataset``,
+        ``protocol`` (:meth:`EvalProtocol.to_dict`), ``kg_ablation``, ``seed``, ``batch_size``,
+        ``eval_batch_size``, ``kg_batch_size`` (the constructor's arguments: enough to build the
+        DataModule again) and ``fingerprint``. Sets the data up."""
+        self.setup()
+        return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
+                "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                "kg_batch_size": self.kg_batch_size, "fingerprint": self.fingerprint}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's restore of a checkpoint (``trainer.test(..., ckpt_path=...)``): refuses a
+        checkpoint trained on other data.
+
+        Raises:
+            FingerprintError: ``state_dict["fingerprint"]`` differs from this data's (naming both
+                and both datasets).
+        """
+        check_fingerprint(state_dict, self.fingerprint, self.dataset)
 
     def model_kwargs(self) -> dict[str, Any]:
         """The sizes a model is built with: ``n_users, n_items, n_entities, n_relations, task``."""

@@ -32,6 +32,7 @@ from ..metrics.link import build_filter
 from ..ops.csr import csr_rows
 from ..ops.sampling import sorted_keys, uniform_negatives
 from .graphs import Graphs
+from .protocol import check_fingerprint
 
 
 def split_triples(triples: Tensor, ratios: Sequence[float] = (0.9, 0.05, 0.05), seed: int = 0,
@@ -218,6 +219,20 @@ class KGLinkDataModule(L.LightningDataModule):
     def protocol_fingerprint(self) -> str:
         payload = {"base": self.base.protocol_fingerprint, **self._link_extra()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base's identity (:meth:`KGRecDataModule.state_dict`) with this DataModule's
+        ``fingerprint`` and its triple split under ``link``, saved in every checkpoint."""
+        return {**self.base.state_dict(), "fingerprint": self.fingerprint,
+                "link": {"ratios": list(self.ratios), "seed": self.seed, "max_valid_triples": self.max_valid_triples}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on another triple split or data.
+
+        Raises:
+            FingerprintError: the checkpoint's fingerprint differs (naming both).
+        """
+        check_fingerprint(state_dict, self.fingerprint, self.dataset)
 
     def sizes(self) -> dict[str, int]:
         self.setup()

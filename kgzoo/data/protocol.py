@@ -21,6 +21,30 @@ TASKS = ("topk", "ctr")
 SPLITS = ("random", "temporal", "loo", "given", "cold_item")
 
 
+class FingerprintError(ValueError):
+    """Data whose fingerprint differs from the one a model or weights were trained on (the
+    message names both): other data files, another protocol or split, another KG ablation."""
+
+
+def check_fingerprint(saved: dict, fingerprint: str, dataset: str) -> None:
+    """Refuse data other than the data a checkpoint was written on.
+
+    Args:
+        saved: the data identity a checkpoint holds (``KGRecDataModule.state_dict()``:
+            ``fingerprint``, ``dataset``, ``protocol``); without a ``fingerprint`` (a checkpoint
+            written before kgzoo recorded it) nothing is checked.
+        fingerprint, dataset: those of the data at hand.
+
+    Raises:
+        FingerprintError: the fingerprints differ (the message names both, with both datasets).
+    """
+    want = saved.get("fingerprint")
+    if want is not None and want != fingerprint:
+        raise FingerprintError(f"the checkpoint was written on dataset {saved.get('dataset')!r} with fingerprint "
+                               f"{want} (protocol {saved.get('protocol')}); this data, {dataset!r}, has fingerprint "
+                               f"{fingerprint}: other data files, protocol, split or KG ablation")
+
+
 class LeakageError(AssertionError):
     """A split that puts a valid/test pair in train, or a cold item in train."""
 

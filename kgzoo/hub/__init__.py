@@ -6,13 +6,16 @@
   sha256 checked (:class:`ChecksumError`) before the safetensors bytes are parsed.
 - :mod:`kgzoo.hub.pretrained`: :func:`load_pretrained` (a :class:`Pretrained` ready to
   recommend), :func:`list_pretrained`, :func:`evaluate`.
+- :mod:`kgzoo.hub.checkpoint`: :func:`load_checkpoint` (model and data rebuilt from a
+  self-describing Lightning checkpoint alone).
 """
 from ..data.download import ChecksumError
 from .manifest import (MANIFEST_PATH, FingerprintError, PretrainedError, PretrainedSpec, check_name, read_manifest,
                        weights_spec, write_manifest_entry)
+from .checkpoint import checkpoint_meta, load_checkpoint
 from .pretrained import Pretrained, evaluate, list_pretrained, load_pretrained, metrics_close
 from .store import load_weights, weights_path
 
 __all__ = ["ChecksumError", "FingerprintError", "MANIFEST_PATH", "Pretrained", "PretrainedError", "PretrainedSpec",
-           "check_name", "evaluate", "list_pretrained", "load_pretrained", "load_weights", "metrics_close",
+           "check_name", "checkpoint_meta", "evaluate", "list_pretrained", "load_checkpoint", "load_pretrained", "load_weights", "metrics_close",
            "read_manifest", "weights_path", "weights_spec", "write_manifest_entry"]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.protocol import FingerprintError
 from ..registry import PRETRAINED
 
 MANIFEST_FORMAT = 1
@@ -43,10 +44,6 @@ _REQUIRED = ("model", "dataset", "protocol", "fingerprint", "metrics", "hparams"
 
 class PretrainedError(ValueError):
     """A pretrained entry or file that cannot be loaded (bad manifest entry, bad file)."""
-
-
-class FingerprintError(PretrainedError):
-    """Data whose protocol fingerprint differs from the one the weights were trained under."""
 
 
 # ---------------------------------------------------------------------------- names, paths

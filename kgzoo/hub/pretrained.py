@@ -71,6 +71,19 @@ def metrics_close(a: dict[str, float], b: dict[str, float], rel: float = 1e-6, a
     return bad
 
 
+def load_state(model: Any, state: dict[str, Tensor], what: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` (every key, every shape), cast to the
+    model's dtypes (float16 weights into a float32 model).
+
+    Raises:
+        PretrainedError: missing, unexpected or misshapen tensors (naming ``what`` and the model).
+    """
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise PretrainedError(f"{what} do not fit model {type(model).__name__}: {e}") from None
+
+
 class Pretrained:
     """A pretrained model with its dataset's id maps: raw ids in, raw ids and titles out.
 
@@ -180,10 +193,7 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
         raise FingerprintError(f"{name!r}: the data fingerprint {datamodule.fingerprint} differs from the manifest's "
                                f"{spec.fingerprint} (other data files, protocol {spec.protocol}, or metric code)")
     model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise PretrainedError(f"weights of {name!r} do not fit model {spec.model!r}: {e}") from None
+    load_state(model, state, f"weights of {name!r}")
     model.to(device)
     model.eval()
     return Pretrained(spec, model, datamodule)

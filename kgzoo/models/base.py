@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 
 from ..ops.csr import csr_rows
+from ..registry import MODELS
 from ..tasks import get_task
+from ..version import __version__
 
 #: constructor arguments that come from the DataModule (sizes and task), not from a config
 SIZE_KEYS = ("n_users", "n_items", "n_entities", "n_relations", "task")
@@ -149,6 +151,27 @@ class Recommender(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is not None and hasattr(dm, "graphs"):
             self.attach(dm.graphs())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make every checkpoint self-describing (DESIGN.md, "Recommender"): adds
+        ``checkpoint["kgzoo"]``, read by :func:`kgzoo.load_checkpoint` and ``kgzoo test --ckpt_path``:
+
+        - ``format`` (1), ``kgzoo`` (the version that wrote it);
+        - ``model``: the registered name (``None`` for an unregistered class), ``class_path``:
+          ``module.QualName`` of the class (imported on load where the name is not registered);
+        - ``hparams``: the constructor arguments (``self.hparams``; sizes and task included);
+        - ``fingerprint``: of the graphs attached (:attr:`attached_fingerprint`);
+        - ``data``: the Trainer DataModule's ``state_dict()`` where it has one (duck-typed, as
+          :meth:`setup`): dataset, protocol, KG ablation, seed, batch sizes, fingerprint.
+        """
+        cls = type(self)
+        name = next((e.name for e in MODELS.entries() if e.obj is cls), None)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data = dm.state_dict() if dm is not None and hasattr(dm, "graphs") else {}
+        checkpoint["kgzoo"] = {"format": 1, "kgzoo": __version__, "model": name,
+                               "class_path": f"{cls.__module__}.{cls.__qualname__}",
+                               "hparams": {k: v for k, v in dict(self.hparams).items() if not k.startswith("_")},
+                               "fingerprint": self._attached_fingerprint, "data": data}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(batch)

@@ -196,6 +196,12 @@ def test_checkpoint_round_trip(name, task, text_home, tmp_path):
     fresh = type(model).load_from_checkpoint(path, map_location="cpu", weights_only=False)
     attach(fresh, dm)
     assert torch.allclose(outputs(model, dm), outputs(fresh, dm), atol=1e-6), f"{name}: scores differ after a load"
+    # self-describing: the registered name, hyper-parameters and data identity are in the file
+    meta = torch.load(path, weights_only=True)["kgzoo"]
+    assert meta["model"] == name and meta["data"]["fingerprint"] == dm.fingerprint == meta["fingerprint"]
+    pre = kgzoo.load_checkpoint(path, datamodule=dm)  # no class, no hyper-parameters given
+    assert type(pre.model) is type(model) and not pre.model.training
+    assert torch.allclose(outputs(model, dm), outputs(pre.model, dm), atol=1e-6), f"{name}: load_checkpoint differs"
 
 
 @pytest.mark.parametrize("name, task", CASES)

@@ -1,0 +1,155 @@
+"""Self-describing checkpoints: :func:`load_checkpoint` rebuilds a model and its data from a
+checkpoint file alone (DESIGN.md, "Recommender").
+
+Every checkpoint a kgzoo model writes through Lightning (``kgzoo bench``, ``kgzoo tune``,
+``kgzoo fit``, a user's own Trainer) carries ``checkpoint["kgzoo"]``
+(:meth:`kgzoo.models.base.Recommender.on_save_checkpoint`): the registered model name and
+import path, the hyper-parameters, the fingerprint of the data it was trained on, the
+DataModule's identity (dataset, protocol, KG ablation, seed, batch sizes) and kgzoo's version.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..api import attach, create_datamodule, create_datamodule_for, create_model
+from ..data.download import sha256_file
+from ..data.link import KGLinkDataModule
+from ..data.protocol import check_fingerprint
+from ..models.base import SIZE_KEYS
+from ..registry import MODELS, load_plugins
+from .manifest import PretrainedError, PretrainedSpec
+from .pretrained import Pretrained, load_state
+
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_meta(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a Lightning checkpoint with ``torch.load(weights_only=True)`` (tensors and plain
+    types only: no pickled code runs).
+
+    Returns:
+        ``(checkpoint, meta)``: the whole checkpoint dict and its ``"kgzoo"`` entry (``format``,
+        ``kgzoo``, ``model``, ``class_path``, ``hparams``, ``fingerprint``, ``data``).
+
+    Raises:
+        FileNotFoundError: no such file. PretrainedError: not a checkpoint torch can read, no
+            ``"kgzoo"`` entry (written by kgzoo before checkpoints described themselves, or by
+            another model class), or a newer format than this kgzoo reads.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p}: no such file")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (torch raises several kinds for a file that is not a checkpoint)
+        raise PretrainedError(f"checkpoint {p}: not a checkpoint torch can read ({type(e).__name__}: {e})") from None
+    meta = ckpt.get("kgzoo") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict):
+        raise PretrainedError(f"checkpoint {p} has no 'kgzoo' entry (written by a kgzoo older than self-describing "
+                              "checkpoints, or not by a kgzoo model): build the model with create_model and "
+                              "load its 'state_dict' yourself")
+    if int(meta.get("format", 0)) > CHECKPOINT_FORMAT:
+        raise PretrainedError(f"checkpoint {p}: format {meta.get('format')} is newer than this kgzoo reads "
+                              f"({CHECKPOINT_FORMAT}); written by kgzoo {meta.get('kgzoo')}")
+    return ckpt, meta
+
+
+def model_name(meta: dict[str, Any]) -> str:
+    """The registered name of a checkpoint's model: ``meta["model"]`` where registered, else the
+    name under which importing the module of ``meta["class_path"]`` registers the class (a
+    user's plugin model).
+
+    Raises:
+        PretrainedError: the class is neither registered nor importable, or importing it
+            registers nothing.
+    """
+    name = meta.get("model")
+    if name and name in MODELS:
+        return name
+    module, _, qualname = str(meta.get("class_path") or "").rpartition(".")
+    try:
+        cls = getattr(load_plugins([module], entry_points=False)[0], qualname)
+    except (ImportError, AttributeError, ValueError, IndexError) as e:
+        raise PretrainedError(f"checkpoint model {name!r} is not registered and its class {meta.get('class_path')!r} "
+                              f"cannot be imported ({e}); pass --import MODULE (or import it first)") from None
+    found = [e.name for e in MODELS.entries() if e.obj is cls]
+    if not found:
+        raise PretrainedError(f"checkpoint class {meta.get('class_path')!r} is not a registered model "
+                              "(@register_model)")
+    return found[0]
+
+
+def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
+    """The DataModule a checkpoint's ``data`` entry (``KGRecDataModule.state_dict()``, plus
+    ``link`` for a KG link-prediction model) describes, built again.
+
+    Raises:
+        PretrainedError: an entry without a dataset (the checkpoint was written without a
+            DataModule). KeyError: a dataset this machine does not know (with suggestions).
+    """
+    if not data.get("dataset"):
+        raise PretrainedError("the checkpoint was written without a DataModule, so it does not say its data; "
+                              "pass datamodule=")
+    base = create_datamodule(data["dataset"], root=root, protocol=data.get("protocol"),
+                             kg_ablation=data.get("kg_ablation", "real"), seed=data.get("seed"),
+                             **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data})
+    link = data.get("link")
+    return KGLinkDataModule(base, **link) if link else base
+
+
+def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None = None, device: str = "cpu",
+                    train: bool = False) -> Pretrained:
+    """Rebuild model and data from a kgzoo checkpoint alone (``kgzoo bench``, ``tune``, ``fit``).
+
+    The DataModule is built from the checkpoint's data entry (or ``datamodule`` is used), its
+    fingerprint checked against the checkpoint's, the model built with its saved
+    hyper-parameters by :func:`kgzoo.create_model` and joined to the data
+    (:func:`kgzoo.api.attach`: graph buffers rebuilt, KG or text pre-computations from the
+    cache), then the weights loaded strictly.
+
+    Args:
+        path: a ``.ckpt`` file. datamodule: the data to attach to (a ``KGRecDataModule``; a
+            link-prediction model is given its triple DataModule over it). root: data root for
+            a rebuilt DataModule. device: where the model goes.
+        train: leave the model in train mode (dropout on) to go on training; default eval mode.
+
+    Returns:
+        A :class:`~kgzoo.hub.Pretrained` named ``"model/dataset"`` (``spec.extra["checkpoint"]``
+        the path, ``spec.sha256`` the file's); ``.model``, ``.datamodule``, ``.recommend``.
+
+    Raises:
+        FileNotFoundError: no such file. PretrainedError: see :func:`checkpoint_meta` and
+            :func:`model_name`; weights that do not fit the model.
+        FingerprintError: data whose fingerprint differs from the checkpoint's (naming both).
+    """
+    p = Path(path)
+    ckpt, meta = checkpoint_meta(p)
+    name = model_name(meta)
+    data = dict(meta.get("data") or {})
+    dm = datamodule if datamodule is not None else datamodule_from(data, root)
+    base = dm.base if isinstance(dm, KGLinkDataModule) else dm
+    hparams = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
+    model = create_model(name, datamodule=base, config=False, **hparams)
+    dm = dm if isinstance(dm, KGLinkDataModule) else create_datamodule_for(model, dm)
+    dm.setup()
+    check_fingerprint({**data, "fingerprint": data.get("fingerprint") or meta.get("fingerprint")}, dm.fingerprint,
+                      dm.dataset)
+    attach(model, dm)
+    load_state(model, ckpt["state_dict"], f"checkpoint {p}")
+    model.to(device)
+    model.train(train)
+    dataset = str(data.get("dataset") or dm.dataset)
+    spec = PretrainedSpec(name=f"{name}/{dataset}", model=name, dataset=dataset,
+                          protocol=dict(data.get("protocol") or dm.protocol.to_dict()), fingerprint=dm.fingerprint,
+                          metrics={}, hparams=hparams, sha256=sha256_file(p), size=p.stat().st_size, licence="",
+                          base_dir=p.parent, main_metric=getattr(model, "main_metric", None),
+                          kg_ablation=str(data.get("kg_ablation", "real")),
+                          data={k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data},
+                          extra={"checkpoint": str(p), "epoch": ckpt.get("epoch"), "kgzoo": meta.get("kgzoo")})
+    return Pretrained(spec, model, base)
+
+
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_meta", "datamodule_from", "load_checkpoint", "model_name"]

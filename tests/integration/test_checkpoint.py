@@ -1,0 +1,113 @@
+"""Self-describing checkpoints on real data (issue 15, part 4): a checkpoint written by
+``kgzoo bench`` (``run_experiment``), ``kgzoo tune`` (the same writer, no test) or ``kgzoo fit``
+is reloaded from its path alone, in a fresh process and by ``kgzoo test --ckpt_path``, with the
+test metrics of the run; other data is refused, naming both fingerprints."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.bench.experiment import run_experiment
+from kgzoo.cli import main
+from kgzoo.cli.lightning import _with_ckpt_config, make_lightning_cli
+from kgzoo.hub import FingerprintError, PretrainedError, evaluate, metrics_close
+
+REPO = Path(__file__).resolve().parents[2]
+
+RELOAD = """
+import json, sys
+import kgzoo
+from kgzoo.api import create_datamodule_for
+from kgzoo.hub import evaluate
+pre = kgzoo.load_checkpoint(sys.argv[1])
+print(json.dumps(evaluate(pre.model, create_datamodule_for(pre.model, pre.datamodule))))
+"""
+
+
+@pytest.fixture(scope="module")
+def bench_runs(tmp_path_factory, data_dir):
+    """One epoch of bpr and lightgcn on ml-100k-kg, as ``kgzoo bench`` runs a cell."""
+    out = tmp_path_factory.mktemp("runs")
+    return out, {m: run_experiment(m, "ml-100k-kg", max_epochs=1, out_dir=out, progress=False)
+                 for m in ("bpr", "lightgcn")}
+
+
+@pytest.mark.parametrize("model", ["bpr", "lightgcn"])
+def test_bench_checkpoint_reloads_in_a_fresh_process(bench_runs, model):
+    out, rows = bench_runs
+    row = rows[model]
+    path = out / row.checkpoint
+    meta = torch.load(path, weights_only=True)["kgzoo"]
+    assert meta["model"] == model and meta["data"]["dataset"] == "ml-100k-kg"
+    assert meta["data"]["protocol"] == row.protocol and meta["fingerprint"] == row.fingerprint
+    assert meta["kgzoo"] == kgzoo.__version__ and meta["class_path"].startswith("kgzoo.models.")
+    env = {"PYTHONPATH": str(REPO), "KGZOO_DATA_DIR": str(kgzoo.paths.data_dir()), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", RELOAD, str(path)], capture_output=True, text=True, env=env,
+                          cwd=out, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(metrics) == set(row.metrics) and not metrics_close(metrics, row.metrics, rel=1e-5), (metrics, row.metrics)
+
+
+def test_kgzoo_test_takes_a_bench_checkpoint_alone(bench_runs, capsys):
+    out, rows = bench_runs
+    path = str(out / rows["lightgcn"].checkpoint)
+    args, tmp = _with_ckpt_config(["--ckpt_path", path, "--trainer.logger", "false",
+                                   "--trainer.enable_progress_bar", "false"])
+    try:
+        cli = make_lightning_cli(["test", *args])
+    finally:
+        Path(tmp).unlink()
+    got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+    assert not metrics_close(got, rows["lightgcn"].metrics, rel=1e-5)
+    # a later argument overrides the checkpoint's data: other data is refused, naming both fingerprints
+    assert main(["test", "--ckpt_path", path, "--data.kg_ablation", "none", "--trainer.logger", "false"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert rows["lightgcn"].fingerprint in err and "this data, 'ml-100k-kg', has fingerprint" in err
+
+
+def test_other_data_is_refused_naming_both_fingerprints(bench_runs):
+    out, rows = bench_runs
+    dm = kgzoo.create_datamodule("ml-100k-kg", kg_ablation="shuffled")
+    dm.setup()
+    with pytest.raises(FingerprintError) as e:
+        kgzoo.load_checkpoint(out / rows["bpr"].checkpoint, datamodule=dm)
+    assert rows["bpr"].fingerprint in str(e.value) and dm.fingerprint in str(e.value)
+
+
+def test_tune_and_fit_checkpoints_reload(tmp_path, data_dir):
+    # kgzoo tune's trials: run_experiment without the test split (the same checkpoint writer)
+    row = run_experiment("bpr", "ml-100k-kg", max_epochs=1, out_dir=tmp_path / "tune", progress=False, run_test=False)
+    pre = kgzoo.load_checkpoint(tmp_path / "tune" / row.checkpoint)
+    valid = evaluate(pre.model, pre.datamodule, stage="valid")
+    assert not metrics_close({k: valid[k] for k in row.valid_metrics}, row.valid_metrics, rel=1e-5)
+    # kgzoo fit (LightningCLI; its hyper-parameters carry Lightning's _class_path and _instantiator)
+    assert main(["fit", "--zoo", "bpr/ml-100k-kg", "--trainer.max_epochs", "1", "--trainer.logger", "false",
+                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "fit")]) == 0
+    path = tmp_path / "fit" / "checkpoints" / "best.ckpt"  # BestCheckpoint of the zoo schedule
+    pre = kgzoo.load_checkpoint(path)
+    assert pre.name == "bpr/ml-100k-kg" and pre.spec.extra["checkpoint"] == str(path)
+    args, tmp = _with_ckpt_config(["--ckpt_path", str(path), "--trainer.logger", "false",
+                                   "--trainer.enable_progress_bar", "false"])
+    try:
+        cli = make_lightning_cli(["test", *args])
+    finally:
+        Path(tmp).unlink()
+    assert not metrics_close({k: float(v) for k, v in cli.trainer.callback_metrics.items()},
+                             evaluate(pre.model, pre.datamodule), rel=1e-5)
+
+
+def test_a_file_without_kgzoo_entry_is_a_clear_error(tmp_path):
+    path = tmp_path / "plain.ckpt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(PretrainedError, match="no 'kgzoo' entry"):
+        kgzoo.load_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        kgzoo.load_checkpoint(tmp_path / "missing.ckpt")
