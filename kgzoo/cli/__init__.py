@@ -12,6 +12,7 @@ run function (nothing registers itself by being imported):
 ``test``       :mod:`kgzoo.cli.lightning`: LightningCLI test of a checkpoint
 ``recommend``  :mod:`kgzoo.cli.hub`: top-K of a pretrained model for raw user ids
 ``pretrained`` :mod:`kgzoo.cli.hub`: the pretrained weights
+``export``     :mod:`kgzoo.cli.hub`: every user's top-K (Parquet) and embeddings with raw ids
 =============  ======================================================================
 
 Every subcommand takes ``--import MODULE_OR_FILE`` (repeatable): the module (a dotted name or
@@ -64,6 +65,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("recommend", "top-K recommendations of a pretrained model for raw user ids", hub.recommend_arguments,
             hub.recommend_command),
     Command("pretrained", "list the pretrained weights", hub.pretrained_arguments, hub.pretrained_command),
+    Command("export", "write top-K lists per user (Parquet) and embeddings (safetensors) with raw ids, from a "
+                      "checkpoint or pretrained weights", hub.export_arguments, hub.export_command),
 )
 
 

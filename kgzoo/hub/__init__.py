@@ -8,14 +8,17 @@
   recommend), :func:`list_pretrained`, :func:`evaluate`.
 - :mod:`kgzoo.hub.checkpoint`: :func:`load_checkpoint` (model and data rebuilt from a
   self-describing Lightning checkpoint alone).
+- :mod:`kgzoo.hub.export`: :func:`export` (top-K lists and embeddings with raw ids, ``kgzoo export``),
+  :func:`open_model` (a checkpoint file, a saved folder or a pretrained name).
 """
 from ..data.download import ChecksumError
 from .manifest import (MANIFEST_PATH, FingerprintError, PretrainedError, PretrainedSpec, check_name, read_manifest,
                        weights_spec, write_manifest_entry)
 from .checkpoint import checkpoint_meta, load_checkpoint
+from .export import export, open_model
 from .pretrained import Pretrained, evaluate, list_pretrained, load_pretrained, metrics_close
 from .store import load_weights, weights_path
 
 __all__ = ["ChecksumError", "FingerprintError", "MANIFEST_PATH", "Pretrained", "PretrainedError", "PretrainedSpec",
-           "check_name", "checkpoint_meta", "evaluate", "list_pretrained", "load_checkpoint", "load_pretrained", "load_weights", "metrics_close",
-           "read_manifest", "weights_path", "weights_spec", "write_manifest_entry"]
+           "check_name", "checkpoint_meta", "evaluate", "export", "list_pretrained", "load_checkpoint", "load_pretrained", "load_weights", "metrics_close",
+           "open_model", "read_manifest", "weights_path", "weights_spec", "write_manifest_entry"]

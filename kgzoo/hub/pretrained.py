@@ -88,21 +88,25 @@ class Pretrained:
     """A pretrained model with its dataset's id maps: raw ids in, raw ids and titles out.
 
     Attributes:
-        name: ``"model/dataset"``. spec: the manifest entry. model: the :class:`Recommender`
-        (eval mode). datamodule: the :class:`KGRecDataModule` it was trained on (set up).
+        name: ``"model/dataset"``. spec: the manifest entry (for :func:`~kgzoo.load_checkpoint`,
+        one made from the checkpoint). model: the :class:`Recommender` (eval mode unless loaded
+        with ``train=True``). datamodule: the :class:`KGRecDataModule` it was trained on (set up).
+        user_ids, item_ids: the raw (source) ids as strings, index = kgzoo id (``str(i)`` where
+        the dataset has no raw ids).
     """
 
     def __init__(self, spec: PretrainedSpec, model: Any, datamodule: Any) -> None:
         self.spec, self.name, self.model, self.datamodule = spec, spec.name, model, datamodule
         data = datamodule.data
-        self._user_index = {str(u): i for i, u in enumerate(data.user_ids or range(data.n_users))}
-        self._item_ids = [str(i) for i in (data.item_ids or range(data.n_items))]
+        self.user_ids: list[str] = [str(u) for u in (data.user_ids or range(data.n_users))]
+        self.item_ids: list[str] = [str(i) for i in (data.item_ids or range(data.n_items))]
+        self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._seen: tuple[Tensor, Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"Pretrained({self.name!r}, {type(self.model).__name__}, metrics={self.spec.main_metric})"
 
-    def user_ids(self, raw_user_ids: Sequence[str | int]) -> Tensor:
+    def user_index(self, raw_user_ids: Sequence[str | int]) -> Tensor:
         """LongTensor of kgzoo user ids for raw (source) user ids.
 
         Raises:
@@ -143,9 +147,9 @@ class Pretrained:
         """
         single = isinstance(raw_user_ids, (str, int))
         ids = [raw_user_ids] if single else list(raw_user_ids)
-        users = self.user_ids(ids)
+        users = self.user_index(ids)
         scores, items = self.model.recommend(users, k, exclude=self.seen() if exclude_seen else None)
-        out = [[(self._item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
+        out = [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
                for srow, irow in zip(scores, items)]
         return out[0] if single else out
 

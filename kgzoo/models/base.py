@@ -107,10 +107,17 @@ class Recommender(L.LightningModule):
 
         A model that implements it inherits :meth:`score` (``e_u^T e_i``) and an evaluation cache
         (computed once per pass in :meth:`prepare_scoring`, without gradient).
-        """
-        raise NotImplementedError
 
-    def _has_final_embeddings(self) -> bool:
+        Raises:
+            NotImplementedError: a model that scores (user, item) pairs itself (KGCN, RippleNet,
+                the CTR models: :meth:`has_final_embeddings` is ``False``).
+        """
+        raise NotImplementedError(f"{type(self).__name__} scores each (user, item) pair itself (score/predict): it "
+                                  "has no user and item embeddings whose inner product ranks items; rank with "
+                                  "score() or recommend()")
+
+    def has_final_embeddings(self) -> bool:
+        """Whether the model ranks by the inner product of :meth:`final_embeddings` (it overrides them)."""
         return type(self).final_embeddings is not Recommender.final_embeddings
 
     def score(self, users: Tensor) -> Tensor:
@@ -121,7 +128,7 @@ class Recommender(L.LightningModule):
         Raises:
             NotImplementedError: the model has neither ``score`` nor ``final_embeddings``.
         """
-        if not self._has_final_embeddings():
+        if not self.has_final_embeddings():
             raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
         cache = getattr(self, "_final_cache", None)
         user_emb, item_emb = cache if cache is not None else self.final_embeddings()
@@ -136,7 +143,7 @@ class Recommender(L.LightningModule):
 
     def prepare_scoring(self) -> None:
         """Hook before an evaluation pass: caches :meth:`final_embeddings` where the model has them."""
-        if self._has_final_embeddings():
+        if self.has_final_embeddings():
             with torch.no_grad():
                 self._final_cache = self.final_embeddings()
 
@@ -182,12 +189,20 @@ class Recommender(L.LightningModule):
                  batch_size=next(iter(batch.values())).shape[0])
         return loss
 
+    def masked_scores(self, users: Tensor, mask_row: Tensor | None = None, mask_col: Tensor | None = None) -> Tensor:
+        """FloatTensor ``[B, I]``: :meth:`score` of ``users`` (LongTensor ``[B]``) in float32 with the
+        (batch row, item) pairs ``mask_row, mask_col`` (LongTensors ``[P]``) set to ``-inf``: the
+        full ranking that evaluation (seen items masked) and :meth:`recommend` share."""
+        scores = self.score(users).float()
+        if mask_row is not None:
+            scores[mask_row.to(scores.device), mask_col.to(scores.device)] = -math.inf
+        return scores
+
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys
             metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])
             return
-        scores = self.score(batch["user"]).float()
-        scores[batch["mask_row"], batch["mask_col"]] = -math.inf
+        scores = self.masked_scores(batch["user"], batch["mask_row"], batch["mask_col"])
         if "item_mask" in batch:  # items no user of the stage may be recommended (cold_item split)
             scores[:, batch["item_mask"]] = -math.inf
         metrics.update(scores, (batch["target_row"], batch["target_col"]))
@@ -237,33 +252,44 @@ class Recommender(L.LightningModule):
 
     # ------------------------------------------------------------------ use
     @torch.no_grad()
-    def recommend(self, users: Tensor, k: int = 10, exclude: tuple[Tensor, Tensor] | None = None
-                  ) -> tuple[Tensor, Tensor]:
-        """Top-``k`` items for ``users``.
+    def recommend(self, users: Tensor, k: int = 10, exclude: tuple[Tensor, Tensor] | None = None,
+                  batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+        """Top-``k`` items for ``users``: full ranking of every item, as in evaluation (scores of
+        :meth:`score`, excluded items set to ``-inf``), ``batch_size`` users at a time after one
+        :meth:`prepare_scoring` (an inner-product model propagates once for all batches).
 
         Args:
             users: LongTensor ``[B]``. k: list length.
             exclude: optional CSR ``(indptr, indices)`` of items not to recommend (e.g. the
-                train matrix ``datamodule.csr["train"]``: seen items).
+                train matrix ``datamodule.csr["train"]``: seen items); an excluded item can only
+                appear, with score ``-inf``, in a list longer than the user's candidates.
+            batch_size: users scored at once (memory: ``batch_size x I`` floats).
 
         Returns:
             ``(scores FloatTensor [B, k], items LongTensor [B, k])``, best first.
 
         Raises:
-            ValueError: ``k`` outside ``1..I``.
+            ValueError: ``k`` outside ``1..I``, ``batch_size`` < 1.
         """
         if not 1 <= k <= self.n_items:
             raise ValueError(f"k={k} must be in 1..{self.n_items}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
         was_training = self.training
         self.eval()
         self.prepare_scoring()
+        values, indices = [], []
         try:
-            scores = self.score(users.to(self.device)).float()
-            if exclude is not None:
-                r, c = csr_rows(exclude[0], exclude[1], users.cpu())
-                scores[r.to(self.device), c.to(self.device)] = -math.inf
-            top = torch.topk(scores, k, dim=1)
+            for s in range(0, users.numel(), batch_size):
+                u = users[s:s + batch_size]
+                r, c = csr_rows(exclude[0], exclude[1], u.cpu()) if exclude is not None else (None, None)
+                scores = self.masked_scores(u.to(self.device), r, c)
+                top = torch.topk(scores, k, dim=1)
+                values.append(top.values)
+                indices.append(top.indices)
         finally:
             self.end_scoring()
             self.train(was_training)
-        return top.values, top.indices
+        if not values:
+            return torch.zeros(0, k, device=self.device), torch.zeros(0, k, dtype=torch.long, device=self.device)
+        return torch.cat(values), torch.cat(indices)

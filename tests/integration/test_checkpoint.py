@@ -30,14 +30,6 @@ print(json.dumps(evaluate(pre.model, create_datamodule_for(pre.model, pre.datamo
 """
 
 
-@pytest.fixture(scope="module")
-def bench_runs(tmp_path_factory, data_dir):
-    """One epoch of bpr and lightgcn on ml-100k-kg, as ``kgzoo bench`` runs a cell."""
-    out = tmp_path_factory.mktemp("runs")
-    return out, {m: run_experiment(m, "ml-100k-kg", max_epochs=1, out_dir=out, progress=False)
-                 for m in ("bpr", "lightgcn")}
-
-
 @pytest.mark.parametrize("model", ["bpr", "lightgcn"])
 def test_bench_checkpoint_reloads_in_a_fresh_process(bench_runs, model):
     out, rows = bench_runs
