@@ -61,10 +61,6 @@ def _hparams(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items() if k not in SIZE_KEYS}
 
 
-def _json_safe(x: Any) -> Any:
-    return json.loads(json.dumps(x, default=str))
-
-
 def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result-like dict with ``state_dict`` (float32), ``hparams``, ``protocol``, ``metrics`` and training info."""
     cfg = ZooConfig.load(model, dataset)
@@ -144,12 +140,12 @@ def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "model": model, "dataset": dataset, "protocol": run["protocol"], "kg_ablation": dm.kg_ablation_kind,
         "fingerprint": dm.fingerprint, "main_metric": net.main_metric, "metrics": m_final,
-        "metrics_float32": m32, "hparams": _json_safe(run["hparams"]), "data": run["data"],
+        "metrics_float32": m32, "hparams": hub.json_safe(run["hparams"]), "data": run["data"],
         "sha256": sha256_bytes(blob), "size": len(blob), "dtype": dtype,
         "params": int(sum(v.numel() for v in state.values())),
         "licence": f"weights: research only, derived from {dataset} ({dm.spec.licence}); code: Apache-2.0",
         "paper": MODELS.entry(model).meta.get("paper"),
-        "training": _json_safe(run["training"]), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "training": hub.json_safe(run["training"]), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if shipped:
         entry["file"] = file

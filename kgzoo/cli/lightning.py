@@ -14,6 +14,13 @@ best checkpoint kept); every later ``--model.*``, ``--data.*`` or ``--trainer.*`
 
     kgzoo fit --zoo kgat/ml-100k-kg
     kgzoo fit --zoo kgat/ml-100k-kg --trainer.max_epochs 5
+
+``--pretrained NAME_OR_FOLDER`` (``fit``) starts from pretrained weights instead, in train mode
+(:func:`pretrained_cli_config`); ``test --ckpt_path P`` of a kgzoo checkpoint needs nothing else
+(:func:`ckpt_cli_config`)::
+
+    kgzoo fit --pretrained kgat/ml-100k-kg --data.kg_ablation shuffled --trainer.max_epochs 5
+    kgzoo test --ckpt_path lightning_logs/version_0/checkpoints/best.ckpt
 """
 from __future__ import annotations
 
@@ -35,10 +42,15 @@ from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
 from ..hub.checkpoint import checkpoint_meta, model_name
-from ..hub.manifest import PretrainedError
+from ..hub.manifest import PretrainedError, PretrainedSpec
+from ..hub.pretrained import json_safe, load_state, pretrained_spec
+from ..hub.store import load_weights
 from ..models.base import SIZE_KEYS, Recommender
 from ..registry import MODELS
 
+PRETRAINED_HELP = ("fit only: go on training pretrained weights, a name 'model/dataset' (kgzoo pretrained) or a "
+                   "folder written by save_pretrained: their model, hyper-parameters and data, with the zoo config's "
+                   "schedule; later --data.*, --model.* and --trainer.* arguments override it")
 ZOO_HELP = ("MODEL[/DATASET] (dataset default ml-100k-kg): start from the zoo config of MODEL on DATASET: "
             "its model and data sections and, for fit, its converged schedule (max_epochs, early stopping on "
             "valid/<main metric> with its patience, the best checkpoint kept); later --model.*, --data.* "
@@ -93,7 +105,17 @@ def _size(key: str, datamodule: Any) -> Any:
 
 class KGZooCLI(LightningCLI):
     """LightningCLI with the DataModule's sizes linked into the model, ``--zoo`` documented,
-    and the model joined to its DataModule before each run."""
+    and the model joined to its DataModule before each run.
+
+    Args:
+        pretrained: the manifest entry of weights to start ``fit`` from (``--pretrained``): loaded
+            (checksum verified) into the model after it joined its data, in train mode.
+        *args, **kwargs: as :class:`~lightning.pytorch.cli.LightningCLI`.
+    """
+
+    def __init__(self, *args: Any, pretrained: PretrainedSpec | None = None, **kwargs: Any) -> None:
+        self.pretrained = pretrained
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         for k in SIZE_KEYS:
@@ -102,6 +124,8 @@ class KGZooCLI(LightningCLI):
         # read by kgzoo.cli.main before LightningCLI parses (see _with_zoo_config, take_option);
         # declared here so that `kgzoo fit --help` documents them
         parser.add_argument("--zoo", default=None, metavar="MODEL[/DATASET]", help=ZOO_HELP)
+        parser.add_argument("--pretrained", dest="pretrained_", default=None, metavar="NAME_OR_FOLDER",
+                            help=PRETRAINED_HELP)
         parser.add_argument("--import", dest="import_", default=None, metavar="MODULE_OR_FILE",
                             help="import a module or .py file first (repeatable): its registered models, "
                                  "datasets and fusions join the run")
@@ -125,6 +149,9 @@ class KGZooCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._join()
+        if self.pretrained is not None:
+            load_state(self.model, load_weights(self.pretrained), f"weights of {self.pretrained.name!r}")
+            self.model.train()
 
     def before_test(self) -> None:
         self._join()
@@ -133,17 +160,35 @@ class KGZooCLI(LightningCLI):
         self._join()
 
 
-def make_lightning_cli(args: list[str], run: bool = True) -> KGZooCLI:
+def make_lightning_cli(args: list[str], run: bool = True, pretrained: PretrainedSpec | None = None) -> KGZooCLI:
     """Lightning's CLI over :class:`Recommender` subclasses and :class:`KGRecDataModule`.
 
     Args:
         args: the command line after ``kgzoo`` (``["fit", "--model", ...]``), ``--zoo`` already
             replaced by ``--config FILE`` (:func:`_with_zoo_config`).
         run: run the subcommand (``False``: only parse and instantiate).
+        pretrained: weights ``fit`` starts from (:class:`KGZooCLI`).
     """
     return KGZooCLI(Recommender, KGRecDataModule, subclass_mode_model=True, subclass_mode_data=False,
                     args=args, run=run, save_config_kwargs={"overwrite": True},
-                    parser_kwargs={"prog": "kgzoo"})
+                    parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained)
+
+
+def pretrained_cli_config(spec: PretrainedSpec) -> dict[str, Any]:
+    """A LightningCLI ``fit`` config that goes on training pretrained weights: the zoo config
+    of the weights' model on their dataset (:func:`zoo_cli_config`: its converged schedule) with
+    the model's hyper-parameters and the DataModule (dataset, protocol, KG ablation, batch sizes)
+    of the manifest entry ``spec``; later ``--data.*`` (another split, ``--data.dataset``) or
+    ``--model.*`` (``--model.init_args.lr``) override it.
+
+    Raises:
+        KeyError: a model or dataset that is not registered.
+    """
+    cfg = zoo_cli_config(f"{spec.model}/{spec.dataset}", "fit")
+    cfg["model"]["init_args"] = json_safe(spec.hparams)
+    cfg["data"] = {"dataset": spec.dataset, "protocol": dict(spec.protocol), "kg_ablation": spec.kg_ablation,
+                   **spec.data}
+    return cfg
 
 
 def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
@@ -275,15 +320,40 @@ def passthrough_arguments(p: argparse.ArgumentParser) -> None:
                         "--zoo MODEL[/DATASET] starts from that model's zoo config")
 
 
+def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str], str | None, PretrainedSpec | None]:
+    """Replace ``--pretrained NAME_OR_FOLDER`` in ``args`` by ``--config FILE`` of
+    :func:`pretrained_cli_config` (first, so later arguments override it).
+
+    Returns:
+        ``(args, path of the temporary config file or None, the weights' manifest entry or None)``.
+
+    Raises:
+        ValueError: ``--pretrained`` with another subcommand than ``fit``, given twice, or with ``--zoo``.
+        KeyError, PretrainedError: unknown or invalid weights (:func:`kgzoo.hub.pretrained_spec`).
+    """
+    names, rest = take_option("--pretrained", args)
+    if not names:
+        return args, None, None
+    if subcommand != "fit" or len(names) > 1 or any(a == "--zoo" or a.startswith("--zoo=") for a in rest):
+        raise ValueError("--pretrained NAME_OR_FOLDER: once, with kgzoo fit, without --zoo (the weights' model and "
+                         "dataset choose the zoo config)")
+    spec = pretrained_spec(names[0])
+    fd, tmp = tempfile.mkstemp(prefix="kgzoo-pretrained-", suffix=".yaml")
+    with open(fd, "w") as f:
+        yaml.safe_dump(pretrained_cli_config(spec), f)
+    return ["--config", tmp, *rest], tmp, spec
+
+
 def _run(subcommand: str, args: argparse.Namespace) -> int:
-    cli_args, tmp = _with_zoo_config(subcommand, list(args.lightning_args))
+    cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, list(args.lightning_args))
+    cli_args, tmp = _with_zoo_config(subcommand, cli_args)
     cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            make_lightning_cli([subcommand, *cli_args])
+            make_lightning_cli([subcommand, *cli_args], pretrained=spec)
     finally:
-        for t in (tmp, tmp_ckpt):
+        for t in (tmp_pre, tmp, tmp_ckpt):
             if t:
                 os.unlink(t)
     return 0

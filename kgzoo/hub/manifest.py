@@ -35,7 +35,9 @@ from ..registry import PRETRAINED
 MANIFEST_FORMAT = 1
 #: the package's folder of shipped weights and their manifest
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-MANIFEST_PATH = PACKAGE_DIR / "manifest.json"
+#: the manifest's file name (the package's, and a folder written by ``Pretrained.save_pretrained``)
+MANIFEST_NAME = "manifest.json"
+MANIFEST_PATH = PACKAGE_DIR / MANIFEST_NAME
 #: one part of a name (model or dataset): no path separator, no leading dot, no ".."
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -217,5 +219,5 @@ def weights_spec(name: str, manifest: str | Path | None = None) -> PretrainedSpe
     return entries[name]
 
 
-__all__ = ["FingerprintError", "MANIFEST_FORMAT", "MANIFEST_PATH", "PACKAGE_DIR", "PretrainedError", "PretrainedSpec",
+__all__ = ["FingerprintError", "MANIFEST_FORMAT", "MANIFEST_NAME", "MANIFEST_PATH", "PACKAGE_DIR", "PretrainedError", "PretrainedSpec",
            "check_name", "ensure_registered", "read_manifest", "weights_spec", "write_manifest_entry"]

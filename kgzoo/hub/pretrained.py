@@ -9,20 +9,24 @@ weights (:func:`kgzoo.hub.store.load_weights`).
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import lightning as L
 import torch
+from safetensors.torch import save
 from torch import Tensor
 
 from ..api import create_datamodule, create_model  # importing api registers the built-in models
+from ..data.download import sha256_bytes
 from ..data.protocol import EvalProtocol
 from ..ops.csr import to_csr
 from ..registry import MODELS, PRETRAINED
-from .manifest import (FingerprintError, PretrainedError, PretrainedSpec, ensure_registered, read_manifest,
-                       weights_spec)
+from ..version import __version__
+from .manifest import (MANIFEST_NAME, FingerprintError, PretrainedError, PretrainedSpec, check_name,
+                       ensure_registered, read_manifest, weights_spec, write_manifest_entry)
 from .store import load_weights
 
 
@@ -69,6 +73,11 @@ def metrics_close(a: dict[str, float], b: dict[str, float], rel: float = 1e-6, a
     bad = [k for k in sorted(set(a) | set(b)) if k not in a or k not in b
            or not math.isclose(a[k], b[k], rel_tol=rel, abs_tol=abs_)]
     return bad
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` as JSON holds it: tuples become lists, other objects their ``str``."""
+    return json.loads(json.dumps(x, default=str))
 
 
 def load_state(model: Any, state: dict[str, Tensor], what: str) -> None:
@@ -126,6 +135,47 @@ class Pretrained:
             self._seen = to_csr(x[:, 0], x[:, 1], data.n_users)
         return self._seen
 
+    def save_pretrained(self, folder: str | Path, licence: str | None = None) -> Path:
+        """Write the model as pretrained weights that :func:`load_pretrained` ``(folder)`` reads
+        back: ``<model>__<dataset>.safetensors`` (the state dict in its dtypes, metadata ``name``,
+        ``model``, ``dataset``, ``fingerprint``, ``kgzoo``) and ``manifest.json`` with its one entry
+        (DESIGN.md, "Pretrained weights": model, dataset, protocol, KG ablation, fingerprint,
+        main metric, metrics, hyper-parameters, DataModule arguments, sha256, size, dtype, licence;
+        ``source``: where these weights came from).
+
+        Args:
+            folder: created if missing; an earlier entry of the same name is replaced.
+            licence: the entry's licence (default: this spec's, else "see the dataset's licence").
+
+        Returns:
+            The path of ``manifest.json``.
+
+        Raises:
+            PretrainedError: a name that is not ``model/dataset`` of plain parts (a dataset given
+                as a path: save the model under a catalogue name).
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        check_name(self.name)
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in self.model.state_dict().items()}
+        blob = save(state, metadata={"name": self.name, "model": self.spec.model, "dataset": self.spec.dataset,
+                                     "fingerprint": self.spec.fingerprint, "kgzoo": __version__})
+        file = f"{self.spec.model}__{self.spec.dataset}.safetensors"
+        (folder / file).write_bytes(blob)
+        floats = {str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()}
+        entry = {"model": self.spec.model, "dataset": self.spec.dataset, "protocol": dict(self.spec.protocol),
+                 "kg_ablation": self.spec.kg_ablation, "fingerprint": self.spec.fingerprint,
+                 "main_metric": self.spec.main_metric or getattr(self.model, "main_metric", None),
+                 "metrics": dict(self.spec.metrics), "hparams": json_safe(self.spec.hparams), "data": dict(self.spec.data),
+                 "file": file, "sha256": sha256_bytes(blob), "size": len(blob),
+                 "dtype": floats.pop() if len(floats) == 1 else "mixed",
+                 "params": int(sum(v.numel() for v in state.values())),
+                 "licence": licence or self.spec.licence or f"see the licence of dataset {self.spec.dataset!r}",
+                 "source": self.spec.extra.get("checkpoint") or self.spec.name, "kgzoo": __version__}
+        path = folder / MANIFEST_NAME
+        write_manifest_entry(path, self.name, entry)
+        return path
+
     def title(self, item: int) -> str:
         text = self.datamodule.data.item_text
         return text[item] if text else ""
@@ -154,21 +204,45 @@ class Pretrained:
         return out[0] if single else out
 
 
-def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, manifest: str | Path | None = None,
-                    cache_dir: str | Path | None = None, download: bool = True, device: str = "cpu") -> Pretrained:
-    """Load pretrained weights by name, ready to ``recommend``.
+def pretrained_spec(name: str | Path, manifest: str | Path | None = None) -> PretrainedSpec:
+    """The manifest entry of ``name``: a folder written by :meth:`Pretrained.save_pretrained`
+    (its ``manifest.json`` holds one entry), else a name ``"model/dataset"`` of the package's
+    manifest or of ``manifest`` (:func:`~kgzoo.hub.manifest.weights_spec`).
+
+    Raises:
+        PretrainedError: a folder without a ``manifest.json`` or with more than one entry; an
+            invalid name. KeyError: an unknown name (with the nearest names).
+    """
+    folder = Path(name)
+    if folder.is_dir():
+        entries = read_manifest(folder / MANIFEST_NAME)
+        if len(entries) != 1:
+            raise PretrainedError(f"{folder}: expected a {MANIFEST_NAME} with one entry (as save_pretrained writes), "
+                                  f"found {len(entries)}" + (f": {', '.join(sorted(entries))}" if entries else ""))
+        return next(iter(entries.values()))
+    return weights_spec(str(name), manifest)
+
+
+def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None = None,
+                    manifest: str | Path | None = None, cache_dir: str | Path | None = None, download: bool = True,
+                    device: str = "cpu", train: bool = False) -> Pretrained:
+    """Load pretrained weights by name (or from a folder written by :meth:`Pretrained.save_pretrained`),
+    ready to ``recommend``, or to train on with ``train=True``.
 
     Args:
-        name: ``"model/dataset"`` (:func:`list_pretrained`).
+        name: ``"model/dataset"`` (:func:`list_pretrained`) or a folder (:func:`pretrained_spec`).
         datamodule: reuse this DataModule (its fingerprint must match); default: build one
             from the manifest's dataset, protocol and DataModule arguments.
         root: data root for the dataset (default ``$KGZOO_DATA_DIR`` or the user cache).
         manifest: read the entry from this manifest file instead of the package's.
         cache_dir: cache of downloaded weights (default :func:`kgzoo.paths.cache_dir` ``("hub")``).
         device: where the model goes.
+        train: leave the model in train mode (dropout on, as ``model.train()``; the habit of
+            timm's ``create_model(pretrained=True)``) to go on training it, e.g.
+            ``lightning.Trainer().fit(pre.model, datamodule=pre.datamodule)``; default eval mode.
 
     Returns:
-        :class:`Pretrained` (``.model`` in eval mode, ``.datamodule``, ``.recommend``).
+        :class:`Pretrained` (``.model`` in eval mode unless ``train``, ``.datamodule``, ``.recommend``).
 
     Raises:
         PretrainedError: an invalid name; an entry whose model is not registered; weights
@@ -176,7 +250,8 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
         ChecksumError: a file whose size or sha256 differs from the manifest (naming it).
         FingerprintError: data or protocol that differ from the ones the weights were trained on.
     """
-    spec = weights_spec(name, manifest)
+    spec = pretrained_spec(name, manifest)
+    name = spec.name
     if spec.model not in MODELS:
         close = MODELS.suggest(spec.model)
         raise PretrainedError(f"manifest entry {name!r} names model {spec.model!r}, which is not registered"
@@ -199,8 +274,9 @@ def load_pretrained(name: str, datamodule: Any = None, root: str | None = None, 
     model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
     load_state(model, state, f"weights of {name!r}")
     model.to(device)
-    model.eval()
+    model.train(train)
     return Pretrained(spec, model, datamodule)
 
 
-__all__ = ["Pretrained", "evaluate", "list_pretrained", "load_pretrained", "metrics_close"]
+__all__ = ["Pretrained", "evaluate", "json_safe", "list_pretrained", "load_pretrained", "load_state", "metrics_close",
+           "pretrained_spec"]
