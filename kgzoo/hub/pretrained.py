@@ -206,7 +206,8 @@ class Pretrained:
 
 def pretrained_spec(name: str | Path, manifest: str | Path | None = None) -> PretrainedSpec:
     """The manifest entry of ``name``: a folder written by :meth:`Pretrained.save_pretrained`
-    (its ``manifest.json`` holds one entry), else a name ``"model/dataset"`` of the package's
+    (its ``manifest.json`` holds one entry; a string names a folder only where that file is
+    there, a :class:`~pathlib.Path` always), else a name ``"model/dataset"`` of the package's
     manifest or of ``manifest`` (:func:`~kgzoo.hub.manifest.weights_spec`).
 
     Raises:
@@ -214,7 +215,7 @@ def pretrained_spec(name: str | Path, manifest: str | Path | None = None) -> Pre
             invalid name. KeyError: an unknown name (with the nearest names).
     """
     folder = Path(name)
-    if folder.is_dir():
+    if folder.is_dir() and (isinstance(name, Path) or (folder / MANIFEST_NAME).is_file()):
         entries = read_manifest(folder / MANIFEST_NAME)
         if len(entries) != 1:
             raise PretrainedError(f"{folder}: expected a {MANIFEST_NAME} with one entry (as save_pretrained writes), "
