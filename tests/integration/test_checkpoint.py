@@ -48,11 +48,12 @@ def test_bench_checkpoint_reloads_in_a_fresh_process(bench_runs, model):
     assert set(metrics) == set(row.metrics) and not metrics_close(metrics, row.metrics, rel=1e-5), (metrics, row.metrics)
 
 
-def test_kgzoo_test_takes_a_bench_checkpoint_alone(bench_runs, capsys):
+def test_kgzoo_test_takes_a_bench_checkpoint_alone(bench_runs, capsys, tmp_path):
     out, rows = bench_runs
     path = str(out / rows["lightgcn"].checkpoint)
     args, tmp = _with_ckpt_config(["--ckpt_path", path, "--trainer.logger", "false",
-                                   "--trainer.enable_progress_bar", "false"])
+                                   "--trainer.enable_progress_bar", "false",
+                                   "--trainer.default_root_dir", str(tmp_path)])  # LightningCLI's config.yaml
     try:
         cli = make_lightning_cli(["test", *args])
     finally:
@@ -60,7 +61,8 @@ def test_kgzoo_test_takes_a_bench_checkpoint_alone(bench_runs, capsys):
     got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
     assert not metrics_close(got, rows["lightgcn"].metrics, rel=1e-5)
     # a later argument overrides the checkpoint's data: other data is refused, naming both fingerprints
-    assert main(["test", "--ckpt_path", path, "--data.kg_ablation", "none", "--trainer.logger", "false"]) == 2
+    assert main(["test", "--ckpt_path", path, "--data.kg_ablation", "none", "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert rows["lightgcn"].fingerprint in err and "this data, 'ml-100k-kg', has fingerprint" in err
 
@@ -87,7 +89,8 @@ def test_tune_and_fit_checkpoints_reload(tmp_path, data_dir):
     pre = kgzoo.load_checkpoint(path)
     assert pre.name == "bpr/ml-100k-kg" and pre.spec.extra["checkpoint"] == str(path)
     args, tmp = _with_ckpt_config(["--ckpt_path", str(path), "--trainer.logger", "false",
-                                   "--trainer.enable_progress_bar", "false"])
+                                   "--trainer.enable_progress_bar", "false",
+                                   "--trainer.default_root_dir", str(tmp_path / "test")])
     try:
         cli = make_lightning_cli(["test", *args])
     finally:
