@@ -14,6 +14,7 @@ under DDP: rank ``r`` of ``w`` takes users ``r::w`` (no padding sampler).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
@@ -309,11 +310,15 @@ class KGRecDataModule(L.LightningDataModule):
         ``Recommender.on_save_checkpoint`` under ``checkpoint["kgzoo"]["data"]``): ``dataset``,
         ``protocol`` (:meth:`EvalProtocol.to_dict`), ``kg_ablation``, ``seed``, ``batch_size``,
         ``eval_batch_size``, ``kg_batch_size`` (the constructor's arguments: enough to build the
-        DataModule again) and ``fingerprint``. Sets the data up."""
+        DataModule again), ``fingerprint`` and ``folder``: a user's dataset folder
+        (``DatasetSpec.folder``, absolute; ``None`` for the catalogue and in-memory data), which
+        another process registers again by its path. Sets the data up."""
         self.setup()
+        folder = getattr(self.spec, "folder", None)
         return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
                 "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                "kg_batch_size": self.kg_batch_size, "fingerprint": self.fingerprint}
+                "kg_batch_size": self.kg_batch_size, "fingerprint": self.fingerprint,
+                "folder": str(Path(folder).resolve()) if folder is not None else None}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's restore of a checkpoint (``trainer.test(..., ckpt_path=...)``): refuses a

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..api import attach, create_datamodule, create_datamodule_for, create_model
+from ..data.datasets import list_datasets
 from ..data.download import sha256_file
 from ..data.link import KGLinkDataModule
 from ..data.protocol import check_fingerprint
@@ -86,14 +87,21 @@ def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
     """The DataModule a checkpoint's ``data`` entry (``KGRecDataModule.state_dict()``, plus
     ``link`` for a KG link-prediction model) describes, built again.
 
+    A user's dataset that this process has not registered is read again from the entry's
+    ``folder`` (its fingerprint, from the files' contents, is checked by the caller).
+
     Raises:
         PretrainedError: an entry without a dataset (the checkpoint was written without a
             DataModule). KeyError: a dataset this machine does not know (with suggestions).
+        FileNotFoundError: the folder is gone.
     """
     if not data.get("dataset"):
         raise PretrainedError("the checkpoint was written without a DataModule, so it does not say its data; "
                               "pass datamodule=")
-    base = create_datamodule(data["dataset"], root=root, protocol=data.get("protocol"),
+    dataset = data["dataset"]
+    if data.get("folder") and dataset not in list_datasets():  # a user's folder, not registered in this process
+        dataset = Path(data["folder"])
+    base = create_datamodule(dataset, root=root, protocol=data.get("protocol"),
                              kg_ablation=data.get("kg_ablation", "real"), seed=data.get("seed"),
                              **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data})
     link = data.get("link")

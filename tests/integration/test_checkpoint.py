@@ -106,3 +106,36 @@ def test_a_file_without_kgzoo_entry_is_a_clear_error(tmp_path):
         kgzoo.load_checkpoint(path)
     with pytest.raises(FileNotFoundError):
         kgzoo.load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_a_folder_dataset_checkpoint_reloads_in_a_fresh_process(tmp_path):
+    """A user's folder (plain CSV, string ids) is not registered in another process: the
+    checkpoint's ``folder`` registers it again, and its contents' fingerprint is checked."""
+    import lightning as L
+    import pandas as pd
+
+    folder = tmp_path / "my-shop"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    rows = [(f"user-{u}", f"sku-{int(i)}") for u in range(30) for i in torch.randperm(40, generator=g)[:10]]
+    pd.DataFrame(rows, columns=["user", "item"]).to_csv(folder / "interactions.csv", index=False)
+    dm = kgzoo.create_datamodule(str(folder), batch_size=64)
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    assert torch.load(tmp_path / "m.ckpt", weights_only=True)["kgzoo"]["data"]["folder"] == str(folder.resolve())
+    want = evaluate(model, dm)
+    env = {"PYTHONPATH": str(REPO), "KGZOO_DATA_DIR": str(kgzoo.paths.data_dir()), "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "KGZOO_HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "m.ckpt")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not metrics_close(json.loads(done.stdout.strip().splitlines()[-1]), want, rel=1e-5)
+    # other contents under the same folder: refused, naming both fingerprints
+    pd.DataFrame(rows[:-5], columns=["user", "item"]).to_csv(folder / "interactions.csv", index=False)
+    done = subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "m.ckpt")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode != 0 and "FingerprintError" in done.stderr and dm.fingerprint in done.stderr
