@@ -41,7 +41,7 @@ from ..api import attach, create_datamodule_for
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
-from ..hub.checkpoint import checkpoint_meta, model_name
+from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
 from ..hub.pretrained import json_safe, load_state, pretrained_spec
 from ..hub.store import load_weights
@@ -246,7 +246,7 @@ def ckpt_cli_config(path: str) -> dict[str, Any] | None:
         return None
     cls = MODELS.get(model_name(meta))
     hp = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
-    data = {k: v for k, v in (meta.get("data") or {}).items() if k not in ("fingerprint", "link")}
+    data = datamodule_arguments(meta["data"]) if (meta.get("data") or {}).get("dataset") else {}
     return {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": hp},
             **({"data": data} if data else {})}
 

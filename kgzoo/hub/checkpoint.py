@@ -83,27 +83,37 @@ def model_name(meta: dict[str, Any]) -> str:
     return found[0]
 
 
-def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
-    """The DataModule a checkpoint's ``data`` entry (``KGRecDataModule.state_dict()``, plus
-    ``link`` for a KG link-prediction model) describes, built again.
-
-    A user's dataset that this process has not registered is read again from the entry's
-    ``folder`` (its fingerprint, from the files' contents, is checked by the caller).
+def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """The DataModule constructor arguments a checkpoint's ``data`` entry
+    (``KGRecDataModule.state_dict()``) gives: ``dataset``, ``protocol`` (a dict), ``kg_ablation``,
+    ``seed`` and the batch sizes. A user's dataset that this process has not registered is given
+    by its ``folder`` (registered again from the path; the caller checks the contents' fingerprint).
 
     Raises:
         PretrainedError: an entry without a dataset (the checkpoint was written without a
-            DataModule). KeyError: a dataset this machine does not know (with suggestions).
-        FileNotFoundError: the folder is gone.
+            DataModule).
     """
     if not data.get("dataset"):
         raise PretrainedError("the checkpoint was written without a DataModule, so it does not say its data; "
                               "pass datamodule=")
     dataset = data["dataset"]
-    if data.get("folder") and dataset not in list_datasets():  # a user's folder, not registered in this process
-        dataset = Path(data["folder"])
-    base = create_datamodule(dataset, root=root, protocol=data.get("protocol"),
-                             kg_ablation=data.get("kg_ablation", "real"), seed=data.get("seed"),
-                             **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data})
+    if data.get("folder") and dataset not in list_datasets():
+        dataset = data["folder"]
+    return {"dataset": dataset, "protocol": data.get("protocol"), "kg_ablation": data.get("kg_ablation", "real"),
+            "seed": data.get("seed"),
+            **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data}}
+
+
+def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
+    """The DataModule a checkpoint's ``data`` entry describes (:func:`datamodule_arguments`), built
+    again; a KG link-prediction model's (``link`` in the entry) wraps it in its triple DataModule.
+
+    Raises:
+        PretrainedError: see :func:`datamodule_arguments`. KeyError: a dataset this machine does not
+        know (with suggestions). FileNotFoundError: a user's folder that is gone.
+    """
+    args = datamodule_arguments(data)
+    base = create_datamodule(args.pop("dataset"), root=root, **args)
     link = data.get("link")
     return KGLinkDataModule(base, **link) if link else base
 
@@ -160,4 +170,5 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
     return Pretrained(spec, model, base)
 
 
-__all__ = ["CHECKPOINT_FORMAT", "checkpoint_meta", "datamodule_from", "load_checkpoint", "model_name"]
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_meta", "datamodule_arguments", "datamodule_from", "load_checkpoint",
+           "model_name"]
