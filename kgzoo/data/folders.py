@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..paths import user_config_dir
 from ..registry import DATASETS
@@ -141,10 +142,6 @@ _TABLE_EXT = {".csv": ",", ".tsv": "\t", ".parquet": None}
 
 def _columns(path: Path) -> list[str]:
     if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq  # pandas' Parquet engine, the optional extra kgzoo[parquet]
-        except ImportError:
-            raise ImportError(f"{path}: reading Parquet needs pyarrow (pip install 'kgzoo[parquet]')") from None
         return list(pq.read_schema(path).names)
     return [c.strip() for c in _first_line(path).split(_TABLE_EXT[path.suffix])]
 
