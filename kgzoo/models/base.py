@@ -60,6 +60,9 @@ class Recommender(L.LightningModule):
         self.ks = [int(k) for k in ks]
         self.main_metric = spec.check_metric(main_metric or spec.main_metric(self.ks), self.ks)
         self._final_cache: tuple[Tensor, Tensor] | None = None
+        # the epoch's running training loss (training_step): sum of loss * rows, rows, first unchecked batch
+        self._loss_sum: Tensor | None = None
+        self._loss_rows, self._loss_checked, self._loss_last = 0, 0, 0
         self._attached_fingerprint: str | None = None
         # a task whose evaluation masks seen items ranks every item: K <= I
         if "mask_col" in spec.batch_keys and max(self.ks) > self.n_items:
@@ -151,13 +154,50 @@ class Recommender(L.LightningModule):
             self.attach(dm.graphs())
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """:meth:`loss` of the batch, added to the epoch's running sum ``sum_b loss_b * n_b`` (``n_b``:
+        the batch's rows) on the loss's device: no host sync and no ``self.log`` per step. The sum
+        is checked for NaN/inf every :attr:`finite_check_every` steps and at the epoch's end, and
+        ``train/loss`` (its mean per row, rank-local as before) is logged once per epoch by
+        :meth:`on_train_epoch_end`: the value Lightning's ``self.log(..., on_epoch=True,
+        batch_size=n_b)`` reduction gave, bit for bit (same float32 sums in the same order).
+
+        Raises:
+            DivergedError: a batch's loss was NaN or infinite (found at the next check).
+        """
         loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise DivergedError(f"{self.model_name}: training loss is {loss.item()} at epoch "
-                                f"{self.current_epoch}, batch {batch_idx}")
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
-                 batch_size=next(iter(batch.values())).shape[0])
+        if batch_idx == 0 or self._loss_sum is None:
+            self._loss_sum, self._loss_rows, self._loss_checked = torch.zeros((), device=loss.device), 0, batch_idx
+        value = loss.detach()
+        if value.dtype not in (torch.float32, torch.float64):  # half precision: summed in float32
+            value = value.float()
+        n = next(iter(batch.values())).shape[0]
+        self._loss_sum = self._loss_sum + value * n
+        self._loss_rows += n
+        self._loss_last = batch_idx
+        if (batch_idx + 1) % self.finite_check_every == 0:
+            self._check_finite(batch_idx)
         return loss
+
+    #: training steps between two checks that the epoch's running loss is finite (each check is
+    #: one host sync); a non-finite loss raises :class:`DivergedError` at most this many steps later
+    finite_check_every: int = 50
+
+    def _check_finite(self, batch_idx: int) -> None:
+        if not bool(torch.isfinite(self._loss_sum)):
+            raise DivergedError(f"{self.model_name}: training loss is not finite (the epoch's running sum is "
+                                f"{float(self._loss_sum)}) at epoch {self.current_epoch}, in batches "
+                                f"{self._loss_checked}..{batch_idx}")
+        self._loss_checked = batch_idx + 1
+
+    def on_train_epoch_end(self) -> None:
+        """Checks and logs the epoch's mean training loss per row (``train/loss``, progress bar);
+        a subclass that overrides this hook calls ``super().on_train_epoch_end()``."""
+        if self._loss_sum is None:  # no training step ran (Pop returns no loss)
+            return
+        self._check_finite(self._loss_last)
+        self.log("train/loss", self._loss_sum / self._loss_rows, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=1)
+        self._loss_sum = None
 
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys

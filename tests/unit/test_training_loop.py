@@ -1,0 +1,102 @@
+"""The base training loop (``Recommender.training_step``, issue 16 part 5) against the loop it
+replaced (``self.log`` and a NaN check every step), on tiny in-memory data: the same parameters
+after an epoch, the same logged ``train/loss`` bit for bit, and a NaN loss still raising
+:class:`DivergedError` within ``finite_check_every`` steps."""
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.data.datamodule import KGRecDataModule
+from kgzoo.data.kgdata import KGRecData
+from kgzoo.models.base import DivergedError
+from kgzoo.models.mf import BPRMF
+
+U, I = 20, 40
+
+
+def tiny_datamodule(batch_size: int = 12) -> KGRecDataModule:
+    """20 users with 10 random positives each of 40 items; 8:1:1 split per user: 160 train rows."""
+    g = torch.Generator().manual_seed(3)
+    rows = torch.tensor([(u, int(i)) for u in range(U) for i in torch.randperm(I, generator=g)[:10]])
+    data = KGRecData(name="loop-tiny", n_users=U, n_items=I, n_entities=I, interactions=rows,
+                     triples=torch.zeros(0, 3, dtype=torch.long), relation_names=[])
+    return KGRecDataModule.from_data(data, batch_size=batch_size, seed=1)
+
+
+class StepLogged(BPRMF):
+    """BPR-MF with the training step kgzoo had before: a host-synced NaN check and ``self.log`` per step."""
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise DivergedError("nan")
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=next(iter(batch.values())).shape[0])
+        return loss
+
+
+def fit(model: L.LightningModule, dm: KGRecDataModule, epochs: int = 2) -> L.Trainer:
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, datamodule=dm)
+    return trainer
+
+
+def build(cls: type, dm: KGRecDataModule) -> BPRMF:
+    torch.manual_seed(0)
+    dm.setup()
+    return cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.05)
+
+
+def test_epoch_loss_and_parameters_equal_the_per_step_logging_loop():
+    new, old = build(BPRMF, tiny_datamodule()), build(StepLogged, tiny_datamodule())
+    assert all(torch.equal(a, b) for a, b in zip(new.parameters(), old.parameters()))
+    new_trainer = fit(new, tiny_datamodule(), epochs=2)
+    old_trainer = fit(old, tiny_datamodule(), epochs=2)
+    for a, b in zip(new.parameters(), old.parameters()):
+        assert torch.equal(a, b)
+    logged_new, logged_old = new_trainer.callback_metrics["train/loss"], old_trainer.callback_metrics["train/loss"]
+    assert logged_new.dtype == logged_old.dtype == torch.float32
+    assert torch.equal(logged_new, logged_old)  # the last epoch's mean loss per row, bit for bit
+    assert float(logged_new) > 0
+
+
+def test_nan_loss_raises_within_the_check_interval():
+    dm = tiny_datamodule(batch_size=4)  # 160 train rows: 40 steps per epoch
+    model = build(BPRMF, dm)
+    model.finite_check_every = 8
+    steps = []
+    real_loss = model.loss
+
+    def loss(batch):
+        steps.append(1)
+        value = real_loss(batch)
+        return value * float("nan") if len(steps) == 11 else value  # batch 10 diverges
+
+    model.loss = loss
+    with pytest.raises(DivergedError, match=r"bpr: training loss is not finite .* at epoch 0, in batches 8\.\.15"):
+        fit(model, dm, epochs=1)
+    assert len(steps) == 16  # found by the check after batch 15, not at the end of the epoch
+
+
+def test_nan_in_the_last_steps_raises_at_epoch_end():
+    dm = tiny_datamodule(batch_size=12)  # 160 train rows: 14 steps, fewer than finite_check_every; the last of 4 rows
+    model = build(BPRMF, dm)
+    real_loss = model.loss
+    model.loss = lambda batch: real_loss(batch) + (float("inf") if batch["user"].numel() < 12 else 0.0)
+    with pytest.raises(DivergedError, match=r"in batches 0\.\.13"):
+        fit(model, dm, epochs=1)
+
+
+def test_pop_trains_without_a_loss():
+    dm = tiny_datamodule()
+    model = kgzoo.create_model("pop", datamodule=dm)
+    trainer = fit(model, dm, epochs=1)
+    assert "train/loss" not in trainer.callback_metrics
