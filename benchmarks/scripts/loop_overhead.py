@@ -69,7 +69,7 @@ def lightning_epoch(net, dm, tmp: str, profile: bool = False) -> dict:
     with lightning_quiet():
         trainer, *_ = bench_trainer(tmp, f"valid/{net.main_metric}", patience=10, max_epochs=1, progress=False,
                                     callbacks=[window], check_val_every_n_epoch=10**6)
-        prof = cProfile.Profile() if profile else None
+        prof = cProfile.Profile(time.process_time) if profile else None
         c0, w0 = time.process_time(), time.perf_counter()
         if prof:
             prof.enable()

@@ -25,6 +25,14 @@ class DivergedError(FloatingPointError):
     """A training loss that became NaN or infinite."""
 
 
+#: attributes set on every training step that are plain Python attributes, never a parameter, buffer
+#: or submodule: Lightning's hook name (``_current_fx_name``, set and restored around each of about
+#: 12 hook calls per step) and the epoch's running loss. :meth:`Recommender.__setattr__` stores them
+#: directly instead of through ``nn.Module.__setattr__`` (whose parameter, buffer and module checks
+#: cost more than the assignment; the result is the same attribute)
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_loss_sum", "_loss_rows", "_loss_checked", "_loss_last"})
+
+
 class Recommender(L.LightningModule):
     """Base class of every kgzoo model.
 
@@ -68,6 +76,12 @@ class Recommender(L.LightningModule):
         if "mask_col" in spec.batch_keys and max(self.ks) > self.n_items:
             raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
         self.valid_metrics, self.test_metrics = spec.make_metrics(self.ks), spec.make_metrics(self.ks)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ model API
     def metric_names(self) -> list[str]:

@@ -9,27 +9,44 @@ import warnings
 import lightning as L
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 import kgzoo
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.kgdata import KGRecData
 from kgzoo.models.base import DivergedError
 from kgzoo.models.mf import BPRMF
+from kgzoo.ops.sampling import sorted_keys
 
 U, I = 20, 40
 
 
-def tiny_datamodule(batch_size: int = 12) -> KGRecDataModule:
+class BeforeDataModule(KGRecDataModule):
+    """The train loader kgzoo had before: a ``DataLoader(batch_size=None)`` around the batches, and
+    negatives tested against the sorted keys of the positives (no bitmap)."""
+
+    def setup(self, stage=None):
+        super().setup(stage)
+        self.bpr_sampler.known = sorted_keys(self.bpr_sampler.users, self.bpr_sampler.items, self.n_items)
+
+    def train_dataloader(self):
+        return DataLoader(super().train_dataloader(), batch_size=None)
+
+
+def tiny_datamodule(batch_size: int = 12, cls: type = KGRecDataModule) -> KGRecDataModule:
     """20 users with 10 random positives each of 40 items; 8:1:1 split per user: 160 train rows."""
     g = torch.Generator().manual_seed(3)
     rows = torch.tensor([(u, int(i)) for u in range(U) for i in torch.randperm(I, generator=g)[:10]])
     data = KGRecData(name="loop-tiny", n_users=U, n_items=I, n_entities=I, interactions=rows,
                      triples=torch.zeros(0, 3, dtype=torch.long), relation_names=[])
-    return KGRecDataModule.from_data(data, batch_size=batch_size, seed=1)
+    return cls.from_data(data, batch_size=batch_size, seed=1)
 
 
 class StepLogged(BPRMF):
-    """BPR-MF with the training step kgzoo had before: a host-synced NaN check and ``self.log`` per step."""
+    """BPR-MF with the training step kgzoo had before: a host-synced NaN check and ``self.log`` per step,
+    every attribute set through ``nn.Module.__setattr__``."""
+
+    __setattr__ = L.LightningModule.__setattr__
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
@@ -55,11 +72,11 @@ def build(cls: type, dm: KGRecDataModule) -> BPRMF:
     return cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.05)
 
 
-def test_epoch_loss_and_parameters_equal_the_per_step_logging_loop():
+def test_epoch_loss_and_parameters_equal_the_loop_before():
     new, old = build(BPRMF, tiny_datamodule()), build(StepLogged, tiny_datamodule())
     assert all(torch.equal(a, b) for a, b in zip(new.parameters(), old.parameters()))
     new_trainer = fit(new, tiny_datamodule(), epochs=2)
-    old_trainer = fit(old, tiny_datamodule(), epochs=2)
+    old_trainer = fit(old, tiny_datamodule(cls=BeforeDataModule), epochs=2)
     for a, b in zip(new.parameters(), old.parameters()):
         assert torch.equal(a, b)
     logged_new, logged_old = new_trainer.callback_metrics["train/loss"], old_trainer.callback_metrics["train/loss"]
@@ -93,6 +110,16 @@ def test_nan_in_the_last_steps_raises_at_epoch_end():
     model.loss = lambda batch: real_loss(batch) + (float("inf") if batch["user"].numel() < 12 else 0.0)
     with pytest.raises(DivergedError, match=r"in batches 0\.\.13"):
         fit(model, dm, epochs=1)
+
+
+def test_plain_attributes_skip_module_registration_only():
+    model = build(BPRMF, tiny_datamodule())
+    model._current_fx_name = "training_step"
+    model._loss_sum = torch.ones(())
+    assert model.__dict__["_current_fx_name"] == "training_step" and "_loss_sum" in model.__dict__
+    assert "_loss_sum" not in model._buffers and "_loss_sum" not in model.state_dict()
+    model.extra = torch.nn.Parameter(torch.zeros(2))  # anything else: nn.Module's registration as before
+    assert "extra" in model._parameters and "extra" not in model.__dict__
 
 
 def test_pop_trains_without_a_loss():
