@@ -15,8 +15,15 @@ BPR zoo config), ``--rounds`` interleaved rounds of
   epoch number, so the same negatives), then ``zero_grad / model.loss / backward / step`` with
   the same fused Adam (:meth:`Recommender.configure_optimizers`), on a copy of the same model.
 
-Both models start equal and train on the same batches, so their parameters must stay equal
-after every round (checked: the loop measured is the same math). Times are process CPU
+``--ablate`` adds, in the same rounds, Lightning contenders with kgzoo's loop changes of issue
+16 part 5 undone, each alone and all together (``before``): ``log`` (``self.log`` and a host-synced
+NaN check every step), ``setattr`` (every attribute through ``nn.Module.__setattr__``),
+``transfer`` (Lightning's ``transfer_batch_to_device`` walk over every batch), ``loader``
+(a ``DataLoader(batch_size=None)`` around the train batches), ``sampler`` (negatives tested
+against the sorted keys instead of the bitmap); each saved what its contender costs more.
+
+All contenders start equal and train on the same batches each round, so their parameters must
+stay equal after every round (checked: the loops measured do the same math). Times are process CPU
 seconds (``time.process_time``) and wall seconds; the ratio is lightning / plain per round
 and its median. ``--profile`` adds a cProfile of one more Lightning epoch (top functions by
 own time) and a breakdown of the plain loop (sampling, slicing, forward+backward, step).
@@ -41,11 +48,13 @@ import time
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
 
 from kgzoo.api import create_datamodule, create_model
 from kgzoo.bench.experiment import bench_trainer, lightning_quiet
 from kgzoo.config import ZooConfig
 from kgzoo.data.datamodule import _TrainBatches
+from kgzoo.ops.sampling import sorted_keys
 
 
 class _Window(Callback):
@@ -61,6 +70,46 @@ class _Window(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.cpu, self.wall = time.process_time() - self._c, time.perf_counter() - self._w
+
+
+def _step_logged(self, batch, batch_idx):
+    """The training step before issue 16 part 5 (``--ablate log``)."""
+    loss = self.loss(batch)
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"training loss is {loss.item()}")
+    self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+             batch_size=next(iter(batch.values())).shape[0])
+    return loss
+
+
+def undone(net, changes: set[str]):
+    """A copy of ``net`` (same parameters) with the model-side ``changes`` undone (``log``, ``setattr``,
+    ``transfer``)."""
+    body = {}
+    if "log" in changes:
+        body["training_step"] = _step_logged
+    if "setattr" in changes:
+        body["__setattr__"] = L.LightningModule.__setattr__
+    if "transfer" in changes:
+        body["transfer_batch_to_device"] = L.LightningModule.transfer_batch_to_device
+    cls = type(f"{type(net).__name__}Before", (type(net),), body) if body else type(net)
+    out = cls(**{k: v for k, v in net.hparams.items()})
+    out.load_state_dict(net.state_dict())
+    return out
+
+
+def datamodule(name: str, seed: int, data: dict, changes: set[str]):
+    """The DataModule of ``name`` (set up, train loader made) with the data-side ``changes`` undone
+    (``loader``, ``sampler``)."""
+    dm = create_datamodule(name, seed=seed, **data)
+    dm.setup()
+    if "sampler" in changes:
+        s = dm.bpr_sampler
+        s.known = sorted_keys(s.users, s.items, s.n_items)
+    batches = dm.train_dataloader()
+    if "loader" in changes:
+        dm.train_dataloader = lambda: DataLoader(batches, batch_size=None)
+    return dm
 
 
 def lightning_epoch(net, dm, tmp: str, profile: bool = False) -> dict:
@@ -104,6 +153,10 @@ def plain_epoch(net, dm, epoch: int, parts: dict | None = None) -> dict:
     return {"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0}
 
 
+#: the loop changes ``--ablate`` undoes one by one (see the module docstring)
+CHANGES = ("log", "setattr", "transfer", "loader", "sampler")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="ml-100k-kg")
@@ -113,48 +166,61 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true", help="cProfile one more Lightning epoch; plain-loop breakdown")
     p.add_argument("--top", type=int, default=30, help="profile lines to print")
+    p.add_argument("--ablate", action="store_true", help="add contenders with each loop change undone, and all")
     p.add_argument("--json", help="write the rounds and medians to this file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per round
     L.seed_everything(a.seed, verbose=False)
     cfg = ZooConfig.load(a.model, a.dataset)
-    dm = create_datamodule(a.dataset, seed=a.seed, **cfg.data)
+    dm = datamodule(a.dataset, a.seed, cfg.data, set())
     net = create_model(a.model, datamodule=dm)
-    dm.setup()
     twin = copy.deepcopy(net)
+    contenders = {"lightning": (net, dm)}
+    if a.ablate:
+        for undo in (*CHANGES, "before"):
+            changes = set(CHANGES) if undo == "before" else {undo}
+            contenders[undo] = (undone(net, changes), datamodule(a.dataset, a.seed, cfg.data, changes))
     n = dm.bpr_sampler.users.numel()
-    print(f"{a.model} on {a.dataset}: {n} train pairs, batch {dm.batch_size}, "
-          f"{-(-n // dm.batch_size)} steps per epoch, {torch.get_num_threads()} thread(s)")
+    steps = -(-n // dm.batch_size)
+    print(f"{a.model} on {a.dataset}: {n} train pairs, batch {dm.batch_size}, {steps} steps per epoch, "
+          f"{torch.get_num_threads()} thread(s); contenders: plain, {', '.join(contenders)}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="loop-overhead-") as tmp:
         for r in range(a.rounds):
-            # the Lightning loader's epoch counter decides the negatives; the plain loop replays it
-            epoch = getattr(getattr(dm, "_train_ds", None), "epoch", 0)
-            if r % 2 == 0:
-                lt = lightning_epoch(net, dm, tmp)
-                pt = plain_epoch(twin, dm, epoch)
-            else:
-                pt = plain_epoch(twin, dm, epoch)
-                lt = lightning_epoch(net, dm, tmp)
-            same = all(torch.equal(x, y) for x, y in zip(net.parameters(), twin.parameters()))
-            if not same:
-                diff = max(float((x - y).abs().max()) for x, y in zip(net.parameters(), twin.parameters()))
-                raise SystemExit(f"round {r}: the two loops' parameters differ (max |diff| {diff:.3g}): not the same math")
-            rows.append({"round": r, "lightning_cpu": lt["cpu"], "lightning_wall": lt["wall"],
-                         "fit_cpu": lt["fit_cpu"], "fit_wall": lt["fit_wall"],
-                         "plain_cpu": pt["cpu"], "plain_wall": pt["wall"],
-                         "ratio_cpu": lt["cpu"] / pt["cpu"], "ratio_wall": lt["wall"] / pt["wall"]})
-            x = rows[-1]
-            print(f"round {r}: lightning {x['lightning_cpu']:.3f} s CPU ({x['lightning_wall']:.3f} wall; fit "
-                  f"{x['fit_cpu']:.3f} CPU), plain {x['plain_cpu']:.3f} CPU ({x['plain_wall']:.3f} wall), ratio "
-                  f"{x['ratio_cpu']:.3f} CPU / {x['ratio_wall']:.3f} wall", flush=True)
+            order = ["plain", *contenders]
+            order = order[r % len(order):] + order[:r % len(order)]  # rotate: no contender always first
+            row = {"round": r}
+            for name in order:
+                if name == "plain":
+                    t = plain_epoch(twin, dm, r)
+                else:
+                    model, data = contenders[name]
+                    data._train_ds.epoch = r  # the negatives of epoch r, for every contender
+                    t = lightning_epoch(model, data, tmp)
+                    row[f"{name}_fit_cpu"] = t["fit_cpu"]
+                row[f"{name}_cpu"], row[f"{name}_wall"] = t["cpu"], t["wall"]
+            for name, (model, _) in contenders.items():
+                if not all(torch.equal(x, y) for x, y in zip(model.parameters(), twin.parameters())):
+                    diff = max(float((x - y).abs().max()) for x, y in zip(model.parameters(), twin.parameters()))
+                    raise SystemExit(f"round {r}: {name} and the plain loop differ (max |diff| {diff:.3g}): "
+                                     "not the same math")
+            for name in contenders:
+                row[f"{name}_ratio_cpu"] = row[f"{name}_cpu"] / row["plain_cpu"]
+                row[f"{name}_ratio_wall"] = row[f"{name}_wall"] / row["plain_wall"]
+            rows.append(row)
+            print(f"round {r}: plain {row['plain_cpu']:.3f} s CPU; " + "; ".join(
+                f"{name} {row[f'{name}_cpu']:.3f} (x{row[f'{name}_ratio_cpu']:.2f})" for name in contenders), flush=True)
         med = {k: statistics.median(x[k] for x in rows) for k in rows[0] if k != "round"}
-        steps = -(-n // dm.batch_size)
-        print(f"median over {a.rounds} rounds: lightning {med['lightning_cpu']:.3f} s CPU, plain "
-              f"{med['plain_cpu']:.3f} s CPU, ratio {med['ratio_cpu']:.3f} (wall {med['ratio_wall']:.3f}); "
-              f"overhead {(med['lightning_cpu'] - med['plain_cpu']) / steps * 1e3:.2f} ms CPU per step; "
-              f"parameters equal after every round")
+        low = {k: min(x[k] for x in rows) for k in rows[0] if k.endswith("_cpu") and "ratio" not in k}
+        print(f"\nover {a.rounds} rounds, CPU s per epoch (median, min) and the ratio to plain (median of the "
+              f"rounds' ratios; ratio of the minima); wall ratio (median); overhead per step (medians):")
+        print(f"  {'plain':10s} {med['plain_cpu']:.4f} {low['plain_cpu']:.4f}")
+        for name in contenders:
+            print(f"  {name:10s} {med[f'{name}_cpu']:.4f} {low[f'{name}_cpu']:.4f}  x{med[f'{name}_ratio_cpu']:.3f}  "
+                  f"x{low[f'{name}_cpu'] / low['plain_cpu']:.3f}  wall x{med[f'{name}_ratio_wall']:.3f}  "
+                  f"{(med[f'{name}_cpu'] - med['plain_cpu']) / steps * 1e3:.2f} ms/step")
+        print("parameters of every contender equal to the plain loop's after every round")
         if a.profile:
             parts: dict = {}
             for _ in range(3):

@@ -213,6 +213,14 @@ class Recommender(L.LightningModule):
                  batch_size=1)
         self._loss_sum = None
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Lightning's hook that moves a batch to ``device``: a dict of tensors already there (every
+        batch on CPU) is returned as it is, without Lightning's walk over the collection, which
+        would return the same tensors; anything else goes to Lightning's implementation."""
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys
             metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])

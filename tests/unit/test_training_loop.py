@@ -122,6 +122,16 @@ def test_plain_attributes_skip_module_registration_only():
     assert "extra" in model._parameters and "extra" not in model.__dict__
 
 
+def test_a_batch_already_on_the_device_is_not_walked_again():
+    model = build(BPRMF, tiny_datamodule())
+    batch = {"user": torch.arange(3), "pos_item": torch.arange(3), "neg_item": torch.arange(3)}
+    assert model.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = model.transfer_batch_to_device(batch, torch.device("meta"), 0)  # elsewhere: Lightning's move
+    assert moved is not batch and all(v.device.type == "meta" for v in moved.values())
+    pairs = [torch.arange(2), torch.arange(2)]  # not a dict of tensors: Lightning's walk
+    assert isinstance(model.transfer_batch_to_device(pairs, torch.device("cpu"), 0), list)
+
+
 def test_pop_trains_without_a_loss():
     dm = tiny_datamodule()
     model = kgzoo.create_model("pop", datamodule=dm)
