@@ -2,7 +2,8 @@
 
 Every call draws a whole batch or epoch at once: uniform candidates, a membership test
 against the known positives (:class:`KnownPairs`: a bitmap where it fits, else the sorted keys
-and :func:`torch.searchsorted`), and rejection rounds over the collided rows only. No Python loop over users, items or triples.
+and :func:`torch.searchsorted`), and rejection rounds over the collided rows only. No Python
+loop over users, items or triples.
 
 (The KGCN/RippleNet preprocessing that draws, per user, as many *distinct* unrated items as
 the user has positives is another operation with another name:
@@ -45,6 +46,9 @@ class KnownPairs:
         max_bitmap: the largest bitmap, in entries (= bytes); the default 64 MiB takes
             ml-1m (6,040 users x 3,706 items: 22 MB) and leaves 114k x 30k (alibaba-ifashion-kg) to
             the sorted keys.
+
+    A data structure, not a paper's: the membership test of rejection sampling for LearnBPR's
+    uniformly drawn negatives, items that are not the user's positives (Rendle et al., UAI 2009).
     """
 
     def __init__(self, owner: Tensor, candidate: Tensor, n_candidates: int, max_bitmap: int = 2**26) -> None:
