@@ -266,6 +266,37 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
                         error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
 
 
+def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
+                  devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1, progress: bool | None = None,
+                  callbacks: Sequence[Callback] = (), **trainer_kwargs: Any
+                  ) -> tuple[L.Trainer, ModelCheckpoint, EpochTimer, EarlyStopping]:
+    """The :class:`lightning.Trainer` of a benchmark cell, as :func:`run_experiment` trains with it:
+    the best checkpoint on ``monitor`` (``max``) under ``run_dir/checkpoints``, an
+    :class:`EpochTimer`, early stopping with ``patience``, ``callbacks`` after them, a CSV logger
+    under ``run_dir/logs``, a rich progress bar when ``progress`` (``None``: stdout is a terminal),
+    no sanity validation. ``trainer_kwargs`` override Trainer arguments (a timing harness turning
+    validation off: ``benchmarks/scripts/loop_overhead.py``).
+
+    Returns:
+        ``(trainer, checkpoint callback, epoch timer, early stopping)``.
+    """
+    run_dir = Path(run_dir)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
+                           filename="best", enable_version_counter=False)
+    timer = EpochTimer(monitor)
+    stopper = EarlyStopping(monitor=monitor, mode="max", patience=patience)
+    callbacks_: list[Callback] = [ckpt, timer, stopper, *callbacks]
+    if progress is None:
+        progress = sys.stdout.isatty()
+    if progress:
+        callbacks_.append(RichProgressBar())
+    kwargs: dict[str, Any] = dict(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                                  num_nodes=num_nodes, callbacks=callbacks_, logger=CSVLogger(run_dir, name="logs"),
+                                  enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                                  deterministic=False, log_every_n_steps=1000)
+    return L.Trainer(**{**kwargs, **trainer_kwargs}), ckpt, timer, stopper
+
+
 def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,
                    max_epochs: int | None = None, patience: int | None = None, monitor: str | None = None,
                    quick: bool = False, devices: int | str = 1, strategy: str = "auto", accelerator: str = "cpu",
@@ -332,22 +363,11 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     code = code_hash(model)
     run_dir = cell_dir(out_dir, model, dataset, seed, kg_ablation, {**changed, **overrides}, devices, strategy,
                        num_nodes, schedule["max_epochs"], code)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=mon, mode="max", save_top_k=1,
-                           filename="best", enable_version_counter=False)
-    timer = EpochTimer(mon)
-    stopper = EarlyStopping(monitor=mon, mode="max", patience=schedule["patience"])
     extra = list(callbacks(net)) if callbacks is not None else []
-    callbacks_: list[Callback] = [ckpt, timer, stopper, *extra]
-    if progress is None:
-        progress = sys.stdout.isatty()
-    if progress:
-        callbacks_.append(RichProgressBar())
     with lightning_quiet():
-        trainer = L.Trainer(max_epochs=schedule["max_epochs"], accelerator=accelerator, devices=devices,
-                            strategy=strategy, num_nodes=num_nodes, callbacks=callbacks_,
-                            logger=CSVLogger(run_dir, name="logs"), enable_progress_bar=progress,
-                            enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
-                            log_every_n_steps=1000)
+        trainer, ckpt, timer, stopper = bench_trainer(
+            run_dir, mon, schedule["patience"], schedule["max_epochs"], accelerator=accelerator, devices=devices,
+            strategy=strategy, num_nodes=num_nodes, progress=progress, callbacks=extra)
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             trainer.fit(net, datamodule=dm)

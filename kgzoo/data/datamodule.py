@@ -374,14 +374,19 @@ class KGRecDataModule(L.LightningDataModule):
             self.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or self.kg_batch_size or 1024)
 
     # ------------------------------------------------------------------ loaders
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> "_TrainBatches":
+        """The training batches: an iterable with a length (one epoch of ready-made dict batches per
+        ``iter``, sharded by DDP rank), handed to Lightning as it is. A
+        ``torch.utils.data.DataLoader(batch_size=None)`` around it would only convert each batch
+        again and cost per step; workers, samplers and pinning, what a DataLoader adds, do not
+        apply to batches built in memory a whole epoch at once."""
         self.setup()
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.lightning_module is not None:
             self.adapt_to(trainer.lightning_module)
         if not hasattr(self, "_train_ds"):
             self._train_ds = _TrainBatches(self)
-        return DataLoader(self._train_ds, batch_size=None)
+        return self._train_ds
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..ops.sampling import SamplingError, sorted_keys, uniform_negatives
+from ..ops.sampling import KnownPairs, SamplingError, uniform_negatives
 
 
 class BPRSampler:
@@ -24,7 +24,7 @@ class BPRSampler:
         self.users = interactions[:, 0].contiguous()
         self.items = interactions[:, 1].contiguous()
         self.n_items = n_items
-        self.known = sorted_keys(self.users, self.items, n_items)
+        self.known = KnownPairs(self.users, self.items, n_items)
 
     def epoch(self, generator: torch.Generator) -> dict[str, Tensor]:
         """Returns ``{"user", "pos_item", "neg_item"}``: LongTensors ``[N]`` in a random order."""
@@ -49,7 +49,7 @@ class KGSampler:
         self.n_entities = n_entities
         self.n_relations = max(1, n_relations)
         hr = triples[:, 0] * self.n_relations + triples[:, 1]
-        self.known = sorted_keys(hr, triples[:, 2], n_entities)
+        self.known = KnownPairs(hr, triples[:, 2], n_entities)
 
     def sample(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         """Returns ``{"head", "relation", "pos_tail", "neg_tail"}``: LongTensors ``[n]``.

@@ -27,6 +27,14 @@ class DivergedError(FloatingPointError):
     """A training loss that became NaN or infinite."""
 
 
+#: attributes set on every training step that are plain Python attributes, never a parameter, buffer
+#: or submodule: Lightning's hook name (``_current_fx_name``, set and restored around each of about
+#: 12 hook calls per step) and the epoch's running loss. :meth:`Recommender.__setattr__` stores them
+#: directly instead of through ``nn.Module.__setattr__`` (whose parameter, buffer and module checks
+#: cost more than the assignment; the result is the same attribute)
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_loss_sum", "_loss_rows", "_loss_checked", "_loss_last"})
+
+
 class Recommender(L.LightningModule):
     """Base class of every kgzoo model.
 
@@ -62,11 +70,20 @@ class Recommender(L.LightningModule):
         self.ks = [int(k) for k in ks]
         self.main_metric = spec.check_metric(main_metric or spec.main_metric(self.ks), self.ks)
         self._final_cache: tuple[Tensor, Tensor] | None = None
+        # the epoch's running training loss (training_step): sum of loss * rows, rows, first unchecked batch
+        self._loss_sum: Tensor | None = None
+        self._loss_rows, self._loss_checked, self._loss_last = 0, 0, 0
         self._attached_fingerprint: str | None = None
         # a task whose evaluation masks seen items ranks every item: K <= I
         if "mask_col" in spec.batch_keys and max(self.ks) > self.n_items:
             raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
         self.valid_metrics, self.test_metrics = spec.make_metrics(self.ks), spec.make_metrics(self.ks)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ model API
     def metric_names(self) -> list[str]:
@@ -181,12 +198,28 @@ class Recommender(L.LightningModule):
                                "fingerprint": self._attached_fingerprint, "data": data}
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """:meth:`loss` of the batch, added to the epoch's running sum ``sum_b loss_b * n_b`` (``n_b``:
+        the batch's rows) on the loss's device: no host sync and no ``self.log`` per step. The sum
+        is checked for NaN/inf every :attr:`finite_check_every` steps and at the epoch's end, and
+        ``train/loss`` (its mean per row, rank-local as before) is logged once per epoch by
+        :meth:`on_train_epoch_end`: the value Lightning's ``self.log(..., on_epoch=True,
+        batch_size=n_b)`` reduction gave, bit for bit (same float32 sums in the same order).
+
+        Raises:
+            DivergedError: a batch's loss was NaN or infinite (found at the next check).
+        """
         loss = self.loss(batch)
-        if not torch.isfinite(loss):
-            raise DivergedError(f"{self.model_name}: training loss is {loss.item()} at epoch "
-                                f"{self.current_epoch}, batch {batch_idx}")
-        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
-                 batch_size=next(iter(batch.values())).shape[0])
+        if batch_idx == 0 or self._loss_sum is None:
+            self._loss_sum, self._loss_rows, self._loss_checked = torch.zeros((), device=loss.device), 0, batch_idx
+        value = loss.detach()
+        if value.dtype not in (torch.float32, torch.float64):  # half precision: summed in float32
+            value = value.float()
+        n = next(iter(batch.values())).shape[0]
+        self._loss_sum = self._loss_sum + value * n
+        self._loss_rows += n
+        self._loss_last = batch_idx
+        if (batch_idx + 1) % self.finite_check_every == 0:
+            self._check_finite(batch_idx)
         return loss
 
     def masked_scores(self, users: Tensor, mask_row: Tensor | None = None, mask_col: Tensor | None = None) -> Tensor:
@@ -197,6 +230,35 @@ class Recommender(L.LightningModule):
         if mask_row is not None:
             scores[mask_row.to(scores.device), mask_col.to(scores.device)] = -math.inf
         return scores
+
+    #: training steps between two checks that the epoch's running loss is finite (each check is
+    #: one host sync); a non-finite loss raises :class:`DivergedError` at most this many steps later
+    finite_check_every: int = 50
+
+    def _check_finite(self, batch_idx: int) -> None:
+        if not bool(torch.isfinite(self._loss_sum)):
+            raise DivergedError(f"{self.model_name}: training loss is not finite (the epoch's running sum is "
+                                f"{float(self._loss_sum)}) at epoch {self.current_epoch}, in batches "
+                                f"{self._loss_checked}..{batch_idx}")
+        self._loss_checked = batch_idx + 1
+
+    def on_train_epoch_end(self) -> None:
+        """Checks and logs the epoch's mean training loss per row (``train/loss``, progress bar);
+        a subclass that overrides this hook calls ``super().on_train_epoch_end()``."""
+        if self._loss_sum is None:  # no training step ran (Pop returns no loss)
+            return
+        self._check_finite(self._loss_last)
+        self.log("train/loss", self._loss_sum / self._loss_rows, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=1)
+        self._loss_sum = None
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Lightning's hook that moves a batch to ``device``: a dict of tensors already there (every
+        batch on CPU) is returned as it is, without Lightning's walk over the collection, which
+        would return the same tensors; anything else goes to Lightning's implementation."""
+        if isinstance(batch, dict) and all(isinstance(v, Tensor) and v.device == device for v in batch.values()):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys

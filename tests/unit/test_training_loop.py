@@ -1,0 +1,139 @@
+"""The base training loop (``Recommender.training_step``, issue 16 part 5) against the loop it
+replaced (``self.log`` and a NaN check every step), on tiny in-memory data: the same parameters
+after an epoch, the same logged ``train/loss`` bit for bit, and a NaN loss still raising
+:class:`DivergedError` within ``finite_check_every`` steps."""
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import kgzoo
+from kgzoo.data.datamodule import KGRecDataModule
+from kgzoo.data.kgdata import KGRecData
+from kgzoo.models.base import DivergedError
+from kgzoo.models.mf import BPRMF
+from kgzoo.ops.sampling import sorted_keys
+
+U, I = 20, 40
+
+
+class BeforeDataModule(KGRecDataModule):
+    """The train loader kgzoo had before: a ``DataLoader(batch_size=None)`` around the batches, and
+    negatives tested against the sorted keys of the positives (no bitmap)."""
+
+    def setup(self, stage=None):
+        super().setup(stage)
+        self.bpr_sampler.known = sorted_keys(self.bpr_sampler.users, self.bpr_sampler.items, self.n_items)
+
+    def train_dataloader(self):
+        return DataLoader(super().train_dataloader(), batch_size=None)
+
+
+def tiny_datamodule(batch_size: int = 12, cls: type = KGRecDataModule) -> KGRecDataModule:
+    """20 users with 10 random positives each of 40 items; 8:1:1 split per user: 160 train rows."""
+    g = torch.Generator().manual_seed(3)
+    rows = torch.tensor([(u, int(i)) for u in range(U) for i in torch.randperm(I, generator=g)[:10]])
+    data = KGRecData(name="loop-tiny", n_users=U, n_items=I, n_entities=I, interactions=rows,
+                     triples=torch.zeros(0, 3, dtype=torch.long), relation_names=[])
+    return cls.from_data(data, batch_size=batch_size, seed=1)
+
+
+class StepLogged(BPRMF):
+    """BPR-MF with the training step kgzoo had before: a host-synced NaN check and ``self.log`` per step,
+    every attribute set through ``nn.Module.__setattr__``."""
+
+    __setattr__ = L.LightningModule.__setattr__
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        if not torch.isfinite(loss):
+            raise DivergedError("nan")
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=next(iter(batch.values())).shape[0])
+        return loss
+
+
+def fit(model: L.LightningModule, dm: KGRecDataModule, epochs: int = 2) -> L.Trainer:
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, datamodule=dm)
+    return trainer
+
+
+def build(cls: type, dm: KGRecDataModule) -> BPRMF:
+    torch.manual_seed(0)
+    dm.setup()
+    return cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.05)
+
+
+def test_epoch_loss_and_parameters_equal_the_loop_before():
+    new, old = build(BPRMF, tiny_datamodule()), build(StepLogged, tiny_datamodule())
+    assert all(torch.equal(a, b) for a, b in zip(new.parameters(), old.parameters()))
+    new_trainer = fit(new, tiny_datamodule(), epochs=2)
+    old_trainer = fit(old, tiny_datamodule(cls=BeforeDataModule), epochs=2)
+    for a, b in zip(new.parameters(), old.parameters()):
+        assert torch.equal(a, b)
+    logged_new, logged_old = new_trainer.callback_metrics["train/loss"], old_trainer.callback_metrics["train/loss"]
+    assert logged_new.dtype == logged_old.dtype == torch.float32
+    assert torch.equal(logged_new, logged_old)  # the last epoch's mean loss per row, bit for bit
+    assert float(logged_new) > 0
+
+
+def test_nan_loss_raises_within_the_check_interval():
+    dm = tiny_datamodule(batch_size=4)  # 160 train rows: 40 steps per epoch
+    model = build(BPRMF, dm)
+    model.finite_check_every = 8
+    steps = []
+    real_loss = model.loss
+
+    def loss(batch):
+        steps.append(1)
+        value = real_loss(batch)
+        return value * float("nan") if len(steps) == 11 else value  # batch 10 diverges
+
+    model.loss = loss
+    with pytest.raises(DivergedError, match=r"bpr: training loss is not finite .* at epoch 0, in batches 8\.\.15"):
+        fit(model, dm, epochs=1)
+    assert len(steps) == 16  # found by the check after batch 15, not at the end of the epoch
+
+
+def test_nan_in_the_last_steps_raises_at_epoch_end():
+    dm = tiny_datamodule(batch_size=12)  # 160 train rows: 14 steps, fewer than finite_check_every; the last of 4 rows
+    model = build(BPRMF, dm)
+    real_loss = model.loss
+    model.loss = lambda batch: real_loss(batch) + (float("inf") if batch["user"].numel() < 12 else 0.0)
+    with pytest.raises(DivergedError, match=r"in batches 0\.\.13"):
+        fit(model, dm, epochs=1)
+
+
+def test_plain_attributes_skip_module_registration_only():
+    model = build(BPRMF, tiny_datamodule())
+    model._current_fx_name = "training_step"
+    model._loss_sum = torch.ones(())
+    assert model.__dict__["_current_fx_name"] == "training_step" and "_loss_sum" in model.__dict__
+    assert "_loss_sum" not in model._buffers and "_loss_sum" not in model.state_dict()
+    model.extra = torch.nn.Parameter(torch.zeros(2))  # anything else: nn.Module's registration as before
+    assert "extra" in model._parameters and "extra" not in model.__dict__
+
+
+def test_a_batch_already_on_the_device_is_not_walked_again():
+    model = build(BPRMF, tiny_datamodule())
+    batch = {"user": torch.arange(3), "pos_item": torch.arange(3), "neg_item": torch.arange(3)}
+    assert model.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = model.transfer_batch_to_device(batch, torch.device("meta"), 0)  # elsewhere: Lightning's move
+    assert moved is not batch and all(v.device.type == "meta" for v in moved.values())
+    pairs = [torch.arange(2), torch.arange(2)]  # not a dict of tensors: Lightning's walk
+    assert isinstance(model.transfer_batch_to_device(pairs, torch.device("cpu"), 0), list)
+
+
+def test_pop_trains_without_a_loss():
+    dm = tiny_datamodule()
+    model = kgzoo.create_model("pop", datamodule=dm)
+    trainer = fit(model, dm, epochs=1)
+    assert "train/loss" not in trainer.callback_metrics
