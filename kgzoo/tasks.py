@@ -14,7 +14,9 @@ strings. A task names:
 
 Sources: top-K full ranking with seen items masked (Krichene & Rendle, KDD 2020); CTR
 with AUC, accuracy, F1 and gAUC (Zhou et al., KDD 2018, eq. 1); filtered link prediction
-with MRR and Hits@K (Bordes et al., NeurIPS 2013, Sec. 4.2).
+with MRR and Hits@K (Bordes et al., NeurIPS 2013, Sec. 4.2); news impressions scored one by one
+with AUC, MRR, nDCG@5 and nDCG@10, averaged over impressions (Wu et al., "MIND", ACL 2020,
+section 4), whatever the ``ks`` (MIND's cut-offs are fixed).
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .metrics import RANKING_METRICS, CTRMetrics, LinkPredictionMetrics, TopKMetrics
+from .metrics import IMPRESSION_KS, RANKING_METRICS, CTRMetrics, ImpressionMetrics, LinkPredictionMetrics, TopKMetrics
 
 #: the Hits@K cut-offs of link prediction (TransE's paper reports Hits@10; PyKEEN adds 1 and 3)
 LINK_KS = (1, 3, 10)
 CTR_METRICS = ("auc", "acc", "f1", "gauc")
+#: MIND's per-impression metrics (Wu et al., ACL 2020, section 4), averaged over impressions
+IMPRESSION_METRICS = ("auc", "mrr") + tuple(f"ndcg@{k}" for k in IMPRESSION_KS)
 
 
 def _topk_names(ks: Sequence[int]) -> list[str]:
@@ -42,8 +46,9 @@ class Task:
     """One evaluation task.
 
     Attributes:
-        name: ``"topk"``, ``"ctr"`` or ``"link"``.
-        data: what a model of the task trains on: ``"interactions"`` or ``"triples"``.
+        name: ``"topk"``, ``"ctr"``, ``"link"`` or ``"impression"``.
+        data: what a model of the task trains on: ``"interactions"``, ``"triples"`` or
+            ``"impressions"`` (:class:`kgzoo.data.impressions.ImpressionDataModule`).
         batch_keys: keys of an evaluation batch (tensors; see the DataModules).
         leaderboard_columns: the metric columns of a leaderboard table after the main metric.
         seeded_split: whether the run's seed also seeds the split (link prediction splits the KG
@@ -94,6 +99,10 @@ TASKS: dict[str, Task] = {
     "link": Task("link", "triples", ("head", "relation", "tail"), ("mrr", "hits@1", "hits@3", "hits@10"),
                  lambda ks: ["mrr"] + [f"hits@{k}" for k in LINK_KS], lambda ks: "mrr",
                  lambda ks: LinkPredictionMetrics(LINK_KS), seeded_split=True),
+    "impression": Task("impression", "impressions",
+                       ("user", "history", "history_mask", "candidates", "candidate_mask", "label"),
+                       IMPRESSION_METRICS, lambda ks: list(IMPRESSION_METRICS), lambda ks: "auc",
+                       lambda ks: ImpressionMetrics(IMPRESSION_KS)),
 }
 
 

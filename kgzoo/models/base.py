@@ -1,7 +1,7 @@
 """Recommender: the LightningModule every kgzoo model subclasses.
 
 A model file holds only its math: ``loss(batch)`` and ``score(users)`` (top-K) or
-``predict(users, items)`` (CTR). The base owns training_step, validation and test (masking
+``predict(users, items)`` (CTR), ``impression_scores(batch)`` (news impressions). The base owns training_step, validation and test (masking
 seen items, metrics, logging), ``recommend``, and ``configure_optimizers``
 (DESIGN.md, "Recommender").
 """
@@ -158,6 +158,19 @@ class Recommender(L.LightningModule):
         """
         return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
 
+    def impression_scores(self, batch: dict[str, Tensor]) -> Tensor:
+        """FloatTensor ``[B, C]``: scores of the candidates of ``B`` impressions (the
+        ``impression`` task's batch: ``user [B]``, ``history``/``history_mask [B, H]``,
+        ``candidates``/``candidate_mask [B, C]``; see
+        :class:`kgzoo.data.impressions.ImpressionDataModule`). Padded candidates may score anything.
+
+        The default ignores the history: :meth:`predict` of (user, candidate) pairs. News models
+        that encode the clicked history (NRMS, DKN) override it.
+        """
+        cand = batch["candidates"]
+        users = batch["user"].unsqueeze(1).expand_as(cand)
+        return self.predict(users.reshape(-1), cand.reshape(-1)).view(cand.shape)
+
     def prepare_scoring(self) -> None:
         """Hook before an evaluation pass: caches :meth:`final_embeddings` where the model has them."""
         if self.has_final_embeddings():
@@ -261,6 +274,9 @@ class Recommender(L.LightningModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _eval_step(self, batch: dict[str, Tensor], metrics: Any) -> None:
+        if "candidates" in batch:  # impressions: the impression task's batch keys
+            metrics.update(self.impression_scores(batch).float(), batch["label"], batch["candidate_mask"])
+            return
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys
             metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])
             return

@@ -35,3 +35,7 @@ class Pop(Recommender):
     def score(self, users: Tensor) -> Tensor:
         """FloatTensor ``[B, I]``: ``log(1 + count)`` of each item, per user row."""
         return torch.log1p(self.item_count).expand(users.numel(), -1).clone()
+
+    def predict(self, users: Tensor, items: Tensor) -> Tensor:
+        """FloatTensor ``[B]``: ``log(1 + count)`` of ``items`` (LongTensor ``[B]``), whoever the user."""
+        return torch.log1p(self.item_count[items])
