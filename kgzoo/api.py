@@ -8,6 +8,7 @@ from typing import Any
 
 from .config import ZooConfig
 from .data.datamodule import KGRecDataModule
+from .data.impressions import ImpressionDataModule
 from .data.link import KGLinkDataModule
 from .data.protocol import EvalProtocol
 from .models import Recommender  # importing the package registers the built-in models
@@ -50,21 +51,25 @@ def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
 
 
 def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | dict | None = None,
-                      **kwargs: Any) -> KGRecDataModule:
+                      **kwargs: Any) -> KGRecDataModule | ImpressionDataModule:
     """A :class:`KGRecDataModule` for dataset ``name``: a catalogue or registered name, the path
     of a folder of one's own files (layout detected, :mod:`kgzoo.data.folders`), or the
-    :class:`~kgzoo.data.spec.DatasetSpec` that :func:`kgzoo.from_frames` returns.
+    :class:`~kgzoo.data.spec.DatasetSpec` that :func:`kgzoo.from_frames` returns; for a protocol
+    of the ``impression`` task an :class:`~kgzoo.data.impressions.ImpressionDataModule`.
 
     Args:
         protocol: an :class:`EvalProtocol`, a dict of its fields, or ``None`` for the
             dataset's default. **kwargs: DataModule arguments (batch sizes, ``kg_ablation``).
 
     Raises:
-        KeyError: unknown dataset (with suggestions). ValueError: bad protocol fields.
+        KeyError: unknown dataset (with suggestions). ValueError: bad protocol fields, an
+            impression protocol for a dataset without impressions.
         DataFormatError: a folder that matches no layout, or a malformed file in it.
     """
     if isinstance(protocol, dict):
         protocol = EvalProtocol(**protocol)
+    if protocol is not None and protocol.task == "impression":
+        return ImpressionDataModule(name, root=root, protocol=protocol, **kwargs)
     return KGRecDataModule(name, root=root, protocol=protocol, **kwargs)
 
 
@@ -81,6 +86,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         ValueError: a hyper-parameter the model does not take (naming it and the known ones).
     """
     cls = MODELS.get(name)
+    if datamodule is not None and isinstance(cls.task, str) and get_task(cls.task).data == "impressions":
+        datamodule = create_datamodule_for(cls, datamodule)  # its sizes are the impression view's
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}
     hp.update(overrides)
@@ -102,13 +109,20 @@ def create_datamodule_for(model: Any, datamodule: Any) -> Any:
     """The DataModule ``model`` trains and tests on, chosen by its task
     (:attr:`kgzoo.tasks.Task.data`): ``datamodule`` itself for a task that trains on
     interactions, a :class:`~kgzoo.data.link.KGLinkDataModule` over it for one that trains on
-    KG triples (link prediction). Idempotent: a DataModule already of the right kind is returned.
+    KG triples (link prediction), the :class:`~kgzoo.data.impressions.ImpressionDataModule` of
+    the dataset (made once per base, :meth:`~kgzoo.data.impressions.ImpressionDataModule.from_base`)
+    for one that trains on impressions (NRMS, DKN). Idempotent: a DataModule already of the right
+    kind is returned. ``model`` may be a model class.
 
     Raises:
-        KeyError: the model's task is unknown.
+        KeyError: the model's task is unknown. ValueError: an impression model on a dataset
+            without impressions.
     """
-    if get_task(model.task).data == "triples" and not isinstance(datamodule, KGLinkDataModule):
+    data = get_task(model.task).data
+    if data == "triples" and not isinstance(datamodule, KGLinkDataModule):
         return KGLinkDataModule(datamodule)
+    if data == "impressions" and not isinstance(datamodule, ImpressionDataModule):
+        return ImpressionDataModule.from_base(datamodule)
     return datamodule
 
 

@@ -10,7 +10,7 @@ from .protocol import EvalProtocol
 from .readers.dkn import read_dkn
 from .readers.hin import read_amazon_hin, read_lastfm_social, read_yelp_social
 from .readers.kgin import read_kgin
-from .readers.mind import read_mind
+from .readers.mind import read_mind, read_mind_impressions
 from .readers.ml1m import read_colakg_ml1m
 from .readers.recbole import read_recbole_kg
 from .readers.ripplenet import read_ripplenet
@@ -271,6 +271,7 @@ MIND_SAMPLE = register_dataset(DatasetSpec(
         "behaviors.tsv": "2a101e15ce197ba488abffb91d337bd069823011838de14dacc46a26c91484a5",
     }),
     builder=lambda folder: read_mind(folder, name="mind-sample"),
+    impressions=lambda folder: read_mind_impressions(folder, name="mind-sample"),
     caveat=("a 5,000-impression sample, not the MIND benchmark (only 838 logged news have text); not comparable "
             "with published MIND numbers"),
     licence=f"{_RESEARCH} MIND: Microsoft Research License Terms (non-commercial research only).",

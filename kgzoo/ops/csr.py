@@ -33,3 +33,33 @@ def csr_rows(indptr: Tensor, indices: Tensor, rows: Tensor) -> tuple[Tensor, Ten
     row = torch.repeat_interleave(torch.arange(rows.numel()), lens)
     offset = torch.arange(int(lens.sum())) - torch.repeat_interleave(torch.cumsum(lens, 0) - lens, lens)
     return row, indices[starts[row] + offset]
+
+
+def csr_padded(indptr: Tensor, values: Tensor, rows: Tensor, width: int | None = None,
+               last: bool = False) -> tuple[Tensor, Tensor]:
+    """``rows`` of a CSR list-of-lists as a padded matrix (vectorised, no loop over rows).
+
+    Args:
+        indptr: LongTensor ``[n_rows + 1]``; values: Tensor ``[nnz]`` (any dtype); rows: LongTensor ``[B]``.
+        width: the most values kept per row (``None``: all); the matrix is as wide as the
+            longest kept row of the batch (at least 1 column).
+        last: keep the last ``width`` values of a longer row (a click history: the most
+            recent clicks), else the first.
+
+    Returns:
+        ``(padded [B, W] of values' dtype (0 where padded), mask BoolTensor [B, W])``, each
+        row's values left-aligned in their original order.
+    """
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lens = ends - starts
+    if width is not None:
+        if last:
+            starts = torch.maximum(starts, ends - int(width))
+        lens = lens.clamp(max=int(width))
+    W = max(1, int(lens.max())) if lens.numel() else 1
+    col = torch.arange(W)
+    mask = col.unsqueeze(0) < lens.unsqueeze(1)
+    idx = (starts.unsqueeze(1) + col).masked_fill(~mask, 0)
+    if values.numel() == 0:
+        return torch.zeros(rows.numel(), W, dtype=values.dtype), mask
+    return values[idx].masked_fill(~mask, 0), mask

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,9 +86,45 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def read_behaviors(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, pd.Series, pd.Series, pd.Series]:
+    """MIND's ``behaviors.tsv`` parsed and checked.
+
+    Returns:
+        ``(frame, seconds, history, shown, clicked)``: the frame of :data:`BEHAVIOR_COLUMNS` (one
+        row per impression, file order), int64 seconds of each impression's time (MIND's local
+        time read as UTC), and Series exploded to one row per token whose index is the
+        impression's row: the history news ids, the shown news ids, their int64 click labels.
+
+    Raises:
+        DataFormatError: a missing field, an empty impression or user id, a time not in MIND's
+            format, an impression token that is not ``<news id>-<0|1>`` (file, line, field).
+    """
+    pb = Path(path)
+    bd = read_tsv(pb, BEHAVIOR_COLUMNS, required=("impression_id", "user_id", "time"))
+    when = pd.to_datetime(bd["time"], format=TIME_FORMAT, errors="coerce")
+    if when.isna().any():
+        i = _first_bad(when.isna().to_numpy())
+        raise DataFormatError(pb, i + 1, "time", f"time {bd['time'].iloc[i]!r} is not in MIND's format M/D/YYYY h:mm:ss AM")
+    secs = (when.to_numpy().astype("datetime64[s]").astype(np.int64))
+    hist = bd["history"].str.split().explode()
+    hist = hist[hist.notna()]
+    imp = bd["impressions"].str.split().explode()
+    imp_ok = imp.notna() & imp.str.fullmatch(r"[^\s-]+-[01]").fillna(False)
+    if not imp_ok.all():
+        i = int(imp.index[~imp_ok.to_numpy()][0])
+        got = imp.loc[i]
+        got = got.iloc[0] if isinstance(got, pd.Series) else got
+        what = "no shown news" if not isinstance(got, str) else f"token {got!r} is not <news id>-<0|1>"
+        raise DataFormatError(pb, i + 1, "impressions", what)
+    imp_news = imp.str[:-2]
+    imp_label = (imp.str[-1] == "1").astype(np.int64)
+    return bd, secs, hist, imp_news, imp_label
+
+
 def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", behaviors: str = "behaviors.tsv",
               entity_types: bool = True, keep_unknown_news: bool = False) -> KGRecData:
-    """Read a MIND folder into a :class:`KGRecData` (see the module docstring).
+    """Read a MIND folder into a :class:`KGRecData` (see the module docstring): the labelled
+    rows of the CTR view; :func:`read_mind_impressions` reads the same folder as impressions.
 
     Args:
         entity_types: add the entity -[entity_type]-> type triples.
@@ -100,7 +137,49 @@ def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", be
         user id, a repeated news id, invalid entity JSON or an entity without ``WikidataId``, a
         time not in MIND's format, an impression token that is not ``<news id>-<0|1>``.
     """
-    folder = Path(folder)
+    return _read_mind(Path(folder), name, news, behaviors, entity_types, keep_unknown_news)[0]
+
+
+def read_mind_impressions(folder: str | Path, name: str = "mind", news: str = "news.tsv",
+                          behaviors: str = "behaviors.tsv", entity_types: bool = True) -> tuple[KGRecData, Any]:
+    """Read a MIND folder as impressions: ``(data, log)``.
+
+    ``data`` is :func:`read_mind` with ``keep_unknown_news=True``: every logged news is an item,
+    those without a ``news.tsv`` row after the others with empty text and no entity (counted in
+    ``data.cleaning`` as "news ids: in the logs without a news.tsv row", none dropped), so a
+    model gives them an id (or entity) representation. ``log`` is a
+    :class:`kgzoo.data.impressions.ImpressionLog` of every impression in file order: user, time,
+    clicked history, shown news and their click labels, in ``data``'s user and item ids.
+
+    Raises:
+        DataFormatError: as :func:`read_mind`.
+    """
+    from ..impressions import ImpressionLog
+
+    data, (bd, secs, hist, imp_news, imp_label) = _read_mind(Path(folder), name, news, behaviors, entity_types, True)
+    item_of = pd.Index(data.item_ids)
+    n = len(bd)
+
+    def csr(index: np.ndarray, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = np.bincount(index, minlength=n)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return torch.from_numpy(indptr), torch.from_numpy(item_of.get_indexer(ids).astype(np.int64))
+
+    h_ptr, h_items = csr(hist.index.to_numpy(np.int64), hist.to_numpy(dtype=object))
+    c_ptr, c_items = csr(imp_news.index.to_numpy(np.int64), imp_news.to_numpy(dtype=object))
+    users = pd.Index(data.user_ids).get_indexer(bd["user_id"].to_numpy(dtype=object)).astype(np.int64)
+    log = ImpressionLog(impression_ids=bd["impression_id"].tolist(), user=torch.from_numpy(users),
+                        time=torch.from_numpy(secs.astype(np.int64)), history_indptr=h_ptr, history=h_items,
+                        candidate_indptr=c_ptr, candidates=c_items,
+                        label=torch.from_numpy(imp_label.to_numpy(np.int64, copy=True)))
+    log.validate(data.n_users, data.n_items, name)
+    return data, log
+
+
+def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types: bool,
+               keep_unknown_news: bool) -> tuple[KGRecData, tuple]:
+    """:func:`read_mind`, also returning what :func:`read_behaviors` parsed (the same errors)."""
     pn, pb = folder / news, folder / behaviors
     nd = read_tsv(pn, NEWS_COLUMNS, required=("news_id", "title"))
     dup = nd["news_id"].duplicated().to_numpy()
@@ -145,29 +224,12 @@ def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", be
         relation_names.append(RELATIONS[2])
     tri = np.concatenate(triples) if triples else np.zeros((0, 3), np.int64)
 
-    bd = read_tsv(pb, BEHAVIOR_COLUMNS, required=("impression_id", "user_id", "time"))
-    when = pd.to_datetime(bd["time"], format=TIME_FORMAT, errors="coerce")
-    if when.isna().any():
-        i = _first_bad(when.isna().to_numpy())
-        raise DataFormatError(pb, i + 1, "time", f"time {bd['time'].iloc[i]!r} is not in MIND's format M/D/YYYY h:mm:ss AM")
-    secs = (when.to_numpy().astype("datetime64[s]").astype(np.int64))
-    hist = bd["history"].str.split().explode()
-    hist = hist[hist.notna()]
-    imp = bd["impressions"].str.split().explode()
-    imp_ok = imp.notna() & imp.str.fullmatch(r"[^\s-]+-[01]").fillna(False)
-    if not imp_ok.all():
-        i = int(imp.index[~imp_ok.to_numpy()][0])
-        got = imp.loc[i]
-        got = got.iloc[0] if isinstance(got, pd.Series) else got
-        what = "no shown news" if not isinstance(got, str) else f"token {got!r} is not <news id>-<0|1>"
-        raise DataFormatError(pb, i + 1, "impressions", what)
-    imp_news = imp.str[:-2]
-    imp_label = (imp.str[-1] == "1").astype(np.int64)
+    bd, secs, hist, imp_news, imp_label = read_behaviors(pb)
     # rows: per impression, its history then its shown news
-    row_imp = np.concatenate([hist.index.to_numpy(), imp.index.to_numpy()]).astype(np.int64)
+    row_imp = np.concatenate([hist.index.to_numpy(), imp_news.index.to_numpy()]).astype(np.int64)
     row_news = np.concatenate([hist.to_numpy(dtype=object), imp_news.to_numpy(dtype=object)])
     row_label = np.concatenate([np.ones(len(hist), np.int64), imp_label.to_numpy()])
-    row_hist = np.concatenate([np.ones(len(hist), bool), np.zeros(len(imp), bool)])
+    row_hist = np.concatenate([np.ones(len(hist), bool), np.zeros(len(imp_news), bool)])
     order = np.lexsort((~row_hist, row_imp))  # stable: by impression, history first
     row_imp, row_news, row_label, row_hist = row_imp[order], row_news[order], row_label[order], row_hist[order]
 
@@ -208,4 +270,4 @@ def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", be
                   "interactions: news id without a news.tsv row": n_missing_rows},
     )
     data.validate()
-    return data
+    return data, (bd, secs, hist, imp_news, imp_label)

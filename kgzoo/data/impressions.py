@@ -1,0 +1,381 @@
+"""News impressions: the log (:class:`ImpressionLog`), its split by day and the impression DataModule.
+
+An impression is one page view: a user, the news they clicked before (their history) and the
+news shown together, each clicked or not (Wu et al., "MIND: A Large-scale Dataset for News
+Recommendation", ACL 2020, section 2). The ``impression`` task (:data:`kgzoo.tasks.TASKS`) trains
+and scores on impressions, so :func:`kgzoo.api.create_datamodule` gives an
+:class:`ImpressionDataModule` for a protocol of that task.
+
+Split (``EvalProtocol(task="impression", split="temporal")``): by the impression's time, as MIND
+separates its dev set from its train set by day: the impressions of the last day are test, those
+of the day before valid, the earlier ones train (days are calendar days of MIND's time stamps).
+
+Training (NRMS's, Wu et al., EMNLP-IJCNLP 2019, section 3.4): every click of a train impression
+is one sample, with ``npratio`` news shown but not clicked in the same impression as its
+negatives (drawn without replacement; an impression with fewer non-clicks repeats them in a
+seeded random order; one with none gets masked negatives). Evaluation: every candidate of every
+valid / test impression is scored, and each impression is evaluated once, also under DDP
+(rank ``r`` of ``w`` takes impressions ``r::w``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from ..dist import rank_world
+from ..ops.csr import csr_padded, to_csr
+from .datamodule import DataSizes, apply_kg_ablation
+from .graphs import Graphs
+from .kgdata import DataValidationError, KGRecData, content_checksum
+from .protocol import EvalProtocol
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass
+class ImpressionLog:
+    """Impressions ``0..N-1`` in the user and item ids of a :class:`KGRecData`.
+
+    Attributes:
+        impression_ids: the source's ids (``N`` strings).
+        user: LongTensor ``[N]``. time: LongTensor ``[N]`` seconds since the epoch.
+        history_indptr: LongTensor ``[N + 1]``; history: LongTensor ``[H]``: the news clicked
+            before each impression, oldest first (CSR).
+        candidate_indptr: LongTensor ``[N + 1]``; candidates: LongTensor ``[C]``: the news shown
+            (CSR, the source's order); label: LongTensor ``[C]``: 1 clicked, 0 not.
+    """
+
+    impression_ids: list[str]
+    user: Tensor
+    time: Tensor
+    history_indptr: Tensor
+    history: Tensor
+    candidate_indptr: Tensor
+    candidates: Tensor
+    label: Tensor
+
+    @property
+    def n_impressions(self) -> int:
+        return int(self.user.numel())
+
+    def validate(self, n_users: int, n_items: int, name: str = "impressions") -> None:
+        """Check shapes, dtypes and id ranges.
+
+        Raises:
+            DataValidationError: naming the field and what is wrong.
+        """
+        N = self.n_impressions
+        for f in ("user", "time", "history_indptr", "history", "candidate_indptr", "candidates", "label"):
+            t = getattr(self, f)
+            if t.dtype != torch.long or t.dim() != 1:
+                raise DataValidationError(f"{name}: impression field {f!r} must be a 1-D LongTensor, "
+                                          f"got {t.dtype} {tuple(t.shape)}")
+        if self.time.numel() != N or len(self.impression_ids) != N:
+            raise DataValidationError(f"{name}: impression fields 'time' and 'impression_ids' must hold {N} entries")
+        for ptr, vals, what in ((self.history_indptr, self.history, "history"),
+                                (self.candidate_indptr, self.candidates, "candidates")):
+            if ptr.numel() != N + 1 or int(ptr[0]) != 0 or int(ptr[-1]) != vals.numel() or bool((ptr.diff() < 0).any()):
+                raise DataValidationError(f"{name}: {what}_indptr is not a CSR pointer of {N} impressions "
+                                          f"over {vals.numel()} values")
+            if vals.numel() and (int(vals.min()) < 0 or int(vals.max()) >= n_items):
+                raise DataValidationError(f"{name}: {what} holds item ids outside [0, {n_items})")
+        if self.label.numel() != self.candidates.numel() or bool(((self.label != 0) & (self.label != 1)).any()):
+            raise DataValidationError(f"{name}: label must hold one 0/1 value per candidate")
+        if N and (int(self.user.min()) < 0 or int(self.user.max()) >= n_users):
+            raise DataValidationError(f"{name}: user holds ids outside [0, {n_users})")
+        empty = self.candidate_indptr.diff() == 0
+        if bool(empty.any()):
+            i = int(torch.nonzero(empty)[0])
+            raise DataValidationError(f"{name}: impression {self.impression_ids[i]!r} shows no news")
+
+    def days(self) -> Tensor:
+        """LongTensor ``[N]``: the calendar day of each impression (``time // 86400``)."""
+        return torch.div(self.time, SECONDS_PER_DAY, rounding_mode="floor")
+
+    def stats(self, item_text: list[str] | None = None) -> dict[str, Any]:
+        """Counts people quote about an impression log: ``impressions``, ``users``,
+        ``candidates`` (shown news, repeats counted), ``clicks``, ``history_clicks``, ``days``,
+        ``logged_news`` (distinct news in histories and candidates) and, with the items'
+        ``item_text``, ``logged_news_with_text`` and ``candidates_with_text``."""
+        logged = torch.unique(torch.cat([self.history, self.candidates]))
+        out: dict[str, Any] = {
+            "impressions": self.n_impressions, "users": int(torch.unique(self.user).numel()),
+            "candidates": int(self.candidates.numel()), "clicks": int(self.label.sum()),
+            "history_clicks": int(self.history.numel()), "days": int(torch.unique(self.days()).numel()),
+            "logged_news": int(logged.numel()),
+        }
+        if item_text is not None:
+            has = torch.tensor([bool(t) for t in item_text], dtype=torch.bool)
+            out["logged_news_with_text"] = int(has[logged].sum())
+            out["candidates_with_text"] = int(has[self.candidates].sum())
+        return out
+
+
+def split_by_day(log: ImpressionLog, valid_days: int = 1, test_days: int = 1) -> dict[str, Tensor]:
+    """Impressions split by calendar day: the last ``test_days`` days with an impression are
+    test, the ``valid_days`` before them valid, the earlier ones train.
+
+    Returns:
+        ``{"train", "valid", "test"}``: LongTensors of impression indices, ascending.
+
+    Raises:
+        ValueError: fewer than ``valid_days + test_days + 1`` distinct days.
+    """
+    day = log.days()
+    uniq = torch.unique(day)
+    if uniq.numel() < valid_days + test_days + 1:
+        raise ValueError(f"the impression log spans {uniq.numel()} days; a split by day needs at least "
+                         f"{valid_days + test_days + 1} (train, {valid_days} valid, {test_days} test)")
+    first_test, first_valid = uniq[-test_days], uniq[-test_days - valid_days]
+    part = (day >= first_valid).long() + (day >= first_test).long()
+    return {name: torch.nonzero(part == k).flatten() for k, name in enumerate(("train", "valid", "test"))}
+
+
+def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
+    impression ``samples`` LongTensor ``[S]``: ``(positions [S, k], mask [S, k])``."""
+    neg = torch.nonzero(label == 0).flatten()
+    imp_of_cand = torch.repeat_interleave(torch.arange(ptr.numel() - 1), ptr.diff())
+    n_neg_ptr = torch.zeros(ptr.numel(), dtype=torch.long)
+    n_neg_ptr[1:] = torch.cumsum(torch.bincount(imp_of_cand[neg], minlength=ptr.numel() - 1), 0)
+    cols, cmask = csr_padded(n_neg_ptr, neg, samples)  # [S, Wn] each impression's non-clicks
+    n = cmask.sum(1)
+    keys = torch.rand(cols.shape, generator=g).masked_fill(~cmask, 2.0)
+    order = torch.argsort(keys, dim=1)  # a random order of the real non-clicks first
+    j = torch.arange(k).unsqueeze(0) % n.clamp(min=1).unsqueeze(1)
+    pos = cols.gather(1, order.gather(1, j.clamp(max=cols.shape[1] - 1)))
+    return pos, (n > 0).unsqueeze(1).expand(-1, k)
+
+
+class _TrainImpressions(IterableDataset):
+    """One epoch of NRMS training samples per ``__iter__``, the same on every rank, sharded by rank."""
+
+    def __init__(self, dm: "ImpressionDataModule") -> None:
+        self.dm, self.epoch = dm, 0
+
+    def __len__(self) -> int:
+        batches = -(-self.dm.train_clicks.numel() // self.dm.batch_size)
+        world = rank_world()[1]
+        return batches // world if world > 1 else batches
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        dm, log = self.dm, self.dm.log
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + 29 + self.epoch)
+        self.epoch += 1
+        clicks = dm.train_clicks[torch.randperm(dm.train_clicks.numel(), generator=g)]  # candidate positions
+        imp = dm.impression_of_candidate[clicks]
+        neg, neg_mask = _neg_positions(log.label, log.candidate_indptr, imp, dm.npratio, g)
+        pos = torch.cat([clicks.unsqueeze(1), neg], 1)
+        cand_mask = torch.cat([torch.ones(clicks.numel(), 1, dtype=torch.bool), neg_mask], 1)
+        label = torch.zeros(pos.shape, dtype=torch.long)
+        label[:, 0] = 1
+        bs = dm.batch_size
+        batches = list(range(0, clicks.numel(), bs))
+        rank, world = rank_world()
+        usable = len(batches) // world * world if world > 1 else len(batches)
+        for s in batches[rank:usable:world]:
+            rows = imp[s:s + bs]
+            yield {**dm.histories(rows), "candidates": log.candidates[pos[s:s + bs]],
+                   "candidate_mask": cand_mask[s:s + bs], "label": label[s:s + bs]}
+
+
+class _EvalImpressions(IterableDataset):
+    """The impressions of one stage for this rank (``r::w``), every candidate, padded per batch."""
+
+    def __init__(self, dm: "ImpressionDataModule", stage: str) -> None:
+        self.dm, self.stage = dm, stage
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        dm, log = self.dm, self.dm.log
+        rank, world = rank_world()
+        rows = dm.split[self.stage][rank::world]
+        for s in range(0, rows.numel(), dm.eval_batch_size):
+            r = rows[s:s + dm.eval_batch_size]
+            cand, cmask = csr_padded(log.candidate_indptr, log.candidates, r)
+            label, _ = csr_padded(log.candidate_indptr, log.label, r)
+            yield {**dm.histories(r), "candidates": cand, "candidate_mask": cmask, "label": label, "impression": r}
+
+
+class ImpressionDataModule(DataSizes, L.LightningDataModule):
+    """A dataset's impressions under the ``impression`` protocol, for a Lightning Trainer.
+
+    Batches (dicts of tensors, padded per batch): ``user`` LongTensor ``[B]``, ``history``
+    LongTensor ``[B, H]`` and ``history_mask`` BoolTensor ``[B, H]`` (the last ``max_history``
+    clicked news, oldest first, left-aligned; a user without history has an all-False row),
+    ``candidates`` LongTensor ``[B, C]``, ``candidate_mask`` BoolTensor ``[B, C]``, ``label``
+    LongTensor ``[B, C]``. Training: ``C = 1 + npratio``, the click first. Evaluation: every
+    candidate of the impression, plus ``impression`` LongTensor ``[B]`` (its index in the log).
+
+    Args:
+        dataset: a catalogue name whose entry reads impressions (``DatasetSpec.impressions``).
+        root: data root. protocol: ``EvalProtocol(task="impression", split="temporal")`` (default).
+        batch_size: training samples per batch. eval_batch_size: impressions per evaluation batch.
+        max_history: clicked news kept per impression (NRMS: 50). npratio: negatives per click
+            (NRMS: 4). kg_ablation: as :class:`~kgzoo.data.datamodule.KGRecDataModule`.
+        seed: sampling seed (default: the protocol's).
+
+    Raises:
+        KeyError: unknown dataset. ValueError: a dataset without impressions, a protocol that is
+            not ``impression``/``temporal``, batch sizes, ``max_history`` or ``npratio`` < 1.
+    """
+
+    _given: tuple[KGRecData, ImpressionLog] | None = None
+
+    def __init__(self, dataset: str = "mind-sample", root: str | None = None, protocol: EvalProtocol | None = None,
+                 batch_size: int = 64, eval_batch_size: int = 64, max_history: int = 50, npratio: int = 4,
+                 kg_ablation: str = "real", seed: int | None = None) -> None:
+        super().__init__()
+        self.dataset, self.root = dataset, root
+        self.protocol = protocol if protocol is not None else EvalProtocol(task="impression", split="temporal")
+        if self.protocol.task != "impression" or self.protocol.split != "temporal":
+            raise ValueError(f"ImpressionDataModule({dataset!r}): protocol task/split must be impression/temporal, "
+                             f"got {self.protocol.task}/{self.protocol.split}")
+        for name, v in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                        ("max_history", max_history), ("npratio", npratio)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ImpressionDataModule({dataset!r}): {name}={v!r} must be an integer >= 1")
+        if self._given is None:
+            from .datasets import dataset_spec
+
+            if dataset_spec(dataset).impressions is None:
+                raise ValueError(f"dataset {dataset!r} has no impression log (its catalogue entry reads no impressions)")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.max_history, self.npratio = max_history, npratio
+        self.kg_ablation_kind = kg_ablation
+        self.seed = self.protocol.seed if seed is None else int(seed)
+        self._ready = False
+
+    @classmethod
+    def from_data(cls, data: KGRecData, log: ImpressionLog, name: str | None = None, **kwargs: Any
+                  ) -> "ImpressionDataModule":
+        """A DataModule over data and an impression log built in memory (no cleaning); its
+        fingerprint covers their contents.
+
+        Raises:
+            DataValidationError: the data or the log break the id-space contract.
+        """
+        data.validate()
+        log.validate(data.n_users, data.n_items, data.name)
+        if not data.source_checksums:
+            h = hashlib.sha256(content_checksum(data).encode())
+            for f in ("user", "time", "history_indptr", "history", "candidate_indptr", "candidates", "label"):
+                h.update(getattr(log, f).numpy().tobytes())
+            data = data.replace(source_checksums={"in-memory": h.hexdigest()})
+        dm = cls.__new__(cls)
+        dm._given = (data, log)
+        dm.__init__(name or data.name, **kwargs)
+        return dm
+
+    @classmethod
+    def from_base(cls, base: Any) -> "ImpressionDataModule":
+        """The impression DataModule of a recommendation DataModule's dataset (same root, seed,
+        KG ablation), made once per base (kept on it): what :func:`kgzoo.api.create_datamodule_for`
+        gives a model of the impression task."""
+        view = getattr(base, "_impression_view", None)
+        if view is None:
+            view = cls(base.dataset, root=base.root, seed=base.seed, kg_ablation=base.kg_ablation_kind)
+            base._impression_view = view
+        return view
+
+    def _load(self) -> tuple[KGRecData, ImpressionLog]:
+        if self._given is not None:
+            return self._given
+        from .datasets import load_impressions
+
+        return load_impressions(self.dataset, self.root)
+
+    def prepare_data(self) -> None:
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, split by day and index the impressions once (idempotent)."""
+        if self._ready:
+            return
+        data, log = self._load()
+        triples, self.kg_ablation_kind = apply_kg_ablation(data.triples, data.n_entities, self.kg_ablation_kind,
+                                                           self.protocol.seed)
+        self.data, self.log = data.replace(triples=triples), log
+        self.split = split_by_day(log)
+        ptr = log.candidate_indptr
+        self.impression_of_candidate = torch.repeat_interleave(torch.arange(log.n_impressions), ptr.diff())
+        in_train = torch.zeros(log.n_impressions, dtype=torch.bool)
+        in_train[self.split["train"]] = True
+        #: candidate positions of the train impressions' clicks: one training sample each
+        self.train_clicks = torch.nonzero(in_train[self.impression_of_candidate] & (log.label == 1)).flatten()
+        pairs = torch.stack([log.user[self.impression_of_candidate[self.train_clicks]],
+                             log.candidates[self.train_clicks]], 1)
+        pairs = torch.unique(pairs, dim=0)  # sorted by user, then item
+        self.train_interactions = pairs
+        self.train_csr = to_csr(pairs[:, 0], pairs[:, 1], data.n_users)
+        self._ready = True
+
+    # ------------------------------------------------------------------ info
+    #: the task of :meth:`model_kwargs`
+    task = "impression"
+
+    def _extra(self, ablation: bool) -> dict[str, Any]:
+        out = {"dataset": self.dataset, "split": "by day: last day test, the day before valid",
+               "max_history": self.max_history}
+        if ablation:
+            out["kg_ablation"] = self.kg_ablation_kind
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the data checksums, the protocol, the metric code version, the day split,
+        ``max_history`` (it changes what is scored) and the KG ablation."""
+        self.setup()
+        return self.protocol.fingerprint(self.data.source_checksums, self._extra(True))
+
+    @property
+    def protocol_fingerprint(self) -> str:
+        """As :attr:`fingerprint` without the KG ablation."""
+        self.setup()
+        return self.protocol.fingerprint(self.data.source_checksums, self._extra(False))
+
+    def sizes(self) -> dict[str, int]:
+        """Impressions per part (``train``, ``valid``, ``test``) and training samples (``train_clicks``)."""
+        self.setup()
+        return {**{k: int(v.numel()) for k, v in self.split.items()}, "train_clicks": int(self.train_clicks.numel())}
+
+    def histories(self, rows: Tensor) -> dict[str, Tensor]:
+        """``user [B]``, ``history [B, H]``, ``history_mask [B, H]`` of impressions ``rows`` LongTensor ``[B]``."""
+        log = self.log
+        hist, hmask = csr_padded(log.history_indptr, log.history, rows, self.max_history, last=True)
+        return {"user": log.user[rows], "history": hist, "history_mask": hmask}
+
+    def graphs(self) -> Graphs:
+        """The :class:`~kgzoo.data.graphs.Graphs` of this split: sizes, the train impressions'
+        clicks as (user, news) pairs and CSR (Pop's counts), triples after the KG ablation, item
+        text and attributes, task ``"impression"``. Built once per setup."""
+        self.setup()
+        if getattr(self, "_graphs", None) is None:
+            self._graphs = Graphs.of(self.data, "impression", self.train_csr, self.train_interactions,
+                                     self.fingerprint, self.dataset, self.kg_ablation_kind, self.seed)
+        return self._graphs
+
+    def adapt_to(self, model: Any) -> None:
+        """Nothing to adapt: impression batches are the same for every model."""
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        if not hasattr(self, "_train_ds"):
+            self._train_ds = _TrainImpressions(self)
+        return DataLoader(self._train_ds, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(_EvalImpressions(self, "valid"), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(_EvalImpressions(self, "test"), batch_size=None)

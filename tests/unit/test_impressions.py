@@ -1,0 +1,146 @@
+"""Tests for kgzoo.data.impressions and MIND's impression reader, on tiny in-memory logs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.data.impressions import ImpressionDataModule, ImpressionLog, split_by_day
+from kgzoo.data.kgdata import DataValidationError, KGRecData
+from kgzoo.data.readers._io import DataFormatError
+from kgzoo.data.readers.mind import read_mind_impressions
+from kgzoo.ops.csr import csr_padded
+
+DAY = 86_400
+
+
+def tiny(n_imp: int = 12, U: int = 5, I: int = 20, seed: int = 0) -> tuple[KGRecData, ImpressionLog]:
+    """``n_imp`` impressions over 4 days (3 per day), 2-6 candidates each, at least one click;
+    impression 5 has no non-click, impression 2 an empty history."""
+    g = torch.Generator().manual_seed(seed)
+    hist, cand, lab, hptr, cptr = [], [], [], [0], [0]
+    for i in range(n_imp):
+        h = [] if i == 2 else torch.randint(I, (int(torch.randint(1, 6, (1,), generator=g)),), generator=g).tolist()
+        c = torch.randperm(I, generator=g)[: int(torch.randint(2, 7, (1,), generator=g))].tolist()
+        y = [1] * len(c) if i == 5 else [1] + [int(torch.rand(1, generator=g) < 0.3) for _ in c[1:]]
+        hist += h; cand += c; lab += y
+        hptr.append(len(hist)); cptr.append(len(cand))
+    log = ImpressionLog([f"imp{i}" for i in range(n_imp)], torch.arange(n_imp) % U,
+                        torch.arange(n_imp) // 3 * DAY + 3600 * (torch.arange(n_imp) % 3), torch.tensor(hptr),
+                        torch.tensor(hist, dtype=torch.long), torch.tensor(cptr), torch.tensor(cand), torch.tensor(lab))
+    data = KGRecData(name="tiny-news", n_users=U, n_items=I, n_entities=I + 3,
+                     interactions=torch.stack([log.user[:4], log.candidates[:4]], 1), label=torch.ones(4, dtype=torch.long),
+                     triples=torch.tensor([[0, 0, I], [1, 0, I + 1], [2, 0, I + 2]]), relation_names=["title_entity"],
+                     item_text=[f"news {i}" if i % 3 else "" for i in range(I)])
+    return data, log
+
+
+def test_csr_padded_keeps_the_last_values_left_aligned():
+    ptr, vals = torch.tensor([0, 3, 3, 7]), torch.tensor([1, 2, 3, 4, 5, 6, 7])
+    out, mask = csr_padded(ptr, vals, torch.tensor([2, 1, 0]), width=2, last=True)
+    assert out.tolist() == [[6, 7], [0, 0], [2, 3]] and mask.tolist() == [[True, True], [False, False], [True, True]]
+    out, mask = csr_padded(ptr, vals, torch.tensor([0, 2]))
+    assert out.tolist() == [[1, 2, 3, 0], [4, 5, 6, 7]] and mask.sum().item() == 7
+
+
+def test_split_by_day_last_day_test_day_before_valid():
+    _, log = tiny()
+    s = split_by_day(log)
+    assert s["test"].tolist() == [9, 10, 11] and s["valid"].tolist() == [6, 7, 8] and s["train"].tolist() == list(range(6))
+    short = ImpressionLog(log.impression_ids[:6], log.user[:6], log.time[:6], log.history_indptr[:7], log.history,
+                          log.candidate_indptr[:7], log.candidates, log.label)
+    with pytest.raises(ValueError, match="spans 2 days"):
+        split_by_day(short)
+
+
+def test_train_batches_pair_each_click_with_non_clicks_of_its_impression():
+    data, log = tiny()
+    dm = ImpressionDataModule.from_data(data, log, batch_size=4, npratio=3)
+    batches = list(dm.train_dataloader())
+    n_clicks = int(sum(log.label[log.candidate_indptr[i]:log.candidate_indptr[i + 1]].sum() for i in range(6)))
+    assert sum(b["user"].numel() for b in batches) == n_clicks == dm.sizes()["train_clicks"]
+    for b in batches:
+        assert b["candidates"].shape[1] == 4 and b["label"][:, 0].eq(1).all() and b["label"][:, 1:].eq(0).all()
+        for row in range(b["user"].numel()):
+            # the impression of this sample: the one whose user, history and click match
+            cands = b["candidates"][row][b["candidate_mask"][row]].tolist()
+            imps = [i for i in range(6) if log.user[i] == b["user"][row]
+                    and cands[0] in log.candidates[log.candidate_indptr[i]:log.candidate_indptr[i + 1]].tolist()]
+            assert imps
+            i = imps[0]
+            shown = log.candidates[log.candidate_indptr[i]:log.candidate_indptr[i + 1]]
+            lab = log.label[log.candidate_indptr[i]:log.candidate_indptr[i + 1]]
+            assert set(cands[1:]) <= set(shown[lab == 0].tolist())
+            if i == 5:  # all clicked: negatives masked
+                assert not b["candidate_mask"][row, 1:].any()
+
+
+def test_eval_batches_cover_each_impression_once_also_over_two_ranks(monkeypatch):
+    data, log = tiny()
+    dm = ImpressionDataModule.from_data(data, log, eval_batch_size=2)
+    seen = torch.cat([b["impression"] for b in dm.test_dataloader()])
+    assert seen.tolist() == [9, 10, 11]
+    b = next(iter(dm.test_dataloader()))
+    assert b["label"].shape == b["candidates"].shape == b["candidate_mask"].shape
+    i = int(b["impression"][0])
+    lo, hi = int(log.candidate_indptr[i]), int(log.candidate_indptr[i + 1])
+    assert b["candidates"][0][b["candidate_mask"][0]].tolist() == log.candidates[lo:hi].tolist()
+    import kgzoo.data.impressions as mod
+    shards = []
+    for r in (0, 1):
+        monkeypatch.setattr(mod, "rank_world", lambda r=r: (r, 2))
+        shards.append(torch.cat([b["impression"] for b in dm.val_dataloader()]))
+    assert sorted(torch.cat(shards).tolist()) == [6, 7, 8] and not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_graphs_hold_the_train_clicks_and_fingerprint_follows_the_data():
+    data, log = tiny()
+    dm = ImpressionDataModule.from_data(data, log)
+    g = dm.graphs()
+    assert g.task == "impression" and dm.model_kwargs()["task"] == "impression"
+    assert g.item_counts().sum().item() == torch.unique(dm.train_interactions, dim=0).shape[0]
+    data2, log2 = tiny(seed=1)
+    assert ImpressionDataModule.from_data(data2, log2).fingerprint != dm.fingerprint
+    assert ImpressionDataModule.from_data(data, log, max_history=3).fingerprint != dm.fingerprint
+
+
+def test_bad_logs_and_protocols_are_errors():
+    data, log = tiny()
+    bad = ImpressionLog(log.impression_ids, log.user, log.time, log.history_indptr, log.history,
+                        log.candidate_indptr, log.candidates + 100, log.label)
+    with pytest.raises(DataValidationError, match="candidates holds item ids"):
+        ImpressionDataModule.from_data(data, bad)
+    with pytest.raises(ValueError, match="impression/temporal"):
+        ImpressionDataModule.from_data(data, log, protocol=kgzoo.EvalProtocol(task="ctr"))
+    with pytest.raises(ValueError, match="splits by day"):
+        kgzoo.EvalProtocol(task="impression", split="random")
+    with pytest.raises(ValueError, match="npratio"):
+        ImpressionDataModule.from_data(data, log, npratio=0)
+
+
+def _write_mind(folder, behaviors: list[str]) -> None:
+    ent = json.dumps([{"Label": "Paris", "Type": "G", "WikidataId": "Q90", "Confidence": 1.0,
+                       "OccurrenceOffsets": [0], "SurfaceForms": ["Paris"]}])
+    (folder / "news.tsv").write_text(f"N1\tnews\tworld\tParis votes\tA vote.\turl\t{ent}\t[]\n"
+                                     "N2\tsports\tball\tA match\t\turl\t[]\t[]\n")
+    (folder / "behaviors.tsv").write_text("\n".join(behaviors) + "\n")
+
+
+def test_read_mind_impressions_keeps_news_without_text_as_items(tmp_path):
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1 N9\tN2-1 N7-0 N1-0",
+                           "2\tU2\t11/10/2019 9:30:00 PM\t\tN7-1 N2-0"])
+    data, log = read_mind_impressions(tmp_path, name="t")
+    assert data.item_ids == ["N1", "N2", "N9", "N7"] and data.item_text[2:] == ["", ""]
+    assert data.cleaning["news ids: in the logs without a news.tsv row"] == 2
+    assert log.history.tolist() == [0, 2] and log.history_indptr.tolist() == [0, 2, 2]
+    assert log.candidates.tolist() == [1, 3, 0, 3, 1] and log.label.tolist() == [1, 0, 0, 1, 0]
+    assert log.user.tolist() == [0, 1] and (log.time[1] - log.time[0]).item() == DAY + 13 * 3600 + 1800
+    assert log.stats(data.item_text)["logged_news_with_text"] == 2
+
+
+def test_read_mind_impressions_names_the_bad_line(tmp_path):
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1", "2\tU2\t11/10/2019 9:30:00 PM\t\tN7-x"])
+    with pytest.raises(DataFormatError, match=r"behaviors.tsv.*line 2.*impressions"):
+        read_mind_impressions(tmp_path)
