@@ -16,8 +16,11 @@ labels (the top-K protocol keeps the positives, the CTR one all rows). For each 
 - evaluation sharded over a world of 2 (rank ``r`` evaluates its share of users / rows /
   queries, ``r::2``): the two metric states merged give the single-process metrics.
 
-Models are tested on CTR as well where a zoo config of theirs names a CTR dataset. A text model
-uses the real PLM (all-MiniLM-L6-v2, offline), frozen.
+Models are tested on CTR as well where a zoo config of theirs names a CTR dataset. Models of the
+``impression`` task (news models) and Pop are tested on impressions built from the same rows
+(:func:`tiny_impressions`: four days, each user's clicks as history, shown news with labels), on
+:class:`~kgzoo.data.impressions.ImpressionDataModule`. A text model uses the real PLM
+(all-MiniLM-L6-v2, offline), frozen.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from kgzoo.api import attach, create_datamodule_for, model_hparams, pretrain_ext
 from kgzoo.config import ZooConfig
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.datasets import dataset_spec
+from kgzoo.data.impressions import ImpressionDataModule, ImpressionLog
 from kgzoo.data.kgdata import KGRecData
 from kgzoo.hub import export
 from kgzoo.registry import MODELS
@@ -82,6 +86,32 @@ def tiny_data() -> KGRecData:
 DATA = tiny_data()
 
 
+def tiny_impressions(data: KGRecData) -> ImpressionLog:
+    """Two impressions per user on days ``(2u + j) % 4``: history the user's first 3 positive
+    items, shown 2 positive and 3 negative items (labels 1, 0), a different slice per impression."""
+    x, y = data.interactions, data.label
+    hist, cand, lab, user, day = [], [], [], [], []
+    for u in range(data.n_users):
+        pos = x[(x[:, 0] == u) & (y == 1), 1].tolist()
+        neg = x[(x[:, 0] == u) & (y == 0), 1].tolist()
+        for j in range(2):
+            hist.append(pos[:3])
+            cand.append([pos[3 + 2 * j], neg[j], pos[4 + 2 * j], neg[j + 1], neg[(j + 2) % 4]])
+            lab.append([1, 0, 1, 0, 0])
+            user.append(u)
+            day.append((2 * u + j) % 4)
+
+    def ptr(lists):
+        return torch.tensor([0] + [len(v) for v in lists]).cumsum(0)
+
+    return ImpressionLog([f"imp{i}" for i in range(len(user))], torch.tensor(user), torch.tensor(day) * 86_400,
+                         ptr(hist), torch.tensor(sum(hist, [])), ptr(cand), torch.tensor(sum(cand, [])),
+                         torch.tensor(sum(lab, [])))
+
+
+LOG = tiny_impressions(DATA)
+
+
 def ctr_models() -> list[str]:
     """Models with a zoo config of their own for a dataset whose default protocol is CTR."""
     ctr = [d for d in kgzoo.list_datasets() if dataset_spec(d).protocol.task == "ctr"]
@@ -95,15 +125,24 @@ def ctr_models() -> list[str]:
     return out
 
 
-CASES = [pytest.param(n, "topk", id=n) for n in kgzoo.list_models()] + \
-        [pytest.param(n, "ctr", id=f"{n}-ctr") for n in ctr_models()]
+def impression_models() -> list[str]:
+    """Models whose class declares the impression task (the news models)."""
+    return [n for n in kgzoo.list_models() if getattr(MODELS.get(n), "task", None) == "impression"]
+
+
+CASES = [pytest.param(n, "topk", id=n) for n in kgzoo.list_models() if n not in impression_models()] + \
+        [pytest.param(n, "ctr", id=f"{n}-ctr") for n in ctr_models()] + \
+        [pytest.param(n, "impression", id=f"{n}-impression") for n in impression_models() + ["pop"]]
 
 
 def build(name: str, task: str) -> tuple[torch.nn.Module, L.LightningDataModule]:
     """``kgzoo.create_model(name, datamodule=dm)`` on the tiny data, and the DataModule the
     model trains on (a link model's triple DataModule)."""
-    dm = KGRecDataModule.from_data(DATA, protocol=kgzoo.EvalProtocol(task=task, ratios=(0.6, 0.2, 0.2)),
-                                   batch_size=64, eval_batch_size=5)
+    if task == "impression":
+        dm = ImpressionDataModule.from_data(DATA, LOG, batch_size=8, eval_batch_size=5)
+    else:
+        dm = KGRecDataModule.from_data(DATA, protocol=kgzoo.EvalProtocol(task=task, ratios=(0.6, 0.2, 0.2)),
+                                       batch_size=64, eval_batch_size=5)
     known = model_hparams(MODELS.get(name))
     model = kgzoo.create_model(name, datamodule=dm, **{k: v for k, v in SHORT.items() if k in known})
     if model.task == "link":  # the task decides the DataModule
@@ -130,10 +169,13 @@ def fit_one_step(model, dm) -> L.Trainer:
 @torch.no_grad()
 def outputs(model, dm) -> torch.Tensor:
     """What the model ranks with, in eval mode: ``score`` for users ``0..7`` (top-K), ``predict``
-    of the first test rows (CTR), ``score_triples`` of the first test queries (link)."""
+    of the first test rows (CTR), ``score_triples`` of the first test queries (link),
+    ``impression_scores`` of the first test impressions (impression)."""
     model.eval()
     model.prepare_scoring()
     try:
+        if model.task == "impression":
+            return model.impression_scores(next(iter(dm.test_dataloader())))
         if model.task == "link":
             q = dm.eval_queries["test"][0][:6]
             return model.score_triples(q[:, 0], q[:, 1], "tail")
@@ -180,6 +222,11 @@ def test_output_shapes_and_dtypes(name, task, text_home):
             for side in ("tail", "head"):
                 s = model.score_triples(h, r, side)
                 assert s.shape == (3, dm.n_entities) and s.dtype == torch.float32
+        elif model.task == "impression":
+            batch = next(iter(dm.test_dataloader()))
+            s = model.impression_scores(batch)
+            assert s.shape == batch["candidates"].shape and s.dtype == torch.float32
+            assert torch.isfinite(s[batch["candidate_mask"]]).all()
         else:
             users = torch.tensor([0, 5, 23])
             s = model.score(users)
