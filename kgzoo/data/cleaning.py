@@ -103,7 +103,22 @@ def drop_unreachable(data: KGRecData) -> KGRecData:
     ent_ids = None if data.entity_ids is None else [e for e, u in zip(data.entity_ids, used.tolist()) if u]
     rep = _report(data, "triples: unreachable from any item", (~keep_t).sum())
     rep["entities: unreachable or unused"] = rep.get("entities: unreachable or unused", 0) + int((~used).sum())
-    return data.replace(triples=t, n_entities=int(used.sum()), entity_ids=ent_ids, cleaning=rep)
+    mentions = _remap_mentions(data.mentions, torch.ones(I, dtype=torch.bool), used, new_id, rep,
+                               "mentions: entity unreachable or unused")
+    return data.replace(triples=t, n_entities=int(used.sum()), entity_ids=ent_ids, cleaning=rep, mentions=mentions)
+
+
+def _remap_mentions(mentions: Tensor | None, keep_items: Tensor, keep_ent: Tensor, new_ent: Tensor,
+                    rep: dict[str, int], step: str) -> Tensor | None:
+    """``mentions`` ``[Mn, 4]`` whose item and entity are kept, both re-indexed (items are entities
+    ``0..I-1``, so ``new_ent`` maps both); the removed ones counted in ``rep[step]``."""
+    if mentions is None:
+        return None
+    keep = keep_items[mentions[:, 0]] & keep_ent[mentions[:, 1]]
+    rep[step] = rep.get(step, 0) + int((~keep).sum())
+    m = mentions[keep].clone()
+    m[:, 0], m[:, 1] = new_ent[m[:, 0]], new_ent[m[:, 1]]
+    return m
 
 
 def drop_unused_relations(data: KGRecData) -> KGRecData:
@@ -178,6 +193,7 @@ def remap_users_items(data: KGRecData, keep_users: Tensor, keep_items: Tensor, s
     for what, n in (("users", (~keep_users).sum()), ("items", (~keep_items).sum()),
                     ("interactions", (~keep_rows).sum()), ("triples", (~keep_t).sum())):
         rep[f"{step}: {what}"] = rep.get(f"{step}: {what}", 0) + int(n)
+    kw["mentions"] = _remap_mentions(data.mentions, keep_items, keep_ent, e_new, rep, f"{step}: mentions")
     return data.replace(n_users=int(keep_users.sum()), n_items=int(keep_items.sum()),
                         n_entities=int(keep_ent.sum()), cleaning=rep, **kw)
 

@@ -42,6 +42,8 @@ class Graphs:
             ``fingerprint``): ``attach`` is a no-op for graphs of the fingerprint already attached.
         dataset: the dataset name. kg_ablation: the KG ablation applied (``"real"``, ``"none"``, ...).
         seed: the DataModule's sampling seed.
+        mentions: LongTensor ``[Mn, 4]`` (item, entity, start, end): character spans of item texts
+            naming KG entities (:attr:`kgzoo.data.kgdata.KGRecData.mentions`), or ``None``.
 
     Source: the DataModule's split (:meth:`kgzoo.data.datamodule.KGRecDataModule.graphs`).
     """
@@ -64,6 +66,7 @@ class Graphs:
     dataset: str = ""
     kg_ablation: str = "real"
     seed: int = 0
+    mentions: Tensor | None = None
 
     @classmethod
     def of(cls, data: Any, task: str, train_csr: tuple[Tensor, Tensor], train_interactions: Tensor,
@@ -76,7 +79,7 @@ class Graphs:
                    train_interactions=train_interactions, triples=data.triples, fingerprint=fingerprint,
                    social=data.social, item_text=data.item_text, user_features=data.user_features,
                    item_features=data.item_features, feature_vocab=data.feature_vocab, dataset=dataset,
-                   kg_ablation=kg_ablation, seed=seed)
+                   kg_ablation=kg_ablation, seed=seed, mentions=data.mentions)
 
     @property
     def n_triples(self) -> int:

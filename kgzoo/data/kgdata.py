@@ -45,6 +45,9 @@ class KGRecData:
             code per row, 0 = unknown) or ``[U, L]`` / ``[I, L]`` (multi-valued, padded with 0).
         feature_vocab: name -> list of value names, index = code (code 0 is ``"[UNK]"``).
         user_ids / item_ids / entity_ids: raw ids of the source, index = kgzoo id.
+        mentions: LongTensor ``[Mn, 4]`` (item, entity, start, end): the characters
+            ``item_text[item][start:end]`` name KG entity ``entity`` (MIND's title entities; DKN
+            aligns words and entities with them), or ``None``.
         cleaning: ordered report ``step -> rows removed`` of every cleaning step applied.
         source_checksums: file name -> sha256 of the files this was read from.
     """
@@ -70,6 +73,7 @@ class KGRecData:
     entity_ids: list[str] | None = None
     cleaning: dict[str, int] = field(default_factory=dict)
     source_checksums: dict[str, str] = field(default_factory=dict)
+    mentions: Tensor | None = None
 
     # ------------------------------------------------------------------ derived
     @property
@@ -155,6 +159,13 @@ class KGRecData:
                     raise DataValidationError(
                         f"{self.name}: {kind}[{k!r}] has shape {tuple(t.shape)} dtype {t.dtype}, expected long [{n}, ...]"
                     )
+        if self.mentions is not None:
+            m = self.mentions
+            check("mentions", m, 4, torch.long)
+            in_range("mentions[:, 0] (item)", m[:, 0], I)
+            in_range("mentions[:, 1] (entity)", m[:, 1], E)
+            if m.numel() and bool(((m[:, 2] < 0) | (m[:, 3] <= m[:, 2])).any()):
+                raise DataValidationError(f"{self.name}: field 'mentions' holds a span with start < 0 or end <= start")
         for ids, n, f in ((self.user_ids, U, "user_ids"), (self.item_ids, I, "item_ids"), (self.entity_ids, E, "entity_ids")):
             if ids is not None and len(ids) != n:
                 raise DataValidationError(f"{self.name}: {f} has {len(ids)} entries, expected {n}")
@@ -204,6 +215,10 @@ class KGRecData:
         )
 
 
+#: optional fields added after in-memory fingerprints existed: left out of the checksum while None
+_ADDED_LATER = ("mentions",)
+
+
 def content_checksum(data: KGRecData) -> str:
     """sha256 (hex) of everything a model or a split reads from ``data``: sizes, relation names,
     every tensor (dtype, shape, bytes), item text, features and their vocabularies, raw-id maps.
@@ -224,9 +239,9 @@ def content_checksum(data: KGRecData) -> str:
         h.update(b"\0")
 
     for f in fields(data):
-        if f.name in ("name", "cleaning", "source_checksums"):
-            continue
         v = getattr(data, f.name)
+        if f.name in ("name", "cleaning", "source_checksums") or (f.name in _ADDED_LATER and v is None):
+            continue
         if isinstance(v, dict):
             for k in sorted(v):
                 put(f"{f.name}.{k}", v[k])

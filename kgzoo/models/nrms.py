@@ -35,8 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
-from .layers.news import AdditiveAttention, SelfAttention, UserEncoder, title_tokens
-from .layers.text_encoder import TextEncoder
+from .layers.news import AdditiveAttention, SelfAttention, TitleWords, UserEncoder
 from .layers.text_tower import TextConfig, TextTower
 from .news import NewsRecommender
 
@@ -78,11 +77,7 @@ class NRMS(NewsRecommender):
         if news_encoder == "plm":
             self.tower = TextTower(self.n_items, d, TextConfig.from_hparams(dict(self.hparams)))
         else:
-            self.tokenizer_source = TextEncoder(text_model, mode="frozen")  # tokenizer and PLM, loaded on use
-            self.word_emb = nn.Embedding(len(self.tokenizer_source.tokenizer), int(word_dim), padding_idx=0)
-            self.register_buffer("words_initialised", torch.zeros((), dtype=torch.bool))
-            self.register_buffer("tokens", torch.zeros(self.n_items, self.title_length, dtype=torch.long),
-                                 persistent=False)
+            self.words = TitleWords(self.n_items, self.title_length, int(word_dim), text_model)
             self.word_proj = nn.Linear(int(word_dim), d)
             self.word_dropout = nn.Dropout(dropout)
             self.word_attn = SelfAttention(d, int(heads), dropout=0.0)
@@ -99,22 +94,14 @@ class NRMS(NewsRecommender):
         if self.news_encoder == "plm":
             self.tower.set_texts(texts, extras.get("text_vectors"))
             return
-        tokens, _ = title_tokens(texts, self.tokenizer_source.tokenizer, self.title_length)
-        self.tokens.copy_(tokens)
-        if not bool(self.words_initialised):  # a fresh model (a checkpoint keeps its trained words)
-            table = self.tokenizer_source.plm.get_input_embeddings().weight.detach()
-            if table.shape == self.word_emb.weight.shape:
-                with torch.no_grad():
-                    self.word_emb.weight.copy_(table)
-            self.words_initialised.fill_(True)
+        self.words.set_texts(texts)
 
     def text_vectors(self, items: Tensor) -> Tensor:
         """FloatTensor ``[N, d]``: the news encoder (words: eq. 1-6; plm: the text tower) of ``items``."""
         if self.news_encoder == "plm":
             return self.tower(items)
-        tok = self.tokens[items]
-        mask = tok > 0
-        words = self.word_proj(self.word_dropout(self.word_emb(tok)))
+        words, mask = self.words(items)
+        words = self.word_proj(self.word_dropout(words))
         return self.word_pool(self.word_attn(words, mask), mask)
 
     def user_vectors(self, history: Tensor, mask: Tensor) -> Tensor:

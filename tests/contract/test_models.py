@@ -69,12 +69,16 @@ def tiny_data() -> KGRecData:
         torch.stack([items[:12], torch.full((12,), 2), items[12:24]], 1),                # item -related_to-> item
     ])
     friends = torch.tensor([(u, (u + d) % U) for u in range(U) for d in (1, 5)])
+    texts = ["" if i % 7 == 3 else f"film {i}: a story about {['ships', 'cats', 'trains', 'rain'][i % 4]}"
+             for i in range(I)]
+    # the topic word of each text names the item's genre entity (DKN aligns words with entities)
+    topic = [(i, t.rfind(" ") + 1, len(t)) for i, t in enumerate(texts) if t]
+    mentions = torch.tensor([(i, I + i % 10, s, e) for i, s, e in topic])
     return KGRecData(
         name="contract-tiny", n_users=U, n_items=I, n_entities=E,
         interactions=torch.tensor(rows), label=torch.tensor(labels), triples=triples, relation_names=RELATIONS,
         social=torch.cat([friends, friends.flip(1)]),
-        item_text=["" if i % 7 == 3 else f"film {i}: a story about {['ships', 'cats', 'trains', 'rain'][i % 4]}"
-                   for i in range(I)],
+        item_text=texts, mentions=mentions,
         user_features={"gender": torch.tensor([0 if u % 9 == 0 else 1 + u % 2 for u in range(U)])},
         item_features={"genre": torch.stack([1 + items % 4, (items % 3 == 0).long() * (1 + (items + 1) % 4)], 1)},
         feature_vocab={"gender": ["[UNK]", "f", "m"], "genre": ["[UNK]", "drama", "comedy", "noir", "western"]},

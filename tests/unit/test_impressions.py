@@ -138,9 +138,38 @@ def test_read_mind_impressions_keeps_news_without_text_as_items(tmp_path):
     assert log.candidates.tolist() == [1, 3, 0, 3, 1] and log.label.tolist() == [1, 0, 0, 1, 0]
     assert log.user.tolist() == [0, 1] and (log.time[1] - log.time[0]).item() == DAY + 13 * 3600 + 1800
     assert log.stats(data.item_text)["logged_news_with_text"] == 2
+    # the title entity "Paris" at characters 0-5 of N1's text, in entity ids after the unknown news
+    assert data.mentions.tolist() == [[0, 4, 0, 5]] and data.entity_ids[4] == "Q90"
+    assert data.item_text[0][0:5] == "Paris"
 
 
 def test_read_mind_impressions_names_the_bad_line(tmp_path):
     _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1", "2\tU2\t11/10/2019 9:30:00 PM\t\tN7-x"])
     with pytest.raises(DataFormatError, match=r"behaviors.tsv.*line 2.*impressions"):
         read_mind_impressions(tmp_path)
+
+
+def test_word_pieces_align_with_entity_mentions():
+    from kgzoo.models.layers.news import align_mentions
+
+    # news 0: pieces at characters [0,5) [6,11) [12,15); news 1: [0,3) [4,9)
+    offsets = torch.tensor([[[0, 5], [6, 11], [12, 15]], [[0, 3], [4, 9], [0, 0]]])
+    real = torch.tensor([[True, True, True], [True, True, False]])
+    mentions = torch.tensor([[1, 7, 4, 9], [0, 3, 6, 15], [0, 2, 0, 2]])  # (item, entity, start, end)
+    out = align_mentions(offsets, real, torch.tensor([0, 1]), mentions, n_items=2)
+    assert out.tolist() == [[3, 4, 4], [0, 8, 0]]  # entity + 1; news 0's first piece overlaps entity 2
+
+
+def test_cleaning_remaps_mentions_with_the_entities():
+    from kgzoo.data.cleaning import drop_unreachable, k_core
+
+    data, _ = tiny()
+    I = data.n_items
+    # an island entity I+3 (unreachable) shifts nothing before it; mention entity I+2 stays
+    data = data.replace(n_entities=I + 5, triples=torch.tensor([[0, 0, I], [1, 0, I + 1], [2, 0, I + 4], [I + 3, 0, I + 3]]),
+                        mentions=torch.tensor([[2, I + 4, 0, 3], [1, I + 1, 0, 2], [4, I + 3, 0, 1]]))
+    out = drop_unreachable(data)
+    assert out.mentions.tolist() == [[2, I + 2, 0, 3], [1, I + 1, 0, 2]]
+    assert out.cleaning["mentions: entity unreachable or unused"] == 1
+    cored = k_core(out.replace(interactions=torch.tensor([[0, 1], [1, 1], [0, 2]]), label=None), 1, 2)
+    assert cored.n_items == 1 and cored.mentions.tolist() == [[0, 2, 0, 2]]  # entities: item, I, I+1, ...

@@ -17,7 +17,9 @@ order. Log rows whose news has no ``news.tsv`` row have no text and no entities:
 dropped and counted in ``cleaning`` ("interactions: news id without a news.tsv row" and "news
 ids: in the logs without a news.tsv row"). KG: news -[title_entity]-> Wikidata entity,
 news -[abstract_entity]-> entity and entity -[entity_type]-> ``type:<T>`` (MIND's one-letter
-entity types). Item text: ``title. abstract``; item features: category, subcategory.
+entity types). Item text: ``title. abstract`` (the title first, so the title entities'
+``OccurrenceOffsets`` and ``SurfaceForms`` give their character spans in it: ``mentions``);
+item features: category, subcategory.
 """
 from __future__ import annotations
 
@@ -191,6 +193,7 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
 
     # entities: JSON per row (a Python loop over the rows is unavoidable here)
     heads, rels, ents, types = [], [], [], []
+    mentions: list[tuple[int, int, int]] = []  # (index into ents, start, end) of title entities
     for r, col in enumerate(("title_entities", "abstract_entities")):
         for i, s in enumerate(nd[col].tolist()):
             if not s:
@@ -204,6 +207,15 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
             for e in lst:
                 if not isinstance(e, dict) or not e.get("WikidataId"):
                     raise DataFormatError(pn, i + 1, col, f"entity without 'WikidataId': {str(e)[:80]}")
+                if r == 0:  # a title entity: where the title names it
+                    offsets, forms = e.get("OccurrenceOffsets"), e.get("SurfaceForms")
+                    if (not isinstance(offsets, list) or not isinstance(forms, list) or len(offsets) != len(forms)
+                            or not all(isinstance(o, int) and o >= 0 for o in offsets)
+                            or not all(isinstance(f, str) and f for f in forms)):
+                        raise DataFormatError(pn, i + 1, col, "entity 'OccurrenceOffsets' and 'SurfaceForms' must be "
+                                              f"lists of offsets and names of one length: {str(e)[:80]}")
+                    for o, f in zip(offsets, forms):
+                        mentions.append((len(ents), o, o + len(f)))
                 heads.append(i)
                 rels.append(r)
                 ents.append(str(e["WikidataId"]))
@@ -223,6 +235,10 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
         entity_ids += [f"type:{x}" for x in tuniq]
         relation_names.append(RELATIONS[2])
     tri = np.concatenate(triples) if triples else np.zeros((0, 3), np.int64)
+    men = np.array(mentions, dtype=np.int64).reshape(-1, 3)
+    # (item, entity, start, end): the title's character span [start, end) naming the entity
+    men = np.stack([heads_a[men[:, 0]], ent_codes[men[:, 0]], men[:, 1], men[:, 2]], 1) if len(men) else \
+        np.zeros((0, 4), np.int64)
 
     bd, secs, hist, imp_news, imp_label = read_behaviors(pb)
     # rows: per impression, its history then its shown news
@@ -248,6 +264,7 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
         new_of_old = np.arange(len(entity_ids), dtype=np.int64)
         new_of_old[I:] += n_extra  # the unknown news become items I..I+n_extra-1
         tri = np.stack([new_of_old[tri[:, 0]], tri[:, 1], new_of_old[tri[:, 2]]], 1) if len(tri) else tri
+        men[:, 1] = new_of_old[men[:, 1]]
         entity_ids = entity_ids[:I] + [str(x) for x in unknown_ids] + entity_ids[I:]
         news_ids = np.concatenate([news_ids, unknown_ids.astype(object)])
     ts = secs[row_imp] - row_hist.astype(np.int64)
@@ -265,7 +282,7 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
         label=torch.from_numpy(row_label[known]), timestamp=torch.from_numpy(ts[known]),
         triples=torch.from_numpy(tri), relation_names=relation_names, item_text=item_text,
         item_features=feats, feature_vocab=vocab, user_ids=[str(x) for x in user_uniq],
-        item_ids=[str(x) for x in news_ids], entity_ids=entity_ids,
+        item_ids=[str(x) for x in news_ids], entity_ids=entity_ids, mentions=torch.from_numpy(men),
         cleaning={"news ids: in the logs without a news.tsv row": n_missing_ids,
                   "interactions: news id without a news.tsv row": n_missing_rows},
     )

@@ -1,6 +1,6 @@
 """Layers shared by the news recommenders (NRMS, NRMS-PLM, DKN): masked additive attention,
 multi-head self-attention over a padded sequence, the NRMS user encoder, the candidate-softmax
-loss and the title tokens of the news texts.
+loss and the word pieces of the news texts aligned with their KG entity mentions.
 
 Shapes: a padded sequence is FloatTensor ``[B, L, d]`` with a BoolTensor mask ``[B, L]`` (True: a
 real position). A row without any real position (a user without clicked history) gives a zero
@@ -13,6 +13,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ...ops.csr import csr_padded
+from .text_encoder import TextEncoder
 
 
 def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
@@ -105,22 +108,82 @@ def candidate_softmax_loss(scores: Tensor, mask: Tensor) -> Tensor:
     return -F.log_softmax(scores.masked_fill(~mask, float("-inf")), dim=1)[:, 0].mean()
 
 
-def title_tokens(texts: Sequence[str], tokenizer: object, length: int) -> tuple[Tensor, Tensor]:
-    """The first ``length`` word-piece ids of each news text, without special tokens.
+class TitleWords(nn.Module):
+    """The word pieces of each news text and their embeddings (NRMS's and DKN's word input), with
+    the KG entity each word piece names where the text's entity mentions are known (DKN's
+    word-entity alignment, Wang et al., WWW 2018, section 4.1).
+
+    Words: the first ``length`` word pieces of the PLM tokenizer (all-MiniLM-L6-v2's by default;
+    no special tokens), embedded in a table of the tokenizer's vocabulary, initialised once from
+    the PLM's input embeddings when ``dim`` is their width (a checkpoint keeps its trained table:
+    the buffer ``initialised``). Buffers set by :meth:`set_texts` (not saved): ``tokens``
+    LongTensor ``[I, length]`` (0 = padding) and ``entities`` LongTensor ``[I, length]`` (entity
+    id + 1 of the mention a word piece overlaps, 0 = none).
 
     Args:
-        texts: ``I`` strings (``""``: a news without text). tokenizer: a Hugging Face tokenizer.
-        length: tokens kept per text (NRMS: 30 title words).
+        n_items: ``I``. length: word pieces per news. dim: the embedding width.
+        text_model: tokenizer and PLM (``None``: all-MiniLM-L6-v2).
+    """
+
+    def __init__(self, n_items: int, length: int, dim: int, text_model: str | None = None) -> None:
+        super().__init__()
+        self.length = int(length)
+        self.source = TextEncoder(text_model, mode="frozen")  # tokenizer now, PLM weights on first use
+        self.emb = nn.Embedding(len(self.source.tokenizer), int(dim), padding_idx=0)
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("tokens", torch.zeros(n_items, self.length, dtype=torch.long), persistent=False)
+        self.register_buffer("entities", torch.zeros(n_items, self.length, dtype=torch.long), persistent=False)
+
+    def set_texts(self, texts: Sequence[str], mentions: Tensor | None = None) -> None:
+        """Tokenise ``texts`` (``I`` strings, ``""``: none) and align word pieces with ``mentions``
+        LongTensor ``[Mn, 4]`` (item, entity, start, end; character spans), vectorised; then
+        initialise the table from the PLM if not done yet."""
+        texts = list(texts)
+        has = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
+        idx = torch.nonzero(has).flatten()
+        self.tokens.zero_()
+        self.entities.zero_()
+        if idx.numel():
+            enc = self.source.tokenizer([texts[i] for i in idx.tolist()], add_special_tokens=False, truncation=True,
+                                        max_length=self.length, padding="max_length", return_tensors="pt",
+                                        return_offsets_mapping=True)
+            real = enc["attention_mask"].bool()
+            self.tokens[idx] = (enc["input_ids"].long() * real).to(self.tokens.device)
+            if mentions is not None and mentions.numel():
+                self.entities[idx] = align_mentions(enc["offset_mapping"].long(), real, idx, mentions,
+                                                    len(texts)).to(self.entities.device)
+        if not bool(self.initialised):
+            table = self.source.plm.get_input_embeddings().weight.detach()
+            if table.shape == self.emb.weight.shape:
+                with torch.no_grad():
+                    self.emb.weight.copy_(table)
+            self.initialised.fill_(True)
+
+    def forward(self, items: Tensor) -> tuple[Tensor, Tensor]:
+        """``(word vectors FloatTensor [N, length, dim], mask BoolTensor [N, length])`` of ``items`` ``[N]``."""
+        tok = self.tokens[items]
+        return self.emb(tok), tok > 0
+
+
+def align_mentions(offsets: Tensor, real: Tensor, items: Tensor, mentions: Tensor, n_items: int) -> Tensor:
+    """The entity each word piece names: the first mention of its news whose character span
+    overlaps the piece's, vectorised over news and mentions.
+
+    Args:
+        offsets: LongTensor ``[N, L, 2]`` character span of each word piece of news ``items``
+            (LongTensor ``[N]``); real: BoolTensor ``[N, L]`` (False: padding).
+        mentions: LongTensor ``[Mn, 4]`` (item, entity, start, end). n_items: ``I``.
 
     Returns:
-        ``(tokens LongTensor [I, length] (0 where padded), has_text BoolTensor [I])``.
+        LongTensor ``[N, L]``: entity id + 1, 0 where no mention overlaps.
     """
-    texts = list(texts)
-    has = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
-    tokens = torch.zeros(len(texts), length, dtype=torch.long)
-    idx = torch.nonzero(has).flatten()
-    if idx.numel():
-        enc = tokenizer([texts[i] for i in idx.tolist()], add_special_tokens=False, truncation=True,
-                        max_length=length, padding="max_length", return_tensors="pt")
-        tokens[idx] = enc["input_ids"].long() * enc["attention_mask"].long()
-    return tokens, has
+    m = mentions[torch.argsort(mentions[:, 0], stable=True)]
+    ptr = torch.zeros(n_items + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(m[:, 0], minlength=n_items), 0)
+    rows = torch.arange(m.shape[0])
+    pos, pmask = csr_padded(ptr, rows, items)  # [N, Mmax] mention rows of each news
+    start, end, ent = m[pos, 2], m[pos, 3], m[pos, 1]
+    overlap = ((offsets[..., :1] < end.unsqueeze(1)) & (offsets[..., 1:] > start.unsqueeze(1))
+               & pmask.unsqueeze(1) & real.unsqueeze(-1))  # [N, L, Mmax]
+    first = overlap.long().argmax(-1)
+    return torch.where(overlap.any(-1), ent.gather(1, first) + 1, torch.zeros_like(first))
