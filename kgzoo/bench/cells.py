@@ -146,26 +146,31 @@ def _resolve(patterns: Sequence[str], lister: Any, kind: str, what: str) -> list
     return names
 
 
-def default_protocol(dataset: str) -> EvalProtocol:
-    """The dataset's default protocol, whose split seed stays fixed across training seeds.
+def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
+    """The dataset's default protocol, whose split seed stays fixed across training seeds; for a
+    ``model`` of the impression task (NRMS, DKN) on a dataset whose default is another task, the
+    impression protocol (``task="impression", split="temporal"``, the same seed).
 
     A benchmark's seeds vary initialisation and negative sampling on one split, so that
     their rows share a fingerprint and the leaderboard reports mean and std over seeds.
 
     Raises:
-        KeyError: an unknown dataset (with suggestions).
+        KeyError: an unknown dataset or model (with suggestions).
     """
-    return dataset_spec(dataset).protocol
+    base = dataset_spec(dataset).protocol
+    if model is not None and base.task != "impression" and cell_task(model, dataset).name == "impression":
+        return EvalProtocol(task="impression", split="temporal", seed=base.seed)
+    return base
 
 
-def cell_protocol(dataset: str, seed: int, protocol: str = "") -> EvalProtocol:
-    """The protocol of a cell: the dataset's default protocol (:func:`default_protocol`, the same
-    split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced.
+def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None = None) -> EvalProtocol:
+    """The protocol of a cell: the dataset's default protocol for ``model`` (:func:`default_protocol`,
+    the same split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced.
 
     Raises:
         ValueError: an unknown protocol field or a bad value (naming it).
     """
-    base = default_protocol(dataset)
+    base = default_protocol(dataset, model)
     fields = parse_assignments(protocol, "protocol")[1]
     unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(base)})
     if unknown:
@@ -180,7 +185,8 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
     Costs one data load (cached per process) and one split; no model is built.
     """
-    dm = create_datamodule(cell.dataset, root=root, protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol),
+    dm = create_datamodule(cell.dataset, root=root,
+                           protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
                            kg_ablation=cell.kg_ablation)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint

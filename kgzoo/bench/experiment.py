@@ -258,7 +258,8 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
     """The row of a cell that raised ``error`` (``status="failed"``, the error and the last frames
     of its traceback), by :func:`assemble_row`."""
     return assemble_row(model=cell.model, dataset=cell.dataset, seed=cell.seed,
-                        protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol), kg_ablation=cell.kg_ablation,
+                        protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+                        kg_ablation=cell.kg_ablation,
                         overrides=cell.overrides, schedule=schedule, devices=devices, strategy=strategy,
                         num_nodes=num_nodes, accelerator=accelerator, fingerprint=fingerprint,
                         protocol_fingerprint=protocol_fingerprint, command=command, variant=cell.variant,
@@ -347,7 +348,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if protocol is None:
-        protocol = default_protocol(dataset)
+        protocol = default_protocol(dataset, model)
     dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed,
                            **{**cfg.data, **(data_overrides or {})})
     overrides = dict(model_overrides or {})
@@ -357,7 +358,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     dm = create_datamodule_for(net, dm)  # the model's task decides its data (KG link prediction: triples)
     mon = f"valid/{net.main_metric}"
     schedule["monitor"] = mon
-    default = default_protocol(dataset)
+    default = default_protocol(dataset, model)
     changed = {f.name: getattr(protocol, f.name) for f in dataclasses.fields(protocol)
                if getattr(protocol, f.name) != getattr(default, f.name)}  # e.g. split=cold_item
     code = code_hash(model)

@@ -315,12 +315,15 @@ def protocol_label(protocol: dict[str, Any], task: str = "") -> str:
     """A readable label of an ``EvalProtocol.to_dict()`` for table titles, e.g.
     ``"random 8:1:1 per user, full ranking, seen masked"``,
     ``"ctr, random 6:2:2 of rows, AUC/F1 on labelled pairs, require_train_positive"``,
-    ``"cold items 70:15:15, ranking each stage's cold items"``. ``task="link"`` (a row's task)
+    ``"cold items 70:15:15, ranking each stage's cold items"``, ``"impressions by day (...)"``.
+    ``task="link"`` (a row's task)
     labels KG link prediction, whose triple split is the model's own."""
     split = protocol.get("split", "random")
     ratios = _ratios(protocol.get("ratios", (0.8, 0.1, 0.1)))
     if task == "link":
         return "KG link prediction: held-out triples, filtered ranking of all entities"
+    if protocol.get("task") == "impression":
+        return "impressions by day (last day test, the day before valid), AUC/MRR/nDCG per impression"
     if protocol.get("task") == "ctr":
         base = {"random": f"random {ratios} of rows", "given": "the source's split"}.get(split, f"{split} {ratios}")
         parts = ["ctr", base, "AUC/F1 on labelled pairs"]

@@ -110,7 +110,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         with (live(f"{tag} ({plan})") if (live is not None and rank0) else contextlib.nullcontext()):
             try:
                 row = experiment(cell.model, cell.dataset, seed=cell.seed,
-                                 protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol), max_epochs=epochs,
+                                 protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+                                 max_epochs=epochs,
                                  monitor=metric, quick=quick, devices=devices, strategy=strategy,
                                  num_nodes=num_nodes, accelerator=accelerator, kg_ablation=cell.kg_ablation,
                                  root=root, out_dir=out_dir, progress=progress,

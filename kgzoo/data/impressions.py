@@ -246,7 +246,8 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
             from .datasets import dataset_spec
 
             if dataset_spec(dataset).impressions is None:
-                raise ValueError(f"dataset {dataset!r} has no impression log (its catalogue entry reads no impressions)")
+                raise ValueError(f"dataset {dataset!r} has no impression log "
+                                 "(its catalogue entry reads no impressions)")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.max_history, self.npratio = max_history, npratio
         self.kg_ablation_kind = kg_ablation

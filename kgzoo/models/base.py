@@ -1,8 +1,9 @@
 """Recommender: the LightningModule every kgzoo model subclasses.
 
 A model file holds only its math: ``loss(batch)`` and ``score(users)`` (top-K) or
-``predict(users, items)`` (CTR), ``impression_scores(batch)`` (news impressions). The base owns training_step, validation and test (masking
-seen items, metrics, logging), ``recommend``, and ``configure_optimizers``
+``predict(users, items)`` (CTR), ``impression_scores(batch)`` (news impressions). The base owns
+training_step, validation and test (masking seen items, metrics, logging), ``recommend``, and
+``configure_optimizers``
 (DESIGN.md, "Recommender").
 """
 from __future__ import annotations

@@ -112,4 +112,5 @@ class NewsRecommender(Recommender):
         Raises:
             NotImplementedError: always.
         """
-        raise NotImplementedError(f"{type(self).__name__} scores impressions (impression_scores), not (user, item) pairs")
+        raise NotImplementedError(f"{type(self).__name__} scores impressions (impression_scores), "
+                                  "not (user, item) pairs")
