@@ -1,0 +1,67 @@
+"""mind-sample as impressions (counts, split by day, text coverage) and the news models trained a
+few short epochs on it (NRMS, NRMS-PLM frozen, DKN, Pop), through the Lightning Trainer."""
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.api import create_datamodule_for
+from kgzoo.data.datasets import load_impressions
+from kgzoo.data.impressions import ImpressionDataModule
+
+
+@pytest.fixture(scope="module")
+def imp_dm() -> ImpressionDataModule:
+    dm = kgzoo.create_datamodule("mind-sample", protocol={"task": "impression", "split": "temporal"})
+    dm.setup()
+    return dm
+
+
+def test_mind_sample_impressions_counts(imp_dm):
+    data, log = load_impressions("mind-sample")
+    s = log.stats(data.item_text)
+    assert (s["impressions"], s["users"], s["candidates"], s["clicks"], s["days"]) == (5000, 4637, 189359, 7542, 6)
+    # news.tsv covers 838 of the 22,592 logged news: the other 21,754 are items without text, counted
+    assert (s["logged_news"], s["logged_news_with_text"]) == (22592, 838)
+    assert data.cleaning["news ids: in the logs without a news.tsv row"] == 21754
+    assert data.n_items == 2000 + 21754 and sum(1 for t in data.item_text if t) == 2000
+    assert data.mentions.shape == (2391, 4)
+    # the last day (2019-11-14) is test, the day before valid
+    assert imp_dm.sizes() == {"train": 3058, "valid": 974, "test": 968, "train_clicks": 4562}
+    assert int(log.days()[imp_dm.split["test"]].min()) > int(log.days()[imp_dm.split["valid"]].max())
+
+
+def test_the_kg_of_the_news_is_cleaned_and_counted(imp_dm):
+    s = imp_dm.data.stats()
+    assert (s["relations"], s["triples"], s["linked_items"]) == (3, 8925, 1736)
+    assert imp_dm.data.cleaning["triples: duplicate"] == 3201
+
+
+def _trainer(**kw) -> L.Trainer:
+    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, num_sanity_val_steps=0, **kw)
+
+
+@pytest.mark.parametrize("name, overrides", [("nrms", {}), ("nrms-plm", {}), ("dkn", {"kge_epochs": 2}), ("pop", {})])
+def test_news_models_train_a_few_epochs_on_mind_sample(name, overrides, imp_dm, text_home):
+    base = kgzoo.create_datamodule("mind-sample")
+    model = kgzoo.create_model(name, base if name != "pop" else imp_dm, **overrides)
+    dm = create_datamodule_for(model, base) if name != "pop" else imp_dm
+    assert isinstance(dm, ImpressionDataModule) and model.task == "impression"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t = _trainer(max_epochs=2, limit_train_batches=8, limit_val_batches=3, limit_test_batches=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t.fit(model, datamodule=dm)
+        loss = t.callback_metrics.get("train/loss")
+        out = t.test(model, datamodule=dm, verbose=False)[0]
+    assert set(out) == {"test/auc", "test/mrr", "test/ndcg@5", "test/ndcg@10"}
+    assert all(0.0 <= v <= 1.0 for v in out.values()), out
+    if name != "pop":
+        assert loss is not None and torch.isfinite(loss)
+        after = model.state_dict()
+        assert any(not torch.equal(before[k], after[k]) for k in before if k in after and before[k].is_floating_point())
