@@ -35,6 +35,8 @@ def row(model: str, seed: int, value: float, fp: str = "fpA", dataset: str = "d1
                    "test/ndcg@20": value * 1.1}
     elif task == "ctr":
         metrics = {"test/auc": value, "test/acc": value - 0.1, "test/f1": 0.5}
+    elif task == "impression":
+        metrics = {"test/auc": value, "test/mrr": value / 2, "test/ndcg@5": value / 2, "test/ndcg@10": value / 1.5}
     else:
         metrics = {"test/mrr": value, "test/hits@1": value / 2, "test/hits@3": value, "test/hits@10": value * 2}
     stopped = "cap" if epochs >= cap else "early_stopping"
@@ -223,6 +225,21 @@ def test_link_prediction_is_one_table_averaged_over_seeds():
     # a task whose split is not seeded by the run never mixes fingerprints in a table
     topk = lb.build([row("bpr", s, 0.3, fp=f"f{s}", time=f"2026-12-0{s + 1}") for s in (0, 1)])
     assert [t.fingerprints for t in topk.tables] == [["f1"], ["f0"]]
+
+
+def test_impression_rows_make_a_per_impression_table():
+    """News models on MIND's impression protocol: sorted by AUC, MIND's four metrics as columns."""
+    imp = {"task": "impression", "split": "temporal", "ratios": [0.8, 0.1, 0.1], "seed": 0, "threshold": None,
+           "k_core": 0}
+    rows = [row(m, s, v + s / 100, task="impression", dataset="mind-sample", fp="i1", protocol=imp)
+            for m, v in (("pop", 0.5), ("nrms", 0.6), ("dkn", 0.55)) for s in (0, 1, 2)]
+    (t,) = lb.build(rows).section(lb.PUBLISHED)
+    assert t.task == "impression" and t.metric == "auc"
+    assert t.metric_columns == ["auc", "mrr", "ndcg@5", "ndcg@10"]
+    assert [ln.model for ln in t.lines] == ["nrms", "dkn", "pop"]
+    assert t.lines[0].metrics["auc"].mean == pytest.approx(0.61) and t.lines[0].metrics["auc"].n == 3
+    assert t.protocol_label.startswith("impressions by day")
+    assert "| nrms |" in render.to_markdown(lb.build(rows)).replace("**", "")
 
 
 def test_variants_beside_baselines_only_when_asked_and_ablation_tables():
