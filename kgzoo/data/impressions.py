@@ -1,4 +1,5 @@
-"""News impressions: the log (:class:`ImpressionLog`), its split by day and the impression DataModule.
+"""The impression DataModule: news impressions (:class:`~kgzoo.data.impression_log.ImpressionLog`)
+split by day, as training samples and evaluation batches.
 
 An impression is one page view: a user, the news they clicked before (their history) and the
 news shown together, each clicked or not (Wu et al., "MIND: A Large-scale Dataset for News
@@ -20,9 +21,6 @@ valid / test impression is scored, and each impression is evaluated once, also u
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
@@ -33,111 +31,11 @@ from torch.utils.data import DataLoader, IterableDataset
 from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .datamodule import DataSizes, apply_kg_ablation
+from .datasets import dataset_spec, load_impressions
 from .graphs import Graphs
-from .kgdata import DataValidationError, KGRecData, content_checksum
+from .impression_log import ImpressionLog, split_by_day
+from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol
-
-SECONDS_PER_DAY = 86_400
-
-
-@dataclass
-class ImpressionLog:
-    """Impressions ``0..N-1`` in the user and item ids of a :class:`KGRecData`.
-
-    Attributes:
-        impression_ids: the source's ids (``N`` strings).
-        user: LongTensor ``[N]``. time: LongTensor ``[N]`` seconds since the epoch.
-        history_indptr: LongTensor ``[N + 1]``; history: LongTensor ``[H]``: the news clicked
-            before each impression, oldest first (CSR).
-        candidate_indptr: LongTensor ``[N + 1]``; candidates: LongTensor ``[C]``: the news shown
-            (CSR, the source's order); label: LongTensor ``[C]``: 1 clicked, 0 not.
-    """
-
-    impression_ids: list[str]
-    user: Tensor
-    time: Tensor
-    history_indptr: Tensor
-    history: Tensor
-    candidate_indptr: Tensor
-    candidates: Tensor
-    label: Tensor
-
-    @property
-    def n_impressions(self) -> int:
-        return int(self.user.numel())
-
-    def validate(self, n_users: int, n_items: int, name: str = "impressions") -> None:
-        """Check shapes, dtypes and id ranges.
-
-        Raises:
-            DataValidationError: naming the field and what is wrong.
-        """
-        N = self.n_impressions
-        for f in ("user", "time", "history_indptr", "history", "candidate_indptr", "candidates", "label"):
-            t = getattr(self, f)
-            if t.dtype != torch.long or t.dim() != 1:
-                raise DataValidationError(f"{name}: impression field {f!r} must be a 1-D LongTensor, "
-                                          f"got {t.dtype} {tuple(t.shape)}")
-        if self.time.numel() != N or len(self.impression_ids) != N:
-            raise DataValidationError(f"{name}: impression fields 'time' and 'impression_ids' must hold {N} entries")
-        for ptr, vals, what in ((self.history_indptr, self.history, "history"),
-                                (self.candidate_indptr, self.candidates, "candidates")):
-            if ptr.numel() != N + 1 or int(ptr[0]) != 0 or int(ptr[-1]) != vals.numel() or bool((ptr.diff() < 0).any()):
-                raise DataValidationError(f"{name}: {what}_indptr is not a CSR pointer of {N} impressions "
-                                          f"over {vals.numel()} values")
-            if vals.numel() and (int(vals.min()) < 0 or int(vals.max()) >= n_items):
-                raise DataValidationError(f"{name}: {what} holds item ids outside [0, {n_items})")
-        if self.label.numel() != self.candidates.numel() or bool(((self.label != 0) & (self.label != 1)).any()):
-            raise DataValidationError(f"{name}: label must hold one 0/1 value per candidate")
-        if N and (int(self.user.min()) < 0 or int(self.user.max()) >= n_users):
-            raise DataValidationError(f"{name}: user holds ids outside [0, {n_users})")
-        empty = self.candidate_indptr.diff() == 0
-        if bool(empty.any()):
-            i = int(torch.nonzero(empty)[0])
-            raise DataValidationError(f"{name}: impression {self.impression_ids[i]!r} shows no news")
-
-    def days(self) -> Tensor:
-        """LongTensor ``[N]``: the calendar day of each impression (``time // 86400``)."""
-        return torch.div(self.time, SECONDS_PER_DAY, rounding_mode="floor")
-
-    def stats(self, item_text: list[str] | None = None) -> dict[str, Any]:
-        """Counts people quote about an impression log: ``impressions``, ``users``,
-        ``candidates`` (shown news, repeats counted), ``clicks``, ``history_clicks``, ``days``,
-        ``logged_news`` (distinct news in histories and candidates) and, with the items'
-        ``item_text``, ``logged_news_with_text`` and ``candidates_with_text``."""
-        logged = torch.unique(torch.cat([self.history, self.candidates]))
-        out: dict[str, Any] = {
-            "impressions": self.n_impressions, "users": int(torch.unique(self.user).numel()),
-            "candidates": int(self.candidates.numel()), "clicks": int(self.label.sum()),
-            "history_clicks": int(self.history.numel()), "days": int(torch.unique(self.days()).numel()),
-            "logged_news": int(logged.numel()),
-        }
-        if item_text is not None:
-            has = torch.tensor([bool(t) for t in item_text], dtype=torch.bool)
-            out["logged_news_with_text"] = int(has[logged].sum())
-            out["candidates_with_text"] = int(has[self.candidates].sum())
-        return out
-
-
-def split_by_day(log: ImpressionLog, valid_days: int = 1, test_days: int = 1) -> dict[str, Tensor]:
-    """Impressions split by calendar day: the last ``test_days`` days with an impression are
-    test, the ``valid_days`` before them valid, the earlier ones train.
-
-    Returns:
-        ``{"train", "valid", "test"}``: LongTensors of impression indices, ascending.
-
-    Raises:
-        ValueError: fewer than ``valid_days + test_days + 1`` distinct days.
-    """
-    day = log.days()
-    uniq = torch.unique(day)
-    if uniq.numel() < valid_days + test_days + 1:
-        raise ValueError(f"the impression log spans {uniq.numel()} days; a split by day needs at least "
-                         f"{valid_days + test_days + 1} (train, {valid_days} valid, {test_days} test)")
-    first_test, first_valid = uniq[-test_days], uniq[-test_days - valid_days]
-    part = (day >= first_valid).long() + (day >= first_test).long()
-    return {name: torch.nonzero(part == k).flatten() for k, name in enumerate(("train", "valid", "test"))}
-
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -243,8 +141,6 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"ImpressionDataModule({dataset!r}): {name}={v!r} must be an integer >= 1")
         if self._given is None:
-            from .datasets import dataset_spec
-
             if dataset_spec(dataset).impressions is None:
                 raise ValueError(f"dataset {dataset!r} has no impression log "
                                  "(its catalogue entry reads no impressions)")
@@ -289,8 +185,6 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
     def _load(self) -> tuple[KGRecData, ImpressionLog]:
         if self._given is not None:
             return self._given
-        from .datasets import load_impressions
-
         return load_impressions(self.dataset, self.root)
 
     def prepare_data(self) -> None:

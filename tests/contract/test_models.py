@@ -39,7 +39,8 @@ from kgzoo.api import attach, create_datamodule_for, model_hparams, pretrain_ext
 from kgzoo.config import ZooConfig
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.datasets import dataset_spec
-from kgzoo.data.impressions import ImpressionDataModule, ImpressionLog
+from kgzoo.data.impression_log import ImpressionLog
+from kgzoo.data.impressions import ImpressionDataModule
 from kgzoo.data.kgdata import KGRecData
 from kgzoo.hub import export
 from kgzoo.registry import MODELS

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import kgzoo
-from kgzoo.data.impressions import ImpressionDataModule, ImpressionLog, split_by_day
+from kgzoo.data.impression_log import ImpressionLog, split_by_day
+from kgzoo.data.impressions import ImpressionDataModule
 from kgzoo.data.kgdata import DataValidationError, KGRecData
 from kgzoo.data.readers._io import DataFormatError
 from kgzoo.data.readers.mind import read_mind_impressions

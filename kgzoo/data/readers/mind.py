@@ -26,12 +26,12 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..impression_log import ImpressionLog
 from ..kgdata import KGRecData
 from ._io import DataFormatError, read_text
 from .features import encode_categorical
@@ -143,21 +143,19 @@ def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", be
 
 
 def read_mind_impressions(folder: str | Path, name: str = "mind", news: str = "news.tsv",
-                          behaviors: str = "behaviors.tsv", entity_types: bool = True) -> tuple[KGRecData, Any]:
+                          behaviors: str = "behaviors.tsv", entity_types: bool = True) -> tuple[KGRecData, ImpressionLog]:
     """Read a MIND folder as impressions: ``(data, log)``.
 
     ``data`` is :func:`read_mind` with ``keep_unknown_news=True``: every logged news is an item,
     those without a ``news.tsv`` row after the others with empty text and no entity (counted in
     ``data.cleaning`` as "news ids: in the logs without a news.tsv row", none dropped), so a
     model gives them an id (or entity) representation. ``log`` is a
-    :class:`kgzoo.data.impressions.ImpressionLog` of every impression in file order: user, time,
+    :class:`kgzoo.data.impression_log.ImpressionLog` of every impression in file order: user, time,
     clicked history, shown news and their click labels, in ``data``'s user and item ids.
 
     Raises:
         DataFormatError: as :func:`read_mind`.
     """
-    from ..impressions import ImpressionLog
-
     data, (bd, secs, hist, imp_news, imp_label) = _read_mind(Path(folder), name, news, behaviors, entity_types, True)
     item_of = pd.Index(data.item_ids)
     n = len(bd)
