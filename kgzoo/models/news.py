@@ -27,18 +27,22 @@ class NewsRecommender(Recommender):
 
     Args:
         n_users, n_items: sizes (``n_items`` = every logged news). dim: ``d``, the news and user
-            vector width. **kwargs: :class:`~kgzoo.models.base.Recommender` (``lr``, ...).
+            vector width. id_fallback: news without text take a learned id embedding (else the
+            zero vector: a model without trained parameters). **kwargs:
+            :class:`~kgzoo.models.base.Recommender` (``lr``, ...).
 
     Buffers: ``has_text`` BoolTensor ``[I]`` (from :meth:`attach`'s item texts; not saved).
     """
 
     task = "impression"
 
-    def __init__(self, n_users: int, n_items: int, dim: int = 256, **kwargs: Any) -> None:
+    def __init__(self, n_users: int, n_items: int, dim: int = 256, id_fallback: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(n_users, n_items, **kwargs)
         self.dim = int(dim)
-        self.news_id = nn.Embedding(self.n_items, self.dim)
-        nn.init.normal_(self.news_id.weight, std=0.1)
+        self.news_id = nn.Embedding(self.n_items, self.dim) if id_fallback else None
+        if self.news_id is not None:
+            nn.init.normal_(self.news_id.weight, std=0.1)
         self.register_buffer("has_text", torch.zeros(self.n_items, dtype=torch.bool), persistent=False)
         self._news_cache: Tensor | None = None
 
@@ -53,8 +57,11 @@ class NewsRecommender(Recommender):
 
     def news_vectors(self, items: Tensor) -> Tensor:
         """FloatTensor ``[N, d]``: :meth:`text_vectors` where the news has text, the news id
-        embedding where it has none (``items`` LongTensor ``[N]``)."""
-        out = self.news_id(items)
+        embedding (zeros without ``id_fallback``) where it has none (``items`` LongTensor ``[N]``)."""
+        if self.news_id is not None:
+            out = self.news_id(items)
+        else:
+            out = torch.zeros(items.numel(), self.dim, device=self.has_text.device)
         has = self.has_text[items]
         if bool(has.any()):
             out = out.index_put((torch.nonzero(has).flatten(),), self.text_vectors(items[has]).to(out.dtype))
