@@ -21,6 +21,7 @@ valid / test impression is scored, and each impression is evaluated once, also u
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
@@ -30,12 +31,15 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
+from .cleaning import standard_clean
 from .datamodule import DataSizes, apply_kg_ablation
 from .datasets import dataset_spec, load_impressions
+from .download import sha256_file
 from .graphs import Graphs
 from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol
+from .readers.mind import read_mind_impressions
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -170,6 +174,25 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         dm._given = (data, log)
         dm.__init__(name or data.name, **kwargs)
         return dm
+
+    @classmethod
+    def from_mind_folder(cls, folder: str | Path, name: str | None = None, news: str = "news.tsv",
+                         behaviors: str = "behaviors.tsv", **kwargs: Any) -> "ImpressionDataModule":
+        """The impressions of any folder in MIND's layout (MIND-small, MIND-large, a sample), read by
+        :func:`~kgzoo.data.readers.mind.read_mind_impressions` and cleaned as a catalogue dataset
+        (``standard_clean``); the fingerprint covers the two files' sha256.
+
+        Args:
+            folder: the folder. name: the dataset name (default the folder's). news, behaviors:
+                the file names. **kwargs: as the constructor (batch sizes, ``max_history``, ...).
+
+        Raises:
+            FileNotFoundError: a missing file. DataFormatError: a malformed line (file, line, field).
+        """
+        folder = Path(folder)
+        data, log = read_mind_impressions(folder, name or folder.name, news, behaviors)
+        data.source_checksums = {f: sha256_file(folder / f) for f in (news, behaviors)}
+        return cls.from_data(standard_clean(data), log, **kwargs)
 
     @classmethod
     def from_base(cls, base: Any) -> "ImpressionDataModule":

@@ -174,3 +174,14 @@ def test_cleaning_remaps_mentions_with_the_entities():
     assert out.cleaning["mentions: entity unreachable or unused"] == 1
     cored = k_core(out.replace(interactions=torch.tensor([[0, 1], [1, 1], [0, 2]]), label=None), 1, 2)
     assert cored.n_items == 1 and cored.mentions.tolist() == [[0, 2, 0, 2]]  # entities: item, I, I+1, ...
+
+
+def test_any_mind_folder_as_impressions(tmp_path):
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0", "2\tU2\t11/10/2019 9:00:00 AM\tN2\tN1-1 N7-0",
+                           "3\tU1\t11/11/2019 9:00:00 AM\tN1 N2\tN7-1 N2-0"])
+    dm = ImpressionDataModule.from_mind_folder(tmp_path, name="my-mind")
+    assert dm.dataset == "my-mind" and dm.sizes() == {"train": 1, "valid": 1, "test": 1, "train_clicks": 1}
+    assert set(dm.data.source_checksums) == {"news.tsv", "behaviors.tsv"} and "triples: duplicate" in dm.data.cleaning
+    fp = dm.fingerprint
+    (tmp_path / "behaviors.tsv").write_text((tmp_path / "behaviors.tsv").read_text().replace("N7-1", "N7-0 N1-1"))
+    assert ImpressionDataModule.from_mind_folder(tmp_path, name="my-mind").fingerprint != fp
