@@ -19,7 +19,8 @@ Attention-based user interest (section 4.4): for candidate news ``t_j`` and clic
 ``t^i_1..t^i_N``, ``s_{t^i_k, t_j} = softmax_k(H(e(t^i_k), e(t_j)))`` with ``H`` a two-layer DNN on
 the concatenation (eq. 10), ``e(i) = sum_k s_{t^i_k, t_j} e(t^i_k)`` (eq. 11), and the click
 probability ``p_{i, t_j} = G(e(i), e(t_j))`` with ``G`` another DNN; log loss on the clicks and
-the sampled non-clicks of each impression.
+the sampled non-clicks of each impression. ``scorer="inner"`` takes the authors' code's inner
+products instead (github.com/hwwang55/DKN, ``model.py``): ``H(a, b) = a^T b``, ``G(u, r) = u^T r``.
 
 kgzoo's choices: word pieces of all-MiniLM-L6-v2's tokenizer with its input embeddings
 (:class:`~kgzoo.models.layers.news.TitleWords`) in place of DKN's word2vec; ``f`` = ReLU; news
@@ -39,6 +40,8 @@ from ..registry import register_model
 from .layers.news import TitleWords, masked_softmax
 from .news import NewsRecommender
 
+SCORERS = ("dnn", "inner")
+
 
 @register_model("dkn", family="news", paper="Wang et al., DKN: Deep Knowledge-Aware Network for News "
                                            "Recommendation, WWW 2018")
@@ -51,7 +54,9 @@ class DKN(NewsRecommender):
         word_dim: ``d`` (384: the PLM's input embeddings). entity_dim: ``k``, the TransE width (DKN: 100).
         windows: filter windows ``l`` (DKN: 1, 2, 3, 4). n_filters: filters per window (DKN: 100).
         hidden: width of the hidden layers of ``H`` and ``G``. dropout: on the word input.
-        use_context: add the entity-context channel ``g(ebar)``. kge_model, kge_epochs: the KG
+        use_context: add the entity-context channel ``g(ebar)``. scorer: ``"dnn"`` (the paper's
+            ``H`` and ``G``, eq. 10-11) or ``"inner"`` (the authors' code, github.com/hwwang55/DKN
+            ``model.py``: ``H(a, b) = a^T b`` and ``G(u, r) = u^T r``). kge_model, kge_epochs: the KG
             embedding model of :mod:`kgzoo.pretrain.kg_vectors` and its epochs.
         text_model: tokenizer and PLM of the words (``None``: all-MiniLM-L6-v2).
 
@@ -59,19 +64,22 @@ class DKN(NewsRecommender):
     entity), ``kg_vectors_key`` (which pre-training they came from; 0: none).
 
     Raises:
-        ValueError: an empty ``windows``, a window longer than ``title_length``.
+        ValueError: an empty ``windows``, a window longer than ``title_length``, an unknown ``scorer``.
     """
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, title_length: int = 30,
                  word_dim: int = 384, entity_dim: int = 100, windows: Sequence[int] = (1, 2, 3, 4),
                  n_filters: int = 100, hidden: int = 100, dropout: float = 0.2, use_context: bool = True,
-                 kge_model: str = "transe", kge_epochs: int = 50, text_model: str | None = None,
+                 scorer: str = "dnn", kge_model: str = "transe", kge_epochs: int = 50, text_model: str | None = None,
                  **kwargs: Any) -> None:
         windows = tuple(int(w) for w in windows)
         if not windows or min(windows) < 1 or max(windows) > int(title_length):
             raise ValueError(f"dkn: windows {windows} must be non-empty, each in 1..title_length={title_length}")
+        if scorer not in SCORERS:
+            raise ValueError(f"dkn: scorer must be one of {SCORERS}, got {scorer!r}")
         super().__init__(n_users, n_items, dim=len(windows) * int(n_filters), n_entities=n_entities, **kwargs)
         self.save_hyperparameters()
+        self.scorer = scorer
         self.kge_model, self.kge_epochs, self.use_context = kge_model, int(kge_epochs), bool(use_context)
         self.words = TitleWords(self.n_items, int(title_length), int(word_dim), text_model)
         self.word_dropout = nn.Dropout(dropout)
@@ -82,6 +90,8 @@ class DKN(NewsRecommender):
         self.register_buffer("context_vectors", torch.zeros(self.n_entities + 1, int(entity_dim)))
         self.register_buffer("kg_vectors_key", torch.zeros((), dtype=torch.long))
         D = self.dim
+        if scorer == "inner":
+            return
         self.att_hist = nn.Linear(D, int(hidden), bias=False)  # H's first layer on [e(t_k); e(t_j)], by halves
         self.att_cand = nn.Linear(D, int(hidden))
         self.att_out = nn.Linear(int(hidden), 1)
@@ -158,6 +168,9 @@ class DKN(NewsRecommender):
         vec, inv = self._vectors_of(torch.cat([hist.flatten(), cand.flatten()]))
         h = vec[inv[:hist.numel()]].view(*hist.shape, -1)  # [B, N, D]
         c = vec[inv[hist.numel():]].view(*cand.shape, -1)  # [B, C, D]
+        if self.scorer == "inner":
+            s = masked_softmax(c @ h.transpose(1, 2), hmask.unsqueeze(1))  # [B, C, N]
+            return ((s @ h) * c).sum(-1)
         a = torch.relu(self.att_hist(h).unsqueeze(1) + self.att_cand(c).unsqueeze(2))  # [B, C, N, hidden]
         s = masked_softmax(self.att_out(a).squeeze(-1), hmask.unsqueeze(1))  # [B, C, N]
         user = s @ h  # [B, C, D]
