@@ -20,7 +20,7 @@ Attention-based user interest (section 4.4): for candidate news ``t_j`` and clic
 the concatenation (eq. 10), ``e(i) = sum_k s_{t^i_k, t_j} e(t^i_k)`` (eq. 11), and the click
 probability ``p_{i, t_j} = G(e(i), e(t_j))`` with ``G`` another DNN; log loss on the clicks and
 the sampled non-clicks of each impression. ``scorer="inner"`` takes the authors' code's inner
-products instead (github.com/hwwang55/DKN, ``model.py``): ``H(a, b) = a^T b``, ``G(u, r) = u^T r``.
+products instead (github.com/hwwang55/DKN, ``src/dkn.py``): ``H(a, b) = a^T b``, ``G(u, r) = u^T r``.
 
 kgzoo's choices: word pieces of all-MiniLM-L6-v2's tokenizer with its input embeddings
 (:class:`~kgzoo.models.layers.news.TitleWords`) in place of DKN's word2vec; ``f`` = ReLU; news
@@ -56,7 +56,7 @@ class DKN(NewsRecommender):
         hidden: width of the hidden layers of ``H`` and ``G``. dropout: on the word input.
         use_context: add the entity-context channel ``g(ebar)``. scorer: ``"dnn"`` (the paper's
             ``H`` and ``G``, eq. 10-11) or ``"inner"`` (the authors' code, github.com/hwwang55/DKN
-            ``model.py``: ``H(a, b) = a^T b`` and ``G(u, r) = u^T r``). kge_model, kge_epochs: the KG
+            ``src/dkn.py``: ``H(a, b) = a^T b`` and ``G(u, r) = u^T r``). kge_model, kge_epochs: the KG
             embedding model of :mod:`kgzoo.pretrain.kg_vectors` and its epochs.
         text_model: tokenizer and PLM of the words (``None``: all-MiniLM-L6-v2).
 
