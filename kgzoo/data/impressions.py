@@ -38,7 +38,7 @@ from .download import sha256_file
 from .graphs import Graphs
 from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
-from .protocol import EvalProtocol
+from .protocol import EvalProtocol, check_fingerprint
 from .readers.mind import read_mind_impressions
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -258,6 +258,25 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         """As :attr:`fingerprint` without the KG ablation."""
         self.setup()
         return self.protocol.fingerprint(self.data.source_checksums, self._extra(False))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The identity of this data, saved in every checkpoint of a run on it (as
+        :meth:`KGRecDataModule.state_dict`): ``dataset``, ``protocol``, ``kg_ablation``, ``seed``,
+        ``batch_size``, ``eval_batch_size``, ``max_history``, ``npratio``, ``fingerprint``,
+        ``folder`` (``None``). Sets the data up."""
+        self.setup()
+        return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
+                "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                "max_history": self.max_history, "npratio": self.npratio, "fingerprint": self.fingerprint,
+                "folder": None}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's restore of a checkpoint: refuses one trained on other data.
+
+        Raises:
+            FingerprintError: ``state_dict["fingerprint"]`` differs from this data's.
+        """
+        check_fingerprint(state_dict, self.fingerprint, self.dataset)
 
     def sizes(self) -> dict[str, int]:
         """Impressions per part (``train``, ``valid``, ``test``) and training samples (``train_clicks``)."""
