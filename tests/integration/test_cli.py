@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO
 from kgzoo.bench.rows import read_rows
+from kgzoo.config import ZooConfig
 from kgzoo.cli import main
 
 
@@ -109,7 +110,9 @@ def test_fit_from_a_zoo_config(data_dir, tmp_path):
 
     cfg = zoo_cli_config("cfkg/ml-100k-kg")
     assert cfg["model"]["class_path"] == "kgzoo.models.cfkg.CFKG"
-    assert cfg["model"]["init_args"]["lr"] == 5e-3 and cfg["data"]["dataset"] == "ml-100k-kg"
+    zoo = ZooConfig.load("cfkg", "ml-100k-kg")  # the tuned values where kgzoo tune wrote them
+    assert cfg["model"]["init_args"]["lr"] == zoo.model["lr"] and cfg["data"]["dataset"] == "ml-100k-kg"
+    assert cfg["model"]["init_args"]["embedding_dim"] == zoo.model["embedding_dim"]
     args = ["fit", "--zoo", "cfkg/ml-100k-kg", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.default_root_dir", str(tmp_path)]
