@@ -107,8 +107,8 @@ def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
     return None
 
 
-def _tuned_from(model: str, dataset: str | None, tuned: dict[str, Any], path: Path | None,
-                extra_dirs: Iterable[PathLike]) -> dict[str, Any]:
+def tuned_from(model: str, dataset: str | None, tuned: dict[str, Any], path: Path | None,
+               extra_dirs: Iterable[PathLike] = ()) -> dict[str, Any]:
     """``tuned: {from: D}``: the ``tuned:`` record of the model's config on dataset ``D`` (the same
     domain's small set, tuned with the equal budget), with ``dataset: D`` added so that rows and
     tables say where the values were chosen.
@@ -237,7 +237,7 @@ class ZooConfig:
                 fallback[sec] = default if read[sec] else None
         tuned = sections.get("tuned") or {}
         if tuned and "from" in tuned:
-            tuned = _tuned_from(model, dataset, tuned, path, extra_dirs)
+            tuned = tuned_from(model, dataset, tuned, path, extra_dirs)
             sections["tuned"] = tuned
         if tuned:
             params = tuned.get("params")

@@ -28,16 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # this checkout's kgzoo, in this process and (PYTHONPATH) in every step
 
 
-def has_space(model: str) -> bool:
-    """Whether the model's packaged default.yaml holds a non-empty ``tune:`` section."""
-    path = REPO / "zoo_configs" / model / "default.yaml"
-    return bool(path.exists() and (yaml.safe_load(path.read_text()) or {}).get("tune"))
+def has_space(model: str, dataset: str) -> bool:
+    """Whether the model's zoo config on ``dataset`` has a ``tune:`` search space (Pop has none)."""
+    from kgzoo.config import ZooConfig  # noqa: PLC0415 (after sys.path holds this checkout)
+    return bool(ZooConfig.load(model, dataset).tune)
 
 
 def step(cmd: list[str], env: dict[str, str]) -> int:
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = str(cache_dir("runs") / f"tune-{args.dataset}.sqlite3")
     failed = []
     for model in args.models:
-        if has_space(model):
+        if has_space(model, args.dataset):
             tune = ["--from", args.source] if args.source else ["--trials", str(args.trials), "--storage", storage]
             if step(cli + ["tune", model, args.dataset, *tune], env):
                 failed.append(f"tune {model}")

@@ -183,22 +183,23 @@ def setup_of(row: ResultRow) -> str:
     return f"{row.devices} devices, {row.strategy}{nodes}"
 
 
+def _first_number(rows: Sequence[ResultRow], block: str, metric: str) -> tuple[float | None, str | None]:
+    """``(value, source)`` of ``metric`` in the first row whose ``paper`` or ``reference`` block
+    (``block``) gives it as a number; ``(None, None)`` when none does."""
+    for r in rows:
+        given = getattr(r, block) or {}
+        value = (given.get("metrics") or {}).get(metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), given.get("source")
+    return None, None
+
+
 def _line(rows: Sequence[ResultRow], metric: str) -> Line:
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
     caps = sorted({int(r.schedule["max_epochs"]) for r in rows if (r.schedule or {}).get("max_epochs") is not None})
-    paper, source = None, None
-    for r in rows:
-        value = ((r.paper or {}).get("metrics") or {}).get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            paper, source = float(value), (r.paper or {}).get("source")
-            break
-    reference, reference_source = None, None
-    for r in rows:
-        value = ((r.reference or {}).get("metrics") or {}).get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            reference, reference_source = float(value), (r.reference or {}).get("source")
-            break
+    paper, source = _first_number(rows, "paper", metric)
+    reference, reference_source = _first_number(rows, "reference", metric)
     return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
                 seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
                 metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),

@@ -174,11 +174,13 @@ def domain_of(dataset: str) -> str:
 def front_tables(lb: Leaderboard) -> list[tuple[str, Table]]:
     """One published table per domain for the front page: of the domain's published tables, the
     one with the most converged (ranked) lines, then the most lines; domains in name order."""
+    def size(t: Table) -> tuple[int, int]:
+        return sum(ln.rank is not None for ln in t.lines), len(t.lines)
+
     best: dict[str, Table] = {}
     for t in lb.section(PUBLISHED):
         d = domain_of(t.dataset)
-        key = (sum(ln.rank is not None for ln in t.lines), len(t.lines))
-        if key[0] and (d not in best or key > (sum(ln.rank is not None for ln in best[d].lines), len(best[d].lines))):
+        if size(t)[0] and (d not in best or size(t) > size(best[d])):
             best[d] = t
     return sorted(best.items())
 

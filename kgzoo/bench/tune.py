@@ -43,7 +43,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from .. import __version__
-from ..config import ZooConfig
+from ..config import ZooConfig, tuned_from
 from ..paths import PathLike, cache_dir
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
@@ -325,22 +325,14 @@ def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
     and its rows say so (:func:`kgzoo.config.ZooConfig.load` resolves the record).
 
     Raises:
-        ValueError: ``source`` has no ``tuned:`` record of its own (checked by reading the
-            written file back; the file is restored on error). OSError: as :func:`write_tuned`.
+        ValueError: ``source`` is this dataset or has no ``tuned:`` record of its own (checked
+            before anything is written, by :func:`kgzoo.config.tuned_from`). OSError: as
+            :func:`write_tuned`.
     """
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
-    before = path.read_text() if path.is_file() else None
-    written = _write_record(config_dir, cfg, {"from": source}, f"the values kgzoo tune chose on {source}",
-                            f"chosen by `kgzoo tune` on {source} (the same domain's small set), validation only")
-    try:
-        ZooConfig.load(cfg.model_name, cfg.dataset, [config_dir])
-    except ValueError:
-        if before is None:
-            written.unlink()
-        else:
-            written.write_text(before)
-        raise
-    return written
+    tuned_from(cfg.model_name, cfg.dataset, {"from": source}, path, [config_dir])
+    return _write_record(config_dir, cfg, {"from": source}, f"the values kgzoo tune chose on {source}",
+                         f"chosen by `kgzoo tune` on {source} (the same domain's small set), validation only")
 
 
 def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
