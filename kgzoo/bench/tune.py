@@ -227,8 +227,20 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     t0 = time.perf_counter()
     report = TuneReport(model, dataset, trials, rows=rows_path)
 
+    # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
+    # study at a time): it is closed as FAIL, its parameters are queued to run again (the rerun's
+    # ``rerun_of`` names it), and it does not count against the budget.
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number}, skip_if_exists=False)
+        say(f"{model} on {dataset}: trial {t.number} was interrupted; its parameters run again")
+
+    def counted() -> list[Any]:
+        rerun = {t.user_attrs.get("rerun_of") for t in study.trials}
+        return [t for t in study.trials if t.state.name in _STATES and t.number not in rerun]
+
     def finished() -> int:
-        return sum(t.state.name in _STATES for t in study.trials)
+        return len(counted())
 
     while finished() < trials:
         trial = study.ask()
@@ -260,11 +272,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
             "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS},
-            "pruner": "MedianPruner(5, 5)", "error": error,
+            "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
             + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")
-    states = [t.state.name for t in study.trials]
+    states = [t.state.name for t in counted()]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
     done = [t for t in study.trials if t.state.name == "COMPLETE"]

@@ -109,6 +109,28 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     assert not (d / "bpr" / "lastfm-kg.yaml").exists()
 
 
+def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
+    fake = FakeExperiment()
+    tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)
+
+    cut = []
+
+    def killed(*a, model_overrides, **k):  # the lane is killed mid-trial: the trial stays RUNNING
+        cut.append(model_overrides)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
+    rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
+    assert len(fake.calls) == 3 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
+    rows = [json.loads(x) for x in (tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+    assert [(r["trial"], r["rerun_of"]) for r in rows] == [(0, None), (1, None), (3, 2)]
+    assert rows[2]["params"] == cut[0]  # the same point ran again
+
+
 def test_failed_trials_count_and_no_space_is_an_error(tmp_path, monkeypatch):
     d = _config_dir(tmp_path, SPACE)
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
