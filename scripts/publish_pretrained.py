@@ -10,6 +10,9 @@ Examples::
     # every registered top-K model (train each one; slow)
     python scripts/publish_pretrained.py --all --dataset ml-100k-kg
 
+    # the converged, tuned runs of the fair-baselines table (seed 0's best checkpoint; nothing trained)
+    python scripts/publish_pretrained.py pop bpr lightgcn --dataset ml-100k-kg --rows benchmarks/results/converged.jsonl
+
     # an existing Lightning checkpoint (read with torch.load(weights_only=True): tensors only)
     python scripts/publish_pretrained.py kgat --dataset ml-100k-kg --ckpt runs/ml-100k-kg/kgat/seed0-real/checkpoints/best.ckpt
 
@@ -22,7 +25,8 @@ Steps for each model:
  2. rebuild the model on the DataModule of the run's protocol, load the best weights and
     evaluate the test split (float32);
  3. with ``--dtype auto``, cast floating tensors to float16 and evaluate again; keep float16
-    if no test metric moves by ``--fp16-tolerance`` (0.001) or more, else float32;
+    if no test metric moves by ``--fp16-tolerance`` (0.001) or more (a hit rate may move by one
+    evaluated user: its resolution), else float32;
  4. write ``<model>__<dataset>.safetensors`` and a manifest entry whose ``metrics`` are the
     test metrics of the weights as written;
  5. reload through ``load_pretrained`` (which rebuilds the DataModule from the manifest's
@@ -50,6 +54,7 @@ from kgzoo.data.datasets import dataset_spec
 from kgzoo.data.download import sha256_bytes
 from kgzoo.data.protocol import EvalProtocol
 from kgzoo.hub.manifest import PACKAGE_DIR
+from kgzoo.paths import cache_dir
 from kgzoo.models.base import SIZE_KEYS
 from kgzoo.registry import MODELS
 
@@ -61,9 +66,62 @@ def _hparams(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in raw.items() if k not in SIZE_KEYS}
 
 
+def converged_row(model: str, dataset: str, args: argparse.Namespace) -> Any:
+    """The newest ok row of ``model`` on ``dataset`` and ``--seed`` in ``--rows`` whose schedule is
+    converged (early stopping, or closed form for models with nothing to train).
+
+    Raises:
+        SystemExit: no such row, or a row stopped by its epoch cap (not a baseline: never published).
+    """
+    from kgzoo.bench.rows import read_rows
+
+    rows = [r for r in read_rows(args.rows) if r.model == model and r.dataset == dataset and r.seed == args.seed
+            and r.status == "ok" and (r.schedule or {}).get("kind") == "converged"]
+    if not rows:
+        raise SystemExit(f"{model}/{dataset}: no converged ok row with seed {args.seed} in {args.rows}")
+    row = max(rows, key=lambda r: r.time or "")
+    if row.stopped_by not in ("early_stopping", "closed_form"):
+        raise SystemExit(f"{model}/{dataset}: the row of {row.time} was stopped by {row.stopped_by}: not converged")
+    return row
+
+
+def find_checkpoint(row: Any, runs_root: Path) -> Path:
+    """The file of ``row.checkpoint`` (relative to a bench output folder) under ``runs_root``: the
+    newest match of ``runs_root/*/<checkpoint>`` or ``runs_root/<checkpoint>``.
+
+    Raises:
+        SystemExit: no such file (the run's folder was deleted: rerun the cell).
+    """
+    found = sorted([*runs_root.glob(f"*/{row.checkpoint}"), *([runs_root / row.checkpoint]
+                                                              if (runs_root / row.checkpoint).is_file() else [])],
+                   key=lambda q: q.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"{row.model}/{row.dataset}: checkpoint {row.checkpoint} of the row of {row.time} "
+                         f"not found under {runs_root}")
+    return found[-1]
+
+
 def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result-like dict with ``state_dict`` (float32), ``hparams``, ``protocol``, ``metrics`` and training info."""
     cfg = ZooConfig.load(model, dataset)
+    if args.rows:
+        row = converged_row(model, dataset, args)
+        if row.checkpoint:
+            ckpt = find_checkpoint(row, Path(args.runs_root) if args.runs_root else cache_dir("runs"))
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        elif row.params == 0:  # nothing to optimise (Pop): attach() computes the whole state
+            dm = create_datamodule(dataset, protocol=EvalProtocol(**row.protocol), **cfg.data)
+            state = create_model(model, datamodule=dm, config=False, **_hparams(row.hparams)).state_dict()
+        else:
+            raise SystemExit(f"{model}/{dataset}: the row of {row.time} names no checkpoint")
+        training = {k: getattr(row, k) for k in ("seed", "best_epoch", "epochs", "stopped_by", "schedule",
+                                                 "seconds_per_epoch", "train_seconds", "valid_metrics",
+                                                 "tuning", "code_hash", "config", "config_sha", "time")}
+        training["from_rows"] = Path(args.rows).as_posix()
+        if training["config"]:
+            training["config"] = "zoo_configs/" + training["config"]
+        return {"state_dict": state, "hparams": _hparams(row.hparams), "protocol": row.protocol,
+                "data": dict(cfg.data), "metrics": row.metrics, "training": training, "strict_metrics": True}
     if args.ckpt:
         ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)  # tensors and plain types only
         hp = dict(ck.get("hyper_parameters") or {})
@@ -95,6 +153,12 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
             "data": dict(cfg.data), "metrics": row.metrics, "training": training, "row": row.to_dict()}
 
 
+def _eval_users(dm: Any) -> int | None:
+    """The number of users the test split evaluates (top-K DataModules), else ``None``."""
+    f = getattr(dm, "eval_users", None)
+    return int(f("test").numel()) if callable(f) else None
+
+
 def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:
     dataset = args.dataset
     name = f"{model}/{dataset}"
@@ -110,6 +174,9 @@ def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:
     m32 = hub.evaluate(net, dm)
     if run["metrics"]:
         bad = hub.metrics_close(m32, run["metrics"], rel=1e-6)
+        if bad and run.get("strict_metrics"):
+            raise SystemExit(f"{name}: re-evaluation of the row's checkpoint differs from the row's test metrics "
+                             f"on {bad}: { {k: (m32.get(k), run['metrics'].get(k)) for k in bad} }")
         if bad:
             print(f"  note: re-evaluation of the best checkpoint differs from the run's test row on {bad}")
     state, dtype, m_final = state32, "float32", m32
@@ -119,7 +186,7 @@ def publish(model: str, args: argparse.Namespace) -> dict[str, Any]:
         net.load_state_dict(state16, strict=True)
         m16 = hub.evaluate(net, dm)
         fp16_delta = max(abs(m16[k] - m32[k]) for k in m32)
-        if args.dtype == "float16" or fp16_delta < args.fp16_tolerance:
+        if args.dtype == "float16" or hub.fp16_within(m16, m32, args.fp16_tolerance, _eval_users(dm)):
             state, dtype, m_final = state16, "float16", m16
         print(f"  float16: largest test-metric change {fp16_delta:.2e} -> keep {dtype}")
 
@@ -189,9 +256,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="the config's train section (full) or its bench section (short)")
     p.add_argument("--max-epochs", type=int, default=None, help="override the schedule's max_epochs")
     p.add_argument("--ckpt", default=None, help="an existing Lightning checkpoint instead of training (one model)")
+    p.add_argument("--rows", default=None, metavar="JSONL",
+                   help="publish the converged runs of these result rows (e.g. benchmarks/results/converged.jsonl): "
+                        "the --seed row's best checkpoint, its tuning record and schedule; nothing is trained")
+    p.add_argument("--runs-root", default=None,
+                   help="where the rows' bench runs live (default: the kgzoo runs cache, cache_dir('runs'))")
     p.add_argument("--dtype", choices=["auto", "float16", "float32"], default="auto")
     p.add_argument("--fp16-tolerance", type=float, default=1e-3,
-                   help="keep float16 when no test metric moves by this much or more (default 0.001)")
+                   help="keep float16 when no test metric moves by this much or more (default 0.001; a hit "
+                        "rate may move by one evaluated user, its resolution)")
     p.add_argument("--out-dir", default=str(PACKAGE_DIR), help="where the .safetensors file goes")
     p.add_argument("--manifest", default=str(hub.MANIFEST_PATH))
     p.add_argument("--url-base", default=None, help="host the file at URL_BASE/<file> instead of shipping it")
@@ -202,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.ckpt and len(args.models) != 1:
         p.error("--ckpt takes exactly one model")
+    if args.ckpt and args.rows:
+        p.error("--ckpt and --rows exclude each other")
     task = dataset_spec(args.dataset).protocol.task
     models = list(args.models)
     if args.all:

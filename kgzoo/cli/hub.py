@@ -53,12 +53,12 @@ def _size(n: int) -> str:
 
 def pretrained_command(args: argparse.Namespace) -> int:
     table = Table(title="kgzoo pretrained weights")
-    for c in ("name", "dataset", "main metric (test)", "size", "dtype", "source"):
+    for c in ("name", "dataset", "main metric (test)", "training", "size", "dtype", "source"):
         table.add_column(c)
     for e in list_pretrained(args.pattern):
         m = e["main_metric"]
         v = e["metrics"].get(f"test/{m}")
-        table.add_row(e["name"], e["dataset"], f"{m}={v:.4f}" if v is not None else "-",
+        table.add_row(e["name"], e["dataset"], f"{m}={v:.4f}" if v is not None else "-", e["training"],
                       _size(e["size"]), e["dtype"], e["source"])
     Console().print(table)
     return 0

@@ -16,9 +16,9 @@ from .manifest import (MANIFEST_PATH, FingerprintError, PretrainedError, Pretrai
                        weights_spec, write_manifest_entry)
 from .checkpoint import checkpoint_meta, load_checkpoint
 from .export import export, open_model
-from .pretrained import Pretrained, evaluate, json_safe, list_pretrained, load_pretrained, metrics_close, pretrained_spec
+from .pretrained import Pretrained, evaluate, fp16_within, json_safe, list_pretrained, load_pretrained, metrics_close, pretrained_spec
 from .store import load_weights, weights_path
 
 __all__ = ["ChecksumError", "FingerprintError", "MANIFEST_PATH", "Pretrained", "PretrainedError", "PretrainedSpec",
-           "check_name", "checkpoint_meta", "evaluate", "export", "json_safe", "list_pretrained", "load_checkpoint", "load_pretrained", "load_weights", "metrics_close",
+           "check_name", "checkpoint_meta", "evaluate", "export", "fp16_within", "json_safe", "list_pretrained", "load_checkpoint", "load_pretrained", "load_weights", "metrics_close",
            "open_model", "pretrained_spec", "read_manifest", "weights_path", "weights_spec", "write_manifest_entry"]

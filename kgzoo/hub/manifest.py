@@ -147,11 +147,27 @@ class PretrainedSpec:
         """``"package"``, ``"url"`` or ``"hf"``."""
         return "package" if self.file else ("url" if self.url else "hf")
 
+    @property
+    def training_label(self) -> str:
+        """How the weights were trained, in words: ``"converged (epoch 79), tuned (10 trials)"`` for a
+        run that early stopping ended, ``"closed form"`` for a model with nothing to train, else
+        ``"short schedule, not converged"``: not a baseline (issue 16)."""
+        t = self.extra.get("training") or {}
+        stopped = t.get("stopped_by")
+        if stopped == "closed_form":
+            return "closed form"
+        if stopped == "early_stopping":
+            tuned = t.get("tuning") or {}
+            how = (f", tuned ({tuned['trials']} trials)" if tuned.get("trials")
+                   else f", tuned on {tuned['dataset']}" if tuned.get("dataset") else ", untuned")
+            return f"converged (epoch {t.get('best_epoch')}){how}"
+        return "short schedule, not converged"
+
     def summary(self) -> dict[str, Any]:
         """What :func:`list_pretrained` shows: name, model, dataset, main metric, metrics, size, ..."""
         return {"name": self.name, "model": self.model, "dataset": self.dataset, "main_metric": self.main_metric,
                 "metrics": dict(self.metrics), "size": self.size, "dtype": self.dtype, "source": self.source,
-                "licence": self.licence, "fingerprint": self.fingerprint}
+                "licence": self.licence, "fingerprint": self.fingerprint, "training": self.training_label}
 
 
 def read_manifest(path: str | Path) -> dict[str, PretrainedSpec]:

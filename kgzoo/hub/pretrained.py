@@ -41,7 +41,8 @@ def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = No
     Returns:
         One dict per name, sorted by name: ``name`` (``"model/dataset"``), ``model``,
         ``dataset``, ``main_metric``, ``metrics`` (test split), ``size`` (bytes), ``dtype``,
-        ``source`` (``package``/``url``/``hf``), ``licence``, ``fingerprint``.
+        ``source`` (``package``/``url``/``hf``), ``licence``, ``fingerprint``, ``training`` (how the
+        weights were trained, in words: :attr:`PretrainedSpec.training_label`).
     """
     if manifest is None:
         ensure_registered()
@@ -66,6 +67,29 @@ def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, floa
     run = trainer.test if stage == "test" else trainer.validate
     out = run(model, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in (out[0] if out else {}).items()}
+
+
+def fp16_within(m16: dict[str, float], m32: dict[str, float], tolerance: float, users: int | None) -> bool:
+    """Whether float16 weights keep the float32 metrics (the publishing rule of the shipped weights).
+
+    Args:
+        m16, m32: metrics (``{"test/ndcg@10": value}``) of the float16 and the float32 weights.
+        tolerance: absolute change every metric must stay under (the publisher uses 0.001).
+        users: the number of users the split evaluates, or ``None``. A hit rate may move by one
+            user (``1 / users``), its resolution: one user's top-K gaining or losing a test item
+            flips hit@K by exactly that much.
+
+    Raises:
+        KeyError: a key of ``m32`` missing from ``m16``.
+    """
+    for k in m32:
+        d = abs(m16[k] - m32[k])
+        if d < tolerance:
+            continue
+        if users and "/hit@" in k and d <= 1.0 / users + 1e-9:
+            continue
+        return False
+    return True
 
 
 def metrics_close(a: dict[str, float], b: dict[str, float], rel: float = 1e-6, abs_: float = 1e-12) -> list[str]:

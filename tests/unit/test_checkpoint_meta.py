@@ -29,3 +29,22 @@ def test_checkpoint_meta_refuses_newer_formats_and_other_files(tmp_path):
     torch.save({"state_dict": {}, "kgzoo": {"format": 1, "model": "bpr"}}, path)
     ckpt, meta = checkpoint_meta(path)
     assert meta["model"] == "bpr" and "state_dict" in ckpt
+
+
+def test_fp16_rule_allows_one_user_on_a_hit_rate_only():
+    from kgzoo.hub import fp16_within
+
+    m32 = {"test/ndcg@10": 0.3, "test/hit@10": 0.5}
+    assert fp16_within({"test/ndcg@10": 0.3009, "test/hit@10": 0.5}, m32, 1e-3, 943)
+    assert fp16_within({"test/ndcg@10": 0.3, "test/hit@10": 0.5 + 1 / 943}, m32, 1e-3, 943)  # one user flips
+    assert not fp16_within({"test/ndcg@10": 0.3, "test/hit@10": 0.5 + 2 / 943}, m32, 1e-3, 943)  # two users
+    assert not fp16_within({"test/ndcg@10": 0.3011, "test/hit@10": 0.5}, m32, 1e-3, 943)  # ndcg: no resolution rule
+    assert not fp16_within({"test/ndcg@10": 0.3, "test/hit@10": 0.5 + 1 / 943}, m32, 1e-3, None)  # users unknown
+
+
+def test_pretrained_training_label_says_whether_the_weights_converged():
+    from kgzoo.hub import list_pretrained
+
+    labels = {e["name"]: e["training"] for e in list_pretrained("*/ml-100k-kg")}
+    assert labels["pop/ml-100k-kg"] == "closed form"
+    assert all(v == "closed form" or v.startswith(("converged (epoch ", "short schedule")) for v in labels.values())
