@@ -174,6 +174,12 @@ class TuneReport:
     seconds: float = 0.0
 
 
+def resume_seed(seed: int, n_trials: int) -> int:
+    """The sampler seed of a study resumed with ``n_trials`` trials in it: deterministic, and other
+    than the first process's ``seed`` (whose random start-up draws the study already holds)."""
+    return (seed * 1_000_003 + n_trials) % 2**32
+
+
 def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int) -> str:
     """The study's key in its SQLite file: ``model/dataset/<fingerprint 16 hex>/<space sha>/seed<S>``;
     other data, another space or another sampler seed start another study."""
@@ -221,6 +227,10 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         study_name=study_name(model, dataset, fp, space, seed), storage=f"sqlite:///{storage}", direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+    sampler_seed = seed
+    if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points
+        sampler_seed = resume_seed(seed, len(study.trials))
+        study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=STARTUP_TRIALS)
     rows_path = Path(results) / "tuning" / f"{model}-{dataset}.jsonl"
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
     say = log or (lambda s: None)
@@ -271,7 +281,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
             "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
-            "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS},
+            "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
+                        "process_seed": sampler_seed},
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
