@@ -1,0 +1,66 @@
+"""How much of a model's ranking is item popularity, and how much of popularity its item side can express.
+
+    python benchmarks/scripts/popularity_signal.py [--dataset ml-100k-kg] [--models plmrec bpr lightgcn]
+
+For each pretrained ``MODEL/DATASET`` (the shipped weights of the converged, tuned runs):
+
+* Spearman's rho between the mean score of each item over all users and its train interaction
+  count (Pop's state), and the share of top-10 slots (train items not masked) held by the 100 most
+  popular items;
+* for text models, the 5-fold cross-validated R^2 of a ridge regression of ``log(1 + count)`` on the
+  frozen PLM text vectors of the items: the most popularity that a linear item tower on the
+  text can express.
+
+Writes nothing; the study ``benchmarks/studies/plmrec_below_pop.md`` quotes its output.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+import kgzoo
+
+
+def ridge_cv_r2(x: np.ndarray, y: np.ndarray, lam: float, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated R^2 of ridge regression (centred, penalty ``lam``) of ``y [N]`` on ``x [N, H]``."""
+    idx = np.random.default_rng(seed).permutation(len(y))
+    pred = np.zeros_like(y)
+    for part in np.array_split(idx, folds):
+        train = np.setdiff1d(idx, part)
+        mu, ym = x[train].mean(0), y[train].mean()
+        a = x[train] - mu
+        w = np.linalg.solve(a.T @ a + lam * np.eye(x.shape[1]), a.T @ (y[train] - ym))
+        pred[part] = (x[part] - mu) @ w + ym
+    return float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="ml-100k-kg")
+    ap.add_argument("--models", nargs="+", default=["plmrec", "bpr", "lightgcn"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    count = kgzoo.load_pretrained(f"pop/{args.dataset}").model.item_count.double().numpy()
+    top100 = np.argsort(-count)[:100]
+    for name in args.models:
+        pre = kgzoo.load_pretrained(f"{name}/{args.dataset}")
+        model = pre.model.eval()
+        with torch.no_grad():
+            scores = model.score(torch.arange(pre.datamodule.n_users)).double().numpy()
+        rho = spearmanr(scores.mean(0), count).correlation
+        share = np.isin(np.argsort(-scores, axis=1)[:, :10], top100).mean()
+        line = f"{name}: rho(mean item score, train count) = {rho:.3f}; top-10 slots on the 100 most popular items = {share:.3f}"
+        tower = getattr(model, "tower", None)
+        if tower is not None:
+            vec, has = tower.text.lookup(None)
+            x = vec.double().numpy()[has.numpy()]
+            r2 = max(ridge_cv_r2(x, np.log1p(count[has.numpy()]), lam) for lam in (0.1, 1.0, 10.0, 100.0))
+            line += f"; CV R^2 of log(1+count) from the text vectors (best ridge penalty) = {r2:.3f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
