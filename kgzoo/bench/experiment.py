@@ -42,8 +42,8 @@ from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_ta
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
 class EpochTimer(Callback):
-    """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass,
-    and the epoch of the best monitored validation value."""
+    """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass (scoring,
+    metric computation and logging), and the epoch of the best monitored validation value."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -67,12 +67,13 @@ class EpochTimer(Callback):
             self._close_train()  # Lightning 2.x validates inside the train epoch, after its batches
         self._v = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The evaluation window closes here, after the module's on_validation_epoch_end has computed
+        # and logged its metrics (Lightning calls the callbacks' on_validation_epoch_end before the
+        # module's, so a window closed there would leave the metrics out).
         if trainer.sanity_checking:
             return
         self.eval_seconds.append(time.perf_counter() - self._v)
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None and not trainer.sanity_checking and float(value) > self._best:
             self._best, self.best_epoch = float(value), trainer.current_epoch

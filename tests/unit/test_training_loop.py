@@ -137,3 +137,41 @@ def test_pop_trains_without_a_loss():
     model = kgzoo.create_model("pop", datamodule=dm)
     trainer = fit(model, dm, epochs=1)
     assert "train/loss" not in trainer.callback_metrics
+
+
+def test_epoch_timer_counts_the_metric_computation_in_the_evaluation_window(monkeypatch):
+    """Lightning calls the callbacks' on_validation_epoch_end before the module's; the timer's
+    evaluation window must still include the module's metric computation (issue 16, part 5)."""
+    import types
+
+    import lightning as L
+    import torch
+
+    import kgzoo.bench.experiment as ex
+
+    clock = [0.0]
+    monkeypatch.setattr(ex, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, i):
+            return (self.w - 1).pow(2).sum()
+
+        def validation_step(self, batch, i):
+            clock[0] += 1.0  # scoring: one second per batch
+
+        def on_validation_epoch_end(self):
+            clock[0] += 100.0  # the metrics' compute
+            self.log("valid/x", 1.0)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    timer = ex.EpochTimer("valid/x")
+    data = torch.utils.data.DataLoader(torch.zeros(2, 1), batch_size=1)
+    L.Trainer(max_epochs=2, callbacks=[timer], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, num_sanity_val_steps=0).fit(Tiny(), data, data)
+    assert timer.eval_seconds == [102.0, 102.0] and timer.best_epoch == 0

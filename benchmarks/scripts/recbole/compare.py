@@ -69,10 +69,10 @@ class CPUTimer(kt.EpochTimer):
     def on_validation_epoch_start(self, trainer, pl_module):
         super().on_validation_epoch_start(trainer, pl_module)
         self._cv = time.process_time()
-    def on_validation_epoch_end(self, trainer, pl_module):
+    def on_validation_end(self, trainer, pl_module):  # after the module computed and logged its metrics
         if not trainer.sanity_checking:
             self.eval_cpu.append(time.process_time() - self._cv)
-        super().on_validation_epoch_end(trainer, pl_module)
+        super().on_validation_end(trainer, pl_module)
 
 kt.EpochTimer = CPUTimer
 row = kt.run_experiment(args["model"], "ml-100k-kg", seed=args["seed"], max_epochs=args["epochs"],
