@@ -86,8 +86,10 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         ValueError: a hyper-parameter the model does not take (naming it and the known ones).
     """
     cls = MODELS.get(name)
-    if datamodule is not None and isinstance(cls.task, str) and get_task(cls.task).data == "impressions":
-        datamodule = create_datamodule_for(cls, datamodule)  # its sizes are the impression view's
+    if datamodule is not None and isinstance(cls.task, str) and get_task(cls.task).data in ("impressions", "triples"):
+        # its sizes are the impression view's; a link model's pre-training (TransR's TransE) sees
+        # the triple split's train part only
+        datamodule = create_datamodule_for(cls, datamodule)
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}
     hp.update(overrides)
@@ -137,6 +139,8 @@ def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
       :class:`~kgzoo.pretrain.kg_vectors.KGVectors` of that registered KG embedding model with
       its zoo config on the dataset plus ``overrides``, the config's ``data.batch_size`` (else
       the DataModule's), seeded with the DataModule's seed; omitted when the KG has no triples.
+      For a model on a link-prediction split (a :class:`~kgzoo.data.link.KGLinkDataModule`:
+      TransR initialised from TransE) it is trained on the split's train triples only.
 
     Raises:
         KeyError: an unknown request or model name.
@@ -153,15 +157,17 @@ def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
         if kind != "kg_vectors":
             raise KeyError(f"{type(model).__name__}.pretrain_requests: unknown pre-computation {kind!r}; "
                            "known: text_vectors, kg_vectors")
-        datamodule.setup()
-        if datamodule.data.triples.shape[0] == 0:
+        link = datamodule if isinstance(datamodule, KGLinkDataModule) else None
+        base = link.base if link is not None else datamodule
+        base.setup()
+        if base.data.triples.shape[0] == 0:
             continue
         name = req["model"]
-        cfg = ZooConfig.load(name, datamodule.dataset)
+        cfg = ZooConfig.load(name, base.dataset)
         hp = {**cfg.model, **req.get("overrides", {})}
-        batch = int(cfg.data.get("batch_size") or datamodule.batch_size)
-        extras[kind] = KGVectors(datamodule, name, MODELS.get(name), hp, epochs=int(req["epochs"]),
-                                 seed=int(datamodule.seed), batch_size=batch)
+        batch = int(cfg.data.get("batch_size") or base.batch_size)
+        extras[kind] = KGVectors(base, name, MODELS.get(name), hp, epochs=int(req["epochs"]),
+                                 seed=int(datamodule.seed), batch_size=batch, link=link)
     return extras
 
 

@@ -234,6 +234,11 @@ class KGLinkDataModule(L.LightningDataModule):
         """
         check_fingerprint(state_dict, self.fingerprint, self.dataset)
 
+    def model_kwargs(self) -> dict[str, Any]:
+        """The base's sizes (:meth:`KGRecDataModule.model_kwargs`): a KG embedding model takes
+        ``n_entities`` and ``n_relations`` of the whole KG (held-out triples' entities included)."""
+        return self.base.model_kwargs()
+
     def sizes(self) -> dict[str, int]:
         self.setup()
         return {"train": int(self.train_triples.shape[0]), "valid": int(self.valid_triples.shape[0]),

@@ -179,28 +179,75 @@ class TransR(KGEmbeddingModel):
     paper's squared L2 or L1 dissimilarity; we use the plain norm), hinge loss with margin
     ``gamma`` (eq. 3). Constraints ``||h||, ||r||, ||t|| <= 1`` (projected after every step)
     and ``||h M_r||, ||t M_r|| <= 1`` (a differentiable clamp in :func:`transr_project`).
-    ``M_r`` starts as the identity (paper, section 3.3); the paper initialises entities and
-    relations from a trained TransE, here they start as TransE's uniform init (a difference).
+    ``M_r`` starts as the identity (paper, section 3.3).
+
+    Initialisation (paper, section 4.2: "to avoid overfitting, we initialize entity and relation
+    embeddings with results of TransE"): with ``init="transe"`` the entity table (and the relation
+    table when ``d == k``) starts from a TransE of width ``k`` trained for ``init_epochs`` epochs
+    with its own zoo config on the *train* triples of the same split (made outside the model by
+    :class:`kgzoo.pretrain.kg_vectors.KGVectors`, handed in by :func:`kgzoo.api.attach`; a restored
+    checkpoint keeps its weights); ``init="uniform"``: TransE's uniform init, no pre-training.
 
     Args:
         embedding_dim: ``k``. relation_dim: ``d`` (default ``k``). margin, p_norm: as TransE.
+        init: ``"transe"`` (the paper) or ``"uniform"``. init_epochs: TransE's epochs (>= 1).
 
     Shapes: entities ``[E, k]``, relations ``[R, d]``, projections ``[R, k, d]``, float32.
     Evaluation caches the projected entity table ``[R, E, d]`` (:meth:`prepare_scoring`).
+
+    Raises:
+        ValueError: an unknown ``init``, ``init_epochs`` < 1.
+        RuntimeError: ``init="transe"``, never initialised, attached without ``extras["kg_vectors"]``.
     """
 
     def __init__(self, n_entities: int, n_relations: int, embedding_dim: int = 50, relation_dim: int | None = None,
-                 margin: float = 1.0, p_norm: float = 1.0, **kwargs: Any) -> None:
+                 margin: float = 1.0, p_norm: float = 1.0, init: str = "transe", init_epochs: int = 50,
+                 **kwargs: Any) -> None:
         super().__init__(n_entities, n_relations, margin=margin, p_norm=p_norm, **kwargs)
+        if init not in ("transe", "uniform"):
+            raise ValueError(f"TransR: init must be 'transe' or 'uniform', got {init!r}")
+        if int(init_epochs) < 1:
+            raise ValueError(f"TransR: init_epochs must be >= 1, got {init_epochs!r}")
         self.save_hyperparameters()
         d = int(relation_dim or embedding_dim)
+        self.init, self.init_epochs = init, int(init_epochs)
         self.entity = nn.Embedding(self.n_entities, embedding_dim)
         self.relation = nn.Embedding(self.n_relations, d)
         self.proj = nn.Parameter(torch.eye(embedding_dim, d).repeat(self.n_relations, 1, 1))
         _uniform_init(self.entity.weight)
         _uniform_init(self.relation.weight)
         self.normalize_()
+        # which TransE the tables started from (first 60 bits of its cache key; 0 = none yet)
+        self.register_buffer("init_key", torch.zeros((), dtype=torch.long))
         self._cache: Tensor | None = None
+
+    def pretrain_requests(self) -> dict[str, dict[str, Any]]:
+        """With ``init="transe"``: ``"kg_vectors"`` of TransE of width ``k`` trained ``init_epochs`` epochs."""
+        if self.init != "transe":
+            return {}
+        return {"kg_vectors": {"model": "transe", "epochs": self.init_epochs,
+                               "overrides": {"embedding_dim": int(self.entity.weight.shape[1])}}}
+
+    def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
+        """Copy TransE's tables (``extras["kg_vectors"].load_tables()``) into a model not yet initialised from them."""
+        if self.init != "transe":
+            return
+        vectors = extras.get("kg_vectors")
+        if vectors is None:
+            if int(self.init_key) == 0:
+                raise RuntimeError("transr (init='transe') needs extras['kg_vectors']: attach it with "
+                                   "kgzoo.api.attach(model, datamodule) or kgzoo.create_model, or use init='uniform'")
+            return
+        key = int(vectors.key[:15], 16)
+        if int(self.init_key) == key:
+            return
+        tables = vectors.load_tables()
+        with torch.no_grad():
+            self.entity.weight.copy_(tables["entity"])
+            if tables["relation"].shape == self.relation.weight.shape:
+                self.relation.weight.copy_(tables["relation"])
+        self.normalize_()
+        self.init_key.fill_(key)
 
     def normalize_(self) -> None:
         with torch.no_grad():

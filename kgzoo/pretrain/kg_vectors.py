@@ -45,6 +45,9 @@ class KGVectors:
         accelerator, devices: of the Lightning Trainer that trains it (``"auto"``: a GPU where
             there is one). cache_dir: cache folder (default :func:`kgzoo.paths.cache_dir` ``("kge")``:
             ``$KGZOO_HOME/kge``, else ``$XDG_CACHE_HOME/kgzoo/kge``).
+        link: a :class:`~kgzoo.data.link.KGLinkDataModule` over ``datamodule``: train on its
+            train triples only (a link-prediction model initialised from these vectors, as TransR
+            from TransE, must not see the held-out triples), else ``None``: every triple.
 
     Raises:
         ValueError: ``epochs < 1``; the KG has no triples.
@@ -60,6 +63,7 @@ class KGVectors:
     accelerator: str = "auto"
     devices: int = 1
     cache_dir: str | Path | None = None
+    link: Any = None
 
     def __post_init__(self) -> None:
         if int(self.epochs) < 1:
@@ -79,9 +83,16 @@ class KGVectors:
             h = hashlib.sha256(json.dumps({"model": self.name, "hp": self.hparams, "epochs": int(self.epochs),
                                            "seed": int(self.seed), "E": self.n_entities, "R": self.n_relations,
                                            "batch": int(self.batch_size)}, sort_keys=True).encode())
-            h.update(self.datamodule.data.triples.contiguous().numpy().tobytes())
+            h.update(self._triples().contiguous().numpy().tobytes())
             self._key = h.hexdigest()
         return self._key
+
+    def _triples(self) -> Tensor:
+        """LongTensor ``[T, 3]``: the triples trained on (the link split's train part, else all)."""
+        if self.link is not None:
+            self.link.setup()
+            return self.link.train_triples
+        return self.datamodule.data.triples
 
     @property
     def path(self) -> Path:
@@ -89,8 +100,13 @@ class KGVectors:
         return cache_dir("kge", self.cache_dir) / f"{self.name}-{self.key[:32]}.safetensors"
 
     def load(self) -> Tensor:
-        """FloatTensor ``[E, k]`` (``k`` the model's entity width): read from the cache, else
-        trained (:meth:`train`) and written there (safetensors, atomically).
+        """FloatTensor ``[E, k]`` (``k`` the model's entity width): :meth:`load_tables`' ``"entity"``."""
+        return self.load_tables()["entity"]
+
+    def load_tables(self) -> dict[str, Tensor]:
+        """``{"entity": FloatTensor [E, k], "relation": FloatTensor [R, k']}``: read from the cache,
+        else trained (:meth:`train`) and written there (safetensors, atomically). A cache file of
+        an earlier kgzoo without the relation table is trained again and replaced.
 
         Raises:
             ValueError: a cached file of the wrong shape (corrupt cache: delete it).
@@ -99,25 +115,32 @@ class KGVectors:
 
         path = self.path
         if path.is_file():
-            vec = load_file(str(path))["entity"]
+            tables = load_file(str(path))
+            vec = tables["entity"]
             if vec.dim() != 2 or vec.shape[0] != self.n_entities:
                 raise ValueError(f"KG embedding cache {path} has shape {tuple(vec.shape)}, "
                                  f"expected [{self.n_entities}, k]; delete the file")
-            return vec
-        vec = self.train()
+            if "relation" in tables:
+                return tables
+        tables = self.train()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"entity": vec.contiguous()}, str(tmp),
+        save_file({k: v.contiguous() for k, v in tables.items()}, str(tmp),
                   metadata={"model": self.name, "epochs": str(self.epochs), "seed": str(self.seed)})
         os.replace(tmp, path)
-        return vec
+        return tables
 
-    def train(self) -> Tensor:
-        """Train the model on every triple for :attr:`epochs` epochs with a Lightning Trainer
-        (negatives as :class:`~kgzoo.data.link.KGLinkDataModule`) and return its entity table
-        ``[E, k]`` (on CPU). Runs under :func:`torch.random.fork_rng` seeded with :attr:`seed`:
-        the caller's random state is the same whether the cache was hit or not."""
-        link = KGLinkDataModule(self.datamodule, ratios=(1.0, 0.0, 0.0), seed=self.seed, max_valid_triples=None)
+    def train(self) -> dict[str, Tensor]:
+        """Train the model on the triples (every triple, or :attr:`link`'s train triples) for
+        :attr:`epochs` epochs with a Lightning Trainer (negatives as
+        :class:`~kgzoo.data.link.KGLinkDataModule`) and return its entity ``[E, k]`` and relation
+        ``[R, k']`` tables (on CPU). Runs under :func:`torch.random.fork_rng` seeded with
+        :attr:`seed`: the caller's random state is the same whether the cache was hit or not."""
+        link = self.link
+        if link is None:
+            link = KGLinkDataModule(self.datamodule, ratios=(1.0, 0.0, 0.0), seed=self.seed, max_valid_triples=None)
+        else:  # the same train triples and negatives, with the KG model's own batch size
+            link = KGLinkDataModule(link.base, ratios=link.ratios, seed=link.seed, max_valid_triples=1)
         link.batch_size = int(self.batch_size)  # the KG model's own batch size, not the recommender's
         with torch.random.fork_rng():
             torch.manual_seed(int(self.seed))
@@ -126,4 +149,5 @@ class KGVectors:
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
             trainer.fit(kge, train_dataloaders=link.train_dataloader())
-        return kge.entity.weight.detach().cpu().clone()
+        return {"entity": kge.entity.weight.detach().cpu().clone(),
+                "relation": kge.relation.weight.detach().cpu().clone()}

@@ -48,7 +48,7 @@ from kgzoo.registry import MODELS
 U, I, E = 24, 30, 48
 RELATIONS = ["genre", "director", "related_to"]
 #: shorter runs of pre-computations a model makes on attach (same code path, less time)
-SHORT = {"kge_epochs": 1}
+SHORT = {"kge_epochs": 1, "init_epochs": 1}  # pre-training epochs (KGPLM's KG vectors, TransR's TransE)
 
 
 def tiny_data() -> KGRecData:

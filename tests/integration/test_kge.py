@@ -102,7 +102,8 @@ def test_link_train_batches(link_dm):
 # ---------------------------------------------------------------------- TransE / TransR
 @pytest.mark.parametrize("name", ["transe", "transr"])
 def test_distance_all_matches_distance(dm, link_dm, name):
-    model = kgzoo.create_model(name, dm, embedding_dim=16, **({"relation_dim": 8} if name == "transr" else {}))
+    model = kgzoo.create_model(name, dm, embedding_dim=16, **({"relation_dim": 8, "init": "uniform"}
+                                                              if name == "transr" else {}))
     batch = next(iter(link_dm.train_dataloader()))
     h, r, t = batch["head"][:64], batch["relation"][:64], batch["tail"][:64]
     model.eval()
@@ -119,7 +120,7 @@ def test_distance_all_matches_distance(dm, link_dm, name):
 
 @pytest.mark.parametrize("name", ["transe", "transr"])
 def test_kge_trains_and_keeps_constraints(dm, link_dm, name):
-    model = kgzoo.create_model(name, dm)
+    model = kgzoo.create_model(name, dm, **({"init": "uniform"} if name == "transr" else {}))
     assert model.task == "link" and model.main_metric == "mrr"
     batches = [b for _, b in zip(range(3), link_dm.train_dataloader())]
     before, after = _train(model, batches, steps=6, lr=0.01)
@@ -129,6 +130,36 @@ def test_kge_trains_and_keeps_constraints(dm, link_dm, name):
         torch.testing.assert_close(norms, torch.ones_like(norms))
     else:  # TransR: ||e|| <= 1, ||r|| <= 1
         assert norms.max() <= 1 + 1e-5 and model.relation.weight.norm(dim=-1).max() <= 1 + 1e-5
+
+
+def test_transr_starts_from_transe_trained_on_the_train_triples_only(dm, link_dm, tmp_path, monkeypatch):
+    """Lin et al. 2015, section 4.2: TransR's entities and relations start from a trained TransE;
+    that TransE sees the split's train triples only (no held-out triple leaks into the init)."""
+    from kgzoo.api import pretrain_extras
+    from kgzoo.pretrain.kg_vectors import KGVectors
+
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path))
+    model = kgzoo.create_model("transr", link_dm, embedding_dim=8, init_epochs=1)
+    vectors = pretrain_extras(model, link_dm)["kg_vectors"]
+    assert isinstance(vectors, KGVectors) and vectors.link is link_dm
+    assert torch.equal(vectors._triples(), link_dm.train_triples)
+    assert vectors.key != KGVectors(dm, "transe", MODELS.get("transe"), vectors.hparams, epochs=1, seed=vectors.seed,
+                                    batch_size=vectors.batch_size).key  # all triples: another TransE
+    tables = vectors.load_tables()  # cached by create_model's attach: read, not trained again
+    torch.testing.assert_close(model.entity.weight, clamp_norm(tables["entity"]))
+    torch.testing.assert_close(model.relation.weight, clamp_norm(tables["relation"]))
+    assert int(model.init_key) == int(vectors.key[:15], 16)
+    # a model restored from a checkpoint keeps its own weights when attached again
+    other = kgzoo.create_model("transr", link_dm, embedding_dim=8, init="uniform")
+    restored = kgzoo.create_model("transr", link_dm, embedding_dim=8, init_epochs=1)
+    with torch.no_grad():
+        other.entity.weight.mul_(0.5)
+    restored.load_state_dict({**other.state_dict(), "init_key": model.init_key})
+    restored._attached_fingerprint = None
+    kgzoo.api.attach(restored, link_dm)
+    torch.testing.assert_close(restored.entity.weight, other.entity.weight)
+    with pytest.raises(ValueError, match="init"):
+        kgzoo.create_model("transr", link_dm, init="transh")
 
 
 def test_kge_errors(dm):
