@@ -195,6 +195,9 @@ class ZooConfig:
     reference: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, Any] = field(default_factory=dict)
     tuned: dict[str, Any] = field(default_factory=dict)
+    #: the ``model`` section as the file writes it, before ``tuned["params"]`` (the values a study
+    #: evaluates as its default trial: :func:`kgzoo.bench.tune.tune`)
+    defaults: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     paper_path: Path | None = None
     reference_path: Path | None = None
@@ -235,6 +238,7 @@ class ZooConfig:
             for sec in missing:
                 sections[sec] = read[sec]
                 fallback[sec] = default if read[sec] else None
+        defaults = dict(sections.get("model") or {})  # the model section as written, before tuned params
         tuned = sections.get("tuned") or {}
         if tuned and "from" in tuned:
             tuned = tuned_from(model, dataset, tuned, path, extra_dirs)
@@ -246,7 +250,7 @@ class ZooConfig:
             sections["model"] = {**sections["model"], **params}
         return cls(model_name=model, dataset=dataset, path=path, paper_path=fallback["paper"],
                    reference_path=fallback["reference"], tune_path=fallback["tune"], inherited_from=parent,
-                   **sections)
+                   defaults=defaults, **sections)
 
     def _train_section(self, quick: bool) -> dict[str, Any]:
         """The one train/bench merge: ``train``, overlaid by ``bench`` when ``quick``."""

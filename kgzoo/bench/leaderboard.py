@@ -161,17 +161,20 @@ class Line:
 
 def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
-    budget (:attr:`ResultRow.tuning`), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
+    budget (:attr:`ResultRow.tuning`; ``"tuned (10 trials + defaults)"`` when the study also ran its
+    default trial), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
     another dataset (``tuned: {from: ...}``), ``"nothing to tune"`` for a model without trainable
     parameters (``stopped_by == "closed_form"``), ``"untuned"`` when none was, else ``"mixed"``."""
     if rows and all(r.stopped_by == "closed_form" for r in rows):
         return "nothing to tune"
-    done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset) for r in rows}
-    if {t for t, _ in done} == {None}:
+    done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset,
+             bool((r.tuning or {}).get("default"))) for r in rows}
+    if {t for t, _, _ in done} == {None}:
         return "untuned"
     if len(done) == 1:
-        trials, where = done.pop()
-        return f"tuned ({trials} trials)" if where == rows[0].dataset else f"tuned on {where} ({trials} trials)"
+        trials, where, default = done.pop()
+        budget = f"{trials} trials" + (" + defaults" if default else "")
+        return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"
     return "mixed"
 
 

@@ -73,12 +73,15 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     fake = FakeExperiment()
     common = dict(seed=3, results=tmp_path / "results", storage=tmp_path / "study.sqlite3", experiment=fake,
                   fingerprint=lambda m, ds: "f" * 64, log=None)
-    rep = tune("bpr", "ml-100k-kg", 4, **common)
-    assert (rep.complete, rep.pruned, rep.failed) == (4, 0, 0) and len(fake.calls) == 4
+    rep = tune("bpr", "ml-100k-kg", 4, **common)  # the default trial, then 4 searched ones
+    assert (rep.complete, rep.pruned, rep.failed) == (4, 0, 0) and len(fake.calls) == 5
+    assert {k: fake.calls[0][k] for k in ("lr", "reg_weight")} == {"lr": 1e-3, "reg_weight": 1e-4}  # the config's
+    assert rep.default == {"state": "COMPLETE", "value": pytest.approx(2 / 3), "trial": 0, "chosen": False}
     rep = tune("bpr", "ml-100k-kg", 6, write_config=d, **common)  # resumes: only 2 more trials
-    assert len(fake.calls) == 6 and rep.complete == 6
+    assert len(fake.calls) == 7 and rep.complete == 6
     rows = [json.loads(line) for line in (tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
-    assert [r["trial"] for r in rows] == list(range(6)) and {r["state"] for r in rows} == {"COMPLETE"}
+    assert [r["trial"] for r in rows] == list(range(7)) and {r["state"] for r in rows} == {"COMPLETE"}
+    assert [r["default"] for r in rows] == [True] + [False] * 6
     assert all(r["params"]["sizes"] in ([8], [8, 4]) for r in rows)
     best = max(rows, key=lambda r: r["value"])
     assert rep.best_params == best["params"] and rep.best_value == pytest.approx(best["value"])
@@ -88,6 +91,8 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     cfg = ZooConfig.load("bpr", "ml-100k-kg")
     assert cfg.model["lr"] == best["params"]["lr"] and cfg.model["embedding_dim"] == 8
     assert cfg.tuned["trials"] == 6 and cfg.tuned["budget"] == {"trials": 6, "max_epochs": 7, "patience": 2}
+    assert cfg.tuned["default"]["trial"] == 0 and cfg.tuned["default"]["chosen"] is False
+    assert cfg.defaults["lr"] == 1e-3 and cfg.model["lr"] == best["params"]["lr"]  # as written / as tuned
     assert cfg.tune_path == d / "bpr" / "ml-100k-kg.yaml"
     # every row run under the tuned config carries the record it used
     rec = tuning_record(cfg)
@@ -114,7 +119,7 @@ def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_p
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
     fake = FakeExperiment()
-    tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)
+    tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
 
     cut = []
 
@@ -125,10 +130,10 @@ def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_p
     with pytest.raises(KeyboardInterrupt):
         tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
     rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
-    assert len(fake.calls) == 3 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
+    assert len(fake.calls) == 4 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
     rows = [json.loads(x) for x in (tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
-    assert [(r["trial"], r["rerun_of"]) for r in rows] == [(0, None), (1, None), (3, 2)]
-    assert rows[2]["params"] == cut[0]  # the same point ran again
+    assert [(r["trial"], r["rerun_of"]) for r in rows] == [(0, None), (1, None), (2, None), (4, 3)]
+    assert rows[3]["params"] == cut[0]  # the same point ran again
 
 
 def test_a_resumed_study_draws_new_points(tmp_path, monkeypatch):
@@ -138,13 +143,50 @@ def test_a_resumed_study_draws_new_points(tmp_path, monkeypatch):
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
     fake = FakeExperiment()
-    for n in (1, 2, 3):  # three processes, one trial each
+    for n in (1, 2, 3):  # three processes, one searched trial each (the first also runs the default)
         tune("bpr", "ml-100k-kg", n, experiment=fake, **common)
-    lrs = [c["lr"] for c in fake.calls]
+    lrs = [c["lr"] for c in fake.calls][1:]
     assert len(lrs) == 3 and len(set(lrs)) == 3
     again = FakeExperiment()  # the same budget in one process draws the same first point (seeded)
     tune("bpr", "ml-100k-kg", 1, experiment=again, **dict(common, storage=tmp_path / "t.sqlite3"))
-    assert again.calls[0]["lr"] == lrs[0]
+    assert again.calls[1]["lr"] == lrs[0]
+
+
+def test_the_default_trial_is_never_pruned_and_joins_a_study_opened_before_it(tmp_path, monkeypatch):
+    import types
+
+    import optuna
+
+    from kgzoo.bench.tune import parse_space, study_name
+
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    storage = tmp_path / "s.sqlite3"
+    space = parse_space(yaml.safe_load(SPACE)["tune"])
+    old = optuna.create_study(study_name=study_name("bpr", "ml-100k-kg", "0" * 64, space, 0),
+                              storage=f"sqlite:///{storage}", direction="maximize")
+    for lr in (0.05, 0.002):  # two searched trials of a study made before the default-trial rule
+        old.enqueue_trial({"lr": lr, "reg_weight": 0.0, "sizes#": 0})
+        t = old.ask()
+        for p in space:
+            p.suggest(t)
+        old.tell(t, 0.1)
+    pruned = []
+
+    class Recording(FakeExperiment):
+        def __call__(self, *a, callbacks, **k):
+            pruned.append(len(callbacks(types.SimpleNamespace(main_metric="ndcg@10"))))
+            return super().__call__(*a, callbacks=callbacks, **k)
+
+    rec = Recording()
+    rep = tune("bpr", "ml-100k-kg", 2, results=tmp_path, storage=storage, experiment=rec,
+               fingerprint=lambda m, ds: "0" * 64, log=None)
+    assert len(rec.calls) == 1 and rec.calls[0]["lr"] == 1e-3 and pruned == [0]  # only the default, unpruned
+    assert rep.default["trial"] == 2 and rep.default["chosen"] is True  # 0.667 beats the two 0.1
+    assert rep.best_params["lr"] == 1e-3
+    tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=storage, experiment=rec,
+         fingerprint=lambda m, ds: "0" * 64, log=None)
+    assert len(rec.calls) == 2 and pruned == [0, 1]  # a searched trial: pruning on
 
 
 def test_failed_trials_count_and_no_space_is_an_error(tmp_path, monkeypatch):
