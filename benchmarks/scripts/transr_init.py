@@ -37,9 +37,26 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--init-epochs", type=int, default=50, help="TransE epochs of the transe start")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--inits", nargs="+", default=["uniform", "transe"])
+    ap.add_argument("--inits", nargs="*", default=["uniform", "transe"])
+    ap.add_argument("--transe", action="store_true", help="also test the TransE of the transe start itself")
     args = ap.parse_args()
     from kgzoo.bench.experiment import run_experiment
+
+    if args.transe:
+        import kgzoo
+        from kgzoo.api import pretrain_extras
+        from kgzoo.hub import evaluate
+
+        link = kgzoo.api.create_datamodule_for(kgzoo.registry.MODELS.get("transr"), kgzoo.create_datamodule(args.dataset))
+        transr = kgzoo.create_model("transr", link, init_epochs=args.init_epochs)  # reads (or trains) the cached TransE
+        vectors = pretrain_extras(transr, link)["kg_vectors"]
+        transe = kgzoo.create_model("transe", link, embedding_dim=int(transr.entity.weight.shape[1]))
+        tables = vectors.load_tables()  # the cached TransE of the transe start (trained if missing)
+        transe.entity.weight.data.copy_(tables["entity"])
+        transe.relation.weight.data.copy_(tables["relation"])
+        m = evaluate(transe, link)
+        print(f"TransE of the transe start ({args.init_epochs} epochs, train triples): test MRR {m['test/mrr']:.4f}, "
+              f"Hits@10 {m['test/hits@10']:.4f}", flush=True)
 
     for init in args.inits:
         curve = ValidCurve()
