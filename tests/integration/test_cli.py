@@ -228,5 +228,5 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
     code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",
                  str(tmp_path / "results"), "--write-config", str(cfg)])
     assert code == 0
-    assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 1
+    assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 2  # + default
     assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()

@@ -1,4 +1,4 @@
-"""kgzoo tune on real data: BPR-MF on ml-100k-kg, two trials of a two-epoch schedule, test never read."""
+"""kgzoo tune on real data: BPR-MF on ml-100k-kg, the default and two searched trials of a two-epoch schedule, test never read."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,9 @@ def test_tune_bpr_on_ml100k(tmp_path, monkeypatch, data_dir):
     assert not tested  # selection on validation only
     assert rep.complete == 2 and 0.0 < rep.best_value < 1.0 and rep.monitor == "valid/ndcg@10"
     rows = [json.loads(x) for x in (tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
-    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"] and all(r["epochs"] == 2 for r in rows)
-    assert len({r["params"]["lr"] for r in rows}) == 2
+    # the default trial (the config's lr 1e-3) first, then the two searched ones
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3 and all(r["epochs"] == 2 for r in rows)
+    assert [r["default"] for r in rows] == [True, False, False] and rows[0]["params"]["lr"] == 1e-3
+    assert len({r["params"]["lr"] for r in rows}) == 3 and rep.default["trial"] == 0
     cfg = ZooConfig.load("bpr", "ml-100k-kg")
     assert cfg.model["lr"] == rep.best_params["lr"] and cfg.tuned["best_valid"]["ndcg@10"] == round(rep.best_value, 6)
