@@ -203,9 +203,10 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
     new_tri_rows = torch.zeros(0, dtype=torch.long)
     if t is not None:
         toks = np.concatenate([t["head"].astype(str).to_numpy(), t["tail"].astype(str).to_numpy()])
-        via_alias = alias.index.get_indexer(toks) if len(alias) else np.full(len(toks), -1)
         code = pd.Index(ent_ids).get_indexer(toks)
-        code = np.where(via_alias >= 0, alias.to_numpy()[via_alias], code)
+        if len(alias):
+            via_alias = alias.index.get_indexer(toks)
+            code[via_alias >= 0] = alias.to_numpy()[via_alias[via_alias >= 0]]
         fresh = pd.unique(toks[code < 0])
         code[code < 0] = len(ent_ids) + pd.Index(fresh).get_indexer(toks[code < 0])
         ent_ids += [str(s) for s in fresh]

@@ -106,12 +106,17 @@ def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
 
 def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
     """The DataModule a checkpoint's ``data`` entry describes (:func:`datamodule_arguments`), built
-    again; a KG link-prediction model's (``link`` in the entry) wraps it in its triple DataModule.
+    again; a KG link-prediction model's (``link`` in the entry) wraps it in its triple DataModule;
+    an updated model's (``update`` in the entry) is its base's extended again
+    (:func:`kgzoo.hub.update.extended_datamodule`).
 
     Raises:
         PretrainedError: see :func:`datamodule_arguments`. KeyError: a dataset this machine does not
         know (with suggestions). FileNotFoundError: a user's folder that is gone.
     """
+    if data.get("update"):  # an updated model's data: its base's, extended (kgzoo update)
+        from .update import extended_datamodule
+        return extended_datamodule(data, root)
     args = datamodule_arguments(data)
     base = create_datamodule(args.pop("dataset"), root=root, **args)
     link = data.get("link")
