@@ -119,7 +119,7 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
             opt.zero_grad()
             loss.backward()
             opt.step()
-        out["rows per epoch"], out["last loss"] = int(rows.shape[0]), float(loss)
+        out["rows per epoch"], out["last loss"] = int(rows.shape[0]), float(loss.detach())
     model.eval()
     return out
 

@@ -12,6 +12,8 @@ import math
 from typing import Any, Sequence
 
 import lightning as L
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -438,19 +440,14 @@ class Recommender(L.LightningModule):
         vectors ``items`` of the base items one or two KG hops away (a shared entity), and how
         many there are (sparse products of the KG's adjacency; 0 without a path)."""
         I0, I1, E = growth.n_items, graphs.n_items, max(graphs.n_entities, graphs.n_items)
-        t = graphs.triples
-        src, dst = torch.cat([t[:, 0], t[:, 2]]), torch.cat([t[:, 2], t[:, 0]])
-        adj = torch.sparse_coo_tensor(torch.stack([src, dst]), torch.ones(src.numel()), (E, E)).coalesce()
-        rows = adj.index_select(0, torch.arange(I0, I1))
-        two = torch.sparse.mm(rows, adj)
-        hops = (rows + two).coalesce()
-        i, j = hops.indices()
-        keep = j < I0
-        w = hops.values()[keep]
-        out = torch.zeros(I1 - I0, items.shape[1], dtype=items.dtype)
-        out.index_add_(0, i[keep], w.unsqueeze(1).to(items.dtype) * items[j[keep]])
-        total = torch.zeros(I1 - I0).index_add_(0, i[keep], w)
-        return out / total.clamp(min=1).unsqueeze(1).to(items.dtype), (total > 0).long()
+        t = graphs.triples.numpy()
+        src, dst = np.concatenate([t[:, 0], t[:, 2]]), np.concatenate([t[:, 2], t[:, 0]])
+        adj = sp.csr_matrix((np.ones(src.size, dtype=np.float64), (src, dst)), shape=(E, E))
+        rows = adj[I0:I1]
+        hops = (rows + rows @ adj)[:, :I0].tocsr()  # paths to base items of length 1 and 2
+        total = np.asarray(hops.sum(1)).ravel()
+        mean = hops @ items.detach().double().numpy() / np.maximum(total, 1)[:, None]
+        return torch.from_numpy(mean).to(items.dtype), torch.from_numpy(total > 0).long()
 
     def _init_new_items(self, graphs: Any, growth: Any) -> dict[str, int]:
         """New items in final space: the KG prior (:meth:`_kg_item_prior`) folded in on the base

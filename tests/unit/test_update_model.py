@@ -147,3 +147,15 @@ def test_an_updated_checkpoint_is_rebuilt_from_its_path(tmp_path):
     NEW_X.iloc[:3].to_csv(tmp_path / "new" / "interactions.csv", index=False)
     with pytest.raises(ValueError, match="fingerprint"):
         kgzoo.load_checkpoint(path)
+
+
+def test_a_cold_item_starts_at_the_mean_of_the_items_sharing_its_kg_entity():
+    dm = datamodule()
+    model = trained("bpr", dm)
+    cold = pd.DataFrame({"head": ["cold"], "relation": ["genre"], "tail": ["g1"]})
+    text = pd.DataFrame({"item": ["cold"], "text": ["a cold item"]})
+    up = update_model(model, dm, triples=cold, item_text=text)
+    assert up.report["new items"] == 1 and up.report["items with a KG prior"] == 1
+    g1 = [dm.data.item_ids.index(f"i{k}") for k in range(20) if k % 4 == 1]
+    want = model.item_emb.weight[g1].mean(0)
+    assert torch.allclose(model.item_emb.weight[20], want, atol=1e-6)
