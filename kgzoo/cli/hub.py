@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..hub import list_pretrained, load_pretrained
 from ..hub.export import EXCLUDE, export, open_model
-from ..hub.update import update_checkpoint
+from ..hub.checkpoint import update_checkpoint
 from ..data.readers._io import MIN_TEXT_MATCH
 
 

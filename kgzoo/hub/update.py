@@ -7,8 +7,10 @@ the model (:meth:`kgzoo.models.base.Recommender.update`: trained rows unchanged,
 new rows by fold-in and KG/graph neighbours) and optionally fine-tunes it for a few epochs on the
 new train interactions plus a replay sample of the base ones (against forgetting: experience
 replay, Rolnick et al., NeurIPS 2019). :func:`update_checkpoint` does it for a checkpoint file and
-writes a new self-describing checkpoint whose data entry names the base's entry and the update's
-files, so that :func:`kgzoo.load_checkpoint` rebuilds the extended data from the path alone.
+writes a new self-describing checkpoint (:func:`write_checkpoint`) whose data entry names the base's
+entry and the update's files, so that :func:`kgzoo.load_checkpoint` rebuilds the extended data from
+the path alone (:func:`extended_datamodule`); :func:`kgzoo.hub.checkpoint.update_checkpoint` is
+``kgzoo update``.
 """
 from __future__ import annotations
 
@@ -214,18 +216,15 @@ def write_checkpoint(model: Any, datamodule: KGRecDataModule, path: str | Path, 
     return p
 
 
-def extended_datamodule(data: dict[str, Any], root: str | None = None) -> KGRecDataModule:
-    """The DataModule of an updated checkpoint's data entry: the base's DataModule
-    (:func:`kgzoo.hub.checkpoint.datamodule_from`, itself possibly an update), extended again with
-    the update's files.
+def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDataModule:
+    """The DataModule of an updated checkpoint's data entry (``data["update"]``): ``base``, the
+    DataModule of its base entry (built by :func:`kgzoo.hub.checkpoint.datamodule_from`, itself
+    possibly an update), extended again with the update's files.
 
     Raises:
-        FileNotFoundError: an update file that is gone. as :func:`datamodule_from`.
+        FileNotFoundError: an update file that is gone. DataFormatError: as :func:`read_update`.
     """
-    from .checkpoint import datamodule_from
-
     up = data["update"]
-    base = datamodule_from(up["base"], root)
     base.setup()
     frames, origins, _ = read_update(list(up["files"].values()))
     ext, _ = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"], origins=origins)
@@ -235,30 +234,5 @@ def extended_datamodule(data: dict[str, Any], root: str | None = None) -> KGRecD
                                         if k in data})
 
 
-def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: str | Path, epochs: int = 0,
-                      replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
-                      name: str | None = None, root: str | None = None) -> tuple[Path, Update]:
-    """``kgzoo update``: load a checkpoint (:func:`kgzoo.load_checkpoint`), fold in the tables of
-    ``data`` (:func:`read_update`, :func:`update_model`) and write ``<out>/update.ckpt``.
-
-    Returns:
-        ``(checkpoint path, Update)``.
-
-    Raises:
-        as :func:`kgzoo.load_checkpoint`, :func:`read_update` and :func:`update_model`.
-    """
-    from .checkpoint import checkpoint_meta, load_checkpoint
-
-    frames, origins, files = read_update(data)
-    pre = load_checkpoint(ckpt_path, root=root)
-    _, meta = checkpoint_meta(ckpt_path)
-    up = update_model(pre.model, pre.datamodule, **frames, name=name, epochs=epochs, replay=replay, seed=seed,
-                      min_text_match=min_text_match, origins=origins)
-    entry = {"base": dict(meta.get("data") or {}), "files": files, "name": up.datamodule.dataset,
-             "min_text_match": min_text_match, "epochs": epochs, "replay": replay, "seed": seed}
-    path = write_checkpoint(up.model, up.datamodule, Path(out) / "update.ckpt", entry)
-    return path, up
-
-
 __all__ = ["Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
-           "update_checkpoint", "update_model", "write_checkpoint"]
+           "update_model", "write_checkpoint"]

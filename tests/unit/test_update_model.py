@@ -15,7 +15,8 @@ import kgzoo
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.frames import build_from_frames
 from kgzoo.data.kgdata import content_checksum
-from kgzoo.hub.update import update_checkpoint, update_model
+from kgzoo.hub.checkpoint import update_checkpoint
+from kgzoo.hub.update import update_model
 from kgzoo.models.layers.fold_in import fold_in
 
 USERS = [f"u{k}" for k in range(12)]
