@@ -316,7 +316,8 @@ class KGPLM(Recommender):
             NotImplementedError: another graph encoder or ``kg_encoder`` (retrain instead).
         """
         if self.graph.kind not in ("lightgcn", "none") or self.kge:
-            raise NotImplementedError(f"kgplm with graph={self.graph.kind!r}, kg_encoder={self.kg_encoder!r} has no "
+            raise NotImplementedError(f"{type(self).__name__} (kgplm) with graph={self.graph.kind!r}, "
+                                      f"kg_encoder={self.kg_encoder!r} has no "
                                       "incremental update (it needs graph='lightgcn' or 'none' and kg_encoder='ckg'): "
                                       "retrain it on the extended data (kgzoo fit / kgzoo bench)")
 
