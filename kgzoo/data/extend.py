@@ -82,7 +82,7 @@ def _keys(index: pd.Index, raw: np.ndarray) -> np.ndarray:
 def _append_new(known: list[str], *columns: np.ndarray) -> list[str]:
     """The raw ids of ``columns`` (in order, first appearance) that are not in ``known``."""
     vals = pd.unique(np.concatenate([np.asarray(c).astype(str) for c in columns]))
-    return [str(v) for v in vals[pd.Index(known).get_indexer(vals) < 0]]
+    return vals[pd.Index(known).get_indexer(vals) < 0].astype(str).tolist()
 
 
 def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, triples: pd.DataFrame | None = None,
@@ -118,8 +118,8 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
                          "be matched to its users and items")
     o = {f: _origin(origins, f) for f in COLUMNS}
     U0, I0, E0, R0 = base.n_users, base.n_items, base.n_entities, base.n_relations
-    entity_ids0 = list(base.entity_ids) if base.entity_ids is not None else list(base.item_ids) + [
-        f"entity:{k}" for k in range(I0, E0)]
+    entity_ids0 = list(base.entity_ids) if base.entity_ids is not None else list(base.item_ids) + \
+        np.char.add("entity:", np.arange(I0, E0).astype(str)).tolist()
     counts: dict[str, int] = {}
 
     # ---------------------------------------------------------------- frames checked
@@ -171,7 +171,7 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
                                   f"item {lk['item'].iloc[r]!r} or entity {tokens[r]!r} is linked twice")
         item_token = np.full(k, None, dtype=object)
         item_token[link_item - I0] = tokens
-    linked = np.array([s is not None for s in item_token], dtype=bool)
+    linked = pd.notna(item_token)
     pos = np.full(k, -1, dtype=np.int64)
     pos[linked] = pd.Index(entity_ids0).get_indexer(item_token[linked].astype(str))
     if ((pos >= 0) & (pos < I0)).any():
@@ -193,7 +193,7 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
     ent_arr = np.empty(n_ent, dtype=object)
     ent_arr[entity_map.numpy()] = np.asarray(entity_ids0, dtype=object)
     ent_arr[I0:I1] = np.asarray(new_items, dtype=object)
-    ent_ids = [str(e) for e in ent_arr]
+    ent_ids = ent_arr.astype(str).tolist()
     # tokens that name an item other than by its raw id: links, and base entities that became items
     alias = pd.Series(np.flatnonzero(linked) + I0, index=item_token[linked].astype(str), dtype=np.int64)
     triples_old = entity_map[base.triples[:, [0, 2]]] if base.n_triples else base.triples[:, [0, 2]]
@@ -209,7 +209,7 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
             code[via_alias >= 0] = alias.to_numpy()[via_alias[via_alias >= 0]]
         fresh = pd.unique(toks[code < 0])
         code[code < 0] = len(ent_ids) + pd.Index(fresh).get_indexer(toks[code < 0])
-        ent_ids += [str(s) for s in fresh]
+        ent_ids += np.asarray(fresh).astype(str).tolist()
         code = code.astype(np.int64)
         rel_new = _append_new(relation_names, t["relation"].to_numpy())
         relation_names += rel_new
@@ -313,7 +313,7 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
         mentions = torch.cat([mentions[:, :1], entity_map[mentions[:, 1:2]], mentions[:, 2:]], 1)
 
     cleaning = dict(base.cleaning)
-    cleaning.update({f"{key}": v for key, v in counts.items() if key.startswith("update ")})
+    cleaning.update({key: v for key, v in counts.items() if key.startswith("update ")})
     out = KGRecData(
         name=base.name, n_users=U1, n_items=I1, n_entities=len(ent_ids), interactions=inter, triples=tri,
         relation_names=relation_names, social=base.social, item_text=text, user_features=feats["user"],
