@@ -369,8 +369,9 @@ class Recommender(L.LightningModule):
                 ``[E]``). extras: pre-computations for :meth:`attach` (text vectors).
 
         Returns:
-            ``{"new users", "new items", "new entities", "folded-in users", "folded-in items",
-            "items with a KG prior"}`` (counts).
+            counts: ``"new users"``, ``"new items"``, ``"new entities"``, ``"folded-in users"``,
+            ``"folded-in items"`` and how many new items had a prior (``"items with a KG prior"``;
+            KGPLM: ``"items with a graph-neighbour prior"``).
 
         Raises:
             NotImplementedError: a model the update does not support (named; retrain it).
@@ -385,7 +386,7 @@ class Recommender(L.LightningModule):
             raise ValueError(f"{type(self).__name__}.update: graphs of {graphs.n_users} users, {graphs.n_items} items "
                              f"(task {graphs.task}) cannot extend a model of {self.n_users}, {self.n_items} ({self.task})")
         with torch.no_grad():
-            self._grow(graphs, growth)
+            grown = self._grow(graphs, growth) or {}
         sizes = {"n_users": graphs.n_users, "n_items": graphs.n_items,
                  "n_entities": max(graphs.n_entities, graphs.n_items), "n_relations": graphs.n_relations}
         for k, v in sizes.items():
@@ -395,7 +396,7 @@ class Recommender(L.LightningModule):
         self._final_cache, self._attached_fingerprint = None, None
         self.attach(graphs, extras)
         report = {"new users": graphs.n_users - growth.n_users, "new items": graphs.n_items - growth.n_items,
-                  "new entities": sizes["n_entities"] - growth.n_entities}
+                  "new entities": sizes["n_entities"] - growth.n_entities, **grown}
         with torch.no_grad():
             report.update(self._init_new_items(graphs, growth))
             report.update(self._init_new_users(graphs, growth))
@@ -408,9 +409,10 @@ class Recommender(L.LightningModule):
             raise NotImplementedError(f"{type(self).__name__} ({self.model_name}) has no incremental update: "
                                       "retrain it on the extended data (kgzoo fit / kgzoo bench)")
 
-    def _grow(self, graphs: Any, growth: Any) -> None:
+    def _grow(self, graphs: Any, growth: Any) -> dict[str, int] | None:
         """Replace the id tables with ones of the sizes of ``graphs``: trained rows at their new
-        ids (:func:`~kgzoo.models.layers.fold_in.grown_rows`), new rows 0 (per model)."""
+        ids (:func:`~kgzoo.models.layers.fold_in.grown_rows`), new rows 0 (per model); may return
+        counts for the report."""
         raise NotImplementedError
 
     def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:

@@ -326,7 +326,7 @@ class KGPLM(Recommender):
         then users without."""
         return n_entities if self.use_kg else n_items
 
-    def _grow(self, graphs: Any, growth: Any) -> None:
+    def _grow(self, graphs: Any, growth: Any) -> dict[str, int]:
         """The graph encoder's nodes (entities by ``growth.entity_map``, then users) and the text
         tower grow to ``graphs``' sizes. A new entity or item node starts at the mean of its
         base neighbours' layer-0 vectors in the extended graph (KG triples and the train
@@ -348,13 +348,13 @@ class KGPLM(Recommender):
         if self.use_kg:
             src.append(graphs.triples[:, 0])
             dst.append(graphs.triples[:, 2])
-        init_from_old_neighbours(table, old, torch.cat(src), torch.cat(dst),
-                                 settable=torch.arange(table.shape[0]) < first_user)  # users: folded in later
+        hit = init_from_old_neighbours(table, old, torch.cat(src), torch.cat(dst),
+                                       settable=torch.arange(table.shape[0]) < first_user)  # users: folded in later
         self.graph.embedding = nn.Embedding.from_pretrained(table, freeze=False)
         self.graph.n_nodes, self.user_offset = table.shape[0], first_user
         if self.tower is not None:
-            self.tower.text.resize(graphs.n_items)
-            self.tower._white = None
+            self.tower.resize(graphs.n_items)
+        return {"items with a graph-neighbour prior": int(hit[growth.n_items:graphs.n_items].sum())}
 
     def _update_vectors(self) -> tuple[Tensor, Tensor]:
         """``(fused users [U, d], fused items [I, d])``: the vectors of ``score``."""
@@ -363,7 +363,7 @@ class KGPLM(Recommender):
 
     def _init_new_items(self, graphs: Any, growth: Any) -> dict[str, int]:
         """New items were set by :meth:`_grow` (graph neighbours' mean; text from the tower)."""
-        return {"items with a KG prior": 0, "folded-in items": 0}
+        return {"folded-in items": 0}
 
     def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
         """Users: layer-0 graph rows ``e`` with ``e / (K + 1) + c = x`` (LightGCN's eq. 8, ``c`` the
