@@ -48,8 +48,11 @@ from kgzoo.metrics.ranking import topk_metrics
 #: every row a train row: the temporal cut is the split (no valid or test part inside a dataset)
 ALL_TRAIN = EvalProtocol(task="topk", split="random", ratios=(1.0, 0.0, 0.0))
 #: the study's KGPLM: the KG in the graph (the update's form; the zoo config's TransE vectors are
-#: not extended by an update) and no attributes (an update gives new items none)
+#: not extended by an update), no attributes (an update gives new items none), 2 graph layers (the
+#: config has 3; for time)
 OVERRIDES = {"kgplm": {"kg_encoder": "ckg", "use_attributes": False, "n_layers": 2}}
+#: the update's counts kept in the results (by key prefix)
+REPORTED = ("new ", "folded-in", "items with", "base entities", "update interactions")
 
 
 def frames(cut: tuple[float, float]) -> dict[str, pd.DataFrame]:
@@ -174,8 +177,7 @@ def main() -> None:
                               seed=args.seed)
             row[label] = {**evaluate(up.model, up.datamodule, seen, test, users, items, base_users),
                           "update s": up.report["seconds"],
-                          **{k: v for k, v in up.report.items() if k.startswith(("new ", "folded-in", "items with",
-                                                                                  "update interactions"))}}
+                          **{k: v for k, v in up.report.items() if k.startswith(REPORTED)}}
         retrained, dm3, t_full = train(name, full_name, epochs[name], args.seed)
         row["c: retrain"] = {**evaluate(retrained, dm3, seen, test, users, items, base_users), "retrain s": t_full}
         results.append(row)

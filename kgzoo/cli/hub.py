@@ -115,7 +115,8 @@ def update_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fine-tune's sampling (default 0)")
     p.add_argument("--name", default=None, help="the extended dataset's name (default '<base>+update-<sha>')")
     p.add_argument("--min-text-match", type=float, default=MIN_TEXT_MATCH,
-                   help=f"least share of the new items that item text must name (default {MIN_TEXT_MATCH}; 0 accepts any)")
+                   help=f"least share of the new items that item text must name (default {MIN_TEXT_MATCH}; "
+                        "0 accepts any)")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
 
 

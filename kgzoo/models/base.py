@@ -384,7 +384,8 @@ class Recommender(L.LightningModule):
                              f"{self.n_items}, {self.n_entities}")
         if graphs.n_users < self.n_users or graphs.n_items < self.n_items or graphs.task != self.task:
             raise ValueError(f"{type(self).__name__}.update: graphs of {graphs.n_users} users, {graphs.n_items} items "
-                             f"(task {graphs.task}) cannot extend a model of {self.n_users}, {self.n_items} ({self.task})")
+                             f"(task {graphs.task}) cannot extend a model of {self.n_users}, {self.n_items} "
+                             f"({self.task})")
         with torch.no_grad():
             grown = self._grow(graphs, growth) or {}
         sizes = {"n_users": graphs.n_users, "n_items": graphs.n_items,

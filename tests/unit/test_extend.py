@@ -29,12 +29,13 @@ def test_new_rows_and_ids_are_appended_and_old_ids_stay():
     b = base()
     new_x = pd.DataFrame({"user": ["dee", "ann", "dee", "ann", "dee"], "item": ["d", "c", "a", "a", "d"],
                           "timestamp": [6, 7, 8, 9, 10]})
-    kg = pd.DataFrame({"head": ["d", "d", "jazz", "d", "Moon", "e"], "relation": ["city", "genre", "genre", "city", "x", "city"],
+    kg = pd.DataFrame({"head": ["d", "d", "jazz", "d", "Moon", "e"],
+                       "relation": ["city", "genre", "genre", "city", "x", "city"],
                        "tail": ["Paris", "jazz", "jazz", "Paris", "Mars", "Berlin"]})
     text = pd.DataFrame({"item": ["d", "e"], "text": ["D", "E"]})
     ext, g = extend_data(b, interactions=new_x, triples=kg, item_text=text)
     assert ext.user_ids[:b.n_users] == b.user_ids and ext.user_ids[b.n_users:] == ["dee"]
-    assert ext.item_ids[:b.n_items] == b.item_ids and ext.item_ids[b.n_items:] == ["d", "e"]  # e: a cold item (text, KG)
+    assert ext.item_ids[:b.n_items] == b.item_ids and ext.item_ids[b.n_items:] == ["d", "e"]  # e: cold (text, KG)
     assert torch.equal(ext.interactions[:b.n_interactions], b.interactions)
     assert torch.equal(ext.timestamp[:b.n_interactions], b.timestamp)
     # every base entity keeps its token under its new id; other entities moved past the 2 new items
