@@ -28,6 +28,7 @@ from ..data.datamodule import KGRecDataModule
 from ..data.extend import UPDATE_FRAMES, Growth, extend_data
 from ..data.folders import read_tables, table_roles
 from ..data.frames import Origin
+from ..data.kgdata import KGRecData
 from ..data.protocol import EvalProtocol
 from ..data.readers._io import MIN_TEXT_MATCH, DataFormatError
 from ..ops.sampling import uniform_negatives
@@ -67,11 +68,12 @@ def check_updatable(datamodule: KGRecDataModule) -> None:
                          "retrain on the extended data")
 
 
-def new_train_pairs(datamodule: KGRecDataModule, growth: Growth) -> torch.Tensor:
-    """BoolTensor ``[N_train]``: the extended split's train pairs that the update added."""
-    x = datamodule.data.interactions
-    I = datamodule.data.n_items
-    added = x[growth.new_interactions]
+def new_train_pairs(datamodule: KGRecDataModule, data: KGRecData, growth: Growth) -> torch.Tensor:
+    """BoolTensor ``[N_train]``: the train pairs of ``datamodule`` (the split of ``data``, the
+    extended data) that the update added (``growth.new_interactions``, rows of ``data``; matched
+    by (user, item), as the protocol's preparation may drop rows)."""
+    I = data.n_items
+    added = data.interactions[growth.new_interactions]
     t = datamodule.train_interactions
     return torch.isin(t[:, 0] * I + t[:, 1], added[:, 0] * I + added[:, 1])
 
@@ -162,7 +164,7 @@ def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataF
     model.eval()
     report: dict[str, Any] = dict(growth.counts)
     report.update(model.update(dm.graphs(), growth, pretrain_extras(model, dm)))
-    new = new_train_pairs(dm, growth)
+    new = new_train_pairs(dm, data, growth)
     report["new train pairs"] = int(new.sum())
     report["fine-tune"] = fine_tune(model, dm, new, epochs, replay, seed)
     report["seconds"] = time.perf_counter() - start
