@@ -160,3 +160,22 @@ def test_a_cold_item_starts_at_the_mean_of_the_items_sharing_its_kg_entity():
     g1 = [dm.data.item_ids.index(f"i{k}") for k in range(20) if k % 4 == 1]
     want = model.item_emb.weight[g1].mean(0)
     assert torch.allclose(model.item_emb.weight[20], want, atol=1e-6)
+
+
+def test_new_train_pairs_follow_the_protocols_rating_threshold():
+    """A threshold drops low-rated rows when the extended data is prepared: the fine-tune's new
+    pairs are the kept ones (matched on the extended rows, not on positions)."""
+    x, kg = frames()
+    x["rating"] = np.where(np.arange(len(x)) % 3 == 0, 1.0, 5.0)
+    data = build_from_frames(x, triples=kg, name="tiny-rated")
+    data.source_checksums = {"in-memory": content_checksum(data)}
+    dm = KGRecDataModule.from_data(data, batch_size=32, protocol=kgzoo.EvalProtocol(threshold=4.0))
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    new = NEW_X.assign(rating=[5.0, 1.0, 5.0, 5.0, 1.0, 5.0])
+    up = update_model(model, dm, interactions=new, epochs=1)
+    t = up.datamodule.train_interactions
+    ids = up.datamodule.data
+    kept = {(ids.user_ids.index(u), ids.item_ids.index(i)) for u, i, r in new[["user", "item", "rating"]].values
+            if r >= 4.0}
+    train = {tuple(p) for p in t.tolist()}
+    assert up.report["new train pairs"] == len(kept & train) > 0
