@@ -13,6 +13,7 @@ run function (nothing registers itself by being imported):
 ``recommend``  :mod:`kgzoo.cli.hub`: top-K of a pretrained model for raw user ids
 ``pretrained`` :mod:`kgzoo.cli.hub`: the pretrained weights
 ``export``     :mod:`kgzoo.cli.hub`: every user's top-K (Parquet) and embeddings with raw ids
+``update``     :mod:`kgzoo.cli.hub`: fold new interactions, triples, items and users into a checkpoint
 =============  ======================================================================
 
 Every subcommand takes ``--import MODULE_OR_FILE`` (repeatable): the module (a dotted name or
@@ -67,6 +68,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("pretrained", "list the pretrained weights", hub.pretrained_arguments, hub.pretrained_command),
     Command("export", "write top-K lists per user (Parquet) and embeddings (safetensors) with raw ids, from a "
                       "checkpoint or pretrained weights", hub.export_arguments, hub.export_command),
+    Command("update", "fold new interactions, triples, items and users into a trained model without retraining it "
+                      "(--ckpt_path CKPT --data NEW --out DIR [--epochs N]); writes a new checkpoint",
+            hub.update_arguments, hub.update_command),
 )
 
 

@@ -3,17 +3,22 @@
 ``kgzoo recommend --model lightgcn/ml-100k-kg --user 196 -k 10`` prints the user's top-10
 unseen items with their titles; ``kgzoo pretrained [PATTERN]`` lists the weights;
 ``kgzoo export --model NAME_OR_CHECKPOINT --top-k 10 --out DIR`` writes every user's top-K
-(Parquet) and, for inner-product models, the embeddings with raw-id maps (:mod:`kgzoo.hub.export`).
+(Parquet) and, for inner-product models, the embeddings with raw-id maps (:mod:`kgzoo.hub.export`);
+``kgzoo update --ckpt_path CKPT --data NEW --out DIR [--epochs N]`` folds new interactions,
+triples, items and users into a trained model and writes a new checkpoint (:mod:`kgzoo.hub.update`).
 """
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.console import Console
 from rich.table import Table
 
 from ..hub import list_pretrained, load_pretrained
 from ..hub.export import EXCLUDE, export, open_model
+from ..hub.checkpoint import update_checkpoint
+from ..data.readers._io import MIN_TEXT_MATCH
 
 
 def recommend_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,4 +99,40 @@ def export_command(args: argparse.Namespace) -> int:
         console.print(f"  {f}")
     if "ann" in summary:
         console.print(f"  ANN recall@{args.top_k} against exact search: {summary['ann'][f'recall@{args.top_k}']:.4f}")
+    return 0
+
+
+def update_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``kgzoo update``."""
+    p.add_argument("--ckpt_path", required=True, help="a checkpoint file (kgzoo bench/fit/tune, or kgzoo update)")
+    p.add_argument("--data", required=True, nargs="+", metavar="FOLDER_OR_FILES",
+                   help="the new rows: a folder or .csv/.tsv/.parquet files with named columns "
+                        "(user,item[,rating,timestamp] / head,relation,tail / item,entity / item,text), raw ids")
+    p.add_argument("--out", required=True, help="output folder (created): update.ckpt and update.json")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="fine-tuning epochs on the new train pairs plus a replay sample (default 0: fold-in only)")
+    p.add_argument("--replay", type=float, default=1.0, help="base train pairs replayed per new pair (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fine-tune's sampling (default 0)")
+    p.add_argument("--name", default=None, help="the extended dataset's name (default '<base>+update-<sha>')")
+    p.add_argument("--min-text-match", type=float, default=MIN_TEXT_MATCH,
+                   help=f"least share of the new items that item text must name (default {MIN_TEXT_MATCH}; "
+                        "0 accepts any)")
+    p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
+
+
+def update_command(args: argparse.Namespace) -> int:
+    """``kgzoo update``: writes ``<out>/update.ckpt`` and ``<out>/update.json`` (the report), prints
+    the counts; returns 0."""
+    path, up = update_checkpoint(args.ckpt_path, args.data, args.out, epochs=args.epochs, replay=args.replay,
+                                 seed=args.seed, min_text_match=args.min_text_match, name=args.name, root=args.root)
+    report = {**up.report, "checkpoint": str(path), "dataset": up.datamodule.dataset,
+              "fingerprint": up.datamodule.fingerprint}
+    (path.parent / "update.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    console = Console()
+    console.print(f"{type(up.model).__name__} on {up.datamodule.dataset}: {up.report['new users']} new users, "
+                  f"{up.report['new items']} new items, {up.report.get('new interactions', 0)} new interactions, "
+                  f"{up.report.get('new triples', 0)} new triples in {up.report['seconds']:.1f} s -> {path}")
+    for k, v in up.report.items():
+        if k.startswith("update ") and v:
+            console.print(f"  dropped: {k[7:]}: {v}")
     return 0

@@ -75,6 +75,37 @@ def dedup_social(data: KGRecData) -> KGRecData:
     return data.replace(social=s[keep], cleaning=rep)
 
 
+def reaches_items(triples: Tensor, n_entities: int, n_items: int) -> Tensor:
+    """BoolTensor ``[M]``: whether each triple (LongTensor ``[M, 3]``) lies in a connected component
+    of the undirected KG that holds an item (entities ``0..n_items-1``); components from
+    :func:`scipy.sparse.csgraph.connected_components`."""
+    if not triples.numel():
+        return torch.zeros(0, dtype=torch.bool)
+    h, tl = triples[:, 0].numpy(), triples[:, 2].numpy()
+    adj = sp.coo_matrix((np.ones(len(h), dtype=np.int8), (h, tl)), shape=(n_entities, n_entities))
+    _, comp = connected_components(adj, directed=False)
+    comp = torch.from_numpy(comp.astype(np.int64))
+    item_comp = torch.zeros(int(comp.max()) + 1, dtype=torch.bool)
+    item_comp[comp[:n_items]] = True
+    return item_comp[comp[triples[:, 0]]]
+
+
+def drop_unused_entities(triples: Tensor, n_entities: int, n_fixed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Renumber entities so that those in no triple go, except the first ``n_fixed`` (which keep
+    their ids; the others keep their order).
+
+    Returns:
+        ``(triples LongTensor [M, 3] renumbered, used BoolTensor [E], new_id LongTensor [E])``
+        (``new_id`` is meaningful where ``used``).
+    """
+    used = torch.zeros(n_entities, dtype=torch.bool)
+    used[:n_fixed] = True
+    used[triples[:, 0]] = True
+    used[triples[:, 2]] = True
+    new_id = torch.cumsum(used.long(), 0) - 1
+    return torch.stack([new_id[triples[:, 0]], triples[:, 1], new_id[triples[:, 2]]], 1), used, new_id
+
+
 def drop_unreachable(data: KGRecData) -> KGRecData:
     """Drop triples and entities not connected to any item in the (undirected) KG.
 
@@ -86,20 +117,9 @@ def drop_unreachable(data: KGRecData) -> KGRecData:
     """
     E, I = data.n_entities, data.n_items
     t = data.triples
-    h, r, tl = t[:, 0].numpy(), t[:, 1].numpy(), t[:, 2].numpy()
-    adj = sp.coo_matrix((np.ones(len(h), dtype=np.int8), (h, tl)), shape=(E, E))
-    _, comp = connected_components(adj, directed=False)
-    comp = torch.from_numpy(comp.astype(np.int64))
-    item_comp = torch.zeros(int(comp.max()) + 1 if E else 0, dtype=torch.bool)
-    item_comp[comp[:I]] = True
-    keep_t = item_comp[comp[t[:, 0]]] if t.numel() else torch.zeros(0, dtype=torch.bool)
+    keep_t = reaches_items(t, E, I)
     t = t[keep_t]
-    used = torch.zeros(E, dtype=torch.bool)
-    used[:I] = True
-    used[t[:, 0]] = True
-    used[t[:, 2]] = True
-    new_id = torch.cumsum(used.long(), 0) - 1
-    t = torch.stack([new_id[t[:, 0]], t[:, 1], new_id[t[:, 2]]], 1)
+    t, used, new_id = drop_unused_entities(t, E, I)
     ent_ids = None if data.entity_ids is None else [e for e, u in zip(data.entity_ids, used.tolist()) if u]
     rep = _report(data, "triples: unreachable from any item", (~keep_t).sum())
     rep["entities: unreachable or unused"] = rep.get("entities: unreachable or unused", 0) + int((~used).sum())

@@ -153,11 +153,24 @@ def _table_roles(folder: Path) -> dict[str, Path]:
         DataFormatError: in a folder with an interactions table, a table whose columns match no
         role (line 1; nothing is ignored without a word) or a second table of one role.
     """
-    roles: dict[str, Path] = {}
     tables = [p for p in sorted(folder.iterdir()) if p.suffix in _TABLE_EXT and p.is_file()]
-    cols_of = {p: set(_columns(p)) for p in tables}
-    if not any({"user", "item"} <= c for c in cols_of.values()):
+    if not any({"user", "item"} <= set(_columns(p)) for p in tables):
         return {}
+    return table_roles(tables)
+
+
+def table_roles(tables: list[Path]) -> dict[str, Path]:
+    """The role of each table file (:data:`TABLE_ROLES`, by its columns).
+
+    Raises:
+        DataFormatError: a file that is not ``.csv``/``.tsv``/``.parquet`` (line 0), a table whose
+        columns match no role (line 1) or a second table of one role.
+    """
+    roles: dict[str, Path] = {}
+    for p in tables:
+        if p.suffix not in _TABLE_EXT:
+            raise DataFormatError(p, 0, None, f"not a table file (expected {', '.join(_TABLE_EXT)})")
+    cols_of = {p: set(_columns(p)) for p in tables}
     for p in tables:
         cols = cols_of[p]
         role = next((r for r, need in TABLE_ROLES if need <= cols), None)
@@ -188,6 +201,13 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataFormatError(path, int(m.group(1)) if m else 0, None, f"malformed table: {e}") from None
 
 
+def read_tables(paths: dict[str, Path]) -> tuple[dict[str, pd.DataFrame], dict[str, Origin]]:
+    """The frames of table files by role (:func:`read_table`) and their :class:`Origin` (a header
+    line above the rows of ``.csv``/``.tsv``)."""
+    frames = {r: read_table(p) for r, p in paths.items()}
+    return frames, {r: Origin(str(p), 0 if p.suffix == ".parquet" else 1) for r, p in paths.items()}
+
+
 def _tables(folder: Path):
     roles = _table_roles(folder)
     if "interactions" not in roles:
@@ -195,9 +215,7 @@ def _tables(folder: Path):
     labelled = "label" in _columns(roles["interactions"])
 
     def build(f: Path, m: float) -> KGRecData:
-        paths = {r: f / p.name for r, p in _table_roles(f).items()}
-        frames = {r: read_table(p) for r, p in paths.items()}
-        origins = {r: Origin(str(p), 0 if p.suffix == ".parquet" else 1) for r, p in paths.items()}
+        frames, origins = read_tables({r: f / p.name for r, p in _table_roles(f).items()})
         return build_from_frames(**frames, name=f.name, min_text_match=m, origins=origins)
     return build, (CTR if labelled else TOPK)
 

@@ -10,7 +10,7 @@ DataModule's identity (dataset, protocol, KG ablation, seed, batch sizes) and kg
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -19,10 +19,12 @@ from ..data.datasets import list_datasets
 from ..data.download import sha256_file
 from ..data.link import KGLinkDataModule
 from ..data.protocol import check_fingerprint
+from ..data.readers._io import MIN_TEXT_MATCH
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS, load_plugins
 from .manifest import PretrainedError, PretrainedSpec
 from .pretrained import Pretrained, load_state
+from .update import Update, extended_datamodule, read_update, update_model, write_checkpoint
 
 CHECKPOINT_FORMAT = 1
 
@@ -106,12 +108,16 @@ def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
 
 def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
     """The DataModule a checkpoint's ``data`` entry describes (:func:`datamodule_arguments`), built
-    again; a KG link-prediction model's (``link`` in the entry) wraps it in its triple DataModule.
+    again; a KG link-prediction model's (``link`` in the entry) wraps it in its triple DataModule;
+    an updated model's (``update`` in the entry) is its base's extended again
+    (:func:`kgzoo.hub.update.extended_datamodule`).
 
     Raises:
         PretrainedError: see :func:`datamodule_arguments`. KeyError: a dataset this machine does not
         know (with suggestions). FileNotFoundError: a user's folder that is gone.
     """
+    if data.get("update"):  # an updated model's data: its base's, extended (kgzoo update)
+        return extended_datamodule(data, datamodule_from(data["update"]["base"], root))
     args = datamodule_arguments(data)
     base = create_datamodule(args.pop("dataset"), root=root, **args)
     link = data.get("link")
@@ -170,5 +176,30 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
     return Pretrained(spec, model, base)
 
 
+def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: str | Path, epochs: int = 0,
+                      replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
+                      name: str | None = None, root: str | None = None) -> tuple[Path, Update]:
+    """``kgzoo update``: load a checkpoint (:func:`load_checkpoint`), fold in the tables of ``data``
+    (:func:`kgzoo.hub.update.read_update`, :func:`kgzoo.hub.update.update_model`) and write
+    ``<out>/update.ckpt`` (:func:`kgzoo.hub.update.write_checkpoint`).
+
+    Returns:
+        ``(checkpoint path, Update)``.
+
+    Raises:
+        as :func:`load_checkpoint`, :func:`kgzoo.hub.update.read_update` and
+        :func:`kgzoo.hub.update.update_model`.
+    """
+    frames, origins, files = read_update(data)
+    pre = load_checkpoint(ckpt_path, root=root)
+    _, meta = checkpoint_meta(ckpt_path)
+    up = update_model(pre.model, pre.datamodule, **frames, name=name, epochs=epochs, replay=replay, seed=seed,
+                      min_text_match=min_text_match, origins=origins)
+    entry = {"base": dict(meta.get("data") or {}), "files": files, "name": up.datamodule.dataset,
+             "min_text_match": min_text_match, "epochs": epochs, "replay": replay, "seed": seed}
+    path = write_checkpoint(up.model, up.datamodule, Path(out) / "update.ckpt", entry)
+    return path, up
+
+
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_meta", "datamodule_arguments", "datamodule_from", "load_checkpoint",
-           "model_name"]
+           "model_name", "update_checkpoint"]

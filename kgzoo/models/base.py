@@ -12,6 +12,8 @@ import math
 from typing import Any, Sequence
 
 import lightning as L
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -19,6 +21,7 @@ from ..ops.csr import csr_rows
 from ..registry import MODELS
 from ..tasks import get_task
 from ..version import __version__
+from .layers.fold_in import fold_in
 
 #: constructor arguments that come from the DataModule (sizes and task), not from a config
 SIZE_KEYS = ("n_users", "n_items", "n_entities", "n_relations", "task")
@@ -328,6 +331,158 @@ class Recommender(L.LightningModule):
         clips = self._trainer is not None and (self._trainer.gradient_clip_val or 0) > 0
         fused = not clips and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+
+    # ------------------------------------------------------------------ incremental update
+    #: the fold-in's ridge weight and confidence (:func:`~kgzoo.models.layers.fold_in.fold_in`)
+    fold_in_reg: float = 1.0
+    fold_in_alpha: float = 10.0
+
+    def update(self, graphs: Any, growth: Any, extras: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Grow the model to extended data without retraining it (issue 15, part 7).
+
+        Every table of users, items, entities (and relations) grows to the sizes of ``graphs``;
+        the trained rows are copied unchanged to their ids in the extended data (users and
+        items keep theirs, entities follow ``growth.entity_map``); the graph is rebuilt by
+        :meth:`attach` (``graphs`` of the extended split: normalised adjacency, CKG, text). The
+        new rows are then initialised, without gradient:
+
+        1. new items: a prior, the mean of the final vectors of the base items that share a KG
+           entity with them (or are their KG neighbours; 0 without a KG path), refined by the
+           fold-in (:func:`~kgzoo.models.layers.fold_in.fold_in`, Hu et al. ICDM 2008) on the
+           frozen final vectors of the base users who interacted with them (per model:
+           :meth:`_init_new_items`; KGPLM: the mean of their graph neighbours' vectors, its
+           text tower gives the text source);
+        2. new users: the fold-in on the final item vectors (new items included) of their
+           train interactions; observed target the margin by which base train pairs outscore
+           the average pair (:meth:`_fold_in_target`: the model's own score scale), ridge
+           ``fold_in_reg``, confidence ``1 + fold_in_alpha``, unobserved items as zeros (Hu et
+           al.'s implicit form).
+
+        A model writes a final-space vector into its parameters with :meth:`_write_rows` (BPR: the
+        row itself; LightGCN: the layer-0 row ``e`` with ``(e + c) / (K + 1) ~ x``, ``c`` the
+        propagated rest). Fine-tuning on the new interactions is the caller's
+        (:func:`kgzoo.hub.update.update_model`).
+
+        Args:
+            graphs: the :class:`~kgzoo.data.graphs.Graphs` of the extended data's split.
+            growth: a :class:`~kgzoo.data.extend.Growth` (the base sizes and ``entity_map``
+                ``[E]``). extras: pre-computations for :meth:`attach` (text vectors).
+
+        Returns:
+            counts: ``"new users"``, ``"new items"``, ``"new entities"``, ``"folded-in users"``,
+            ``"folded-in items"`` and how many new items had a prior (``"items with a KG prior"``;
+            KGPLM: ``"items with a graph-neighbour prior"``).
+
+        Raises:
+            NotImplementedError: a model the update does not support (named; retrain it).
+            ValueError: ``graphs`` smaller than the model, or of another task.
+        """
+        self.check_update()
+        if (growth.n_users, growth.n_items, growth.n_entities) != (self.n_users, self.n_items, self.n_entities):
+            raise ValueError(f"{type(self).__name__}.update: the growth starts from {growth.n_users} users, "
+                             f"{growth.n_items} items, {growth.n_entities} entities; the model has {self.n_users}, "
+                             f"{self.n_items}, {self.n_entities}")
+        if graphs.n_users < self.n_users or graphs.n_items < self.n_items or graphs.task != self.task:
+            raise ValueError(f"{type(self).__name__}.update: graphs of {graphs.n_users} users, {graphs.n_items} items "
+                             f"(task {graphs.task}) cannot extend a model of {self.n_users}, {self.n_items} "
+                             f"({self.task})")
+        with torch.no_grad():
+            grown = self._grow(graphs, growth) or {}
+        sizes = {"n_users": graphs.n_users, "n_items": graphs.n_items,
+                 "n_entities": max(graphs.n_entities, graphs.n_items), "n_relations": graphs.n_relations}
+        for k, v in sizes.items():
+            setattr(self, k, v)
+            if k in self.hparams:
+                self.hparams[k] = v
+        self._final_cache, self._attached_fingerprint = None, None
+        self.attach(graphs, extras)
+        report = {"new users": graphs.n_users - growth.n_users, "new items": graphs.n_items - growth.n_items,
+                  "new entities": sizes["n_entities"] - growth.n_entities, **grown}
+        with torch.no_grad():
+            report.update(self._init_new_items(graphs, growth))
+            report.update(self._init_new_users(graphs, growth))
+        return report
+
+    def check_update(self) -> None:
+        """Raise where :meth:`update` cannot extend this model (the default: every model that does
+        not implement :meth:`_grow`)."""
+        if type(self)._grow is Recommender._grow:
+            raise NotImplementedError(f"{type(self).__name__} ({self.model_name}) has no incremental update: "
+                                      "retrain it on the extended data (kgzoo fit / kgzoo bench)")
+
+    def _grow(self, graphs: Any, growth: Any) -> dict[str, int] | None:
+        """Replace the id tables with ones of the sizes of ``graphs``: trained rows at their new
+        ids (:func:`~kgzoo.models.layers.fold_in.grown_rows`), new rows 0 (per model); may return
+        counts for the report."""
+        raise NotImplementedError
+
+    def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
+        """Set the parameters of ``kind`` (``"user"`` or ``"item"``) rows ``ids`` (LongTensor
+        ``[n]``) so that their final vectors are ``vectors`` FloatTensor ``[n, d]`` (exactly or,
+        for graph models, to first order; per model)."""
+        raise NotImplementedError(f"{type(self).__name__} does not write final-space vectors")
+
+    def _update_vectors(self) -> tuple[Tensor, Tensor]:
+        """``(users FloatTensor [U, d], items [I, d])``: the vectors whose inner product the model
+        scores by, for the fold-in (default :meth:`final_embeddings`)."""
+        return self.final_embeddings()
+
+    def _fold_in_target(self, growth: Any, graphs: Any, users: Tensor, items: Tensor) -> Tensor | float:
+        """The fold-in's observed target on the model's own score scale: the margin by which the
+        base train pairs outscore the average (base user, base item) pair, ``mean <e_u, e_i>``
+        over train pairs minus ``mean_u e_u . mean_i e_i``; ``1`` where that margin is not
+        positive (a model that has not learnt to rank its train pairs up)."""
+        x = graphs.train_interactions
+        old = x[(x[:, 0] < growth.n_users) & (x[:, 1] < growth.n_items)]
+        pos = (users[old[:, 0]] * items[old[:, 1]]).sum(-1).mean()
+        margin = pos - users[: growth.n_users].mean(0) @ items[: growth.n_items].mean(0)
+        return margin if float(margin) > 0 else 1.0
+
+    def _kg_item_prior(self, graphs: Any, growth: Any, items: Tensor) -> tuple[Tensor, Tensor]:
+        """``(FloatTensor [k, d], LongTensor [k])``: for the ``k`` new items, the mean of the final
+        vectors ``items`` of the base items one or two KG hops away (a shared entity), and how
+        many there are (sparse products of the KG's adjacency; 0 without a path)."""
+        I0, I1, E = growth.n_items, graphs.n_items, max(graphs.n_entities, graphs.n_items)
+        t = graphs.triples.numpy()
+        src, dst = np.concatenate([t[:, 0], t[:, 2]]), np.concatenate([t[:, 2], t[:, 0]])
+        adj = sp.csr_matrix((np.ones(src.size, dtype=np.float64), (src, dst)), shape=(E, E))
+        rows = adj[I0:I1]
+        hops = (rows + rows @ adj)[:, :I0].tocsr()  # paths to base items of length 1 and 2
+        total = np.asarray(hops.sum(1)).ravel()
+        mean = hops @ items.detach().double().numpy() / np.maximum(total, 1)[:, None]
+        return torch.from_numpy(mean).to(items.dtype), torch.from_numpy(total > 0).long()
+
+    def _init_new_items(self, graphs: Any, growth: Any) -> dict[str, int]:
+        """New items in final space: the KG prior (:meth:`_kg_item_prior`) folded in on the base
+        users who interacted with them, written by :meth:`_write_rows`."""
+        I0, I1, U0 = growth.n_items, graphs.n_items, growth.n_users
+        if I1 == I0:
+            return {"items with a KG prior": 0, "folded-in items": 0}
+        users, items = self._update_vectors()
+        prior, has = self._kg_item_prior(graphs, growth, items[:I0])
+        x = graphs.train_interactions
+        obs = x[(x[:, 1] >= I0) & (x[:, 0] < U0)]
+        mu = self._fold_in_target(growth, graphs, users, items)
+        vec = fold_in(users[:U0], obs[:, 1] - I0, obs[:, 0], I1 - I0, mu, self.fold_in_reg, self.fold_in_alpha,
+                      prior=prior)
+        seen = torch.bincount(obs[:, 1] - I0, minlength=I1 - I0) > 0
+        vec = torch.where(seen.unsqueeze(1), vec, prior)  # no interaction: the prior as it is
+        self._write_rows("item", torch.arange(I0, I1), vec)
+        return {"items with a KG prior": int(has.sum()), "folded-in items": int(seen.sum())}
+
+    def _init_new_users(self, graphs: Any, growth: Any) -> dict[str, int]:
+        """New users: the fold-in on the final item vectors of their train interactions, written by
+        :meth:`_write_rows` (a new user without a train interaction keeps 0)."""
+        U0, U1 = growth.n_users, graphs.n_users
+        if U1 == U0:
+            return {"folded-in users": 0}
+        users, items = self._update_vectors()
+        x = graphs.train_interactions
+        obs = x[x[:, 0] >= U0]
+        mu = self._fold_in_target(growth, graphs, users, items)
+        vec = fold_in(items, obs[:, 0] - U0, obs[:, 1], U1 - U0, mu, self.fold_in_reg, self.fold_in_alpha)
+        self._write_rows("user", torch.arange(U0, U1), vec)
+        return {"folded-in users": int((torch.bincount(obs[:, 0] - U0, minlength=U1 - U0) > 0).sum())}
 
     # ------------------------------------------------------------------ use
     @torch.no_grad()

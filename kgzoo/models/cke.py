@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
+from .layers.fold_in import grown_embedding, grown_rows, init_from_old_neighbours
 from .layers.translational import clamp_norm, transr_project
 from .layers.losses import bpr_loss, l2_reg
 
@@ -115,3 +116,36 @@ class CKE(Recommender):
     def score(self, users: Tensor) -> Tensor:
         """FloatTensor ``[B, I]`` = ``U[users] @ (eta + v_items)^T``."""
         return self.user(users) @ self.item_vectors().T
+
+    # ------------------------------------------------------------------ incremental update
+    def _update_vectors(self) -> tuple[Tensor, Tensor]:
+        """``(u [U, d], eta + v [I, d])``: the vectors of ``score`` (eq. 4)."""
+        return self.user.weight, self.item_vectors()
+
+    def _grow(self, graphs: Any, growth: Any) -> None:
+        """Users, item offsets and entities (by ``growth.entity_map``) grow to ``graphs``' sizes;
+        a new entity's vector starts at the mean of its base KG neighbours' (an entity a new
+        item links to keeps its own); the vectors and projections of new relations start from
+        the model's own initialisation (Xavier normal)."""
+        self.user = grown_embedding(self.user, torch.arange(growth.n_users), graphs.n_users)
+        self.item = grown_embedding(self.item, torch.arange(growth.n_items), graphs.n_items)
+        E1 = max(graphs.n_entities, graphs.n_items)
+        ent = grown_rows(self.entity.weight, growth.entity_map, E1)
+        old = torch.zeros(E1, dtype=torch.bool)
+        old[growth.entity_map] = True
+        t = graphs.triples
+        init_from_old_neighbours(ent, old, t[:, 0], t[:, 2])
+        self.entity = nn.Embedding.from_pretrained(ent, freeze=False)
+        R0, R1 = self.relation.weight.shape[0], max(1, graphs.n_relations)
+        if R1 > R0:
+            rel = nn.init.xavier_normal_(torch.empty(R1 - R0, self.relation.weight.shape[1]))
+            proj = nn.init.xavier_normal_(torch.empty(R1 - R0, *self.proj.shape[1:]))
+            self.relation = nn.Embedding.from_pretrained(torch.cat([self.relation.weight.detach(), rel]), freeze=False)
+            self.proj = nn.Parameter(torch.cat([self.proj.detach(), proj]))
+
+    def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
+        """Users: ``u`` itself; items: the offset ``eta = x - v`` (the entity vector kept)."""
+        if kind == "user":
+            self.user.weight[ids] = vectors
+        else:
+            self.item.weight[ids] = vectors - self.entity.weight[ids]

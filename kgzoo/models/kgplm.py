@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..registry import MODELS, register_model
 from .base import Recommender
 from .layers.features import FeatureEmbedding, feature_sizes
+from .layers.fold_in import grown_rows, init_from_old_neighbours
 from .layers.fusion import create_fusion
 from .layers.graph_encoder import GraphEncoder
 from .layers.losses import bpr_loss, l2_reg
@@ -304,3 +305,70 @@ class KGPLM(Recommender):
             g = self.graph()
             items = self._all_items(g)
         return self._users(g, users) @ items.T
+
+    # ------------------------------------------------------------------ incremental update
+    def check_update(self) -> None:
+        """The update grows the graph encoder's node table and the text tower; it needs a graph
+        whose layer-0 rows enter the output linearly (``lightgcn`` or ``none``) and the KG in
+        the graph (not a frozen KG embedding model's vectors).
+
+        Raises:
+            NotImplementedError: another graph encoder or ``kg_encoder`` (retrain instead).
+        """
+        if self.graph.kind not in ("lightgcn", "none") or self.kge:
+            raise NotImplementedError(f"{type(self).__name__} (kgplm) with graph={self.graph.kind!r}, "
+                                      f"kg_encoder={self.kg_encoder!r} has no "
+                                      "incremental update (it needs graph='lightgcn' or 'none' and kg_encoder='ckg'): "
+                                      "retrain it on the extended data (kgzoo fit / kgzoo bench)")
+
+    def _node_layout(self, n_entities: int, n_items: int) -> int:
+        """The first user node: entities (items first) then users with the KG in the graph, items
+        then users without."""
+        return n_entities if self.use_kg else n_items
+
+    def _grow(self, graphs: Any, growth: Any) -> dict[str, int]:
+        """The graph encoder's nodes (entities by ``growth.entity_map``, then users) and the text
+        tower grow to ``graphs``' sizes. A new entity or item node starts at the mean of its
+        base neighbours' layer-0 vectors in the extended graph (KG triples and the train
+        interactions of base users): the inductive "mean of the neighbours" of GraphSAGE
+        (Hamilton et al., NeurIPS 2017, eq. 1, mean aggregator); its text source comes from the
+        text tower; new users are folded in afterwards (:meth:`Recommender.update`)."""
+        E1 = max(graphs.n_entities, graphs.n_items)
+        first_user = self._node_layout(E1, graphs.n_items)
+        if self.use_kg:
+            ent_map = growth.entity_map
+        else:
+            ent_map = torch.arange(growth.n_items)
+        index = torch.cat([ent_map, first_user + torch.arange(growth.n_users)])
+        table = grown_rows(self.graph.embedding.weight, index, first_user + graphs.n_users)
+        old = torch.zeros(table.shape[0], dtype=torch.bool)
+        old[index] = True
+        ui = graphs.train_interactions
+        src, dst = [ui[:, 1]], [ui[:, 0] + first_user]
+        if self.use_kg:
+            src.append(graphs.triples[:, 0])
+            dst.append(graphs.triples[:, 2])
+        hit = init_from_old_neighbours(table, old, torch.cat(src), torch.cat(dst),
+                                       settable=torch.arange(table.shape[0]) < first_user)  # users: folded in later
+        self.graph.embedding = nn.Embedding.from_pretrained(table, freeze=False)
+        self.graph.n_nodes, self.user_offset = table.shape[0], first_user
+        if self.tower is not None:
+            self.tower.resize(graphs.n_items)
+        return {"items with a graph-neighbour prior": int(hit[growth.n_items:graphs.n_items].sum())}
+
+    def _update_vectors(self) -> tuple[Tensor, Tensor]:
+        """``(fused users [U, d], fused items [I, d])``: the vectors of ``score``."""
+        g = self.graph()
+        return self._users(g, torch.arange(self.n_users)), self._all_items(g)
+
+    def _init_new_items(self, graphs: Any, growth: Any) -> dict[str, int]:
+        """New items were set by :meth:`_grow` (graph neighbours' mean; text from the tower)."""
+        return {"folded-in items": 0}
+
+    def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
+        """Users: layer-0 graph rows ``e`` with ``e / (K + 1) + c = x`` (LightGCN's eq. 8, ``c`` the
+        row's propagated vector while ``e = 0``); the user fusion of a single source (no
+        attributes, no friends) is that source, so the fused vector is ``x`` to first order."""
+        nodes = ids + self.user_offset
+        rest = self.graph()[nodes]
+        self.graph.embedding.weight[nodes] = (self.graph.n_layers + 1) * (vectors - rest)

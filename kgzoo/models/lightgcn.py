@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
+from .layers.fold_in import grown_embedding
 from .layers.losses import bpr_loss, l2_reg
 from .layers.propagation import LightGCNConv, SparseAdj
 
@@ -79,3 +80,18 @@ class LightGCN(Recommender):
         """``(users [U, d], items [I, d])``: the propagated embeddings (eq. 8); score is eq. 9."""
         emb = self.propagate()
         return emb[: self.n_users], emb[self.n_users:]
+
+    def _grow(self, graphs: Any, growth: Any) -> None:
+        """The node table (users, then items) grows to ``graphs``' sizes; trained rows keep their
+        users and items (the items' rows move up past the new users)."""
+        U0, I0, U1 = growth.n_users, growth.n_items, graphs.n_users
+        index = torch.cat([torch.arange(U0), U1 + torch.arange(I0)])
+        self.embedding = grown_embedding(self.embedding, index, U1 + graphs.n_items)
+
+    def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
+        """Layer-0 rows ``e`` with ``e / (K + 1) + c = x`` (eq. 8), ``c`` the row's propagated
+        vector while ``e = 0`` (the paths from the other nodes); exact but for the paths that
+        leave the node and come back (2 or more hops), which ``e`` also feeds."""
+        nodes = ids if kind == "user" else ids + self.n_users
+        rest = self.propagate()[nodes]
+        self.embedding.weight[nodes] = (self.n_layers + 1) * (vectors - rest)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import Recommender
+from .layers.fold_in import grown_embedding
 from .layers.losses import bpr_loss, l2_reg
 
 
@@ -41,3 +42,12 @@ class BPRMF(Recommender):
     def final_embeddings(self) -> tuple[Tensor, Tensor]:
         """``(E_u [U, d], E_i [I, d])``: score ``<e_u, e_i>`` (section 5.1)."""
         return self.user_emb.weight, self.item_emb.weight
+
+    def _grow(self, graphs: Any, growth: Any) -> None:
+        """The user and item tables grow to ``graphs``' sizes; trained rows keep their ids."""
+        self.user_emb = grown_embedding(self.user_emb, torch.arange(growth.n_users), graphs.n_users)
+        self.item_emb = grown_embedding(self.item_emb, torch.arange(growth.n_items), graphs.n_items)
+
+    def _write_rows(self, kind: str, ids: Tensor, vectors: Tensor) -> None:
+        """The rows themselves are the final vectors (section 5.1)."""
+        (self.user_emb if kind == "user" else self.item_emb).weight[ids] = vectors

@@ -140,8 +140,8 @@ CASES = [pytest.param(n, "topk", id=n) for n in kgzoo.list_models() if n not in 
         [pytest.param(n, "impression", id=f"{n}-impression") for n in impression_models() + ["pop"]]
 
 
-def build(name: str, task: str) -> tuple[torch.nn.Module, L.LightningDataModule]:
-    """``kgzoo.create_model(name, datamodule=dm)`` on the tiny data, and the DataModule the
+def build(name: str, task: str, **over) -> tuple[torch.nn.Module, L.LightningDataModule]:
+    """``kgzoo.create_model(name, datamodule=dm, **over)`` on the tiny data, and the DataModule the
     model trains on (a link model's triple DataModule)."""
     if task == "impression":
         dm = ImpressionDataModule.from_data(DATA, LOG, batch_size=8, eval_batch_size=5)
@@ -149,7 +149,7 @@ def build(name: str, task: str) -> tuple[torch.nn.Module, L.LightningDataModule]
         dm = KGRecDataModule.from_data(DATA, protocol=kgzoo.EvalProtocol(task=task, ratios=(0.6, 0.2, 0.2)),
                                        batch_size=64, eval_batch_size=5)
     known = model_hparams(MODELS.get(name))
-    model = kgzoo.create_model(name, datamodule=dm, **{k: v for k, v in SHORT.items() if k in known})
+    model = kgzoo.create_model(name, datamodule=dm, **{k: v for k, v in SHORT.items() if k in known}, **over)
     if model.task == "link":  # the task decides the DataModule
         dm = create_datamodule_for(model, dm)
         dm.batch_size, dm.eval_batch_size = 64, 5
@@ -345,3 +345,37 @@ def test_export_lists_are_the_models_own_top_k(name, text_home, tmp_path):
     assert top["user_id"].tolist() == ["u3"] * 4 + ["u0"] * 4 + ["u17"] * 4
     assert top["item_id"].tolist() == [f"i{i}" for i in items.flatten().tolist()], name
     assert ("embeddings.safetensors" in summary["files"]) == model.has_final_embeddings()
+
+
+@pytest.mark.parametrize("name, over", [pytest.param(n, {}, id=n) for n in kgzoo.list_models()
+                                        if MODELS.get(n).task not in ("link", "impression")]
+                         + [pytest.param("kgplm", {"kg_encoder": "ckg"}, id="kgplm-ckg")])
+def test_update_grows_the_model_or_says_to_retrain(name, over, text_home):
+    """``update_model`` (issue 15, part 7) with a new user, a new item (text, a KG link) and a new
+    triple: a model either grows (the new user scores every item, parameters that did not grow
+    unchanged) or raises ``NotImplementedError`` naming it and saying to retrain (KGPLM's zoo
+    config, a TransE ``kg_encoder``, says so; with the KG in the graph it grows)."""
+    from kgzoo.hub.update import update_model
+
+    model, dm = build(name, "topk", **over)
+    fit_one_step(model, dm)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    new = pd.DataFrame({"user": ["new", "new", "new", "u1"], "item": ["i1", "i2", "fresh", "fresh"]})
+    kg = pd.DataFrame({"head": ["fresh"], "relation": ["genre"], "tail": ["e31"]})
+    text = pd.DataFrame({"item": ["fresh"], "text": ["film 99: a story about cats"]})
+    try:
+        up = update_model(model, dm, interactions=new, triples=kg, item_text=text)
+    except NotImplementedError as e:
+        assert "retrain" in str(e) and type(model).__name__ in str(e) and not over, str(e)
+        return
+    assert (up.model.n_users, up.model.n_items) == (U + 1, I + 1)
+    with torch.no_grad():
+        up.model.prepare_scoring()
+        scores = up.model.score(torch.tensor([U, 0]))
+        up.model.end_scoring()
+    assert scores.shape == (2, I + 1) and bool(torch.isfinite(scores).all())
+    after = up.model.state_dict()
+    for k, v in before.items():
+        if k in after and after[k].shape == v.shape and v.is_floating_point():
+            assert torch.equal(after[k], v), f"{name}: {k} changed"

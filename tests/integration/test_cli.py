@@ -163,7 +163,7 @@ def test_cli_commands_are_an_explicit_table():
     import kgzoo.cli as cli
 
     assert [c.name for c in cli.COMMANDS] == ["data", "bench", "reproduce", "tune", "fit", "test", "recommend",
-                                             "pretrained", "export"]
+                                             "pretrained", "export", "update"]
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert list(sub.choices) == [c.name for c in cli.COMMANDS]
     parse = cli.build_parser().parse_args  # every subcommand takes --import (repeatable)

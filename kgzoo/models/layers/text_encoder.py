@@ -283,6 +283,24 @@ class ItemTextEmbedding(nn.Module):
         self.ready.fill_(True)
         self._key = key
 
+    def resize(self, n_items: int) -> None:
+        """Grow to ``n_items >= I`` items (an incremental update): the buffers keep their rows,
+        the new rows are empty until the next :meth:`set_texts` (with vectors, which it then
+        reads again for every item).
+
+        Raises:
+            ValueError: ``n_items < I``.
+        """
+        if n_items < self.n_items:
+            raise ValueError(f"ItemTextEmbedding.resize: {n_items} < {self.n_items} items")
+        for name in ("cache", "has_text", "input_ids", "attention_mask"):
+            buf = getattr(self, name, None)
+            if buf is not None:
+                out = buf.new_zeros((n_items, *buf.shape[1:]))
+                out[: self.n_items] = buf
+                setattr(self, name, out)
+        self.n_items, self._key = int(n_items), None
+
     def vectors_request(self) -> dict[str, Any]:
         """The identity of the pre-trained vectors :meth:`set_texts` needs (the encoder's model,
         pooling, normalisation, ``max_length`` and batch size), for

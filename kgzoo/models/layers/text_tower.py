@@ -137,6 +137,16 @@ class TextTower(nn.Module):
         with torch.no_grad():  # "no text" starts at the centre of the items' text: whitened, 0
             self.text.no_text.copy_(mu)
 
+    def resize(self, n_items: int) -> None:
+        """Grow to ``n_items`` items (an incremental update): :meth:`ItemTextEmbedding.resize`, and the
+        whitened table is made again on the next lookup.
+
+        Raises:
+            ValueError: fewer items than now.
+        """
+        self.text.resize(n_items)
+        self._white = None
+
     def _whitened(self, vec: Tensor) -> Tensor:
         return (vec - self.whiten_mean.to(vec.dtype)) @ self.whiten_map.to(vec.dtype)
 

@@ -1,0 +1,240 @@
+"""Incremental updates: fold new interactions, triples, items and users into a trained model
+without retraining it (issue 15, part 7; ``kgzoo update``).
+
+:func:`update_model` extends the model's data (:func:`kgzoo.data.extend.extend_data`: every id
+kept, new ones appended), builds the extended data's DataModule under the same protocol, grows
+the model (:meth:`kgzoo.models.base.Recommender.update`: trained rows unchanged, graphs rebuilt,
+new rows by fold-in and KG/graph neighbours) and optionally fine-tunes it for a few epochs on the
+new train interactions plus a replay sample of the base ones (against forgetting: experience
+replay, Rolnick et al., NeurIPS 2019). :func:`update_checkpoint` does it for a checkpoint file and
+writes a new self-describing checkpoint (:func:`write_checkpoint`) whose data entry names the base's
+entry and the update's files, so that :func:`kgzoo.load_checkpoint` rebuilds the extended data from
+the path alone (:func:`extended_datamodule`); :func:`kgzoo.hub.checkpoint.update_checkpoint` is
+``kgzoo update``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import pandas as pd
+import torch
+
+from ..api import pretrain_extras
+from ..data.datamodule import KGRecDataModule
+from ..data.extend import UPDATE_FRAMES, Growth, extend_data
+from ..data.folders import read_tables, table_roles
+from ..data.frames import Origin
+from ..data.kgdata import KGRecData
+from ..data.protocol import EvalProtocol
+from ..data.readers._io import MIN_TEXT_MATCH, DataFormatError
+from ..ops.sampling import uniform_negatives
+
+
+@dataclass
+class Update:
+    """The result of :func:`update_model`.
+
+    Attributes:
+        model: the grown (and fine-tuned) model, in eval mode. datamodule: the extended data's
+        :class:`KGRecDataModule` (set up). growth: how the ids grew. report: counts (new users,
+        items, entities, rows, cleaning) and ``seconds`` (wall clock of the update).
+    """
+
+    model: Any
+    datamodule: KGRecDataModule
+    growth: Growth
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def check_updatable(datamodule: KGRecDataModule) -> None:
+    """Refuse data an update cannot extend with stable ids.
+
+    Raises:
+        ValueError: a task other than ``topk``, a k-core protocol (its filter could renumber
+        users and items), a KG ablation other than ``real`` (retrain on the extended data).
+    """
+    p = datamodule.protocol
+    if p.task != "topk":
+        raise ValueError(f"update: the {p.task} task has no incremental update (topk only); retrain")
+    if p.k_core > 0:
+        raise ValueError(f"update: the protocol's k-core filter (k_core={p.k_core}) could renumber users and items of "
+                         "the extended data; retrain on it instead")
+    if datamodule.kg_ablation_kind != "real":
+        raise ValueError(f"update: a model trained under KG ablation {datamodule.kg_ablation_kind!r} is not extended; "
+                         "retrain on the extended data")
+
+
+def new_train_pairs(datamodule: KGRecDataModule, data: KGRecData, growth: Growth) -> torch.Tensor:
+    """BoolTensor ``[N_train]``: the train pairs of ``datamodule`` (the split of ``data``, the
+    extended data) that the update added (``growth.new_interactions``, rows of ``data``; matched
+    by (user, item), as the protocol's preparation may drop rows)."""
+    I = data.n_items
+    added = data.interactions[growth.new_interactions]
+    t = datamodule.train_interactions
+    return torch.isin(t[:, 0] * I + t[:, 1], added[:, 0] * I + added[:, 1])
+
+
+def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs: int, replay: float = 1.0,
+              seed: int = 0) -> dict[str, Any]:
+    """A few epochs of the model's own loss on the new train pairs plus a replay sample.
+
+    Each epoch draws ``replay x |new|`` base train pairs uniformly (a new sample per epoch),
+    shuffles them with the new pairs, pairs each with a uniform negative item that is not a
+    train positive of its user, and takes Adam steps (:meth:`configure_optimizers`) on batches
+    of ``datamodule.batch_size`` rows (with ``kg_batch_size`` corrupted KG triples each for a
+    model with a KG loss).
+
+    Args:
+        model: a :class:`~kgzoo.models.base.Recommender` attached to ``datamodule``'s graphs.
+        new: BoolTensor ``[N_train]``: the new rows of ``datamodule.train_interactions``.
+        epochs: passes over the new pairs (0: none). replay: base pairs per new pair.
+        seed: seed of the sampling.
+
+    Returns:
+        ``{"epochs", "rows per epoch", "last loss"}``.
+
+    Raises:
+        ValueError: ``epochs < 0`` or ``replay < 0``.
+    """
+    if epochs < 0 or replay < 0:
+        raise ValueError(f"fine_tune: epochs={epochs} and replay={replay} must be >= 0")
+    pairs, old = datamodule.train_interactions[new], datamodule.train_interactions[~new]
+    out: dict[str, Any] = {"epochs": epochs, "rows per epoch": 0, "last loss": None}
+    opt = model.configure_optimizers()
+    if epochs == 0 or not pairs.shape[0] or opt is None:
+        return out
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    bs = datamodule.batch_size
+    for _ in range(epochs):
+        n_rep = min(int(round(replay * pairs.shape[0])), old.shape[0])
+        rows = torch.cat([pairs, old[torch.randint(old.shape[0], (n_rep,), generator=g)]]) if n_rep else pairs
+        rows = rows[torch.randperm(rows.shape[0], generator=g)]
+        neg = uniform_negatives(rows[:, 0], datamodule.n_items, datamodule.bpr_sampler.known, g)
+        for s in range(0, rows.shape[0], bs):
+            batch = {"user": rows[s:s + bs, 0], "pos_item": rows[s:s + bs, 1], "neg_item": neg[s:s + bs]}
+            if getattr(model, "uses_kg_batches", False) and datamodule.data.n_triples:
+                batch.update(datamodule.kg_sampler.sample(datamodule.kg_batch_size, g))
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out["rows per epoch"], out["last loss"] = int(rows.shape[0]), float(loss.detach())
+    model.eval()
+    return out
+
+
+def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataFrame | None = None,
+                 triples: pd.DataFrame | None = None, links: pd.DataFrame | None = None,
+                 item_text: pd.DataFrame | None = None, name: str | None = None, epochs: int = 0,
+                 replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
+                 origins: dict[str, Origin] | None = None) -> Update:
+    """Fold new data into a trained model (module docstring).
+
+    Args:
+        model: a trained model attached to ``datamodule`` (``kgzoo.load_checkpoint(...).model``).
+        datamodule: its data. interactions, triples, links, item_text: the new rows, frames of
+            raw ids (:func:`kgzoo.data.extend.extend_data`).
+        name: the extended dataset's name. epochs, replay, seed: :func:`fine_tune` (``epochs=0``:
+            the closed-form update alone). min_text_match, origins: as :func:`extend_data`.
+
+    Returns:
+        :class:`Update` (model in eval mode; ``report["seconds"]`` the wall clock of extending,
+        growing and fine-tuning).
+
+    Raises:
+        ValueError: see :func:`check_updatable`. NotImplementedError: a model without an update
+        (named). DataFormatError: a bad frame (frame or file, line, field).
+    """
+    start = time.perf_counter()
+    datamodule.setup()
+    check_updatable(datamodule)
+    model.check_update()
+    data, growth = extend_data(datamodule.data, interactions, triples, links, item_text, name=name,
+                               min_text_match=min_text_match, origins=origins)
+    dm = KGRecDataModule.from_data(data, protocol=datamodule.protocol, batch_size=datamodule.batch_size,
+                                   eval_batch_size=datamodule.eval_batch_size, kg_batch_size=datamodule.kg_batch_size,
+                                   seed=datamodule.seed)
+    dm.setup()
+    dm.adapt_to(model)
+    model.eval()
+    report: dict[str, Any] = dict(growth.counts)
+    report.update(model.update(dm.graphs(), growth, pretrain_extras(model, dm)))
+    new = new_train_pairs(dm, data, growth)
+    report["new train pairs"] = int(new.sum())
+    report["fine-tune"] = fine_tune(model, dm, new, epochs, replay, seed)
+    report["seconds"] = time.perf_counter() - start
+    return Update(model, dm, growth, report)
+
+
+def read_update(paths: Sequence[str | Path]) -> tuple[dict[str, pd.DataFrame], dict[str, Origin], dict[str, str]]:
+    """The update's frames from a folder or table files (``.csv``/``.tsv``/``.parquet``, each
+    file's role given by its columns, :data:`kgzoo.data.folders.TABLE_ROLES`).
+
+    Returns:
+        ``(frames, origins, files)``: role -> DataFrame, role -> :class:`Origin`, role ->
+        absolute path.
+
+    Raises:
+        FileNotFoundError: a path that does not exist. DataFormatError: a file that is no table,
+        whose columns match no role or one an update does not take (social ties, attributes:
+        retrain), or a second table of one role; no table at all.
+    """
+    files: list[Path] = []
+    for given in paths:
+        p = Path(given).expanduser().resolve()
+        if not p.exists():
+            raise FileNotFoundError(f"update data {given}: no such file or folder")
+        files += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")) if p.is_dir() else [p]
+    roles = table_roles(files)
+    for role, p in roles.items():
+        if role not in UPDATE_FRAMES:
+            raise DataFormatError(p, 1, None, f"a {role} table: an update takes {', '.join(UPDATE_FRAMES)} (retrain to "
+                                  "change social ties or attributes)")
+    if not roles:
+        raise DataFormatError(paths[0] if paths else "", 0, None, "no table to add")
+    frames, origins = read_tables(roles)
+    return frames, origins, {r: str(p) for r, p in roles.items()}
+
+
+def write_checkpoint(model: Any, datamodule: KGRecDataModule, path: str | Path, update: dict[str, Any]) -> Path:
+    """A self-describing checkpoint (``checkpoint["kgzoo"]``, as
+    :meth:`~kgzoo.models.base.Recommender.on_save_checkpoint` writes it) of an updated model; its
+    data entry is the extended DataModule's state with ``update``: the base's data entry and the
+    update's files (:func:`extended_datamodule` rebuilds the data from it)."""
+    ckpt: dict[str, Any] = {"state_dict": model.state_dict(), "epoch": 0, "global_step": 0,
+                            "pytorch-lightning_version": L.__version__,
+                            "hyper_parameters": {k: v for k, v in dict(model.hparams).items() if not k.startswith("_")}}
+    model.on_save_checkpoint(ckpt)
+    ckpt["kgzoo"]["data"] = {**datamodule.state_dict(), "update": update}
+    ckpt["kgzoo"]["fingerprint"] = datamodule.fingerprint
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, p)
+    return p
+
+
+def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDataModule:
+    """The DataModule of an updated checkpoint's data entry (``data["update"]``): ``base``, the
+    DataModule of its base entry (built by :func:`kgzoo.hub.checkpoint.datamodule_from`, itself
+    possibly an update), extended again with the update's files.
+
+    Raises:
+        FileNotFoundError: an update file that is gone. DataFormatError: as :func:`read_update`.
+    """
+    up = data["update"]
+    base.setup()
+    frames, origins, _ = read_update(list(up["files"].values()))
+    ext, _ = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"], origins=origins)
+    protocol = EvalProtocol(**{k: v for k, v in data["protocol"].items() if k != "candidates"})
+    return KGRecDataModule.from_data(ext, protocol=protocol, seed=data.get("seed"),
+                                     **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size")
+                                        if k in data})
+
+
+__all__ = ["Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
+           "update_model", "write_checkpoint"]

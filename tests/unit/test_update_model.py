@@ -1,0 +1,181 @@
+"""Recommender.update and kgzoo.hub.update (issue 15, part 7): the closed-form fold-in, tables
+grown without touching trained rows, graphs rebuilt, fine-tuning, unsupported models named, and
+an updated checkpoint rebuilt from its path alone."""
+from __future__ import annotations
+
+import uuid
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.data.datamodule import KGRecDataModule
+from kgzoo.data.frames import build_from_frames
+from kgzoo.data.kgdata import content_checksum
+from kgzoo.hub.checkpoint import update_checkpoint
+from kgzoo.hub.update import update_model
+from kgzoo.models.layers.fold_in import fold_in
+
+USERS = [f"u{k}" for k in range(12)]
+ITEMS = [f"i{k}" for k in range(20)]
+
+
+def frames(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = [(u, ITEMS[j]) for k, u in enumerate(USERS) for j in rng.choice(20, 8, replace=False)]
+    x = pd.DataFrame(rows, columns=["user", "item"])
+    x["timestamp"] = np.arange(len(x))
+    kg = pd.DataFrame({"head": ITEMS, "relation": ["genre"] * 20, "tail": [f"g{k % 4}" for k in range(20)]})
+    return x, kg
+
+
+def trained(name: str, dm: KGRecDataModule, **over):
+    """``name`` trained 5 epochs on ``dm`` (the update folds into a model that ranks)."""
+    model = kgzoo.create_model(name, datamodule=dm, config=False, embedding_dim=8, lr=0.05, **over)
+    L.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0).fit(model, datamodule=dm)
+    return model.eval()
+
+
+def datamodule() -> KGRecDataModule:
+    x, kg = frames()
+    data = build_from_frames(x, triples=kg, name="tiny")
+    data.source_checksums = {"in-memory": content_checksum(data)}
+    return KGRecDataModule.from_data(data, batch_size=32)
+
+
+NEW_X = pd.DataFrame({"user": ["new-a", "new-a", "new-a", "new-b", "u0", "u1"],
+                      "item": ["i1", "i2", "i3", "i5", "fresh", "fresh"], "timestamp": [100] * 6})
+NEW_KG = pd.DataFrame({"head": ["fresh"], "relation": ["genre"], "tail": ["g1"]})
+
+
+def test_fold_in_recovers_a_planted_vector():
+    g = torch.Generator().manual_seed(0)
+    Y, X = torch.randn(50, 8, generator=g), torch.randn(3, 8, generator=g)
+    rows = torch.arange(3).repeat_interleave(20)
+    cols = torch.cat([torch.randperm(50, generator=g)[:20] for _ in range(3)])
+    target = (X[rows] * Y[cols]).sum(-1)
+    got = fold_in(Y, rows, cols, 3, target, reg=1e-9, implicit=False)
+    assert torch.allclose(got, X, atol=1e-4)
+
+
+def test_implicit_fold_in_is_hu_et_al_closed_form():
+    g = torch.Generator().manual_seed(1)
+    Y = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    cols = torch.tensor([2, 7, 11])
+    got = fold_in(Y, torch.zeros(3, dtype=torch.long), cols, 1, 2.0, reg=0.5, alpha=3.0)
+    c = torch.ones(30, dtype=torch.float64)
+    c[cols] = 4.0
+    p = torch.zeros(30, dtype=torch.float64)
+    p[cols] = 2.0
+    want = torch.linalg.solve(Y.T @ (c[:, None] * Y) + 0.5 * torch.eye(4, dtype=torch.float64), Y.T @ (c * p))
+    assert torch.allclose(got[0], want)
+
+
+@pytest.mark.parametrize("name", ["bpr", "lightgcn", "cke", "kgplm"])
+def test_update_keeps_trained_rows_and_folds_in_new_users(name):
+    dm = datamodule()
+    over = {"use_text": False, "n_layers": 1} if name == "kgplm" else {}
+    model = trained(name, dm, **over)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    up = update_model(model, dm, interactions=NEW_X, triples=NEW_KG)
+    g = up.growth
+    assert (up.datamodule.n_users, up.datamodule.n_items) == (14, 21) and model.n_users == 14
+    assert up.report["new users"] == 2 and up.report["new items"] == 1 and up.report["folded-in users"] == 2
+    after = model.state_dict()
+    U0, I0 = g.n_users, g.n_items
+    if name == "bpr":
+        assert torch.equal(after["user_emb.weight"][:U0], before["user_emb.weight"])
+        assert torch.equal(after["item_emb.weight"][:I0], before["item_emb.weight"])
+    elif name == "lightgcn":
+        w = after["embedding.weight"]
+        assert torch.equal(w[:U0], before["embedding.weight"][:U0])
+        assert torch.equal(w[14:14 + I0], before["embedding.weight"][U0:])
+    elif name == "cke":
+        assert torch.equal(after["entity.weight"][g.entity_map], before["entity.weight"])
+        assert torch.equal(after["user.weight"][:U0], before["user.weight"])
+    else:
+        w = after["graph.embedding.weight"]
+        assert torch.equal(w[g.entity_map], before["graph.embedding.weight"][: g.n_entities])
+        assert torch.equal(w[model.user_offset:model.user_offset + U0], before["graph.embedding.weight"][g.n_entities:])
+    # the new users score every item; the fold-in ranks their own items above the others
+    scores = model.score(torch.tensor([12]))[0]
+    own = torch.tensor([dm.data.item_ids.index(i) for i in ("i1", "i2", "i3")])
+    rest = torch.ones(21, dtype=torch.bool)
+    rest[own] = False
+    assert scores.shape == (21,) and torch.isfinite(scores).all()
+    assert scores[own].mean() > scores[rest].mean()
+
+
+def test_fine_tune_trains_on_new_and_replayed_pairs():
+    dm = datamodule()
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    up = update_model(model, dm, interactions=NEW_X, triples=NEW_KG, epochs=2, replay=2.0)
+    ft = up.report["fine-tune"]
+    assert up.report["new train pairs"] > 0 and ft["rows per epoch"] == 3 * up.report["new train pairs"]
+    assert np.isfinite(ft["last loss"]) and not model.training
+
+
+def test_models_without_an_update_say_so():
+    dm = datamodule()
+    for name, kw in (("cfkg", {}), ("kgplm", {"use_text": False, "graph": "gcn"})):
+        model = kgzoo.create_model(name, datamodule=dm, config=False, embedding_dim=8, **kw)
+        with pytest.raises(NotImplementedError, match="retrain"):
+            update_model(model, dm, interactions=NEW_X)
+
+
+def test_an_updated_checkpoint_is_rebuilt_from_its_path(tmp_path):
+    x, kg = frames()
+    ds = kgzoo.from_frames(x, triples=kg, name=f"tiny-{uuid.uuid4().hex[:6]}")
+    dm = kgzoo.create_datamodule(ds.name, batch_size=32)
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "base.ckpt")
+    (tmp_path / "new").mkdir()
+    NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    NEW_KG.to_csv(tmp_path / "new" / "kg.csv", index=False)
+    path, up = update_checkpoint(tmp_path / "base.ckpt", [tmp_path / "new"], tmp_path / "out", epochs=1)
+    pre = kgzoo.load_checkpoint(path)
+    assert pre.datamodule.fingerprint == up.datamodule.fingerprint != dm.fingerprint
+    assert pre.model.n_users == 14
+    assert torch.equal(pre.model.user_emb.weight, up.model.user_emb.weight)
+    # a changed update file is other data: refused, naming both fingerprints
+    NEW_X.iloc[:3].to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    with pytest.raises(ValueError, match="fingerprint"):
+        kgzoo.load_checkpoint(path)
+
+
+def test_a_cold_item_starts_at_the_mean_of_the_items_sharing_its_kg_entity():
+    dm = datamodule()
+    model = trained("bpr", dm)
+    cold = pd.DataFrame({"head": ["cold"], "relation": ["genre"], "tail": ["g1"]})
+    text = pd.DataFrame({"item": ["cold"], "text": ["a cold item"]})
+    up = update_model(model, dm, triples=cold, item_text=text)
+    assert up.report["new items"] == 1 and up.report["items with a KG prior"] == 1
+    g1 = [dm.data.item_ids.index(f"i{k}") for k in range(20) if k % 4 == 1]
+    want = model.item_emb.weight[g1].mean(0)
+    assert torch.allclose(model.item_emb.weight[20], want, atol=1e-6)
+
+
+def test_new_train_pairs_follow_the_protocols_rating_threshold():
+    """A threshold drops low-rated rows when the extended data is prepared: the fine-tune's new
+    pairs are the kept ones (matched on the extended rows, not on positions)."""
+    x, kg = frames()
+    x["rating"] = np.where(np.arange(len(x)) % 3 == 0, 1.0, 5.0)
+    data = build_from_frames(x, triples=kg, name="tiny-rated")
+    data.source_checksums = {"in-memory": content_checksum(data)}
+    dm = KGRecDataModule.from_data(data, batch_size=32, protocol=kgzoo.EvalProtocol(threshold=4.0))
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    new = NEW_X.assign(rating=[5.0, 1.0, 5.0, 5.0, 1.0, 5.0])
+    up = update_model(model, dm, interactions=new, epochs=1)
+    t = up.datamodule.train_interactions
+    ids = up.datamodule.data
+    kept = {(ids.user_ids.index(u), ids.item_ids.index(i)) for u, i, r in new[["user", "item", "rating"]].values
+            if r >= 4.0}
+    train = {tuple(p) for p in t.tolist()}
+    assert up.report["new train pairs"] == len(kept & train) > 0
