@@ -15,7 +15,7 @@ from .models import Recommender  # importing the package registers the built-in 
 from .pretrain.kg_vectors import KGVectors
 from .pretrain.text_vectors import TextVectors
 from .registry import MODELS
-from .tasks import get_task
+from .tasks import get_task, model_task
 
 
 def list_models(pattern: str = "*", **meta: Any) -> list[str]:
@@ -86,9 +86,10 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         ValueError: a hyper-parameter the model does not take (naming it and the known ones).
     """
     cls = MODELS.get(name)
-    if datamodule is not None and isinstance(cls.task, str) and get_task(cls.task).data in ("impressions", "triples"):
-        # its sizes are the impression view's; a link model's pre-training (TransR's TransE) sees
-        # the triple split's train part only
+    declared = cls.task if isinstance(cls.task, str) else None
+    if datamodule is not None and (getattr(cls, "tasks", None) or (declared and get_task(declared).data == "triples")):
+        # a news model: the impression view where there is one (its sizes are that view's); a link
+        # model: its triple split (TransR's TransE pre-training sees the split's train part only)
         datamodule = create_datamodule_for(cls, datamodule)
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}
@@ -113,19 +114,32 @@ def create_datamodule_for(model: Any, datamodule: Any) -> Any:
     interactions, a :class:`~kgzoo.data.link.KGLinkDataModule` over it for one that trains on
     KG triples (link prediction), the :class:`~kgzoo.data.impressions.ImpressionDataModule` of
     the dataset (made once per base, :meth:`~kgzoo.data.impressions.ImpressionDataModule.from_base`)
-    for one that trains on impressions (NRMS, DKN). Idempotent: a DataModule already of the right
-    kind is returned. ``model`` may be a model class.
+    for one that trains on impressions (NRMS, DKN). The model's task is
+    :func:`kgzoo.tasks.model_task`: a news model (``tasks = ("impression", "ctr")``) runs on
+    impressions where the dataset has an impression log (MIND), else on the DataModule's CTR rows
+    (DKN's Bing News). Idempotent: a DataModule already of the right kind is returned. ``model``
+    may be a model class.
 
     Raises:
-        KeyError: the model's task is unknown. ValueError: an impression model on a dataset
-            without impressions.
+        KeyError: the model's task is unknown. ValueError: a news model on data with neither an
+            impression log nor CTR rows.
     """
-    data = get_task(model.task).data
+    data = get_task(model_task(model, getattr(datamodule, "task", "topk"), has_impressions(datamodule))).data
     if data == "triples" and not isinstance(datamodule, KGLinkDataModule):
         return KGLinkDataModule(datamodule)
     if data == "impressions" and not isinstance(datamodule, ImpressionDataModule):
         return ImpressionDataModule.from_base(datamodule)
     return datamodule
+
+
+def has_impressions(datamodule: Any) -> bool:
+    """Whether ``datamodule`` serves impressions or is a catalogue dataset's DataModule whose
+    entry reads an impression log (``DatasetSpec.impressions``; a user's folder in MIND's
+    layout registers one too)."""
+    if isinstance(datamodule, ImpressionDataModule):
+        return True
+    spec = getattr(datamodule, "spec", None)
+    return spec is not None and getattr(spec, "impressions", None) is not None
 
 
 def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:

@@ -118,3 +118,32 @@ def get_task(name: str) -> Task:
         close = difflib.get_close_matches(str(name), list(TASKS), n=2)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"unknown task {name!r}{hint} (known: {', '.join(TASKS)})") from None
+
+
+def model_task(model: Any, data_task: str, has_impressions: bool) -> str:
+    """The task ``model`` (a model class or instance) runs on a dataset whose protocol has task
+    ``data_task`` and which has (``has_impressions``) or has not an impression log.
+
+    A model's ``task`` class attribute, where set (KG link prediction: ``"link"``), decides alone.
+    A model with ``tasks`` (the tasks it can run, in order of preference; the news models:
+    ``("impression", "ctr")``) takes the first its data can serve: a task that trains on
+    impressions where the dataset has an impression log (MIND), else the data's own task
+    (DKN's labelled rows: ``"ctr"``). Any other model runs the data's task.
+
+    Raises:
+        ValueError: a model with ``tasks`` that its data serves none of (naming both).
+        KeyError: an unknown task.
+    """
+    declared = getattr(model, "task", None)
+    if isinstance(declared, str):
+        return get_task(declared).name
+    supported = getattr(model, "tasks", None)
+    if not supported:
+        return get_task(data_task).name
+    for name in supported:
+        if (get_task(name).data == "impressions" and has_impressions) or name == data_task:
+            return name
+    label = getattr(model, "__name__", type(model).__name__)
+    raise ValueError(f"{label} runs the tasks {', '.join(supported)}; its data has task {data_task!r}"
+                     f"{'' if has_impressions else ' and no impression log'}")
+

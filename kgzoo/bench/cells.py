@@ -27,7 +27,7 @@ from ..data.datamodule import apply_kg_ablation
 from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, resolve_dataset
 from ..data.protocol import EvalProtocol
 from ..registry import MODELS
-from ..tasks import Task, get_task
+from ..tasks import Task, get_task, model_task
 from .rows import BASE_VARIANT
 
 
@@ -193,14 +193,16 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
 
 def cell_task(model: str, dataset: str) -> Task:
-    """The :class:`~kgzoo.tasks.Task` of ``model`` on ``dataset``: the model class's own ``task``
-    where it declares one (KG link prediction), else the dataset's protocol task.
+    """The :class:`~kgzoo.tasks.Task` of ``model`` on ``dataset`` (:func:`kgzoo.tasks.model_task`):
+    the model class's own ``task`` where it declares one (KG link prediction), the impression task
+    for a news model on a dataset with an impression log, else the dataset's protocol task.
 
     Raises:
-        KeyError: an unknown model, dataset or task.
+        KeyError: an unknown model, dataset or task. ValueError: a news model on a dataset it
+            cannot run on.
     """
-    declared = getattr(MODELS.get(model), "task", None)
-    return get_task(declared if isinstance(declared, str) else dataset_spec(dataset).protocol.task)
+    spec = dataset_spec(dataset)
+    return get_task(model_task(MODELS.get(model), spec.protocol.task, spec.impressions is not None))
 
 
 def metric_names(model: str, dataset: str) -> list[str]:

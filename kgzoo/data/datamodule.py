@@ -3,7 +3,12 @@
 Train batches are dicts of LongTensors: ``user, pos_item, neg_item`` (BPR) plus
 ``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0 (empty LongTensors when the
 KG has no triples, e.g. ``kg_ablation="none"``), or
-``user, item, label`` for the ``ctr`` task. Evaluation batches (``topk``) carry
+``user, item, label`` for the ``ctr`` task, plus, for a model that scores from the user's clicks
+(``uses_history``: the news models), ``history [B, H]`` and ``history_mask [B, H]``: the user's
+clicked items of the train split (label 1; never a valid or test row), the row's own item masked
+out of a training row's history (DKN's protocol, Wang et al., WWW 2018, section 5.1; its
+candidate would otherwise give its own label away). CTR evaluation batches carry the same keys.
+Evaluation batches (``topk``) carry
 ``user`` ``[B]`` and, as (batch row, item) pairs, the items to mask (``mask_row``,
 ``mask_col``: train items, plus valid items at test time) and the ground truth
 (``target_row``, ``target_col``); under the ``cold_item`` split also ``item_mask`` BoolTensor
@@ -26,7 +31,7 @@ from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
-from ..ops.csr import csr_rows, to_csr
+from ..ops.csr import csr_padded, csr_rows, to_csr
 from .sampling import BPRSampler, KGSampler
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
@@ -107,6 +112,9 @@ class _TrainBatches(IterableDataset):
         n = next(iter(full.values())).numel()
         bs = dm.batch_size
         batches = [{k: v[s:s + bs] for k, v in full.items()} for s in range(0, n, bs)]
+        if dm.serves_history:
+            for b in batches:
+                b.update(dm.histories(b["user"], b["item"]))
         if dm.kg_batch_size > 0 and dm.kg_sampler is not None:
             if dm.kg_sampler.triples.numel():
                 kg = dm.kg_sampler.sample(dm.kg_batch_size * len(batches), g)
@@ -150,7 +158,8 @@ class _EvalBatches(IterableDataset):
             x = dm.data.interactions[rows]
             lab = dm.data.label[rows]
             for s in range(0, rows.numel(), bs):
-                yield {"user": x[s:s + bs, 0], "item": x[s:s + bs, 1], "label": lab[s:s + bs]}
+                b = {"user": x[s:s + bs, 0], "item": x[s:s + bs, 1], "label": lab[s:s + bs]}
+                yield {**b, **dm.histories(b["user"])} if dm.serves_history else b
             return
         target = dm.csr[self.stage]
         users = dm.eval_users(self.stage)[rank::world]
@@ -213,17 +222,23 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
             (0 = none; raised to the model's by :meth:`adapt_to` for models with a KG loss).
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"`` (see :func:`apply_kg_ablation`).
         seed: seed of negative sampling (default: the protocol's seed).
+        max_history: clicked items kept per CTR row's history (the ``ctr`` task with a model that
+            ``uses_history``; NRMS: 50), the last ones of the user's train clicks in item id order.
 
     Raises:
         KeyError: unknown dataset. DataFormatError: a folder that matches no layout.
         ValueError: a protocol the dataset cannot take (``ctr``
-        without labels, ``temporal`` without timestamps), a bad ablation, a batch size that is
-        not an integer >= 1 (``kg_batch_size``: >= 0), fewer training batches than DDP ranks.
+        without labels, ``temporal`` without timestamps), a bad ablation, a batch size or
+        ``max_history`` that is not an integer >= 1 (``kg_batch_size``: >= 0), fewer training
+        batches than DDP ranks.
     """
+
+    #: whether CTR batches carry the user's train clicks (set by :meth:`adapt_to`)
+    serves_history: bool = False
 
     def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
                  batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
-                 kg_ablation: str = "real", seed: int | None = None) -> None:
+                 kg_ablation: str = "real", seed: int | None = None, max_history: int = 50) -> None:
         super().__init__()
         self.dataset = dataset = dataset if self._given is not None else resolve_dataset(dataset)
         self.root = root
@@ -233,10 +248,11 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
             raise ValueError(f"KGRecDataModule({dataset!r}): the impression task has its own DataModule "
                              "(kgzoo.data.impressions.ImpressionDataModule; kgzoo.create_datamodule chooses it)")
         for name, v, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
-                             ("kg_batch_size", kg_batch_size, 0)):
+                             ("kg_batch_size", kg_batch_size, 0), ("max_history", max_history, 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"KGRecDataModule({dataset!r}): {name}={v!r} must be an integer >= {low}")
         self.batch_size, self.eval_batch_size, self.kg_batch_size = batch_size, eval_batch_size, kg_batch_size
+        self.max_history = max_history
         self.kg_ablation_kind = kg_ablation
         self.seed = self.protocol.seed if seed is None else seed
         apply_kg_ablation(torch.zeros(0, 3, dtype=torch.long), 1, kg_ablation, 0)  # validate early
@@ -311,30 +327,36 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         self._ready = True
 
     # ------------------------------------------------------------------ info
+    def _extra(self) -> dict[str, Any]:
+        # max_history changes what a history model sees; it stays out while it has its default, so
+        # the fingerprints of the rows before it was added hold
+        return {"dataset": self.dataset, **({"max_history": self.max_history} if self.max_history != 50 else {})}
+
     @property
     def fingerprint(self) -> str:
-        """sha256 of data checksums, protocol, metric code version and the KG ablation."""
+        """sha256 of data checksums, protocol, metric code version, the KG ablation and
+        ``max_history`` (where it is not 50)."""
         return self.protocol.fingerprint(self.data.source_checksums,
-                                         {"dataset": self.dataset, "kg_ablation": self.kg_ablation_kind})
+                                         {**self._extra(), "kg_ablation": self.kg_ablation_kind})
 
     @property
     def protocol_fingerprint(self) -> str:
         """As :attr:`fingerprint` but without the KG ablation (groups a robustness study)."""
-        return self.protocol.fingerprint(self.data.source_checksums, {"dataset": self.dataset})
+        return self.protocol.fingerprint(self.data.source_checksums, self._extra())
 
     def state_dict(self) -> dict[str, Any]:
         """The identity of this data, saved by Lightning in every checkpoint of a run on it (and by
         ``Recommender.on_save_checkpoint`` under ``checkpoint["kgzoo"]["data"]``): ``dataset``,
         ``protocol`` (:meth:`EvalProtocol.to_dict`), ``kg_ablation``, ``seed``, ``batch_size``,
-        ``eval_batch_size``, ``kg_batch_size`` (the constructor's arguments: enough to build the
-        DataModule again), ``fingerprint`` and ``folder``: a user's dataset folder
+        ``eval_batch_size``, ``kg_batch_size``, ``max_history`` (the constructor's arguments: enough
+        to build the DataModule again), ``fingerprint`` and ``folder``: a user's dataset folder
         (``DatasetSpec.folder``, absolute; ``None`` for the catalogue and in-memory data), which
         another process registers again by its path. Sets the data up."""
         self.setup()
         folder = getattr(self.spec, "folder", None)
         return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
                 "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                "kg_batch_size": self.kg_batch_size, "fingerprint": self.fingerprint,
+                "kg_batch_size": self.kg_batch_size, "max_history": self.max_history, "fingerprint": self.fingerprint,
                 "folder": str(Path(folder).resolve()) if folder is not None else None}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -378,9 +400,24 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         """Serve what ``model`` asks of its training batches (read by duck typing, no model class
         imported): a model with a KG loss (``uses_kg_batches``) gets ``kg_batch_size`` KG triples
         per batch, its own ``kg_batch_size``, else this DataModule's, else 1024. Called by
-        :func:`kgzoo.api.attach` and by :meth:`train_dataloader` for the Trainer's model."""
+        :func:`kgzoo.api.attach` and by :meth:`train_dataloader` for the Trainer's model. A model
+        that scores from the user's clicks (``uses_history``) on the ``ctr`` task gets
+        ``history``/``history_mask`` in every batch (:meth:`histories`)."""
         if getattr(model, "uses_kg_batches", False):
             self.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or self.kg_batch_size or 1024)
+        if getattr(model, "uses_history", False) and self.protocol.task == "ctr":
+            self.serves_history = True
+
+    def histories(self, users: Tensor, items: Tensor | None = None) -> dict[str, Tensor]:
+        """``history [B, H]`` and ``history_mask [B, H]`` (LongTensor, BoolTensor) of CTR rows
+        ``users`` LongTensor ``[B]``: each user's last ``max_history`` train clicks (item id
+        order); with ``items`` ``[B]`` (training rows) the row's own item is masked out."""
+        self.setup()
+        indptr, indices = self.csr["train"]
+        hist, mask = csr_padded(indptr, indices, users, self.max_history, last=True)
+        if items is not None:
+            mask = mask & (hist != items.unsqueeze(1))
+        return {"history": hist, "history_mask": mask}
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> "_TrainBatches":

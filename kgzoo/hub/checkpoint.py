@@ -103,7 +103,7 @@ def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
         dataset = data["folder"]
     return {"dataset": dataset, "protocol": data.get("protocol"), "kg_ablation": data.get("kg_ablation", "real"),
             "seed": data.get("seed"),
-            **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data}}
+            **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size", "max_history") if k in data}}
 
 
 def datamodule_from(data: dict[str, Any], root: str | None = None) -> Any:
@@ -171,7 +171,7 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
                           metrics={}, hparams=hparams, sha256=sha256_file(p), size=p.stat().st_size, licence="",
                           base_dir=p.parent, main_metric=getattr(model, "main_metric", None),
                           kg_ablation=str(data.get("kg_ablation", "real")),
-                          data={k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size") if k in data},
+                          data={k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size", "max_history") if k in data},
                           extra={"checkpoint": str(p), "epoch": ckpt.get("epoch"), "kgzoo": meta.get("kgzoo")})
     return Pretrained(spec, model, base)
 

@@ -61,6 +61,9 @@ class Recommender(L.LightningModule):
     task: str | None = None
     #: set to True by models that train a KG loss and want ``head, relation, pos_tail, neg_tail``
     uses_kg_batches: bool = False
+    #: set to True by models that score from the user's clicked history and want ``history``,
+    #: ``history_mask`` in their CTR batches (the news models)
+    uses_history: bool = False
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  task: str = "topk", lr: float = 1e-3, weight_decay: float = 0.0,
@@ -161,6 +164,13 @@ class Recommender(L.LightningModule):
         The default gathers from :meth:`score`; CTR models override it.
         """
         return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
+
+    def ctr_scores(self, batch: dict[str, Tensor]) -> Tensor:
+        """FloatTensor ``[B]``: logits of the ``ctr`` task's rows ``user``/``item`` LongTensors
+        ``[B]`` (plus ``history``/``history_mask [B, H]`` for a model with ``uses_history``; see
+        :class:`~kgzoo.data.datamodule.KGRecDataModule`). The default: :meth:`predict` of the
+        pairs; news models score the item against the user's clicked history."""
+        return self.predict(batch["user"], batch["item"])
 
     def impression_scores(self, batch: dict[str, Tensor]) -> Tensor:
         """FloatTensor ``[B, C]``: scores of the candidates of ``B`` impressions (the
@@ -282,7 +292,7 @@ class Recommender(L.LightningModule):
             metrics.update(self.impression_scores(batch).float(), batch["label"], batch["candidate_mask"])
             return
         if "label" in batch:  # (user, item, label) rows: the ctr task's batch keys
-            metrics.update(self.predict(batch["user"], batch["item"]), batch["label"], batch["user"])
+            metrics.update(self.ctr_scores(batch), batch["label"], batch["user"])
             return
         scores = self.masked_scores(batch["user"], batch["mask_row"], batch["mask_col"])
         if "item_mask" in batch:  # items no user of the stage may be recommended (cold_item split)

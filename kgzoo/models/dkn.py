@@ -176,7 +176,7 @@ class DKN(NewsRecommender):
         user = s @ h  # [B, C, D]
         return self.click(torch.cat([user, c], -1)).squeeze(-1)
 
-    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+    def impression_loss(self, batch: dict[str, Tensor]) -> Tensor:
         """Log loss (binary cross-entropy) of the click and its sampled non-clicks (section 4.4)."""
         logits, m = self.impression_scores(batch), batch["candidate_mask"]
         return F.binary_cross_entropy_with_logits(logits[m], batch["label"][m].float())

@@ -1,5 +1,8 @@
 """NewsRecommender: the base of the news models that score an impression from the user's clicked
-history (NRMS, NRMS-PLM, DKN), on the ``impression`` task (:data:`kgzoo.tasks.TASKS`).
+history (NRMS, NRMS-PLM, DKN), on the ``impression`` task (:data:`kgzoo.tasks.TASKS`), or a
+labelled (user, news) row from the user's clicked news in train on the ``ctr`` task (DKN's
+protocol on its Bing News rows, Wang et al., WWW 2018, section 5.1: each labelled row a candidate
+scored against the user's click history; :func:`kgzoo.tasks.model_task` picks the task).
 
 A subclass gives the news vectors (:meth:`NewsRecommender.news_vectors`) and the user vector of
 a history (:meth:`NewsRecommender.user_vectors`); the base encodes each distinct news of a batch
@@ -16,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Recommender
@@ -28,17 +32,26 @@ class NewsRecommender(Recommender):
     Args:
         n_users, n_items: sizes (``n_items`` = every logged news). dim: ``d``, the news and user
             vector width. id_fallback: news without text take a learned id embedding (else the
-            zero vector: a model without trained parameters). **kwargs:
+            zero vector: a model without trained parameters). task: ``"impression"`` or ``"ctr"``
+            (from the DataModule, :func:`kgzoo.tasks.model_task`). **kwargs:
             :class:`~kgzoo.models.base.Recommender` (``lr``, ...).
 
     Buffers: ``has_text`` BoolTensor ``[I]`` (from :meth:`attach`'s item texts; not saved).
+
+    Raises:
+        ValueError: a task other than ``impression`` and ``ctr``.
     """
 
-    task = "impression"
+    #: the tasks a news model runs (:func:`kgzoo.tasks.model_task`): impressions where the dataset
+    #: has a log, else its labelled rows with the user's train clicks as history
+    tasks = ("impression", "ctr")
+    uses_history = True
 
     def __init__(self, n_users: int, n_items: int, dim: int = 256, id_fallback: bool = True,
-                 **kwargs: Any) -> None:
-        super().__init__(n_users, n_items, **kwargs)
+                 task: str = "impression", **kwargs: Any) -> None:
+        if task not in self.tasks:
+            raise ValueError(f"{type(self).__name__} runs the tasks {', '.join(self.tasks)}, not {task!r}")
+        super().__init__(n_users, n_items, task=task, **kwargs)
         self.dim = int(dim)
         self.news_id = nn.Embedding(self.n_items, self.dim) if id_fallback else None
         if self.news_id is not None:
@@ -88,7 +101,23 @@ class NewsRecommender(Recommender):
         u = self.user_vectors(h, batch["history_mask"])
         return (c * u.unsqueeze(1)).sum(-1)
 
+    def ctr_scores(self, batch: dict[str, Tensor]) -> Tensor:
+        """FloatTensor ``[B]``: the logit of each row's ``item`` LongTensor ``[B]`` as the one
+        candidate of an impression with the row's ``history``/``history_mask`` ``[B, H]`` (the
+        ``ctr`` task's batch with the user's train clicks, :class:`~kgzoo.data.datamodule.KGRecDataModule`)."""
+        item = batch["item"].unsqueeze(1)
+        one = {"user": batch["user"], "history": batch["history"], "history_mask": batch["history_mask"],
+               "candidates": item, "candidate_mask": torch.ones_like(item, dtype=torch.bool)}
+        return self.impression_scores(one).squeeze(1)
+
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        """``ctr``: the log loss of the rows' labels (DKN, section 4.4; there is no impression
+        whose non-clicks could be the negatives); ``impression``: :meth:`impression_loss`."""
+        if self.task == "ctr":
+            return F.binary_cross_entropy_with_logits(self.ctr_scores(batch), batch["label"].float())
+        return self.impression_loss(batch)
+
+    def impression_loss(self, batch: dict[str, Tensor]) -> Tensor:
         """The candidate softmax of the click against its negatives (NRMS, section 3.4)."""
         return candidate_softmax_loss(self.impression_scores(batch), batch["candidate_mask"])
 

@@ -16,7 +16,8 @@ labels (the top-K protocol keeps the positives, the CTR one all rows). For each 
 - evaluation sharded over a world of 2 (rank ``r`` evaluates its share of users / rows /
   queries, ``r::2``): the two metric states merged give the single-process metrics.
 
-Models are tested on CTR as well where a zoo config of theirs names a CTR dataset. Models of the
+Models are tested on CTR as well where a zoo config of theirs names a CTR dataset (the news
+models on ``dkn-news``: ``ctr_scores`` of rows with the users' train clicks as history). Models of the
 ``impression`` task (news models) and Pop are tested on impressions built from the same rows
 (:func:`tiny_impressions`: four days, each user's clicks as history, shown news with labels), on
 :class:`~kgzoo.data.impressions.ImpressionDataModule`. A text model uses the real PLM
@@ -131,8 +132,8 @@ def ctr_models() -> list[str]:
 
 
 def impression_models() -> list[str]:
-    """Models whose class declares the impression task (the news models)."""
-    return [n for n in kgzoo.list_models() if getattr(MODELS.get(n), "task", None) == "impression"]
+    """Models whose class runs the impression task (the news models' ``tasks``)."""
+    return [n for n in kgzoo.list_models() if "impression" in (getattr(MODELS.get(n), "tasks", None) or ())]
 
 
 CASES = [pytest.param(n, "topk", id=n) for n in kgzoo.list_models() if n not in impression_models()] + \
@@ -184,9 +185,8 @@ def outputs(model, dm) -> torch.Tensor:
         if model.task == "link":
             q = dm.eval_queries["test"][0][:6]
             return model.score_triples(q[:, 0], q[:, 1], "tail")
-        if model.task == "ctr":
-            x = dm.data.interactions[dm.split.test[:10]]
-            return model.predict(x[:, 0], x[:, 1])
+        if model.task == "ctr":  # the first test rows (with the users' train clicks for a news model)
+            return model.ctr_scores(next(iter(dm.test_dataloader())))
         return model.score(torch.arange(8))
     finally:
         model.end_scoring()
@@ -232,6 +232,11 @@ def test_output_shapes_and_dtypes(name, task, text_home):
             s = model.impression_scores(batch)
             assert s.shape == batch["candidates"].shape and s.dtype == torch.float32
             assert torch.isfinite(s[batch["candidate_mask"]]).all()
+        elif model.uses_history:  # a news model on CTR rows: scored against the user's train clicks
+            batch = next(iter(dm.test_dataloader()))
+            assert batch["history"].shape == batch["history_mask"].shape and batch["history"].shape[0] == 5
+            s = model.ctr_scores(batch)
+            assert s.shape == (5,) and s.dtype == torch.float32 and torch.isfinite(s).all()
         else:
             users = torch.tensor([0, 5, 23])
             s = model.score(users)
@@ -331,7 +336,8 @@ def test_evaluation_sharded_over_two_ranks(name, task, text_home, monkeypatch):
             f"{name}: {k} is {float(single[k])} in one process, {float(sharded[k])} over two ranks"
 
 
-@pytest.mark.parametrize("name", [n for n in kgzoo.list_models() if MODELS.get(n).task not in ("link", "impression")])
+@pytest.mark.parametrize("name", [n for n in kgzoo.list_models() if MODELS.get(n).task != "link"
+                                  and n not in impression_models()])
 def test_export_lists_are_the_models_own_top_k(name, text_home, tmp_path):
     """``kgzoo export`` of every top-K model (string raw ids): the Parquet lists equal
     ``recommend`` with the train items masked; embeddings only where the model ranks by them."""

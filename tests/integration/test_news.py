@@ -10,6 +10,7 @@ import torch
 
 import kgzoo
 from kgzoo.api import create_datamodule_for
+from kgzoo.bench.cells import cell_task
 from kgzoo.data.datasets import load_impressions
 from kgzoo.data.impression_log import ImpressionLog
 from kgzoo.data.impressions import ImpressionDataModule
@@ -110,3 +111,40 @@ def test_news_models_learn_a_planted_topic_signal(name, overrides, text_home):
         t.fit(model, datamodule=dm)
         out = t.test(model, datamodule=dm, verbose=False)[0]
     assert out["test/auc"] > 0.95 and out["test/mrr"] > 0.9, out  # random ranking: AUC 0.5, MRR about 0.46
+
+
+@pytest.fixture(scope="module")
+def dkn_dm():
+    dm = kgzoo.create_datamodule("dkn-news", batch_size=128, eval_batch_size=256, max_history=30)
+    dm.setup()
+    return dm
+
+
+def test_dkn_news_is_a_ctr_set_with_train_click_histories(dkn_dm):
+    # the given split: DKN's test file; valid carved from its train file per user (ratios 0.1 / 0.9)
+    assert dkn_dm.split.sizes() == {"train": 9197, "valid": 1041, "test": 458}
+    assert cell_task("nrms", "dkn-news").name == "ctr"
+    assert cell_task("nrms", "mind-sample").name == "impression"
+    # the linked entities are named in the item texts, mostly among the title words (DKN's alignment)
+    m = dkn_dm.data.mentions
+    assert m.shape == (10273, 4) and bool((m[:, 1] >= dkn_dm.n_items).all())
+    text = dkn_dm.data.item_text
+    first = m[0].tolist()
+    assert text[first[0]][first[2]:first[3]].lower() == "tautog"
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("nrms", {"heads": 4, "head_dim": 8}),
+    ("dkn", {"kge_epochs": 2, "title_length": 12, "windows": [1, 2], "n_filters": 16}),  # small: every news encoded per pass
+    ("pop", {})])
+def test_news_models_train_on_dkn_news_as_ctr(name, overrides, dkn_dm):
+    model = kgzoo.create_model(name, dkn_dm, **overrides)
+    assert model.task == "ctr" and create_datamodule_for(model, dkn_dm) is dkn_dm
+    assert dkn_dm.serves_history or name == "pop"  # the news models get the users' train clicks
+    t = _trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=1, limit_test_batches=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t.fit(model, datamodule=dkn_dm)
+        out = t.test(model, datamodule=dkn_dm, verbose=False)[0]
+    assert set(out) == {"test/auc", "test/acc", "test/f1", "test/gauc"}
+    assert all(0.0 <= v <= 1.0 for v in out.values()), out

@@ -9,7 +9,9 @@ impression per line, tab separated, no header::
 Each distinct title is an item (first appearance, train file first). Rows keep their 0/1
 ``label`` and ``given_split`` (0 for the train file, 2 for the test file). KG: item
 -[mentions]-> entity for every linked entity of its rows (the repository's KG file is not
-public, so this is the whole KG). Item text: ``title words. Entities: name, name``.
+public, so this is the whole KG). Item text: ``title words. Entities: name, name``; mentions:
+where the text names each linked entity (in the title where its lower-cased name occurs there,
+else in the list of names), so that DKN aligns title words with entities.
 """
 from __future__ import annotations
 
@@ -65,6 +67,27 @@ def _entities(p: Path, df: pd.DataFrame) -> pd.DataFrame:
                          "ent_name": pair[1].to_numpy(dtype=object)})
 
 
+_SUFFIX = ". Entities: "
+
+
+def _mentions(names: pd.DataFrame, titles: np.ndarray) -> torch.Tensor:
+    """LongTensor ``[Mn, 4]`` (item, entity, start, end): where each linked entity is named in its
+    item's text ``title + ". Entities: " + names``: the first occurrence of the lower-cased name
+    among the title words (DKN aligns a title's words with the entities they name, Wang et al.,
+    WWW 2018, section 4.1), else its place in the appended list of names. ``names``: rows
+    ``(item, name, entity)`` sorted by item, in the order the text lists them."""
+    item = names["item"].to_numpy(np.int64)
+    name = names["name"].to_numpy(dtype=object)
+    title = titles[item]
+    lengths = np.fromiter((len(n) for n in name), np.int64, len(name))
+    # place in the list: after the title and the suffix, the earlier names of the item and ", "
+    before = names.assign(w=lengths + 2).groupby("item", sort=False)["w"].cumsum().to_numpy() - (lengths + 2)
+    listed = np.fromiter((len(t) for t in title), np.int64, len(title)) + len(_SUFFIX) + before
+    found = np.fromiter((t.find(n.lower()) for t, n in zip(title, name)), np.int64, len(name))
+    start = np.where(found >= 0, found, listed)
+    return torch.from_numpy(np.stack([item, names["entity"].to_numpy(np.int64), start, start + lengths], 1))
+
+
 def read_dkn(folder: str | Path, name: str = "dkn-news",
              files: Sequence[tuple[str, int]] = (("raw_train.txt", 0), ("raw_test.txt", 2))) -> KGRecData:
     """Read DKN's raw files (``(file name, given_split code)`` pairs) into a :class:`KGRecData`.
@@ -93,18 +116,21 @@ def read_dkn(folder: str | Path, name: str = "dkn-news",
     ent_item = items[ent["row"].to_numpy()]
     triples = np.stack([ent_item.astype(np.int64), np.zeros(len(ent), np.int64), ecode.astype(np.int64) + I], 1)
     # item text: the title, then the distinct entity names of the item's rows
-    names = pd.DataFrame({"item": ent_item, "name": ent["ent_name"].to_numpy(dtype=object)}).drop_duplicates()
+    names = pd.DataFrame({"item": ent_item, "name": ent["ent_name"].to_numpy(dtype=object),
+                          "entity": ecode.astype(np.int64) + I}).drop_duplicates(["item", "name"])
+    names = names.sort_values("item", kind="stable")
     joined = names.groupby("item", sort=True)["name"].agg(", ".join)
     ent_text = np.full(I, "", dtype=object)
     ent_text[joined.index.to_numpy()] = joined.to_numpy(dtype=object)
-    item_text = [f"{t}. Entities: {e}" if e else t for t, e in zip(titles.tolist(), ent_text.tolist())]
+    item_text = [f"{t}{_SUFFIX}{e}" if e else t for t, e in zip(titles.tolist(), ent_text.tolist())]
+    mentions = _mentions(names, titles)
     entity_ids = [str(t) for t in titles] + [str(x) for x in euniq]
     data = KGRecData(
         name=name, n_users=len(user_uniq), n_items=I, n_entities=len(entity_ids),
         interactions=torch.from_numpy(np.stack([users.astype(np.int64), items.astype(np.int64)], 1)),
         label=torch.from_numpy(df["label"].to_numpy(np.int64, copy=True)),
         given_split=torch.from_numpy(df["part"].to_numpy(np.int64, copy=True)),
-        triples=torch.from_numpy(triples), relation_names=["mentions"], item_text=item_text,
+        triples=torch.from_numpy(triples), relation_names=["mentions"], item_text=item_text, mentions=mentions,
         user_ids=[str(u) for u in user_uniq], item_ids=entity_ids[:I], entity_ids=entity_ids,
     )
     data.validate()
