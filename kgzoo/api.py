@@ -8,9 +8,11 @@ from typing import Any
 
 from .config import ZooConfig
 from .data.datamodule import KGRecDataModule
+from .data.datasets import dataset_spec, resolve_dataset
 from .data.impressions import ImpressionDataModule
 from .data.link import KGLinkDataModule
 from .data.protocol import EvalProtocol
+from .data.spec import DatasetSpec
 from .models import Recommender  # importing the package registers the built-in models
 from .pretrain.kg_vectors import KGVectors
 from .pretrain.text_vectors import TextVectors
@@ -55,7 +57,8 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
     """A :class:`KGRecDataModule` for dataset ``name``: a catalogue or registered name, the path
     of a folder of one's own files (layout detected, :mod:`kgzoo.data.folders`), or the
     :class:`~kgzoo.data.spec.DatasetSpec` that :func:`kgzoo.from_frames` returns; for a protocol
-    of the ``impression`` task an :class:`~kgzoo.data.impressions.ImpressionDataModule`.
+    of the ``impression`` task (given, or the dataset's default: a folder in MIND's layout) an
+    :class:`~kgzoo.data.impressions.ImpressionDataModule`.
 
     Args:
         protocol: an :class:`EvalProtocol`, a dict of its fields, or ``None`` for the
@@ -68,7 +71,10 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
     """
     if isinstance(protocol, dict):
         protocol = EvalProtocol(**protocol)
-    if protocol is not None and protocol.task == "impression":
+    if protocol is None and not isinstance(name, DatasetSpec):  # the dataset's default (a MIND folder: impressions)
+        name = resolve_dataset(name)
+        protocol = dataset_spec(name).protocol
+    if protocol is not None and get_task(protocol.task).data == "impressions":
         return ImpressionDataModule(name, root=root, protocol=protocol, **kwargs)
     return KGRecDataModule(name, root=root, protocol=protocol, **kwargs)
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.datasets import dataset_spec, list_datasets, load_data, resolve_dataset
+from ..data.datasets import dataset_spec, list_datasets, load_data, load_impressions, resolve_dataset
 from ..data.folders import import_folder
 from ..data.readers._io import MIN_TEXT_MATCH
 
@@ -71,6 +71,14 @@ def data_command(args: argparse.Namespace) -> int:
     table.add_row("user features", ", ".join(st["user_features"]) or "-")
     table.add_row("item features", ", ".join(st["item_features"]) or "-")
     console.print(table)
+    if spec.impressions is not None:  # MIND's layout: the impression view, and how much of it has text
+        imp_data, log = load_impressions(name, args.root)
+        imp = Table(title=f"{name}: impressions (the impression task)")
+        imp.add_column("statistic")
+        imp.add_column("value", justify="right")
+        for k, v in log.stats(imp_data.item_text).items():
+            imp.add_row(k, f"{v:,}")
+        console.print(imp)
     if spec.caveat:
         console.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol

@@ -16,8 +16,12 @@ with the first :data:`LAYOUTS` entry that matches:
   ``head,relation,tail``, ``item,entity``, ``item,text``, ``user,friend``, ``user,<attributes>``,
   ``item,<attributes>``; read by :func:`~kgzoo.data.frames.build_from_frames`.
 
-Other layouts join with :func:`register_layout` (the MIND layout, ``news.tsv`` +
-``behaviors.tsv``, is to join this way). :func:`register_folder` registers a folder for this
+* ``mind``: MIND's ``news.tsv`` + ``behaviors.tsv`` (MIND-small, MIND-large or a sample; joined
+  through :func:`register_layout`, tried first): the labelled rows of
+  :func:`~kgzoo.data.readers.mind.read_mind` and, for the default ``impression`` protocol (split
+  by day), its impressions (:func:`~kgzoo.data.readers.mind.read_mind_impressions`).
+
+Other layouts join with :func:`register_layout`. :func:`register_folder` registers a folder for this
 process; :func:`import_folder` (``kgzoo data import PATH --name N``) also writes
 ``<user config>/datasets/<N>.json`` (:func:`kgzoo.paths.user_config_dir`), which
 :func:`register_imported` registers in every later process.
@@ -30,7 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -43,6 +47,7 @@ from .protocol import EvalProtocol
 from .readers._io import MIN_TEXT_MATCH, DataFormatError, read_bytes
 from .readers.hin import EdgeFile, read_hin
 from .readers.kgin import read_kgin
+from .readers.mind import read_mind, read_mind_impressions
 from .readers.recbole import read_recbole_kg
 from .readers.ripplenet import read_ripplenet
 from .spec import DatasetSpec, register_dataset
@@ -60,12 +65,15 @@ class Layout:
         name: the layout's name. looks_for: what it looks for, in words (for the error of a
             folder that matches no layout). detect: ``folder -> (builder, protocol)`` where the
             folder is of this layout, else ``None``; ``builder(folder, min_text_match)`` reads it
-            into a raw :class:`KGRecData`.
+            into a raw :class:`KGRecData`. impressions: ``folder -> (KGRecData, ImpressionLog)``
+            for a layout that logs impressions (MIND; the registered spec's
+            ``DatasetSpec.impressions``), else ``None``.
     """
 
     name: str
     looks_for: str
     detect: Callable[[Path], tuple[Callable[[Path, float], KGRecData], EvalProtocol] | None]
+    impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None
 
 
 def _first_line(path: Path) -> str:
@@ -232,8 +240,34 @@ LAYOUTS: list[Layout] = [
 
 
 def register_layout(layout: Layout, first: bool = False) -> None:
-    """Add a folder layout (tried last, or ``first``). The hook for layouts kgzoo lacks (MIND)."""
+    """Add a folder layout (tried last, or ``first``). The hook for layouts kgzoo lacks."""
     LAYOUTS.insert(0 if first else len(LAYOUTS), layout)
+
+
+#: the impression protocol of a MIND folder: the last day's impressions test, the day before valid
+IMPRESSIONS = EvalProtocol(task="impression", split="temporal")
+
+
+def _mind(folder: Path):
+    if not ((folder / "behaviors.tsv").is_file() and (folder / "news.tsv").is_file()):
+        return None
+    return (lambda f, m: read_mind(f, name=f.name)), IMPRESSIONS
+
+
+register_layout(Layout("mind", "MIND's news.tsv and behaviors.tsv (MIND-small, MIND-large or a sample)", _mind,
+                       impressions=lambda f: read_mind_impressions(f, name=f.name)), first=True)
+
+
+def layout_named(name: str) -> Layout:
+    """The layout called ``name``.
+
+    Raises:
+        KeyError: no such layout (naming the known ones).
+    """
+    for layout in LAYOUTS:
+        if layout.name == name:
+            return layout
+    raise KeyError(f"no folder layout {name!r}; known: {', '.join(lay.name for lay in LAYOUTS)}")
 
 
 def detect_layout(folder: str | Path) -> tuple[Layout, Callable[[Path, float], KGRecData], EvalProtocol]:
@@ -268,7 +302,7 @@ def register_folder(folder: str | Path, name: str | None = None, protocol: EvalP
             origin already has it, the folder's name and 8 hex digits of its path's sha256.
         protocol: default protocol (an :class:`EvalProtocol` or its fields); default: the
             layout's (``ctr`` 6:2:2 for labelled rows, ``given`` for KGIN with train.txt and
-            another part, else ``topk`` 8:1:1).
+            another part, ``impression`` split by day for MIND, else ``topk`` 8:1:1).
         min_text_match: passed to the reader (item text keys must match this share of items).
 
     Returns:
@@ -293,6 +327,7 @@ def register_folder(folder: str | Path, name: str | None = None, protocol: EvalP
         name=name, domain="user", description=f"{layout.name} folder {f}", files=(),
         builder=lambda folder, _b=builder, _m=min_text_match: _b(folder, _m),
         licence="the user's own data", citation="", protocol=protocol or default, folder=f, origin=origin,
+        impressions=layout.impressions,
     )
     return register_dataset(spec)
 
@@ -357,6 +392,8 @@ def register_imported() -> list[str]:
             builder=lambda f, _m=float(e.get("min_text_match", MIN_TEXT_MATCH)): detect_layout(f)[1](f, _m),
             licence="the user's own data", citation="", protocol=EvalProtocol(**e.get("protocol", {})),
             folder=Path(folder), origin=f"folder:{folder}",
+            impressions=layout_named(e["layout"]).impressions if e.get("layout") in {
+                lay.name for lay in LAYOUTS} else None,
         )
         register_dataset(spec)
         out.append(name)

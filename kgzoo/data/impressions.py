@@ -33,7 +33,7 @@ from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .cleaning import standard_clean
 from .datamodule import DataSizes, apply_kg_ablation
-from .datasets import dataset_spec, load_impressions
+from .datasets import dataset_spec, load_impressions, resolve_dataset
 from .download import sha256_file
 from .graphs import Graphs
 from .impression_log import ImpressionLog, split_by_day
@@ -117,7 +117,8 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
     candidate of the impression, plus ``impression`` LongTensor ``[B]`` (its index in the log).
 
     Args:
-        dataset: a catalogue name whose entry reads impressions (``DatasetSpec.impressions``).
+        dataset: a catalogue name whose entry reads impressions (``DatasetSpec.impressions``), or
+            the path of a folder in MIND's layout (:mod:`kgzoo.data.folders`).
         root: data root. protocol: ``EvalProtocol(task="impression", split="temporal")`` (default).
         batch_size: training samples per batch. eval_batch_size: impressions per evaluation batch.
         max_history: clicked news kept per impression (NRMS: 50). npratio: negatives per click
@@ -135,6 +136,8 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
                  batch_size: int = 64, eval_batch_size: int = 64, max_history: int = 50, npratio: int = 4,
                  kg_ablation: str = "real", seed: int | None = None) -> None:
         super().__init__()
+        if self._given is None:
+            dataset = resolve_dataset(dataset)  # a folder in MIND's layout registers here
         self.dataset, self.root = dataset, root
         self.protocol = protocol if protocol is not None else EvalProtocol(task="impression", split="temporal")
         if self.protocol.task != "impression" or self.protocol.split != "temporal":

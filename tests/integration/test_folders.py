@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import kgzoo
 from kgzoo.bench.cells import resolve_grid
 from kgzoo.cli import main
 from kgzoo.data import DataFormatError, dataset_spec, resolve_dataset
 from kgzoo.data.folders import detect_layout
+from kgzoo.data.impressions import ImpressionDataModule
 
 
 def head(src: Path, dst: Path, n: int | None = None) -> None:
@@ -107,7 +109,7 @@ def test_folder_of_no_layout_lists_what_was_looked_for(tmp_path):
     (tmp_path / "notes.txt").write_text("hello\n")
     with pytest.raises(DataFormatError, match="matches no dataset layout") as e:
         kgzoo.create_datamodule(str(tmp_path))
-    for name in ("recbole", "ripplenet", "kgin", "hin", "tables", "notes.txt"):
+    for name in ("mind", "recbole", "ripplenet", "kgin", "hin", "tables", "notes.txt"):
         assert name in str(e.value)
 
 
@@ -164,3 +166,50 @@ def test_a_catalogue_folder_read_by_its_detected_layout_gives_the_catalogue(data
     # the files read have the catalogue's pinned sha256 (it pins one more for lastfm-kg: the raw
     # user_artists.dat its reader does not read)
     assert a.source_checksums and a.source_checksums.items() <= b.source_checksums.items()
+
+
+def tiny_mind(d: Path) -> Path:
+    """A folder in MIND's layout: 4 news (N3 without a news.tsv row), 6 impressions over 3 days."""
+    d.mkdir(parents=True, exist_ok=True)
+    ent = '[{"Label": "Paris", "Type": "G", "WikidataId": "Q90", "Confidence": 1.0, "OccurrenceOffsets": [0], ' \
+          '"SurfaceForms": ["Paris"]}]'
+    news = [("N1", "news", "world", "Paris votes today", "The city votes.", ent),
+            ("N2", "sports", "soccer", "A late goal wins it", "Football report.", "[]"),
+            ("N4", "food", "recipes", "Soup for winter", "A recipe.", "[]")]
+    (d / "news.tsv").write_text("".join(f"{i}\t{c}\t{sc}\t{t}\t{a}\thttps://x/{i}\t{e}\t[]\n"
+                                        for i, c, sc, t, a, e in news), encoding="utf-8")
+    rows = [(1, "U1", "11/11/2019 9:00:00 AM", "N1", "N2-1 N4-0"), (2, "U2", "11/11/2019 10:00:00 AM", "N2", "N1-0 N3-1"),
+            (3, "U1", "11/12/2019 9:00:00 AM", "N1 N2", "N4-1 N3-0"), (4, "U3", "11/12/2019 1:00:00 PM", "", "N1-1 N2-0"),
+            (5, "U2", "11/13/2019 9:00:00 AM", "N2 N3", "N4-0 N1-1"), (6, "U1", "11/13/2019 9:30:00 AM", "N1 N2 N4", "N3-1 N2-0")]
+    (d / "behaviors.tsv").write_text("".join(f"{i}\t{u}\t{t}\t{h}\t{c}\n" for i, u, t, h, c in rows),
+                                     encoding="utf-8")
+    return d
+
+
+def test_a_mind_folder_gives_impressions(tmp_path, capsys):
+    d = tiny_mind(tmp_path / "my-mind")
+    assert detect_layout(d)[0].name == "mind"
+    dm = kgzoo.create_datamodule(str(d))
+    assert isinstance(dm, ImpressionDataModule) and dm.protocol.task == "impression"
+    dm.setup()
+    assert dm.sizes() == {"train": 2, "valid": 2, "test": 2, "train_clicks": 2}
+    assert dm.n_items == 4 and sum(1 for t in dm.data.item_text if t) == 3  # N3 kept without text
+    assert next(iter(dm.test_dataloader()))["candidates"].shape == (2, 2)
+    # the CTR view of the same folder, where asked for
+    ctr = kgzoo.create_datamodule(str(d), protocol={"task": "ctr", "split": "random"})
+    assert not isinstance(ctr, ImpressionDataModule)
+    assert main(["data", "stats", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "impressions" in out and "candidates_with_text" in out
+
+
+def test_the_mind_sample_folder_gives_the_catalogue_impressions(data_dir):
+    dm = kgzoo.create_datamodule(str(data_dir / "mind-sample"))
+    assert isinstance(dm, ImpressionDataModule)
+    dm.setup()
+    cat = kgzoo.create_datamodule("mind-sample", protocol={"task": "impression", "split": "temporal"})
+    cat.setup()
+    assert dm.sizes() == cat.sizes() == {"train": 3058, "valid": 974, "test": 968, "train_clicks": 4562}
+    assert dm.n_items == cat.n_items and torch.equal(dm.log.candidates, cat.log.candidates)
+    # the same files: the fingerprint's data part is the catalogue's pinned checksums
+    assert dm.data.source_checksums == cat.data.source_checksums
