@@ -50,7 +50,7 @@ def _trainer(**kw) -> L.Trainer:
 
 
 @pytest.mark.parametrize("name, overrides", [("nrms", {}), ("nrms-plm", {}), ("dkn", {"kge_epochs": 2}),
-                                             ("news-plm-mean", {}), ("pop", {})])
+                                             ("news-plm-mean", {}), ("pop", {}), ("kgplm-news", {"kge_epochs": 2})])
 def test_news_models_train_a_few_epochs_on_mind_sample(name, overrides, imp_dm, text_home):
     base = kgzoo.create_datamodule("mind-sample")
     model = kgzoo.create_model(name, base if name != "pop" else imp_dm, **overrides)
@@ -136,6 +136,7 @@ def test_dkn_news_is_a_ctr_set_with_train_click_histories(dkn_dm):
 @pytest.mark.parametrize("name, overrides", [
     ("nrms", {"heads": 4, "head_dim": 8}),
     ("dkn", {"kge_epochs": 2, "title_length": 12, "windows": [1, 2], "n_filters": 16}),  # small: every news encoded per pass
+    ("kgplm-news", {"kge_epochs": 2, "use_text": False}),  # its text tower: the contract test
     ("pop", {})])
 def test_news_models_train_on_dkn_news_as_ctr(name, overrides, dkn_dm):
     model = kgzoo.create_model(name, dkn_dm, **overrides)
