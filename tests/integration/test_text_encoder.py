@@ -115,6 +115,29 @@ def test_lora_trains_only_adapters_and_head(text_home, titles, count_forward):
     assert torch.allclose(emb.all()[:5], fresh, atol=1e-5)
 
 
+def test_lora_never_encodes_items_without_text(text_home, titles, count_forward):
+    """News logs name many items without text (MIND samples): the PLM encodes only items with text,
+    in training (the grad budget goes to them) and in a refresh."""
+    torch.manual_seed(0)
+    enc = TextEncoder(mode="lora", max_length=32, lora_r=4, lora_alpha=8, lora_dropout=0.0)
+    texts = [t if i % 3 == 0 else "" for i, t in enumerate(titles[:24])]  # 8 items with text
+    emb = ItemTextEmbedding(len(texts), enc, grad_items=64)
+    emb.set_texts(texts, TextVectors(texts, **emb.vectors_request()))
+    emb.train()
+    count_forward.clear()
+    with torch.enable_grad():
+        out = emb(torch.arange(24))
+    assert count_forward == [8]  # the 8 items with text, not the 24 of the batch
+    assert torch.allclose(out[1], emb.no_text)  # the "no text" vector
+    out.sum().backward()
+    count_forward.clear()
+    with torch.enable_grad():
+        emb(torch.tensor([1, 2, 4]))  # no item with text: nothing to encode
+    assert count_forward == []
+    emb.refresh()
+    assert sum(count_forward) == 8
+
+
 def test_full_mode_trains_a_step(text_home, titles):
     enc = TextEncoder(mode="full", max_length=32)
     params = [p for p in enc.parameters()]

@@ -212,7 +212,8 @@ class ItemTextEmbedding(nn.Module):
     * ``lora`` / ``full``: item token ids are buffers; in training :meth:`forward` encodes
       (with grad) only the distinct items of the batch, at most ``grad_items`` of them (a
       random subset; the others are read from the item cache, detached), and writes the
-      fresh vectors back to the cache. :meth:`refresh` re-encodes every item (no grad),
+      fresh vectors back to the cache (items without text are never encoded: they take the
+      "no text" vector). :meth:`refresh` re-encodes every item with text (no grad),
       called before each evaluation pass by the models, so ranking over all items sees the
       current adapters.
 
@@ -320,7 +321,7 @@ class ItemTextEmbedding(nn.Module):
         of items without text hold the encoder's vector of the empty text, for the caller to
         replace (:meth:`forward` puts the "no text" vector there).
 
-        In training with a trainable encoder, the batch's distinct items (at most
+        In training with a trainable encoder, the batch's distinct items with text (at most
         ``grad_items``) are encoded with grad; otherwise the cache is read (no grad). A caller
         that maps vectors row by row (a projection) can map the ``[H]`` "no text" vector once
         and substitute it after the map instead of before: the same result without a
@@ -332,11 +333,11 @@ class ItemTextEmbedding(nn.Module):
         self._check()
         if items is None:
             return self.cache, self.has_text
-        if self.encoder.trainable and self.training and torch.is_grad_enabled() and items.numel():
+        if self.encoder.trainable and self.training and torch.is_grad_enabled() and bool(self.has_text[items].any()):
             uniq, inv = torch.unique(items, return_inverse=True)
-            pick = uniq
-            if uniq.numel() > self.grad_items:
-                pick = uniq[torch.randperm(uniq.numel(), device=uniq.device)[: self.grad_items]]
+            pick = uniq[self.has_text[uniq]]  # an item without text takes the "no text" vector: nothing to encode
+            if pick.numel() > self.grad_items:
+                pick = pick[torch.randperm(pick.numel(), device=pick.device)[: self.grad_items]]
             fresh = self.encoder(self.input_ids[pick], self.attention_mask[pick])
             self.cache[pick] = fresh.detach().to(self.cache.dtype)
             vec = self.cache[uniq].clone()
@@ -358,7 +359,8 @@ class ItemTextEmbedding(nn.Module):
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Re-encode every item with the current weights (trainable modes; no-op when frozen)."""
+        """Re-encode every item with text with the current weights (trainable modes; no-op when
+        frozen). Items without text are skipped: they take the "no text" vector."""
         self._check()
         if not self.encoder.trainable:
             return
@@ -366,7 +368,7 @@ class ItemTextEmbedding(nn.Module):
         self.encoder.eval()
         try:
             bs = self.encoder.batch_size
-            for s in range(0, self.n_items, bs):
-                self.cache[s:s + bs] = self.encoder(self.input_ids[s:s + bs], self.attention_mask[s:s + bs])
+            for idx in torch.nonzero(self.has_text).flatten().split(bs):
+                self.cache[idx] = self.encoder(self.input_ids[idx], self.attention_mask[idx])
         finally:
             self.encoder.train(was)
