@@ -69,6 +69,15 @@ class KGPLMNews(NewsRecommender, KGPLM):
         NewsRecommender._attach(self, graphs, extras)
         self.user_seen.copy_(torch.bincount(graphs.train_interactions[:, 0], minlength=self.n_users) > 0)
 
+    def check_update(self) -> None:
+        """KGPLM's incremental update grows a top-K model; a news model scores from histories.
+
+        Raises:
+            NotImplementedError: always (retrain on the extended data).
+        """
+        raise NotImplementedError(f"{type(self).__name__} (kgplm-news) has no incremental update: retrain it on "
+                                  "the extended data (kgzoo fit / kgzoo bench)")
+
     def news_vectors(self, items: Tensor) -> Tensor:
         """FloatTensor ``[N, d]``: KGPLM's fused item vectors of news ``items`` LongTensor ``[N]``."""
         g = self._propagated()
