@@ -133,12 +133,12 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
-def write_table(rows: list[dict], out: Path, command: str, threads: int) -> None:
+def write_table(rows: list[dict], out: Path, command: str, threads: int, raw: str = "benchmarks/scripts/recbole/results.jsonl") -> None:
     for r in rows:  # rows of an earlier version of this script were labelled "recbole timing"
         r["kind"] = r["kind"].split()[-1]
     models = list(dict.fromkeys(r["model_key"] for r in rows))
     lines = ["# kgzoo vs RecBole 1.2.1 on ml-100k", "",
-             "Written by `benchmarks/scripts/recbole/compare.py` (raw rows: `benchmarks/scripts/recbole/results.jsonl`).", "",
+             f"Written by `benchmarks/scripts/recbole/compare.py` (raw rows: `{raw}`).", "",
              "**Protocol (both libraries):** RecBole's ml-100k atomic files (the same five files kgzoo reads as "
              "`ml-100k-kg`; all 100,000 ratings kept as implicit feedback), random 8:1:1 split per user "
              "(`RS [0.8,0.1,0.1]`, `RO`, `group_by: user`), full ranking over all items with train items masked, "
@@ -265,8 +265,9 @@ def main() -> None:
     if args.report_only is not None:
         rows = [json.loads(x) for f in (args.report_only or [results]) for x in Path(f).read_text().splitlines()
                 if x.strip()]
+        raw = ", ".join(str(f) for f in (args.report_only or [results]))
         write_table(rows, Path(args.out), args.command or "python benchmarks/scripts/recbole/compare.py "
-                    + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.threads)
+                    + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.threads, raw)
         print(f"wrote {args.out}")
         return
     if "recbole" in args.libraries and not Path(args.recbole_python).exists():
@@ -341,7 +342,7 @@ def main() -> None:
     for f in failures:
         print("FAILED:", f, file=sys.stderr)
     cmd = "python benchmarks/scripts/recbole/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    write_table(rows + new, Path(args.out), cmd, args.threads)
+    write_table(rows + new, Path(args.out), cmd, args.threads, str(results))
     print(f"wrote {args.out}")
 
 
