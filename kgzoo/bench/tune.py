@@ -288,8 +288,20 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         study.enqueue_trial(default_point(space, cfg.defaults), user_attrs={"default": True}, skip_if_exists=False)
 
     def counted() -> list[Any]:
+        # finished trials, less the interrupted ones (their reruns count) and less repeats of a
+        # point already counted (a sampler reseeded as the first process redrew its points before
+        # resume_seed: lightgcn/amazon-hin trials 4 and 5 are trials 0 and 1 again)
         rerun = {t.user_attrs.get("rerun_of") for t in study.trials}
-        return [t for t in study.trials if t.state.name in _STATES and t.number not in rerun]
+        out, seen = [], set()
+        for t in study.trials:
+            if t.state.name not in _STATES or t.number in rerun:
+                continue
+            point = (bool(t.user_attrs.get("default")), json.dumps(t.params, sort_keys=True, default=str))
+            if point in seen:
+                continue
+            seen.add(point)
+            out.append(t)
+        return out
 
     def finished() -> int:  # the searched trials: the default trial is not part of the budget
         return sum(not t.user_attrs.get("default") for t in counted())

@@ -178,11 +178,17 @@ def test_the_default_trial_is_never_pruned_and_joins_a_study_opened_before_it(tm
             pruned.append(len(callbacks(types.SimpleNamespace(main_metric="ndcg@10"))))
             return super().__call__(*a, callbacks=callbacks, **k)
 
+    old.enqueue_trial({"lr": 0.05, "reg_weight": 0.0, "sizes#": 0})  # a repeated point: not a new trial
+    t = old.ask()
+    for p in space:
+        p.suggest(t)
+    old.tell(t, 0.1)
     rec = Recording()
     rep = tune("bpr", "ml-100k-kg", 2, results=tmp_path, storage=storage, experiment=rec,
                fingerprint=lambda m, ds: "0" * 64, log=None)
     assert len(rec.calls) == 1 and rec.calls[0]["lr"] == 1e-3 and pruned == [0]  # only the default, unpruned
-    assert rep.default["trial"] == 2 and rep.default["chosen"] is True  # 0.667 beats the two 0.1
+    assert rep.default["trial"] == 3 and rep.default["chosen"] is True  # 0.667 beats the two 0.1
+    assert rep.complete == 2  # trial 2 repeats trial 0: counted once
     assert rep.best_params["lr"] == 1e-3
     tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=storage, experiment=rec,
          fingerprint=lambda m, ds: "0" * 64, log=None)
