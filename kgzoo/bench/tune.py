@@ -273,8 +273,12 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
     # study at a time): it is closed as FAIL, its parameters are queued to run again (the rerun's
     # ``rerun_of`` names it), and it does not count against the budget.
+    done_points = {_point(t) for t in study.trials if t.state.name in _STATES}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if _point(t) in done_points:  # a repeat of a finished point (drawn before resume_seed): dropped
+            say(f"{model} on {dataset}: trial {t.number} was interrupted; it repeats a finished point, dropped")
+            continue
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number, "default": bool(t.user_attrs.get("default"))},
                             skip_if_exists=False)
         say(f"{model} on {dataset}: trial {t.number} was interrupted; its parameters run again")
@@ -296,7 +300,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         for t in study.trials:
             if t.state.name not in _STATES or t.number in rerun:
                 continue
-            point = (bool(t.user_attrs.get("default")), json.dumps(t.params, sort_keys=True, default=str))
+            point = _point(t)
             if point in seen:
                 continue
             seen.add(point)
@@ -362,6 +366,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     if write_config is not None:
         report.config = write_tuned(Path(write_config), cfg, report, schedule, study.study_name)
     return report
+
+
+def _point(trial: Any) -> tuple[bool, str]:
+    """A trial's point: whether it is the default trial, and its parameters (canonical JSON)."""
+    return bool(trial.user_attrs.get("default")), json.dumps(trial.params, sort_keys=True, default=str)
 
 
 def _from_trial(p: Param, params: dict[str, Any]) -> Any:
