@@ -204,15 +204,16 @@ def _short_traceback(e: BaseException) -> str:
 
 def tuning_record(cfg: ZooConfig) -> dict[str, Any] | None:
     """The row's ``tuning`` block from the config's ``tuned:`` section (written by ``kgzoo tune``):
-    ``{"trials", "budget", "chosen", "best_valid", "study", "date", "dataset"}`` (``dataset``: where
-    the values were chosen, this cell's dataset unless the config says ``tuned: {from: ...}``);
-    ``None`` for an untuned config."""
+    ``{"trials", "budget", "chosen", "best_valid", "study", "date", "dataset", "default"}``
+    (``dataset``: where the values were chosen, this cell's dataset unless the config says
+    ``tuned: {from: ...}``; ``default``: how the study's default trial did, ``None`` for a study
+    without one); ``None`` for an untuned config."""
     t = cfg.tuned
     if not t:
         return None
     return {"trials": t.get("trials"), "budget": t.get("budget"), "chosen": dict(t.get("params") or {}),
             "best_valid": t.get("best_valid"), "study": t.get("study"), "date": t.get("date"),
-            "dataset": t.get("dataset", cfg.dataset)}
+            "dataset": t.get("dataset", cfg.dataset), "default": t.get("default")}
 
 
 def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol, kg_ablation: str,
