@@ -92,10 +92,9 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         ValueError: a hyper-parameter the model does not take (naming it and the known ones).
     """
     cls = MODELS.get(name)
-    declared = cls.task if isinstance(cls.task, str) else None
-    if datamodule is not None and (getattr(cls, "tasks", None) or (declared and get_task(declared).data == "triples")):
-        # a news model: the impression view where there is one (its sizes are that view's); a link
-        # model: its triple split (TransR's TransE pre-training sees the split's train part only)
+    if datamodule is not None:
+        # the DataModule the model's task trains on: a news model's impression view (its sizes are
+        # that view's), a link model's triple split (TransR's TransE sees its train part only)
         datamodule = create_datamodule_for(cls, datamodule)
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}

@@ -92,8 +92,7 @@ def find_checkpoint(row: Any, runs_root: Path) -> Path:
     Raises:
         SystemExit: no such file (the run's folder was deleted: rerun the cell).
     """
-    found = sorted([*runs_root.glob(f"*/{row.checkpoint}"), *([runs_root / row.checkpoint]
-                                                              if (runs_root / row.checkpoint).is_file() else [])],
+    found = sorted([q for q in (*runs_root.glob(f"*/{row.checkpoint}"), runs_root / row.checkpoint) if q.is_file()],
                    key=lambda q: q.stat().st_mtime)
     if not found:
         raise SystemExit(f"{row.model}/{row.dataset}: checkpoint {row.checkpoint} of the row of {row.time} "
@@ -101,27 +100,39 @@ def find_checkpoint(row: Any, runs_root: Path) -> Path:
     return found[-1]
 
 
+def from_row(row: Any, model: str, dataset: str, ckpt: Path | None, **training: Any) -> dict[str, Any]:
+    """What :func:`publish` needs of a result row: the best checkpoint's ``state_dict`` (read from
+    ``ckpt``; for a model with nothing to optimise, Pop, which saves none, the state that
+    ``attach`` computes), hyper-parameters, protocol, test metrics and the training record (the
+    row's seed, epochs, stopping, schedule, tuning, code hash and config, plus ``training``).
+
+    Raises:
+        SystemExit: a row with parameters but no checkpoint.
+    """
+    cfg = ZooConfig.load(model, dataset)
+    if ckpt is not None:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    elif row.params == 0:
+        dm = create_datamodule(dataset, protocol=EvalProtocol(**row.protocol), **cfg.data)
+        state = create_model(model, datamodule=dm, config=False, **_hparams(row.hparams)).state_dict()
+    else:
+        raise SystemExit(f"{model}/{dataset}: the run of {row.time} saved no checkpoint ({row.epochs} epochs)")
+    record = {k: getattr(row, k) for k in ("seed", "best_epoch", "epochs", "stopped_by", "schedule",
+                                           "seconds_per_epoch", "train_seconds", "valid_metrics", "tuning",
+                                           "versions", "code_hash", "config", "config_sha", "time")}
+    if record["config"]:  # relative to the config directory
+        record["config"] = "zoo_configs/" + record["config"]
+    return {"state_dict": state, "hparams": _hparams(row.hparams), "protocol": row.protocol,
+            "data": dict(cfg.data), "metrics": row.metrics, "training": {**record, **training}}
+
+
 def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """A result-like dict with ``state_dict`` (float32), ``hparams``, ``protocol``, ``metrics`` and training info."""
-    cfg = ZooConfig.load(model, dataset)
     if args.rows:
         row = converged_row(model, dataset, args)
-        if row.checkpoint:
-            ckpt = find_checkpoint(row, Path(args.runs_root) if args.runs_root else cache_dir("runs"))
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-        elif row.params == 0:  # nothing to optimise (Pop): attach() computes the whole state
-            dm = create_datamodule(dataset, protocol=EvalProtocol(**row.protocol), **cfg.data)
-            state = create_model(model, datamodule=dm, config=False, **_hparams(row.hparams)).state_dict()
-        else:
-            raise SystemExit(f"{model}/{dataset}: the row of {row.time} names no checkpoint")
-        training = {k: getattr(row, k) for k in ("seed", "best_epoch", "epochs", "stopped_by", "schedule",
-                                                 "seconds_per_epoch", "train_seconds", "valid_metrics",
-                                                 "tuning", "code_hash", "config", "config_sha", "time")}
-        training["from_rows"] = Path(args.rows).as_posix()
-        if training["config"]:
-            training["config"] = "zoo_configs/" + training["config"]
-        return {"state_dict": state, "hparams": _hparams(row.hparams), "protocol": row.protocol,
-                "data": dict(cfg.data), "metrics": row.metrics, "training": training, "strict_metrics": True}
+        ckpt = find_checkpoint(row, Path(args.runs_root) if args.runs_root else cache_dir("runs")) \
+            if row.checkpoint else None
+        return {**from_row(row, model, dataset, ckpt, from_rows=Path(args.rows).as_posix()), "strict_metrics": True}
     if args.ckpt:
         ck = torch.load(args.ckpt, map_location="cpu", weights_only=True)  # tensors and plain types only
         hp = dict(ck.get("hyper_parameters") or {})
@@ -131,26 +142,13 @@ def train_or_read(model: str, dataset: str, args: argparse.Namespace) -> dict[st
                     "best_epoch": ck.get("epoch"), "global_step": ck.get("global_step"),
                     "best_valid_score": float(best[0]) if best and best[0] is not None else None}
         return {"state_dict": ck["state_dict"], "hparams": _hparams(hp), "protocol": protocol.to_dict(),
-                "data": dict(cfg.data), "metrics": {}, "training": training}
+                "data": dict(ZooConfig.load(model, dataset).data), "metrics": {}, "training": training}
     from kgzoo.bench.experiment import run_experiment
 
     row = run_experiment(model, dataset, seed=args.seed, quick=args.schedule == "bench", out_dir=args.runs,
                          max_epochs=args.max_epochs, progress=False)
-    if row.checkpoint:
-        state = torch.load(Path(args.runs) / row.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    elif row.params == 0:
-        # nothing to optimise (Pop): Lightning saves no checkpoint; attach() computes the whole state
-        dm = create_datamodule(dataset, protocol=EvalProtocol(**row.protocol), **cfg.data)
-        state = create_model(model, datamodule=dm, config=False, **_hparams(row.hparams)).state_dict()
-    else:
-        raise RuntimeError(f"{model}: the run saved no checkpoint ({row.epochs} epochs)")
-    training = {k: getattr(row, k) for k in ("seed", "best_epoch", "epochs", "seconds_per_epoch", "train_seconds",
-                                             "valid_metrics", "versions", "config")}
-    training["schedule"] = args.schedule
-    if training["config"]:  # relative to the config directory
-        training["config"] = "zoo_configs/" + training["config"]
-    return {"state_dict": state, "hparams": _hparams(row.hparams), "protocol": row.protocol,
-            "data": dict(cfg.data), "metrics": row.metrics, "training": training, "row": row.to_dict()}
+    ckpt = Path(args.runs) / row.checkpoint if row.checkpoint else None
+    return {**from_row(row, model, dataset, ckpt, schedule=args.schedule), "row": row.to_dict()}
 
 
 def _eval_users(dm: Any) -> int | None:

@@ -84,7 +84,6 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=self.step or 1, log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
 
-
     def fixed(self, value: Any) -> dict[str, Any] | None:
         """``{optuna name: value}`` that makes :meth:`suggest` return ``value`` in an enqueued
         trial, or ``None`` when ``value`` lies outside this parameter's space."""
@@ -271,8 +270,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     report = TuneReport(model, dataset, trials, rows=rows_path)
 
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
-    # study at a time): it is closed as FAIL, its parameters are queued to run again (the rerun's
-    # ``rerun_of`` names it), and it does not count against the budget.
+    # study at a time): it is closed as FAIL and does not count against the budget; its parameters
+    # are queued to run again (the rerun's ``rerun_of`` names it) unless they repeat a finished point.
     done_points = {_point(t) for t in study.trials if t.state.name in _STATES}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
@@ -310,10 +309,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     def finished() -> int:  # the searched trials: the default trial is not part of the budget
         return sum(not t.user_attrs.get("default") for t in counted())
 
-    def default_pending() -> bool:
-        return not any(t.user_attrs.get("default") for t in counted())
-
-    while finished() < trials or default_pending():
+    while finished() < trials or not any(t.user_attrs.get("default") for t in counted()):
         trial = study.ask()
         params = {p.name: p.suggest(trial) for p in space}
         t1 = time.perf_counter()

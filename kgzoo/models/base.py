@@ -121,6 +121,34 @@ class Recommender(L.LightningModule):
     def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
         """The model's part of :meth:`attach` (build graph buffers, counts, ...). The default takes nothing."""
 
+    def _new_kg_tables(self, extras: dict[str, Any], held_key: Tensor, hint: str = "",
+                       relation: bool = False) -> dict[str, Tensor] | None:
+        """The tables of ``extras["kg_vectors"]`` (pre-trained KG embeddings,
+        :class:`kgzoo.pretrain.kg_vectors.KGVectors`: ``key`` hex string, ``load_tables(relation)``
+        -> ``{"entity": FloatTensor [E, k]}``, plus ``"relation": FloatTensor [R, k']`` when
+        ``relation``) for a model to copy
+        into its own tables, or ``None`` when it already holds them: ``held_key`` (LongTensor
+        ``[]`` buffer, the first 60 bits of the key the model's tables came from, 0 = none) equals
+        theirs, or no vectors were given and the model holds some (a restored checkpoint).
+        ``held_key`` is set to the new key.
+
+        Raises:
+            RuntimeError: no ``extras["kg_vectors"]`` and nothing held (naming the model; ``hint``
+                says what else the user may do).
+        """
+        vectors = extras.get("kg_vectors")
+        if vectors is None:
+            if int(held_key) == 0:
+                raise RuntimeError(f"{self.model_name} needs extras['kg_vectors']: attach it with "
+                                   f"kgzoo.api.attach(model, datamodule) or kgzoo.create_model{hint}")
+            return None
+        key = int(vectors.key[:15], 16)
+        if int(held_key) == key:
+            return None
+        tables = vectors.load_tables(relation=relation)
+        held_key.fill_(key)
+        return tables
+
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
         """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys)."""
         raise NotImplementedError

@@ -119,15 +119,9 @@ class DKN(NewsRecommender):
             self.context_vectors.zero_()
             self.kg_vectors_key.zero_()
             return
-        vectors = extras.get("kg_vectors")
-        if vectors is not None:
-            key = int(vectors.key[:15], 16)
-            if int(self.kg_vectors_key) != key:
-                self.entity_vectors[1:].copy_(vectors.load())
-                self.kg_vectors_key.fill_(key)
-        elif int(self.kg_vectors_key) == 0:
-            raise RuntimeError("dkn needs extras['kg_vectors']: attach it with kgzoo.api.attach(model, datamodule) "
-                               "or kgzoo.create_model")
+        tables = self._new_kg_tables(extras, self.kg_vectors_key)
+        if tables is not None:
+            self.entity_vectors[1:].copy_(tables["entity"])
         # context(e): one-hop neighbours over the KG's triples, both directions (eq. 3)
         src = torch.cat([t[:, 0], t[:, 2]]).to(self.entity_vectors.device) + 1
         dst = torch.cat([t[:, 2], t[:, 0]]).to(self.entity_vectors.device) + 1

@@ -232,22 +232,14 @@ class TransR(KGEmbeddingModel):
         """Copy TransE's tables (``extras["kg_vectors"].load_tables()``) into a model not yet initialised from them."""
         if self.init != "transe":
             return
-        vectors = extras.get("kg_vectors")
-        if vectors is None:
-            if int(self.init_key) == 0:
-                raise RuntimeError("transr (init='transe') needs extras['kg_vectors']: attach it with "
-                                   "kgzoo.api.attach(model, datamodule) or kgzoo.create_model, or use init='uniform'")
+        tables = self._new_kg_tables(extras, self.init_key, hint=", or use init='uniform'", relation=True)
+        if tables is None:
             return
-        key = int(vectors.key[:15], 16)
-        if int(self.init_key) == key:
-            return
-        tables = vectors.load_tables()
         with torch.no_grad():
             self.entity.weight.copy_(tables["entity"])
             if tables["relation"].shape == self.relation.weight.shape:
                 self.relation.weight.copy_(tables["relation"])
         self.normalize_()
-        self.init_key.fill_(key)
 
     def normalize_(self) -> None:
         with torch.no_grad():

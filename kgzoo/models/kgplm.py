@@ -167,15 +167,10 @@ class KGPLM(Recommender):
             ends = torch.cat([t[:, 0], t[:, 2]])
             self.kg_linked.copy_(torch.bincount(ends[ends < self.n_items], minlength=self.n_items) > 0)
             if t.shape[0]:
-                vectors = extras.get("kg_vectors")
-                if vectors is not None:
-                    key = int(vectors.key[:15], 16)
-                    if int(self.kg_vectors_key) != key:
-                        self.kg_vectors.copy_(vectors.load()[: self.n_items])
-                        self.kg_vectors_key.fill_(key)
-                elif int(self.kg_vectors_key) == 0:
-                    raise RuntimeError(f"kgplm (kg_encoder={self.kg_encoder!r}) needs extras['kg_vectors']: "
-                                       "attach it with kgzoo.api.attach(model, datamodule) or kgzoo.create_model")
+                tables = self._new_kg_tables(extras, self.kg_vectors_key,
+                                             hint=f", or use kg_encoder='ckg' (now {self.kg_encoder!r})")
+                if tables is not None:
+                    self.kg_vectors.copy_(tables["entity"][: self.n_items])
             else:  # an empty KG (kg_ablation="none"): no item has the KG source
                 warnings.warn(f"kgplm: {graphs.dataset} has no KG triples (kg_ablation="
                               f"{graphs.kg_ablation!r}); the KG source is absent for every item")

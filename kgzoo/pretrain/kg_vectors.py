@@ -101,12 +101,13 @@ class KGVectors:
 
     def load(self) -> Tensor:
         """FloatTensor ``[E, k]`` (``k`` the model's entity width): :meth:`load_tables`' ``"entity"``."""
-        return self.load_tables()["entity"]
+        return self.load_tables(relation=False)["entity"]
 
-    def load_tables(self) -> dict[str, Tensor]:
+    def load_tables(self, relation: bool = True) -> dict[str, Tensor]:
         """``{"entity": FloatTensor [E, k], "relation": FloatTensor [R, k']}``: read from the cache,
         else trained (:meth:`train`) and written there (safetensors, atomically). A cache file of
-        an earlier kgzoo without the relation table is trained again and replaced.
+        an earlier kgzoo holds the entity table only: it serves ``relation=False`` as it is, and
+        is trained again and replaced when the relation table is asked for.
 
         Raises:
             ValueError: a cached file of the wrong shape (corrupt cache: delete it).
@@ -120,7 +121,7 @@ class KGVectors:
             if vec.dim() != 2 or vec.shape[0] != self.n_entities:
                 raise ValueError(f"KG embedding cache {path} has shape {tuple(vec.shape)}, "
                                  f"expected [{self.n_entities}, k]; delete the file")
-            if "relation" in tables:
+            if "relation" in tables or not relation:
                 return tables
         tables = self.train()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -357,6 +357,17 @@ def test_kgplm_kg_from_a_kg_embedding_model(dm, text_home):
     m.end_scoring()
     with pytest.raises(ValueError, match="kg_encoder"):
         kgzoo.create_model("kgplm", dm, kg_encoder="lightgcn")
+    # a cache file of an earlier kgzoo (entity table only) serves the entity vectors as it is; the
+    # relation table (TransR's start) trains it again
+    from safetensors.torch import save_file
+
+    kv = KGVectors(dm, "transe", transe, hp, epochs=1, seed=dm.seed, batch_size=cfg.data["batch_size"])
+    save_file({"entity": vec.contiguous()}, str(kv.path))
+    trained = []
+    real_train = kv.train
+    kv.train = lambda: trained.append(1) or real_train()
+    assert torch.equal(kv.load(), vec) and not trained
+    assert kv.load_tables()["relation"].shape[0] == max(1, dm.n_relations) and trained == [1]
     with pytest.raises(ValueError, match="epochs"):
         KGVectors(dm, "transe", transe, hp, epochs=0)
     empty = kgzoo.create_datamodule("ml-100k-kg", protocol=SLICE, kg_ablation="none", batch_size=512)
