@@ -14,7 +14,7 @@ from .data.link import KGLinkDataModule
 from .data.protocol import EvalProtocol
 from .data.spec import DatasetSpec
 from .models import Recommender  # importing the package registers the built-in models
-from .pretrain.kg_vectors import KGVectors
+from .pretrain.kg_vectors import GrownKGVectors, KGVectors
 from .pretrain.text_vectors import TextVectors
 from .registry import MODELS
 from .tasks import get_task, model_task
@@ -159,7 +159,11 @@ def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
       its zoo config on the dataset plus ``overrides``, the config's ``data.batch_size`` (else
       the DataModule's), seeded with the DataModule's seed; omitted when the KG has no triples.
       For a model on a link-prediction split (a :class:`~kgzoo.data.link.KGLinkDataModule`:
-      TransR initialised from TransE) it is trained on the split's train triples only.
+      TransR initialised from TransE) it is trained on the split's train triples only. On the
+      extended data of an incremental update (``datamodule.extended_from``: base DataModule and
+      growth) it is the base's vectors grown to the extension
+      (:class:`~kgzoo.pretrain.kg_vectors.GrownKGVectors`: old rows unchanged, new rows fitted),
+      unless the base's KG had no triples.
 
     Raises:
         KeyError: an unknown request or model name.
@@ -181,6 +185,12 @@ def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
         base.setup()
         if base.data.triples.shape[0] == 0:
             continue
+        grown = getattr(datamodule, "extended_from", None)
+        if grown is not None:
+            before = pretrain_extras(model, grown[0]).get(kind)
+            if before is not None:
+                extras[kind] = GrownKGVectors(before, datamodule, grown[1])
+                continue
         name = req["model"]
         cfg = ZooConfig.load(name, base.dataset)
         hp = {**cfg.model, **req.get("overrides", {})}

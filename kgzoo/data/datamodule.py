@@ -260,6 +260,10 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
 
     #: the in-memory data of :meth:`from_data` (``None``: the catalogue dataset ``dataset``)
     _given: KGRecData | None = None
+    #: ``(base DataModule, Growth)`` when this data is an incremental update's extension of the
+    #: base (set by :mod:`kgzoo.hub.update`): the pre-computations of :func:`kgzoo.api.pretrain_extras`
+    #: then extend the base's instead of starting anew (:class:`kgzoo.pretrain.kg_vectors.GrownKGVectors`)
+    extended_from: tuple[Any, Any] | None = None
 
     @classmethod
     def from_data(cls, data: KGRecData, name: str | None = None, protocol: EvalProtocol | None = None,

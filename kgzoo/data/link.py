@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from ..dist import rank_world
 from ..metrics.link import build_filter
 from ..ops.csr import csr_rows
-from ..ops.sampling import sorted_keys, uniform_negatives
+from ..ops.sampling import corrupt_triples, sorted_keys
 from .graphs import Graphs
 from .protocol import check_fingerprint
 
@@ -93,13 +93,9 @@ class _LinkTrainBatches(IterableDataset):
         self.epoch += 1
         x = dm.train_triples[torch.randperm(dm.train_triples.shape[0], generator=g)]
         h, r, t = x.unbind(1)
-        E, R = dm.n_entities, dm.n_relations
-        corrupt_head = torch.rand(h.shape, generator=g) < 0.5
         # negatives are never known train triples: keys (h, r) -> t and (t, r) -> h
-        neg_t = uniform_negatives(h * R + r, E, dm.known_tail_keys, g)
-        neg_h = uniform_negatives(t * R + r, E, dm.known_head_keys, g)
-        neg_head = torch.where(corrupt_head, neg_h, h)
-        neg_tail = torch.where(corrupt_head, t, neg_t)
+        neg_head, neg_tail = corrupt_triples(x, dm.n_entities, dm.n_relations, dm.known_tail_keys,
+                                             dm.known_head_keys, g)
         bs = dm.batch_size
         n = h.numel()
         batches = [slice(s, s + bs) for s in range(0, n, bs)]

@@ -159,6 +159,7 @@ def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataF
     dm = KGRecDataModule.from_data(data, protocol=datamodule.protocol, batch_size=datamodule.batch_size,
                                    eval_batch_size=datamodule.eval_batch_size, kg_batch_size=datamodule.kg_batch_size,
                                    seed=datamodule.seed)
+    dm.extended_from = (datamodule, growth)
     dm.setup()
     dm.adapt_to(model)
     model.eval()
@@ -229,11 +230,14 @@ def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDat
     up = data["update"]
     base.setup()
     frames, origins, _ = read_update(list(up["files"].values()))
-    ext, _ = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"], origins=origins)
+    ext, growth = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"],
+                              origins=origins)
     protocol = EvalProtocol(**{k: v for k, v in data["protocol"].items() if k != "candidates"})
-    return KGRecDataModule.from_data(ext, protocol=protocol, seed=data.get("seed"),
-                                     **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size")
-                                        if k in data})
+    dm = KGRecDataModule.from_data(ext, protocol=protocol, seed=data.get("seed"),
+                                   **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size")
+                                      if k in data})
+    dm.extended_from = (base, growth)
+    return dm
 
 
 __all__ = ["Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",

@@ -130,11 +130,13 @@ class Recommender(L.LightningModule):
         into its own tables, or ``None`` when it already holds them: ``held_key`` (LongTensor
         ``[]`` buffer, the first 60 bits of the key the model's tables came from, 0 = none) equals
         theirs, or no vectors were given and the model holds some (a restored checkpoint).
-        ``held_key`` is set to the new key.
+        ``held_key`` is set to the new key. Vectors that extend others (an incremental update's,
+        ``vectors.grown_from``: the key of the tables they extend) may replace only those.
 
         Raises:
             RuntimeError: no ``extras["kg_vectors"]`` and nothing held (naming the model; ``hint``
                 says what else the user may do).
+            ValueError: vectors that extend tables other than the ones held (both keys named).
         """
         vectors = extras.get("kg_vectors")
         if vectors is None:
@@ -145,6 +147,11 @@ class Recommender(L.LightningModule):
         key = int(vectors.key[:15], 16)
         if int(held_key) == key:
             return None
+        grown_from = getattr(vectors, "grown_from", None)
+        if grown_from is not None and int(held_key) not in (0, int(grown_from[:15], 16)):
+            raise ValueError(f"{self.model_name}: the update's KG vectors extend the tables of key {grown_from[:15]}, "
+                             f"the model holds those of key {int(held_key):015x}: update the model on the data "
+                             "it was trained on")
         tables = vectors.load_tables(relation=relation)
         held_key.fill_(key)
         return tables

@@ -303,23 +303,25 @@ class KGPLM(Recommender):
 
     # ------------------------------------------------------------------ incremental update
     def check_update(self) -> None:
-        """The update grows the graph encoder's node table and the text tower; it needs a graph
-        whose layer-0 rows enter the output linearly (``lightgcn`` or ``none``) and the KG in
-        the graph (not a frozen KG embedding model's vectors).
+        """The update grows the graph encoder's node table, the text tower and, with
+        ``kg_encoder="transe"``, the frozen entity vectors (the base's TransE tables grown by
+        :class:`kgzoo.pretrain.kg_vectors.GrownKGVectors`: old rows unchanged, new ones fitted);
+        it needs a graph whose layer-0 rows enter the output linearly (``lightgcn`` or ``none``).
 
         Raises:
-            NotImplementedError: another graph encoder or ``kg_encoder`` (retrain instead).
+            NotImplementedError: another graph encoder, or a ``kg_encoder`` other than ``"ckg"``
+                and ``"transe"`` (TransR's projections are not cached: retrain instead).
         """
-        if self.graph.kind not in ("lightgcn", "none") or self.kge:
+        if self.graph.kind not in ("lightgcn", "none") or (self.kge and self.kg_encoder != "transe"):
             raise NotImplementedError(f"{type(self).__name__} (kgplm) with graph={self.graph.kind!r}, "
                                       f"kg_encoder={self.kg_encoder!r} has no "
-                                      "incremental update (it needs graph='lightgcn' or 'none' and kg_encoder='ckg'): "
-                                      "retrain it on the extended data (kgzoo fit / kgzoo bench)")
+                                      "incremental update (it needs graph='lightgcn' or 'none' and kg_encoder='ckg' "
+                                      "or 'transe'): retrain it on the extended data (kgzoo fit / kgzoo bench)")
 
     def _node_layout(self, n_entities: int, n_items: int) -> int:
         """The first user node: entities (items first) then users with the KG in the graph, items
-        then users without."""
-        return n_entities if self.use_kg else n_items
+        then users without (no KG, or the KG as frozen vectors)."""
+        return n_entities if self.use_kg and not self.kge else n_items
 
     def _grow(self, graphs: Any, growth: Any) -> dict[str, int]:
         """The graph encoder's nodes (entities by ``growth.entity_map``, then users) and the text
@@ -330,17 +332,15 @@ class KGPLM(Recommender):
         text tower; new users are folded in afterwards (:meth:`Recommender.update`)."""
         E1 = max(graphs.n_entities, graphs.n_items)
         first_user = self._node_layout(E1, graphs.n_items)
-        if self.use_kg:
-            ent_map = growth.entity_map
-        else:
-            ent_map = torch.arange(growth.n_items)
+        ckg = self.use_kg and not self.kge
+        ent_map = growth.entity_map if ckg else torch.arange(growth.n_items)
         index = torch.cat([ent_map, first_user + torch.arange(growth.n_users)])
         table = grown_rows(self.graph.embedding.weight, index, first_user + graphs.n_users)
         old = torch.zeros(table.shape[0], dtype=torch.bool)
         old[index] = True
         ui = graphs.train_interactions
         src, dst = [ui[:, 1]], [ui[:, 0] + first_user]
-        if self.use_kg:
+        if ckg:
             src.append(graphs.triples[:, 0])
             dst.append(graphs.triples[:, 2])
         hit = init_from_old_neighbours(table, old, torch.cat(src), torch.cat(dst),
@@ -349,6 +349,9 @@ class KGPLM(Recommender):
         self.graph.n_nodes, self.user_offset = table.shape[0], first_user
         if self.tower is not None:
             self.tower.resize(graphs.n_items)
+        if self.kge:  # item rows of the frozen KG vectors: the grown tables arrive with attach
+            self.kg_vectors = grown_rows(self.kg_vectors, torch.arange(growth.n_items), graphs.n_items)
+            self.kg_linked = torch.zeros(graphs.n_items, dtype=torch.bool)
         return {"items with a graph-neighbour prior": int(hit[growth.n_items:graphs.n_items].sum())}
 
     def _update_vectors(self) -> tuple[Tensor, Tensor]:

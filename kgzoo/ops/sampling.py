@@ -109,3 +109,29 @@ def uniform_negatives(owner: Tensor, n_candidates: int, known: Tensor | KnownPai
         still = member(owner[bad] * n_candidates + redraw)
         bad = bad[still]
     return neg
+
+
+def corrupt_triples(triples: Tensor, n_entities: int, n_relations: int, known_tail_keys: Tensor,
+                    known_head_keys: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One corrupted triple per triple: its head or its tail (probability 1/2 each) replaced by a
+    uniform entity such that the corrupted triple is not a known one (Bordes et al., NeurIPS
+    2013, Algorithm 1; "bern" is not used).
+
+    Args:
+        triples: LongTensor ``[B, 3]`` ``(head, relation, tail)``.
+        n_entities, n_relations: ``E`` and ``R``.
+        known_tail_keys: sorted LongTensor of ``(h * R + r) * E + t`` of the known triples
+            (:func:`sorted_keys`); known_head_keys: of ``(t * R + r) * E + h``.
+        generator: the seeded torch generator.
+
+    Returns:
+        ``(neg_head, neg_tail)``: LongTensors ``[B]`` (one of them equals the true entity).
+
+    Raises:
+        SamplingError: see :func:`uniform_negatives`.
+    """
+    h, r, t = triples.unbind(1)
+    corrupt_head = torch.rand(h.shape, generator=generator) < 0.5
+    neg_t = uniform_negatives(h * n_relations + r, n_entities, known_tail_keys, generator)
+    neg_h = uniform_negatives(t * n_relations + r, n_entities, known_head_keys, generator)
+    return torch.where(corrupt_head, neg_h, h), torch.where(corrupt_head, t, neg_t)

@@ -179,3 +179,58 @@ def test_new_train_pairs_follow_the_protocols_rating_threshold():
             if r >= 4.0}
     train = {tuple(p) for p in t.tolist()}
     assert up.report["new train pairs"] == len(kept & train) > 0
+
+
+def test_kgplm_with_transe_vectors_grows_them_without_moving_the_old_ones(tmp_path, monkeypatch):
+    """kg_encoder="transe": the update's KG vectors are the base's TransE tables grown
+    (GrownKGVectors): old entity and relation rows bit for bit at their new ids, the new item, a
+    new entity and a new relation fitted; the extended data asks for the same grown vectors again."""
+    from kgzoo.api import pretrain_extras
+    from kgzoo.pretrain.kg_vectors import GrownKGVectors
+
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path))
+    dm = datamodule()
+    model = trained("kgplm", dm, use_text=False, n_layers=1, kg_encoder="transe", kge_dim=8, kge_epochs=3)
+    base_vectors = pretrain_extras(model, dm)["kg_vectors"]
+    assert int(model.kg_vectors_key) == int(base_vectors.key[:15], 16)
+    before = model.kg_vectors.clone()
+    kg = pd.concat([NEW_KG, pd.DataFrame({"head": ["fresh"], "relation": ["studio"], "tail": ["s1"]})])
+    up = update_model(model, dm, interactions=NEW_X, triples=kg)
+    g = up.growth
+    assert up.report["new relations"] == 1 and up.report["new entities (not items)"] == 1
+    grown = pretrain_extras(model, up.datamodule)["kg_vectors"]
+    assert isinstance(grown, GrownKGVectors) and int(model.kg_vectors_key) == int(grown.key[:15], 16)
+    old, new = base_vectors.load_tables(), grown.load_tables()
+    assert torch.equal(new["entity"][g.entity_map], old["entity"])
+    assert torch.equal(new["relation"][: g.n_relations], old["relation"])
+    assert torch.equal(model.kg_vectors[: g.n_items], before)
+    fresh = up.datamodule.data.item_ids.index("fresh")
+    assert bool(model.kg_linked[fresh]) and torch.isfinite(model.kg_vectors[fresh]).all()
+    assert torch.equal(model.kg_vectors[fresh], new["entity"][fresh])
+    assert torch.allclose(new["entity"][fresh].norm(), torch.tensor(1.0), atol=1e-5)  # TransE's unit entities
+    scores = model.score(torch.tensor([12, 13]))
+    assert scores.shape == (2, 21) and torch.isfinite(scores).all()
+
+
+def test_grown_kg_vectors_start_new_rows_from_the_translation_premise():
+    """The closed form: a new tail t of (h, r, t) starts at e_h + e_r, a new head at e_t - e_r,
+    a new relation at e_t - e_h, each averaged over its triples with old ends (TransE, section 2)."""
+    from kgzoo.pretrain.kg_vectors import GrownKGVectors
+
+    ent = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    rel = torch.tensor([[0.5, 0.5], [0.0, 0.0]])
+    triples = torch.tensor([[0, 0, 2], [1, 0, 2], [3, 0, 1], [0, 1, 1]])
+    old_ent, old_rel = torch.tensor([True, True, False, False]), torch.tensor([True, False])
+    GrownKGVectors._closed_form(ent, rel, triples, old_ent, old_rel)
+    assert torch.allclose(ent[2], torch.tensor([1.0, 1.0]))        # mean of (1.5, .5) and (.5, 1.5)
+    assert torch.allclose(ent[3], torch.tensor([-0.5, 0.5]))       # e_1 - r_0
+    assert torch.allclose(rel[1], torch.tensor([-1.0, 1.0]))       # e_1 - e_0
+    assert torch.equal(ent[:2], torch.eye(2))
+
+
+def test_kgplm_with_transr_vectors_still_says_retrain():
+    dm = datamodule()
+    model = kgzoo.create_model("kgplm", datamodule=dm, config=False, embedding_dim=8, use_text=False,
+                               kg_encoder="transr", kge_dim=8, kge_epochs=1)
+    with pytest.raises(NotImplementedError, match="transr"):
+        model.check_update()
