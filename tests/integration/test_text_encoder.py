@@ -41,8 +41,8 @@ def test_frozen_cache_reused(text_home, titles, count_forward):
     vec = vectors.load()
     enc = TextEncoder(mode="frozen", max_length=32)
     assert vec.shape == (len(titles), enc.dim) == (40, 384)
-    assert sum(count_forward) == len(titles)
-    assert vectors.path.is_file() and vectors.path.parent == cache_dir("text") == text_home / "text"
+    assert sum(count_forward) == len(set(titles))
+    assert any(vectors.folder.glob("*.safetensors")) and vectors.folder.parent == cache_dir("text") == text_home / "text"
     # a second request encodes nothing (no PLM is built), and a model's text buffers fill from it
     count_forward.clear()
     emb = ItemTextEmbedding(len(titles), enc)
@@ -55,6 +55,33 @@ def test_frozen_cache_reused(text_home, titles, count_forward):
                                                                             titles[:-1] + ["x"])
     assert vectors.key != TextVectors(titles, max_length=16).key
     assert vectors.key != TextVectors(titles, max_length=32, pooling="cls").key
+
+
+def test_the_cache_is_per_text_an_added_title_encodes_one_text(text_home, titles, count_forward):
+    """An update's list (the old titles plus one new) calls the PLM on exactly the new title; its
+    vectors are the ones each text had before."""
+    first = TextVectors(titles[:30], max_length=24).load()
+    count_forward.clear()
+    grown = TextVectors(titles[:30] + ["A title never seen before (2026)"], max_length=24).load()
+    assert count_forward == [1]
+    assert torch.equal(grown[:30], first) and grown.shape == (31, 384)
+    # order, repeats and subsets come from the same entries: nothing encoded
+    count_forward.clear()
+    again = TextVectors([titles[3], titles[3], titles[0]], max_length=24).load()
+    assert count_forward == [] and torch.equal(again, first[[3, 3, 0]])
+
+
+def test_a_whole_list_cache_file_of_an_earlier_kgzoo_is_moved_into_a_shard(text_home, titles, count_forward):
+    from safetensors.torch import save_file
+
+    texts = titles[:5]
+    vectors = TextVectors(texts, max_length=20)
+    planted = torch.randn(5, 384)  # not the PLM's: proves the file is what is read
+    vectors.legacy_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": planted}, str(vectors.legacy_path))
+    assert torch.equal(vectors.load(), planted) and count_forward == []
+    assert not vectors.legacy_path.exists()
+    assert torch.equal(TextVectors(texts[::-1], max_length=20).load(), planted.flip(0)) and count_forward == []
 
 
 def test_mean_pooling_ignores_padding(text_home, titles):
