@@ -107,7 +107,8 @@ def update_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt_path", required=True, help="a checkpoint file (kgzoo bench/fit/tune, or kgzoo update)")
     p.add_argument("--data", required=True, nargs="+", metavar="FOLDER_OR_FILES",
                    help="the new rows: a folder or .csv/.tsv/.parquet files with named columns "
-                        "(user,item[,rating,timestamp] / head,relation,tail / item,entity / item,text), raw ids")
+                        "(user,item[,rating,timestamp] / head,relation,tail / item,entity / item,text / user,friend / "
+                        "user,<attributes> / item,<attributes>; the last three for models that read them), raw ids")
     p.add_argument("--out", required=True, help="output folder (created): update.ckpt and update.json")
     p.add_argument("--epochs", type=int, default=0,
                    help="fine-tuning epochs on the new train pairs plus a replay sample (default 0: fold-in only)")

@@ -8,7 +8,10 @@ raw ids in the columns of :func:`~kgzoo.data.frames.build_from_frames`:
   ``timestamp``, ``label``; a column the base has not is an error too: the extended tensors
   must be complete);
 * ``triples``: ``head, relation, tail`` (raw entity tokens, raw relation names); ``links``:
-  ``item, entity`` (which entity token a new item is); ``item_text``: ``item, text``.
+  ``item, entity`` (which entity token a new item is); ``item_text``: ``item, text``;
+* ``user_features`` / ``item_features``: ``user`` / ``item`` and attribute columns of the base
+  (single-valued): the attributes of new users / items (a base row is accepted only with its base
+  values: retrain to change them); ``social``: ``user, friend``, new ties among base and new users.
 
 Ids: users and items of the base keep theirs; new users follow (``U..U'-1``) in order of first
 appearance in ``interactions``, new items follow (``I..I'-1``) in order of first appearance in
@@ -26,9 +29,14 @@ one, self-loops, and dangling triples (in no connected component with an item, b
 included). Everything else that is wrong is a :class:`~kgzoo.data.readers._io.DataFormatError`
 naming the frame (or file), line and field.
 
+Attributes and social ties, counted likewise: rows of a user or item that is neither in the
+base nor new (no interaction, link or text), attribute values outside the base's vocabulary
+(coded 0, "unknown": a model's attribute tables have no row for them; retrain to learn them),
+social self-ties and ties repeating a base or an earlier update tie. New users and items
+without an attribute row get code 0 ("unknown"); the base's social ties are kept.
+
 The extended data is other data: ``source_checksums`` is the sha256 of its whole contents
 (:func:`~kgzoo.data.kgdata.content_checksum`), so its fingerprint differs from the base's.
-New users and items get attribute code 0 ("unknown"); the base's social ties are kept.
 """
 from __future__ import annotations
 
@@ -46,7 +54,9 @@ from .kgdata import KGRecData, content_checksum
 from .readers._io import MIN_TEXT_MATCH, DataFormatError, check_text_match
 
 #: the frames :func:`extend_data` takes
-UPDATE_FRAMES = ("interactions", "triples", "links", "item_text")
+UPDATE_FRAMES = ("interactions", "triples", "links", "item_text", "user_features", "item_features", "social")
+#: the side tables among them that a model reads only if it says so (:attr:`Recommender.update_reads`)
+SIDE_TABLES = ("user_features", "item_features", "social")
 
 
 @dataclass
@@ -86,15 +96,16 @@ def _append_new(known: list[str], *columns: np.ndarray) -> list[str]:
 
 
 def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, triples: pd.DataFrame | None = None,
-                links: pd.DataFrame | None = None, item_text: pd.DataFrame | None = None, name: str | None = None,
-                min_text_match: float = MIN_TEXT_MATCH,
+                links: pd.DataFrame | None = None, item_text: pd.DataFrame | None = None,
+                user_features: pd.DataFrame | None = None, item_features: pd.DataFrame | None = None,
+                social: pd.DataFrame | None = None, name: str | None = None, min_text_match: float = MIN_TEXT_MATCH,
                 origins: Mapping[str, Origin] | None = None) -> tuple[KGRecData, Growth]:
     """``base`` extended with new rows and ids (module docstring), and how it grew.
 
     Args:
         base: the data to extend (with raw-id maps ``user_ids``, ``item_ids``, ``entity_ids``).
-        interactions, triples, links, item_text: frames of raw ids (columns: module docstring);
-            at least one.
+        interactions, triples, links, item_text, user_features, item_features, social: frames of
+            raw ids (columns: module docstring); at least one.
         name: the extended dataset's name (default ``"<base name>+update-<8 hex of its sha256>"``).
         min_text_match: the least share of the new items that ``item_text`` must name
             (:func:`~kgzoo.data.readers._io.check_text_match`; ``0`` accepts any).
@@ -109,10 +120,12 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
         (or the reverse), a rating/timestamp that is not a number, a label other than 0/1,
         ``links`` without ``triples``, a link of an old item (its entity is fixed) or to another
         item's entity, text for an old item that differs from its text, text naming fewer than
-        ``min_text_match`` of the new items.
+        ``min_text_match`` of the new items; an attribute column the base has not, a
+        multi-valued one, a user or item named twice, a base row with other values.
     """
-    if all(f is None for f in (interactions, triples, links, item_text)):
-        raise ValueError("extend_data: nothing to add (give interactions, triples, links or item_text)")
+    given = (interactions, triples, links, item_text, user_features, item_features, social)
+    if all(f is None for f in given):
+        raise ValueError(f"extend_data: nothing to add (give one of {', '.join(UPDATE_FRAMES)})")
     if base.user_ids is None or base.item_ids is None:
         raise ValueError(f"extend_data: {base.name} has no raw-id maps (user_ids/item_ids), so new rows cannot "
                          "be matched to its users and items")
@@ -306,8 +319,14 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
         if k:
             check_text_match(o["item_text"].path, "item", len(np.unique(idx[~old])), k, min_text_match)
     feats = {}
-    for kind, table, n_new in (("user", base.user_features, U1 - U0), ("item", base.item_features, k)):
+    for kind, table, n_new, df, index, n0 in (("user", base.user_features, U1 - U0, user_features, uidx, U0),
+                                              ("item", base.item_features, k, item_features, iidx, I0)):
         feats[kind] = {f: torch.cat([v, v.new_zeros((n_new, *v.shape[1:]))]) for f, v in table.items()}
+        if df is not None:
+            _new_attributes(df, kind, feats[kind], base.feature_vocab, index, n0, o[f"{kind}_features"], counts)
+    soc = base.social
+    if social is not None:
+        soc = _new_social(social, soc, uidx, o["social"], counts)
     mentions = base.mentions
     if mentions is not None and mentions.numel():
         mentions = torch.cat([mentions[:, :1], entity_map[mentions[:, 1:2]], mentions[:, 2:]], 1)
@@ -316,7 +335,7 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
     cleaning.update({key: v for key, v in counts.items() if key.startswith("update ")})
     out = KGRecData(
         name=base.name, n_users=U1, n_items=I1, n_entities=len(ent_ids), interactions=inter, triples=tri,
-        relation_names=relation_names, social=base.social, item_text=text, user_features=feats["user"],
+        relation_names=relation_names, social=soc, item_text=text, user_features=feats["user"],
         item_features=feats["item"], feature_vocab=dict(base.feature_vocab), user_ids=user_ids, item_ids=item_ids,
         entity_ids=ent_ids, cleaning=cleaning, mentions=mentions, **kw)
     out.validate()
@@ -326,3 +345,67 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
     growth = Growth(U0, I0, E0, R0, entity_map, new_rows, new_tri_rows, counts)
     return out, growth
 
+
+
+def _new_attributes(df: pd.DataFrame, kind: str, codes: dict[str, Tensor], vocab: Mapping[str, list[str]],
+                    index: pd.Index, n0: int, origin: Origin, counts: dict[str, int]) -> None:
+    """Write the codes of ``df`` (``kind`` and attribute columns) into ``codes`` (attribute ->
+    LongTensor ``[n]``, grown already), in place (module docstring; ``n0`` base rows)."""
+    frame = f"{kind}_features"
+    f = _check_frame(df, frame, origin)
+    cols = [c for c in f.columns if c != kind]
+    for c in cols:
+        if c not in codes:
+            raise DataFormatError(origin.path, origin.header, c, f"{frame}: attribute {c!r} is not one of the base's "
+                                  f"({', '.join(sorted(codes)) or 'none'}): retrain to add an attribute")
+        if codes[c].dim() != 1:
+            raise DataFormatError(origin.path, origin.header, c, f"{frame}: {c!r} is a multi-valued attribute: an "
+                                  "update takes single values only (retrain)")
+    idx = _keys(index, f[kind].to_numpy())
+    known = idx >= 0
+    counts[f"update {frame}: rows of a {kind} without interactions"] = int((~known).sum())
+    twice = pd.Index(idx).duplicated(keep="first") & known
+    if twice.any():
+        r = int(np.flatnonzero(twice)[0])
+        raise DataFormatError(origin.path, origin.line(r), kind, f"{frame}: {kind} {f[kind].iloc[r]!r} is named twice")
+    rows, at = np.flatnonzero(known), idx[known]
+    old = at < n0
+    unknown_values = 0
+    for c in cols:
+        vals = f[c].iloc[rows].fillna("").astype(str).to_numpy()
+        code = pd.Index(vocab[c]).get_indexer(vals)
+        unknown_values += int(((code < 0) & (vals != "")).sum())
+        code = np.where(code < 0, 0, code).astype(np.int64)
+        differs = code[old] != codes[c][at[old]].numpy()
+        if differs.any():
+            r = int(rows[np.flatnonzero(old)[np.flatnonzero(differs)[0]]])
+            raise DataFormatError(origin.path, origin.line(r), c, f"{frame}: {kind} {f[kind].iloc[r]!r} is a base {kind} "
+                                  f"with other {c!r} (retrain to change it)")
+        codes[c][torch.from_numpy(at[~old])] = torch.from_numpy(code[~old])
+    counts[f"update {frame}: values outside the base vocabulary (coded unknown)"] = unknown_values
+    counts[f"new {kind}s with attributes"] = int((~old).sum())
+
+
+def _new_social(df: pd.DataFrame, base: Tensor | None, uidx: pd.Index, origin: Origin,
+                counts: dict[str, int]) -> Tensor:
+    """LongTensor ``[S', 2]``: the base's ties then the new ones of ``df`` (``user, friend``),
+    cleaning counted in ``counts`` (module docstring)."""
+    s = _check_frame(df, "social", origin)
+    a, b = _keys(uidx, s["user"].to_numpy()), _keys(uidx, s["friend"].to_numpy())
+    known = (a >= 0) & (b >= 0)
+    counts["update social: rows of a user without interactions"] = int((~known).sum())
+    pairs = torch.from_numpy(np.stack([a[known], b[known]], 1).astype(np.int64))
+    loop = pairs[:, 0] == pairs[:, 1]
+    counts["update social: self-tie"] = int(loop.sum())
+    pairs = pairs[~loop]
+    old = base if base is not None else torch.zeros(0, 2, dtype=torch.long)
+    n = len(uidx)
+    key = pairs[:, 0] * n + pairs[:, 1]
+    _, first = np.unique(key.numpy(), return_index=True)
+    keep = torch.zeros(pairs.shape[0], dtype=torch.bool)
+    keep[torch.from_numpy(first)] = True
+    repeat = torch.isin(key, old[:, 0] * n + old[:, 1])
+    counts["update social: duplicate"] = int((~keep).sum()) + int((keep & repeat).sum())
+    pairs = pairs[keep & ~repeat]
+    counts["new social ties"] = int(pairs.shape[0])
+    return torch.cat([old, pairs])

@@ -25,7 +25,7 @@ import torch
 
 from ..api import pretrain_extras
 from ..data.datamodule import KGRecDataModule
-from ..data.extend import UPDATE_FRAMES, Growth, extend_data
+from ..data.extend import SIDE_TABLES, UPDATE_FRAMES, Growth, extend_data
 from ..data.folders import read_tables, table_roles
 from ..data.frames import Origin
 from ..data.kgdata import KGRecData
@@ -128,17 +128,38 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     return out
 
 
+def check_side_tables(model: Any, tables: Sequence[str]) -> None:
+    """Refuse side tables (``user_features``, ``item_features``, ``social``) that ``model``'s
+    update does not read (:attr:`~kgzoo.models.base.Recommender.update_reads`): they would be
+    carried into the data and ignored by the model.
+
+    Raises:
+        ValueError: naming the model and the table.
+    """
+    reads = set(getattr(model, "update_reads", ()))
+    for t in tables:
+        if t not in reads:
+            name = getattr(model, "model_name", type(model).__name__)
+            raise ValueError(f"update: {name} does not read the {t} table (it reads "
+                             f"{', '.join(sorted(reads)) or 'no side table'}): leave it out, or retrain a model "
+                             "that reads it")
+
+
 def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataFrame | None = None,
                  triples: pd.DataFrame | None = None, links: pd.DataFrame | None = None,
-                 item_text: pd.DataFrame | None = None, name: str | None = None, epochs: int = 0,
+                 item_text: pd.DataFrame | None = None, user_features: pd.DataFrame | None = None,
+                 item_features: pd.DataFrame | None = None, social: pd.DataFrame | None = None,
+                 name: str | None = None, epochs: int = 0,
                  replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
                  origins: dict[str, Origin] | None = None) -> Update:
     """Fold new data into a trained model (module docstring).
 
     Args:
         model: a trained model attached to ``datamodule`` (``kgzoo.load_checkpoint(...).model``).
-        datamodule: its data. interactions, triples, links, item_text: the new rows, frames of
-            raw ids (:func:`kgzoo.data.extend.extend_data`).
+        datamodule: its data. interactions, triples, links, item_text, user_features,
+            item_features, social: the new rows, frames of raw ids
+            (:func:`kgzoo.data.extend.extend_data`); a side table the model does not read is
+            refused (:func:`check_side_tables`).
         name: the extended dataset's name. epochs, replay, seed: :func:`fine_tune` (``epochs=0``:
             the closed-form update alone). min_text_match, origins: as :func:`extend_data`.
 
@@ -147,14 +168,17 @@ def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataF
         growing and fine-tuning).
 
     Raises:
-        ValueError: see :func:`check_updatable`. NotImplementedError: a model without an update
-        (named). DataFormatError: a bad frame (frame or file, line, field).
+        ValueError: see :func:`check_updatable` and :func:`check_side_tables`.
+        NotImplementedError: a model without an update (named). DataFormatError: a bad frame
+        (frame or file, line, field).
     """
     start = time.perf_counter()
     datamodule.setup()
     check_updatable(datamodule)
     model.check_update()
-    data, growth = extend_data(datamodule.data, interactions, triples, links, item_text, name=name,
+    side = {"user_features": user_features, "item_features": item_features, "social": social}
+    check_side_tables(model, [t for t in SIDE_TABLES if side[t] is not None])
+    data, growth = extend_data(datamodule.data, interactions, triples, links, item_text, **side, name=name,
                                min_text_match=min_text_match, origins=origins)
     dm = KGRecDataModule.from_data(data, protocol=datamodule.protocol, batch_size=datamodule.batch_size,
                                    eval_batch_size=datamodule.eval_batch_size, kg_batch_size=datamodule.kg_batch_size,
@@ -182,8 +206,7 @@ def read_update(paths: Sequence[str | Path]) -> tuple[dict[str, pd.DataFrame], d
 
     Raises:
         FileNotFoundError: a path that does not exist. DataFormatError: a file that is no table,
-        whose columns match no role or one an update does not take (social ties, attributes:
-        retrain), or a second table of one role; no table at all.
+        whose columns match no role, or a second table of one role; no table at all.
     """
     files: list[Path] = []
     for given in paths:
@@ -194,8 +217,7 @@ def read_update(paths: Sequence[str | Path]) -> tuple[dict[str, pd.DataFrame], d
     roles = table_roles(files)
     for role, p in roles.items():
         if role not in UPDATE_FRAMES:
-            raise DataFormatError(p, 1, None, f"a {role} table: an update takes {', '.join(UPDATE_FRAMES)} (retrain to "
-                                  "change social ties or attributes)")
+            raise DataFormatError(p, 1, None, f"a {role} table: an update takes {', '.join(UPDATE_FRAMES)}")
     if not roles:
         raise DataFormatError(paths[0] if paths else "", 0, None, "no table to add")
     frames, origins = read_tables(roles)

@@ -382,6 +382,12 @@ class Recommender(L.LightningModule):
     fold_in_reg: float = 1.0
     fold_in_alpha: float = 10.0
 
+    @property
+    def update_reads(self) -> tuple[str, ...]:
+        """The side tables of an update (``"user_features"``, ``"item_features"``, ``"social"``)
+        this model reads (:func:`kgzoo.hub.update.check_side_tables` refuses the others); default none."""
+        return ()
+
     def update(self, graphs: Any, growth: Any, extras: dict[str, Any] | None = None) -> dict[str, Any]:
         """Grow the model to extended data without retraining it (issue 15, part 7).
 

@@ -318,6 +318,14 @@ class KGPLM(Recommender):
                                       "incremental update (it needs graph='lightgcn' or 'none' and kg_encoder='ckg' "
                                       "or 'transe'): retrain it on the extended data (kgzoo fit / kgzoo bench)")
 
+    @property
+    def update_reads(self) -> tuple[str, ...]:
+        """``user_features``/``item_features`` with ``use_attributes`` (new users' and items' codes
+        set by :meth:`attach`), ``social`` with ``use_social`` (the friends' mean rebuilt by
+        :meth:`attach`)."""
+        return (("user_features", "item_features") if self.use_attributes else ()) + \
+            (("social",) if self.use_social else ())
+
     def _node_layout(self, n_entities: int, n_items: int) -> int:
         """The first user node: entities (items first) then users with the KG in the graph, items
         then users without (no KG, or the KG as frozen vectors)."""

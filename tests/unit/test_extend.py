@@ -95,3 +95,51 @@ def test_relinking_a_base_item_or_changing_its_text_is_refused():
         extend_data(base(), item_text=pd.DataFrame({"item": ["a"], "text": ["not A"]}))
     with pytest.raises(ValueError, match="nothing to add"):
         extend_data(base())
+
+
+def social_base():
+    feats = pd.DataFrame({"user": ["ann", "bob", "cy"], "age": ["20s", "30s", "20s"]})
+    friends = pd.DataFrame({"user": ["ann", "bob"], "friend": ["bob", "ann"]})
+    data = build_from_frames(BASE_X, triples=BASE_KG, user_features=feats, social=friends,
+                             item_features=pd.DataFrame({"item": ["a", "b", "c"], "shelf": ["x", "y", "x"]}))
+    data.source_checksums = {"in-memory": content_checksum(data)}
+    return data
+
+
+def test_attributes_and_social_ties_of_new_users_are_added_and_counted():
+    b = social_base()
+    new_x = pd.DataFrame({"user": ["dee", "eve"], "item": ["a", "d"], "timestamp": [6, 7]})
+    feats = pd.DataFrame({"user": ["dee", "eve", "ann", "zed"], "age": ["30s", "90s", "20s", "20s"]})
+    items = pd.DataFrame({"item": ["d"], "shelf": ["y"]})
+    friends = pd.DataFrame({"user": ["dee", "dee", "ann", "eve", "dee", "zed"],
+                            "friend": ["ann", "ann", "bob", "eve", "eve", "ann"]})
+    ext, g = extend_data(b, interactions=new_x, user_features=feats, item_features=items, social=friends)
+    vocab = ext.feature_vocab["age"]
+    assert ext.user_features["age"][:3].tolist() == b.user_features["age"].tolist()
+    assert ext.user_features["age"][3].item() == vocab.index("30s")
+    assert ext.user_features["age"][4].item() == 0                     # "90s" is no base value: unknown
+    assert ext.item_features["shelf"][3].item() == ext.feature_vocab["shelf"].index("y")
+    assert vocab == b.feature_vocab["age"]
+    c = g.counts
+    assert c["update user_features: rows of a user without interactions"] == 1      # zed
+    assert c["update user_features: values outside the base vocabulary (coded unknown)"] == 1
+    assert c["new users with attributes"] == 2 and c["new items with attributes"] == 1
+    # ties: (dee, ann) twice, (ann, bob) is a base tie, (eve, eve) a self-tie, zed unknown
+    assert c["update social: duplicate"] == 2 and c["update social: self-tie"] == 1
+    assert c["update social: rows of a user without interactions"] == 1 and c["new social ties"] == 2
+    assert torch.equal(ext.social[: b.social.shape[0]], b.social)
+    assert ext.social[b.social.shape[0]:].tolist() == [[3, 0], [3, 4]]
+    assert ext.cleaning["update social: self-tie"] == 1
+
+
+@pytest.mark.parametrize("feats, field, match", [
+    (pd.DataFrame({"user": ["dee"], "height": ["tall"]}), "height", "not one of the base's"),
+    (pd.DataFrame({"user": ["ann"], "age": ["30s"]}), "age", "base user"),
+    (pd.DataFrame({"user": ["dee", "dee"], "age": ["30s", "20s"]}), "user", "twice"),
+])
+def test_bad_attribute_rows_raise_naming_line_and_field(feats, field, match):
+    new_x = pd.DataFrame({"user": ["dee"], "item": ["a"], "timestamp": [6]})
+    with pytest.raises(DataFormatError, match=match) as e:
+        extend_data(social_base(), interactions=new_x, user_features=feats,
+                    origins={"user_features": Origin("feats.csv", header=1)})
+    assert e.value.field == field and "feats.csv" in str(e.value)

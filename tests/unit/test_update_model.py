@@ -234,3 +234,50 @@ def test_kgplm_with_transr_vectors_still_says_retrain():
                                kg_encoder="transr", kge_dim=8, kge_epochs=1)
     with pytest.raises(NotImplementedError, match="transr"):
         model.check_update()
+
+
+def social_datamodule() -> KGRecDataModule:
+    x, kg = frames()
+    feats = pd.DataFrame({"user": USERS, "age": ["young", "old"] * 6})
+    friends = pd.DataFrame({"user": USERS[:6], "friend": USERS[6:]})
+    data = build_from_frames(x, triples=kg, user_features=feats, social=friends, name="tiny-social")
+    data.source_checksums = {"in-memory": content_checksum(data)}
+    return KGRecDataModule.from_data(data, batch_size=32)
+
+
+def test_kgplm_update_reads_new_users_attributes_and_social_ties():
+    dm = social_datamodule()
+    model = trained("kgplm", dm, use_text=False, n_layers=1, kg_encoder="ckg")
+    feats = pd.DataFrame({"user": ["new-a", "new-b"], "age": ["old", "young"]})
+    friends = pd.DataFrame({"user": ["new-a", "u0"], "friend": ["u0", "new-b"]})
+    up = update_model(model, dm, interactions=NEW_X, triples=NEW_KG, user_features=feats, social=friends)
+    assert up.report["new users with attributes"] == 2 and up.report["new social ties"] == 2
+    data = up.datamodule.data
+    a, b, u0 = data.user_ids.index("new-a"), data.user_ids.index("new-b"), data.user_ids.index("u0")
+    vocab = data.feature_vocab["age"]
+    codes, _ = model.user_attr(torch.tensor([a, b]))
+    assert codes is not None                                           # the attribute source is present
+    assert data.user_features["age"][[a, b]].tolist() == [vocab.index("old"), vocab.index("young")]
+    assert model._has_friend.shape == (14,) and bool(model._has_friend[a]) and not bool(model._has_friend[b])
+    scores = model.score(torch.tensor([a, b]))
+    assert scores.shape == (2, 21) and torch.isfinite(scores).all()
+
+
+def test_side_tables_a_model_does_not_read_are_refused_naming_both():
+    dm = social_datamodule()
+    friends = pd.DataFrame({"user": ["new-a"], "friend": ["u0"]})
+    for name, kw in (("bpr", {}), ("kgplm", {"use_text": False, "use_social": False})):
+        model = kgzoo.create_model(name, datamodule=dm, config=False, embedding_dim=8, **kw)
+        with pytest.raises(ValueError, match=f"{name} does not read the social table"):
+            update_model(model, dm, interactions=NEW_X, social=friends)
+
+
+def test_update_files_of_social_ties_and_attributes_are_read_by_their_columns(tmp_path):
+    from kgzoo.hub.update import read_update
+
+    pd.DataFrame({"user": ["new-a"], "friend": ["u0"]}).to_csv(tmp_path / "friends.csv", index=False)
+    pd.DataFrame({"user": ["new-a"], "age": ["old"]}).to_csv(tmp_path / "people.csv", index=False)
+    NEW_X.to_csv(tmp_path / "rows.csv", index=False)
+    frames_, origins, files = read_update([tmp_path])
+    assert set(frames_) == {"interactions", "social", "user_features"}
+    assert files["social"].endswith("friends.csv") and origins["user_features"].header == 1
