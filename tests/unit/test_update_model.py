@@ -281,3 +281,33 @@ def test_update_files_of_social_ties_and_attributes_are_read_by_their_columns(tm
     frames_, origins, files = read_update([tmp_path])
     assert set(frames_) == {"interactions", "social", "user_features"}
     assert files["social"].endswith("friends.csv") and origins["user_features"].header == 1
+
+
+def test_an_updated_kgplm_with_transe_vectors_is_rebuilt_from_its_path_without_training_them(tmp_path, monkeypatch):
+    """The reload hands the model the grown vectors again (GrownKGVectors from the cache): no
+    TransE is trained, and the vectors are the update's."""
+    from kgzoo.pretrain.kg_vectors import KGVectors
+
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    x, kg = frames()
+    ds = kgzoo.from_frames(x, triples=kg, name=f"tiny-{uuid.uuid4().hex[:6]}")
+    dm = kgzoo.create_datamodule(ds.name, batch_size=32)
+    model = kgzoo.create_model("kgplm", datamodule=dm, config=False, embedding_dim=8, use_text=False, n_layers=1,
+                               kg_encoder="transe", kge_dim=8, kge_epochs=2)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "base.ckpt")
+    (tmp_path / "new").mkdir()
+    NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    pd.concat([NEW_KG, pd.DataFrame({"head": ["fresh"], "relation": ["studio"], "tail": ["s1"]})]).to_csv(
+        tmp_path / "new" / "kg.csv", index=False)
+    path, up = update_checkpoint(tmp_path / "base.ckpt", [tmp_path / "new"], tmp_path / "out")
+
+    def no_training(self):
+        raise AssertionError("a reload trained TransE")
+
+    monkeypatch.setattr(KGVectors, "train", no_training)
+    pre = kgzoo.load_checkpoint(path)
+    assert torch.equal(pre.model.kg_vectors, up.model.kg_vectors) and pre.model.n_items == 21
+    assert int(pre.model.kg_vectors_key) == int(up.model.kg_vectors_key) != 0
