@@ -322,7 +322,9 @@ class KGPLM(Recommender):
     def update_reads(self) -> tuple[str, ...]:
         """``user_features``/``item_features`` with ``use_attributes`` (new users' and items' codes
         set by :meth:`attach`), ``social`` with ``use_social`` (the friends' mean rebuilt by
-        :meth:`attach`)."""
+        :meth:`attach`). A new user's fold-in vector is written into its graph source
+        (:meth:`_write_rows`); the fusion then adds its attribute and friend sources, so its
+        fused vector equals the fold-in's only for a user without them."""
         return (("user_features", "item_features") if self.use_attributes else ()) + \
             (("social",) if self.use_social else ())
 
@@ -337,7 +339,10 @@ class KGPLM(Recommender):
         base neighbours' layer-0 vectors in the extended graph (KG triples and the train
         interactions of base users): the inductive "mean of the neighbours" of GraphSAGE
         (Hamilton et al., NeurIPS 2017, eq. 1, mean aggregator); its text source comes from the
-        text tower; new users are folded in afterwards (:meth:`Recommender.update`)."""
+        text tower; new users are folded in afterwards (:meth:`Recommender.update`). With
+        ``kg_encoder="transe"`` the graph holds items and users only, and ``kg_vectors`` /
+        ``kg_linked`` grow to the new item count, filled by :meth:`attach` from the update's
+        :class:`~kgzoo.pretrain.kg_vectors.GrownKGVectors` (old items' rows unchanged)."""
         E1 = max(graphs.n_entities, graphs.n_items)
         first_user = self._node_layout(E1, graphs.n_items)
         ckg = self.use_kg and not self.kge

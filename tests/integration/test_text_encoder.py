@@ -36,13 +36,14 @@ def count_forward(monkeypatch):
     return rows
 
 
-def test_frozen_cache_reused(text_home, titles, count_forward):
+def test_frozen_cache_reused(monkeypatch, tmp_path, titles, count_forward):
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path))  # an empty cache: the cache is per text, shared by tests
     vectors = TextVectors(titles, max_length=32)
     vec = vectors.load()
     enc = TextEncoder(mode="frozen", max_length=32)
     assert vec.shape == (len(titles), enc.dim) == (40, 384)
     assert sum(count_forward) == len(set(titles))
-    assert any(vectors.folder.glob("*.safetensors")) and vectors.folder.parent == cache_dir("text") == text_home / "text"
+    assert any(vectors.folder.glob("*.safetensors")) and vectors.folder.parent == cache_dir("text") == tmp_path / "text"
     # a second request encodes nothing (no PLM is built), and a model's text buffers fill from it
     count_forward.clear()
     emb = ItemTextEmbedding(len(titles), enc)
@@ -57,9 +58,10 @@ def test_frozen_cache_reused(text_home, titles, count_forward):
     assert vectors.key != TextVectors(titles, max_length=32, pooling="cls").key
 
 
-def test_the_cache_is_per_text_an_added_title_encodes_one_text(text_home, titles, count_forward):
+def test_the_cache_is_per_text_an_added_title_encodes_one_text(monkeypatch, tmp_path, titles, count_forward):
     """An update's list (the old titles plus one new) calls the PLM on exactly the new title; its
     vectors are the ones each text had before."""
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path))
     first = TextVectors(titles[:30], max_length=24).load()
     count_forward.clear()
     grown = TextVectors(titles[:30] + ["A title never seen before (2026)"], max_length=24).load()
@@ -71,9 +73,11 @@ def test_the_cache_is_per_text_an_added_title_encodes_one_text(text_home, titles
     assert count_forward == [] and torch.equal(again, first[[3, 3, 0]])
 
 
-def test_a_whole_list_cache_file_of_an_earlier_kgzoo_is_moved_into_a_shard(text_home, titles, count_forward):
+def test_a_whole_list_cache_file_of_an_earlier_kgzoo_is_moved_into_a_shard(monkeypatch, tmp_path, titles,
+                                                                           count_forward):
     from safetensors.torch import save_file
 
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path))
     texts = titles[:5]
     vectors = TextVectors(texts, max_length=20)
     planted = torch.randn(5, 384)  # not the PLM's: proves the file is what is read
