@@ -1,20 +1,27 @@
 """The base training loop (``Recommender.training_step``, issue 16 part 5) against the loop it
 replaced (``self.log`` and a NaN check every step), on tiny in-memory data: the same parameters
 after an epoch, the same logged ``train/loss`` bit for bit, and a NaN loss still raising
-:class:`DivergedError` within ``finite_check_every`` steps."""
+:class:`DivergedError` within ``finite_check_every`` steps. The validation metrics of ``Trainer.fit``
+published in one call (``publish_epoch_metrics``) against the ``self.log`` per key they replaced:
+every consumer gets the same values (callbacks, early stopping, the best checkpoint, loggers,
+progress bar), and ``Trainer.validate`` / ``Trainer.test`` still return every metric."""
 from __future__ import annotations
 
+import csv
 import warnings
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 import kgzoo
 from kgzoo.data.datamodule import KGRecDataModule
 from kgzoo.data.kgdata import KGRecData
-from kgzoo.models.base import DivergedError
+from kgzoo.models.base import DivergedError, publish_epoch_metrics
 from kgzoo.models.mf import BPRMF
 from kgzoo.ops.sampling import sorted_keys
 
@@ -175,3 +182,100 @@ def test_epoch_timer_counts_the_metric_computation_in_the_evaluation_window(monk
     L.Trainer(max_epochs=2, callbacks=[timer], logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, num_sanity_val_steps=0).fit(Tiny(), data, data)
     assert timer.eval_seconds == [102.0, 102.0] and timer.best_epoch == 0
+
+class LoggedPerKey(BPRMF):
+    """BPR-MF with the metric logging kgzoo had before: ``self.log`` for every key, in every stage."""
+
+    def _log_metrics(self, prefix, metrics):
+        values = metrics.compute()
+        for k, v in values.items():
+            self.log(f"{prefix}/{k}", v, prog_bar=(k == self.main_metric), sync_dist=False)
+        metrics.reset()
+
+
+class Record(Callback):
+    """What a callback sees after each validation: callback metrics, progress bar, logged metrics."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[dict, dict, dict]] = []
+        self.at_train_start: dict | None = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.at_train_start = dict(trainer.callback_metrics)
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.seen.append((dict(trainer.callback_metrics), dict(trainer.progress_bar_metrics),
+                              dict(trainer.logged_metrics)))
+
+
+def run(cls: type, tmp: Path, epochs: int = 12, patience: int = 2, sanity: int = 0):
+    torch.manual_seed(0)
+    dm = tiny_datamodule()
+    dm.setup()
+    model = cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.3)
+    rec = Record()
+    stop = EarlyStopping(monitor="valid/ndcg@10", mode="max", patience=patience)
+    ckpt = ModelCheckpoint(dirpath=tmp / "ckpt", monitor="valid/ndcg@10", mode="max", save_top_k=1)
+    trainer = L.Trainer(max_epochs=epochs, callbacks=[rec, stop, ckpt], logger=CSVLogger(tmp, name="logs"),
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=sanity,
+                        log_every_n_steps=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, datamodule=dm)
+        valid = trainer.validate(model, datamodule=dm, verbose=False)
+        test = trainer.test(model, datamodule=dm, verbose=False)
+    rows = list(csv.DictReader(open(next((tmp / "logs").rglob("metrics.csv")))))
+    return trainer, rec, stop, ckpt, valid, test, rows
+
+
+def same(a: dict, b: dict) -> bool:
+    """Equal keys, and per key the same dtype and value (tensors) or the same number."""
+    if list(a) != list(b):
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == y.dtype
+                    and torch.equal(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def test_fit_validation_consumers_see_what_self_log_gave(tmp_path):
+    new = run(BPRMF, tmp_path / "new")
+    old = run(LoggedPerKey, tmp_path / "old")
+    (t_new, r_new, s_new, c_new, v_new, te_new, rows_new), (t_old, r_old, s_old, c_old, v_old, te_old, rows_old) = new, old
+    # early stopping fired, on the same epoch; the same best checkpoint score
+    assert s_old.stopped_epoch > 0 and s_new.stopped_epoch == s_old.stopped_epoch
+    assert torch.equal(c_new.best_model_score, c_old.best_model_score)
+    # after every validation (those of fit, then Trainer.validate's): callback metrics, progress bar and
+    # logged metrics alike, every key there
+    assert len(r_new.seen) == len(r_old.seen) == s_old.stopped_epoch + 2
+    names = {f"valid/{m}" for m in BPRMF(**tiny_datamodule().model_kwargs()).metric_names()}
+    for (cb_n, pb_n, lg_n), (cb_o, pb_o, lg_o) in zip(r_new.seen, r_old.seen):
+        assert names <= set(cb_n) and same(cb_n, cb_o) and pb_n == pb_o and same(lg_n, lg_o)
+        assert "valid/ndcg@10" in pb_n and not any(k.startswith("valid/") and k != "valid/ndcg@10" for k in pb_n)
+    # the logger got one row per validation with every metric, the same numbers
+    assert rows_new == rows_old
+    assert sum(1 for r in rows_new if r["valid/ndcg@10"]) == len(r_new.seen)  # Trainer.validate's row too
+    assert all(names <= {k for k, v in r.items() if v} for r in rows_new if r["valid/ndcg@10"])
+    # Trainer.validate and Trainer.test return every metric, as before
+    assert set(v_new[0]) == names and v_new == v_old
+    assert set(te_new[0]) == {n.replace("valid/", "test/") for n in names} and te_new == te_old
+
+
+def test_sanity_check_publishes_nothing(tmp_path):
+    _, rec, *_ = run(BPRMF, tmp_path, epochs=1, sanity=2)
+    assert rec.at_train_start is not None and not any(k.startswith("valid/") for k in rec.at_train_start)
+    assert len(rec.seen) == 2  # fit's one epoch and Trainer.validate
+
+
+def test_publish_epoch_metrics_refuses_a_vector():
+    class Fake:
+        _logger_connector = None
+
+    with pytest.raises(ValueError, match="'valid/x' has 2 elements"):
+        publish_epoch_metrics(Fake(), {"valid/x": torch.zeros(2)})
