@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
 
 from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
@@ -144,13 +144,32 @@ class _TrainBatches(IterableDataset):
 
 
 class _EvalBatches(IterableDataset):
-    """Evaluation batches of one stage ("valid" or "test") for this rank."""
+    """Evaluation batches of one stage ("valid" or "test") for this rank.
+
+    The batches are a function of the split alone, so they are built at the first ``iter`` and
+    kept (per rank and world size) for every later one: a ``Trainer.fit`` evaluates each epoch
+    with the loader it asked for once, and rebuilding the masks and targets (``csr_rows`` over
+    the train, valid and test lists) cost about 1.3 ms of a 16 ms BPR evaluation on ml-100k-kg.
+    The cache holds the seen-item masks of the stage's users as index pairs (16 bytes per train
+    interaction of an evaluated user; the test stage also the valid ones) while the loader lives.
+    """
 
     def __init__(self, dm: "KGRecDataModule", stage: str) -> None:
         self.dm, self.stage = dm, stage
+        self._cache: tuple[tuple[int, int], list[dict[str, Tensor]]] | None = None
 
+    # no __len__, as under the DataLoader before: Lightning runs the evaluation's epoch-end hooks
+    # (and their DDP metric sync) on every rank, also one without batches
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        rank, world = dist_info()
+        return iter(self._batches())
+
+    def _batches(self) -> list[dict[str, Tensor]]:
+        key = dist_info()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = key, list(self._build(*key))
+        return self._cache[1]
+
+    def _build(self, rank: int, world: int) -> Iterator[dict[str, Tensor]]:
         dm = self.dm
         bs = dm.eval_batch_size
         if dm.protocol.task == "ctr":
@@ -438,10 +457,14 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
             self._train_ds = _TrainBatches(self)
         return self._train_ds
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> "_EvalBatches":
+        """The validation batches of this rank (seen items as masks, the valid items as targets): an
+        iterable built once per loader (``_EvalBatches``), handed to Lightning as it is (as the train
+        batches, without a ``DataLoader`` around them)."""
         self.setup()
-        return DataLoader(_EvalBatches(self, "valid"), batch_size=None)
+        return _EvalBatches(self, "valid")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> "_EvalBatches":
+        """The test batches of this rank (train and valid items masked), as :meth:`val_dataloader`."""
         self.setup()
-        return DataLoader(_EvalBatches(self, "test"), batch_size=None)
+        return _EvalBatches(self, "test")

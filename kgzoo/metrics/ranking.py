@@ -176,7 +176,8 @@ def topk_metrics(
     ks = _check_ks(ks)
     metrics = _check_metrics(metrics)
     hits, n_rel = _ranked_relevance(scores, target, ks)
-    return _topk_core(hits, n_rel, ks, metrics, torch.float64 if scores.dtype == torch.float64 else torch.float32)
+    table = _topk_table(hits, n_rel, ks, metrics, torch.float64 if scores.dtype == torch.float64 else torch.float32)
+    return {f"{m}@{k}": table[i, :, j] for j, k in enumerate(ks) for i, m in enumerate(metrics)}
 
 
 def _check_scores(scores: Tensor, ks: list[int]) -> None:
@@ -215,56 +216,54 @@ def _ranked_relevance(scores: Tensor, target: Target, ks: list[int]) -> tuple[Te
     if isinstance(target, (tuple, list)):
         keys = _index_keys(target, B, I, scores.device)
         rows = torch.arange(B, device=scores.device).unsqueeze(1)
-        hits = torch.isin(rows * I + top.indices, keys, assume_unique=False)
+        hits = torch.isin(rows * I + top.indices, keys, assume_unique=True)  # both sides distinct
         n_rel = torch.bincount(keys // I, minlength=B) if I > 0 else torch.zeros(B, dtype=torch.long)
         return hits, n_rel
     rel = _as_dense_target(target, scores.shape, scores.device)
     return rel.gather(1, top.indices), rel.sum(dim=1)
 
 
-def _topk_core(hits: Tensor, n_rel: Tensor, ks: list[int], metrics: list[str],
-               dtype: torch.dtype = torch.float32) -> dict[str, Tensor]:
-    """Vectorised metric computation from :func:`_ranked_relevance`'s flags and counts."""
+def _topk_table(hits: Tensor, n_rel: Tensor, ks: list[int], metrics: list[str],
+                dtype: torch.dtype = torch.float32) -> Tensor:
+    """Every metric at every K from :func:`_ranked_relevance`'s flags ``hits`` (``BoolTensor[B, maxK]``)
+    and counts ``n_rel`` (``LongTensor[B]``), vectorised over the users and the cut-offs.
+
+    Returns:
+        ``Tensor[len(metrics), B, len(ks)]`` of ``dtype``: entry ``[m, b, j]`` is ``metrics[m]@ks[j]``
+        of user ``b`` (formulas in the module docstring); 0 for a user without a relevant item.
+    """
     max_k = max(ks)
     hits = hits.to(dtype)  # [B, maxK]
-    n_rel = n_rel.to(dtype)  # [B]
+    n_rel = n_rel.to(dtype).unsqueeze(1)  # [B, 1]
     has_rel = n_rel > 0
-    safe_n = n_rel.clamp(min=1)
+    at = torch.tensor(ks, device=hits.device) - 1  # column of each K
+    k = torch.tensor(ks, device=hits.device, dtype=dtype)  # [nK]
 
     pos = torch.arange(1, max_k + 1, device=hits.device, dtype=dtype)  # 1..maxK
     cum_hits = hits.cumsum(dim=1)  # [B, maxK]
-    out: dict[str, Tensor] = {}
-
-    if "ndcg" in metrics:
-        discount = 1.0 / torch.log2(pos + 1.0)
-        dcg = (hits * discount).cumsum(dim=1)
-        idcg_table = discount.cumsum(dim=0)  # ideal DCG with j relevant items at the top: idcg_table[j-1]
-    if "mrr" in metrics:
-        any_hit = hits.any(dim=1)
-        first = hits.argmax(dim=1).to(dtype) + 1.0  # argmax returns the first maximum
-        first = torch.where(any_hit, first, torch.full_like(first, float("inf")))
-    if "map" in metrics:
-        ap = (hits * cum_hits / pos).cumsum(dim=1)
-
-    for k in ks:
-        c = cum_hits[:, k - 1]
-        n_cut = torch.minimum(n_rel, torch.full_like(n_rel, float(k))).clamp(min=1)
-        for m in metrics:
-            if m == "recall":
-                v = c / safe_n
-            elif m == "precision":
-                v = c / k
-            elif m == "hit":
-                v = (c > 0).to(dtype)
-            elif m == "ndcg":
-                ideal = idcg_table[(n_cut.long() - 1)]
-                v = torch.where(has_rel, dcg[:, k - 1] / ideal, torch.zeros_like(c))
-            elif m == "mrr":
-                v = torch.where(first <= k, 1.0 / first, torch.zeros_like(first))
-            else:  # map
-                v = ap[:, k - 1] / n_cut
-            out[f"{m}@{k}"] = v
-    return out
+    c = cum_hits[:, at]  # [B, nK]
+    n_cut = torch.minimum(n_rel, k).clamp(min=1)  # min(n, K), at least 1
+    out: list[Tensor] = []
+    for m in metrics:
+        if m == "recall":
+            v = c / n_rel.clamp(min=1)
+        elif m == "precision":  # by a Python K, as RecBole (a tensor K could round otherwise on CUDA)
+            v = torch.stack([c[:, j] / kk for j, kk in enumerate(ks)], dim=1)
+        elif m == "hit":
+            v = (c > 0).to(dtype)
+        elif m == "ndcg":
+            discount = 1.0 / torch.log2(pos + 1.0)
+            dcg = (hits * discount).cumsum(dim=1)[:, at]
+            ideal = discount.cumsum(dim=0)[n_cut.long() - 1]  # ideal DCG with min(n, K) relevant items at the top
+            v = torch.where(has_rel, dcg / ideal, torch.zeros_like(c))
+        elif m == "mrr":
+            first = hits.argmax(dim=1, keepdim=True).to(dtype) + 1.0  # argmax returns the first maximum
+            first = torch.where(hits.any(dim=1, keepdim=True), first, torch.full_like(first, float("inf")))
+            v = torch.where(first <= k, 1.0 / first, torch.zeros_like(c))
+        else:  # map
+            v = (hits * cum_hits / pos).cumsum(dim=1)[:, at] / n_cut
+        out.append(v)
+    return torch.stack(out)
 
 
 class TopKMetrics(Metric):
@@ -321,9 +320,10 @@ class TopKMetrics(Metric):
         """
         hits, n_rel = _ranked_relevance(scores, target, self.ks)
         dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
-        values = _topk_core(hits, n_rel, self.ks, self.metrics, dtype)
+        table = _topk_table(hits, n_rel, self.ks, self.metrics, dtype)  # [metrics, B, ks]
         valid = (n_rel > 0).to(device=self.sums.device)
-        stacked = torch.stack([values[key].to(device=self.sums.device, dtype=torch.float64) for key in self.keys])
+        # one row per key (metrics x ks, the order of self.keys), users along the row
+        stacked = table.transpose(1, 2).reshape(len(self.keys), -1).to(device=self.sums.device, dtype=torch.float64)
         self.sums += (stacked * valid).sum(dim=1)
         n_valid = valid.sum()
         self.count += n_valid

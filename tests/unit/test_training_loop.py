@@ -279,3 +279,19 @@ def test_publish_epoch_metrics_refuses_a_vector():
 
     with pytest.raises(ValueError, match="'valid/x' has 2 elements"):
         publish_epoch_metrics(Fake(), {"valid/x": torch.zeros(2)})
+
+
+def test_evaluation_batches_are_built_once_and_equal_a_fresh_build():
+    """A stage's loader keeps its batches (built at the first pass): later passes yield the same
+    objects, equal to the batches built anew, for the valid and the test stage."""
+    from kgzoo.data.datamodule import _EvalBatches
+
+    dm = tiny_datamodule()
+    dm.setup()
+    for loader, stage in ((dm.val_dataloader(), "valid"), (dm.test_dataloader(), "test")):
+        first, second = list(loader), list(loader)
+        assert len(first) > 0 and all(a is b for a, b in zip(first, second))
+        fresh = list(_EvalBatches(dm, stage)._build(0, 1))
+        assert len(fresh) == len(first)
+        for a, b in zip(first, fresh):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -257,3 +257,25 @@ def test_errors():
         indices_to_dense(torch.tensor([2]), torch.tensor([0]), 2, 5)
     with pytest.raises(ValueError, match="equal length"):
         indices_to_dense(torch.tensor([0, 1]), torch.tensor([0]), 2, 5)
+
+
+def test_streaming_sums_are_the_per_user_values_summed_in_key_order():
+    """``TopKMetrics.update`` sums, per key (metrics x ks), exactly the per-user values of
+    ``topk_metrics`` of the users with a target, as the per-key stacking it replaced did (bit for
+    bit: the same float64 row sums), also with ties, masked rows and a subset of metrics."""
+    g = torch.Generator().manual_seed(5)
+    for ks, metrics in (([10, 20], RANKING_METRICS), ([1, 3, 3, 50], ("map", "recall", "hit")), ([7], ("precision",))):
+        B, I = 70, 60  # noqa: E741
+        scores = torch.randn(B, I, generator=g).round()  # many ties
+        scores[torch.rand(B, I, generator=g) < 0.3] = -math.inf
+        scores[:3] = -math.inf
+        n = torch.randint(0, 9, (B,), generator=g)
+        row = torch.repeat_interleave(torch.arange(B), n)
+        col = torch.randint(0, I, (row.numel(),), generator=g)
+        metric = TopKMetrics(ks, metrics)
+        metric.update(scores, (row, col))
+        per_user = topk_metrics(scores, (row, col), ks, metrics)
+        valid = torch.bincount(row, minlength=B) > 0
+        expected = (torch.stack([per_user[k].to(torch.float64) for k in metric.keys]) * valid).sum(dim=1)
+        assert torch.equal(metric.sums, expected)
+        assert list(per_user) == [f"{m}@{k}" for k in dict.fromkeys(ks) for m in metrics]
