@@ -22,6 +22,11 @@ NaN check every step), ``setattr`` (every attribute through ``nn.Module.__setatt
 (a ``DataLoader(batch_size=None)`` around the train batches), ``sampler`` (negatives tested
 against the sorted keys instead of the bitmap); each saved what its contender costs more.
 
+``--floor`` adds Lightning's own per-step cost, through the same bench Trainer on the same
+batches: ``minimal``, a bare ``LightningModule`` whose ``training_step`` returns the same
+model's ``loss`` (same optimizer; none of ``Recommender``'s hooks), and ``trivial``, a
+3-float parameter whose step does no work (its time is Lightning's loop alone).
+
 All contenders start equal and train on the same batches each round, so their parameters must
 stay equal after every round (checked: the loops measured do the same math). Times are process CPU
 seconds (``time.process_time``) and wall seconds; the ratio is lightning / plain per round
@@ -112,17 +117,49 @@ def datamodule(name: str, seed: int, data: dict, changes: set[str]):
     return dm
 
 
+class Minimal(L.LightningModule):
+    """``--floor``: a bare LightningModule around a Recommender's ``loss`` and optimizer."""
+
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def training_step(self, batch, batch_idx):
+        return self.inner.loss(batch)
+
+    def configure_optimizers(self):
+        return self.inner.configure_optimizers()
+
+
+class Trivial(L.LightningModule):
+    """``--floor``: a step without work, so its epoch is Lightning's per-step loop alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(3))
+
+    def training_step(self, batch, batch_idx):
+        return self.w.pow(2).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), fused=True)
+
+
 def lightning_epoch(net, dm, tmp: str, profile: bool = False) -> dict:
-    """One training epoch of ``net`` through a bench Trainer; its window and the whole ``fit``."""
+    """One training epoch of ``net`` through a bench Trainer; its window and the whole ``fit``
+    (a ``--floor`` contender trains on the DataModule's train batches without the DataModule)."""
     window = _Window()
     with lightning_quiet():
-        trainer, *_ = bench_trainer(tmp, f"valid/{net.main_metric}", patience=10, max_epochs=1, progress=False,
+        trainer, *_ = bench_trainer(tmp, "valid/ndcg@10", patience=10, max_epochs=1, progress=False,
                                     callbacks=[window], check_val_every_n_epoch=10**6)
         prof = cProfile.Profile(time.process_time) if profile else None
         c0, w0 = time.process_time(), time.perf_counter()
         if prof:
             prof.enable()
-        trainer.fit(net, datamodule=dm)
+        if isinstance(net, (Minimal, Trivial)):
+            trainer.fit(net, train_dataloaders=dm._train_ds)
+        else:
+            trainer.fit(net, datamodule=dm)
         if prof:
             prof.disable()
         fit_cpu, fit_wall = time.process_time() - c0, time.perf_counter() - w0
@@ -167,6 +204,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="cProfile one more Lightning epoch; plain-loop breakdown")
     p.add_argument("--top", type=int, default=30, help="profile lines to print")
     p.add_argument("--ablate", action="store_true", help="add contenders with each loop change undone, and all")
+    p.add_argument("--floor", action="store_true", help="add Lightning's own per-step cost: minimal and trivial")
     p.add_argument("--json", help="write the rounds and medians to this file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -181,6 +219,9 @@ def main() -> None:
         for undo in (*CHANGES, "before"):
             changes = set(CHANGES) if undo == "before" else {undo}
             contenders[undo] = (undone(net, changes), datamodule(a.dataset, a.seed, cfg.data, changes))
+    if a.floor:
+        contenders["minimal"] = (Minimal(copy.deepcopy(net)), dm)
+        contenders["trivial"] = (Trivial(), dm)
     n = dm.bpr_sampler.users.numel()
     steps = -(-n // dm.batch_size)
     print(f"{a.model} on {a.dataset}: {n} train pairs, batch {dm.batch_size}, {steps} steps per epoch, "
@@ -201,7 +242,7 @@ def main() -> None:
                     row[f"{name}_fit_cpu"] = t["fit_cpu"]
                 row[f"{name}_cpu"], row[f"{name}_wall"] = t["cpu"], t["wall"]
             for name, (model, _) in contenders.items():
-                if not all(torch.equal(x, y) for x, y in zip(model.parameters(), twin.parameters())):
+                if name != "trivial" and not all(torch.equal(x, y) for x, y in zip(model.parameters(), twin.parameters())):
                     diff = max(float((x - y).abs().max()) for x, y in zip(model.parameters(), twin.parameters()))
                     raise SystemExit(f"round {r}: {name} and the plain loop differ (max |diff| {diff:.3g}): "
                                      "not the same math")
