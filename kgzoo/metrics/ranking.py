@@ -200,13 +200,17 @@ def _index_keys(target: tuple[Tensor, Tensor], B: int, I: int, device: torch.dev
     return torch.unique(row * I + col, sorted=True)
 
 
-def _ranked_relevance(scores: Tensor, target: Target, ks: list[int]) -> tuple[Tensor, Tensor]:
+def _ranked_relevance(scores: Tensor, target: Target, ks: list[int],
+                      scratch: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Validate the inputs; return ``(hits, n_rel)``: the relevance flags of each user's top
     ``max(ks)`` items in rank order (``BoolTensor[B, maxK]``) and the number of relevant items
     per user (``LongTensor[B]``).
 
     NaN is checked on the top-K values only: ``torch.topk`` ranks NaN above every number, so a
-    row holding a NaN anywhere has one among its top values.
+    row holding a NaN anywhere has one among its top values. ``scratch``: an all-``False``
+    ``BoolTensor`` of at least ``B * I`` entries on the scores' device; an index-pair target's
+    flags are then read from it (its keys set, the top-K keys gathered, the keys cleared again:
+    work in the target and top-K sizes, not ``B * I``), else found by ``torch.isin``.
     """
     _check_scores(scores, ks)
     B, I = scores.shape  # noqa: E741
@@ -216,7 +220,15 @@ def _ranked_relevance(scores: Tensor, target: Target, ks: list[int]) -> tuple[Te
     if isinstance(target, (tuple, list)):
         keys = _index_keys(target, B, I, scores.device)
         rows = torch.arange(B, device=scores.device).unsqueeze(1)
-        hits = torch.isin(rows * I + top.indices, keys, assume_unique=True)  # both sides distinct
+        ranked = rows * I + top.indices
+        if scratch is not None and scratch.numel() >= B * I and scratch.device == scores.device:
+            try:
+                scratch[keys] = True
+                hits = scratch[ranked]
+            finally:
+                scratch[keys] = False
+        else:
+            hits = torch.isin(ranked, keys, assume_unique=True)  # both sides distinct
         n_rel = torch.bincount(keys // I, minlength=B) if I > 0 else torch.zeros(B, dtype=torch.long)
         return hits, n_rel
     rel = _as_dense_target(target, scores.shape, scores.device)
@@ -311,6 +323,22 @@ class TopKMetrics(Metric):
         self.add_state("count", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("skipped_users", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
+    #: the largest ``B * I`` (bytes) of the scratch flags kept for index-pair targets (:meth:`_scratch_for`)
+    scratch_limit: int = 64 * 2**20
+
+    def _scratch_for(self, scores: Tensor) -> Tensor | None:
+        """An all-``False`` ``BoolTensor`` of at least ``B * I`` entries on the scores' device, kept
+        between batches (not a metric state: never synced, reset or saved), for
+        :func:`_ranked_relevance`; ``None`` above :attr:`scratch_limit`."""
+        need = scores.shape[0] * scores.shape[1] if scores.dim() == 2 else 0
+        if need > self.scratch_limit:
+            return None
+        buf = self.__dict__.get("_scratch")
+        if buf is None or buf.numel() < need or buf.device != scores.device:
+            buf = torch.zeros(need, dtype=torch.bool, device=scores.device)
+            self.__dict__["_scratch"] = buf
+        return buf
+
     def update(self, scores: Tensor, target: Target) -> None:  # type: ignore[override]
         """Add one batch.
 
@@ -318,7 +346,7 @@ class TopKMetrics(Metric):
             scores: ``FloatTensor[B, I]`` (seen items at ``-inf``).
             target: ``BoolTensor[B, I]``, sparse ``[B, I]``, or ``(row, col)`` index pair.
         """
-        hits, n_rel = _ranked_relevance(scores, target, self.ks)
+        hits, n_rel = _ranked_relevance(scores, target, self.ks, self._scratch_for(scores))
         dtype = torch.float64 if scores.dtype == torch.float64 else torch.float32
         table = _topk_table(hits, n_rel, self.ks, self.metrics, dtype)  # [metrics, B, ks]
         valid = (n_rel > 0).to(device=self.sums.device)

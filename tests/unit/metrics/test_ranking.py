@@ -279,3 +279,27 @@ def test_streaming_sums_are_the_per_user_values_summed_in_key_order():
         expected = (torch.stack([per_user[k].to(torch.float64) for k in metric.keys]) * valid).sum(dim=1)
         assert torch.equal(metric.sums, expected)
         assert list(per_user) == [f"{m}@{k}" for k in dict.fromkeys(ks) for m in metrics]
+
+
+def test_scratch_flags_equal_isin_and_stay_clear():
+    """Index-pair targets: the hits read from the metric's scratch flags equal ``torch.isin``'s (no
+    scratch: above ``scratch_limit``), bit for bit, with duplicate pairs and batches of several
+    sizes; the scratch is all ``False`` after every batch, also after a batch that raised."""
+    g = torch.Generator().manual_seed(9)
+    with_scratch, without = TopKMetrics([5, 10]), TopKMetrics([5, 10])
+    without.scratch_limit = 0
+    for B in (40, 17, 40, 3):
+        I = 30  # noqa: E741
+        scores = torch.randn(B, I, generator=g)
+        scores[torch.rand(B, I, generator=g) < 0.2] = -math.inf
+        row = torch.randint(0, B, (4 * B,), generator=g)
+        col = torch.randint(0, I, (4 * B,), generator=g)
+        row, col = torch.cat([row, row[:5]]), torch.cat([col, col[:5]])  # duplicate pairs count once
+        with_scratch.update(scores, (row, col))
+        without.update(scores, (row, col))
+        assert not with_scratch._scratch.any()
+    assert "_scratch" not in without.__dict__
+    assert torch.equal(with_scratch.sums, without.sums) and int(with_scratch.count) == int(without.count)
+    with pytest.raises(ValueError):
+        with_scratch.update(torch.full((2, 30), math.nan), (torch.tensor([0]), torch.tensor([1])))
+    assert not with_scratch._scratch.any()
