@@ -295,3 +295,43 @@ def test_evaluation_batches_are_built_once_and_equal_a_fresh_build():
         assert len(fresh) == len(first)
         for a, b in zip(first, fresh):
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class RecordPerRank(Callback):
+    """Writes each rank's validation callback metrics after every evaluation of ``fit`` to a file."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            with open(f"{self.folder}/rank{trainer.global_rank}.txt", "a") as f:
+                f.write(repr({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}) + "\n")
+
+
+def ddp_fit(cls: type, folder: Path) -> None:
+    torch.manual_seed(0)
+    dm = tiny_datamodule()
+    dm.setup()
+    model = cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.3)
+    trainer = L.Trainer(max_epochs=4, strategy="ddp_spawn", devices=2, accelerator="cpu",
+                        callbacks=[RecordPerRank(str(folder)), EarlyStopping("valid/ndcg@10", mode="max", patience=1)],
+                        logger=CSVLogger(folder, name="logs"), enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, datamodule=dm)
+
+
+@pytest.mark.slow  # two spawned processes: about 35 s CPU
+def test_fit_validation_under_ddp_like_self_log(tmp_path):
+    """Two CPU processes (gloo): every rank's callbacks see the same metrics (torchmetrics reduced
+    the states first), the same as the per-key ``self.log`` gave, and the CSV log is the same."""
+    for name, cls in (("new", BPRMF), ("old", LoggedPerKey)):
+        (tmp_path / name).mkdir()
+        ddp_fit(cls, tmp_path / name)
+    seen = {n: [(tmp_path / n / f"rank{r}.txt").read_text() for r in (0, 1)] for n in ("new", "old")}
+    assert seen["new"][0] == seen["new"][1] == seen["old"][0] == seen["old"][1]
+    assert seen["new"][0].count("valid/ndcg@10") >= 2
+    csv_new, csv_old = (next((tmp_path / n / "logs").rglob("metrics.csv")).read_text() for n in ("new", "old"))
+    assert csv_new == csv_old and "valid/map@20" in csv_new
