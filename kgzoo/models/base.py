@@ -66,6 +66,7 @@ def publish_epoch_metrics(trainer: L.Trainer, values: dict[str, Tensor | float],
         out[name] = v if v.dtype in (torch.float32, torch.float64) else v.to(torch.get_default_dtype())
     connector = trainer._logger_connector  # Lightning's own path from logged values to callbacks and loggers
     connector.callback_metrics.update(out)
+    connector.logged_metrics.update(out)  # also without a logger, as Lightning's epoch end does
     connector.progress_bar_metrics.update({k: out[k].item() for k in prog_bar if k in out})
     connector.log_metrics(out)
 

@@ -267,6 +267,23 @@ def test_fit_validation_consumers_see_what_self_log_gave(tmp_path):
     assert set(te_new[0]) == {n.replace("valid/", "test/") for n in names} and te_new == te_old
 
 
+def test_without_a_logger_the_logged_metrics_are_kept(tmp_path):
+    """``trainer.logged_metrics`` holds the validation metrics also when the Trainer has no logger."""
+    seen = []
+    for cls in (BPRMF, LoggedPerKey):
+        torch.manual_seed(0)
+        dm = tiny_datamodule()
+        dm.setup()
+        model = cls(**dm.model_kwargs(), embedding_dim=8, reg_weight=0.05, lr=0.3)
+        trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(model, datamodule=dm)
+        seen.append(dict(trainer.logged_metrics))
+    assert "valid/ndcg@10" in seen[0] and same(seen[0], seen[1])
+
+
 def test_sanity_check_publishes_nothing(tmp_path):
     _, rec, *_ = run(BPRMF, tmp_path, epochs=1, sanity=2)
     assert rec.at_train_start is not None and not any(k.startswith("valid/") for k in rec.at_train_start)
