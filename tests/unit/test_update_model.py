@@ -33,7 +33,9 @@ def frames(seed: int = 0):
 
 
 def trained(name: str, dm: KGRecDataModule, **over):
-    """``name`` trained 5 epochs on ``dm`` (the update folds into a model that ranks)."""
+    """``name`` trained 5 epochs on ``dm`` (the update folds into a model that ranks), seeded: the
+    result must not depend on what ran before in the session."""
+    torch.manual_seed(0)
     model = kgzoo.create_model(name, datamodule=dm, config=False, embedding_dim=8, lr=0.05, **over)
     L.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0).fit(model, datamodule=dm)
