@@ -131,19 +131,35 @@ class DKN(NewsRecommender):
         self.context_vectors.copy_(total / count.expand(-1, k))
 
     def text_vectors(self, items: Tensor) -> Tensor:
-        """``e(t)`` FloatTensor ``[N, D]`` (KCNN, eq. 5-9) of news ``items`` LongTensor ``[N]``."""
-        words, mask = self.words(items)
-        ent = self.words.entities[items]
-        has = (ent > 0).unsqueeze(-1)
-        channels = [self.word_dropout(words), torch.tanh(self.transform(self.entity_vectors[ent])) * has]
-        if self.use_context:
-            channels.append(torch.tanh(self.transform(self.context_vectors[ent])) * has)
-        x = torch.stack(channels, 1) * mask.unsqueeze(1).unsqueeze(-1)  # [N, 3, L, d]
+        """``e(t)`` FloatTensor ``[N, D]`` (KCNN, eq. 5-9) of news ``items`` LongTensor ``[N]``.
+
+        The convolution of eq. 7 over the real word pieces only: a filter ``h`` of window ``l`` is
+        ``l`` slices ``h_j`` ``[3, d]`` and ``h * W_{i:i+l-1} = sum_j <h_j, W_{i+j}>``, so one matrix
+        product of the real positions' channels with every slice of every filter gives each
+        position's share ``[T, l x filters]``, and ``l`` shifted sums of the shares, zero at the
+        padding (the convolution's zero-padded input), give ``c^h_i`` for every window. The entity
+        channels ``g(e)``, ``g(ebar)`` are zero at a word piece naming no entity (eq. 6 with
+        ``e_i = 0``), so their product runs over the pieces that name one. The values of
+        ``nn.Conv2d`` (``self.convs``, whose weights these are) on the padded ``[N, 3, L, d]`` input
+        without its work on zeros.
+        """
+        words, mask = self.words(items, min_length=max(conv.kernel_size[0] for conv in self.convs))
+        real = mask.nonzero(as_tuple=True)  # T real word pieces, row-major
+        ent = self.words.entities[items][:, :mask.shape[1]][real]  # [T]
+        linked = torch.nonzero(ent).flatten()  # the pieces naming an entity
+        words = self.word_dropout(words[real])  # [T, d]
+        tables = [self.entity_vectors] + ([self.context_vectors] if self.use_context else [])
+        ents = torch.cat([torch.tanh(self.transform(t[ent[linked]])) for t in tables], -1)  # [T_e, (C-1) d]
+        N, L, d = mask.shape[0], mask.shape[1], words.shape[1]
         out = []
         for conv in self.convs:
-            c = F.relu(conv(x).squeeze(-1))  # [N, F, L - l + 1]
-            valid = mask[:, conv.kernel_size[0] - 1:]  # a window ending on a real word piece
-            out.append(c.masked_fill(~valid.unsqueeze(1), 0.0).amax(-1))
+            w, n_f = conv.kernel_size[0], conv.out_channels
+            slices = conv.weight.permute(1, 3, 2, 0).reshape(-1, w * n_f)  # [C d, l x F]: channel-major rows
+            share = (words @ slices[:d]).index_add(0, linked, ents @ slices[d:])  # [T, l x F]
+            share = share.new_zeros(N, L, w * n_f).index_put(real, share)  # [N, L, l x F]
+            c = sum(share[:, j:L - w + 1 + j, j * n_f:(j + 1) * n_f] for j in range(w)) + conv.bias  # [N, L-l+1, F]
+            valid = mask[:, w - 1:]  # a window ending on a real word piece
+            out.append(F.relu(c).masked_fill(~valid.unsqueeze(-1), 0.0).amax(1))
         return torch.cat(out, -1)
 
     def user_vectors(self, history: Tensor, mask: Tensor) -> Tensor:

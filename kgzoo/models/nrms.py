@@ -97,12 +97,18 @@ class NRMS(NewsRecommender):
         self.words.set_texts(texts)
 
     def text_vectors(self, items: Tensor) -> Tensor:
-        """FloatTensor ``[N, d]``: the news encoder (words: eq. 1-6; plm: the text tower) of ``items``."""
+        """FloatTensor ``[N, d]``: the news encoder (words: eq. 1-6; plm: the text tower) of ``items``
+        LongTensor ``[N]``. Words: the news in buckets of similar length, each trimmed to its
+        longest title (:meth:`~kgzoo.models.layers.news.TitleWords.by_length`; the masked
+        self-attention and pooling give the values of one padded batch)."""
         if self.news_encoder == "plm":
             return self.tower(items)
-        words, mask = self.words(items)
-        words = self.word_proj(self.word_dropout(words))
-        return self.word_pool(self.word_attn(words, mask), mask)
+        parts, positions = [], []
+        for pos, words, mask in self.words.by_length(items):
+            words = self.word_proj(self.word_dropout(words))
+            parts.append(self.word_pool(self.word_attn(words, mask), mask))
+            positions.append(pos)
+        return torch.cat(parts)[torch.argsort(torch.cat(positions))]
 
     def user_vectors(self, history: Tensor, mask: Tensor) -> Tensor:
         """NRMS's user encoder (eq. 7-10) over the clicked news vectors ``[B, H, d]``."""

@@ -128,6 +128,7 @@ class TitleWords(nn.Module):
     def __init__(self, n_items: int, length: int, dim: int, text_model: str | None = None) -> None:
         super().__init__()
         self.length = int(length)
+        self.bucket_size = 256  # news per bucket of :meth:`by_length`
         self.source = TextEncoder(text_model, mode="frozen")  # tokenizer now, PLM weights on first use
         self.emb = nn.Embedding(len(self.source.tokenizer), int(dim), padding_idx=0)
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
@@ -159,10 +160,36 @@ class TitleWords(nn.Module):
                     self.emb.weight.copy_(table)
             self.initialised.fill_(True)
 
-    def forward(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        """``(word vectors FloatTensor [N, length, dim], mask BoolTensor [N, length])`` of ``items`` ``[N]``."""
+    def forward(self, items: Tensor, min_length: int = 1) -> tuple[Tensor, Tensor]:
+        """``(word vectors FloatTensor [N, L, dim], mask BoolTensor [N, L])`` of ``items`` LongTensor
+        ``[N]``, ``L`` the longest text of ``items`` in word pieces (at least ``min_length``, at most
+        ``length``): the padding columns no news of the batch reaches are left out (a masked
+        encoder gives the same values without them)."""
         tok = self.tokens[items]
+        tok = tok[:, :self._longest(tok > 0, min_length)]
         return self.emb(tok), tok > 0
+
+    def _longest(self, mask: Tensor, min_length: int = 1) -> int:
+        """The longest real prefix of ``mask`` ``[N, length]``, clamped to ``min_length..length``."""
+        at = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        real = int((at * mask).amax()) if mask.numel() else 0  # the last real position + 1
+        return min(self.length, max(int(min_length), real))
+
+    def by_length(self, items: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """The news ``items`` LongTensor ``[N]`` in buckets of similar text length, each trimmed to
+        its longest text: ``[(positions LongTensor [n] into items, word vectors FloatTensor
+        [n, L_b, dim], mask BoolTensor [n, L_b])]``. Sorted by length and cut into
+        ``ceil(N / bucket_size)`` buckets of equal count (attribute ``bucket_size``: 256 news), so
+        that a masked encoder (NRMS's self-attention) runs over about the real word pieces instead
+        of ``N x length`` slots; its values are those of one padded batch (the padding takes no
+        part in a masked encoder)."""
+        tok = self.tokens[items]
+        order = torch.argsort((tok > 0).sum(1), stable=True)
+        positions = order.tensor_split(max(1, -(-items.numel() // self.bucket_size)))
+        toks = [tok[pos][:, :self._longest(tok[pos] > 0)] for pos in positions]
+        # one lookup for all buckets: one (dense) gradient of the table, not one per bucket
+        vectors = self.emb(torch.cat([t.flatten() for t in toks])).split([t.numel() for t in toks])
+        return [(pos, v.view(*t.shape, -1), t > 0) for pos, t, v in zip(positions, toks, vectors)]
 
 
 def align_mentions(offsets: Tensor, real: Tensor, items: Tensor, mentions: Tensor, n_items: int) -> Tensor:
