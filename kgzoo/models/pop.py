@@ -15,7 +15,13 @@ class Pop(Recommender):
     """Scores each item by its number of train interactions, the same for every user.
 
     Has no trained parameters: ``fit`` only records the counts (a buffer, saved in checkpoints).
+    Scores an impression's candidates by the same counts (:meth:`predict`), so on a dataset with an
+    impression log (mind-sample, a MIND folder) it runs the impression task, in the same table as
+    the news models (:func:`kgzoo.tasks.model_task`); elsewhere the data's task.
     """
+
+    #: impressions where the dataset has a log, else the data's task (:func:`kgzoo.tasks.model_task`)
+    tasks = ("impression", "topk", "ctr")
 
     def __init__(self, n_users: int, n_items: int, **kwargs: Any) -> None:
         super().__init__(n_users, n_items, **kwargs)

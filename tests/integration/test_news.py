@@ -10,7 +10,7 @@ import torch
 
 import kgzoo
 from kgzoo.api import create_datamodule_for
-from kgzoo.bench.cells import cell_task
+from kgzoo.bench.cells import Cell, cell_fingerprint, cell_task
 from kgzoo.data.datasets import load_impressions
 from kgzoo.data.impression_log import ImpressionLog
 from kgzoo.data.impressions import ImpressionDataModule
@@ -131,6 +131,15 @@ def test_dkn_news_is_a_ctr_set_with_train_click_histories(dkn_dm):
     text = dkn_dm.data.item_text
     first = m[0].tolist()
     assert text[first[0]][first[2]:first[3]].lower() == "tautog"
+
+
+@pytest.mark.parametrize("dataset, task", [("mind-sample", "impression"), ("dkn-news", "ctr")])
+def test_every_news_table_model_lands_in_one_table(dataset, task):
+    """The bench cells of the news tables' models, Pop included, share the task and the data and
+    protocol fingerprints (one leaderboard table per dataset: every model beside Pop)."""
+    models = ("pop", "news-plm-mean", "nrms", "nrms-plm", "dkn", "kgplm-news")
+    assert {cell_task(m, dataset).name for m in models} == {task}
+    assert len({cell_fingerprint(Cell(m, dataset, 0)) for m in models}) == 1
 
 
 @pytest.mark.parametrize("name, overrides", [

@@ -93,7 +93,12 @@ def test_model_task_of_news_models_follows_their_data():
     assert model_task(NewsRecommender, "impression", has_impressions=True) == "impression"
     with pytest.raises(ValueError, match="topk"):
         model_task(NewsRecommender, "topk", has_impressions=False)
-    assert model_task(Pop, "topk", has_impressions=True) == "topk"  # no tasks: the data's
+    plain = type("Plain", (), {})
+    assert model_task(plain, "topk", has_impressions=True) == "topk"  # no tasks: the data's
+    # Pop: impressions where the dataset has a log (the news tables' floor), else the data's task
+    assert model_task(Pop, "ctr", has_impressions=True) == "impression"
+    assert model_task(Pop, "topk", has_impressions=False) == "topk"
+    assert model_task(Pop, "ctr", has_impressions=False) == "ctr"
     link = type("Link", (), {"task": "link"})
     assert model_task(link, "ctr", has_impressions=True) == "link"
 
