@@ -170,7 +170,8 @@ class TitleWords(nn.Module):
         return self.emb(tok), tok > 0
 
     def _longest(self, mask: Tensor, min_length: int = 1) -> int:
-        """The longest real prefix of ``mask`` ``[N, length]``, clamped to ``min_length..length``."""
+        """One past the last real position of ``mask`` BoolTensor ``[N, length]`` (0: none),
+        clamped to ``min_length..length``."""
         at = torch.arange(1, mask.shape[1] + 1, device=mask.device)
         real = int((at * mask).amax()) if mask.numel() else 0  # the last real position + 1
         return min(self.length, max(int(min_length), real))
