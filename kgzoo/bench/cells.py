@@ -84,8 +84,27 @@ def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, 
 
 def scalar_text(value: Any) -> str:
     """A scalar as :func:`parse_assignments` reads it back (``None`` -> ``"null"``, ``True`` ->
-    ``"true"``, numbers and strings as ``str``)."""
+    ``"true"``, numbers and strings as ``str``); a list or tuple as a YAML flow sequence of them
+    (``[1, 2, 3]``: in a :func:`variant_name` only, which a grid variant cannot spell)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(scalar_text(v) for v in value) + "]"
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def variant_name(overrides: dict[str, Any]) -> str:
+    """The variant name of hyper-parameter ``overrides`` (a tuning trial's, which may hold lists:
+    kgat's ``layer_sizes``, dkn's ``windows``): ``"k=v,..."`` sorted by key, ``"base"`` for none;
+    the canonical name of :func:`parse_variant` where every value is a scalar.
+
+    Raises:
+        ValueError: a key that is not an identifier; scalar values as :func:`parse_variant`.
+    """
+    if not any(isinstance(v, (list, tuple)) for v in overrides.values()):
+        return parse_variant(",".join(f"{k}={scalar_text(v)}" for k, v in sorted(overrides.items())))[0]
+    bad = [k for k in overrides if not str(k).isidentifier()]
+    if bad:
+        raise ValueError(f"variant keys must be identifiers, got {bad!r}")
+    return ",".join(f"{k}={scalar_text(v)}" for k, v in sorted(overrides.items()))
 
 
 def _number(text: str) -> int | float | None:
@@ -234,13 +253,14 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     return {"kind": kind, "max_epochs": sched.max_epochs, "patience": sched.patience, "monitor": f"valid/{main}"}
 
 
-def cell_config_sha(cell: Cell, schedule: dict[str, Any]) -> str:
+def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
     """:meth:`kgzoo.config.ZooConfig.sha` of what a cell trains with: its config's ``model``
-    section with the variant's overrides, ``data`` and the ``schedule`` (:func:`cell_schedule`).
+    section with the variant's overrides (``overrides`` where given: a tuning trial's, whose
+    :func:`variant_name` may hold lists), ``data`` and the ``schedule`` (:func:`cell_schedule`).
     A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
     sched = Schedule(quick=schedule["kind"] == "quick", max_epochs=schedule["max_epochs"],
                      patience=schedule["patience"], monitor=schedule["monitor"])
-    return ZooConfig.load(cell.model, cell.dataset).sha(cell.overrides, sched)
+    return ZooConfig.load(cell.model, cell.dataset).sha(cell.overrides if overrides is None else overrides, sched)
 
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",

@@ -37,8 +37,8 @@ from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS
-from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol, parse_variant,
-                    scalar_text)
+from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol,
+                    variant_name)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
 class EpochTimer(Callback):
@@ -233,7 +233,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     """
     cfg = ZooConfig.load(model, dataset)
     if variant is None:
-        variant = parse_variant(",".join(f"{k}={scalar_text(v)}" for k, v in sorted(overrides.items())))[0]
+        variant = variant_name(overrides)
     config = None
     if cfg.path is not None:
         config = relative_config(str(cfg.path.resolve()))
@@ -247,7 +247,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         fingerprint=fingerprint, protocol_fingerprint=protocol_fingerprint,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
-        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule),
+        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule, overrides),
         code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
         command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -234,3 +234,28 @@ def test_pruning_callback_reports_and_prunes():
 def test_strip_tuned_keeps_the_rest():
     text = "# c\nmodel: {lr: 1}\n# chosen by `kgzoo tune` x\ntuned:\n  params: {lr: 2}\n  trials: 3\npaper: {a: 1}\n"
     assert strip_tuned(text) == "# c\nmodel: {lr: 1}\npaper: {a: 1}\n"
+
+
+def test_a_trial_with_list_values_gets_its_row_and_name():
+    """A trial's overrides may hold lists (kgat's layer_sizes, dkn's windows): its row is named
+    by them and its config sha follows them; before, the name was re-parsed as a grid variant
+    (scalars only) and the trial failed after training."""
+    import time
+
+    from kgzoo.bench.cells import Cell, cell_config_sha, cell_schedule, default_protocol, parse_variant, variant_name
+    from kgzoo.bench.experiment import assemble_row
+
+    assert variant_name({"windows": [1, 2], "lr": 0.001}) == "lr=0.001,windows=[1, 2]"
+    assert variant_name({"use_kg": False, "lr": 0.01}) == parse_variant("use_kg=false,lr=0.01")[0]
+    assert variant_name({}) == "base"
+    with pytest.raises(ValueError, match="must be a scalar"):
+        parse_variant("windows=[1]")  # a grid variant still spells scalars only
+    sched = cell_schedule("dkn", "dkn-news", quick=False)
+    shas = {cell_config_sha(Cell("dkn", "dkn-news", 0), sched, {"windows": w}) for w in ([1, 2], [1, 2, 3])}
+    assert len(shas) == 2
+    row = assemble_row(model="dkn", dataset="dkn-news", seed=0, protocol=default_protocol("dkn-news", "dkn"),
+                       kg_ablation="real", overrides={"windows": [1, 2], "lr": 0.001}, schedule=sched, devices=1,
+                       strategy="auto", num_nodes=1, accelerator="cpu", fingerprint="f" * 64,
+                       protocol_fingerprint="p" * 64, t_start=time.perf_counter(), status="ok")
+    assert row.variant == "lr=0.001,windows=[1, 2]" and row.overrides["windows"] == [1, 2]
+    assert row.config_sha == cell_config_sha(Cell("dkn", "dkn-news", 0), sched, {"windows": [1, 2], "lr": 0.001})
