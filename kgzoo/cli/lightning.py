@@ -146,6 +146,12 @@ class KGZooCLI(LightningCLI):
         # triple split), the DataModule adapts to the model, the model takes its graphs
         self.datamodule = create_datamodule_for(self.model, self.datamodule)
         attach(self.model, self.datamodule)
+        # Lightning restores a checkpoint's weights before its DataModule state: data of other
+        # sizes would fail on a shape mismatch before the fingerprint check that names both
+        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        meta = _kgzoo_meta(ckpt) if ckpt else None
+        if meta and meta.get("data") and hasattr(self.datamodule, "load_state_dict"):
+            self.datamodule.load_state_dict(meta["data"])
 
     def before_fit(self) -> None:
         self._join()
