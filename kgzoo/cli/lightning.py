@@ -245,11 +245,18 @@ def ckpt_cli_config(path: str) -> dict[str, Any] | None:
     and batch sizes. ``None`` for a checkpoint without a ``"kgzoo"`` entry.
 
     Raises:
-        PretrainedError: the checkpoint's model class is neither registered nor importable.
+        PretrainedError: the checkpoint's model class is neither registered nor importable; a
+            checkpoint of ``kgzoo update`` (its data is extended in memory, not a dataset name).
     """
     meta = _kgzoo_meta(path)
     if meta is None:
         return None
+    if (meta.get("data") or {}).get("update"):
+        # its data is a base dataset extended in memory (kgzoo update): no name LightningCLI can build
+        raise PretrainedError(f"checkpoint {path} was written by kgzoo update (data "
+                              f"{meta['data'].get('dataset')!r}, the base extended in memory), which kgzoo "
+                              "test/validate cannot rebuild: use kgzoo.load_checkpoint(path) and "
+                              "kgzoo.hub.evaluate, or kgzoo export --model PATH")
     cls = MODELS.get(model_name(meta))
     hp = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
     data = datamodule_arguments(meta["data"]) if (meta.get("data") or {}).get("dataset") else {}
