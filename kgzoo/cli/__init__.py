@@ -61,7 +61,8 @@ COMMANDS: tuple[Command, ...] = (
             tune.tune_arguments, tune.tune_command),
     Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET], or --model CLASS --data.dataset "
                    "NAME; --trainer.*)", lightning.passthrough_arguments, lightning.fit_command),
-    Command("test", "test a checkpoint with Lightning's CLI (--model CLASS --data.dataset NAME --ckpt_path PATH)",
+    Command("test", "test a checkpoint with Lightning's CLI (--ckpt_path PATH of a kgzoo checkpoint alone, "
+                    "or --model CLASS --data.dataset NAME --ckpt_path PATH)",
             lightning.passthrough_arguments, lightning.test_command),
     Command("recommend", "top-K recommendations of a pretrained model for raw user ids", hub.recommend_arguments,
             hub.recommend_command),

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.datasets import dataset_spec, list_datasets, load_data, load_impressions, resolve_dataset
-from ..data.folders import import_folder
+from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
+                             resolve_dataset)
+from ..data.folders import import_folder, register_folder
 from ..data.readers._io import MIN_TEXT_MATCH
 
 
@@ -28,7 +29,8 @@ def data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
     p.add_argument("--name", dest="as_name", default=None, help="import: the name to register the folder under")
     p.add_argument("--min-text-match", type=float, default=MIN_TEXT_MATCH,
-                   help="import: the least share of items the item text must name (0 accepts any)")
+                   help="import, or stats of a folder: the least share of items the item text must name "
+                        "(0 accepts any)")
 
 
 def data_command(args: argparse.Namespace) -> int:
@@ -57,7 +59,8 @@ def data_command(args: argparse.Namespace) -> int:
                           escape(s.caveat) or "-")
         console.print(table)
         return 0
-    name = resolve_dataset(args.name)
+    name = (register_folder(args.name, min_text_match=args.min_text_match).name
+            if args.action == "stats" and is_folder_reference(args.name) else resolve_dataset(args.name))
     spec = dataset_spec(name)
     data = load_data(name, args.root)
     st = data.stats()

@@ -59,7 +59,7 @@ def _size(n: int) -> str:
 def pretrained_command(args: argparse.Namespace) -> int:
     table = Table(title="kgzoo pretrained weights")
     for c in ("name", "dataset", "main metric (test)", "training", "size", "dtype", "source"):
-        table.add_column(c)
+        table.add_column(c, no_wrap=c == "name")  # the name is what a user copies: never cut
     for e in list_pretrained(args.pattern):
         m = e["main_metric"]
         v = e["metrics"].get(f"test/{m}")

@@ -146,6 +146,12 @@ class KGZooCLI(LightningCLI):
         # triple split), the DataModule adapts to the model, the model takes its graphs
         self.datamodule = create_datamodule_for(self.model, self.datamodule)
         attach(self.model, self.datamodule)
+        # Lightning restores a checkpoint's weights before its DataModule state: data of other
+        # sizes would fail on a shape mismatch before the fingerprint check that names both
+        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        meta = _kgzoo_meta(ckpt) if ckpt else None
+        if meta and meta.get("data") and hasattr(self.datamodule, "load_state_dict"):
+            self.datamodule.load_state_dict(meta["data"])
 
     def before_fit(self) -> None:
         self._join()
@@ -239,11 +245,18 @@ def ckpt_cli_config(path: str) -> dict[str, Any] | None:
     and batch sizes. ``None`` for a checkpoint without a ``"kgzoo"`` entry.
 
     Raises:
-        PretrainedError: the checkpoint's model class is neither registered nor importable.
+        PretrainedError: the checkpoint's model class is neither registered nor importable; a
+            checkpoint of ``kgzoo update`` (its data is extended in memory, not a dataset name).
     """
     meta = _kgzoo_meta(path)
     if meta is None:
         return None
+    if (meta.get("data") or {}).get("update"):
+        # its data is a base dataset extended in memory (kgzoo update): no name LightningCLI can build
+        raise PretrainedError(f"checkpoint {path} was written by kgzoo update (data "
+                              f"{meta['data'].get('dataset')!r}, the base extended in memory), which kgzoo "
+                              "test/validate cannot rebuild: use kgzoo.load_checkpoint(path) and "
+                              "kgzoo.hub.evaluate, or kgzoo export --model PATH")
     cls = MODELS.get(model_name(meta))
     hp = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
     data = datamodule_arguments(meta["data"]) if (meta.get("data") or {}).get("dataset") else {}

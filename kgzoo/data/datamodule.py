@@ -219,6 +219,13 @@ class DataSizes:
     def n_relations(self) -> int:
         return self.data.n_relations
 
+    def __repr__(self) -> str:
+        # LightningDataModule.__str__ describes DataLoaders; these loaders are plain iterables of
+        # batches (it raised AttributeError on them), and naming them would set the data up
+        return f"{type(self).__name__}({self.dataset!r}, protocol={self.protocol.task}/{self.protocol.split})"
+
+    __str__ = __repr__
+
     def model_kwargs(self) -> dict[str, Any]:
         """The sizes a model is built with: ``n_users, n_items, n_entities, n_relations, task``."""
         self.setup()

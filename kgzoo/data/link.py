@@ -162,6 +162,11 @@ class KGLinkDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         self.base.prepare_data()
 
+    def __repr__(self) -> str:  # as KGRecDataModule's: Lightning's __str__ fails on plain iterables
+        return f"KGLinkDataModule({self.dataset!r}, ratios={list(self.ratios)}, seed={self.seed})"
+
+    __str__ = __repr__
+
     def setup(self, stage: str | None = None) -> None:
         """Split the triples and build the negative-sampling keys and the filters (once)."""
         if self._ready:

@@ -139,3 +139,30 @@ def test_a_folder_dataset_checkpoint_reloads_in_a_fresh_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "m.ckpt")], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=300)
     assert done.returncode != 0 and "FingerprintError" in done.stderr and dm.fingerprint in done.stderr
+
+
+def test_kgzoo_test_refuses_data_of_other_sizes_naming_both_fingerprints(tmp_path, capsys):
+    """Lightning loads the weights before the DataModule's state: a checkpoint given data with
+    other user/item counts must still fail on the fingerprint (naming both), not on a shape
+    mismatch of the embedding tables."""
+    import lightning as L
+    import pandas as pd
+
+    g = torch.Generator().manual_seed(0)
+    rows = [(f"user-{u}", f"sku-{int(i)}") for u in range(30) for i in torch.randperm(40, generator=g)[:10]]
+    for name, part in (("shop-a", rows), ("shop-b", [r for r in rows if r[0] != "user-0"])):
+        (tmp_path / name).mkdir()
+        pd.DataFrame(part, columns=["user", "item"]).to_csv(tmp_path / name / "interactions.csv", index=False)
+    dm = kgzoo.create_datamodule(str(tmp_path / "shop-a"), batch_size=64)
+    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    other = kgzoo.create_datamodule(str(tmp_path / "shop-b"))
+    other.setup()
+    assert main(["test", "--ckpt_path", str(tmp_path / "m.ckpt"), "--data.dataset", str(tmp_path / "shop-b"),
+                 "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "FingerprintError" in err or "fingerprint" in err
+    assert dm.fingerprint in err and other.fingerprint in err and "size mismatch" not in err

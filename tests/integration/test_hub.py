@@ -286,3 +286,13 @@ def test_publish_script_pop(tmp_path):
     assert hub.metrics_close(entry.metrics, shipped.metrics, rel=1e-6) == []
     assert mod.main(["nosuchmodel", "--out-dir", str(tmp_path), "--manifest", str(manifest),
                      "--runs", str(tmp_path / "runs")]) == 1
+
+
+def test_cli_pretrained_names_are_whole_in_a_narrow_terminal(capsys, monkeypatch):
+    """At 80 columns the table squeezes its columns: the names (what a user copies into
+    ``--model``) must stay whole, not end in an ellipsis."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli_main(["pretrained"]) == 0
+    out = capsys.readouterr().out
+    for e in hub.list_pretrained():
+        assert e["name"] in out, e["name"]

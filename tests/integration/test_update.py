@@ -27,7 +27,7 @@ def slice_frames():
     return x[uid <= 120], x[(uid > 120) & (uid <= 135)], kg
 
 
-def test_update_a_trained_bpr_with_new_ml100k_users(tmp_path):
+def test_update_a_trained_bpr_with_new_ml100k_users(tmp_path, capsys):
     base_x, new_x, kg = slice_frames()
     ds = kgzoo.from_frames(base_x, triples=kg, name=f"ml-slice-{uuid.uuid4().hex[:6]}")
     dm = kgzoo.create_datamodule(ds.name, batch_size=1024)
@@ -58,3 +58,10 @@ def test_update_a_trained_bpr_with_new_ml100k_users(tmp_path):
     assert (scores[own].mean() > scores[~own].mean()) and scores.std(1).min() > 0
     # the raw ids of the new users are in the extended data's map, after the base's
     assert pre.datamodule.data.user_ids[U0:] == list(pd.unique(new_x["user"].astype(str)))
+    # kgzoo test cannot rebuild data extended in memory: a clear error naming the way that works
+    # (it was "unknown dataset '...+update-...'")
+    capsys.readouterr()
+    assert main(["test", "--ckpt_path", str(tmp_path / "out" / "update.ckpt"), "--trainer.logger", "false",
+                 "--trainer.default_root_dir", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "written by kgzoo update" in err and "kgzoo.load_checkpoint" in err and "unknown dataset" not in err

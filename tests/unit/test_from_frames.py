@@ -48,6 +48,10 @@ def test_string_ids_to_a_datamodule_and_a_model():
     model = kgzoo.create_model("bpr", dm, ks=[5])
     assert model.n_items == 30
     assert ds.name in kgzoo.list_datasets()
+    # print(dm) works (Lightning's DataModule __str__ raised AttributeError on kgzoo's loaders)
+    assert str(dm) == repr(dm) == f"KGRecDataModule({ds.name!r}, protocol=topk/random)"
+    from kgzoo.data.link import KGLinkDataModule
+    assert str(KGLinkDataModule(dm, seed=0)) == f"KGLinkDataModule({ds.name!r}, ratios=[0.9, 0.05, 0.05], seed=0)"
 
 
 def test_missing_optional_columns_and_integer_ids():

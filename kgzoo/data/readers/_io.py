@@ -355,9 +355,11 @@ def check_text_match(path: str | Path, field: str, matched: int, n_items: int,
     """
     rate = matched / n_items if n_items else 1.0
     if rate < min_match:
+        accept = math.floor(rate * 100) / 100  # rounded down: a value that accepts this rate
         raise DataFormatError(path, 0, field, f"item text keys match {matched:,} of {n_items:,} items ({rate:.1%}), "
                               f"below the required {min_match:.0%}: keys of another id space? Pass "
-                              f"min_text_match={rate:.2f} (or 0) to accept it")
+                              f"min_text_match={accept:.2f} (or 0) to accept it (kgzoo data stats|import PATH "
+                              f"--min-text-match {accept:.2f})")
     return rate
 
 
