@@ -62,14 +62,20 @@ def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
 
     Raises:
         KeyError: neither a known name nor a folder (with suggestions). FileNotFoundError: a
-        ``Path`` that is not a folder. DataFormatError: a folder matching no layout (listing what
+        ``Path``, or a string that looks like one (a path separator, a leading ``.`` or ``~``),
+        that is not a folder. DataFormatError: a folder matching no layout (listing what
         was looked for).
     """
     if isinstance(dataset, DatasetSpec):
         return dataset.name
     if is_folder_reference(dataset):
         return register_folder(dataset).name
-    return dataset_spec(str(dataset)).name
+    text = str(dataset)
+    if text not in DATASETS and ("/" in text or "\\" in text or text.startswith((".", "~"))):
+        path = Path(text).expanduser()
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{text!r} is no registered dataset, and as a folder it {what}")
+    return dataset_spec(text).name
 
 
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:

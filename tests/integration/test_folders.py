@@ -213,3 +213,14 @@ def test_the_mind_sample_folder_gives_the_catalogue_impressions(data_dir):
     assert dm.n_items == cat.n_items and torch.equal(dm.log.candidates, cat.log.candidates)
     # the same files: the fingerprint's data part is the catalogue's pinned checksums
     assert dm.data.source_checksums == cat.data.source_checksums
+
+
+def test_a_path_that_is_no_folder_is_named_as_such(tmp_path):
+    """A string that looks like a path and is no folder says so, not 'unknown dataset'."""
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_dataset(str(tmp_path / "no-such-folder"))
+    (tmp_path / "a.csv").write_text("user,item\n1,2\n")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        resolve_dataset(str(tmp_path / "a.csv"))
+    with pytest.raises(KeyError, match="unknown dataset"):
+        resolve_dataset("ml100k")  # a misspelt name still gets the suggestions
