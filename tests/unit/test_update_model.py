@@ -49,6 +49,19 @@ def datamodule() -> KGRecDataModule:
     return KGRecDataModule.from_data(data, batch_size=32)
 
 
+def base_checkpoint(path, name: str, **over):
+    """``name`` trained 1 epoch on a fresh tiny from_frames dataset and saved to ``path``: ``(model, datamodule)``."""
+    x, kg = frames()
+    ds = kgzoo.from_frames(x, triples=kg, name=f"tiny-{uuid.uuid4().hex[:6]}")
+    dm = kgzoo.create_datamodule(ds.name, batch_size=32)
+    model = kgzoo.create_model(name, datamodule=dm, config=False, **over)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(path)
+    return model, dm
+
+
 NEW_X = pd.DataFrame({"user": ["new-a", "new-a", "new-a", "new-b", "u0", "u1"],
                       "item": ["i1", "i2", "i3", "i5", "fresh", "fresh"], "timestamp": [100] * 6})
 NEW_KG = pd.DataFrame({"head": ["fresh"], "relation": ["genre"], "tail": ["g1"]})
@@ -130,14 +143,7 @@ def test_models_without_an_update_say_so():
 
 
 def test_an_updated_checkpoint_is_rebuilt_from_its_path(tmp_path):
-    x, kg = frames()
-    ds = kgzoo.from_frames(x, triples=kg, name=f"tiny-{uuid.uuid4().hex[:6]}")
-    dm = kgzoo.create_datamodule(ds.name, batch_size=32)
-    model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=8)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(tmp_path / "base.ckpt")
+    _, dm = base_checkpoint(tmp_path / "base.ckpt", "bpr", embedding_dim=8)
     (tmp_path / "new").mkdir()
     NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
     NEW_KG.to_csv(tmp_path / "new" / "kg.csv", index=False)
@@ -291,15 +297,8 @@ def test_an_updated_kgplm_with_transe_vectors_is_rebuilt_from_its_path_without_t
     from kgzoo.pretrain.kg_vectors import KGVectors
 
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
-    x, kg = frames()
-    ds = kgzoo.from_frames(x, triples=kg, name=f"tiny-{uuid.uuid4().hex[:6]}")
-    dm = kgzoo.create_datamodule(ds.name, batch_size=32)
-    model = kgzoo.create_model("kgplm", datamodule=dm, config=False, embedding_dim=8, use_text=False, n_layers=1,
-                               kg_encoder="transe", kge_dim=8, kge_epochs=2)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(tmp_path / "base.ckpt")
+    base_checkpoint(tmp_path / "base.ckpt", "kgplm", embedding_dim=8, use_text=False, n_layers=1,
+                    kg_encoder="transe", kge_dim=8, kge_epochs=2)
     (tmp_path / "new").mkdir()
     NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
     pd.concat([NEW_KG, pd.DataFrame({"head": ["fresh"], "relation": ["studio"], "tail": ["s1"]})]).to_csv(
