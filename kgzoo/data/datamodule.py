@@ -103,7 +103,7 @@ class _TrainBatches(IterableDataset):
         dm = self.dm
         g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        if dm.protocol.task == "ctr":
+        if dm.protocol.task == "ctr" and not dm.ctr_pairs:
             idx = dm.split.train[torch.randperm(dm.split.train.numel(), generator=g)]
             x = dm.data.interactions[idx]
             full = {"user": x[:, 0], "item": x[:, 1], "label": dm.data.label[idx]}
@@ -128,7 +128,7 @@ class _TrainBatches(IterableDataset):
         """Batches this rank yields per epoch (Lightning's ``num_training_batches``: progress
         totals, and hooks that act on an epoch's last step)."""
         dm = self.dm
-        n = dm.split.train.numel() if dm.protocol.task == "ctr" else dm.bpr_sampler.users.numel()
+        n = dm.split.train.numel() if dm.protocol.task == "ctr" and not dm.ctr_pairs else dm.bpr_sampler.users.numel()
         batches = -(-n // dm.batch_size)
         world = dist_info()[1]
         if world > 1 and 0 < batches < world:
@@ -261,6 +261,10 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
 
     #: whether CTR batches carry the user's train clicks (set by :meth:`adapt_to`)
     serves_history: bool = False
+    #: whether a ``ctr`` dataset's training batches are BPR triples ``user, pos_item, neg_item``
+    #: of the train split's positive rows instead of its labelled rows (set by :meth:`adapt_to`
+    #: for a model without ``trains_on_labels``: BPR-MF, LightGCN, ... on a CTR set)
+    ctr_pairs: bool = False
 
     def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
                  batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
@@ -432,11 +436,16 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         per batch, its own ``kg_batch_size``, else this DataModule's, else 1024. Called by
         :func:`kgzoo.api.attach` and by :meth:`train_dataloader` for the Trainer's model. A model
         that scores from the user's clicks (``uses_history``) on the ``ctr`` task gets
-        ``history``/``history_mask`` in every batch (:meth:`histories`)."""
+        ``history``/``history_mask`` in every batch (:meth:`histories`). A model without
+        ``trains_on_labels`` (a pairwise ranking loss) on the ``ctr`` task trains on BPR triples
+        of the train split's positive rows (label 1; negatives uniform over the items without a
+        positive train row of the user, as on ``topk``) and is evaluated on the labelled
+        valid/test rows like every CTR model (``ctr_pairs``)."""
         if getattr(model, "uses_kg_batches", False):
             self.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or self.kg_batch_size or 1024)
         if getattr(model, "uses_history", False) and self.protocol.task == "ctr":
             self.serves_history = True
+        self.ctr_pairs = self.protocol.task == "ctr" and not getattr(model, "trains_on_labels", False)
 
     def histories(self, users: Tensor, items: Tensor | None = None) -> dict[str, Tensor]:
         """``history [B, H]`` and ``history_mask [B, H]`` (LongTensor, BoolTensor) of CTR rows

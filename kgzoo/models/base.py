@@ -96,6 +96,12 @@ class Recommender(L.LightningModule):
     #: set to True by models that score from the user's clicked history and want ``history``,
     #: ``history_mask`` in their CTR batches (the news models)
     uses_history: bool = False
+    #: set to True by models whose loss reads the ``ctr`` task's labelled rows ``user, item, label``
+    #: (KGCN, RippleNet, the news models). Any other model trains on a ``ctr`` dataset as on
+    #: ``topk``: BPR triples ``user, pos_item, neg_item`` of the train split's positive rows
+    #: (:meth:`kgzoo.data.datamodule.KGRecDataModule.adapt_to`); it is still evaluated on the
+    #: labelled valid/test rows (AUC, F1).
+    trains_on_labels: bool = False
 
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  task: str = "topk", lr: float = 1e-3, weight_decay: float = 0.0,
@@ -228,8 +234,14 @@ class Recommender(L.LightningModule):
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B]``: logits of (user, item) pairs (LongTensors ``[B]``).
 
-        The default gathers from :meth:`score`; CTR models override it.
+        The default is ``e_u^T e_i`` of the pairs for a model that ranks by
+        :meth:`final_embeddings` and keeps the inherited :meth:`score` (no ``[B, I]`` row is
+        built); otherwise it gathers from :meth:`score`. CTR models override it.
         """
+        if type(self).score is Recommender.score and self.has_final_embeddings():
+            cache = getattr(self, "_final_cache", None)
+            user_emb, item_emb = cache if cache is not None else self.final_embeddings()
+            return (user_emb[users] * item_emb[items]).sum(-1)
         return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
 
     def ctr_scores(self, batch: dict[str, Tensor]) -> Tensor:

@@ -142,6 +142,8 @@ class KGCN(Recommender):
         RuntimeError: scoring before :meth:`attach` built the receptive field.
     """
 
+    trains_on_labels = True  # BCE on the ctr task's labelled rows (eq. 5)
+
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  embedding_dim: int = 16, n_neighbors: int = 8, n_iter: int = 1, aggregator: str = "sum",
                  l2_weight: float = 1e-4, dropout: float = 0.0, resample_every: int = 0, sample_seed: int = 0,

@@ -46,6 +46,7 @@ class NewsRecommender(Recommender):
     #: has a log, else its labelled rows with the user's train clicks as history
     tasks = ("impression", "ctr")
     uses_history = True
+    trains_on_labels = True
 
     def __init__(self, n_users: int, n_items: int, dim: int = 256, id_fallback: bool = True,
                  task: str = "impression", **kwargs: Any) -> None:

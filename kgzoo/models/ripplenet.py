@@ -106,6 +106,8 @@ class RippleNet(Recommender):
         RuntimeError: use before :meth:`attach` built the ripple sets.
     """
 
+    trains_on_labels = True  # BCE on the ctr task's labelled rows (eq. 10)
+
     def __init__(self, n_users: int, n_items: int, n_entities: int = 0, n_relations: int = 0,
                  embedding_dim: int = 16, n_hop: int = 2, n_memory: int = 32, kge_weight: float = 0.01,
                  l2_weight: float = 1e-7, item_update_mode: str = "plus_transform", using_all_hops: bool = True,

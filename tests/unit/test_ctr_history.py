@@ -38,6 +38,7 @@ def dm_for_news(**kw) -> KGRecDataModule:
 
     class Reader:  # a model that scores from the user's clicks (duck-typed, as the DataModule reads it)
         uses_history = True
+        trains_on_labels = True
     dm.adapt_to(Reader())
     dm.setup()
     return dm
@@ -117,3 +118,34 @@ def test_a_news_model_runs_ctr_on_labelled_rows(text_home):
     assert torch.allclose(model.ctr_scores(batch), model.impression_scores(one).squeeze(1))
     with pytest.raises(ValueError, match="topk"):
         type(model)(n_users=6, n_items=30, task="topk")
+
+
+def test_a_pairwise_model_trains_on_bpr_triples_of_the_positive_train_rows():
+    """BPR-MF on a CTR set (issue 16, part 3): its loss needs (user, pos_item, neg_item), so the
+    DataModule serves BPR triples of the train split's label-1 rows, negatives outside the user's
+    train positives; evaluation stays on the labelled rows. A model that trains on labels (KGCN,
+    RippleNet, the news models) keeps the labelled rows."""
+    dm = KGRecDataModule.from_data(labelled(), protocol=kgzoo.EvalProtocol(task="ctr", split="given"),
+                                   batch_size=7, eval_batch_size=4)
+    model = kgzoo.create_model("bpr", dm, embedding_dim=8)
+    assert model.task == "ctr" and dm.ctr_pairs
+    x, y = dm.data.interactions, dm.data.label
+    train = dm.split.train
+    pos = {(int(u), int(i)) for (u, i), lab in zip(x[train].tolist(), y[train].tolist()) if lab == 1}
+    seen = []
+    for b in dm.train_dataloader():
+        assert set(b) == {"user", "pos_item", "neg_item"}
+        for u, p, n in zip(b["user"].tolist(), b["pos_item"].tolist(), b["neg_item"].tolist()):
+            assert (u, p) in pos and (u, n) not in pos
+            seen.append((u, p))
+    assert sorted(seen) == sorted(pos)  # each positive train row once per epoch, no label-0 row
+    assert len(dm.train_dataloader()) == -(-len(pos) // 7)
+    assert float(model.training_step(next(iter(dm.train_dataloader())), 0)) > 0
+    batch = next(iter(dm.test_dataloader()))
+    assert set(batch) == {"user", "item", "label"}
+    model.eval()
+    with torch.no_grad():  # predict's pairwise e_u^T e_i equals the row of the full score it gathers from
+        full = model.score(batch["user"]).gather(1, batch["item"].view(-1, 1)).squeeze(1)
+        assert torch.allclose(model.ctr_scores(batch), full, atol=1e-6)
+    dm.adapt_to(type("Labelled", (), {"trains_on_labels": True})())
+    assert not dm.ctr_pairs and "label" in next(iter(dm.train_dataloader()))
