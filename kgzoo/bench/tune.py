@@ -43,11 +43,13 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from .. import __version__
+from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
 from ..paths import PathLike, cache_dir
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
 from .rows import append_line
+from ..registry import MODELS
 
 #: Optuna trial states written to the tuning rows
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -101,10 +103,20 @@ class Param:
         return {self.name: int(value) if self.integer else float(value)}
 
 
+def untuned_values(model: str, cfg: ZooConfig) -> dict[str, Any]:
+    """What ``model`` trains with untuned: the config's ``model`` section as written
+    (:attr:`ZooConfig.defaults`) over the defaults of the model class's constructor
+    (:func:`kgzoo.api.model_hparams`), so a config that leaves a searched parameter to the
+    class (or has no ``model`` section) still gives the default trial the value the model
+    would use, not a sampled one."""
+    cls = MODELS.get(model) if model in MODELS else None
+    init = {n: p.default for n, p in model_hparams(cls).items() if p.default is not p.empty} if cls else {}
+    return {**init, **cfg.defaults}
+
+
 def default_point(space: Sequence[Param], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The optuna parameters of the config's own values (:attr:`ZooConfig.defaults`) that lie in
-    ``space``; a searched parameter the config does not set, or sets outside the space, is left
-    to the sampler."""
+    """The optuna parameters of ``defaults`` (:func:`untuned_values`) that lie in ``space``; a
+    searched parameter without a default, or with one outside the space, is left to the sampler."""
     point: dict[str, Any] = {}
     for p in space:
         if p.name in defaults:
@@ -288,7 +300,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     # trials at valid NDCG@10 0.12 against 0.17 for the defaults). A study opened before this rule
     # gets it as its next trial.
     if not any(t.user_attrs.get("default") for t in study.trials):
-        study.enqueue_trial(default_point(space, cfg.defaults), user_attrs={"default": True}, skip_if_exists=False)
+        study.enqueue_trial(default_point(space, untuned_values(model, cfg)), user_attrs={"default": True},
+                            skip_if_exists=False)
 
     def counted() -> list[Any]:
         # finished trials, less the interrupted ones (their reruns count) and less repeats of a

@@ -259,3 +259,17 @@ def test_a_trial_with_list_values_gets_its_row_and_name():
                        protocol_fingerprint="p" * 64, t_start=time.perf_counter(), status="ok")
     assert row.variant == "lr=0.001,windows=[1, 2]" and row.overrides["windows"] == [1, 2]
     assert row.config_sha == cell_config_sha(Cell("dkn", "dkn-news", 0), sched, {"windows": [1, 2], "lr": 0.001})
+
+
+def test_the_default_trial_takes_the_class_defaults_where_the_config_sets_none(tmp_path, monkeypatch):
+    """A dataset config without a ``model`` section (bpr/lastfm-kg.yaml once did) left the default
+    trial's values to the sampler while the trial was flagged the default; it must run the values
+    the model trains with untuned: BPR's constructor defaults (lr 1e-3, reg_weight 1e-4)."""
+    d = _config_dir(tmp_path, SPACE)
+    (d / "bpr" / "ml-100k-kg.yaml").write_text("data: {batch_size: 64}\ntrain: {max_epochs: 7, patience: 2}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    rec = FakeExperiment()
+    rep = tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=rec,
+               fingerprint=lambda m, ds: "0" * 64, log=None)
+    assert rec.calls[0]["lr"] == 1e-3 and rec.calls[0]["reg_weight"] == 1e-4  # the class's, not sampled
+    assert rep.default["trial"] == 0
