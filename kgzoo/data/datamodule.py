@@ -112,7 +112,7 @@ class _TrainBatches(IterableDataset):
         n = next(iter(full.values())).numel()
         bs = dm.batch_size
         batches = [{k: v[s:s + bs] for k, v in full.items()} for s in range(0, n, bs)]
-        if dm.serves_history:
+        if dm.serves_history and not dm.ctr_pairs:  # a labelled row's history (BPR triples take none)
             for b in batches:
                 b.update(dm.histories(b["user"], b["item"]))
         if dm.kg_batch_size > 0 and dm.kg_sampler is not None:

@@ -216,7 +216,7 @@ def test_tuned_from_the_same_domains_small_set(tmp_path, monkeypatch):
     assert cfg.sha() != ZooConfig.load("bpr", "ml-1m-kg", [write(tmp_path / "x", "bpr", "ml-1m-kg", CFG).parent.parent]).sha()
     for text, match in {"tuned: {from: ml-1m-kg}\n": "one other dataset",
                         "tuned: {from: ml-100k-kg, trials: 3}\n": "one other dataset",
-                        "tuned: {from: lastfm-kg}\n": "no tuned: record of its own"}.items():
+                        "tuned: {from: mind-kg}\n": "no tuned: record of its own"}.items():
         path = write(user, "bpr", "ml-1m-kg", CFG + text)
         with pytest.raises(ValueError, match=match) as err:
             ZooConfig.load("bpr", "ml-1m-kg")
