@@ -19,6 +19,85 @@ def _l2_mean(*tensors: Tensor) -> Tensor:
     return sum(t.pow(2).sum(-1).mean() / 2 for t in tensors)
 
 
+class _LayerBPR(torch.autograd.Function):
+    """``L_CF`` (eq. 13) + ``reg`` x L2 of the batch's final representations, from the layer
+    outputs, with a closed-form backward (see :func:`layer_bpr`)."""
+
+    @staticmethod
+    def forward(ctx: Any, rows: Tensor, reg: float, eps: float, *layers: Tensor) -> Tensor:
+        parts, norms = [layers[0].index_select(0, rows)], []
+        for x in layers[1:]:  # F.normalize of the gathered rows: x / max(||x||, eps)
+            g = x.index_select(0, rows)
+            norms.append(g.norm(p=2, dim=1, keepdim=True).clamp_min(eps))
+            parts.append(g.div_(norms[-1]))
+        e = torch.cat(parts, 1)  # [3B, d*]: e_u*, e_i*, e_j* of eq. 11
+        eu, ep, en = e.split(rows.numel() // 3)
+        pos, neg = (eu * ep).sum(-1), (eu * en).sum(-1)
+        loss = bpr_loss(pos, neg) + reg * _l2_mean(eu, ep, en)
+        ctx.save_for_backward(rows, e, pos, neg, *norms)
+        ctx.reg, ctx.eps, ctx.widths = reg, eps, [x.shape[1] for x in layers]
+        ctx.shapes = [x.shape for x in layers]
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        rows, e, pos, neg, *norms = ctx.saved_tensors
+        b = rows.numel() // 3
+        eu, ep, en = e.split(b)
+        a = torch.sigmoid(neg - pos).mul_(-grad / b).unsqueeze(1)  # d loss / d pos (= -d loss / d neg)
+        c = grad * ctx.reg / b  # d (reg x L2) / d e = reg e / B
+        g = torch.empty_like(e)
+        gu, gp, gn = g.split(b)
+        torch.sub(ep, en, out=gu).mul_(a).add_(eu * c)
+        torch.mul(eu, a, out=gp)
+        torch.neg(gp, out=gn)
+        gp.add_(ep * c)
+        gn.add_(en * c)
+        out: list[Tensor | None] = [None, None, None]
+        start = 0
+        for k, (w, shape) in enumerate(zip(ctx.widths, ctx.shapes)):
+            gk, yk = g[:, start:start + w], e[:, start:start + w]
+            start += w
+            if not ctx.needs_input_grad[3 + k]:
+                out.append(None)
+                continue
+            if k:  # through y = x / n, n = max(||x||, eps): (g - y (y . g)) / n, g / eps where clamped
+                nk = norms[k - 1]
+                dot = (yk * gk).sum(1, keepdim=True).masked_fill_(nk <= ctx.eps, 0.0)
+                gk = (gk - yk * dot).div_(nk)
+            out.append(gk.new_zeros(shape).index_add_(0, rows, gk.contiguous()))
+        return tuple(out)
+
+
+def layer_bpr(layers: Sequence[Tensor], users: Tensor, pos_items: Tensor, neg_items: Tensor, reg: float,
+              eps: float = 1e-12) -> Tensor:
+    """KGAT's ``L_CF`` (eq. 13, BPR over ``y(u, i) = e_u*^T e_i*``, eq. 12) plus ``reg`` x
+    ``sum_t mean_rows(||t_row||^2 / 2)`` over ``e_u*``, ``e_i*``, ``e_j*`` (the authors'
+    ``_L2_loss_mean``), where ``e* = [x_0 | x_1 / ||x_1|| | ... | x_L / ||x_L||]`` (eq. 11, each
+    ``||.||`` clamped at ``eps`` as :func:`torch.nn.functional.normalize`).
+
+    The same value as gathering the rows of the concatenation of :meth:`KGAT.propagate`, but
+    only the batch's rows are normalised and concatenated, and the backward is closed-form
+    (``dL/dpos = -sigmoid(neg - pos) / B``, the normalisation's Jacobian on the gathered rows,
+    one ``index_add`` per layer): no ``[N, d*]`` concatenation, gather or scatter.
+
+    Args:
+        layers: FloatTensors ``[N, d_l]``, the layer outputs ``x_0..x_L`` (``x_0`` not normalised).
+        users, pos_items, neg_items: LongTensors ``[B]`` node ids (rows of ``layers``).
+        reg: ``lambda``. eps: of the normalisation.
+
+    Returns:
+        scalar FloatTensor, differentiable in every layer.
+
+    Raises:
+        ValueError: no layers, layers with different row counts or node ids of different lengths.
+    """
+    if not layers or len({x.shape[0] for x in layers}) != 1 or not users.numel() == pos_items.numel() == neg_items.numel():
+        raise ValueError(f"layer_bpr: layers {[tuple(x.shape) for x in layers]}, batch {users.numel()}/"
+                         f"{pos_items.numel()}/{neg_items.numel()}")
+    return _LayerBPR.apply(torch.cat([users, pos_items, neg_items]), float(reg), float(eps), *layers)
+
+
 @register_model("kgat", family="kg-gnn", paper="Wang et al., KDD 2019")
 class KGAT(Recommender):
     """KGAT (Wang et al., "KGAT: Knowledge Graph Attention Network for Recommendation", KDD 2019).
@@ -135,16 +214,19 @@ class KGAT(Recommender):
         self._adj = SparseAdj(edge_index, self.attention(), self.n_nodes, pattern=groups.adjacency)
         self._attn_version = version
 
-    def propagate(self) -> Tensor:
-        """FloatTensor ``[E+U, d + sum(layer_sizes)]``: concatenated normalised layer outputs (eq. 11)."""
+    def layers(self) -> list[Tensor]:
+        """FloatTensors ``[E+U, d]``, ``[E+U, layer_sizes[l]]``: the embeddings and each layer's output (eq. 8)."""
         if self._adj is None:
             self.update_attention()
-        x = self.embedding.weight
-        outs = [x]
+        outs = [self.embedding.weight]
         for conv in self.convs:
-            x = conv(x, self._adj)
-            outs.append(F.normalize(x, p=2, dim=1))
-        return torch.cat(outs, 1)
+            outs.append(conv(outs[-1], self._adj))
+        return outs
+
+    def propagate(self) -> Tensor:
+        """FloatTensor ``[E+U, d + sum(layer_sizes)]``: concatenated normalised layer outputs (eq. 11)."""
+        x0, *rest = self.layers()
+        return torch.cat([x0] + [F.normalize(x, p=2, dim=1) for x in rest], 1)
 
     # ------------------------------------------------------------------ losses
     def transr_loss(self, head: Tensor, relation: Tensor, pos_tail: Tensor, neg_tail: Tensor) -> Tensor:
@@ -178,11 +260,8 @@ class KGAT(Recommender):
             self.update_attention()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        emb = self.propagate()
-        E = self.n_entities
-        u, p, n = batch["user"] + E, batch["pos_item"], batch["neg_item"]
-        eu, ep, en = emb.index_select(0, torch.cat([u, p, n])).split(u.numel())
-        cf = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + self.reg_weight * _l2_mean(eu, ep, en)
+        u, p, n = batch["user"] + self.n_entities, batch["pos_item"], batch["neg_item"]
+        cf = layer_bpr(self.layers(), u, p, n, self.reg_weight)
         heads, rels, pos, neg = [], [], [], []
         if "head" in batch:
             heads.append(batch["head"]); rels.append(batch["relation"] + 1)
