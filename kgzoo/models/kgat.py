@@ -25,18 +25,17 @@ class _LayerBPR(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, rows: Tensor, reg: float, eps: float, *layers: Tensor) -> Tensor:
-        parts, norms = [layers[0].index_select(0, rows)], []
-        for x in layers[1:]:  # F.normalize of the gathered rows: x / max(||x||, eps)
-            g = x.index_select(0, rows)
-            norms.append(g.norm(p=2, dim=1, keepdim=True).clamp_min(eps))
-            parts.append(g.div_(norms[-1]))
-        e = torch.cat(parts, 1)  # [3B, d*]: e_u*, e_i*, e_j* of eq. 11
-        eu, ep, en = e.split(rows.numel() // 3)
+        widths = [x.shape[1] for x in layers]
+        e = torch.cat(layers, 1).index_select(0, rows)  # [3B, d*]: one gather of the batch's rows
+        norms = []
+        for y in e.split(widths, 1)[1:]:  # F.normalize of layers 1..L, on the gathered rows: x / max(||x||, eps)
+            norms.append(y.norm(p=2, dim=1, keepdim=True).clamp_min(eps))
+            y.div_(norms[-1])
+        eu, ep, en = e.split(rows.numel() // 3)  # e_u*, e_i*, e_j* of eq. 11
         pos, neg = (eu * ep).sum(-1), (eu * en).sum(-1)
         loss = bpr_loss(pos, neg) + reg * _l2_mean(eu, ep, en)
         ctx.save_for_backward(rows, e, pos, neg, *norms)
-        ctx.reg, ctx.eps, ctx.widths = reg, eps, [x.shape[1] for x in layers]
-        ctx.shapes = [x.shape for x in layers]
+        ctx.reg, ctx.eps, ctx.widths, ctx.n_rows = reg, eps, widths, layers[0].shape[0]
         return loss
 
     @staticmethod
@@ -53,20 +52,12 @@ class _LayerBPR(torch.autograd.Function):
         torch.neg(gp, out=gn)
         gp.add_(ep * c)
         gn.add_(en * c)
-        out: list[Tensor | None] = [None, None, None]
-        start = 0
-        for k, (w, shape) in enumerate(zip(ctx.widths, ctx.shapes)):
-            gk, yk = g[:, start:start + w], e[:, start:start + w]
-            start += w
-            if not ctx.needs_input_grad[3 + k]:
-                out.append(None)
-                continue
-            if k:  # through y = x / n, n = max(||x||, eps): (g - y (y . g)) / n, g / eps where clamped
-                nk = norms[k - 1]
-                dot = (yk * gk).sum(1, keepdim=True).masked_fill_(nk <= ctx.eps, 0.0)
-                gk = (gk - yk * dot).div_(nk)
-            out.append(gk.new_zeros(shape).index_add_(0, rows, gk.contiguous()))
-        return tuple(out)
+        for gk, yk, nk in zip(g.split(ctx.widths, 1)[1:], e.split(ctx.widths, 1)[1:], norms):
+            # through y = x / n, n = max(||x||, eps): (g - y (y . g)) / n; g / eps where clamped
+            dot = (yk * gk).sum(1, keepdim=True).masked_fill_(nk <= ctx.eps, 0.0)
+            gk.sub_(yk * dot).div_(nk)
+        full = g.new_zeros(ctx.n_rows, g.shape[1]).index_add_(0, rows, g)
+        return (None, None, None, *full.split(ctx.widths, 1))
 
 
 def layer_bpr(layers: Sequence[Tensor], users: Tensor, pos_items: Tensor, neg_items: Tensor, reg: float,
@@ -112,7 +103,8 @@ class _TransRBPR(torch.autograd.Function):
         translated = wh + er
         d_pos, d_neg = translated - wp, translated - wn
         g_pos, g_neg = (d_pos * d_pos).sum(-1), (d_neg * d_neg).sum(-1)  # eq. 1
-        loss = bpr_loss(g_neg, g_pos) + reg * _l2_mean(wh, er, wp, wn)
+        half_sq = proj.pow(2).sum(-1).mean(0).sum() / 2  # _l2_mean of W_r e_h, W_r e_t, W_r e_t' in one pass
+        loss = bpr_loss(g_neg, g_pos) + reg * (half_sq + er.pow(2).sum(-1).mean() / 2)
         ctx.save_for_backward(nodes, relation, e, proj, er, d_pos, d_neg, g_pos, g_neg, rel_proj)
         ctx.rows, ctx.reg, ctx.shapes = rows, reg, (emb.shape, rel_emb.shape)
         return loss
