@@ -14,11 +14,6 @@ from .layers.losses import bpr_loss
 from .layers.propagation import KGATConv, RelationGroups, SparseAdj, kgat_attention
 
 
-def _l2_mean(*tensors: Tensor) -> Tensor:
-    """``sum_t mean_rows(||t_row||^2 / 2)``: the L2 term of the authors' code (``_L2_loss_mean``)."""
-    return sum(t.pow(2).sum(-1).mean() / 2 for t in tensors)
-
-
 class _LayerBPR(torch.autograd.Function):
     """``L_CF`` (eq. 13) + ``reg`` x L2 of the batch's final representations, from the layer
     outputs, with a closed-form backward (see :func:`layer_bpr`)."""
@@ -33,7 +28,8 @@ class _LayerBPR(torch.autograd.Function):
             y.div_(norms[-1])
         eu, ep, en = e.split(rows.numel() // 3)  # e_u*, e_i*, e_j* of eq. 11
         pos, neg = (eu * ep).sum(-1), (eu * en).sum(-1)
-        loss = bpr_loss(pos, neg) + reg * _l2_mean(eu, ep, en)
+        half_sq = e.pow(2).sum(-1).view(3, -1).mean(1).sum() / 2  # sum_t mean_rows(||t_row||^2) / 2 over eu, ep, en (the authors' _L2_loss_mean)
+        loss = bpr_loss(pos, neg) + reg * half_sq
         ctx.save_for_backward(rows, e, pos, neg, *norms)
         ctx.reg, ctx.eps, ctx.widths, ctx.n_rows = reg, eps, widths, layers[0].shape[0]
         return loss
@@ -110,7 +106,7 @@ class _TransRBPR(torch.autograd.Function):
         translated = wh + er
         d_pos, d_neg = translated - wp, translated - wn
         g_pos, g_neg = (d_pos * d_pos).sum(-1), (d_neg * d_neg).sum(-1)  # eq. 1
-        half_sq = proj.pow(2).sum(-1).mean(0).sum() / 2  # _l2_mean of W_r e_h, W_r e_t, W_r e_t' in one pass
+        half_sq = proj.pow(2).sum(-1).mean(0).sum() / 2  # the same L2 of W_r e_h, W_r e_t, W_r e_t' in one pass
         loss = bpr_loss(g_neg, g_pos) + reg * (half_sq + er.pow(2).sum(-1).mean() / 2)
         ctx.save_for_backward(relation, inverse, pair_node, e, proj, er, d_pos, d_neg, g_pos, g_neg, rel_proj)
         ctx.counts, ctx.reg, ctx.shapes = counts, reg, (emb.shape, rel_emb.shape)
