@@ -18,7 +18,7 @@ from kgzoo.data.graphs import Graphs
 from kgzoo.models.kgat import KGAT, layer_bpr
 from kgzoo.models.kgin import KGIN, independence_loss
 from kgzoo.models.layers.losses import bpr_loss, l2_reg
-from kgzoo.models.layers.propagation import NeighbourMean, SparsePattern, csr_mm, keep_mask
+from kgzoo.models.layers.propagation import KGATConv, NeighbourMean, SparseAdj, SparsePattern, csr_mm, keep_mask
 from kgzoo.models.ripplenet import RippleNet
 from kgzoo.ops.grouped import relation_matmul
 
@@ -326,3 +326,31 @@ def test_csr_mm_float32_embedding_bag():
     assert csr_mm(empty, x).abs().sum() == 0 and csr_mm(empty, x).shape == (4, 5)
     with pytest.raises(ValueError, match="csr_mm"):
         csr_mm(a, x[:10])
+
+
+def test_kgat_conv_fused_layer_matches_message_passing_in_float32():
+    """``KGATConv`` on a ``SparseAdj`` (the fused Function, embedding_bag products) against its
+    own message-passing path on the same edges, float32, training mode (``nn.Dropout``'s masks
+    for the same seed) and eval mode, output and gradients; bad arguments raise."""
+    g = torch.Generator().manual_seed(4)
+    n, m = 30, 160
+    edge_index = torch.randint(0, n, (2, m), generator=g)
+    att = torch.rand(m, generator=g)
+    conv = KGATConv(6, 5, dropout=0.25)
+    adj = SparseAdj(edge_index, att, n)
+    for training in (True, False):
+        conv.train(training)
+        x = torch.randn(n, 6, generator=g, requires_grad=True)
+        torch.manual_seed(5)
+        got = conv(x, adj)
+        g_got = torch.autograd.grad(got.pow(2).sum(), [x, *conv.parameters()])
+        torch.manual_seed(5)
+        want = conv(x, edge_index, att)
+        g_want = torch.autograd.grad(want.pow(2).sum(), [x, *conv.parameters()])
+        torch.testing.assert_close(got, want)
+        for a, b in zip(g_got, g_want):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="dropout"):
+        KGATConv(4, 4, dropout=1.0)
+    with pytest.raises(ValueError, match="negative_slope"):
+        KGATConv(4, 4, negative_slope=-0.1)

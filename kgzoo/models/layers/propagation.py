@@ -617,7 +617,7 @@ class KGATConv(MessagePassing):
 
     Raises:
         ValueError: ``attention`` missing or of the wrong length with an ``edge_index``; a
-            dropout outside ``[0, 1)``.
+            dropout outside ``[0, 1)`` or a negative ``negative_slope``.
     """
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.1, negative_slope: float = 0.2) -> None:
@@ -629,6 +629,8 @@ class KGATConv(MessagePassing):
         nn.init.xavier_uniform_(self.lin_prod.weight)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"KGATConv: dropout must be in [0, 1), got {dropout}")
+        if negative_slope < 0:  # the fused layer's LeakyReLU backward reads the sign of its output
+            raise ValueError(f"KGATConv: negative_slope must be >= 0, got {negative_slope}")
         self.dropout = nn.Dropout(dropout)
         self.negative_slope = negative_slope
 
