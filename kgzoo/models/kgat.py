@@ -41,17 +41,15 @@ class _LayerBPR(torch.autograd.Function):
         eu, ep, en = e.split(b)
         a = torch.sigmoid(neg - pos).mul_(-grad / b).unsqueeze(1)  # d loss / d pos (= -d loss / d neg)
         c = grad * ctx.reg / b  # d (reg x L2) / d e = reg e / B
-        g = torch.empty_like(e)
+        g = e * c  # the L2 part, then the BPR part of each row
         gu, gp, gn = g.split(b)
-        torch.sub(ep, en, out=gu).mul_(a).add_(eu * c)
-        torch.mul(eu, a, out=gp)
-        torch.neg(gp, out=gn)
-        gp.add_(ep * c)
-        gn.add_(en * c)
+        gu.addcmul_(a, ep - en)
+        gp.addcmul_(a, eu)
+        gn.addcmul_(a, eu, value=-1)
         for gk, yk, nk in zip(g.split(ctx.widths, 1)[1:], e.split(ctx.widths, 1)[1:], norms):
             # through y = x / n, n = max(||x||, eps): (g - y (y . g)) / n; g / eps where clamped
             dot = (yk * gk).sum(1, keepdim=True).masked_fill_(nk <= ctx.eps, 0.0)
-            gk.sub_(yk * dot).div_(nk)
+            gk.addcmul_(yk, dot, value=-1).div_(nk)
         full = g.new_zeros(ctx.n_rows, g.shape[1]).index_add_(0, rows, g)
         return (None, None, None, *full.split(ctx.widths, 1))
 
@@ -121,8 +119,8 @@ class _TransRBPR(torch.autograd.Function):
         g_tr = torch.sub(d_pos, d_neg).mul_(s)  # dL/d(W_r e_h + e_r), without the L2 part
         g = proj * c  # dL/d(W_r e) of h, t, t': the L2 part, then the ranking part
         g[:, 0].add_(g_tr)
-        g[:, 1].sub_(d_pos * s)
-        g[:, 2].add_(d_neg * s)
+        g[:, 1].addcmul_(d_pos, s, value=-1)
+        g[:, 2].addcmul_(d_neg, s)
         g_pair = g.new_zeros(e.shape[0], g.shape[2]).index_add_(0, inverse, g.view(3 * t, -1))  # per (r, node) pair
         g_emb = g_proj = g_rel = None
         if ctx.needs_input_grad[3]:  # d(W_r e)/de = W_r^T, the pairs grouped by relation as in forward
