@@ -22,21 +22,22 @@ class _LayerBPR(torch.autograd.Function):
     def forward(ctx: Any, rows: Tensor, reg: float, eps: float, *layers: Tensor) -> Tensor:
         widths = [x.shape[1] for x in layers]
         e = torch.cat(layers, 1).index_select(0, rows)  # [3B, d*]: one gather of the batch's rows
-        norms = []
-        for y in e.split(widths, 1)[1:]:  # F.normalize of layers 1..L, on the gathered rows: x / max(||x||, eps)
-            norms.append(y.norm(p=2, dim=1, keepdim=True).clamp_min(eps))
-            y.div_(norms[-1])
+        # F.normalize of layers 1..L (x / max(||x||, eps)) on the gathered rows; the norms taken
+        # on the contiguous [N, d] layers (N < 3B rows) and gathered
+        norms = torch.stack([x.norm(p=2, dim=1) for x in layers[1:]], 1).clamp_min_(eps).index_select(0, rows)
+        for k, y in enumerate(e.split(widths, 1)[1:]):
+            y.div_(norms[:, k:k + 1])
         eu, ep, en = e.split(rows.numel() // 3)  # e_u*, e_i*, e_j* of eq. 11
         pos, neg = (eu * ep).sum(-1), (eu * en).sum(-1)
-        half_sq = e.pow(2).sum(-1).view(3, -1).mean(1).sum() / 2  # sum_t mean_rows(||t_row||^2) / 2 over eu, ep, en (the authors' _L2_loss_mean)
+        half_sq = e.pow(2).sum(-1).view(3, -1).mean(1).sum() / 2  # the authors' _L2_loss_mean of eu, ep, en
         loss = bpr_loss(pos, neg) + reg * half_sq
-        ctx.save_for_backward(rows, e, pos, neg, *norms)
+        ctx.save_for_backward(rows, e, pos, neg, norms)
         ctx.reg, ctx.eps, ctx.widths, ctx.n_rows = reg, eps, widths, layers[0].shape[0]
         return loss
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        rows, e, pos, neg, *norms = ctx.saved_tensors
+        rows, e, pos, neg, norms = ctx.saved_tensors
         b = rows.numel() // 3
         eu, ep, en = e.split(b)
         a = torch.sigmoid(neg - pos).mul_(-grad / b).unsqueeze(1)  # d loss / d pos (= -d loss / d neg)
@@ -46,7 +47,7 @@ class _LayerBPR(torch.autograd.Function):
         gu.addcmul_(a, ep - en)
         gp.addcmul_(a, eu)
         gn.addcmul_(a, eu, value=-1)
-        for gk, yk, nk in zip(g.split(ctx.widths, 1)[1:], e.split(ctx.widths, 1)[1:], norms):
+        for gk, yk, nk in zip(g.split(ctx.widths, 1)[1:], e.split(ctx.widths, 1)[1:], norms.split(1, 1)):
             # through y = x / n, n = max(||x||, eps): (g - y (y . g)) / n; g / eps where clamped
             dot = (yk * gk).sum(1, keepdim=True).masked_fill_(nk <= ctx.eps, 0.0)
             gk.addcmul_(yk, dot, value=-1).div_(nk)
