@@ -62,10 +62,12 @@ def layer_bpr(layers: Sequence[Tensor], users: Tensor, pos_items: Tensor, neg_it
     ``_L2_loss_mean``), where ``e* = [x_0 | x_1 / ||x_1|| | ... | x_L / ||x_L||]`` (eq. 11, each
     ``||.||`` clamped at ``eps`` as :func:`torch.nn.functional.normalize`).
 
-    The same value as gathering the rows of the concatenation of :meth:`KGAT.propagate`, but
-    only the batch's rows are normalised and concatenated, and the backward is closed-form
-    (``dL/dpos = -sigmoid(neg - pos) / B``, the normalisation's Jacobian on the gathered rows,
-    one ``index_add`` per layer): no ``[N, d*]`` concatenation, gather or scatter.
+    The same value as gathering the batch's rows of :meth:`KGAT.propagate`: the layers are
+    concatenated unnormalised, the ``3B`` rows gathered once and normalised in place (the norms
+    taken on the ``[N, d_l]`` layers), and the backward is closed-form (``dL/dpos = -sigmoid(neg
+    - pos) / B``, ``dL/dneg = -dL/dpos``, the normalisation's Jacobian on the gathered rows, one
+    ``index_add`` back to ``[N, d*]``) instead of autograd's chain of ``[N, d*]`` and ``[3B, d*]``
+    temporaries.
 
     Args:
         layers: FloatTensors ``[N, d_l]``, the layer outputs ``x_0..x_L`` (``x_0`` not normalised).
@@ -78,7 +80,8 @@ def layer_bpr(layers: Sequence[Tensor], users: Tensor, pos_items: Tensor, neg_it
     Raises:
         ValueError: no layers, layers with different row counts or node ids of different lengths.
     """
-    if not layers or len({x.shape[0] for x in layers}) != 1 or not users.numel() == pos_items.numel() == neg_items.numel():
+    same_rows = len({x.shape[0] for x in layers}) == 1
+    if not layers or not same_rows or not users.numel() == pos_items.numel() == neg_items.numel():
         raise ValueError(f"layer_bpr: layers {[tuple(x.shape) for x in layers]}, batch {users.numel()}/"
                          f"{pos_items.numel()}/{neg_items.numel()}")
     return _LayerBPR.apply(torch.cat([users, pos_items, neg_items]), float(reg), float(eps), *layers)
@@ -273,14 +276,18 @@ class KGAT(Recommender):
 
         Each distinct (relation, node) pair of the batch is projected once (``torch.unique`` of
         the pairs, sorted so that ``W_r e`` is one matmul per relation on slices; on ml-1m-kg about
-        21k pairs for 49k rows) and gathered per triple; the backward is closed-form: with ``s = sigmoid(g(h,r,t) - g(h,r,t')) / T``, ``dL/d(W_r e_h) =
-        dL/de_r = 2s (e_t'^r - e_t^r)``, ``dL/d(W_r e_t) = -2s (W_r e_h + e_r - W_r e_t)``,
-        ``dL/d(W_r e_t') = 2s (W_r e_h + e_r - W_r e_t')``, each plus ``reg_weight x / T``; then
-        summed per pair, ``W_r^T`` and ``e^T`` per relation and one ``index_add`` per table.
+        21k pairs for 49k rows) and gathered per triple; the backward is closed-form: with ``s =
+        sigmoid(g(h,r,t) - g(h,r,t')) / T``, ``dL/d(W_r e_h) = dL/de_r = 2s (e_t'^r - e_t^r)``,
+        ``dL/d(W_r e_t) = -2s (W_r e_h + e_r - W_r e_t)``, ``dL/d(W_r e_t') = 2s (W_r e_h + e_r -
+        W_r e_t')``, each plus ``reg_weight x / T``; then summed per pair, ``W_r^T`` and ``e^T`` per
+        relation and one ``index_add`` per table.
 
         Args:
             head, pos_tail, neg_tail: LongTensors ``[B]`` CKG node ids. relation: LongTensor
                 ``[B]`` CKG relation ids (``0..2R+1``).
+
+        Returns:
+            scalar FloatTensor, differentiable in ``embedding``, ``rel_proj`` and ``rel_emb``.
         """
         nodes = torch.stack([head, pos_tail, neg_tail], 1).view(-1)  # (h, t, t') of a triple side by side
         return _TransRBPR.apply(nodes, relation, float(self.reg_weight), self.embedding.weight, self.rel_proj,

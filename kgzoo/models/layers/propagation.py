@@ -124,7 +124,7 @@ class SparsePattern:
                                        (self.perm_t, self.crow_t, self.col_t, self.shape[::-1])):
             k = keep.index_select(0, perm)  # kept entries, in this matrix's row-major order
             pos = k.nonzero().squeeze(1)
-            kept_before = torch.cat([crow.new_zeros(1), k.cumsum(0, dtype=crow.dtype)])  # kept entries before each position
+            kept_before = torch.cat([crow.new_zeros(1), k.cumsum(0, dtype=crow.dtype)])  # kept before each position
             out.append(torch.sparse_csr_tensor(kept_before.index_select(0, crow), col.index_select(0, pos),
                                                v.index_select(0, perm.index_select(0, pos)), shape))
         return out[0], out[1]
@@ -580,9 +580,9 @@ class _BiInteraction(torch.autograd.Function):
         gx = None
         if ctx.needs_input_grad[0]:  # x + n, x * n and n = A x: gs + gp n + A^T (gs + gp x)
             gx = csr_mm(ctx.adj_t, torch.addcmul(gs, gp, x)).add_(gs).addcmul_(gp, n)
-        return (gx, None, None, g1.T @ s if ctx.needs_input_grad[3] else None, g1.sum(0) if ctx.needs_input_grad[4] else None,
-                g2.T @ prod if ctx.needs_input_grad[5] else None, g2.sum(0) if ctx.needs_input_grad[6] else None,
-                None, None)
+        need = ctx.needs_input_grad
+        return (gx, None, None, g1.T @ s if need[3] else None, g1.sum(0) if need[4] else None,
+                g2.T @ prod if need[5] else None, g2.sum(0) if need[6] else None, None, None)
 
 
 class KGATConv(MessagePassing):
