@@ -51,7 +51,9 @@ def grouped_matmul(e: Tensor, proj: Tensor, counts: list[int]) -> Tensor:
             ints summing to ``B`` (``torch.bincount(r, minlength=R).tolist()`` of sorted ``r``).
 
     Returns:
-        FloatTensor ``[B, d]``.
+        FloatTensor ``[B, d]``; without autograd (no grad mode, or neither input requiring it:
+        a custom Function's forward and backward) each group's product is written into its rows
+        of one output instead of concatenated.
 
     Raises:
         ValueError: ``counts`` not ``R`` ints summing to ``B``.
@@ -59,5 +61,11 @@ def grouped_matmul(e: Tensor, proj: Tensor, counts: list[int]) -> Tensor:
     if len(counts) != proj.shape[0] or sum(counts) != e.shape[0] or min(counts, default=0) < 0:
         raise ValueError(f"grouped_matmul: counts (sum {sum(counts)}, {len(counts)} groups) do not fit {e.shape[0]} "
                          f"rows and {proj.shape[0]} matrices")
-    parts = [x @ proj[i] for i, x in enumerate(e.split(counts)) if x.numel()]
-    return torch.cat(parts) if parts else e.new_empty(0, proj.shape[2])
+    if torch.is_grad_enabled() and (e.requires_grad or proj.requires_grad):
+        parts = [x @ proj[i] for i, x in enumerate(e.split(counts)) if x.numel()]
+        return torch.cat(parts) if parts else e.new_empty(0, proj.shape[2])
+    out = e.new_empty(e.shape[0], proj.shape[2])  # no autograd (a Function's forward or backward): written in place
+    for i, (x, o) in enumerate(zip(e.split(counts), out.split(counts))):
+        if x.numel():
+            torch.mm(x, proj[i], out=o)
+    return out

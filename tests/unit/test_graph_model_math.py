@@ -1,4 +1,4 @@
-"""KGIN and RippleNet: the fast formulations equal the slow ones they replaced, on a tiny
+"""KGIN, RippleNet and KGAT: the fast formulations equal the slow ones they replaced, on a tiny
 in-memory graph (forward, loss, every gradient; the same dropout draws for the same seed).
 
 The references are the formulations before the speed work (issue 16, part 5), kept here only:
@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch_geometric.utils import scatter
 
 from kgzoo.data.graphs import Graphs
+from kgzoo.models.kgat import KGAT, layer_bpr
 from kgzoo.models.kgin import KGIN, independence_loss
 from kgzoo.models.layers.losses import bpr_loss, l2_reg
-from kgzoo.models.layers.propagation import NeighbourMean, SparsePattern, keep_mask
+from kgzoo.models.layers.propagation import KGATConv, NeighbourMean, SparseAdj, SparsePattern, csr_mm, keep_mask
 from kgzoo.models.ripplenet import RippleNet
 from kgzoo.ops.grouped import relation_matmul
 
@@ -222,3 +223,134 @@ def test_relation_matmul_grouped_rows():
     torch.testing.assert_close(relation_matmul(e, proj, r), (e[:, None, :] @ proj[r]).squeeze(1))
     with pytest.raises(ValueError, match="not sorted"):
         relation_matmul(e, proj, r.flip(0), grouped=True)
+
+
+# ---------------------------------------------------------------- KGAT
+def kgat_loss_reference(m: KGAT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """KGAT's loss as the plain formula, by autograd: each bi-interaction layer (eq. 8, then
+    message dropout by ``F.dropout``) over the dense attention matrix, the normalised layers
+    concatenated for every node (eq. 11), the batch's rows gathered for BPR (eq. 12-13) and its
+    L2, and TransR (eq. 1-2) with a ``[T, d, d]`` gather of the projections, triple by triple."""
+    adj = m._adj.to_dense()
+    x = m.embedding.weight
+    outs = [x]
+    for conv in m.convs:
+        neigh = adj @ x
+        h = (F.leaky_relu(conv.lin_sum(x + neigh), conv.negative_slope)
+             + F.leaky_relu(conv.lin_prod(x * neigh), conv.negative_slope))
+        x = F.dropout(h, conv.dropout.p, m.training)
+        outs.append(F.normalize(x, p=2, dim=1))
+    emb = torch.cat(outs, 1)
+    u, p, n = batch["user"] + m.n_entities, batch["pos_item"], batch["neg_item"]
+    eu, ep, en = emb[u], emb[p], emb[n]
+    half_sq = lambda t: t.pow(2).sum(-1).mean() / 2  # noqa: E731
+    loss = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + m.reg_weight * (half_sq(eu) + half_sq(ep) + half_sq(en))
+    h = torch.cat([batch["head"], u])
+    r = torch.cat([batch["relation"] + 1, torch.zeros_like(u)])
+    t_pos, t_neg = torch.cat([batch["pos_tail"], p]), torch.cat([batch["neg_tail"], n])
+    w = m.rel_proj[r]  # [T, d, d]
+    e = m.embedding.weight
+    wh, wp, wn = (torch.bmm(e[i].unsqueeze(1), w).squeeze(1) for i in (h, t_pos, t_neg))
+    er = m.rel_emb.weight[r]
+    g_pos, g_neg = (wh + er - wp).pow(2).sum(-1), (wh + er - wn).pow(2).sum(-1)
+    kg = bpr_loss(g_neg, g_pos) + m.reg_weight * (half_sq(wh) + half_sq(er) + half_sq(wp) + half_sq(wn))
+    return loss + m.kg_weight * kg
+
+
+def test_kgat_matches_plain_formula():
+    """KGAT's loss and every gradient (closed-form backwards, sparse products) equal the plain
+    autograd formula in float64, with message dropout (the same draws) and in eval mode."""
+    graphs = tiny_graphs()
+    torch.manual_seed(0)
+    m = KGAT(U, I, n_entities=E, n_relations=R, ks=(5,), embedding_dim=8, layer_sizes=(6, 4), dropout=0.3,
+             reg_weight=0.05, kg_weight=0.7).double()
+    m.attach(graphs)
+    batch = {"user": torch.tensor([0, 1, 5, 3, 0]), "pos_item": torch.tensor([1, 2, 8, 0, 1]),
+             "neg_item": torch.tensor([4, 4, 3, 7, 6]), "head": torch.tensor([0, 12, 3, 3]),
+             "relation": torch.tensor([2, 0, 1, 2]), "pos_tail": torch.tensor([5, 1, 9, 9]),
+             "neg_tail": torch.tensor([7, 7, 0, 12])}
+    for training in (True, False):
+        m.train(training)
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            got = m.loss(batch)
+            g_got = grads(m, got)
+            torch.manual_seed(seed)
+            want = kgat_loss_reference(m, batch)
+            g_want = grads(m, want)
+            torch.testing.assert_close(got, want)
+            for k in g_want:
+                torch.testing.assert_close(g_got[k], g_want[k], msg=k)
+    m.train()  # the dropout draws depend on the seed
+    torch.manual_seed(0)
+    a = m.loss(batch)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, m.loss(batch))
+
+
+def test_layer_bpr_zero_rows():
+    """``layer_bpr`` against gathering the concatenated normalised layers, by autograd, with
+    zero rows (the normalisation clamped at ``eps``) and repeated users / items."""
+    g = torch.Generator().manual_seed(2)
+    layers = [torch.randn(9, w, generator=g, dtype=torch.float64) for w in (4, 3, 2)]
+    layers[1][2] = 0.0
+    layers[2][[2, 5]] = 0.0
+    layers = [x.requires_grad_() for x in layers]
+    u, p, n = torch.tensor([2, 0, 2, 8]), torch.tensor([5, 1, 5, 3]), torch.tensor([1, 2, 7, 5])
+    got = layer_bpr(layers, u, p, n, reg=0.3)
+    emb = torch.cat([layers[0]] + [F.normalize(x, dim=1) for x in layers[1:]], 1)
+    eu, ep, en = emb[u], emb[p], emb[n]
+    want = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + 0.3 * sum(t.pow(2).sum(-1).mean() / 2 for t in (eu, ep, en))
+    torch.testing.assert_close(got, want)
+    for a, b in zip(torch.autograd.grad(2.5 * got, layers), torch.autograd.grad(2.5 * want, layers)):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="layer_bpr"):
+        layer_bpr(layers, u, p, n[:3], reg=0.3)
+
+
+def test_csr_mm_float32_embedding_bag():
+    """``csr_mm`` in float32 on the CPU (the embedding_bag path) against a dense product, with
+    empty rows, repeated columns, an empty matrix and a wrong shape."""
+    g = torch.Generator().manual_seed(1)
+    rows, cols = torch.randint(0, 20, (90,), generator=g) % 17, torch.randint(0, 11, (90,), generator=g)
+    pattern = SparsePattern(rows, cols, 20, 11)  # rows 17..19 empty
+    values = torch.rand(90, generator=g)
+    x = torch.randn(11, 5, generator=g)
+    dense = torch.zeros(20, 11).index_put_((rows, cols), values, accumulate=True)
+    a, a_t = pattern.matrices(values)
+    torch.testing.assert_close(csr_mm(a, x), dense @ x)
+    torch.testing.assert_close(csr_mm(a_t, torch.ones(20, 3)), dense.T @ torch.ones(20, 3))
+    dense64 = torch.zeros(20, 11, dtype=torch.float64).index_put_((rows, cols), values.double(), accumulate=True)
+    torch.testing.assert_close(csr_mm(a.double(), x.double()), dense64 @ x.double())  # the MKL path
+    empty = SparsePattern(rows[:0], cols[:0], 4, 11).matrices(values[:0])[0]
+    assert csr_mm(empty, x).abs().sum() == 0 and csr_mm(empty, x).shape == (4, 5)
+    with pytest.raises(ValueError, match="csr_mm"):
+        csr_mm(a, x[:10])
+
+
+def test_kgat_conv_fused_layer_matches_message_passing_in_float32():
+    """``KGATConv`` on a ``SparseAdj`` (the fused Function, embedding_bag products) against its
+    own message-passing path on the same edges, float32, training mode (``nn.Dropout``'s masks
+    for the same seed) and eval mode, output and gradients; bad arguments raise."""
+    g = torch.Generator().manual_seed(4)
+    n, m = 30, 160
+    edge_index = torch.randint(0, n, (2, m), generator=g)
+    att = torch.rand(m, generator=g)
+    conv = KGATConv(6, 5, dropout=0.25)
+    adj = SparseAdj(edge_index, att, n)
+    for training in (True, False):
+        conv.train(training)
+        x = torch.randn(n, 6, generator=g, requires_grad=True)
+        torch.manual_seed(5)
+        got = conv(x, adj)
+        g_got = torch.autograd.grad(got.pow(2).sum(), [x, *conv.parameters()])
+        torch.manual_seed(5)
+        want = conv(x, edge_index, att)
+        g_want = torch.autograd.grad(want.pow(2).sum(), [x, *conv.parameters()])
+        torch.testing.assert_close(got, want)
+        for a, b in zip(g_got, g_want):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="dropout"):
+        KGATConv(4, 4, dropout=1.0)
+    with pytest.raises(ValueError, match="negative_slope"):
+        KGATConv(4, 4, negative_slope=-0.1)
