@@ -41,10 +41,12 @@ from ..api import attach, create_datamodule_for
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
-from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, model_name
+from ..data.protocol import check_fingerprint
+from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, datamodule_from, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
 from ..hub.pretrained import json_safe, load_state, pretrained_spec
 from ..hub.store import load_weights
+from ..hub.update import register_extended
 from ..models.base import SIZE_KEYS, Recommender
 from ..registry import MODELS
 
@@ -244,19 +246,24 @@ def ckpt_cli_config(path: str) -> dict[str, Any] | None:
     (linked from the data), the DataModule with the saved dataset, protocol, KG ablation, seed
     and batch sizes. ``None`` for a checkpoint without a ``"kgzoo"`` entry.
 
+    A checkpoint of ``kgzoo update`` names its base data and the update's files (with their
+    sha256): its extended data is rebuilt from them (:func:`kgzoo.hub.checkpoint.datamodule_from`),
+    checked against the checkpoint's fingerprint and registered under its name
+    (:func:`kgzoo.hub.update.register_extended`), which the config then gives.
+
     Raises:
-        PretrainedError: the checkpoint's model class is neither registered nor importable; a
-            checkpoint of ``kgzoo update`` (its data is extended in memory, not a dataset name).
+        PretrainedError: the checkpoint's model class is neither registered nor importable.
+        FileNotFoundError, ChecksumError, FingerprintError: an update checkpoint whose update
+            files are gone or changed (named), or whose base data differs.
     """
     meta = _kgzoo_meta(path)
     if meta is None:
         return None
     if (meta.get("data") or {}).get("update"):
-        # its data is a base dataset extended in memory (kgzoo update): no name LightningCLI can build
-        raise PretrainedError(f"checkpoint {path} was written by kgzoo update (data "
-                              f"{meta['data'].get('dataset')!r}, the base extended in memory), which kgzoo "
-                              "test/validate cannot rebuild: use kgzoo.load_checkpoint(path) and "
-                              "kgzoo.hub.evaluate, or kgzoo export --model PATH")
+        ext = datamodule_from(meta["data"])
+        ext.setup()
+        check_fingerprint(meta["data"], ext.fingerprint, ext.dataset)
+        register_extended(ext)
     cls = MODELS.get(model_name(meta))
     hp = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
     data = datamodule_arguments(meta["data"]) if (meta.get("data") or {}).get("dataset") else {}
@@ -357,18 +364,36 @@ def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str]
     return ["--config", tmp, *rest], tmp, spec
 
 
-def _run(subcommand: str, args: argparse.Namespace) -> int:
-    cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, list(args.lightning_args))
-    cli_args, tmp = _with_zoo_config(subcommand, cli_args)
-    cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
+def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
+    """Run ``kgzoo SUBCOMMAND ARGS`` (``fit``, ``test``, ``validate``) in this process: ``--pretrained``,
+    ``--zoo`` and a kgzoo ``--ckpt_path`` (test/validate) turned into configs first, then
+    :func:`make_lightning_cli`; the temporary config files are removed.
+
+    Returns:
+        The finished :class:`KGZooCLI` (``.model``, ``.datamodule``, ``.trainer.callback_metrics``).
+
+    Raises:
+        as :func:`_with_pretrained_config`, :func:`zoo_cli_config`, :func:`ckpt_cli_config` and LightningCLI.
+    """
+    tmps: list[str | None] = []
     try:
+        cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, list(args))
+        tmps.append(tmp_pre)
+        cli_args, tmp = _with_zoo_config(subcommand, cli_args)
+        tmps.append(tmp)
+        cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
+        tmps.append(tmp_ckpt)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-            make_lightning_cli([subcommand, *cli_args], pretrained=spec)
+            return make_lightning_cli([subcommand, *cli_args], pretrained=spec)
     finally:
-        for t in (tmp_pre, tmp, tmp_ckpt):
+        for t in tmps:
             if t:
                 os.unlink(t)
+
+
+def _run(subcommand: str, args: argparse.Namespace) -> int:
+    run_lightning(subcommand, list(args.lightning_args))
     return 0
 
 

@@ -273,6 +273,8 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         self.dataset = dataset = dataset if self._given is not None else resolve_dataset(dataset)
         self.root = root
         self.spec = None if self._given is not None else dataset_spec(dataset)  # _given: see from_data
+        if self.spec is not None and self.spec.extends is not None:  # an update's extended data, by name
+            self.extended_from = self.spec.extends
         self.protocol = protocol if protocol is not None else self.spec.protocol
         if self.protocol.task == "impression":
             raise ValueError(f"KGRecDataModule({dataset!r}): the impression task has its own DataModule "
@@ -292,7 +294,8 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
     _given: KGRecData | None = None
     #: ``(base DataModule, Growth)`` when this data is an incremental update's extension of the
     #: base (set by :mod:`kgzoo.hub.update`): the pre-computations of :func:`kgzoo.api.pretrain_extras`
-    #: then extend the base's instead of starting anew (:class:`kgzoo.pretrain.kg_vectors.GrownKGVectors`)
+    #: then extend the base's instead of starting anew (:class:`kgzoo.pretrain.kg_vectors.GrownKGVectors`);
+    #: taken from the dataset's entry (``DatasetSpec.extends``) for extended data registered by name
     extended_from: tuple[Any, Any] | None = None
 
     @classmethod

@@ -9,6 +9,7 @@ folder by :mod:`kgzoo.data.folders` (``kgzoo data import`` files are registered 
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,18 @@ def _load_cached(name: str, folder: str, download: bool) -> KGRecData:
     checksums = ensure_files(Path(folder), list(spec.files), spec.wheel, download_missing=download)
     with recording_reads() as reads:
         raw = spec.builder(Path(folder))
-    raw.source_checksums = content_checksums(Path(folder), reads, checksums) or {"in-memory": content_checksum(raw)}
-    raw.name = name
-    return standard_clean(raw)
+    return standard_clean(identified(raw, name, content_checksums(Path(folder), reads, checksums)))
+
+
+def identified(raw: KGRecData, name: str, checksums: dict[str, str]) -> KGRecData:
+    """A copy of a builder's ``raw`` data named ``name`` with its ``source_checksums``: the files'
+    (``checksums``) where the builder read any, else those ``raw`` carries (data built in memory
+    with an identity of its own, e.g. ``{"extended": sha}`` of :func:`kgzoo.data.extend.extend_data`),
+    else ``{"in-memory": content_checksum(raw)}``. ``raw`` itself is never changed: a builder may
+    hand out the same object on every call (:func:`kgzoo.from_frames`), and a cache read must
+    not rename the identity of its caller's object."""
+    sums = checksums or dict(raw.source_checksums) or {"in-memory": content_checksum(raw)}
+    return replace(raw, name=name, source_checksums=sums)
 
 
 def content_checksums(folder: Path, reads: dict[Path, str], pinned: dict[str, str] | None = None) -> dict[str, str]:
@@ -162,8 +172,7 @@ def _load_impressions_cached(name: str, folder: str, download: bool) -> tuple[KG
     checksums = ensure_files(Path(folder), list(spec.files), spec.wheel, download_missing=download)
     with recording_reads() as reads:
         raw, log = spec.impressions(Path(folder))
-    raw.source_checksums = content_checksums(Path(folder), reads, checksums)
-    raw.name = name
+    raw = identified(raw, name, content_checksums(Path(folder), reads, checksums))
     data = standard_clean(raw)
     if (data.n_users, data.n_items) != (raw.n_users, raw.n_items):  # the log's ids must survive cleaning
         raise AssertionError(f"{name}: cleaning changed the user or item ids of an impression log")

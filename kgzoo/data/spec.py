@@ -39,7 +39,11 @@ class DatasetSpec:
         folder: the dataset's own folder (a user's folder, :mod:`kgzoo.data.folders`); ``None``:
             ``<data root>/<name>``.
         origin: what a user's dataset was made from, its identity when registered again:
-            ``"frames:<sha256 of the contents>"``, ``"folder:<path>"``; ``""`` for the catalogue.
+            ``"frames:<sha256 of the contents>"``, ``"folder:<path>"``,
+            ``"update:<sha256 of the contents>"``; ``""`` for the catalogue.
+        extends: ``(base DataModule, Growth)`` of the extended data of an incremental update
+            (:func:`kgzoo.hub.update.register_extended`), which a DataModule of this entry takes
+            as its ``extended_from``; ``None`` for every other dataset.
     """
 
     name: str
@@ -56,6 +60,7 @@ class DatasetSpec:
     folder: Path | None = None
     origin: str = ""
     impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None
+    extends: tuple[Any, Any] | None = None
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

@@ -196,6 +196,7 @@ def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: st
     up = update_model(pre.model, pre.datamodule, **frames, name=name, epochs=epochs, replay=replay, seed=seed,
                       min_text_match=min_text_match, origins=origins)
     entry = {"base": dict(meta.get("data") or {}), "files": files, "name": up.datamodule.dataset,
+             "sha256": {role: sha256_file(f) for role, f in files.items()},
              "min_text_match": min_text_match, "epochs": epochs, "replay": replay, "seed": seed}
     path = write_checkpoint(up.model, up.datamodule, Path(out) / "update.ckpt", entry)
     return path, up

@@ -25,12 +25,14 @@ import torch
 
 from ..api import pretrain_extras
 from ..data.datamodule import KGRecDataModule
+from ..data.download import ChecksumError, sha256_file
 from ..data.extend import SIDE_TABLES, UPDATE_FRAMES, Growth, extend_data
 from ..data.folders import read_tables, table_roles
 from ..data.frames import Origin
 from ..data.kgdata import KGRecData
 from ..data.protocol import EvalProtocol
 from ..data.readers._io import MIN_TEXT_MATCH, DataFormatError
+from ..data.spec import DatasetSpec, register_dataset
 from ..ops.sampling import uniform_negatives
 
 
@@ -244,12 +246,24 @@ def write_checkpoint(model: Any, datamodule: KGRecDataModule, path: str | Path, 
 def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDataModule:
     """The DataModule of an updated checkpoint's data entry (``data["update"]``): ``base``, the
     DataModule of its base entry (built by :func:`kgzoo.hub.checkpoint.datamodule_from`, itself
-    possibly an update), extended again with the update's files.
+    possibly an update), extended again with the update's files, each checked against the sha256
+    the entry records (``up["sha256"]``, role -> hex; absent in checkpoints written before it was
+    recorded, whose data the caller's fingerprint check still covers).
 
     Raises:
-        FileNotFoundError: an update file that is gone. DataFormatError: as :func:`read_update`.
+        FileNotFoundError: an update file that is gone (named, with the checkpoint's way out).
+        ChecksumError: an update file whose bytes changed since ``kgzoo update`` (naming the
+        file and both sha256). DataFormatError: as :func:`read_update`.
     """
     up = data["update"]
+    for role, f in up["files"].items():
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"update file {f} ({role}), read by kgzoo update into data {up['name']!r}, is "
+                                    "gone: the extended data cannot be rebuilt without it")
+        want = (up.get("sha256") or {}).get(role)
+        if want is not None and (got := sha256_file(f)) != want:
+            raise ChecksumError(f"update file {f} ({role}) has sha256 {got}, but kgzoo update read {want}: the "
+                                f"file changed since, so data {up['name']!r} cannot be rebuilt")
     base.setup()
     frames, origins, _ = read_update(list(up["files"].values()))
     ext, growth = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"],
@@ -262,5 +276,31 @@ def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDat
     return dm
 
 
+def register_extended(datamodule: KGRecDataModule) -> str:
+    """Register the extended data of an update (``datamodule``: :func:`update_model`'s or
+    :func:`extended_datamodule`'s, built by :meth:`KGRecDataModule.from_data`) as a dataset under
+    its name, so that it is given by name like any other (``kgzoo test --ckpt_path`` of an update
+    checkpoint, whose LightningCLI builds its DataModule from a name). Its entry's builder returns
+    the extended data unchanged (identity ``{"extended": sha}`` kept, so the fingerprint is the
+    checkpoint's), its protocol is ``datamodule``'s and ``extends`` its ``extended_from`` (so
+    KG pre-computations grow the base's, as in :func:`update_model`).
+
+    Returns:
+        The registered name. Registering the same contents again returns it.
+
+    Raises:
+        ValueError: the name is registered with other contents.
+    """
+    data = datamodule._given
+    if data is None or datamodule.extended_from is None:
+        raise ValueError(f"register_extended: {datamodule!r} is not the extended data of an update")
+    base = datamodule.extended_from[0]
+    spec = DatasetSpec(name=datamodule.dataset, domain="user", files=(), builder=lambda folder: data,
+                       description=f"{base.dataset!r} extended by kgzoo update", licence="that of the base data",
+                       citation="", protocol=datamodule.protocol, origin="update:" + ",".join(f"{k}={v}" for k, v in sorted(data.source_checksums.items())),
+                       extends=datamodule.extended_from)
+    return register_dataset(spec).name
+
+
 __all__ = ["Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
-           "update_model", "write_checkpoint"]
+           "register_extended", "update_model", "write_checkpoint"]

@@ -15,7 +15,7 @@ import torch
 import kgzoo
 from kgzoo.bench.experiment import run_experiment
 from kgzoo.cli import main
-from kgzoo.cli.lightning import _with_ckpt_config, make_lightning_cli
+from kgzoo.cli.lightning import run_lightning
 from kgzoo.hub import FingerprintError, PretrainedError, evaluate, metrics_close
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +51,8 @@ def test_bench_checkpoint_reloads_in_a_fresh_process(bench_runs, model):
 def test_kgzoo_test_takes_a_bench_checkpoint_alone(bench_runs, capsys, tmp_path):
     out, rows = bench_runs
     path = str(out / rows["lightgcn"].checkpoint)
-    args, tmp = _with_ckpt_config(["--ckpt_path", path, "--trainer.logger", "false",
-                                   "--trainer.enable_progress_bar", "false",
-                                   "--trainer.default_root_dir", str(tmp_path)])  # LightningCLI's config.yaml
-    try:
-        cli = make_lightning_cli(["test", *args])
-    finally:
-        Path(tmp).unlink()
+    cli = run_lightning("test", ["--ckpt_path", path, "--trainer.logger", "false", "--trainer.enable_progress_bar",
+                                 "false", "--trainer.default_root_dir", str(tmp_path)])  # LightningCLI's config.yaml
     got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
     assert not metrics_close(got, rows["lightgcn"].metrics, rel=1e-5)
     # a later argument overrides the checkpoint's data: other data is refused, naming both fingerprints
@@ -88,13 +83,8 @@ def test_tune_and_fit_checkpoints_reload(tmp_path, data_dir):
     path = tmp_path / "fit" / "checkpoints" / "best.ckpt"  # BestCheckpoint of the zoo schedule
     pre = kgzoo.load_checkpoint(path)
     assert pre.name == "bpr/ml-100k-kg" and pre.spec.extra["checkpoint"] == str(path)
-    args, tmp = _with_ckpt_config(["--ckpt_path", str(path), "--trainer.logger", "false",
-                                   "--trainer.enable_progress_bar", "false",
-                                   "--trainer.default_root_dir", str(tmp_path / "test")])
-    try:
-        cli = make_lightning_cli(["test", *args])
-    finally:
-        Path(tmp).unlink()
+    cli = run_lightning("test", ["--ckpt_path", str(path), "--trainer.logger", "false", "--trainer.enable_progress_bar",
+                                 "false", "--trainer.default_root_dir", str(tmp_path / "test")])
     assert not metrics_close({k: float(v) for k, v in cli.trainer.callback_metrics.items()},
                              evaluate(pre.model, pre.datamodule), rel=1e-5)
 

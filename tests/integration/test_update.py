@@ -11,7 +11,9 @@ import torch
 
 import kgzoo
 from kgzoo.cli import main
+from kgzoo.cli.lightning import run_lightning
 from kgzoo.data import load_data
+from kgzoo.hub.pretrained import evaluate
 
 
 def slice_frames():
@@ -58,10 +60,19 @@ def test_update_a_trained_bpr_with_new_ml100k_users(tmp_path, capsys):
     assert (scores[own].mean() > scores[~own].mean()) and scores.std(1).min() > 0
     # the raw ids of the new users are in the extended data's map, after the base's
     assert pre.datamodule.data.user_ids[U0:] == list(pd.unique(new_x["user"].astype(str)))
-    # kgzoo test cannot rebuild data extended in memory: a clear error naming the way that works
-    # (it was "unknown dataset '...+update-...'")
+    # kgzoo test --ckpt_path alone rebuilds the extended data (base + the update's files) and tests the
+    # updated model on it: the metrics of load_checkpoint + evaluate (it was "unknown dataset", then
+    # an error pointing to load_checkpoint)
+    want = evaluate(pre.model, pre.datamodule)
+    cli = run_lightning("test", ["--ckpt_path", str(tmp_path / "out" / "update.ckpt"), "--trainer.logger", "false",
+                                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+    assert cli.datamodule.fingerprint == pre.datamodule.fingerprint and cli.model.n_users == U0 + n_new
+    assert set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-6 for k in want), (got, want)
+    # an update file changed since: refused, naming the file (its sha256 is in the checkpoint)
+    new_x.head(3).to_csv(tmp_path / "new.csv", index=False)
     capsys.readouterr()
     assert main(["test", "--ckpt_path", str(tmp_path / "out" / "update.ckpt"), "--trainer.logger", "false",
                  "--trainer.default_root_dir", str(tmp_path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "written by kgzoo update" in err and "kgzoo.load_checkpoint" in err and "unknown dataset" not in err
+    assert str(tmp_path / "new.csv") in err and "changed since" in err

@@ -74,3 +74,21 @@ def test_pinned_checksum_is_kept_and_a_changed_pinned_file_is_an_error(tmp_path)
     assert content_checksums(tmp_path, reads, {"x.txt": sha}) == {"x.txt": sha}
     with pytest.raises(ChecksumError, match="x.txt"):
         content_checksums(tmp_path, reads, {"x.txt": "0" * 64})
+
+
+def test_loading_never_changes_the_builders_object_nor_renames_its_identity():
+    """A builder that hands out one in-memory object with an identity of its own (an update's
+    ``{"extended": sha}``): loading keeps that identity and leaves the object as it was (it was
+    renamed ``in-memory`` and the object changed in place)."""
+    from kgzoo.data.frames import build_from_frames
+    import pandas as pd
+
+    raw = build_from_frames(pd.DataFrame({"user": ["a", "a", "b", "b", "c"], "item": ["x", "y", "x", "z", "y"]}),
+                            name="built")
+    raw.source_checksums = {"extended": "f" * 64}
+    name = f"ext-{uuid.uuid4().hex[:8]}"
+    register_dataset(DatasetSpec(name=name, domain="user", description="test", files=(), builder=lambda folder: raw,
+                                 licence="-", citation="-", origin=f"test:{name}"))
+    loaded = load_data(name)
+    assert loaded.source_checksums == {"extended": "f" * 64} and loaded.name == name
+    assert raw.name == "built" and raw.source_checksums == {"extended": "f" * 64}

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 import kgzoo
+from kgzoo.cli.lightning import run_lightning
 from kgzoo.data.datamodule import KGRecDataModule
+from kgzoo.data.download import ChecksumError
 from kgzoo.data.frames import build_from_frames
 from kgzoo.data.kgdata import content_checksum
 from kgzoo.hub.checkpoint import update_checkpoint
@@ -152,9 +154,20 @@ def test_an_updated_checkpoint_is_rebuilt_from_its_path(tmp_path):
     assert pre.datamodule.fingerprint == up.datamodule.fingerprint != dm.fingerprint
     assert pre.model.n_users == 14
     assert torch.equal(pre.model.user_emb.weight, up.model.user_emb.weight)
-    # a changed update file is other data: refused, naming both fingerprints
+    # a changed update file: refused, naming the file (the checkpoint records its sha256)
     NEW_X.iloc[:3].to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    with pytest.raises(ChecksumError, match=r"interactions\.csv \(interactions\) has sha256 .* changed since"):
+        kgzoo.load_checkpoint(path)
+    # a checkpoint written before the files' sha256 were recorded: the data's fingerprint refuses it
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["kgzoo"]["data"]["update"]["sha256"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
     with pytest.raises(ValueError, match="fingerprint"):
+        kgzoo.load_checkpoint(tmp_path / "old.ckpt")
+    # an update file that is gone: named
+    NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    (tmp_path / "new" / "kg.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"kg\.csv \(triples\).* is gone"):
         kgzoo.load_checkpoint(path)
 
 
@@ -312,3 +325,9 @@ def test_an_updated_kgplm_with_transe_vectors_is_rebuilt_from_its_path_without_t
     pre = kgzoo.load_checkpoint(path)
     assert torch.equal(pre.model.kg_vectors, up.model.kg_vectors) and pre.model.n_items == 21
     assert int(pre.model.kg_vectors_key) == int(up.model.kg_vectors_key) != 0
+    # kgzoo test --ckpt_path of the update checkpoint: the extended data, registered by name, is
+    # the update's extension, so its DataModule grows the base's vectors again (no TransE trained)
+    cli = run_lightning("test", ["--ckpt_path", str(path), "--trainer.logger", "false",
+                                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.datamodule.extended_from is not None and cli.datamodule.fingerprint == up.datamodule.fingerprint
+    assert torch.equal(cli.model.kg_vectors, up.model.kg_vectors) and "test/ndcg@10" in cli.trainer.callback_metrics
