@@ -293,13 +293,32 @@ def _valid_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "dataset"
 
 
+def folder_origin(folder: Path, min_text_match: float = MIN_TEXT_MATCH, protocol: EvalProtocol | None = None) -> str:
+    """The identity of a folder's registration (``DatasetSpec.origin``): ``"folder:<path>"``, then
+    ``;min_text_match=M`` where ``M`` is not the default and ``;protocol=<its fields>`` where a
+    protocol other than the layout's is given, so that two registrations of one folder with other
+    options are two datasets."""
+    out = f"folder:{folder}"
+    if float(min_text_match) != MIN_TEXT_MATCH:
+        out += f";min_text_match={float(min_text_match)!r}"
+    if protocol is not None:
+        out += f";protocol={json.dumps(protocol.to_dict(), sort_keys=True, default=str)}"
+    return out
+
+
 def register_folder(folder: str | Path, name: str | None = None, protocol: EvalProtocol | dict | None = None,
                     min_text_match: float = MIN_TEXT_MATCH) -> DatasetSpec:
     """Register ``folder`` (its layout detected) as a dataset of this process.
 
+    A registration is keyed by the folder and its options (:func:`folder_origin`): the same
+    folder with the same options is the entry already there; with other options (another
+    ``min_text_match`` or protocol) it is another dataset.
+
     Args:
         name: the dataset's name; default: the folder's name, or, where a dataset of another
-            origin already has it, the folder's name and 8 hex digits of its path's sha256.
+            origin already has it (another folder, or this folder with other options), the
+            folder's name and 8 hex digits of the sha256 of its path (with default options) or
+            of its origin (with others).
         protocol: default protocol (an :class:`EvalProtocol` or its fields); default: the
             layout's (``ctr`` 6:2:2 for labelled rows, ``given`` for KGIN with train.txt and
             another part, ``impression`` split by day for MIND, else ``topk`` 8:1:1).
@@ -312,17 +331,18 @@ def register_folder(folder: str | Path, name: str | None = None, protocol: EvalP
 
     Raises:
         FileNotFoundError, DataFormatError: as :func:`detect_layout`. ValueError: ``name`` is
-        taken by another dataset.
+        taken by another dataset, or by this folder registered with other options (naming both).
     """
     f = Path(folder).expanduser().resolve()
     layout, builder, default = detect_layout(f)
     if isinstance(protocol, dict):
         protocol = EvalProtocol(**protocol)
-    origin = f"folder:{f}"
+    origin = folder_origin(f, min_text_match, None if protocol in (None, default) else protocol)
     if name is None:
         name = _valid_name(f.name)
         if name in DATASETS and DATASETS.get(name).origin != origin:
-            name = f"{name}-{hashlib.sha256(str(f).encode()).hexdigest()[:8]}"
+            key = str(f) if origin == folder_origin(f) else origin
+            name = f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     spec = DatasetSpec(
         name=name, domain="user", description=f"{layout.name} folder {f}", files=(),
         builder=lambda folder, _b=builder, _m=min_text_match: _b(folder, _m),
@@ -391,7 +411,8 @@ def register_imported() -> list[str]:
             name=name, domain="user", description=f"{e.get('layout', '?')} folder {folder}", files=(),
             builder=lambda f, _m=float(e.get("min_text_match", MIN_TEXT_MATCH)): detect_layout(f)[1](f, _m),
             licence="the user's own data", citation="", protocol=EvalProtocol(**e.get("protocol", {})),
-            folder=Path(folder), origin=f"folder:{folder}",
+            folder=Path(folder), origin=folder_origin(Path(folder), float(e.get("min_text_match", MIN_TEXT_MATCH)),
+                                                      EvalProtocol(**e.get("protocol", {}))),
             impressions=layout_named(e["layout"]).impressions if e.get("layout") in {
                 lay.name for lay in LAYOUTS} else None,
         )
