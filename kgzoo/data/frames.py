@@ -185,7 +185,7 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
         else:  # an entity named like an item is that item
             link_entity, link_item = np.array(item_ids, dtype=object), np.arange(I)
         h, tl, others = link_entities(t["head"].to_numpy(), t["tail"].to_numpy(), link_entity, link_item, I)
-        check_kg_reaches_items(o["triples"].path, h, tl, I)
+        check_kg_reaches_items(o["triples"].path, h, tl, I, (t["head"].to_numpy(), t["tail"].to_numpy()), item_ids)
         rel, relation_names = factorize(t["relation"].to_numpy())
         tri = torch.from_numpy(np.stack([h, rel, tl], 1))
         entity_ids += others

@@ -69,7 +69,8 @@ def expect(read: Callable[[], object], path: Path, line: int, field: str) -> Dat
     e = info.value
     msg = str(e)
     assert (e.path, e.line, e.field) == (str(path), line, field), msg
-    assert f"{path}, line {line}" in msg and repr(field) in msg, msg
+    assert (f"{path}, line {line}" in msg if line else ", line" not in msg and msg.startswith(str(path))), msg
+    assert repr(field) in msg, msg
     return e
 
 

@@ -92,8 +92,11 @@ def test_bad_side_frames():
         build_from_frames(x.to_dict())
     with pytest.raises(DataFormatError, match="links without triples"):
         build_from_frames(x, links=pd.DataFrame({"item": ["sku-1"], "entity": ["e1"]}))
-    with pytest.raises(DataFormatError, match="reaches no item"):
+    with pytest.raises(DataFormatError, match="reaches no item") as e:
         build_from_frames(x, triples=pd.DataFrame({"head": ["e1"], "relation": ["r"], "tail": ["e2"]}))
+    # the raw tokens of the frame and the raw item ids, never kgzoo's internal entity ids
+    assert "(the first: head 'e1', tail 'e2'; items are named like 'sku-0', 'sku-2'" in str(e.value)
+    assert "entity id" not in str(e.value) and str(e.value).startswith("<triples frame>, field 'head': none of")
     text = pd.DataFrame({"item": ["sku-1"] + [f"other-{k}" for k in range(20)], "text": ["a shoe"] * 21})
     with pytest.raises(DataFormatError, match=r"match 1 of 30 items \(3.3%\)") as e:
         build_from_frames(x, item_text=text)

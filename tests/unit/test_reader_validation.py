@@ -35,9 +35,13 @@ def recbole(tmp_path: Path, inter: list[str] | None = None, kg: list[str] | None
 
 
 def raises(fn, file: str, line: int, field: str | None, match: str = "") -> DataFormatError:
+    """The error of ``fn``: its file, line and field, and a message that names the line, or no
+    line at all for a fault of the whole file (``line`` 0: it said "line 0")."""
     with pytest.raises(DataFormatError, match=match) as e:
         fn()
     assert Path(e.value.path).name == file and e.value.line == line and e.value.field == field, str(e.value)
+    msg = str(e.value)
+    assert (f"{e.value.path}, line {line}" in msg) if line else (", line" not in msg and msg.startswith(e.value.path))
     return e.value
 
 
@@ -69,7 +73,9 @@ def test_recbole_link_without_kg_and_kg_without_link(tmp_path):
 
 def test_recbole_kg_that_reaches_no_item(tmp_path):
     folder = recbole(tmp_path, kg=KG, link=["m1\tx1", "m2\tx2"])  # links to entities the KG lacks
-    raises(lambda: read_recbole_kg(folder, "s"), "s.kg", 0, "head", "reaches no item")
+    e = raises(lambda: read_recbole_kg(folder, "s"), "s.kg", 0, "head", "reaches no item")
+    # string tokens: the message names the file's tokens and the items' raw ids, not kgzoo's entity ids
+    assert "head 'e1', tail 'g1'; items are named like 'm1', 'm2', 'm3'" in str(e) and "entity id" not in str(e)
 
 
 def test_item_text_of_another_id_space(tmp_path):
@@ -91,7 +97,9 @@ def kgin(tmp_path: Path, kg: list[str] | None) -> Path:
 def test_kgin_non_integer_id_and_truncated_triple(tmp_path):
     raises(lambda: read_kgin(kgin(tmp_path / "a", ["0 0 3", "5.0 0 4"])), "kg_final.txt", 2, "head", "integer")
     raises(lambda: read_kgin(kgin(tmp_path / "b", ["0 0 3", "1 0"])), "kg_final.txt", 2, "tail", "truncated")
-    raises(lambda: read_kgin(kgin(tmp_path / "c", ["7 0 3", "8 0 4"])), "kg_final.txt", 0, "head", "reaches no item")
+    e = raises(lambda: read_kgin(kgin(tmp_path / "c", ["7 0 3", "8 0 4"])), "kg_final.txt", 0, "head",
+               "reaches no item")
+    assert "entity id < 3" in str(e)  # integer ids: the file's own, whose items are 0..I-1
 
 
 def test_kgin_interactions_only(tmp_path):

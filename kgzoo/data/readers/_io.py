@@ -12,7 +12,7 @@ import contextvars
 import io
 import math
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from ..download import sha256_bytes
 class DataFormatError(ValueError):
     """Malformed input: names the file, 1-based line number and field.
 
+    The message reads ``"<file>, line <n>, field '<f>': <what>"``; for a fault of the whole file
+    (``line=0``) it names no line: ``"<file>, field '<f>': <what>"``.
+
     Attributes:
         path: the file. line: 1-based line number (0 when the whole file is at fault).
         field: the column or field name, or ``None``.
@@ -30,7 +33,7 @@ class DataFormatError(ValueError):
 
     def __init__(self, path: str | Path, line: int, field: str | None, message: str) -> None:
         self.path, self.line, self.field = str(path), int(line), field
-        where = f"{self.path}, line {self.line}"
+        where = f"{self.path}, line {self.line}" if self.line > 0 else self.path  # 0: no line to name
         what = f", field {field!r}" if field else ""
         super().__init__(f"{where}{what}: {message}")
 
@@ -363,17 +366,32 @@ def check_text_match(path: str | Path, field: str, matched: int, n_items: int,
     return rate
 
 
-def check_kg_reaches_items(path: str | Path, heads: np.ndarray, tails: np.ndarray, n_items: int) -> None:
+def check_kg_reaches_items(path: str | Path, heads: np.ndarray, tails: np.ndarray, n_items: int,
+                           tokens: tuple[Sequence[Any], Sequence[Any]] | None = None,
+                           item_ids: Sequence[str] | None = None) -> None:
     """A KG (entity ids, items ``0..n_items-1``) of at least one triple must touch an item.
 
+    Args:
+        path: the KG file. heads, tails: entity ids ``[M]``. n_items: items of the dataset.
+        tokens: the heads and tails as the file writes them, for a format of string tokens
+            (whose entity ids are kgzoo's own, so the message names the file's tokens and
+            ``item_ids``, the items' raw ids, instead); ``None``: a format of integer ids whose
+            items are ids ``0..n_items-1`` of the file itself.
+
     Raises:
-        DataFormatError: no triple has an item as head or tail (line 0, field ``head``): the KG
+        DataFormatError: no triple has an item as head or tail (no line, field ``head``): the KG
         is of another id space, or its item links (``.link``, an item map) are missing.
     """
     h, t = np.asarray(heads), np.asarray(tails)
     if h.size and not ((h < n_items).any() or (t < n_items).any()):
-        raise DataFormatError(path, 0, "head", f"none of the {h.size:,} triples has an item (entity id < {n_items:,}) "
-                              "as head or tail: the KG reaches no item (another id space, or item links missing?)")
+        if tokens is None:
+            what = f"has an item (entity id < {n_items:,}) as head or tail"
+        else:
+            like = ", ".join(repr(str(i)) for i in list(item_ids or [])[:3])
+            what = (f"names an item as head or tail (the first: head {str(tokens[0][0])!r}, tail "
+                    f"{str(tokens[1][0])!r}; items are named like {like})")
+        raise DataFormatError(path, 0, "head", f"none of the {h.size:,} triples {what}: the KG reaches no item "
+                              "(another id space, or item links missing?)")
 
 
 def link_entities(heads: np.ndarray, tails: np.ndarray, link_entity: np.ndarray, link_item: np.ndarray,

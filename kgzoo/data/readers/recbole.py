@@ -63,7 +63,7 @@ def read_recbole_kg(folder: str | Path, prefix: str, name: str | None = None,
             raise DataFormatError(f["link"], bad + 2, "item_id", f"item {link['item_id'][bad]!r} is not an item of {f['inter'].name}")
         heads, tails, others = link_entities(kg["head_id"], kg["tail_id"], link["entity_id"], link_items, n_items)
         rel, relation_names = factorize(kg["relation_id"])
-        check_kg_reaches_items(f["kg"], heads, tails, n_items)
+        check_kg_reaches_items(f["kg"], heads, tails, n_items, (kg["head_id"], kg["tail_id"]), item_ids)
         triples = torch.from_numpy(np.stack([heads, rel, tails], 1))
         entity_ids = list(item_ids) + others  # linked items keep their item id as raw id
     n_entities = len(entity_ids)
