@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from ..version import __version__
 from .checkpoint import load_checkpoint
@@ -152,9 +152,11 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
         with torch.no_grad():
             user_emb, item_emb = (t.detach().float().cpu().contiguous() for t in model.final_embeddings())
         model.train(was_training)
-        save_file({"user": user_emb, "item": item_emb}, str(out / "embeddings.safetensors"),
-                  metadata={"model": pre.spec.model, "dataset": pre.spec.dataset, "fingerprint": pre.spec.fingerprint,
-                            "score": "inner_product"})
+        # bytes written by Python: safetensors' save_file creates its file with mode 0600, not the umask's
+        (out / "embeddings.safetensors").write_bytes(save(
+            {"user": user_emb, "item": item_emb},
+            metadata={"model": pre.spec.model, "dataset": pre.spec.dataset, "fingerprint": pre.spec.fingerprint,
+                      "score": "inner_product"}))
         pd.DataFrame({"user": range(len(pre.user_ids)), "user_id": user_raw}).to_parquet(out / "users.parquet",
                                                                                           index=False)
         pd.DataFrame({"item": range(len(pre.item_ids)), "item_id": item_raw}).to_parquet(out / "items.parquet",

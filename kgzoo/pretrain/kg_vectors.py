@@ -147,7 +147,7 @@ class KGVectors(_CachedTables):
 def _cached_tables(path: Path, n_entities: int, relation: bool, make: Any, metadata: dict[str, str]) -> dict[str, Tensor]:
     """The tables of the cache file ``path`` (entity ``[n_entities, k]`` first), else ``make()``'s,
     written there atomically (:meth:`KGVectors.load_tables`)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     if path.is_file():
         tables = load_file(str(path))
@@ -160,7 +160,7 @@ def _cached_tables(path: Path, n_entities: int, relation: bool, make: Any, metad
     tables = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tables.items()}, str(tmp), metadata=metadata)
+    tmp.write_bytes(save({k: v.contiguous() for k, v in tables.items()}, metadata=metadata))  # umask mode (save_file: 0600)
     os.replace(tmp, path)
     return tables
 

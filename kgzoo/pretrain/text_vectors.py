@@ -193,12 +193,12 @@ def _read_shards(folder: Path, keys: np.ndarray) -> list[Tensor | None]:
 def _write_shard(folder: Path, digests: np.ndarray, vec: Tensor, metadata: dict[str, str]) -> None:
     """Write ``(digests [n, 32] uint8, vec [n, H])`` as ``<folder>/<sha256 of the digests>.safetensors``
     (atomically)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder.mkdir(parents=True, exist_ok=True)
     d = np.ascontiguousarray(digests, dtype=np.uint8)
     path = folder / f"{hashlib.sha256(d.tobytes()).hexdigest()[:32]}.safetensors"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({"sha256": torch.from_numpy(d.copy()), "embeddings": vec.contiguous()}, str(tmp),
-              metadata={**metadata, "n": str(d.shape[0])})
+    tmp.write_bytes(save({"sha256": torch.from_numpy(d.copy()), "embeddings": vec.contiguous()},  # umask mode
+                         metadata={**metadata, "n": str(d.shape[0])}))
     os.replace(tmp, path)
