@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
+from ..dist import rank_world
 from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
 from .kgdata import KGRecData, content_checksum
@@ -37,13 +38,6 @@ from .sampling import BPRSampler, KGSampler
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
 # always loads in the main process, so Lightning's caution about workers does not apply
 warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
-
-
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def apply_kg_ablation(triples: Tensor, n_entities: int, kind: str, seed: int) -> tuple[Tensor, str]:
@@ -130,31 +124,33 @@ class _TrainBatches(IterableDataset):
         dm = self.dm
         n = dm.split.train.numel() if dm.protocol.task == "ctr" and not dm.ctr_pairs else dm.bpr_sampler.users.numel()
         batches = -(-n // dm.batch_size)
-        world = dist_info()[1]
+        world = rank_world()[1]
         if world > 1 and 0 < batches < world:
             raise ValueError(f"{dm.dataset}: batch_size={dm.batch_size} gives {batches} training batches per epoch, "
                              f"fewer than the {world} ranks (each rank would train on none); lower batch_size")
         return batches // world if world > 1 else batches
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        rank, world = dist_info()
+        rank, world = rank_world()
         batches = self._batches()
         usable = len(batches) // world * world if world > 1 else len(batches)
         yield from batches[rank:usable:world]
 
 
-class _EvalBatches(IterableDataset):
-    """Evaluation batches of one stage ("valid" or "test") for this rank.
+class StageBatches(IterableDataset):
+    """Evaluation batches of one stage ("valid" or "test") for this rank: the one way a kgzoo
+    DataModule hands evaluation batches to Lightning (top-K and CTR: :class:`_EvalBatches`;
+    impressions: :class:`kgzoo.data.impressions._EvalImpressions`), as it is, without a
+    ``torch.utils.data.DataLoader`` around it (which would only convert each ready-made batch
+    again; workers, samplers and pinning do not apply to batches built in memory).
 
-    The batches are a function of the split alone, so they are built at the first ``iter`` and
-    kept (per rank and world size) for every later one: a ``Trainer.fit`` evaluates each epoch
-    with the loader it asked for once, and rebuilding the masks and targets (``csr_rows`` over
-    the train, valid and test lists) cost about 1.3 ms of a 16 ms BPR evaluation on ml-100k-kg.
-    The cache holds the seen-item masks of the stage's users as index pairs (16 bytes per train
-    interaction of an evaluated user; the test stage also the valid ones) while the loader lives.
+    The batches are a function of the split alone, so they are built at the first ``iter`` by the
+    subclass's ``_build(rank, world)`` (this rank's share: DDP scores each user, row or impression
+    on one rank) and kept, per rank and world size, for every later one: a ``Trainer.fit``
+    evaluates each epoch with the loader it asked for once. The cache lives as long as the loader.
     """
 
-    def __init__(self, dm: "KGRecDataModule", stage: str) -> None:
+    def __init__(self, dm: Any, stage: str) -> None:
         self.dm, self.stage = dm, stage
         self._cache: tuple[tuple[int, int], list[dict[str, Tensor]]] | None = None
 
@@ -164,10 +160,23 @@ class _EvalBatches(IterableDataset):
         return iter(self._batches())
 
     def _batches(self) -> list[dict[str, Tensor]]:
-        key = dist_info()
+        key = rank_world()
         if self._cache is None or self._cache[0] != key:
             self._cache = key, list(self._build(*key))
         return self._cache[1]
+
+    def _build(self, rank: int, world: int) -> Iterator[dict[str, Tensor]]:
+        raise NotImplementedError(f"{type(self).__name__} builds no batches")
+
+
+class _EvalBatches(StageBatches):
+    """Top-K and CTR evaluation batches of one stage for this rank (:class:`StageBatches`).
+
+    Rebuilding the masks and targets (``csr_rows`` over the train, valid and test lists) cost
+    about 1.3 ms of a 16 ms BPR evaluation on ml-100k-kg, hence the cache. It holds the
+    seen-item masks of the stage's users as index pairs (16 bytes per train interaction of an
+    evaluated user; the test stage also the valid ones).
+    """
 
     def _build(self, rank: int, world: int) -> Iterator[dict[str, Tensor]]:
         dm = self.dm

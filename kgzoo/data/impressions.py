@@ -27,12 +27,12 @@ from typing import Any, Iterator
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
 
 from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .cleaning import standard_clean
-from .datamodule import DataSizes, apply_kg_ablation
+from .datamodule import DataSizes, StageBatches, apply_kg_ablation
 from .datasets import dataset_spec, load_impressions, resolve_dataset
 from .download import sha256_file
 from .graphs import Graphs
@@ -89,15 +89,13 @@ class _TrainImpressions(IterableDataset):
                    "candidate_mask": cand_mask[s:s + bs], "label": label[s:s + bs]}
 
 
-class _EvalImpressions(IterableDataset):
-    """The impressions of one stage for this rank (``r::w``), every candidate, padded per batch."""
+class _EvalImpressions(StageBatches):
+    """The impressions of one stage for this rank (``r::w``: each impression scored on one rank),
+    every candidate, padded per batch; built once per loader (:class:`StageBatches`). The cache
+    holds about ``8 x (max_history + 2 C) + C`` bytes per impression of ``C`` candidates."""
 
-    def __init__(self, dm: "ImpressionDataModule", stage: str) -> None:
-        self.dm, self.stage = dm, stage
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+    def _build(self, rank: int, world: int) -> Iterator[dict[str, Tensor]]:
         dm, log = self.dm, self.dm.log
-        rank, world = rank_world()
         rows = dm.split[self.stage][rank::world]
         for s in range(0, rows.numel(), dm.eval_batch_size):
             r = rows[s:s + dm.eval_batch_size]
@@ -306,16 +304,20 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         """Nothing to adapt: impression batches are the same for every model."""
 
     # ------------------------------------------------------------------ loaders
-    def train_dataloader(self) -> DataLoader:
+    # as KGRecDataModule's: the iterables themselves, no DataLoader around batches built in memory
+    def train_dataloader(self) -> "_TrainImpressions":
+        """One epoch of training samples per ``iter``, with a length, sharded by DDP rank."""
         self.setup()
         if not hasattr(self, "_train_ds"):
             self._train_ds = _TrainImpressions(self)
-        return DataLoader(self._train_ds, batch_size=None)
+        return self._train_ds
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> "_EvalImpressions":
+        """This rank's valid impressions, built once per loader (:class:`StageBatches`)."""
         self.setup()
-        return DataLoader(_EvalImpressions(self, "valid"), batch_size=None)
+        return _EvalImpressions(self, "valid")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> "_EvalImpressions":
+        """This rank's test impressions, as :meth:`val_dataloader`."""
         self.setup()
-        return DataLoader(_EvalImpressions(self, "test"), batch_size=None)
+        return _EvalImpressions(self, "test")

@@ -399,7 +399,15 @@ class Recommender(L.LightningModule):
         for k, v in values.items():
             self.log(k, v, prog_bar=(k == f"{prefix}/{self.main_metric}"), sync_dist=False)
 
+    def _start_metrics(self, metrics: Any) -> None:
+        # fresh metric states in this process: a model sent to DDP ranks by ``ddp_spawn`` arrives
+        # with its tensors in shared memory, one storage for every rank, so in-place updates of the
+        # states (``x += ...``) added up across ranks before torchmetrics' own sum over the ranks
+        # (found by the impression DDP check of tests/unit/test_impressions.py: counts doubled, nDCG halved)
+        metrics.reset()
+
     def on_validation_epoch_start(self) -> None:
+        self._start_metrics(self.valid_metrics)
         self.prepare_scoring()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -410,6 +418,7 @@ class Recommender(L.LightningModule):
         self._log_metrics("valid", self.valid_metrics)
 
     def on_test_epoch_start(self) -> None:
+        self._start_metrics(self.test_metrics)
         self.prepare_scoring()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:

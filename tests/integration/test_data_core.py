@@ -184,7 +184,7 @@ def test_each_user_evaluated_exactly_once_under_ddp(dm, monkeypatch, world):
     seen = []
     n_train_batches = []
     for rank in range(world):
-        monkeypatch.setattr(dmod, "dist_info", lambda r=rank: (r, world))
+        monkeypatch.setattr(dmod, "rank_world", lambda r=rank: (r, world))
         for b in dm.test_dataloader():
             seen.append(b["user"])
             # masks are train+valid items of these users, targets their test items
@@ -336,6 +336,6 @@ def test_train_loader_length_is_the_batches_it_yields(dm, data_dir, monkeypatch)
     big = KGRecDataModule("lastfm-kg", batch_size=10 ** 6)  # one batch: fine alone, none per rank under DDP
     big.setup()
     assert len(big.train_dataloader()) == 1
-    monkeypatch.setattr(dmod, "dist_info", lambda: (0, 2))
+    monkeypatch.setattr(dmod, "rank_world", lambda: (0, 2))
     with pytest.raises(ValueError, match="batch_size=1000000 gives 1 training batches"):
         len(big.train_dataloader())

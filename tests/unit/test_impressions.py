@@ -88,12 +88,37 @@ def test_eval_batches_cover_each_impression_once_also_over_two_ranks(monkeypatch
     i = int(b["impression"][0])
     lo, hi = int(log.candidate_indptr[i]), int(log.candidate_indptr[i + 1])
     assert b["candidates"][0][b["candidate_mask"][0]].tolist() == log.candidates[lo:hi].tolist()
-    import kgzoo.data.impressions as mod
+    import kgzoo.data.datamodule as mod  # where the evaluation batches take their rank (StageBatches)
     shards = []
+    loader = dm.val_dataloader()  # one loader over both ranks: its kept batches follow the rank
     for r in (0, 1):
         monkeypatch.setattr(mod, "rank_world", lambda r=r: (r, 2))
-        shards.append(torch.cat([b["impression"] for b in dm.val_dataloader()]))
+        shards.append(torch.cat([b["impression"] for b in loader]))
     assert sorted(torch.cat(shards).tolist()) == [6, 7, 8] and not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_impression_loaders_are_the_top_k_mechanism_built_once_without_a_dataloader():
+    """As KGRecDataModule's: the evaluation loader is a StageBatches kept per loader (a later pass
+    yields the very batches of the first, each impression's candidates and labels as in the log),
+    the training loader the iterable itself."""
+    from torch.utils.data import DataLoader
+
+    from kgzoo.data.datamodule import StageBatches
+
+    data, log = tiny()
+    dm = ImpressionDataModule.from_data(data, log, eval_batch_size=2, batch_size=2)
+    assert not isinstance(dm.train_dataloader(), DataLoader) and len(dm.train_dataloader()) > 0
+    for loader, stage in ((dm.val_dataloader(), "valid"), (dm.test_dataloader(), "test")):
+        assert isinstance(loader, StageBatches) and not isinstance(loader, DataLoader)
+        batches = list(loader)
+        assert [id(b) for b in loader] == [id(b) for b in batches]
+        assert torch.cat([b["impression"] for b in batches]).tolist() == dm.split[stage].tolist()
+        for b in batches:
+            for row, i in enumerate(b["impression"].tolist()):
+                lo, hi = int(log.candidate_indptr[i]), int(log.candidate_indptr[i + 1])
+                keep = b["candidate_mask"][row]
+                assert b["candidates"][row][keep].tolist() == log.candidates[lo:hi].tolist()
+                assert b["label"][row][keep].tolist() == log.label[lo:hi].tolist()
 
 
 def test_graphs_hold_the_train_clicks_and_fingerprint_follows_the_data():
@@ -185,3 +210,22 @@ def test_any_mind_folder_as_impressions(tmp_path):
     fp = dm.fingerprint
     (tmp_path / "behaviors.tsv").write_text((tmp_path / "behaviors.tsv").read_text().replace("N7-1", "N7-0 N1-1"))
     assert ImpressionDataModule.from_mind_folder(tmp_path, name="my-mind").fingerprint != fp
+
+
+@pytest.mark.slow  # two spawned processes
+def test_two_ddp_ranks_score_each_impression_once_and_give_the_single_process_metrics(tmp_path):
+    """The loaders without a DataLoader under real DDP (gloo, ``ddp_spawn``): rank ``r`` of 2 scores
+    impressions ``r::2``, each once, and the reduced metrics are the single process's."""
+    import lightning as L
+
+    import kgzoo
+
+    data, log = tiny(n_imp=30)
+    dm = ImpressionDataModule.from_data(data, log, eval_batch_size=2)
+    model = kgzoo.create_model("pop", datamodule=dm, config=False)
+    kw = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+              default_root_dir=str(tmp_path))
+    one = L.Trainer(devices=1, **kw).test(model, datamodule=dm, verbose=False)[0]
+    two = L.Trainer(devices=2, strategy="ddp_spawn", **kw).test(model, datamodule=dm, verbose=False)[0]
+    assert one.keys() == two.keys() and "test/auc" in one
+    assert all(abs(one[k] - two[k]) < 1e-6 for k in one), (one, two)
