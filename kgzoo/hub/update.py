@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 import pandas as pd
@@ -80,15 +80,58 @@ def new_train_pairs(datamodule: KGRecDataModule, data: KGRecData, growth: Growth
     return torch.isin(t[:, 0] * I + t[:, 1], added[:, 0] * I + added[:, 1])
 
 
-def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs: int, replay: float = 1.0,
-              seed: int = 0) -> dict[str, Any]:
-    """A few epochs of the model's own loss on the new train pairs plus a replay sample.
+class FineTuneBatches:
+    """The fine-tuning batches of :func:`fine_tune`: one epoch per ``iter``, with a length, handed
+    to a Lightning Trainer as it is (as :meth:`KGRecDataModule.train_dataloader`'s batches).
 
     Each epoch draws ``replay x |new|`` base train pairs uniformly (a new sample per epoch),
-    shuffles them with the new pairs, pairs each with a uniform negative item that is not a
-    train positive of its user, and takes Adam steps (:meth:`configure_optimizers`) on batches
-    of ``datamodule.batch_size`` rows (with ``kg_batch_size`` corrupted KG triples each for a
-    model with a KG loss).
+    shuffles them with the new pairs, pairs each with a uniform negative item that is not a train
+    positive of its user, and yields batches of ``datamodule.batch_size`` rows: ``user``,
+    ``pos_item``, ``neg_item`` LongTensors ``[B]`` (with ``kg_batch_size`` corrupted KG triples,
+    ``head``, ``relation``, ``pos_tail``, ``neg_tail`` ``[K]``, for a model with a KG loss), all
+    from one ``torch.Generator`` seeded with ``seed``. Experience replay against forgetting:
+    Rolnick et al., NeurIPS 2019.
+
+    Args:
+        datamodule: the extended data's DataModule (set up). new: BoolTensor ``[N_train]``: the new
+        rows of ``datamodule.train_interactions``. replay: base pairs per new pair. seed: the
+        sampling's seed. kg: add KG batches (the model's ``uses_kg_batches``, with triples).
+    """
+
+    def __init__(self, datamodule: KGRecDataModule, new: torch.Tensor, replay: float, seed: int, kg: bool) -> None:
+        self.dm, self.kg = datamodule, kg
+        self.pairs, self.old = datamodule.train_interactions[new], datamodule.train_interactions[~new]
+        self.n_replay = min(int(round(replay * self.pairs.shape[0])), self.old.shape[0])
+        self.g = torch.Generator().manual_seed(seed)
+
+    @property
+    def rows_per_epoch(self) -> int:
+        """New plus replayed pairs of one epoch."""
+        return int(self.pairs.shape[0] + self.n_replay)
+
+    def __len__(self) -> int:
+        return -(-self.rows_per_epoch // self.dm.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        dm, g, bs = self.dm, self.g, self.dm.batch_size
+        rows = self.pairs
+        if self.n_replay:
+            rows = torch.cat([rows, self.old[torch.randint(self.old.shape[0], (self.n_replay,), generator=g)]])
+        rows = rows[torch.randperm(rows.shape[0], generator=g)]
+        neg = uniform_negatives(rows[:, 0], dm.n_items, dm.bpr_sampler.known, g)
+        for s in range(0, rows.shape[0], bs):
+            batch = {"user": rows[s:s + bs, 0], "pos_item": rows[s:s + bs, 1], "neg_item": neg[s:s + bs]}
+            if self.kg:
+                batch.update(dm.kg_sampler.sample(dm.kg_batch_size, g))
+            yield batch
+
+
+def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs: int, replay: float = 1.0,
+              seed: int = 0) -> dict[str, Any]:
+    """A few epochs of the model's own training on the new train pairs plus a replay sample
+    (:class:`FineTuneBatches`), through a Lightning Trainer: the model's ``training_step``
+    (its ``loss``, the base's finite-loss check), its ``configure_optimizers`` (a fresh Adam) and
+    its epoch hooks, on the device the model is on, without validation, logger or checkpoint.
 
     Args:
         model: a :class:`~kgzoo.models.base.Recommender` attached to ``datamodule``'s graphs.
@@ -97,36 +140,27 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
         seed: seed of the sampling.
 
     Returns:
-        ``{"epochs", "rows per epoch", "last loss"}``.
+        ``{"epochs", "rows per epoch", "train/loss"}``: the last epoch's mean loss per row, as
+        the model logs it (``None`` when nothing trained); the model is left in eval mode.
 
     Raises:
-        ValueError: ``epochs < 0`` or ``replay < 0``.
+        ValueError: ``epochs < 0`` or ``replay < 0``. DivergedError: a NaN or infinite loss.
     """
     if epochs < 0 or replay < 0:
         raise ValueError(f"fine_tune: epochs={epochs} and replay={replay} must be >= 0")
-    pairs, old = datamodule.train_interactions[new], datamodule.train_interactions[~new]
-    out: dict[str, Any] = {"epochs": epochs, "rows per epoch": 0, "last loss": None}
-    opt = model.configure_optimizers()
-    if epochs == 0 or not pairs.shape[0] or opt is None:
+    kg = bool(getattr(model, "uses_kg_batches", False) and datamodule.data.n_triples)
+    batches = FineTuneBatches(datamodule, new, replay, seed, kg)
+    out: dict[str, Any] = {"epochs": epochs, "rows per epoch": 0, "train/loss": None}
+    if epochs == 0 or not batches.pairs.shape[0] or not any(p.requires_grad for p in model.parameters()):
         return out
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    bs = datamodule.batch_size
-    for _ in range(epochs):
-        n_rep = min(int(round(replay * pairs.shape[0])), old.shape[0])
-        rows = torch.cat([pairs, old[torch.randint(old.shape[0], (n_rep,), generator=g)]]) if n_rep else pairs
-        rows = rows[torch.randperm(rows.shape[0], generator=g)]
-        neg = uniform_negatives(rows[:, 0], datamodule.n_items, datamodule.bpr_sampler.known, g)
-        for s in range(0, rows.shape[0], bs):
-            batch = {"user": rows[s:s + bs, 0], "pos_item": rows[s:s + bs, 1], "neg_item": neg[s:s + bs]}
-            if getattr(model, "uses_kg_batches", False) and datamodule.data.n_triples:
-                batch.update(datamodule.kg_sampler.sample(datamodule.kg_batch_size, g))
-            loss = model.loss(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        out["rows per epoch"], out["last loss"] = int(rows.shape[0]), float(loss.detach())
+    device = next(model.parameters()).device
+    trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.index is not None else 1,
+                        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(model, train_dataloaders=batches)
     model.eval()
+    loss = trainer.callback_metrics.get("train/loss")
+    out["rows per epoch"], out["train/loss"] = batches.rows_per_epoch, None if loss is None else float(loss)
     return out
 
 
@@ -302,5 +336,5 @@ def register_extended(datamodule: KGRecDataModule) -> str:
     return register_dataset(spec).name
 
 
-__all__ = ["Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
+__all__ = ["FineTuneBatches", "Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
            "register_extended", "update_model", "write_checkpoint"]

@@ -3,6 +3,7 @@ grown without touching trained rows, graphs rebuilt, fine-tuning, unsupported mo
 an updated checkpoint rebuilt from its path alone."""
 from __future__ import annotations
 
+import copy
 import uuid
 
 import lightning as L
@@ -18,7 +19,7 @@ from kgzoo.data.download import ChecksumError
 from kgzoo.data.frames import build_from_frames
 from kgzoo.data.kgdata import content_checksum
 from kgzoo.hub.checkpoint import update_checkpoint
-from kgzoo.hub.update import update_model
+from kgzoo.hub.update import FineTuneBatches, fine_tune, new_train_pairs, update_model
 from kgzoo.models.layers.fold_in import fold_in
 
 USERS = [f"u{k}" for k in range(12)]
@@ -133,7 +134,41 @@ def test_fine_tune_trains_on_new_and_replayed_pairs():
     up = update_model(model, dm, interactions=NEW_X, triples=NEW_KG, epochs=2, replay=2.0)
     ft = up.report["fine-tune"]
     assert up.report["new train pairs"] > 0 and ft["rows per epoch"] == 3 * up.report["new train pairs"]
-    assert np.isfinite(ft["last loss"]) and not model.training
+    assert np.isfinite(ft["train/loss"]) and not model.training
+
+
+def plain_loop(model, batches: FineTuneBatches, epochs: int) -> None:
+    """The plain PyTorch loop fine_tune was before it ran through Lightning: the reference."""
+    opt = model.configure_optimizers()
+    model.train()
+    for _ in range(epochs):
+        for batch in batches:
+            loss = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
+@pytest.mark.parametrize("name, over", [("bpr", {}), ("cke", {})])  # CKE: with KG batches
+def test_fine_tune_runs_the_models_training_through_lightning_as_the_plain_loop_did(name, over):
+    """The same batches, steps and weights as the plain loop (bit for bit), now through a
+    Lightning Trainer: the model's training_step logs its train/loss, its epoch hooks run."""
+    dm = datamodule()
+    base = trained(name, dm, **over)
+    up = update_model(copy.deepcopy(base), dm, interactions=NEW_X, triples=NEW_KG, epochs=0)
+    new = new_train_pairs(up.datamodule, up.datamodule.data, up.growth)
+    ours, ref = copy.deepcopy(up.model), copy.deepcopy(up.model)
+    report = fine_tune(ours, up.datamodule, new, epochs=3, replay=1.5, seed=7)
+    kg = bool(getattr(ref, "uses_kg_batches", False))
+    assert kg == (name == "cke")
+    plain_loop(ref, FineTuneBatches(up.datamodule, new, 1.5, 7, kg), epochs=3)
+    a, b = ours.state_dict(), ref.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    before = up.model.state_dict()
+    assert any(not torch.equal(a[k], before[k]) for k in a)  # it trained
+    assert ours.trainer.current_epoch == 3 and report["train/loss"] == float(ours.trainer.callback_metrics["train/loss"])
+    assert report["rows per epoch"] == int(new.sum()) + round(1.5 * int(new.sum())) and not ours.training
 
 
 def test_models_without_an_update_say_so():
