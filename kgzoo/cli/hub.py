@@ -15,6 +15,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from ..bench.cli import quiet_lightning
 from ..hub import list_pretrained, load_pretrained
 from ..hub.export import EXCLUDE, export, open_model
 from ..hub.checkpoint import update_checkpoint
@@ -124,6 +125,7 @@ def update_arguments(p: argparse.ArgumentParser) -> None:
 def update_command(args: argparse.Namespace) -> int:
     """``kgzoo update``: writes ``<out>/update.ckpt`` and ``<out>/update.json`` (the report), prints
     the counts; returns 0."""
+    quiet_lightning()  # the fine-tune's Trainer: no banners between the command's lines
     path, up = update_checkpoint(args.ckpt_path, args.data, args.out, epochs=args.epochs, replay=args.replay,
                                  seed=args.seed, min_text_match=args.min_text_match, name=args.name, root=args.root)
     report = {**up.report, "checkpoint": str(path), "dataset": up.datamodule.dataset,

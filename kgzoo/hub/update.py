@@ -15,6 +15,7 @@ the path alone (:func:`extended_datamodule`); :func:`kgzoo.hub.checkpoint.update
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -131,7 +132,8 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     """A few epochs of the model's own training on the new train pairs plus a replay sample
     (:class:`FineTuneBatches`), through a Lightning Trainer: the model's ``training_step``
     (its ``loss``, the base's finite-loss check), its ``configure_optimizers`` (a fresh Adam) and
-    its epoch hooks, on the device the model is on, without validation, logger or checkpoint.
+    its epoch hooks, in train mode (dropout on) on the device the model is on, without
+    validation, logger or checkpoint.
 
     Args:
         model: a :class:`~kgzoo.models.base.Recommender` attached to ``datamodule``'s graphs.
@@ -157,7 +159,11 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.index is not None else 1,
                         max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(model, train_dataloaders=batches)
+    model.train()  # Lightning keeps the modes it finds: dropout on, as training
+    with warnings.catch_warnings():  # no validation on purpose; torch's deprecations raised through Lightning
+        warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
+        trainer.fit(model, train_dataloaders=batches)
     model.eval()
     loss = trainer.callback_metrics.get("train/loss")
     out["rows per epoch"], out["train/loss"] = batches.rows_per_epoch, None if loss is None else float(loss)

@@ -159,7 +159,10 @@ def test_fine_tune_runs_the_models_training_through_lightning_as_the_plain_loop_
     up = update_model(copy.deepcopy(base), dm, interactions=NEW_X, triples=NEW_KG, epochs=0)
     new = new_train_pairs(up.datamodule, up.datamodule.data, up.growth)
     ours, ref = copy.deepcopy(up.model), copy.deepcopy(up.model)
+    modes, loss = [], ours.loss
+    ours.loss = lambda batch: modes.append(ours.training) or loss(batch)  # trained in train mode (dropout on)
     report = fine_tune(ours, up.datamodule, new, epochs=3, replay=1.5, seed=7)
+    assert modes and all(modes)
     kg = bool(getattr(ref, "uses_kg_batches", False))
     assert kg == (name == "cke")
     plain_loop(ref, FineTuneBatches(up.datamodule, new, 1.5, 7, kg), epochs=3)
