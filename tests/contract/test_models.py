@@ -280,7 +280,7 @@ def _as_rank(monkeypatch, rank: int, world: int) -> None:
     """Make every kgzoo module see process ``rank`` of ``world`` (whichever name it imported)."""
     for mod in list(sys.modules.values()):
         if getattr(mod, "__name__", "").startswith("kgzoo"):
-            for fn in ("rank_world", "dist_info"):
+            for fn in ("rank_world",):
                 if callable(getattr(mod, fn, None)):
                     monkeypatch.setattr(mod, fn, lambda: (rank, world))
 
