@@ -45,7 +45,9 @@ from lightning.pytorch.callbacks import Callback
 from .. import __version__
 from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
+from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir
+from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
 from .rows import append_line
@@ -250,13 +252,17 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
 
     Raises:
         ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
+        KeyError: an unknown model or dataset (with suggestions), checked before the config.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials={trials!r} must be an integer >= 1")
+    MODELS.entry(model)  # an unknown name is that, not a config "without a tune: section"
+    dataset_spec(dataset)
     cfg = ZooConfig.load(model, dataset)
     if not cfg.tune:
-        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}; "
-                         "add the search space there (see kgzoo/bench/tune.py)")
+        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}, so there is "
+                         "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
+                         "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
     schedule = cfg.schedule(quick=False)
     if experiment is None:
@@ -420,7 +426,16 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
-                         "see benchmarks/results/tuning/")
+                         f"trials in {_shown_path(report.rows)}")
+
+
+def _shown_path(path: PathLike) -> str:
+    """``path`` as a config comment names it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:

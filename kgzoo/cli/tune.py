@@ -42,8 +42,11 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 def tune_command(args: argparse.Namespace) -> int:
     console = Console()
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
-    if (args.trials is None) == (args.source is None):
+    if args.trials is not None and args.source is not None:
         raise SystemExit("kgzoo tune: give either --trials N (a study) or --from DATASET (its values), not both")
+    if args.trials is None and args.source is None:
+        raise SystemExit("kgzoo tune: give --trials N (the study's budget, the same N for every model of a table) "
+                         "or --from DATASET (take the values tuned there)")
     if args.source is not None:
         if target is None:
             raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
