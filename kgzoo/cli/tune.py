@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..bench.cli import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig
 from ..paths import packaged_config_dir
@@ -53,6 +54,7 @@ def tune_command(args: argparse.Namespace) -> int:
         path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
         console.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
         return 0
+    quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root, log=console.print)
     console.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "

@@ -1,6 +1,7 @@
 """The `kgzoo` command: data stats, bench, reproduce, fit and test (LightningCLI)."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -245,8 +246,12 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
         "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir extends it for the process: undone here
+    banner = logging.getLogger("lightning.pytorch")
+    monkeypatch.setattr(banner, "level", banner.level)  # restored after the test
+    banner.setLevel(logging.INFO)  # as in a fresh process
     code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",
                  str(tmp_path / "results"), "--write-config", str(cfg)])
     assert code == 0
+    assert banner.level == logging.WARNING  # no "GPU available" banner and tips per trial, as in kgzoo bench
     assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 2  # + default
     assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()
