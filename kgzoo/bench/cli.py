@@ -175,6 +175,9 @@ def bench_command(args: argparse.Namespace) -> int:
     results = results_path(args.results or run_folder, args.name)
     reference = read_folder(args.reference)
     con = _console()
+    if not Path(args.reference).is_dir():  # relative to the working directory: outside a checkout there is none
+        con.print(f"no committed rows to compare with: {args.reference} is no folder here (run from a kgzoo "
+                  "checkout, or give --reference DIR); the committed column and the time estimates stay empty")
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,

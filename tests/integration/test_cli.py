@@ -49,6 +49,7 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     assert [(r.model, r.status, r.schedule["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
     out = capsys.readouterr().out
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
+    assert "no committed rows to compare with" not in out  # the checkout's benchmarks/results
     assert "this run: 1 cell(s)" in out and "committed" in out  # this run's table, not the leaderboard
     assert not (tmp_path / "leaderboard").exists()
     assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir",
@@ -56,6 +57,10 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     # a fixed one-epoch schedule: shown in the published section, not ranked (not a converged
     # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
     assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    # no reference folder (a run outside a checkout): said, not silently an empty column
+    assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "again"), "--runs",
+                 str(tmp_path / "runs2"), "--reference", str(tmp_path / "nowhere")]) == 0
+    assert "no committed rows to compare with" in capsys.readouterr().out.replace("\n", " ")
     # reproduce: one model over two seeds, ours beside the paper (pop's config has no paper numbers)
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "1", "--results", str(tmp_path), "--runs",
                  str(tmp_path / "runs")]) == 0
