@@ -4,7 +4,8 @@ Each trial trains with the config's converged schedule and is judged on the vali
 split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl``; the study lives in a
 SQLite file (a killed study resumes); the best values become the ``tuned:`` section of the
 model's config for that dataset (``--write-config DIR``, default the packaged ``zoo_configs``
-when it is a checkout, where the committed configs live). ``kgzoo tune MODEL DATASET --from
+when it is a checkout, where the committed configs live; an installed kgzoo refuses to edit its
+own and asks for ``DIR``). ``kgzoo tune MODEL DATASET --from
 SMALL`` tunes nothing and writes ``tuned: {from: SMALL}``: the dataset takes the values chosen on
 the same domain's small set.
 """
@@ -22,6 +23,10 @@ from ..config import ZooConfig
 from ..paths import packaged_config_dir
 
 
+#: where an installed kgzoo (a wheel) holds its packaged configs; a checkout has none there
+INSTALLED_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
+
+
 def tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model name")
     p.add_argument("dataset", help="a catalogue dataset name")
@@ -35,7 +40,8 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default benchmarks/results)")
     p.add_argument("--storage", default=None, help="the study's SQLite file (default: the user cache's runs/tune.sqlite3)")
     p.add_argument("--write-config", default=None, metavar="DIR",
-                   help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the packaged zoo_configs)")
+                   help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the checkout's zoo_configs; "
+                        "an installed kgzoo needs DIR)")
     p.add_argument("--no-write-config", action="store_true", help="write no config, only the trial rows")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
 
@@ -43,6 +49,10 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 def tune_command(args: argparse.Namespace) -> int:
     console = Console()
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
+    if target is not None and args.write_config is None and Path(target).resolve() == INSTALLED_CONFIGS.resolve():
+        raise SystemExit("kgzoo tune: this kgzoo is installed (its configs are in site-packages), so the tuned: "
+                         "record needs a folder of your own: --write-config DIR, and --config-dir DIR on the "
+                         "later runs that should use it (or --no-write-config)")
     if args.trials is not None and args.source is not None:
         raise SystemExit("kgzoo tune: give either --trials N (a study) or --from DATASET (its values), not both")
     if args.trials is None and args.source is None:

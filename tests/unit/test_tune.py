@@ -306,3 +306,14 @@ def test_tune_command_without_a_budget_says_what_is_missing(capsys):
         main(["tune", "bpr", "ml-100k-kg"])
     with pytest.raises(SystemExit, match="not both"):
         main(["tune", "bpr", "ml-100k-kg", "--trials", "2", "--from", "ml-1m-kg"])
+
+
+def test_an_installed_kgzoo_does_not_write_its_packaged_configs(monkeypatch, tmp_path):
+    """A wheel's configs live in site-packages: `kgzoo tune` asks for --write-config there, before any trial."""
+    from kgzoo.cli import main
+    from kgzoo.cli import tune as tune_cli
+
+    monkeypatch.setattr(tune_cli, "packaged_config_dir", lambda: tune_cli.INSTALLED_CONFIGS)  # as in a wheel
+    with pytest.raises(SystemExit, match="installed .* --write-config DIR"):
+        main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--results", str(tmp_path / "results")])
+    assert not (tmp_path / "results").exists()  # nothing ran
