@@ -344,6 +344,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             if value is None or not math.isfinite(float(value)):
                 raise ValueError(f"no finite {monitor} in the trial's row")
             trial.set_user_attr("monitor", monitor)
+            if row.get("stopped_by") == "cap":  # the cap ended it before early stopping could: not converged
+                trial.set_user_attr("capped", True)
             study.tell(trial, float(value))
             state, error = "COMPLETE", None
         except optuna.TrialPruned as e:
@@ -363,8 +365,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
+        capped = (row or {}).get("stopped_by") == "cap"
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
-            + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")
+            + (f", {value:.4f}" if isinstance(value, float) else "")
+            + (f", stopped at its cap of {schedule.max_epochs} epochs" if capped else "")
+            + f" {json.dumps(params, default=str)}")
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
@@ -375,6 +380,10 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         say(f"{model} on {dataset}: no trial completed; nothing written")
         return report
     best = max(done, key=lambda t: t.value)
+    if best.user_attrs.get("capped"):
+        say(f"{model} on {dataset}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
+            f"early stopping ended it: its value is not converged; raise train.max_epochs in "
+            f"{cfg.path or 'the config'}")
     report.default["chosen"] = best.number == default.number
     report.best_value, report.monitor = float(best.value), best.user_attrs["monitor"]
     report.best_params = {p.name: _from_trial(p, best.params) for p in space}

@@ -317,3 +317,24 @@ def test_an_installed_kgzoo_does_not_write_its_packaged_configs(monkeypatch, tmp
     with pytest.raises(SystemExit, match="installed .* --write-config DIR"):
         main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--results", str(tmp_path / "results")])
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_trials_stopped_by_their_cap_are_said(tmp_path, monkeypatch):
+    """A cap too short for the model (all the user's trial runs of issue 16 stopped by it) is said, trial by
+    trial and for the best one, instead of a tuned record that looks converged."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    fake = FakeExperiment()
+
+    def capped(*a, **k):
+        return {**fake(*a, **k), "epochs": 7, "best_epoch": 6, "stopped_by": "cap"}
+
+    said = []
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=capped,
+         fingerprint=lambda m, ds: "0" * 64, log=said.append)
+    assert sum("stopped at its cap of 7 epochs" in s for s in said) == 3  # two trials and the summary
+    assert "the best trial stopped at its cap of 7 epochs" in said[-1] and "raise train.max_epochs" in said[-1]
+    said.clear()
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "t.sqlite3", experiment=FakeExperiment(),
+         fingerprint=lambda m, ds: "0" * 64, log=said.append)
+    assert not any("cap" in s for s in said)
