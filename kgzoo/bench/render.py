@@ -212,16 +212,18 @@ def _section_md(lb: Leaderboard, section: str, images: dict[int, str]) -> list[s
     return out
 
 
-def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None) -> str:
+def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
+                source: str = "benchmarks/results/*.jsonl") -> str:
     """``LEADERBOARD.md``: published tables, smoke runs, KG robustness, variants, archive.
 
     Args:
         lb: the leaderboard (:func:`kgzoo.bench.leaderboard.build`).
         images: ``id(table) -> relative path`` of its figure (none when empty).
+        source: where the rows came from (``<folder>/*.jsonl`` or a file), named in the header.
     """
     images = images or {}
     out = ["# kgzoo leaderboard", "",
-           f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `benchmarks/results/*.jsonl` by "
+           f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `{source}` by "
            "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
@@ -468,7 +470,7 @@ def clear_leaderboard(out_dir: str | Path) -> list[Path]:
 
 
 def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: str | None = None, png: bool = True,
-                      show_variants: bool = False) -> dict[str, Any]:
+                      show_variants: bool = False, source: str = "benchmarks/results/*.jsonl") -> dict[str, Any]:
     """Clear ``out_dir`` of its leaderboard files (:func:`clear_leaderboard`) and rebuild them
     from ``rows``: ``LEADERBOARD.md``, ``tables/<stem>.csv`` per table, ``figures/<stem>.png`` per
     table and robustness table (``png=False``: none).
@@ -476,7 +478,8 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
     Args:
         rows: result rows (:func:`kgzoo.bench.rows.read_rows`). metric: the sort metric
             (default each task's main metric). show_variants: variants as lines beside the
-            baselines (:func:`kgzoo.bench.leaderboard.build`).
+            baselines (:func:`kgzoo.bench.leaderboard.build`). source: where the rows came from
+            (``<folder>/*.jsonl`` or a file), as the header of ``LEADERBOARD.md`` names it.
 
     Returns:
         ``{"markdown": Path, "csv": [Path], "png": [Path], "stale": [Path] (removed, not rewritten),
@@ -504,6 +507,6 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
                 pngs.append(write_png(t, out / FIGURES / f"{stems[id(t)]}.png"))
                 images[id(t)] = f"{FIGURES}/{pngs[-1].name}"
     md = out / MARKDOWN
-    md.write_text(to_markdown(lb, images), encoding="utf-8")
+    md.write_text(to_markdown(lb, images, source), encoding="utf-8")
     return {"markdown": md, "csv": csvs, "png": pngs, "stale": [p for p in removed if not p.exists()],
             "leaderboard": lb}

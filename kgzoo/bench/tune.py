@@ -46,7 +46,7 @@ from .. import __version__
 from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
-from ..paths import PathLike, cache_dir
+from ..paths import PathLike, cache_dir, shown_path
 from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
@@ -435,16 +435,8 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
-                         f"trials in {_shown_path(report.rows)}")
+                         f"trials in {shown_path(report.rows)}")
 
-
-def _shown_path(path: PathLike) -> str:
-    """``path`` as a config comment names it: relative to the working directory when inside it."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:

@@ -57,6 +57,7 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     # a fixed one-epoch schedule: shown in the published section, not ranked (not a converged
     # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
     assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    assert f"result rows (1 cells) in `{tmp_path.as_posix()}/*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
     # no reference folder (a run outside a checkout): said, not silently an empty column
     assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "again"), "--runs",
                  str(tmp_path / "runs2"), "--reference", str(tmp_path / "nowhere")]) == 0
