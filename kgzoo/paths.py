@@ -122,3 +122,13 @@ def config_dirs(extra: Iterable[PathLike] = ()) -> list[Path]:
             raise FileNotFoundError(f"zoo config folder {str(p)!r} (from {source}) is not a directory")
     dirs = [packaged_config_dir(), *(p for p, _ in user)]
     return [p for i, p in enumerate(dirs) if p not in dirs[i + 1:]]
+
+
+def shown_path(path: PathLike) -> str:
+    """``path`` as a generated file names it (a config comment, the leaderboard's header): relative
+    to the working directory when inside it, else as given; ``/``-separated."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -24,7 +24,7 @@ import torch
 from ..api import create_datamodule, list_models, model_hparams
 from ..config import Schedule, ZooConfig
 from ..data.datamodule import apply_kg_ablation
-from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, resolve_dataset
+from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, looks_like_path, resolve_dataset
 from ..data.protocol import EvalProtocol
 from ..registry import MODELS
 from ..tasks import Task, get_task, model_task
@@ -294,7 +294,8 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     if not models or not datasets:
         raise ValueError("the grid needs at least one model pattern and one dataset pattern")
     names = _resolve(models, list_models, "model", "registered model")
-    datasets = [resolve_dataset(d) if is_folder_reference(d) else d for d in datasets]  # a folder: its name
+    # a folder: its name; a path that is no folder: resolve_dataset's error, not "matches no dataset"
+    datasets = [resolve_dataset(d) if is_folder_reference(d) or looks_like_path(str(d)) else d for d in datasets]
     dsets = _resolve(datasets, list_datasets, "dataset", "dataset")
     seeds = list(seeds)
     if not seeds:

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from ..config import ZooConfig
 from ..dist import is_rank_zero
-from ..paths import cache_dir
+from ..paths import cache_dir, shown_path
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
 from .render import rich_run_table, write_leaderboard
@@ -152,7 +152,8 @@ def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | No
     rows = read_rows(p) if p.suffix == ".jsonl" else read_folder(p)
     if not rows:
         raise FileNotFoundError(f"no result rows in {p} (run `kgzoo bench --results {p}` first)")
-    out = write_leaderboard(rows, out_dir, metric=metric, png=png)
+    out = write_leaderboard(rows, out_dir, metric=metric, png=png,
+                            source=shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl"))
     if show:
         _console().print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
                          f"from {len(rows)} rows in {p}")
@@ -175,6 +176,9 @@ def bench_command(args: argparse.Namespace) -> int:
     results = results_path(args.results or run_folder, args.name)
     reference = read_folder(args.reference)
     con = _console()
+    if not Path(args.reference).is_dir():  # relative to the working directory: outside a checkout there is none
+        con.print(f"no committed rows to compare with: {args.reference} is no folder here (run from a kgzoo "
+                  "checkout, or give --reference DIR); the committed column and the time estimates stay empty")
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,

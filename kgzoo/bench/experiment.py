@@ -413,6 +413,8 @@ _QUIET = (
     r"The number of training batches .* is smaller than the logging",  # we log per epoch on purpose
     r".*does not have many workers which may be a bottleneck.*",  # in-memory batches need no workers
     r".*`configure_optimizers` returned `None`.*",  # a model with nothing to train (Pop)
+    # Recommender overrides transfer_batch_to_device on purpose (a batch already on the device is not walked again)
+    r".*overridden `transfer_batch_to_device` in `LightningModule` but have passed in a `LightningDataModule`.*",
 )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data.datasets import dataset_spec
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
-                          Stat, Table, build, reference_key, reference_lines, sort_metric)
+                          Stat, Table, build, latest_ok_rows, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
 
 MARKDOWN = "LEADERBOARD.md"
@@ -212,16 +212,18 @@ def _section_md(lb: Leaderboard, section: str, images: dict[int, str]) -> list[s
     return out
 
 
-def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None) -> str:
+def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
+                source: str = "benchmarks/results/*.jsonl") -> str:
     """``LEADERBOARD.md``: published tables, smoke runs, KG robustness, variants, archive.
 
     Args:
         lb: the leaderboard (:func:`kgzoo.bench.leaderboard.build`).
         images: ``id(table) -> relative path`` of its figure (none when empty).
+        source: where the rows came from (``<folder>/*.jsonl`` or a file), named in the header.
     """
     images = images or {}
     out = ["# kgzoo leaderboard", "",
-           f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `benchmarks/results/*.jsonl` by "
+           f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `{source}` by "
            "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
@@ -389,35 +391,44 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     dataset, variant, KG ablation, seed, status (a failed row: its error), epochs (best epoch,
     what stopped the run), the test main metric, the committed reference beside it
     (:func:`reference_value`: mean over its seeds, ``"other schedule"`` when only the other
-    schedule class has one) and the difference, seconds per epoch and per cell.
+    schedule class has one; and the committed row of the same seed, same schedule class, where
+    there is one) and the difference (to that seed's row where there is one, else to the mean: a
+    rerun of a committed seed reads ``+0.0000`` when it reproduces it), seconds per epoch and per cell.
 
     Returns:
         A :class:`rich.table.Table`.
     """
     rows = list(rows)
+    reference_rows = list(reference_rows)
     lines = reference_lines(reference_rows)
+    by_seed = {(reference_key(r), r.seed): r for r in latest_ok_rows(reference_rows)}
     body = []
     for r in rows:
         metric = (sort_metric(r.task, None, [r]) if r.task else r.main_metric) or "-"
         value = r.metrics.get(f"test/{metric}")
         ref = reference_value(r, lines) if r.status == "ok" else None
-        committed = "-"
+        committed, base = "-", None
         if ref is not None:
             stat, same = ref
-            committed = f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{'' if same else ', other schedule'})"
+            twin = by_seed.get((reference_key(r), r.seed)) if same else None
+            seed_value = twin.metrics.get(f"test/{metric}") if twin is not None else None
+            base = seed_value if seed_value is not None else stat.mean
+            committed = (f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{'' if same else ', other schedule'}"
+                         + (f"; seed {r.seed} {seed_value:.4f}" if seed_value is not None else "") + ")")
         stop = {"early_stopping": "early", "cap": "cap", "closed_form": "closed form"}.get(r.stopped_by or "", "-")
         body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
                      r.status if r.status == "ok" else f"[red]failed[/red]: {r.error}",
                      "-" if r.epochs is None else f"{r.epochs} ({'-' if r.best_epoch is None else r.best_epoch}, {stop})",
                      metric, "-" if value is None else f"{value:.4f}", committed,
-                     "-" if (ref is None or value is None) else f"{value - ref[0].mean:+.4f}",
+                     "-" if (base is None or value is None) else f"{value - base:+.4f}",
                      "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.2f}",
                      "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
     header = ["model", "dataset", "variant", "kg", "seed", "status", "epochs (best, stop)", "metric", "test",
               "committed", "diff", "s/epoch", "cell s"]
     return _rich_table(title or f"this run: {len(rows)} cell(s)", header, body,
                        caption="committed: mean over seeds of the committed rows with the same fingerprint, model, "
-                               "variant, KG ablation and schedule (quick or not)",
+                               "variant, KG ablation and schedule (quick or not), and the row of this seed; "
+                               "diff: to this seed's committed row, else to the mean",
                        left=("model", "dataset", "variant", "kg", "status", "metric"))
 
 
@@ -459,7 +470,7 @@ def clear_leaderboard(out_dir: str | Path) -> list[Path]:
 
 
 def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: str | None = None, png: bool = True,
-                      show_variants: bool = False) -> dict[str, Any]:
+                      show_variants: bool = False, source: str = "benchmarks/results/*.jsonl") -> dict[str, Any]:
     """Clear ``out_dir`` of its leaderboard files (:func:`clear_leaderboard`) and rebuild them
     from ``rows``: ``LEADERBOARD.md``, ``tables/<stem>.csv`` per table, ``figures/<stem>.png`` per
     table and robustness table (``png=False``: none).
@@ -467,7 +478,8 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
     Args:
         rows: result rows (:func:`kgzoo.bench.rows.read_rows`). metric: the sort metric
             (default each task's main metric). show_variants: variants as lines beside the
-            baselines (:func:`kgzoo.bench.leaderboard.build`).
+            baselines (:func:`kgzoo.bench.leaderboard.build`). source: where the rows came from
+            (``<folder>/*.jsonl`` or a file), as the header of ``LEADERBOARD.md`` names it.
 
     Returns:
         ``{"markdown": Path, "csv": [Path], "png": [Path], "stale": [Path] (removed, not rewritten),
@@ -495,6 +507,6 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
                 pngs.append(write_png(t, out / FIGURES / f"{stems[id(t)]}.png"))
                 images[id(t)] = f"{FIGURES}/{pngs[-1].name}"
     md = out / MARKDOWN
-    md.write_text(to_markdown(lb, images), encoding="utf-8")
+    md.write_text(to_markdown(lb, images, source), encoding="utf-8")
     return {"markdown": md, "csv": csvs, "png": pngs, "stale": [p for p in removed if not p.exists()],
             "leaderboard": lb}

@@ -45,7 +45,9 @@ from lightning.pytorch.callbacks import Callback
 from .. import __version__
 from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
-from ..paths import PathLike, cache_dir
+from ..data.datasets import dataset_spec
+from ..paths import PathLike, cache_dir, shown_path
+from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
 from .rows import append_line
@@ -250,13 +252,17 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
 
     Raises:
         ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
+        KeyError: an unknown model or dataset (with suggestions), checked before the config.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials={trials!r} must be an integer >= 1")
+    MODELS.entry(model)  # an unknown name is that, not a config "without a tune: section"
+    dataset_spec(dataset)
     cfg = ZooConfig.load(model, dataset)
     if not cfg.tune:
-        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}; "
-                         "add the search space there (see kgzoo/bench/tune.py)")
+        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}, so there is "
+                         "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
+                         "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
     schedule = cfg.schedule(quick=False)
     if experiment is None:
@@ -338,6 +344,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             if value is None or not math.isfinite(float(value)):
                 raise ValueError(f"no finite {monitor} in the trial's row")
             trial.set_user_attr("monitor", monitor)
+            if row.get("stopped_by") == "cap":  # the cap ended it before early stopping could: not converged
+                trial.set_user_attr("capped", True)
             study.tell(trial, float(value))
             state, error = "COMPLETE", None
         except optuna.TrialPruned as e:
@@ -357,8 +365,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
+        capped = (row or {}).get("stopped_by") == "cap"
         say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
-            + (f", {value:.4f}" if isinstance(value, float) else "") + f" {json.dumps(params, default=str)}")
+            + (f", {value:.4f}" if isinstance(value, float) else "")
+            + (f", stopped at its cap of {schedule.max_epochs} epochs" if capped else "")
+            + f" {json.dumps(params, default=str)}")
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
@@ -369,6 +380,10 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         say(f"{model} on {dataset}: no trial completed; nothing written")
         return report
     best = max(done, key=lambda t: t.value)
+    if best.user_attrs.get("capped"):
+        say(f"{model} on {dataset}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
+            f"early stopping ended it: its value is not converged; raise train.max_epochs in "
+            f"{cfg.path or 'the config'}")
     report.default["chosen"] = best.number == default.number
     report.best_value, report.monitor = float(best.value), best.user_attrs["monitor"]
     report.best_params = {p.name: _from_trial(p, best.params) for p in space}
@@ -420,7 +435,8 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
-                         "see benchmarks/results/tuning/")
+                         f"trials in {shown_path(report.rows)}")
+
 
 
 def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:

@@ -4,7 +4,8 @@ Each trial trains with the config's converged schedule and is judged on the vali
 split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl``; the study lives in a
 SQLite file (a killed study resumes); the best values become the ``tuned:`` section of the
 model's config for that dataset (``--write-config DIR``, default the packaged ``zoo_configs``
-when it is a checkout, where the committed configs live). ``kgzoo tune MODEL DATASET --from
+when it is a checkout, where the committed configs live; an installed kgzoo refuses to edit its
+own and asks for ``DIR``). ``kgzoo tune MODEL DATASET --from
 SMALL`` tunes nothing and writes ``tuned: {from: SMALL}``: the dataset takes the values chosen on
 the same domain's small set.
 """
@@ -16,9 +17,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..bench.cli import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig
 from ..paths import packaged_config_dir
+
+
+#: where an installed kgzoo (a wheel) holds its packaged configs; a checkout has none there
+INSTALLED_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
 
 
 def tune_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +40,8 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default benchmarks/results)")
     p.add_argument("--storage", default=None, help="the study's SQLite file (default: the user cache's runs/tune.sqlite3)")
     p.add_argument("--write-config", default=None, metavar="DIR",
-                   help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the packaged zoo_configs)")
+                   help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the checkout's zoo_configs; "
+                        "an installed kgzoo needs DIR)")
     p.add_argument("--no-write-config", action="store_true", help="write no config, only the trial rows")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
 
@@ -42,14 +49,22 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 def tune_command(args: argparse.Namespace) -> int:
     console = Console()
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
-    if (args.trials is None) == (args.source is None):
+    if target is not None and args.write_config is None and Path(target).resolve() == INSTALLED_CONFIGS.resolve():
+        raise SystemExit("kgzoo tune: this kgzoo is installed (its configs are in site-packages), so the tuned: "
+                         "record needs a folder of your own: --write-config DIR, and --config-dir DIR on the "
+                         "later runs that should use it (or --no-write-config)")
+    if args.trials is not None and args.source is not None:
         raise SystemExit("kgzoo tune: give either --trials N (a study) or --from DATASET (its values), not both")
+    if args.trials is None and args.source is None:
+        raise SystemExit("kgzoo tune: give --trials N (the study's budget, the same N for every model of a table) "
+                         "or --from DATASET (take the values tuned there)")
     if args.source is not None:
         if target is None:
             raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
         path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
         console.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
         return 0
+    quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root, log=console.print)
     console.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "

@@ -53,6 +53,12 @@ def is_folder_reference(dataset: str | Path) -> bool:
     return dataset not in DATASETS and Path(dataset).expanduser().is_dir()
 
 
+def looks_like_path(dataset: str) -> bool:
+    """Whether the string ``dataset`` is meant as a path rather than a name: no registered name,
+    and a path separator, a leading ``.`` or ``~`` (dataset names have none)."""
+    return dataset not in DATASETS and ("/" in dataset or "\\" in dataset or dataset.startswith((".", "~")))
+
+
 def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
     """The registered name of ``dataset``: a name (catalogue, imported, from frames), a
     :class:`DatasetSpec`, or the path of a folder (:func:`is_folder_reference`: a name wins over
@@ -72,7 +78,7 @@ def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
     if is_folder_reference(dataset):
         return register_folder(dataset).name
     text = str(dataset)
-    if text not in DATASETS and ("/" in text or "\\" in text or text.startswith((".", "~"))):
+    if looks_like_path(text):
         path = Path(text).expanduser()
         what = "is a file, not a folder" if path.exists() else "does not exist"
         raise FileNotFoundError(f"{text!r} is no registered dataset, and as a folder it {what}")

@@ -49,11 +49,18 @@ def open_model(source: str | Path, root: str | None = None, manifest: str | Path
     (:func:`kgzoo.load_pretrained`).
 
     Raises:
-        as :func:`kgzoo.load_checkpoint` and :func:`kgzoo.load_pretrained`.
+        FileNotFoundError: ``source`` reads as a path (a ``.ckpt`` name, a leading ``.``, ``~`` or
+            ``/``, or another number of ``/`` than a name's one) and is no file or folder.
+        As :func:`kgzoo.load_checkpoint` and :func:`kgzoo.load_pretrained`.
     """
-    if Path(source).is_file():
+    path = Path(source).expanduser()
+    if path.is_file():
         return load_checkpoint(source, root=root)
-    return load_pretrained(str(source), root=root, manifest=manifest)
+    text = str(source)
+    if not path.is_dir() and (text.endswith(".ckpt") or text.startswith((".", "~", "/")) or text.count("/") != 1):
+        raise FileNotFoundError(f"{text!r} does not exist: no checkpoint file, no folder of saved weights "
+                                "(and no pretrained name 'model/dataset': `kgzoo pretrained` lists those)")
+    return load_pretrained(text, root=root, manifest=manifest)
 
 
 def _exclusion(pre: Pretrained, exclude: str) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -300,6 +300,8 @@ def test_lightning_quiet_filters_only_inside_the_block():
         with lightning_quiet():
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
             warnings.warn("a warning of kgzoo's own", UserWarning)
+            warnings.warn("You have overridden `transfer_batch_to_device` in `LightningModule` but have passed in a "
+                          "`LightningDataModule`. It will use the implementation from `LightningModule` instance.")
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
     assert [str(w.message) for w in caught] == ["a warning of kgzoo's own",
                                                 "`isinstance(treespec, LeafSpec)` is deprecated"]

@@ -1,6 +1,7 @@
 """The `kgzoo` command: data stats, bench, reproduce, fit and test (LightningCLI)."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -48,6 +49,7 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     assert [(r.model, r.status, r.schedule["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
     out = capsys.readouterr().out
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
+    assert "no committed rows to compare with" not in out  # the checkout's benchmarks/results
     assert "this run: 1 cell(s)" in out and "committed" in out  # this run's table, not the leaderboard
     assert not (tmp_path / "leaderboard").exists()
     assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir",
@@ -55,6 +57,11 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
     # a fixed one-epoch schedule: shown in the published section, not ranked (not a converged
     # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
     assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    assert f"result rows (1 cells) in `{tmp_path.as_posix()}/*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    # no reference folder (a run outside a checkout): said, not silently an empty column
+    assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "again"), "--runs",
+                 str(tmp_path / "runs2"), "--reference", str(tmp_path / "nowhere")]) == 0
+    assert "no committed rows to compare with" in capsys.readouterr().out.replace("\n", " ")
     # reproduce: one model over two seeds, ours beside the paper (pop's config has no paper numbers)
     assert main(["reproduce", "pop", "ml-100k-kg", "--seeds", "0", "1", "--results", str(tmp_path), "--runs",
                  str(tmp_path / "runs")]) == 0
@@ -245,8 +252,12 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
         "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir extends it for the process: undone here
+    banner = logging.getLogger("lightning.pytorch")
+    monkeypatch.setattr(banner, "level", banner.level)  # restored after the test
+    banner.setLevel(logging.INFO)  # as in a fresh process
     code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",
                  str(tmp_path / "results"), "--write-config", str(cfg)])
     assert code == 0
+    assert banner.level == logging.WARNING  # no "GPU available" banner and tips per trial, as in kgzoo bench
     assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 2  # + default
     assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()

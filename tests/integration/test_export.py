@@ -73,3 +73,13 @@ def test_a_model_without_embeddings_exports_by_batched_scoring(tmp_path):
         export(pre, tmp_path / "bad", k=5, users=["no-such-user"])
     with pytest.raises(ValueError, match="exclude="):
         export(pre, tmp_path / "bad", k=5, exclude="valid")
+
+
+def test_a_mistyped_path_is_named_as_a_path_not_as_a_bad_pretrained_name(tmp_path):
+    """Found by the new-user trial of issue 16: `kgzoo export --model ./nonexist` said "invalid pretrained name"."""
+    for source in ["./nonexist", str(tmp_path / "runs" / "best.ckpt"), "best.ckpt", "runs/ml-100k-kg/bpr/best.ckpt"]:
+        with pytest.raises(FileNotFoundError, match="does not exist: no checkpoint file"):
+            open_model(source)
+    with pytest.raises(KeyError, match="did you mean 'bpr/ml-100k-kg'"):
+        open_model("bprr/ml-100k-kg")  # a name stays a name
+

@@ -224,3 +224,10 @@ def test_a_path_that_is_no_folder_is_named_as_such(tmp_path):
         resolve_dataset(str(tmp_path / "a.csv"))
     with pytest.raises(KeyError, match="unknown dataset"):
         resolve_dataset("ml100k")  # a misspelt name still gets the suggestions
+    # kgzoo bench --datasets PATH says the same, not "dataset pattern ... matches no dataset"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_grid("pop", str(tmp_path / "no-such-folder"), [0])
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        resolve_grid("pop", str(tmp_path / "a.csv"), [0])
+    with pytest.raises(ValueError, match="matches no dataset"):
+        resolve_grid("pop", "ml-100k-x*", [0])  # a pattern stays a pattern

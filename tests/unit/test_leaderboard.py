@@ -363,8 +363,14 @@ def test_rich_views_and_the_run_table():
     con = Console(record=True, width=250)
     con.print(render.rich_run_table(run, committed))
     text = con.export_text()
-    assert "this run: 3 cell(s)" in text and "0.3500" in text and "0.3100 (3 seeds)" in text and "+0.0400" in text
+    # beside the mean, the committed row of the same seed; the diff is to it (a reproduced seed reads +0.0000)
+    assert "this run: 3 cell(s)" in text and "0.3500" in text and "0.3100 (3 seeds; seed 0 0.3000)" in text
+    assert "+0.0500" in text and "+0.0400" not in text
     assert "100 (99, cap)" in text and "failed: ValueError: boom" in text and "12.0" in text
+    con.print(render.rich_run_table([row("bpr", 1, 0.31), row("bpr", 7, 0.32)], committed, title="reruns"))
+    text = con.export_text()
+    assert "0.3100 (3 seeds; seed 1 0.3100)" in text and "+0.0000" in text  # seed 1 reproduced
+    assert "0.3100 (3 seeds)" in text and "+0.0100" in text  # seed 7 has no committed row: the mean
     con.print(render.rich_run_table([quick], committed[:3], title="mine"))
     assert "0.3100 (3 seeds, other schedule)" in con.export_text()
     board = lb.build(committed[:3] + [row("x", 0, 0.1, kind="quick")])

@@ -273,3 +273,68 @@ def test_the_default_trial_takes_the_class_defaults_where_the_config_sets_none(t
                fingerprint=lambda m, ds: "0" * 64, log=None)
     assert rec.calls[0]["lr"] == 1e-3 and rec.calls[0]["reg_weight"] == 1e-4  # the class's, not sampled
     assert rep.default["trial"] == 0
+
+
+def test_an_unknown_model_or_dataset_is_named_before_the_config_and_pop_has_nothing_to_search(tmp_path):
+    """Found by the new-user trial of issue 16: `kgzoo tune bprr ml-100k-kg` said "no tune: section"."""
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=FakeExperiment(),
+                  fingerprint=lambda m, ds: "0" * 64, log=None)
+    with pytest.raises(KeyError, match="unknown model 'bprr'; did you mean 'bpr'"):
+        tune("bprr", "ml-100k-kg", 1, **common)
+    with pytest.raises(KeyError, match="unknown dataset 'ml-100k-k'"):
+        tune("pop", "ml-100k-k", 1, **common)
+    with pytest.raises(ValueError, match="nothing to search.*such as pop"):
+        tune("pop", "ml-100k-kg", 1, **common)
+    assert not (tmp_path / "s.sqlite3").exists()  # no study opened
+
+
+def test_the_tuned_record_names_the_trial_rows_it_came_from(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    monkeypatch.chdir(tmp_path)
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path / "mine", storage=tmp_path / "s.sqlite3",
+         experiment=FakeExperiment(), fingerprint=lambda m, ds: "0" * 64, write_config=d, log=None)
+    text = (d / "bpr" / "ml-100k-kg.yaml").read_text()
+    assert "trials in mine/tuning/bpr-ml-100k-kg.jsonl" in text and "benchmarks/results" not in text
+    assert "chosen by `kgzoo tune`" not in strip_tuned(text)  # the comment goes with the section
+
+
+def test_tune_command_without_a_budget_says_what_is_missing(capsys):
+    from kgzoo.cli import main
+
+    with pytest.raises(SystemExit, match="give --trials N .* or --from DATASET"):
+        main(["tune", "bpr", "ml-100k-kg"])
+    with pytest.raises(SystemExit, match="not both"):
+        main(["tune", "bpr", "ml-100k-kg", "--trials", "2", "--from", "ml-1m-kg"])
+
+
+def test_an_installed_kgzoo_does_not_write_its_packaged_configs(monkeypatch, tmp_path):
+    """A wheel's configs live in site-packages: `kgzoo tune` asks for --write-config there, before any trial."""
+    from kgzoo.cli import main
+    from kgzoo.cli import tune as tune_cli
+
+    monkeypatch.setattr(tune_cli, "packaged_config_dir", lambda: tune_cli.INSTALLED_CONFIGS)  # as in a wheel
+    with pytest.raises(SystemExit, match="installed .* --write-config DIR"):
+        main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--results", str(tmp_path / "results")])
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_trials_stopped_by_their_cap_are_said(tmp_path, monkeypatch):
+    """A cap too short for the model (all the user's trial runs of issue 16 stopped by it) is said, trial by
+    trial and for the best one, instead of a tuned record that looks converged."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    fake = FakeExperiment()
+
+    def capped(*a, **k):
+        return {**fake(*a, **k), "epochs": 7, "best_epoch": 6, "stopped_by": "cap"}
+
+    said = []
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=capped,
+         fingerprint=lambda m, ds: "0" * 64, log=said.append)
+    assert sum("stopped at its cap of 7 epochs" in s for s in said) == 3  # two trials and the summary
+    assert "the best trial stopped at its cap of 7 epochs" in said[-1] and "raise train.max_epochs" in said[-1]
+    said.clear()
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "t.sqlite3", experiment=FakeExperiment(),
+         fingerprint=lambda m, ds: "0" * 64, log=said.append)
+    assert not any("cap" in s for s in said)
