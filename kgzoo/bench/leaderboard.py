@@ -266,7 +266,9 @@ class Table:
 class RobustnessTable:
     """Test values of the main metric of each model under each KG ablation of one protocol.
 
-    ``lines``: ``{"model": str, "values": {ablation: Stat | None}}``, best on the first ablation first.
+    ``lines``: ``{"model": str, "values": {ablation: Stat | None}, "capped": set of the ablations
+    whose runs include one stopped at its epoch cap}`` (not converged: the markdown marks those
+    cells †), best on the first ablation first.
     """
 
     dataset: str
@@ -498,7 +500,8 @@ def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list
         for model, setup in sorted({(r.model, setup_of(r)) for r in grows}):
             mine = [r for r in grows if r.model == model and setup_of(r) == setup]
             t.lines.append({"model": f"{model} ({setup})" if setup else model, "values": {
-                k: Stat.of(r.metrics.get(f"test/{main}") for r in mine if r.kg_ablation == k) for k in kinds}})
+                k: Stat.of(r.metrics.get(f"test/{main}") for r in mine if r.kg_ablation == k) for k in kinds},
+                "capped": {r.kg_ablation for r in mine if r.stopped_by == "cap"}})
         first = kinds[0]
         t.lines.sort(key=lambda ln: -(ln["values"][first].mean if ln["values"][first] else -math.inf))
         out.append(t)

@@ -107,8 +107,10 @@ def line_cells(t: Table, ln: Line) -> list[str]:
 
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
     """Header and displayed cells of a robustness table."""
-    return (["model"] + r.ablations,
-            [[ln["model"]] + [s.fmt() if (s := ln["values"][k]) else "-" for k in r.ablations] for ln in r.lines])
+    def cell(ln: dict, k: str) -> str:
+        s = ln["values"][k]
+        return "-" if not s else s.fmt() + (" †" if k in ln.get("capped", ()) else "")
+    return (["model"] + r.ablations, [[ln["model"]] + [cell(ln, k) for k in r.ablations] for ln in r.lines])
 
 
 def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
@@ -233,7 +235,8 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
     if lb.robustness:
         out += ["## KG robustness", "",
                 "Test main metric of each model with the real KG and its ablations (shuffled, none, noisy:P), "
-                "under one protocol; all schedules.", ""]
+                "under one protocol; all schedules (the latest run of each cell). † a cell with a run stopped at "
+                "its epoch cap: not converged, not a baseline; compare such cells only within their row.", ""]
         for r in lb.robustness:
             out += [f"### {r.title}", "", f"protocol fingerprint `{r.protocol_fingerprint}`", ""]
             out += _md_table(*robustness_cells(r)) + [""]

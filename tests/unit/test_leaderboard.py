@@ -412,3 +412,15 @@ def test_tuned_and_reference_columns_and_the_front_page_per_domain():
     head = md.split("## Published tables")[0]
     assert "### video: " in head and "### e-commerce: " in head and "`reference`: bpr: RecBole 1.2.1 BPR" in head
     assert "0.9000" not in head  # quick rows never reach the front page
+
+
+def test_robustness_cells_of_capped_runs_are_marked():
+    """A KG-robustness cell whose runs include one stopped at its cap is marked † (the trial of
+    issue 16 found 3-epoch KGAT and GAT rows ranked beside converged ones there, unmarked)."""
+    rows = [row("bpr", 0, 0.30, kg=k, fp=f"fp-{k}") for k in ("real", "shuffled")]
+    rows += [row("kgat", 0, 0.15, kg=k, fp=f"fp-{k}", epochs=3, cap=3) for k in ("real", "shuffled")]
+    (rob,) = lb.build(rows).robustness
+    _, body = render.robustness_cells(rob)
+    cells = {r[0]: r[1:] for r in body}
+    assert all(c.endswith(" †") for c in cells["kgat"]) and not any("†" in c for c in cells["bpr"])
+    assert "not converged" in render.to_markdown(lb.build(rows))
