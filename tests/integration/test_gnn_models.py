@@ -293,3 +293,27 @@ def test_stochastic_weight_averaging_trains_lightgcn(dm, tmp_path):
                         default_root_dir=tmp_path)
     trainer.fit(m, datamodule=dm)
     assert trainer.global_step == 4
+
+
+def test_kgat_tests_the_best_checkpoint_with_its_own_attention(dm, tmp_path):
+    """trainer.test(ckpt_path=...) loads other weights but keeps the trainer's step count: the
+    attention must be recomputed from the loaded weights, not reused from the last epoch's
+    (the converged KGAT rows were tested with the last epoch's attention)."""
+    import lightning as L
+
+    torch.manual_seed(0)
+    model = create_model("kgat", datamodule=dm, **SMALL["kgat"])
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=dm)
+    path = tmp_path / "first.ckpt"
+    trainer.save_checkpoint(path)
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(model, datamodule=dm)  # the weights and the attention move on
+    trainer.test(model, datamodule=dm, ckpt_path=str(path), verbose=False, weights_only=True)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in first.items())  # the first epoch's weights
+    x = torch.randn(model.n_nodes, 3, generator=torch.Generator().manual_seed(0))
+    fresh = SparseAdj(model.edge_index, model.attention(), model.n_nodes, pattern=model._groups.adjacency)
+    torch.testing.assert_close(model._adj.matmul(x), fresh.matmul(x))
