@@ -97,7 +97,7 @@ class _TrainBatches(IterableDataset):
         dm = self.dm
         g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        if dm.protocol.task == "ctr" and not dm.ctr_pairs:
+        if dm.trains_on_rows:
             idx = dm.split.train[torch.randperm(dm.split.train.numel(), generator=g)]
             x = dm.data.interactions[idx]
             full = {"user": x[:, 0], "item": x[:, 1], "label": dm.data.label[idx]}
@@ -106,7 +106,7 @@ class _TrainBatches(IterableDataset):
         n = next(iter(full.values())).numel()
         bs = dm.batch_size
         batches = [{k: v[s:s + bs] for k, v in full.items()} for s in range(0, n, bs)]
-        if dm.serves_history and not dm.ctr_pairs:  # a labelled row's history (BPR triples take none)
+        if dm.serves_history and dm.trains_on_rows:  # a labelled row's history (BPR triples take none)
             for b in batches:
                 b.update(dm.histories(b["user"], b["item"]))
         if dm.kg_batch_size > 0 and dm.kg_sampler is not None:
@@ -122,7 +122,7 @@ class _TrainBatches(IterableDataset):
         """Batches this rank yields per epoch (Lightning's ``num_training_batches``: progress
         totals, and hooks that act on an epoch's last step)."""
         dm = self.dm
-        n = dm.split.train.numel() if dm.protocol.task == "ctr" and not dm.ctr_pairs else dm.bpr_sampler.users.numel()
+        n = dm.split.train.numel() if dm.trains_on_rows else dm.bpr_sampler.users.numel()
         batches = -(-n // dm.batch_size)
         world = rank_world()[1]
         if world > 1 and 0 < batches < world:
@@ -441,6 +441,12 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
             self._graphs = Graphs.of(self.data, self.protocol.task, self.csr["train"], self.train_interactions,
                                      self.fingerprint, self.dataset, self.kg_ablation_kind, self.seed)
         return self._graphs
+
+    @property
+    def trains_on_rows(self) -> bool:
+        """Whether the training batches are the ``ctr`` task's labelled rows ``user, item, label``
+        (else BPR triples ``user, pos_item, neg_item``: ``topk``, or ``ctr_pairs``)."""
+        return self.protocol.task == "ctr" and not self.ctr_pairs
 
     def adapt_to(self, model: Any) -> None:
         """Serve what ``model`` asks of its training batches (read by duck typing, no model class

@@ -227,9 +227,13 @@ class Recommender(L.LightningModule):
         """
         if not self.has_final_embeddings():
             raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
-        cache = getattr(self, "_final_cache", None)
-        user_emb, item_emb = cache if cache is not None else self.final_embeddings()
+        user_emb, item_emb = self._scoring_embeddings()
         return user_emb[users] @ item_emb.T
+
+    def _scoring_embeddings(self) -> tuple[Tensor, Tensor]:
+        """:meth:`final_embeddings`, or the evaluation pass's cache of them (:meth:`prepare_scoring`)."""
+        cache = getattr(self, "_final_cache", None)
+        return cache if cache is not None else self.final_embeddings()
 
     def predict(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B]``: logits of (user, item) pairs (LongTensors ``[B]``).
@@ -239,8 +243,7 @@ class Recommender(L.LightningModule):
         built); otherwise it gathers from :meth:`score`. CTR models override it.
         """
         if type(self).score is Recommender.score and self.has_final_embeddings():
-            cache = getattr(self, "_final_cache", None)
-            user_emb, item_emb = cache if cache is not None else self.final_embeddings()
+            user_emb, item_emb = self._scoring_embeddings()
             return (user_emb[users] * item_emb[items]).sum(-1)
         return self.score(users).gather(1, items.view(-1, 1)).squeeze(1)
 

@@ -244,11 +244,10 @@ class KGAT(Recommender):
     def load_state_dict(self, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
         """:meth:`torch.nn.Module.load_state_dict`, then the attention is marked stale.
 
-        Loading weights does not move the trainer's step count: ``trainer.test(ckpt_path="best")``
-        restores the best epoch's weights with the last epoch's ``global_step``, and the attention
-        of the last epoch's weights was reused beside the best epoch's embeddings (the converged
-        KGAT rows of ml-100k-kg: seed 0's test NDCG@10 0.2565 with the stale attention, 0.2652
-        recomputed).
+        The attention's cache key is the trainer's step count (fused Adam does not bump the
+        parameters' version counters), and loading weights does not move it:
+        ``trainer.test(ckpt_path="best")`` restores the best epoch's weights beside the last
+        epoch's ``global_step``, so the cached attention would be the last epoch's.
         """
         out = super().load_state_dict(state_dict, *args, **kwargs)
         self._adj, self._attn_version = None, None

@@ -42,6 +42,20 @@ def grads(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor]
     return dict(zip(params, torch.autograd.grad(loss, list(params.values()), allow_unused=True)))
 
 
+def assert_loss_and_grads_match(m: torch.nn.Module, batch: dict, reference, seed: int) -> None:
+    """``m.loss(batch)`` and every parameter's gradient equal ``reference()``'s under the same seed
+    (the same dropout draws)."""
+    torch.manual_seed(seed)
+    got = m.loss(batch)
+    g_got = grads(m, got)
+    torch.manual_seed(seed)
+    want = reference()
+    g_want = grads(m, want)
+    torch.testing.assert_close(got, want)
+    for k in g_want:
+        torch.testing.assert_close(g_got[k], g_want[k], msg=k)
+
+
 # ---------------------------------------------------------------- KGIN
 def kgin_propagate_reference(m: KGIN, interactions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """KGIN's propagation as before: the user mean of eq. 6 by gather + scatter mean over the
@@ -86,15 +100,7 @@ def test_kgin_matches_scatter_mean_reference(user_residual):
     for training in (True, False):
         m.train(training)
         for seed in (0, 1):
-            torch.manual_seed(seed)
-            got = m.loss(batch)
-            g_got = grads(m, got)
-            torch.manual_seed(seed)
-            want = kgin_loss_reference(m, interactions, batch)
-            g_want = grads(m, want)
-            torch.testing.assert_close(got, want)
-            for k in g_want:
-                torch.testing.assert_close(g_got[k], g_want[k], msg=k)
+            assert_loss_and_grads_match(m, batch, lambda: kgin_loss_reference(m, interactions, batch), seed)
             torch.manual_seed(seed)
             got_u, got_e = m.propagate()
             torch.manual_seed(seed)
@@ -272,15 +278,7 @@ def test_kgat_matches_plain_formula():
     for training in (True, False):
         m.train(training)
         for seed in (0, 1):
-            torch.manual_seed(seed)
-            got = m.loss(batch)
-            g_got = grads(m, got)
-            torch.manual_seed(seed)
-            want = kgat_loss_reference(m, batch)
-            g_want = grads(m, want)
-            torch.testing.assert_close(got, want)
-            for k in g_want:
-                torch.testing.assert_close(g_got[k], g_want[k], msg=k)
+            assert_loss_and_grads_match(m, batch, lambda: kgat_loss_reference(m, batch), seed)
     m.train()  # the dropout draws depend on the seed
     torch.manual_seed(0)
     a = m.loss(batch)
