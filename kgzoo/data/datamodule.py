@@ -2,7 +2,9 @@
 
 Train batches are dicts of LongTensors: ``user, pos_item, neg_item`` (BPR) plus
 ``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0 (empty LongTensors when the
-KG has no triples, e.g. ``kg_ablation="none"``), or
+KG has no triples, e.g. ``kg_ablation="none"``; for a model that trains them in a phase of its own,
+:attr:`KGRecDataModule.kg_phase`, the epoch's batches without them, then the same batches whole:
+:func:`kg_phase_order`), or
 ``user, item, label`` for the ``ctr`` task, plus, for a model that scores from the user's clicks
 (``uses_history``: the news models), ``history [B, H]`` and ``history_mask [B, H]``: the user's
 clicked items of the train split (label 1; never a valid or test row), the row's own item masked

@@ -184,10 +184,12 @@ class KGAT(Recommender):
       here the KG phase draws ``kg_batch_size`` x (CF batches) triples uniformly with
       replacement from the KG's forward triples (negative tails over the entities) plus every
       train interaction once (negative: the BPR negative item), in as many batches as the CF
-      phase (on ml-100k-kg 40 x 2048 = 81,920 KG triples and 80k interactions per epoch against
-      its ~171k triples x 2 directions). From RecBole 1.2.1 (``KGATTrainer``): one optimiser for
-      both phases, and its KG phase is one shuffled pass over the KG triples
-      (``ceil(|KG| / batch size)`` batches) without the interactions.
+      phase: on ml-100k-kg (batch 2048) 40 KG batches, 81,920 KG triples and 80,808
+      interactions per epoch, where the authors' code would take 344,878 / 2048 + 1 = 169
+      batches over the CKG's 344,878 directed edges. From RecBole 1.2.1 (``KGATTrainer``): one
+      optimiser for both phases, its KG phase one shuffled pass over the KG triples
+      (``ceil(|KG| / train batch size)`` batches) without the interactions, and its L2 the
+      norms (not squared) of the batch's embeddings (``EmbLoss``).
 
     Args:
         embedding_dim: ``d`` (= ``k``, the relation space). layer_sizes: output width of each
