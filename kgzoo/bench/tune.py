@@ -292,7 +292,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     storage.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=study_name(model, dataset, fp, space, seed, fixed_sha(cfg, space)), storage=f"sqlite:///{storage}", direction="maximize",
+        study_name=study_name(model, dataset, fp, space, seed, fixed_sha(cfg, space)), storage=f"sqlite:///{storage}",
+        direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
     sampler_seed = seed
