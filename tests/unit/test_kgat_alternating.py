@@ -235,3 +235,44 @@ def test_fine_tune_batches_follow_the_phases():
 def test_bad_optimization_is_rejected():
     with pytest.raises(ValueError, match="optimization='alternate'"):
         KGAT(U, I, n_entities=E, n_relations=R, ks=(5,), optimization="alternate")
+
+
+def test_ddp_strategies_detect_the_parameters_a_phase_leaves_unused():
+    from kgzoo.bench.experiment import strategy_for
+
+    alt, joint = build(tiny_datamodule()), build(tiny_datamodule(), "joint")
+    assert strategy_for(alt, "ddp") == "ddp_find_unused_parameters_true"
+    assert strategy_for(alt, "ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
+    assert strategy_for(alt, "auto") == "auto" and strategy_for(joint, "ddp") == "ddp"
+
+
+class StepsPerRank(L.Callback):
+    """Writes each rank's optimiser step count at the end of training to ``folder/rank<r>.txt``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_train_end(self, trainer, pl_module):
+        with open(f"{self.folder}/rank{trainer.global_rank}.txt", "w") as f:
+            f.write(str(trainer.global_step))
+
+
+@pytest.mark.slow  # two spawned processes (gloo)
+def test_alternating_trains_under_ddp(tmp_path):
+    """Two CPU ranks: each takes its CF shard, then the same shard's KG batches (2 + 2 per epoch), one
+    optimiser step per batch; plain DDP refuses the parameters a phase leaves without a gradient."""
+    from kgzoo.bench.experiment import strategy_for
+
+    def fit_ddp(strategy: str) -> KGAT:
+        dm = tiny_datamodule()
+        model = build(dm)
+        t = trainer(2, devices=2, strategy=strategy_for(model, strategy) if strategy == "ddp_spawn" else strategy,
+                    default_root_dir=tmp_path, callbacks=[StepsPerRank(str(tmp_path))])
+        fit(t, model, dm)
+        return model
+
+    model = fit_ddp("ddp_spawn")  # rank 0's weights come back to this process
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["8", "8"]
+    assert not torch.equal(model.embedding.weight, build(tiny_datamodule()).embedding.weight)
+    with pytest.raises(Exception, match="find_unused_parameters"):
+        fit_ddp("ddp_spawn_find_unused_parameters_false")
