@@ -269,6 +269,18 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
                         error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
 
 
+def strategy_for(model: Any, strategy: str) -> str:
+    """The Lightning strategy ``model`` trains under: ``strategy``, except that a DDP one
+    (``"ddp"``, ``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) becomes its
+    ``*_find_unused_parameters_true`` form for a model that trains in phases (``kg_phase``:
+    KGAT's alternating optimisation), whose phases each leave some parameters without a
+    gradient (the KG phase: the aggregation weights; the CF phase: TransR's relation tables),
+    which DDP's gradient reducer otherwise refuses at the next step."""
+    if getattr(model, "kg_phase", False) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{strategy}_find_unused_parameters_true"
+    return strategy
+
+
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
                   devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1, progress: bool | None = None,
                   callbacks: Sequence[Callback] = (), **trainer_kwargs: Any
@@ -370,7 +382,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     with lightning_quiet():
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], schedule["max_epochs"], accelerator=accelerator, devices=devices,
-            strategy=strategy, num_nodes=num_nodes, progress=progress, callbacks=extra)
+            strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress, callbacks=extra)
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             trainer.fit(net, datamodule=dm)

@@ -17,8 +17,9 @@ counts only when it was tuned with the same budget as the method it is compared 
 - **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded, after 5 random trials; the median
   pruner (Optuna's ``MedianPruner``: a trial whose validation value at an epoch is below the
   median of earlier trials at the same epoch stops) fed every validation epoch; the study in
-  a local SQLite file keyed by model, dataset, data fingerprint and space, so a killed study
-  resumes where it stopped and counts its finished trials towards the budget.
+  a local SQLite file keyed by model, dataset, data fingerprint, space and the fixed
+  configuration (:func:`fixed_sha`), so a killed study resumes where it stopped and counts its
+  finished trials towards the budget, and a study never resumes under other fixed values.
 - **Each trial** trains with the config's converged schedule (early stopping on the
   validation main metric, the config's patience and cap) and is scored by its best
   validation value. The test split is never evaluated.
@@ -223,10 +224,27 @@ def resume_seed(seed: int, n_trials: int) -> int:
     return (seed * 1_000_003 + n_trials) % 2**32
 
 
-def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int) -> str:
-    """The study's key in its SQLite file: ``model/dataset/<fingerprint 16 hex>/<space sha>/seed<S>``;
-    other data, another space or another sampler seed start another study."""
-    return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/seed{seed}"
+def fixed_sha(cfg: ZooConfig, space: Sequence[Param]) -> str:
+    """16 hex digits of what every trial runs besides the searched values: the config's ``model``
+    section as written (:attr:`ZooConfig.defaults`, so not its ``tuned:`` values) less the
+    searched names, its ``data`` section and the converged schedule (``max_epochs``,
+    ``patience``, ``monitor``); its ``bench`` section, ``tuned:`` record and comments stay out.
+    A study resumes only under the same fixed configuration (a changed training procedure, such
+    as KGAT's ``optimization``, starts another study)."""
+    searched = {p.name for p in space}
+    schedule = cfg.schedule(quick=False)
+    payload = {"model": {k: v for k, v in cfg.defaults.items() if k not in searched}, "data": cfg.data,
+               "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience,
+                            "monitor": schedule.monitor}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int, fixed: str) -> str:
+    """The study's key in its SQLite file:
+    ``model/dataset/<fingerprint 16 hex>/<space sha>/<fixed sha>/seed<S>`` (``fixed``:
+    :func:`fixed_sha`); other data, another space, another fixed configuration or another
+    sampler seed start another study."""
+    return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
 
 
 def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike = "benchmarks/results",
@@ -274,7 +292,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     storage.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=study_name(model, dataset, fp, space, seed), storage=f"sqlite:///{storage}", direction="maximize",
+        study_name=study_name(model, dataset, fp, space, seed, fixed_sha(cfg, space)), storage=f"sqlite:///{storage}",
+        direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
     sampler_seed = seed

@@ -2,7 +2,9 @@
 
 Train batches are dicts of LongTensors: ``user, pos_item, neg_item`` (BPR) plus
 ``head, relation, pos_tail, neg_tail`` when :attr:`kg_batch_size` > 0 (empty LongTensors when the
-KG has no triples, e.g. ``kg_ablation="none"``), or
+KG has no triples, e.g. ``kg_ablation="none"``; for a model that trains them in a phase of its own,
+:attr:`KGRecDataModule.kg_phase`, the epoch's batches without them, then the same batches whole:
+:func:`kg_phase_order`), or
 ``user, item, label`` for the ``ctr`` task, plus, for a model that scores from the user's clicks
 (``uses_history``: the news models), ``history [B, H]`` and ``history_mask [B, H]``: the user's
 clicked items of the train split (label 1; never a valid or test row), the row's own item masked
@@ -86,16 +88,56 @@ def apply_kg_ablation(triples: Tensor, n_entities: int, kind: str, seed: int) ->
     raise ValueError(f"kg_ablation: unknown kind {kind!r}; expected real, none, shuffled or noisy:P")
 
 
+#: the keys of the corrupted KG triples of a training batch
+KG_KEYS = ("head", "relation", "pos_tail", "neg_tail")
+
+
+def kg_phase_order(batches: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+    """The batches of an epoch for a model that trains its KG loss in a phase of its own
+    (``Recommender.kg_phase``; KGAT's alternating optimisation, Wang et al., KDD 2019, section
+    3.4.2): first the CF part of every batch (``user, pos_item, neg_item``: the CF phase), then
+    every batch as it is (the KG phase: its ``head, relation, pos_tail, neg_tail`` KG triples and
+    the CF triples that the model also trains TransR on), so both phases take the draws that
+    the joint loss takes from the same batches.
+
+    Args:
+        batches: ``B`` dicts of LongTensors, each with the BPR and the KG keys.
+
+    Returns:
+        ``2B`` dicts: ``B`` CF batches (views of the same tensors), then the ``B`` batches given.
+
+    Raises:
+        KeyError: a batch without the KG keys (naming it).
+    """
+    for i, b in enumerate(batches):
+        if "head" not in b:
+            raise KeyError(f"kg_phase_order: batch {i} has no KG triples (keys {sorted(b)}); a KG phase needs "
+                           "kg_batch_size > 0")
+    return [{k: v for k, v in b.items() if k not in KG_KEYS} for b in batches] + list(batches)
+
+
 class _TrainBatches(IterableDataset):
-    """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank."""
+    """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank
+    (under the DataModule's ``kg_phase``: each rank's CF batches, then its KG batches,
+    :func:`kg_phase_order`).
+
+    Epoch ``e`` draws from a generator seeded by the DataModule's seed and ``e``: the fitting
+    Trainer's ``current_epoch`` where there is one (a run resumed from a checkpoint draws the
+    epochs an uninterrupted run draws), else the count of earlier ``__iter__`` calls."""
 
     def __init__(self, dm: "KGRecDataModule") -> None:
         self.dm = dm
         self.epoch = 0
 
+    def _epoch(self) -> int:
+        trainer = getattr(self.dm, "trainer", None)
+        if trainer is not None and trainer.training:
+            self.epoch = trainer.current_epoch
+        return self.epoch
+
     def _batches(self) -> list[dict[str, Tensor]]:
         dm = self.dm
-        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self._epoch())
         self.epoch += 1
         if dm.trains_on_rows:
             idx = dm.split.train[torch.randperm(dm.split.train.numel(), generator=g)]
@@ -113,7 +155,7 @@ class _TrainBatches(IterableDataset):
             if dm.kg_sampler.triples.numel():
                 kg = dm.kg_sampler.sample(dm.kg_batch_size * len(batches), g)
             else:  # an empty KG (kg_ablation="none"): the keys are there, with no triples
-                kg = {k: torch.zeros(0, dtype=torch.long) for k in ("head", "relation", "pos_tail", "neg_tail")}
+                kg = {k: torch.zeros(0, dtype=torch.long) for k in KG_KEYS}
             for i, b in enumerate(batches):
                 b.update({k: v[i * dm.kg_batch_size:(i + 1) * dm.kg_batch_size] for k, v in kg.items()})
         return batches
@@ -128,13 +170,15 @@ class _TrainBatches(IterableDataset):
         if world > 1 and 0 < batches < world:
             raise ValueError(f"{dm.dataset}: batch_size={dm.batch_size} gives {batches} training batches per epoch, "
                              f"fewer than the {world} ranks (each rank would train on none); lower batch_size")
-        return batches // world if world > 1 else batches
+        mine = batches // world if world > 1 else batches
+        return 2 * mine if dm.kg_phase else mine
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         rank, world = rank_world()
         batches = self._batches()
         usable = len(batches) // world * world if world > 1 else len(batches)
-        yield from batches[rank:usable:world]
+        mine = batches[rank:usable:world]
+        yield from kg_phase_order(mine) if self.dm.kg_phase else mine
 
 
 class StageBatches(IterableDataset):
@@ -274,6 +318,9 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
     #: of the train split's positive rows instead of its labelled rows (set by :meth:`adapt_to`
     #: for a model without ``trains_on_labels``: BPR-MF, LightGCN, ... on a CTR set)
     ctr_pairs: bool = False
+    #: whether each epoch yields its CF batches, then its KG batches (:func:`kg_phase_order`), for
+    #: a model that trains its KG loss in a phase of its own (its ``kg_phase``; set by :meth:`adapt_to`)
+    kg_phase: bool = False
 
     def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
                  batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
@@ -451,7 +498,9 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
     def adapt_to(self, model: Any) -> None:
         """Serve what ``model`` asks of its training batches (read by duck typing, no model class
         imported): a model with a KG loss (``uses_kg_batches``) gets ``kg_batch_size`` KG triples
-        per batch, its own ``kg_batch_size``, else this DataModule's, else 1024. Called by
+        per batch, its own ``kg_batch_size``, else this DataModule's, else 1024; one that trains
+        them in a phase of its own (``kg_phase``) gets each epoch's KG batches after its CF batches
+        (:func:`kg_phase_order`). Called by
         :func:`kgzoo.api.attach` and by :meth:`train_dataloader` for the Trainer's model. A model
         that scores from the user's clicks (``uses_history``) on the ``ctr`` task gets
         ``history``/``history_mask`` in every batch (:meth:`histories`). A model without
@@ -461,6 +510,7 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         valid/test rows like every CTR model (``ctr_pairs``)."""
         if getattr(model, "uses_kg_batches", False):
             self.kg_batch_size = int(getattr(model, "kg_batch_size", 0) or self.kg_batch_size or 1024)
+        self.kg_phase = bool(getattr(model, "uses_kg_batches", False) and getattr(model, "kg_phase", False))
         if getattr(model, "uses_history", False) and self.protocol.task == "ctr":
             self.serves_history = True
         self.ctr_pairs = self.protocol.task == "ctr" and not getattr(model, "trains_on_labels", False)

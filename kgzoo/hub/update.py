@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ..api import pretrain_extras
-from ..data.datamodule import KGRecDataModule
+from ..data.datamodule import KGRecDataModule, kg_phase_order
 from ..data.download import ChecksumError, sha256_file
 from ..data.extend import SIDE_TABLES, UPDATE_FRAMES, Growth, extend_data
 from ..data.folders import read_tables, table_roles
@@ -97,10 +97,13 @@ class FineTuneBatches:
         datamodule: the extended data's DataModule (set up). new: BoolTensor ``[N_train]``: the new
         rows of ``datamodule.train_interactions``. replay: base pairs per new pair. seed: the
         sampling's seed. kg: add KG batches (the model's ``uses_kg_batches``, with triples).
+        kg_phase: yield the epoch's CF batches, then its KG batches (the model's ``kg_phase``:
+        :func:`kgzoo.data.datamodule.kg_phase_order`, the same draws); needs ``kg``.
     """
 
-    def __init__(self, datamodule: KGRecDataModule, new: torch.Tensor, replay: float, seed: int, kg: bool) -> None:
-        self.dm, self.kg = datamodule, kg
+    def __init__(self, datamodule: KGRecDataModule, new: torch.Tensor, replay: float, seed: int, kg: bool,
+                 kg_phase: bool = False) -> None:
+        self.dm, self.kg, self.kg_phase = datamodule, kg, kg and kg_phase
         self.pairs, self.old = datamodule.train_interactions[new], datamodule.train_interactions[~new]
         self.n_replay = min(int(round(replay * self.pairs.shape[0])), self.old.shape[0])
         self.g = torch.Generator().manual_seed(seed)
@@ -111,7 +114,8 @@ class FineTuneBatches:
         return int(self.pairs.shape[0] + self.n_replay)
 
     def __len__(self) -> int:
-        return -(-self.rows_per_epoch // self.dm.batch_size)
+        n = -(-self.rows_per_epoch // self.dm.batch_size)
+        return 2 * n if self.kg_phase else n
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         dm, g, bs = self.dm, self.g, self.dm.batch_size
@@ -120,11 +124,13 @@ class FineTuneBatches:
             rows = torch.cat([rows, self.old[torch.randint(self.old.shape[0], (self.n_replay,), generator=g)]])
         rows = rows[torch.randperm(rows.shape[0], generator=g)]
         neg = uniform_negatives(rows[:, 0], dm.n_items, dm.bpr_sampler.known, g)
+        batches = []
         for s in range(0, rows.shape[0], bs):
             batch = {"user": rows[s:s + bs, 0], "pos_item": rows[s:s + bs, 1], "neg_item": neg[s:s + bs]}
             if self.kg:
                 batch.update(dm.kg_sampler.sample(dm.kg_batch_size, g))
-            yield batch
+            batches.append(batch)
+        yield from kg_phase_order(batches) if self.kg_phase else batches
 
 
 def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs: int, replay: float = 1.0,
@@ -151,7 +157,7 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     if epochs < 0 or replay < 0:
         raise ValueError(f"fine_tune: epochs={epochs} and replay={replay} must be >= 0")
     kg = bool(getattr(model, "uses_kg_batches", False) and datamodule.data.n_triples)
-    batches = FineTuneBatches(datamodule, new, replay, seed, kg)
+    batches = FineTuneBatches(datamodule, new, replay, seed, kg, kg_phase=bool(getattr(model, "kg_phase", False)))
     out: dict[str, Any] = {"epochs": epochs, "rows per epoch": 0, "train/loss": None}
     if epochs == 0 or not batches.pairs.shape[0] or not any(p.requires_grad for p in model.parameters()):
         return out

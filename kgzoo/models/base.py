@@ -93,6 +93,13 @@ class Recommender(L.LightningModule):
     task: str | None = None
     #: set to True by models that train a KG loss and want ``head, relation, pos_tail, neg_tail``
     uses_kg_batches: bool = False
+    #: True for a model (with ``uses_kg_batches``) that trains its KG loss in a phase of its own,
+    #: as KGAT's paper alternates ``L_CF`` and ``L_KG`` (Wang et al., KDD 2019, section 3.4.2): the
+    #: DataModule yields each epoch's CF batches (``user, pos_item, neg_item``), then its KG batches
+    #: (:func:`kgzoo.data.datamodule.kg_phase_order`: a batch with ``head`` is a KG-phase batch), and
+    #: the base trains each phase with an Adam of its own (:meth:`configure_optimizers`, Lightning's
+    #: manual optimisation in :meth:`training_step`). A model may make it a property of its arguments.
+    kg_phase: bool = False
     #: set to True by models that score from the user's clicked history and want ``history``,
     #: ``history_mask`` in their CTR batches (the news models)
     uses_history: bool = False
@@ -123,6 +130,21 @@ class Recommender(L.LightningModule):
         if "mask_col" in spec.batch_keys and max(self.ks) > self.n_items:
             raise ValueError(f"K={max(self.ks)} is larger than the number of items ({self.n_items})")
         self.valid_metrics, self.test_metrics = spec.make_metrics(self.ks), spec.make_metrics(self.ks)
+
+    @property
+    def automatic_optimization(self) -> bool:
+        """Lightning's flag: ``False`` for a model that trains in phases (:attr:`kg_phase`), whose
+        :meth:`training_step` steps the phase's optimiser itself; else as set (default ``True``)."""
+        return self._automatic_optimization and not self.kg_phase
+
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        self._automatic_optimization = value
+
+    def is_kg_phase_batch(self, batch: dict[str, Tensor]) -> bool:
+        """Whether ``batch`` belongs to the KG phase of a model that trains in phases
+        (:attr:`kg_phase`; a KG-phase batch carries ``head``); always ``False`` otherwise."""
+        return self.kg_phase and "head" in batch
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _PLAIN_ATTRIBUTES:
@@ -314,6 +336,12 @@ class Recommender(L.LightningModule):
         :meth:`on_train_epoch_end`: the value Lightning's ``self.log(..., on_epoch=True,
         batch_size=n_b)`` reduction gave, bit for bit (same float32 sums in the same order).
 
+        A model that trains in phases (:attr:`kg_phase`) steps the batch's phase optimiser here
+        (zero_grad, ``manual_backward``, step: index 1 for a KG-phase batch, else 0); a KG-phase
+        batch adds its loss times its rows to the sum but no rows (it repeats a CF batch's
+        interactions), so ``train/loss`` is the summed objective ``L_CF + L_KG`` per
+        interaction, as the joint loss's.
+
         Raises:
             DivergedError: a batch's loss was NaN or infinite (found at the next check).
         """
@@ -324,11 +352,18 @@ class Recommender(L.LightningModule):
         if value.dtype not in (torch.float32, torch.float64):  # half precision: summed in float32
             value = value.float()
         n = next(iter(batch.values())).shape[0]
+        kg_step = self.is_kg_phase_batch(batch)
         self._loss_sum = self._loss_sum + value * n
-        self._loss_rows += n
+        if not kg_step:  # a KG-phase batch repeats a CF batch's rows: they are counted once
+            self._loss_rows += n
         self._loss_last = batch_idx
         if (batch_idx + 1) % self.finite_check_every == 0:
             self._check_finite(batch_idx)
+        if not self.automatic_optimization and self.kg_phase:
+            opt = self.optimizers()[int(kg_step)]
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
         return loss
 
     def masked_scores(self, users: Tensor, mask_row: Tensor | None = None, mask_col: Tensor | None = None) -> Tensor:
@@ -357,7 +392,7 @@ class Recommender(L.LightningModule):
         if self._loss_sum is None:  # no training step ran (Pop returns no loss)
             return
         self._check_finite(self._loss_last)
-        self.log("train/loss", self._loss_sum / self._loss_rows, prog_bar=True, on_step=False, on_epoch=True,
+        self.log("train/loss", self._loss_sum / max(self._loss_rows, 1), prog_bar=True, on_step=False, on_epoch=True,
                  batch_size=1)
         self._loss_sum = None
 
@@ -440,13 +475,21 @@ class Recommender(L.LightningModule):
         does not clip gradients (Lightning refuses to clip under mixed precision with an
         optimizer that unscales gradients itself). The same algorithm as the per-tensor loop
         (not bit for bit: the fused kernel computes half-precision parameters in float32), and
-        on CPU 4x faster for a model of 17 parameter tensors (KGPLM: 0.3 against 1.2 ms per step)."""
+        on CPU 4x faster for a model of 17 parameter tensors (KGPLM: 0.3 against 1.2 ms per step).
+
+        A model that trains in phases (:attr:`kg_phase`) gets two such Adams, ``[CF, KG]``, each
+        over every trainable parameter with its own moments (as the authors' KGAT code: one
+        ``AdamOptimizer`` minimising ``L_CF``, another ``L_KG``; a parameter without a gradient in
+        a phase, such as KGAT's aggregation weights in the KG phase, is not moved by its Adam).
+        Lightning then checkpoints and restores both states."""
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             return None
         clips = self._trainer is not None and (self._trainer.gradient_clip_val or 0) > 0
         fused = not clips and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+        adams = [torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+                 for _ in range(2 if self.kg_phase else 1)]
+        return adams if self.kg_phase else adams[0]
 
     # ------------------------------------------------------------------ incremental update
     #: the fold-in's ridge weight and confidence (:func:`~kgzoo.models.layers.fold_in.fold_in`)

@@ -141,9 +141,19 @@ def test_model_trains_on_real_batches(dm, name):
     torch.manual_seed(0)
     model = create_model(name, datamodule=dm, lr=1e-2, **SMALL[name])
     batch = next(iter(dm.train_dataloader()))
-    if name == "kgat":
-        assert model.uses_kg_batches and dm.kg_batch_size == 512
-        assert batch["head"].shape == (512,) and int(batch["relation"].max()) < dm.n_relations
+    if name == "kgat":  # alternating: the epoch's CF batches, then its KG batches (the same CF rows)
+        assert model.uses_kg_batches and model.kg_phase and dm.kg_phase and dm.kg_batch_size == 512
+        batches = list(dm.train_dataloader())
+        n = len(batches) // 2
+        assert "head" not in batches[0] and torch.equal(batches[n]["user"], batches[0]["user"])
+        kg = batches[n]
+        assert kg["head"].shape == (512,) and int(kg["relation"].max()) < dm.n_relations
+        # the KG phase's loss moves the embeddings and TransR's tables only
+        loss = model.loss(kg)
+        loss.backward()
+        assert {k for k, p in model.named_parameters() if p.grad is not None} == {"embedding.weight",
+                                                                                    "rel_emb.weight", "rel_proj"}
+        model.zero_grad(set_to_none=True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     losses = []

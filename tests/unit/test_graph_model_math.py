@@ -232,11 +232,16 @@ def test_relation_matmul_grouped_rows():
 
 
 # ---------------------------------------------------------------- KGAT
-def kgat_loss_reference(m: KGAT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def kgat_loss_reference(m: KGAT, batch: dict[str, torch.Tensor], phase: str = "joint") -> torch.Tensor:
     """KGAT's loss as the plain formula, by autograd: each bi-interaction layer (eq. 8, then
     message dropout by ``F.dropout``) over the dense attention matrix, the normalised layers
     concatenated for every node (eq. 11), the batch's rows gathered for BPR (eq. 12-13) and its
-    L2, and TransR (eq. 1-2) with a ``[T, d, d]`` gather of the projections, triple by triple."""
+    L2, and TransR (eq. 1-2) with a ``[T, d, d]`` gather of the projections, triple by triple.
+    ``phase``: ``"joint"`` the sum ``L_CF + kg_weight x L_KG``, ``"cf"`` or ``"kg"`` one term."""
+    u, p, n = batch["user"] + m.n_entities, batch["pos_item"], batch["neg_item"]
+    half_sq = lambda t: t.pow(2).sum(-1).mean() / 2  # noqa: E731
+    if phase == "kg":
+        return m.kg_weight * kgat_transr_reference(m, batch, u, p, n, half_sq)
     adj = m._adj.to_dense()
     x = m.embedding.weight
     outs = [x]
@@ -247,10 +252,13 @@ def kgat_loss_reference(m: KGAT, batch: dict[str, torch.Tensor]) -> torch.Tensor
         x = F.dropout(h, conv.dropout.p, m.training)
         outs.append(F.normalize(x, p=2, dim=1))
     emb = torch.cat(outs, 1)
-    u, p, n = batch["user"] + m.n_entities, batch["pos_item"], batch["neg_item"]
     eu, ep, en = emb[u], emb[p], emb[n]
-    half_sq = lambda t: t.pow(2).sum(-1).mean() / 2  # noqa: E731
     loss = bpr_loss((eu * ep).sum(-1), (eu * en).sum(-1)) + m.reg_weight * (half_sq(eu) + half_sq(ep) + half_sq(en))
+    return loss if phase == "cf" else loss + m.kg_weight * kgat_transr_reference(m, batch, u, p, n, half_sq)
+
+
+def kgat_transr_reference(m: KGAT, batch, u, p, n, half_sq) -> torch.Tensor:
+    """TransR's ``L_KG`` + L2 over the batch's KG triples and its ``(u, interact, i, j)`` triples."""
     h = torch.cat([batch["head"], u])
     r = torch.cat([batch["relation"] + 1, torch.zeros_like(u)])
     t_pos, t_neg = torch.cat([batch["pos_tail"], p]), torch.cat([batch["neg_tail"], n])
@@ -259,26 +267,33 @@ def kgat_loss_reference(m: KGAT, batch: dict[str, torch.Tensor]) -> torch.Tensor
     wh, wp, wn = (torch.bmm(e[i].unsqueeze(1), w).squeeze(1) for i in (h, t_pos, t_neg))
     er = m.rel_emb.weight[r]
     g_pos, g_neg = (wh + er - wp).pow(2).sum(-1), (wh + er - wn).pow(2).sum(-1)
-    kg = bpr_loss(g_neg, g_pos) + m.reg_weight * (half_sq(wh) + half_sq(er) + half_sq(wp) + half_sq(wn))
-    return loss + m.kg_weight * kg
+    return bpr_loss(g_neg, g_pos) + m.reg_weight * (half_sq(wh) + half_sq(er) + half_sq(wp) + half_sq(wn))
 
 
 def test_kgat_matches_plain_formula():
     """KGAT's loss and every gradient (closed-form backwards, sparse products) equal the plain
-    autograd formula in float64, with message dropout (the same draws) and in eval mode."""
+    autograd formula in float64, with message dropout (the same draws) and in eval mode: the
+    joint loss, and under the alternating optimisation ``L_CF`` of a CF batch and ``L_KG`` of a
+    KG-phase batch (one with KG triples)."""
     graphs = tiny_graphs()
     torch.manual_seed(0)
     m = KGAT(U, I, n_entities=E, n_relations=R, ks=(5,), embedding_dim=8, layer_sizes=(6, 4), dropout=0.3,
-             reg_weight=0.05, kg_weight=0.7).double()
+             reg_weight=0.05, kg_weight=0.7, optimization="joint").double()
     m.attach(graphs)
     batch = {"user": torch.tensor([0, 1, 5, 3, 0]), "pos_item": torch.tensor([1, 2, 8, 0, 1]),
              "neg_item": torch.tensor([4, 4, 3, 7, 6]), "head": torch.tensor([0, 12, 3, 3]),
              "relation": torch.tensor([2, 0, 1, 2]), "pos_tail": torch.tensor([5, 1, 9, 9]),
              "neg_tail": torch.tensor([7, 7, 0, 12])}
+    cf_batch = {k: batch[k] for k in ("user", "pos_item", "neg_item")}
     for training in (True, False):
         m.train(training)
         for seed in (0, 1):
+            m.optimization = "joint"
             assert_loss_and_grads_match(m, batch, lambda: kgat_loss_reference(m, batch), seed)
+            m.optimization = "alternating"
+            assert_loss_and_grads_match(m, cf_batch, lambda: kgat_loss_reference(m, cf_batch, "cf"), seed)
+            assert_loss_and_grads_match(m, batch, lambda: kgat_loss_reference(m, batch, "kg"), seed)
+    m.optimization = "joint"
     m.train()  # the dropout draws depend on the seed
     torch.manual_seed(0)
     a = m.loss(batch)

@@ -157,13 +157,14 @@ def test_the_default_trial_is_never_pruned_and_joins_a_study_opened_before_it(tm
 
     import optuna
 
-    from kgzoo.bench.tune import parse_space, study_name
+    from kgzoo.bench.tune import fixed_sha, parse_space, study_name
 
     d = _config_dir(tmp_path, SPACE)
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     storage = tmp_path / "s.sqlite3"
     space = parse_space(yaml.safe_load(SPACE)["tune"])
-    old = optuna.create_study(study_name=study_name("bpr", "ml-100k-kg", "0" * 64, space, 0),
+    fixed = fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
+    old = optuna.create_study(study_name=study_name("bpr", "ml-100k-kg", "0" * 64, space, 0, fixed),
                               storage=f"sqlite:///{storage}", direction="maximize")
     for lr in (0.05, 0.002):  # two searched trials of a study made before the default-trial rule
         old.enqueue_trial({"lr": lr, "reg_weight": 0.0, "sizes#": 0})
@@ -338,3 +339,41 @@ def test_trials_stopped_by_their_cap_are_said(tmp_path, monkeypatch):
     tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "t.sqlite3", experiment=FakeExperiment(),
          fingerprint=lambda m, ds: "0" * 64, log=said.append)
     assert not any("cap" in s for s in said)
+
+
+def test_a_study_resumes_only_under_the_same_fixed_configuration(tmp_path, monkeypatch):
+    """The study key holds the sha of what a trial runs besides the searched values
+    (``fixed_sha``): the same config resumes its study; a changed fixed model value, data
+    section or converged schedule starts a new one; a changed tuned: record, bench section or
+    comment does not."""
+    from kgzoo.bench.tune import fixed_sha
+
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
+    first = FakeExperiment()
+    tune("bpr", "ml-100k-kg", 2, experiment=first, **common)
+    assert len(first.calls) == 3  # 2 searched + the default trial
+    again = FakeExperiment()
+    tune("bpr", "ml-100k-kg", 2, experiment=again, **common)
+    assert again.calls == []  # resumed: the budget is already spent
+    space = parse_space(yaml.safe_load(SPACE)["tune"])
+    sha = fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
+    same = ("# another comment\n" + SPACE + "bench: {max_epochs: 1}\ntuned: {params: {lr: 0.01}}\n")
+    (d / "bpr" / "default.yaml").write_text(same)
+    assert fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space) == sha
+    for changed in (SPACE.replace("embedding_dim: 8", "embedding_dim: 16"),
+                    SPACE.replace("train:", "data: {batch_size: 64}\ntrain:"),
+                    SPACE.replace("max_epochs: 7", "max_epochs: 9")):
+        (d / "bpr" / "default.yaml").write_text(changed)
+        assert fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space) != sha
+    (d / "bpr" / "default.yaml").write_text(SPACE.replace("embedding_dim: 8", "embedding_dim: 16"))
+    fresh = FakeExperiment()
+    rep = tune("bpr", "ml-100k-kg", 2, experiment=fresh, **common)
+    assert len(fresh.calls) == 3 and rep.complete == 2  # a new study: its own default and budget
+    # a searched value changed in the model section is not part of the fixed configuration
+    wider = SPACE.replace("embedding_dim: 8", "embedding_dim: 16")
+    (d / "bpr" / "default.yaml").write_text(wider.replace("lr: 1.0e-3}", "lr: 2.0e-3}"))
+    moved_lr = fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
+    (d / "bpr" / "default.yaml").write_text(wider)
+    assert moved_lr == fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
