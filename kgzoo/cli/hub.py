@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rich.console import Console
 from rich.table import Table
 
 from ..bench.cli import quiet_lightning
 from ..hub import list_pretrained, load_pretrained
-from ..hub.export import EXCLUDE, export, open_model
+from ..hub.export import export, open_model
+from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
 from ..hub.checkpoint import update_checkpoint
 from ..data.readers._io import MIN_TEXT_MATCH
 
@@ -27,17 +29,32 @@ def recommend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="pretrained name 'model/dataset' (see `kgzoo pretrained`)")
     p.add_argument("--user", required=True, nargs="+", help="raw user id(s) of the dataset (MovieLens: 196)")
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
-    p.add_argument("--include-seen", action="store_true", help="do not leave out items the user interacted with")
+    exclude_argument(p)
+    p.add_argument("--include-seen", action="store_true", help=argparse.SUPPRESS)  # deprecated: --exclude none
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
     p.add_argument("--manifest", default=None, help="a manifest file instead of the package's")
 
 
+EXCLUDED_LABEL = {"seen": "unseen ", "train": "non-train ", "none": ""}
+
+
+def exclude_argument(p: argparse.ArgumentParser) -> None:
+    """``--exclude {seen,train,none}``, the one spelling of which items ``kgzoo recommend`` and
+    ``kgzoo export`` leave out (:meth:`kgzoo.hub.Pretrained.exclusion`)."""
+    p.add_argument("--exclude", choices=EXCLUDE, default=DEFAULT_EXCLUDE,
+                   help="items not to recommend: 'seen', every item the user interacted with in any split; 'train', "
+                        f"the user's train items; 'none' (default {DEFAULT_EXCLUDE!r})")
+
+
 def recommend_command(args: argparse.Namespace) -> int:
+    if args.include_seen:
+        print("kgzoo recommend: --include-seen is deprecated, use --exclude none", file=sys.stderr)
+        args.exclude = "none"
     pre = load_pretrained(args.model, root=args.root, manifest=args.manifest)
-    lists = pre.recommend(args.user, args.k, exclude_seen=not args.include_seen)
+    lists = pre.recommend(args.user, args.k, exclude=args.exclude)
     console = Console()
     for user, recs in zip(args.user, lists):
-        table = Table(title=f"{pre.name}: top-{args.k} {'' if args.include_seen else 'unseen '}items for user {user}")
+        table = Table(title=f"{pre.name}: top-{args.k} {EXCLUDED_LABEL[args.exclude]}items for user {user}")
         table.add_column("rank", justify="right")
         table.add_column("item", justify="right")
         table.add_column("title", overflow="fold")
@@ -79,8 +96,7 @@ def export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=10, help="list length (default 10)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--users", nargs="+", default=None, help="raw user ids (default: every user)")
-    p.add_argument("--exclude", choices=EXCLUDE, default="train",
-                   help="items not to recommend: the user's train items (default), every observed item, or none")
+    exclude_argument(p)
     p.add_argument("--ann", action="store_true",
                    help="also write an HNSW index of the item embeddings (faiss-cpu: pip install 'kgzoo[ann]') "
                         "and report its recall@K against exact search")

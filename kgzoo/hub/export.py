@@ -6,8 +6,9 @@
   ``user_id`` / ``item_id`` (the raw ids of the source, strings), ``rank`` (1 = best, int32),
   ``score`` (the model's score, float32); the full ranking of every item by
   :meth:`~kgzoo.models.base.Recommender.recommend` (the evaluation's masked scores, batched),
-  the user's train items masked (``exclude="train"``, the default), or every observed item
-  (``"seen"``), or none (``"none"``);
+  every item the user interacted with in any split masked (``exclude="seen"``, the default
+  everywhere: :data:`kgzoo.hub.pretrained.DEFAULT_EXCLUDE`), or the train items only
+  (``"train"``), or none (``"none"``): :meth:`Pretrained.exclusion`;
 - for a model that ranks by inner product (:meth:`~kgzoo.models.base.Recommender.has_final_embeddings`):
   ``embeddings.safetensors`` with ``user`` FloatTensor ``[U, d]`` and ``item`` ``[I, d]``
   (``score(u, i) = user[u] . item[i]``), and ``users.parquet`` / ``items.parquet``, the id maps
@@ -36,9 +37,8 @@ from safetensors.torch import save
 
 from ..version import __version__
 from .checkpoint import load_checkpoint
-from .pretrained import Pretrained, load_pretrained
+from .pretrained import DEFAULT_EXCLUDE, EXCLUDE, Pretrained, load_pretrained
 
-EXCLUDE = ("train", "seen", "none")
 #: HNSW parameters: neighbours per node, build and search beam widths
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
 
@@ -61,14 +61,6 @@ def open_model(source: str | Path, root: str | None = None, manifest: str | Path
         raise FileNotFoundError(f"{text!r} does not exist: no checkpoint file, no folder of saved weights "
                                 "(and no pretrained name 'model/dataset': `kgzoo pretrained` lists those)")
     return load_pretrained(text, root=root, manifest=manifest)
-
-
-def _exclusion(pre: Pretrained, exclude: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if exclude not in EXCLUDE:
-        raise ValueError(f"exclude={exclude!r}: expected one of {', '.join(EXCLUDE)}")
-    if exclude == "none":
-        return None
-    return pre.datamodule.csr["train"] if exclude == "train" else pre.seen()
 
 
 def ann_recall(user_emb: torch.Tensor, item_emb: torch.Tensor, exact: torch.Tensor, k: int,
@@ -104,15 +96,15 @@ def ann_recall(user_emb: torch.Tensor, item_emb: torch.Tensor, exact: torch.Tens
 
 
 def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | int] | None = None,
-           exclude: str = "train", ann: bool = False, batch_size: int = 1024, source: str | None = None
+           exclude: str = DEFAULT_EXCLUDE, ann: bool = False, batch_size: int = 1024, source: str | None = None
            ) -> dict[str, Any]:
     """Write a model's top-``k`` lists (and embeddings) with raw ids into folder ``out`` (see the module docstring).
 
     Args:
         pre: the model with its data (:func:`open_model`). k: list length.
         users: raw user ids (default: every user of the dataset).
-        exclude: ``"train"`` (the user's train items), ``"seen"`` (every observed item, any split)
-            or ``"none"``. ann: also build the HNSW index (inner-product models only).
+        exclude: ``"seen"`` (default: every item the user interacted with, any split),
+            ``"train"`` (the user's train items) or ``"none"`` (:meth:`Pretrained.exclusion`). ann: also build the HNSW index (inner-product models only).
         batch_size: users ranked at once. source: what ``pre`` was loaded from, for ``export.json``.
 
     Returns:
@@ -124,7 +116,7 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
         (naming the first). ImportError: ``ann`` without faiss-cpu.
     """
     model = pre.model
-    mask = _exclusion(pre, exclude)
+    mask = pre.exclusion(exclude)
     if ann and not model.has_final_embeddings():
         raise ValueError(f"{pre.name}: {type(model).__name__} has no embeddings to index (ann=True needs an "
                          "inner-product model)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -28,6 +29,15 @@ from ..version import __version__
 from .manifest import (MANIFEST_NAME, FingerprintError, PretrainedError, PretrainedSpec, check_name,
                        ensure_registered, read_manifest, weights_spec, write_manifest_entry)
 from .store import load_weights
+
+#: which items a recommendation leaves out: every item the user interacted with in any split
+#: (``"seen"``), the user's train items only (``"train"``), or none (``"none"``)
+EXCLUDE = ("seen", "train", "none")
+#: the default everywhere (``Pretrained.recommend``, ``export``, ``kgzoo recommend``/``export``): a
+#: deployed recommender does not offer again what the user already interacted with, and the
+#: interactions of the valid and test splits are such interactions too ("train" leaves them in:
+#: a holdout notion of offline evaluation, which masks on its own)
+DEFAULT_EXCLUDE = "seen"
 
 
 def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = None,
@@ -151,6 +161,21 @@ class Pretrained:
                            f"(raw ids as in the source, e.g. {list(self._user_index)[:3]})")
         return torch.tensor([self._user_index[str(u)] for u in raw_user_ids], dtype=torch.long)
 
+    def exclusion(self, exclude: str = DEFAULT_EXCLUDE) -> tuple[Tensor, Tensor] | None:
+        """The items not to recommend under the policy ``exclude`` (one of :data:`EXCLUDE`), as the
+        CSR ``(indptr LongTensor [U+1], indices LongTensor [nnz])`` that
+        :meth:`~kgzoo.models.base.Recommender.recommend` takes: :meth:`seen` for ``"seen"``, the
+        train matrix ``datamodule.csr["train"]`` for ``"train"``, ``None`` for ``"none"``.
+
+        Raises:
+            ValueError: ``exclude`` not in :data:`EXCLUDE`.
+        """
+        if exclude not in EXCLUDE:
+            raise ValueError(f"exclude={exclude!r}: expected one of {', '.join(map(repr, EXCLUDE))}")
+        if exclude == "none":
+            return None
+        return self.datamodule.csr["train"] if exclude == "train" else self.seen()
+
     def seen(self) -> tuple[Tensor, Tensor]:
         """CSR ``(indptr, indices)`` of every observed positive (user, item) pair (train, valid, test)."""
         if self._seen is None:
@@ -204,25 +229,36 @@ class Pretrained:
         text = self.datamodule.data.item_text
         return text[item] if text else ""
 
-    def recommend(self, raw_user_ids: str | int | Sequence[str | int], k: int = 10, exclude_seen: bool = True
+    def recommend(self, raw_user_ids: str | int | Sequence[str | int], k: int = 10, exclude: str = DEFAULT_EXCLUDE,
+                  *, exclude_seen: bool | None = None
                   ) -> list[tuple[str, str, float]] | list[list[tuple[str, str, float]]]:
-        """Top-``k`` items per user: ``(raw item id, title, score)``, best first.
+        """Top-``k`` items per user: ``(raw item id, title, score)``, best first (the full ranking
+        of :meth:`~kgzoo.models.base.Recommender.recommend`).
 
         Args:
             raw_user_ids: one raw user id (``"196"`` or ``196``) or a sequence of them.
-            k: list length. exclude_seen: leave out the items the user interacted with
-                (in any split).
+            k: list length. exclude: items left out (:meth:`exclusion`): ``"seen"`` (default:
+                every item the user interacted with, in any split), ``"train"`` or ``"none"``;
+                the same values and default as :func:`kgzoo.hub.export` and the ``kgzoo
+                recommend``/``export`` commands.
+            exclude_seen: deprecated (kgzoo 0.x, removed in the next release): ``True`` is
+                ``exclude="seen"``, ``False`` is ``exclude="none"``.
 
         Returns:
             For one id, a list of ``k`` tuples; for a sequence, one such list per id.
 
         Raises:
-            KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``.
+            KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``, a bad ``exclude``.
         """
+        if exclude_seen is not None:
+            warnings.warn("Pretrained.recommend(exclude_seen=...) is deprecated: use exclude='seen' (the default) "
+                          "or exclude='none'", DeprecationWarning, stacklevel=2)
+            exclude = "seen" if exclude_seen else "none"
+        mask = self.exclusion(exclude)
         single = isinstance(raw_user_ids, (str, int))
         ids = [raw_user_ids] if single else list(raw_user_ids)
         users = self.user_index(ids)
-        scores, items = self.model.recommend(users, k, exclude=self.seen() if exclude_seen else None)
+        scores, items = self.model.recommend(users, k, exclude=mask)
         out = [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
                for srow, irow in zip(scores, items)]
         return out[0] if single else out
@@ -303,5 +339,5 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
     return Pretrained(spec, model, datamodule)
 
 
-__all__ = ["Pretrained", "evaluate", "json_safe", "list_pretrained", "load_pretrained", "load_state", "metrics_close",
+__all__ = ["DEFAULT_EXCLUDE", "EXCLUDE", "Pretrained", "evaluate", "json_safe", "list_pretrained", "load_pretrained", "load_state", "metrics_close",
            "pretrained_spec"]

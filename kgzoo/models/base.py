@@ -659,8 +659,10 @@ class Recommender(L.LightningModule):
 
         Args:
             users: LongTensor ``[B]``. k: list length.
-            exclude: optional CSR ``(indptr, indices)`` of items not to recommend (e.g. the
-                train matrix ``datamodule.csr["train"]``: seen items); an excluded item can only
+            exclude: optional CSR ``(indptr LongTensor [U+1], indices LongTensor [nnz])`` of items
+                not to recommend; :meth:`kgzoo.hub.Pretrained.exclusion` makes it from the
+                policy name (``"seen"``, ``"train"``, ``"none"``) that the hub and the commands
+                take; ``None``: nothing excluded. An excluded item can only
                 appear, with score ``-inf``, in a list longer than the user's candidates.
             batch_size: users scored at once (memory: ``batch_size x I`` floats).
 

@@ -21,25 +21,25 @@ def test_export_all_943_users_from_a_checkpoint(bench_runs, tmp_path, capsys):
     assert main(["export", "--model", ckpt, "--top-k", "10", "--out", str(out), "--ann"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "export.json").read_text())
-    assert summary["users"] == 943 and summary["k"] == 10 and summary["exclude"] == "train"
+    assert summary["users"] == 943 and summary["k"] == 10 and summary["exclude"] == "seen"
     assert sorted(summary["files"]) == sorted(["topk.parquet", "embeddings.safetensors", "users.parquet",
                                                "items.parquet", "items.faiss"])
     top = pd.read_parquet(out / "topk.parquet")
     assert len(top) == 943 * 10 and list(top.columns) == ["user", "user_id", "rank", "item", "item_id", "score"]
 
-    # the Parquet lists are the model's own top-K, train items masked
+    # the Parquet lists are the model's own top-K, every seen item masked (the default everywhere)
     pre = kgzoo.load_checkpoint(ckpt)
     assert pre.user_ids[0] == "1" and len(pre.user_ids) == 943 and len(pre.item_ids) == 1682
     users = torch.arange(943)
-    scores, items = pre.model.recommend(users, 10, exclude=pre.datamodule.csr["train"])
+    scores, items = pre.model.recommend(users, 10, exclude=pre.seen())
     assert torch.equal(torch.tensor(top["item"].to_numpy()).view(943, 10), items)
     assert torch.allclose(torch.tensor(top["score"].to_numpy()).view(943, 10), scores)
     assert (top["rank"].to_numpy() == list(range(1, 11)) * 943).all()
     assert top["user_id"].tolist() == [pre.user_ids[u] for u in top["user"]]
     assert top["item_id"].tolist() == [pre.item_ids[i] for i in top["item"]]
-    indptr, indices = pre.datamodule.csr["train"]
-    train = set(zip(torch.repeat_interleave(users, indptr.diff()).tolist(), indices.tolist()))
-    assert not train & set(zip(top["user"], top["item"]))
+    indptr, indices = pre.seen()
+    seen = set(zip(torch.repeat_interleave(users, indptr.diff()).tolist(), indices.tolist()))
+    assert not seen & set(zip(top["user"], top["item"]))
 
     # embeddings and their id maps score as the model does
     emb = load_file(str(out / "embeddings.safetensors"))
@@ -67,7 +67,7 @@ def test_a_model_without_embeddings_exports_by_batched_scoring(tmp_path):
     summary = export(pre, tmp_path / "out", k=5, users=["196", "1"], exclude="seen", batch_size=1)
     assert summary["files"] == ["topk.parquet"] and summary["users"] == 2
     top = pd.read_parquet(tmp_path / "out" / "topk.parquet")
-    want = pre.recommend(["196", "1"], k=5, exclude_seen=True)
+    want = pre.recommend(["196", "1"], k=5, exclude="seen")
     assert [list(g["item_id"]) for _, g in top.groupby("user_id", sort=False)] == [[i for i, _, _ in w] for w in want]
     with pytest.raises(KeyError, match="unknown user"):
         export(pre, tmp_path / "bad", k=5, users=["no-such-user"])
