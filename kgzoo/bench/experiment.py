@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
+from ..version import git_revision
 from ..api import create_datamodule, create_datamodule_for, create_model
 from ..config import ZooConfig
 from ..paths import config_dirs
@@ -223,7 +224,9 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
                  t_start: float, **measured: Any) -> ResultRow:
     """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
     cell's identity, its config (path relative to the config directory, sha, paper block), its
-    code hash, versions, time, ``cell_seconds`` since ``t_start`` (``time.perf_counter``), and
+    code hash, the git commit and dirtiness of the checkout (:func:`kgzoo.version.git_revision`,
+    computed once per process), versions, time, ``cell_seconds`` since ``t_start``
+    (``time.perf_counter``), and
     ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
     ``variant``: the cell's variant name as the grid spells it (:attr:`~kgzoo.bench.cells.Cell.variant`);
     ``None``: written from ``overrides``.
@@ -248,7 +251,8 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
         config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule, overrides),
-        code_hash=code_hash(model), versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
+        code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
+        versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
         command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cell_seconds=time.perf_counter() - t_start, **measured)

@@ -229,6 +229,9 @@ class Table:
         caveat: the dataset's caveat from the catalogue (``""`` when none).
         lines: best first: ranked lines by the sort metric, then the others by it.
         commands: the distinct command lines that wrote the rows.
+        commits: the code the rows ran (:func:`commits_of`): distinct short git commits,
+            ``"+dirty"`` where the checkout had uncommitted changes, ``"unrecorded"`` for rows
+            without a commit (an installed wheel, or written before rows recorded it).
         newest: the ``time`` of the newest row.
     """
 
@@ -243,6 +246,7 @@ class Table:
     caveat: str = ""
     lines: list[Line] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    commits: list[str] = field(default_factory=list)
     newest: str = ""
 
     @property
@@ -386,6 +390,22 @@ def _commands(rows: Iterable[ResultRow]) -> list[str]:
     return out
 
 
+#: hex digits of a commit in the tables (as ``git log --oneline`` shows it)
+SHORT_COMMIT = 7
+
+
+def commits_of(rows: Iterable[ResultRow]) -> list[str]:
+    """The distinct code versions of ``rows`` in order of first appearance: the short commit
+    (:data:`SHORT_COMMIT` hex digits of :attr:`ResultRow.git_commit`) with ``"+dirty"`` where
+    :attr:`ResultRow.git_dirty`, and ``"unrecorded"`` (once) for rows without a commit."""
+    out: list[str] = []
+    for r in rows:
+        c = "unrecorded" if not r.git_commit else r.git_commit[:SHORT_COMMIT] + ("+dirty" if r.git_dirty else "")
+        if c not in out:
+            out.append(c)
+    return out
+
+
 def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
     """Ranked lines (published, converged) best first, then the others best first."""
     def value(ln: Line) -> float:
@@ -410,7 +430,7 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str)
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
-                 newest=max(str(r.time or "") for r in rows))
+                 commits=commits_of(rows), newest=max(str(r.time or "") for r in rows))
 
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,

@@ -137,10 +137,13 @@ def _commands(commands: Sequence[str]) -> str:
 
 
 def _fingerprint_lines(t: Table) -> list[str]:
+    """The table's provenance: its data fingerprint(s) and the code (git commits) of its rows."""
+    recorded = t.commits and t.commits != ["unrecorded"]  # rows of before the commit was recorded: say nothing
+    code = "code: " + ", ".join(c if c == "unrecorded" else f"`{c}`" for c in t.commits) if recorded else ""
     if len(t.fingerprints) == 1:
-        return [f"fingerprint `{t.fingerprints[0]}`"]
+        return [f"fingerprint `{t.fingerprints[0]}`" + (f"; {code}" if code else "")]
     return ["fingerprints (one per seed: the split is seeded by the run) "
-            + ", ".join(f"`{fp}`" for fp in t.fingerprints)]
+            + ", ".join(f"`{fp}`" for fp in t.fingerprints) + (f"; {code}" if code else "")]
 
 
 def _table_md(t: Table, image: str | None) -> list[str]:

@@ -13,12 +13,15 @@ Schema history (:data:`SCHEMA_VERSION`):
   ``stopped_by``). :meth:`ResultRow.from_dict` upgrades them without loss: keys it does not map
   are kept in ``extra``.
 * 2: this dataclass (DESIGN.md, "ResultRow"; the field list agreed in the redesign, issue 18).
+  Fields added later within schema 2 are optional with a ``None`` default, so every earlier
+  row reads unchanged: ``git_commit`` and ``git_dirty`` (2026-12-06; ``None`` in older rows).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -31,6 +34,7 @@ BASE_VARIANT = "base"
 SCHEDULE_KINDS = ("quick", "converged", "fixed")
 STOPPED_BY = ("early_stopping", "cap", "closed_form")
 STATUSES = ("ok", "failed")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(kw_only=True)
@@ -69,7 +73,11 @@ class ResultRow:
         hparams: the model's hyper-parameters (sizes excluded). config: the zoo config file
             relative to its config directory (``"kgat/ml-100k-kg.yaml"``). config_sha: 16 hex
             of what the cell trains with. code_hash: 16 hex of kgzoo's version + the model's
-            source. versions: library versions. paper: the config's paper block.
+            source. git_commit: 40 hex of the git checkout that ran the cell, ``None`` from an
+            installed wheel or in a row written before kgzoo recorded it; git_dirty: whether
+            that checkout had uncommitted changes under ``kgzoo/`` or ``zoo_configs/``
+            (:func:`kgzoo.version.git_revision`). versions: library versions. paper: the
+            config's paper block.
         checkpoint: best checkpoint relative to the run folder, or ``None``.
         command: the command line. time: ISO 8601 end time. status: ``"ok"`` or ``"failed"``;
             error, traceback: of a failed cell.
@@ -77,7 +85,8 @@ class ResultRow:
 
     Raises:
         ValueError: (on construction) a bad status, task type, schedule kind, stopped_by, an
-            absolute ``config`` or ``checkpoint`` path, a non-numeric metric.
+            absolute ``config`` or ``checkpoint`` path, a ``git_commit`` other than 40 hex digits,
+            a non-numeric metric.
     """
 
     schema: int = SCHEMA_VERSION
@@ -118,6 +127,8 @@ class ResultRow:
     config: str | None = None
     config_sha: str | None = None
     code_hash: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
     versions: dict[str, str] = field(default_factory=dict)
     paper: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
@@ -144,6 +155,10 @@ class ResultRow:
             value = getattr(self, name)
             if value is not None and (PurePath(value).is_absolute() or str(value).startswith("~")):
                 raise ValueError(f"{where}: {name} {value!r} must be a relative path")
+        if self.git_commit is not None and not _HEX40.fullmatch(str(self.git_commit)):
+            raise ValueError(f"{where}: git_commit {self.git_commit!r} must be 40 hex digits or null")
+        if self.git_dirty is not None and not isinstance(self.git_dirty, bool):
+            raise ValueError(f"{where}: git_dirty {self.git_dirty!r} must be true, false or null")
         for name in ("metrics", "valid_metrics"):
             for k, v in getattr(self, name).items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)):

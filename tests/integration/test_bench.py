@@ -14,6 +14,7 @@ from kgzoo.bench.experiment import assemble_row, cell_dir, code_hash, run_experi
 from kgzoo.bench.rows import ResultRow, read_rows
 from kgzoo.bench.runner import done_keys, estimate_seconds, run_grid
 from kgzoo.models.base import DivergedError
+from kgzoo.version import git_revision
 
 
 # ---------------------------------------------------------------------------- grid resolution
@@ -123,6 +124,7 @@ def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_pa
     rows = read_rows(results)
     assert [(r.variant, r.overrides) for r in rows] == [("base", {}), ("lr=1e-2", {"lr": 0.01})]  # as the grid spells it
     assert all(r.schema == 2 and r.code_hash == code_hash("bpr") and len(r.config_sha) == 16 for r in rows)
+    assert all((r.git_commit, r.git_dirty) == git_revision() for r in rows)
     assert len(done_keys(rows)) == 2
     report = run_grid(cells, results, resume=True, log=None, experiment=fake)
     assert len(report.skipped) == 2 and len(seen) == 2
