@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule_for
+from ..bench.experiment import lightning_quiet
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
@@ -364,10 +365,25 @@ def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str]
     return ["--config", tmp, *rest], tmp, spec
 
 
+#: LightningCLI's notices that say nothing about a ``kgzoo fit``/``test`` run, beside the library
+#: warnings that :func:`~kgzoo.bench.experiment.lightning_quiet` drops for every kgzoo Trainer
+_CLI_QUIET = (
+    "LightningCLI's args parameter",  # kgzoo passes the parsed command line on purpose
+    r"No seed found, seed set to",  # the next line, "Seed set to 0", says it (and --seed_everything sets it)
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed",  # the default logger is CSVLogger: as intended
+)
+#: and for ``test``/``validate`` only (a resumed ``fit`` needs its callbacks' states: there it stays)
+_EVAL_QUIET = (
+    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint need to be provided",
+)
+
+
 def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
     """Run ``kgzoo SUBCOMMAND ARGS`` (``fit``, ``test``, ``validate``) in this process: ``--pretrained``,
     ``--zoo`` and a kgzoo ``--ckpt_path`` (test/validate) turned into configs first, then
-    :func:`make_lightning_cli`; the temporary config files are removed.
+    :func:`make_lightning_cli`; the temporary config files are removed. Known-harmless library
+    notices are dropped inside this call only (:func:`~kgzoo.bench.experiment.lightning_quiet`,
+    :data:`_CLI_QUIET`, :data:`_EVAL_QUIET`); every other warning shows.
 
     Returns:
         The finished :class:`KGZooCLI` (``.model``, ``.datamodule``, ``.trainer.callback_metrics``).
@@ -383,8 +399,9 @@ def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
         tmps.append(tmp)
         cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
         tmps.append(tmp_ckpt)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        with lightning_quiet(), warnings.catch_warnings():
+            for pattern in _CLI_QUIET + (_EVAL_QUIET if subcommand in ("test", "validate") else ()):
+                warnings.filterwarnings("ignore", message=pattern)
             return make_lightning_cli([subcommand, *cli_args], pretrained=spec)
     finally:
         for t in tmps:

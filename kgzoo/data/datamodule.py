@@ -34,7 +34,7 @@ from .datasets import dataset_spec, load_data, resolve_dataset
 from .graphs import Graphs
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
-from ..ops.csr import csr_padded, csr_rows, to_csr
+from ..ops.csr import csr_padded, csr_rows, sparse_csr, to_csr
 from .sampling import BPRSampler, KGSampler
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
@@ -475,8 +475,7 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
     def train_csr(self) -> Tensor:
         """The train interaction matrix as a ``torch.sparse_csr_tensor`` ``[U, I]`` of float32 ones."""
         indptr, indices = self.csr["train"]
-        return torch.sparse_csr_tensor(indptr, indices, torch.ones(indices.numel()),
-                                       size=(self.n_users, self.n_items))
+        return sparse_csr(indptr, indices, torch.ones(indices.numel()), (self.n_users, self.n_items))
 
     def graphs(self) -> Graphs:
         """The :class:`~kgzoo.data.graphs.Graphs` of this split (sizes, train CSR and pairs,

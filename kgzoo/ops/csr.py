@@ -1,12 +1,48 @@
-"""Compressed sparse rows (CSR) of 0/1 matrices as ``(indptr, indices)`` LongTensors.
+"""Compressed sparse rows (CSR) of 0/1 matrices as ``(indptr, indices)`` LongTensors, and
+:func:`sparse_csr`, the one maker of ``torch.sparse_csr`` tensors in kgzoo.
 
 Used by the DataModule (train / valid / test item lists, evaluation masks) and by
 ``Recommender.recommend`` (excluding seen items). Vectorised: no Python loop over rows.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
+
+#: torch's notice on the first sparse CSR tensor of a process (a UserWarning, TORCH_WARN_ONCE):
+#: kgzoo uses CSR products knowingly, so the notice says nothing about a run
+CSR_BETA_WARNING = r"Sparse CSR tensor support is in beta state"
+_csr_notice_consumed = False
+
+
+def sparse_csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    """``torch.sparse_csr_tensor(crow, col, values, size)`` without invariant checks and without
+    torch's beta notice.
+
+    Args:
+        crow: Int/LongTensor ``[n_rows + 1]`` row pointers; col: Int/LongTensor ``[nnz]`` column
+            indices (the dtype of ``crow``); values: Tensor ``[nnz]``; size: ``(n_rows, n_cols)``.
+
+    Returns:
+        A ``torch.sparse_csr`` tensor ``[n_rows, n_cols]`` of ``values``' dtype (``values`` not detached).
+
+    The indices are built by kgzoo (:func:`to_csr`, :class:`~kgzoo.models.layers.propagation.SparsePattern`),
+    so the invariant checks are opted out of explicitly (``check_invariants=False``, what torch
+    does implicitly, with a warning). torch's one-per-process "Sparse CSR tensor support is in beta
+    state" UserWarning is filtered around the first call only (:data:`CSR_BETA_WARNING`, matched
+    by message): entering :func:`warnings.catch_warnings` on every call would reset Python's
+    "already shown" record, so other once-per-place warnings would repeat every step.
+    """
+    global _csr_notice_consumed
+    if _csr_notice_consumed:
+        return torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=CSR_BETA_WARNING, category=UserWarning)
+        out = torch.sparse_csr_tensor(crow, col, values, size, check_invariants=False)
+    _csr_notice_consumed = True
+    return out
 
 
 def to_csr(rows: Tensor, cols: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:

@@ -36,6 +36,8 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj
 from torch_geometric.utils import is_torch_sparse_tensor, scatter, softmax, spmm
 
+from ...ops.csr import sparse_csr
+
 
 def csr_mm(a: Tensor, x: Tensor) -> Tensor:
     """FloatTensor ``[n, d]`` = ``a @ x`` for a ``torch.sparse_csr`` matrix ``a`` ``[n, c]`` and a
@@ -105,8 +107,8 @@ class SparsePattern:
         """``A`` (or ``A^T``) as a ``torch.sparse_csr`` tensor of ``values`` FloatTensor ``[M]``
         (in the order of the ``rows``/``cols`` given; not detached)."""
         if transpose:
-            return torch.sparse_csr_tensor(self.crow_t, self.col_t, values[self.perm_t], self.shape[::-1])
-        return torch.sparse_csr_tensor(self.crow, self.col, values[self.perm], self.shape)
+            return sparse_csr(self.crow_t, self.col_t, values[self.perm_t], self.shape[::-1])
+        return sparse_csr(self.crow, self.col, values[self.perm], self.shape)
 
     def matrices(self, values: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(A, A^T)`` as ``torch.sparse_csr`` tensors of ``values``' dtype, from ``values``
@@ -125,8 +127,8 @@ class SparsePattern:
             k = keep.index_select(0, perm)  # kept entries, in this matrix's row-major order
             pos = k.nonzero().squeeze(1)
             kept_before = torch.cat([crow.new_zeros(1), k.cumsum(0, dtype=crow.dtype)])  # kept before each position
-            out.append(torch.sparse_csr_tensor(kept_before.index_select(0, crow), col.index_select(0, pos),
-                                               v.index_select(0, perm.index_select(0, pos)), shape))
+            out.append(sparse_csr(kept_before.index_select(0, crow), col.index_select(0, pos),
+                                  v.index_select(0, perm.index_select(0, pos)), shape))
         return out[0], out[1]
 
     def _check(self, name: str, a: Tensor, b: Tensor, a_rows: int, b_rows: int) -> None:

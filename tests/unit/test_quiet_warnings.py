@@ -1,0 +1,41 @@
+"""kgzoo silences the library notices it triggers knowingly, at their source and only there:
+torch's "Sparse CSR tensor support is in beta state" and "Sparse invariant checks are implicitly
+disabled" on the first CSR tensor of a process (``kgzoo.ops.csr.sparse_csr``); a real warning
+still shows and the process's warning filters are left as they were."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import warnings
+import torch
+from kgzoo.models.layers.propagation import SparsePattern
+from kgzoo.ops.csr import sparse_csr, to_csr
+
+before = list(warnings.filters)
+rows, cols = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 2, 0, 2])
+pattern = SparsePattern(rows, cols, 3, 3)
+a, at = pattern.matrices(torch.ones(4))
+a2, _ = pattern.matrices(torch.ones(4), keep=torch.tensor([True, False, True, True]))
+indptr, indices = to_csr(rows, cols, 3)
+m = sparse_csr(indptr, indices, torch.ones(4), (3, 3))
+assert torch.equal(a.to_dense(), m.to_dense()) and torch.equal(at.to_dense(), m.to_dense().T)
+assert a2.to_dense().sum() == 3
+assert warnings.filters == before, "the filters of the process changed"
+warnings.warn("a real warning of the caller")
+print("done")
+"""
+
+
+def test_first_csr_tensor_prints_no_torch_notice_and_real_warnings_show():
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-3000:]
+    assert "beta state" not in proc.stderr and "invariant checks" not in proc.stderr, proc.stderr
+    assert "UserWarning: a real warning of the caller" in proc.stderr
