@@ -17,7 +17,7 @@ from ..dist import is_rank_zero
 from ..paths import cache_dir, shown_path
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
-from .render import rich_run_table, write_leaderboard
+from .render import console, rich_run_table, write_leaderboard
 from .rows import ResultRow, read_folder, read_rows
 from .runner import run_grid
 
@@ -65,13 +65,6 @@ def _devices(v: str) -> int | str:
     return n
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    con = Console()
-    return con if con.is_terminal else Console(width=200)
-
-
 def results_path(results: str | Path, name: str) -> Path:
     """The results file: ``results`` if it names a ``.jsonl`` file, else ``results/<name>.jsonl``."""
     p = Path(results)
@@ -80,13 +73,13 @@ def results_path(results: str | Path, name: str) -> Path:
     return p / f"{name}.jsonl"
 
 
-def _live(console: Any) -> Any:
+def _live(con: Any) -> Any:
     """A function giving, per cell, a transient rich progress line (spinner, text, elapsed time)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     @contextlib.contextmanager
     def live(text: str) -> Iterator[None]:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=con,
                       transient=True) as progress:
             progress.add_task(text, total=None)
             yield
@@ -155,7 +148,7 @@ def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | No
     out = write_leaderboard(rows, out_dir, metric=metric, png=png,
                             source=shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl"))
     if show:
-        _console().print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
+        console().print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
                          f"from {len(rows)} rows in {p}")
     return out
 
@@ -175,7 +168,7 @@ def bench_command(args: argparse.Namespace) -> int:
     run_folder = Path(args.runs) if args.runs else default_run_folder()
     results = results_path(args.results or run_folder, args.name)
     reference = read_folder(args.reference)
-    con = _console()
+    con = console()
     if not Path(args.reference).is_dir():  # relative to the working directory: outside a checkout there is none
         con.print(f"no committed rows to compare with: {args.reference} is no folder here (run from a kgzoo "
                   "checkout, or give --reference DIR); the committed column and the time estimates stay empty")
@@ -270,7 +263,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
         raise ValueError("reproduce takes one model name and one dataset name, not patterns")
     run_folder = Path(args.runs) if args.runs else default_run_folder()
     results = results_path(args.results or run_folder, f"reproduce-{args.model}-{args.dataset}")
-    con = _console()
+    con = console()
     report = run_grid(cells, results, epochs=args.epochs, quick=False, resume=args.resume, metric=args.metric,
                       devices=_devices(args.devices), strategy=args.strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,

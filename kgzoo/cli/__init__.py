@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rich.console import Console
-
 from .. import __version__
 from ..bench import cli as bench_cli
+from ..bench.render import console
 from ..config import ZooConfig
 from ..registry import MODELS, load_plugins
 from . import data, hub, lightning, tune
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``kgzoo ARGV``; returns the exit code (2 on a KeyError, ValueError, FileNotFoundError
     or ImportError, printed as one line on stderr)."""
     args = build_parser().parse_args(argv)
-    err = Console(stderr=True)
+    err = console(stderr=True)
     try:
         if hasattr(args, "lightning_args"):  # fit/test: --import and --config-dir travel inside LightningCLI's arguments
             more, args.lightning_args = lightning.take_option("--import", args.lightning_args)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..bench.render import console
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
                              resolve_dataset)
 from ..data.folders import import_folder, register_folder
@@ -42,12 +42,12 @@ def data_command(args: argparse.Namespace) -> int:
         DataFormatError: as :func:`kgzoo.data.datasets.load_data` (a folder matching no layout
         lists what was looked for). ValueError: ``import`` without ``--name``, or a name taken.
     """
-    console = Console()
+    con = console()
     if args.action == "import":
         if not args.as_name:
             raise ValueError("kgzoo data import PATH --name N: give the name to register the folder under")
         out = import_folder(args.name, args.as_name, min_text_match=args.min_text_match)
-        console.print(f"registered {args.as_name!r} ({escape(str(out))})")
+        con.print(f"registered {args.as_name!r} ({escape(str(out))})")
         args.name = args.as_name
     if args.action == "list":
         table = Table(title="kgzoo datasets")
@@ -57,7 +57,7 @@ def data_command(args: argparse.Namespace) -> int:
             s = dataset_spec(n)
             table.add_row(n, s.domain, f"{s.protocol.task}/{s.protocol.split}", s.licence.split(".")[0],
                           escape(s.caveat) or "-")
-        console.print(table)
+        con.print(table)
         return 0
     name = (register_folder(args.name, min_text_match=args.min_text_match).name
             if args.action == "stats" and is_folder_reference(args.name) else resolve_dataset(args.name))
@@ -73,7 +73,7 @@ def data_command(args: argparse.Namespace) -> int:
         table.add_row(k, f"{v:.4%}" if k in ("density", "text_coverage") else f"{v:,}")
     table.add_row("user features", ", ".join(st["user_features"]) or "-")
     table.add_row("item features", ", ".join(st["item_features"]) or "-")
-    console.print(table)
+    con.print(table)
     if spec.impressions is not None:  # MIND's layout: the impression view, and how much of it has text
         imp_data, log = load_impressions(name, args.root)
         imp = Table(title=f"{name}: impressions (the impression task)")
@@ -81,16 +81,16 @@ def data_command(args: argparse.Namespace) -> int:
         imp.add_column("value", justify="right")
         for k, v in log.stats(imp_data.item_text).items():
             imp.add_row(k, f"{v:,}")
-        console.print(imp)
+        con.print(imp)
     if spec.caveat:
-        console.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
+        con.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol
         p = spec.protocol
-        console.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
+        con.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
     rep = Table(title="cleaning report (rows removed)")
     rep.add_column("step")
     rep.add_column("removed", justify="right")
     for k, v in data.cleaning.items():
         rep.add_row(k, f"{v:,}")
-    console.print(rep)
+    con.print(rep)
     return 0

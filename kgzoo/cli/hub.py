@@ -13,10 +13,10 @@ import argparse
 import json
 import sys
 
-from rich.console import Console
 from rich.table import Table
 
 from ..bench.cli import quiet_lightning
+from ..bench.render import console
 from ..hub import list_pretrained, load_pretrained
 from ..hub.export import export, open_model
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
@@ -52,7 +52,7 @@ def recommend_command(args: argparse.Namespace) -> int:
         args.exclude = "none"
     pre = load_pretrained(args.model, root=args.root, manifest=args.manifest)
     lists = pre.recommend(args.user, args.k, exclude=args.exclude)
-    console = Console()
+    con = console()
     for user, recs in zip(args.user, lists):
         table = Table(title=f"{pre.name}: top-{args.k} {EXCLUDED_LABEL[args.exclude]}items for user {user}")
         table.add_column("rank", justify="right")
@@ -61,7 +61,7 @@ def recommend_command(args: argparse.Namespace) -> int:
         table.add_column("score", justify="right")
         for r, (item, title, score) in enumerate(recs, 1):
             table.add_row(str(r), item, title or "-", f"{score:.4f}")
-        console.print(table)
+        con.print(table)
     return 0
 
 
@@ -83,7 +83,7 @@ def pretrained_command(args: argparse.Namespace) -> int:
         v = e["metrics"].get(f"test/{m}")
         table.add_row(e["name"], e["dataset"], f"{m}={v:.4f}" if v is not None else "-", e["training"],
                       _size(e["size"]), e["dtype"], e["source"])
-    Console().print(table)
+    console().print(table)
     return 0
 
 
@@ -110,12 +110,12 @@ def export_command(args: argparse.Namespace) -> int:
     pre = open_model(args.model, root=args.root, manifest=args.manifest)
     summary = export(pre, args.out, k=args.top_k, users=args.users, exclude=args.exclude, ann=args.ann,
                      batch_size=args.batch_size, source=str(args.model))
-    console = Console()
-    console.print(f"{pre.name}: top-{args.top_k} of {summary['users']} users (excluded: {args.exclude}) -> {args.out}")
+    con = console()
+    con.print(f"{pre.name}: top-{args.top_k} of {summary['users']} users (excluded: {args.exclude}) -> {args.out}")
     for f in summary["files"] + ["export.json"]:
-        console.print(f"  {f}")
+        con.print(f"  {f}")
     if "ann" in summary:
-        console.print(f"  ANN recall@{args.top_k} against exact search: {summary['ann'][f'recall@{args.top_k}']:.4f}")
+        con.print(f"  ANN recall@{args.top_k} against exact search: {summary['ann'][f'recall@{args.top_k}']:.4f}")
     return 0
 
 
@@ -147,11 +147,11 @@ def update_command(args: argparse.Namespace) -> int:
     report = {**up.report, "checkpoint": str(path), "dataset": up.datamodule.dataset,
               "fingerprint": up.datamodule.fingerprint}
     (path.parent / "update.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    console = Console()
-    console.print(f"{type(up.model).__name__} on {up.datamodule.dataset}: {up.report['new users']} new users, "
+    con = console()
+    con.print(f"{type(up.model).__name__} on {up.datamodule.dataset}: {up.report['new users']} new users, "
                   f"{up.report['new items']} new items, {up.report.get('new interactions', 0)} new interactions, "
                   f"{up.report.get('new triples', 0)} new triples in {up.report['seconds']:.1f} s -> {path}")
     for k, v in up.report.items():
         if k.startswith("update ") and v:
-            console.print(f"  dropped: {k[7:]}: {v}")
+            con.print(f"  dropped: {k[7:]}: {v}")
     return 0

@@ -15,9 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
-
 from ..bench.cli import quiet_lightning
+from ..bench.render import console
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig
 from ..paths import packaged_config_dir
@@ -47,7 +46,7 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def tune_command(args: argparse.Namespace) -> int:
-    console = Console()
+    con = console()
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
     if target is not None and args.write_config is None and Path(target).resolve() == INSTALLED_CONFIGS.resolve():
         raise SystemExit("kgzoo tune: this kgzoo is installed (its configs are in site-packages), so the tuned: "
@@ -62,14 +61,14 @@ def tune_command(args: argparse.Namespace) -> int:
         if target is None:
             raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
         path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
-        console.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
+        con.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
         return 0
     quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
-               write_config=target, root=args.root, log=console.print)
-    console.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
+               write_config=target, root=args.root, log=con.print)
+    con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
                   f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {rep.rows}")
     if rep.best_value is not None:
-        console.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
+        con.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
                       + (f"; written to {rep.config}" if rep.config else ""))
     return 0 if rep.best_value is not None else 1
