@@ -8,6 +8,7 @@
   ``$KGZOO_HOME/<kind>``, else ``$XDG_CACHE_HOME/kgzoo/<kind>`` (``~/.cache/kgzoo/<kind>``).
 - :func:`user_config_dir`: the user's own settings (``kgzoo data import`` registers datasets in
   its ``datasets/``): ``$KGZOO_USER_CONFIG``, else ``$XDG_CONFIG_HOME/kgzoo`` (``~/.config/kgzoo``).
+- :func:`checkout_dir`: the source checkout kgzoo runs from (``None`` when installed).
 - :func:`config_dirs`: zoo config folders, the packaged one (:func:`packaged_config_dir`)
   first, then every folder of ``$KGZOO_CONFIG_DIR`` (an :data:`os.pathsep`-separated list),
   then ``extra``; a later folder's ``<model>/<dataset>.yaml`` overrides the same file of an
@@ -96,9 +97,16 @@ def packaged_config_dir() -> Path:
         ``kgzoo/zoo_configs`` where it is a folder, else ``<checkout>/zoo_configs`` (whether
         or not it exists). The one place that knows where the packaged configs are.
     """
+    root = checkout_dir()
+    return Path(__file__).resolve().parent / "zoo_configs" if root is None else root / "zoo_configs"
+
+
+def checkout_dir() -> Path | None:
+    """The source checkout kgzoo runs from: the folder above the imported ``kgzoo`` package, which
+    holds ``zoo_configs/`` and ``benchmarks/``; ``None`` for an installed kgzoo (a wheel keeps its
+    configs inside the package, ``kgzoo/zoo_configs/``: :func:`packaged_config_dir`)."""
     package = Path(__file__).resolve().parent
-    installed = package / "zoo_configs"
-    return installed if installed.is_dir() else package.parent / "zoo_configs"
+    return None if (package / "zoo_configs").is_dir() else package.parent
 
 
 def config_dirs(extra: Iterable[PathLike] = ()) -> list[Path]:

@@ -7,6 +7,8 @@ import functools
 import subprocess
 from pathlib import Path
 
+from .paths import checkout_dir
+
 __version__ = "0.1.0"
 
 #: the folders whose uncommitted changes make a checkout "dirty" for a result: the code and the zoo configs
@@ -14,9 +16,11 @@ GIT_TRACKED_FOR_RESULTS = ("kgzoo", "zoo_configs")
 
 
 def git_revision() -> tuple[str | None, bool | None]:
-    """``(commit, dirty)`` of the git checkout this kgzoo was imported from (the folder above the
-    ``kgzoo`` package): :func:`checkout_revision` of it, computed once per process."""
-    return checkout_revision(Path(__file__).resolve().parent.parent)
+    """``(commit, dirty)`` of the git checkout this kgzoo was imported from
+    (:func:`kgzoo.paths.checkout_dir`): :func:`checkout_revision` of it, computed once per
+    process; ``(None, None)`` for an installed kgzoo."""
+    root = checkout_dir()
+    return (None, None) if root is None else checkout_revision(root)
 
 
 @functools.cache

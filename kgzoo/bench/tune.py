@@ -47,7 +47,7 @@ from .. import __version__
 from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
-from ..paths import PathLike, cache_dir, shown_path
+from ..paths import PathLike, cache_dir, checkout_dir, shown_path
 from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
@@ -247,7 +247,16 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
 
 
-def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike = "benchmarks/results",
+def default_results_dir() -> Path:
+    """Where ``kgzoo tune`` writes its trial rows by default, whatever the working directory: the
+    checkout's ``benchmarks/results`` (:func:`kgzoo.paths.checkout_dir`: beside the committed
+    rows and the ``zoo_configs`` that the ``tuned:`` record goes to), or for an installed kgzoo
+    the user cache's ``runs`` folder (:func:`kgzoo.paths.cache_dir`, where the study's SQLite file is)."""
+    root = checkout_dir()
+    return root / "benchmarks" / "results" if root is not None else cache_dir("runs")
+
+
+def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike | None = None,
          storage: PathLike | None = None, write_config: PathLike | None = None, root: str | None = None,
          experiment: Callable[..., Any] | None = None, fingerprint: Callable[[str, str], str] | None = None,
          log: Callable[[str], None] | None = print) -> TuneReport:
@@ -259,7 +268,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             config's own values (:attr:`ZooConfig.defaults`) where they lie in the space; the best
             of all (default included) is chosen and the record says whether the default won.
         seed: seeds the TPE sampler and every trial's training (initialisation, sampling).
-        results: folder of the tuning rows (``tuning/<model>-<dataset>.jsonl`` below it).
+        results: folder of the tuning rows (``tuning/<model>-<dataset>.jsonl`` below it; default
+            :func:`default_results_dir`, never the working directory).
         storage: the SQLite file of the study (default ``cache_dir("runs")/tune.sqlite3``).
         write_config: a config folder to write the ``tuned:`` section into (``None``: none);
             normally the repository's ``zoo_configs``.
@@ -300,7 +310,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points
         sampler_seed = resume_seed(seed, len(study.trials))
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=STARTUP_TRIALS)
-    rows_path = Path(results) / "tuning" / f"{model}-{dataset}.jsonl"
+    rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
     say = log or (lambda s: None)
     t0 = time.perf_counter()

@@ -1,7 +1,9 @@
 """``kgzoo tune MODEL DATASET --trials N``: the equal-budget hyper-parameter search (:mod:`kgzoo.bench.tune`).
 
 Each trial trains with the config's converged schedule and is judged on the validation
-split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl``; the study lives in a
+split only; trials go to ``<results>/tuning/<model>-<dataset>.jsonl`` (``--results``, default
+:func:`kgzoo.bench.tune.default_results_dir`: the checkout's ``benchmarks/results`` from any
+working directory; the paths printed are absolute); the study lives in a
 SQLite file (a killed study resumes); the best values become the ``tuned:`` section of the
 model's config for that dataset (``--write-config DIR``, default the packaged ``zoo_configs``
 when it is a checkout, where the committed configs live; an installed kgzoo refuses to edit its
@@ -35,8 +37,9 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
                    help="tune nothing: write tuned: {from: DATASET}, so this dataset takes the values chosen on "
                         "DATASET (the same domain's small set); its rows and tables say so")
     p.add_argument("--seed", type=int, default=0, help="seeds the TPE sampler and every trial's training (default 0)")
-    p.add_argument("--results", default="benchmarks/results",
-                   help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default benchmarks/results)")
+    p.add_argument("--results", default=None,
+                   help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default, from any working "
+                        "directory: the checkout's benchmarks/results; for an installed kgzoo the user cache's runs/)")
     p.add_argument("--storage", default=None, help="the study's SQLite file (default: the user cache's runs/tune.sqlite3)")
     p.add_argument("--write-config", default=None, metavar="DIR",
                    help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the checkout's zoo_configs; "
@@ -61,14 +64,15 @@ def tune_command(args: argparse.Namespace) -> int:
         if target is None:
             raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
         path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
-        con.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to {path}")
+        con.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to "
+                  f"{Path(path).resolve()}")
         return 0
     quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root, log=con.print)
     con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
-                  f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {rep.rows}")
+                  f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {Path(rep.rows).resolve()}")
     if rep.best_value is not None:
         con.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
-                      + (f"; written to {rep.config}" if rep.config else ""))
+                      + (f"; written to {Path(rep.config).resolve()}" if rep.config else ""))
     return 0 if rep.best_value is not None else 1

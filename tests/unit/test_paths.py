@@ -74,7 +74,7 @@ def test_packaged_config_dir_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch)
     checkout = tmp_path / "checkout"
     (checkout / "kgzoo").mkdir(parents=True)
     monkeypatch.setattr(paths, "__file__", str(checkout / "kgzoo" / "paths.py"))
-    assert packaged_config_dir() == checkout / "zoo_configs"
+    assert packaged_config_dir() == checkout / "zoo_configs" and paths.checkout_dir() == checkout
     # a wheel: the build maps zoo_configs/ to the package data kgzoo/zoo_configs/
     (checkout / "kgzoo" / "zoo_configs").mkdir()
-    assert packaged_config_dir() == checkout / "kgzoo" / "zoo_configs"
+    assert packaged_config_dir() == checkout / "kgzoo" / "zoo_configs" and paths.checkout_dir() is None

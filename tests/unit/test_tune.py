@@ -377,3 +377,30 @@ def test_a_study_resumes_only_under_the_same_fixed_configuration(tmp_path, monke
     moved_lr = fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
     (d / "bpr" / "default.yaml").write_text(wider)
     assert moved_lr == fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space)
+
+
+def test_the_trial_rows_go_to_the_checkout_from_any_working_directory(tmp_path, monkeypatch, capsys):
+    """`--results` used to default to `benchmarks/results` under the working directory: run from
+    elsewhere, the rows went to a stray folder there while the tuned: record went to the checkout."""
+    from kgzoo.cli import main
+
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    checkout = tmp_path / "checkout"
+    monkeypatch.setattr("kgzoo.bench.tune.checkout_dir", lambda: checkout)
+    monkeypatch.setattr("kgzoo.bench.tune.run_experiment", FakeExperiment())
+    monkeypatch.setattr("kgzoo.bench.tune._cell_fingerprint", lambda m, ds: "0" * 64)
+    assert main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--no-write-config",
+                 "--storage", str(tmp_path / "s.sqlite3")]) == 0
+    rows = checkout / "benchmarks" / "results" / "tuning" / "bpr-ml-100k-kg.jsonl"
+    assert len(rows.read_text().splitlines()) == 2 and not list(elsewhere.iterdir())
+    assert f"rows in {rows.resolve()}\n" in capsys.readouterr().out  # absolute, on one line
+    # an installed kgzoo (no checkout): the user cache, beside the study's SQLite file
+    monkeypatch.setattr("kgzoo.bench.tune.checkout_dir", lambda: None)
+    rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "s2.sqlite3", experiment=FakeExperiment(),
+               fingerprint=lambda m, ds: "0" * 64, log=None)
+    assert rep.rows == tmp_path / "home" / "runs" / "tuning" / "bpr-ml-100k-kg.jsonl" and rep.rows.is_file()
