@@ -449,7 +449,8 @@ def _cell_fingerprint(model: str, dataset: str) -> str:
 def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: Any, study: str) -> Path:
     """Write the study's best values as the ``tuned:`` section of ``<config_dir>/<model>/<dataset>.yaml``.
 
-    The file keeps its text (comments included); an earlier ``tuned:`` section is replaced.
+    The file keeps its text (comments included); an earlier ``tuned:`` section is replaced; the
+    comment above it names the trial rows file (:func:`_rows_label`).
     A dataset without a file of its own gets one: the ``default.yaml`` it used, copied, with
     the section appended. Returns the file written.
 
@@ -464,7 +465,17 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
-                         f"trials in {shown_path(report.rows)}")
+                         f"trials in {_rows_label(Path(report.rows), Path(config_dir))}")
+
+
+def _rows_label(rows: Path, config_dir: Path) -> str:
+    """The trial rows file as the ``tuned:`` comment names it: relative to the folder holding the
+    config folder where the rows are inside it (a checkout: ``benchmarks/results/tuning/...``
+    beside ``zoo_configs/``, whatever the working directory), else :func:`~kgzoo.paths.shown_path`."""
+    try:
+        return rows.resolve().relative_to(config_dir.resolve().parent).as_posix()
+    except ValueError:
+        return shown_path(rows)
 
 
 

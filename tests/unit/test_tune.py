@@ -404,3 +404,15 @@ def test_the_trial_rows_go_to_the_checkout_from_any_working_directory(tmp_path, 
     rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "s2.sqlite3", experiment=FakeExperiment(),
                fingerprint=lambda m, ds: "0" * 64, log=None)
     assert rep.rows == tmp_path / "home" / "runs" / "tuning" / "bpr-ml-100k-kg.jsonl" and rep.rows.is_file()
+
+
+def test_the_tuned_comment_names_the_rows_relative_to_the_checkout(tmp_path, monkeypatch):
+    """Run from elsewhere, the comment in the (committed) config names the rows beside it, not a machine's path."""
+    checkout = tmp_path / "checkout"
+    d = _config_dir(checkout, SPACE)  # checkout/configs, as zoo_configs/ in a checkout
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    monkeypatch.chdir(tmp_path)
+    tune("bpr", "ml-100k-kg", 1, results=checkout / "benchmarks" / "results", storage=tmp_path / "s.sqlite3",
+         experiment=FakeExperiment(), fingerprint=lambda m, ds: "0" * 64, write_config=d, log=None)
+    text = (d / "bpr" / "ml-100k-kg.yaml").read_text()
+    assert "trials in benchmarks/results/tuning/bpr-ml-100k-kg.jsonl" in text and str(tmp_path) not in text
