@@ -9,7 +9,6 @@ Every :class:`~kgzoo.bench.rows.ResultRow` kgzoo writes is assembled here, by
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -21,9 +20,8 @@ import sys
 import threading
 import time
 import traceback
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
@@ -31,6 +29,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
+from ..quiet import lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule, create_datamodule_for, create_model
 from ..config import ZooConfig
@@ -421,28 +420,3 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         params=sum(p.numel() for p in net.parameters() if p.requires_grad),
         hparams={k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},
         checkpoint=_relative(best_path, out_dir), status="ok")
-
-
-#: library warnings that say nothing about a kgzoo run, once per Trainer otherwise
-_QUIET = (
-    r".*LeafSpec.*",  # torch.utils._pytree FutureWarning, raised through Lightning's apply_to_collection
-    r"The number of training batches .* is smaller than the logging",  # we log per epoch on purpose
-    r".*does not have many workers which may be a bottleneck.*",  # in-memory batches need no workers
-    r".*`configure_optimizers` returned `None`.*",  # a model with nothing to train (Pop)
-    # Recommender overrides transfer_batch_to_device on purpose (a batch already on the device is not walked again)
-    r".*overridden `transfer_batch_to_device` in `LightningModule` but have passed in a `LightningDataModule`.*",
-)
-
-
-@contextlib.contextmanager
-def lightning_quiet() -> Iterator[None]:
-    """A ``with`` block around kgzoo's calls into Lightning that drops the library warnings of
-    :data:`_QUIET` (a deprecation inside torch raised through Lightning, hints that do not apply
-    to a benchmark cell) and torch/Lightning's own deprecation and future warnings, nothing else.
-    Not global: :func:`warnings.catch_warnings` restores the filters when the block ends."""
-    with warnings.catch_warnings():
-        for pattern in _QUIET:
-            warnings.filterwarnings("ignore", message=pattern)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(lightning|torch)\b.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
-        yield

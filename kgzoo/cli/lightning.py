@@ -28,7 +28,6 @@ import argparse
 import functools
 import os
 import tempfile
-import warnings
 from typing import Any
 
 import yaml
@@ -38,7 +37,6 @@ from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule_for
-from ..bench.experiment import lightning_quiet
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
@@ -49,6 +47,7 @@ from ..hub.pretrained import json_safe, load_state, pretrained_spec
 from ..hub.store import load_weights
 from ..hub.update import register_extended
 from ..models.base import SIZE_KEYS, Recommender
+from ..quiet import lightning_quiet
 from ..registry import MODELS
 
 PRETRAINED_HELP = ("fit only: go on training pretrained weights, a name 'model/dataset' (kgzoo pretrained) or a "
@@ -366,7 +365,7 @@ def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str]
 
 
 #: LightningCLI's notices that say nothing about a ``kgzoo fit``/``test`` run, beside the library
-#: warnings that :func:`~kgzoo.bench.experiment.lightning_quiet` drops for every kgzoo Trainer
+#: warnings that :func:`kgzoo.quiet.lightning_quiet` drops for every kgzoo Trainer
 _CLI_QUIET = (
     "LightningCLI's args parameter",  # kgzoo passes the parsed command line on purpose
     r"No seed found, seed set to",  # the next line, "Seed set to 0", says it (and --seed_everything sets it)
@@ -382,7 +381,7 @@ def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
     """Run ``kgzoo SUBCOMMAND ARGS`` (``fit``, ``test``, ``validate``) in this process: ``--pretrained``,
     ``--zoo`` and a kgzoo ``--ckpt_path`` (test/validate) turned into configs first, then
     :func:`make_lightning_cli`; the temporary config files are removed. Known-harmless library
-    notices are dropped inside this call only (:func:`~kgzoo.bench.experiment.lightning_quiet`,
+    notices are dropped inside this call only (:func:`kgzoo.quiet.lightning_quiet`,
     :data:`_CLI_QUIET`, :data:`_EVAL_QUIET`); every other warning shows.
 
     Returns:
@@ -399,9 +398,7 @@ def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
         tmps.append(tmp)
         cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
         tmps.append(tmp_ckpt)
-        with lightning_quiet(), warnings.catch_warnings():
-            for pattern in _CLI_QUIET + (_EVAL_QUIET if subcommand in ("test", "validate") else ()):
-                warnings.filterwarnings("ignore", message=pattern)
+        with lightning_quiet(*_CLI_QUIET, *(_EVAL_QUIET if subcommand in ("test", "validate") else ())):
             return make_lightning_cli([subcommand, *cli_args], pretrained=spec)
     finally:
         for t in tmps:

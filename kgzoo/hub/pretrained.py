@@ -24,6 +24,7 @@ from ..api import create_datamodule, create_model  # importing api registers the
 from ..data.download import sha256_bytes
 from ..data.protocol import EvalProtocol
 from ..ops.csr import to_csr
+from ..quiet import lightning_quiet
 from ..registry import MODELS, PRETRAINED
 from ..version import __version__
 from .manifest import (MANIFEST_NAME, FingerprintError, PretrainedError, PretrainedSpec, check_name,
@@ -65,7 +66,8 @@ def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = No
 
 def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, float]:
     """Metrics of ``model`` on the ``stage`` ("test" or "valid") split, through a Lightning
-    Trainer on CPU (no logger, no checkpoint). Returns ``{"test/ndcg@10": ..., ...}``.
+    Trainer on CPU (no logger, no checkpoint; Lightning's notices dropped:
+    :func:`kgzoo.quiet.lightning_quiet`). Returns ``{"test/ndcg@10": ..., ...}``.
 
     Raises:
         ValueError: ``stage`` other than ``"test"`` or ``"valid"``.
@@ -75,7 +77,8 @@ def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, floa
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     run = trainer.test if stage == "test" else trainer.validate
-    out = run(model, datamodule=datamodule, verbose=False)
+    with lightning_quiet():
+        out = run(model, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in (out[0] if out else {}).items()}
 
 

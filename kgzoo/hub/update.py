@@ -15,7 +15,6 @@ the path alone (:func:`extended_datamodule`); :func:`kgzoo.hub.checkpoint.update
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -35,6 +34,7 @@ from ..data.protocol import EvalProtocol
 from ..data.readers._io import MIN_TEXT_MATCH, DataFormatError
 from ..data.spec import DatasetSpec, register_dataset
 from ..ops.sampling import uniform_negatives
+from ..quiet import NO_VALIDATION, lightning_quiet
 
 
 @dataclass
@@ -166,9 +166,7 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
                         max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
     model.train()  # Lightning keeps the modes it finds: dropout on, as training
-    with warnings.catch_warnings():  # no validation on purpose; torch's deprecations raised through Lightning
-        warnings.filterwarnings("ignore", message=r".*`validation_step` but have no `val_dataloader`.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
+    with lightning_quiet(NO_VALIDATION):  # no validation on purpose
         trainer.fit(model, train_dataloaders=batches)
     model.eval()
     loss = trainer.callback_metrics.get("train/loss")

@@ -28,6 +28,7 @@ from torch import Tensor
 from ..data.link import KGLinkDataModule
 from ..ops.sampling import corrupt_triples, sorted_keys
 from ..paths import cache_dir
+from ..quiet import NO_VALIDATION, lightning_quiet
 
 
 class _CachedTables:
@@ -139,7 +140,8 @@ class KGVectors(_CachedTables):
             trainer = L.Trainer(accelerator=self.accelerator, devices=self.devices, max_epochs=int(self.epochs),
                                 logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-            trainer.fit(kge, train_dataloaders=link.train_dataloader())
+            with lightning_quiet(NO_VALIDATION):  # trained for its tables: no validation on purpose
+                trainer.fit(kge, train_dataloaders=link.train_dataloader())
         return {"entity": kge.entity.weight.detach().cpu().clone(),
                 "relation": kge.relation.weight.detach().cpu().clone()}
 

@@ -295,7 +295,7 @@ def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
 def test_lightning_quiet_filters_only_inside_the_block():
     import warnings
 
-    from kgzoo.bench.experiment import lightning_quiet
+    from kgzoo.quiet import lightning_quiet
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -112,7 +112,7 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
         assert main(["test", *common, "--trainer.limit_test_batches", "1", "--ckpt_path", str(ckpts[0])]) == 0
         warnings.warn("a real warning still shows")
     # the notices kgzoo triggers knowingly are dropped inside the run (kgzoo.cli.lightning._CLI_QUIET,
-    # _EVAL_QUIET, kgzoo.bench.experiment.lightning_quiet), nothing else
+    # _EVAL_QUIET, kgzoo.quiet.lightning_quiet), nothing else
     shown = [str(w.message) for w in caught]
     for notice in ("No seed found", "tensorboardX", "overridden `transfer_batch_to_device`", "LeafSpec",
                    "is smaller than the logging interval", "callbacks used to create the checkpoint"):

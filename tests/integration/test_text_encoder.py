@@ -206,3 +206,15 @@ def test_no_text_vector_and_errors(text_home, titles):
         TextEncoder(mode="lora", lora_target_modules=["q_proj"])
     with pytest.raises(TypeError):
         enc.tokenize("one string")
+
+
+def test_loading_the_plm_prints_no_progress_bar_and_keeps_the_setting(capfd):
+    """transformers' "Loading weights" bar repeated itself in every KGPLM/PLMRec trial's log."""
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    model = TextEncoder(mode="frozen")._load_model()
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored: a user's own downloads still show theirs
+

@@ -39,3 +39,31 @@ def test_first_csr_tensor_prints_no_torch_notice_and_real_warnings_show():
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-3000:]
     assert "beta state" not in proc.stderr and "invariant checks" not in proc.stderr, proc.stderr
     assert "UserWarning: a real warning of the caller" in proc.stderr
+
+
+def test_kg_vector_pretraining_drops_the_no_validation_notice_and_nothing_else(tmp_path):
+    """The KG vectors' Trainer skips validation on purpose (limit_val_batches=0): Lightning's
+    "validation_step but no val_dataloader" notice said nothing, once per cell, in every lane's log."""
+    import warnings
+
+    import pandas as pd
+
+    import kgzoo
+    from kgzoo.pretrain.kg_vectors import KGVectors
+    from kgzoo.registry import MODELS
+
+    rows = [(f"u{u}", f"i{(u * 3 + k) % 10}") for u in range(8) for k in range(5)]
+    triples = [(f"i{i}", "genre", f"g{i % 3}") for i in range(10)]
+    ds = kgzoo.from_frames(pd.DataFrame(rows, columns=["user", "item"]),
+                           triples=pd.DataFrame(triples, columns=["head", "relation", "tail"]), name="quiet-kg")
+    dm = kgzoo.create_datamodule(ds.name, batch_size=16)
+    kv = KGVectors(dm, "transe", MODELS.get("transe"), {"embedding_dim": 4}, epochs=1, batch_size=8,
+                   accelerator="cpu", cache_dir=tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vec = kv.train()["entity"]
+        warnings.warn("a real warning still shows")
+    assert vec.shape[0] == dm.n_entities
+    shown = [str(w.message) for w in caught]
+    assert not [m for m in shown if "val_dataloader" in m or "LeafSpec" in m], shown
+    assert shown[-1] == "a real warning still shows"

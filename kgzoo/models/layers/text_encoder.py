@@ -110,9 +110,18 @@ class TextEncoder(nn.Module):
 
     # ------------------------------------------------------------------ model
     def _load_model(self) -> nn.Module:
+        """The PLM, loaded without transformers' "Loading weights" progress bar (a local file: the
+        bar only repeated itself in every trial's log); the bar setting is restored after."""
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
-        return AutoModel.from_pretrained(self.model_name)
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            return AutoModel.from_pretrained(self.model_name)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
 
     def _apply_lora(self, r: int, alpha: int, dropout: float, targets: Sequence[str] | None) -> None:
         from peft import LoraConfig, get_peft_model
