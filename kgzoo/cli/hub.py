@@ -149,8 +149,8 @@ def update_command(args: argparse.Namespace) -> int:
     (path.parent / "update.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     con = console()
     con.print(f"{type(up.model).__name__} on {up.datamodule.dataset}: {up.report['new users']} new users, "
-                  f"{up.report['new items']} new items, {up.report.get('new interactions', 0)} new interactions, "
-                  f"{up.report.get('new triples', 0)} new triples in {up.report['seconds']:.1f} s -> {path}")
+              f"{up.report['new items']} new items, {up.report.get('new interactions', 0)} new interactions, "
+              f"{up.report.get('new triples', 0)} new triples in {up.report['seconds']:.1f} s -> {path}")
     for k, v in up.report.items():
         if k.startswith("update ") and v:
             con.print(f"  dropped: {k[7:]}: {v}")

@@ -71,8 +71,8 @@ def tune_command(args: argparse.Namespace) -> int:
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root, log=con.print)
     con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
-                  f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {Path(rep.rows).resolve()}")
+              f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {Path(rep.rows).resolve()}")
     if rep.best_value is not None:
         con.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
-                      + (f"; written to {Path(rep.config).resolve()}" if rep.config else ""))
+                  + (f"; written to {Path(rep.config).resolve()}" if rep.config else ""))
     return 0 if rep.best_value is not None else 1

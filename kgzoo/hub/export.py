@@ -104,7 +104,8 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
         pre: the model with its data (:func:`open_model`). k: list length.
         users: raw user ids (default: every user of the dataset).
         exclude: ``"seen"`` (default: every item the user interacted with, any split),
-            ``"train"`` (the user's train items) or ``"none"`` (:meth:`Pretrained.exclusion`). ann: also build the HNSW index (inner-product models only).
+            ``"train"`` (the user's train items) or ``"none"`` (:meth:`Pretrained.exclusion`).
+        ann: also build the HNSW index (inner-product models only).
         batch_size: users ranked at once. source: what ``pre`` was loaded from, for ``export.json``.
 
     Returns:
