@@ -52,7 +52,6 @@ from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
 from .rows import append_line
-from ..registry import MODELS
 
 #: Optuna trial states written to the tuning rows
 _STATES = ("COMPLETE", "PRUNED", "FAIL")
