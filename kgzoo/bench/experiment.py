@@ -41,6 +41,11 @@ from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_ta
                     variant_name)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
+# the checkout's commit as it is now, when the model code the rows will run has just been imported
+# (api imports every model): a commit made while a grid runs must not be recorded as its code
+git_revision()
+
+
 class EpochTimer(Callback):
     """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass (scoring,
     metric computation and logging), and the epoch of the best monitored validation value."""
@@ -224,7 +229,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
     cell's identity, its config (path relative to the config directory, sha, paper block), its
     code hash, the git commit and dirtiness of the checkout (:func:`kgzoo.version.git_revision`,
-    computed once per process), versions, time, ``cell_seconds`` since ``t_start``
+    computed once per process, when this module was imported), versions, time, ``cell_seconds`` since ``t_start``
     (``time.perf_counter``), and
     ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
     ``variant``: the cell's variant name as the grid spells it (:attr:`~kgzoo.bench.cells.Cell.variant`);

@@ -85,3 +85,17 @@ def test_the_leaderboard_lists_the_distinct_short_commits_of_a_table():
     assert "fingerprint `fp`; code: `1234567`, `abcdef0+dirty`, unrecorded\n" in md
     # a table of rows from before commits were recorded says nothing about them
     assert "fingerprint `fp`\n" in render.to_markdown(lb.build([_row(seed=s) for s in range(3)]))
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="the tests run from a copy without git")
+def test_the_commit_is_taken_when_the_code_is_imported_not_when_a_row_is_written():
+    """A commit made while a grid runs is not the code the grid runs: the revision is read when
+    kgzoo.bench.experiment (and with it every model) is imported, in a fresh process."""
+    import os
+    import sys
+
+    code = ("import kgzoo.version as v; assert v.checkout_revision.cache_info().currsize == 0; "
+            "import kgzoo.bench.experiment; print(v.checkout_revision.cache_info().currsize)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
