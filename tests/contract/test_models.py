@@ -340,14 +340,15 @@ def test_evaluation_sharded_over_two_ranks(name, task, text_home, monkeypatch):
                                   and n not in impression_models()])
 def test_export_lists_are_the_models_own_top_k(name, text_home, tmp_path):
     """``kgzoo export`` of every top-K model (string raw ids): the Parquet lists equal
-    ``recommend`` with the train items masked; embeddings only where the model ranks by them."""
+    ``recommend`` with every seen item masked (the default ``exclude="seen"``); embeddings only where
+    the model ranks by them."""
     model, dm = build(name, "topk")
     t = fit_one_step(model, dm)
     t.save_checkpoint(tmp_path / "m.ckpt")
     pre = kgzoo.load_checkpoint(tmp_path / "m.ckpt", datamodule=dm)
     summary = export(pre, tmp_path / "out", k=4, users=["u3", "u0", "u17"], batch_size=2)
     top = pd.read_parquet(tmp_path / "out" / "topk.parquet")
-    _, items = model.recommend(torch.tensor([3, 0, 17]), 4, exclude=dm.csr["train"])
+    _, items = model.recommend(torch.tensor([3, 0, 17]), 4, exclude=pre.seen())
     assert top["user_id"].tolist() == ["u3"] * 4 + ["u0"] * 4 + ["u17"] * 4
     assert top["item_id"].tolist() == [f"i{i}" for i in items.flatten().tolist()], name
     assert ("embeddings.safetensors" in summary["files"]) == model.has_final_embeddings()
