@@ -29,7 +29,7 @@ import numpy as np
 
 from ..data.datasets import dataset_spec
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
-                          Stat, Table, build, latest_ok_rows, reference_key, reference_lines, sort_metric)
+                          Stat, Table, build, commits_of, latest_ok_rows, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
 
 #: the width of a console that is no terminal (a log file, a pipe, CI): wider than any table or
@@ -162,10 +162,18 @@ def _commands(commands: Sequence[str]) -> str:
     return "; ".join(f"`{c}`" for c in commands) if commands else "(not recorded)"
 
 
+def code_label(commits: Sequence[str], quote: str = "`") -> str:
+    """``"code: `1234567`, `abcdef0+dirty`, unrecorded"`` for the commits of a table
+    (:func:`~kgzoo.bench.leaderboard.commits_of`), each in ``quote``; ``""`` when no row records
+    one (rows of before kgzoo recorded commits: nothing to say)."""
+    if not commits or list(commits) == ["unrecorded"]:
+        return ""
+    return "code: " + ", ".join(c if c == "unrecorded" else f"{quote}{c}{quote}" for c in commits)
+
+
 def _fingerprint_lines(t: Table) -> list[str]:
     """The table's provenance: its data fingerprint(s) and the code (git commits) of its rows."""
-    recorded = t.commits and t.commits != ["unrecorded"]  # rows of before the commit was recorded: say nothing
-    code = "code: " + ", ".join(c if c == "unrecorded" else f"`{c}`" for c in t.commits) if recorded else ""
+    code = code_label(t.commits)
     if len(t.fingerprints) == 1:
         return [f"fingerprint `{t.fingerprints[0]}`" + (f"; {code}" if code else "")]
     return ["fingerprints (one per seed: the split is seeded by the run) "
@@ -286,12 +294,13 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
 # ---------------------------------------------------------------------------- csv, png
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
-    column, paper, reference (and its source), tuned, best epoch, how runs stopped, seeds, cap, mean costs."""
+    column, paper, reference (and its source), tuned, best epoch, how runs stopped, seeds, cap, mean
+    costs, the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
               + ["paper", "reference", "reference_source", "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
-              + list(COST_COLUMNS))
+              + list(COST_COLUMNS) + ["commits"])
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -305,7 +314,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
                        + ["" if ln.paper is None else ln.paper, "" if ln.reference is None else ln.reference,
                           ln.reference_source or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
                           ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
-                       + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS])
+                       + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
+                       + [" ".join(commits_of(ln.rows))])
     return path
 
 
@@ -384,6 +394,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
     for t in lb.tables:
         if t.section in sections:
             caption = f"fingerprint {' '.join(fp[:12] for fp in t.fingerprints)}; sorted by test {t.metric}"
+            if code_label(t.commits):
+                caption += f"; {code_label(t.commits, quote='')}"
             if t.caveat:
                 caption += f"; caveat: {t.caveat}"
             if t.capped:

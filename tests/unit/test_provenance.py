@@ -87,6 +87,23 @@ def test_the_leaderboard_lists_the_distinct_short_commits_of_a_table():
     assert "fingerprint `fp`\n" in render.to_markdown(lb.build([_row(seed=s) for s in range(3)]))
 
 
+def test_the_csv_and_rich_views_carry_the_commits(tmp_path):
+    import csv
+    import io
+
+    a = "1234567" + "0" * 33
+    board = lb.build([_row(seed=0, git_commit=a, git_dirty=False), _row(model="pop", seed=0)])
+    (table,) = board.tables
+    with open(render.write_csv(table, tmp_path / "t.csv"), newline="") as f:
+        lines = {r["model"]: r for r in csv.DictReader(f)}
+    assert lines["bpr"]["commits"] == "1234567" and lines["pop"]["commits"] == "unrecorded"
+    out = io.StringIO()
+    con = render.console(file=out)
+    for t in render.rich_tables(board):
+        con.print(t)
+    assert "code: 1234567, unrecorded" in out.getvalue()
+
+
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="the tests run from a copy without git")
 def test_the_commit_is_taken_when_the_code_is_imported_not_when_a_row_is_written():
     """A commit made while a grid runs is not the code the grid runs: the revision is read when
