@@ -244,8 +244,9 @@ class Pretrained:
                 every item the user interacted with, in any split), ``"train"`` or ``"none"``;
                 the same values and default as :func:`kgzoo.hub.export` and the ``kgzoo
                 recommend``/``export`` commands.
-            exclude_seen: deprecated (kgzoo 0.x, removed in the next release): ``True`` is
-                ``exclude="seen"``, ``False`` is ``exclude="none"``.
+            exclude_seen: deprecated (removed in the next release; also a bool given as the third
+                positional argument, its old place): ``True`` is ``exclude="seen"``, ``False`` is
+                ``exclude="none"``; a ``DeprecationWarning`` says so.
 
         Returns:
             For one id, a list of ``k`` tuples; for a sequence, one such list per id.
@@ -253,6 +254,8 @@ class Pretrained:
         Raises:
             KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``, a bad ``exclude``.
         """
+        if isinstance(exclude, bool):  # the old third positional argument, exclude_seen
+            exclude_seen, exclude = exclude, DEFAULT_EXCLUDE
         if exclude_seen is not None:
             warnings.warn("Pretrained.recommend(exclude_seen=...) is deprecated: use exclude='seen' (the default) "
                           "or exclude='none'", DeprecationWarning, stacklevel=2)

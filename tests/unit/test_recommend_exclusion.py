@@ -71,6 +71,8 @@ def test_the_old_keyword_still_works_with_a_deprecation_warning(pre):
         assert pre.recommend("u1", k=5, exclude_seen=False) == pre.recommend("u1", k=5, exclude="none")
     with pytest.warns(DeprecationWarning, match="exclude_seen"):
         assert pre.recommend("u1", k=5, exclude_seen=True) == pre.recommend("u1", k=5)
+    with pytest.warns(DeprecationWarning, match="exclude_seen"):  # its old place: the third positional argument
+        assert pre.recommend("u1", 5, False) == pre.recommend("u1", k=5, exclude="none")
 
 
 def test_the_commands_share_the_parameter_and_the_default(pre, tmp_path, capsys):
