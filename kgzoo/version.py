@@ -11,8 +11,10 @@ from .paths import checkout_dir
 
 __version__ = "0.1.0"
 
-#: the folders whose uncommitted changes make a checkout "dirty" for a result: the code and the zoo configs
-GIT_TRACKED_FOR_RESULTS = ("kgzoo", "zoo_configs")
+#: the folders whose uncommitted changes make a checkout "dirty" for a result: the code only. The zoo
+#: configs are pinned per row by its ``config_sha``, and ``kgzoo tune`` writes their ``tuned:``
+#: sections before the converged runs, so counting them would mark every tuned row dirty.
+GIT_TRACKED_FOR_RESULTS = ("kgzoo",)
 
 
 def git_revision() -> tuple[str | None, bool | None]:

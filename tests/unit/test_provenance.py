@@ -35,11 +35,13 @@ def test_checkout_revision_commit_and_dirty_tree(tmp_path):
     git(root, "commit", "-q", "-m", "one")
     head = git(root, "rev-parse", "HEAD")
     assert checkout_revision.__wrapped__(root) == (head, False)
-    (root / "notes.txt").write_text("outside kgzoo/ and zoo_configs/: not a change of the code\n")
+    (root / "notes.txt").write_text("outside kgzoo/: not a change of the code\n")
     assert checkout_revision.__wrapped__(root) == (head, False)
-    (root / "zoo_configs" / "a.yaml").write_text("a: 2\n")
+    (root / "zoo_configs" / "a.yaml").write_text("a: 2\ntuned: {lr: 0.01}\n")  # kgzoo tune's write: config_sha's
+    assert checkout_revision.__wrapped__(root) == (head, False)
+    (root / "kgzoo" / "m.py").write_text("x = 2\n")  # changed code counts
     assert checkout_revision.__wrapped__(root) == (head, True)
-    git(root, "checkout", "-q", "--", "zoo_configs")
+    git(root, "checkout", "-q", "--", "kgzoo")
     (root / "kgzoo" / "new.py").write_text("y = 2\n")  # untracked code counts
     assert checkout_revision.__wrapped__(root) == (head, True)
 
