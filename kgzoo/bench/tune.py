@@ -316,14 +316,25 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     report = TuneReport(model, dataset, trials, rows=rows_path)
 
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
-    # study at a time): it is closed as FAIL and does not count against the budget; its parameters
-    # are queued to run again (the rerun's ``rerun_of`` names it) unless they repeat a finished point.
-    done_points = {_point(t) for t in study.trials if t.state.name in _STATES}
+    # study at a time): it is closed as FAIL, marked interrupted (a FAIL without the ``error`` that a
+    # failed experiment records), and does not count against the budget. Every interrupted point
+    # that no finished trial holds and no queued trial will run is queued to run again (the rerun's
+    # ``rerun_of`` names it), so a point cut off twice, or whose rerun was cut off, still runs (seen
+    # on gcn/ml-100k-kg trial 2 and lightgcn/amazon-hin trial 7: a rerun cut off in its turn was
+    # dropped as a repeat of its own interrupted original and took a budget slot without running).
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if _point(t) in done_points:  # a repeat of a finished point (drawn before resume_seed): dropped
-            say(f"{model} on {dataset}: trial {t.number} was interrupted; it repeats a finished point, dropped")
+    done_points = {_point(t) for t in study.trials if t.state.name in _STATES and not _interrupted(t)}
+    queued = {(bool(t.user_attrs.get("default")), json.dumps(t.system_attrs.get("fixed_params", {}), sort_keys=True,
+                                                            default=str))
+              for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
+    for t in study.trials:
+        if not _interrupted(t):
             continue
+        point = _point(t)
+        if point in done_points or point in queued:  # finished elsewhere, or its rerun already queued
+            continue
+        queued.add(point)
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number, "default": bool(t.user_attrs.get("default"))},
                             skip_if_exists=False)
         say(f"{model} on {dataset}: trial {t.number} was interrupted; its parameters run again")
@@ -341,10 +352,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         # finished trials, less the interrupted ones (their reruns count) and less repeats of a
         # point already counted (a sampler reseeded as the first process redrew its points before
         # resume_seed: lightgcn/amazon-hin trials 4 and 5 are trials 0 and 1 again)
-        rerun = {t.user_attrs.get("rerun_of") for t in study.trials}
         out, seen = [], set()
         for t in study.trials:
-            if t.state.name not in _STATES or t.number in rerun:
+            if t.state.name not in _STATES or _interrupted(t):
                 continue
             point = _point(t)
             if point in seen:
@@ -380,8 +390,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             state, error, value = "PRUNED", str(e), _last_report(study, trial)
         except Exception as e:  # noqa: BLE001 - a failed trial is a result; the study goes on
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
             state, error, value = "FAIL", f"{type(e).__name__}: {e}", None
+            trial.set_user_attr("error", error[:1000])  # a failed result, not an interrupted trial
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         append_line(rows_path, json.dumps({
             "model": model, "dataset": dataset, "fingerprint": fp, "study": study.study_name, "trial": trial.number,
             "state": state, "params": params, "value": value, "monitor": monitor or None,
@@ -418,6 +429,12 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     if write_config is not None:
         report.config = write_tuned(Path(write_config), cfg, report, schedule, study.study_name)
     return report
+
+
+def _interrupted(trial: Any) -> bool:
+    """Whether a finished trial was cut off by a killed process: closed as FAIL when the study was
+    next opened, without the ``error`` user attribute that a failed experiment records."""
+    return trial.state.name == "FAIL" and "error" not in trial.user_attrs
 
 
 def _point(trial: Any) -> tuple[bool, str]:

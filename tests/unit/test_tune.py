@@ -136,6 +136,53 @@ def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_p
     assert rows[3]["params"] == cut[0]  # the same point ran again
 
 
+def test_a_point_cut_off_twice_still_runs_and_takes_one_budget_slot(tmp_path, monkeypatch):
+    """A rerun cut off in its turn used to be dropped as a repeat of its own interrupted original,
+    and took a budget slot as a failure without ever running (gcn/ml-100k-kg trial 2,
+    lightgcn/amazon-hin trial 7)."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
+    fake = FakeExperiment()
+    tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
+    cut = []
+
+    def killed(*a, model_overrides, **k):  # the lane is killed mid-trial: the trial stays RUNNING
+        cut.append(model_overrides)
+        raise KeyboardInterrupt
+
+    for _ in range(2):  # killed in the trial, then again in its rerun
+        with pytest.raises(KeyboardInterrupt):
+            tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
+    assert cut[0] == cut[1]  # the rerun is the same point
+    rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
+    assert (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)  # no slot taken by an interrupted point
+    rows = [json.loads(x) for x in (tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and rows[3]["params"] == cut[0] and rows[3]["rerun_of"] in (3, 4)
+    assert len(fake.calls) == 4  # the point ran once, and nothing else was drawn
+
+
+def test_a_failed_trial_counts_and_is_not_rerun(tmp_path, monkeypatch):
+    """A trial whose experiment raised is a result (FAIL, with its error): it takes its budget
+    slot and is not queued again when the study is reopened, unlike an interrupted trial."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
+    fake = FakeExperiment()
+    tune("bpr", "ml-100k-kg", 1, experiment=fake, **common)  # the default trial and 1 searched
+
+    def broken(*a, **k):
+        raise RuntimeError("diverged")
+
+    rep = tune("bpr", "ml-100k-kg", 2, experiment=broken, **common)
+    assert (rep.complete, rep.failed) == (1, 1)
+    rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
+    assert (rep.complete, rep.pruned, rep.failed) == (2, 0, 1) and len(fake.calls) == 3
+    rows = [json.loads(x) for x in (tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert rows[2]["error"] == "RuntimeError: diverged" and rows[3]["rerun_of"] is None
+
+
 def test_a_resumed_study_draws_new_points(tmp_path, monkeypatch):
     """Each process seeds a fresh sampler: without a resume-aware seed, the first random draw after a
     resume repeats the study's first point (seen on kgcn/ml-100k-kg: trials 1 and 2 identical)."""
