@@ -114,19 +114,22 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     assert not (d / "bpr" / "lastfm-kg.yaml").exists()
 
 
+def _killed_lane(cut: list):
+    """An experiment whose lane is killed mid-trial (the trial stays RUNNING); records the point."""
+    def killed(*a, model_overrides, **k):
+        cut.append(model_overrides)
+        raise KeyboardInterrupt
+    return killed
+
+
 def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_path, monkeypatch):
     d = _config_dir(tmp_path, SPACE)
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
     fake = FakeExperiment()
     tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
-
     cut = []
-
-    def killed(*a, model_overrides, **k):  # the lane is killed mid-trial: the trial stays RUNNING
-        cut.append(model_overrides)
-        raise KeyboardInterrupt
-
+    killed = _killed_lane(cut)
     with pytest.raises(KeyboardInterrupt):
         tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
     rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
@@ -146,11 +149,7 @@ def test_a_point_cut_off_twice_still_runs_and_takes_one_budget_slot(tmp_path, mo
     fake = FakeExperiment()
     tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
     cut = []
-
-    def killed(*a, model_overrides, **k):  # the lane is killed mid-trial: the trial stays RUNNING
-        cut.append(model_overrides)
-        raise KeyboardInterrupt
-
+    killed = _killed_lane(cut)
     for _ in range(2):  # killed in the trial, then again in its rerun
         with pytest.raises(KeyboardInterrupt):
             tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
