@@ -122,14 +122,20 @@ def _killed_lane(cut: list):
     return killed
 
 
-def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_path, monkeypatch):
+def _study_of_three_and_a_killed_lane(tmp_path, monkeypatch):
+    """``(tune kwargs, the fake experiment, the cut-off points, a killed-lane experiment)`` after a
+    study ran its default trial and 2 searched trials."""
     d = _config_dir(tmp_path, SPACE)
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
     fake = FakeExperiment()
     tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
-    cut = []
-    killed = _killed_lane(cut)
+    cut: list = []
+    return common, fake, cut, _killed_lane(cut)
+
+
+def test_a_trial_cut_off_by_a_killed_process_runs_again_and_is_not_counted(tmp_path, monkeypatch):
+    common, fake, cut, killed = _study_of_three_and_a_killed_lane(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
     rep = tune("bpr", "ml-100k-kg", 3, experiment=fake, **common)
@@ -143,13 +149,7 @@ def test_a_point_cut_off_twice_still_runs_and_takes_one_budget_slot(tmp_path, mo
     """A rerun cut off in its turn used to be dropped as a repeat of its own interrupted original,
     and took a budget slot as a failure without ever running (gcn/ml-100k-kg trial 2,
     lightgcn/amazon-hin trial 7)."""
-    d = _config_dir(tmp_path, SPACE)
-    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
-    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
-    fake = FakeExperiment()
-    tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)  # the default trial and 2 searched
-    cut = []
-    killed = _killed_lane(cut)
+    common, fake, cut, killed = _study_of_three_and_a_killed_lane(tmp_path, monkeypatch)
     for _ in range(2):  # killed in the trial, then again in its rerun
         with pytest.raises(KeyboardInterrupt):
             tune("bpr", "ml-100k-kg", 3, experiment=killed, **common)
