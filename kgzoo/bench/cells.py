@@ -200,13 +200,15 @@ def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None
 
 def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
     """``(fingerprint, protocol_fingerprint)`` of a cell, from its DataModule before training
-    (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`).
+    (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`), built as
+    :func:`kgzoo.bench.experiment.run_experiment` builds it: with the zoo config's ``data``
+    section (its ``max_history`` enters the fingerprint where it is not 50).
 
     Costs one data load (cached per process) and one split; no model is built.
     """
     dm = create_datamodule(cell.dataset, root=root,
                            protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
-                           kg_ablation=cell.kg_ablation)
+                           kg_ablation=cell.kg_ablation, **ZooConfig.load(cell.model, cell.dataset).data)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint
 

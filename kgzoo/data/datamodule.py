@@ -36,6 +36,7 @@ from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
 from ..ops.csr import csr_padded, csr_rows, sparse_csr, to_csr
 from .sampling import BPRSampler, KGSampler
+from .spec import DatasetSpec
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
 # always loads in the main process, so Lightning's caution about workers does not apply
@@ -302,7 +303,8 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"`` (see :func:`apply_kg_ablation`).
         seed: seed of negative sampling (default: the protocol's seed).
         max_history: clicked items kept per CTR row's history (the ``ctr`` task with a model that
-            ``uses_history``; NRMS: 50), the last ones of the user's train clicks in item id order.
+            ``uses_history``), the last ones of the user's train clicks in item id order; ``None``:
+            the dataset's (:attr:`~kgzoo.data.spec.DatasetSpec.max_history`; 50 for in-memory data).
 
     Raises:
         KeyError: unknown dataset. DataFormatError: a folder that matches no layout.
@@ -324,7 +326,7 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
 
     def __init__(self, dataset: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | None = None,
                  batch_size: int = 2048, eval_batch_size: int = 256, kg_batch_size: int = 0,
-                 kg_ablation: str = "real", seed: int | None = None, max_history: int = 50) -> None:
+                 kg_ablation: str = "real", seed: int | None = None, max_history: int | None = None) -> None:
         super().__init__()
         self.dataset = dataset = dataset if self._given is not None else resolve_dataset(dataset)
         self.root = root
@@ -332,6 +334,8 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         if self.spec is not None and self.spec.extends is not None:  # an update's extended data, by name
             self.extended_from = self.spec.extends
         self.protocol = protocol if protocol is not None else self.spec.protocol
+        if max_history is None:
+            max_history = self.spec.max_history if self.spec is not None else DatasetSpec.max_history
         if self.protocol.task == "impression":
             raise ValueError(f"KGRecDataModule({dataset!r}): the impression task has its own DataModule "
                              "(kgzoo.data.impressions.ImpressionDataModule; kgzoo.create_datamodule chooses it)")

@@ -40,6 +40,7 @@ from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, check_fingerprint
 from .readers.mind import read_mind_impressions
+from .spec import DatasetSpec
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -119,7 +120,8 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
             the path of a folder in MIND's layout (:mod:`kgzoo.data.folders`).
         root: data root. protocol: ``EvalProtocol(task="impression", split="temporal")`` (default).
         batch_size: training samples per batch. eval_batch_size: impressions per evaluation batch.
-        max_history: clicked news kept per impression (NRMS: 50). npratio: negatives per click
+        max_history: clicked news kept per impression; ``None``: the dataset's
+            (:attr:`~kgzoo.data.spec.DatasetSpec.max_history`, NRMS's 50 for MIND). npratio: negatives per click
             (NRMS: 4). kg_ablation: as :class:`~kgzoo.data.datamodule.KGRecDataModule`.
         seed: sampling seed (default: the protocol's).
 
@@ -131,7 +133,7 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
     _given: tuple[KGRecData, ImpressionLog] | None = None
 
     def __init__(self, dataset: str = "mind-sample", root: str | None = None, protocol: EvalProtocol | None = None,
-                 batch_size: int = 64, eval_batch_size: int = 64, max_history: int = 50, npratio: int = 4,
+                 batch_size: int = 64, eval_batch_size: int = 64, max_history: int | None = None, npratio: int = 4,
                  kg_ablation: str = "real", seed: int | None = None) -> None:
         super().__init__()
         if self._given is None:
@@ -141,6 +143,8 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         if self.protocol.task != "impression" or self.protocol.split != "temporal":
             raise ValueError(f"ImpressionDataModule({dataset!r}): protocol task/split must be impression/temporal, "
                              f"got {self.protocol.task}/{self.protocol.split}")
+        if max_history is None:
+            max_history = dataset_spec(dataset).max_history if self._given is None else DatasetSpec.max_history
         for name, v in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
                         ("max_history", max_history), ("npratio", npratio)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

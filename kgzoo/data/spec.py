@@ -44,6 +44,11 @@ class DatasetSpec:
         extends: ``(base DataModule, Growth)`` of the extended data of an incremental update
             (:func:`kgzoo.hub.update.register_extended`), which a DataModule of this entry takes
             as its ``extended_from``; ``None`` for every other dataset.
+        max_history: the history cap of the dataset's protocol: clicked items a history model
+            (DKN, NRMS, ...) reads per scored row, the last ones; the DataModules' default
+            (``max_history=None``), so every model of a table reads the same history and their
+            rows share one fingerprint. DKN's Bing News: 30 (its authors' code,
+            ``max_click_history``); elsewhere NRMS's 50.
     """
 
     name: str
@@ -61,6 +66,7 @@ class DatasetSpec:
     origin: str = ""
     impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None
     extends: tuple[Any, Any] | None = None
+    max_history: int = 50
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
