@@ -299,7 +299,8 @@ DKN_NEWS = register_dataset(DatasetSpec(
     }),
     builder=lambda folder: read_dkn(folder, name="dkn-news"),
     caveat=("DKN's own KG file is not public: the KG here is title -[mentions]-> entity links only; not "
-            "comparable with DKN's published numbers"),
+            "comparable with DKN's published numbers. No test title occurs in train, so Pop ties every "
+            "test row (AUC 0.5): the floor is news-plm-mean"),
     licence=f"{_RESEARCH} Bing News logs released with DKN for research; no other licence stated.",
     citation="Wang et al., DKN: Deep Knowledge-Aware Network for News Recommendation, WWW 2018.",
     protocol=EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1)),
