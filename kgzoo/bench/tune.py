@@ -34,6 +34,7 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,11 +181,14 @@ def space_sha(space: Sequence[Param]) -> str:
 
 
 class PruningCallback(Callback):
-    """Report the monitored validation value of every epoch to an Optuna trial and stop the
-    trial when the pruner says so (raises ``optuna.TrialPruned`` out of ``fit``)."""
+    """Report the monitored validation value of every epoch to an Optuna trial (step: the 0-based
+    epoch) and stop the trial when the pruner says so (raises ``optuna.TrialPruned`` out of
+    ``fit``). The first report also records the monitored name as the trial's ``monitor`` user
+    attribute, so a pruned trial's row names it as a complete one's does (:func:`pruned_curve`)."""
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
+        self._named = False
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
@@ -192,6 +196,9 @@ class PruningCallback(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return
+        if not self._named:
+            self.trial.set_user_attr("monitor", self.monitor)
+            self._named = True
         self.trial.report(float(value), step=trainer.current_epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch}: {self.monitor}={float(value):.4f}")
@@ -388,7 +395,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             state, error = "COMPLETE", None
         except optuna.TrialPruned as e:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            state, error, value = "PRUNED", str(e), _last_report(study, trial)
+            state, error = "PRUNED", str(e)
+            value, pruned = pruned_curve(next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
+            row, monitor = pruned, pruned["monitor"] or ""
         except Exception as e:  # noqa: BLE001 - a failed trial is a result; the study goes on
             state, error, value = "FAIL", f"{type(e).__name__}: {e}", None
             trial.set_user_attr("error", error[:1000])  # a failed result, not an interrupted trial
@@ -404,11 +413,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
-        capped = (row or {}).get("stopped_by") == "cap"
-        say(f"[{finished()}/{trials}] {model} on {dataset} trial {trial.number}: {state.lower()}"
-            + (f", {value:.4f}" if isinstance(value, float) else "")
-            + (f", stopped at its cap of {schedule.max_epochs} epochs" if capped else "")
-            + f" {json.dumps(params, default=str)}")
+        say(progress_line(model, dataset, trial.number, state, value, row or {}, params,
+                          default=bool(trial.user_attrs.get("default")), done=finished(), trials=trials,
+                          max_epochs=schedule.max_epochs))
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
@@ -431,6 +438,20 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     return report
 
 
+def progress_line(model: str, dataset: str, number: int, state: str, value: float | None, row: dict[str, Any],
+                  params: dict[str, Any], *, default: bool, done: int, trials: int, max_epochs: int) -> str:
+    """The line :func:`tune` prints after a trial: ``[done/trials]`` (``[defaults]`` for the default
+    trial, which is outside the budget), the state, the value, the epochs trained and the best
+    epoch (0-based) where the row has them, a cap that stopped the trial, and the parameters."""
+    epochs, best = row.get("epochs"), row.get("best_epoch")
+    return (f"[{'defaults' if default else f'{done}/{trials}'}] {model} on {dataset} trial {number}"
+            + (" (the config's own values, outside the budget)" if default else "") + f": {state.lower()}"
+            + (f", {value:.4f}" if isinstance(value, float) else "")
+            + (f" after {epochs} epochs (best epoch {best})" if epochs is not None and best is not None else "")
+            + (f", stopped at its cap of {max_epochs} epochs" if row.get("stopped_by") == "cap" else "")
+            + f" {json.dumps(params, default=str)}")
+
+
 def _interrupted(trial: Any) -> bool:
     """Whether a finished trial was cut off by a killed process: closed as FAIL when the study was
     next opened, without the ``error`` user attribute that a failed experiment records."""
@@ -448,10 +469,28 @@ def _from_trial(p: Param, params: dict[str, Any]) -> Any:
     return params[p.name]
 
 
-def _last_report(study: Any, trial: Any) -> float | None:
-    """The last validation value a (pruned) trial reported, ``None`` if it reported none."""
-    values = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).intermediate_values
-    return float(values[max(values)]) if values else None
+def pruned_curve(trial: Any) -> tuple[float | None, dict[str, Any]]:
+    """What a pruned trial's row says of its training, read from the validation values it reported
+    (:class:`PruningCallback`: one per validated epoch, keyed by the 0-based epoch).
+
+    Args:
+        trial: a finished Optuna trial (``FrozenTrial``: ``intermediate_values``, ``user_attrs``).
+
+    Returns:
+        ``(value, fields)``: ``value`` the last reported validation value (where the pruner
+        stopped it); ``fields`` the row's ``epochs`` (epochs trained: the last reported epoch + 1),
+        ``best_epoch`` (0-based epoch of the best reported value, the first on ties, as
+        :class:`kgzoo.bench.experiment.EpochTimer` picks it), ``stopped_by`` (``"pruner"``) and
+        ``monitor``; ``None`` for each where the trial reported nothing.
+    """
+    values = trial.intermediate_values
+    if not values:
+        return None, {"epochs": None, "best_epoch": None, "stopped_by": "pruner",
+                      "monitor": trial.user_attrs.get("monitor")}
+    steps = sorted(values)
+    best = max(steps, key=lambda s: (values[s], -s))
+    return float(values[steps[-1]]), {"epochs": steps[-1] + 1, "best_epoch": best, "stopped_by": "pruner",
+                                      "monitor": trial.user_attrs.get("monitor")}
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -514,18 +553,23 @@ def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
 def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
     """``record`` as the ``tuned:`` section of the model's dataset file (see :func:`write_tuned`)."""
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
-    if path.is_file():
-        text = path.read_text()
-    else:
-        src = cfg.path if cfg.path is not None else None
-        text = (f"# {cfg.model_name} on {cfg.dataset}: {src.name if src else 'no config'} as it was, with {origin}\n"
-                + (src.read_text() if src else ""))
+    source = path if path.is_file() else cfg.path
+    text = source.read_text() if source is not None else ""
+    # the header names the file first copied and the record now written: an earlier header (its
+    # trial count, or the header of the file copied) is replaced, never stacked or left stale
+    head = _HEADER.match(text)
+    first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
+    text = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n" + text[head.end() if head else 0:]
     text = strip_tuned(text).rstrip("\n") + "\n"
     text += f"# {comment}\n"
     text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+#: the first line :func:`_write_record` writes: ``# <model> on <dataset>: <file> as it was, with <origin>``
+_HEADER = re.compile(r"\A# \S+ on \S+: (?P<source>\S+) as it was, with [^\n]*\n")
 
 
 def strip_tuned(text: str) -> str:

@@ -462,3 +462,68 @@ def test_the_tuned_comment_names_the_rows_relative_to_the_checkout(tmp_path, mon
          experiment=FakeExperiment(), fingerprint=lambda m, ds: "0" * 64, write_config=d, log=None)
     text = (d / "bpr" / "ml-100k-kg.yaml").read_text()
     assert "trials in benchmarks/results/tuning/bpr-ml-100k-kg.jsonl" in text and str(tmp_path) not in text
+
+
+class CurveExperiment(FakeExperiment):
+    """A trial that reports a validation curve epoch by epoch through the pruning callbacks, as
+    Lightning would; the 7th call (after the default trial and 5 searched ones) falls below the
+    median, peaking at epoch 2."""
+
+    GOOD = [0.5, 0.52, 0.55, 0.56, 0.57, 0.58, 0.58, 0.57]
+    BAD = [0.10, 0.12, 0.15, 0.11, 0.10, 0.09, 0.08, 0.07]
+
+    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress):
+        curve = self.BAD if len(self.calls) == 6 else self.GOOD
+        self.calls.append(dict(model_overrides, run_test=run_test))
+        cbs = callbacks(SimpleNamespace(main_metric="ndcg@10"))
+        trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, callback_metrics={})
+        for epoch, v in enumerate(curve):
+            trainer.current_epoch, trainer.callback_metrics = epoch, {"valid/ndcg@10": v}
+            for cb in cbs:
+                cb.on_validation_end(trainer, None)
+        return {"main_metric": "ndcg@10", "valid_metrics": {"valid/ndcg@10": max(curve)}, "epochs": len(curve),
+                "best_epoch": curve.index(max(curve)), "stopped_by": "early_stopping"}
+
+
+def test_a_pruned_trial_row_carries_its_epochs_best_epoch_and_monitor(tmp_path, monkeypatch):
+    """A pruned trial's row said `epochs: null` (the epoch the pruner stopped it at was only in
+    its `error` text): it carries the epochs it trained, its best epoch, the monitor and
+    `stopped_by: pruner`, with the same keys as a complete trial's row, and its progress line says so."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    said: list = []
+    rep = tune("bpr", "ml-100k-kg", 6, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=CurveExperiment(),
+               fingerprint=lambda m, ds: "0" * 64, log=said.append)
+    assert (rep.complete, rep.pruned, rep.failed) == (5, 1, 0)
+    rows = [json.loads(x) for x in (tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+    (pruned,) = [r for r in rows if r["state"] == "PRUNED"]
+    assert pruned["error"].startswith("pruned at epoch 5")  # the pruner stopped it in its 6th epoch (0-based 5)
+    assert (pruned["epochs"], pruned["best_epoch"], pruned["stopped_by"]) == (6, 2, "pruner")
+    assert pruned["monitor"] == "valid/ndcg@10" and pruned["value"] == pytest.approx(0.09)
+    assert set(pruned) == set(rows[-2])  # the same fields as a complete row: old readers read both
+    assert rows[0]["default"] and said[0].startswith("[defaults] bpr on ml-100k-kg trial 0 (the config's own values")
+    assert f"trial {pruned['trial']}: pruned, 0.0900 after 6 epochs (best epoch 2)" in said[pruned["trial"]]
+
+
+def test_the_tuned_file_header_names_the_record_written_once(tmp_path, monkeypatch):
+    """Tuning into a folder of one's own copied the packaged dataset file with its header, under a
+    new one: `# ...(3 trials)` above `# ...(10 trials)`, the second stale; a rewrite kept a header
+    with the first study's count."""
+    from kgzoo.bench.tune import TuneReport, write_tuned
+
+    base = tmp_path / "base"
+    (base / "bpr").mkdir(parents=True)
+    (base / "bpr" / "ml-100k-kg.yaml").write_text(
+        "# bpr on ml-100k-kg: default.yaml as it was, with the values kgzoo tune chose (10 trials)\n" + SPACE
+        + "# chosen by `kgzoo tune` on the validation split only\ntuned:\n  params: {lr: 0.002}\n  trials: 10\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(base))
+    cfg = ZooConfig.load("bpr", "ml-100k-kg")
+    mine = tmp_path / "mine"
+    for n in (3, 5):
+        rep = TuneReport("bpr", "ml-100k-kg", n, complete=n, best_value=0.25, best_params={"lr": 0.001},
+                         monitor="valid/ndcg@10", rows=tmp_path / "rows.jsonl", default={"state": "COMPLETE"})
+        text = write_tuned(mine, cfg, rep, cfg.schedule(quick=False), "study").read_text()
+        assert text.splitlines()[0] == (f"# bpr on ml-100k-kg: ml-100k-kg.yaml as it was, with the values kgzoo "
+                                        f"tune chose ({n} trials)")
+        assert text.count("as it was") == 1 and text.count("tuned:") == 1 and "# BPR for the test" in text
+        assert yaml.safe_load(text)["tuned"]["trials"] == n
