@@ -5,11 +5,21 @@ cell's Trainer, ``kgzoo fit``/``test``, the KG vector pretraining, ``kgzoo updat
 fine-tune): it drops the notices of :data:`LIGHTNING_NOTICES` plus the caller's own patterns
 (e.g. :data:`NO_VALIDATION` for a Trainer that skips validation on purpose), and
 torch/Lightning's own deprecation and future warnings; every other warning shows. Not global:
-:func:`warnings.catch_warnings` restores the filters when the block ends.
+:func:`warnings.catch_warnings` restores the filters when the block ends. The same block drops
+the INFO lines every Trainer logs when it is built (:data:`LIGHTNING_BANNERS`: "GPU available",
+"TPU available", the litlogger/litmodels tips) by a :class:`logging.Filter` on Lightning's
+rank-zero loggers, removed when the block ends; Lightning's other INFO lines ("Seed set to 0",
+checkpoint restores) still show, and so does its "GPU available but not used" warning.
+
+:func:`quiet_lightning` is the process-wide form for a command whose output is a grid's or a
+study's lines (``kgzoo bench``, ``reproduce``, ``tune``, ``update``, ``scripts/publish_pretrained.py``):
+Lightning's loggers at WARNING, so no per-Trainer INFO line at all.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import warnings
 from typing import Iterator
 
@@ -27,13 +37,60 @@ LIGHTNING_NOTICES = (
 NO_VALIDATION = r".*`validation_step` but have no `val_dataloader`.*"
 
 
+#: INFO lines every Lightning Trainer logs when it is built, which say nothing about a kgzoo run
+#: (matched from the start of the message, regex): the device lines (a GPU present but unused is
+#: still a ``PossibleUserWarning``, which shows) and the tips advertising Lightning's cloud services
+LIGHTNING_BANNERS = (
+    r"GPU available: ",
+    r"TPU available: ",
+    r"HPU available: ",
+    r"💡 Tip: ",
+)
+#: the loggers of Lightning's ``rank_zero_info`` (the ``lightning_utilities`` helper logs through
+#: the one of these its last importer set)
+RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+#: the loggers :func:`quiet_lightning` sets to WARNING
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+
+
+class _DropLines(logging.Filter):
+    """Drops the log records whose message matches one of ``patterns`` (from its start)."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        super().__init__()
+        self.patterns = [re.compile(p) for p in patterns]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(p.match(message) for p in self.patterns)
+
+
 @contextlib.contextmanager
 def lightning_quiet(*more: str) -> Iterator[None]:
     """A ``with`` block that drops :data:`LIGHTNING_NOTICES`, the message patterns ``more``
-    (regexes) and torch/Lightning's own ``DeprecationWarning``/``FutureWarning``, nothing else."""
-    with warnings.catch_warnings():
-        for pattern in (*LIGHTNING_NOTICES, *more):
-            warnings.filterwarnings("ignore", message=pattern)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(lightning|torch)\b.*")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
-        yield
+    (regexes) and torch/Lightning's own ``DeprecationWarning``/``FutureWarning``, and the
+    :data:`LIGHTNING_BANNERS` log lines, nothing else. Build the Trainer inside it: the banners
+    are logged by ``Trainer.__init__``."""
+    drop = _DropLines(LIGHTNING_BANNERS)
+    loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            for pattern in (*LIGHTNING_NOTICES, *more):
+                warnings.filterwarnings("ignore", message=pattern)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(lightning|torch)\b.*")
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"(lightning|torch)\b.*")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
+
+
+def quiet_lightning() -> None:
+    """Keep every Lightning INFO line (accelerator banners, tips, checkpoint restores, "fit
+    stopped") out of this process's output: :data:`LIGHTNING_LOGGERS` at WARNING, so warnings
+    and errors still show. For commands whose output is their own lines (a grid, a study, a
+    publishing script); a library call uses :func:`lightning_quiet` instead."""
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -55,6 +55,7 @@ from kgzoo.data.download import sha256_bytes
 from kgzoo.data.protocol import EvalProtocol
 from kgzoo.hub.manifest import PACKAGE_DIR
 from kgzoo.paths import cache_dir
+from kgzoo.quiet import quiet_lightning
 from kgzoo.models.base import SIZE_KEYS
 from kgzoo.registry import MODELS
 
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs/publish", help="training output folder")
     p.add_argument("--root", default=None, help="data root")
     args = p.parse_args(argv)
+    quiet_lightning()  # its own lines only: no Lightning banner or tip per training and evaluation
     if args.ckpt and len(args.models) != 1:
         p.error("--ckpt takes exactly one model")
     if args.ckpt and args.rows:

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 from ..config import ZooConfig
 from ..dist import is_rank_zero
 from ..paths import cache_dir, shown_path
+from ..quiet import quiet_lightning
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
 from .render import console, rich_run_table, write_leaderboard
@@ -85,15 +86,6 @@ def _live(con: Any) -> Any:
             yield
 
     return live
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's per-Trainer banners (accelerator, tips, checkpoint restores) out of a
-    grid's output; warnings and errors still show."""
-    import logging
-
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------------- bench

@@ -15,8 +15,8 @@ import sys
 
 from rich.table import Table
 
-from ..bench.cli import quiet_lightning
 from ..bench.render import console
+from ..quiet import quiet_lightning
 from ..hub import list_pretrained, load_pretrained
 from ..hub.export import export, open_model
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE

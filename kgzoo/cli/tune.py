@@ -17,8 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench.cli import quiet_lightning
 from ..bench.render import console
+from ..quiet import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig
 from ..paths import packaged_config_dir

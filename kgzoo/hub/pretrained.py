@@ -74,10 +74,10 @@ def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, floa
     """
     if stage not in ("test", "valid"):
         raise ValueError(f"stage must be 'test' or 'valid', got {stage!r}")
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    run = trainer.test if stage == "test" else trainer.validate
-    with lightning_quiet():
+    with lightning_quiet():  # around the Trainer's construction too: it logs the device banner
+        trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        run = trainer.test if stage == "test" else trainer.validate
         out = run(model, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in (out[0] if out else {}).items()}
 

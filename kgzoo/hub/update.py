@@ -162,11 +162,11 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     if epochs == 0 or not batches.pairs.shape[0] or not any(p.requires_grad for p in model.parameters()):
         return out
     device = next(model.parameters()).device
-    trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.index is not None else 1,
-                        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
     model.train()  # Lightning keeps the modes it finds: dropout on, as training
-    with lightning_quiet(NO_VALIDATION):  # no validation on purpose
+    with lightning_quiet(NO_VALIDATION):  # no validation on purpose; the Trainer inside: its banner
+        trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.index is not None else 1,
+                            max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
         trainer.fit(model, train_dataloaders=batches)
     model.eval()
     loss = trainer.callback_metrics.get("train/loss")

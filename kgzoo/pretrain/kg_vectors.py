@@ -137,10 +137,10 @@ class KGVectors(_CachedTables):
         with torch.random.fork_rng():
             torch.manual_seed(int(self.seed))
             kge = self.model_cls(n_entities=self.n_entities, n_relations=self.n_relations, **self.hparams)
-            trainer = L.Trainer(accelerator=self.accelerator, devices=self.devices, max_epochs=int(self.epochs),
-                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
             with lightning_quiet(NO_VALIDATION):  # trained for its tables: no validation on purpose
+                trainer = L.Trainer(accelerator=self.accelerator, devices=self.devices, max_epochs=int(self.epochs),
+                                    logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                                    enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
                 trainer.fit(kge, train_dataloaders=link.train_dataloader())
         return {"entity": kge.entity.weight.detach().cpu().clone(),
                 "relation": kge.relation.weight.detach().cpu().clone()}

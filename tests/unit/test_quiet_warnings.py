@@ -67,3 +67,41 @@ def test_kg_vector_pretraining_drops_the_no_validation_notice_and_nothing_else(t
     shown = [str(w.message) for w in caught]
     assert not [m for m in shown if "val_dataloader" in m or "LeafSpec" in m], shown
     assert shown[-1] == "a real warning still shows"
+
+
+BANNERS = """
+import pandas as pd
+import lightning as L
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+import kgzoo
+from kgzoo.hub import evaluate
+from kgzoo.quiet import lightning_quiet
+
+rows = [(f"u{u}", f"i{(u * 7 + k) % 30}") for u in range(12) for k in range(10)]
+ds = kgzoo.from_frames(pd.DataFrame(rows, columns=["user", "item"]), name="banner-shop")
+dm = kgzoo.create_datamodule(ds.name, batch_size=16)
+dm.setup()
+model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=4)
+print("metrics", sorted(evaluate(model, dm))[:1], flush=True)
+with lightning_quiet():
+    rank_zero_info("another INFO line of Lightning's")
+L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)  # outside the block: as Lightning has it
+print("done", flush=True)
+"""
+
+
+def test_evaluation_prints_no_lightning_banner_and_the_filter_is_scoped():
+    """`kgzoo.hub.evaluate` (scripts/publish_pretrained.py evaluates three times per model) and
+    `kgzoo test` printed Lightning's "GPU available", "TPU available" and litlogger/litmodels tips
+    on every Trainer: they are dropped inside `lightning_quiet` (the Trainer built inside it), its
+    other INFO lines still show, and outside the block Lightning prints as before."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", BANNERS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env=env, cwd=REPO, timeout=300)  # one stream, in the order printed
+    out = proc.stdout
+    assert proc.returncode == 0 and "done" in out, out[-3000:]
+    before, _, after = out.partition("metrics [")
+    assert "available:" not in before and "Tip:" not in before, before  # evaluate: quiet
+    assert "another INFO line of Lightning's" in after  # the block drops the banners only
+    assert after.count("GPU available: ") == 1 and after.count("TPU available: ") == 1  # the filter left
