@@ -8,7 +8,9 @@
   ``$KGZOO_HOME/<kind>``, else ``$XDG_CACHE_HOME/kgzoo/<kind>`` (``~/.cache/kgzoo/<kind>``).
 - :func:`user_config_dir`: the user's own settings (``kgzoo data import`` registers datasets in
   its ``datasets/``): ``$KGZOO_USER_CONFIG``, else ``$XDG_CONFIG_HOME/kgzoo`` (``~/.config/kgzoo``).
-- :func:`checkout_dir`: the source checkout kgzoo runs from (``None`` when installed).
+- :func:`checkout_dir`: the source checkout kgzoo runs from (``None`` when installed);
+  :func:`committed_results_dir` and :func:`committed_leaderboard_dir` its ``benchmarks/results``
+  (the committed rows) and ``benchmarks/leaderboard``, whatever the working directory.
 - :func:`config_dirs`: zoo config folders, the packaged one (:func:`packaged_config_dir`)
   first, then every folder of ``$KGZOO_CONFIG_DIR`` (an :data:`os.pathsep`-separated list),
   then ``extra``; a later folder's ``<model>/<dataset>.yaml`` overrides the same file of an
@@ -107,6 +109,22 @@ def checkout_dir() -> Path | None:
     configs inside the package, ``kgzoo/zoo_configs/``: :func:`packaged_config_dir`)."""
     package = Path(__file__).resolve().parent
     return None if (package / "zoo_configs").is_dir() else package.parent
+
+
+def committed_results_dir() -> Path | None:
+    """The committed result rows: ``<checkout>/benchmarks/results`` (:func:`checkout_dir`), whatever
+    the working directory; ``None`` for an installed kgzoo (no committed rows ship with it).
+    ``kgzoo bench``'s ``--reference`` and ``--leaderboard-only`` and ``kgzoo tune``'s ``--results``
+    default to it."""
+    root = checkout_dir()
+    return None if root is None else root / "benchmarks" / "results"
+
+
+def committed_leaderboard_dir() -> Path | None:
+    """The leaderboard generated from :func:`committed_results_dir`: ``<checkout>/benchmarks/leaderboard``;
+    ``None`` for an installed kgzoo."""
+    root = checkout_dir()
+    return None if root is None else root / "benchmarks" / "leaderboard"
 
 
 def config_dirs(extra: Iterable[PathLike] = ()) -> list[Path]:

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from ..config import ZooConfig
 from ..dist import is_rank_zero
-from ..paths import cache_dir, shown_path
+from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir, shown_path
 from ..quiet import quiet_lightning
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
@@ -24,10 +24,11 @@ from .runner import run_grid
 
 
 # ---------------------------------------------------------------------------- shared options
-#: the committed rows, the source of truth of the leaderboard (relative to the working directory)
-COMMITTED_RESULTS = Path("benchmarks") / "results"
-#: the generated leaderboard (relative to the working directory)
-LEADERBOARD_DIR = Path("benchmarks") / "leaderboard"
+#: the committed rows as --help names them: the checkout's (:func:`kgzoo.paths.committed_results_dir`),
+#: whatever the working directory
+COMMITTED_HELP = "the checkout's benchmarks/results"
+#: the committed leaderboard as --help names it (:func:`kgzoo.paths.committed_leaderboard_dir`)
+LEADERBOARD_HELP = "the checkout's benchmarks/leaderboard"
 #: where run folders go without --runs, as --help says it
 RUNS_HELP = "$KGZOO_HOME/runs or $XDG_CACHE_HOME/kgzoo/runs (~/.cache/kgzoo/runs)"
 
@@ -66,6 +67,24 @@ def _devices(v: str) -> int | str:
     return n
 
 
+def _same(a: Path | None, b: Path | None) -> bool:
+    return a is not None and b is not None and a.resolve() == b.resolve()
+
+
+def leaderboard_dir(results: str | Path, given: str | Path | None = None) -> Path:
+    """Where ``kgzoo bench --leaderboard-only`` writes: ``given`` (``--leaderboard-dir``, relative to
+    the working directory as typed), else the checkout's ``benchmarks/leaderboard`` for the
+    committed rows (:func:`kgzoo.paths.committed_results_dir`, from any working directory), else a
+    ``leaderboard/`` folder beside the rows (``results/leaderboard`` for a folder, the file's
+    folder's for a ``.jsonl``): rows of one's own never replace the committed leaderboard."""
+    if given is not None:
+        return Path(given)
+    p = Path(results)
+    if _same(p, committed_results_dir()) and committed_leaderboard_dir() is not None:
+        return committed_leaderboard_dir()
+    return (p.parent if p.suffix == ".jsonl" else p) / "leaderboard"
+
+
 def results_path(results: str | Path, name: str) -> Path:
     """The results file: ``results`` if it names a ``.jsonl`` file, else ``results/<name>.jsonl``."""
     p = Path(results)
@@ -94,7 +113,8 @@ def bench_args(p: argparse.ArgumentParser) -> None:
     p.description = (f"Run a benchmark grid and print this run's table, each row beside the committed reference "
                      f"value of the same fingerprint. Rows, checkpoints and logs go to a run folder "
                      f"(<UTC timestamp>/ under {RUNS_HELP}) unless --runs/--results say otherwise; only "
-                     f"an explicit --results {COMMITTED_RESULTS} writes the committed rows.")
+                     f"an explicit --results naming {COMMITTED_HELP} writes the committed rows. Relative paths "
+                     "given are relative to the working directory; the paths printed are absolute.")
     p.add_argument("--models", nargs="+", default=["*"], help="model name patterns (default '*': every model)")
     p.add_argument("--datasets", nargs="+", default=["ml-100k-kg"], help="dataset name patterns (default ml-100k-kg)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
@@ -112,15 +132,17 @@ def bench_args(p: argparse.ArgumentParser) -> None:
                    help="the config's converged `train` schedule (early stopping) instead of the quick one")
     p.add_argument("--name", default="bench", help="results file name: <results>/<name>.jsonl (default bench)")
     p.add_argument("--results", default=None,
-                   help=f"results file (.jsonl) or folder (default: the run folder; {COMMITTED_RESULTS} writes the "
+                   help=f"results file (.jsonl) or folder (default: the run folder; {COMMITTED_HELP} holds the "
                         "committed rows)")
-    p.add_argument("--reference", default=str(COMMITTED_RESULTS),
-                   help=f"folder of the reference rows shown beside this run's (default {COMMITTED_RESULTS})")
-    p.add_argument("--leaderboard-dir", default=str(LEADERBOARD_DIR),
-                   help=f"where --leaderboard-only writes (default {LEADERBOARD_DIR}/)")
+    p.add_argument("--reference", default=None,
+                   help=f"folder of the reference rows shown beside this run's (default {COMMITTED_HELP}, from any "
+                        "working directory)")
+    p.add_argument("--leaderboard-dir", default=None,
+                   help=f"where --leaderboard-only writes (default: {LEADERBOARD_HELP} for the committed rows, else "
+                        "a leaderboard/ folder beside the --results rows)")
     p.add_argument("--leaderboard-only", action="store_true",
-                   help=f"rebuild the leaderboard from the rows in --results (default {COMMITTED_RESULTS}), "
-                        "run nothing")
+                   help=f"rebuild the leaderboard from the rows in --results (default {COMMITTED_HELP}, from any "
+                        "working directory), run nothing")
     p.add_argument("--no-png", action="store_true", help="skip the PNG charts (--leaderboard-only)")
     _trainer_args(p)
 
@@ -140,8 +162,8 @@ def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | No
     out = write_leaderboard(rows, out_dir, metric=metric, png=png,
                             source=shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl"))
     if show:
-        console().print(f"leaderboard: {out['markdown']} ({len(out['csv'])} CSV, {len(out['png'])} PNG) "
-                         f"from {len(rows)} rows in {p}")
+        console().print(f"leaderboard: {Path(out['markdown']).resolve()} ({len(out['csv'])} CSV, {len(out['png'])} "
+                        f"PNG) from {len(rows)} rows in {p.resolve()}")
     return out
 
 
@@ -149,7 +171,11 @@ def bench_command(args: argparse.Namespace) -> int:
     """``kgzoo bench``: run the grid, print this run's table; or ``--leaderboard-only``."""
     quiet_lightning()
     if args.leaderboard_only:
-        build_leaderboard(args.results or COMMITTED_RESULTS, args.leaderboard_dir, args.metric, png=not args.no_png)
+        rows = args.results or committed_results_dir()
+        if rows is None:
+            raise FileNotFoundError("kgzoo bench --leaderboard-only: this kgzoo is installed, without committed rows: "
+                                    "give --results DIR (a folder of result rows, or one .jsonl file)")
+        build_leaderboard(rows, leaderboard_dir(rows, args.leaderboard_dir), args.metric, png=not args.no_png)
         return 0
     if args.full and (args.quick or args.epochs is not None):
         raise ValueError("--full cannot be combined with --quick or --epochs")
@@ -159,21 +185,23 @@ def bench_command(args: argparse.Namespace) -> int:
     quick = args.quick or (args.epochs is None and not args.full)
     run_folder = Path(args.runs) if args.runs else default_run_folder()
     results = results_path(args.results or run_folder, args.name)
-    reference = read_folder(args.reference)
+    ref = Path(args.reference) if args.reference is not None else committed_results_dir()
+    reference = read_folder(ref) if ref is not None else []
     con = console()
-    if not Path(args.reference).is_dir():  # relative to the working directory: outside a checkout there is none
-        con.print(f"no committed rows to compare with: {args.reference} is no folder here (run from a kgzoo "
-                  "checkout, or give --reference DIR); the committed column and the time estimates stay empty")
+    if ref is None or not ref.is_dir():  # an installed kgzoo has no committed rows; a --reference that is no folder
+        con.print("no committed rows to compare with: "
+                  + ("this kgzoo is installed, without committed rows" if ref is None else f"{ref.resolve()} is no folder")
+                  + " (give --reference DIR); the committed column and the time estimates stay empty")
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,
                       live=_live(con) if con.is_terminal else None, history=reference)
     if is_rank_zero():
         con.print(rich_run_table(report.rows, reference))
-        con.print(f"total: {report.seconds:.1f} s for {len(cells)} cells; rows in {results}, checkpoints and logs "
-                  f"in {run_folder}")
-        if results.resolve().parent == COMMITTED_RESULTS.resolve():
-            con.print(f"committed rows changed: `kgzoo bench --leaderboard-only` rebuilds {LEADERBOARD_DIR}/")
+        con.print(f"total: {report.seconds:.1f} s for {len(cells)} cells; rows in {results.resolve()}, checkpoints "
+                  f"and logs in {run_folder.resolve()}")
+        if _same(results.parent, committed_results_dir()):
+            con.print(f"committed rows changed: `kgzoo bench --leaderboard-only` rebuilds {committed_leaderboard_dir()}/")
     return 1 if report.failed else 0
 
 
@@ -185,7 +213,7 @@ def reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--epochs", type=int, default=None, help="override max_epochs (default: the config's `train`)")
     p.add_argument("--results", default=None,
-                   help=f"results file or folder (default: the run folder; {COMMITTED_RESULTS} writes the committed "
+                   help=f"results file or folder (default: the run folder; {COMMITTED_HELP} holds the committed "
                         "rows, as reproduce-MODEL-DATASET.jsonl)")
     p.add_argument("--protocol", nargs="*", default=None, metavar="FIELD=VALUE",
                    help="protocol fields over the dataset's default (default: the config's paper.protocol, "
@@ -272,7 +300,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
                       + (f"; protocol {protocol}" if protocol else "")
                       + ("" if parse_assignments(protocol)[1] == parse_assignments(paper_proto)[1]
                          else " (not the paper's protocol: its numbers are for reference only)")
-                      + f"; rows in {results}")
+                      + f"; rows in {results.resolve()}")
     for c in header:
         t.add_column(c, justify="left" if c == "metric" else "right")
     for line in body:
@@ -281,5 +309,5 @@ def reproduce_command(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-__all__ = ["COMMITTED_RESULTS", "bench_args", "bench_command", "build_leaderboard", "reproduce_command",
+__all__ = ["bench_args", "bench_command", "build_leaderboard", "leaderboard_dir", "reproduce_command",
            "reproduce_args", "reproduce_table"]

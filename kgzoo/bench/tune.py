@@ -48,7 +48,7 @@ from .. import __version__
 from ..api import model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
-from ..paths import PathLike, cache_dir, checkout_dir, shown_path
+from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
 from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
 from .experiment import run_experiment
@@ -255,11 +255,11 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
 
 def default_results_dir() -> Path:
     """Where ``kgzoo tune`` writes its trial rows by default, whatever the working directory: the
-    checkout's ``benchmarks/results`` (:func:`kgzoo.paths.checkout_dir`: beside the committed
+    checkout's ``benchmarks/results`` (:func:`kgzoo.paths.committed_results_dir`: beside the committed
     rows and the ``zoo_configs`` that the ``tuned:`` record goes to), or for an installed kgzoo
     the user cache's ``runs`` folder (:func:`kgzoo.paths.cache_dir`, where the study's SQLite file is)."""
-    root = checkout_dir()
-    return root / "benchmarks" / "results" if root is not None else cache_dir("runs")
+    committed = committed_results_dir()
+    return committed if committed is not None else cache_dir("runs")
 
 
 def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike | None = None,

@@ -21,7 +21,7 @@ from ..bench.render import console
 from ..quiet import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig
-from ..paths import packaged_config_dir
+from ..paths import config_dirs, packaged_config_dir
 
 
 #: where an installed kgzoo (a wheel) holds its packaged configs; a checkout has none there
@@ -32,7 +32,8 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model name")
     p.add_argument("dataset", help="a catalogue dataset name")
     p.add_argument("--trials", type=int, default=None,
-                   help="the budget: finished trials the study must hold (the same for every model of a table)")
+                   help="the budget: finished searched trials the study must hold (the same for every model of a "
+                        "table); one more trial, outside it and never pruned, runs the config's own values")
     p.add_argument("--from", dest="source", default=None, metavar="DATASET",
                    help="tune nothing: write tuned: {from: DATASET}, so this dataset takes the values chosen on "
                         "DATASET (the same domain's small set); its rows and tables say so")
@@ -40,10 +41,12 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None,
                    help="folder of the trial rows, tuning/<model>-<dataset>.jsonl below it (default, from any working "
                         "directory: the checkout's benchmarks/results; for an installed kgzoo the user cache's runs/)")
-    p.add_argument("--storage", default=None, help="the study's SQLite file (default: the user cache's runs/tune.sqlite3)")
+    p.add_argument("--storage", default=None,
+                   help="the study's SQLite file (default: the user cache's runs/tune.sqlite3); the trials' checkpoints "
+                        "and logs go to the user cache's runs/tune/<model>-<dataset>/ ($KGZOO_HOME/runs when set)")
     p.add_argument("--write-config", default=None, metavar="DIR",
                    help="write the tuned: section into DIR/<model>/<dataset>.yaml (default: the checkout's zoo_configs; "
-                        "an installed kgzoo needs DIR)")
+                        "an installed kgzoo needs DIR); later runs read a DIR of your own with --config-dir DIR")
     p.add_argument("--no-write-config", action="store_true", help="write no config, only the trial rows")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
 
@@ -69,10 +72,21 @@ def tune_command(args: argparse.Namespace) -> int:
         return 0
     quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
-               write_config=target, root=args.root, log=con.print)
+               write_config=target, root=args.root,
+               log=lambda line: con.print(line, markup=False))  # its brackets are text: [defaults], lists
+    default = rep.default
     con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
-              f"of {rep.trials} trials in {rep.seconds:.0f} s; rows in {Path(rep.rows).resolve()}")
+              f"of {rep.trials} trials"
+              + (f" (and the default trial: {default['state'].lower()}"
+                 + (f", {default['value']:.4f}" if isinstance(default.get("value"), float) else "") + ")"
+                 if default else "")
+              + f" in {rep.seconds:.0f} s; rows in {Path(rep.rows).resolve()}")
     if rep.best_value is not None:
         con.print(f"best {rep.monitor} {rep.best_value:.4f} with {json.dumps(rep.best_params, default=str)}"
+                  + (" (the default trial)" if default.get("chosen") else "")
                   + (f"; written to {Path(rep.config).resolve()}" if rep.config else ""))
+        written = Path(target).resolve() if rep.config else None
+        if written is not None and written not in [d.resolve() for d in config_dirs()]:
+            con.print(f"later runs use it with --config-dir {written} (e.g. kgzoo bench --config-dir {written} "
+                      f"--models {args.model} --datasets {args.dataset} --full)")
     return 0 if rep.best_value is not None else 1

@@ -43,22 +43,28 @@ def test_unknown_metric_exits_nonzero(data_dir, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys):
-    assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path), "--runs",
-                 str(tmp_path / "runs")]) == 0
+def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the checkout: the defaults are still the checkout's
+    assert main(["bench", "--models", "pop", "--epochs", "1", "--results", ".", "--runs", "runs"]) == 0
     rows = read_rows(tmp_path / "bench.jsonl")
     assert [(r.model, r.status, r.schedule["max_epochs"]) for r in rows] == [("pop", "ok", 1)]
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
     assert "no committed rows to compare with" not in out  # the checkout's benchmarks/results
+    assert f"rows in {tmp_path.resolve() / 'bench.jsonl'}, checkpoints and logs in {tmp_path.resolve() / 'runs'}" in out
     assert "this run: 1 cell(s)" in out and "committed" in out  # this run's table, not the leaderboard
     assert not (tmp_path / "leaderboard").exists()
+    # one's own rows: the leaderboard beside them, never over the committed one; absolute paths printed
+    assert main(["bench", "--leaderboard-only", "--results", ".", "--no-png"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"leaderboard: {tmp_path.resolve() / 'leaderboard' / 'LEADERBOARD.md'}" in out
+    assert not (tmp_path / "benchmarks").exists()
     assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir",
                  str(tmp_path / "lb"), "--no-png"]) == 0
     # a fixed one-epoch schedule: shown in the published section, not ranked (not a converged
     # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
     assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
-    assert f"result rows (1 cells) in `{tmp_path.as_posix()}/*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    assert "result rows (1 cells) in `./*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()  # the cwd's
     # no reference folder (a run outside a checkout): said, not silently an empty column
     assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "again"), "--runs",
                  str(tmp_path / "runs2"), "--reference", str(tmp_path / "nowhere")]) == 0
@@ -255,7 +261,7 @@ def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatc
     assert "--config-dir" in capsys.readouterr().err
 
 
-def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir):
+def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir, capsys):
     cfg = tmp_path / "configs"
     (cfg / "bpr").mkdir(parents=True)
     (cfg / "bpr" / "ml-100k-kg.yaml").write_text(
@@ -272,3 +278,13 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
     assert banner.level == logging.WARNING  # no "GPU available" banner and tips per trial, as in kgzoo bench
     assert len((tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()) == 2  # + default
     assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[defaults] bpr on ml-100k-kg trial 0 (the config's own values, outside the budget): complete" in out
+    assert "of 1 trials (and the default trial: complete, 0." in out and "later runs use it" not in out
+    # the record written into a folder later runs do not read yet: the summary says how they read it
+    # (the study resumes complete: no trial runs again)
+    code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",
+                 str(tmp_path / "results"), "--write-config", str(tmp_path / "mine")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0 and "trial 0" not in out
+    assert f"later runs use it with --config-dir {(tmp_path / 'mine').resolve()}" in out

@@ -78,3 +78,29 @@ def test_packaged_config_dir_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch)
     # a wheel: the build maps zoo_configs/ to the package data kgzoo/zoo_configs/
     (checkout / "kgzoo" / "zoo_configs").mkdir()
     assert packaged_config_dir() == checkout / "kgzoo" / "zoo_configs" and paths.checkout_dir() is None
+
+
+def test_committed_rows_and_leaderboard_whatever_the_working_directory(tmp_path, monkeypatch):
+    """`kgzoo bench --reference` and `--leaderboard-dir` defaulted to `benchmarks/...` relative to the
+    working directory, while `kgzoo tune --results` took the checkout's: from another folder, bench
+    found no committed rows and `--leaderboard-only` wrote a `benchmarks/leaderboard/` there. Now
+    every default is the checkout's; a leaderboard of one's own rows goes beside them (never over
+    the committed one); a path typed stays relative to the working directory."""
+    import kgzoo.paths as paths
+    from kgzoo.bench.cli import leaderboard_dir
+    from kgzoo.bench.tune import default_results_dir
+
+    repo = Path(paths.__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    assert paths.committed_results_dir() == repo / "benchmarks" / "results" == default_results_dir()
+    assert paths.committed_leaderboard_dir() == repo / "benchmarks" / "leaderboard"
+    assert leaderboard_dir(paths.committed_results_dir()) == repo / "benchmarks" / "leaderboard"
+    assert leaderboard_dir("mine") == Path("mine") / "leaderboard"  # beside one's own rows
+    assert leaderboard_dir("mine/bench.jsonl") == Path("mine") / "leaderboard"
+    assert leaderboard_dir("mine", "lb") == Path("lb")  # as typed, relative to the working directory
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)  # a folder of that name here is not the checkout's
+    assert leaderboard_dir("benchmarks/results") == Path("benchmarks/results/leaderboard")
+    checkout = tmp_path / "wheel"  # an installed kgzoo has no committed rows
+    (checkout / "kgzoo" / "zoo_configs").mkdir(parents=True)
+    monkeypatch.setattr(paths, "__file__", str(checkout / "kgzoo" / "paths.py"))
+    assert paths.committed_results_dir() is None and paths.committed_leaderboard_dir() is None
