@@ -437,7 +437,7 @@ def test_the_trial_rows_go_to_the_checkout_from_any_working_directory(tmp_path, 
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     checkout = tmp_path / "checkout"
-    monkeypatch.setattr("kgzoo.bench.tune.checkout_dir", lambda: checkout)
+    monkeypatch.setattr("kgzoo.paths.checkout_dir", lambda: checkout)
     monkeypatch.setattr("kgzoo.bench.tune.run_experiment", FakeExperiment())
     monkeypatch.setattr("kgzoo.bench.tune._cell_fingerprint", lambda m, ds: "0" * 64)
     assert main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--no-write-config",
@@ -446,7 +446,7 @@ def test_the_trial_rows_go_to_the_checkout_from_any_working_directory(tmp_path, 
     assert len(rows.read_text().splitlines()) == 2 and not list(elsewhere.iterdir())
     assert f"rows in {rows.resolve()}\n" in capsys.readouterr().out  # absolute, on one line
     # an installed kgzoo (no checkout): the user cache, beside the study's SQLite file
-    monkeypatch.setattr("kgzoo.bench.tune.checkout_dir", lambda: None)
+    monkeypatch.setattr("kgzoo.paths.checkout_dir", lambda: None)
     rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "s2.sqlite3", experiment=FakeExperiment(),
                fingerprint=lambda m, ds: "0" * 64, log=None)
     assert rep.rows == tmp_path / "home" / "runs" / "tuning" / "bpr-ml-100k-kg.jsonl" and rep.rows.is_file()
