@@ -129,7 +129,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         say(cell_line(tag, row))
     report.seconds = time.perf_counter() - t_grid
     say(f"grid: {len(cells)} cells ({len(report.rows)} run, {len(report.skipped)} skipped, "
-        f"{len(report.failed)} failed) in {report.seconds:.1f} s; rows in {results}")
+        f"{len(report.failed)} failed) in {report.seconds:.1f} s; rows in {Path(results).resolve()}")
     return report
 
 
