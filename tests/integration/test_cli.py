@@ -52,7 +52,7 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys, m
     assert "[1/1] pop / ml-100k-kg / seed 0 / kg real: ok in" in out and "total:" in out
     assert "no committed rows to compare with" not in out  # the checkout's benchmarks/results
     assert f"rows in {tmp_path.resolve() / 'bench.jsonl'}, checkpoints and logs in {tmp_path.resolve() / 'runs'}" in out
-    assert f"0 failed) in " in out and f"s; rows in {tmp_path.resolve() / 'bench.jsonl'}" in out  # the grid's line too
+    assert "0 failed) in " in out and f"s; rows in {tmp_path.resolve() / 'bench.jsonl'}" in out  # the grid's line too
     assert "this run: 1 cell(s)" in out and "committed" in out  # this run's table, not the leaderboard
     assert not (tmp_path / "leaderboard").exists()
     # one's own rows: the leaderboard beside them, never over the committed one; absolute paths printed
