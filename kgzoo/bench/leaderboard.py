@@ -154,6 +154,12 @@ class Line:
         """Whether every run is publishable (:meth:`ResultRow.is_published`)."""
         return bool(self.rows) and all(r.is_published() for r in self.rows)
 
+    @property
+    def one_seed(self) -> bool:
+        """Whether this line has one seed (no std): a published table marks it (:attr:`Table.one_seed_reason`
+        says whether the dataset allows it)."""
+        return len(self.seeds) == 1
+
     def stopped_text(self) -> str:
         """``"early stop ×2, cap ×1"``."""
         return ", ".join(f"{STOP_NAMES.get(k, str(k))} ×{n}" for k, n in self.stopped_by.items()) or "-"
@@ -227,6 +233,8 @@ class Table:
             (superseded fingerprints).
         metric: the sort metric; its column comes first.
         caveat: the dataset's caveat from the catalogue (``""`` when none).
+        one_seed_reason: why a slow model may have one seed on this dataset (the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.one_seed_reason`; ``""``: every line should have three).
         lines: best first: ranked lines by the sort metric, then the others by it.
         commands: the distinct command lines that wrote the rows.
         commits: the code the rows ran (:func:`commits_of`): distinct short git commits,
@@ -244,6 +252,7 @@ class Table:
     section: str
     metric: str
     caveat: str = ""
+    one_seed_reason: str = ""
     lines: list[Line] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
@@ -419,7 +428,7 @@ def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
     return ranked_lines + rest
 
 
-def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str) -> Table:
+def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_reason: str = "") -> Table:
     first = rows[0]
     main = sort_metric(first.task, metric, rows)
     by_line: dict[tuple[str, str, str], list[ResultRow]] = {}
@@ -429,12 +438,13 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str)
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
+                 one_seed_reason=one_seed_reason,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
                  commits=commits_of(rows), newest=max(str(r.time or "") for r in rows))
 
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
-          caveats: Mapping[str, str] | None = None) -> Leaderboard:
+          caveats: Mapping[str, str] | None = None, one_seed_reasons: Mapping[str, str] | None = None) -> Leaderboard:
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
@@ -446,6 +456,8 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             (they are always in the ablation tables).
         caveats: dataset name -> caveat to show under its tables (the catalogue's
             :attr:`DatasetSpec.caveat`; :func:`kgzoo.bench.render.write_leaderboard` passes them).
+        one_seed_reasons: dataset name -> why a slow model may have one seed there (the catalogue's
+            :attr:`DatasetSpec.one_seed_reason`), kept as :attr:`Table.one_seed_reason` of its published tables.
 
     Returns:
         A :class:`Leaderboard` (see the module docstring for the rules).
@@ -459,7 +471,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         if not isinstance(r, ResultRow):
             raise TypeError(f"leaderboard row {i}: expected a ResultRow, got {type(r).__name__} "
                             "(use kgzoo.bench.rows.read_rows or ResultRow.from_dict)")
-    caveats = dict(caveats or {})
+    caveats, reasons = dict(caveats or {}), dict(one_seed_reasons or {})
     ok = latest_ok_rows(rows)
     shown = [r for r in ok if show_variants or r.variant == "base"]
     groups: dict[tuple[str, ...], list[ResultRow]] = {}
@@ -476,7 +488,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         pub = [r for r in cur if not is_quick(r)]
         quick = [r for r in cur if is_quick(r)]
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat))
+            published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], "")))
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat))
         old: dict[str, list[ResultRow]] = {}

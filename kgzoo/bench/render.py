@@ -61,6 +61,8 @@ TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
 CAP_MARK = "†"
 CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
+#: marker of a published line with one seed (no std), explained below its table (:func:`one_seed_note`)
+ONE_SEED_MARK = "‡"
 SECTION_TITLES = {
     PUBLISHED: "Published tables",
     SMOKE: "Smoke runs (quick schedule: never published)",
@@ -122,13 +124,35 @@ def table_columns(t: Table) -> list[str]:
 def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
-    return ([str(ln.rank) if ln.rank is not None else "-", ln.name + (f" {CAP_MARK}" if ln.capped else "")]
+    marks = (f" {CAP_MARK}" if ln.capped else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+    return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
                f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
                _mean(ln.best_epoch, 1), ln.stopped_text(),
                str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
                _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _mean(c["epochs"], 1)])
+
+
+def _marked_one_seed(t: Table, ln: Line) -> bool:
+    return t.section == PUBLISHED and ln.one_seed
+
+
+def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
+    """The footnote of the one-seed lines among ``lines`` of table ``t`` (marked
+    :data:`ONE_SEED_MARK`; none in a smoke or archive table): the dataset's reason where the
+    catalogue allows one seed there (:attr:`~kgzoo.bench.leaderboard.Table.one_seed_reason`, with
+    each line's run time in minutes, the rows' ``cell_seconds``), else that the line is not yet
+    the three seeds of a published cell. ``[]`` when no line is marked."""
+    marked = [ln for ln in lines if _marked_one_seed(t, ln)]
+    if not marked:
+        return []
+    if not t.one_seed_reason:
+        return [f"{ONE_SEED_MARK} one seed so far (no std): not yet the 3 seeds of a published cell "
+                f"({', '.join(ln.name for ln in marked)}).", ""]
+    runs = [f"{ln.name}: {c.mean / 60:.0f} min" if (c := Stat.of(r.cell_seconds for r in ln.rows)) else ln.name
+            for ln in marked]
+    return [f"{ONE_SEED_MARK} {t.one_seed_reason}; no std (the run: {'; '.join(runs)}).", ""]
 
 
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
@@ -187,7 +211,7 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += _reference_note(t.lines)
+    out += _reference_note(t.lines) + one_seed_note(t, t.lines)
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
@@ -237,7 +261,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", "", f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked)
+        out += _reference_note(ranked) + one_seed_note(t, ranked)
     return out
 
 
@@ -480,14 +504,26 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
 def dataset_caveats(datasets: Iterable[str]) -> dict[str, str]:
     """``name -> caveat`` of the catalogue datasets among ``datasets`` that have one (a dataset
     the catalogue does not know, e.g. a user's own, has none)."""
+    return _catalogue_texts(datasets, "caveat")
+
+
+def dataset_one_seed_reasons(datasets: Iterable[str]) -> dict[str, str]:
+    """``name -> why a slow model may have one seed there``
+    (:attr:`~kgzoo.data.spec.DatasetSpec.one_seed_reason`) of the catalogue datasets among
+    ``datasets`` that allow it (issue 16, part 3: ml-1m-kg and alibaba-ifashion-kg)."""
+    return _catalogue_texts(datasets, "one_seed_reason")
+
+
+def _catalogue_texts(datasets: Iterable[str], attribute: str) -> dict[str, str]:
+    """``name -> DatasetSpec.<attribute>`` where it is not empty; datasets the catalogue does not know are left out."""
     out = {}
     for name in sorted(set(datasets)):
         try:
-            caveat = dataset_spec(name).caveat
+            text = getattr(dataset_spec(name), attribute)
         except KeyError:
             continue
-        if caveat:
-            out[name] = caveat
+        if text:
+            out[name] = text
     return out
 
 
@@ -533,8 +569,9 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
         TypeError: a row that is not a ``ResultRow``.
     """
     rows = list(rows)
-    lb = build(rows, metric=metric, show_variants=show_variants,
-               caveats=dataset_caveats(r.dataset for r in rows if isinstance(r, ResultRow)))
+    names = {r.dataset for r in rows if isinstance(r, ResultRow)}
+    lb = build(rows, metric=metric, show_variants=show_variants, caveats=dataset_caveats(names),
+               one_seed_reasons=dataset_one_seed_reasons(names))
     out = Path(out_dir)
     removed = clear_leaderboard(out)
     out.mkdir(parents=True, exist_ok=True)

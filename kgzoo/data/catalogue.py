@@ -69,6 +69,8 @@ _KGIN_CITE = "Wang et al., Learning Intents behind Interactions with Knowledge G
 _HERec_CITE = ("Shi et al., Heterogeneous Information Network Embedding for Recommendation (HERec), IEEE TKDE 2019 "
                "(librahu/HIN-Datasets-for-Recommendation-and-Network-Embedding)")
 _MIND_CITE = "Wu et al., MIND: A Large-scale Dataset for News Recommendation, ACL 2020"
+#: the large sets of the fair-baselines tables, where a slow model runs one seed (issue 16, part 3)
+_ONE_SEED = "one seed: a converged run of this model takes over 40 min on 2 cores (issue 16, part 3)"
 
 
 # --------------------------------------------------------------------------- video
@@ -101,6 +103,7 @@ ML1M = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="given", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 6040, "items": 3260, "interactions": 998539, "kg_entities": 7008, "relations": 7,
               "triples": 20782, "linked_items": 2077, "text_coverage": 1.0},
+    one_seed_reason=_ONE_SEED,
 ))
 
 
@@ -218,6 +221,7 @@ ALIBABA_IFASHION = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 114737, "items": 29708, "interactions": 752275, "kg_entities": 89196, "relations": 51,
               "triples": 279155, "linked_items": 29708},
+    one_seed_reason=_ONE_SEED,
 ))
 
 
