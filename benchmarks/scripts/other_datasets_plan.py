@@ -83,13 +83,15 @@ def cap_one_epoch(path: Path) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def run_cell(scratch: Path, dataset: str, model: str, batches: int | None, timeout: int) -> dict[str, Any]:
+def run_cell(scratch: Path, dataset: str, model: str, batches: int | None, timeout: int,
+             eval_batches: int | None = None) -> dict[str, Any]:
     """Steps 1 and 2 for one cell; the plan line (also appended to ``<scratch>/plan.jsonl``)."""
     from kgzoo.config import ZooConfig  # noqa: PLC0415
     configs = scratch / "configs"
     env = dict(os.environ, KGZOO_CONFIG_DIR=str(configs), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     line: dict[str, Any] = {"dataset": dataset, "model": model, "source": SOURCE[dataset], "batches": batches,
+                            "eval_batches": eval_batches,
                             "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_before": os.getloadavg()[0]}
     os.environ["KGZOO_CONFIG_DIR"] = str(configs)
     cli = [sys.executable, "-m", "kgzoo.cli"]
@@ -107,7 +109,7 @@ def run_cell(scratch: Path, dataset: str, model: str, batches: int | None, timeo
     cap_one_epoch(target)
     timing = scratch / f"timing-{model}-{dataset}.json"
     timing.unlink(missing_ok=True)
-    cmd = [sys.executable, __file__, "--child", str(timing), str(batches or 0), "bench", "--full", "--models", model,
+    cmd = [sys.executable, __file__, "--child", str(timing), str(batches or 0), str(eval_batches or 0), "bench", "--full", "--models", model,
            "--datasets", dataset, "--seeds", "0", "--results", str(scratch), "--name", "e2e",
            "--runs", str(scratch / "runs")]
     t0, r0 = time.perf_counter(), os.times()
@@ -142,8 +144,9 @@ def _append(scratch: Path, line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def child(timing: str, batches: int, argv: list[str]) -> int:
-    """``kgzoo bench`` with a CPU/wall timing callback (and ``limit_train_batches`` when ``batches``)."""
+def child(timing: str, batches: int, eval_batches: int, argv: list[str]) -> int:
+    """``kgzoo bench`` with a CPU/wall timing callback (and ``limit_train_batches`` when ``batches``,
+    ``limit_val_batches`` and ``limit_test_batches`` when ``eval_batches``)."""
     import lightning as L  # noqa: PLC0415
     from kgzoo.bench import experiment  # noqa: PLC0415
     from kgzoo.cli import main  # noqa: PLC0415
@@ -162,6 +165,8 @@ def child(timing: str, batches: int, argv: list[str]) -> int:
                 self.d["train_wall"] = round(time.perf_counter() - self.t[1], 3)
                 self.d["steps_run"] = trainer.num_training_batches
             self.v = (time.process_time(), time.perf_counter())
+            self.d["eval_batches_per_pass"] = _full_steps(trainer, "val")
+            self.d["eval_batches_run"] = sum(trainer.num_val_batches)
 
         def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
             self.d["valid_cpu_passes"].append(round(time.process_time() - self.v[0], 3))
@@ -173,39 +178,117 @@ def child(timing: str, batches: int, argv: list[str]) -> int:
 
     def bench_trainer(*a: Any, callbacks: Any = (), **kw: Any) -> Any:
         extra = {"limit_train_batches": batches} if batches else {}
+        if eval_batches:
+            extra.update(limit_val_batches=eval_batches, limit_test_batches=eval_batches)
         return made(*a, callbacks=[*callbacks, CpuTimer()], **kw, **extra)
 
     experiment.bench_trainer = bench_trainer
     return main(argv)
 
 
-def _full_steps(trainer: Any) -> int | None:
-    """Batches of a whole training epoch (before ``limit_train_batches``)."""
+def _full_steps(trainer: Any, loop: str = "train") -> int | None:
+    """Batches of a whole training epoch or validation pass (before Lightning's ``limit_*_batches``)."""
     try:
-        loaders = trainer.fit_loop._combined_loader.flattened
+        owner = trainer.fit_loop if loop == "train" else trainer.fit_loop.epoch_loop.val_loop
+        loaders = owner._combined_loader.flattened
+        if loop != "train":
+            return sum(len(dl) for dl in loaders)
         return max(len(dl) for dl in loaders)
     except (AttributeError, TypeError):
         return None
 
 
+#: the issue's rule: a model whose converged run on a large set takes longer runs one seed (minutes)
+ONE_SEED_MINUTES = 40
+LARGE = ("ml-1m-kg", "alibaba-ifashion-kg")
+#: the test pass after training is about one validation pass; build (data, graphs, imports) per run [s]
+BUILD_SECONDS = 15.0
+
+
+def epoch_guess(model: str, source: str, results: Path) -> tuple[float | None, str]:
+    """``(epochs, where from)`` of a converged run of ``model``: the mean ``best_epoch + 11`` (patience
+    10) of its converged rows on ``source`` in ``converged.jsonl``; else its study's best complete
+    trial there (``tuning/<model>-<source>.jsonl``); else the same on the other small set."""
+    for small in (source, *(d for d in ("ml-100k-kg", "amazon-hin") if d != source)):
+        rows = [json.loads(x) for x in (results / "converged.jsonl").read_text().splitlines()]
+        eps = [r["best_epoch"] + 11 for r in rows if r.get("status") == "ok" and r["model"] == model
+               and r["dataset"] == small and r.get("stopped_by") == "early_stopping"]
+        if eps:
+            return sum(eps) / len(eps), f"converged {small} ({len(eps)} rows)"
+        tuning = results / "tuning" / f"{model}-{small}.jsonl"
+        if tuning.is_file():
+            done = [json.loads(x) for x in tuning.read_text().splitlines()]
+            done = [r for r in done if r["state"] == "COMPLETE" and r.get("best_epoch") is not None]
+            if done:
+                best = max(done, key=lambda r: r["value"])
+                return best["best_epoch"] + 11.0, f"best trial {small}"
+    return None, "none"
+
+
+def report(scratch: Path) -> str:
+    """The planning table (Markdown) of the latest line of each cell in ``<scratch>/plan.jsonl``."""
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    for x in (scratch / "plan.jsonl").read_text().splitlines():
+        d = json.loads(x)
+        lines[d["dataset"], d["model"]] = d
+    out = ["| dataset | model | batches/epoch | train CPU s/epoch | train wall s/epoch | valid CPU s | valid wall s "
+           "| epochs (guess, from) | converged run CPU min | one seed? |", "|" + "---|" * 10]
+    hours: dict[str, float] = {}
+    results = REPO / "benchmarks" / "results"
+    for (dataset, model), d in sorted(lines.items(), key=lambda kv: (list(SOURCE).index(kv[0][0]), kv[0][1])):
+        if d.get("status") != "ok":
+            reason = (d.get("error") or d.get("from_out") or d.get("bench_rc") or "").strip().splitlines()
+            out.append(f"| {dataset} | {model} | refused: {reason[-1][:120] if reason else '?'} |" + " |" * 7)
+            continue
+        steps, run = d.get("steps_per_epoch") or 0, d.get("steps_run") or 0
+        scale = steps / run if run else 1.0
+        tc, tw = (d.get("train_cpu") or 0.0) * scale, (d.get("train_wall") or 0.0) * scale
+        vrun, vsteps = d.get("eval_batches_run") or 0, d.get("eval_batches_per_pass") or 0
+        vscale = vsteps / vrun if vrun and vsteps else 1.0
+        vc, vw = (d.get("valid_cpu") or 0.0) * vscale, (d.get("valid_wall") or 0.0) * vscale
+        closed = d.get("stopped_by") == "closed_form"
+        E, where = (1.0, "closed form") if closed else epoch_guess(model, SOURCE[dataset], results)
+        run_min = None if E is None else (E * (tc + vc) + vc + BUILD_SECONDS) / 60
+        one = dataset in LARGE and run_min is not None and run_min > ONE_SEED_MINUTES
+        seeds = 1 if one else 3
+        if run_min is not None:
+            hours[dataset] = hours.get(dataset, 0.0) + seeds * run_min / 60
+        out.append(f"| {dataset} | {model} | {steps}" + (f" ({run} run)" if run < steps else "")
+                   + f" | {tc:.1f} | {tw:.1f} | {vc:.2f} | {vw:.2f} | "
+                   + (f"{E:.0f} ({where})" if E is not None else "?") + " | "
+                   + (f"{run_min:.1f}" if run_min is not None else "?") + " | "
+                   + ("**one seed**" if one else ("3 seeds" if dataset in LARGE else "3 seeds (not a large set)")) + " |")
+    out += ["", "| dataset | projected lane-hours (CPU, all seeds) |", "|---|---|"]
+    out += [f"| {k} | {v:.2f} |" for k, v in sorted(hours.items(), key=lambda kv: kv[1])]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
-        return child(argv[1], int(argv[2]), argv[3:])
+        if not argv[3].isdigit():  # a driver of before --eval-batches (no eval limit)
+            return child(argv[1], int(argv[2]), 0, argv[3:])
+        return child(argv[1], int(argv[2]), int(argv[3]), argv[4:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scratch", required=True, type=Path)
     ap.add_argument("--init", action="store_true", help="(re)copy zoo_configs to <scratch>/configs first")
     ap.add_argument("dataset", nargs="?")
     ap.add_argument("models", nargs="*")
     ap.add_argument("--batches", type=int, default=None, help="train batches of the one epoch (default: all)")
+    ap.add_argument("--eval-batches", type=int, default=None,
+                    help="validation and test batches of each pass (default: all); the pass is projected")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per cell's bench (default 300)")
+    ap.add_argument("--report", action="store_true", help="print the planning table of <scratch>/plan.jsonl")
     args = ap.parse_args(argv)
+    if args.report:
+        print(report(args.scratch))
+        return 0
     args.scratch.mkdir(parents=True, exist_ok=True)
     if args.init:
         for s in init_scratch(args.scratch):
             print(f"stand-in tuned: record (scratch only): {s}")
     for model in args.models:
-        run_cell(args.scratch, args.dataset, model, args.batches, args.timeout)
+        run_cell(args.scratch, args.dataset, model, args.batches, args.timeout, args.eval_batches)
     return 0
 
 

@@ -156,8 +156,8 @@ class Line:
 
     @property
     def one_seed(self) -> bool:
-        """Whether this line has one seed (no std): a published table marks it (:attr:`Table.one_seed_reason`
-        says whether the dataset allows it)."""
+        """Whether this line has one seed (no std): a published table marks it where the line is
+        converged (:attr:`Table.one_seed_reason` says whether the dataset allows one seed)."""
         return len(self.seeds) == 1
 
     def stopped_text(self) -> str:

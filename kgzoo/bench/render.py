@@ -135,7 +135,9 @@ def line_cells(t: Table, ln: Line) -> list[str]:
 
 
 def _marked_one_seed(t: Table, ln: Line) -> bool:
-    return t.section == PUBLISHED and ln.one_seed
+    """A converged line (:attr:`Line.published`) of a published table with one seed; a line that
+    is not a baseline (capped, a fixed schedule) or a smoke run is not marked."""
+    return t.section == PUBLISHED and ln.published and ln.one_seed
 
 
 def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:

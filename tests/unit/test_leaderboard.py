@@ -438,6 +438,7 @@ def test_one_seed_lines_are_marked_with_the_reason_of_a_large_set():
             + [row("lightgcn", s, 0.25, dataset="ml-1m-kg", tuning=frm) for s in range(3)]
             + [row("bpr", s, 0.20 + s / 100, dataset="ml-100k-kg", fp="fpB", pfp="pB") for s in range(3)]
             + [row("kgin", 0, 0.19, dataset="ml-100k-kg", fp="fpB", pfp="pB")]
+            + [row("gat", 0, 0.15, dataset="ml-100k-kg", fp="fpB", pfp="pB", epochs=3, cap=3)]  # capped: † only
             + [row("bpr", 0, 0.9, dataset="ml-1m-kg", kind="quick")])
     assert render.dataset_one_seed_reasons(["ml-1m-kg", "alibaba-ifashion-kg", "ml-100k-kg", "mine"]) == {
         d: render.dataset_one_seed_reasons([d])[d] for d in ("alibaba-ifashion-kg", "ml-1m-kg")}
@@ -453,6 +454,7 @@ def test_one_seed_lines_are_marked_with_the_reason_of_a_large_set():
     assert render.one_seed_note(big, big.lines) == [f"‡ {reasons['ml-1m-kg']}; no std (the run: kgat: 180 min).", ""]
     assert render.one_seed_note(small, small.lines)[0].startswith("‡ one seed so far (no std)")
     assert "(kgin)" in render.one_seed_note(small, small.lines)[0]
+    assert render.line_cells(small, next(ln for ln in small.lines if ln.model == "gat"))[1] == "gat †"
     assert render.one_seed_note(smoke, smoke.lines) == [] and "‡" not in render.line_cells(smoke, smoke.lines[0])[1]
     md = render.to_markdown(board)
     assert [t.dataset for _, t in render.front_tables(board)] == ["ml-1m-kg"]
