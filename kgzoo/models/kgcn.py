@@ -19,6 +19,13 @@ from .layers.losses import bpr_loss
 AGGREGATORS = ("sum", "concat", "neighbor")
 
 
+def _tanh_(x: Tensor) -> Tensor:
+    """``tanh`` of ``x`` in place as ``2 sigmoid(2x) - 1`` (the same function; torch's CPU sigmoid
+    is vectorised where its tanh is not, measured in ``benchmarks/studies/model_speed.md``);
+    for full-ranking scoring without gradients. FloatTensor in, the same tensor out."""
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def sample_fixed_size(indptr: Tensor, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Draw ``n`` positions per row of a CSR structure, as RippleNet's/KGCN's ``np.random.choice``.
 
@@ -96,6 +103,32 @@ class _Aggregator(nn.Module):
             x = nbr_vec
         return act(self.linear(self.dropout(x)))
 
+    def projected(self, self_vec: Tensor, nbr_vecs: Tensor) -> tuple[Tensor | None, Tensor]:
+        """``(W_s v, W_n e_k)``: the linear map applied to user-independent inputs before the
+        user-weighted mean, so that ``forward(v, sum_k pi_k e_k / K)`` equals
+        ``act(W_s v + b + sum_k pi_k W_n e_k / K)`` (W is linear: the ``d x d`` product runs
+        once per entity instead of once per (user, entity)). ``sum``: ``W_s = W_n = W``;
+        ``concat``: ``W = [W_s, W_n]``; ``neighbor``: no self term (``None``).
+
+        Args:
+            self_vec: FloatTensor ``[n, d]``. nbr_vecs: FloatTensor ``[n, K, d]``.
+
+        Returns:
+            ``(FloatTensor [n, d] or None, FloatTensor [n, K, d])``.
+
+        Raises:
+            RuntimeError: dropout is active (training with ``dropout > 0``), where the map cannot
+                move inside the mean.
+        """
+        if self.training and self.dropout.p > 0:
+            raise RuntimeError("KGCN aggregator: the projection is exact only without active dropout")
+        w, d = self.linear.weight, nbr_vecs.shape[-1]
+        if self.kind == "sum":
+            return self_vec @ w.T, nbr_vecs @ w.T
+        if self.kind == "concat":
+            return self_vec @ w[:, :d].T, nbr_vecs @ w[:, d:].T
+        return None, nbr_vecs @ w.T
+
 
 @register_model("kgcn", family="kg-gnn", paper="Wang et al., WWW 2019")
 class KGCN(Recommender):
@@ -126,8 +159,12 @@ class KGCN(Recommender):
     instead of expanding each item's tree (``B x I x K^H`` leaves) it evaluates each
     iteration once per *distinct* entity of the level sets ``N_0 = items``, ``N_m = N_{m-1}
     + neighbours(N_{m-1})`` (iteration ``i`` updates ``N_{H-i}``), in user chunks sized so a
-    chunk's ``[b, |N|, K, d]`` tensor stays under ``score_budget`` floats. It equals the
-    pairwise :meth:`predict` (tested).
+    chunk's ``[b, |N|, K, d]`` tensor stays under ``score_budget`` floats. The first
+    iteration's inputs do not depend on the user, so its aggregator's linear map is applied to
+    them once per scoring call and moved inside the user-weighted neighbour mean
+    (``W (v + sum_k pi_k e_k / K) = W v + sum_k pi_k (W e_k) / K``; concat: the two halves of
+    ``W``): per (user, entity) a ``K x d`` weighted sum instead of a ``d x d`` product. It
+    equals the pairwise :meth:`predict` up to float round-off (tested).
 
     Args:
         embedding_dim: ``d``. n_neighbors: ``K``. n_iter: ``H``. aggregator: ``"sum"``,
@@ -267,7 +304,34 @@ class KGCN(Recommender):
     def end_scoring(self) -> None:
         self._levels = None
 
-    def _score_chunk(self, users: Tensor, levels: list[Tensor]) -> Tensor:
+    def _first_projection(self, levels: list[Tensor]) -> tuple[Tensor, Tensor] | None:
+        """Iteration 0's inputs are the user-independent entity embeddings, so its aggregator's
+        linear map moves inside the user-weighted mean (:meth:`_Aggregator.projected`):
+        ``(W_s v + b  [n, d], W_n e_k / K  [n, K, d])`` for the entities ``N_{H-1}`` it updates,
+        computed once per :meth:`score` call; ``None`` while dropout is active (training) or
+        gradients are recorded (the projected path works in place), where the unprojected path runs."""
+        agg = self.aggregators[0]
+        if torch.is_grad_enabled() or (agg.training and agg.dropout.p > 0):
+            return None
+        targets = levels[self.H - 1]
+        table = self.entity_emb.weight
+        self_proj, nbr_proj = agg.projected(table[targets], table[self.adj_entity[targets]])
+        bias = agg.linear.bias.expand(targets.numel(), -1)
+        return (bias if self_proj is None else self_proj + bias), nbr_proj / self.K
+
+    def _attention(self, rel_score: Tensor, relations: Tensor) -> Tensor:
+        """``softmax_k g(u, r_k)`` (eq. 2) ``[b, n, K]`` for ``rel_score [b, R+1]`` and the
+        neighbours' ``relations [n, K]``: exponentials of the ``R + 1`` scores per user (shifted by
+        the user's largest, which softmax ignores) gathered and normalised, instead of a softmax
+        over ``n`` rows of ``K``; the plain softmax where a user's scores span more than 80
+        (an exponential could underflow to 0)."""
+        top, low = rel_score.max(1, keepdim=True).values, rel_score.min(1, keepdim=True).values
+        if bool(((top - low) > 80).any()):
+            return torch.softmax(rel_score[:, relations], -1)
+        w = (rel_score - top).exp_()[:, relations]
+        return w.div_(w.sum(-1, keepdim=True))
+
+    def _score_chunk(self, users: Tensor, levels: list[Tensor], first: tuple[Tensor, Tensor] | None = None) -> Tensor:
         K, d, E1 = self.K, self.dim, self.n_entities + 1
         u = self.user_emb(users)  # [b, d]
         rel_score = u @ self.relation_emb.weight.T / d  # [b, R+1]: g(u, r)
@@ -276,18 +340,22 @@ class KGCN(Recommender):
         for i in range(self.H):
             targets = levels[self.H - 1 - i]
             nbr = self.adj_entity[targets]  # [n, K]
-            att = torch.softmax(rel_score[:, self.adj_relation[targets]], -1)  # [b, n, K]
-            if prev_ids is None:
-                agg = torch.einsum("bnk,nkd->bnd", att, prev_tab[nbr]) / K
-                self_vec = prev_tab[targets]
+            att = self._attention(rel_score, self.adj_relation[targets])  # [b, n, K]
+            if prev_ids is None and first is not None:  # W inside the mean: act(W_s v + b + sum_k pi_k W_n e_k / K)
+                x = torch.einsum("bnk,nkd->bnd", att, first[1]).add_(first[0])
+                prev_tab = _tanh_(x) if i == self.H - 1 else x.relu_()
             else:
-                lookup = torch.full((E1,), -1, dtype=torch.long, device=nbr.device)
-                lookup[prev_ids] = torch.arange(prev_ids.numel(), device=nbr.device)
-                agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
-                self_vec = prev_tab[:, lookup[targets]]
-            prev_tab = self.aggregators[i](self_vec, agg, self._act(i))  # [b, n, d]
+                if prev_ids is None:
+                    agg = torch.einsum("bnk,nkd->bnd", att, prev_tab[nbr]) / K
+                    self_vec = prev_tab[targets]
+                else:
+                    lookup = torch.full((E1,), -1, dtype=torch.long, device=nbr.device)
+                    lookup[prev_ids] = torch.arange(prev_ids.numel(), device=nbr.device)
+                    agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
+                    self_vec = prev_tab[:, lookup[targets]]
+                prev_tab = self.aggregators[i](self_vec, agg, self._act(i))  # [b, n, d]
             prev_ids = targets
-        return (u[:, None, :] * prev_tab[:, : self.n_items]).sum(-1)  # N_0 = 0..I-1 in order
+        return torch.bmm(prev_tab[:, : self.n_items], u[:, :, None]).squeeze(-1)  # N_0 = 0..I-1 in order
 
     def score(self, users: Tensor) -> Tensor:
         """FloatTensor ``[B, I]``: ``<u, v_u>`` for every item, evaluated per distinct entity of
@@ -295,4 +363,6 @@ class KGCN(Recommender):
         levels = self._level_sets()
         widest = max(lv.numel() for lv in levels[: self.H]) * self.K * self.dim
         chunk = max(1, self.score_budget // max(1, widest))
-        return torch.cat([self._score_chunk(users[s:s + chunk], levels) for s in range(0, users.numel(), chunk)])
+        first = self._first_projection(levels)
+        return torch.cat([self._score_chunk(users[s:s + chunk], levels, first)
+                          for s in range(0, users.numel(), chunk)])

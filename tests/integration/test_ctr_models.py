@@ -121,6 +121,8 @@ def test_ripple_sets_without_history_are_padding(ml100k):
     ("kgcn", {"n_iter": 2, "n_neighbors": 4, "aggregator": "sum", "embedding_dim": 8}),
     ("kgcn", {"n_iter": 2, "n_neighbors": 3, "aggregator": "concat", "embedding_dim": 8, "score_budget": 200_000}),
     ("kgcn", {"n_iter": 1, "aggregator": "neighbor"}),
+    ("kgcn", {"n_iter": 1, "n_neighbors": 4, "aggregator": "sum", "embedding_dim": 64}),  # the tuned ml-100k-kg shape
+    ("kgcn", {"n_iter": 1, "aggregator": "concat", "dropout": 0.3}),
     ("ripplenet", {"n_hop": 2, "n_memory": 8, "item_update_mode": "plus_transform"}),
     ("ripplenet", {"n_hop": 3, "n_memory": 4, "item_update_mode": "replace", "score_budget": 200_000}),
 ])
@@ -136,6 +138,20 @@ def test_score_equals_predict(ml100k, name, kw):
         p = model.predict(users.repeat_interleave(25), items.flatten()).view_as(items)
     torch.testing.assert_close(p, s.gather(1, items), rtol=1e-4, atol=1e-5)
     assert torch.isfinite(s).all() and s.std() > 0
+    if name == "kgcn":  # the projected first iteration (no grad) equals the unprojected path (grad recorded)
+        torch.testing.assert_close(model.score(users[:5]).detach(), s[:5], rtol=1e-4, atol=1e-5)
+
+
+def test_kgcn_attention_without_softmax_rows(ml100k):
+    """KGCN's scoring attention (exponentials of the R + 1 relation scores gathered) equals the
+    softmax over each entity's K neighbours, also where a user's scores span more than 80."""
+    model = create_model("kgcn", ml100k, n_neighbors=4)
+    rel = model.adj_relation[:50]
+    scores = torch.randn(3, model.relation_emb.num_embeddings)
+    wide = scores.clone()
+    wide[0, 0] = 200.0
+    for s in (scores, wide):
+        torch.testing.assert_close(model._attention(s, rel), torch.softmax(s[:, rel], -1))
 
 
 # ---------------------------------------------------------------- training
