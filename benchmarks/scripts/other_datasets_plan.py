@@ -40,6 +40,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from kgzoo.data.catalogue import ONE_SEED_MINUTES  # noqa: E402 (after sys.path holds this checkout)
+
 #: the domain's small set whose tuned values each large or social set takes (issue 16, part 1)
 SOURCE = {"ml-1m-kg": "ml-100k-kg", "lastfm-social": "ml-100k-kg",
           "alibaba-ifashion-kg": "amazon-hin", "yelp-social": "amazon-hin"}
@@ -192,16 +194,24 @@ def _full_steps(trainer: Any, loop: str = "train") -> int | None:
         owner = trainer.fit_loop if loop == "train" else trainer.fit_loop.epoch_loop.val_loop
         loaders = owner._combined_loader.flattened
         if loop != "train":  # kgzoo's evaluation batches have no len(): users / eval_batch_size
-            dm = trainer.datamodule
-            return -(-dm.eval_users("valid").numel() // dm.eval_batch_size)
+            return _valid_batches(trainer.datamodule)
         return max(len(dl) for dl in loaders)
     except (AttributeError, TypeError):
         return None
 
 
-#: the issue's rule: a model whose converged run on a large set takes longer runs one seed (minutes)
-ONE_SEED_MINUTES = 40
-LARGE = ("ml-1m-kg", "alibaba-ifashion-kg")
+def _valid_batches(dm: Any) -> int:
+    """Validation batches of one pass of DataModule ``dm``: its valid users / ``eval_batch_size``, rounded up."""
+    return -(-dm.eval_users("valid").numel() // dm.eval_batch_size)
+
+
+def one_seed_allowed(dataset: str) -> bool:
+    """Whether the catalogue lets a slow model run one seed on ``dataset`` (its
+    ``DatasetSpec.one_seed_reason``: the large sets ml-1m-kg and alibaba-ifashion-kg)."""
+    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415
+    return bool(dataset_spec(dataset).one_seed_reason)
+
+
 #: the model whose epochs stand in where a model has no converged run or finished trial yet (GAT: the
 #: same GNN over the CKG with attention)
 NEAREST = {"gat": "gcn"}
@@ -213,8 +223,8 @@ def epoch_guess(model: str, source: str, results: Path) -> tuple[float | None, s
     """``(epochs, where from)`` of a converged run of ``model``: the mean ``best_epoch + 11`` (patience
     10) of its converged rows on ``source`` in ``converged.jsonl``; else its study's best complete
     trial there (``tuning/<model>-<source>.jsonl``); else the same on the other small set."""
+    rows = [json.loads(x) for x in (results / "converged.jsonl").read_text().splitlines()]
     for small in (source, *(d for d in ("ml-100k-kg", "amazon-hin") if d != source)):
-        rows = [json.loads(x) for x in (results / "converged.jsonl").read_text().splitlines()]
         eps = [r["best_epoch"] + 11 for r in rows if r.get("status") == "ok" and r["model"] == model
                and r["dataset"] == small and r.get("stopped_by") == "early_stopping"]
         if eps:
@@ -240,7 +250,7 @@ def eval_batches_per_pass(scratch: Path, dataset: str, model: str) -> int:
     os.environ["KGZOO_CONFIG_DIR"] = str(scratch / "configs")
     dm = create_datamodule(dataset, **ZooConfig.load(model, dataset).data)
     dm.setup()
-    return -(-dm.eval_users("valid").numel() // dm.eval_batch_size)
+    return _valid_batches(dm)
 
 
 def report(scratch: Path) -> str:
@@ -269,7 +279,8 @@ def report(scratch: Path) -> str:
         closed = d.get("stopped_by") == "closed_form"
         E, where = (1.0, "closed form") if closed else epoch_guess(model, SOURCE[dataset], results)
         run_min = None if E is None else (E * (tc + vc) + vc + BUILD_SECONDS) / 60
-        one = dataset in LARGE and run_min is not None and run_min > ONE_SEED_MINUTES
+        large = one_seed_allowed(dataset)
+        one = large and run_min is not None and run_min > ONE_SEED_MINUTES
         seeds = 1 if one else 3
         if run_min is not None:
             hours[dataset] = hours.get(dataset, 0.0) + seeds * run_min / 60
@@ -278,7 +289,7 @@ def report(scratch: Path) -> str:
                    + f" | {tc:.1f} | {tw:.1f} | {vc:.2f} | {vw:.2f} | "
                    + (f"{E:.0f} ({where})" if E is not None else "?") + " | "
                    + (f"{run_min:.1f}" if run_min is not None else "?") + " | "
-                   + ("**one seed**" if one else ("3 seeds" if dataset in LARGE else "3 seeds (not a large set)")) + " |")
+                   + ("**one seed**" if one else ("3 seeds" if large else "3 seeds (not a large set)")) + " |")
     out += ["", "| dataset | projected lane-hours (CPU, all seeds) |", "|---|---|"]
     out += [f"| {k} | {v:.2f} |" for k, v in sorted(hours.items(), key=lambda kv: kv[1])]
     return "\n".join(out)
@@ -287,8 +298,6 @@ def report(scratch: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
-        if not argv[3].isdigit():  # a driver of before --eval-batches (no eval limit)
-            return child(argv[1], int(argv[2]), 0, argv[3:])
         return child(argv[1], int(argv[2]), int(argv[3]), argv[4:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scratch", required=True, type=Path)

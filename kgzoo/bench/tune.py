@@ -550,6 +550,10 @@ def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
                          f"chosen by `kgzoo tune` on {source} (the same domain's small set), validation only")
 
 
+#: the first line :func:`_write_record` writes: ``# <model> on <dataset>: <file> as it was, with <origin>``
+_HEADER = re.compile(r"\A# \S+ on \S+: (?P<source>\S+) as it was, with [^\n]*\n")
+
+
 def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
     """``record`` as the ``tuned:`` section of the model's dataset file (see :func:`write_tuned`)."""
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
@@ -566,10 +570,6 @@ def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], orig
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-#: the first line :func:`_write_record` writes: ``# <model> on <dataset>: <file> as it was, with <origin>``
-_HEADER = re.compile(r"\A# \S+ on \S+: (?P<source>\S+) as it was, with [^\n]*\n")
 
 
 def strip_tuned(text: str) -> str:

@@ -36,7 +36,7 @@ from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
 from ..ops.csr import csr_padded, csr_rows, sparse_csr, to_csr
 from .sampling import BPRSampler, KGSampler
-from .spec import DatasetSpec
+from .spec import history_cap
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
 # always loads in the main process, so Lightning's caution about workers does not apply
@@ -334,8 +334,7 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         if self.spec is not None and self.spec.extends is not None:  # an update's extended data, by name
             self.extended_from = self.spec.extends
         self.protocol = protocol if protocol is not None else self.spec.protocol
-        if max_history is None:
-            max_history = self.spec.max_history if self.spec is not None else DatasetSpec.max_history
+        max_history = history_cap(self.spec) if max_history is None else max_history
         if self.protocol.task == "impression":
             raise ValueError(f"KGRecDataModule({dataset!r}): the impression task has its own DataModule "
                              "(kgzoo.data.impressions.ImpressionDataModule; kgzoo.create_datamodule chooses it)")

@@ -40,7 +40,7 @@ from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, check_fingerprint
 from .readers.mind import read_mind_impressions
-from .spec import DatasetSpec
+from .spec import history_cap
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -144,7 +144,7 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
             raise ValueError(f"ImpressionDataModule({dataset!r}): protocol task/split must be impression/temporal, "
                              f"got {self.protocol.task}/{self.protocol.split}")
         if max_history is None:
-            max_history = dataset_spec(dataset).max_history if self._given is None else DatasetSpec.max_history
+            max_history = history_cap(dataset_spec(dataset) if self._given is None else None)
         for name, v in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
                         ("max_history", max_history), ("npratio", npratio)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -73,6 +73,13 @@ class DatasetSpec:
     max_history: int = 50
 
 
+def history_cap(spec: DatasetSpec | None) -> int:
+    """The clicked items a history model reads per scored row on ``spec``'s data: its
+    :attr:`DatasetSpec.max_history`; the field's default (NRMS's 50) for in-memory data without a
+    catalogue entry (``None``). What both DataModules take for ``max_history=None``."""
+    return DatasetSpec.max_history if spec is None else spec.max_history
+
+
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to the catalogue (see :func:`kgzoo.list_datasets`).
 

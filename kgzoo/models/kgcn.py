@@ -103,6 +103,11 @@ class _Aggregator(nn.Module):
             x = nbr_vec
         return act(self.linear(self.dropout(x)))
 
+    @property
+    def linear_after_mean(self) -> bool:
+        """Whether :meth:`projected` is exact: no dropout is active between the mean and ``W``."""
+        return not (self.training and self.dropout.p > 0)
+
     def projected(self, self_vec: Tensor, nbr_vecs: Tensor) -> tuple[Tensor | None, Tensor]:
         """``(W_s v, W_n e_k)``: the linear map applied to user-independent inputs before the
         user-weighted mean, so that ``forward(v, sum_k pi_k e_k / K)`` equals
@@ -117,10 +122,10 @@ class _Aggregator(nn.Module):
             ``(FloatTensor [n, d] or None, FloatTensor [n, K, d])``.
 
         Raises:
-            RuntimeError: dropout is active (training with ``dropout > 0``), where the map cannot
-                move inside the mean.
+            RuntimeError: dropout is active (training with ``dropout > 0``,
+                :attr:`linear_after_mean` false), where the map cannot move inside the mean.
         """
-        if self.training and self.dropout.p > 0:
+        if not self.linear_after_mean:
             raise RuntimeError("KGCN aggregator: the projection is exact only without active dropout")
         w, d = self.linear.weight, nbr_vecs.shape[-1]
         if self.kind == "sum":
@@ -242,8 +247,12 @@ class KGCN(Recommender):
             self.sample_neighbors(self.sample_seed + e)
 
     # ------------------------------------------------------------------ pairwise
-    def _act(self, i: int) -> Any:
-        return torch.tanh if i == self.H - 1 else F.relu
+    def _act(self, i: int, in_place: bool = False) -> Any:
+        """Iteration ``i``'s activation (Algorithm 1): tanh for the last, ReLU before; ``in_place``:
+        the in-place forms full-ranking scoring uses on tensors it owns (no gradient)."""
+        if i == self.H - 1:
+            return _tanh_ if in_place else torch.tanh
+        return torch.relu_ if in_place else F.relu
 
     def item_representation(self, users: Tensor, items: Tensor) -> Tensor:
         """FloatTensor ``[B, d]``: ``v_u`` of (user, item) pairs (LongTensors ``[B]``), the tree
@@ -311,7 +320,7 @@ class KGCN(Recommender):
         computed once per :meth:`score` call; ``None`` while dropout is active (training) or
         gradients are recorded (the projected path works in place), where the unprojected path runs."""
         agg = self.aggregators[0]
-        if torch.is_grad_enabled() or (agg.training and agg.dropout.p > 0):
+        if torch.is_grad_enabled() or not agg.linear_after_mean:
             return None
         targets = levels[self.H - 1]
         table = self.entity_emb.weight
@@ -341,19 +350,16 @@ class KGCN(Recommender):
             targets = levels[self.H - 1 - i]
             nbr = self.adj_entity[targets]  # [n, K]
             att = self._attention(rel_score, self.adj_relation[targets])  # [b, n, K]
-            if prev_ids is None and first is not None:  # W inside the mean: act(W_s v + b + sum_k pi_k W_n e_k / K)
-                x = torch.einsum("bnk,nkd->bnd", att, first[1]).add_(first[0])
-                prev_tab = _tanh_(x) if i == self.H - 1 else x.relu_()
+            if i == 0 and first is not None:  # W inside the mean: act(W_s v + b + sum_k pi_k W_n e_k / K)
+                prev_tab = self._act(i, in_place=True)(torch.einsum("bnk,nkd->bnd", att, first[1]).add_(first[0]))
+            elif i == 0:
+                agg = torch.einsum("bnk,nkd->bnd", att, prev_tab[nbr]) / K
+                prev_tab = self.aggregators[i](prev_tab[targets], agg, self._act(i))  # [b, n, d]
             else:
-                if prev_ids is None:
-                    agg = torch.einsum("bnk,nkd->bnd", att, prev_tab[nbr]) / K
-                    self_vec = prev_tab[targets]
-                else:
-                    lookup = torch.full((E1,), -1, dtype=torch.long, device=nbr.device)
-                    lookup[prev_ids] = torch.arange(prev_ids.numel(), device=nbr.device)
-                    agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
-                    self_vec = prev_tab[:, lookup[targets]]
-                prev_tab = self.aggregators[i](self_vec, agg, self._act(i))  # [b, n, d]
+                lookup = torch.full((E1,), -1, dtype=torch.long, device=nbr.device)
+                lookup[prev_ids] = torch.arange(prev_ids.numel(), device=nbr.device)
+                agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
+                prev_tab = self.aggregators[i](prev_tab[:, lookup[targets]], agg, self._act(i))  # [b, n, d]
             prev_ids = targets
         return torch.bmm(prev_tab[:, : self.n_items], u[:, :, None]).squeeze(-1)  # N_0 = 0..I-1 in order
 
