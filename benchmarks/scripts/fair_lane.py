@@ -4,7 +4,8 @@ For each model, in order, on one dataset:
 
 1. ``kgzoo tune MODEL DATASET --trials N`` (or ``--from SMALL``: the values tuned on the domain's
    small set) (Optuna TPE, validation only; the study lives in a
-   SQLite file, so a killed lane resumes where it stopped) writes the ``tuned:`` section of
+   SQLite file, so a killed lane resumes where it stopped; on a machine without that file the
+   committed trial rows rebuild the study, ``kgzoo.bench.tune.restore_study``) writes the ``tuned:`` section of
    ``zoo_configs/<model>/<dataset>.yaml`` and one row per trial under ``benchmarks/results/tuning/``;
    models without a ``tune:`` space (Pop) skip this step;
 2. ``kgzoo bench --full --resume`` runs the tuned configuration to convergence (early stopping

@@ -19,11 +19,15 @@ counts only when it was tuned with the same budget as the method it is compared 
   median of earlier trials at the same epoch stops) fed every validation epoch; the study in
   a local SQLite file keyed by model, dataset, data fingerprint, space and the fixed
   configuration (:func:`fixed_sha`), so a killed study resumes where it stopped and counts its
-  finished trials towards the budget, and a study never resumes under other fixed values.
+  finished trials towards the budget, and a study never resumes under other fixed values. A
+  study whose SQLite file is gone (a new machine) is rebuilt from its committed trial rows
+  (:func:`restore_study`) before it goes on.
 - **Each trial** trains with the config's converged schedule (early stopping on the
   validation main metric, the config's patience and cap) and is scored by its best
   validation value. The test split is never evaluated.
-- **Output**: each finished trial is a JSON line in ``<results>/tuning/<model>-<dataset>.jsonl``;
+- **Output**: each finished trial is a JSON line in ``<results>/tuning/<model>-<dataset>.jsonl``
+  (its parameters, state, best validation value, epochs, and ``curve``: the validation value it
+  reported per 0-based epoch, which the pruner compared);
   the best values are written (:func:`write_tuned`) to a ``tuned:`` section of the model's
   config for that dataset, which :class:`kgzoo.config.ZooConfig` lays over ``model``.
 """
@@ -88,6 +92,18 @@ class Param:
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=self.step or 1, log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
+
+    def distributions(self) -> dict[str, Any]:
+        """``{optuna name: distribution}`` of this parameter, as :meth:`suggest` declares it (what
+        :func:`restore_study` needs to rebuild a finished trial)."""
+        if self.choices:
+            if all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices):
+                return {self.name: optuna.distributions.CategoricalDistribution(list(self.choices))}
+            return {f"{self.name}#": optuna.distributions.CategoricalDistribution(list(range(len(self.choices))))}
+        if self.integer:
+            return {self.name: optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log,
+                                                                    step=self.step or 1)}
+        return {self.name: optuna.distributions.FloatDistribution(float(self.low), float(self.high), log=self.log)}
 
     def fixed(self, value: Any) -> dict[str, Any] | None:
         """``{optuna name: value}`` that makes :meth:`suggest` return ``value`` in an enqueued
@@ -222,6 +238,8 @@ class TuneReport:
     seconds: float = 0.0
     #: the default trial (the config's own values, outside the budget): state, value, trial, chosen
     default: dict[str, Any] = field(default_factory=dict)
+    #: finished trials rebuilt from the rows file because the study's SQLite file had none
+    restored: int = 0
 
 
 def resume_seed(seed: int, n_trials: int) -> int:
@@ -251,6 +269,94 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
     :func:`fixed_sha`); other data, another space, another fixed configuration or another
     sampler seed start another study."""
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
+
+
+def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
+    """Rebuild an empty study from its committed trial rows, so that a study whose SQLite file is
+    gone (a new machine, a cleared cache) resumes where its rows stop instead of starting over.
+
+    Every row of ``rows`` whose ``study`` is ``study.study_name`` becomes a finished trial of the
+    same number, state, value, parameters (decoded through ``space``: :meth:`Param.fixed`) and
+    user attributes (``monitor``, ``default``, ``rerun_of``, ``capped`` from ``stopped_by: cap``,
+    a failed row's ``error``), with its validation curve as the trial's intermediate values (the
+    row's ``curve``; a pruned row written before rows had one gets its last reported value at its
+    last epoch, which is what the row holds), so the median pruner and TPE see what they saw
+    (trials without a curve leave the pruner's median to those that have one). A trial number
+    without a row (cut off by a killed process before its row was written; its rerun has a row)
+    is restored as an interrupted trial marked ``gap``: it keeps the numbers of the study, is not
+    counted and is not rerun.
+
+    Args:
+        study: an Optuna study with no trials (a study that has any is left alone).
+        rows: the trial rows file (``<results>/tuning/<model>-<dataset>.jsonl``); missing: nothing.
+        space: the study's search space.
+
+    Returns:
+        The number of trials restored from rows (gaps not counted).
+
+    Raises:
+        ValueError: naming the file, line and field: a line that is not JSON, a row of the study
+            without an integer ``trial`` or with an unknown ``state``, a complete row without a
+            finite ``value``, ``params`` that lack a searched name or hold a value outside the space.
+    """
+    if study.trials or not rows.is_file():
+        return 0
+    found: dict[int, tuple[int, dict[str, Any]]] = {}
+    for i, line in enumerate(rows.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{rows}:{i}: not a JSON trial row ({e.msg})") from None
+        if not isinstance(row, dict) or row.get("study") != study.study_name:
+            continue
+        n = row.get("trial")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
+        if row.get("state") not in _STATES:
+            raise ValueError(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
+        found.setdefault(n, (i, row))  # a number written twice (two copies of one study): the first row
+    if not found:
+        return 0
+    dists = {k: v for p in space for k, v in p.distributions().items()}
+    state_of = optuna.trial.TrialState
+    for n in range(max(found) + 1):
+        if n not in found:
+            study.add_trial(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
+            continue
+        i, row = found[n]
+        given = row.get("params") if isinstance(row.get("params"), dict) else {}
+        params: dict[str, Any] = {}
+        for p in space:
+            if p.name not in given:
+                raise ValueError(f"{rows}:{i}: field 'params' has no {p.name!r} (the study's space searches it)")
+            point = p.fixed(given[p.name])
+            if point is None:
+                raise ValueError(f"{rows}:{i}: field 'params.{p.name}' = {given[p.name]!r} lies outside the space")
+            params.update(point)
+        state, value = row["state"], row.get("value")
+        if state == "COMPLETE" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                    or not math.isfinite(value)):
+            raise ValueError(f"{rows}:{i}: field 'value' of a complete trial must be a finite number, got {value!r}")
+        curve = {int(k): float(v) for k, v in (row.get("curve") or {}).items()}
+        if not curve and state == "PRUNED" and isinstance(value, (int, float)) and isinstance(row.get("epochs"), int):
+            curve = {row["epochs"] - 1: float(value)}
+        attrs: dict[str, Any] = {"restored_from": f"{rows.name}:{i}"}
+        if row.get("default"):
+            attrs["default"] = True
+        if row.get("monitor"):
+            attrs["monitor"] = row["monitor"]
+        if row.get("rerun_of") is not None:
+            attrs["rerun_of"] = row["rerun_of"]
+        if row.get("stopped_by") == "cap":
+            attrs["capped"] = True
+        if state == "FAIL":
+            attrs["error"] = str(row.get("error") or "failed (its row names no error)")
+        study.add_trial(optuna.trial.create_trial(
+            state=state_of[state], value=float(value) if state != "FAIL" and value is not None else None, params=params,
+            distributions={k: dists[k] for k in params}, user_attrs=attrs, intermediate_values=curve))
+    return len(found)
 
 
 def default_results_dir() -> Path:
@@ -312,15 +418,19 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+    rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
+    say = log or (lambda s: None)
+    restored = restore_study(study, rows_path, space)
+    if restored:
+        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held none of its trials; "
+            f"{restored} finished trials restored from their rows in {shown_path(rows_path)}")
     sampler_seed = seed
     if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points
         sampler_seed = resume_seed(seed, len(study.trials))
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=STARTUP_TRIALS)
-    rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
-    say = log or (lambda s: None)
     t0 = time.perf_counter()
-    report = TuneReport(model, dataset, trials, rows=rows_path)
+    report = TuneReport(model, dataset, trials, rows=rows_path, restored=restored)
 
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
     # study at a time): it is closed as FAIL, marked interrupted (a FAIL without the ``error`` that a
@@ -336,7 +446,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                                                             default=str))
               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
     for t in study.trials:
-        if not _interrupted(t):
+        if not _interrupted(t) or t.user_attrs.get("gap"):  # a restored gap: its rerun has a row
             continue
         point = _point(t)
         if point in done_points or point in queued:  # finished elsewhere, or its rerun already queued
@@ -396,7 +506,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         except optuna.TrialPruned as e:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             state, error = "PRUNED", str(e)
-            value, pruned = pruned_curve(next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
+            value, pruned = pruned_curve(_frozen(study, trial.number))
             row, monitor = pruned, pruned["monitor"] or ""
         except Exception as e:  # noqa: BLE001 - a failed trial is a result; the study goes on
             state, error, value = "FAIL", f"{type(e).__name__}: {e}", None
@@ -412,6 +522,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                         "process_seed": sampler_seed},
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
+            "curve": {str(k): v for k, v in sorted(_frozen(study, trial.number).intermediate_values.items())},
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(progress_line(model, dataset, trial.number, state, value, row or {}, params,
                           default=bool(trial.user_attrs.get("default")), done=finished(), trials=trials,
@@ -450,6 +561,11 @@ def progress_line(model: str, dataset: str, number: int, state: str, value: floa
             + (f" after {epochs} epochs (best epoch {best})" if epochs is not None and best is not None else "")
             + (f", stopped at its cap of {max_epochs} epochs" if row.get("stopped_by") == "cap" else "")
             + f" {json.dumps(params, default=str)}")
+
+
+def _frozen(study: Any, number: int) -> Any:
+    """The finished ``FrozenTrial`` numbered ``number`` of ``study``."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 def _interrupted(trial: Any) -> bool:

@@ -194,7 +194,8 @@ def test_a_resumed_study_draws_new_points(tmp_path, monkeypatch):
     lrs = [c["lr"] for c in fake.calls][1:]
     assert len(lrs) == 3 and len(set(lrs)) == 3
     again = FakeExperiment()  # the same budget in one process draws the same first point (seeded)
-    tune("bpr", "ml-100k-kg", 1, experiment=again, **dict(common, storage=tmp_path / "t.sqlite3"))
+    tune("bpr", "ml-100k-kg", 1, experiment=again,  # a new study: its own file and no rows to restore from
+         **dict(common, storage=tmp_path / "t.sqlite3", results=tmp_path / "t"))
     assert again.calls[1]["lr"] == lrs[0]
 
 
@@ -382,7 +383,7 @@ def test_trials_stopped_by_their_cap_are_said(tmp_path, monkeypatch):
     assert sum("stopped at its cap of 7 epochs" in s for s in said) == 3  # two trials and the summary
     assert "the best trial stopped at its cap of 7 epochs" in said[-1] and "raise train.max_epochs" in said[-1]
     said.clear()
-    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "t.sqlite3", experiment=FakeExperiment(),
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path / "t", storage=tmp_path / "t.sqlite3", experiment=FakeExperiment(),
          fingerprint=lambda m, ds: "0" * 64, log=said.append)
     assert not any("cap" in s for s in said)
 
@@ -527,3 +528,98 @@ def test_the_tuned_file_header_names_the_record_written_once(tmp_path, monkeypat
                                         f"tune chose ({n} trials)")
         assert text.count("as it was") == 1 and text.count("tuned:") == 1 and "# BPR for the test" in text
         assert yaml.safe_load(text)["tuned"]["trials"] == n
+
+
+def _rows(results):
+    return [json.loads(x) for x in (results / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
+
+
+def test_a_study_whose_sqlite_file_is_gone_resumes_from_its_rows_as_from_the_file(tmp_path, monkeypatch):
+    """A new machine has the committed trial rows but not the study's SQLite file: the rows rebuild
+    the study (same trials, values, curves), and it goes on drawing the points the file would have."""
+    import shutil
+
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    first = tmp_path / "first"
+    common = dict(seed=1, fingerprint=lambda m, ds: "e" * 64, log=None)
+    rep = tune("bpr", "ml-100k-kg", 6, results=first, storage=tmp_path / "a.sqlite3", experiment=CurveExperiment(),
+               **common)
+    assert rep.restored == 0 and rep.pruned == 1  # the curves made the pruner stop the 7th call
+    rows = _rows(first)
+    assert all(len(r["curve"]) == (0 if r["default"] else int(r["epochs"])) for r in rows)
+    for name in ("kept", "lost"):
+        shutil.copytree(first, tmp_path / name)
+    shutil.copy(tmp_path / "a.sqlite3", tmp_path / "kept.sqlite3")
+    kept = tune("bpr", "ml-100k-kg", 8, results=tmp_path / "kept", storage=tmp_path / "kept.sqlite3",
+                experiment=CurveExperiment(), **common)
+    lost = tune("bpr", "ml-100k-kg", 8, results=tmp_path / "lost", storage=tmp_path / "new.sqlite3",
+                experiment=CurveExperiment(), **common)
+    assert kept.restored == 0 and lost.restored == len(rows) == 7
+    new = [{k: r[k] for k in ("trial", "state", "params", "value", "curve", "rerun_of")}
+           for r in _rows(tmp_path / "kept")[7:]]
+    assert len(new) == 2 and new == [{k: r[k] for k in new[0]} for r in _rows(tmp_path / "lost")[7:]]
+    assert (kept.best_value, kept.best_params, kept.default) == (lost.best_value, lost.best_params, lost.default)
+    a = optuna.load_study(study_name=rows[0]["study"], storage=f"sqlite:///{tmp_path / 'a.sqlite3'}").trials
+    b = optuna.load_study(study_name=rows[0]["study"], storage=f"sqlite:///{tmp_path / 'new.sqlite3'}").trials[:7]
+    assert [(t.number, t.state, t.value, t.params, t.intermediate_values, t.user_attrs.get("default"))
+            for t in a] == [(t.number, t.state, t.value, t.params, t.intermediate_values,
+                             t.user_attrs.get("default")) for t in b]
+
+
+def test_a_trial_without_a_row_is_a_gap_and_a_bad_row_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, experiment=FakeExperiment())
+    tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "a.sqlite3", **common)
+    path = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    rows = _rows(tmp_path)
+    assert [r["trial"] for r in rows] == [0, 1, 2, 3]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["trial"] != 2))  # killed before its row
+    rep = tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "b.sqlite3", **common)
+    assert rep.restored == 3 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
+    after = _rows(tmp_path)
+    assert [(r["trial"], r["rerun_of"]) for r in after] == [(0, None), (1, None), (3, None), (4, None)]
+    bad = dict(rows[1], params=dict(rows[1]["params"], reg_weight=0.5))
+    path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:2: field 'params.reg_weight' = 0.5 lies outside"):
+        tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "c.sqlite3", **common)
+    path.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"jsonl:2: not a JSON trial row"):
+        tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "d.sqlite3", **common)
+
+
+def test_every_committed_tuned_record_comes_back_from_its_rows():
+    """The committed trial rows are enough to rebuild each study behind a committed ``tuned:``
+    record (a new machine has no SQLite file): the restored study's best complete trial has the
+    record's value and parameters, its default trial the record's number, state and value."""
+    from pathlib import Path
+
+    from kgzoo.bench.tune import _from_trial, restore_study
+    from kgzoo.paths import checkout_dir
+
+    if checkout_dir() is None:
+        pytest.skip("an installed kgzoo has no committed rows")
+    results = checkout_dir() / "benchmarks" / "results"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    checked = 0
+    for path in sorted((checkout_dir() / "zoo_configs").glob("*/*.yaml")):
+        tuned = (yaml.safe_load(path.read_text()) or {}).get("tuned") or {}
+        if "study" not in tuned:  # untuned, or tuned: {from: SMALL}
+            continue
+        model, dataset = path.parent.name, path.stem
+        space = parse_space((yaml.safe_load(path.read_text()).get("tune")
+                             or yaml.safe_load((path.parent / "default.yaml").read_text())["tune"]))
+        study = optuna.create_study(study_name=tuned["study"], direction="maximize")
+        rows = results / "tuning" / f"{model}-{dataset}.jsonl"
+        assert restore_study(study, rows, space) >= tuned["trials"], f"{rows}: fewer rows than {path}'s record"
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        best = max(done, key=lambda t: t.value)
+        (metric, value), = tuned["best_valid"].items()
+        assert best.value == pytest.approx(value, abs=1e-6), path
+        got = {p.name: _from_trial(p, best.params) for p in space}
+        assert got.keys() == tuned["params"].keys(), path
+        for k, v in tuned["params"].items():
+            assert got[k] == (pytest.approx(v, rel=1e-5) if isinstance(v, float) else v), (path, k)
+        default = next(t for t in study.trials if t.user_attrs.get("default"))
+        assert (default.number, default.state.name) == (tuned["default"]["trial"], tuned["default"]["state"]), path
+        checked += 1
+    assert checked >= 20  # every tuned cell of the tables so far
