@@ -69,13 +69,17 @@ class Schedule:
             section over ``train``), else the converged one (``train``).
         max_epochs: epoch cap (int >= 1). patience: early-stopping patience in validation
             epochs (int >= 0). monitor: validation metric name without the ``valid/`` prefix
-            (``"ndcg@10"``), ``None`` = the model's main metric.
+            (``"ndcg@10"``), ``None`` = the model's main metric. min_epochs: the converged
+            schedule's warm-up (the dataset's :attr:`kgzoo.data.spec.DatasetSpec.min_epochs`):
+            early stopping may end the run only from this epoch on; ``0`` for none and for
+            the quick schedule.
     """
 
     quick: bool
     max_epochs: int
     patience: int
     monitor: str | None
+    min_epochs: int = 0
 
 
 class PaperNumbers(NamedTuple):
@@ -94,6 +98,15 @@ class PaperNumbers(NamedTuple):
     numbers: dict[str, float]
     paper_dataset: str | None
     note: str
+
+
+def dataset_min_epochs(dataset: str | None) -> int:
+    """The warm-up of ``dataset``'s converged schedule (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`);
+    0 for ``None`` or a name without a catalogue entry."""
+    if dataset is None:
+        return 0
+    from .data.datasets import DATASETS  # noqa: PLC0415 (the catalogue imports the config's users)
+    return DATASETS.get(dataset).min_epochs if dataset in DATASETS else 0
 
 
 def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
@@ -259,7 +272,10 @@ class ZooConfig:
     def schedule(self, quick: bool = False, max_epochs: int | None = None, patience: int | None = None,
                  monitor: str | None = None) -> Schedule:
         """The training schedule: the arguments, else the ``train`` section (with ``bench``
-        over it when ``quick``), else ``max_epochs`` 100 and ``patience`` 10.
+        over it when ``quick``), else ``max_epochs`` 100 and ``patience`` 10; the converged
+        schedule (``quick=False``) takes its warm-up ``min_epochs`` from the dataset's catalogue
+        entry (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`, at most the cap; 0 for a dataset
+        without one, and for a fixed cap given as ``max_epochs``).
 
         Raises:
             ValueError: ``max_epochs`` not an integer >= 1, ``patience`` not an integer >= 0,
@@ -280,7 +296,10 @@ class ZooConfig:
             raise ValueError(f"{p_src}{pat!r} must be an integer >= 0")
         if mon is not None and not isinstance(mon, str):
             raise ValueError(f"{m_src}{mon!r} must be a metric name")
-        return Schedule(quick=bool(quick), max_epochs=epochs, patience=pat, monitor=mon)
+        # a cap at or below the warm-up (Pop's one closed-form epoch) trains to its cap, and a
+        # row that its cap ended says so (stopped_by "cap", flagged unless closed-form)
+        warm = 0 if quick or max_epochs is not None else min(dataset_min_epochs(self.dataset), epochs)
+        return Schedule(quick=bool(quick), max_epochs=epochs, patience=pat, monitor=mon, min_epochs=warm)
 
     def sha(self, model_overrides: dict[str, Any] | None = None, schedule: Schedule | None = None) -> str:
         """sha256 (16 hex digits) of what a cell trains with: canonical JSON (sorted keys) of the
@@ -294,6 +313,8 @@ class ZooConfig:
         schedule = schedule if schedule is not None else self.schedule()
         payload = {"model": {**self.model, **(model_overrides or {})}, "data": self.data,
                    "train": self._train_section(schedule.quick), "max_epochs": schedule.max_epochs}
+        if schedule.min_epochs:  # only where set, so every sha from before the warm-up stays
+            payload["min_epochs"] = schedule.min_epochs
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def paper_numbers(self, dataset: str) -> PaperNumbers:

@@ -237,7 +237,9 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
                   metric: str | None = None, patience: int | None = None) -> dict[str, Any]:
     """The schedule a cell trains under, as a result row records it: ``{"kind", "max_epochs",
     "patience", "monitor"}`` from :meth:`kgzoo.config.ZooConfig.schedule` (the one merge of the
-    config's ``train`` and ``bench`` sections).
+    config's ``train`` and ``bench`` sections), and ``"min_epochs"`` where the dataset's converged
+    schedule has a warm-up (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`; absent where it has
+    none, so the rows and config shas of every other cell stay as they were).
 
     ``kind`` is ``"fixed"`` when ``epochs`` is given (``max_epochs = epochs``), else ``"quick"``
     (the default ``kgzoo bench``) or ``"converged"``. ``monitor`` is ``"valid/<metric>"`` with
@@ -252,7 +254,10 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     main = sched.monitor or cfg.model.get("main_metric") or cell_task(model, dataset).main_metric(
         cfg.model.get("ks", (10, 20)))
     kind = "fixed" if epochs is not None else ("quick" if quick else "converged")
-    return {"kind": kind, "max_epochs": sched.max_epochs, "patience": sched.patience, "monitor": f"valid/{main}"}
+    out = {"kind": kind, "max_epochs": sched.max_epochs, "patience": sched.patience, "monitor": f"valid/{main}"}
+    if sched.min_epochs:
+        out["min_epochs"] = sched.min_epochs
+    return out
 
 
 def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
@@ -261,7 +266,8 @@ def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, A
     :func:`variant_name` may hold lists), ``data`` and the ``schedule`` (:func:`cell_schedule`).
     A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
     sched = Schedule(quick=schedule["kind"] == "quick", max_epochs=schedule["max_epochs"],
-                     patience=schedule["patience"], monitor=schedule["monitor"])
+                     patience=schedule["patience"], monitor=schedule["monitor"],
+                     min_epochs=schedule.get("min_epochs", 0))
     return ZooConfig.load(cell.model, cell.dataset).sha(cell.overrides if overrides is None else overrides, sched)
 
 

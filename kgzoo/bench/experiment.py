@@ -46,6 +46,42 @@ from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 git_revision()
 
 
+class WarmupEarlyStopping(EarlyStopping):
+    """:class:`~lightning.pytorch.callbacks.EarlyStopping` that may end a run only once it has
+    trained ``min_epochs`` epochs: the converged schedule's warm-up
+    (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`; Keras's ``EarlyStopping(start_from_epoch=...)``).
+
+    The best value and the epochs without improvement are counted from the first epoch, as
+    without a warm-up; only the decision to stop waits. Lightning's ``Trainer(min_epochs=...)``
+    is not the same: a stop signalled during its warm-up stays set, and the run ends at
+    ``min_epochs`` even when the metric improved in between.
+
+    Args:
+        min_epochs: epochs (int >= 0) the run trains before early stopping may end it; 0: none.
+        *args, **kwargs: as ``EarlyStopping``.
+
+    Raises:
+        ValueError: ``min_epochs`` not an integer >= 0.
+    """
+
+    def __init__(self, *args: Any, min_epochs: int = 0, **kwargs: Any) -> None:
+        if isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 0:
+            raise ValueError(f"min_epochs={min_epochs!r} must be an integer >= 0")
+        super().__init__(*args, **kwargs)
+        self.min_epochs = min_epochs
+        self._trained = 0
+
+    def _run_early_stopping_check(self, trainer: Any) -> None:
+        self._trained = trainer.current_epoch + 1  # epochs trained at this validation (0-based epoch + 1)
+        super()._run_early_stopping_check(trainer)
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        stop, reason = super()._evaluate_stopping_criteria(current)  # keeps counting best and wait
+        if stop and self._trained < self.min_epochs:
+            return False, None
+        return stop, reason
+
+
 class EpochTimer(Callback):
     """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass (scoring,
     metric computation and logging), and the epoch of the best monitored validation value."""
@@ -291,11 +327,12 @@ def strategy_for(model: Any, strategy: str) -> str:
 
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
                   devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1, progress: bool | None = None,
-                  callbacks: Sequence[Callback] = (), **trainer_kwargs: Any
+                  callbacks: Sequence[Callback] = (), min_epochs: int = 0, **trainer_kwargs: Any
                   ) -> tuple[L.Trainer, ModelCheckpoint, EpochTimer, EarlyStopping]:
     """The :class:`lightning.Trainer` of a benchmark cell, as :func:`run_experiment` trains with it:
     the best checkpoint on ``monitor`` (``max``) under ``run_dir/checkpoints``, an
-    :class:`EpochTimer`, early stopping with ``patience``, ``callbacks`` after them, a CSV logger
+    :class:`EpochTimer`, early stopping with ``patience`` that may end the run only once it has
+    trained ``min_epochs`` epochs (:class:`WarmupEarlyStopping`), ``callbacks`` after them, a CSV logger
     under ``run_dir/logs``, a rich progress bar when ``progress`` (``None``: stdout is a terminal),
     no sanity validation. ``trainer_kwargs`` override Trainer arguments (a timing harness turning
     validation off: ``benchmarks/scripts/loop_overhead.py``).
@@ -307,7 +344,7 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
                            filename="best", enable_version_counter=False)
     timer = EpochTimer(monitor)
-    stopper = EarlyStopping(monitor=monitor, mode="max", patience=patience)
+    stopper = WarmupEarlyStopping(monitor=monitor, mode="max", patience=patience, min_epochs=min_epochs)
     callbacks_: list[Callback] = [ckpt, timer, stopper, *callbacks]
     if progress is None:
         progress = sys.stdout.isatty()
@@ -390,7 +427,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     with lightning_quiet():
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], schedule["max_epochs"], accelerator=accelerator, devices=devices,
-            strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress, callbacks=extra)
+            strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress, callbacks=extra,
+            min_epochs=schedule.get("min_epochs", 0))
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             trainer.fit(net, datamodule=dm)

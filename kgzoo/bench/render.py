@@ -505,8 +505,13 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
 # ---------------------------------------------------------------------------- the folder
 def dataset_caveats(datasets: Iterable[str]) -> dict[str, str]:
     """``name -> caveat`` of the catalogue datasets among ``datasets`` that have one (a dataset
-    the catalogue does not know, e.g. a user's own, has none)."""
-    return _catalogue_texts(datasets, "caveat")
+    the catalogue does not know, e.g. a user's own, has none): the catalogue's
+    :attr:`~kgzoo.data.spec.DatasetSpec.caveat`, then the converged schedule's warm-up where the
+    dataset has one (:attr:`~kgzoo.data.spec.DatasetSpec.min_epochs_reason`), which every
+    converged row of its tables trained under."""
+    caveats, warm = _catalogue_texts(datasets, "caveat"), _catalogue_texts(datasets, "min_epochs_reason")
+    return {name: "; ".join(t for t in (caveats.get(name), warm.get(name)) if t)
+            for name in sorted(caveats.keys() | warm.keys())}
 
 
 def dataset_one_seed_reasons(datasets: Iterable[str]) -> dict[str, str]:

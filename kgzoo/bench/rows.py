@@ -55,7 +55,9 @@ class ResultRow:
             differs (a link-prediction model scores the KG's triple split), else ``None``.
         devices, strategy, num_nodes, accelerator: the Trainer's.
         schedule: ``{"kind": "quick"|"converged"|"fixed", "max_epochs": int|None,
-            "patience": int|None, "monitor": str}`` (``None``: not recorded by a schema-1 row).
+            "patience": int|None, "monitor": str}`` (``None``: not recorded by a schema-1 row),
+            and ``"min_epochs": int`` where the dataset's converged schedule has a warm-up
+            (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`).
         epochs: epochs trained. best_epoch: 0-based epoch of the best monitored value.
         stopped_by: ``"early_stopping"``, ``"cap"`` (``epochs`` reached ``max_epochs``),
             ``"closed_form"`` (a model without trainable parameters, e.g. Pop: one pass over the

@@ -252,15 +252,27 @@ def fixed_sha(cfg: ZooConfig, space: Sequence[Param]) -> str:
     """16 hex digits of what every trial runs besides the searched values: the config's ``model``
     section as written (:attr:`ZooConfig.defaults`, so not its ``tuned:`` values) less the
     searched names, its ``data`` section and the converged schedule (``max_epochs``,
-    ``patience``, ``monitor``); its ``bench`` section, ``tuned:`` record and comments stay out.
+    ``patience``, ``monitor``, and the dataset's warm-up ``min_epochs`` where it has one); its
+    ``bench`` section, ``tuned:`` record and comments stay out.
     A study resumes only under the same fixed configuration (a changed training procedure, such
     as KGAT's ``optimization``, starts another study)."""
     searched = {p.name for p in space}
     schedule = cfg.schedule(quick=False)
     payload = {"model": {k: v for k, v in cfg.defaults.items() if k not in searched}, "data": cfg.data,
-               "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience,
-                            "monitor": schedule.monitor}}
+               "schedule": _schedule_fields(schedule, monitor=True)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _schedule_fields(schedule: Any, monitor: bool = False) -> dict[str, Any]:
+    """The converged schedule as a trial row, a ``tuned:`` budget and :func:`fixed_sha` record it:
+    ``max_epochs``, ``patience`` (and ``monitor`` for the sha), and ``min_epochs`` only where the
+    dataset has a warm-up, so every study key and record from before the warm-up stays."""
+    out = {"max_epochs": schedule.max_epochs, "patience": schedule.patience}
+    if monitor:
+        out["monitor"] = schedule.monitor
+    if schedule.min_epochs:
+        out["min_epochs"] = schedule.min_epochs
+    return out
 
 
 def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int, fixed: str) -> str:
@@ -517,7 +529,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "state": state, "params": params, "value": value, "monitor": monitor or None,
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
-            "schedule": {"max_epochs": schedule.max_epochs, "patience": schedule.patience},
+            "schedule": _schedule_fields(schedule),
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
                         "process_seed": sampler_seed},
             "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
@@ -631,7 +643,7 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
     record = {
         "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},
         "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
-        "budget": {"trials": report.trials, "max_epochs": schedule.max_epochs, "patience": schedule.patience},
+        "budget": {"trials": report.trials, **_schedule_fields(schedule)},
         "default": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.default.items()},
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",

@@ -32,11 +32,12 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule_for
+from ..bench.experiment import WarmupEarlyStopping
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
@@ -59,19 +60,23 @@ ZOO_HELP = ("MODEL[/DATASET] (dataset default ml-100k-kg): start from the zoo co
             "and --trainer.* arguments override it")
 
 
-class MainMetricEarlyStopping(EarlyStopping):
+class MainMetricEarlyStopping(WarmupEarlyStopping):
     """:class:`~lightning.pytorch.callbacks.EarlyStopping` on ``valid/<monitor>`` (maximised),
     by default ``valid/<the model's main_metric>``, read when training starts, so that a config
-    need not know the task's metric names.
+    need not know the task's metric names; with the dataset's warm-up
+    (:class:`kgzoo.bench.experiment.WarmupEarlyStopping`).
 
     Args:
         patience: validation passes without improvement before training stops.
         monitor: a metric name without ``valid/`` (``"recall@20"``); ``None``: the model's main metric.
+        min_epochs: epochs trained before early stopping may end the run (the dataset's
+            :attr:`kgzoo.data.spec.DatasetSpec.min_epochs`); 0: none.
         **kwargs: as ``EarlyStopping`` (``min_delta``, ``verbose``, ...; not ``mode``).
     """
 
-    def __init__(self, patience: int = 10, monitor: str | None = None, **kwargs: Any) -> None:
-        super().__init__(monitor=f"valid/{monitor or 'main_metric'}", mode="max", patience=patience, **kwargs)
+    def __init__(self, patience: int = 10, monitor: str | None = None, min_epochs: int = 0, **kwargs: Any) -> None:
+        super().__init__(monitor=f"valid/{monitor or 'main_metric'}", mode="max", patience=patience,
+                         min_epochs=min_epochs, **kwargs)
         self._follow_model = monitor is None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -225,7 +230,8 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
         sched = cfg.schedule(quick=False)
         out["trainer"] = {"max_epochs": sched.max_epochs, "callbacks": [
             {"class_path": f"{__name__}.MainMetricEarlyStopping",
-             "init_args": {"patience": sched.patience, "monitor": sched.monitor}},
+             "init_args": {"patience": sched.patience, "monitor": sched.monitor,
+                           **({"min_epochs": sched.min_epochs} if sched.min_epochs else {})}},
             {"class_path": f"{__name__}.BestCheckpoint", "init_args": {"monitor": sched.monitor}}]}
     return out
 

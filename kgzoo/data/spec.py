@@ -52,6 +52,15 @@ class DatasetSpec:
             (``max_history=None``), so every model of a table reads the same history and their
             rows share one fingerprint. DKN's Bing News: 30 (its authors' code,
             ``max_click_history``); elsewhere NRMS's 50.
+        min_epochs: the warm-up of the dataset's converged schedule: early stopping may end a
+            converged run or a tuning trial of any model on this dataset only from this epoch on
+            (Lightning's ``Trainer(min_epochs=...)``; Keras's ``EarlyStopping(start_from_epoch=...)``,
+            "a warm-up period in which no improvement is expected"); the best validation
+            checkpoint is kept as always, so a run that peaked earlier reports the same best.
+            ``0``: none (patience alone). Set where a model's validation curve, on the values
+            it was given, stays on a plateau longer than the patience before it climbs
+            (``min_epochs_reason`` says what was seen).
+        min_epochs_reason: the evidence for :attr:`min_epochs`, shown under the dataset's tables.
     """
 
     name: str
@@ -71,6 +80,8 @@ class DatasetSpec:
     impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None
     extends: tuple[Any, Any] | None = None
     max_history: int = 50
+    min_epochs: int = 0
+    min_epochs_reason: str = ""
 
 
 def history_cap(spec: DatasetSpec | None) -> int:

@@ -221,3 +221,25 @@ def test_tuned_from_the_same_domains_small_set(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=match) as err:
             ZooConfig.load("bpr", "ml-1m-kg")
         assert str(path) in str(err.value)
+
+
+def test_the_converged_schedule_takes_the_datasets_warm_up(tmp_path):
+    """lastfm-social's converged schedule has a warm-up (DatasetSpec.min_epochs); the quick one, a
+    fixed cap, a dataset without one and every sha from before it are unchanged."""
+    from kgzoo.bench.cells import cell_schedule
+    from kgzoo.data.datasets import dataset_spec
+
+    warm = dataset_spec("lastfm-social").min_epochs
+    assert warm == 100 and "plateau" in dataset_spec("lastfm-social").min_epochs_reason
+    write(tmp_path, "mymodel", "lastfm-social", CFG)
+    write(tmp_path, "mymodel", "ml-100k-kg", CFG)
+    social = ZooConfig.load("mymodel", "lastfm-social", extra_dirs=[tmp_path])
+    assert social.schedule() == Schedule(False, 300, 10, None, min_epochs=warm)
+    assert social.schedule(quick=True).min_epochs == 0 and social.schedule(max_epochs=7).min_epochs == 0
+    ml = ZooConfig.load("mymodel", "ml-100k-kg", extra_dirs=[tmp_path])
+    assert ml.schedule().min_epochs == 0 and ml.sha() == "0e8eb59afba8a268"  # test_sha_is_stable's value
+    assert social.sha() != social.sha(schedule=Schedule(False, 300, 10, None))  # the warm-up is in its sha
+    write(tmp_path, "mymodel", "lastfm-social", "train: {max_epochs: 1}\n")  # Pop's one closed-form epoch
+    assert ZooConfig.load("mymodel", "lastfm-social", extra_dirs=[tmp_path]).schedule().min_epochs == 1
+    assert cell_schedule("bpr", "lastfm-social", quick=False)["min_epochs"] == warm
+    assert "min_epochs" not in cell_schedule("bpr", "ml-100k-kg", quick=False)  # rows of other sets as before

@@ -146,6 +146,20 @@ def test_pop_trains_without_a_loss():
     assert "train/loss" not in trainer.callback_metrics
 
 
+class OneWeight(L.LightningModule):
+    """One parameter and a quadratic loss: a module whose validation hooks a test scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, i):
+        return (self.w - 1).pow(2).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
 def test_epoch_timer_counts_the_metric_computation_in_the_evaluation_window(monkeypatch):
     """Lightning calls the callbacks' on_validation_epoch_end before the module's; the timer's
     evaluation window must still include the module's metric computation (issue 16, part 5)."""
@@ -159,23 +173,13 @@ def test_epoch_timer_counts_the_metric_computation_in_the_evaluation_window(monk
     clock = [0.0]
     monkeypatch.setattr(ex, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
 
-    class Tiny(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def training_step(self, batch, i):
-            return (self.w - 1).pow(2).sum()
-
+    class Tiny(OneWeight):
         def validation_step(self, batch, i):
             clock[0] += 1.0  # scoring: one second per batch
 
         def on_validation_epoch_end(self):
             clock[0] += 100.0  # the metrics' compute
             self.log("valid/x", 1.0)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
 
     timer = ex.EpochTimer("valid/x")
     data = torch.utils.data.DataLoader(torch.zeros(2, 1), batch_size=1)
@@ -352,3 +356,31 @@ def test_fit_validation_under_ddp_like_self_log(tmp_path):
     assert seen["new"][0].count("valid/ndcg@10") >= 2
     csv_new, csv_old = (next((tmp_path / n / "logs").rglob("metrics.csv")).read_text() for n in ("new", "old"))
     assert csv_new == csv_old and "valid/map@20" in csv_new
+
+
+@pytest.mark.parametrize("min_epochs, trained", [(0, 3), (6, 8)])
+def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_epochs, trained):
+    """A validation curve that sits on a plateau, then climbs at epoch 5: patience 2 alone ends the
+    run on the plateau (3 epochs); with a warm-up of 6 the climb is seen and the run ends 2 epochs
+    after it (8). Lightning's Trainer(min_epochs=6) would end it at 6: the stop signalled on the
+    plateau stays set (WarmupEarlyStopping's docstring)."""
+    from kgzoo.bench.experiment import WarmupEarlyStopping
+
+    curve = [0.5, 0.4, 0.4, 0.4, 0.4, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+
+    class Scripted(OneWeight):
+        def validation_step(self, batch, i):
+            pass
+
+        def on_validation_epoch_end(self):
+            self.log("valid/x", curve[self.current_epoch])
+
+    stopper = WarmupEarlyStopping(monitor="valid/x", mode="max", patience=2, min_epochs=min_epochs)
+    data = DataLoader(torch.zeros(2, 1), batch_size=1)
+    trainer = L.Trainer(max_epochs=len(curve), callbacks=[stopper], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(Scripted(), data, data)
+    assert trainer.current_epoch == trained and stopper.stopped_epoch == trained - 1
+    assert float(stopper.best_score) == pytest.approx(0.6 if min_epochs else 0.5)
+    with pytest.raises(ValueError, match="min_epochs=-1 must be an integer >= 0"):
+        WarmupEarlyStopping(monitor="valid/x", min_epochs=-1)
