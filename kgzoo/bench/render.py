@@ -114,6 +114,12 @@ def _mean(s: Stat | None, digits: int) -> str:
     return "-" if s is None else f"{s.mean:,.{digits}f}"
 
 
+def _count(s: Stat | None) -> str:
+    """A mean of whole numbers (epochs): ``111`` where it is one (a single seed, or seeds that
+    agree), else one decimal (``74.3``)."""
+    return "-" if s is None else _mean(s, 0 if float(s.mean).is_integer() else 1)
+
+
 def table_columns(t: Table) -> list[str]:
     """The column titles of a leaderboard table."""
     return (["#", "model"] + list(t.metric_columns) + ["paper", "reference", "tuned", "best epoch", "stopped by",
@@ -129,9 +135,9 @@ def line_cells(t: Table, ln: Line) -> list[str]:
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
                f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
-               _mean(ln.best_epoch, 1), ln.stopped_text(),
+               _count(ln.best_epoch), ln.stopped_text(),
                str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
-               _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _mean(c["epochs"], 1)])
+               _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _count(c["epochs"])])
 
 
 def _marked_one_seed(t: Table, ln: Line) -> bool:

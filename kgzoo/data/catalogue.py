@@ -340,7 +340,8 @@ LASTFM_SOCIAL = register_dataset(DatasetSpec(
               "triples": 108437, "linked_items": 12133, "social": 25434},
     min_epochs=100,
     min_epochs_reason=(
-        "early stopping armed from epoch 100 (a warm-up, for every model): with the values tuned on "
+        "converged runs and tuning trials: early stopping armed from epoch 100 (a warm-up, the same for every "
+        "model; the quick smoke schedule has none): with the values tuned on "
         "ml-100k-kg, CKE's and CFKG's validation NDCG@10 sits at the popularity level (0.05-0.065) for "
         "25-60 epochs before it climbs (CKE 0.114 and CFKG 0.067 at epoch 80, still rising), and patience "
         "10 alone ended their runs on that plateau at epochs 12-19 (benchmarks/studies/other_datasets_plan.md)"),

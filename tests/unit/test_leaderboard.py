@@ -460,3 +460,12 @@ def test_one_seed_lines_are_marked_with_the_reason_of_a_large_set():
     assert [t.dataset for _, t in render.front_tables(board)] == ["ml-1m-kg"]
     assert md.count(f"‡ {reasons['ml-1m-kg']}") == 2  # its table and the front page (video)
     assert lb.build(rows).tables[0].one_seed_reason == ""  # the reasons come from the caller (build reads nothing)
+
+
+def test_epoch_counts_print_as_whole_numbers_where_they_are():
+    """A one-seed line said "best epoch 111.0"; a mean over seeds keeps its decimal."""
+    from kgzoo.bench.leaderboard import Stat
+    from kgzoo.bench.render import _count
+
+    assert _count(Stat.of([111])) == "111" and _count(Stat.of([70, 81, 78])) == "76.3"
+    assert _count(Stat.of([40, 42])) == "41" and _count(None) == "-"
