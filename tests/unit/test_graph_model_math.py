@@ -349,6 +349,7 @@ def test_kgat_conv_fused_layer_matches_message_passing_in_float32():
     n, m = 30, 160
     edge_index = torch.randint(0, n, (2, m), generator=g)
     att = torch.rand(m, generator=g)
+    torch.manual_seed(0)  # the layer's initial weights: not the global stream that earlier tests leave
     conv = KGATConv(6, 5, dropout=0.25)
     adj = SparseAdj(edge_index, att, n)
     for training in (True, False):
@@ -362,7 +363,10 @@ def test_kgat_conv_fused_layer_matches_message_passing_in_float32():
         g_want = torch.autograd.grad(want.pow(2).sum(), [x, *conv.parameters()])
         torch.testing.assert_close(got, want)
         for a, b in zip(g_got, g_want):
-            torch.testing.assert_close(a, b)
+            # a parameter's gradient sums over the 160 edges in another order on each path: float32
+            # reassociation (seen: 1.9e-5 on an entry of 0.73 with other initial weights), far below a
+            # wrong term
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="dropout"):
         KGATConv(4, 4, dropout=1.0)
     with pytest.raises(ValueError, match="negative_slope"):
