@@ -146,11 +146,7 @@ class TitleWords(nn.Module):
         """Tokenise ``texts`` (``I`` strings, ``""``: none) and align word pieces with ``mentions``
         LongTensor ``[Mn, 4]`` (item, entity, start, end; character spans), vectorised; then
         initialise the table from the PLM if not done yet. Each text's word pieces fill a prefix of
-        its row of ``tokens`` (right padding), which :meth:`pieces` relies on.
-
-        Raises:
-            ValueError: a tokenizer that pads on the left.
-        """
+        its row of ``tokens``, whichever side the tokenizer pads (:meth:`pieces` relies on it)."""
         texts = list(texts)
         has = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
         idx = torch.nonzero(has).flatten()
@@ -161,13 +157,12 @@ class TitleWords(nn.Module):
                                         max_length=self.length, padding="max_length", return_tensors="pt",
                                         return_offsets_mapping=True)
             real = enc["attention_mask"].bool()
-            if bool((real[:, 1:] & ~real[:, :-1]).any()):
-                raise ValueError(f"TitleWords: the tokenizer of {self.source.model_name!r} pads on the left; the news "
-                                 "encoders read each text's word pieces as a prefix of its row (padding_side='right')")
-            self.tokens[idx] = (enc["input_ids"].long() * real).to(self.tokens.device)
+            first = torch.argsort((~real).to(torch.int8), dim=1, stable=True)  # the pieces first, in text order
+            real, ids = real.gather(1, first), enc["input_ids"].long().gather(1, first)
+            offsets = enc["offset_mapping"].long().gather(1, first.unsqueeze(-1).expand(-1, -1, 2))
+            self.tokens[idx] = (ids * real).to(self.tokens.device)
             if mentions is not None and mentions.numel():
-                self.entities[idx] = align_mentions(enc["offset_mapping"].long(), real, idx, mentions,
-                                                    len(texts)).to(self.entities.device)
+                self.entities[idx] = align_mentions(offsets, real, idx, mentions, len(texts)).to(self.entities.device)
         if not bool(self.initialised):
             table = self.source.plm.get_input_embeddings().weight.detach()
             if table.shape == self.emb.weight.shape:

@@ -238,3 +238,19 @@ def test_batch_scores_and_gradients_match_each_row_scored_alone(model_name, drop
     assert set(fast_g) == set(ref_g) and "words.emb.weight" in fast_g
     for n in ref_g:
         assert (fast_g[n] - ref_g[n]).abs().max().item() < 1e-5, n
+
+
+def test_title_words_are_a_prefix_of_their_row_whichever_side_the_tokenizer_pads():
+    """DKN's packed pieces read one news's pieces as consecutive: ``set_texts`` stores them
+    first in their row, in text order, with the entity alignment, also under left padding."""
+    model = _dkn()
+    right_tokens, right_entities = model.words.tokens.clone(), model.words.entities.clone()
+    mask = right_tokens > 0
+    assert not bool((mask[:, 1:] & ~mask[:, :-1]).any()) and bool((~mask[:, -1] & mask[:, 0]).any())
+    model.words.source.tokenizer.padding_side = "left"
+    try:
+        model.words.set_texts(TEXTS, _mentions())
+    finally:
+        model.words.source.tokenizer.padding_side = "right"
+    assert torch.equal(model.words.tokens, right_tokens)
+    assert torch.equal(model.words.entities, right_entities) and int(right_entities.count_nonzero()) > 0
