@@ -67,14 +67,20 @@ def eval_cpu(model, dm) -> float:
     return time.process_time() - t
 
 
-def measure(name: str, dataset: str, steps: int, rounds: int) -> dict:
+def build(name: str, dataset: str, steps: int) -> tuple:
+    """``(model, DataModule, training batches per epoch, the first steps batches)`` as a bench cell builds them."""
     torch.manual_seed(0)
     base = base_datamodule(name, dataset)
     model = kgzoo.create_model(name, base)
     dm = create_datamodule_for(model, base)
     dm.setup()
-    loader = iter(dm.train_dataloader())
-    batches = [next(loader) for _ in range(steps)]
+    loader = dm.train_dataloader()
+    it = iter(loader)
+    return model, dm, len(loader), [next(it) for _ in range(steps)]
+
+
+def measure(name: str, dataset: str, steps: int, rounds: int) -> dict:
+    model, dm, _, batches = build(name, dataset, steps)
     b = batches[0]
     ids = torch.cat([b["history"].flatten(), (b["candidates"] if "candidates" in b else b["item"]).flatten()])
     news = torch.unique(ids)
@@ -86,26 +92,35 @@ def measure(name: str, dataset: str, steps: int, rounds: int) -> dict:
         use(model, "after")
         diff = (model.text_vectors(news) - ref).abs().max().item()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    cpu = {"before": {"train": [], "eval": []}, "after": {"train": [], "eval": []}}
-    for r in range(rounds):
-        for variant in (("before", "after") if r % 2 == 0 else ("after", "before")):
-            use(model, variant)
-            cpu[variant]["train"].append(train_cpu(model, batches, opt) / steps)
-            cpu[variant]["eval"].append(eval_cpu(model, dm))
-    use(model, "after")
-    mean = {v: {k: sum(x) / len(x) for k, x in d.items()} for v, d in cpu.items()}
     return {"model": name, "dataset": dataset, "distinct_news_with_text_batch0": int(news.numel()),
             "max_abs_diff": diff, "steps": steps, "rounds": rounds,
-            "train_cpu_s_per_step": {v: round(m["train"], 3) for v, m in mean.items()},
+            **side_by_side(model, dm, batches, opt, use, ("before", "after"), rounds)}
+
+
+def side_by_side(model, dm, batches, opt, use, variants: tuple[str, str], rounds: int) -> dict:
+    """``rounds`` times, alternating the order of the two ``variants`` (``use(model, variant)``
+    switches): the training steps of ``batches`` and one evaluation pass, process CPU seconds;
+    the means per variant and the speed-ups of the second over the first. Leaves the second in use."""
+    cpu = {v: {"train": [], "eval": []} for v in variants}
+    for r in range(rounds):
+        for variant in (variants if r % 2 == 0 else variants[::-1]):
+            use(model, variant)
+            cpu[variant]["train"].append(train_cpu(model, batches, opt) / len(batches))
+            cpu[variant]["eval"].append(eval_cpu(model, dm))
+    use(model, variants[1])
+    mean = {v: {k: sum(x) / len(x) for k, x in d.items()} for v, d in cpu.items()}
+    old, new = (mean[v] for v in variants)
+    return {"train_cpu_s_per_step": {v: round(m["train"], 3) for v, m in mean.items()},
             "eval_cpu_s": {v: round(m["eval"], 2) for v, m in mean.items()},
-            "speedup_train": round(mean["before"]["train"] / mean["after"]["train"], 2),
-            "speedup_eval": round(mean["before"]["eval"] / mean["after"]["eval"], 2)}
+            "speedup_train": round(old["train"] / new["train"], 2),
+            "speedup_eval": round(old["eval"] / new["eval"], 2)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pairs", nargs="+", default=["dkn:dkn-news", "nrms:dkn-news", "dkn:mind-sample",
-                                                  "nrms:mind-sample"], help="MODEL:DATASET")
+def cli(doc: str, measure, pairs: list[str]) -> None:
+    """The command line of the side-by-side scripts: ``--pairs MODEL:DATASET ... --steps --rounds``,
+    one JSON line per pair (``measure(name, dataset, steps, rounds)``)."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--pairs", nargs="+", default=pairs, help="MODEL:DATASET")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
@@ -115,6 +130,10 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             print(json.dumps(measure(name, dataset, args.steps, args.rounds)), flush=True)
+
+
+def main() -> None:
+    cli(__doc__, measure, ["dkn:dkn-news", "nrms:dkn-news", "dkn:mind-sample", "nrms:mind-sample"])
 
 
 if __name__ == "__main__":

@@ -133,33 +133,55 @@ class DKN(NewsRecommender):
     def text_vectors(self, items: Tensor) -> Tensor:
         """``e(t)`` FloatTensor ``[N, D]`` (KCNN, eq. 5-9) of news ``items`` LongTensor ``[N]``.
 
-        The convolution of eq. 7 over the real word pieces only: a filter ``h`` of window ``l`` is
-        ``l`` slices ``h_j`` ``[3, d]`` and ``h * W_{i:i+l-1} = sum_j <h_j, W_{i+j}>``, so one matrix
-        product of the real positions' channels with every slice of every filter gives each
-        position's share ``[T, l x filters]``, and ``l`` shifted sums of the shares, zero at the
-        padding (the convolution's zero-padded input), give ``c^h_i`` for every window. The entity
-        channels ``g(e)``, ``g(ebar)`` are zero at a word piece naming no entity (eq. 6 with
-        ``e_i = 0``), so their product runs over the pieces that name one. The values of
-        ``nn.Conv2d`` (``self.convs``, whose weights these are) on the padded ``[N, 3, L, d]`` input
-        without its work on zeros.
+        The convolution of eq. 7 over the real word pieces only, packed row-major (``T`` pieces,
+        :meth:`~kgzoo.models.layers.news.TitleWords.pieces`: the pieces of a news are consecutive):
+        a filter ``h`` of window ``l`` is ``l`` slices ``h_j`` ``[3, d]`` and ``h * W_{i:i+l-1} =
+        sum_j <h_j, W_{i+j}>``, so one matrix product of the pieces' channels with every slice of
+        a window's filters gives each piece's share ``[T, l x filters]``, and ``c^h_i`` is the sum
+        of slice ``j``'s share of piece ``i + j`` (``l`` shifted views of the packed shares, no
+        copy per shift). A window that runs past its news's last piece is not a window of eq. 7
+        and takes no part in the max (eq. 8; ReLU makes every ``c^h_i >= 0``, so a news without a
+        whole window gets 0, the padded convolution's value).
+
+        Shared work, same function: the entity channels ``g(e)``, ``g(ebar)`` are zero at a piece
+        naming no entity (eq. 6 with ``e_i = 0``) and the same at every piece naming the same
+        entity, so their product runs once per distinct entity of ``items`` and is added at the
+        pieces naming it; without active dropout on the words (evaluation, or ``dropout=0``) the
+        word channel's product likewise runs once per distinct word piece. The values and
+        gradients of ``nn.Conv2d`` (``self.convs``, whose weights these are) over the zero-padded
+        ``[N, 3, L, d]`` input, without its work on zeros and repeats.
         """
-        words, mask = self.words(items, min_length=max(conv.kernel_size[0] for conv in self.convs))
-        real = mask.nonzero(as_tuple=True)  # T real word pieces, row-major
-        ent = self.words.entities[items][:, :mask.shape[1]][real]  # [T]
+        pad = max(conv.kernel_size[0] for conv in self.convs) - 1  # rows after the last piece
+        tok, ent, mask = self.words.pieces(items, min_length=pad + 1)
+        real = mask.nonzero(as_tuple=True)  # (news, position) of each of the T pieces
+        length = mask.sum(1)[real[0]]  # [T]: the length of each piece's news
+        T, d = tok.numel(), self.words.emb.embedding_dim
+        per_piece = self.training and self.word_dropout.p > 0  # dropout draws a mask per piece
+        if per_piece:
+            words, at = self.word_dropout(self.words.emb(tok)), None
+            words = torch.cat([words, words.new_zeros(pad, d)])  # [T + pad, d]
+        else:  # one row per distinct piece, then a zero row for the rows after the last piece
+            uniq, at = torch.unique(tok, return_inverse=True)
+            words, at = self.words.emb(uniq), torch.cat([at, at.new_full((pad,), uniq.numel())])
         linked = torch.nonzero(ent).flatten()  # the pieces naming an entity
-        words = self.word_dropout(words[real])  # [T, d]
+        named, which = torch.unique(ent[linked], return_inverse=True)
         tables = [self.entity_vectors] + ([self.context_vectors] if self.use_context else [])
-        ents = torch.cat([torch.tanh(self.transform(t[ent[linked]])) for t in tables], -1)  # [T_e, (C-1) d]
-        N, L, d = mask.shape[0], mask.shape[1], words.shape[1]
+        ents = torch.cat([torch.tanh(self.transform(t[named])) for t in tables], -1)  # [E_u, (C-1) d]
         out = []
         for conv in self.convs:
             w, n_f = conv.kernel_size[0], conv.out_channels
             slices = conv.weight.permute(1, 3, 2, 0).reshape(-1, w * n_f)  # [C d, l x F]: channel-major rows
-            share = (words @ slices[:d]).index_add(0, linked, ents @ slices[d:])  # [T, l x F]
-            share = share.new_zeros(N, L, w * n_f).index_put(real, share)  # [N, L, l x F]
-            c = sum(share[:, j:L - w + 1 + j, j * n_f:(j + 1) * n_f] for j in range(w)) + conv.bias  # [N, L-l+1, F]
-            valid = mask[:, w - 1:]  # a window ending on a real word piece
-            out.append(F.relu(c).masked_fill(~valid.unsqueeze(-1), 0.0).amax(1))
+            share = words @ slices[:d]
+            if at is not None:
+                share = torch.cat([share, share.new_zeros(1, w * n_f)])[at]
+            share.index_add_(0, linked, (ents @ slices[d:])[which])  # [T + pad, l x F]
+            parts = share.view(T + pad, w, n_f).unbind(1)  # slice j's share of every piece
+            c = parts[0][:T] + conv.bias
+            for j in range(1, w):
+                c = c + parts[j][j:j + T]  # [T, F]: c^h of the window starting at each piece
+            whole = real[1] + w - 1 < length  # the window ends on a piece of its news
+            c = F.relu(c).masked_fill(~whole.unsqueeze(1), 0.0)
+            out.append(c.new_zeros(*mask.shape, n_f).index_put(real, c).amax(1))
         return torch.cat(out, -1)
 
     def user_vectors(self, history: Tensor, mask: Tensor) -> Tensor:

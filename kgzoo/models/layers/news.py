@@ -41,14 +41,17 @@ class AdditiveAttention(nn.Module):
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
         """``h`` FloatTensor ``[B, L, d]``, ``mask`` BoolTensor ``[B, L]`` -> FloatTensor ``[B, d]``."""
         a = torch.tanh(self.proj(h)) @ self.query
-        return (masked_softmax(a, mask).unsqueeze(-1) * h).sum(1)
+        return (masked_softmax(a, mask).unsqueeze(1) @ h).squeeze(1)
 
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention over a padded sequence (NRMS, eq. 1-3 and 7-8):
     ``alpha^k_ij = softmax_j(e_i^T Q_k e_j)``, ``h^k_i = V_k sum_j alpha^k_ij e_j``, heads
-    concatenated; here torch's :class:`~torch.nn.MultiheadAttention` (its query and key
-    projections give the bilinear ``Q_k``), with an output projection and dropout on the input.
+    concatenated; the parameters of torch's :class:`~torch.nn.MultiheadAttention` (its query and
+    key projections give the bilinear ``Q_k``; ``attn``: in-projection, output projection), with
+    dropout on the input. Computed as that module computes it, in-projection, scaled dot-product
+    attention per head over the real keys, output projection, on batch-first views (the module's
+    own forward copies a batch-first input to sequence-first and back: same values).
 
     Args:
         dim: ``d`` (input and output width, ``heads * head_dim``). heads: ``h``. dropout: on the input.
@@ -67,12 +70,14 @@ class SelfAttention(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """``x`` FloatTensor ``[B, L, d]``, ``mask`` BoolTensor ``[B, L]`` -> FloatTensor ``[B, L, d]``
         (zeros at padded positions and in rows without a real position)."""
-        empty = ~mask.any(1)
-        key_pad = ~mask.clone()
-        key_pad[empty, 0] = False  # an empty row attends to its (zero) first slot instead of nothing
-        x = self.dropout(x)
-        out, _ = self.attn(x, x, x, key_padding_mask=key_pad, need_weights=False)
-        return out * mask.unsqueeze(-1)
+        keys = mask.clone()
+        keys[~mask.any(1), 0] = True  # an empty row attends to its (zero) first slot instead of nothing
+        B, L, d = x.shape
+        h = self.attn.num_heads
+        qkv = F.linear(self.dropout(x), self.attn.in_proj_weight, self.attn.in_proj_bias)
+        q, k, v = qkv.view(B, L, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each [B, h, L, d / h]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys[:, None, None, :])  # [B, h, L, d / h]
+        return self.attn.out_proj(out.transpose(1, 2).reshape(B, L, d)) * mask.unsqueeze(-1)
 
 
 class UserEncoder(nn.Module):
@@ -125,10 +130,12 @@ class TitleWords(nn.Module):
         text_model: tokenizer and PLM (``None``: all-MiniLM-L6-v2).
     """
 
+    #: news per bucket of :meth:`by_length`
+    bucket_size = 128
+
     def __init__(self, n_items: int, length: int, dim: int, text_model: str | None = None) -> None:
         super().__init__()
         self.length = int(length)
-        self.bucket_size = 256  # news per bucket of :meth:`by_length`
         self.source = TextEncoder(text_model, mode="frozen")  # tokenizer now, PLM weights on first use
         self.emb = nn.Embedding(len(self.source.tokenizer), int(dim), padding_idx=0)
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
@@ -138,7 +145,8 @@ class TitleWords(nn.Module):
     def set_texts(self, texts: Sequence[str], mentions: Tensor | None = None) -> None:
         """Tokenise ``texts`` (``I`` strings, ``""``: none) and align word pieces with ``mentions``
         LongTensor ``[Mn, 4]`` (item, entity, start, end; character spans), vectorised; then
-        initialise the table from the PLM if not done yet."""
+        initialise the table from the PLM if not done yet. Each text's word pieces fill a prefix of
+        its row of ``tokens``, whichever side the tokenizer pads (:meth:`pieces` relies on it)."""
         texts = list(texts)
         has = torch.tensor([bool(t) for t in texts], dtype=torch.bool)
         idx = torch.nonzero(has).flatten()
@@ -149,10 +157,12 @@ class TitleWords(nn.Module):
                                         max_length=self.length, padding="max_length", return_tensors="pt",
                                         return_offsets_mapping=True)
             real = enc["attention_mask"].bool()
-            self.tokens[idx] = (enc["input_ids"].long() * real).to(self.tokens.device)
+            first = torch.argsort((~real).to(torch.int8), dim=1, stable=True)  # the pieces first, in text order
+            real, ids = real.gather(1, first), enc["input_ids"].long().gather(1, first)
+            offsets = enc["offset_mapping"].long().gather(1, first.unsqueeze(-1).expand(-1, -1, 2))
+            self.tokens[idx] = (ids * real).to(self.tokens.device)
             if mentions is not None and mentions.numel():
-                self.entities[idx] = align_mentions(enc["offset_mapping"].long(), real, idx, mentions,
-                                                    len(texts)).to(self.entities.device)
+                self.entities[idx] = align_mentions(offsets, real, idx, mentions, len(texts)).to(self.entities.device)
         if not bool(self.initialised):
             table = self.source.plm.get_input_embeddings().weight.detach()
             if table.shape == self.emb.weight.shape:
@@ -160,14 +170,17 @@ class TitleWords(nn.Module):
                     self.emb.weight.copy_(table)
             self.initialised.fill_(True)
 
-    def forward(self, items: Tensor, min_length: int = 1) -> tuple[Tensor, Tensor]:
-        """``(word vectors FloatTensor [N, L, dim], mask BoolTensor [N, L])`` of ``items`` LongTensor
-        ``[N]``, ``L`` the longest text of ``items`` in word pieces (at least ``min_length``, at most
-        ``length``): the padding columns no news of the batch reaches are left out (a masked
-        encoder gives the same values without them)."""
+    def pieces(self, items: Tensor, min_length: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+        """The real word pieces of news ``items`` LongTensor ``[N]``, row-major: ``(tokens LongTensor
+        [T], entities LongTensor [T] (entity id + 1, 0: none), mask BoolTensor [N, L])``, ``L`` the
+        longest text of ``items`` in word pieces (at least ``min_length``, at most ``length``).
+        Each news's pieces are a prefix of its row (:meth:`set_texts`), so the pieces of one news
+        are consecutive in ``tokens``, in text order."""
         tok = self.tokens[items]
-        tok = tok[:, :self._longest(tok > 0, min_length)]
-        return self.emb(tok), tok > 0
+        longest = self._longest(tok > 0, min_length)
+        tok = tok[:, :longest]
+        mask = tok > 0
+        return tok[mask], self.entities[items, :longest][mask], mask
 
     def _longest(self, mask: Tensor, min_length: int = 1) -> int:
         """One past the last real position of ``mask`` BoolTensor ``[N, length]`` (0: none),
@@ -180,7 +193,7 @@ class TitleWords(nn.Module):
         """The news ``items`` LongTensor ``[N]`` in buckets of similar text length, each trimmed to
         its longest text: ``[(positions LongTensor [n] into items, word vectors FloatTensor
         [n, L_b, dim], mask BoolTensor [n, L_b])]``. Sorted by length and cut into
-        ``ceil(N / bucket_size)`` buckets of equal count (attribute ``bucket_size``: 256 news), so
+        ``ceil(N / bucket_size)`` buckets of equal count (attribute ``bucket_size``: 128 news), so
         that a masked encoder (NRMS's self-attention) runs over about the real word pieces instead
         of ``N x length`` slots; its values are those of one padded batch (the padding takes no
         part in a masked encoder)."""
