@@ -1,7 +1,7 @@
 """``kgzoo data list``, ``kgzoo data stats NAME|PATH`` and ``kgzoo data import PATH --name N``.
 
 ``list`` prints every dataset entry (domain, default protocol, licence, caveat); ``stats``
-prints one dataset's statistics, its caveat (where its :class:`~kgzoo.data.datasets.DatasetSpec`
+prints one dataset's statistics, its caveat and converged-schedule warm-up (where its :class:`~kgzoo.data.datasets.DatasetSpec`
 has one, e.g. a split that is not the paper's) and its cleaning report; given a folder, it
 detects the folder's layout (:mod:`kgzoo.data.folders`). ``import`` registers a folder under a
 name in the user's config directory (:func:`kgzoo.paths.user_config_dir`) for later runs.
@@ -84,6 +84,8 @@ def data_command(args: argparse.Namespace) -> int:
         con.print(imp)
     if spec.caveat:
         con.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
+    if spec.min_epochs:  # the converged schedule's warm-up (DatasetSpec.min_epochs)
+        con.print(f"[bold]warm-up:[/] {spec.min_epochs} epochs: {escape(spec.min_epochs_reason)}")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol
         p = spec.protocol
         con.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
