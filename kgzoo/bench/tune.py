@@ -283,7 +283,7 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
 
 
-def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
+def restore_study(study: Any, rows: Path, space: Sequence[Param], name: str | None = None) -> int:
     """Rebuild an empty study from its committed trial rows, so that a study whose SQLite file is
     gone (a new machine, a cleared cache) resumes where its rows stop instead of starting over.
 
@@ -302,6 +302,8 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
         study: an Optuna study with no trials (a study that has any is left alone).
         rows: the trial rows file (``<results>/tuning/<model>-<dataset>.jsonl``); missing: nothing.
         space: the study's search space.
+        name: the study name of the rows to read (default ``study.study_name``; a legacy key:
+            :func:`legacy_study`).
 
     Returns:
         The number of trials restored from rows (gaps not counted).
@@ -321,7 +323,7 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{rows}:{i}: not a JSON trial row ({e.msg})") from None
-        if not isinstance(row, dict) or row.get("study") != study.study_name:
+        if not isinstance(row, dict) or row.get("study") != (name or study.study_name):
             continue
         n = row.get("trial")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -369,6 +371,20 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
             state=state_of[state], value=float(value) if state != "FAIL" and value is not None else None, params=params,
             distributions={k: dists[k] for k in params}, user_attrs=attrs, intermediate_values=curve))
     return len(found)
+
+
+def legacy_study(cfg: ZooConfig, name: str) -> str | None:
+    """The study that the config's own ``tuned:`` record names when it is ``name`` without its
+    fixed sha (``model/dataset/<fingerprint>/<space sha>/seed<S>``: a study made before
+    :func:`fixed_sha` joined the key, whose values the config holds); ``None`` otherwise (no
+    record, a ``tuned: {from: ...}`` record, or a record of another study, e.g. KGAT's before its
+    alternating training). :func:`tune` restores such a study from its rows under today's key, so a
+    finished study is found again and re-running a lane does not tune it anew."""
+    parts = name.split("/")
+    if len(parts) != 6 or not cfg.tuned or "from" in cfg.tuned:
+        return None
+    legacy = "/".join(parts[:4] + parts[5:])
+    return legacy if cfg.tuned.get("study") == legacy else None
 
 
 def default_results_dir() -> Path:
@@ -433,9 +449,14 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     say = log or (lambda s: None)
     restored = restore_study(study, rows_path, space)
+    legacy = legacy_study(cfg, study.study_name) if not study.trials else None
+    if legacy is not None:
+        restored = restore_study(study, rows_path, space, name=legacy)
     if restored:
         say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held none of its trials; "
-            f"{restored} finished trials restored from their rows in {shown_path(rows_path)}")
+            f"{restored} finished trials restored from their rows in {shown_path(rows_path)}"
+            + (f" (study {legacy}: the key the config's tuned: record names, from before the fixed sha "
+               "joined it)" if legacy else ""))
     sampler_seed = seed
     if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points
         sampler_seed = resume_seed(seed, len(study.trials))

@@ -627,3 +627,30 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
             assert parts[4] == fixed_sha(cfg, space), path
         checked += 1
     assert checked >= 20  # every tuned cell of the tables so far
+
+
+def test_a_study_from_before_the_fixed_sha_is_found_through_the_configs_record(tmp_path, monkeypatch):
+    """Most committed studies were keyed before the fixed sha joined the key; the config's tuned:
+    record names that key. A new machine finds such a finished study through the record instead of
+    tuning it anew (which would change the record and every converged row's config)."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
+    tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), write_config=d,
+         **common)
+    rows_file = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    config = d / "bpr" / "ml-100k-kg.yaml"
+    key = _rows(tmp_path)[0]["study"]
+    parts = key.split("/")
+    legacy = "/".join(parts[:4] + parts[5:])  # the key without its fixed sha
+    for f in (rows_file, config):
+        f.write_text(f.read_text().replace(key, legacy))
+    fresh = FakeExperiment()
+    rep = tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "b.sqlite3", experiment=fresh, write_config=d, **common)
+    assert fresh.calls == [] and rep.restored == 4 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
+    assert yaml.safe_load(config.read_text())["tuned"]["study"] == key  # the record names today's key now
+    assert all(r["study"] == legacy for r in _rows(tmp_path))  # nothing ran: the rows are the legacy ones still
+    config.write_text(config.read_text().replace(key, "bpr/ml-100k-kg/other/study/seed0"))  # a record of another study
+    other = FakeExperiment()
+    rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "c.sqlite3", experiment=other, **common)
+    assert rep.restored == 0 and len(other.calls) == 2  # legacy rows that no record vouches for: a new study
