@@ -20,8 +20,8 @@ counts only when it was tuned with the same budget as the method it is compared 
   a local SQLite file keyed by model, dataset, data fingerprint, space and the fixed
   configuration (:func:`fixed_sha`), so a killed study resumes where it stopped and counts its
   finished trials towards the budget, and a study never resumes under other fixed values. A
-  study whose SQLite file is gone (a new machine) is rebuilt from its committed trial rows
-  (:func:`restore_study`) before it goes on.
+  study whose SQLite file is gone (a new machine), or holds only its first trials, is rebuilt
+  from its committed trial rows (:func:`restore_study`) before it goes on.
 - **Each trial** trains with the config's converged schedule (early stopping on the
   validation main metric, the config's patience and cap) and is scored by its best
   validation value. The test split is never evaluated.
@@ -283,11 +283,13 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
 
 
-def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
-    """Rebuild an empty study from its committed trial rows, so that a study whose SQLite file is
-    gone (a new machine, a cleared cache) resumes where its rows stop instead of starting over.
+def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "its storage") -> int:
+    """Rebuild a study from its committed trial rows, so that a study whose SQLite file is gone
+    (a new machine, a cleared cache), or holds only its first trials (the study went on from its
+    rows on another machine), resumes where its rows stop instead of running those trials again.
 
-    Every row of ``rows`` whose ``study`` is ``study.study_name`` becomes a finished trial of the
+    Every row of ``rows`` whose ``study`` is ``study.study_name`` and whose trial number the study
+    does not hold yet becomes a finished trial of the
     same number, state, value, parameters (decoded through ``space``: :meth:`Param.fixed`) and
     user attributes (``monitor``, ``default``, ``rerun_of``, ``capped`` from ``stopped_by: cap``,
     a failed row's ``error``), with its validation curve as the trial's intermediate values (the
@@ -296,22 +298,30 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
     (trials without a curve leave the pruner's median to those that have one). A trial number
     without a row (cut off by a killed process before its row was written; its rerun has a row)
     is restored as an interrupted trial marked ``gap``: it keeps the numbers of the study, is not
-    counted and is not rerun.
+    counted and is not rerun. The trials the study already holds must be those of the rows
+    (same state and parameters wherever both have the number): Optuna numbers trials in order,
+    so rows can only extend a study that is their beginning.
 
     Args:
-        study: an Optuna study with no trials (a study that has any is left alone).
+        study: an Optuna study (the trials it holds are kept; rows numbered past them are added).
         rows: the trial rows file (``<results>/tuning/<model>-<dataset>.jsonl``); missing: nothing.
         space: the study's search space.
+        where: the study's storage as the error names it (``kgzoo tune``: the SQLite file).
 
     Returns:
-        The number of trials restored from rows (gaps not counted).
+        The number of trials restored from rows (gaps not counted); 0 where the study already
+        holds every numbered row.
 
     Raises:
         ValueError: naming the file, line and field: a line that is not JSON, a row of the study
-            without an integer ``trial`` or with an unknown ``state``, a complete row without a
-            finite ``value``, ``params`` that lack a searched name or hold a value outside the space.
+            without an integer ``trial`` or with an unknown ``state``, a trial number written twice
+            with another state, value or parameters (two histories of one study), a complete row
+            without a finite ``value``, ``params`` that lack a searched name or hold a value outside
+            the space; and, where rows extend the study, a trial of the study that its row
+            contradicts (another state or parameters, or cut off here and finished there: the
+            study went on from its rows elsewhere after this storage stopped).
     """
-    if study.trials or not rows.is_file():
+    if not rows.is_file():
         return 0
     found: dict[int, tuple[int, dict[str, Any]]] = {}
     for i, line in enumerate(rows.read_text().splitlines(), 1):
@@ -328,16 +338,20 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
             raise ValueError(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
         if row.get("state") not in _STATES:
             raise ValueError(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
-        found.setdefault(n, (i, row))  # a number written twice (two copies of one study): the first row
-    if not found:
+        if n in found:  # the same row twice (a merge) is one trial; two different rows are two histories
+            j, first = found[n]
+            if any(first.get(k) != row.get(k) for k in ("state", "params", "value")):
+                raise ValueError(f"{rows}:{i}: field 'trial' {n} is written twice (line {j} too) with another "
+                                 f"state, value or parameters: two histories of one study, run from the same "
+                                 f"trials on two machines; keep the rows of one")
+            continue
+        found[n] = (i, row)
+    held = study.get_trials(deepcopy=False)
+    if not found or max(found) < len(held):
         return 0
     dists = {k: v for p in space for k, v in p.distributions().items()}
-    state_of = optuna.trial.TrialState
-    for n in range(max(found) + 1):
-        if n not in found:
-            study.add_trial(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
-            continue
-        i, row = found[n]
+
+    def decoded(i: int, row: dict[str, Any]) -> dict[str, Any]:
         given = row.get("params") if isinstance(row.get("params"), dict) else {}
         params: dict[str, Any] = {}
         for p in space:
@@ -347,6 +361,27 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
             if point is None:
                 raise ValueError(f"{rows}:{i}: field 'params.{p.name}' = {given[p.name]!r} lies outside the space")
             params.update(point)
+        return params
+
+    for t in held:
+        if t.number not in found:
+            continue
+        i, row = found[t.number]
+        if t.state.name != row["state"] or _interrupted(t) or decoded(i, row) != t.params:
+            raise ValueError(
+                f"{rows}:{i}: trial {t.number} is {row['state']} {json.dumps(row.get('params'), default=str)} "
+                f"in its rows but {'cut off' if _interrupted(t) else t.state.name} "
+                f"{json.dumps(t.params, default=str)} in {where}: the study went on from its rows elsewhere "
+                f"after {where} stopped, so the rows cannot extend it; rebuild it from its rows alone "
+                f"(another storage, e.g. kgzoo tune --storage NEW.sqlite3)")
+    state_of = optuna.trial.TrialState
+    added = 0
+    for n in range(len(held), max(found) + 1):
+        if n not in found:
+            study.add_trial(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
+            continue
+        i, row = found[n]
+        params = decoded(i, row)
         state, value = row["state"], row.get("value")
         if state == "COMPLETE" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                     or not math.isfinite(value)):
@@ -368,7 +403,8 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param]) -> int:
         study.add_trial(optuna.trial.create_trial(
             state=state_of[state], value=float(value) if state != "FAIL" and value is not None else None, params=params,
             distributions={k: dists[k] for k in params}, user_attrs=attrs, intermediate_values=curve))
-    return len(found)
+        added += 1
+    return added
 
 
 def default_results_dir() -> Path:
@@ -432,9 +468,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
     rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     say = log or (lambda s: None)
-    restored = restore_study(study, rows_path, space)
+    held = len(study.trials)
+    restored = restore_study(study, rows_path, space, where=shown_path(storage))
     if restored:
-        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held none of its trials; "
+        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held "
+            f"{f'only its first {held} trials' if held else 'none of its trials'}; "
             f"{restored} finished trials restored from their rows in {shown_path(rows_path)}")
     sampler_seed = seed
     if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points

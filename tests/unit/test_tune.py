@@ -627,3 +627,47 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
             assert parts[4] == fixed_sha(cfg, space), path
         checked += 1
     assert checked >= 20  # every tuned cell of the tables so far
+
+
+def test_rows_extend_a_study_that_holds_their_first_trials_and_refuse_one_that_went_another_way(tmp_path,
+                                                                                               monkeypatch):
+    """A machine whose SQLite file holds the first trials of a study that went on from its rows
+    elsewhere: restoring was skipped (the study was not empty), so it ran the trials the rows
+    already held once more and wrote their numbers twice. The rows now extend it; a machine cut
+    off in a trial that the rows hold finished (another point) is told to rebuild from the rows."""
+    import shutil
+
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path / "res")
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
+    shutil.copy(tmp_path / "b.sqlite3", tmp_path / "c.sqlite3")
+    cut: list = []
+    with pytest.raises(KeyboardInterrupt):  # machine c is cut off in trial 3
+        tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "c.sqlite3", experiment=_killed_lane(cut), **common)
+    there = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    assert there.restored == 3  # machine a: no file, the rows of b's 3 trials, then trials 3 and 4
+    back, said = FakeExperiment(), []
+    rep = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "b.sqlite3", experiment=back,
+               **dict(common, log=said.append))
+    assert back.calls == [] and rep.restored == 2 and "held only its first 3 trials" in said[0]
+    assert [r["trial"] for r in _rows(tmp_path / "res")] == [0, 1, 2, 3, 4]
+    assert (rep.best_value, rep.best_params, rep.default) == (there.best_value, there.best_params, there.default)
+    with pytest.raises(ValueError, match=r"jsonl:4: trial 3 is COMPLETE .* in its rows but RUNNING .*c\.sqlite3"):
+        tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "c.sqlite3", experiment=FakeExperiment(), **common)
+
+
+def test_a_trial_written_twice_is_one_trial_or_two_histories(tmp_path, monkeypatch):
+    """The same row twice (a merge) restores one trial; another row under the same number is a
+    second history of the study, which restoring used to mix in silently (the first row won)."""
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    path = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    rows = _rows(tmp_path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[2]]))
+    assert tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(),
+                **common).restored == 3
+    other = dict(rows[2], params=dict(rows[2]["params"], lr=0.05), value=0.1)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, other]))
+    with pytest.raises(ValueError, match=r"jsonl:4: field 'trial' 2 is written twice \(line 3 too\)"):
+        tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "c.sqlite3", experiment=FakeExperiment(), **common)
