@@ -358,12 +358,9 @@ def test_fit_validation_under_ddp_like_self_log(tmp_path):
     assert csv_new == csv_old and "valid/map@20" in csv_new
 
 
-@pytest.mark.parametrize("min_epochs, trained", [(0, 3), (6, 8)])
-def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_epochs, trained):
-    """A validation curve that sits on a plateau, then climbs at epoch 5: patience 2 alone ends the
-    run on the plateau (3 epochs); with a warm-up of 6 the climb is seen and the run ends 2 epochs
-    after it (8). Lightning's Trainer(min_epochs=6) would end it at 6: the stop signalled on the
-    plateau stays set (WarmupEarlyStopping's docstring)."""
+def _warm_up_fit(min_epochs: int):
+    """``(trainer, stopper)`` of a run whose validation curve sits on a plateau, then climbs at
+    epoch 5, under :class:`WarmupEarlyStopping` with patience 2 and ``min_epochs``."""
     from kgzoo.bench.experiment import WarmupEarlyStopping
 
     curve = [0.5, 0.4, 0.4, 0.4, 0.4, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
@@ -380,7 +377,44 @@ def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_
     trainer = L.Trainer(max_epochs=len(curve), callbacks=[stopper], logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(Scripted(), data, data)
+    return trainer, stopper
+
+
+@pytest.mark.parametrize("min_epochs, trained", [(0, 3), (6, 8)])
+def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_epochs, trained):
+    """A validation curve that sits on a plateau, then climbs at epoch 5: patience 2 alone ends the
+    run on the plateau (3 epochs); with a warm-up of 6 the climb is seen and the run ends 2 epochs
+    after it (8). Lightning's Trainer(min_epochs=6) would end it at 6: the stop signalled on the
+    plateau stays set (WarmupEarlyStopping's docstring)."""
+    from kgzoo.bench.experiment import WarmupEarlyStopping
+
+    trainer, stopper = _warm_up_fit(min_epochs)
     assert trainer.current_epoch == trained and stopper.stopped_epoch == trained - 1
     assert float(stopper.best_score) == pytest.approx(0.6 if min_epochs else 0.5)
     with pytest.raises(ValueError, match="min_epochs=-1 must be an integer >= 0"):
         WarmupEarlyStopping(monitor="valid/x", min_epochs=-1)
+
+
+def test_the_warm_up_needs_no_private_check_method_and_refuses_a_lightning_that_would_drop_it(monkeypatch):
+    """The warm-up read the epoch in Lightning's private ``_run_early_stopping_check``: a Lightning
+    that checks under another name would never call it, and every stop would be held to the cap
+    (12 epochs here). The epoch now comes from the public hooks. A Lightning without the one
+    private method the hold overrides (``_evaluate_stopping_criteria``) would drop the warm-up
+    silently: a warm-up is refused there, a run without one is plain EarlyStopping."""
+    from kgzoo.bench.experiment import WarmupEarlyStopping
+
+    check = EarlyStopping._run_early_stopping_check
+
+    def renamed(self, trainer, pl_module):  # a Lightning whose hooks call the check by another name
+        if not self._should_skip_check(trainer):
+            check(self, trainer)
+
+    monkeypatch.delattr(EarlyStopping, "_run_early_stopping_check")
+    monkeypatch.setattr(EarlyStopping, "on_train_epoch_end", renamed)
+    monkeypatch.setattr(EarlyStopping, "on_validation_end", lambda self, trainer, pl_module: None)
+    trainer, stopper = _warm_up_fit(6)
+    assert trainer.current_epoch == 8 and stopper.stopped_epoch == 7
+    monkeypatch.delattr(EarlyStopping, "_evaluate_stopping_criteria")
+    with pytest.raises(RuntimeError, match=r"warm-up of 6 epochs needs lightning's EarlyStopping\._evaluate_stopping"):
+        WarmupEarlyStopping(monitor="valid/x", min_epochs=6)
+    assert WarmupEarlyStopping(monitor="valid/x", min_epochs=0).min_epochs == 0
