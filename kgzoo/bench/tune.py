@@ -16,7 +16,8 @@ counts only when it was tuned with the same budget as the method it is compared 
   or ``choices`` (scalars or lists; a list choice is suggested by its index).
 - **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded, after 5 random trials; the median
   pruner (Optuna's ``MedianPruner``: a trial whose validation value at an epoch is below the
-  median of earlier trials at the same epoch stops) fed every validation epoch; the study in
+  median of earlier trials at the same epoch stops; not before epoch 5, nor before the
+  dataset's warm-up ends: :func:`pruner_warmup`) fed every validation epoch; the study in
   a local SQLite file keyed by model, dataset, data fingerprint, space and the fixed
   configuration (:func:`fixed_sha`), so a killed study resumes where it stopped and counts its
   finished trials towards the budget, and a study never resumes under other fixed values. A
@@ -63,6 +64,17 @@ _STATES = ("COMPLETE", "PRUNED", "FAIL")
 #: random trials before TPE models the space (Optuna's default of 10 would make a 10-trial
 #: budget a pure random search; Bergstra et al., NeurIPS 2011, section 4: TPE after a few random draws)
 STARTUP_TRIALS = 5
+#: 0-based epochs before the median pruner may stop a trial (Optuna's ``n_warmup_steps``); a
+#: dataset's warm-up holds it longer (:func:`pruner_warmup`)
+PRUNER_WARMUP = 5
+
+
+def pruner_warmup(schedule: Any) -> int:
+    """The median pruner's ``n_warmup_steps`` under the converged ``schedule``: :data:`PRUNER_WARMUP`,
+    or where the dataset has a warm-up (``schedule.min_epochs``) the 0-based epoch from which early
+    stopping may end the run (``min_epochs - 1``; Optuna prunes from step ``n_warmup_steps`` on),
+    so that no trial is stopped on the plateau the warm-up is there for, by the pruner either."""
+    return max(PRUNER_WARMUP, schedule.min_epochs - 1)
 
 
 @dataclass(frozen=True)
@@ -465,7 +477,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         study_name=study_name(model, dataset, fp, space, seed, fixed_sha(cfg, space)), storage=f"sqlite:///{storage}",
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner_warmup(schedule)))
     rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     say = log or (lambda s: None)
     held = len(study.trials)
@@ -570,7 +582,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "schedule": _schedule_fields(schedule),
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
                         "process_seed": sampler_seed},
-            "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
+            "pruner": f"MedianPruner(5, {pruner_warmup(schedule)})", "error": error,
+            "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
             "curve": {str(k): v for k, v in sorted(_frozen(study, trial.number).intermediate_values.items())},
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))

@@ -671,3 +671,19 @@ def test_a_trial_written_twice_is_one_trial_or_two_histories(tmp_path, monkeypat
     path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, other]))
     with pytest.raises(ValueError, match=r"jsonl:4: field 'trial' 2 is written twice \(line 3 too\)"):
         tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "c.sqlite3", experiment=FakeExperiment(), **common)
+
+
+def test_a_dataset_warm_up_holds_the_pruner_too(tmp_path, monkeypatch):
+    """lastfm-social's warm-up (100 epochs) is there because curves sit on a plateau before they
+    climb; the median pruner stopped a trial on it from epoch 5 all the same (the 7th call's curve,
+    below the median from its first epoch, pruned on ml-100k-kg). On lastfm-social it completes,
+    and its row names the pruner's warm-up."""
+    space = SPACE.replace("max_epochs: 7", "max_epochs: 300")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, space)))
+    common = dict(seed=1, fingerprint=lambda m, ds: "e" * 64, log=None, storage=tmp_path / "s.sqlite3")
+    for dataset, pruned, pruner in (("ml-100k-kg", 1, "MedianPruner(5, 5)"),
+                                    ("lastfm-social", 0, "MedianPruner(5, 99)")):
+        rep = tune("bpr", dataset, 6, results=tmp_path / dataset, experiment=CurveExperiment(), **common)
+        path = tmp_path / dataset / "tuning" / f"bpr-{dataset}.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        assert rep.pruned == pruned and {r["pruner"] for r in rows} == {pruner}, dataset
