@@ -94,8 +94,11 @@ class WarmupEarlyStopping(EarlyStopping):
         super().on_validation_end(trainer, pl_module)
 
     def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        before = getattr(self, "stopping_reason", None)  # lightning >= 2.5.x records why it stopped
         stop, reason = super()._evaluate_stopping_criteria(current)  # keeps counting best and wait
         if stop and self._trained < self.min_epochs:
+            if before is not None:  # a held stop is no stop (nor is it one in a checkpoint's state)
+                self.stopping_reason = before
             return False, None
         return stop, reason
 

@@ -358,7 +358,7 @@ def test_fit_validation_under_ddp_like_self_log(tmp_path):
     assert csv_new == csv_old and "valid/map@20" in csv_new
 
 
-def _warm_up_fit(min_epochs: int):
+def _warm_up_fit(min_epochs: int, max_epochs: int = 12):
     """``(trainer, stopper)`` of a run whose validation curve sits on a plateau, then climbs at
     epoch 5, under :class:`WarmupEarlyStopping` with patience 2 and ``min_epochs``."""
     from kgzoo.bench.experiment import WarmupEarlyStopping
@@ -374,7 +374,7 @@ def _warm_up_fit(min_epochs: int):
 
     stopper = WarmupEarlyStopping(monitor="valid/x", mode="max", patience=2, min_epochs=min_epochs)
     data = DataLoader(torch.zeros(2, 1), batch_size=1)
-    trainer = L.Trainer(max_epochs=len(curve), callbacks=[stopper], logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[stopper], logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(Scripted(), data, data)
     return trainer, stopper
@@ -418,3 +418,14 @@ def test_the_warm_up_needs_no_private_check_method_and_refuses_a_lightning_that_
     with pytest.raises(RuntimeError, match=r"warm-up of 6 epochs needs lightning's EarlyStopping\._evaluate_stopping"):
         WarmupEarlyStopping(monitor="valid/x", min_epochs=6)
     assert WarmupEarlyStopping(monitor="valid/x", min_epochs=0).min_epochs == 0
+
+
+def test_a_stop_held_to_the_cap_leaves_no_stopping_reason():
+    """A warm-up longer than the run holds every stop: nothing stopped it (stopped_epoch 0, so the
+    bench's row says 'cap'), and Lightning's stopping_reason (2.5.x on; saved in checkpoints) said
+    PATIENCE_EXHAUSTED all the same, set by the check that the warm-up held."""
+    trainer, stopper = _warm_up_fit(20, max_epochs=12)
+    assert trainer.current_epoch == 12 and stopper.stopped_epoch == 0 and stopper.wait_count == 6
+    if hasattr(stopper, "stopping_reason"):  # lightning >= 2.5.x
+        assert stopper.stopping_reason.name == "NOT_STOPPED"
+        assert stopper.state_dict()["stopping_reason"] == stopper.stopping_reason.value
