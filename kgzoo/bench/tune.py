@@ -419,6 +419,20 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
     return added
 
 
+def other_studies(rows: Path, name: str) -> dict[str, int]:
+    """``study name -> trial rows`` of the studies in ``rows`` other than ``name`` (none for a
+    missing file; lines that are not JSON objects are left to :func:`restore_study`)."""
+    out: dict[str, int] = {}
+    for line in rows.read_text().splitlines() if rows.is_file() else ():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("study") not in (None, name):
+            out[str(row["study"])] = out.get(str(row["study"]), 0) + 1
+    return out
+
+
 def default_results_dir() -> Path:
     """Where ``kgzoo tune`` writes its trial rows by default, whatever the working directory: the
     checkout's ``benchmarks/results`` (:func:`kgzoo.paths.committed_results_dir`: beside the committed
@@ -482,6 +496,12 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     say = log or (lambda s: None)
     held = len(study.trials)
     restored = restore_study(study, rows_path, space, where=shown_path(storage))
+    others = {} if study.trials else other_studies(rows_path, study.study_name)
+    if others:  # rows that look like this study's but are not: it starts over (a lane would spend hours)
+        say(f"{model} on {dataset}: a new study ({study.study_name}); {shown_path(rows_path)} holds "
+            f"{sum(others.values())} trials of {len(others)} other studies of it (another data fingerprint, "
+            "search space, fixed configuration or seed; a key without a fixed configuration was opened before "
+            "it was part of the key), which this one does not resume")
     if restored:
         say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held "
             f"{f'only its first {held} trials' if held else 'none of its trials'}; "

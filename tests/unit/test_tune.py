@@ -415,9 +415,14 @@ def test_a_study_resumes_only_under_the_same_fixed_configuration(tmp_path, monke
         (d / "bpr" / "default.yaml").write_text(changed)
         assert fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space) != sha
     (d / "bpr" / "default.yaml").write_text(SPACE.replace("embedding_dim: 8", "embedding_dim: 16"))
-    fresh = FakeExperiment()
-    rep = tune("bpr", "ml-100k-kg", 2, experiment=fresh, **common)
+    fresh, said = FakeExperiment(), []
+    rep = tune("bpr", "ml-100k-kg", 2, experiment=fresh, **dict(common, log=said.append))
     assert len(fresh.calls) == 3 and rep.complete == 2  # a new study: its own default and budget
+    # and it says so before it spends a budget beside rows that look like its own
+    assert "a new study (bpr/ml-100k-kg/" in said[0] and "holds 3 trials of 1 other studies of it" in said[0]
+    said.clear()
+    tune("bpr", "ml-100k-kg", 2, experiment=FakeExperiment(), **dict(common, log=said.append))
+    assert not any("a new study" in x for x in said)  # resumed: nothing to say
     # a searched value changed in the model section is not part of the fixed configuration
     wider = SPACE.replace("embedding_dim: 8", "embedding_dim: 16")
     (d / "bpr" / "default.yaml").write_text(wider.replace("lr: 1.0e-3}", "lr: 2.0e-3}"))
