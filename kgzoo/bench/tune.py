@@ -325,7 +325,9 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
         holds every numbered row.
 
     Raises:
-        ValueError: naming the file, line and field: a line that is not JSON, a row of the study
+        ValueError: where the rows are read for a restore (the study is empty, or rows are numbered
+            past its trials; else they are left alone, as before rows could extend a study), naming
+            the file, line and field: a line that is not JSON, a row of the study
             without an integer ``trial`` or with an unknown ``state``, a trial number written twice
             with another state, value or parameters (two histories of one study), a complete row
             without a finite ``value``, ``params`` that lack a searched name or hold a value outside
@@ -336,30 +338,35 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
     if not rows.is_file():
         return 0
     found: dict[int, tuple[int, dict[str, Any]]] = {}
+    bad: list[str] = []  # raised where the rows are read for a restore (see below)
     for i, line in enumerate(rows.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{rows}:{i}: not a JSON trial row ({e.msg})") from None
+            bad.append(f"{rows}:{i}: not a JSON trial row ({e.msg})")
+            continue
         if not isinstance(row, dict) or row.get("study") != study.study_name:
             continue
         n = row.get("trial")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
-        if row.get("state") not in _STATES:
-            raise ValueError(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
-        if n in found:  # the same row twice (a merge) is one trial; two different rows are two histories
-            j, first = found[n]
-            if any(first.get(k) != row.get(k) for k in ("state", "params", "value")):
-                raise ValueError(f"{rows}:{i}: field 'trial' {n} is written twice (line {j} too) with another "
-                                 f"state, value or parameters: two histories of one study, run from the same "
-                                 f"trials on two machines; keep the rows of one")
-            continue
-        found[n] = (i, row)
+            bad.append(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
+        elif row.get("state") not in _STATES:
+            bad.append(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
+        elif n not in found:
+            found[n] = (i, row)
+        elif any(found[n][1].get(k) != row.get(k) for k in ("state", "params", "value")):
+            # the same row twice (a merge) is one trial; two different rows are two histories
+            bad.append(f"{rows}:{i}: field 'trial' {n} is written twice (line {found[n][0]} too) with another "
+                       f"state, value or parameters: two histories of one study, run from the same trials on two "
+                       f"machines; keep the rows of one")
     held = study.get_trials(deepcopy=False)
-    if not found or max(found) < len(held):
+    if held and (not found or max(found) < len(held)):
+        return 0  # the study holds every numbered row: the rows are not read for it (a torn line left alone)
+    if bad:
+        raise ValueError(bad[0])
+    if not found:
         return 0
     dists = {k: v for p in space for k, v in p.distributions().items()}
 

@@ -692,3 +692,20 @@ def test_a_dataset_warm_up_holds_the_pruner_too(tmp_path, monkeypatch):
         path = tmp_path / dataset / "tuning" / f"bpr-{dataset}.jsonl"
         rows = [json.loads(x) for x in path.read_text().splitlines()]
         assert rep.pruned == pruned and {r["pruner"] for r in rows} == {pruner}, dataset
+
+
+def test_a_torn_row_does_not_stop_a_study_that_its_sqlite_file_holds(tmp_path, monkeypatch):
+    """A torn line in the rows (a crash while writing; the next row starts a new line after it) is
+    an error where the rows rebuild the study, but a study resumed from its SQLite file does not
+    read them: reading every rows file to see whether it extends the study must not stop it."""
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    path = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], lines[2][:40], *lines[2:]]) + "\n")
+    fake = FakeExperiment()
+    assert tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=fake, **common).complete == 3
+    assert len(fake.calls) == 1
+    with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:3: not a JSON trial row"):
+        tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
