@@ -394,10 +394,10 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
                 f"after {where} stopped, so the rows cannot extend it; rebuild it from its rows alone "
                 f"(another storage, e.g. kgzoo tune --storage NEW.sqlite3)")
     state_of = optuna.trial.TrialState
-    added = 0
+    trials = []  # every row checked before the first is added: a bad row leaves the study as it was
     for n in range(len(held), max(found) + 1):
         if n not in found:
-            study.add_trial(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
+            trials.append(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
             continue
         i, row = found[n]
         params = decoded(i, row)
@@ -419,11 +419,11 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
             attrs["capped"] = True
         if state == "FAIL":
             attrs["error"] = str(row.get("error") or "failed (its row names no error)")
-        study.add_trial(optuna.trial.create_trial(
+        trials.append(optuna.trial.create_trial(
             state=state_of[state], value=float(value) if state != "FAIL" and value is not None else None, params=params,
             distributions={k: dists[k] for k in params}, user_attrs=attrs, intermediate_values=curve))
-        added += 1
-    return added
+    study.add_trials(trials)
+    return sum(n in found for n in range(len(held), max(found) + 1))
 
 
 def other_studies(rows: Path, name: str) -> dict[str, int]:

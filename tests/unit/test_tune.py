@@ -587,6 +587,9 @@ def test_a_trial_without_a_row_is_a_gap_and_a_bad_row_is_named(tmp_path, monkeyp
     path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:2: field 'params.reg_weight' = 0.5 lies outside"):
         tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "c.sqlite3", **common)
+    # nothing restored before the bad row: a half-restored file used to pass as the whole study
+    name = rows[0]["study"]
+    assert optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'c.sqlite3'}").trials == []
     path.write_text(json.dumps(rows[0]) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"jsonl:2: not a JSON trial row"):
         tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "d.sqlite3", **common)
