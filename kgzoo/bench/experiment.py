@@ -56,17 +56,17 @@ class WarmupEarlyStopping(EarlyStopping):
     is not the same: a stop signalled during its warm-up stays set, and the run ends at
     ``min_epochs`` even when the metric improved in between.
 
-    Args:
-        min_epochs: epochs (int >= 0) the run trains before early stopping may end it; 0: none.
-        *args, **kwargs: as ``EarlyStopping``.
-
     The epoch comes from Lightning's public hooks (``on_train_epoch_end``, ``on_validation_end``,
     whichever runs the check); the hold overrides the one private method that decides a stop,
     ``EarlyStopping._evaluate_stopping_criteria(current) -> (stop, reason)`` (the same in
-    lightning 2.2.0 and 2.6.6). A Lightning without it would never call the hold and the warm-up would
-    be silently lost, so a warm-up is refused there (no warm-up: plain ``EarlyStopping``).
-    Every rank of a DDP run holds the same epochs (the epoch is the same on every rank, and
-    Lightning reduces the stop decision after the hold).
+    lightning 2.2.0 and 2.6.6). A Lightning without it would never call the hold and the
+    warm-up would be silently lost, so a warm-up is refused there (no warm-up: plain
+    ``EarlyStopping``). Every rank of a DDP run holds the same epochs (the epoch is the same on
+    every rank, and Lightning reduces the stop decision after the hold).
+
+    Args:
+        min_epochs: epochs (int >= 0) the run trains before early stopping may end it; 0: none.
+        *args, **kwargs: as ``EarlyStopping``.
 
     Raises:
         ValueError: ``min_epochs`` not an integer >= 0. RuntimeError: ``min_epochs`` > 0 under a
