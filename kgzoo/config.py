@@ -50,8 +50,9 @@ from typing import Any, Iterable, NamedTuple
 import yaml
 
 from . import models  # noqa: F401  (registers the built-in catalogue)
+from .data import catalogue  # noqa: F401  (registers the built-in datasets: their warm-ups)
 from .paths import PathLike, config_dirs
-from .registry import MODELS
+from .registry import DATASETS, MODELS
 
 SECTIONS = ("model", "data", "train", "bench", "paper", "reference", "tune", "tuned")
 
@@ -105,7 +106,6 @@ def dataset_min_epochs(dataset: str | None) -> int:
     0 for ``None`` or a name without a catalogue entry."""
     if dataset is None:
         return 0
-    from .data.datasets import DATASETS  # noqa: PLC0415 (the catalogue imports the config's users)
     return DATASETS.get(dataset).min_epochs if dataset in DATASETS else 0
 
 

@@ -56,28 +56,49 @@ class WarmupEarlyStopping(EarlyStopping):
     is not the same: a stop signalled during its warm-up stays set, and the run ends at
     ``min_epochs`` even when the metric improved in between.
 
+    The epoch comes from Lightning's public hooks (``on_train_epoch_end``, ``on_validation_end``,
+    whichever runs the check); the hold overrides the one private method that decides a stop,
+    ``EarlyStopping._evaluate_stopping_criteria(current) -> (stop, reason)`` (the same in
+    lightning 2.2.0 and 2.6.6). A Lightning without it would never call the hold and the
+    warm-up would be silently lost, so a warm-up is refused there (no warm-up: plain
+    ``EarlyStopping``). Every rank of a DDP run holds the same epochs (the epoch is the same on
+    every rank, and Lightning reduces the stop decision after the hold).
+
     Args:
         min_epochs: epochs (int >= 0) the run trains before early stopping may end it; 0: none.
         *args, **kwargs: as ``EarlyStopping``.
 
     Raises:
-        ValueError: ``min_epochs`` not an integer >= 0.
+        ValueError: ``min_epochs`` not an integer >= 0. RuntimeError: ``min_epochs`` > 0 under a
+            Lightning whose ``EarlyStopping`` has no ``_evaluate_stopping_criteria``.
     """
 
     def __init__(self, *args: Any, min_epochs: int = 0, **kwargs: Any) -> None:
         if isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 0:
             raise ValueError(f"min_epochs={min_epochs!r} must be an integer >= 0")
+        if min_epochs and not callable(getattr(EarlyStopping, "_evaluate_stopping_criteria", None)):
+            raise RuntimeError(
+                f"a warm-up of {min_epochs} epochs needs lightning's EarlyStopping._evaluate_stopping_criteria, "
+                f"which lightning {L.__version__} does not have (kgzoo pins lightning>=2.2,<3): without it early "
+                f"stopping would not wait")
         super().__init__(*args, **kwargs)
         self.min_epochs = min_epochs
         self._trained = 0
 
-    def _run_early_stopping_check(self, trainer: Any) -> None:
-        self._trained = trainer.current_epoch + 1  # epochs trained at this validation (0-based epoch + 1)
-        super()._run_early_stopping_check(trainer)
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._trained = trainer.current_epoch + 1  # epochs trained at this check (0-based epoch + 1)
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._trained = trainer.current_epoch + 1
+        super().on_validation_end(trainer, pl_module)
 
     def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        before = getattr(self, "stopping_reason", None)  # lightning >= 2.5.x records why it stopped
         stop, reason = super()._evaluate_stopping_criteria(current)  # keeps counting best and wait
         if stop and self._trained < self.min_epochs:
+            if before is not None:  # a held stop is no stop (nor is it one in a checkpoint's state)
+                self.stopping_reason = before
             return False, None
         return stop, reason
 

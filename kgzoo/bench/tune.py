@@ -16,12 +16,13 @@ counts only when it was tuned with the same budget as the method it is compared 
   or ``choices`` (scalars or lists; a list choice is suggested by its index).
 - **Search**: Optuna's TPE sampler (Bergstra et al., NeurIPS 2011), seeded, after 5 random trials; the median
   pruner (Optuna's ``MedianPruner``: a trial whose validation value at an epoch is below the
-  median of earlier trials at the same epoch stops) fed every validation epoch; the study in
+  median of earlier trials at the same epoch stops; not before epoch 5, nor before the
+  dataset's warm-up ends: :func:`pruner_warmup`) fed every validation epoch; the study in
   a local SQLite file keyed by model, dataset, data fingerprint, space and the fixed
   configuration (:func:`fixed_sha`), so a killed study resumes where it stopped and counts its
   finished trials towards the budget, and a study never resumes under other fixed values. A
-  study whose SQLite file is gone (a new machine) is rebuilt from its committed trial rows
-  (:func:`restore_study`) before it goes on.
+  study whose SQLite file is gone (a new machine), or holds only its first trials, is rebuilt
+  from its committed trial rows (:func:`restore_study`) before it goes on.
 - **Each trial** trains with the config's converged schedule (early stopping on the
   validation main metric, the config's patience and cap) and is scored by its best
   validation value. The test split is never evaluated.
@@ -63,6 +64,17 @@ _STATES = ("COMPLETE", "PRUNED", "FAIL")
 #: random trials before TPE models the space (Optuna's default of 10 would make a 10-trial
 #: budget a pure random search; Bergstra et al., NeurIPS 2011, section 4: TPE after a few random draws)
 STARTUP_TRIALS = 5
+#: 0-based epochs before the median pruner may stop a trial (Optuna's ``n_warmup_steps``); a
+#: dataset's warm-up holds it longer (:func:`pruner_warmup`)
+PRUNER_WARMUP = 5
+
+
+def pruner_warmup(schedule: Any) -> int:
+    """The median pruner's ``n_warmup_steps`` under the converged ``schedule``: :data:`PRUNER_WARMUP`,
+    or where the dataset has a warm-up (``schedule.min_epochs``) the 0-based epoch from which early
+    stopping may end the run (``min_epochs - 1``; Optuna prunes from step ``n_warmup_steps`` on),
+    so that no trial is stopped on the plateau the warm-up is there for, by the pruner either."""
+    return max(PRUNER_WARMUP, schedule.min_epochs - 1)
 
 
 @dataclass(frozen=True)
@@ -283,11 +295,14 @@ def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param
     return f"{model}/{dataset}/{fingerprint[:16]}/{space_sha(space)}/{fixed}/seed{seed}"
 
 
-def restore_study(study: Any, rows: Path, space: Sequence[Param], name: str | None = None) -> int:
-    """Rebuild an empty study from its committed trial rows, so that a study whose SQLite file is
-    gone (a new machine, a cleared cache) resumes where its rows stop instead of starting over.
+def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "its storage",
+                  name: str | None = None) -> int:
+    """Rebuild a study from its committed trial rows, so that a study whose SQLite file is gone
+    (a new machine, a cleared cache), or holds only its first trials (the study went on from its
+    rows on another machine), resumes where its rows stop instead of running those trials again.
 
-    Every row of ``rows`` whose ``study`` is ``study.study_name`` becomes a finished trial of the
+    Every row of ``rows`` whose ``study`` is ``study.study_name`` and whose trial number the study
+    does not hold yet becomes a finished trial of the
     same number, state, value, parameters (decoded through ``space``: :meth:`Param.fixed`) and
     user attributes (``monitor``, ``default``, ``rerun_of``, ``capped`` from ``stopped_by: cap``,
     a failed row's ``error``), with its validation curve as the trial's intermediate values (the
@@ -296,50 +311,69 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], name: str | No
     (trials without a curve leave the pruner's median to those that have one). A trial number
     without a row (cut off by a killed process before its row was written; its rerun has a row)
     is restored as an interrupted trial marked ``gap``: it keeps the numbers of the study, is not
-    counted and is not rerun.
+    counted and is not rerun. The trials the study already holds must be those of the rows
+    (same state and parameters wherever both have the number): Optuna numbers trials in order,
+    so rows can only extend a study that is their beginning.
 
     Args:
-        study: an Optuna study with no trials (a study that has any is left alone).
+        study: an Optuna study (the trials it holds are kept; rows numbered past them are added).
         rows: the trial rows file (``<results>/tuning/<model>-<dataset>.jsonl``); missing: nothing.
         space: the study's search space.
-        name: the study name of the rows to read (default ``study.study_name``; a legacy key:
-            :func:`legacy_study`).
+        where: the study's storage as the error names it (``kgzoo tune``: the SQLite file).
+        name: the study name of the rows to read (default ``study.study_name``; a key from before
+            the fixed sha: :func:`legacy_study`).
 
     Returns:
-        The number of trials restored from rows (gaps not counted).
+        The number of trials restored from rows (gaps not counted); 0 where the study already
+        holds every numbered row.
 
     Raises:
-        ValueError: naming the file, line and field: a line that is not JSON, a row of the study
-            without an integer ``trial`` or with an unknown ``state``, a complete row without a
-            finite ``value``, ``params`` that lack a searched name or hold a value outside the space.
+        ValueError: where the rows are read for a restore (the study is empty, or rows are numbered
+            past its trials; else they are left alone, as before rows could extend a study), naming
+            the file, line and field: a line that is not JSON, a row of the study
+            without an integer ``trial`` or with an unknown ``state``, a trial number written twice
+            with another state, value or parameters (two histories of one study), a complete row
+            without a finite ``value``, ``params`` that lack a searched name or hold a value outside
+            the space; and, where rows extend the study, a trial of the study that its row
+            contradicts (another state or parameters, or cut off here and finished there: the
+            study went on from its rows elsewhere after this storage stopped).
     """
-    if study.trials or not rows.is_file():
+    if not rows.is_file():
         return 0
     found: dict[int, tuple[int, dict[str, Any]]] = {}
+    bad: list[str] = []  # raised where the rows are read for a restore (see below)
     for i, line in enumerate(rows.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{rows}:{i}: not a JSON trial row ({e.msg})") from None
+            bad.append(f"{rows}:{i}: not a JSON trial row ({e.msg})")
+            continue
         if not isinstance(row, dict) or row.get("study") != (name or study.study_name):
             continue
         n = row.get("trial")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
-        if row.get("state") not in _STATES:
-            raise ValueError(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
-        found.setdefault(n, (i, row))  # a number written twice (two copies of one study): the first row
+            bad.append(f"{rows}:{i}: field 'trial' must be an integer >= 0, got {n!r}")
+        elif row.get("state") not in _STATES:
+            bad.append(f"{rows}:{i}: field 'state' must be one of {', '.join(_STATES)}, got {row.get('state')!r}")
+        elif n not in found:
+            found[n] = (i, row)
+        elif any(found[n][1].get(k) != row.get(k) for k in ("state", "params", "value")):
+            # the same row twice (a merge) is one trial; two different rows are two histories
+            bad.append(f"{rows}:{i}: field 'trial' {n} is written twice (line {found[n][0]} too) with another "
+                       f"state, value or parameters: two histories of one study, run from the same trials on two "
+                       f"machines; keep the rows of one")
+    held = study.get_trials(deepcopy=False)
+    if held and (not found or max(found) < len(held)):
+        return 0  # the study holds every numbered row: the rows are not read for it (a torn line left alone)
+    if bad:
+        raise ValueError(bad[0])
     if not found:
         return 0
     dists = {k: v for p in space for k, v in p.distributions().items()}
-    state_of = optuna.trial.TrialState
-    for n in range(max(found) + 1):
-        if n not in found:
-            study.add_trial(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
-            continue
-        i, row = found[n]
+
+    def decoded(i: int, row: dict[str, Any]) -> dict[str, Any]:
         given = row.get("params") if isinstance(row.get("params"), dict) else {}
         params: dict[str, Any] = {}
         for p in space:
@@ -349,6 +383,27 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], name: str | No
             if point is None:
                 raise ValueError(f"{rows}:{i}: field 'params.{p.name}' = {given[p.name]!r} lies outside the space")
             params.update(point)
+        return params
+
+    for t in held:
+        if t.number not in found:
+            continue
+        i, row = found[t.number]
+        if t.state.name != row["state"] or _interrupted(t) or decoded(i, row) != t.params:
+            raise ValueError(
+                f"{rows}:{i}: trial {t.number} is {row['state']} {json.dumps(row.get('params'), default=str)} "
+                f"in its rows but {'cut off' if _interrupted(t) else t.state.name} "
+                f"{json.dumps(t.params, default=str)} in {where}: the study went on from its rows elsewhere "
+                f"after {where} stopped, so the rows cannot extend it; rebuild it from its rows alone "
+                f"(another storage, e.g. kgzoo tune --storage NEW.sqlite3)")
+    state_of = optuna.trial.TrialState
+    trials = []  # every row checked before the first is added: a bad row leaves the study as it was
+    for n in range(len(held), max(found) + 1):
+        if n not in found:
+            trials.append(optuna.trial.create_trial(state=state_of.FAIL, user_attrs={"gap": True}))
+            continue
+        i, row = found[n]
+        params = decoded(i, row)
         state, value = row["state"], row.get("value")
         if state == "COMPLETE" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                     or not math.isfinite(value)):
@@ -367,10 +422,25 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], name: str | No
             attrs["capped"] = True
         if state == "FAIL":
             attrs["error"] = str(row.get("error") or "failed (its row names no error)")
-        study.add_trial(optuna.trial.create_trial(
+        trials.append(optuna.trial.create_trial(
             state=state_of[state], value=float(value) if state != "FAIL" and value is not None else None, params=params,
             distributions={k: dists[k] for k in params}, user_attrs=attrs, intermediate_values=curve))
-    return len(found)
+    study.add_trials(trials)
+    return sum(n in found for n in range(len(held), max(found) + 1))
+
+
+def other_studies(rows: Path, name: str) -> dict[str, int]:
+    """``study name -> trial rows`` of the studies in ``rows`` other than ``name`` (none for a
+    missing file; lines that are not JSON objects are left to :func:`restore_study`)."""
+    out: dict[str, int] = {}
+    for line in rows.read_text().splitlines() if rows.is_file() else ():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("study") not in (None, name):
+            out[str(row["study"])] = out.get(str(row["study"]), 0) + 1
+    return out
 
 
 def legacy_study(cfg: ZooConfig, name: str) -> str | None:
@@ -445,15 +515,23 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         study_name=study_name(model, dataset, fp, space, seed, fixed_sha(cfg, space)), storage=f"sqlite:///{storage}",
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5))
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner_warmup(schedule)))
     rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
     say = log or (lambda s: None)
-    restored = restore_study(study, rows_path, space)
+    held = len(study.trials)
+    restored = restore_study(study, rows_path, space, where=shown_path(storage))
     legacy = legacy_study(cfg, study.study_name) if not study.trials else None
     if legacy is not None:
-        restored = restore_study(study, rows_path, space, name=legacy)
+        restored = restore_study(study, rows_path, space, where=shown_path(storage), name=legacy)
+    others = {} if study.trials else other_studies(rows_path, study.study_name)
+    if others:  # rows that look like this study's but are not: it starts over (a lane would spend hours)
+        say(f"{model} on {dataset}: a new study ({study.study_name}); {shown_path(rows_path)} holds "
+            f"{sum(others.values())} trials of {len(others)} other studies of it (another data fingerprint, "
+            "search space, fixed configuration or seed, or a key from before the fixed configuration joined it "
+            "that the config's tuned: record does not name), which this one does not resume")
     if restored:
-        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held none of its trials; "
+        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held "
+            f"{f'only its first {held} trials' if held else 'none of its trials'}; "
             f"{restored} finished trials restored from their rows in {shown_path(rows_path)}"
             + (f" (study {legacy}: the key the config's tuned: record names, from before the fixed sha "
                "joined it)" if legacy else ""))
@@ -553,7 +631,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "schedule": _schedule_fields(schedule),
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
                         "process_seed": sampler_seed},
-            "pruner": "MedianPruner(5, 5)", "error": error, "rerun_of": trial.user_attrs.get("rerun_of"),
+            "pruner": f"MedianPruner(5, {pruner_warmup(schedule)})", "error": error,
+            "rerun_of": trial.user_attrs.get("rerun_of"),
             "default": bool(trial.user_attrs.get("default")),
             "curve": {str(k): v for k, v in sorted(_frozen(study, trial.number).intermediate_values.items())},
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))

@@ -52,8 +52,9 @@ class DatasetSpec:
             (``max_history=None``), so every model of a table reads the same history and their
             rows share one fingerprint. DKN's Bing News: 30 (its authors' code,
             ``max_click_history``); elsewhere NRMS's 50.
-        min_epochs: the warm-up of the dataset's converged schedule: early stopping may end a
-            converged run or a tuning trial of any model on this dataset only from this epoch on
+        min_epochs: the warm-up of the dataset's converged schedule: early stopping (and the
+            tuning pruner, :func:`kgzoo.bench.tune.pruner_warmup`) may end a converged run or a
+            tuning trial of any model on this dataset only from this epoch on
             (Lightning's ``Trainer(min_epochs=...)``; Keras's ``EarlyStopping(start_from_epoch=...)``,
             "a warm-up period in which no improvement is expected"); the best validation
             checkpoint is kept as always, so a run that peaked earlier reports the same best.

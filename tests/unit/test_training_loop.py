@@ -358,12 +358,9 @@ def test_fit_validation_under_ddp_like_self_log(tmp_path):
     assert csv_new == csv_old and "valid/map@20" in csv_new
 
 
-@pytest.mark.parametrize("min_epochs, trained", [(0, 3), (6, 8)])
-def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_epochs, trained):
-    """A validation curve that sits on a plateau, then climbs at epoch 5: patience 2 alone ends the
-    run on the plateau (3 epochs); with a warm-up of 6 the climb is seen and the run ends 2 epochs
-    after it (8). Lightning's Trainer(min_epochs=6) would end it at 6: the stop signalled on the
-    plateau stays set (WarmupEarlyStopping's docstring)."""
+def _warm_up_fit(min_epochs: int, max_epochs: int = 12):
+    """``(trainer, stopper)`` of a run whose validation curve sits on a plateau, then climbs at
+    epoch 5, under :class:`WarmupEarlyStopping` with patience 2 and ``min_epochs``."""
     from kgzoo.bench.experiment import WarmupEarlyStopping
 
     curve = [0.5, 0.4, 0.4, 0.4, 0.4, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
@@ -377,10 +374,58 @@ def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_
 
     stopper = WarmupEarlyStopping(monitor="valid/x", mode="max", patience=2, min_epochs=min_epochs)
     data = DataLoader(torch.zeros(2, 1), batch_size=1)
-    trainer = L.Trainer(max_epochs=len(curve), callbacks=[stopper], logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[stopper], logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(Scripted(), data, data)
+    return trainer, stopper
+
+
+@pytest.mark.parametrize("min_epochs, trained", [(0, 3), (6, 8)])
+def test_early_stopping_waits_for_the_warm_up_and_then_counts_from_the_best(min_epochs, trained):
+    """A validation curve that sits on a plateau, then climbs at epoch 5: patience 2 alone ends the
+    run on the plateau (3 epochs); with a warm-up of 6 the climb is seen and the run ends 2 epochs
+    after it (8). Lightning's Trainer(min_epochs=6) would end it at 6: the stop signalled on the
+    plateau stays set (WarmupEarlyStopping's docstring)."""
+    from kgzoo.bench.experiment import WarmupEarlyStopping
+
+    trainer, stopper = _warm_up_fit(min_epochs)
     assert trainer.current_epoch == trained and stopper.stopped_epoch == trained - 1
     assert float(stopper.best_score) == pytest.approx(0.6 if min_epochs else 0.5)
     with pytest.raises(ValueError, match="min_epochs=-1 must be an integer >= 0"):
         WarmupEarlyStopping(monitor="valid/x", min_epochs=-1)
+
+
+def test_the_warm_up_needs_no_private_check_method_and_refuses_a_lightning_that_would_drop_it(monkeypatch):
+    """The warm-up read the epoch in Lightning's private ``_run_early_stopping_check``: a Lightning
+    that checks under another name would never call it, and every stop would be held to the cap
+    (12 epochs here). The epoch now comes from the public hooks. A Lightning without the one
+    private method the hold overrides (``_evaluate_stopping_criteria``) would drop the warm-up
+    silently: a warm-up is refused there, a run without one is plain EarlyStopping."""
+    from kgzoo.bench.experiment import WarmupEarlyStopping
+
+    check = EarlyStopping._run_early_stopping_check
+
+    def renamed(self, trainer, pl_module):  # a Lightning whose hooks call the check by another name
+        if not self._should_skip_check(trainer):
+            check(self, trainer)
+
+    monkeypatch.delattr(EarlyStopping, "_run_early_stopping_check")
+    monkeypatch.setattr(EarlyStopping, "on_train_epoch_end", renamed)
+    monkeypatch.setattr(EarlyStopping, "on_validation_end", lambda self, trainer, pl_module: None)
+    trainer, stopper = _warm_up_fit(6)
+    assert trainer.current_epoch == 8 and stopper.stopped_epoch == 7
+    monkeypatch.delattr(EarlyStopping, "_evaluate_stopping_criteria")
+    with pytest.raises(RuntimeError, match=r"warm-up of 6 epochs needs lightning's EarlyStopping\._evaluate_stopping"):
+        WarmupEarlyStopping(monitor="valid/x", min_epochs=6)
+    assert WarmupEarlyStopping(monitor="valid/x", min_epochs=0).min_epochs == 0
+
+
+def test_a_stop_held_to_the_cap_leaves_no_stopping_reason():
+    """A warm-up longer than the run holds every stop: nothing stopped it (stopped_epoch 0, so the
+    bench's row says 'cap'), and Lightning's stopping_reason (2.5.x on; saved in checkpoints) said
+    PATIENCE_EXHAUSTED all the same, set by the check that the warm-up held."""
+    trainer, stopper = _warm_up_fit(20, max_epochs=12)
+    assert trainer.current_epoch == 12 and stopper.stopped_epoch == 0 and stopper.wait_count == 6
+    if hasattr(stopper, "stopping_reason"):  # lightning >= 2.5.x
+        assert stopper.stopping_reason.name == "NOT_STOPPED"
+        assert stopper.state_dict()["stopping_reason"] == stopper.stopping_reason.value

@@ -415,9 +415,14 @@ def test_a_study_resumes_only_under_the_same_fixed_configuration(tmp_path, monke
         (d / "bpr" / "default.yaml").write_text(changed)
         assert fixed_sha(ZooConfig.load("bpr", "ml-100k-kg"), space) != sha
     (d / "bpr" / "default.yaml").write_text(SPACE.replace("embedding_dim: 8", "embedding_dim: 16"))
-    fresh = FakeExperiment()
-    rep = tune("bpr", "ml-100k-kg", 2, experiment=fresh, **common)
+    fresh, said = FakeExperiment(), []
+    rep = tune("bpr", "ml-100k-kg", 2, experiment=fresh, **dict(common, log=said.append))
     assert len(fresh.calls) == 3 and rep.complete == 2  # a new study: its own default and budget
+    # and it says so before it spends a budget beside rows that look like its own
+    assert "a new study (bpr/ml-100k-kg/" in said[0] and "holds 3 trials of 1 other studies of it" in said[0]
+    said.clear()
+    tune("bpr", "ml-100k-kg", 2, experiment=FakeExperiment(), **dict(common, log=said.append))
+    assert not any("a new study" in x for x in said)  # resumed: nothing to say
     # a searched value changed in the model section is not part of the fixed configuration
     wider = SPACE.replace("embedding_dim: 8", "embedding_dim: 16")
     (d / "bpr" / "default.yaml").write_text(wider.replace("lr: 1.0e-3}", "lr: 2.0e-3}"))
@@ -582,6 +587,9 @@ def test_a_trial_without_a_row_is_a_gap_and_a_bad_row_is_named(tmp_path, monkeyp
     path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:2: field 'params.reg_weight' = 0.5 lies outside"):
         tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "c.sqlite3", **common)
+    # nothing restored before the bad row: a half-restored file used to pass as the whole study
+    name = rows[0]["study"]
+    assert optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'c.sqlite3'}").trials == []
     path.write_text(json.dumps(rows[0]) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"jsonl:2: not a JSON trial row"):
         tune("bpr", "ml-100k-kg", 3, results=tmp_path, storage=tmp_path / "d.sqlite3", **common)
@@ -654,3 +662,80 @@ def test_a_study_from_before_the_fixed_sha_is_found_through_the_configs_record(t
     other = FakeExperiment()
     rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "c.sqlite3", experiment=other, **common)
     assert rep.restored == 0 and len(other.calls) == 2  # legacy rows that no record vouches for: a new study
+
+
+def test_rows_extend_a_study_that_holds_their_first_trials_and_refuse_one_that_went_another_way(tmp_path,
+                                                                                               monkeypatch):
+    """A machine whose SQLite file holds the first trials of a study that went on from its rows
+    elsewhere: restoring was skipped (the study was not empty), so it ran the trials the rows
+    already held once more and wrote their numbers twice. The rows now extend it; a machine cut
+    off in a trial that the rows hold finished (another point) is told to rebuild from the rows."""
+    import shutil
+
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path / "res")
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
+    shutil.copy(tmp_path / "b.sqlite3", tmp_path / "c.sqlite3")
+    cut: list = []
+    with pytest.raises(KeyboardInterrupt):  # machine c is cut off in trial 3
+        tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "c.sqlite3", experiment=_killed_lane(cut), **common)
+    there = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    assert there.restored == 3  # machine a: no file, the rows of b's 3 trials, then trials 3 and 4
+    back, said = FakeExperiment(), []
+    rep = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "b.sqlite3", experiment=back,
+               **dict(common, log=said.append))
+    assert back.calls == [] and rep.restored == 2 and "held only its first 3 trials" in said[0]
+    assert [r["trial"] for r in _rows(tmp_path / "res")] == [0, 1, 2, 3, 4]
+    assert (rep.best_value, rep.best_params, rep.default) == (there.best_value, there.best_params, there.default)
+    with pytest.raises(ValueError, match=r"jsonl:4: trial 3 is COMPLETE .* in its rows but RUNNING .*c\.sqlite3"):
+        tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "c.sqlite3", experiment=FakeExperiment(), **common)
+
+
+def test_a_trial_written_twice_is_one_trial_or_two_histories(tmp_path, monkeypatch):
+    """The same row twice (a merge) restores one trial; another row under the same number is a
+    second history of the study, which restoring used to mix in silently (the first row won)."""
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    path = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    rows = _rows(tmp_path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[2]]))
+    assert tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(),
+                **common).restored == 3
+    other = dict(rows[2], params=dict(rows[2]["params"], lr=0.05), value=0.1)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, other]))
+    with pytest.raises(ValueError, match=r"jsonl:4: field 'trial' 2 is written twice \(line 3 too\)"):
+        tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "c.sqlite3", experiment=FakeExperiment(), **common)
+
+
+def test_a_dataset_warm_up_holds_the_pruner_too(tmp_path, monkeypatch):
+    """lastfm-social's warm-up (100 epochs) is there because curves sit on a plateau before they
+    climb; the median pruner stopped a trial on it from epoch 5 all the same (the 7th call's curve,
+    below the median from its first epoch, pruned on ml-100k-kg). On lastfm-social it completes,
+    and its row names the pruner's warm-up."""
+    space = SPACE.replace("max_epochs: 7", "max_epochs: 300")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, space)))
+    common = dict(seed=1, fingerprint=lambda m, ds: "e" * 64, log=None, storage=tmp_path / "s.sqlite3")
+    for dataset, pruned, pruner in (("ml-100k-kg", 1, "MedianPruner(5, 5)"),
+                                    ("lastfm-social", 0, "MedianPruner(5, 99)")):
+        rep = tune("bpr", dataset, 6, results=tmp_path / dataset, experiment=CurveExperiment(), **common)
+        path = tmp_path / dataset / "tuning" / f"bpr-{dataset}.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        assert rep.pruned == pruned and {r["pruner"] for r in rows} == {pruner}, dataset
+
+
+def test_a_torn_row_does_not_stop_a_study_that_its_sqlite_file_holds(tmp_path, monkeypatch):
+    """A torn line in the rows (a crash while writing; the next row starts a new line after it) is
+    an error where the rows rebuild the study, but a study resumed from its SQLite file does not
+    read them: reading every rows file to see whether it extends the study must not stop it."""
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(_config_dir(tmp_path, SPACE)))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
+    tune("bpr", "ml-100k-kg", 2, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    path = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], lines[2][:40], *lines[2:]]) + "\n")
+    fake = FakeExperiment()
+    assert tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=fake, **common).complete == 3
+    assert len(fake.calls) == 1
+    with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:3: not a JSON trial row"):
+        tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
