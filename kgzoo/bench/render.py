@@ -212,10 +212,15 @@ def _fingerprint_lines(t: Table) -> list[str]:
             + ", ".join(f"`{fp}`" for fp in t.fingerprints) + (f"; {code}" if code else "")]
 
 
+def _caveat_lines(t: Table) -> list[str]:
+    """The dataset's caveat under a table's title (the front page's and the full table's alike):
+    what a reader must know before comparing its numbers (a split that is not the papers', the
+    converged schedule's warm-up); none without one."""
+    return [f"> **Caveat ({t.dataset}):** {t.caveat}", ""] if t.caveat else []
+
+
 def _table_md(t: Table, image: str | None) -> list[str]:
-    out = [f"### {t.title}", ""] + _fingerprint_lines(t) + [""]
-    if t.caveat:
-        out += [f"> **Caveat ({t.dataset}):** {t.caveat}", ""]
+    out = [f"### {t.title}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
@@ -266,7 +271,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
     if not front:
         return out + ["(none yet)", ""]
     for domain, t in front:
-        out += [f"### {domain}: {t.title}", "", f"- sorted by test {t.metric}; full table below", ""]
+        out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
         out += _reference_note(ranked) + one_seed_note(t, ranked)

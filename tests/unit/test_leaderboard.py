@@ -469,3 +469,13 @@ def test_epoch_counts_print_as_whole_numbers_where_they_are():
 
     assert _count(Stat.of([111])) == "111" and _count(Stat.of([70, 81, 78])) == "76.3"
     assert _count(Stat.of([40, 42])) == "41" and _count(None) == "-"
+
+
+def test_the_front_page_shows_a_datasets_caveat_and_warm_up():
+    """The front page held the table without the dataset's caveat, which the full table below it
+    shows: a reader comparing lastfm-social's numbers must see its warm-up there too."""
+    rows = [row("bpr", s, 0.16 + s / 100, dataset="lastfm-social") for s in range(3)]
+    board = lb.build(rows, caveats=render.dataset_caveats(["lastfm-social"]))
+    head = render.to_markdown(board).split("## Published tables")[0]
+    assert "### music: lastfm-social" in head and "> **Caveat (lastfm-social):**" in head
+    assert "early stopping armed from epoch 100" in head
