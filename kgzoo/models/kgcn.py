@@ -168,8 +168,12 @@ class KGCN(Recommender):
     iteration's inputs do not depend on the user, so its aggregator's linear map is applied to
     them once per scoring call and moved inside the user-weighted neighbour mean
     (``W (v + sum_k pi_k e_k / K) = W v + sum_k pi_k (W e_k) / K``; concat: the two halves of
-    ``W``): per (user, entity) a ``K x d`` weighted sum instead of a ``d x d`` product. It
-    equals the pairwise :meth:`predict` up to float round-off (tested).
+    ``W``): per (user, entity) a ``K x d`` weighted sum instead of a ``d x d`` product. Where
+    every sampled neighbourhood of the receptive field has one relation (a KG of one relation,
+    such as lastfm-social's artist -[tag]-> tag), eq. 2's softmax is ``1/K`` for every user, so
+    every item's representation is the same for all users: it is computed once per scoring call
+    and the scores are one product ``U V^T``. It equals the pairwise :meth:`predict` up to float
+    round-off (tested).
 
     Args:
         embedding_dim: ``d``. n_neighbors: ``K``. n_iter: ``H``. aggregator: ``"sum"``,
@@ -340,16 +344,31 @@ class KGCN(Recommender):
         w = (rel_score - top).exp_()[:, relations]
         return w.div_(w.sum(-1, keepdim=True))
 
+    def _uniform_attention(self, levels: list[Tensor]) -> bool:
+        """Whether eq. 2's softmax is ``1/K`` for every user: each entity that an iteration updates
+        has ``K`` sampled neighbours of one relation (each row of ``adj_relation`` over
+        ``N_0 .. N_{H-1}`` constant; always so for a KG of one relation)."""
+        rows = self.adj_relation[torch.cat(levels[: self.H])]  # [sum |N_m|, K]
+        return bool((rows == rows[:, :1]).all())
+
     def _score_chunk(self, users: Tensor, levels: list[Tensor], first: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        K, d, E1 = self.K, self.dim, self.n_entities + 1
         u = self.user_emb(users)  # [b, d]
-        rel_score = u @ self.relation_emb.weight.T / d  # [b, R+1]: g(u, r)
+        rel_score = u @ self.relation_emb.weight.T / self.dim  # [b, R+1]: g(u, r)
+        table = self._propagate(levels, first, lambda relations: self._attention(rel_score, relations))
+        return torch.bmm(table, u[:, :, None]).squeeze(-1)  # N_0 = 0..I-1 in order
+
+    def _propagate(self, levels: list[Tensor], first: tuple[Tensor, Tensor] | None,
+                   attention: Any) -> Tensor:
+        """The ``H`` iterations over the level sets: FloatTensor ``[b, I, d]``, every item's
+        representation for ``b`` users, where ``attention(relations [n, K]) -> [b, n, K]`` gives
+        eq. 2's weights (``b = 1`` where they are the same for every user)."""
+        K, E1 = self.K, self.n_entities + 1
         prev_tab: Tensor = self.entity_emb.weight  # iteration 0: [E+1, d], user-independent
         prev_ids: Tensor | None = None
         for i in range(self.H):
             targets = levels[self.H - 1 - i]
             nbr = self.adj_entity[targets]  # [n, K]
-            att = self._attention(rel_score, self.adj_relation[targets])  # [b, n, K]
+            att = attention(self.adj_relation[targets])  # [b, n, K]
             if i == 0 and first is not None:  # W inside the mean: act(W_s v + b + sum_k pi_k W_n e_k / K)
                 prev_tab = self._act(i, in_place=True)(torch.einsum("bnk,nkd->bnd", att, first[1]).add_(first[0]))
             elif i == 0:
@@ -361,14 +380,19 @@ class KGCN(Recommender):
                 agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
                 prev_tab = self.aggregators[i](prev_tab[:, lookup[targets]], agg, self._act(i))  # [b, n, d]
             prev_ids = targets
-        return torch.bmm(prev_tab[:, : self.n_items], u[:, :, None]).squeeze(-1)  # N_0 = 0..I-1 in order
+        return prev_tab[:, : self.n_items]
 
     def score(self, users: Tensor) -> Tensor:
         """FloatTensor ``[B, I]``: ``<u, v_u>`` for every item, evaluated per distinct entity of
-        the receptive field (see the class docstring) in user chunks."""
+        the receptive field (see the class docstring) in user chunks, or once for all users where
+        eq. 2's weights do not depend on the user (:meth:`_uniform_attention`)."""
         levels = self._level_sets()
+        first = self._first_projection(levels)
+        if self._uniform_attention(levels):
+            ones = torch.ones((), device=self.adj_entity.device)
+            table = self._propagate(levels, first, lambda rel: ones.div(self.K).expand(1, *rel.shape))
+            return self.user_emb(users) @ table[0].T
         widest = max(lv.numel() for lv in levels[: self.H]) * self.K * self.dim
         chunk = max(1, self.score_budget // max(1, widest))
-        first = self._first_projection(levels)
         return torch.cat([self._score_chunk(users[s:s + chunk], levels, first)
                           for s in range(0, users.numel(), chunk)])

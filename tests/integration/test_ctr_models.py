@@ -142,6 +142,31 @@ def test_score_equals_predict(ml100k, name, kw):
         torch.testing.assert_close(model.score(users[:5]).detach(), s[:5], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_iter,aggregator", [(1, "sum"), (2, "concat")])
+def test_kgcn_scores_once_for_all_users_where_every_neighbourhood_has_one_relation(ml100k, n_iter, aggregator,
+                                                                                   monkeypatch):
+    """With one relation per sampled neighbourhood (a KG of one relation: lastfm-social's tags),
+    eq. 2's softmax is 1/K for every user: score() computes the items once and takes U V^T. It
+    equals predict() and the per-user path; ml-100k-kg's many relations keep the per-user path."""
+    torch.manual_seed(0)
+    model = create_model("kgcn", ml100k, n_iter=n_iter, n_neighbors=4, aggregator=aggregator, embedding_dim=8).eval()
+    assert not model._uniform_attention(model._level_sets())
+    with torch.no_grad():
+        model.adj_relation.copy_(torch.where(model.adj_relation == model.adj_relation.max(), model.adj_relation, 0))
+    levels = model._level_sets()
+    assert model._uniform_attention(levels)
+    users = torch.arange(0, ml100k.n_users, 30)
+    with torch.no_grad():
+        once = model.score(users)
+        items = torch.randint(ml100k.n_items, (users.numel(), 20), generator=torch.Generator().manual_seed(1))
+        pairs = model.predict(users.repeat_interleave(20), items.flatten()).view_as(items)
+        monkeypatch.setattr(model, "_uniform_attention", lambda levels: False)
+        per_user = model.score(users)
+    torch.testing.assert_close(pairs, once.gather(1, items), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(per_user, once, rtol=1e-5, atol=1e-6)
+    assert once.std() > 0
+
+
 def test_kgcn_attention_without_softmax_rows(ml100k):
     """KGCN's scoring attention (exponentials of the R + 1 relation scores gathered) equals the
     softmax over each entity's K neighbours, also where a user's scores span more than 80."""
