@@ -220,6 +220,9 @@ class KGCN(Recommender):
         self.register_buffer("adj_relation", torch.full((E + 1, n_neighbors), R, dtype=torch.long))
         self._csr: tuple[Tensor, Tensor, Tensor] | None = None
         self._levels: list[Tensor] | None = None
+        #: every item's representation where it is the same for all users (:meth:`shared_items`),
+        #: kept for one evaluation pass (:meth:`prepare_scoring` .. :meth:`end_scoring`)
+        self._shared: Tensor | None = None
 
     # ------------------------------------------------------------------ receptive field
     def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
@@ -243,7 +246,7 @@ class KGCN(Recommender):
         pad_r = torch.full((1, self.K), R, dtype=torch.long)
         self.adj_entity.copy_(torch.cat([ent, pad_e]).to(self.adj_entity.device))
         self.adj_relation.copy_(torch.cat([relation, pad_r]).to(self.adj_relation.device))
-        self._levels = None
+        self._levels, self._shared = None, None
 
     def on_train_epoch_start(self) -> None:
         e = self.current_epoch
@@ -312,10 +315,14 @@ class KGCN(Recommender):
         return self._levels
 
     def prepare_scoring(self) -> None:
-        self._levels = None
+        """Before an evaluation pass: the level sets anew, and the items' representations once for
+        the pass where they do not depend on the user (:meth:`shared_items`)."""
+        self._levels, self._shared = None, None
+        with torch.no_grad():
+            self._shared = self.shared_items()
 
     def end_scoring(self) -> None:
-        self._levels = None
+        self._levels, self._shared = None, None
 
     def _first_projection(self, levels: list[Tensor]) -> tuple[Tensor, Tensor] | None:
         """Iteration 0's inputs are the user-independent entity embeddings, so its aggregator's
@@ -382,16 +389,27 @@ class KGCN(Recommender):
             prev_ids = targets
         return prev_tab[:, : self.n_items]
 
+    def shared_items(self) -> Tensor | None:
+        """FloatTensor ``[I, d]``: every item's representation ``v`` where it is the same for all
+        users (eq. 2's weights ``1/K`` for every user: :meth:`_uniform_attention`, e.g. a KG of one
+        relation), so that ``score = U V^T``; ``None`` where the weights depend on the user."""
+        levels = self._level_sets()
+        if not self._uniform_attention(levels):
+            return None
+        uniform = torch.full((), 1.0 / self.K, device=self.adj_entity.device)
+        return self._propagate(levels, self._first_projection(levels),
+                               lambda relations: uniform.expand(1, *relations.shape))[0]
+
     def score(self, users: Tensor) -> Tensor:
         """FloatTensor ``[B, I]``: ``<u, v_u>`` for every item, evaluated per distinct entity of
-        the receptive field (see the class docstring) in user chunks, or once for all users where
-        eq. 2's weights do not depend on the user (:meth:`_uniform_attention`)."""
+        the receptive field (see the class docstring) in user chunks, or as ``U V^T`` where the
+        items' representations do not depend on the user (:meth:`shared_items`, computed once per
+        evaluation pass by :meth:`prepare_scoring`)."""
+        shared = self._shared if self._shared is not None else self.shared_items()
+        if shared is not None:
+            return self.user_emb(users) @ shared.T
         levels = self._level_sets()
         first = self._first_projection(levels)
-        if self._uniform_attention(levels):
-            ones = torch.ones((), device=self.adj_entity.device)
-            table = self._propagate(levels, first, lambda rel: ones.div(self.K).expand(1, *rel.shape))
-            return self.user_emb(users) @ table[0].T
         widest = max(lv.numel() for lv in levels[: self.H]) * self.K * self.dim
         chunk = max(1, self.score_budget // max(1, widest))
         return torch.cat([self._score_chunk(users[s:s + chunk], levels, first)

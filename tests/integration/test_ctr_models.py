@@ -165,6 +165,13 @@ def test_kgcn_scores_once_for_all_users_where_every_neighbourhood_has_one_relati
     torch.testing.assert_close(pairs, once.gather(1, items), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(per_user, once, rtol=1e-5, atol=1e-6)
     assert once.std() > 0
+    monkeypatch.undo()
+    model.prepare_scoring()  # an evaluation pass computes the items once, for all its batches
+    assert model._shared is not None and model._shared.shape == (ml100k.n_items, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(users), once, rtol=0, atol=0)
+    model.end_scoring()
+    assert model._shared is None
 
 
 def test_kgcn_attention_without_softmax_rows(ml100k):
