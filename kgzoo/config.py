@@ -82,6 +82,15 @@ class Schedule:
     monitor: str | None
     min_epochs: int = 0
 
+    def record(self) -> dict[str, int]:
+        """``{"max_epochs", "patience"}`` and ``"min_epochs"`` only where the schedule has a
+        warm-up: how rows, trial rows, ``tuned:`` budgets and shas write a schedule, so that every
+        record made before the warm-up existed keeps its form (and its sha)."""
+        out = {"max_epochs": self.max_epochs, "patience": self.patience}
+        if self.min_epochs:
+            out["min_epochs"] = self.min_epochs
+        return out
+
 
 class PaperNumbers(NamedTuple):
     """What a config's ``paper`` section reports for a run on one dataset
@@ -311,10 +320,10 @@ class ZooConfig:
             ValueError: as :meth:`schedule` when ``schedule`` is ``None``.
         """
         schedule = schedule if schedule is not None else self.schedule()
+        record = schedule.record()
+        del record["patience"]  # not part of the sha (as before)
         payload = {"model": {**self.model, **(model_overrides or {})}, "data": self.data,
-                   "train": self._train_section(schedule.quick), "max_epochs": schedule.max_epochs}
-        if schedule.min_epochs:  # only where set, so every sha from before the warm-up stays
-            payload["min_epochs"] = schedule.min_epochs
+                   "train": self._train_section(schedule.quick), **record}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def paper_numbers(self, dataset: str) -> PaperNumbers:

@@ -254,10 +254,7 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     main = sched.monitor or cfg.model.get("main_metric") or cell_task(model, dataset).main_metric(
         cfg.model.get("ks", (10, 20)))
     kind = "fixed" if epochs is not None else ("quick" if quick else "converged")
-    out = {"kind": kind, "max_epochs": sched.max_epochs, "patience": sched.patience, "monitor": f"valid/{main}"}
-    if sched.min_epochs:
-        out["min_epochs"] = sched.min_epochs
-    return out
+    return {"kind": kind, **sched.record(), "monitor": f"valid/{main}"}
 
 
 def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:

@@ -95,10 +95,16 @@ class Param:
     step: int | None = None
     choices: tuple[Any, ...] = ()
 
+    @property
+    def scalar_choices(self) -> bool:
+        """Whether the choices are scalars, which Optuna takes as they are (the parameter's own
+        name); a list-valued choice (KGAT's ``layer_sizes``) is suggested by its index (``name#``)."""
+        return all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices)
+
     def suggest(self, trial: Any) -> Any:
         """The value of this parameter for an Optuna ``trial``."""
         if self.choices:
-            if all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices):
+            if self.scalar_choices:
                 return trial.suggest_categorical(self.name, list(self.choices))
             return _plain(self.choices[trial.suggest_categorical(f"{self.name}#", list(range(len(self.choices))))])
         if self.integer:
@@ -109,7 +115,7 @@ class Param:
         """``{optuna name: distribution}`` of this parameter, as :meth:`suggest` declares it (what
         :func:`restore_study` needs to rebuild a finished trial)."""
         if self.choices:
-            if all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices):
+            if self.scalar_choices:
                 return {self.name: optuna.distributions.CategoricalDistribution(list(self.choices))}
             return {f"{self.name}#": optuna.distributions.CategoricalDistribution(list(range(len(self.choices))))}
         if self.integer:
@@ -124,7 +130,7 @@ class Param:
             plain = [_plain(c) for c in self.choices]
             if _plain(value) not in plain:
                 return None
-            if all(isinstance(c, (bool, int, float, str)) or c is None for c in self.choices):
+            if self.scalar_choices:
                 return {self.name: value}
             return {f"{self.name}#": plain.index(_plain(value))}
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
@@ -250,7 +256,8 @@ class TuneReport:
     seconds: float = 0.0
     #: the default trial (the config's own values, outside the budget): state, value, trial, chosen
     default: dict[str, Any] = field(default_factory=dict)
-    #: finished trials rebuilt from the rows file because the study's SQLite file had none
+    #: finished trials rebuilt from the rows file because the study's SQLite file lacked them
+    #: (:func:`restore_study`: none of them, or only the first ones)
     restored: int = 0
 
 
@@ -271,20 +278,8 @@ def fixed_sha(cfg: ZooConfig, space: Sequence[Param]) -> str:
     searched = {p.name for p in space}
     schedule = cfg.schedule(quick=False)
     payload = {"model": {k: v for k, v in cfg.defaults.items() if k not in searched}, "data": cfg.data,
-               "schedule": _schedule_fields(schedule, monitor=True)}
+               "schedule": {**schedule.record(), "monitor": schedule.monitor}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _schedule_fields(schedule: Any, monitor: bool = False) -> dict[str, Any]:
-    """The converged schedule as a trial row, a ``tuned:`` budget and :func:`fixed_sha` record it:
-    ``max_epochs``, ``patience`` (and ``monitor`` for the sha), and ``min_epochs`` only where the
-    dataset has a warm-up, so every study key and record from before the warm-up stays."""
-    out = {"max_epochs": schedule.max_epochs, "patience": schedule.patience}
-    if monitor:
-        out["monitor"] = schedule.monitor
-    if schedule.min_epochs:
-        out["min_epochs"] = schedule.min_epochs
-    return out
 
 
 def study_name(model: str, dataset: str, fingerprint: str, space: Sequence[Param], seed: int, fixed: str) -> str:
@@ -628,7 +623,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "state": state, "params": params, "value": value, "monitor": monitor or None,
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
             "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
-            "schedule": _schedule_fields(schedule),
+            "schedule": schedule.record(),
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
                         "process_seed": sampler_seed},
             "pruner": f"MedianPruner(5, {pruner_warmup(schedule)})", "error": error,
@@ -743,7 +738,7 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
     record = {
         "params": report.best_params, "best_valid": {report.monitor.removeprefix("valid/"): round(report.best_value, 6)},
         "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
-        "budget": {"trials": report.trials, **_schedule_fields(schedule)},
+        "budget": {"trials": report.trials, **schedule.record()},
         "default": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.default.items()},
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",

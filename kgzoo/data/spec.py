@@ -55,8 +55,10 @@ class DatasetSpec:
         min_epochs: the warm-up of the dataset's converged schedule: early stopping (and the
             tuning pruner, :func:`kgzoo.bench.tune.pruner_warmup`) may end a converged run or a
             tuning trial of any model on this dataset only from this epoch on
-            (Lightning's ``Trainer(min_epochs=...)``; Keras's ``EarlyStopping(start_from_epoch=...)``,
-            "a warm-up period in which no improvement is expected"); the best validation
+            (:class:`kgzoo.bench.experiment.WarmupEarlyStopping`; Keras's
+            ``EarlyStopping(start_from_epoch=...)``, "a warm-up period in which no improvement is
+            expected"; not Lightning's ``Trainer(min_epochs=...)``, which keeps a stop signalled
+            inside the warm-up and ends the run there after an improvement); the best validation
             checkpoint is kept as always, so a run that peaked earlier reports the same best.
             ``0``: none (patience alone). Set where a model's validation curve, on the values
             it was given, stays on a plateau longer than the patience before it climbs
