@@ -135,6 +135,74 @@ class _Aggregator(nn.Module):
         return None, nbr_vecs @ w.T
 
 
+class _FirstIteration:
+    """KGCN's first iteration with its linear map moved inside the user-weighted mean
+    (:meth:`_Aggregator.projected`), for full-ranking scoring (no gradient).
+
+    For ``n`` entities with sampled neighbours of relations ``r_k`` it holds ``A = W_s v + b``
+    ``[n, d]`` and ``P_k = W_n e_k / K`` ``[n, K, d]``; the pre-activation of user ``u`` is
+    ``A + sum_k softmax_k(g(u, r_k)) P_k`` (eq. 2-4). Where the neighbourhoods hold at most ``K``
+    distinct relations (``R'``), the sum is regrouped by relation, exactly:
+    ``sum_k pi_k P_k = sum_r w_r S_r / sum_r w_r c_r`` with ``w_r = exp(g(u, r) - max)``, ``S_r``
+    the sum of an entity's ``P_k`` of relation ``r`` (``[R', n, d]``) and ``c_r`` their count
+    (``[n, R']``): per (user, entity) ``R'`` weights instead of a ``K``-term gather, and for all
+    entities one ``[b, R'] x [R', n d]`` product. ``doubled`` copies of ``A`` and ``S`` (times 2)
+    serve ``tanh(x) = 2 sigmoid(2x) - 1`` without a pass over the result.
+
+    Raises:
+        ValueError: (``build``) tables of other sizes than ``[n, d]``, ``[n, K, d]``, ``[n, K]``.
+    """
+
+    def __init__(self, base: Tensor, nbr: Tensor, relations: Tensor, present: Tensor | None,
+                 sums: Tensor | None, counts: Tensor | None) -> None:
+        self.base, self.nbr, self.relations = base, nbr, relations
+        self.present, self.sums, self.counts = present, sums, counts
+        self._doubled: tuple[Tensor, Tensor | None] | None = None
+
+    @classmethod
+    def build(cls, base: Tensor, nbr: Tensor, relations: Tensor) -> _FirstIteration:
+        """From ``A [n, d]``, ``P [n, K, d]`` and the neighbours' relations ``[n, K]`` (LongTensor);
+        the per-relation sums where ``R' <= K``."""
+        n, K, d = nbr.shape
+        if base.shape != (n, d) or relations.shape != (n, K):
+            raise ValueError(f"KGCN first iteration: base {tuple(base.shape)}, neighbours {tuple(nbr.shape)} "
+                             f"and relations {tuple(relations.shape)} do not agree ([n, d], [n, K, d], [n, K])")
+        present, slot = torch.unique(relations, return_inverse=True)  # [R'], [n, K]
+        if present.numel() > K:
+            return cls(base, nbr, relations, None, None, None)
+        R = present.numel()
+        rows = torch.arange(n, device=nbr.device).expand(K, n).T  # [n, K]
+        sums = nbr.new_zeros(R, n, d).index_put_((slot.flatten(), rows.flatten()), nbr.reshape(n * K, d),
+                                                 accumulate=True)
+        counts = nbr.new_zeros(n, R).scatter_add_(1, slot, torch.ones_like(nbr[..., 0]))
+        return cls(base, nbr, relations, present, sums.view(R, n * d), counts)
+
+    def pre_activation(self, rel_score: Tensor | None, attention: Any, doubled: bool = False) -> Tensor:
+        """FloatTensor ``[b, n, d]``: ``A + sum_k pi_k P_k`` (times 2 where ``doubled``) for users
+        with relation scores ``rel_score [b, R+1]`` (``None``: uniform weights ``1/K``, through
+        ``attention``, ``b = 1``); the plain ``K``-term form where the relations were not grouped
+        or a user's scores over the relations present span more than 80 (an exponential could
+        underflow to 0), with ``attention(relations [n, K]) -> [b, n, K]``."""
+        base = self.base
+        if self.present is not None and rel_score is not None:
+            s = rel_score[:, self.present]  # [b, R']
+            top = s.max(1, keepdim=True).values
+            if not bool(((top - s.min(1, keepdim=True).values) > 80).any()):
+                sums = self.sums
+                if doubled:
+                    base, sums = self._doubled_tables()
+                w = (s - top).exp_()  # [b, R']
+                out = (w @ sums).view(w.shape[0], *base.shape)  # [b, n, d]
+                return out.div_((w @ self.counts.T)[..., None]).add_(base)
+        out = torch.einsum("bnk,nkd->bnd", attention(self.relations), self.nbr).add_(base)
+        return out.mul_(2) if doubled else out
+
+    def _doubled_tables(self) -> tuple[Tensor, Tensor]:
+        if self._doubled is None:
+            self._doubled = (self.base * 2, self.sums * 2)
+        return self._doubled  # type: ignore[return-value]
+
+
 @register_model("kgcn", family="kg-gnn", paper="Wang et al., WWW 2019")
 class KGCN(Recommender):
     """KGCN (Wang et al., WWW 2019): an item's representation aggregates a fixed-size sampled
@@ -168,7 +236,10 @@ class KGCN(Recommender):
     iteration's inputs do not depend on the user, so its aggregator's linear map is applied to
     them once per scoring call and moved inside the user-weighted neighbour mean
     (``W (v + sum_k pi_k e_k / K) = W v + sum_k pi_k (W e_k) / K``; concat: the two halves of
-    ``W``): per (user, entity) a ``K x d`` weighted sum instead of a ``d x d`` product. Where
+    ``W``): per (user, entity) a ``K x d`` weighted sum instead of a ``d x d`` product, or, where
+    the neighbourhoods hold at most ``K`` distinct relations, a sum over those relations
+    (:class:`_FirstIteration`); with one iteration ``<u, tanh(x)>`` is taken as
+    ``2 <u, sigmoid(2x)> - sum(u)``. Where
     every sampled neighbourhood of the receptive field has one relation (a KG of one relation,
     such as lastfm-social's artist -[tag]-> tag), eq. 2's softmax is ``1/K`` for every user, so
     every item's representation is the same for all users: it is computed once per scoring call
@@ -223,6 +294,8 @@ class KGCN(Recommender):
         #: every item's representation where it is the same for all users (:meth:`shared_items`),
         #: kept for one evaluation pass (:meth:`prepare_scoring` .. :meth:`end_scoring`)
         self._shared: Tensor | None = None
+        #: the first iteration's projected tables (:meth:`_first_projection`), kept for one evaluation pass
+        self._first: _FirstIteration | None = None
 
     # ------------------------------------------------------------------ receptive field
     def _attach(self, graphs: Any, extras: dict[str, Any]) -> None:
@@ -246,7 +319,7 @@ class KGCN(Recommender):
         pad_r = torch.full((1, self.K), R, dtype=torch.long)
         self.adj_entity.copy_(torch.cat([ent, pad_e]).to(self.adj_entity.device))
         self.adj_relation.copy_(torch.cat([relation, pad_r]).to(self.adj_relation.device))
-        self._levels, self._shared = None, None
+        self._levels, self._shared, self._first = None, None, None
 
     def on_train_epoch_start(self) -> None:
         e = self.current_epoch
@@ -315,21 +388,29 @@ class KGCN(Recommender):
         return self._levels
 
     def prepare_scoring(self) -> None:
-        """Before an evaluation pass: the level sets anew, and the items' representations once for
-        the pass where they do not depend on the user (:meth:`shared_items`)."""
-        self._levels, self._shared = None, None
+        """Before an evaluation pass: the level sets anew, and once for the pass the first
+        iteration's projected tables (:meth:`_first_projection`) and, where they do not depend on
+        the user, the items' representations (:meth:`shared_items`)."""
+        self._levels, self._shared, self._first = None, None, None
         with torch.no_grad():
+            self._first = self._first_projection(self._level_sets())
             self._shared = self.shared_items()
 
     def end_scoring(self) -> None:
-        self._levels, self._shared = None, None
+        self._levels, self._shared, self._first = None, None, None
 
-    def _first_projection(self, levels: list[Tensor]) -> tuple[Tensor, Tensor] | None:
+    def _first_of(self, levels: list[Tensor]) -> _FirstIteration | None:
+        """The pass's first-iteration tables (:meth:`prepare_scoring`), else computed now."""
+        return self._first if self._first is not None else self._first_projection(levels)
+
+    def _first_projection(self, levels: list[Tensor]) -> _FirstIteration | None:
         """Iteration 0's inputs are the user-independent entity embeddings, so its aggregator's
         linear map moves inside the user-weighted mean (:meth:`_Aggregator.projected`):
-        ``(W_s v + b  [n, d], W_n e_k / K  [n, K, d])`` for the entities ``N_{H-1}`` it updates,
-        computed once per :meth:`score` call; ``None`` while dropout is active (training) or
-        gradients are recorded (the projected path works in place), where the unprojected path runs."""
+        ``W_s v + b`` ``[n, d]`` and ``W_n e_k / K`` ``[n, K, d]`` for the entities ``N_{H-1}`` it
+        updates, computed once per :meth:`score` call, with their sums per relation where an
+        entity's ``K`` neighbours hold few relations (:class:`_FirstIteration`); ``None`` while
+        dropout is active (training) or gradients are recorded (the projected path works in
+        place), where the unprojected path runs."""
         agg = self.aggregators[0]
         if torch.is_grad_enabled() or not agg.linear_after_mean:
             return None
@@ -337,7 +418,8 @@ class KGCN(Recommender):
         table = self.entity_emb.weight
         self_proj, nbr_proj = agg.projected(table[targets], table[self.adj_entity[targets]])
         bias = agg.linear.bias.expand(targets.numel(), -1)
-        return (bias if self_proj is None else self_proj + bias), nbr_proj / self.K
+        return _FirstIteration.build(bias if self_proj is None else self_proj + bias, nbr_proj / self.K,
+                                     self.adj_relation[targets])
 
     def _attention(self, rel_score: Tensor, relations: Tensor) -> Tensor:
         """``softmax_k g(u, r_k)`` (eq. 2) ``[b, n, K]`` for ``rel_score [b, R+1]`` and the
@@ -358,30 +440,37 @@ class KGCN(Recommender):
         rows = self.adj_relation[torch.cat(levels[: self.H])]  # [sum |N_m|, K]
         return bool((rows == rows[:, :1]).all())
 
-    def _score_chunk(self, users: Tensor, levels: list[Tensor], first: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    def _score_chunk(self, users: Tensor, levels: list[Tensor], first: _FirstIteration | None = None) -> Tensor:
         u = self.user_emb(users)  # [b, d]
         rel_score = u @ self.relation_emb.weight.T / self.dim  # [b, R+1]: g(u, r)
-        table = self._propagate(levels, first, lambda relations: self._attention(rel_score, relations))
+        if self.H == 1 and first is not None:
+            # one iteration, tanh last: <u, tanh(x)> = 2 <u, sigmoid(2x)> - sum(u), the doubling
+            # folded into the pre-activation's tables (one pass over [b, I, d] instead of four)
+            pre = first.pre_activation(rel_score, lambda relations: self._attention(rel_score, relations), doubled=True)
+            return torch.bmm(pre.sigmoid_(), u[:, :, None]).squeeze(-1).mul_(2).sub_(u.sum(1, keepdim=True))
+        table = self._propagate(levels, first, lambda relations: self._attention(rel_score, relations), rel_score)
         return torch.bmm(table, u[:, :, None]).squeeze(-1)  # N_0 = 0..I-1 in order
 
-    def _propagate(self, levels: list[Tensor], first: tuple[Tensor, Tensor] | None,
-                   attention: Any) -> Tensor:
+    def _propagate(self, levels: list[Tensor], first: _FirstIteration | None,
+                   attention: Any, rel_score: Tensor | None = None) -> Tensor:
         """The ``H`` iterations over the level sets: FloatTensor ``[b, I, d]``, every item's
         representation for ``b`` users, where ``attention(relations [n, K]) -> [b, n, K]`` gives
-        eq. 2's weights (``b = 1`` where they are the same for every user)."""
+        eq. 2's weights (``b = 1`` where they are the same for every user) and ``rel_score``
+        ``[b, R+1]`` the scores ``g(u, r)`` behind them (``None``: the weights are uniform)."""
         K, E1 = self.K, self.n_entities + 1
         prev_tab: Tensor = self.entity_emb.weight  # iteration 0: [E+1, d], user-independent
         prev_ids: Tensor | None = None
         for i in range(self.H):
             targets = levels[self.H - 1 - i]
             nbr = self.adj_entity[targets]  # [n, K]
-            att = attention(self.adj_relation[targets])  # [b, n, K]
             if i == 0 and first is not None:  # W inside the mean: act(W_s v + b + sum_k pi_k W_n e_k / K)
-                prev_tab = self._act(i, in_place=True)(torch.einsum("bnk,nkd->bnd", att, first[1]).add_(first[0]))
+                prev_tab = self._act(i, in_place=True)(first.pre_activation(rel_score, attention))
             elif i == 0:
+                att = attention(self.adj_relation[targets])  # [b, n, K]
                 agg = torch.einsum("bnk,nkd->bnd", att, prev_tab[nbr]) / K
                 prev_tab = self.aggregators[i](prev_tab[targets], agg, self._act(i))  # [b, n, d]
             else:
+                att = attention(self.adj_relation[targets])  # [b, n, K]
                 lookup = torch.full((E1,), -1, dtype=torch.long, device=nbr.device)
                 lookup[prev_ids] = torch.arange(prev_ids.numel(), device=nbr.device)
                 agg = (att[..., None] * prev_tab[:, lookup[nbr]]).sum(2) / K
@@ -397,7 +486,7 @@ class KGCN(Recommender):
         if not self._uniform_attention(levels):
             return None
         uniform = torch.full((), 1.0 / self.K, device=self.adj_entity.device)
-        return self._propagate(levels, self._first_projection(levels),
+        return self._propagate(levels, self._first_of(levels),
                                lambda relations: uniform.expand(1, *relations.shape))[0]
 
     def score(self, users: Tensor) -> Tensor:
@@ -409,7 +498,7 @@ class KGCN(Recommender):
         if shared is not None:
             return self.user_emb(users) @ shared.T
         levels = self._level_sets()
-        first = self._first_projection(levels)
+        first = self._first_of(levels)
         widest = max(lv.numel() for lv in levels[: self.H]) * self.K * self.dim
         chunk = max(1, self.score_budget // max(1, widest))
         return torch.cat([self._score_chunk(users[s:s + chunk], levels, first)

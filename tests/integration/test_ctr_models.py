@@ -174,6 +174,47 @@ def test_kgcn_scores_once_for_all_users_where_every_neighbourhood_has_one_relati
     assert model._shared is None
 
 
+@pytest.mark.parametrize("n_iter,aggregator,n_neighbors", [(1, "sum", 4), (1, "neighbor", 8), (2, "concat", 3)])
+def test_kgcn_first_iteration_grouped_by_relation_is_exact(ml100k, n_iter, aggregator, n_neighbors, monkeypatch):
+    """Where the neighbourhoods hold at most K distinct relations (yelp-social's category and
+    city), the first iteration's user-weighted mean is summed per relation (one [b, R'] x
+    [R', n d] product) and, with one iteration, tanh is folded into the score: it equals
+    predict(), the K-term path, and the plain softmax where a user's scores span more than 80."""
+    torch.manual_seed(0)
+    model = create_model("kgcn", ml100k, n_iter=n_iter, n_neighbors=n_neighbors, aggregator=aggregator,
+                         embedding_dim=16).eval()
+    with torch.no_grad():  # two relations (and the padding relation) instead of ml-100k-kg's many
+        pad = model.adj_relation.max()
+        model.adj_relation.copy_(torch.where(model.adj_relation == pad, pad, model.adj_relation % 2))
+    users = torch.arange(0, ml100k.n_users, 25)
+    with torch.no_grad():
+        model.prepare_scoring()
+        first = model._first
+        assert first is not None and first.present is not None and first.present.numel() <= n_neighbors
+        assert model._shared is None  # two relations: the weights depend on the user
+        grouped = model.score(users)
+        model.end_scoring()
+        assert model._first is None
+        items = torch.randint(ml100k.n_items, (users.numel(), 20), generator=torch.Generator().manual_seed(2))
+        pairs = model.predict(users.repeat_interleave(20), items.flatten()).view_as(items)
+        monkeypatch.setattr(first, "present", None)  # the K-term form on the same tables
+        monkeypatch.setattr(model, "_first_projection", lambda levels: first)
+        k_terms = model.score(users)
+        monkeypatch.undo()
+        r = model.relation_emb.weight
+        model.user_emb.weight[users[0]] = (r[0] - r[1]) * 300 * model.dim / (r[0] - r[1]).pow(2).sum()
+        span = (model.user_emb.weight[users[0]] @ r[:2].T / model.dim).diff().abs()
+        assert span > 250  # this user's relation scores span far more than 80: exp would underflow to 0
+        wide = model.score(users)
+        pairs_wide = model.predict(users.repeat_interleave(20), items.flatten()).view_as(items)
+    torch.testing.assert_close(pairs, grouped.gather(1, items), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(k_terms, grouped, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pairs_wide, wide.gather(1, items), rtol=1e-4, atol=1e-3)
+    assert torch.isfinite(wide).all() and grouped.std() > 0
+    with pytest.raises(ValueError, match="do not agree"):
+        type(first).build(first.base[:3], first.nbr, first.relations)
+
+
 def test_kgcn_attention_without_softmax_rows(ml100k):
     """KGCN's scoring attention (exponentials of the R + 1 relation scores gathered) equals the
     softmax over each entity's K neighbours, also where a user's scores span more than 80."""
