@@ -118,6 +118,15 @@ def dataset_min_epochs(dataset: str | None) -> int:
     return DATASETS.get(dataset).min_epochs if dataset in DATASETS else 0
 
 
+def dataset_tune_from(dataset: str | None) -> str:
+    """The dataset whose tuned values ``dataset``'s published tables take
+    (:attr:`kgzoo.data.spec.DatasetSpec.tune_from`, for ``kgzoo tune --from``); ``""`` where they are
+    tuned on the dataset itself, for ``None`` or a name without a catalogue entry."""
+    if dataset is None:
+        return ""
+    return DATASETS.get(dataset).tune_from if dataset in DATASETS else ""
+
+
 def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
     """The file of ``model`` on ``dataset`` over the overlaid ``dirs`` (later wins), else its
     ``default.yaml``; ``None`` if neither exists in any folder."""

@@ -2,8 +2,10 @@
 
 For each model, in order, on one dataset:
 
-1. ``kgzoo tune MODEL DATASET --trials N`` (or ``--from SMALL``: the values tuned on the domain's
-   small set) (Optuna TPE, validation only; the study lives in a
+1. ``kgzoo tune MODEL DATASET --trials N``, or ``--from SMALL`` where the dataset's catalogue entry
+   names the domain's small set whose tuned values its tables take
+   (:attr:`kgzoo.data.spec.DatasetSpec.tune_from`; ``--from``/``--tune-here`` choose otherwise)
+   (Optuna TPE, validation only; the study lives in a
    SQLite file, so a killed lane resumes where it stopped; on a machine without that file the
    committed trial rows rebuild the study, ``kgzoo.bench.tune.restore_study``) writes the ``tuned:`` section of
    ``zoo_configs/<model>/<dataset>.yaml`` and one row per trial under ``benchmarks/results/tuning/``;
@@ -54,12 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--trials", type=int, default=10, help="the equal tuning budget (default 10)")
     ap.add_argument("--from", dest="source", default=None, metavar="DATASET",
-                    help="tune nothing: take the values tuned on DATASET, the domain's small set (kgzoo tune --from)")
+                    help="tune nothing: take the values tuned on DATASET (kgzoo tune --from); default: the domain's "
+                         "small set that the dataset's catalogue entry names (DatasetSpec.tune_from), if any")
+    ap.add_argument("--tune-here", action="store_true",
+                    help="run a study on the dataset itself even where its catalogue entry names a small set")
     ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     ap.add_argument("--name", default="converged", help="results file benchmarks/results/<name>.jsonl")
     ap.add_argument("--storage", default=None, help="the study SQLite file (default: one per dataset in the cache)")
     ap.add_argument("--threads", default="1", help="torch threads per step (default 1)")
     args = ap.parse_args(argv)
+    if args.tune_here and args.source:
+        ap.error("give --from DATASET or --tune-here, not both")
+    if args.source is None and not args.tune_here:
+        from kgzoo.config import dataset_tune_from  # noqa: PLC0415 (after sys.path holds this checkout)
+        args.source = dataset_tune_from(args.dataset) or None
+    print(f"lane {args.dataset}: " + (f"values tuned on {args.source} (--from)" if args.source
+                                      else f"{args.trials}-trial studies on {args.dataset}"), flush=True)
 
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

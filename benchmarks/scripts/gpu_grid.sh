@@ -4,11 +4,11 @@
 #
 #   KGZOO_DATA_DIR=/path/to/data bash benchmarks/scripts/gpu_grid.sh [OUT_DIR] [BUDGET_S]
 #
-# Each dataset takes the values tuned on its domain's small set (`kgzoo tune --from`: video from
-# ml-100k-kg, e-commerce from amazon-hin), written to a scratch config folder, never to the
-# packaged configs. Rows (accelerator=cuda, devices=1) go to OUT_DIR/gpu.jsonl, resumable
-# (--resume): a second call continues where the budget cut the first. Fast models first, so a
-# cut budget loses the slowest cells. Copy the rows into benchmarks/results/ to publish them.
+# Each dataset takes the values tuned on its domain's small set (`kgzoo tune --from`, the
+# catalogue's DatasetSpec.tune_from: video from ml-100k-kg, e-commerce from amazon-hin), written
+# to a scratch config folder, never to the packaged configs. Rows (accelerator=cuda, devices=1)
+# go to OUT_DIR/gpu.jsonl, resumable (--resume): a second call continues where the budget cut the
+# first. Fast models first, so a cut budget loses the slowest cells. Copy the rows into benchmarks/results/ to publish them.
 set -euo pipefail
 OUT=${1:-${OUT:-benchmarks/results/gpu}}
 BUDGET=${2:-690}
@@ -18,8 +18,8 @@ CFG=$(mktemp -d)
 START=$(date +%s)
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || { echo "no CUDA GPU here" >&2; exit 2; }
-for pair in ml-1m-kg:ml-100k-kg alibaba-ifashion-kg:amazon-hin; do
-  ds=${pair%%:*}; small=${pair##*:}
+for ds in ml-1m-kg alibaba-ifashion-kg; do
+  small=$(python -c "from kgzoo.config import dataset_tune_from; print(dataset_tune_from('$ds'))")
   for m in $MODELS; do
     left=$(( BUDGET - ($(date +%s) - START) ))
     if (( left < 20 )); then echo "budget spent; rerun to resume" >&2; exit 0; fi

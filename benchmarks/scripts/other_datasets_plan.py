@@ -41,10 +41,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from kgzoo.data.catalogue import ONE_SEED_MINUTES  # noqa: E402 (after sys.path holds this checkout)
+from kgzoo.registry import DATASETS  # noqa: E402
 
-#: the domain's small set whose tuned values each large or social set takes (issue 16, part 1)
-SOURCE = {"ml-1m-kg": "ml-100k-kg", "lastfm-social": "ml-100k-kg",
-          "alibaba-ifashion-kg": "amazon-hin", "yelp-social": "amazon-hin"}
+#: the domain's small set whose tuned values each large or social set takes (issue 16, part 1;
+#: the catalogue's DatasetSpec.tune_from)
+SOURCE = {e.name: e.obj.tune_from for e in DATASETS.entries() if e.obj.tune_from}
 
 
 def init_scratch(scratch: Path) -> list[str]:

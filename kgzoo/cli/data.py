@@ -1,7 +1,8 @@
 """``kgzoo data list``, ``kgzoo data stats NAME|PATH`` and ``kgzoo data import PATH --name N``.
 
 ``list`` prints every dataset entry (domain, default protocol, licence, caveat); ``stats``
-prints one dataset's statistics, its caveat and converged-schedule warm-up (where its :class:`~kgzoo.data.datasets.DatasetSpec`
+prints one dataset's statistics, its caveat, converged-schedule warm-up and the small set its
+tables are tuned on (where its :class:`~kgzoo.data.datasets.DatasetSpec`
 has one, e.g. a split that is not the paper's) and its cleaning report; given a folder, it
 detects the folder's layout (:mod:`kgzoo.data.folders`). ``import`` registers a folder under a
 name in the user's config directory (:func:`kgzoo.paths.user_config_dir`) for later runs.
@@ -86,6 +87,9 @@ def data_command(args: argparse.Namespace) -> int:
         con.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
     if spec.min_epochs:  # the converged schedule's warm-up (DatasetSpec.min_epochs)
         con.print(f"[bold]warm-up:[/] {spec.min_epochs} epochs: {escape(spec.min_epochs_reason)}")
+    if spec.tune_from:  # the small set whose tuned values the published tables take (DatasetSpec.tune_from)
+        con.print(f"[bold]tuned on:[/] {spec.tune_from} (the published tables take the values tuned there: "
+                  f"kgzoo tune MODEL {spec.name} --from {spec.tune_from})")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol
         p = spec.protocol
         con.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")

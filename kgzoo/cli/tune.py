@@ -20,7 +20,7 @@ from pathlib import Path
 from ..bench.render import console
 from ..quiet import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
-from ..config import ZooConfig
+from ..config import ZooConfig, dataset_tune_from
 from ..paths import config_dirs, packaged_config_dir
 
 
@@ -70,6 +70,11 @@ def tune_command(args: argparse.Namespace) -> int:
         con.print(f"{args.model} on {args.dataset}: takes the values tuned on {args.source}; written to "
                   f"{Path(path).resolve()}")
         return 0
+    small = dataset_tune_from(args.dataset)
+    if small:  # a study of the dataset's own is the user's choice; the published tables take another's values
+        con.print(f"note: kgzoo's published tables of {args.dataset} take the values tuned on {small} "
+                  f"(kgzoo tune {args.model} {args.dataset} --from {small}); this study is {args.dataset}'s own",
+                  markup=False)
     quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
                write_config=target, root=args.root,

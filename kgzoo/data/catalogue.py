@@ -106,6 +106,7 @@ ML1M = register_dataset(DatasetSpec(
     expected={"users": 6040, "items": 3260, "interactions": 998539, "kg_entities": 7008, "relations": 7,
               "triples": 20782, "linked_items": 2077, "text_coverage": 1.0},
     one_seed_reason=_ONE_SEED,
+    tune_from="ml-100k-kg",
 ))
 
 
@@ -224,6 +225,7 @@ ALIBABA_IFASHION = register_dataset(DatasetSpec(
     expected={"users": 114737, "items": 29708, "interactions": 752275, "kg_entities": 89196, "relations": 51,
               "triples": 279155, "linked_items": 29708},
     one_seed_reason=_ONE_SEED,
+    tune_from="amazon-hin",
 ))
 
 
@@ -339,6 +341,7 @@ LASTFM_SOCIAL = register_dataset(DatasetSpec(
     expected={"users": 1892, "items": 17632, "interactions": 92834, "kg_entities": 21851, "relations": 1,
               "triples": 108437, "linked_items": 12133, "social": 25434},
     min_epochs=100,
+    tune_from="ml-100k-kg",
     min_epochs_reason=(
         "converged runs and tuning trials: early stopping armed from epoch 100 (a warm-up, the same for every "
         "model; the quick smoke schedule has none): with the values tuned on "
@@ -367,4 +370,5 @@ YELP_SOCIAL = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 16239, "items": 14284, "interactions": 198397, "kg_entities": 14842, "relations": 2,
               "triples": 54276, "linked_items": 14284, "social": 158590},
+    tune_from="amazon-hin",
 ))

@@ -64,6 +64,13 @@ class DatasetSpec:
             it was given, stays on a plateau longer than the patience before it climbs
             (``min_epochs_reason`` says what was seen).
         min_epochs_reason: the evidence for :attr:`min_epochs`, shown under the dataset's tables.
+        tune_from: the dataset whose tuned values the published tables of this one take
+            (``kgzoo tune MODEL DATASET --from <tune_from>``, a ``tuned: {from: ...}`` record): the
+            same domain's small set, where a study per model on this dataset would cost more than
+            its table can afford (issue 16, part 1: video and music from ``ml-100k-kg``,
+            e-commerce and local business from ``amazon-hin``). ``""``: its tables are tuned on the
+            dataset itself. The lanes (``benchmarks/scripts/fair_lane.py``, ``gpu_grid.sh``) read it;
+            ``kgzoo tune`` says it before a study of the dataset's own.
     """
 
     name: str
@@ -85,6 +92,7 @@ class DatasetSpec:
     max_history: int = 50
     min_epochs: int = 0
     min_epochs_reason: str = ""
+    tune_from: str = ""
 
 
 def history_cap(spec: DatasetSpec | None) -> int:

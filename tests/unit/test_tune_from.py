@@ -1,0 +1,79 @@
+"""The domain's small set whose tuned values a dataset's tables take (DatasetSpec.tune_from, issue 16
+part 1), and the lanes that read it (benchmarks/scripts/fair_lane.py)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from kgzoo.config import dataset_tune_from
+from kgzoo.registry import DATASETS
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scripts" / "fair_lane.py"
+
+
+def test_the_large_and_social_sets_take_their_domains_small_set():
+    """Video and music from ml-100k-kg, e-commerce and local business from amazon-hin (issue 16,
+    part 1); the small sets and the CTR and news sets are tuned on themselves."""
+    assert {e.name: e.obj.tune_from for e in DATASETS.entries() if e.obj.tune_from} == {
+        "ml-1m-kg": "ml-100k-kg", "lastfm-social": "ml-100k-kg",
+        "alibaba-ifashion-kg": "amazon-hin", "yelp-social": "amazon-hin"}
+    for e in DATASETS.entries():
+        small = e.obj.tune_from
+        if small:  # a registered top-K set tuned on itself: no chains
+            assert small in DATASETS and dataset_tune_from(small) == "", e.name
+            assert DATASETS.get(small).protocol.task == e.obj.protocol.task == "topk", e.name
+    assert dataset_tune_from("ml-100k-kg") == dataset_tune_from(None) == dataset_tune_from("no-such-set") == ""
+
+
+@pytest.fixture()
+def lane(monkeypatch):
+    spec = importlib.util.spec_from_file_location("fair_lane", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(module, "step", lambda cmd, env: calls.append(cmd[3:]) or 0)  # after python -m kgzoo.cli
+    return module, calls
+
+
+def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_path):
+    module, calls = lane
+    assert module.main(["ml-1m-kg", "bpr", "pop"]) == 0
+    assert calls[0] == ["tune", "bpr", "ml-1m-kg", "--from", "ml-100k-kg"]
+    assert calls[1][:4] == ["bench", "--models", "bpr", "--datasets"] and "pop" in calls[2]  # Pop: nothing to tune
+    calls.clear()
+    store = str(tmp_path / "s.sqlite3")
+    module.main(["ml-1m-kg", "bpr", "--tune-here", "--storage", store])
+    assert calls[0] == ["tune", "bpr", "ml-1m-kg", "--trials", "10", "--storage", store]
+    calls.clear()
+    module.main(["ml-100k-kg", "bpr", "--trials", "12", "--storage", store])  # a small set: its own study
+    assert calls[0] == ["tune", "bpr", "ml-100k-kg", "--trials", "12", "--storage", store]
+    calls.clear()
+    module.main(["yelp-social", "bpr", "--from", "ml-100k-kg"])  # an explicit --from wins
+    assert calls[0] == ["tune", "bpr", "yelp-social", "--from", "ml-100k-kg"]
+    with pytest.raises(SystemExit):
+        module.main(["ml-1m-kg", "bpr", "--tune-here", "--from", "ml-100k-kg"])
+
+
+def test_kgzoo_tune_says_which_values_the_published_tables_take(monkeypatch, capsys, tmp_path):
+    """A study of ml-1m-kg's own is the user's to run; kgzoo tune says first that the published
+    tables take ml-100k-kg's values (and how), and says nothing of the kind on a small set."""
+    from kgzoo.cli import main
+    from kgzoo.cli import tune as tune_cli
+
+    class Ran(Exception):
+        pass
+
+    def fake_tune(*a, **k):
+        raise Ran
+
+    monkeypatch.setattr(tune_cli, "tune", fake_tune)
+    common = ["--trials", "1", "--results", str(tmp_path), "--write-config", str(tmp_path / "cfg")]
+    with pytest.raises(Ran):
+        main(["tune", "bpr", "ml-1m-kg", *common])
+    out = " ".join(capsys.readouterr().out.split())  # as printed, whatever the terminal's width
+    assert "take the values tuned on ml-100k-kg" in out and "--from ml-100k-kg" in out
+    with pytest.raises(Ran):
+        main(["tune", "bpr", "ml-100k-kg", *common])
+    assert "values tuned on" not in capsys.readouterr().out
