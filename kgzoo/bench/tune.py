@@ -768,7 +768,8 @@ def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
             :func:`write_tuned`.
     """
     path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
-    tuned_from(cfg.model_name, cfg.dataset, {"from": source}, path, [config_dir])
+    # a folder that does not exist yet holds no record: the check reads the others, the write makes it
+    tuned_from(cfg.model_name, cfg.dataset, {"from": source}, path, [config_dir] if config_dir.is_dir() else [])
     return _write_record(config_dir, cfg, {"from": source}, f"the values kgzoo tune chose on {source}",
                          f"chosen by `kgzoo tune` on {source} (the same domain's small set), validation only")
 

@@ -68,8 +68,9 @@ class DatasetSpec:
             (``kgzoo tune MODEL DATASET --from <tune_from>``, a ``tuned: {from: ...}`` record): the
             same domain's small set, where a study per model on this dataset would cost more than
             its table can afford (issue 16, part 1: video and music from ``ml-100k-kg``,
-            e-commerce and local business from ``amazon-hin``). ``""``: its tables are tuned on the
-            dataset itself. The lanes (``benchmarks/scripts/fair_lane.py``, ``gpu_grid.sh``) read it;
+            e-commerce and local business from ``amazon-hin``), or where its validation split is no
+            guide to its test split (``mind-sample``: from ``dkn-news``). ``""``: its tables are
+            tuned on the dataset itself. The lanes (``benchmarks/scripts/fair_lane.py``, ``gpu_grid.sh``) read it;
             ``kgzoo tune`` says it before a study of the dataset's own.
     """
 
