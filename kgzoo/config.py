@@ -14,8 +14,10 @@ a kgzoo dataset, e.g. RecBole's, shown beside the rows: :meth:`ZooConfig.referen
 ``kgzoo tune``: the chosen values under ``params``, laid over ``model``, and the record of the
 search: trials, budget, best valid value, date, kgzoo version; or ``tuned: {from: DATASET}``,
 the record of the model's config on another dataset, e.g. the same domain's small set, with
-``dataset: DATASET`` added to it). A dataset file without a
-``paper``, ``reference`` or ``tune`` section takes the one of the model's ``default.yaml``.
+``dataset: DATASET`` added to it) and ``note`` (dataset -> what a reader of the model's line in
+that dataset's tables must know, shown below the table: :meth:`ZooConfig.note_for`). A dataset
+file without a ``paper``, ``reference``, ``tune`` or ``note`` section takes the one of the model's
+``default.yaml``.
 
 The ``reference`` section is keyed by the kgzoo dataset the reference measured, each with
 ``metrics`` (metric -> number, the same metric names as kgzoo's), ``source`` (what ran, where
@@ -54,7 +56,7 @@ from .data import catalogue  # noqa: F401  (registers the built-in datasets: the
 from .paths import PathLike, config_dirs
 from .registry import DATASETS, MODELS
 
-SECTIONS = ("model", "data", "train", "bench", "paper", "reference", "tune", "tuned")
+SECTIONS = ("model", "data", "train", "bench", "paper", "reference", "tune", "tuned", "note")
 
 #: the schedule's defaults where neither the config nor the caller sets a value
 DEFAULT_MAX_EPOCHS = 100
@@ -204,14 +206,15 @@ class ZooConfig:
 
     Attributes:
         model_name, dataset: what was asked for (``dataset`` ``None``: ``default.yaml``).
-        model, data, train, bench, paper, reference, tune, tuned: the file's sections (empty dicts if
-            absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
+        model, data, train, bench, paper, reference, tune, tuned, note: the file's sections (empty
+            dicts if absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
         path: the file read, ``None`` when the model has no config (an empty config).
         paper_path: the file of the ``paper`` section: ``path``, or the model's ``default.yaml``
             when the dataset file has no ``paper`` section (a paper's numbers belong to the
             model, not to the dataset we run); ``None`` without a ``paper`` section.
         reference_path: the file the ``reference`` section came from (as ``paper_path``).
         tune_path: the file the ``tune`` section came from (``path`` or the ``default.yaml``).
+        note_path: the file the ``note`` section came from (as ``tune_path``).
         inherited_from: the registered parent model whose config this is, when ``model_name``
             has none of its own (the caller says "X has no zoo config; using Y's").
     """
@@ -234,6 +237,8 @@ class ZooConfig:
     reference_path: Path | None = None
     tune_path: Path | None = None
     inherited_from: str | None = None
+    note: dict[str, Any] = field(default_factory=dict)
+    note_path: Path | None = None
 
     @classmethod
     def load(cls, model: str, dataset: str | None = None, extra_dirs: Iterable[PathLike] = ()) -> "ZooConfig":
@@ -261,7 +266,7 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "reference", "tune")}
+        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "reference", "tune", "note")}
         missing = [sec for sec in fallback if path is not None and not sections[sec]]
         default = _file_for(parent or model, None, dirs) if missing else None
         if default is not None and default != path:  # the model's, not the dataset's: from default.yaml
@@ -280,7 +285,8 @@ class ZooConfig:
                 raise ValueError(f"{path}: tuned.params must be a mapping of hyper-parameters, got {params!r}")
             sections["model"] = {**sections["model"], **params}
         return cls(model_name=model, dataset=dataset, path=path, paper_path=fallback["paper"],
-                   reference_path=fallback["reference"], tune_path=fallback["tune"], inherited_from=parent,
+                   reference_path=fallback["reference"], tune_path=fallback["tune"], note_path=fallback["note"],
+                   inherited_from=parent,
                    defaults=defaults, **sections)
 
     def _train_section(self, quick: bool) -> dict[str, Any]:
@@ -391,6 +397,25 @@ class ZooConfig:
             raise ValueError(f"{where}.{dataset}.metrics.{bad[0]} must be a number, got {metrics[bad[0]]!r}")
         return {"metrics": {str(k): float(v) for k, v in metrics.items()}, "source": str(entry["source"]),
                 "setting": str(entry.get("setting") or "")}
+
+    def note_for(self, dataset: str) -> str:
+        """What a reader of this model's line in ``dataset``'s tables must know (the ``note``
+        section's entry for ``dataset``: e.g. why a model tuned on another dataset sits below Pop
+        there, with the evidence), shown below the table; ``""`` where the section has none.
+
+        Raises:
+            ValueError: a section that is not keyed by dataset, or an entry that is not a
+                non-empty string, naming the file and field.
+        """
+        where = f"{self.note_path or self.path or 'config'}: note"
+        if not isinstance(self.note, dict):
+            raise ValueError(f"{where} must be a mapping of dataset names to text, got {self.note!r}")
+        entry = self.note.get(dataset)
+        if entry is None:
+            return ""
+        if not isinstance(entry, str) or not entry.strip():
+            raise ValueError(f"{where}.{dataset} must be a non-empty string, got {entry!r}")
+        return " ".join(entry.split())
 
     def _paper_metrics(self, where: str) -> dict[str, dict[str, float]]:
         """``paper.metrics`` as dataset -> metric -> value (a flat mapping: this file's dataset).

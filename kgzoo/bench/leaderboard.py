@@ -116,6 +116,8 @@ class Line:
         tuned: ``"tuned (10 trials)"`` when every row's config was chosen by ``kgzoo tune`` with
             the same budget, ``"untuned"`` when none was, else ``"mixed"``.
         rank: 1-based rank among the table's ranked lines, or ``None`` (not ranked).
+        note: what a reader of this line must know (the model's zoo config ``note`` for the
+            dataset, :meth:`kgzoo.config.ZooConfig.note_for`), ``""`` if nothing.
         rows: the rows aggregated (for renderers that need more).
     """
 
@@ -136,6 +138,7 @@ class Line:
     tuned: str = "untuned"
     rank: int | None = None
     setup: str = ""
+    note: str = ""
     rows: list[ResultRow] = field(default_factory=list, repr=False)
 
     @property
@@ -444,7 +447,8 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
 
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
-          caveats: Mapping[str, str] | None = None, one_seed_reasons: Mapping[str, str] | None = None) -> Leaderboard:
+          caveats: Mapping[str, str] | None = None, one_seed_reasons: Mapping[str, str] | None = None,
+          line_notes: Mapping[tuple[str, str], str] | None = None) -> Leaderboard:
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
@@ -458,6 +462,9 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             :attr:`DatasetSpec.caveat`; :func:`kgzoo.bench.render.write_leaderboard` passes them).
         one_seed_reasons: dataset name -> why a slow model may have one seed there (the catalogue's
             :attr:`DatasetSpec.one_seed_reason`), kept as :attr:`Table.one_seed_reason` of its published tables.
+        line_notes: ``(model, dataset) -> note`` (:attr:`Line.note`; the zoo configs' ``note``
+            sections, :func:`kgzoo.bench.render.line_notes`), kept by the model's lines in that
+            dataset's tables.
 
     Returns:
         A :class:`Leaderboard` (see the module docstring for the rules).
@@ -471,7 +478,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         if not isinstance(r, ResultRow):
             raise TypeError(f"leaderboard row {i}: expected a ResultRow, got {type(r).__name__} "
                             "(use kgzoo.bench.rows.read_rows or ResultRow.from_dict)")
-    caveats, reasons = dict(caveats or {}), dict(one_seed_reasons or {})
+    caveats, reasons, notes = dict(caveats or {}), dict(one_seed_reasons or {}), dict(line_notes or {})
     ok = latest_ok_rows(rows)
     shown = [r for r in ok if show_variants or r.variant == "base"]
     groups: dict[tuple[str, ...], list[ResultRow]] = {}
@@ -497,6 +504,9 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
                 old.setdefault(r.fingerprint, []).append(r)
         archive += [_table(orows, ARCHIVE, metric, caveat) for orows in old.values()]
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
+    for t in published + smoke + archive:
+        for ln in t.lines:
+            ln.note = notes.get((ln.model, t.dataset), "")
     latest = latest_ok_rows(rows, by_schedule=False)
     return Leaderboard(published + smoke + archive, build_robustness(latest, metric), build_ablations(latest, metric),
                        n_rows=len(rows), n_cells=len(ok))

@@ -27,7 +27,9 @@ from typing import IO, Any, Iterable, Sequence
 
 import numpy as np
 
+from ..config import ZooConfig
 from ..data.datasets import dataset_spec
+from ..registry import MODELS
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, commits_of, latest_ok_rows, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
@@ -63,6 +65,8 @@ CAP_MARK = "†"
 CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
 #: marker of a published line with one seed (no std), explained below its table (:func:`one_seed_note`)
 ONE_SEED_MARK = "‡"
+#: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
+NOTE_MARK = "§"
 SECTION_TITLES = {
     PUBLISHED: "Published tables",
     SMOKE: "Smoke runs (quick schedule: never published)",
@@ -130,7 +134,8 @@ def table_columns(t: Table) -> list[str]:
 def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
-    marks = (f" {CAP_MARK}" if ln.capped else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+    marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+             + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
@@ -224,12 +229,18 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += _reference_note(t.lines) + one_seed_note(t, t.lines)
+    out += _reference_note(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines)
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
         out += [f"![{t.title}]({image})", ""]
     return out
+
+
+def line_notes_below(lines: Sequence[Line]) -> list[str]:
+    """The notes of the lines marked :data:`NOTE_MARK` among ``lines``, one paragraph each
+    (``"§ ripplenet: ..."``); ``[]`` when none has one."""
+    return [x for ln in lines if ln.note for x in (f"{NOTE_MARK} {ln.name}: {ln.note}", "")]
 
 
 def _reference_note(lines: Sequence[Line]) -> list[str]:
@@ -274,7 +285,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked) + one_seed_note(t, ranked)
+        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked)
     return out
 
 
@@ -437,6 +448,9 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; caveat: {t.caveat}"
             if t.capped:
                 caption += f"; {CAP_NOTE}"
+            for ln in t.lines:
+                if ln.note:
+                    caption += f"; {NOTE_MARK} {ln.name}: {ln.note}"
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:
@@ -525,6 +539,24 @@ def dataset_caveats(datasets: Iterable[str]) -> dict[str, str]:
             for name in sorted(caveats.keys() | warm.keys())}
 
 
+def line_notes(cells: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """``(model, dataset) -> note`` of the pairs among ``cells`` whose zoo config has one
+    (:meth:`kgzoo.config.ZooConfig.note_for`); a model kgzoo does not know (rows of a user's model
+    read without its file) has none.
+
+    Raises:
+        ValueError: a broken ``note`` section (naming the file and field).
+    """
+    out = {}
+    for model, dataset in sorted(set(cells)):
+        if model not in MODELS:
+            continue
+        note = ZooConfig.load(model, dataset).note_for(dataset)
+        if note:
+            out[(model, dataset)] = note
+    return out
+
+
 def dataset_one_seed_reasons(datasets: Iterable[str]) -> dict[str, str]:
     """``name -> why a slow model may have one seed there``
     (:attr:`~kgzoo.data.spec.DatasetSpec.one_seed_reason`) of the catalogue datasets among
@@ -589,7 +621,8 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
     rows = list(rows)
     names = {r.dataset for r in rows if isinstance(r, ResultRow)}
     lb = build(rows, metric=metric, show_variants=show_variants, caveats=dataset_caveats(names),
-               one_seed_reasons=dataset_one_seed_reasons(names))
+               one_seed_reasons=dataset_one_seed_reasons(names),
+               line_notes=line_notes({(r.model, r.dataset) for r in rows if isinstance(r, ResultRow)}))
     out = Path(out_dir)
     removed = clear_leaderboard(out)
     out.mkdir(parents=True, exist_ok=True)

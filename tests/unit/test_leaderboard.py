@@ -479,3 +479,28 @@ def test_the_front_page_shows_a_datasets_caveat_and_warm_up():
     head = render.to_markdown(board).split("## Published tables")[0]
     assert "### music: lastfm-social" in head and "> **Caveat (lastfm-social):**" in head
     assert "early stopping armed from epoch 100" in head
+
+
+def test_a_lines_note_is_marked_and_said_below_its_table(tmp_path):
+    """A model's zoo config may say what a reader of its line must know on a dataset (RippleNet
+    below Pop on lastfm-social with ml-100k-kg's learning rate): the line is marked § and the note
+    is given below the front page's and the full table, and in the console caption; other
+    datasets' lines of the model are not marked. A broken note names its file and field."""
+    from kgzoo.config import ZooConfig
+
+    notes = render.line_notes([("ripplenet", "lastfm-social"), ("ripplenet", "ml-100k-kg"), ("mine", "d1")])
+    assert list(notes) == [("ripplenet", "lastfm-social")] and "valid_curve.py" in notes[("ripplenet", "lastfm-social")]
+    rows = ([row("ripplenet", s, 0.06, dataset="lastfm-social") for s in range(3)]
+            + [row("ripplenet", s, 0.24, dataset="ml-100k-kg") for s in range(3)])
+    board = lb.build(rows, line_notes=notes)
+    text = render.to_markdown(board)
+    front, full = text.split("## Published tables")[0], text.split("## Published tables")[1]
+    for part in (front, full):
+        assert "| ripplenet § |" in part and part.count("§ ripplenet: below Pop here") == 1
+        assert part.count("ripplenet §") == 1  # ml-100k-kg's line has no note
+    captions = [t.caption for t in render.rich_tables(board)]
+    assert sum("§ ripplenet: below Pop" in (c or "") for c in captions) == 1
+    (tmp_path / "ripplenet").mkdir()
+    (tmp_path / "ripplenet" / "lastfm-social.yaml").write_text("note: {lastfm-social: 3}\n")
+    with pytest.raises(ValueError, match=r"lastfm-social.yaml: note.lastfm-social must be a non-empty string"):
+        ZooConfig.load("ripplenet", "lastfm-social", extra_dirs=[tmp_path]).note_for("lastfm-social")
