@@ -52,6 +52,38 @@ def estimate_seconds(model: str, dataset: str, max_epochs: int, history: Iterabl
     return max_epochs * max(rows, key=lambda r: r.time).seconds_per_epoch
 
 
+def early_stopped_epochs(model: str, dataset: str, schedule: dict, history: Iterable[ResultRow]) -> list[int]:
+    """The ``epochs`` of the runs of ``model`` on ``dataset`` in ``history`` that early stopping
+    ended under a schedule of the same kind and cap (``schedule``: :func:`cell_schedule`'s dict):
+    how long the next such run will likely take, where the cap is only its bound; none for a fixed
+    schedule (it runs its epochs)."""
+    if schedule.get("kind") == "fixed":
+        return []
+    return [r.epochs for r in history if r.model == model and r.dataset == dataset and r.status == "ok"
+            and r.stopped_by == "early_stopping" and r.epochs
+            and (r.schedule or {}).get("kind") == schedule.get("kind")
+            and (r.schedule or {}).get("max_epochs") == schedule.get("max_epochs")]
+
+
+def plan_text(model: str, dataset: str, schedule: dict, history: Iterable[ResultRow]) -> str:
+    """The line said before a cell runs: its cap and its time, ``"up to 300 epochs, estimate 730 s
+    (115 epochs as its 2 early-stopped runs here; at most 1,904 s)"`` where earlier runs of the
+    model on the dataset measured its seconds per epoch and early stopping ended some
+    (:func:`early_stopped_epochs`), else the cap's bound (:func:`estimate_seconds`) or
+    ``"estimate ?"``."""
+    history = list(history)
+    cap = schedule["max_epochs"]
+    bound = estimate_seconds(model, dataset, cap, history)
+    if bound is None:
+        return f"up to {cap} epochs, estimate ?"
+    runs = early_stopped_epochs(model, dataset, schedule, history)
+    typical = sum(runs) / len(runs) if runs else cap
+    if typical >= cap:
+        return f"up to {cap} epochs, estimate {bound:.0f} s"
+    return (f"up to {cap} epochs, estimate {bound * typical / cap:.0f} s ({typical:.0f} epochs as its {len(runs)} "
+            f"early-stopped run{'s' if len(runs) != 1 else ''} here; at most {bound:,.0f} s)")
+
+
 def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None = None, quick: bool = True,
              resume: bool = False, metric: str | None = None, devices: int | str = 1, strategy: str = "auto",
              num_nodes: int = 1, accelerator: str = "cpu", root: str | None = None, out_dir: str | Path = "runs",
@@ -103,8 +135,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         inherited = ZooConfig.load(cell.model, cell.dataset).inherited_from
         if inherited:
             say(f"{tag}: {cell.model} has no zoo config; using {inherited}'s")
-        est = estimate_seconds(cell.model, cell.dataset, schedule["max_epochs"], seen)
-        plan = f"up to {schedule['max_epochs']} epochs, estimate {'?' if est is None else f'{est:.0f} s'}"
+        plan = plan_text(cell.model, cell.dataset, schedule, seen)
         say(f"{tag}: {plan}")
         t0 = time.perf_counter()
         with (live(f"{tag} ({plan})") if (live is not None and rank0) else contextlib.nullcontext()):
@@ -145,4 +176,4 @@ def cell_line(tag: str, row: ResultRow) -> str:
             f"{shown}")
 
 
-__all__ = ["GridReport", "cell_line", "done_keys", "estimate_seconds", "run_grid"]
+__all__ = ["GridReport", "cell_line", "done_keys", "estimate_seconds", "early_stopped_epochs", "plan_text", "run_grid"]

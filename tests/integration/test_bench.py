@@ -166,6 +166,28 @@ def test_estimate_and_progress_lines(data_dir, tmp_path):
     assert estimate_seconds("pop", "ml-100k-kg", 10, history) is None
 
 
+def test_the_estimate_of_a_converged_cell_follows_its_early_stopped_runs():
+    """A converged cell said "up to 1000 epochs, estimate 6382 s" (KGAT on lastfm-social: the cap
+    times its seconds per epoch) where its two earlier seeds stopped at 123 and 114 epochs: the
+    estimate now follows the runs that early stopping ended under the same schedule, the cap's
+    bound beside it; capped runs, other schedules and other datasets do not count."""
+    from kgzoo.bench.runner import plan_text
+
+    def done(epochs, stopped="early_stopping", cap=1000, dataset="lastfm-social", kind="converged"):
+        return ResultRow(model="kgat", dataset=dataset, seed=0, status="ok", epochs=epochs, stopped_by=stopped,
+                         fingerprint="f" * 64, seconds_per_epoch=6.382, time=f"2026-12-07T0{epochs % 10}:00:00",
+                         schedule={"kind": kind, "max_epochs": cap, "patience": 10})
+
+    sched = {"kind": "converged", "max_epochs": 1000, "patience": 10}
+    history = [done(123), done(114), done(1000, "cap"), done(40, cap=300), done(20, dataset="ml-100k-kg"),
+               done(9, kind="quick")]
+    assert plan_text("kgat", "lastfm-social", sched, history) == (
+        "up to 1000 epochs, estimate 756 s (118 epochs as its 2 early-stopped runs here; at most 6,382 s)")
+    assert plan_text("kgat", "lastfm-social", sched, history[2:3]) == "up to 1000 epochs, estimate 6382 s"
+    assert plan_text("kgat", "lastfm-social", {**sched, "kind": "fixed"}, history) == "up to 1000 epochs, estimate 6382 s"
+    assert plan_text("kgat", "yelp-social", sched, history) == "up to 1000 epochs, estimate ?"
+
+
 def test_checkpoint_folder_is_unique_per_cell_and_code(tmp_path):
     base = dict(out_dir=tmp_path, model="bpr", dataset="ml-100k-kg", seed=0, kg_ablation="real", changed={},
                 devices=1, strategy="auto", num_nodes=1, max_epochs=10, code="a" * 16)
