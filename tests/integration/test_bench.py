@@ -42,6 +42,8 @@ def test_resolve_grid_patterns_and_order(data_dir):
     ({"variants": ["base", ""]}, "variant '' is given twice"),
     ({"variants": ["lr=[1]"]}, "must be a scalar"),
     ({"models": ["pop", "bpr"], "variants": ["embedding_dim=8"]}, "model 'pop' takes no hyper-parameter 'embedding_dim'"),
+    ({"models": ["bpr"], "variants": ["lr=abc"]}, "^variant 'lr=abc': model 'bpr': hyper-parameter 'lr' takes float"),
+    ({"models": ["bpr"], "variants": ["embedding_dim=12.5"]}, "hyper-parameter 'embedding_dim' takes int, got 12.5"),
     ({"protocol": "splitt=cold_item"}, "^protocol 'splitt=cold_item' on ml-100k-kg: unknown protocol field 'splitt'"),
     ({"protocol": "split=coldstart"}, "protocol 'split=coldstart' on ml-100k-kg"),
 ])
