@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningCLI
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule_for
 from ..bench.experiment import WarmupEarlyStopping
+from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
@@ -418,8 +419,15 @@ def _run(subcommand: str, args: argparse.Namespace) -> int:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """``kgzoo fit ...``: train with LightningCLI; returns 0."""
-    return _run("fit", args)
+    """``kgzoo fit ...``: train with LightningCLI, then say where the checkpoint went (the
+    :class:`BestCheckpoint` of ``--zoo``/``--pretrained``, else Lightning's own, under
+    ``--trainer.default_root_dir`` or ``./lightning_logs``) and how to test it; returns 0."""
+    cli = run_lightning("fit", list(args.lightning_args))
+    ckpt = getattr(cli.trainer.checkpoint_callback, "best_model_path", "") if cli.trainer.is_global_zero else ""
+    if ckpt:
+        path = os.path.abspath(ckpt)
+        console().print(f"checkpoint: {path}\n  test it: kgzoo test --ckpt_path {path}", soft_wrap=True)
+    return 0
 
 
 def test_command(args: argparse.Namespace) -> int:

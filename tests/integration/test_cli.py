@@ -130,7 +130,7 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
         main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
 
 
-def test_fit_from_a_zoo_config(data_dir, tmp_path):
+def test_fit_from_a_zoo_config(data_dir, tmp_path, capsys):
     from kgzoo.cli.lightning import zoo_cli_config
 
     cfg = zoo_cli_config("cfkg/ml-100k-kg")
@@ -142,7 +142,10 @@ def test_fit_from_a_zoo_config(data_dir, tmp_path):
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.default_root_dir", str(tmp_path)]
     assert main(args) == 0
-    assert len(list(tmp_path.rglob("*.ckpt"))) == 1
+    ckpt, = tmp_path.rglob("*.ckpt")
+    # fit says where its checkpoint went (it printed nothing: a user looked for it under ./lightning_logs)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"checkpoint: {ckpt.resolve()} test it: kgzoo test --ckpt_path {ckpt.resolve()}" in out, out[-2000:]
     assert main(["fit", "--zoo", "nosuchmodel"]) == 2  # unknown model: a clear error, no training
 
 
