@@ -97,7 +97,30 @@ def _check_frame(df: Any, frame: str, where: Origin) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataFormatError(where.path, where.line(i), c, f"{frame}: missing value")
+        if c not in NOT_IDS:
+            _check_id_forms(df[c], frame, c, where)
     return df
+
+
+#: required columns that hold no ids (the rest are raw user, item or entity ids)
+NOT_IDS = ("relation", "text")
+
+
+def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin) -> None:
+    """Refuse an id column that holds integers and integers written as floats (``5`` and
+    ``5.0``: a float cell of a spreadsheet, an id column upcast by a NaN): ids are compared as
+    text, so ``5.0`` would be another user or item than ``5``, silently.
+
+    Raises:
+        DataFormatError: naming the line of the first float-written id.
+    """
+    s = ids.astype(str)
+    floats = s.str.fullmatch(r"[+-]?\d+\.0+").to_numpy()
+    if floats.any() and s.str.fullmatch(r"[+-]?\d+").any():
+        i = int(np.flatnonzero(floats)[0])
+        raise DataFormatError(where.path, where.line(i), col, f"{frame}: id {s.iloc[i]!r} is an integer written as a "
+                              f"float where the other ids are integers; it would be another id than "
+                              f"{s.iloc[i].split('.')[0]!r} (ids are compared as text): write it as one")
 
 
 def _numbers(df: pd.DataFrame, col: str, where: Origin, integer: bool) -> np.ndarray:

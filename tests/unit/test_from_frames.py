@@ -135,6 +135,23 @@ def test_unknown_columns_of_side_frames_are_errors_attributes_are_not(tmp_path):
     assert (e.value.line, e.value.field) == (4, "rating")
 
 
+def test_an_integer_id_written_as_a_float_is_an_error(tmp_path):
+    """``5.0`` among integer ids was another item than ``5`` (ids are compared as text): the
+    README's "`5.0` as an id" error held for the KGIN/RippleNet/HIN readers only, not for tables."""
+    x = interactions(rating=False)
+    x["item"] = x["item"].str.removeprefix("sku-")
+    with pytest.raises(DataFormatError, match="interactions: id '4.0' is an integer written as a float") as e:
+        build_from_frames(x.assign(item=x["item"].where(x.index != 2, "4.0")))
+    assert (e.value.line, e.value.field) == (3, "item")
+    kg = pd.DataFrame({"head": ["1", "2.0"], "relation": ["r", "r"], "tail": ["g", "g"]})
+    with pytest.raises(DataFormatError, match="triples: id '2.0'") as e:
+        build_from_frames(x, triples=kg)
+    assert (e.value.line, e.value.field) == (2, "head")
+    # ids that are all written one way are ids
+    assert build_from_frames(x.assign(item=x["item"] + ".0")).item_ids[0] == "0.0"
+    assert build_from_frames(x.assign(user=x["user"].map({u: str(k) for k, u in enumerate(USERS)}))).n_users == 6
+
+
 def test_links_map_items_to_kg_entities():
     links = pd.DataFrame({"item": ["sku-1", "sku-2"], "entity": ["m.01", "m.02"]})
     kg = pd.DataFrame({"head": ["m.01", "m.02"], "relation": ["genre", "genre"], "tail": ["g.1", "g.1"]})
