@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO
 from kgzoo.bench.rows import read_rows
 from kgzoo.config import ZooConfig
+from kgzoo.data.datasets import resolve_dataset
 from kgzoo.cli import main
 
 
@@ -292,3 +293,28 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0 and "trial 0" not in out
     assert f"later runs use it with --config-dir {(tmp_path / 'mine').resolve()}" in out
+
+
+def test_tune_takes_a_folder_as_bench_does(tmp_path, monkeypatch, capsys):
+    """kgzoo tune bpr PATH said "unknown dataset 'PATH'" where kgzoo bench --datasets PATH,
+    kgzoo fit --data.dataset PATH and kgzoo data stats PATH read the folder."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    rows = [f"u{u},i{(u * 7 + k) % 40}" for u in range(30) for k in range(12)]
+    (shop / "interactions.csv").write_text("user,item\n" + "\n".join(rows) + "\n")
+    cfg = tmp_path / "configs"
+    (cfg / "bpr").mkdir(parents=True)
+    (cfg / "bpr" / "default.yaml").write_text(
+        "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\ndata: {batch_size: 256, eval_batch_size: 64}\n"
+        "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)
+    code = main(["tune", "bpr", str(shop), "--trials", "1", "--config-dir", str(cfg), "--results",
+                 str(tmp_path / "results"), "--write-config", str(tmp_path / "mine"),
+                 "--storage", str(tmp_path / "tune.sqlite3")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    name = resolve_dataset(str(shop))
+    assert (tmp_path / "results" / "tuning" / f"bpr-{name}.jsonl").is_file()
+    assert (tmp_path / "mine" / "bpr" / f"{name}.yaml").is_file()
+    assert f"--datasets {shop} --full" in out  # the hint repeats the path a later run is given
