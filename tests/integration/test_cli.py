@@ -266,14 +266,21 @@ def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatc
     assert "--config-dir" in capsys.readouterr().err
 
 
-def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir, capsys):
+def _one_epoch_bpr_study(tmp_path, monkeypatch, config: str) -> Path:
+    """A folder of zoo configs with BPR's ``config`` (``ml-100k-kg.yaml``, ``default.yaml``): d=8,
+    one epoch per trial, lr searched; ``KGZOO_HOME`` in ``tmp_path``. Returns the folder."""
     cfg = tmp_path / "configs"
     (cfg / "bpr").mkdir(parents=True)
-    (cfg / "bpr" / "ml-100k-kg.yaml").write_text(
+    (cfg / "bpr" / config).write_text(
         "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\ndata: {batch_size: 4096, eval_batch_size: 1024}\n"
         "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir extends it for the process: undone here
+    return cfg
+
+
+def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir, capsys):
+    cfg = _one_epoch_bpr_study(tmp_path, monkeypatch, "ml-100k-kg.yaml")
     banner = logging.getLogger("lightning.pytorch")
     monkeypatch.setattr(banner, "level", banner.level)  # restored after the test
     banner.setLevel(logging.INFO)  # as in a fresh process
@@ -302,13 +309,7 @@ def test_tune_takes_a_folder_as_bench_does(tmp_path, monkeypatch, capsys):
     shop.mkdir()
     rows = [f"u{u},i{(u * 7 + k) % 40}" for u in range(30) for k in range(12)]
     (shop / "interactions.csv").write_text("user,item\n" + "\n".join(rows) + "\n")
-    cfg = tmp_path / "configs"
-    (cfg / "bpr").mkdir(parents=True)
-    (cfg / "bpr" / "default.yaml").write_text(
-        "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\ndata: {batch_size: 256, eval_batch_size: 64}\n"
-        "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
-    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)
+    cfg = _one_epoch_bpr_study(tmp_path, monkeypatch, "default.yaml")
     code = main(["tune", "bpr", str(shop), "--trials", "1", "--config-dir", str(cfg), "--results",
                  str(tmp_path / "results"), "--write-config", str(tmp_path / "mine"),
                  "--storage", str(tmp_path / "tune.sqlite3")])
