@@ -126,6 +126,13 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
                    "is smaller than the logging interval", "callbacks used to create the checkpoint"):
         assert not [m for m in shown if notice in m], (notice, shown)
     assert shown[-1] == "a real warning still shows"
+    # a registered name works where a class path does (it failed: "Expected a dot import path string: lightgcn")
+    assert main(["fit", "--model", "lightgcn", *common[2:], "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", "1", "--trainer.default_root_dir", str(tmp_path / "by-name")]) == 0
+    assert len(list((tmp_path / "by-name").rglob("*.ckpt"))) == 1
+    from kgzoo.cli.lightning import _model_names_to_classes
+    assert _model_names_to_classes(["--model=bpr", "--model.lr", "0.1", "--model", "x.Y"]) == [
+        "--model=kgzoo.models.mf.BPRMF", "--model.lr", "0.1", "--model", "x.Y"]
     # the DataModule's sizes are linked into the model; a wrong class is refused by the parser
     with pytest.raises(SystemExit):
         main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
