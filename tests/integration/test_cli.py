@@ -38,6 +38,15 @@ def test_unknown_model_pattern_exits_nonzero(data_dir):
     assert "Trainer" not in p.stdout + p.stderr  # refused before any training
 
 
+def test_a_results_name_with_a_folder_is_refused(tmp_path, capsys):
+    """--name ../x wrote its rows beside the --results folder instead of in it."""
+    for name in ("../evil", "sub/x", ".."):
+        assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "r"), "--name", name,
+                     "--runs", str(tmp_path / "runs")]) == 2
+        assert f"--name {name!r}: a file name without a folder" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
 def test_unknown_metric_exits_nonzero(data_dir, tmp_path, capsys):
     assert main(["bench", "--models", "pop", "--metric", "ndcg@7", "--results", str(tmp_path)]) == 2
     assert "unknown metric 'ndcg@7'" in capsys.readouterr().err
