@@ -52,6 +52,45 @@ def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
     return params
 
 
+#: the value types of the simple annotations of model hyper-parameters (``"float"``, ``"int | None"``)
+_HPARAM_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
+def check_hparam_values(name: str, cls: type, values: dict[str, Any], where: str = "") -> None:
+    """Refuse a hyper-parameter value of the wrong type before the model is built: an error
+    naming the key, the value and the type, where a typo (``lr=abc``, ``embedding_dim=12.5``)
+    would otherwise fail deep inside torch (``'<=' not supported between 'float' and 'str'``).
+
+    Checked against the annotation of the constructor argument (:func:`model_hparams`) where
+    it is one of ``float`` (an int is accepted), ``int``, ``bool``, ``str``, or such a type
+    ``| None``; a bool is not a number here. Other annotations (``Sequence[int]``, ...) and
+    keys the model does not take are left to the caller.
+
+    Args:
+        name: the model's registered name (for the message). cls: its class.
+        values: hyper-parameter name -> value. where: a prefix for the message (``"variant 'lr=abc': "``).
+
+    Raises:
+        ValueError: a value whose type the annotation does not admit.
+    """
+    known = model_hparams(cls)
+    for key, value in values.items():
+        ann = known[key].annotation if key in known else None
+        if not isinstance(ann, str):
+            ann = getattr(ann, "__name__", None)
+        parts = [p.strip() for p in ann.split("|")] if isinstance(ann, str) else []
+        if not parts or any(p not in _HPARAM_TYPES and p != "None" for p in parts):
+            continue
+        if value is None:
+            ok = "None" in parts
+        else:
+            ok = any(isinstance(value, _HPARAM_TYPES[p]) and (p == "bool" or not isinstance(value, bool))
+                     for p in parts if p != "None")
+        if not ok:
+            raise ValueError(f"{where}model {name!r}: hyper-parameter {key!r} takes {ann}, got {value!r} "
+                             f"({type(value).__name__})")
+
+
 def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | dict | None = None,
                       **kwargs: Any) -> KGRecDataModule | ImpressionDataModule:
     """A :class:`KGRecDataModule` for dataset ``name``: a catalogue or registered name, the path
@@ -89,7 +128,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
 
     Raises:
         KeyError: unknown model (with the nearest names).
-        ValueError: a hyper-parameter the model does not take (naming it and the known ones).
+        ValueError: a hyper-parameter the model does not take (naming it and the known ones), or
+            a value of another type than its argument's (:func:`check_hparam_values`).
     """
     cls = MODELS.get(name)
     if datamodule is not None:
@@ -104,6 +144,7 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     if unknown:
         raise ValueError(f"model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(sorted(known))}")
+    check_hparam_values(name, cls, hp)
     kwargs = dict(datamodule.model_kwargs() if datamodule is not None else (sizes or {}))
     kwargs = {k: v for k, v in kwargs.items() if k in known}
     kwargs.update(hp)

@@ -28,7 +28,7 @@ LIGHTNING_NOTICES = (
     r".*LeafSpec.*",  # torch.utils._pytree FutureWarning, raised through Lightning's apply_to_collection
     r"The number of training batches .* is smaller than the logging",  # kgzoo logs per epoch on purpose
     r".*does not have many workers which may be a bottleneck.*",  # in-memory batches need no workers
-    r".*`configure_optimizers` returned `None`.*",  # a model with nothing to train (Pop)
+    r".*configure_optimizers` returned `None`.*",  # a model with nothing to train (Pop): "`LightningModule.configure_..."
     # Recommender overrides transfer_batch_to_device on purpose (a batch already on the device is not walked again)
     r".*overridden `transfer_batch_to_device` in `LightningModule` but have passed in a `LightningDataModule`.*",
 )

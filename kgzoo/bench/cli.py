@@ -86,7 +86,15 @@ def leaderboard_dir(results: str | Path, given: str | Path | None = None) -> Pat
 
 
 def results_path(results: str | Path, name: str) -> Path:
-    """The results file: ``results`` if it names a ``.jsonl`` file, else ``results/<name>.jsonl``."""
+    """The results file: ``results`` if it names a ``.jsonl`` file, else ``results/<name>.jsonl``.
+
+    Raises:
+        ValueError: a ``name`` that is no plain file name (a path separator, ``..``: ``--name
+        ../x`` wrote beside the results folder instead of in it).
+    """
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"--name {name!r}: a file name without a folder (the rows go to <results>/<name>.jsonl; "
+                         "--results DIR or FILE.jsonl says where)")
     p = Path(results)
     if p.suffix == ".jsonl" or p.is_file():
         return p

@@ -486,8 +486,10 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     dataset, variant, KG ablation, seed, status (a failed row: its error), epochs (best epoch,
     what stopped the run), the test main metric, the committed reference beside it
     (:func:`reference_value`: mean over its seeds, ``"other schedule"`` when only the other
-    schedule class has one; and the committed row of the same seed, same schedule class, where
-    there is one) and the difference (to that seed's row where there is one, else to the mean: a
+    schedule class has one, ``"other config"`` when none of its rows ran this row's
+    :attr:`~kgzoo.bench.rows.ResultRow.config_sha`: other hyper-parameters or another epoch cap,
+    so that a difference is no reproduction failure; and the committed row of the same seed, same
+    schedule class, where there is one) and the difference (to that seed's row where there is one, else to the mean: a
     rerun of a committed seed reads ``+0.0000`` when it reproduces it), seconds per epoch and per cell.
 
     Returns:
@@ -496,7 +498,11 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     rows = list(rows)
     reference_rows = list(reference_rows)
     lines = reference_lines(reference_rows)
-    by_seed = {(reference_key(r), r.seed): r for r in latest_ok_rows(reference_rows)}
+    latest = latest_ok_rows(reference_rows)
+    by_seed = {(reference_key(r), r.seed): r for r in latest}
+    shas: dict[tuple, set] = {}  # the config shas each reference line ran
+    for r in latest:
+        shas.setdefault(reference_key(r), set()).add(r.config_sha)
     body = []
     for r in rows:
         metric = (sort_metric(r.task, None, [r]) if r.task else r.main_metric) or "-"
@@ -508,7 +514,9 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
             twin = by_seed.get((reference_key(r), r.seed)) if same else None
             seed_value = twin.metrics.get(f"test/{metric}") if twin is not None else None
             base = seed_value if seed_value is not None else stat.mean
-            committed = (f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{'' if same else ', other schedule'}"
+            other = ", other schedule" if not same else (
+                ", other config" if r.config_sha not in shas.get(reference_key(r), set()) else "")
+            committed = (f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{other}"
                          + (f"; seed {r.seed} {seed_value:.4f}" if seed_value is not None else "") + ")")
         stop = {"early_stopping": "early", "cap": "cap", "closed_form": "closed form"}.get(r.stopped_by or "", "-")
         body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
@@ -523,7 +531,9 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     return _rich_table(title or f"this run: {len(rows)} cell(s)", header, body,
                        caption="committed: mean over seeds of the committed rows with the same fingerprint, model, "
                                "variant, KG ablation and schedule (quick or not), and the row of this seed; "
-                               "diff: to this seed's committed row, else to the mean",
+                               "'other config': none of them ran this row's config sha (other hyper-parameters, e.g. "
+                               "before tuning, or another epoch cap); diff: to this seed's committed row, else to "
+                               "the mean",
                        left=("model", "dataset", "variant", "kg", "status", "metric"))
 
 

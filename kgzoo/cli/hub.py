@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..bench.render import console
 from ..quiet import quiet_lightning
-from ..hub import list_pretrained, load_pretrained
+from ..hub import list_pretrained
 from ..hub.export import export, open_model
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
 from ..hub.checkpoint import update_checkpoint
@@ -26,7 +26,9 @@ from ..data.readers._io import MIN_TEXT_MATCH
 
 def recommend_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``kgzoo recommend``."""
-    p.add_argument("--model", required=True, help="pretrained name 'model/dataset' (see `kgzoo pretrained`)")
+    p.add_argument("--model", required=True, metavar="NAME_OR_CHECKPOINT",
+                   help="a pretrained name 'model/dataset' (see `kgzoo pretrained`), a checkpoint file (kgzoo "
+                        "bench/fit/tune/update) or a folder written by save_pretrained")
     p.add_argument("--user", required=True, nargs="+", help="raw user id(s) of the dataset (MovieLens: 196)")
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
     exclude_argument(p)
@@ -50,7 +52,7 @@ def recommend_command(args: argparse.Namespace) -> int:
     if args.include_seen:
         print("kgzoo recommend: --include-seen is deprecated, use --exclude none", file=sys.stderr)
         args.exclude = "none"
-    pre = load_pretrained(args.model, root=args.root, manifest=args.manifest)
+    pre = open_model(args.model, root=args.root, manifest=args.manifest)  # as kgzoo export: a checkpoint too
     lists = pre.recommend(args.user, args.k, exclude=args.exclude)
     con = console()
     for user, recs in zip(args.user, lists):

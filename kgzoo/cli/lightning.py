@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningCLI
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule_for
 from ..bench.experiment import WarmupEarlyStopping
+from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec
@@ -338,6 +339,25 @@ def take_option(option: str, args: list[str]) -> tuple[list[str], list[str]]:
     return values, rest
 
 
+def _model_names_to_classes(args: list[str]) -> list[str]:
+    """``--model NAME`` (or ``--model=NAME``) of a registered model name (``bpr``, the name every
+    other kgzoo command takes) as its class path, which LightningCLI's subclass mode reads; a
+    class path, a class name or a config is left as it is (``kgzoo fit --model bpr`` failed with
+    jsonargparse's "Expected a dot import path string: bpr")."""
+    out = list(args)
+    for i, a in enumerate(out):
+        value = a.split("=", 1)[1] if a.startswith("--model=") else (
+            out[i + 1] if a == "--model" and i + 1 < len(out) else None)
+        if value is not None and value in MODELS:
+            cls = MODELS.get(value)
+            path = f"{cls.__module__}.{cls.__qualname__}"
+            if a == "--model":
+                out[i + 1] = path
+            else:
+                out[i] = f"--model={path}"
+    return out
+
+
 def passthrough_arguments(p: argparse.ArgumentParser) -> None:
     """Every argument, options and ``--help`` included, goes to LightningCLI untouched."""
     p.prefix_chars = "\x00"
@@ -384,7 +404,8 @@ _EVAL_QUIET = (
 
 
 def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
-    """Run ``kgzoo SUBCOMMAND ARGS`` (``fit``, ``test``, ``validate``) in this process: ``--pretrained``,
+    """Run ``kgzoo SUBCOMMAND ARGS`` (``fit``, ``test``, ``validate``) in this process: ``--model NAME``
+    of a registered name turned into its class path (:func:`_model_names_to_classes`), ``--pretrained``,
     ``--zoo`` and a kgzoo ``--ckpt_path`` (test/validate) turned into configs first, then
     :func:`make_lightning_cli`; the temporary config files are removed. Known-harmless library
     notices are dropped inside this call only (:func:`kgzoo.quiet.lightning_quiet`,
@@ -398,7 +419,7 @@ def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
     """
     tmps: list[str | None] = []
     try:
-        cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, list(args))
+        cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, _model_names_to_classes(list(args)))
         tmps.append(tmp_pre)
         cli_args, tmp = _with_zoo_config(subcommand, cli_args)
         tmps.append(tmp)
@@ -418,8 +439,15 @@ def _run(subcommand: str, args: argparse.Namespace) -> int:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """``kgzoo fit ...``: train with LightningCLI; returns 0."""
-    return _run("fit", args)
+    """``kgzoo fit ...``: train with LightningCLI, then say where the checkpoint went (the
+    :class:`BestCheckpoint` of ``--zoo``/``--pretrained``, else Lightning's own, under
+    ``--trainer.default_root_dir`` or ``./lightning_logs``) and how to test it; returns 0."""
+    cli = run_lightning("fit", list(args.lightning_args))
+    ckpt = getattr(cli.trainer.checkpoint_callback, "best_model_path", "") if cli.trainer.is_global_zero else ""
+    if ckpt:
+        path = os.path.abspath(ckpt)
+        console().print(f"checkpoint: {path}\n  test it: kgzoo test --ckpt_path {path}", soft_wrap=True)
+    return 0
 
 
 def test_command(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from ..bench.render import console
 from ..quiet import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig, dataset_tune_from
+from ..data.datasets import resolve_dataset
 from ..paths import config_dirs, packaged_config_dir
 
 
@@ -30,7 +31,8 @@ INSTALLED_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
 
 def tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a registered model name")
-    p.add_argument("dataset", help="a catalogue dataset name")
+    p.add_argument("dataset", help="a dataset name (catalogue or kgzoo data import), or the folder of one's own data "
+                                   "(as kgzoo bench --datasets PATH)")
     p.add_argument("--trials", type=int, default=None,
                    help="the budget: finished searched trials the study must hold (the same for every model of a "
                         "table); one more trial, outside it and never pruned, runs the config's own values")
@@ -53,6 +55,8 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
 
 def tune_command(args: argparse.Namespace) -> int:
     con = console()
+    given = args.dataset  # a folder: its registered name below, the path in the hint a later run repeats
+    args.dataset = resolve_dataset(args.dataset)
     target = None if args.no_write_config else (args.write_config or packaged_config_dir())
     if target is not None and args.write_config is None and Path(target).resolve() == INSTALLED_CONFIGS.resolve():
         raise SystemExit("kgzoo tune: this kgzoo is installed (its configs are in site-packages), so the tuned: "
@@ -93,5 +97,5 @@ def tune_command(args: argparse.Namespace) -> int:
         written = Path(target).resolve() if rep.config else None
         if written is not None and written not in [d.resolve() for d in config_dirs()]:
             con.print(f"later runs use it with --config-dir {written} (e.g. kgzoo bench --config-dir {written} "
-                      f"--models {args.model} --datasets {args.dataset} --full)")
+                      f"--models {args.model} --datasets {given} --full)")
     return 0 if rep.best_value is not None else 1

@@ -284,9 +284,12 @@ def detect_layout(folder: str | Path) -> tuple[Layout, Callable[[Path, float], K
         hit = layout.detect(f)
         if hit is not None:
             return layout, hit[0], hit[1]
-    files = sorted(p.name for p in f.iterdir())[:20]
+    files = sorted(f.iterdir())[:20]
+    # a table's header says why it is no interactions table (userId,movieId; one column: ';'-separated)
+    shown = [p.name + (f" (columns {', '.join(_columns(p))})" if p.suffix in _TABLE_EXT and p.is_file()
+                       and p.stat().st_size else "") for p in files]
     raise DataFormatError(f, 0, None, "matches no dataset layout; looked for: " + "; ".join(
-        f"{lay.name}: {lay.looks_for}" for lay in LAYOUTS) + f". Files there: {', '.join(files) or 'none'}")
+        f"{lay.name}: {lay.looks_for}" for lay in LAYOUTS) + f". Files there: {', '.join(shown) or 'none'}")
 
 
 def _valid_name(name: str) -> str:

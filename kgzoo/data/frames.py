@@ -15,7 +15,8 @@ Frames and their columns (raw ids of any type; they are compared as text and kep
 Users are numbered in order of first appearance in ``interactions``, items likewise (items
 are entities ``0..I-1``), other entities follow in order of first appearance in ``triples``.
 Rows of the side frames (text, features, social) whose user or item has no interaction are
-dropped and counted in :attr:`KGRecData.cleaning`; everything else that is wrong is an error.
+dropped and counted in :attr:`KGRecData.cleaning`; everything else that is wrong is an error,
+a column of no known name in a frame other than the features included (it would be ignored).
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "item_features": (("item",), ()),
     "social": (("user", "friend"), ()),
 }
+#: the frames whose other columns are attributes (one per column), not unknown columns
+FEATURE_FRAMES = ("user_features", "item_features")
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,25 @@ def _check_frame(df: Any, frame: str, where: Origin) -> pd.DataFrame:
     """``df`` as a DataFrame with its required columns, no null in them, its rows numbered 0..n-1.
 
     Raises:
-        DataFormatError: not a DataFrame (line 0), a missing required column (line 1 when the
-        source has a header, else 0), a null (NaN/None) in a required column (its line), no rows.
+        DataFormatError: not a DataFrame (line 0), a missing required column or, in a frame of
+        fixed columns (not the features), a column that is neither required nor optional (line 1
+        when the source has a header, else 0: a ``score`` or ``time`` column was dropped without
+        a word), a null (NaN/None) in a required column (its line), no rows.
     """
     if not isinstance(df, pd.DataFrame):
         raise DataFormatError(where.path, 0, None, f"{frame}: expected a pandas DataFrame, got {type(df).__name__}")
-    required, _ = COLUMNS[frame]
+    required, optional = COLUMNS[frame]
     for c in required:
         if c not in df.columns:
             raise DataFormatError(where.path, where.header, c, f"{frame}: missing column {c!r} "
                                   f"(columns: {', '.join(map(str, df.columns))}; expected {', '.join(required)})")
+    if frame not in FEATURE_FRAMES:
+        extra = [c for c in df.columns if c not in required and c not in optional]
+        if extra:
+            raise DataFormatError(where.path, where.header, str(extra[0]),
+                                  f"{frame}: unknown column {extra[0]!r}; its columns are {', '.join(required)}"
+                                  + (f" and optionally {', '.join(optional)}" if optional else "")
+                                  + " (rename it to one of them, or drop it: it would be ignored)")
     if len(df) == 0:
         raise DataFormatError(where.path, where.header + 1, required[0], f"{frame}: no rows")
     df = df.reset_index(drop=True)
@@ -85,7 +97,30 @@ def _check_frame(df: Any, frame: str, where: Origin) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataFormatError(where.path, where.line(i), c, f"{frame}: missing value")
+        if c not in NOT_IDS:
+            _check_id_forms(df[c], frame, c, where)
     return df
+
+
+#: required columns that hold no ids (the rest are raw user, item or entity ids)
+NOT_IDS = ("relation", "text")
+
+
+def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin) -> None:
+    """Refuse an id column that holds integers and integers written as floats (``5`` and
+    ``5.0``: a float cell of a spreadsheet, an id column upcast by a NaN): ids are compared as
+    text, so ``5.0`` would be another user or item than ``5``, silently.
+
+    Raises:
+        DataFormatError: naming the line of the first float-written id.
+    """
+    s = ids.astype(str)
+    floats = s.str.fullmatch(r"[+-]?\d+\.0+").to_numpy()
+    if floats.any() and s.str.fullmatch(r"[+-]?\d+").any():
+        i = int(np.flatnonzero(floats)[0])
+        raise DataFormatError(where.path, where.line(i), col, f"{frame}: id {s.iloc[i]!r} is an integer written as a "
+                              f"float where the other ids are integers; it would be another id than "
+                              f"{s.iloc[i].split('.')[0]!r} (ids are compared as text): write it as one")
 
 
 def _numbers(df: pd.DataFrame, col: str, where: Origin, integer: bool) -> np.ndarray:
@@ -109,7 +144,9 @@ def _numbers(df: pd.DataFrame, col: str, where: Origin, integer: bool) -> np.nda
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = "a whole number" if integer else "a finite number"
-        raise DataFormatError(where.path, where.line(i), col, f"expected {what}, got {s.iloc[i]!r}")
+        got = ("a missing value (an empty field, or a row with fewer fields than the header)"
+               if s.iloc[i] is None or (isinstance(s.iloc[i], float) and np.isnan(s.iloc[i])) else repr(s.iloc[i]))
+        raise DataFormatError(where.path, where.line(i), col, f"expected {what}, got {got}")
     return v.astype(np.int64) if integer else v
 
 

@@ -2,7 +2,8 @@
 without retraining it (issue 15, part 7; ``kgzoo update``).
 
 :func:`update_model` extends the model's data (:func:`kgzoo.data.extend.extend_data`: every id
-kept, new ones appended), builds the extended data's DataModule under the same protocol, grows
+kept, new ones appended), builds the extended data's DataModule under the same protocol with the
+base's split kept (:func:`keep_base_split`: the new rows train, the test pairs are the base's), grows
 the model (:meth:`kgzoo.models.base.Recommender.update`: trained rows unchanged, graphs rebuilt,
 new rows by fold-in and KG/graph neighbours) and optionally fine-tunes it for a few epochs on the
 new train interactions plus a replay sample of the base ones (against forgetting: experience
@@ -14,6 +15,7 @@ the path alone (:func:`extended_datamodule`); :func:`kgzoo.hub.checkpoint.update
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,44 @@ def check_updatable(datamodule: KGRecDataModule) -> None:
     if datamodule.kg_ablation_kind != "real":
         raise ValueError(f"update: a model trained under KG ablation {datamodule.kg_ablation_kind!r} is not extended; "
                          "retrain on the extended data")
+
+
+#: the base splits an update keeps (:func:`keep_base_split`): drawn over all rows, they would be
+#: drawn anew over the extended rows
+REDRAWN_SPLITS = ("random", "temporal", "loo")
+
+
+def keep_base_split(base: KGRecDataModule, data: KGRecData) -> tuple[KGRecData, EvalProtocol]:
+    """The extended ``data`` with the base's split fixed, and the protocol that reads it.
+
+    A random (temporal, leave-one-out) split is drawn from one permutation of all rows, so over
+    the extended rows it is another split: on ml-100k-kg, 4 new rows moved 7,741 of the 9,598 test
+    pairs to pairs the base model had trained on, and test NDCG@10 of the unchanged BPR read 0.376
+    for 0.297. Here every base row keeps its part (``given_split`` 0 train / 1 valid / 2 test, -1
+    for a row the base split left out) and every new row is a training row, as for a base with
+    a source split (:func:`kgzoo.data.extend.extend_data`): the update is tested on the base's
+    test pairs. The protocol is the base's with ``split="given"``.
+
+    Args:
+        base: the base DataModule (set up). data: :func:`extend_data` of ``base.data``: its rows
+            first, in order, then the new ones.
+
+    Returns:
+        ``(data with given_split, protocol)``; a base of another split: ``(data, base.protocol)``.
+
+    Raises:
+        RuntimeError: ``data`` does not start with the base's rows.
+    """
+    if base.protocol.split not in REDRAWN_SPLITS:
+        return data, base.protocol
+    n = base.data.n_interactions
+    if not torch.equal(data.interactions[:n], base.data.interactions):
+        raise RuntimeError("update: the extended interactions do not start with the base's rows")
+    labels = torch.zeros(data.n_interactions, dtype=torch.long)
+    labels[:n] = -1
+    for k, part in enumerate((base.split.train, base.split.valid, base.split.test)):
+        labels[part] = k
+    return data.replace(given_split=labels), dataclasses.replace(base.protocol, split="given")
 
 
 def new_train_pairs(datamodule: KGRecDataModule, data: KGRecData, growth: Growth) -> torch.Tensor:
@@ -226,7 +266,8 @@ def update_model(model: Any, datamodule: KGRecDataModule, interactions: pd.DataF
     check_side_tables(model, [t for t in SIDE_TABLES if side[t] is not None])
     data, growth = extend_data(datamodule.data, interactions, triples, links, item_text, **side, name=name,
                                min_text_match=min_text_match, origins=origins)
-    dm = KGRecDataModule.from_data(data, protocol=datamodule.protocol, batch_size=datamodule.batch_size,
+    data, protocol = keep_base_split(datamodule, data)
+    dm = KGRecDataModule.from_data(data, protocol=protocol, batch_size=datamodule.batch_size,
                                    eval_batch_size=datamodule.eval_batch_size, kg_batch_size=datamodule.kg_batch_size,
                                    seed=datamodule.seed)
     dm.extended_from = (datamodule, growth)
@@ -313,6 +354,8 @@ def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDat
     ext, growth = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"],
                               origins=origins)
     protocol = EvalProtocol(**{k: v for k, v in data["protocol"].items() if k != "candidates"})
+    if protocol.split == "given" and base.protocol.split in REDRAWN_SPLITS:  # written with keep_base_split
+        ext, _ = keep_base_split(base, ext)
     dm = KGRecDataModule.from_data(ext, protocol=protocol, seed=data.get("seed"),
                                    **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size")
                                       if k in data})
@@ -346,5 +389,6 @@ def register_extended(datamodule: KGRecDataModule) -> str:
     return register_dataset(spec).name
 
 
-__all__ = ["FineTuneBatches", "Update", "check_updatable", "extended_datamodule", "fine_tune", "new_train_pairs", "read_update",
+__all__ = ["FineTuneBatches", "Update", "check_updatable", "extended_datamodule", "fine_tune", "keep_base_split",
+           "new_train_pairs", "read_update",
            "register_extended", "update_model", "write_checkpoint"]

@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO
 from kgzoo.bench.rows import read_rows
 from kgzoo.config import ZooConfig
+from kgzoo.data.datasets import resolve_dataset
 from kgzoo.cli import main
 
 
@@ -35,6 +36,15 @@ def test_unknown_model_pattern_exits_nonzero(data_dir):
     assert p.returncode != 0
     assert "model pattern 'nosuchmodel*' matches no registered model" in p.stderr
     assert "Trainer" not in p.stdout + p.stderr  # refused before any training
+
+
+def test_a_results_name_with_a_folder_is_refused(tmp_path, capsys):
+    """--name ../x wrote its rows beside the --results folder instead of in it."""
+    for name in ("../evil", "sub/x", ".."):
+        assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "r"), "--name", name,
+                     "--runs", str(tmp_path / "runs")]) == 2
+        assert f"--name {name!r}: a file name without a folder" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.jsonl"))
 
 
 def test_unknown_metric_exits_nonzero(data_dir, tmp_path, capsys):
@@ -125,12 +135,19 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
                    "is smaller than the logging interval", "callbacks used to create the checkpoint"):
         assert not [m for m in shown if notice in m], (notice, shown)
     assert shown[-1] == "a real warning still shows"
+    # a registered name works where a class path does (it failed: "Expected a dot import path string: lightgcn")
+    assert main(["fit", "--model", "lightgcn", *common[2:], "--trainer.max_epochs", "1",
+                 "--trainer.limit_train_batches", "1", "--trainer.default_root_dir", str(tmp_path / "by-name")]) == 0
+    assert len(list((tmp_path / "by-name").rglob("*.ckpt"))) == 1
+    from kgzoo.cli.lightning import _model_names_to_classes
+    assert _model_names_to_classes(["--model=bpr", "--model.lr", "0.1", "--model", "x.Y"]) == [
+        "--model=kgzoo.models.mf.BPRMF", "--model.lr", "0.1", "--model", "x.Y"]
     # the DataModule's sizes are linked into the model; a wrong class is refused by the parser
     with pytest.raises(SystemExit):
         main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
 
 
-def test_fit_from_a_zoo_config(data_dir, tmp_path):
+def test_fit_from_a_zoo_config(data_dir, tmp_path, capsys):
     from kgzoo.cli.lightning import zoo_cli_config
 
     cfg = zoo_cli_config("cfkg/ml-100k-kg")
@@ -142,7 +159,10 @@ def test_fit_from_a_zoo_config(data_dir, tmp_path):
             "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.default_root_dir", str(tmp_path)]
     assert main(args) == 0
-    assert len(list(tmp_path.rglob("*.ckpt"))) == 1
+    ckpt, = tmp_path.rglob("*.ckpt")
+    # fit says where its checkpoint went (it printed nothing: a user looked for it under ./lightning_logs)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"checkpoint: {ckpt.resolve()} test it: kgzoo test --ckpt_path {ckpt.resolve()}" in out, out[-2000:]
     assert main(["fit", "--zoo", "nosuchmodel"]) == 2  # unknown model: a clear error, no training
 
 
@@ -262,14 +282,21 @@ def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatc
     assert "--config-dir" in capsys.readouterr().err
 
 
-def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir, capsys):
+def _one_epoch_bpr_study(tmp_path, monkeypatch, config: str) -> Path:
+    """A folder of zoo configs with BPR's ``config`` (``ml-100k-kg.yaml``, ``default.yaml``): d=8,
+    one epoch per trial, lr searched; ``KGZOO_HOME`` in ``tmp_path``. Returns the folder."""
     cfg = tmp_path / "configs"
     (cfg / "bpr").mkdir(parents=True)
-    (cfg / "bpr" / "ml-100k-kg.yaml").write_text(
+    (cfg / "bpr" / config).write_text(
         "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\ndata: {batch_size: 4096, eval_batch_size: 1024}\n"
         "train: {max_epochs: 1, patience: 1}\ntune:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}\n")
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir extends it for the process: undone here
+    return cfg
+
+
+def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, data_dir, capsys):
+    cfg = _one_epoch_bpr_study(tmp_path, monkeypatch, "ml-100k-kg.yaml")
     banner = logging.getLogger("lightning.pytorch")
     monkeypatch.setattr(banner, "level", banner.level)  # restored after the test
     banner.setLevel(logging.INFO)  # as in a fresh process
@@ -289,3 +316,22 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0 and "trial 0" not in out
     assert f"later runs use it with --config-dir {(tmp_path / 'mine').resolve()}" in out
+
+
+def test_tune_takes_a_folder_as_bench_does(tmp_path, monkeypatch, capsys):
+    """kgzoo tune bpr PATH said "unknown dataset 'PATH'" where kgzoo bench --datasets PATH,
+    kgzoo fit --data.dataset PATH and kgzoo data stats PATH read the folder."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    rows = [f"u{u},i{(u * 7 + k) % 40}" for u in range(30) for k in range(12)]
+    (shop / "interactions.csv").write_text("user,item\n" + "\n".join(rows) + "\n")
+    cfg = _one_epoch_bpr_study(tmp_path, monkeypatch, "default.yaml")
+    code = main(["tune", "bpr", str(shop), "--trials", "1", "--config-dir", str(cfg), "--results",
+                 str(tmp_path / "results"), "--write-config", str(tmp_path / "mine"),
+                 "--storage", str(tmp_path / "tune.sqlite3")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out
+    name = resolve_dataset(str(shop))
+    assert (tmp_path / "results" / "tuning" / f"bpr-{name}.jsonl").is_file()
+    assert (tmp_path / "mine" / "bpr" / f"{name}.yaml").is_file()
+    assert f"--datasets {shop} --full" in out  # the hint repeats the path a later run is given

@@ -111,6 +111,14 @@ def test_folder_of_no_layout_lists_what_was_looked_for(tmp_path):
         kgzoo.create_datamodule(str(tmp_path))
     for name in ("mind", "recbole", "ripplenet", "kgin", "hin", "tables", "notes.txt"):
         assert name in str(e.value)
+    # a table's header says why it is no interactions table (a user had to open the files to see it)
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating\n1,2,4\n")
+    (tmp_path / "semi.csv").write_text("user;item\n1;2\n")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataFormatError, match="matches no dataset layout") as e:
+        kgzoo.create_datamodule(str(tmp_path))
+    assert ("Files there: empty.csv, notes.txt, ratings.csv (columns userId, movieId, rating), "
+            "semi.csv (columns user;item)") in str(e.value)
 
 
 def test_cli_stats_bench_fit_and_import(recbole_dir, tmp_path, capsys, monkeypatch):

@@ -373,6 +373,13 @@ def test_rich_views_and_the_run_table():
     assert "0.3100 (3 seeds)" in text and "+0.0100" in text  # seed 7 has no committed row: the mean
     con.print(render.rich_run_table([quick], committed[:3], title="mine"))
     assert "0.3100 (3 seeds, other schedule)" in con.export_text()
+    # committed rows of another config (untuned quick rows, a converged line beside a 5-epoch run) say so:
+    # kgzoo bench printed LightGCN's tuned smoke run +0.0834 beside untuned rows as if it reproduced them
+    tuned = [row("bpr", s, 0.30 + s / 100, config_sha="c0ffee") for s in (0, 1, 2)]
+    con.print(render.rich_run_table([row("bpr", 0, 0.36, config_sha="beef"), row("bpr", 1, 0.31, config_sha="c0ffee")],
+                                    tuned, title="configs"))
+    text = con.export_text()
+    assert "0.3100 (3 seeds, other config; seed 0 0.3000)" in text and "0.3100 (3 seeds; seed 1 0.3100)" in text
     board = lb.build(committed[:3] + [row("x", 0, 0.1, kind="quick")])
     assert len(render.rich_tables(board)) == 1 and len(render.rich_tables(board, sections=(lb.PUBLISHED, lb.SMOKE))) == 2
     con.print(*render.rich_tables(board))

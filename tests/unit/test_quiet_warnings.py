@@ -105,3 +105,32 @@ def test_evaluation_prints_no_lightning_banner_and_the_filter_is_scoped():
     assert "available:" not in before and "Tip:" not in before, before  # evaluate: quiet
     assert "another INFO line of Lightning's" in after  # the block drops the banners only
     assert after.count("GPU available: ") == 1 and after.count("TPU available: ") == 1  # the filter left
+
+
+def test_closed_form_fit_drops_the_no_optimizer_notice_and_nothing_else():
+    """Pop trains nothing (``configure_optimizers`` returns None): Lightning's
+    "`LightningModule.configure_optimizers` returned `None`" notice printed once per Pop cell in
+    every ``kgzoo bench`` log, because the pattern of :data:`kgzoo.quiet.LIGHTNING_NOTICES` wanted
+    a backtick right before ``configure_optimizers`` where Lightning writes ``LightningModule.``."""
+    import warnings
+
+    import lightning as L
+    import pandas as pd
+
+    import kgzoo
+    from kgzoo.quiet import lightning_quiet
+
+    rows = [(f"u{u}", f"i{(u * 5 + k) % 30}") for u in range(12) for k in range(10)]
+    ds = kgzoo.from_frames(pd.DataFrame(rows, columns=["user", "item"]), name="quiet-pop")
+    dm = kgzoo.create_datamodule(ds.name, batch_size=16)
+    model = kgzoo.create_model("pop", datamodule=dm, config=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with lightning_quiet():
+            trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+            trainer.fit(model, datamodule=dm)
+        warnings.warn("a real warning still shows")
+    shown = [str(w.message) for w in caught]
+    assert not [m for m in shown if "configure_optimizers" in m], shown
+    assert shown[-1] == "a real warning still shows"

@@ -92,3 +92,21 @@ def test_the_commands_share_the_parameter_and_the_default(pre, tmp_path, capsys)
     assert main(["recommend", "--model", str(folder), "--user", "u3", "-k", "3", "--include-seen"]) == 0
     out = capsys.readouterr()
     assert "--include-seen is deprecated, use --exclude none" in out.err and "top-3 items for user u3" in " ".join(out.out.split())
+
+
+def test_recommend_takes_a_checkpoint_as_export_does(pre, tmp_path, capsys):
+    """kgzoo recommend --model best.ckpt said "invalid pretrained name" where kgzoo export took
+    the same checkpoint: a model just trained by kgzoo bench or fit could not be asked."""
+    import lightning as L
+
+    model = kgzoo.create_model("bpr", datamodule=pre.datamodule, config=False, embedding_dim=4)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, datamodule=pre.datamodule)
+    ckpt = tmp_path / "best.ckpt"
+    trainer.save_checkpoint(ckpt)
+    assert main(["recommend", "--model", str(ckpt), "--user", "u3", "-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    want = [i for i, _, _ in kgzoo.load_checkpoint(ckpt).recommend("u3", k=3)]
+    assert [line.split()[3] for line in printed.splitlines() if line.split()[:2] in (["│", "1"], ["│", "2"],
+                                                                                     ["│", "3"])] == want
