@@ -87,8 +87,19 @@ def check_hparam_values(name: str, cls: type, values: dict[str, Any], where: str
             ok = any(isinstance(value, _HPARAM_TYPES[p]) and (p == "bool" or not isinstance(value, bool))
                      for p in parts if p != "None")
         if not ok:
+            hint = ""
+            if isinstance(value, str) and _is_number(value):  # PyYAML reads 1e-3 (no dot) as text
+                hint = f"; YAML reads {value} without a dot as text: write it {float(value)!r}"
             raise ValueError(f"{where}model {name!r}: hyper-parameter {key!r} takes {ann}, got {value!r} "
-                             f"({type(value).__name__})")
+                             f"({type(value).__name__}){hint}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | dict | None = None,

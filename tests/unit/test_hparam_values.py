@@ -35,3 +35,9 @@ def test_values_the_annotations_admit_pass():
     assert m.lr == 1 and m.user_emb.weight.shape == (5, 4)
     with pytest.raises(ValueError, match="^variant 'use_kg=1': model 'kgplm': hyper-parameter 'use_kg' takes bool"):
         check_hparam_values("kgplm", MODELS.get("kgplm"), {"use_kg": 1}, where="variant 'use_kg=1': ")
+
+
+def test_a_number_yaml_read_as_text_says_how_to_write_it():
+    """PyYAML reads ``lr: 1e-3`` (no dot) as the text '1e-3': the error says to write 0.001."""
+    with pytest.raises(ValueError, match=r"got '1e-3' \(str\); YAML reads 1e-3 without a dot as text: write it 0.001"):
+        kgzoo.create_model("bpr", sizes=SIZES, config=False, lr="1e-3")
