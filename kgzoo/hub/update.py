@@ -60,11 +60,17 @@ def check_updatable(datamodule: KGRecDataModule) -> None:
 
     Raises:
         ValueError: a task other than ``topk``, a k-core protocol (its filter could renumber
-        users and items), a KG ablation other than ``real`` (retrain on the extended data).
+        users and items), a cold-item split (drawn over the items: the extended items would
+        redraw which items are cold, and the base's test items could enter training), a KG
+        ablation other than ``real`` (retrain on the extended data).
     """
     p = datamodule.protocol
     if p.task != "topk":
         raise ValueError(f"update: the {p.task} task has no incremental update (topk only); retrain")
+    if p.split == "cold_item":
+        raise ValueError("update: a cold-item split is drawn over the items, so the extended items would redraw "
+                         "which items are cold (the base's test items could enter training); retrain on the extended "
+                         "data instead")
     if p.k_core > 0:
         raise ValueError(f"update: the protocol's k-core filter (k_core={p.k_core}) could renumber users and items of "
                          "the extended data; retrain on it instead")

@@ -406,3 +406,17 @@ def test_an_updated_kgplm_with_transe_vectors_is_rebuilt_from_its_path_without_t
                                  "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
     assert cli.datamodule.extended_from is not None and cli.datamodule.fingerprint == up.datamodule.fingerprint
     assert torch.equal(cli.model.kg_vectors, up.model.kg_vectors) and "test/ndcg@10" in cli.trainer.callback_metrics
+
+
+def test_a_cold_item_split_is_not_updated():
+    """A cold-item split is drawn over the items: an update would redraw it (and could train on the
+    base's test items), so it is refused before anything is built, naming the split."""
+    from kgzoo.data.protocol import EvalProtocol
+    from kgzoo.hub.update import check_updatable
+
+    x, kg = frames()
+    data = build_from_frames(x, triples=kg, name="tiny")
+    dm = KGRecDataModule.from_data(data, batch_size=32, protocol=EvalProtocol(task="topk", split="cold_item"))
+    with pytest.raises(ValueError, match="cold-item split is drawn over the items"):
+        check_updatable(dm)
+    check_updatable(datamodule())  # the random split of the same data is updatable
