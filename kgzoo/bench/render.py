@@ -315,7 +315,9 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
            "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
-           "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means.", ""]
+           "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means. "
+           "To rerun a line, take its `command:` with a `--results` folder of your own in place of "
+           "`benchmarks/results` (that one holds the committed rows).", ""]
     out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
     if lb.robustness:
         out += ["## KG robustness", "",
