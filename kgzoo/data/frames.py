@@ -200,7 +200,7 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
         """Rows of ``df`` whose ``col`` is a known user/item (the rest counted), and their indices."""
         idx = _index_of(df[col].to_numpy(), index)
         keep = idx >= 0
-        cleaning[f"{frame}: rows of a {what} without interactions"] = int((~keep).sum())
+        cleaning[f"{frame}: rows of {'an' if what == 'item' else 'a'} {what} without interactions"] = int((~keep).sum())
         return df[keep], idx[keep]
 
     # ---------------------------------------------------------------- KG

@@ -107,7 +107,7 @@ def test_bad_side_frames():
     assert e.value.field == "item"
     d = build_from_frames(x, item_text=text, min_text_match=0)  # accepted explicitly
     assert d.item_text[d.item_ids.index("sku-1")] == "a shoe"
-    assert d.cleaning["item_text: rows of a item without interactions"] == 20
+    assert d.cleaning["item_text: rows of an item without interactions"] == 20
 
 
 def test_unknown_columns_of_side_frames_are_errors_attributes_are_not(tmp_path):
