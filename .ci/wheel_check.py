@@ -1,5 +1,6 @@
 """CI, after the wheel install: the rows of ``kgzoo bench --models pop bpr`` were trained with the
-zoo configs shipped inside the wheel (``kgzoo/zoo_configs/``), not with constructor defaults.
+zoo configs shipped inside the wheel (``kgzoo/zoo_configs/``), not with constructor defaults, and
+the published rows ship with it (``kgzoo/published/``).
 
 Run with the wheel environment's python, from outside the checkout:
 ``python wheel_check.py RESULTS.jsonl``. Exits non-zero, naming the failed check.
@@ -13,7 +14,7 @@ import kgzoo
 from kgzoo.bench.cells import Cell, cell_config_sha
 from kgzoo.bench.rows import read_rows
 from kgzoo.config import ZooConfig
-from kgzoo.paths import packaged_config_dir
+from kgzoo.paths import packaged_config_dir, published_results_dir
 
 package = Path(kgzoo.__file__).resolve().parent
 rows = read_rows(sys.argv[1])
@@ -21,7 +22,10 @@ checks = [(f"kgzoo is imported from the installed wheel ({package}), not from a 
            "site-packages" in package.parts),
           (f"the packaged configs are the wheel's package data ({packaged_config_dir()})",
            packaged_config_dir() == package / "zoo_configs"),
-          ("one row each for pop and bpr", sorted(r.model for r in rows) == ["bpr", "pop"])]
+          ("one row each for pop and bpr", sorted(r.model for r in rows) == ["bpr", "pop"]),
+          (f"the published rows ship with the wheel ({published_results_dir()})",
+           published_results_dir() == package / "published"
+           and len(read_rows(package / "published" / "converged.jsonl")) > 100)]
 for row in rows:
     cfg = ZooConfig.load(row.model, row.dataset)
     name = f"{row.model} on {row.dataset}"

@@ -113,11 +113,25 @@ def checkout_dir() -> Path | None:
 
 def committed_results_dir() -> Path | None:
     """The committed result rows: ``<checkout>/benchmarks/results`` (:func:`checkout_dir`), whatever
-    the working directory; ``None`` for an installed kgzoo (no committed rows ship with it).
-    ``kgzoo bench``'s ``--reference`` and ``--leaderboard-only`` and ``kgzoo tune``'s ``--results``
-    default to it."""
+    the working directory; ``None`` for an installed kgzoo (it ships a read-only copy of them:
+    :func:`published_results_dir`). ``kgzoo bench``'s ``--leaderboard-only`` and ``kgzoo tune``'s
+    ``--results`` default to it."""
     root = checkout_dir()
     return None if root is None else root / "benchmarks" / "results"
+
+
+def published_results_dir() -> Path | None:
+    """The published result rows, for reading: a checkout's committed rows
+    (:func:`committed_results_dir`), or those shipped inside an installed kgzoo
+    (``kgzoo/published/``, the build's copy of ``benchmarks/results/*.jsonl``: pyproject.toml,
+    setup.py); ``None`` where neither is there. ``kgzoo bench`` compares its rows with them
+    (``--reference``) and ``--with-published`` puts them beside one's own in a leaderboard. Never
+    written: an installed kgzoo's rows of one's own go to ``--results``."""
+    root = checkout_dir()
+    if root is not None:
+        return root / "benchmarks" / "results"
+    shipped = Path(__file__).resolve().parent / "published"
+    return shipped if shipped.is_dir() else None
 
 
 def committed_leaderboard_dir() -> Path | None:

@@ -14,12 +14,12 @@ from typing import Any, Iterator, Sequence
 
 from ..config import ZooConfig
 from ..dist import is_rank_zero
-from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir, shown_path
+from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir, published_results_dir, shown_path
 from ..quiet import quiet_lightning
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
 from .render import console, rich_run_table, write_leaderboard
-from .rows import ResultRow, read_folder, read_rows
+from .rows import ResultRow, dump_row, read_folder, read_rows
 from .runner import run_grid
 
 
@@ -144,7 +144,7 @@ def bench_args(p: argparse.ArgumentParser) -> None:
                         "committed rows)")
     p.add_argument("--reference", default=None,
                    help=f"folder of the reference rows shown beside this run's (default {COMMITTED_HELP}, from any "
-                        "working directory)")
+                        "working directory; an installed kgzoo: the published rows it ships)")
     p.add_argument("--leaderboard-dir", default=None,
                    help=f"where --leaderboard-only writes (default: {LEADERBOARD_HELP} for the committed rows, else "
                         "a leaderboard/ folder beside the --results rows)")
@@ -152,26 +152,39 @@ def bench_args(p: argparse.ArgumentParser) -> None:
                    help=f"rebuild the leaderboard from the rows in --results (default {COMMITTED_HELP}, from any "
                         "working directory), run nothing")
     p.add_argument("--no-png", action="store_true", help="skip the PNG charts (--leaderboard-only)")
+    p.add_argument("--with-published", action="store_true",
+                   help="--leaderboard-only: kgzoo's published rows (shipped with it) beside those of --results, so "
+                        "a model of one's own joins the baselines' tables under the same fingerprints")
     _trainer_args(p)
 
 
 def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | None = None, png: bool = True,
-                      show: bool = True) -> dict[str, Any]:
+                      show: bool = True, published: str | Path | None = None) -> dict[str, Any]:
     """Rebuild the leaderboard in ``out_dir`` from every row of the results folder ``results``
-    (or of the one file it names) by :func:`kgzoo.bench.render.write_leaderboard`.
+    (or of the one file it names) by :func:`kgzoo.bench.render.write_leaderboard`, with the rows
+    of the folder ``published`` beside them (``--with-published``:
+    :func:`kgzoo.paths.published_results_dir`; a row in both counted once).
 
     Raises:
-        FileNotFoundError: no rows there.
+        FileNotFoundError: no rows in ``results``, or a ``published`` folder that is not there.
     """
     p = Path(results)
     rows = read_rows(p) if p.suffix == ".jsonl" else read_folder(p)
     if not rows:
         raise FileNotFoundError(f"no result rows in {p} (run `kgzoo bench --results {p}` first)")
-    out = write_leaderboard(rows, out_dir, metric=metric, png=png,
-                            source=shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl"))
+    source = shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl")
+    if published is not None:
+        q = Path(published)
+        if not q.is_dir():
+            raise FileNotFoundError(f"--with-published: no published rows at {q}")
+        if q.resolve() != (p.parent if p.suffix == ".jsonl" else p).resolve():
+            own = {dump_row(r) for r in rows}
+            rows += [r for r in read_folder(q) if dump_row(r) not in own]
+            source += f" and the published rows ({shown_path(q)}/*.jsonl)"
+    out = write_leaderboard(rows, out_dir, metric=metric, png=png, source=source)
     if show:
         console().print(f"leaderboard: {Path(out['markdown']).resolve()} ({len(out['csv'])} CSV, {len(out['png'])} "
-                        f"PNG) from {len(rows)} rows in {p.resolve()}")
+                        f"PNG) from {len(rows)} rows in {source}")
     return out
 
 
@@ -182,9 +195,19 @@ def bench_command(args: argparse.Namespace) -> int:
         rows = args.results or committed_results_dir()
         if rows is None:
             raise FileNotFoundError("kgzoo bench --leaderboard-only: this kgzoo is installed, without committed rows: "
-                                    "give --results DIR (a folder of result rows, or one .jsonl file)")
-        build_leaderboard(rows, leaderboard_dir(rows, args.leaderboard_dir), args.metric, png=not args.no_png)
+                                    "give --results DIR (a folder of result rows, or one .jsonl file), and "
+                                    "--with-published to put kgzoo's published rows beside them")
+        published = None
+        if args.with_published:
+            published = published_results_dir()
+            if published is None:
+                raise FileNotFoundError("kgzoo bench --with-published: this kgzoo has no published rows "
+                                        "(neither a checkout's benchmarks/results nor kgzoo/published)")
+        build_leaderboard(rows, leaderboard_dir(rows, args.leaderboard_dir), args.metric, png=not args.no_png,
+                          published=published)
         return 0
+    if args.with_published:
+        raise ValueError("--with-published goes with --leaderboard-only")
     if args.full and (args.quick or args.epochs is not None):
         raise ValueError("--full cannot be combined with --quick or --epochs")
     devices = _devices(args.devices)
@@ -193,12 +216,12 @@ def bench_command(args: argparse.Namespace) -> int:
     quick = args.quick or (args.epochs is None and not args.full)
     run_folder = Path(args.runs) if args.runs else default_run_folder()
     results = results_path(args.results or run_folder, args.name)
-    ref = Path(args.reference) if args.reference is not None else committed_results_dir()
+    ref = Path(args.reference) if args.reference is not None else published_results_dir()
     reference = read_folder(ref) if ref is not None else []
     con = console()
     if ref is None or not ref.is_dir():  # an installed kgzoo has no committed rows; a --reference that is no folder
         con.print("no committed rows to compare with: "
-                  + ("this kgzoo is installed, without committed rows" if ref is None else f"{ref.resolve()} is no folder")
+                  + ("this kgzoo has no published rows" if ref is None else f"{ref.resolve()} is no folder")
                   + " (give --reference DIR); the committed column and the time estimates stay empty")
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
                       devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,

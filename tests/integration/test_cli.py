@@ -76,6 +76,20 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys, m
     # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
     assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
     assert "result rows (1 cells) in `./*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()  # the cwd's
+    # --with-published: one's own rows beside kgzoo's published ones (a row in both counted once)
+    from kgzoo.bench.rows import read_folder
+    from kgzoo.paths import published_results_dir
+
+    published = read_folder(published_results_dir())
+    (tmp_path / "copied.jsonl").write_text((published_results_dir() / "converged.jsonl").read_text())
+    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir", str(tmp_path / "lb2"),
+                 "--no-png", "--with-published"]) == 0
+    text = (tmp_path / "lb2" / "LEADERBOARD.md").read_text()
+    assert f"Generated from {len(published) + 1} result rows" in text and "and the published rows" in text
+    assert "| - | pop |" in text and "| 1 | lightgcn |" in text  # our Pop beside the published ml-100k-kg lines
+    capsys.readouterr()
+    assert main(["bench", "--models", "pop", "--with-published"]) == 2
+    assert "--with-published goes with --leaderboard-only" in capsys.readouterr().err
     # no reference folder (a run outside a checkout): said, not silently an empty column
     assert main(["bench", "--models", "pop", "--epochs", "1", "--results", str(tmp_path / "again"), "--runs",
                  str(tmp_path / "runs2"), "--reference", str(tmp_path / "nowhere")]) == 0

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 
 #: what a build of the wheel reads from the repository (the rest is tests, docs, results)
-BUILD_INPUTS = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "kgzoo", "zoo_configs")
+BUILD_INPUTS = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "kgzoo", "zoo_configs", "benchmarks/results")
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_wheel_holds_every_zoo_config(tmp_path):
     src.mkdir()
     for name in BUILD_INPUTS:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "tuning"))
         else:
             shutil.copy2(REPO / name, src / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -36,3 +36,7 @@ def test_wheel_holds_every_zoo_config(tmp_path):
     # the configs are data of kgzoo, not a top-level package of their own
     assert not any(m.startswith("zoo_configs/") for m in members)
     assert "kgzoo/paths.py" in members and "kgzoo/pretrained/manifest.json" in members
+    # the published rows ship read-only as kgzoo/published (the trial rows of tuning/ do not)
+    rows = {f"kgzoo/published/{p.name}" for p in (REPO / "benchmarks" / "results").glob("*.jsonl")}
+    assert "kgzoo/published/converged.jsonl" in rows and rows <= members, sorted(rows - members)
+    assert not any(m.startswith("kgzoo/published/tuning") for m in members)

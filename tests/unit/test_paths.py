@@ -80,6 +80,20 @@ def test_packaged_config_dir_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch)
     assert packaged_config_dir() == checkout / "kgzoo" / "zoo_configs" and paths.checkout_dir() is None
 
 
+def test_published_rows_of_a_checkout_and_of_a_wheel(tmp_path, monkeypatch):
+    """The published rows, for reading: a checkout's benchmarks/results; a wheel's kgzoo/published
+    (the build's copy of them); none where neither is there."""
+    import kgzoo.paths as paths
+
+    assert paths.published_results_dir() == paths.committed_results_dir()
+    wheel = tmp_path / "site-packages"
+    (wheel / "kgzoo" / "zoo_configs").mkdir(parents=True)
+    monkeypatch.setattr(paths, "__file__", str(wheel / "kgzoo" / "paths.py"))
+    assert paths.committed_results_dir() is None and paths.published_results_dir() is None
+    (wheel / "kgzoo" / "published").mkdir()
+    assert paths.published_results_dir() == wheel / "kgzoo" / "published" and paths.committed_results_dir() is None
+
+
 def test_committed_rows_and_leaderboard_whatever_the_working_directory(tmp_path, monkeypatch):
     """`kgzoo bench --reference` and `--leaderboard-dir` defaulted to `benchmarks/...` relative to the
     working directory, while `kgzoo tune --results` took the checkout's: from another folder, bench
