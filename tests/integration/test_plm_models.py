@@ -273,8 +273,11 @@ def test_text_whitening(dm):
     fresh = kgzoo.create_model("plmrec", dm, text_whiten=16)
     torch.testing.assert_close(fresh.tower._whitened(fresh.tower.text.no_text.detach()), torch.zeros(16),
                                atol=1e-5, rtol=0)
-    for bad in (0, 385, True, 8.0, "16"):
+    for bad in (0, 385):
         with pytest.raises(ValueError, match=f"text_whiten={bad!r} must be an integer in 1..384"):
+            kgzoo.create_model("plmrec", dm, text_whiten=bad)
+    for bad in (True, 8.0, "16"):  # a value of another type: refused by create_model, naming it (check_hparam_values)
+        with pytest.raises(ValueError, match=f"hyper-parameter 'text_whiten' takes int \\| None, got {bad!r}"):
             kgzoo.create_model("plmrec", dm, text_whiten=bad)
     with pytest.raises(ValueError, match="more than 384 items with text"):
         kgzoo.create_model("plmrec", dm, text_whiten=384)  # the slice has 360 items
@@ -452,9 +455,13 @@ def test_kgplm_bad_hyperparameters(dm):
     with pytest.raises(ValueError, match="^kgplm: fusion_hidden=8 with fusion='dot': fusion 'dot' takes no "
                                          "argument 'hidden' \\(it takes: none\\)"):
         kgzoo.create_model("kgplm", dm, fusion="dot", fusion_hidden=8)
-    for bad in (8.5, True, 0):
-        with pytest.raises(ValueError, match=f"AttentionFusion: hidden={bad!r} must be an integer >= 1"):
+    with pytest.raises(ValueError, match="AttentionFusion: hidden=0 must be an integer >= 1"):
+        kgzoo.create_model("kgplm", dm, fusion_hidden=0)
+    for bad in (8.5, True):  # another type: refused by create_model (check_hparam_values), and by the fusion itself
+        with pytest.raises(ValueError, match=f"hyper-parameter 'fusion_hidden' takes int \\| None, got {bad!r}"):
             kgzoo.create_model("kgplm", dm, fusion_hidden=bad)
+        with pytest.raises(ValueError, match=f"AttentionFusion: hidden={bad!r} must be an integer >= 1"):
+            create_fusion("attention", 8, 2, hidden=bad)
     with pytest.raises(ValueError, match="ConcatFusion: hidden=-1"):
         create_fusion("concat", 8, 2, hidden=-1)
     assert kgzoo.create_model("kgplm", dm, fusion_hidden=8).user_fusion.proj.out_features == 8
