@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -106,17 +106,21 @@ def _check_frame(df: Any, frame: str, where: Origin) -> pd.DataFrame:
 NOT_IDS = ("relation", "text")
 
 
-def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin) -> None:
+def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin, known: Sequence[str] = ()) -> None:
     """Refuse an id column that holds integers and integers written as floats (``5`` and
     ``5.0``: a float cell of a spreadsheet, an id column upcast by a NaN): ids are compared as
-    text, so ``5.0`` would be another user or item than ``5``, silently.
+    text, so ``5.0`` would be another user or item than ``5``, silently. ``known``: the ids the
+    column's ids join (an update's base ids, :func:`kgzoo.data.extend.extend_data`), whose
+    integers count as the column's own.
 
     Raises:
         DataFormatError: naming the line of the first float-written id.
     """
     s = ids.astype(str)
     floats = s.str.fullmatch(r"[+-]?\d+\.0+").to_numpy()
-    if floats.any() and s.str.fullmatch(r"[+-]?\d+").any():
+    integer = r"[+-]?\d+"
+    if floats.any() and (s.str.fullmatch(integer).any()
+                         or (len(known) and pd.Series(known, dtype=str).str.fullmatch(integer).any())):
         i = int(np.flatnonzero(floats)[0])
         raise DataFormatError(where.path, where.line(i), col, f"{frame}: id {s.iloc[i]!r} is an integer written as a "
                               f"float where the other ids are integers; it would be another id than "

@@ -143,3 +143,18 @@ def test_bad_attribute_rows_raise_naming_line_and_field(feats, field, match):
         extend_data(social_base(), interactions=new_x, user_features=feats,
                     origins={"user_features": Origin("feats.csv", header=1)})
     assert e.value.field == field and "feats.csv" in str(e.value)
+
+
+def test_an_integer_id_written_as_a_float_against_integer_base_ids_is_an_error():
+    """An update file's "5.0" where the base's ids are integers ("5") was a new user beside "5"
+    (ids are compared as text), though the base's file refuses the mixture: refused, naming file,
+    line and field; an update of ids written one way as the base's is read."""
+    x = pd.DataFrame({"user": ["1", "1", "2", "3"], "item": ["10", "11", "11", "12"], "timestamp": [1, 2, 3, 4]})
+    b = build_from_frames(x)
+    b.source_checksums = {"in-memory": content_checksum(b)}
+    new = pd.DataFrame({"user": ["2.0", "2.0"], "item": ["10", "12"], "timestamp": [5, 6]})  # one form in the file
+    with pytest.raises(DataFormatError, match="interactions: id '2.0' is an integer written as a float") as e:
+        extend_data(b, interactions=new, origins={"interactions": Origin("new.csv", 1)})
+    assert (e.value.path, e.value.line, e.value.field) == ("new.csv", 2, "user")
+    data, growth = extend_data(b, interactions=new.assign(user=["4", "2"]))
+    assert data.n_users == 4 and growth.counts["new users"] == 1
