@@ -407,8 +407,7 @@ class KGCN(Recommender):
         """Iteration 0's inputs are the user-independent entity embeddings, so its aggregator's
         linear map moves inside the user-weighted mean (:meth:`_Aggregator.projected`):
         ``W_s v + b`` ``[n, d]`` and ``W_n e_k / K`` ``[n, K, d]`` for the entities ``N_{H-1}`` it
-        updates, computed once per :meth:`score` call (once per evaluation pass where
-        :meth:`prepare_scoring` keeps them), with their sums per relation where an
+        updates, computed once per :meth:`score` call, with their sums per relation where an
         entity's ``K`` neighbours hold few relations (:class:`_FirstIteration`); ``None`` while
         dropout is active (training) or gradients are recorded (the projected path works in
         place), where the unprojected path runs."""
