@@ -56,26 +56,32 @@ def model_hparams(cls: type) -> dict[str, inspect.Parameter]:
 _HPARAM_TYPES: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
 
 
-def check_hparam_values(name: str, cls: type, values: dict[str, Any], where: str = "") -> None:
-    """Refuse a hyper-parameter value of the wrong type before the model is built: an error
-    naming the key, the value and the type, where a typo (``lr=abc``, ``embedding_dim=12.5``)
-    would otherwise fail deep inside torch (``'<=' not supported between 'float' and 'str'``).
+def check_hparams(name: str, cls: type, values: dict[str, Any], where: str = "") -> None:
+    """Refuse hyper-parameters a model cannot take before it is built, naming them: a key its
+    constructor does not take (with the keys it does), and a value of the wrong type, where a
+    typo (``lr=abc``, ``embedding_dim=12.5``) would otherwise fail deep inside torch (``'<='
+    not supported between 'float' and 'str'``). The one check of :func:`create_model` and of
+    ``kgzoo bench --variants`` (:func:`kgzoo.bench.cells.resolve_grid`).
 
-    Checked against the annotation of the constructor argument (:func:`model_hparams`) where
-    it is one of ``float`` (an int is accepted), ``int``, ``bool``, ``str``, or such a type
-    ``| None``; a bool is not a number here. Other annotations (``Sequence[int]``, ...) and
-    keys the model does not take are left to the caller.
+    Types are checked against the annotation of the constructor argument (:func:`model_hparams`)
+    where it is one of ``float`` (an int is accepted), ``int``, ``bool``, ``str``, or such a type
+    ``| None``; a bool is not a number here. Other annotations (``Sequence[int]``, ...) are left
+    to the model.
 
     Args:
         name: the model's registered name (for the message). cls: its class.
         values: hyper-parameter name -> value. where: a prefix for the message (``"variant 'lr=abc': "``).
 
     Raises:
-        ValueError: a value whose type the annotation does not admit.
+        ValueError: a key the model does not take, or a value whose type the annotation does not admit.
     """
     known = model_hparams(cls)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(known))}")
     for key, value in values.items():
-        ann = known[key].annotation if key in known else None
+        ann = known[key].annotation
         if not isinstance(ann, str):
             ann = getattr(ann, "__name__", None)
         parts = [p.strip() for p in ann.split("|")] if isinstance(ann, str) else []
@@ -140,7 +146,7 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     Raises:
         KeyError: unknown model (with the nearest names).
         ValueError: a hyper-parameter the model does not take (naming it and the known ones), or
-            a value of another type than its argument's (:func:`check_hparam_values`).
+            a value of another type than its argument's (:func:`check_hparams`).
     """
     cls = MODELS.get(name)
     if datamodule is not None:
@@ -150,12 +156,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     dataset = datamodule.dataset if datamodule is not None else None
     hp = dict(ZooConfig.load(name, dataset).model) if config else {}
     hp.update(overrides)
+    check_hparams(name, cls, hp)
     known = model_hparams(cls)
-    unknown = sorted(set(hp) - set(known))
-    if unknown:
-        raise ValueError(f"model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(sorted(known))}")
-    check_hparam_values(name, cls, hp)
     kwargs = dict(datamodule.model_kwargs() if datamodule is not None else (sizes or {}))
     kwargs = {k: v for k, v in kwargs.items() if k in known}
     kwargs.update(hp)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..api import check_hparam_values, create_datamodule, list_models, model_hparams
+from ..api import check_hparams, create_datamodule, list_models
 from ..config import Schedule, ZooConfig
 from ..data.datamodule import apply_kg_ablation
 from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, looks_like_path, resolve_dataset
@@ -293,7 +293,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         ValueError: a pattern matching nothing, an unknown metric, a negative seed or
             epoch count, an unknown ablation, a bad or repeated variant, a variant key a
             model does not take or a value of another type than its argument's
-            (:func:`kgzoo.api.check_hparam_values`), a bad protocol field, a duplicate, a broken config.
+            (:func:`kgzoo.api.check_hparams`), a bad protocol field, a duplicate, a broken config.
     """
     models = [models] if isinstance(models, str) else list(models)
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -325,10 +325,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         if name in variant_names:
             raise ValueError(f"variant {v!r} is given twice")
         for m in names:
-            bad = sorted(set(overrides) - set(model_hparams(MODELS.get(m))))
-            if bad:
-                raise ValueError(f"variant {v!r}: model {m!r} takes no hyper-parameter {', '.join(map(repr, bad))}")
-            check_hparam_values(m, MODELS.get(m), overrides, where=f"variant {v!r}: ")
+            check_hparams(m, MODELS.get(m), overrides, where=f"variant {v!r}: ")
         variant_names.append(name)
     protocol = parse_assignments(protocol, "protocol")[0]
     for d in dsets:

@@ -276,7 +276,7 @@ def test_text_whitening(dm):
     for bad in (0, 385):
         with pytest.raises(ValueError, match=f"text_whiten={bad!r} must be an integer in 1..384"):
             kgzoo.create_model("plmrec", dm, text_whiten=bad)
-    for bad in (True, 8.0, "16"):  # a value of another type: refused by create_model, naming it (check_hparam_values)
+    for bad in (True, 8.0, "16"):  # a value of another type: refused by create_model, naming it (check_hparams)
         with pytest.raises(ValueError, match=f"hyper-parameter 'text_whiten' takes int \\| None, got {bad!r}"):
             kgzoo.create_model("plmrec", dm, text_whiten=bad)
     with pytest.raises(ValueError, match="more than 384 items with text"):
@@ -457,7 +457,7 @@ def test_kgplm_bad_hyperparameters(dm):
         kgzoo.create_model("kgplm", dm, fusion="dot", fusion_hidden=8)
     with pytest.raises(ValueError, match="AttentionFusion: hidden=0 must be an integer >= 1"):
         kgzoo.create_model("kgplm", dm, fusion_hidden=0)
-    for bad in (8.5, True):  # another type: refused by create_model (check_hparam_values), and by the fusion itself
+    for bad in (8.5, True):  # another type: refused by create_model (check_hparams), and by the fusion itself
         with pytest.raises(ValueError, match=f"hyper-parameter 'fusion_hidden' takes int \\| None, got {bad!r}"):
             kgzoo.create_model("kgplm", dm, fusion_hidden=bad)
         with pytest.raises(ValueError, match=f"AttentionFusion: hidden={bad!r} must be an integer >= 1"):
