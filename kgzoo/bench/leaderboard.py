@@ -206,7 +206,7 @@ def _first_number(rows: Sequence[ResultRow], block: str, metric: str) -> tuple[f
     return None, None
 
 
-def _line(rows: Sequence[ResultRow], metric: str) -> Line:
+def _line(rows: Sequence[ResultRow], metric: str, note: str = "") -> Line:
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
     caps = sorted({int(r.schedule["max_epochs"]) for r in rows if (r.schedule or {}).get("max_epochs") is not None})
@@ -219,7 +219,7 @@ def _line(rows: Sequence[ResultRow], metric: str) -> Line:
                 costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
                 max_epochs="/".join(map(str, caps)) if caps else "?", paper=paper, paper_source=source,
                 reference=reference, reference_source=reference_source, tuned=tuned_text(rows),
-                setup=setup_of(first), rows=list(rows))
+                setup=setup_of(first), note=note, rows=list(rows))
 
 
 @dataclass
@@ -431,13 +431,14 @@ def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
     return ranked_lines + rest
 
 
-def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_reason: str = "") -> Table:
+def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_reason: str = "",
+           notes: Mapping[tuple[str, str], str] | None = None) -> Table:
     first = rows[0]
     main = sort_metric(first.task, metric, rows)
     by_line: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in rows:
         by_line.setdefault((r.model, r.variant, setup_of(r)), []).append(r)
-    lines = [_line(lrows, main) for lrows in by_line.values()]
+    lines = [_line(lrows, main, (notes or {}).get((lrows[0].model, first.dataset), "")) for lrows in by_line.values()]
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
@@ -495,18 +496,15 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         pub = [r for r in cur if not is_quick(r)]
         quick = [r for r in cur if is_quick(r)]
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], "")))
+            published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
         if quick:
-            smoke.append(_table(quick, SMOKE, metric, caveat))
+            smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:
                 old.setdefault(r.fingerprint, []).append(r)
-        archive += [_table(orows, ARCHIVE, metric, caveat) for orows in old.values()]
+        archive += [_table(orows, ARCHIVE, metric, caveat, notes=notes) for orows in old.values()]
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
-    for t in published + smoke + archive:
-        for ln in t.lines:
-            ln.note = notes.get((ln.model, t.dataset), "")
     latest = latest_ok_rows(rows, by_schedule=False)
     return Leaderboard(published + smoke + archive, build_robustness(latest, metric), build_ablations(latest, metric),
                        n_rows=len(rows), n_cells=len(ok))

@@ -237,10 +237,14 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     return out
 
 
+def note_texts(lines: Sequence[Line]) -> list[str]:
+    """``"§ ripplenet: ..."``: the note of each line marked :data:`NOTE_MARK` among ``lines``."""
+    return [f"{NOTE_MARK} {ln.name}: {ln.note}" for ln in lines if ln.note]
+
+
 def line_notes_below(lines: Sequence[Line]) -> list[str]:
-    """The notes of the lines marked :data:`NOTE_MARK` among ``lines``, one paragraph each
-    (``"§ ripplenet: ..."``); ``[]`` when none has one."""
-    return [x for ln in lines if ln.note for x in (f"{NOTE_MARK} {ln.name}: {ln.note}", "")]
+    """:func:`note_texts` as markdown paragraphs below a table; ``[]`` when no line has a note."""
+    return [x for text in note_texts(lines) for x in (text, "")]
 
 
 def _reference_note(lines: Sequence[Line]) -> list[str]:
@@ -450,9 +454,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; caveat: {t.caveat}"
             if t.capped:
                 caption += f"; {CAP_NOTE}"
-            for ln in t.lines:
-                if ln.note:
-                    caption += f"; {NOTE_MARK} {ln.name}: {ln.note}"
+            caption += "".join(f"; {text}" for text in note_texts(t.lines))
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:
