@@ -53,6 +53,7 @@ import yaml
 
 from . import models  # noqa: F401  (registers the built-in catalogue)
 from .data import catalogue  # noqa: F401  (registers the built-in datasets: their warm-ups)
+from .data.spec import DatasetSpec
 from .paths import PathLike, config_dirs
 from .registry import DATASETS, MODELS
 
@@ -112,21 +113,25 @@ class PaperNumbers(NamedTuple):
     note: str
 
 
+def _spec_field(dataset: str | None, name: str) -> Any:
+    """Field ``name`` of ``dataset``'s catalogue entry; the field's default for ``None`` or a
+    name without one (in-memory data)."""
+    if dataset is None or dataset not in DATASETS:
+        return DatasetSpec.__dataclass_fields__[name].default
+    return getattr(DATASETS.get(dataset), name)
+
+
 def dataset_min_epochs(dataset: str | None) -> int:
     """The warm-up of ``dataset``'s converged schedule (:attr:`kgzoo.data.spec.DatasetSpec.min_epochs`);
     0 for ``None`` or a name without a catalogue entry."""
-    if dataset is None:
-        return 0
-    return DATASETS.get(dataset).min_epochs if dataset in DATASETS else 0
+    return _spec_field(dataset, "min_epochs")
 
 
 def dataset_tune_from(dataset: str | None) -> str:
     """The dataset whose tuned values ``dataset``'s published tables take
     (:attr:`kgzoo.data.spec.DatasetSpec.tune_from`, for ``kgzoo tune --from``); ``""`` where they are
     tuned on the dataset itself, for ``None`` or a name without a catalogue entry."""
-    if dataset is None:
-        return ""
-    return DATASETS.get(dataset).tune_from if dataset in DATASETS else ""
+    return _spec_field(dataset, "tune_from")
 
 
 def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:

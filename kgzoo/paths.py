@@ -127,9 +127,9 @@ def published_results_dir() -> Path | None:
     setup.py); ``None`` where neither is there. ``kgzoo bench`` compares its rows with them
     (``--reference``) and ``--with-published`` puts them beside one's own in a leaderboard. Never
     written: an installed kgzoo's rows of one's own go to ``--results``."""
-    root = checkout_dir()
-    if root is not None:
-        return root / "benchmarks" / "results"
+    committed = committed_results_dir()
+    if committed is not None:
+        return committed
     shipped = Path(__file__).resolve().parent / "published"
     return shipped if shipped.is_dir() else None
 

@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from .cleaning import drop_unused_entities, reaches_items
-from .frames import COLUMNS, Origin, _check_frame, _check_id_forms, _numbers, _origin
+from .frames import COLUMNS, Origin, _check_frame, _check_id_forms, _numbers, _origin, has_integer_ids
 from .kgdata import KGRecData, content_checksum
 from .readers._io import MIN_TEXT_MATCH, DataFormatError, check_text_match
 
@@ -143,11 +143,13 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
     lk = _check_frame(links, "links", o["links"]) if links is not None else None
     tx = _check_frame(item_text, "item_text", o["item_text"]) if item_text is not None else None
     # "5.0" where the base's ids are integers would be a new user or item beside "5", silently
-    for df, frame, col, known in ((x, "interactions", "user", base.user_ids), (x, "interactions", "item", base.item_ids),
-                                  (lk, "links", "item", base.item_ids), (tx, "item_text", "item", base.item_ids),
-                                  (t, "triples", "head", entity_ids0), (t, "triples", "tail", entity_ids0)):
+    users_int, items_int = has_integer_ids(base.user_ids), has_integer_ids(base.item_ids)
+    entities_int = has_integer_ids(entity_ids0)
+    for df, frame, col, known in ((x, "interactions", "user", users_int), (x, "interactions", "item", items_int),
+                                  (lk, "links", "item", items_int), (tx, "item_text", "item", items_int),
+                                  (t, "triples", "head", entities_int), (t, "triples", "tail", entities_int)):
         if df is not None:
-            _check_id_forms(df[col], frame, col, o[frame], known=known)
+            _check_id_forms(df[col], frame, col, o[frame], known_integers=known)
     if x is not None:
         for f in ("rating", "timestamp", "label"):
             has_base, has_new = getattr(base, f) is not None, f in x.columns

@@ -106,21 +106,28 @@ def _check_frame(df: Any, frame: str, where: Origin) -> pd.DataFrame:
 NOT_IDS = ("relation", "text")
 
 
-def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin, known: Sequence[str] = ()) -> None:
+#: an integer id as text, and one written as a float (``5`` and ``5.0``)
+INTEGER_ID, FLOAT_WRITTEN_ID = r"[+-]?\d+", r"[+-]?\d+\.0+"
+
+
+def has_integer_ids(ids: Sequence[str] | pd.Series) -> bool:
+    """Whether any of ``ids`` (raw ids as text) is an integer written as one (``"5"``)."""
+    return bool(len(ids)) and bool(pd.Series(ids, dtype=str).str.fullmatch(INTEGER_ID).any())
+
+
+def _check_id_forms(ids: pd.Series, frame: str, col: str, where: Origin, known_integers: bool = False) -> None:
     """Refuse an id column that holds integers and integers written as floats (``5`` and
     ``5.0``: a float cell of a spreadsheet, an id column upcast by a NaN): ids are compared as
-    text, so ``5.0`` would be another user or item than ``5``, silently. ``known``: the ids the
-    column's ids join (an update's base ids, :func:`kgzoo.data.extend.extend_data`), whose
-    integers count as the column's own.
+    text, so ``5.0`` would be another user or item than ``5``, silently. ``known_integers``: the
+    ids the column's ids join hold integers (an update's base ids, :func:`has_integer_ids`,
+    :func:`kgzoo.data.extend.extend_data`).
 
     Raises:
         DataFormatError: naming the line of the first float-written id.
     """
     s = ids.astype(str)
-    floats = s.str.fullmatch(r"[+-]?\d+\.0+").to_numpy()
-    integer = r"[+-]?\d+"
-    if floats.any() and (s.str.fullmatch(integer).any()
-                         or (len(known) and pd.Series(known, dtype=str).str.fullmatch(integer).any())):
+    floats = s.str.fullmatch(FLOAT_WRITTEN_ID).to_numpy()
+    if floats.any() and (known_integers or has_integer_ids(s)):
         i = int(np.flatnonzero(floats)[0])
         raise DataFormatError(where.path, where.line(i), col, f"{frame}: id {s.iloc[i]!r} is an integer written as a "
                               f"float where the other ids are integers; it would be another id than "
