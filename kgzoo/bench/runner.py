@@ -54,15 +54,16 @@ def estimate_seconds(model: str, dataset: str, max_epochs: int, history: Iterabl
 
 def early_stopped_epochs(model: str, dataset: str, schedule: dict, history: Iterable[ResultRow]) -> list[int]:
     """The ``epochs`` of the runs of ``model`` on ``dataset`` in ``history`` that early stopping
-    ended under a schedule of the same kind and cap (``schedule``: :func:`cell_schedule`'s dict):
-    how long the next such run will likely take, where the cap is only its bound; none for a fixed
-    schedule (it runs its epochs)."""
+    ended under the same schedule (``schedule``: :func:`cell_schedule`'s dict; its kind, cap,
+    patience and warm-up): how long the next such run will likely take, where the cap is only its
+    bound; none for a fixed schedule (it runs its epochs)."""
     if schedule.get("kind") == "fixed":
         return []
+    same = ("kind", "max_epochs", "patience", "min_epochs")
+    want = [schedule.get(k) for k in same]
     return [r.epochs for r in history if r.model == model and r.dataset == dataset and r.status == "ok"
             and r.stopped_by == "early_stopping" and r.epochs
-            and (r.schedule or {}).get("kind") == schedule.get("kind")
-            and (r.schedule or {}).get("max_epochs") == schedule.get("max_epochs")]
+            and [(r.schedule or {}).get(k) for k in same] == want]
 
 
 def plan_text(model: str, dataset: str, schedule: dict, history: Iterable[ResultRow]) -> str:

@@ -174,7 +174,7 @@ def test_the_estimate_of_a_converged_cell_follows_its_early_stopped_runs():
     """A converged cell said "up to 1000 epochs, estimate 6382 s" (KGAT on lastfm-social: the cap
     times its seconds per epoch) where its two earlier seeds stopped at 123 and 114 epochs: the
     estimate now follows the runs that early stopping ended under the same schedule, the cap's
-    bound beside it; capped runs, other schedules and other datasets do not count."""
+    bound beside it; capped runs, other schedules (cap, kind, warm-up) and other datasets do not count."""
     from kgzoo.bench.runner import plan_text
 
     def done(epochs, stopped="early_stopping", cap=1000, dataset="lastfm-social", kind="converged"):
@@ -183,8 +183,10 @@ def test_the_estimate_of_a_converged_cell_follows_its_early_stopped_runs():
                          schedule={"kind": kind, "max_epochs": cap, "patience": 10})
 
     sched = {"kind": "converged", "max_epochs": 1000, "patience": 10}
+    warm = done(60)
+    warm.schedule = {**warm.schedule, "min_epochs": 100}  # a run under another warm-up does not count
     history = [done(123), done(114), done(1000, "cap"), done(40, cap=300), done(20, dataset="ml-100k-kg"),
-               done(9, kind="quick")]
+               done(9, kind="quick"), warm]
     assert plan_text("kgat", "lastfm-social", sched, history) == (
         "up to 1000 epochs, estimate 756 s (118 epochs as its 2 early-stopped runs here; at most 6,382 s)")
     assert plan_text("kgat", "lastfm-social", sched, history[2:3]) == "up to 1000 epochs, estimate 6382 s"
