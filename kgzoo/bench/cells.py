@@ -198,17 +198,39 @@ def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None
     return dataclasses.replace(base, **fields) if fields else base
 
 
+def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablation: str = "real", seed: int = 0,
+                    root: str | None = None, data_overrides: dict[str, Any] | None = None) -> Any:
+    """The DataModule a cell of ``model`` on ``dataset`` trains and is evaluated on, not yet set up:
+    :func:`kgzoo.create_datamodule` with the zoo config's ``data`` section (batch sizes,
+    ``max_history``), then ``data_overrides`` over it. The one builder behind both a cell's
+    planned fingerprint (:func:`cell_fingerprint`) and its run
+    (:func:`kgzoo.bench.experiment.run_experiment`), so the two cannot drift apart.
+
+    Args:
+        protocol: the cell's :class:`~kgzoo.data.protocol.EvalProtocol` (:func:`cell_protocol`).
+        kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"``.
+        seed: seeds the DataModule's negative sampler; the split is the protocol's, so the
+            fingerprints do not depend on it.
+        data_overrides: DataModule arguments over the config's ``data`` section.
+
+    Raises:
+        KeyError: an unknown dataset. ValueError: a broken config or a bad DataModule argument
+            (naming the file and field). DataFormatError: a malformed data file.
+    """
+    data = {**ZooConfig.load(model, dataset).data, **(data_overrides or {})}
+    return create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed, **data)
+
+
 def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
     """``(fingerprint, protocol_fingerprint)`` of a cell, from its DataModule before training
-    (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`), built as
-    :func:`kgzoo.bench.experiment.run_experiment` builds it: with the zoo config's ``data``
-    section (its ``max_history`` enters the fingerprint where it is not 50).
+    (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`), built by
+    :func:`cell_datamodule` as :func:`kgzoo.bench.experiment.run_experiment` builds it (the zoo
+    config's ``max_history`` enters the fingerprint where it is not 50).
 
     Costs one data load (cached per process) and one split; no model is built.
     """
-    dm = create_datamodule(cell.dataset, root=root,
-                           protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
-                           kg_ablation=cell.kg_ablation, **ZooConfig.load(cell.model, cell.dataset).data)
+    dm = cell_datamodule(cell.model, cell.dataset, cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+                         cell.kg_ablation, cell.seed, root)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint
 

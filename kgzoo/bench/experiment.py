@@ -31,13 +31,13 @@ from lightning.pytorch.loggers import CSVLogger
 from .. import __version__
 from ..quiet import lightning_quiet
 from ..version import git_revision
-from ..api import create_datamodule, create_datamodule_for, create_model
+from ..api import create_datamodule_for, create_model
 from ..config import ZooConfig
 from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS
-from .cells import (Cell, cell_config_sha, cell_protocol, cell_schedule, cell_task, default_protocol,
+from .cells import (Cell, cell_config_sha, cell_datamodule, cell_protocol, cell_schedule, cell_task, default_protocol,
                     variant_name)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
@@ -423,14 +423,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         DivergedError: the loss became NaN.
     """
     t_start = time.perf_counter()
-    cfg = ZooConfig.load(model, dataset)
     schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if protocol is None:
         protocol = default_protocol(dataset, model)
-    dm = create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed,
-                           **{**cfg.data, **(data_overrides or {})})
+    dm = cell_datamodule(model, dataset, protocol, kg_ablation, seed, root, data_overrides)
     overrides = dict(model_overrides or {})
     net = create_model(model, datamodule=dm, **({**overrides, "main_metric": monitor} if monitor else overrides))
     dm.setup()

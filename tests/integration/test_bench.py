@@ -9,7 +9,8 @@ import time
 import pytest
 
 from kgzoo.bench import leaderboard as lb
-from kgzoo.bench.cells import Cell, cell_fingerprint, cell_schedule, parse_variant, resolve_grid
+from kgzoo.bench.cells import (Cell, cell_datamodule, cell_fingerprint, cell_protocol, cell_schedule, parse_variant,
+                               resolve_grid)
 from kgzoo.bench.experiment import assemble_row, cell_dir, code_hash, run_experiment
 from kgzoo.bench.rows import ResultRow, read_rows
 from kgzoo.bench.runner import done_keys, estimate_seconds, run_grid
@@ -95,6 +96,17 @@ def test_schedule_kinds(data_dir):
     assert quick["kind"] == "quick" and full["kind"] == "converged" and quick["monitor"] == "valid/ndcg@10"
     assert fixed == {"kind": "fixed", "max_epochs": 3, "patience": full["patience"], "monitor": "valid/recall@20"}
     assert cell_schedule("transe", "ml-100k-kg", 1)["monitor"] == "valid/mrr"
+
+
+def test_a_cell_datamodule_takes_the_config_data_then_the_overrides():
+    """The one builder of a cell's DataModule (the planned fingerprint and the run both use it):
+    the zoo config's ``data`` section (NRMS on dkn-news: batch 128, 30 clicked titles), then the
+    run's overrides over it, and the seed for the sampler."""
+    protocol = cell_protocol("dkn-news", 0, "", "nrms")
+    dm = cell_datamodule("nrms", "dkn-news", protocol)
+    assert (dm.batch_size, dm.max_history) == (128, 30)
+    dm = cell_datamodule("nrms", "dkn-news", protocol, seed=3, data_overrides={"batch_size": 7})
+    assert (dm.batch_size, dm.max_history, dm.seed) == (7, 30, 3)
 
 
 # ---------------------------------------------------------------------------- the runner with a fake experiment
