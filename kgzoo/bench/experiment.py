@@ -414,7 +414,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
         checkpoint, its ``valid_metrics``, ``best_epoch`` (0-based), ``epochs``, ``stopped_by``
         (``"early_stopping"`` when EarlyStopping stopped the run, ``"closed_form"`` for a model
-        without trainable parameters, ``"cap"`` when it ran
+        without trainable parameters, which trains one epoch whatever the schedule's cap, ``"cap"`` when it ran
         ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
         test and cell seconds, peak memory [MiB], trainable parameters, code hash.
 
@@ -443,11 +443,13 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     run_dir = cell_dir(out_dir, model, dataset, seed, kg_ablation, {**changed, **overrides}, devices, strategy,
                        num_nodes, schedule["max_epochs"], code)
     extra = list(callbacks(net)) if callbacks is not None else []
+    # nothing to train (Pop): the one pass is the exact fit, whatever the schedule's cap and warm-up
+    closed_form = not any(p.requires_grad for p in net.parameters())
     with lightning_quiet():
         trainer, ckpt, timer, stopper = bench_trainer(
-            run_dir, mon, schedule["patience"], schedule["max_epochs"], accelerator=accelerator, devices=devices,
-            strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress, callbacks=extra,
-            min_epochs=schedule.get("min_epochs", 0))
+            run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
+            devices=devices, strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress,
+            callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             trainer.fit(net, datamodule=dm)
@@ -464,8 +466,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     if best_path:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
-    if not any(p.requires_grad for p in net.parameters()):
-        stopped_by = "closed_form"  # nothing to train (Pop): the one pass is the exact fit
+    if closed_form:
+        stopped_by = "closed_form"
     else:
         stopped_by = "early_stopping" if early_stopped else "cap" if epochs >= schedule["max_epochs"] else None
     return assemble_row(

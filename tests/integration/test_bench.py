@@ -328,8 +328,8 @@ def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
     assert row.schedule["kind"] == "fixed" and row.schedule["patience"] == 1
     capped = run_experiment("bpr", max_epochs=1, out_dir=tmp_path, progress=False)
     assert capped.epochs == 1 and capped.stopped_by == "cap"
-    pop = run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False)
-    assert pop.epochs == 1 and pop.stopped_by == "closed_form"
+    pop = run_experiment("pop", max_epochs=3, out_dir=tmp_path, progress=False)  # one pass, not patience + 1
+    assert pop.epochs == 1 and pop.stopped_by == "closed_form" and pop.schedule["max_epochs"] == 3
 
 
 def test_lightning_quiet_filters_only_inside_the_block():
