@@ -39,6 +39,24 @@ def default_run_folder() -> Path:
     return cache_dir("runs") / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
+def run_folder_for(runs: str | None, results: str | None, name: str, resume: bool) -> Path:
+    """The run folder of a ``kgzoo bench``/``reproduce`` command: ``--runs`` where given; with
+    ``--resume`` and ``--results``, one folder per results file name
+    (``<cache runs>/resume/<file stem>``: the same for every checkout, so a lane rerun from a new
+    worktree finds the resume points that its killed run left in its cells' folders,
+    :class:`~kgzoo.bench.experiment.ResumePoint`; a point is taken only by a run of the same cell,
+    code, hyper-parameters, data and schedule); else a fresh :func:`default_run_folder`.
+
+    Raises:
+        ValueError: a ``name`` that is no plain file name (:func:`results_path`).
+    """
+    if runs:
+        return Path(runs)
+    if resume and results:
+        return cache_dir("runs") / "resume" / results_path(results, name).stem
+    return default_run_folder()
+
+
 def _trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--devices", default="1", help="Trainer devices (an int, or 'auto'); default 1")
     p.add_argument("--strategy", default="auto", help="Trainer strategy ('ddp', ...); default auto")
@@ -50,7 +68,9 @@ def _trainer_args(p: argparse.ArgumentParser) -> None:
                         f"<UTC timestamp>/ under {RUNS_HELP}, outside the checkout)")
     p.add_argument("--resume", action="store_true",
                    help="skip cells already in the results file with the same cell key (model, dataset, seed, KG "
-                        "ablation, variant, fingerprint, devices, strategy, nodes), config sha and code hash")
+                        "ablation, variant, fingerprint, devices, strategy, nodes), config sha and code hash, and go "
+                        "on with a killed cell from the last epoch it saved (same row as uninterrupted); with "
+                        "--results and no --runs, the run folder is one per results file name (<runs cache>/resume/NAME)")
     p.add_argument("--metric", default=None,
                    help="validation metric for model selection and early stopping (default: the task's main metric)")
 
@@ -214,7 +234,7 @@ def bench_command(args: argparse.Namespace) -> int:
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
                          epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol))
     quick = args.quick or (args.epochs is None and not args.full)
-    run_folder = Path(args.runs) if args.runs else default_run_folder()
+    run_folder = run_folder_for(args.runs, args.results, args.name, args.resume)
     results = results_path(args.results or run_folder, args.name)
     ref = Path(args.reference) if args.reference is not None else published_results_dir()
     reference = read_folder(ref) if ref is not None else []
@@ -312,8 +332,9 @@ def reproduce_command(args: argparse.Namespace) -> int:
                          protocol=protocol)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
         raise ValueError("reproduce takes one model name and one dataset name, not patterns")
-    run_folder = Path(args.runs) if args.runs else default_run_folder()
-    results = results_path(args.results or run_folder, f"reproduce-{args.model}-{args.dataset}")
+    name = f"reproduce-{args.model}-{args.dataset}"
+    run_folder = run_folder_for(args.runs, args.results, name, args.resume)
+    results = results_path(args.results or run_folder, name)
     con = console()
     report = run_grid(cells, results, epochs=args.epochs, quick=False, resume=args.resume, metric=args.metric,
                       devices=_devices(args.devices), strategy=args.strategy, num_nodes=args.num_nodes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import json
 import os
 import platform
 import resource
@@ -25,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
@@ -142,6 +143,146 @@ class EpochTimer(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._close_train()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_seconds": list(self.train_seconds), "eval_seconds": list(self.eval_seconds),
+                "best_epoch": self.best_epoch, "best": self._best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # a resumed run (ResumePoint) goes on with the epochs before it; note that ``trainer.test(ckpt_path=...)``
+        # restores the callbacks too (the best epoch's state): read the timer before testing
+        self.train_seconds, self.eval_seconds = list(state["train_seconds"]), list(state["eval_seconds"])
+        self.best_epoch, self._best = state["best_epoch"], float(state["best"])
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global generators' states: torch (and CUDA's where there is one), NumPy, Python."""
+    import random  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # as tensors and numbers: a checkpoint must load with torch.load(weights_only=True)
+            "numpy": (name, torch.from_numpy(keys.astype("int64")), int(pos), int(has_gauss), float(gauss)),
+            "python": random.getstate()}
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    import random  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+    random.setstate(states["python"])
+
+
+#: a cell's resume point is written at most once per this many wall seconds (:class:`ResumePoint`)
+RESUME_EVERY_SECONDS = 60.0
+
+
+class ResumePoint(Checkpoint):
+    """Saves where a run stands at the end of a training epoch (after its validation, early
+    stopping's check and the best checkpoint), so that a killed cell resumes from its last such
+    epoch (``run_experiment(resume=True)``, ``kgzoo bench --resume``) and ends where the
+    uninterrupted run would have ended, with the same row.
+
+    ``path`` (``<cell dir>/checkpoints/last.ckpt``) holds Lightning's full training state (weights,
+    optimiser, epoch, the callbacks' states: best checkpoint, early stopping, :class:`EpochTimer`)
+    and this callback's state:
+
+    - the global generators' states (torch, CUDA, NumPy, Python), set again when the resumed
+      run's next epoch starts (this callback's ``on_train_epoch_start``, before the module's), so
+      dropout and every other global draw go on as uninterrupted (the training batches draw from
+      the DataModule's seed and the epoch: :class:`kgzoo.data.datamodule.EpochIterable`);
+    - the fit seconds spent so far (a row's ``train_seconds`` counts every process);
+    - ``key``, the cell's identity beyond its folder name (hyper-parameters, data fingerprints,
+      schedule): a point of another configuration is never resumed (:func:`resume_point`).
+
+    The sidecar ``last.json`` holds the key and the epoch. Each file is written under a temporary
+    name and renamed, the checkpoint first, so a kill mid-write leaves the previous point whole.
+    It is a Lightning :class:`~lightning.pytorch.callbacks.Checkpoint`, which Lightning runs after
+    the callbacks that monitor a metric.
+
+    A point is written at most once per ``every`` wall seconds (0: every epoch; rank 0's clock
+    decides for every rank), and never at the epoch that ends the run (early stopping or the
+    cap): a resumed run trains at least one epoch, as the uninterrupted one did after that point.
+    Under DDP every rank restores rank 0's generator states.
+
+    Args:
+        path: the checkpoint file. key: the cell's identity (a hex string). every: seconds >= 0.
+
+    Raises:
+        RuntimeError: loading the state of a point whose key is not ``key``.
+    """
+
+    def __init__(self, path: str | Path, key: str, every: float = 60.0) -> None:
+        self.path, self.key, self.every = Path(path), key, every
+        self.fit_seconds = 0.0  # fit seconds of earlier processes (a resumed run), restored from the point
+        self._started = time.perf_counter()
+        self._last = -float("inf")
+        self._rng: dict[str, Any] | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = self._last = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a Checkpoint: Lightning calls it after the other callbacks, early stopping and the best checkpoint
+        # included (they check at the train epoch's end, after its validation), so their states hold this epoch
+        if trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0):
+            return
+        # rank 0's clock decides for every rank (saving is collective: ranks that disagreed would deadlock)
+        if not trainer.strategy.broadcast(time.perf_counter() - self._last >= self.every, src=0):
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+            side = self.path.with_suffix(".json")
+            side.with_name(side.name + ".tmp").write_text(
+                json.dumps({"key": self.key, "epoch": trainer.current_epoch}) + "\n")
+            os.replace(side.with_name(side.name + ".tmp"), side)
+        self._last = time.perf_counter()
+
+    def remove(self, trainer: L.Trainer) -> None:
+        """Deletes the point (and its sidecar) once its run has ended; rank 0 only."""
+        if trainer.is_global_zero:
+            for f in (self.path, self.path.with_suffix(".json")):
+                f.unlink(missing_ok=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "rng": _rng_states(),
+                "fit_seconds": self.fit_seconds + time.perf_counter() - self._started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["key"] != self.key:
+            raise RuntimeError(f"{self.path}: a resume point of another configuration ({state['key'][:12]}, "
+                               f"this cell is {self.key[:12]})")
+        self.fit_seconds = float(state["fit_seconds"])
+        self._rng = state["rng"]  # set when the next epoch starts (below): no other hook draws after it
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._rng is not None:
+            _set_rng_states(self._rng)
+            self._rng = None
+
+
+def resume_point(run_dir: str | Path, key: str) -> Path | None:
+    """The resume point (:class:`ResumePoint`) of a cell's folder when it was written by a run of
+    this configuration (``key``), else ``None`` (none there, or one of another configuration:
+    changed hyper-parameters, data or schedule)."""
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    side = path.with_suffix(".json")
+    if not (path.is_file() and side.is_file()):
+        return None
+    try:
+        return path if json.loads(side.read_text())["key"] == key else None
+    except (ValueError, KeyError):
+        return None
 
 
 def _rss_mb() -> float:
@@ -385,7 +526,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                    out_dir: str | Path = "runs", progress: bool | None = None,
                    model_overrides: dict[str, Any] | None = None, data_overrides: dict[str, Any] | None = None,
                    command: str | None = None, variant: str | None = None,
-                   callbacks: Callable[[Any], Sequence[Callback]] | None = None, run_test: bool = True) -> ResultRow:
+                   callbacks: Callable[[Any], Sequence[Callback]] | None = None, run_test: bool = True,
+                   resume: bool = False) -> ResultRow:
     """Train ``model`` on ``dataset`` with early stopping, test the best checkpoint, return its row.
 
     Args:
@@ -409,6 +551,13 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             tune``'s pruning callback, which needs the model's main metric).
         run_test: ``False`` leaves the test split unread (``kgzoo tune`` selects on validation
             only); the row then has no test metrics.
+        resume: go on from the cell folder's resume point (:class:`ResumePoint`: written at the end
+            of a training epoch, at most once a minute) where a killed run of this very cell
+            (same hyper-parameters, data and schedule) left one; the row is the one the
+            uninterrupted run gives (its ``train_seconds`` count both processes; ``peak_memory_mb``
+            is this process's). ``False``: train from scratch. Either way the point is removed once
+            the run ends, by its end or by an ``Exception`` (a pruned trial, a NaN loss); a kill
+            (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
 
     Returns:
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
@@ -442,9 +591,17 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     code = code_hash(model)
     run_dir = cell_dir(out_dir, model, dataset, seed, kg_ablation, {**changed, **overrides}, devices, strategy,
                        num_nodes, schedule["max_epochs"], code)
-    extra = list(callbacks(net)) if callbacks is not None else []
     # nothing to train (Pop): the one pass is the exact fit, whatever the schedule's cap and warm-up
     closed_form = not any(p.requires_grad for p in net.parameters())
+    point_key = hashlib.sha256(json.dumps(
+        {"hparams": dict(net.hparams), "fingerprint": dm.fingerprint, "protocol": dm.protocol_fingerprint,
+         "schedule": schedule}, sort_keys=True, default=str).encode()).hexdigest()
+    point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
+    start = resume_point(run_dir, point_key) if resume and not closed_form else None
+    if start is not None:
+        print(f"resuming {model} / {dataset} / seed {seed} after epoch "
+              f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
+    extra = [point, *(callbacks(net) if callbacks is not None else [])]
     with lightning_quiet():
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
@@ -452,17 +609,24 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
-            trainer.fit(net, datamodule=dm)
-            train_seconds = time.perf_counter() - t0
-            # read before test: restoring the best checkpoint restores EarlyStopping's state of that epoch
+            try:
+                trainer.fit(net, datamodule=dm, ckpt_path=start)
+            except Exception:  # the run ended (pruned, diverged, an error); a kill is no Exception
+                point.remove(trainer)
+                raise
+            train_seconds = point.fit_seconds + time.perf_counter() - t0
+            # read before test: restoring the best checkpoint restores the callbacks' states of that epoch
+            # (EarlyStopping's, the EpochTimer's)
             early_stopped = stopper.stopped_epoch > 0
             epochs = trainer.current_epoch
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
             best_path = ckpt.best_model_path or None
+            best_epoch, train_times, eval_times = timer.best_epoch, list(timer.train_seconds), list(timer.eval_seconds)
             t1 = time.perf_counter()
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])
             test_seconds = time.perf_counter() - t1
+    point.remove(trainer)  # the run ended: its resume point has served
     if best_path:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
@@ -477,9 +641,9 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         cell_fingerprint=planned_fp, command=command, variant=variant, t_start=t_start,
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
-        valid_metrics=best_valid, best_epoch=timer.best_epoch, epochs=epochs, stopped_by=stopped_by,
-        seconds_per_epoch=(sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
-        eval_seconds=(sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
+        valid_metrics=best_valid, best_epoch=best_epoch, epochs=epochs, stopped_by=stopped_by,
+        seconds_per_epoch=(sum(train_times) / len(train_times)) if train_times else 0.0,
+        eval_seconds=(sum(eval_times) / len(eval_times)) if eval_times else 0.0,
         train_seconds=train_seconds, test_seconds=test_seconds, peak_memory_mb=memory.peak_mb,
         params=sum(p.numel() for p in net.parameters() if p.requires_grad),
         hparams={k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},

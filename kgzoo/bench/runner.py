@@ -97,7 +97,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         cells: from :func:`~kgzoo.bench.cells.resolve_grid`. results: the JSON-lines file.
         epochs: ``max_epochs`` for every cell (schedule kind ``"fixed"``); ``None``: the config's
             schedule, ``quick`` (the config's ``bench`` section) or converged.
-        resume: skip cells already done (see the module doc).
+        resume: skip cells already done (see the module doc), and go on with a killed cell from the
+            last epoch its run saved (``run_experiment(resume=True)``: the same row as uninterrupted).
         metric: the validation metric monitored (model selection, early stopping).
         devices, strategy, num_nodes, accelerator: passed through to the Trainer; part of the cell key.
         out_dir: the run folder (checkpoints and logs; rows' checkpoint paths are relative to it).
@@ -147,7 +148,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
                                  monitor=metric, quick=quick, devices=devices, strategy=strategy,
                                  num_nodes=num_nodes, accelerator=accelerator, kg_ablation=cell.kg_ablation,
                                  root=root, out_dir=out_dir, progress=progress,
-                                 model_overrides=cell.overrides or None, command=command, variant=cell.variant)
+                                 model_overrides=cell.overrides or None, command=command, variant=cell.variant,
+                                 resume=resume)
             except Exception as e:  # noqa: BLE001 - a failed cell is a result, the grid goes on
                 row = failed_row(cell, e, schedule=schedule, fingerprint=fp, protocol_fingerprint=pfp,
                                  devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator,

@@ -117,29 +117,35 @@ def kg_phase_order(batches: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
     return [{k: v for k, v in b.items() if k not in KG_KEYS} for b in batches] + list(batches)
 
 
-class _TrainBatches(IterableDataset):
-    """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank
-    (under the DataModule's ``kg_phase``: each rank's CF batches, then its KG batches,
-    :func:`kg_phase_order`).
+class EpochIterable(IterableDataset):
+    """A training set that yields one epoch per ``__iter__`` and keys that epoch's draws (order,
+    negatives) by its number (:meth:`next_epoch`): the fitting Trainer's ``current_epoch`` where
+    there is one, so a run resumed from a checkpoint (:class:`kgzoo.bench.experiment.ResumePoint`)
+    draws the epochs an uninterrupted run draws, else the count of earlier ``__iter__`` calls.
+    The base of the top-K/CTR, impression and triple training sets."""
 
-    Epoch ``e`` draws from a generator seeded by the DataModule's seed and ``e``: the fitting
-    Trainer's ``current_epoch`` where there is one (a run resumed from a checkpoint draws the
-    epochs an uninterrupted run draws), else the count of earlier ``__iter__`` calls."""
-
-    def __init__(self, dm: "KGRecDataModule") -> None:
+    def __init__(self, dm: L.LightningDataModule) -> None:
         self.dm = dm
         self.epoch = 0
 
-    def _epoch(self) -> int:
+    def next_epoch(self) -> int:
+        """The number of the epoch to draw now (int >= 0); the next call without a Trainer counts on from it."""
         trainer = getattr(self.dm, "trainer", None)
         if trainer is not None and trainer.training:
             self.epoch = trainer.current_epoch
-        return self.epoch
+        self.epoch += 1
+        return self.epoch - 1
+
+
+class _TrainBatches(EpochIterable):
+    """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank
+    (under the DataModule's ``kg_phase``: each rank's CF batches, then its KG batches,
+    :func:`kg_phase_order`); epoch ``e`` draws from a generator seeded by the DataModule's seed and
+    ``e`` (:meth:`EpochIterable.next_epoch`)."""
 
     def _batches(self) -> list[dict[str, Tensor]]:
         dm = self.dm
-        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self._epoch())
-        self.epoch += 1
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + self.next_epoch())
         if dm.trains_on_rows:
             idx = dm.split.train[torch.randperm(dm.split.train.numel(), generator=g)]
             x = dm.data.interactions[idx]

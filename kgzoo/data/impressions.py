@@ -27,12 +27,11 @@ from typing import Any, Iterator
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import IterableDataset
 
 from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .cleaning import standard_clean
-from .datamodule import DataSizes, StageBatches, apply_kg_ablation
+from .datamodule import DataSizes, EpochIterable, StageBatches, apply_kg_ablation
 from .datasets import dataset_spec, load_impressions, resolve_dataset
 from .download import sha256_file
 from .graphs import Graphs
@@ -58,11 +57,9 @@ def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch
     return pos, (n > 0).unsqueeze(1).expand(-1, k)
 
 
-class _TrainImpressions(IterableDataset):
-    """One epoch of NRMS training samples per ``__iter__``, the same on every rank, sharded by rank."""
-
-    def __init__(self, dm: "ImpressionDataModule") -> None:
-        self.dm, self.epoch = dm, 0
+class _TrainImpressions(EpochIterable):
+    """One epoch of NRMS training samples per ``__iter__``, the same on every rank, sharded by rank;
+    drawn by epoch (:meth:`~kgzoo.data.datamodule.EpochIterable.next_epoch`)."""
 
     def __len__(self) -> int:
         batches = -(-self.dm.train_clicks.numel() // self.dm.batch_size)
@@ -71,8 +68,7 @@ class _TrainImpressions(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         dm, log = self.dm, self.dm.log
-        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + 29 + self.epoch)
-        self.epoch += 1
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + 29 + self.next_epoch())
         clicks = dm.train_clicks[torch.randperm(dm.train_clicks.numel(), generator=g)]  # candidate positions
         imp = dm.impression_of_candidate[clicks]
         neg, neg_mask = _neg_positions(log.label, log.candidate_indptr, imp, dm.npratio, g)

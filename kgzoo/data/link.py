@@ -31,6 +31,7 @@ from ..dist import rank_world
 from ..metrics.link import build_filter
 from ..ops.csr import csr_rows
 from ..ops.sampling import corrupt_triples, sorted_keys
+from .datamodule import EpochIterable
 from .graphs import Graphs
 from .protocol import check_fingerprint
 
@@ -79,18 +80,14 @@ def split_triples(triples: Tensor, ratios: Sequence[float] = (0.9, 0.05, 0.05), 
     return x[part == 0], x[part == 1], x[part == 2]
 
 
-class _LinkTrainBatches(IterableDataset):
+class _LinkTrainBatches(EpochIterable):
     """One epoch per ``__iter__``: every train triple once, in a seeded random order, with its
     head or its tail corrupted (probability 1/2 each, Bordes et al., Algorithm 1), the same
-    on every rank and sharded by rank (DDP)."""
-
-    def __init__(self, dm: "KGLinkDataModule") -> None:
-        self.dm, self.epoch = dm, 0
+    on every rank and sharded by rank (DDP); drawn by epoch (:meth:`EpochIterable.next_epoch`)."""
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         dm = self.dm
-        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + 17 + self.epoch)
-        self.epoch += 1
+        g = torch.Generator().manual_seed(dm.seed * 1_000_003 + 17 + self.next_epoch())
         x = dm.train_triples[torch.randperm(dm.train_triples.shape[0], generator=g)]
         h, r, t = x.unbind(1)
         # negatives are never known train triples: keys (h, r) -> t and (t, r) -> h

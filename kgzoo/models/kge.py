@@ -93,7 +93,11 @@ class KGEmbeddingModel(Recommender):
         return margin_ranking(pos, neg, self.margin)
 
     def on_fit_start(self) -> None:
-        self.normalize_()
+        # Algorithm 1 normalises the entities before each batch: before the first one here, after every batch
+        # below; a fit resumed from a checkpoint starts from entities normalised after its last batch
+        # (normalising them again would move them by float round-off)
+        if self._trainer is None or self._trainer.ckpt_path is None:  # (a plain loop calls the hook itself)
+            self.normalize_()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.normalize_()

@@ -12,6 +12,7 @@ labels (the top-K protocol keeps the positives, the CTR one all rows). For each 
   and CTR), ``score_triples(head, relation)`` ``[B, E]`` (link prediction, on the model's triple
   DataModule);
 - the same seed trains bit-identical parameters (two steps, built and trained twice);
+- a run killed after two epochs and resumed from its resume point ends as the run never killed;
 - a checkpoint round trip (save, load into a fresh model, join it to the data: same scores);
 - joined to its data twice: no effect (same parameters, same scores);
 - evaluation sharded over a world of 2 (rank ``r`` evaluates its share of users / rows /
@@ -233,6 +234,48 @@ def test_the_same_seed_trains_the_same_model(name, task, text_home):
         states.append(model.state_dict())
     differ = [k for k in states[0] if not torch.equal(states[0][k], states[1][k])]
     assert not differ, f"{name}: the same seed trained other values of {differ}"
+
+
+class _Killed(BaseException):  # as a kill: no Exception
+    pass
+
+
+class _KillAt(L.Callback):
+    """Stands in for a kill: raises when epoch ``epoch`` starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise _Killed()
+
+
+@pytest.mark.parametrize("name, task", CASES)
+def test_a_killed_run_resumes_to_the_same_model(name, task, text_home, tmp_path):
+    """A run killed after its second epoch and resumed from its resume point
+    (:class:`kgzoo.bench.experiment.ResumePoint`, as ``kgzoo bench --resume`` resumes a cell) ends
+    with the parameters of the run that was never killed, bit for bit: the optimiser state, the
+    epoch and the global generators (dropout) are restored, the training batches draw by epoch."""
+    from kgzoo.bench.experiment import ResumePoint
+
+    def run(*callbacks, ckpt=None):
+        L.seed_everything(0, verbose=False)
+        model, dm = build(name, task)
+        t = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, num_sanity_val_steps=0, max_epochs=3, limit_train_batches=2,
+                      limit_val_batches=0, callbacks=[ResumePoint(tmp_path / "last.ckpt", "k", every=0), *callbacks])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t.fit(model, datamodule=dm, ckpt_path=ckpt)
+        return model.state_dict()
+
+    whole = run()
+    with pytest.raises(_Killed):
+        run(_KillAt(2))
+    resumed = run(ckpt=tmp_path / "last.ckpt")
+    differ = [k for k in whole if not torch.equal(whole[k], resumed[k])]
+    assert not differ, f"{name}: the resumed run ended with other values of {differ}"
 
 
 @pytest.mark.parametrize("name, task", CASES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,11 +111,14 @@ def test_a_cell_datamodule_takes_the_config_data_then_the_overrides():
 
 
 # ---------------------------------------------------------------------------- the runner with a fake experiment
-def _fake(seen: list):
-    """An experiment that trains nothing: the row of the cell as run_experiment would identify it."""
+def _fake(seen: list, resumes: list | None = None):
+    """An experiment that trains nothing: the row of the cell as run_experiment would identify it
+    (``resumes`` gets each call's ``resume``)."""
+    resumes = [] if resumes is None else resumes
 
     def fake(model, dataset, **k):
         seen.append((model, k["model_overrides"]))
+        resumes.append(k["resume"])
         fp, pfp = cell_fingerprint(Cell(model, dataset, k["seed"], k["kg_ablation"]))
         return assemble_row(model=model, dataset=dataset, seed=k["seed"], protocol=k["protocol"],
                             kg_ablation=k["kg_ablation"], overrides=k["model_overrides"] or {},
@@ -132,7 +136,8 @@ def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_pa
     """A variant's overrides are passed to run_experiment and recorded; --resume skips a cell only
     when its key (devices and strategy included), config sha and code hash all match."""
     seen: list = []
-    fake = _fake(seen)
+    resumes: list = []
+    fake = _fake(seen, resumes)
     results = tmp_path / "v.jsonl"
     cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0], variants=["base", "lr=1e-2"])
     run_grid(cells, results, log=None, experiment=fake)
@@ -147,6 +152,7 @@ def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_pa
     # another epoch budget (a changed config) is another config sha: resume reruns it
     report = run_grid(cells[:1], results, epochs=3, resume=True, log=None, experiment=fake)
     assert not report.skipped and len(seen) == 3
+    assert resumes == [False, False, True]  # a cell run under --resume goes on from its resume point, if any
     assert rows[0].config_sha != read_rows(results)[-1].config_sha
     # 2 devices under DDP is another cell than 1 device
     report = run_grid(cells[:1], results, devices=2, strategy="ddp", resume=True, log=None, experiment=fake)
@@ -330,6 +336,59 @@ def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
     assert capped.epochs == 1 and capped.stopped_by == "cap"
     pop = run_experiment("pop", max_epochs=3, out_dir=tmp_path, progress=False)  # one pass, not patience + 1
     assert pop.epochs == 1 and pop.stopped_by == "closed_form" and pop.schedule["max_epochs"] == 3
+
+
+def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp_path, monkeypatch):
+    """``run_experiment(resume=True)`` (``kgzoo bench --resume``) goes on from the cell's resume
+    point: GAT with its tuned dropout on ml-100k-kg, killed when its third epoch starts, resumed,
+    gives the uninterrupted run's metrics, epochs and best epoch (dropout needs the generators
+    restored); the point is gone once the run ends, and a point of another configuration is not
+    taken."""
+    import kgzoo.bench.experiment as ex
+    from lightning.pytorch.callbacks import Callback
+
+    monkeypatch.setattr(ex, "RESUME_EVERY_SECONDS", 0.0)
+
+    class Killed(BaseException):  # as a kill: no Exception (one ends the run and removes its point)
+        pass
+
+    class KillAt(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise Killed()
+
+    small = {"n_layers": 1, "embedding_dim": 16}
+    whole = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "a", progress=False, model_overrides=small)
+    with pytest.raises(Killed):
+        run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
+                       callbacks=lambda net: [KillAt()])
+    points = list((tmp_path / "b").rglob("last.ckpt"))
+    assert len(points) == 1 and json.loads(points[0].with_suffix(".json").read_text())["epoch"] == 1
+    other = {**small, "lr": 0.01}  # another configuration: another folder and key; never this point
+    assert ex.resume_point(points[0].parent.parent, "0" * 64) is None
+    resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
+                             resume=True)
+    assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
+    assert (resumed.epochs, resumed.best_epoch, resumed.stopped_by) == (whole.epochs, whole.best_epoch, whole.stopped_by)
+    assert not list((tmp_path / "b").rglob("last.ckpt")) and not list((tmp_path / "b").rglob("last.json"))
+    assert run_experiment("gat", max_epochs=1, out_dir=tmp_path / "c", progress=False, model_overrides=other,
+                          resume=True).epochs == 1  # nothing to resume: trains from scratch
+
+
+def test_resume_runs_in_one_folder_per_results_file(tmp_path, monkeypatch):
+    """``kgzoo bench --resume --results R`` without ``--runs`` runs in one folder per results file
+    name, so the rerun (from another checkout too) finds its killed cells' resume points; without
+    ``--resume``, a fresh folder."""
+    from kgzoo.bench.cli import run_folder_for
+
+    monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    a = run_folder_for(None, str(tmp_path / "res"), "converged", True)
+    assert a == run_folder_for(None, str(tmp_path / "res" / "converged.jsonl"), "other", True)
+    assert a == run_folder_for(None, str(tmp_path / "other-checkout"), "converged", True)  # a lane's next worktree
+    assert a == tmp_path / "home" / "runs" / "resume" / "converged"
+    assert a != run_folder_for(None, str(tmp_path / "res"), "converged-news", True)
+    assert run_folder_for("mine", str(tmp_path / "res"), "converged", True) == Path("mine")
+    assert run_folder_for(None, str(tmp_path / "res"), "converged", False).parent == tmp_path / "home" / "runs"
 
 
 def test_lightning_quiet_filters_only_inside_the_block():
