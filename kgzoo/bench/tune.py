@@ -218,11 +218,17 @@ class PruningCallback(Callback):
     """Report the monitored validation value of every epoch to an Optuna trial (step: the 0-based
     epoch) and stop the trial when the pruner says so (raises ``optuna.TrialPruned`` out of
     ``fit``). The first report also records the monitored name as the trial's ``monitor`` user
-    attribute, so a pruned trial's row names it as a complete one's does (:func:`pruned_curve`)."""
+    attribute, so a pruned trial's row names it as a complete one's does (:func:`pruned_curve`).
+
+    Its state (the values reported so far) goes into the run's checkpoints: the rerun of an
+    interrupted trial that resumes from the trial's resume point
+    (:class:`kgzoo.bench.experiment.ResumePoint`) first reports the epochs before the point to its
+    new trial, so the pruner judges the whole curve, as it judged the uninterrupted trial."""
 
     def __init__(self, trial: Any, monitor: str) -> None:
         self.trial, self.monitor = trial, monitor
         self._named = False
+        self._reported: list[tuple[int, float]] = []
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
@@ -234,8 +240,20 @@ class PruningCallback(Callback):
             self.trial.set_user_attr("monitor", self.monitor)
             self._named = True
         self.trial.report(float(value), step=trainer.current_epoch)
+        self._reported.append((trainer.current_epoch, float(value)))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch}: {self.monitor}={float(value):.4f}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reported": [[e, v] for e, v in self._reported]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reported = [(int(e), float(v)) for e, v in state["reported"]]
+        if self._reported and not self._named:
+            self.trial.set_user_attr("monitor", self.monitor)
+            self._named = True
+        for e, v in self._reported:  # the resumed trial's epochs before its point (the uninterrupted trial passed them)
+            self.trial.report(v, step=e)
 
 
 @dataclass
@@ -597,7 +615,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         monitor = ""
         try:
             row = _as_dict(experiment(model, dataset, seed=seed, model_overrides=params, root=root, run_test=False,
-                                      out_dir=out_dir, progress=False,
+                                      out_dir=out_dir, progress=False, resume=True,  # an interrupted trial's rerun
                                       callbacks=lambda net: [] if trial.user_attrs.get("default") else
                                       [PruningCallback(trial, f"valid/{net.main_metric}")]))
             monitor = f"valid/{row['main_metric']}"

@@ -46,7 +46,8 @@ class FakeExperiment:
     def __init__(self) -> None:
         self.calls = []
 
-    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress):
+    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress, resume):
+        assert resume is True  # an interrupted trial's rerun goes on from its resume point
         self.calls.append(dict(model_overrides, run_test=run_test))
         assert run_test is False  # tuning never reads the test split
         value = 1.0 - abs(math.log10(model_overrides["lr"]) + 2.0) / 3.0
@@ -279,6 +280,27 @@ def test_pruning_callback_reports_and_prunes():
     PruningCallback(study.ask(), "valid/ndcg@10").on_validation_end(trainer, None)
 
 
+def test_a_resumed_trial_reports_its_earlier_epochs_to_its_rerun():
+    """The rerun of an interrupted trial that resumes from its resume point gets, from the
+    callback state in that point, the values the interrupted trial reported, so the pruner sees
+    the whole curve (MedianPruner compares a trial's best value so far)."""
+    study = optuna.create_study(direction="maximize")
+    first = PruningCallback(study.ask(), "valid/ndcg@10")
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, callback_metrics={"valid/ndcg@10": 0.3})
+    for epoch, v in enumerate((0.3, 0.5)):
+        trainer.current_epoch, trainer.callback_metrics["valid/ndcg@10"] = epoch, v
+        first.on_validation_end(trainer, None)
+    state = first.state_dict()  # as the resume point holds it
+    rerun = study.ask()
+    resumed = PruningCallback(rerun, "valid/ndcg@10")
+    resumed.load_state_dict(state)
+    assert study.get_trials(deepcopy=False)[rerun.number].intermediate_values == {0: 0.3, 1: 0.5}
+    assert study.get_trials(deepcopy=False)[rerun.number].user_attrs["monitor"] == "valid/ndcg@10"
+    trainer.current_epoch, trainer.callback_metrics["valid/ndcg@10"] = 2, 0.4
+    resumed.on_validation_end(trainer, None)
+    assert resumed.state_dict() == {"reported": [[0, 0.3], [1, 0.5], [2, 0.4]]}
+
+
 def test_strip_tuned_keeps_the_rest():
     text = "# c\nmodel: {lr: 1}\n# chosen by `kgzoo tune` x\ntuned:\n  params: {lr: 2}\n  trials: 3\npaper: {a: 1}\n"
     assert strip_tuned(text) == "# c\nmodel: {lr: 1}\npaper: {a: 1}\n"
@@ -478,7 +500,8 @@ class CurveExperiment(FakeExperiment):
     GOOD = [0.5, 0.52, 0.55, 0.56, 0.57, 0.58, 0.58, 0.57]
     BAD = [0.10, 0.12, 0.15, 0.11, 0.10, 0.09, 0.08, 0.07]
 
-    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress):
+    def __call__(self, model, dataset, *, seed, model_overrides, root, run_test, callbacks, out_dir, progress, resume):
+        assert resume is True  # an interrupted trial's rerun goes on from its resume point
         curve = self.BAD if len(self.calls) == 6 else self.GOOD
         self.calls.append(dict(model_overrides, run_test=run_test))
         cbs = callbacks(SimpleNamespace(main_metric="ndcg@10"))
