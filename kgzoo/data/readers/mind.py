@@ -74,6 +74,8 @@ def read_tsv(path: str | Path, columns: tuple[str, ...], required: tuple[str, ..
             return df
     for i, line in enumerate(lines, start=1):
         parts = line.split("\t")
+        if not line:
+            raise DataFormatError(p, i, columns[0], "empty line")
         if len(parts) < len(columns):
             raise DataFormatError(p, i, columns[len(parts)], f"truncated line: {len(parts)} fields, expected {len(columns)}")
         if len(parts) > len(columns):
@@ -113,9 +115,8 @@ def read_behaviors(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, pd.Serie
     imp = bd["impressions"].str.split().explode()
     imp_ok = imp.notna() & imp.str.fullmatch(r"[^\s-]+-[01]").fillna(False)
     if not imp_ok.all():
-        i = int(imp.index[~imp_ok.to_numpy()][0])
-        got = imp.loc[i]
-        got = got.iloc[0] if isinstance(got, pd.Series) else got
+        k = _first_bad(~imp_ok.to_numpy())  # the bad token itself, not its impression's first
+        i, got = int(imp.index[k]), imp.iloc[k]
         what = "no shown news" if not isinstance(got, str) else f"token {got!r} is not <news id>-<0|1>"
         raise DataFormatError(pb, i + 1, "impressions", what)
     imp_news = imp.str[:-2]
