@@ -40,7 +40,7 @@ from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, check_fingerprint
 from .readers.mind import read_mind_impressions
-from .spec import history_cap
+from .spec import history_cap, saved_folder
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -268,12 +268,13 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         """The identity of this data, saved in every checkpoint of a run on it (as
         :meth:`KGRecDataModule.state_dict`): ``dataset``, ``protocol``, ``kg_ablation``, ``seed``,
         ``batch_size``, ``eval_batch_size``, ``max_history``, ``npratio``, ``fingerprint``,
-        ``folder`` (``None``). Sets the data up."""
+        ``folder`` (a user's MIND-layout folder, absolute, by which another process registers it
+        again; ``None`` for the catalogue's datasets and in-memory data). Sets the data up."""
         self.setup()
         return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
                 "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
                 "max_history": self.max_history, "npratio": self.npratio, "fingerprint": self.fingerprint,
-                "folder": None}
+                "folder": saved_folder(None if self._given is not None else dataset_spec(self.dataset))}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's restore of a checkpoint: refuses one trained on other data.
