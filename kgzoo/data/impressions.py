@@ -295,6 +295,24 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         hist, hmask = csr_padded(log.history_indptr, log.history, rows, self.max_history, last=True)
         return {"user": log.user[rows], "history": hist, "history_mask": hmask}
 
+    def user_histories(self, users: Tensor) -> dict[str, Tensor]:
+        """``user [B]``, ``history [B, H]``, ``history_mask [B, H]`` of ``users`` LongTensor ``[B]``:
+        the history of each user's last impression in the log (the latest time, the later line on a
+        tie), its last ``max_history`` clicks: what a new impression of the user would carry in
+        MIND's layout, which serves a recommendation for a known user
+        (:meth:`kgzoo.hub.Pretrained.recommend`). A user without an impression has an all-False row."""
+        self.setup()
+        log = self.log
+        order = torch.argsort(log.time, stable=True)
+        order = order[torch.argsort(log.user[order], stable=True)]  # by user, then time, then line
+        count = torch.bincount(log.user, minlength=self.n_users)
+        last = order[(torch.cumsum(count, 0) - 1).clamp(min=0)].masked_fill(count == 0, -1)  # each user's last
+        rows = last[users]
+        out = self.histories(rows.clamp(min=0))
+        out["history_mask"] &= (rows >= 0).unsqueeze(1)
+        out["user"] = users
+        return out
+
     def graphs(self) -> Graphs:
         """The :class:`~kgzoo.data.graphs.Graphs` of this split: sizes, the train impressions'
         clicks as (user, news) pairs and CSR (Pop's counts), triples after the KG ablation, item

@@ -1,0 +1,81 @@
+"""Recommendations of a news model: ``Pretrained.recommend``, ``export`` and ``rank_news`` rank
+every news for a click history (the news models have no per-user score). Before, ``kgzoo
+recommend``/``export`` of a news checkpoint ended in ``NotImplementedError: NRMS scores
+impressions``, and a history of one's own could not be ranked at all."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import kgzoo
+from kgzoo.data.impressions import ImpressionDataModule
+from kgzoo.hub import Pretrained, PretrainedSpec, export
+
+from test_impressions import tiny
+
+
+@pytest.fixture(scope="module")
+def pre(text_home, tmp_path_factory) -> Pretrained:
+    """NRMS (tiny) on 12 impressions of 5 users over 20 news, a third of them without text."""
+    torch.manual_seed(0)
+    data, log = tiny()
+    data = data.replace(user_ids=[f"u{u}" for u in range(data.n_users)], item_ids=[f"N{i}" for i in range(data.n_items)])
+    dm = ImpressionDataModule.from_data(data, log, max_history=3)
+    model = kgzoo.create_model("nrms", dm, config=False, heads=2, head_dim=4, query_dim=8, title_length=4)
+    spec = PretrainedSpec(name="nrms/tiny-news", model="nrms", dataset=dm.dataset, protocol=dm.protocol.to_dict(),
+                          fingerprint=dm.fingerprint, metrics={}, hparams={}, sha256="", size=0, licence="",
+                          base_dir=tmp_path_factory.mktemp("w"))
+    return Pretrained(spec, model.eval(), dm)
+
+
+def scores_for(pre: Pretrained, history: list[int]) -> torch.Tensor:
+    """Every news's score as a candidate of one impression with ``history`` (the evaluation's score)."""
+    I = pre.model.n_items
+    batch = {"user": torch.zeros(1, dtype=torch.long), "history": torch.tensor([history]),
+             "history_mask": torch.ones(1, len(history), dtype=torch.bool),
+             "candidates": torch.arange(I).view(1, -1), "candidate_mask": torch.ones(1, I, dtype=torch.bool)}
+    with torch.no_grad():
+        return pre.model.impression_scores(batch)[0]
+
+
+def test_a_users_history_is_that_of_their_last_impression(pre):
+    log = pre.datamodule.log
+    out = pre.datamodule.user_histories(torch.tensor([1, 0]))
+    for row, u in enumerate((1, 0)):
+        last = int(torch.nonzero(log.user == u).flatten()[torch.argmax(log.time[log.user == u])])
+        want = log.history[log.history_indptr[last]:log.history_indptr[last + 1]][-3:]
+        assert out["history"][row][out["history_mask"][row]].tolist() == want.tolist()
+    assert out["user"].tolist() == [1, 0]
+
+
+def test_recommend_ranks_every_unseen_news_for_the_users_history(pre):
+    recs = pre.recommend("u1", k=4)
+    hist = pre.datamodule.user_histories(torch.tensor([1]))
+    s = scores_for(pre, hist["history"][0][hist["history_mask"][0]].tolist())
+    indptr, seen = pre.seen()
+    s[seen[indptr[1]:indptr[2]]] = float("-inf")
+    assert [r[0] for r in recs] == [f"N{i}" for i in torch.topk(s, 4).indices.tolist()]
+    assert torch.allclose(torch.tensor([r[2] for r in recs]), torch.topk(s, 4).values)
+    assert pre.recommend(["u1"], k=4, exclude="train")[0][0][0].startswith("N")  # the train clicks' CSR
+
+
+def test_export_of_a_news_model_writes_its_lists(pre, tmp_path):
+    summary = export(pre, tmp_path, k=3)
+    table = pd.read_parquet(tmp_path / "topk.parquet")
+    assert summary["users"] == 5 and len(table) == 15 and summary["files"] == ["topk.parquet"]
+    assert table[table.user_id == "u1"].item_id.tolist() == [r[0] for r in pre.recommend("u1", k=3)]
+
+
+def test_rank_news_for_a_history_of_raw_ids(pre):
+    s = scores_for(pre, [2, 5])
+    s[[2, 5]] = float("-inf")  # the history's own news are not offered again
+    got = pre.rank_news(["N2", "N5"], k=3)
+    assert [g[0] for g in got] == [f"N{i}" for i in torch.topk(s, 3).indices.tolist()]
+    among = pre.rank_news(["N2", "N5"], k=2, candidates=["N7", "N1", "N9"])
+    ranked = sorted((7, 1, 9), key=lambda i: -float(scores_for(pre, [2, 5])[i]))[:2]
+    assert [g[0] for g in among] == [f"N{i}" for i in ranked]
+    with pytest.raises(KeyError, match="N99"):
+        pre.rank_news(["N99"])
+    with pytest.raises(ValueError, match="candidates"):
+        pre.rank_news(["N2"], k=4, candidates=["N1", "N3"])
