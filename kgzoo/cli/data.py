@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.render import console
+from ..bench.rows import protocol_label
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
                              resolve_dataset)
 from ..data.folders import import_folder, register_folder
@@ -91,8 +92,8 @@ def data_command(args: argparse.Namespace) -> int:
         con.print(f"[bold]tuned on:[/] {spec.tune_from} (the published tables take the values tuned there: "
                   f"kgzoo tune MODEL {spec.name} --from {spec.tune_from})")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol
-        p = spec.protocol
-        con.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
+        con.print(f"[bold]source:[/] {escape(spec.description)}; default protocol: "
+                  f"{escape(protocol_label(spec.protocol.to_dict()))}")
     rep = Table(title="cleaning report (rows removed)")
     rep.add_column("step")
     rep.add_column("removed", justify="right")
