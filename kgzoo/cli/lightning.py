@@ -1,8 +1,9 @@
 """``kgzoo fit`` and ``kgzoo test``: Lightning's :class:`~lightning.pytorch.cli.LightningCLI`.
 
 Arguments come from the type hints of a :class:`~kgzoo.models.base.Recommender` subclass
-(``--model``, subclass mode) and of :class:`~kgzoo.data.datamodule.KGRecDataModule`
-(``--data.*``); the DataModule's sizes (users, items, entities, relations, task) are linked
+(``--model``, subclass mode) and of :func:`cli_datamodule` (``--data.*``: a
+:class:`~kgzoo.data.datamodule.KGRecDataModule`, or for the impression task an
+:class:`~kgzoo.data.impressions.ImpressionDataModule`); the DataModule's sizes (users, items, entities, relations, task) are linked
 into the model on instantiation::
 
     kgzoo fit --model kgzoo.models.lightgcn.LightGCN --data.dataset ml-100k-kg --trainer.max_epochs 2

@@ -79,3 +79,17 @@ def test_rank_news_for_a_history_of_raw_ids(pre):
         pre.rank_news(["N99"])
     with pytest.raises(ValueError, match="candidates"):
         pre.rank_news(["N2"], k=4, candidates=["N1", "N3"])
+
+
+def test_kgzoo_recommend_a_history_or_a_user(pre, monkeypatch, capsys):
+    import kgzoo.cli.hub as hub
+    from kgzoo.cli import main
+
+    monkeypatch.setattr(hub, "open_model", lambda *args, **kwargs: pre)
+    assert main(["recommend", "--model", "nrms/tiny-news", "--history", "N2", "N5", "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "top-3 other items for the history N2 N5" in " ".join(out.split())
+    assert all(f" {news} " in out for news, _, _ in pre.rank_news(["N2", "N5"], k=3))
+    assert main(["recommend", "--model", "nrms/tiny-news", "--user", "u1", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert all(f" {news} " in out for news, _, _ in pre.recommend("u1", k=2))
