@@ -23,6 +23,7 @@ from torch import Tensor
 from ..api import create_datamodule, create_model  # importing api registers the built-in models
 from ..data.download import sha256_bytes
 from ..data.protocol import EvalProtocol
+from ..data.datasets import saved_dataset
 from ..data.impressions import ImpressionDataModule
 from ..models.kgplm_news import KGPLMNews
 from ..ops.csr import csr_rows, to_csr
@@ -198,7 +199,8 @@ class Pretrained:
         ``model``, ``dataset``, ``fingerprint``, ``kgzoo``) and ``manifest.json`` with its one entry
         (DESIGN.md, "Pretrained weights": model, dataset, protocol, KG ablation, fingerprint,
         main metric, metrics, hyper-parameters, DataModule arguments, sha256, size, dtype, licence;
-        ``source``: where these weights came from).
+        ``source``: where these weights came from; ``folder``: a user's dataset folder, absolute,
+        from which :func:`load_pretrained` in another process registers the data again).
 
         Args:
             folder: created if missing; an earlier entry of the same name is replaced.
@@ -229,6 +231,9 @@ class Pretrained:
                  "params": int(sum(v.numel() for v in state.values())),
                  "licence": licence or self.spec.licence or f"see the licence of dataset {self.spec.dataset!r}",
                  "source": self.spec.extra.get("checkpoint") or self.spec.name, "kgzoo": __version__}
+        data_folder = self.datamodule.state_dict().get("folder") if hasattr(self.datamodule, "state_dict") else None
+        if data_folder:  # a user's dataset folder: load_pretrained registers it again from there
+            entry["folder"] = data_folder
         path = folder / MANIFEST_NAME
         write_manifest_entry(path, self.name, entry)
         return path
@@ -454,8 +459,8 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
             protocol = EvalProtocol(**spec.protocol)
         except TypeError as e:
             raise PretrainedError(f"manifest entry {name!r}: bad protocol {spec.protocol} ({e})") from None
-        datamodule = create_datamodule(spec.dataset, root=root, protocol=protocol, kg_ablation=spec.kg_ablation,
-                                       **spec.data)
+        datamodule = create_datamodule(saved_dataset(spec.dataset, spec.extra.get("folder")), root=root,
+                                       protocol=protocol, kg_ablation=spec.kg_ablation, **spec.data)
     elif datamodule.dataset != spec.dataset:
         raise FingerprintError(f"{name!r} was trained on {spec.dataset!r}, the DataModule holds {datamodule.dataset!r}")
     datamodule.setup()

@@ -4,6 +4,8 @@ recommend``/``export`` of a news checkpoint ended in ``NotImplementedError: NRMS
 impressions``, and a history of one's own could not be ranked at all."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -93,3 +95,27 @@ def test_kgzoo_recommend_a_history_or_a_user(pre, monkeypatch, capsys):
     assert main(["recommend", "--model", "nrms/tiny-news", "--user", "u1", "-k", "2"]) == 0
     out = capsys.readouterr().out
     assert all(f" {news} " in out for news, _, _ in pre.recommend("u1", k=2))
+
+
+def test_weights_saved_from_a_folder_dataset_load_where_the_name_is_unknown(text_home, tmp_path, monkeypatch):
+    # the manifest entry names the folder (as a checkpoint's data entry does): before, load_pretrained
+    # in a fresh process failed with "unknown dataset 'my-news'"
+    import kgzoo.data.datasets as datasets
+    from test_impressions import _write_mind
+
+    folder = tmp_path / "my-news"
+    folder.mkdir()
+    _write_mind(folder, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0", "2\tU2\t11/10/2019 9:00:00 AM\tN2\tN1-1 N7-0",
+                         "3\tU1\t11/11/2019 9:00:00 AM\tN1 N2\tN7-1 N2-0"])
+    dm = kgzoo.create_datamodule(str(folder))
+    model = kgzoo.create_model("nrms", dm, config=False, heads=2, head_dim=4, query_dim=8, title_length=4)
+    hp = {"heads": 2, "head_dim": 4, "query_dim": 8, "title_length": 4}
+    spec = PretrainedSpec(name=f"nrms/{dm.dataset}", model="nrms", dataset=dm.dataset, protocol=dm.protocol.to_dict(),
+                          fingerprint=dm.fingerprint, metrics={}, hparams=hp, sha256="", size=0, licence="",
+                          base_dir=tmp_path)
+    manifest = Pretrained(spec, model.eval(), dm).save_pretrained(tmp_path / "weights")
+    assert json.loads(manifest.read_text())["entries"][spec.name]["folder"] == str(folder.resolve())
+    known = datasets.list_datasets()
+    monkeypatch.setattr(datasets, "list_datasets", lambda *a, **k: [n for n in known if n != dm.dataset])
+    back = kgzoo.load_pretrained(tmp_path / "weights")
+    assert back.recommend("U1", k=2) == Pretrained(spec, model.eval(), dm).recommend("U1", k=2)
