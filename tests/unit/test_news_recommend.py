@@ -119,3 +119,26 @@ def test_weights_saved_from_a_folder_dataset_load_where_the_name_is_unknown(text
     monkeypatch.setattr(datasets, "list_datasets", lambda *a, **k: [n for n in known if n != dm.dataset])
     back = kgzoo.load_pretrained(tmp_path / "weights")
     assert back.recommend("U1", k=2) == Pretrained(spec, model.eval(), dm).recommend("U1", k=2)
+
+
+def test_rank_news_of_kgplm_news_takes_the_users_own_vector(text_home, tmp_path):
+    # kgplm-news fuses the user's KGPLM vector with the history: a history alone is not enough
+    data, log = tiny()
+    data = data.replace(user_ids=[f"u{u}" for u in range(data.n_users)], item_ids=[f"N{i}" for i in range(data.n_items)])
+    dm = ImpressionDataModule.from_data(data, log, max_history=3)
+    model = kgzoo.create_model("kgplm-news", dm, config=False, embedding_dim=8, kge_epochs=1)
+    spec = PretrainedSpec(name="kgplm-news/tiny-news", model="kgplm-news", dataset=dm.dataset,
+                          protocol=dm.protocol.to_dict(), fingerprint=dm.fingerprint, metrics={}, hparams={},
+                          sha256="", size=0, licence="", base_dir=tmp_path)
+    pre = Pretrained(spec, model.eval(), dm)
+    with pytest.raises(ValueError, match="give user="):
+        pre.rank_news(["N2"])
+    got = pre.rank_news(["N2", "N5"], k=3, user="u1")
+    I = model.n_items
+    batch = {"user": torch.tensor([1]), "history": torch.tensor([[2, 5]]), "history_mask": torch.ones(1, 2, dtype=torch.bool),
+             "candidates": torch.arange(I).view(1, -1), "candidate_mask": torch.ones(1, I, dtype=torch.bool)}
+    with torch.no_grad():
+        s = model.impression_scores(batch)[0]
+    s[[2, 5]] = float("-inf")
+    assert [g[0] for g in got] == [f"N{i}" for i in torch.topk(s, 3).indices.tolist()]
+    assert len(pre.recommend("u1", k=2)) == 2
