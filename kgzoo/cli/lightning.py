@@ -152,6 +152,23 @@ class KGZooCLI(LightningCLI):
             return
         super()._parse_ckpt_path()
 
+    def before_instantiate_classes(self) -> None:
+        # as kgzoo bench, --zoo and kgzoo.create_model: a model of the impression task (a news model,
+        # Pop) on a dataset with impressions runs that task. Its DataModule must serve it before the
+        # sizes (the task among them) are linked from it into the model: else --model nrms
+        # --data.dataset mind-sample trained NRMS on the dataset's CTR rows
+        cfg = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+        data, model = cfg.get("data"), cfg.get("model")
+        if data is None or model is None or data.get("protocol") is not None or not data.get("dataset"):
+            return
+        names = [e.name for e in MODELS.entries()
+                 if f"{e.obj.__module__}.{e.obj.__qualname__}" == model.get("class_path")]
+        if names:
+            dataset = resolve_dataset(data.dataset)
+            protocol = default_protocol(dataset, names[0])
+            if protocol != dataset_spec(dataset).protocol:
+                data.protocol = protocol
+
     def _join(self) -> None:
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
         # triple split), the DataModule adapts to the model, the model takes its graphs

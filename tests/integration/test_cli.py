@@ -185,6 +185,20 @@ def test_fit_and_test_a_news_model_on_a_mind_folder(text_home, tmp_path, monkeyp
     assert "protocol" not in zoo_cli_config("bpr/ml-100k-kg")["data"]
 
 
+def test_a_news_model_named_on_mind_sample_runs_impressions(data_dir):
+    # mind-sample's own default is ctr/random; --model nrms on it trained NRMS on those CTR rows (the
+    # task linked from the DataModule before the model was known), unlike kgzoo bench, --zoo and create_model
+    from kgzoo.cli.lightning import make_lightning_cli
+
+    cli = make_lightning_cli(["--model", "kgzoo.models.nrms.NRMS", "--model.heads", "2", "--model.head_dim", "4",
+                              "--data.dataset", "mind-sample", "--trainer.logger", "false"], run=False)
+    assert cli.model.task == "impression" and cli.datamodule.protocol.task == "impression"
+    assert cli.model.n_items == cli.datamodule.n_items > 2000  # every logged news, not news.tsv's 2,000
+    bpr = make_lightning_cli(["--model", "kgzoo.models.mf.BPRMF", "--data.dataset", "mind-sample",
+                              "--trainer.logger", "false"], run=False)
+    assert bpr.datamodule.protocol.task == "ctr"  # the dataset's default for the others
+
+
 def test_fit_from_a_zoo_config(data_dir, tmp_path, capsys):
     from kgzoo.cli.lightning import zoo_cli_config
 
