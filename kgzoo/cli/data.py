@@ -57,8 +57,10 @@ def data_command(args: argparse.Namespace) -> int:
             table.add_column(c, overflow="fold")
         for n in list_datasets():
             s = dataset_spec(n)
-            table.add_row(n, s.domain, f"{s.protocol.task}/{s.protocol.split}", s.licence.split(".")[0],
-                          escape(s.caveat) or "-")
+            p = f"{s.protocol.task}/{s.protocol.split}"
+            if s.impressions is not None and s.protocol.task != "impression":  # the news models run those
+                p += "; news models: impression/temporal"
+            table.add_row(n, s.domain, p, s.licence.split(".")[0], escape(s.caveat) or "-")
         con.print(table)
         return 0
     name = (register_folder(args.name, min_text_match=args.min_text_match).name
@@ -84,6 +86,10 @@ def data_command(args: argparse.Namespace) -> int:
         for k, v in log.stats(imp_data.item_text).items():
             imp.add_row(k, f"{v:,}")
         con.print(imp)
+        missing = imp_data.cleaning.get("news ids: in the logs without a news.tsv row", 0)
+        con.print(f"the impression task's news: {imp_data.n_items:,}, news.tsv's {imp_data.n_items - missing:,} and "
+                  f"the {missing:,} logged news without a news.tsv row (kept, without text); the statistics above "
+                  "and the cleaning report are of the labelled rows of news.tsv's news")
     if spec.caveat:
         con.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
     if spec.min_epochs:  # the converged schedule's warm-up (DatasetSpec.min_epochs)

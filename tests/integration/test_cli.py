@@ -271,6 +271,8 @@ def test_data_list_and_stats_show_caveats(data_dir, capsys):
     assert main(["data", "list"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "caveat" in out and "re-split" in out
+    # mind-sample's own default is ctr/random; the news models run its impressions
+    assert "ctr/random; news models: impression/temporal" in out
     assert main(["data", "stats", "dkn-news"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "caveat: DKN's own KG file is not public: the KG here is title -[mentions]-> entity" in out
