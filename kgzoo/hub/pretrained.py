@@ -338,8 +338,6 @@ class Pretrained:
                                             user_rows=torch.zeros(1, dtype=torch.long))
         else:
             cand = torch.tensor([item_of[str(x)] for x in candidates], dtype=torch.long)
-            if not 1 <= k <= cand.numel():
-                raise ValueError(f"k={k} must be in 1..{cand.numel()} (the candidates)")
             scores, items = rank_by_history(self.model, batch, k, None, candidates=cand)
         return self._listed(scores, items)[0]
 
@@ -361,8 +359,8 @@ def rank_by_history(model: Any, batch: dict[str, Tensor], k: int, exclude: tuple
         k: list length. exclude: CSR ``(indptr, indices)`` over users of items left out (score
             ``-inf``), read at the rows ``user_rows`` LongTensor ``[B]`` (default ``batch["user"]``).
         batch_size: the most rows scored at once; fewer where ``rows x candidates x dim`` would pass
-            :data:`HISTORY_SCORE_BUDGET` (a news model gathers a vector per candidate). candidates: LongTensor ``[C]``
-            ranked instead of every news (``exclude`` not applied).
+            :data:`HISTORY_SCORE_BUDGET` (a news model gathers a vector per candidate).
+        candidates: LongTensor ``[C]`` ranked instead of every news (``exclude`` not applied).
 
     Returns:
         ``(scores FloatTensor [B, k], items LongTensor [B, k])``, best first.
@@ -372,7 +370,7 @@ def rank_by_history(model: Any, batch: dict[str, Tensor], k: int, exclude: tuple
     """
     cand = torch.arange(model.n_items) if candidates is None else candidates
     if not 1 <= k <= cand.numel():
-        raise ValueError(f"k={k} must be in 1..{cand.numel()}")
+        raise ValueError(f"k={k} must be in 1..{cand.numel()} (the news ranked)")
     rows = batch["user"] if user_rows is None else user_rows
     batch_size = max(1, min(batch_size, HISTORY_SCORE_BUDGET // (cand.numel() * int(getattr(model, "dim", 256)))))
     was_training = model.training

@@ -79,7 +79,7 @@ def test_rank_news_for_a_history_of_raw_ids(pre):
     assert [g[0] for g in among] == [f"N{i}" for i in ranked]
     with pytest.raises(KeyError, match="N99"):
         pre.rank_news(["N99"])
-    with pytest.raises(ValueError, match="candidates"):
+    with pytest.raises(ValueError, match=r"k=4 must be in 1..2 \(the news ranked\)"):
         pre.rank_news(["N2"], k=4, candidates=["N1", "N3"])
 
 
