@@ -183,6 +183,11 @@ def test_read_mind_impressions_names_the_bad_token_and_an_empty_line(tmp_path):
     _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1", "", "2\tU2\t11/10/2019 8:00:00 AM\t\tN1-1"])
     with pytest.raises(DataFormatError, match=r"line 2, field 'impression_id': empty line"):
         read_mind_impressions(tmp_path)
+    # a column missing from every line (a file of another layout): the message lists MIND's columns
+    _write_mind(tmp_path, ["U1\t11/9/2019 8:00:00 AM\tN1\tN2-1"])
+    with pytest.raises(DataFormatError, match=r"line 1, field 'impressions': truncated line: 4 fields, expected 5 "
+                                              r"\(impression_id, user_id, time, history, impressions\)"):
+        read_mind_impressions(tmp_path)
 
 
 def test_mind_train_and_dev_concatenated_read_as_one_log(tmp_path):

@@ -79,7 +79,8 @@ def read_tsv(path: str | Path, columns: tuple[str, ...], required: tuple[str, ..
         if not line:
             raise DataFormatError(p, i, columns[0], "empty line")
         if len(parts) < len(columns):
-            raise DataFormatError(p, i, columns[len(parts)], f"truncated line: {len(parts)} fields, expected {len(columns)}")
+            raise DataFormatError(p, i, columns[len(parts)], f"truncated line: {len(parts)} fields, expected "
+                                  f"{len(columns)} ({', '.join(columns)})")
         if len(parts) > len(columns):
             raise DataFormatError(p, i, None, f"{len(parts)} fields, expected {len(columns)}")
         for c, v in zip(columns, parts):
