@@ -293,13 +293,17 @@ def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, A
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",
                  seeds: Sequence[int] = (0,), kg_ablations: Sequence[str] = ("real",),
                  metric: str | None = None, epochs: int | None = None,
-                 variants: Sequence[str] = (BASE_VARIANT,), protocol: str = "") -> list[Cell]:
+                 variants: Sequence[str] = (BASE_VARIANT,), protocol: str = "",
+                 left_out: list[str] | None = None) -> list[Cell]:
     """Expand shell patterns into the list of cells, validating everything before any training.
 
     Args:
         models, datasets: shell patterns (``"*"``, ``"kg*"``, ``"lightgcn"``); each pattern
             must match at least one registered name. A dataset may also be the path of a folder
-            of one's own files (:func:`kgzoo.data.datasets.resolve_dataset`).
+            of one's own files (:func:`kgzoo.data.datasets.resolve_dataset`). A model that a
+            wildcard matched and that cannot run on a dataset (:func:`cell_task`: a news model on
+            top-K data) has no cell there; one named exactly is an error.
+        left_out: where given, one line ``"<model> on <dataset>: <why>"`` is appended per such pair.
         seeds: non-negative integers. kg_ablations: ``real``, ``shuffled``, ``none``, ``noisy:P``.
         metric: a metric name every (model, dataset) pair logs (``"ndcg@10"``, ``"auc"``).
         epochs: ``None`` or a positive epoch count.
@@ -312,7 +316,8 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         Cells ordered dataset, KG ablation, variant, seed, model (models of one setting run together).
 
     Raises:
-        ValueError: a pattern matching nothing, an unknown metric, a negative seed or
+        ValueError: a pattern matching nothing, a model named exactly that cannot run on a dataset
+            of the grid (or no model that can), an unknown metric, a negative seed or
             epoch count, an unknown ablation, a bad or repeated variant, a variant key a
             model does not take or a value of another type than its argument's
             (:func:`kgzoo.api.check_hparams`), a bad protocol field, a duplicate, a broken config.
@@ -350,6 +355,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
             check_hparams(m, MODELS.get(m), overrides, where=f"variant {v!r}: ")
         variant_names.append(name)
     protocol = parse_assignments(protocol, "protocol")[0]
+    skip: dict[tuple[str, str], str] = {}  # (model, dataset) pairs a wildcard matched that cannot run: why
     for d in dsets:
         dataset_spec(d)
         try:
@@ -357,12 +363,23 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         except (TypeError, ValueError) as e:
             raise ValueError(f"protocol {protocol!r} on {d}: {e}") from None
         for m in names:
+            try:
+                cell_task(m, d)
+            except ValueError as e:
+                if m in models:  # named: refused before any training
+                    raise ValueError(f"{m} on {d}: {e}") from None
+                skip[(m, d)] = f"{m} on {d}: {e}"
+                continue
             ZooConfig.load(m, d)  # raises ValueError on a broken config
             if metric is not None:
                 known = metric_names(m, d)
                 if metric not in known:
                     raise ValueError(f"unknown metric {metric!r} for {m} on {d}; known: {', '.join(known)}")
+    if len(skip) == len(names) * len(dsets):
+        raise ValueError("no model of the grid runs on its datasets: " + "; ".join(skip.values()))
+    if left_out is not None:
+        left_out += skip.values()
     return [Cell(m, d, s, k, v, protocol) for d in dsets for k in kinds for v in variant_names for s in seeds
-            for m in names]
+            for m in names if (m, d) not in skip]
 
 

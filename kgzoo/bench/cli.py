@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from rich.markup import escape
+
 from ..config import ZooConfig
 from ..dist import is_rank_zero
 from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir, published_results_dir, shown_path
@@ -231,8 +233,12 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.full and (args.quick or args.epochs is not None):
         raise ValueError("--full cannot be combined with --quick or --epochs")
     devices = _devices(args.devices)
+    left_out: list[str] = []
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
-                         epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol))
+                         epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol),
+                         left_out=left_out)
+    for line in left_out:  # a wildcard's models that cannot run on a dataset: said, not run
+        console().print(f"left out: {escape(line)}")
     quick = args.quick or (args.epochs is None and not args.full)
     run_folder = run_folder_for(args.runs, args.results, args.name, args.resume)
     results = results_path(args.results or run_folder, args.name)

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.render import console
+from ..bench.rows import protocol_label
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
                              resolve_dataset)
 from ..data.folders import import_folder, register_folder
@@ -56,8 +57,10 @@ def data_command(args: argparse.Namespace) -> int:
             table.add_column(c, overflow="fold")
         for n in list_datasets():
             s = dataset_spec(n)
-            table.add_row(n, s.domain, f"{s.protocol.task}/{s.protocol.split}", s.licence.split(".")[0],
-                          escape(s.caveat) or "-")
+            p = f"{s.protocol.task}/{s.protocol.split}"
+            if s.impressions is not None and s.protocol.task != "impression":  # the news models run those
+                p += "; news models: impression/temporal"
+            table.add_row(n, s.domain, p, s.licence.split(".")[0], escape(s.caveat) or "-")
         con.print(table)
         return 0
     name = (register_folder(args.name, min_text_match=args.min_text_match).name
@@ -83,6 +86,10 @@ def data_command(args: argparse.Namespace) -> int:
         for k, v in log.stats(imp_data.item_text).items():
             imp.add_row(k, f"{v:,}")
         con.print(imp)
+        missing = imp_data.cleaning.get("news ids: in the logs without a news.tsv row", 0)
+        con.print(f"the impression task's news: {imp_data.n_items:,}, news.tsv's {imp_data.n_items - missing:,} and "
+                  f"the {missing:,} logged news without a news.tsv row (kept, without text); the statistics above "
+                  "and the cleaning report are of the labelled rows of news.tsv's news")
     if spec.caveat:
         con.print(f"[bold]caveat:[/] {escape(spec.caveat)}")
     if spec.min_epochs:  # the converged schedule's warm-up (DatasetSpec.min_epochs)
@@ -91,8 +98,8 @@ def data_command(args: argparse.Namespace) -> int:
         con.print(f"[bold]tuned on:[/] {spec.tune_from} (the published tables take the values tuned there: "
                   f"kgzoo tune MODEL {spec.name} --from {spec.tune_from})")
     if spec.origin:  # a user's dataset: what it was read from, and its default protocol
-        p = spec.protocol
-        con.print(f"[bold]source:[/] {escape(spec.description)}; protocol {p.task}/{p.split} {list(p.ratios)}")
+        con.print(f"[bold]source:[/] {escape(spec.description)}; default protocol: "
+                  f"{escape(protocol_label(spec.protocol.to_dict()))}")
     rep = Table(title="cleaning report (rows removed)")
     rep.add_column("step")
     rep.add_column("removed", justify="right")

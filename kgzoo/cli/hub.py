@@ -29,7 +29,12 @@ def recommend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="NAME_OR_CHECKPOINT",
                    help="a pretrained name 'model/dataset' (see `kgzoo pretrained`), a checkpoint file (kgzoo "
                         "bench/fit/tune/update) or a folder written by save_pretrained")
-    p.add_argument("--user", required=True, nargs="+", help="raw user id(s) of the dataset (MovieLens: 196)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", nargs="+", help="raw user id(s) of the dataset (MovieLens: 196; a news model: the "
+                                               "history of the user's last impression)")
+    who.add_argument("--history", nargs="+", metavar="NEWS_ID",
+                     help="a news model: the clicked news (raw ids, oldest first) of a reader the data need not know; "
+                          "ranks every other news (Pretrained.rank_news)")
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
     exclude_argument(p)
     p.add_argument("--include-seen", action="store_true", help=argparse.SUPPRESS)  # deprecated: --exclude none
@@ -53,10 +58,15 @@ def recommend_command(args: argparse.Namespace) -> int:
         print("kgzoo recommend: --include-seen is deprecated, use --exclude none", file=sys.stderr)
         args.exclude = "none"
     pre = open_model(args.model, root=args.root, manifest=args.manifest)  # as kgzoo export: a checkpoint too
-    lists = pre.recommend(args.user, args.k, exclude=args.exclude)
+    if args.history:
+        whom, lists = [f"the history {' '.join(args.history)}"], [pre.rank_news(args.history, args.k)]
+        label = "other "  # every news but the history's
+    else:
+        whom, lists = [f"user {u}" for u in args.user], pre.recommend(args.user, args.k, exclude=args.exclude)
+        label = EXCLUDED_LABEL[args.exclude]
     con = console()
-    for user, recs in zip(args.user, lists):
-        table = Table(title=f"{pre.name}: top-{args.k} {EXCLUDED_LABEL[args.exclude]}items for user {user}")
+    for who, recs in zip(whom, lists):
+        table = Table(title=f"{pre.name}: top-{args.k} {label}items for {who}")
         table.add_column("rank", justify="right")
         table.add_column("item", justify="right")
         table.add_column("title", overflow="fold")

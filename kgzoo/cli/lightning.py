@@ -1,8 +1,9 @@
 """``kgzoo fit`` and ``kgzoo test``: Lightning's :class:`~lightning.pytorch.cli.LightningCLI`.
 
 Arguments come from the type hints of a :class:`~kgzoo.models.base.Recommender` subclass
-(``--model``, subclass mode) and of :class:`~kgzoo.data.datamodule.KGRecDataModule`
-(``--data.*``); the DataModule's sizes (users, items, entities, relations, task) are linked
+(``--model``, subclass mode) and of :func:`cli_datamodule` (``--data.*``: a
+:class:`~kgzoo.data.datamodule.KGRecDataModule`, or for the impression task an
+:class:`~kgzoo.data.impressions.ImpressionDataModule`); the DataModule's sizes (users, items, entities, relations, task) are linked
 into the model on instantiation::
 
     kgzoo fit --model kgzoo.models.lightgcn.LightGCN --data.dataset ml-100k-kg --trainer.max_epochs 2
@@ -28,21 +29,22 @@ import argparse
 import functools
 import os
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 import yaml
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
-from ..api import attach, create_datamodule_for
+from ..api import attach, create_datamodule, create_datamodule_for
+from ..bench.cells import default_protocol
 from ..bench.experiment import WarmupEarlyStopping
 from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
-from ..data.datasets import dataset_spec
-from ..data.protocol import check_fingerprint
+from ..data.datasets import dataset_spec, resolve_dataset
+from ..data.protocol import EvalProtocol, check_fingerprint
 from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, datamodule_from, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
 from ..hub.pretrained import json_safe, load_state, pretrained_spec
@@ -51,6 +53,7 @@ from ..hub.update import register_extended
 from ..models.base import SIZE_KEYS, Recommender
 from ..quiet import lightning_quiet
 from ..registry import MODELS
+from ..tasks import get_task
 
 PRETRAINED_HELP = ("fit only: go on training pretrained weights, a name 'model/dataset' (kgzoo pretrained) or a "
                    "folder written by save_pretrained: their model, hyper-parameters and data, with the zoo config's "
@@ -149,6 +152,23 @@ class KGZooCLI(LightningCLI):
             return
         super()._parse_ckpt_path()
 
+    def before_instantiate_classes(self) -> None:
+        # as kgzoo bench, --zoo and kgzoo.create_model: a model of the impression task (a news model,
+        # Pop) on a dataset with impressions runs that task. Its DataModule must serve it before the
+        # sizes (the task among them) are linked from it into the model: else --model nrms
+        # --data.dataset mind-sample trained NRMS on the dataset's CTR rows
+        cfg = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+        data, model = cfg.get("data"), cfg.get("model")
+        if data is None or model is None or data.get("protocol") is not None or not data.get("dataset"):
+            return
+        names = [e.name for e in MODELS.entries()
+                 if f"{e.obj.__module__}.{e.obj.__qualname__}" == model.get("class_path")]
+        if names:
+            dataset = resolve_dataset(data.dataset)
+            protocol = default_protocol(dataset, names[0])
+            if protocol != dataset_spec(dataset).protocol:
+                data.protocol = protocol
+
     def _join(self) -> None:
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
         # triple split), the DataModule adapts to the model, the model takes its graphs
@@ -174,8 +194,43 @@ class KGZooCLI(LightningCLI):
         self._join()
 
 
+def cli_datamodule(dataset: str = "ml-100k-kg", root: Optional[str] = None, protocol: Optional[EvalProtocol] = None,
+                   batch_size: Optional[int] = None, eval_batch_size: Optional[int] = None,
+                   kg_batch_size: Optional[int] = None, kg_ablation: str = "real", seed: Optional[int] = None,
+                   max_history: Optional[int] = None, npratio: Optional[int] = None) -> LightningDataModule:
+    """The DataModule of ``kgzoo fit``/``test`` (``--data.*``): :func:`kgzoo.create_datamodule`, so
+    a protocol of the ``impression`` task gives an
+    :class:`~kgzoo.data.impressions.ImpressionDataModule` (a news checkpoint's, ``--zoo
+    nrms/mind-sample``'s), any other a :class:`KGRecDataModule`.
+
+    Args:
+        dataset, root, protocol, kg_ablation, seed, max_history: as both DataModules.
+        batch_size, eval_batch_size: ``None``: the DataModule's own default.
+        kg_batch_size: :class:`KGRecDataModule` only. npratio: ``ImpressionDataModule`` only
+            (negatives per click).
+
+    Raises:
+        ValueError: ``npratio`` without an impression protocol, ``kg_batch_size`` with one; and as
+            :func:`kgzoo.create_datamodule`.
+    """
+    given = {k: v for k, v in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                                ("max_history", max_history), ("kg_batch_size", kg_batch_size),
+                                ("npratio", npratio)) if v is not None}
+    if isinstance(protocol, dict):
+        protocol = EvalProtocol(**protocol)
+    dataset = resolve_dataset(dataset)  # a folder registers here
+    impressions = get_task((protocol or dataset_spec(dataset).protocol).task).data == "impressions"
+    wrong = "kg_batch_size" if impressions else "npratio"
+    if wrong in given:
+        raise ValueError(f"--data.{wrong} is for " + ("a top-K or CTR protocol, not the impression task's"
+                                                      if impressions else "the impression task (--data.protocol "
+                                                      "'{task: impression, split: temporal}', as --zoo gives a news "
+                                                      "model on a dataset with impressions)"))
+    return create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed, **given)
+
+
 def make_lightning_cli(args: list[str], run: bool = True, pretrained: PretrainedSpec | None = None) -> KGZooCLI:
-    """Lightning's CLI over :class:`Recommender` subclasses and :class:`KGRecDataModule`.
+    """Lightning's CLI over :class:`Recommender` subclasses and the DataModule of :func:`cli_datamodule`.
 
     Args:
         args: the command line after ``kgzoo`` (``["fit", "--model", ...]``), ``--zoo`` already
@@ -183,7 +238,7 @@ def make_lightning_cli(args: list[str], run: bool = True, pretrained: Pretrained
         run: run the subcommand (``False``: only parse and instantiate).
         pretrained: weights ``fit`` starts from (:class:`KGZooCLI`).
     """
-    return KGZooCLI(Recommender, KGRecDataModule, subclass_mode_model=True, subclass_mode_data=False,
+    return KGZooCLI(Recommender, cli_datamodule, subclass_mode_model=True, subclass_mode_data=False,
                     args=args, run=run, save_config_kwargs={"overwrite": True},
                     parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained)
 
@@ -211,7 +266,9 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
 
     Returns:
         ``{"model": {"class_path", "init_args"}, "data": {...}}`` (the model class with its
-        config's ``model`` section, the DataModule with ``data``) and, for ``subcommand="fit"``,
+        config's ``model`` section, the DataModule with ``data``, and the ``protocol`` where the
+        model's differs from the dataset's default: :func:`kgzoo.bench.cells.default_protocol`, a
+        news model's impressions on MIND) and, for ``subcommand="fit"``,
         ``"trainer"``: the converged schedule (:meth:`ZooConfig.schedule`): ``max_epochs`` and
         the callbacks :class:`MainMetricEarlyStopping` (its ``patience`` and ``monitor``) and
         :class:`BestCheckpoint` (the same ``monitor``).
@@ -224,9 +281,12 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     cls = MODELS.get(model)
     dataset_spec(dataset)
     cfg = ZooConfig.load(model, dataset)
+    protocol = default_protocol(dataset, model)  # a news model on MIND: the impression protocol
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                      "init_args": dict(cfg.model)},
-                           "data": {"dataset": dataset, **cfg.data}}
+                           "data": {"dataset": dataset, **cfg.data,
+                                    **({"protocol": protocol.to_dict()} if protocol != dataset_spec(dataset).protocol
+                                       else {})}}
     if subcommand == "fit":
         sched = cfg.schedule(quick=False)
         out["trainer"] = {"max_epochs": sched.max_epochs, "callbacks": [

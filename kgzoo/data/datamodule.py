@@ -36,7 +36,7 @@ from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, Split, check_fingerprint, check_leakage, default_protocol_for
 from ..ops.csr import csr_padded, csr_rows, sparse_csr, to_csr
 from .sampling import BPRSampler, KGSampler
-from .spec import history_cap
+from .spec import history_cap, saved_folder
 
 # the train loader is an IterableDataset with a length (Lightning's num_training_batches); it
 # always loads in the main process, so Lightning's caution about workers does not apply
@@ -455,11 +455,10 @@ class KGRecDataModule(DataSizes, L.LightningDataModule):
         (``DatasetSpec.folder``, absolute; ``None`` for the catalogue and in-memory data), which
         another process registers again by its path. Sets the data up."""
         self.setup()
-        folder = getattr(self.spec, "folder", None)
         return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
                 "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
                 "kg_batch_size": self.kg_batch_size, "max_history": self.max_history, "fingerprint": self.fingerprint,
-                "folder": str(Path(folder).resolve()) if folder is not None else None}
+                "folder": saved_folder(self.spec)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's restore of a checkpoint (``trainer.test(..., ckpt_path=...)``): refuses a

@@ -85,6 +85,16 @@ def resolve_dataset(dataset: str | Path | DatasetSpec) -> str:
     return dataset_spec(text).name
 
 
+def saved_dataset(name: str, folder: str | None) -> str:
+    """What to build a saved model's data from (a checkpoint's or a pretrained manifest's entry,
+    :func:`kgzoo.data.spec.saved_folder`): ``name`` where this process knows it, else the user's
+    ``folder`` saved beside it (registered again from its path; the caller checks the fingerprint),
+    else ``name`` (an unknown name then fails where it is resolved, with suggestions)."""
+    if folder and name not in list_datasets():
+        return folder
+    return name
+
+
 def dataset_folder(name: str, root: str | Path | None = None) -> Path:
     """The folder of dataset ``name``: its own (a user's folder), else ``<data root>/<name>``."""
     spec = DATASETS.get(name)

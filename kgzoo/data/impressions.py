@@ -39,7 +39,7 @@ from .impression_log import ImpressionLog, split_by_day
 from .kgdata import KGRecData, content_checksum
 from .protocol import EvalProtocol, check_fingerprint
 from .readers.mind import read_mind_impressions
-from .spec import history_cap
+from .spec import history_cap, saved_folder
 
 def _neg_positions(label: Tensor, ptr: Tensor, samples: Tensor, k: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """``k`` non-clicked candidate positions (into the log's candidate arrays) per sample
@@ -264,12 +264,13 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         """The identity of this data, saved in every checkpoint of a run on it (as
         :meth:`KGRecDataModule.state_dict`): ``dataset``, ``protocol``, ``kg_ablation``, ``seed``,
         ``batch_size``, ``eval_batch_size``, ``max_history``, ``npratio``, ``fingerprint``,
-        ``folder`` (``None``). Sets the data up."""
+        ``folder`` (a user's MIND-layout folder, absolute, by which another process registers it
+        again; ``None`` for the catalogue's datasets and in-memory data). Sets the data up."""
         self.setup()
         return {"dataset": self.dataset, "protocol": self.protocol.to_dict(), "kg_ablation": self.kg_ablation_kind,
                 "seed": self.seed, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
                 "max_history": self.max_history, "npratio": self.npratio, "fingerprint": self.fingerprint,
-                "folder": None}
+                "folder": saved_folder(None if self._given is not None else dataset_spec(self.dataset))}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's restore of a checkpoint: refuses one trained on other data.
@@ -289,6 +290,24 @@ class ImpressionDataModule(DataSizes, L.LightningDataModule):
         log = self.log
         hist, hmask = csr_padded(log.history_indptr, log.history, rows, self.max_history, last=True)
         return {"user": log.user[rows], "history": hist, "history_mask": hmask}
+
+    def user_histories(self, users: Tensor) -> dict[str, Tensor]:
+        """``user [B]``, ``history [B, H]``, ``history_mask [B, H]`` of ``users`` LongTensor ``[B]``:
+        the history of each user's last impression in the log (the latest time, the later line on a
+        tie), its last ``max_history`` clicks: what a new impression of the user would carry in
+        MIND's layout, which serves a recommendation for a known user
+        (:meth:`kgzoo.hub.Pretrained.recommend`). A user without an impression has an all-False row."""
+        self.setup()
+        log = self.log
+        order = torch.argsort(log.time, stable=True)
+        order = order[torch.argsort(log.user[order], stable=True)]  # by user, then time, then line
+        count = torch.bincount(log.user, minlength=self.n_users)
+        last = order[(torch.cumsum(count, 0) - 1).clamp(min=0)].masked_fill(count == 0, -1)  # each user's last
+        rows = last[users]
+        out = self.histories(rows.clamp(min=0))
+        out["history_mask"] &= (rows >= 0).unsqueeze(1)
+        out["user"] = users
+        return out
 
     def graphs(self) -> Graphs:
         """The :class:`~kgzoo.data.graphs.Graphs` of this split: sizes, the train impressions'

@@ -103,6 +103,15 @@ def history_cap(spec: DatasetSpec | None) -> int:
     return DatasetSpec.max_history if spec is None else spec.max_history
 
 
+def saved_folder(spec: DatasetSpec | None) -> str | None:
+    """The ``folder`` both DataModules save in a checkpoint's data entry: a user's dataset
+    folder (:attr:`DatasetSpec.folder`) as an absolute path, by which another process registers
+    it again (:func:`kgzoo.hub.checkpoint.datamodule_arguments`); ``None`` for the catalogue's
+    datasets and in-memory data (``spec`` ``None``)."""
+    folder = None if spec is None else spec.folder
+    return str(Path(folder).resolve()) if folder is not None else None
+
+
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to the catalogue (see :func:`kgzoo.list_datasets`).
 

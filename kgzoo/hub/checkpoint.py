@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..api import attach, create_datamodule, create_datamodule_for, create_model
-from ..data.datasets import list_datasets
+from ..data.datasets import saved_dataset
 from ..data.download import sha256_file
 from ..data.link import KGLinkDataModule
 from ..data.protocol import check_fingerprint
@@ -98,11 +98,8 @@ def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
     if not data.get("dataset"):
         raise PretrainedError("the checkpoint was written without a DataModule, so it does not say its data; "
                               "pass datamodule=")
-    dataset = data["dataset"]
-    if data.get("folder") and dataset not in list_datasets():
-        dataset = data["folder"]
-    return {"dataset": dataset, "protocol": data.get("protocol"), "kg_ablation": data.get("kg_ablation", "real"),
-            "seed": data.get("seed"),
+    return {"dataset": saved_dataset(data["dataset"], data.get("folder")), "protocol": data.get("protocol"),
+            "kg_ablation": data.get("kg_ablation", "real"), "seed": data.get("seed"),
             **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size", "max_history") if k in data}}
 
 

@@ -117,12 +117,11 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
         (naming the first). ImportError: ``ann`` without faiss-cpu.
     """
     model = pre.model
-    mask = pre.exclusion(exclude)
     if ann and not model.has_final_embeddings():
         raise ValueError(f"{pre.name}: {type(model).__name__} has no embeddings to index (ann=True needs an "
                          "inner-product model)")
     idx = pre.user_index(users) if users is not None else torch.arange(len(pre.user_ids))
-    scores, items = model.recommend(idx, k, exclude=mask, batch_size=batch_size)
+    scores, items = pre.top_k(idx, k, exclude, batch_size=batch_size)
     scores, items = scores.cpu(), items.cpu()
     short = torch.isinf(scores).any(1)
     if short.any():

@@ -23,7 +23,10 @@ from torch import Tensor
 from ..api import create_datamodule, create_model  # importing api registers the built-in models
 from ..data.download import sha256_bytes
 from ..data.protocol import EvalProtocol
-from ..ops.csr import to_csr
+from ..data.datasets import saved_dataset
+from ..data.impressions import ImpressionDataModule
+from ..models.kgplm_news import KGPLMNews
+from ..ops.csr import csr_rows, to_csr
 from ..quiet import lightning_quiet
 from ..registry import MODELS, PRETRAINED
 from ..version import __version__
@@ -177,7 +180,10 @@ class Pretrained:
             raise ValueError(f"exclude={exclude!r}: expected one of {', '.join(map(repr, EXCLUDE))}")
         if exclude == "none":
             return None
-        return self.datamodule.csr["train"] if exclude == "train" else self.seen()
+        if exclude == "seen":
+            return self.seen()
+        dm = self.datamodule
+        return dm.train_csr if isinstance(dm, ImpressionDataModule) else dm.csr["train"]
 
     def seen(self) -> tuple[Tensor, Tensor]:
         """CSR ``(indptr, indices)`` of every observed positive (user, item) pair (train, valid, test)."""
@@ -193,7 +199,8 @@ class Pretrained:
         ``model``, ``dataset``, ``fingerprint``, ``kgzoo``) and ``manifest.json`` with its one entry
         (DESIGN.md, "Pretrained weights": model, dataset, protocol, KG ablation, fingerprint,
         main metric, metrics, hyper-parameters, DataModule arguments, sha256, size, dtype, licence;
-        ``source``: where these weights came from).
+        ``source``: where these weights came from; ``folder``: a user's dataset folder, absolute,
+        from which :func:`load_pretrained` in another process registers the data again).
 
         Args:
             folder: created if missing; an earlier entry of the same name is replaced.
@@ -224,6 +231,9 @@ class Pretrained:
                  "params": int(sum(v.numel() for v in state.values())),
                  "licence": licence or self.spec.licence or f"see the licence of dataset {self.spec.dataset!r}",
                  "source": self.spec.extra.get("checkpoint") or self.spec.name, "kgzoo": __version__}
+        data_folder = self.datamodule.state_dict().get("folder") if hasattr(self.datamodule, "state_dict") else None
+        if data_folder:  # a user's dataset folder: load_pretrained registers it again from there
+            entry["folder"] = data_folder
         path = folder / MANIFEST_NAME
         write_manifest_entry(path, self.name, entry)
         return path
@@ -260,14 +270,131 @@ class Pretrained:
             warnings.warn("Pretrained.recommend(exclude_seen=...) is deprecated: use exclude='seen' (the default) "
                           "or exclude='none'", DeprecationWarning, stacklevel=2)
             exclude = "seen" if exclude_seen else "none"
-        mask = self.exclusion(exclude)
         single = isinstance(raw_user_ids, (str, int))
         ids = [raw_user_ids] if single else list(raw_user_ids)
-        users = self.user_index(ids)
-        scores, items = self.model.recommend(users, k, exclude=mask)
-        out = [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
-               for srow, irow in zip(scores, items)]
+        scores, items = self.top_k(self.user_index(ids), k, exclude)
+        out = self._listed(scores, items)
         return out[0] if single else out
+
+    def _listed(self, scores: Tensor, items: Tensor) -> list[list[tuple[str, str, float]]]:
+        return [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
+                for srow, irow in zip(scores, items)]
+
+    def top_k(self, users: Tensor, k: int, exclude: str = DEFAULT_EXCLUDE, batch_size: int = 1024
+              ) -> tuple[Tensor, Tensor]:
+        """``(scores FloatTensor [B, k], items LongTensor [B, k])`` of kgzoo user ids ``users``
+        LongTensor ``[B]``, best first, the ``exclude`` items (:meth:`exclusion`) left out: what
+        :meth:`recommend` and :func:`kgzoo.hub.export.export` list. A model that scores a user by
+        the click history (the news models, ``uses_history``: they have no per-user score) ranks
+        every news for the user's current history (:func:`rank_by_history`): on impressions the
+        history of the user's last impression
+        (:meth:`~kgzoo.data.impressions.ImpressionDataModule.user_histories`), on CTR rows the
+        user's train clicks (:meth:`~kgzoo.data.datamodule.KGRecDataModule.histories`); any
+        other model ranks by :meth:`~kgzoo.models.base.Recommender.recommend`.
+
+        Raises:
+            ValueError: ``k`` outside ``1..I``, a bad ``exclude``.
+        """
+        mask = self.exclusion(exclude)
+        if not getattr(self.model, "uses_history", False):
+            return self.model.recommend(users, k, exclude=mask, batch_size=batch_size)
+        dm = self.datamodule
+        hist = dm.user_histories(users) if isinstance(dm, ImpressionDataModule) else {**dm.histories(users), "user": users}
+        return rank_by_history(self.model, hist, k, mask, batch_size)
+
+    def rank_news(self, history: Sequence[str], k: int = 10, candidates: Sequence[str] | None = None,
+                  user: str | int | None = None) -> list[tuple[str, str, float]]:
+        """A news model's top-``k`` for a click history of raw news ids (a user the data may not
+        know): ``(raw news id, title, score)``, best first, ranked among ``candidates`` (raw news
+        ids; default every news but those of ``history``). The model's impression score
+        (:meth:`~kgzoo.models.base.Recommender.impression_scores`), the last ``max_history`` clicks.
+
+        Args:
+            history: the clicked news, oldest first. k: list length. candidates: the news shown.
+            user: a known raw user id, for a model that also reads the user's own vector
+                (``kgplm-news``; the others read only the history).
+
+        Raises:
+            KeyError: a news id (or user id) the data does not have. ValueError: a model that does
+                not score histories; ``kgplm-news`` without ``user``; ``k`` outside
+                ``1..len(candidates)``.
+        """
+        if not getattr(self.model, "uses_history", False):
+            raise ValueError(f"{self.name}: {type(self.model).__name__} does not score click histories "
+                             "(rank_news is for the news models); use recommend(user)")
+        if user is None and isinstance(self.model, KGPLMNews):
+            raise ValueError(f"{self.name}: kgplm-news fuses the user's own vector with the history: give user=")
+        item_of = {i: n for n, i in enumerate(self.item_ids)}
+        missing = [x for x in [*history, *(candidates or [])] if str(x) not in item_of]
+        if missing:
+            raise KeyError(f"{self.spec.dataset}: unknown news id(s) {', '.join(map(repr, missing[:5]))}")
+        hist = torch.tensor([item_of[str(x)] for x in history][-self.datamodule.max_history:], dtype=torch.long)
+        row = hist.view(1, -1) if hist.numel() else torch.zeros(1, 1, dtype=torch.long)
+        batch = {"user": self.user_index([user]) if user is not None else torch.zeros(1, dtype=torch.long),
+                 "history": row, "history_mask": torch.full(row.shape, bool(hist.numel()))}
+        if candidates is None:  # every news but the history's: a CSR of one row
+            seen = hist.unique()
+            scores, items = rank_by_history(self.model, batch, k, (torch.tensor([0, seen.numel()]), seen),
+                                            user_rows=torch.zeros(1, dtype=torch.long))
+        else:
+            cand = torch.tensor([item_of[str(x)] for x in candidates], dtype=torch.long)
+            scores, items = rank_by_history(self.model, batch, k, None, candidates=cand)
+        return self._listed(scores, items)[0]
+
+
+#: floats a chunk of :func:`rank_by_history` may gather (rows x candidates x vector width): 128 MiB
+HISTORY_SCORE_BUDGET = 2**25
+
+
+def rank_by_history(model: Any, batch: dict[str, Tensor], k: int, exclude: tuple[Tensor, Tensor] | None = None,
+                    batch_size: int = 256, candidates: Tensor | None = None, user_rows: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor]:
+    """Top-``k`` news of a history model (``uses_history``) for click histories: every news (or
+    ``candidates``) scored as the candidates of one impression per row
+    (:meth:`~kgzoo.models.base.Recommender.impression_scores`), each news encoded once
+    (``prepare_scoring``), in eval mode, without gradients.
+
+    Args:
+        model: a news model. batch: ``user [B]``, ``history [B, H]``, ``history_mask [B, H]``.
+        k: list length. exclude: CSR ``(indptr, indices)`` over users of items left out (score
+            ``-inf``), read at the rows ``user_rows`` LongTensor ``[B]`` (default ``batch["user"]``).
+        batch_size: the most rows scored at once; fewer where ``rows x candidates x dim`` would pass
+            :data:`HISTORY_SCORE_BUDGET` (a news model gathers a vector per candidate).
+        candidates: LongTensor ``[C]`` ranked instead of every news (``exclude`` not applied).
+
+    Returns:
+        ``(scores FloatTensor [B, k], items LongTensor [B, k])``, best first.
+
+    Raises:
+        ValueError: ``k`` outside ``1..I``.
+    """
+    cand = torch.arange(model.n_items) if candidates is None else candidates
+    if not 1 <= k <= cand.numel():
+        raise ValueError(f"k={k} must be in 1..{cand.numel()} (the news ranked)")
+    rows = batch["user"] if user_rows is None else user_rows
+    batch_size = max(1, min(batch_size, HISTORY_SCORE_BUDGET // (cand.numel() * int(getattr(model, "dim", 256)))))
+    was_training = model.training
+    model.eval()
+    model.prepare_scoring()
+    values, indices = [], []
+    try:
+        with torch.no_grad():
+            for s in range(0, rows.numel(), batch_size):
+                part = {key: v[s:s + batch_size].to(model.device) for key, v in batch.items()}
+                n = part["history"].shape[0]
+                c = cand.to(model.device).expand(n, -1)
+                scores = model.impression_scores({**part, "candidates": c,
+                                                  "candidate_mask": torch.ones_like(c, dtype=torch.bool)}).float()
+                if exclude is not None:
+                    r, col = csr_rows(exclude[0], exclude[1], rows[s:s + batch_size].cpu())
+                    scores[r, col] = float("-inf")
+                top = torch.topk(scores, k, dim=1)
+                values.append(top.values)
+                indices.append(cand.to(model.device)[top.indices])
+    finally:
+        model.end_scoring()
+        model.train(was_training)
+    return torch.cat(values), torch.cat(indices)
 
 
 def pretrained_spec(name: str | Path, manifest: str | Path | None = None) -> PretrainedSpec:
@@ -330,8 +457,8 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
             protocol = EvalProtocol(**spec.protocol)
         except TypeError as e:
             raise PretrainedError(f"manifest entry {name!r}: bad protocol {spec.protocol} ({e})") from None
-        datamodule = create_datamodule(spec.dataset, root=root, protocol=protocol, kg_ablation=spec.kg_ablation,
-                                       **spec.data)
+        datamodule = create_datamodule(saved_dataset(spec.dataset, spec.extra.get("folder")), root=root,
+                                       protocol=protocol, kg_ablation=spec.kg_ablation, **spec.data)
     elif datamodule.dataset != spec.dataset:
         raise FingerprintError(f"{name!r} was trained on {spec.dataset!r}, the DataModule holds {datamodule.dataset!r}")
     datamodule.setup()

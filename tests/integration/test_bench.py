@@ -31,6 +31,18 @@ def test_resolve_grid_patterns_and_order(data_dir):
     assert [c.model for c in cells[:2]] == ["pop", "bpr"] and cells[0].seed == cells[1].seed == 0
 
 
+def test_a_wildcards_models_that_cannot_run_are_left_out_and_listed(data_dir):
+    # `kgzoo bench` (models "*" on ml-100k-kg) stopped at dkn, the first news model, with an error:
+    # every model after it in the grid never ran
+    left_out: list[str] = []
+    cells = resolve_grid(["*"], ["ml-100k-kg"], [0], left_out=left_out)
+    news = ["dkn", "kgplm-news", "news-plm-mean", "nrms", "nrms-plm"]
+    assert not {c.model for c in cells} & set(news) and {"pop", "kgat", "transe"} <= {c.model for c in cells}
+    assert [line.split(":")[0] for line in left_out] == [f"{m} on ml-100k-kg" for m in news]
+    assert "runs the tasks impression, ctr; its data has task 'topk' and no impression log" in left_out[0]
+    assert {c.model for c in resolve_grid(["*"], ["mind-sample"], [0])} >= set(news)  # they run where they can
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"models": ["nosuchmodel*"]}, "model pattern 'nosuchmodel\\*' matches no registered model"),
     ({"datasets": ["nosuchdata"]}, "dataset pattern 'nosuchdata' matches no dataset"),
@@ -50,6 +62,8 @@ def test_resolve_grid_patterns_and_order(data_dir):
     ({"models": ["bpr"], "variants": ["embedding_dim=12.5"]}, "hyper-parameter 'embedding_dim' takes int, got 12.5"),
     ({"protocol": "splitt=cold_item"}, "^protocol 'splitt=cold_item' on ml-100k-kg: unknown protocol field 'splitt'"),
     ({"protocol": "split=coldstart"}, "protocol 'split=coldstart' on ml-100k-kg"),
+    ({"models": ["pop", "dkn"]}, "^dkn on ml-100k-kg: DKN runs the tasks impression, ctr"),  # named: refused
+    ({"models": ["nrms*"]}, "^no model of the grid runs on its datasets: nrms on ml-100k-kg"),
 ])
 def test_bad_input_is_refused_before_training(data_dir, monkeypatch, kwargs, message):
     called = []

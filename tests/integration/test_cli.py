@@ -161,6 +161,44 @@ def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
         main(["fit", "--model", "torch.nn.Linear", "--data.dataset", "ml-100k-kg"])
 
 
+def test_fit_and_test_a_news_model_on_a_mind_folder(text_home, tmp_path, monkeypatch, capsys):
+    # before: `kgzoo fit` built a KGRecDataModule, which refuses a MIND folder's impression protocol,
+    # and took no --data.npratio (also `--zoo nrms/mind-sample` failed on it); `kgzoo test --ckpt_path`
+    # of a news checkpoint failed the same way, and found a folder's data only from its working directory
+    from test_folders import tiny_mind
+
+    folder = tiny_mind(tmp_path / "news-folder")
+    quiet = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    assert main(["fit", "--model", "nrms", "--model.heads", "2", "--model.head_dim", "4", "--model.query_dim", "8",
+                 "--model.title_length", "4", "--data.dataset", str(folder), "--data.npratio", "2",
+                 "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path / "runs"), *quiet]) == 0
+    ckpt, = (tmp_path / "runs").rglob("*.ckpt")
+    capsys.readouterr()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["test", "--ckpt_path", str(ckpt), *quiet]) == 0
+    assert "test/auc" in capsys.readouterr().out
+    from kgzoo.cli.lightning import cli_datamodule, zoo_cli_config
+    with pytest.raises(ValueError, match="npratio is for the impression task"):
+        cli_datamodule("ml-100k-kg", npratio=2)
+    assert zoo_cli_config("nrms/mind-sample")["data"]["protocol"]["task"] == "impression"
+    assert "protocol" not in zoo_cli_config("bpr/ml-100k-kg")["data"]
+
+
+def test_a_news_model_named_on_mind_sample_runs_impressions(data_dir):
+    # mind-sample's own default is ctr/random; --model nrms on it trained NRMS on those CTR rows (the
+    # task linked from the DataModule before the model was known), unlike kgzoo bench, --zoo and create_model
+    from kgzoo.cli.lightning import make_lightning_cli
+
+    cli = make_lightning_cli(["--model", "kgzoo.models.nrms.NRMS", "--model.heads", "2", "--model.head_dim", "4",
+                              "--data.dataset", "mind-sample", "--trainer.logger", "false"], run=False)
+    assert cli.model.task == "impression" and cli.datamodule.protocol.task == "impression"
+    assert cli.model.n_items == cli.datamodule.n_items > 2000  # every logged news, not news.tsv's 2,000
+    bpr = make_lightning_cli(["--model", "kgzoo.models.mf.BPRMF", "--data.dataset", "mind-sample",
+                              "--trainer.logger", "false"], run=False)
+    assert bpr.datamodule.protocol.task == "ctr"  # the dataset's default for the others
+
+
 def test_fit_from_a_zoo_config(data_dir, tmp_path, capsys):
     from kgzoo.cli.lightning import zoo_cli_config
 
@@ -233,6 +271,8 @@ def test_data_list_and_stats_show_caveats(data_dir, capsys):
     assert main(["data", "list"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "caveat" in out and "re-split" in out
+    # mind-sample's own default is ctr/random; the news models run its impressions
+    assert "ctr/random; news models: impression/temporal" in out
     assert main(["data", "stats", "dkn-news"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "caveat: DKN's own KG file is not public: the KG here is title -[mentions]-> entity" in out

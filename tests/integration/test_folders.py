@@ -209,6 +209,11 @@ def test_a_mind_folder_gives_impressions(tmp_path, capsys):
     assert main(["data", "stats", str(d)]) == 0
     out = capsys.readouterr().out
     assert "impressions" in out and "candidates_with_text" in out
+    # the default protocol in words (before: "impression/temporal [0.8, 0.1, 0.1]", ratios the split ignores)
+    assert "default protocol: impressions by day (last day test, the day before valid)" in " ".join(out.split())
+    # the news the impression task keeps, beside the labelled rows' statistics (news.tsv's news only)
+    assert "the impression task's news: 4, news.tsv's 3 and the 1 logged news without a news.tsv row" in " ".join(
+        out.split())
 
 
 def test_the_mind_sample_folder_gives_the_catalogue_impressions(data_dir):

@@ -175,6 +175,53 @@ def test_read_mind_impressions_names_the_bad_line(tmp_path):
         read_mind_impressions(tmp_path)
 
 
+def test_read_mind_impressions_names_the_bad_token_and_an_empty_line(tmp_path):
+    # the third token of the impression is the bad one: the error quotes it, not the first token
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0 N1-2 N2-0"])
+    with pytest.raises(DataFormatError, match=r"line 1, field 'impressions': token 'N1-2' is not"):
+        read_mind_impressions(tmp_path)
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1", "", "2\tU2\t11/10/2019 8:00:00 AM\t\tN1-1"])
+    with pytest.raises(DataFormatError, match=r"line 2, field 'impression_id': empty line"):
+        read_mind_impressions(tmp_path)
+    # a column missing from every line (a file of another layout): the message lists MIND's columns
+    _write_mind(tmp_path, ["U1\t11/9/2019 8:00:00 AM\tN1\tN2-1"])
+    with pytest.raises(DataFormatError, match=r"line 1, field 'impressions': truncated line: 4 fields, expected 5 "
+                                              r"\(impression_id, user_id, time, history, impressions\)"):
+        read_mind_impressions(tmp_path)
+
+
+def test_mind_train_and_dev_concatenated_read_as_one_log(tmp_path):
+    # MIND's train and dev news.tsv share most lines: a line repeated whole is dropped and counted
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0", "1\tU2\t11/10/2019 9:00:00 AM\tN2\tN1-1"])
+    news = (tmp_path / "news.tsv").read_text()
+    (tmp_path / "news.tsv").write_text(news + news.splitlines(keepends=True)[1])
+    data, log = read_mind_impressions(tmp_path)
+    assert data.item_ids == ["N1", "N2", "N7"] and data.cleaning["news.tsv: a line repeating an earlier one"] == 1
+    assert log.n_impressions == 2  # impression ids may repeat (dev's restart at 1): nothing keys on them
+    # the same id with other fields is an error naming both lines; later lines keep their numbers
+    (tmp_path / "news.tsv").write_text(news + news.splitlines(keepends=True)[1] + news.replace("A match", "A game"))
+    with pytest.raises(DataFormatError, match=r"line 5, field 'news_id': news id 'N2' repeats line 2 with other"):
+        read_mind_impressions(tmp_path)
+    (tmp_path / "news.tsv").write_text(news + news.splitlines(keepends=True)[1] + "N3\tx\ty\tT\t\turl\t[{\t[]\n")
+    with pytest.raises(DataFormatError, match=r"line 4, field 'title_entities': invalid JSON"):
+        read_mind_impressions(tmp_path)
+
+
+def test_a_mind_folder_checkpoint_entry_names_its_folder(tmp_path):
+    # another process registers the folder again from the checkpoint's data entry
+    from kgzoo.hub.checkpoint import datamodule_arguments
+
+    folder = tmp_path / "my-mind"
+    folder.mkdir()
+    _write_mind(folder, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0", "2\tU2\t11/10/2019 9:00:00 AM\tN2\tN1-1 N7-0",
+                         "3\tU1\t11/11/2019 9:00:00 AM\tN1 N2\tN7-1 N2-0"])
+    state = kgzoo.create_datamodule(str(folder)).state_dict()
+    assert state["folder"] == str(folder.resolve())
+    assert datamodule_arguments({**state, "dataset": "not-registered-here"})["dataset"] == str(folder.resolve())
+    data, log = tiny()
+    assert ImpressionDataModule.from_data(data, log).state_dict()["folder"] is None
+
+
 def test_word_pieces_align_with_entity_mentions():
     from kgzoo.models.layers.news import align_mentions
 

@@ -10,7 +10,9 @@ https://msnews.github.io), two tab-separated files without header:
   clicked before, space separated, may be empty), impressions (``N123-1 N456-0``: shown news
   with click label)``.
 
-Items are the news of ``news.tsv`` (file order). User-item rows: each impression's history
+Items are the news of ``news.tsv`` (file order; a line that repeats an earlier line whole, as
+MIND's train and dev ``news.tsv`` concatenated do, is dropped and counted in ``cleaning``: "news.tsv:
+a line repeating an earlier one"; a news id again with other fields is an error). User-item rows: each impression's history
 (label 1, timestamp one second before the impression: the history precedes it), then its
 shown news (label 1 if clicked, else 0, at the impression's time), impressions in file
 order. Log rows whose news has no ``news.tsv`` row have no text and no entities: they are
@@ -74,8 +76,11 @@ def read_tsv(path: str | Path, columns: tuple[str, ...], required: tuple[str, ..
             return df
     for i, line in enumerate(lines, start=1):
         parts = line.split("\t")
+        if not line:
+            raise DataFormatError(p, i, columns[0], "empty line")
         if len(parts) < len(columns):
-            raise DataFormatError(p, i, columns[len(parts)], f"truncated line: {len(parts)} fields, expected {len(columns)}")
+            raise DataFormatError(p, i, columns[len(parts)], f"truncated line: {len(parts)} fields, expected "
+                                  f"{len(columns)} ({', '.join(columns)})")
         if len(parts) > len(columns):
             raise DataFormatError(p, i, None, f"{len(parts)} fields, expected {len(columns)}")
         for c, v in zip(columns, parts):
@@ -113,9 +118,8 @@ def read_behaviors(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, pd.Serie
     imp = bd["impressions"].str.split().explode()
     imp_ok = imp.notna() & imp.str.fullmatch(r"[^\s-]+-[01]").fillna(False)
     if not imp_ok.all():
-        i = int(imp.index[~imp_ok.to_numpy()][0])
-        got = imp.loc[i]
-        got = got.iloc[0] if isinstance(got, pd.Series) else got
+        k = _first_bad(~imp_ok.to_numpy())  # the bad token itself, not its impression's first
+        i, got = int(imp.index[k]), imp.iloc[k]
         what = "no shown news" if not isinstance(got, str) else f"token {got!r} is not <news id>-<0|1>"
         raise DataFormatError(pb, i + 1, "impressions", what)
     imp_news = imp.str[:-2]
@@ -136,7 +140,7 @@ def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", be
 
     Raises:
         DataFormatError: a malformed line (file, line, field): missing fields, an empty news or
-        user id, a repeated news id, invalid entity JSON or an entity without ``WikidataId``, a
+        user id, a news id repeated with other fields, invalid entity JSON or an entity without ``WikidataId``, a
         time not in MIND's format, an impression token that is not ``<news id>-<0|1>``.
     """
     return _read_mind(Path(folder), name, news, behaviors, entity_types, keep_unknown_news)[0]
@@ -182,10 +186,17 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
     """:func:`read_mind`, also returning what :func:`read_behaviors` parsed (the same errors)."""
     pn, pb = folder / news, folder / behaviors
     nd = read_tsv(pn, NEWS_COLUMNS, required=("news_id", "title"))
-    dup = nd["news_id"].duplicated().to_numpy()
+    same = nd.duplicated().to_numpy()  # a whole line again: MIND's train and dev news.tsv, concatenated
+    dup = nd["news_id"].duplicated().to_numpy() & ~same
     if dup.any():
         i = _first_bad(dup)
-        raise DataFormatError(pn, i + 1, "news_id", f"news id {nd['news_id'].iloc[i]!r} repeats an earlier line")
+        first = _first_bad((nd["news_id"] == nd["news_id"].iloc[i]).to_numpy())
+        raise DataFormatError(pn, i + 1, "news_id", f"news id {nd['news_id'].iloc[i]!r} repeats line {first + 1} "
+                              "with other fields")
+    line_of = np.flatnonzero(~same) + 1  # the file line of each kept row
+    n_repeated = int(same.sum())
+    if n_repeated:
+        nd = nd[~same].reset_index(drop=True)
     news_ids = nd["news_id"].to_numpy(dtype=object)
     I = len(news_ids)
 
@@ -199,18 +210,18 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
             try:
                 lst = json.loads(s)
             except json.JSONDecodeError as e:
-                raise DataFormatError(pn, i + 1, col, f"invalid JSON: {e.msg}") from None
+                raise DataFormatError(pn, int(line_of[i]), col, f"invalid JSON: {e.msg}") from None
             if not isinstance(lst, list):
-                raise DataFormatError(pn, i + 1, col, "expected a JSON list of entities")
+                raise DataFormatError(pn, int(line_of[i]), col, "expected a JSON list of entities")
             for e in lst:
                 if not isinstance(e, dict) or not e.get("WikidataId"):
-                    raise DataFormatError(pn, i + 1, col, f"entity without 'WikidataId': {str(e)[:80]}")
+                    raise DataFormatError(pn, int(line_of[i]), col, f"entity without 'WikidataId': {str(e)[:80]}")
                 if r == 0:  # a title entity: where the title names it
                     offsets, forms = e.get("OccurrenceOffsets"), e.get("SurfaceForms")
                     if (not isinstance(offsets, list) or not isinstance(forms, list) or len(offsets) != len(forms)
                             or not all(isinstance(o, int) and o >= 0 for o in offsets)
                             or not all(isinstance(f, str) and f for f in forms)):
-                        raise DataFormatError(pn, i + 1, col, "entity 'OccurrenceOffsets' and 'SurfaceForms' must be "
+                        raise DataFormatError(pn, int(line_of[i]), col, "entity 'OccurrenceOffsets' and 'SurfaceForms' must be "
                                               f"lists of offsets and names of one length: {str(e)[:80]}")
                     for o, f in zip(offsets, forms):
                         mentions.append((len(ents), o, o + len(f)))
@@ -281,7 +292,8 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
         triples=torch.from_numpy(tri), relation_names=relation_names, item_text=item_text,
         item_features=feats, feature_vocab=vocab, user_ids=[str(x) for x in user_uniq],
         item_ids=[str(x) for x in news_ids], entity_ids=entity_ids, mentions=torch.from_numpy(men),
-        cleaning={"news ids: in the logs without a news.tsv row": n_missing_ids,
+        cleaning={"news.tsv: a line repeating an earlier one": n_repeated,
+                  "news ids: in the logs without a news.tsv row": n_missing_ids,
                   "interactions: news id without a news.tsv row": n_missing_rows},
     )
     data.validate()
