@@ -1,6 +1,7 @@
 """How much of a model's ranking is item popularity, and how much of popularity its item side can express.
 
     python benchmarks/scripts/popularity_signal.py [--dataset ml-100k-kg] [--models plmrec bpr lightgcn]
+    python benchmarks/scripts/popularity_signal.py --dataset ml-1m-kg --text-only
 
 For each pretrained ``MODEL/DATASET`` (the shipped weights of the converged, tuned runs):
 
@@ -10,6 +11,9 @@ For each pretrained ``MODEL/DATASET`` (the shipped weights of the converged, tun
 * for text models, the 5-fold cross-validated R^2 of a ridge regression of ``log(1 + count)`` on the
   frozen PLM text vectors of the items: the most popularity that a linear item tower on the
   text can express.
+
+``--text-only`` (a dataset without shipped weights): the R^2 alone, from the frozen text vectors
+of PLMRec's zoo config on the dataset (no training: they are the PLM's) and the train split's counts.
 
 Writes nothing; the study ``benchmarks/studies/plmrec_below_pop.md`` quotes its output.
 """
@@ -41,8 +45,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="ml-100k-kg")
     ap.add_argument("--models", nargs="+", default=["plmrec", "bpr", "lightgcn"])
+    ap.add_argument("--text-only", action="store_true",
+                    help="only the R^2 of popularity from PLMRec's frozen text vectors (no pretrained weights needed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.text_only:
+        dm = kgzoo.create_datamodule(args.dataset)
+        model = kgzoo.create_model("plmrec", dm)
+        dm.setup()
+        train = dm.data.interactions[dm.split.train]
+        count = torch.bincount(train[:, 1], minlength=dm.n_items).double().numpy()
+        print(f"{args.dataset}: {text_r2(model.tower, count)}", flush=True)
+        return
     count = kgzoo.load_pretrained(f"pop/{args.dataset}").model.item_count.double().numpy()
     top100 = np.argsort(-count)[:100]
     for name in args.models:
@@ -55,11 +69,17 @@ def main() -> None:
         line = f"{name}: rho(mean item score, train count) = {rho:.3f}; top-10 slots on the 100 most popular items = {share:.3f}"
         tower = getattr(model, "tower", None)
         if tower is not None:
-            vec, has = tower.text.lookup(None)
-            x = vec.double().numpy()[has.numpy()]
-            r2 = max(ridge_cv_r2(x, np.log1p(count[has.numpy()]), lam) for lam in (0.1, 1.0, 10.0, 100.0))
-            line += f"; CV R^2 of log(1+count) from the text vectors (best ridge penalty) = {r2:.3f}"
+            line += f"; {text_r2(tower, count)}"
         print(line, flush=True)
+
+
+def text_r2(tower, count: np.ndarray) -> str:
+    """The line on the CV R^2 of ``log(1 + count)`` from an item tower's frozen text vectors."""
+    vec, has = tower.text.lookup(None)
+    x = vec.double().numpy()[has.numpy()]
+    r2 = max(ridge_cv_r2(x, np.log1p(count[has.numpy()]), lam) for lam in (0.1, 1.0, 10.0, 100.0))
+    return (f"CV R^2 of log(1+count) from the text vectors (best ridge penalty) = {r2:.3f} "
+            f"({int(has.sum())} of {has.numel()} items with text)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ def no_user_dirs(monkeypatch):
 def test_packaged_config_is_read():
     cfg = ZooConfig.load("lightgcn", "ml-1m-kg")
     assert cfg.path == packaged_config_dir() / "lightgcn" / "ml-1m-kg.yaml"
-    assert cfg.model["n_layers"] == 3 and cfg.data["batch_size"] == 8192 and cfg.inherited_from is None
+    # its own data section; its model takes the values tuned on ml-100k-kg (tuned: {from: ml-100k-kg})
+    assert cfg.model["embedding_dim"] == 64 and cfg.data["batch_size"] == 8192 and cfg.inherited_from is None
+    assert cfg.model["n_layers"] == ZooConfig.load("lightgcn", "ml-100k-kg").model["n_layers"]
     dflt = ZooConfig.load("lightgcn", "mind-kg")  # no dataset file: default.yaml
     assert dflt.path == packaged_config_dir() / "lightgcn" / "default.yaml" and dflt.data["batch_size"] == 2048
     assert ZooConfig.load("lightgcn").path == dflt.path
