@@ -203,7 +203,7 @@ class ResumePoint(Checkpoint):
     - ``key``, the cell's identity beyond its folder name (hyper-parameters, data fingerprints,
       schedule): a point of another configuration is never resumed (:func:`resume_point`).
 
-    The sidecar ``last.json`` holds the key and the epoch. Each file is written under a temporary
+    The sidecar ``last.json`` holds the key, the epoch and the folder. Each file is written under a temporary
     name and renamed, the checkpoint first, so a kill mid-write leaves the previous point whole.
     It is a Lightning :class:`~lightning.pytorch.callbacks.Checkpoint`, which Lightning runs after
     the callbacks that monitor a metric.
@@ -244,7 +244,8 @@ class ResumePoint(Checkpoint):
             os.replace(tmp, self.path)
             side = self.path.with_suffix(".json")
             side.with_name(side.name + ".tmp").write_text(
-                json.dumps({"key": self.key, "epoch": trainer.current_epoch}) + "\n")
+                json.dumps({"key": self.key, "epoch": trainer.current_epoch, "dir": str(self.path.parent.resolve())})
+                + "\n")
             os.replace(side.with_name(side.name + ".tmp"), side)
         self._last = time.perf_counter()
 
@@ -273,16 +274,23 @@ class ResumePoint(Checkpoint):
 
 def resume_point(run_dir: str | Path, key: str) -> Path | None:
     """The resume point (:class:`ResumePoint`) of a cell's folder when it was written by a run of
-    this configuration (``key``), else ``None`` (none there, or one of another configuration:
-    changed hyper-parameters, data or schedule)."""
+    this configuration (``key``) in this very folder, else ``None`` (none there, one of another
+    configuration: changed hyper-parameters, data or schedule; or a folder moved or copied since:
+    Lightning's ``ModelCheckpoint`` reloads its best score only under the folder it saved from, so
+    the resumed run would take its first epoch for the best)."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
         return None
     try:
-        return path if json.loads(side.read_text())["key"] == key else None
-    except (ValueError, KeyError):
+        meta = json.loads(side.read_text())
+    except ValueError:
         return None
+    # the folder it was written in: Lightning's best checkpoint state is dropped where the folder moved
+    # (ModelCheckpoint reloads its best score only under the same dirpath), and the resumed run's best would be wrong
+    if meta.get("key") != key or meta.get("dir") != str(path.parent.resolve()):
+        return None
+    return path
 
 
 def _rss_mb() -> float:

@@ -356,8 +356,8 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     """``run_experiment(resume=True)`` (``kgzoo bench --resume``) goes on from the cell's resume
     point: GAT with its tuned dropout on ml-100k-kg, killed when its third epoch starts, resumed,
     gives the uninterrupted run's metrics, epochs and best epoch (dropout needs the generators
-    restored); the point is gone once the run ends, and a point of another configuration is not
-    taken."""
+    restored); the point is gone once the run ends, and a point of another configuration, or in a
+    copied folder, is not taken."""
     import kgzoo.bench.experiment as ex
     from lightning.pytorch.callbacks import Callback
 
@@ -379,7 +379,13 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     points = list((tmp_path / "b").rglob("last.ckpt"))
     assert len(points) == 1 and json.loads(points[0].with_suffix(".json").read_text())["epoch"] == 1
     other = {**small, "lr": 0.01}  # another configuration: another folder and key; never this point
+    key = json.loads(points[0].with_suffix(".json").read_text())["key"]
+    assert ex.resume_point(points[0].parent.parent, key) == points[0]
     assert ex.resume_point(points[0].parent.parent, "0" * 64) is None
+    import shutil  # a copied folder: Lightning would drop the best checkpoint's score there, so no resume from it
+    moved = tmp_path / "moved"
+    shutil.copytree(points[0].parent.parent, moved)
+    assert ex.resume_point(moved, key) is None
     resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
                              resume=True)
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
