@@ -200,8 +200,9 @@ class ResumePoint(Checkpoint):
       dropout and every other global draw go on as uninterrupted (the training batches draw from
       the DataModule's seed and the epoch: :class:`kgzoo.data.datamodule.EpochIterable`);
     - the fit seconds spent so far (a row's ``train_seconds`` counts every process);
-    - ``key``, the cell's identity beyond its folder name (hyper-parameters, data fingerprints,
-      schedule): a point of another configuration is never resumed (:func:`resume_point`).
+    - ``key``, the cell's identity beyond its folder name (:func:`resume_key`: hyper-parameters,
+      the DataModule's identity, schedule, accelerator): a point of another configuration is
+      never resumed (:func:`resume_point`).
 
     The sidecar ``last.json`` holds the key and the epoch. Each file is written under a temporary
     name and renamed, the checkpoint first, so a kill mid-write leaves the previous point whole.
@@ -269,6 +270,27 @@ class ResumePoint(Checkpoint):
         if self._rng is not None:
             _set_rng_states(self._rng)
             self._rng = None
+
+
+def resume_key(model: L.LightningModule, datamodule: L.LightningDataModule, schedule: dict[str, Any],
+               accelerator: str) -> str:
+    """The key of a cell's :class:`ResumePoint`: what decides its training beyond the cell folder's
+    name (:func:`cell_dir`: model, dataset, seed, KG ablation, protocol changes, overrides, devices,
+    strategy, nodes, epoch cap, code hash), as a sha256 hex string over
+
+    - the model's hyper-parameters (``model.hparams``: the zoo config's ``model`` section, the
+      tuned values and the overrides);
+    - the DataModule's identity (its ``state_dict()`` without ``folder``: the data and protocol
+      fingerprint, the batch sizes, the sampler's seed, ``max_history``, ``npratio``, the triple
+      split), so a changed ``data:`` section of the zoo config (``batch_size``) is another key,
+      and its ``protocol_fingerprint``;
+    - the schedule (cap, patience, warm-up, monitor) and the accelerator (a GPU's epochs are not
+      a CPU run's).
+    """
+    data = {k: v for k, v in datamodule.state_dict().items() if k != "folder"}  # a moved folder: the same data
+    return hashlib.sha256(json.dumps(
+        {"hparams": dict(model.hparams), "data": data, "protocol": datamodule.protocol_fingerprint,
+         "schedule": schedule, "accelerator": accelerator}, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def resume_point(run_dir: str | Path, key: str) -> Path | None:
@@ -593,9 +615,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                        num_nodes, schedule["max_epochs"], code)
     # nothing to train (Pop): the one pass is the exact fit, whatever the schedule's cap and warm-up
     closed_form = not any(p.requires_grad for p in net.parameters())
-    point_key = hashlib.sha256(json.dumps(
-        {"hparams": dict(net.hparams), "fingerprint": dm.fingerprint, "protocol": dm.protocol_fingerprint,
-         "schedule": schedule}, sort_keys=True, default=str).encode()).hexdigest()
+    point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     start = resume_point(run_dir, point_key) if resume and not closed_form else None
     if start is not None:
