@@ -250,10 +250,12 @@ class ResumePoint(Checkpoint):
         self._last = time.perf_counter()
 
     def remove(self, trainer: L.Trainer) -> None:
-        """Deletes the point (and its sidecar) once its run has ended; rank 0 only."""
+        """Deletes the point (and its sidecar) once its run has ended, with the temporary files
+        that a kill during a write left (``last.ckpt.tmp``: a whole checkpoint's size); rank 0 only."""
         if trainer.is_global_zero:
             for f in (self.path, self.path.with_suffix(".json")):
                 f.unlink(missing_ok=True)
+                f.with_name(f.name + ".tmp").unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"key": self.key, "rng": _rng_states(),

@@ -393,6 +393,21 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
                           resume=True).epochs == 1  # nothing to resume: trains from scratch
 
 
+def test_a_removed_resume_point_leaves_no_temporary_file(tmp_path):
+    """A kill while the point was being written leaves ``last.ckpt.tmp`` (a whole checkpoint's
+    size) or ``last.json.tmp``; the run that ends later removes them with the point."""
+    import lightning as L
+
+    from kgzoo.bench.experiment import ResumePoint
+
+    point = ResumePoint(tmp_path / "checkpoints" / "last.ckpt", "k", every=0)
+    point.path.parent.mkdir()
+    for name in ("last.ckpt", "last.json", "last.ckpt.tmp", "last.json.tmp", "best.ckpt"):
+        (point.path.parent / name).write_bytes(b"x")
+    point.remove(L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False))
+    assert sorted(f.name for f in point.path.parent.iterdir()) == ["best.ckpt"]
+
+
 def test_a_resume_point_of_other_batches_is_not_taken(data_dir, tmp_path, monkeypatch, capsys):
     """A cell killed under one zoo-config ``data:`` section (batch size 1024) and run again under
     another (2048, ``data_overrides`` standing in for the edited config: the same cell folder, a
