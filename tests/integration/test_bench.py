@@ -393,6 +393,36 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
                           resume=True).epochs == 1  # nothing to resume: trains from scratch
 
 
+def test_a_grid_stopped_by_sigterm_exits_143(data_dir, tmp_path):
+    """``kgzoo bench`` sent SIGTERM mid-cell (a lane stopped) exits 143, as a shell reports a
+    process killed by SIGTERM, leaving the cell's resume point: Lightning stops the fit by a
+    ``SystemExit`` without a code, so the command exited 0 and a lane took the killed grid for a
+    finished one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, kgzoo.bench.experiment as e; e.RESUME_EVERY_SECONDS = 0; from kgzoo.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", code, "bench", "--models", "bpr", "--datasets", "ml-100k-kg",
+                             "--epochs", "50", "--runs", str(runs), "--results", str(tmp_path / "r.jsonl")],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.rglob("last.json")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"kgzoo bench ended before its first resume point: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and list(runs.rglob("last.ckpt")) and not (tmp_path / "r.jsonl").exists()
+
+
 def test_a_removed_resume_point_leaves_no_temporary_file(tmp_path):
     """A kill while the point was being written leaves ``last.ckpt.tmp`` (a whole checkpoint's
     size) or ``last.json.tmp``; the run that ends later removes them with the point."""
