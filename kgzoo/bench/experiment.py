@@ -578,8 +578,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         resume: go on from the cell folder's resume point (:class:`ResumePoint`: written at the end
             of a training epoch, at most once a minute) where a killed run of this very cell
             (same hyper-parameters, data and schedule) left one; the row is the one the
-            uninterrupted run gives (its ``train_seconds`` count both processes; ``peak_memory_mb``
-            is this process's). ``False``: train from scratch. Either way the point is removed once
+            uninterrupted run gives (its ``train_seconds`` and ``cell_seconds`` count both
+            processes' fits; ``peak_memory_mb`` is this process's). ``False``: train from scratch. Either way the point is removed once
             the run ends, by its end or by an ``Exception`` (a pruned trial, a NaN loss); a kill
             (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
 
@@ -660,7 +660,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
-        cell_fingerprint=planned_fp, command=command, variant=variant, t_start=t_start,
+        cell_fingerprint=planned_fp, command=command, variant=variant,
+        t_start=t_start - point.fit_seconds,  # a resumed cell's time counts its earlier processes' fits
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
         valid_metrics=best_valid, best_epoch=best_epoch, epochs=epochs, stopped_by=stopped_by,

@@ -388,6 +388,7 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
                              resume=True)
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
     assert (resumed.epochs, resumed.best_epoch, resumed.stopped_by) == (whole.epochs, whole.best_epoch, whole.stopped_by)
+    assert resumed.cell_seconds >= resumed.train_seconds  # both count the killed process's fit
     assert not list((tmp_path / "b").rglob("last.ckpt")) and not list((tmp_path / "b").rglob("last.json"))
     assert run_experiment("gat", max_epochs=1, out_dir=tmp_path / "c", progress=False, model_overrides=other,
                           resume=True).epochs == 1  # nothing to resume: trains from scratch
