@@ -200,8 +200,9 @@ class ResumePoint(Checkpoint):
       dropout and every other global draw go on as uninterrupted (the training batches draw from
       the DataModule's seed and the epoch: :class:`kgzoo.data.datamodule.EpochIterable`);
     - the fit seconds spent so far (a row's ``train_seconds`` counts every process);
-    - ``key``, the cell's identity beyond its folder name (hyper-parameters, data fingerprints,
-      schedule): a point of another configuration is never resumed (:func:`resume_point`).
+    - ``key``, the cell's identity beyond its folder name (:func:`resume_key`: hyper-parameters,
+      the DataModule's identity, schedule, accelerator): a point of another configuration is
+      never resumed (:func:`resume_point`).
 
     The sidecar ``last.json`` holds the key, the epoch and the folder. Each file is written under a temporary
     name and renamed, the checkpoint first, so a kill mid-write leaves the previous point whole.
@@ -250,10 +251,12 @@ class ResumePoint(Checkpoint):
         self._last = time.perf_counter()
 
     def remove(self, trainer: L.Trainer) -> None:
-        """Deletes the point (and its sidecar) once its run has ended; rank 0 only."""
+        """Deletes the point (and its sidecar) once its run has ended, with the temporary files
+        that a kill during a write left (``last.ckpt.tmp``: a whole checkpoint's size); rank 0 only."""
         if trainer.is_global_zero:
             for f in (self.path, self.path.with_suffix(".json")):
                 f.unlink(missing_ok=True)
+                f.with_name(f.name + ".tmp").unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"key": self.key, "rng": _rng_states(),
@@ -270,6 +273,27 @@ class ResumePoint(Checkpoint):
         if self._rng is not None:
             _set_rng_states(self._rng)
             self._rng = None
+
+
+def resume_key(model: L.LightningModule, datamodule: L.LightningDataModule, schedule: dict[str, Any],
+               accelerator: str) -> str:
+    """The key of a cell's :class:`ResumePoint`: what decides its training beyond the cell folder's
+    name (:func:`cell_dir`: model, dataset, seed, KG ablation, protocol changes, overrides, devices,
+    strategy, nodes, epoch cap, code hash), as a sha256 hex string over
+
+    - the model's hyper-parameters (``model.hparams``: the zoo config's ``model`` section, the
+      tuned values and the overrides);
+    - the DataModule's identity (its ``state_dict()`` without ``folder``: the data and protocol
+      fingerprint, the batch sizes, the sampler's seed, ``max_history``, ``npratio``, the triple
+      split), so a changed ``data:`` section of the zoo config (``batch_size``) is another key,
+      and its ``protocol_fingerprint``;
+    - the schedule (cap, patience, warm-up, monitor) and the accelerator (a GPU's epochs are not
+      a CPU run's).
+    """
+    data = {k: v for k, v in datamodule.state_dict().items() if k != "folder"}  # a moved folder: the same data
+    return hashlib.sha256(json.dumps(
+        {"hparams": dict(model.hparams), "data": data, "protocol": datamodule.protocol_fingerprint,
+         "schedule": schedule, "accelerator": accelerator}, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def resume_point(run_dir: str | Path, key: str) -> Path | None:
@@ -562,8 +586,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         resume: go on from the cell folder's resume point (:class:`ResumePoint`: written at the end
             of a training epoch, at most once a minute) where a killed run of this very cell
             (same hyper-parameters, data and schedule) left one; the row is the one the
-            uninterrupted run gives (its ``train_seconds`` count both processes; ``peak_memory_mb``
-            is this process's). ``False``: train from scratch. Either way the point is removed once
+            uninterrupted run gives (its ``train_seconds`` and ``cell_seconds`` count both
+            processes' fits; ``peak_memory_mb`` is this process's). ``False``: train from scratch. Either way the point is removed once
             the run ends, by its end or by an ``Exception`` (a pruned trial, a NaN loss); a kill
             (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
 
@@ -601,9 +625,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                        num_nodes, schedule["max_epochs"], code)
     # nothing to train (Pop): the one pass is the exact fit, whatever the schedule's cap and warm-up
     closed_form = not any(p.requires_grad for p in net.parameters())
-    point_key = hashlib.sha256(json.dumps(
-        {"hparams": dict(net.hparams), "fingerprint": dm.fingerprint, "protocol": dm.protocol_fingerprint,
-         "schedule": schedule}, sort_keys=True, default=str).encode()).hexdigest()
+    point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     start = resume_point(run_dir, point_key) if resume and not closed_form else None
     if start is not None:
@@ -646,7 +668,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
-        cell_fingerprint=planned_fp, command=command, variant=variant, t_start=t_start,
+        cell_fingerprint=planned_fp, command=command, variant=variant,
+        t_start=t_start - point.fit_seconds,  # a resumed cell's time counts its earlier processes' fits
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
         valid_metrics=best_valid, best_epoch=best_epoch, epochs=epochs, stopped_by=stopped_by,

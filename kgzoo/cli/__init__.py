@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -127,7 +129,9 @@ def announce_inherited_configs(names: list[str], log: Callable[[str], None]) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``kgzoo ARGV``; returns the exit code (2 on a KeyError, ValueError, FileNotFoundError
-    or ImportError, printed as one line on stderr)."""
+    or ImportError, printed as one line on stderr; 143, as a shell reports a process killed by
+    SIGTERM, when Lightning stopped a fit or test on SIGTERM, which it does by a ``SystemExit``
+    without a code, that is exit 0)."""
     args = build_parser().parse_args(argv)
     err = console(stderr=True)
     try:
@@ -145,4 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
         err.print(f"[bold red]error:[/] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
         return 2
+    except SystemExit as e:
+        # Lightning answers SIGTERM in a fit or test by raising SIGTERMException, a SystemExit without a
+        # code: the process would exit 0, and a lane's script would take a killed grid for a finished one
+        lightning_errors = sys.modules.get("lightning.pytorch.utilities.exceptions")  # loaded where it was raised
+        if lightning_errors is not None and isinstance(e, lightning_errors.SIGTERMException) and e.code is None:
+            err.print("kgzoo: stopped by SIGTERM (a cell killed mid-run goes on from its last saved epoch "
+                      "under --resume)")
+            return 128 + signal.SIGTERM
+        raise
 

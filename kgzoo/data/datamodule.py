@@ -129,10 +129,18 @@ class EpochIterable(IterableDataset):
         self.epoch = 0
 
     def next_epoch(self) -> int:
-        """The number of the epoch to draw now (int >= 0); the next call without a Trainer counts on from it."""
+        """The number of the epoch to draw now (int >= 0); the next call without a Trainer counts on from it.
+
+        Under a fitting Trainer: the fit loop's count of processed epochs (the number Lightning
+        gives samplers, ``set_epoch``), which is ``current_epoch`` while an epoch trains, and also
+        the resumed epoch when a fit resumed from an epoch's end fetches its first batch ahead,
+        while setting its data up (a training set without a length, such as the triple set under
+        its DataLoader, is prefetched there), before ``current_epoch`` counts the restored epoch:
+        ``current_epoch`` then drew the last saved epoch's batches again (TransE/TransR resumed
+        off the uninterrupted run on ml-100k-kg)."""
         trainer = getattr(self.dm, "trainer", None)
         if trainer is not None and trainer.training:
-            self.epoch = trainer.current_epoch
+            self.epoch = trainer.fit_loop.epoch_progress.current.processed
         self.epoch += 1
         return self.epoch - 1
 

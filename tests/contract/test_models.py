@@ -267,14 +267,16 @@ def test_a_killed_run_resumes_to_the_same_model(name, task, text_home, tmp_path,
     """A run killed after its second epoch and resumed from its resume point
     (:class:`kgzoo.bench.experiment.ResumePoint`, as ``kgzoo bench --resume`` resumes a cell) ends
     with the parameters of the run that was never killed, bit for bit: the optimiser state, the
-    epoch and the global generators (dropout) are restored, the training batches draw by epoch."""
+    epoch and the global generators (dropout) are restored, the training batches draw by epoch.
+    Whole epochs (no ``limit_train_batches``): a limit gives Lightning the training set's length,
+    which hid that a set without one (the triple set) is prefetched before the resumed epoch counts."""
     from kgzoo.bench.experiment import ResumePoint
 
     def run(*callbacks, ckpt=None):
         L.seed_everything(0, verbose=False)
         model, dm = build(name, task)
         t = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, num_sanity_val_steps=0, max_epochs=3, limit_train_batches=2,
+                      enable_model_summary=False, num_sanity_val_steps=0, max_epochs=3,
                       limit_val_batches=0, callbacks=[ResumePoint(tmp_path / "last.ckpt", "k", every=0), *callbacks])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.callbacks import Callback
 
 from kgzoo.bench import leaderboard as lb
 from kgzoo.bench.cells import (Cell, cell_datamodule, cell_fingerprint, cell_protocol, cell_schedule, parse_variant,
@@ -262,16 +263,13 @@ def test_grid_resume_after_crash_and_failed_cells(data_dir, tmp_path):
     assert [c.model for c in cells] == ["pop", "bpr"]  # pop first, then the crashing bpr
     calls: list[str] = []
 
-    class Killed(BaseException):  # not an Exception: like a SIGKILL, the grid cannot catch it
-        pass
-
     def crashing(model, *a, **k):
         calls.append(model)
         if model == "bpr":
-            raise Killed
+            raise _Killed  # not an Exception: like a SIGKILL, the grid cannot catch it
         return run_experiment(model, *a, **k)
 
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         run_grid(cells, results, epochs=1, out_dir=runs, log=None, experiment=crashing)
     rows = read_rows(results)
     assert [(r.model, r.status) for r in rows] == [("pop", "ok")]
@@ -352,6 +350,21 @@ def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
     assert pop.epochs == 1 and pop.stopped_by == "closed_form" and pop.schedule["max_epochs"] == 3
 
 
+class _Killed(BaseException):  # as a kill: no Exception (one ends the run and removes its point)
+    pass
+
+
+class _KillAt(Callback):
+    """Stands in for a kill of the process when epoch ``epoch`` starts."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise _Killed()
+
+
 def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp_path, monkeypatch):
     """``run_experiment(resume=True)`` (``kgzoo bench --resume``) goes on from the cell's resume
     point: GAT with its tuned dropout on ml-100k-kg, killed when its third epoch starts, resumed,
@@ -359,23 +372,14 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     restored); the point is gone once the run ends, and a point of another configuration, or in a
     copied folder, is not taken."""
     import kgzoo.bench.experiment as ex
-    from lightning.pytorch.callbacks import Callback
 
     monkeypatch.setattr(ex, "RESUME_EVERY_SECONDS", 0.0)
 
-    class Killed(BaseException):  # as a kill: no Exception (one ends the run and removes its point)
-        pass
-
-    class KillAt(Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == 2:
-                raise Killed()
-
     small = {"n_layers": 1, "embedding_dim": 16}
     whole = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "a", progress=False, model_overrides=small)
-    with pytest.raises(Killed):
+    with pytest.raises(_Killed):
         run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
-                       callbacks=lambda net: [KillAt()])
+                       callbacks=lambda net: [_KillAt(2)])
     points = list((tmp_path / "b").rglob("last.ckpt"))
     assert len(points) == 1 and json.loads(points[0].with_suffix(".json").read_text())["epoch"] == 1
     other = {**small, "lr": 0.01}  # another configuration: another folder and key; never this point
@@ -390,9 +394,77 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
                              resume=True)
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
     assert (resumed.epochs, resumed.best_epoch, resumed.stopped_by) == (whole.epochs, whole.best_epoch, whole.stopped_by)
+    assert resumed.cell_seconds >= resumed.train_seconds  # both count the killed process's fit
     assert not list((tmp_path / "b").rglob("last.ckpt")) and not list((tmp_path / "b").rglob("last.json"))
     assert run_experiment("gat", max_epochs=1, out_dir=tmp_path / "c", progress=False, model_overrides=other,
                           resume=True).epochs == 1  # nothing to resume: trains from scratch
+
+
+def test_a_grid_stopped_by_sigterm_exits_143(data_dir, tmp_path):
+    """``kgzoo bench`` sent SIGTERM mid-cell (a lane stopped) exits 143, as a shell reports a
+    process killed by SIGTERM, leaving the cell's resume point: Lightning stops the fit by a
+    ``SystemExit`` without a code, so the command exited 0 and a lane took the killed grid for a
+    finished one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, kgzoo.bench.experiment as e; e.RESUME_EVERY_SECONDS = 0; from kgzoo.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", code, "bench", "--models", "bpr", "--datasets", "ml-100k-kg",
+                             "--epochs", "50", "--runs", str(runs), "--results", str(tmp_path / "r.jsonl")],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.rglob("last.json")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"kgzoo bench ended before its first resume point: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and list(runs.rglob("last.ckpt")) and not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_removed_resume_point_leaves_no_temporary_file(tmp_path):
+    """A kill while the point was being written leaves ``last.ckpt.tmp`` (a whole checkpoint's
+    size) or ``last.json.tmp``; the run that ends later removes them with the point."""
+    import lightning as L
+
+    from kgzoo.bench.experiment import ResumePoint
+
+    point = ResumePoint(tmp_path / "checkpoints" / "last.ckpt", "k", every=0)
+    point.path.parent.mkdir()
+    for name in ("last.ckpt", "last.json", "last.ckpt.tmp", "last.json.tmp", "best.ckpt"):
+        (point.path.parent / name).write_bytes(b"x")
+    point.remove(L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False))
+    assert sorted(f.name for f in point.path.parent.iterdir()) == ["best.ckpt"]
+
+
+def test_a_resume_point_of_other_batches_is_not_taken(data_dir, tmp_path, monkeypatch, capsys):
+    """A cell killed under one zoo-config ``data:`` section (batch size 1024) and run again under
+    another (2048, ``data_overrides`` standing in for the edited config: the same cell folder, a
+    new config sha) trains from scratch: the resume point's key covers the DataModule's identity
+    (:func:`kgzoo.bench.experiment.resume_key`), not only the data fingerprint, which leaves the
+    batch size out (the rerun took the point and mixed two batch sizes in one row)."""
+    import kgzoo.bench.experiment as ex
+
+    monkeypatch.setattr(ex, "RESUME_EVERY_SECONDS", 0.0)
+
+    small = {"n_layers": 1, "embedding_dim": 16}
+    with pytest.raises(_Killed):
+        run_experiment("gat", max_epochs=3, out_dir=tmp_path, progress=False, model_overrides=small,
+                       data_overrides={"batch_size": 1024}, callbacks=lambda net: [_KillAt(2)])
+    assert len(list(tmp_path.rglob("last.ckpt"))) == 1
+    capsys.readouterr()
+    row = run_experiment("gat", max_epochs=3, out_dir=tmp_path, progress=False, model_overrides=small,
+                         data_overrides={"batch_size": 2048}, resume=True)
+    assert "resuming" not in capsys.readouterr().out and row.epochs == 3
+    assert not list(tmp_path.rglob("last.ckpt"))
 
 
 def test_resume_runs_in_one_folder_per_results_file(tmp_path, monkeypatch):
