@@ -301,7 +301,8 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     this configuration (``key``) in this very folder, else ``None`` (none there, one of another
     configuration: changed hyper-parameters, data or schedule; or a folder moved or copied since:
     Lightning's ``ModelCheckpoint`` reloads its best score only under the folder it saved from, so
-    the resumed run would take its first epoch for the best)."""
+    the resumed run would take its first epoch for the best; or a checkpoint ``torch.load`` cannot
+    read, said on stdout)."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -313,6 +314,11 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     # the folder it was written in: Lightning's best checkpoint state is dropped where the folder moved
     # (ModelCheckpoint reloads its best score only under the same dirpath), and the resumed run's best would be wrong
     if meta.get("key") != key or meta.get("dir") != str(path.parent.resolve()):
+        return None
+    try:  # a file cut short (a full disk, a copy interrupted): the run starts afresh rather than fail
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable point is no point
+        print(f"{path}: unreadable resume point ({type(e).__name__}); training from scratch", flush=True)
         return None
     return path
 

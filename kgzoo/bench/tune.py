@@ -214,6 +214,12 @@ def space_sha(space: Sequence[Param]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
+def _trial_seconds(row: dict[str, Any] | None, wall: float) -> float:
+    """A trial row's ``seconds``: its run's ``cell_seconds`` where the run returned a row (a trial
+    resumed from an interrupted one's point counts every process), else this process's ``wall``."""
+    return float((row or {}).get("cell_seconds") or wall)
+
+
 class PruningCallback(Callback):
     """Report the monitored validation value of every epoch to an Optuna trial (step: the 0-based
     epoch) and stop the trial when the pruner says so (raises ``optuna.TrialPruned`` out of
@@ -640,7 +646,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "model": model, "dataset": dataset, "fingerprint": fp, "study": study.study_name, "trial": trial.number,
             "state": state, "params": params, "value": value, "monitor": monitor or None,
             "epochs": (row or {}).get("epochs"), "best_epoch": (row or {}).get("best_epoch"),
-            "stopped_by": (row or {}).get("stopped_by"), "seconds": round(time.perf_counter() - t1, 3),
+            "stopped_by": (row or {}).get("stopped_by"), "seconds": round(_trial_seconds(row, time.perf_counter() - t1), 3),
             "schedule": schedule.record(),
             "sampler": {"name": "TPESampler", "seed": seed, "n_startup_trials": STARTUP_TRIALS,
                         "process_seed": sampler_seed},

@@ -390,6 +390,14 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     moved = tmp_path / "moved"
     shutil.copytree(points[0].parent.parent, moved)
     assert ex.resume_point(moved, key) is None
+    cut = tmp_path / "cut"  # a point cut short (a full disk): unreadable, so no point
+    shutil.copytree(points[0].parent.parent, cut)
+    side = cut / "checkpoints" / "last.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "dir": str(side.parent.resolve())}))
+    assert ex.resume_point(cut, key) == cut / "checkpoints" / "last.ckpt"
+    data = (cut / "checkpoints" / "last.ckpt").read_bytes()
+    (cut / "checkpoints" / "last.ckpt").write_bytes(data[: len(data) // 2])
+    assert ex.resume_point(cut, key) is None
     resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
                              resume=True)
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics

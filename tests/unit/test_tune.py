@@ -301,6 +301,15 @@ def test_a_resumed_trial_reports_its_earlier_epochs_to_its_rerun():
     assert resumed.state_dict() == {"reported": [[0, 0.3], [1, 0.5], [2, 0.4]]}
 
 
+def test_a_trial_row_counts_the_seconds_of_every_process():
+    """A trial resumed from an interrupted one's point: its row's seconds are the run's
+    cell_seconds (every process), not this process's wall time; a pruned trial has no run row."""
+    from kgzoo.bench.tune import _trial_seconds
+
+    assert _trial_seconds({"cell_seconds": 812.5, "epochs": 60}, 301.0) == 812.5
+    assert _trial_seconds(None, 301.0) == 301.0 and _trial_seconds({"monitor": "valid/ndcg@10"}, 7.0) == 7.0
+
+
 def test_strip_tuned_keeps_the_rest():
     text = "# c\nmodel: {lr: 1}\n# chosen by `kgzoo tune` x\ntuned:\n  params: {lr: 2}\n  trials: 3\npaper: {a: 1}\n"
     assert strip_tuned(text) == "# c\nmodel: {lr: 1}\npaper: {a: 1}\n"
