@@ -43,12 +43,15 @@ def done_keys(rows: Iterable[ResultRow]) -> set[tuple]:
 
 def estimate_seconds(model: str, dataset: str, max_epochs: int, history: Iterable[ResultRow]) -> float | None:
     """``max_epochs`` times the seconds per epoch of the latest successful row of ``model`` on
-    ``dataset`` in ``history`` (an upper bound: early stopping may end the cell sooner); ``None``
-    when no such row measured it."""
+    ``dataset`` in ``history`` (an upper bound: early stopping may end the cell sooner), a row of
+    the model's current code (:func:`~kgzoo.bench.experiment.code_hash`) where there is one (a
+    row of older code may be several times slower); ``None`` when no such row measured it."""
     rows = [r for r in history if r.model == model and r.dataset == dataset and r.status == "ok"
             and r.seconds_per_epoch]
     if not rows:
         return None
+    now = code_hash(model)
+    rows = [r for r in rows if r.code_hash == now] or rows
     return max_epochs * max(rows, key=lambda r: r.time).seconds_per_epoch
 
 
@@ -70,8 +73,8 @@ def plan_text(model: str, dataset: str, schedule: dict, history: Iterable[Result
     """The line said before a cell runs: its cap and its time, ``"up to 300 epochs, estimate 730 s
     (115 epochs as its 2 early-stopped runs here; at most 1,904 s)"`` where earlier runs of the
     model on the dataset measured its seconds per epoch and early stopping ended some
-    (:func:`early_stopped_epochs`), else the cap's bound (:func:`estimate_seconds`) or
-    ``"estimate ?"``."""
+    (:func:`early_stopped_epochs`), else the cap's bound (:func:`estimate_seconds`: "at most" on
+    the converged schedule, which early stopping ends) or ``"estimate ?"``."""
     history = list(history)
     cap = schedule["max_epochs"]
     bound = estimate_seconds(model, dataset, cap, history)
@@ -79,6 +82,8 @@ def plan_text(model: str, dataset: str, schedule: dict, history: Iterable[Result
         return f"up to {cap} epochs, estimate ?"
     runs = early_stopped_epochs(model, dataset, schedule, history)
     typical = sum(runs) / len(runs) if runs else cap
+    if not runs and schedule.get("kind") == "converged":  # early stopping will end it: the cap is only a bound
+        return f"up to {cap} epochs, at most {bound:,.0f} s (no early-stopped run of it here yet)"
     if typical >= cap:
         return f"up to {cap} epochs, estimate {bound:.0f} s"
     return (f"up to {cap} epochs, estimate {bound * typical / cap:.0f} s ({typical:.0f} epochs as its {len(runs)} "

@@ -222,9 +222,19 @@ def test_the_estimate_of_a_converged_cell_follows_its_early_stopped_runs():
                done(9, kind="quick"), warm]
     assert plan_text("kgat", "lastfm-social", sched, history) == (
         "up to 1000 epochs, estimate 756 s (118 epochs as its 2 early-stopped runs here; at most 6,382 s)")
-    assert plan_text("kgat", "lastfm-social", sched, history[2:3]) == "up to 1000 epochs, estimate 6382 s"
+    assert plan_text("kgat", "lastfm-social", sched, history[2:3]) == (
+        "up to 1000 epochs, at most 6,382 s (no early-stopped run of it here yet)")
+    assert plan_text("kgat", "lastfm-social", {**sched, "kind": "quick"}, history[2:3]) == (
+        "up to 1000 epochs, estimate 6382 s")
     assert plan_text("kgat", "lastfm-social", {**sched, "kind": "fixed"}, history) == "up to 1000 epochs, estimate 6382 s"
     assert plan_text("kgat", "yelp-social", sched, history) == "up to 1000 epochs, estimate ?"
+    # a row of the model's current code beats a newer row of older code (KGIN on ml-1m-kg said 17,073 s from a
+    # quick row of code 3.5x slower)
+    old_code, current = done(50, kind="quick"), done(51, kind="quick")
+    old_code.seconds_per_epoch, old_code.code_hash, old_code.time = 56.9, "0" * 16, "2026-12-08T00:00:00"
+    current.seconds_per_epoch, current.code_hash = 13.4, code_hash("kgat")
+    assert estimate_seconds("kgat", "lastfm-social", 300, [current, old_code]) == pytest.approx(300 * 13.4)
+    assert estimate_seconds("kgat", "lastfm-social", 300, [old_code]) == pytest.approx(300 * 56.9)
 
 
 def test_checkpoint_folder_is_unique_per_cell_and_code(tmp_path):
