@@ -9,6 +9,7 @@ Every :class:`~kgzoo.bench.rows.ResultRow` kgzoo writes is assembled here, by
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -22,7 +23,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+try:
+    import fcntl
+except ImportError:  # Windows: cells are not locked
+    fcntl = None  # type: ignore[assignment]
 
 import lightning as L
 import torch
@@ -30,6 +36,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
+from ..dist import is_rank_zero
 from ..quiet import lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule_for, create_model
@@ -294,6 +301,31 @@ def resume_key(model: L.LightningModule, datamodule: L.LightningDataModule, sche
     return hashlib.sha256(json.dumps(
         {"hparams": dict(model.hparams), "data": data, "protocol": datamodule.protocol_fingerprint,
          "schedule": schedule, "accelerator": accelerator}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def cell_lock(run_dir: str | Path) -> Iterator[None]:
+    """Holds an exclusive lock on a cell's folder (``<run_dir>/.lock``, ``fcntl.flock``) while its
+    run reads its resume point, trains and tests, on global rank 0 (:func:`kgzoo.dist.is_rank_zero`).
+    ``kgzoo bench --resume`` runs every checkout's cells in one folder per results name
+    (:func:`kgzoo.bench.cli.run_folder_for`): two processes running the same cell at once would
+    write each other's best checkpoint and resume point. The lock goes with the process (a kill
+    releases it). Without ``fcntl`` (Windows) nothing is locked.
+
+    Raises:
+        RuntimeError: another process holds the cell (naming the folder).
+    """
+    if fcntl is None or not is_rank_zero():
+        yield
+        return
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{run_dir}: another process is running this cell (the same model, data, seed, "
+                               f"overrides and code); wait for it, or give this run its own --runs folder") from None
+        yield  # closing the file releases the lock
 
 
 def resume_point(run_dir: str | Path, key: str) -> Path | None:
@@ -633,12 +665,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     closed_form = not any(p.requires_grad for p in net.parameters())
     point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
-    start = resume_point(run_dir, point_key) if resume and not closed_form else None
-    if start is not None:
-        print(f"resuming {model} / {dataset} / seed {seed} after epoch "
-              f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
-    with lightning_quiet():
+    with cell_lock(run_dir), lightning_quiet():
+        start = resume_point(run_dir, point_key) if resume and not closed_form else None
+        if start is not None:
+            print(f"resuming {model} / {dataset} / seed {seed} after epoch "
+                  f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
             devices=devices, strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress,
@@ -662,7 +694,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])
             test_seconds = time.perf_counter() - t1
-    point.remove(trainer)  # the run ended: its resume point has served
+        point.remove(trainer)  # the run ended: its resume point has served
     if best_path:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}

@@ -485,6 +485,19 @@ def test_a_resume_point_of_other_batches_is_not_taken(data_dir, tmp_path, monkey
     assert not list(tmp_path.rglob("last.ckpt"))
 
 
+def test_a_cell_runs_in_one_process_at_a_time(data_dir, tmp_path):
+    """Two processes on the same cell folder (the shared resume folder of ``kgzoo bench --resume``)
+    would write each other's checkpoints: while one holds the cell, another run of it stops with
+    an error naming the folder; the lock goes with its holder."""
+    from kgzoo.bench.experiment import cell_lock
+
+    run_dir = cell_dir(tmp_path, "pop", "ml-100k-kg", 0, "real", {}, 1, "auto", 1, 1, code_hash("pop"))
+    with cell_lock(run_dir):
+        with pytest.raises(RuntimeError, match="another process is running this cell"):
+            run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False)
+    assert run_experiment("pop", max_epochs=1, out_dir=tmp_path, progress=False).status == "ok"  # released
+
+
 def test_resume_runs_in_one_folder_per_results_file(tmp_path, monkeypatch):
     """``kgzoo bench --resume --results R`` without ``--runs`` runs in one folder per results file
     name, so the rerun (from another checkout too) finds its killed cells' resume points; without
