@@ -211,8 +211,9 @@ class ResumePoint(Checkpoint):
       the DataModule's identity, schedule, accelerator): a point of another configuration is
       never resumed (:func:`resume_point`).
 
-    The sidecar ``last.json`` holds the key, the epoch and the folder. Each file is written under a temporary
-    name and renamed, the checkpoint first, so a kill mid-write leaves the previous point whole.
+    The sidecar ``last.json`` holds the key, the epoch and the folder. Each file is written under
+    a temporary name and renamed, the checkpoint first, so a kill mid-write leaves the previous
+    point whole.
     It is a Lightning :class:`~lightning.pytorch.callbacks.Checkpoint`, which Lightning runs after
     the callbacks that monitor a metric.
 
