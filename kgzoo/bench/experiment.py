@@ -683,7 +683,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             except Exception:  # the run ended (pruned, diverged, an error); a kill is no Exception
                 point.remove(trainer)
                 raise
-            train_seconds = point.fit_seconds + time.perf_counter() - t0
+            earlier = point.fit_seconds  # earlier processes' fits (read now: the test below restores the best
+            train_seconds = earlier + time.perf_counter() - t0  # checkpoint's callback states, this one's too)
             # read before test: restoring the best checkpoint restores the callbacks' states of that epoch
             # (EarlyStopping's, the EpochTimer's)
             early_stopped = stopper.stopped_epoch > 0
@@ -708,7 +709,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
         cell_fingerprint=planned_fp, command=command, variant=variant,
-        t_start=t_start - point.fit_seconds,  # a resumed cell's time counts its earlier processes' fits
+        t_start=t_start - earlier,  # a resumed cell's time counts its earlier processes' fits
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
         valid_metrics=best_valid, best_epoch=best_epoch, epochs=epochs, stopped_by=stopped_by,
