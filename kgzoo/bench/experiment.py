@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -111,9 +112,32 @@ class WarmupEarlyStopping(EarlyStopping):
         return stop, reason
 
 
-class EpochTimer(Callback):
+class FitState(Callback):
+    """A callback whose state belongs to a fit: saved in every checkpoint and restored into a fit
+    resumed from one (:class:`ResumePoint`), never by another stage. Lightning restores every
+    callback's state wherever a checkpoint is loaded, ``trainer.test(ckpt_path=best)`` included,
+    which would put the best epoch's state (its timings, its fit seconds) over the finished run's.
+    The stage comes from ``setup``, which Lightning calls before it restores a checkpoint; a
+    subclass restores in :meth:`restore`."""
+
+    _stage: str | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._stage = stage
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self._stage == "fit":
+            self.restore(state)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take ``state`` (this class's ``state_dict()`` of a resumed fit's checkpoint)."""
+        raise NotImplementedError
+
+
+class EpochTimer(FitState):
     """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass (scoring,
-    metric computation and logging), and the epoch of the best monitored validation value."""
+    metric computation and logging), and the epoch of the best monitored validation value; a
+    resumed fit goes on with the epochs before it (:class:`FitState`)."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -155,9 +179,7 @@ class EpochTimer(Callback):
         return {"train_seconds": list(self.train_seconds), "eval_seconds": list(self.eval_seconds),
                 "best_epoch": self.best_epoch, "best": self._best}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        # a resumed run (ResumePoint) goes on with the epochs before it; note that ``trainer.test(ckpt_path=...)``
-        # restores the callbacks too (the best epoch's state): read the timer before testing
+    def restore(self, state: dict[str, Any]) -> None:
         self.train_seconds, self.eval_seconds = list(state["train_seconds"]), list(state["eval_seconds"])
         self.best_epoch, self._best = state["best_epoch"], float(state["best"])
 
@@ -192,7 +214,7 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 RESUME_EVERY_SECONDS = 60.0
 
 
-class ResumePoint(Checkpoint):
+class ResumePoint(FitState, Checkpoint):
     """Saves where a run stands at the end of a training epoch (after its validation, early
     stopping's check and the best checkpoint), so that a killed cell resumes from its last such
     epoch (``run_experiment(resume=True)``, ``kgzoo bench --resume``) and ends where the
@@ -226,10 +248,10 @@ class ResumePoint(Checkpoint):
         path: the checkpoint file. key: the cell's identity (a hex string). every: seconds >= 0.
 
     Raises:
-        RuntimeError: loading the state of a point whose key is not ``key``.
+        RuntimeError: resuming a fit from a point whose key is not ``key``.
     """
 
-    def __init__(self, path: str | Path, key: str, every: float = 60.0) -> None:
+    def __init__(self, path: str | Path, key: str, every: float = RESUME_EVERY_SECONDS) -> None:
         self.path, self.key, self.every = Path(path), key, every
         self.fit_seconds = 0.0  # fit seconds of earlier processes (a resumed run), restored from the point
         self._started = time.perf_counter()
@@ -270,7 +292,7 @@ class ResumePoint(Checkpoint):
         return {"key": self.key, "rng": _rng_states(),
                 "fit_seconds": self.fit_seconds + time.perf_counter() - self._started}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         if state["key"] != self.key:
             raise RuntimeError(f"{self.path}: a resume point of another configuration ({state['key'][:12]}, "
                                f"this cell is {self.key[:12]})")
@@ -334,8 +356,8 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     this configuration (``key``) in this very folder, else ``None`` (none there, one of another
     configuration: changed hyper-parameters, data or schedule; or a folder moved or copied since:
     Lightning's ``ModelCheckpoint`` reloads its best score only under the folder it saved from, so
-    the resumed run would take its first epoch for the best; or a checkpoint ``torch.load`` cannot
-    read, said on stdout)."""
+    the resumed run would take its first epoch for the best; or a checkpoint cut short, which
+    has no zip directory, said on stdout)."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -348,10 +370,10 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     # (ModelCheckpoint reloads its best score only under the same dirpath), and the resumed run's best would be wrong
     if meta.get("key") != key or meta.get("dir") != str(path.parent.resolve()):
         return None
-    try:  # a file cut short (a full disk, a copy interrupted): the run starts afresh rather than fail
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable point is no point
-        print(f"{path}: unreadable resume point ({type(e).__name__}); training from scratch", flush=True)
+    # a file cut short (a full disk, a copy interrupted) has no zip directory at its end (torch.save writes a zip):
+    # the run starts afresh rather than fail; Lightning reads the whole file once it resumes
+    if not zipfile.is_zipfile(path):
+        print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
     return path
 
@@ -626,16 +648,16 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             of a training epoch, at most once a minute) where a killed run of this very cell
             (same hyper-parameters, data and schedule) left one; the row is the one the
             uninterrupted run gives (its ``train_seconds`` and ``cell_seconds`` count both
-            processes' fits; ``peak_memory_mb`` is this process's). ``False``: train from scratch. Either way the point is removed once
-            the run ends, by its end or by an ``Exception`` (a pruned trial, a NaN loss); a kill
-            (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
+            processes' fits; ``peak_memory_mb`` is this process's). ``False``: train from scratch.
+            Either way the point is removed once the run ends, by its end or by an ``Exception`` (a
+            pruned trial, a NaN loss); a kill (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
 
     Returns:
         A :class:`~kgzoo.bench.rows.ResultRow` with ``status="ok"``: test metrics of the best
         checkpoint, its ``valid_metrics``, ``best_epoch`` (0-based), ``epochs``, ``stopped_by``
         (``"early_stopping"`` when EarlyStopping stopped the run, ``"closed_form"`` for a model
-        without trainable parameters, which trains one epoch whatever the schedule's cap, ``"cap"`` when it ran
-        ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
+        without trainable parameters, which trains one epoch whatever the schedule's cap, ``"cap"``
+        when it ran ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
         test and cell seconds, peak memory [MiB], trainable parameters, code hash.
 
     Raises:
@@ -683,15 +705,13 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             except Exception:  # the run ended (pruned, diverged, an error); a kill is no Exception
                 point.remove(trainer)
                 raise
-            earlier = point.fit_seconds  # earlier processes' fits (read now: the test below restores the best
-            train_seconds = earlier + time.perf_counter() - t0  # checkpoint's callback states, this one's too)
-            # read before test: restoring the best checkpoint restores the callbacks' states of that epoch
-            # (EarlyStopping's, the EpochTimer's)
+            train_seconds = point.fit_seconds + time.perf_counter() - t0  # earlier processes' fits too
+            # read before test: restoring the best checkpoint restores Lightning's callbacks' states of that
+            # epoch (EarlyStopping's, ModelCheckpoint's); kgzoo's are a fit's only (FitState)
             early_stopped = stopper.stopped_epoch > 0
             epochs = trainer.current_epoch
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
             best_path = ckpt.best_model_path or None
-            best_epoch, train_times, eval_times = timer.best_epoch, list(timer.train_seconds), list(timer.eval_seconds)
             t1 = time.perf_counter()
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])
@@ -709,12 +729,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
         cell_fingerprint=planned_fp, command=command, variant=variant,
-        t_start=t_start - earlier,  # a resumed cell's time counts its earlier processes' fits
+        t_start=t_start - point.fit_seconds,  # a resumed cell's time counts its earlier processes' fits
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},
-        valid_metrics=best_valid, best_epoch=best_epoch, epochs=epochs, stopped_by=stopped_by,
-        seconds_per_epoch=(sum(train_times) / len(train_times)) if train_times else 0.0,
-        eval_seconds=(sum(eval_times) / len(eval_times)) if eval_times else 0.0,
+        valid_metrics=best_valid, best_epoch=timer.best_epoch, epochs=epochs, stopped_by=stopped_by,
+        seconds_per_epoch=(sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
+        eval_seconds=(sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
         train_seconds=train_seconds, test_seconds=test_seconds, peak_memory_mb=memory.peak_mb,
         params=sum(p.numel() for p in net.parameters() if p.requires_grad),
         hparams={k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},

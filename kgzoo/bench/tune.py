@@ -47,7 +47,6 @@ from typing import Any, Callable, Sequence
 
 import optuna
 import yaml
-from lightning.pytorch.callbacks import Callback
 
 from .. import __version__
 from ..api import model_hparams
@@ -56,7 +55,7 @@ from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
 from ..registry import MODELS
 from .cells import Cell, cell_fingerprint
-from .experiment import run_experiment
+from .experiment import FitState, run_experiment
 from .rows import append_line
 
 #: Optuna trial states written to the tuning rows
@@ -220,7 +219,7 @@ def _trial_seconds(row: dict[str, Any] | None, wall: float) -> float:
     return float((row or {}).get("cell_seconds") or wall)
 
 
-class PruningCallback(Callback):
+class PruningCallback(FitState):
     """Report the monitored validation value of every epoch to an Optuna trial (step: the 0-based
     epoch) and stop the trial when the pruner says so (raises ``optuna.TrialPruned`` out of
     ``fit``). The first report also records the monitored name as the trial's ``monitor`` user
@@ -242,24 +241,23 @@ class PruningCallback(Callback):
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return
-        if not self._named:
-            self.trial.set_user_attr("monitor", self.monitor)
-            self._named = True
-        self.trial.report(float(value), step=trainer.current_epoch)
-        self._reported.append((trainer.current_epoch, float(value)))
+        self._report(trainer.current_epoch, float(value))
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch}: {self.monitor}={float(value):.4f}")
 
     def state_dict(self) -> dict[str, Any]:
         return {"reported": [[e, v] for e, v in self._reported]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._reported = [(int(e), float(v)) for e, v in state["reported"]]
-        if self._reported and not self._named:
+    def restore(self, state: dict[str, Any]) -> None:
+        for e, v in state["reported"]:  # the resumed trial's epochs before its point (the uninterrupted trial passed them)
+            self._report(int(e), float(v))
+
+    def _report(self, epoch: int, value: float) -> None:
+        if not self._named:
             self.trial.set_user_attr("monitor", self.monitor)
             self._named = True
-        for e, v in self._reported:  # the resumed trial's epochs before its point (the uninterrupted trial passed them)
-            self.trial.report(v, step=e)
+        self.trial.report(value, step=epoch)
+        self._reported.append((epoch, value))
 
 
 @dataclass

@@ -283,7 +283,8 @@ def test_pruning_callback_reports_and_prunes():
 def test_a_resumed_trial_reports_its_earlier_epochs_to_its_rerun():
     """The rerun of an interrupted trial that resumes from its resume point gets, from the
     callback state in that point, the values the interrupted trial reported, so the pruner sees
-    the whole curve (MedianPruner compares a trial's best value so far)."""
+    the whole curve (MedianPruner compares a trial's best value so far); a checkpoint loaded by
+    another stage reports nothing."""
     study = optuna.create_study(direction="maximize")
     first = PruningCallback(study.ask(), "valid/ndcg@10")
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, callback_metrics={"valid/ndcg@10": 0.3})
@@ -291,8 +292,13 @@ def test_a_resumed_trial_reports_its_earlier_epochs_to_its_rerun():
         trainer.current_epoch, trainer.callback_metrics["valid/ndcg@10"] = epoch, v
         first.on_validation_end(trainer, None)
     state = first.state_dict()  # as the resume point holds it
+    tested = PruningCallback(study.ask(), "valid/ndcg@10")  # a test pass's restore of a checkpoint: nothing reported
+    tested.setup(None, None, "test")
+    tested.load_state_dict(state)
+    assert tested.state_dict() == {"reported": []}
     rerun = study.ask()
     resumed = PruningCallback(rerun, "valid/ndcg@10")
+    resumed.setup(None, None, "fit")  # Lightning sets the stage up before it restores the callbacks
     resumed.load_state_dict(state)
     assert study.get_trials(deepcopy=False)[rerun.number].intermediate_values == {0: 0.3, 1: 0.5}
     assert study.get_trials(deepcopy=False)[rerun.number].user_attrs["monitor"] == "valid/ndcg@10"
