@@ -194,9 +194,8 @@ def _registered_parent(model: str, dirs: list[Path], dataset: str | None) -> tup
     config file, ``None`` if ``model`` is not registered or no parent has one."""
     if model not in MODELS:
         return None
-    names = {id(e.obj): e.name for e in MODELS.entries()}
     for base in MODELS.get(model).__mro__[1:]:
-        name = names.get(id(base))
+        name = MODELS.name_of(base)
         if name is not None and name != model:
             p = _file_for(name, dataset, dirs)
             if p is not None:

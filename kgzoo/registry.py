@@ -91,6 +91,11 @@ class Registry(Generic[T]):
         """The object registered under ``name`` (see :meth:`entry` for errors)."""
         return self.entry(name).obj
 
+    def name_of(self, obj: Any) -> str | None:
+        """The first name (sorted) under which ``obj`` itself is registered (identity, not
+        equality: a subclass of a registered model is not that model), else ``None``."""
+        return next((e.name for e in self.entries() if e.obj is obj), None)
+
     def list(self, pattern: str | Iterable[str] = "*", strict: bool = False, **meta: Any) -> list[str]:
         """Sorted names matching one or more shell-style patterns and metadata filters.
 

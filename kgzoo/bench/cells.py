@@ -176,10 +176,35 @@ def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
     Raises:
         KeyError: an unknown dataset or model (with suggestions).
     """
-    base = dataset_spec(dataset).protocol
-    if model is not None and base.task != "impression" and cell_task(model, dataset).name == "impression":
-        return EvalProtocol(task="impression", split="temporal", seed=base.seed)
-    return base
+    if model is not None and cell_task(model, dataset).name == "impression":
+        return impression_protocol(dataset) or dataset_spec(dataset).protocol
+    return dataset_spec(dataset).protocol
+
+
+def impression_protocol(dataset: str) -> EvalProtocol | None:
+    """The impression protocol (``task="impression", split="temporal"``, the default's split
+    seed) that the news models take on ``dataset`` where it has an impression log and its default
+    protocol is another task (``mind-sample``), else ``None``.
+
+    Raises:
+        KeyError: an unknown dataset (with suggestions).
+    """
+    spec = dataset_spec(dataset)
+    if spec.impressions is None or spec.protocol.task == "impression":
+        return None
+    return EvalProtocol(task="impression", split="temporal", seed=spec.protocol.seed)
+
+
+def model_protocol(dataset: str, model: str) -> EvalProtocol | None:
+    """The protocol ``model`` takes on ``dataset`` where it is not the dataset's default
+    (:func:`default_protocol`: a news model's impressions on MIND data), else ``None``: what a
+    DataModule built from the dataset's name alone must be given (``kgzoo fit``, ``--zoo``).
+
+    Raises:
+        KeyError: an unknown dataset or model (with suggestions).
+    """
+    protocol = default_protocol(dataset, model)
+    return None if protocol == dataset_spec(dataset).protocol else protocol
 
 
 def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None = None) -> EvalProtocol:

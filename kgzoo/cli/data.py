@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.render import console
+from ..bench.cells import impression_protocol
 from ..bench.rows import protocol_label
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
                              resolve_dataset)
@@ -58,8 +59,9 @@ def data_command(args: argparse.Namespace) -> int:
         for n in list_datasets():
             s = dataset_spec(n)
             p = f"{s.protocol.task}/{s.protocol.split}"
-            if s.impressions is not None and s.protocol.task != "impression":  # the news models run those
-                p += "; news models: impression/temporal"
+            news = impression_protocol(n)  # what the news models run there
+            if news is not None:
+                p += f"; news models: {news.task}/{news.split}"
             table.add_row(n, s.domain, p, s.licence.split(".")[0], escape(s.caveat) or "-")
         con.print(table)
         return 0

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import pydoc
 import tempfile
 from typing import Any, Optional
 
@@ -38,7 +39,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule, create_datamodule_for
-from ..bench.cells import default_protocol
+from ..bench.cells import model_protocol
 from ..bench.experiment import WarmupEarlyStopping
 from ..bench.render import console
 from ..config import ZooConfig
@@ -161,13 +162,10 @@ class KGZooCLI(LightningCLI):
         data, model = cfg.get("data"), cfg.get("model")
         if data is None or model is None or data.get("protocol") is not None or not data.get("dataset"):
             return
-        names = [e.name for e in MODELS.entries()
-                 if f"{e.obj.__module__}.{e.obj.__qualname__}" == model.get("class_path")]
-        if names:
-            dataset = resolve_dataset(data.dataset)
-            protocol = default_protocol(dataset, names[0])
-            if protocol != dataset_spec(dataset).protocol:
-                data.protocol = protocol
+        name = MODELS.name_of(pydoc.locate(str(model.get("class_path"))))
+        protocol = model_protocol(resolve_dataset(data.dataset), name) if name is not None else None
+        if protocol is not None:
+            data.protocol = protocol
 
     def _join(self) -> None:
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
@@ -267,7 +265,7 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     Returns:
         ``{"model": {"class_path", "init_args"}, "data": {...}}`` (the model class with its
         config's ``model`` section, the DataModule with ``data``, and the ``protocol`` where the
-        model's differs from the dataset's default: :func:`kgzoo.bench.cells.default_protocol`, a
+        model's differs from the dataset's default: :func:`kgzoo.bench.cells.model_protocol`, a
         news model's impressions on MIND) and, for ``subcommand="fit"``,
         ``"trainer"``: the converged schedule (:meth:`ZooConfig.schedule`): ``max_epochs`` and
         the callbacks :class:`MainMetricEarlyStopping` (its ``patience`` and ``monitor``) and
@@ -281,12 +279,11 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     cls = MODELS.get(model)
     dataset_spec(dataset)
     cfg = ZooConfig.load(model, dataset)
-    protocol = default_protocol(dataset, model)  # a news model on MIND: the impression protocol
+    protocol = model_protocol(dataset, model)  # a news model on MIND: the impression protocol
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                      "init_args": dict(cfg.model)},
                            "data": {"dataset": dataset, **cfg.data,
-                                    **({"protocol": protocol.to_dict()} if protocol != dataset_spec(dataset).protocol
-                                       else {})}}
+                                    **({"protocol": protocol.to_dict()} if protocol is not None else {})}}
     if subcommand == "fit":
         sched = cfg.schedule(quick=False)
         out["trainer"] = {"max_epochs": sched.max_epochs, "callbacks": [

@@ -78,11 +78,11 @@ def model_name(meta: dict[str, Any]) -> str:
     except (ImportError, AttributeError, ValueError, IndexError) as e:
         raise PretrainedError(f"checkpoint model {name!r} is not registered and its class {meta.get('class_path')!r} "
                               f"cannot be imported ({e}); pass --import MODULE (or import it first)") from None
-    found = [e.name for e in MODELS.entries() if e.obj is cls]
-    if not found:
+    found = MODELS.name_of(cls)
+    if found is None:
         raise PretrainedError(f"checkpoint class {meta.get('class_path')!r} is not a registered model "
                               "(@register_model)")
-    return found[0]
+    return found
 
 
 def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:

@@ -42,3 +42,21 @@ def test_a_dataset_file_does_not_inherit_the_model_section(tmp_path):
     (tmp_path / "nrms" / "some-news.yaml").write_text("data: {batch_size: 8}\n")
     cfg = ZooConfig.load("nrms", "some-news", extra_dirs=[tmp_path])
     assert cfg.model == {} and cfg.tune == {"lr": {"low": 1.0e-5, "high": 1.0e-3}}
+
+
+def test_registered_names_and_the_news_protocols():
+    """One lookup of a registered object's name (the checkpoint's model, the config parent, the
+    CLI's --model class), and one rule for the protocol a news model takes: the impression
+    protocol where the data have an impression log under another default (mind-sample), none on
+    a CTR set without one (dkn-news) or on top-K data."""
+    from kgzoo.bench.cells import default_protocol, impression_protocol, model_protocol
+    from kgzoo.models.kgat import KGAT
+    from kgzoo.registry import MODELS
+
+    assert MODELS.name_of(KGAT) == "kgat" and MODELS.name_of(type("Sub", (KGAT,), {})) is None
+    assert MODELS.name_of(None) is None
+    imp = impression_protocol("mind-sample")
+    assert (imp.task, imp.split) == ("impression", "temporal")
+    assert impression_protocol("dkn-news") is None and impression_protocol("ml-100k-kg") is None
+    assert model_protocol("mind-sample", "nrms") == imp == default_protocol("mind-sample", "nrms")
+    assert model_protocol("mind-sample", "bpr") is None and model_protocol("dkn-news", "nrms") is None
