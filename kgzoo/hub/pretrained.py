@@ -150,22 +150,34 @@ class Pretrained:
         self.user_ids: list[str] = [str(u) for u in (data.user_ids or range(data.n_users))]
         self.item_ids: list[str] = [str(i) for i in (data.item_ids or range(data.n_items))]
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
+        self._item_index = {u: i for i, u in enumerate(self.item_ids)}
         self._seen: tuple[Tensor, Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"Pretrained({self.name!r}, {type(self.model).__name__}, metrics={self.spec.main_metric})"
 
     def user_index(self, raw_user_ids: Sequence[str | int]) -> Tensor:
-        """LongTensor of kgzoo user ids for raw (source) user ids.
+        """LongTensor ``[len(raw_user_ids)]`` of kgzoo user ids for raw (source) user ids.
 
         Raises:
             KeyError: a raw id the dataset does not have.
         """
-        missing = [u for u in raw_user_ids if str(u) not in self._user_index]
+        return self._indices(self._user_index, raw_user_ids, "user")
+
+    def item_index(self, raw_item_ids: Sequence[str | int]) -> Tensor:
+        """LongTensor ``[len(raw_item_ids)]`` of kgzoo item ids for raw (source) item ids (news ids).
+
+        Raises:
+            KeyError: a raw id the dataset does not have.
+        """
+        return self._indices(self._item_index, raw_item_ids, "item")
+
+    def _indices(self, index: dict[str, int], raw: Sequence[str | int], what: str) -> Tensor:
+        missing = [u for u in raw if str(u) not in index]
         if missing:
-            raise KeyError(f"{self.spec.dataset}: unknown user id(s) {', '.join(map(repr, missing[:5]))} "
-                           f"(raw ids as in the source, e.g. {list(self._user_index)[:3]})")
-        return torch.tensor([self._user_index[str(u)] for u in raw_user_ids], dtype=torch.long)
+            raise KeyError(f"{self.spec.dataset}: unknown {what} id(s) {', '.join(map(repr, missing[:5]))} "
+                           f"(raw ids as in the source, e.g. {list(index)[:3]})")
+        return torch.tensor([index[str(u)] for u in raw], dtype=torch.long)
 
     def exclusion(self, exclude: str = DEFAULT_EXCLUDE) -> tuple[Tensor, Tensor] | None:
         """The items not to recommend under the policy ``exclude`` (one of :data:`EXCLUDE`), as the
@@ -324,20 +336,16 @@ class Pretrained:
                              "(rank_news is for the news models); use recommend(user)")
         if user is None and isinstance(self.model, KGPLMNews):
             raise ValueError(f"{self.name}: kgplm-news fuses the user's own vector with the history: give user=")
-        item_of = {i: n for n, i in enumerate(self.item_ids)}
-        missing = [x for x in [*history, *(candidates or [])] if str(x) not in item_of]
-        if missing:
-            raise KeyError(f"{self.spec.dataset}: unknown news id(s) {', '.join(map(repr, missing[:5]))}")
-        hist = torch.tensor([item_of[str(x)] for x in history][-self.datamodule.max_history:], dtype=torch.long)
+        hist = self.item_index(history)[-self.datamodule.max_history:]
+        cand = self.item_index(candidates) if candidates is not None else None
         row = hist.view(1, -1) if hist.numel() else torch.zeros(1, 1, dtype=torch.long)
         batch = {"user": self.user_index([user]) if user is not None else torch.zeros(1, dtype=torch.long),
                  "history": row, "history_mask": torch.full(row.shape, bool(hist.numel()))}
-        if candidates is None:  # every news but the history's: a CSR of one row
+        if cand is None:  # every news but the history's: a CSR of one row
             seen = hist.unique()
             scores, items = rank_by_history(self.model, batch, k, (torch.tensor([0, seen.numel()]), seen),
                                             user_rows=torch.zeros(1, dtype=torch.long))
         else:
-            cand = torch.tensor([item_of[str(x)] for x in candidates], dtype=torch.long)
             scores, items = rank_by_history(self.model, batch, k, None, candidates=cand)
         return self._listed(scores, items)[0]
 
