@@ -28,10 +28,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from lightning.pytorch.utilities import exceptions as lightning_exceptions
 
 from .. import __version__
 from ..bench import cli as bench_cli
@@ -152,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         # Lightning answers SIGTERM in a fit or test by raising SIGTERMException, a SystemExit without a
         # code: the process would exit 0, and a lane's script would take a killed grid for a finished one
-        lightning_errors = sys.modules.get("lightning.pytorch.utilities.exceptions")  # loaded where it was raised
-        if lightning_errors is not None and isinstance(e, lightning_errors.SIGTERMException) and e.code is None:
+        sigterm = getattr(lightning_exceptions, "SIGTERMException", None)  # (not in every lightning>=2.2)
+        if sigterm is not None and isinstance(e, sigterm) and e.code is None:
             err.print("kgzoo: stopped by SIGTERM (a cell killed mid-run goes on from its last saved epoch "
                       "under --resume)")
             return 128 + signal.SIGTERM
