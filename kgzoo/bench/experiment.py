@@ -224,7 +224,9 @@ class ResumePoint(FitState, Checkpoint):
     optimiser, epoch, the callbacks' states: best checkpoint, early stopping, :class:`EpochTimer`)
     and this callback's state:
 
-    - the global generators' states (torch, CUDA, NumPy, Python), set again when the resumed
+    - the global generators' states (torch, CUDA, NumPy, Python) of every rank, gathered to the
+      point (``torch.distributed.all_gather_object`` under DDP: ranks with uneven last shards draw
+      different numbers of dropout masks) and set again, each rank its own, when the resumed
       run's next epoch starts (this callback's ``on_train_epoch_start``, before the module's), so
       dropout and every other global draw go on as uninterrupted (the training batches draw from
       the DataModule's seed and the epoch: :class:`kgzoo.data.datamodule.EpochIterable`);
@@ -242,13 +244,13 @@ class ResumePoint(FitState, Checkpoint):
     A point is written at most once per ``every`` wall seconds (0: every epoch; rank 0's clock
     decides for every rank), and never at the epoch that ends the run (early stopping or the
     cap): a resumed run trains at least one epoch, as the uninterrupted one did after that point.
-    Under DDP every rank restores rank 0's generator states.
 
     Args:
         path: the checkpoint file. key: the cell's identity (a hex string). every: seconds >= 0.
 
     Raises:
-        RuntimeError: resuming a fit from a point whose key is not ``key``.
+        RuntimeError: resuming a fit from a point whose key is not ``key``, or one written by
+            another number of ranks.
     """
 
     def __init__(self, path: str | Path, key: str, every: float = RESUME_EVERY_SECONDS) -> None:
@@ -256,7 +258,18 @@ class ResumePoint(FitState, Checkpoint):
         self.fit_seconds = 0.0  # fit seconds of earlier processes (a resumed run), restored from the point
         self._started = time.perf_counter()
         self._last = -float("inf")
-        self._rng: dict[str, Any] | None = None
+        self._rng: list[dict[str, Any]] | None = None  # every rank's states, from the point, set at the next epoch
+        self._gathered: list[dict[str, Any]] | None = None  # every rank's states while this callback saves
+
+    @staticmethod
+    def _every_rank_rng(trainer: L.Trainer) -> list[dict[str, Any]]:
+        """The generators' states of every rank, in global-rank order (collective under DDP)."""
+        mine = _rng_states()
+        if trainer.world_size == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return [mine]
+        every: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(every, mine)
+        return every
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = self._last = time.perf_counter()
@@ -270,7 +283,11 @@ class ResumePoint(FitState, Checkpoint):
         if not trainer.strategy.broadcast(time.perf_counter() - self._last >= self.every, src=0):
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
+        self._gathered = self._every_rank_rng(trainer)  # every rank takes part
+        try:
+            trainer.save_checkpoint(tmp)  # every rank takes part; rank 0 writes
+        finally:
+            self._gathered = None
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
             side = self.path.with_suffix(".json")
@@ -289,7 +306,9 @@ class ResumePoint(FitState, Checkpoint):
                 f.with_name(f.name + ".tmp").unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "rng": _rng_states(),
+        # "rng": one entry per rank (rank order); outside this callback's own save (the best checkpoint,
+        # never resumed from) this rank's alone
+        return {"key": self.key, "rng": self._gathered if self._gathered is not None else [_rng_states()],
                 "fit_seconds": self.fit_seconds + time.perf_counter() - self._started}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -297,12 +316,21 @@ class ResumePoint(FitState, Checkpoint):
             raise RuntimeError(f"{self.path}: a resume point of another configuration ({state['key'][:12]}, "
                                f"this cell is {self.key[:12]})")
         self.fit_seconds = float(state["fit_seconds"])
-        self._rng = state["rng"]  # set when the next epoch starts (below): no other hook draws after it
+        rng = state["rng"]
+        # set when the next epoch starts (below): no other hook draws after it. A point written before
+        # the states were gathered per rank holds rank 0's alone (one dict): every rank takes them, as then
+        self._rng = [rng] if isinstance(rng, dict) else list(rng)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._rng is not None:
-            _set_rng_states(self._rng)
-            self._rng = None
+        if self._rng is None:
+            return
+        rng, self._rng = self._rng, None
+        if len(rng) == trainer.world_size:
+            _set_rng_states(rng[trainer.global_rank])
+        elif len(rng) == 1:
+            _set_rng_states(rng[0])
+        else:
+            raise RuntimeError(f"{self.path}: a resume point of {len(rng)} ranks; this run has {trainer.world_size}")
 
 
 def resume_key(model: L.LightningModule, datamodule: L.LightningDataModule, schedule: dict[str, Any],
