@@ -24,7 +24,9 @@ class ImpressionLog:
     """Impressions ``0..N-1`` in the user and item ids of a :class:`KGRecData`.
 
     Attributes:
-        impression_ids: the source's ids (``N`` strings).
+        impression_ids: the source's ids (``N`` strings), for reports only: an impression is its
+            row, so ids may repeat (MIND's train and dev behaviors.tsv each count from 1, and
+            the two files concatenated are one log).
         user: LongTensor ``[N]``. time: LongTensor ``[N]`` seconds since the epoch.
         history_indptr: LongTensor ``[N + 1]``; history: LongTensor ``[H]``: the news clicked
             before each impression, oldest first (CSR).

@@ -207,6 +207,24 @@ def test_mind_train_and_dev_concatenated_read_as_one_log(tmp_path):
         read_mind_impressions(tmp_path)
 
 
+def test_a_header_line_is_named_as_one(tmp_path):
+    # MIND's files have no header; one written by a user's own export fails on its first line with a hint
+    _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0"])
+    news = (tmp_path / "news.tsv").read_text()
+    header = "news_id\tcategory\tsubcategory\ttitle\tabstract\turl\ttitle_entities\tabstract_entities\n"
+    (tmp_path / "news.tsv").write_text(header + news)
+    with pytest.raises(DataFormatError, match=r"news.tsv, line 1, field 'title_entities': invalid JSON.*a header line\?"):
+        read_mind_impressions(tmp_path)
+    (tmp_path / "news.tsv").write_text(news + "N3\tx\ty\tT\t\turl\t[{\t[]\n")  # a later line: no hint
+    with pytest.raises(DataFormatError, match=r"invalid JSON: [^(]*$"):
+        read_mind_impressions(tmp_path)
+    (tmp_path / "news.tsv").write_text(news)
+    behaviors = (tmp_path / "behaviors.tsv").read_text()
+    (tmp_path / "behaviors.tsv").write_text("impression_id\tuser_id\ttime\thistory\timpressions\n" + behaviors)
+    with pytest.raises(DataFormatError, match=r"behaviors.tsv, line 1, field 'time'.*a header line\?"):
+        read_mind_impressions(tmp_path)
+
+
 def test_a_mind_folder_checkpoint_entry_names_its_folder(tmp_path):
     # another process registers the folder again from the checkpoint's data entry
     from kgzoo.hub.checkpoint import datamodule_arguments

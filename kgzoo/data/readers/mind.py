@@ -111,7 +111,8 @@ def read_behaviors(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, pd.Serie
     when = pd.to_datetime(bd["time"], format=TIME_FORMAT, errors="coerce")
     if when.isna().any():
         i = _first_bad(when.isna().to_numpy())
-        raise DataFormatError(pb, i + 1, "time", f"time {bd['time'].iloc[i]!r} is not in MIND's format M/D/YYYY h:mm:ss AM")
+        raise DataFormatError(pb, i + 1, "time", f"time {bd['time'].iloc[i]!r} is not in MIND's format M/D/YYYY h:mm:ss AM"
+                              + _header_hint(i + 1))
     secs = (when.to_numpy().astype("datetime64[s]").astype(np.int64))
     hist = bd["history"].str.split().explode()
     hist = hist[hist.notna()]
@@ -125,6 +126,11 @@ def read_behaviors(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, pd.Serie
     imp_news = imp.str[:-2]
     imp_label = (imp.str[-1] == "1").astype(np.int64)
     return bd, secs, hist, imp_news, imp_label
+
+
+def _header_hint(line: int) -> str:
+    """A hint for a malformed first line: MIND's files have no header line."""
+    return " (a header line? MIND's news.tsv and behaviors.tsv have none: remove it)" if line == 1 else ""
 
 
 def read_mind(folder: str | Path, name: str = "mind", news: str = "news.tsv", behaviors: str = "behaviors.tsv",
@@ -210,7 +216,7 @@ def _read_mind(folder: Path, name: str, news: str, behaviors: str, entity_types:
             try:
                 lst = json.loads(s)
             except json.JSONDecodeError as e:
-                raise DataFormatError(pn, int(line_of[i]), col, f"invalid JSON: {e.msg}") from None
+                raise DataFormatError(pn, int(line_of[i]), col, f"invalid JSON: {e.msg}{_header_hint(int(line_of[i]))}") from None
             if not isinstance(lst, list):
                 raise DataFormatError(pn, int(line_of[i]), col, "expected a JSON list of entities")
             for e in lst:
