@@ -740,12 +740,18 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             epochs = trainer.current_epoch
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
             best_path = ckpt.best_model_path or None
+            if closed_form and best_path is None:
+                # Lightning's ModelCheckpoint saves only after an optimiser step, which a model with nothing
+                # to train never takes: its one epoch is its fit, saved here so that recommend/export/test
+                # take the cell's checkpoint as for any other model
+                best_path = str(run_dir / "checkpoints" / "best.ckpt")
+                trainer.save_checkpoint(best_path)
             t1 = time.perf_counter()
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])
             test_seconds = time.perf_counter() - t1
         point.remove(trainer)  # the run ended: its resume point has served
-    if best_path:
+    if best_path and ckpt.best_model_score is not None:
         # the valid metrics of the restored best epoch
         best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
     if closed_form:

@@ -358,6 +358,16 @@ def test_stopped_by_early_stopping_cap_or_closed_form(data_dir, tmp_path):
     assert capped.epochs == 1 and capped.stopped_by == "cap"
     pop = run_experiment("pop", max_epochs=3, out_dir=tmp_path, progress=False)  # one pass, not patience + 1
     assert pop.epochs == 1 and pop.stopped_by == "closed_form" and pop.schedule["max_epochs"] == 3
+    # its fit is saved as any model's best checkpoint (Lightning saves only after an optimiser step),
+    # so recommend/export/test take it: it reloads to the same test metrics
+    import kgzoo
+    from kgzoo.bench.experiment import bench_trainer
+
+    assert pop.checkpoint is not None and pop.valid_metrics
+    loaded = kgzoo.load_checkpoint(tmp_path / pop.checkpoint)
+    trainer = bench_trainer(tmp_path / "test", "valid/ndcg@10", 1, 1, progress=False)[0]
+    again = trainer.test(loaded.model, datamodule=loaded.datamodule, verbose=False)[0]
+    assert {k: float(v) for k, v in again.items()} == pop.metrics
 
 
 class _Killed(BaseException):  # as a kill: no Exception (one ends the run and removes its point)
