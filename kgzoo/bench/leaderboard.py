@@ -19,7 +19,9 @@ the Markdown, CSV, PNG and rich views). The rules:
   separate smoke tables, never to the published ones. In a published table only lines whose
   every row :meth:`~kgzoo.bench.rows.ResultRow.is_published` (converged schedule, stopped by
   early stopping) get a rank; a line with a row that stopped at its epoch cap is flagged
-  (``capped``): not converged, not a baseline.
+  (``capped``): not converged, not a baseline. The published table of a dataset's grid
+  (``grids``: the catalogue's models of its published table) names the grid's models without a
+  line in it (:attr:`Table.pending`): a partial table is never read as the whole grid.
 - **Lines.** One per model (``base`` variant; with ``show_variants=True`` also one per
   variant, shown as ``model [variant]``; a multi-device run apart from the one-device ones,
   ``model (2 devices, ddp)``): mean and sample standard deviation (``ddof=1``; 0
@@ -244,6 +246,10 @@ class Table:
             ``"+dirty"`` where the checkout had uncommitted changes, ``"unrecorded"`` for rows
             without a commit (an installed wheel, or written before rows recorded it).
         newest: the ``time`` of the newest row.
+        pending: the models of the dataset's grid (``build(grids=...)``, the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table, in the grid's
+            order: not run here yet. Only the published table of the grid's protocol with the
+            real KG has them; ``[]`` elsewhere.
     """
 
     dataset: str
@@ -260,6 +266,7 @@ class Table:
     commands: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     newest: str = ""
+    pending: list[str] = field(default_factory=list)
 
     @property
     def metric_columns(self) -> list[str]:
@@ -449,7 +456,8 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
           caveats: Mapping[str, str] | None = None, one_seed_reasons: Mapping[str, str] | None = None,
-          line_notes: Mapping[tuple[str, str], str] | None = None) -> Leaderboard:
+          line_notes: Mapping[tuple[str, str], str] | None = None,
+          grids: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]] | None = None) -> Leaderboard:
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
@@ -466,6 +474,10 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         line_notes: ``(model, dataset) -> note`` (:attr:`Line.note`; the zoo configs' ``note``
             sections, :func:`kgzoo.bench.render.line_notes`), kept by the model's lines in that
             dataset's tables.
+        grids: dataset name -> ``(protocol, models)``: the protocol dict (as rows record it) of
+            the dataset's published table and the models it should hold (the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.grid`, :func:`kgzoo.bench.render.dataset_grids`);
+            that table's :attr:`Table.pending` lists the models without a line in it.
 
     Returns:
         A :class:`Leaderboard` (see the module docstring for the rules).
@@ -497,6 +509,11 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         quick = [r for r in cur if is_quick(r)]
         if pub:
             published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
+            grid = (grids or {}).get(key[0])
+            # the grid's table: its task (not the link-prediction rows of the same protocol), protocol, real KG
+            if grid is not None and (key[1], key[3], key[4]) == (grid[0].get("task"), "real", _canonical(grid[0])):
+                present = {r.model for r in pub}
+                published[-1].pending = [m for m in grid[1] if m not in present]
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
         old: dict[str, list[ResultRow]] = {}

@@ -30,6 +30,7 @@ import numpy as np
 from ..config import ZooConfig
 from ..data.datasets import dataset_spec
 from ..registry import MODELS
+from .cells import impression_protocol
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, commits_of, latest_ok_rows, reference_key, reference_lines, sort_metric)
 from .rows import ResultRow
@@ -168,6 +169,15 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     return [f"{ONE_SEED_MARK} {t.one_seed_reason}; no std (the run: {'; '.join(runs)}).", ""]
 
 
+def pending_note(t: Table) -> list[str]:
+    """The line under a published table naming the models of the dataset's grid that it does
+    not have yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``[]`` when none."""
+    if not t.pending:
+        return []
+    return [f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
+            "grid of the dataset's published table.", ""]
+
+
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
     """Header and displayed cells of a robustness table."""
     def cell(ln: dict, k: str) -> str:
@@ -229,7 +239,7 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += _reference_note(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines)
+    out += _reference_note(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
@@ -289,7 +299,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked)
+        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t)
     return out
 
 
@@ -578,6 +588,22 @@ def dataset_one_seed_reasons(datasets: Iterable[str]) -> dict[str, str]:
     return _catalogue_texts(datasets, "one_seed_reason")
 
 
+def dataset_grids(datasets: Iterable[str]) -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
+    """``name -> (protocol dict, models)`` of the catalogue datasets among ``datasets`` with a
+    grid (:attr:`~kgzoo.data.spec.DatasetSpec.grid`): the protocol of its published table (the
+    impression protocol where the dataset has impressions, :func:`kgzoo.bench.cells.impression_protocol`,
+    else its default) as rows record it, for :func:`kgzoo.bench.leaderboard.build`'s ``grids``."""
+    out = {}
+    for name in sorted(set(datasets)):
+        try:
+            spec = dataset_spec(name)
+        except KeyError:
+            continue
+        if spec.grid:
+            out[name] = ((impression_protocol(name) or spec.protocol).to_dict(), tuple(spec.grid))
+    return out
+
+
 def _catalogue_texts(datasets: Iterable[str], attribute: str) -> dict[str, str]:
     """``name -> DatasetSpec.<attribute>`` where it is not empty; datasets the catalogue does not know are left out."""
     out = {}
@@ -635,7 +661,7 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
     rows = list(rows)
     names = {r.dataset for r in rows if isinstance(r, ResultRow)}
     lb = build(rows, metric=metric, show_variants=show_variants, caveats=dataset_caveats(names),
-               one_seed_reasons=dataset_one_seed_reasons(names),
+               one_seed_reasons=dataset_one_seed_reasons(names), grids=dataset_grids(names),
                line_notes=line_notes({(r.model, r.dataset) for r in rows if isinstance(r, ResultRow)}))
     out = Path(out_dir)
     removed = clear_leaderboard(out)

@@ -24,6 +24,14 @@ _ML100K_SHA = {
     "ml-100k.user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
 }
 
+#: the models of a published table (``DatasetSpec.grid``, issue 16 part 3 and issue 17): every
+#: top-K baseline, with KGPLM (without text where the set has none); the text-only PLMRec where
+#: the items have text; on the CTR sets Pop and BPR-MF beside KGCN and RippleNet; the news models
+TOPK_GRID = ("pop", "bpr", "lightgcn", "gcn", "gat", "cfkg", "cke", "kgat", "kgcn", "ripplenet", "kgin", "kgplm")
+TEXT_GRID = ("plmrec",)
+CTR_GRID = ("pop", "bpr", "kgcn", "ripplenet")
+NEWS_GRID = ("pop", "news-plm-mean", "dkn", "nrms", "nrms-plm", "kgplm-news")
+
 ML100K = register_dataset(DatasetSpec(
     name="ml-100k-kg",
     domain="video",
@@ -43,6 +51,7 @@ ML100K = register_dataset(DatasetSpec(
     wheel=WheelSource("recbole==1.2.1", "recbole/dataset_example/ml-100k/"),
     expected={"users": 943, "items": 1682, "interactions": 100000, "kg_entities": 34628,
               "relations": 24, "triples": 91631, "linked_items": 1598},
+    grid=TOPK_GRID + TEXT_GRID,
 ))
 
 
@@ -107,6 +116,7 @@ ML1M = register_dataset(DatasetSpec(
               "triples": 20782, "linked_items": 2077, "text_coverage": 1.0},
     one_seed_reason=_ONE_SEED,
     tune_from="ml-100k-kg",
+    grid=TOPK_GRID + TEXT_GRID,
 ))
 
 
@@ -140,6 +150,7 @@ LASTFM_KG = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="ctr", split="random", ratios=(0.6, 0.2, 0.2)),
     expected={"users": 1872, "items": 3846, "interactions": 42346, "positives": 21173, "kg_entities": 9364,
               "relations": 58, "triples": 15469, "linked_items": 3844},
+    grid=CTR_GRID,
 ))
 
 
@@ -169,6 +180,7 @@ BOOK_CROSSING = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="ctr", split="random", ratios=(0.6, 0.2, 0.2)),
     expected={"users": 17860, "items": 14967, "interactions": 139746, "positives": 69873, "kg_entities": 77903,
               "relations": 25, "triples": 151500, "linked_items": 14967},
+    grid=CTR_GRID,
 ))
 
 AMAZON_HIN = register_dataset(DatasetSpec(
@@ -194,6 +206,7 @@ AMAZON_HIN = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 6170, "items": 2753, "interactions": 195791, "kg_entities": 6966, "relations": 3,
               "triples": 13955, "linked_items": 2753},
+    grid=TOPK_GRID,
 ))
 
 ALIBABA_IFASHION = register_dataset(DatasetSpec(
@@ -226,6 +239,7 @@ ALIBABA_IFASHION = register_dataset(DatasetSpec(
               "triples": 279155, "linked_items": 29708},
     one_seed_reason=_ONE_SEED,
     tune_from="amazon-hin",
+    grid=TOPK_GRID,
 ))
 
 
@@ -294,6 +308,7 @@ MIND_SAMPLE = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="ctr", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 4637, "items": 2000, "interactions": 10529, "positives": 5446, "kg_entities": 4618,
               "relations": 3, "triples": 8925, "linked_items": 1736, "text_coverage": 1.0},
+    grid=NEWS_GRID,
 ))
 
 DKN_NEWS = register_dataset(DatasetSpec(
@@ -319,6 +334,7 @@ DKN_NEWS = register_dataset(DatasetSpec(
     max_history=30,  # DKN's code: max_click_history (github.com/hwwang55/DKN, src/main.py)
     expected={"users": 469, "items": 9075, "interactions": 10696, "kg_entities": 12851, "relations": 1,
               "triples": 10274, "linked_items": 9075, "text_coverage": 1.0},
+    grid=NEWS_GRID,
 ))
 
 
@@ -352,6 +368,7 @@ LASTFM_SOCIAL = register_dataset(DatasetSpec(
         "ml-100k-kg, CKE's and CFKG's validation NDCG@10 sits at the popularity level (0.05-0.065) for "
         "25-60 epochs before it climbs (CKE 0.114 and CFKG 0.067 at epoch 80, still rising), and patience "
         "10 alone ended their runs on that plateau at epochs 12-19 (benchmarks/studies/other_datasets_plan.md)"),
+    grid=TOPK_GRID,
 ))
 
 YELP_SOCIAL = register_dataset(DatasetSpec(
@@ -375,4 +392,5 @@ YELP_SOCIAL = register_dataset(DatasetSpec(
     expected={"users": 16239, "items": 14284, "interactions": 198397, "kg_entities": 14842, "relations": 2,
               "triples": 54276, "linked_items": 14284, "social": 158590},
     tune_from="amazon-hin",
+    grid=TOPK_GRID,
 ))

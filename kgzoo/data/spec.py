@@ -72,6 +72,10 @@ class DatasetSpec:
             guide to its test split (``mind-sample``: from ``dkn-news``). ``""``: its tables are
             tuned on the dataset itself. The lanes (``benchmarks/scripts/fair_lane.py``, ``gpu_grid.sh``) read it;
             ``kgzoo tune`` says it before a study of the dataset's own.
+        grid: the registered models of the dataset's published table under its default protocol
+            (the impression protocol where it has impressions); the leaderboard names those
+            without a line there as not yet run (:attr:`kgzoo.bench.leaderboard.Table.pending`),
+            so a partial table is never read as the whole grid. ``()``: no published table.
     """
 
     name: str
@@ -94,6 +98,7 @@ class DatasetSpec:
     min_epochs: int = 0
     min_epochs_reason: str = ""
     tune_from: str = ""
+    grid: tuple[str, ...] = ()
 
 
 def history_cap(spec: DatasetSpec | None) -> int:

@@ -212,6 +212,45 @@ def test_quick_rows_only_in_the_smoke_section():
     assert board.n_cells == 3  # the later quick rerun did not replace the published row
 
 
+def test_a_published_table_names_the_grid_models_it_does_not_have_yet():
+    """amazon-hin's table had 9 lines while GAT, KGAT and KGIN waited for their studies, and
+    nothing said so: a reader could take it for the whole grid. The grid's models without a line
+    in the grid's table (a capped line is a line: it is flagged) are named below it, on the front
+    page and in the full table; not below another protocol's table, another KG's, the smoke one
+    or the link-prediction one of the same protocol."""
+    grid = {"d1": (TOPK, ("pop", "bpr", "gat", "kgat", "kgin"))}
+    rows = ([row("bpr", s, 0.30) for s in range(3)] + [row("kgat", 0, 0.2, epochs=100)]
+            + [row("gat", 0, 0.1, kind="quick"), row("bpr", 0, 0.3, kg="shuffled")]
+            + [row("bpr", 0, 0.3, protocol={**TOPK, "split": "cold_item"}, fp="fpC")]
+            + [row("transe", 0, 0.1, task="link", fp="fpL")])
+    board = lb.build(rows, grids=grid)
+    pending = {(t.section, t.kg_ablation, t.task, t.protocol.get("split")): t.pending for t in board.tables}
+    assert pending == {(lb.PUBLISHED, "real", "topk", "random"): ["pop", "gat", "kgin"],
+                       (lb.PUBLISHED, "shuffled", "topk", "random"): [], (lb.PUBLISHED, "real", "topk", "cold_item"): [],
+                       (lb.PUBLISHED, "real", "link", "random"): [], (lb.SMOKE, "real", "topk", "random"): []}
+    front, full = render.to_markdown(board).split("## Published tables")
+    for part in (front, full):
+        assert part.count("Not in this table yet: pop, gat, kgin. It holds the runs so far") == 1
+    assert all(t.pending == [] for t in lb.build(rows).tables)  # no grid given: nothing said
+    grids = render.dataset_grids(["ml-100k-kg", "mind-sample", "mind-kg", "my-folder"])
+    assert sorted(grids) == ["mind-sample", "ml-100k-kg"] and grids["mind-sample"][0]["task"] == "impression"
+    assert "plmrec" in grids["ml-100k-kg"][1] and grids["ml-100k-kg"][0]["split"] == "random"
+
+
+def test_every_grid_model_is_registered_and_runs_on_its_dataset():
+    """A catalogue grid names registered models whose task on the dataset is its table's."""
+    from kgzoo.bench.cells import cell_task
+    from kgzoo.data.datasets import list_datasets
+
+    grids = render.dataset_grids(list_datasets())
+    assert {"ml-100k-kg", "ml-1m-kg", "amazon-hin", "alibaba-ifashion-kg", "lastfm-social", "yelp-social",
+            "lastfm-kg", "book-crossing-kg", "dkn-news", "mind-sample"} <= set(grids)
+    for dataset, (protocol, models) in grids.items():
+        assert len(set(models)) == len(models), dataset
+        for m in models:
+            assert cell_task(m, dataset).name == protocol["task"], (m, dataset)
+
+
 def test_link_prediction_is_one_table_averaged_over_seeds():
     """The triple split is seeded by the run: one fingerprint per seed, one table for all."""
     rows = [row("transe", s, 0.1 + s / 10, fp=f"link{s}", task="link", pfp=f"p{s}") for s in (0, 1, 2)]
