@@ -14,6 +14,11 @@ For each model, in order, on one dataset:
    on the validation main metric) for every seed and appends the rows to
    ``benchmarks/results/<name>.jsonl``; ``--resume`` skips the cells already there.
 
+Without models, the lane runs the dataset's grid (the models of its published table, the
+catalogue's :attr:`kgzoo.data.spec.DatasetSpec.grid`, in its order) less those whose converged,
+early-stopped rows in ``benchmarks/results/<name>.jsonl`` already cover every seed asked for
+(``--seeds``), so a lane restarted in a later session lists nothing by hand.
+
 Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
 two cores. A failed step is logged and the lane goes on with the next model.
 
@@ -42,6 +47,28 @@ def has_space(model: str, dataset: str) -> bool:
     return bool(ZooConfig.load(model, dataset).tune)
 
 
+def missing_grid_models(dataset: str, seeds: list[str], path: Path) -> list[str]:
+    """The dataset's grid models (:attr:`kgzoo.data.spec.DatasetSpec.grid`, its order) without a
+    published row (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped
+    by its cap; base variant, real KG) for every seed in ``seeds`` in the rows file ``path``.
+
+    Raises:
+        ValueError: a dataset without a grid (name the models).
+    """
+    from kgzoo.bench.rows import read_rows  # noqa: PLC0415 (after sys.path holds this checkout)
+    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415
+
+    grid = dataset_spec(dataset).grid
+    if not grid:
+        raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
+    done: dict[str, set[int]] = {}
+    for r in read_rows(path) if path.is_file() else []:
+        if r.dataset == dataset and r.variant == "base" and r.kg_ablation == "real" and r.is_published():
+            done.setdefault(r.model, set()).add(r.seed)
+    want = {int(s) for s in seeds}
+    return [m for m in grid if not want <= done.get(m, set())]
+
+
 def step(cmd: list[str], env: dict[str, str]) -> int:
     started = time.time()
     print(f"[{time.strftime('%H:%M:%S')}] $ {' '.join(cmd)}", flush=True)
@@ -53,7 +80,7 @@ def step(cmd: list[str], env: dict[str, str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset")
-    ap.add_argument("models", nargs="+")
+    ap.add_argument("models", nargs="*", help="default: the dataset's grid models not yet done (see above)")
     ap.add_argument("--trials", type=int, default=10, help="the equal tuning budget (default 10)")
     ap.add_argument("--from", dest="source", default=None, metavar="DATASET",
                     help="tune nothing: take the values tuned on DATASET (kgzoo tune --from); default: the domain's "
@@ -73,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lane {args.dataset}: " + (f"values tuned on {args.source} (--from)" if args.source
                                       else f"{args.trials}-trial studies on {args.dataset}"), flush=True)
 
+    if not args.models:
+        args.models = missing_grid_models(args.dataset, args.seeds, REPO / "benchmarks" / "results" / f"{args.name}.jsonl")
+        print(f"lane {args.dataset}: the grid's models not yet done: {' '.join(args.models) or 'none'}", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cli = [sys.executable, "-m", "kgzoo.cli"]
