@@ -1,0 +1,148 @@
+"""kgzoo under Lightning DDP (gloo, CPU): the strategy a model trains under
+(:func:`kgzoo.bench.experiment.strategy_for`) and the SIGTERM handling of kgzoo's Trainers
+(:func:`kgzoo.dist.sigterm_without_collectives`)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from kgzoo.bench.experiment import bench_trainer, strategy_for
+from kgzoo.dist import _sigterm_flag
+from kgzoo.models.kgat import KGAT
+from kgzoo.models.layers.fusion import create_fusion
+from kgzoo.models.mf import BPRMF
+
+
+class Fused(BPRMF):
+    """BPR-MF with an attention fusion of its user vector and nothing else: the one present source
+    passes through, and the fusion's parameters get no gradient (as KGPLM's user fusion on data
+    without user attributes and social ties: kgplm-news on dkn-news)."""
+
+    def __init__(self, *args, fusion: str = "attention", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user_fusion = create_fusion(fusion, self.hparams.embedding_dim, 2)
+
+
+def test_a_ddp_strategy_detects_unused_parameters_where_a_step_leaves_some():
+    alternating = KGAT(12, 15, n_entities=25, n_relations=2, ks=(5,))
+    joint = KGAT(12, 15, n_entities=25, n_relations=2, ks=(5,), optimization="joint")
+    fused, mean, plain = (Fused(12, 15, embedding_dim=8, ks=(5,)), Fused(12, 15, embedding_dim=8, ks=(5,), fusion="mean"),
+                           BPRMF(12, 15, ks=(5,)))
+    for model in (alternating, fused):
+        assert strategy_for(model, "ddp") == "ddp_find_unused_parameters_true"
+        assert strategy_for(model, "ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
+        # `--devices 2` without --strategy: Lightning's "auto" is plain DDP for two processes (KGAT failed there)
+        for devices, nodes in ((2, 1), ("2", 1), ([0, 1], 1), ("0,1", 1), (1, 2)):
+            assert strategy_for(model, "auto", devices, nodes) == "ddp_find_unused_parameters_true"
+        for devices in (1, "1", "auto", -1, [0]):
+            assert strategy_for(model, "auto", devices) == "auto"
+    # a fusion without parameters (mean), a model without phases or fusion: DDP as asked
+    for model in (joint, mean, plain):
+        assert strategy_for(model, "ddp") == "ddp" and strategy_for(model, "auto", 2) == "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    own = DDPStrategy()
+    assert strategy_for(fused, own) is own  # a strategy object is the caller's
+
+
+def test_kgzoo_trainers_take_sigterm_without_collectives(tmp_path):
+    trainer, *_ = bench_trainer(tmp_path, "valid/ndcg@10", 1, 1, progress=False)
+    handler = trainer._signal_connector._sigterm_notifier_fn
+    assert handler.__func__ is _sigterm_flag
+    handler(signal.SIGTERM, None)  # notes the signal; no process group needed (none exists here)
+    assert trainer.received_sigterm
+
+#: a 2-rank DDP fit of BPR-MF on tiny in-memory data through kgzoo's bench Trainer, long enough to be
+#: stopped mid-epoch; each rank writes its PID once it has taken 5 steps; rank 1 dwells before each
+#: backward (where a signal finds it in Python) while rank 0 waits in the gradient all-reduce (in C++,
+#: where its signal handler cannot run): the moment at which a collective inside a handler deadlocks
+SCRIPT = textwrap.dedent('''
+    import os, sys, time, warnings
+    from pathlib import Path
+    import lightning as L
+    import torch
+    from kgzoo.bench.experiment import bench_trainer
+    from kgzoo.data.datamodule import KGRecDataModule
+    from kgzoo.data.kgdata import KGRecData
+    from kgzoo.models.mf import BPRMF
+
+    out = Path(sys.argv[1])
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+
+    class Ready(L.Callback):
+        def on_before_backward(self, trainer, *args):
+            if trainer.global_rank == 1:
+                time.sleep(0.2)  # rank 0 waits in the step's gradient all-reduce meanwhile
+
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 5:
+                (out / f"rank{trainer.global_rank}.pid").write_text(str(os.getpid()))
+
+    g = torch.Generator().manual_seed(3)
+    rows = torch.tensor([(u, int(i)) for u in range(20) for i in torch.randperm(40, generator=g)[:10]])
+    data = KGRecData(name="ddp-tiny", n_users=20, n_items=40, n_entities=40, interactions=rows,
+                     triples=torch.zeros(0, 3, dtype=torch.long), relation_names=[])
+    dm = KGRecDataModule.from_data(data, batch_size=2, seed=1)
+    dm.setup()
+    model = BPRMF(**dm.model_kwargs(), embedding_dim=8)
+    trainer, *_ = bench_trainer(out / "run", "valid/ndcg@10", 1000, 1000, devices=2, strategy="ddp",
+                                callbacks=[Ready()], progress=False)
+    trainer.fit(model, datamodule=dm)
+''')
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` runs (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.slow  # two DDP processes (gloo): about 15 s
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_sigterm_to_every_rank_stops_the_fit(tmp_path):
+    """SIGTERM to every rank at once (a scheduler stopping a job, ``kill`` of the process group):
+    both ranks stop within seconds. Lightning 2.6's handler broadcasts inside the signal handler;
+    a rank's handler then waited for rank 0, which waited in the step's gradient all-reduce: both
+    hung until the process group's timeout (30 min)."""
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids = [proc.pid]
+    try:
+        files = [tmp_path / f"rank{r}.pid" for r in (0, 1)]
+        deadline = time.monotonic() + 120
+        while not all(f.is_file() and f.read_text() for f in files):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the fit did not start"
+            time.sleep(0.1)
+        pids = [int(f.read_text()) for f in files]
+        assert pids[0] == proc.pid
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in pids), "a rank still runs 60 s after SIGTERM (hung)"
+        out = proc.communicate(timeout=10)[0]
+        assert "Traceback" not in out, out  # both ranks stopped by Lightning's SIGTERMException (a SystemExit)
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
