@@ -146,3 +146,55 @@ def test_sigterm_to_every_rank_stops_the_fit(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def _interrupted(args):
+    """A command stopped as Lightning stops a fit on Ctrl-C (``_call_and_handle_interrupt``)."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        sys.exit(1)
+
+
+def _terminated(args):
+    """A command stopped as Lightning stops a fit on SIGTERM."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    raise SIGTERMException
+
+
+@pytest.mark.parametrize("run, code, said", [(_interrupted, 130, "stopped by Ctrl-C (SIGINT)"),
+                                             (_terminated, 143, "stopped by SIGTERM")])
+def test_a_stopped_command_says_so_once_on_rank_zero(monkeypatch, capsys, run, code, said):
+    """Ctrl-C ended ``kgzoo bench`` with 1 and no word (Lightning's ``sys.exit(1)``); under DDP every rank
+    said "stopped by SIGTERM" (each rank of a process group gets the signal)."""
+    import dataclasses
+
+    import kgzoo.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", tuple(dataclasses.replace(c, run=run) if c.name == "data" else c
+                                               for c in cli.COMMANDS))
+    for rank, says in (("0", True), ("1", False)):
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        assert cli.main(["data", "list"]) == code
+        err = " ".join(capsys.readouterr().err.split())
+        assert (said in err and "--resume" in err) if says else err == "", err
+
+
+def test_kgzoo_drops_the_sync_dist_notice_of_its_own_keys_only():
+    """Lightning's "use self.log(..., sync_dist=True)" came once per key and DDP cell (13 lines): kgzoo's
+    valid/test values are already summed over the ranks, its train/loss rank-local on purpose."""
+    import warnings
+
+    from kgzoo.quiet import lightning_quiet
+
+    def notice(key):
+        return (f"It is recommended to use `self.log('{key}', ..., sync_dist=True)` when logging on epoch level "
+                "in distributed setting to accumulate the metric across devices.")
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with lightning_quiet():
+            for key in ("test/ndcg@10", "valid/auc", "train/loss", "my_metric"):
+                warnings.warn(notice(key))
+    assert [str(w.message) for w in seen] == [notice("my_metric")]
