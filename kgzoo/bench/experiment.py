@@ -629,6 +629,13 @@ def _several_processes(devices: Any, num_nodes: int) -> bool:
     return isinstance(devices, int) and not isinstance(devices, bool) and devices > 1
 
 
+def _interactive() -> bool:
+    """An interactive Python session (a REPL, ``python -i``, a notebook), as Lightning tells it
+    (``lightning.fabric.utilities.imports._IS_INTERACTIVE``), where its ``"auto"`` strategy for
+    several processes is ``"ddp_fork"``."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive)
+
+
 def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
     """The Lightning strategy ``model`` trains under: ``strategy``, except that a DDP one
     (:data:`DDP_STRATEGIES`) becomes its ``*_find_unused_parameters_true`` form for a model whose
@@ -641,10 +648,41 @@ def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1
         return strategy
     if strategy == "auto" and _several_processes(devices, num_nodes):
         # Lightning's _AcceleratorConnector._choose_strategy for several processes
-        strategy = "ddp_fork" if (hasattr(sys, "ps1") or sys.flags.interactive) else "ddp"
+        strategy = "ddp_fork" if _interactive() else "ddp"
     if strategy in DDP_STRATEGIES:
         return f"{strategy}_find_unused_parameters_true"
     return strategy
+
+
+#: the Lightning strategies that train in child processes of the calling one (their launcher spawns or
+#: forks the ranks), which a bench cell cannot read back (:func:`check_bench_strategy`)
+CHILD_PROCESS_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def check_bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> None:
+    """Refuse a Trainer setting a bench cell cannot run: a strategy whose ranks are child processes
+    of this one (:data:`CHILD_PROCESS_STRATEGIES`, with or without a ``_find_unused_parameters_*``
+    ending; ``"auto"`` for several processes in an interactive session, which Lightning makes
+    ``"ddp_fork"``). Their callbacks (the epoch timer, early stopping, the best checkpoint, the
+    resume point) run in the children, so the row would miss its best epoch and timings: under
+    ``ddp_spawn`` the cell failed pickling the DataModule, under ``ddp_fork`` on ``float(None)``.
+    ``"ddp"`` runs the command again for every rank (Lightning's subprocess launcher), rank 0
+    being this process.
+
+    Raises:
+        ValueError: such a strategy, naming ``--strategy ddp``.
+    """
+    if not isinstance(strategy, str):
+        return
+    child = next((c for c in CHILD_PROCESS_STRATEGIES if strategy == c or strategy.startswith(f"{c}_")), None)
+    given = f"--strategy {strategy}"
+    if child is None and strategy == "auto" and _several_processes(devices, num_nodes) \
+            and _interactive():
+        child, given = "ddp_fork", f"--devices {devices} in an interactive session (Lightning's auto: ddp_fork)"
+    if child is not None:
+        raise ValueError(f"{given}: {child} trains the ranks in child processes, whose callbacks (epoch timer, early "
+                         "stopping, best checkpoint, resume point) a bench cell cannot read back; use --strategy ddp "
+                         "(every rank runs the command, rank 0 writes the row)")
 
 
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
@@ -731,10 +769,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         test and cell seconds, peak memory [MiB], trainable parameters, code hash.
 
     Raises:
-        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter.
+        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter; a
+            strategy whose ranks are child processes (:func:`check_bench_strategy`).
         DivergedError: the loss became NaN.
     """
     t_start = time.perf_counter()
+    check_bench_strategy(strategy, devices, num_nodes)
     schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
