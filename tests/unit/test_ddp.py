@@ -213,3 +213,24 @@ def test_a_bench_cell_refuses_strategies_whose_ranks_are_child_processes(capsys)
         check_bench_strategy(strategy, devices)
     assert main(["bench", "--models", "bpr", "--devices", "2", "--strategy", "ddp_spawn", "--runs", "x"]) == 2
     assert "use --strategy ddp" in " ".join(capsys.readouterr().err.split())
+
+
+def test_fewer_triple_batches_than_ranks_is_an_error(monkeypatch):
+    """KG link prediction's training set gave each of 2 ranks no batch (an epoch of nothing)."""
+    import kgzoo.data.datamodule as datamodule
+    from kgzoo.data.datamodule import KGRecDataModule
+    from kgzoo.data.kgdata import KGRecData
+    from kgzoo.data.link import KGLinkDataModule
+
+    g = torch.Generator().manual_seed(3)
+    triples = torch.unique(torch.stack([torch.randint(25, (60,), generator=g), torch.randint(2, (60,), generator=g),
+                                        torch.randint(25, (60,), generator=g)], 1), dim=0)
+    rows = torch.tensor([(u, int(i)) for u in range(12) for i in torch.randperm(15, generator=g)[:6]])
+    data = KGRecData(name="ddp-link", n_users=12, n_items=15, n_entities=25, interactions=rows, triples=triples,
+                     relation_names=["r0", "r1"])
+    link = KGLinkDataModule(KGRecDataModule.from_data(data, batch_size=10_000, seed=1))
+    link.setup()
+    assert len(list(link.train_dataloader())) == 1
+    monkeypatch.setattr(datamodule, "rank_world", lambda: (0, 2))
+    with pytest.raises(ValueError, match="gives 1 training batches per epoch, fewer than the 2 ranks"):
+        list(link.train_dataloader())
