@@ -47,7 +47,7 @@ def sigterm_without_collectives(trainer: Any) -> None:
     happens to be: when SIGTERM reaches every rank at once (a scheduler stopping the job, ``kill`` of the
     process group, ``systemctl stop``), rank 1's handler waited in that broadcast while rank 0 waited in
     the step's gradient all-reduce (inside C++, where its own handler cannot run), and both hung until
-    the process group's timeout (30 min; ``tests/unit/test_ddp.py``). This handler only notes the signal
+    the process group's timeout (30 min; ``tests/unit/test_ddp_launch.py``). This handler only notes the signal
     and, on the launching process, passes it on to its ranks (as Lightning's does); rank 0's note reaches
     every rank through the broadcast Lightning's training loop makes at the start of each step, so all
     ranks raise ``SIGTERMException`` at the same step. A Trainer without Lightning's signal connector

@@ -402,7 +402,8 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     # a file cut short (a full disk, a copy interrupted) has no zip directory at its end (torch.save writes a zip):
     # the run starts afresh rather than fail; Lightning reads the whole file once it resumes
     if not zipfile.is_zipfile(path):
-        print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
+        if is_rank_zero():  # every DDP rank reads the point; one says so
+            print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
     return path
 
@@ -801,7 +802,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
     with cell_lock(run_dir), lightning_quiet():
         start = resume_point(run_dir, point_key) if resume and not closed_form else None
-        if start is not None:
+        if start is not None and is_rank_zero():  # once, not once per DDP rank
             print(f"resuming {model} / {dataset} / seed {seed} after epoch "
                   f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         trainer, ckpt, timer, stopper = bench_trainer(

@@ -298,7 +298,7 @@ def test_two_ddp_ranks_score_each_impression_once_and_give_the_single_process_me
 
 def test_fewer_training_batches_than_ranks_is_an_error_as_on_top_k(monkeypatch):
     # the top-K/CTR training set said so; the impression set gave each of 2 ranks 0 batches and the fit
-    # trained nothing (the triple set of KG link prediction alike: tests/unit/test_ddp.py)
+    # trained nothing (the triple set of KG link prediction alike: tests/unit/test_ddp_launch.py)
     import kgzoo.data.datamodule as datamodule
 
     data, log = tiny(n_imp=24)

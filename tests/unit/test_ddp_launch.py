@@ -34,8 +34,8 @@ class Fused(BPRMF):
 def test_a_ddp_strategy_detects_unused_parameters_where_a_step_leaves_some():
     alternating = KGAT(12, 15, n_entities=25, n_relations=2, ks=(5,))
     joint = KGAT(12, 15, n_entities=25, n_relations=2, ks=(5,), optimization="joint")
-    fused, mean, plain = (Fused(12, 15, embedding_dim=8, ks=(5,)), Fused(12, 15, embedding_dim=8, ks=(5,), fusion="mean"),
-                           BPRMF(12, 15, ks=(5,)))
+    fused = Fused(12, 15, embedding_dim=8, ks=(5,))
+    mean, plain = Fused(12, 15, embedding_dim=8, ks=(5,), fusion="mean"), BPRMF(12, 15, ks=(5,))
     for model in (alternating, fused):
         assert strategy_for(model, "ddp") == "ddp_find_unused_parameters_true"
         assert strategy_for(model, "ddp_spawn") == "ddp_spawn_find_unused_parameters_true"
