@@ -1,4 +1,5 @@
-"""Rank and world size of the running process (DDP), in one place.
+"""Rank and world size of the running process (DDP), in one place, and the SIGTERM handling of
+kgzoo's Trainers under DDP (:func:`sigterm_without_collectives`).
 
 Lightning's DDP launcher re-runs the command in every rank; before the process group exists
 the children are told apart by ``RANK`` / ``LOCAL_RANK`` / ``NODE_RANK`` in their environment
@@ -7,6 +8,8 @@ the children are told apart by ``RANK`` / ``LOCAL_RANK`` / ``NODE_RANK`` in thei
 from __future__ import annotations
 
 import os
+import types
+from typing import Any
 
 import torch
 
@@ -23,3 +26,41 @@ def is_rank_zero() -> bool:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
     return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _sigterm_flag(connector: Any, signum: int, _frame: Any) -> None:
+    """SIGTERM handler of a Lightning ``_SignalConnector`` (bound to it): the launching process passes
+    the signal on to the ranks it started (Lightning's own ``launcher.kill``), and the signal is
+    noted (``received_sigterm``); no collective call."""
+    if not connector.received_sigterm:
+        launcher = connector.trainer.strategy.launcher
+        if launcher is not None:
+            launcher.kill(signum)
+    connector.received_sigterm = True
+
+
+def sigterm_without_collectives(trainer: Any) -> None:
+    """Give ``trainer`` (a :class:`lightning.Trainer`) a SIGTERM handler without collective calls.
+
+    Lightning 2.6's handler (``_SignalConnector._sigterm_notifier_fn``, since Lightning-AI/pytorch-lightning
+    PR #20825) broadcasts from rank 0 inside the signal handler. A handler runs where the rank's Python
+    happens to be: when SIGTERM reaches every rank at once (a scheduler stopping the job, ``kill`` of the
+    process group, ``systemctl stop``), rank 1's handler waited in that broadcast while rank 0 waited in
+    the step's gradient all-reduce (inside C++, where its own handler cannot run), and both hung until
+    the process group's timeout (30 min; ``tests/unit/test_ddp_launch.py``). This handler only notes the signal
+    and, on the launching process, passes it on to its ranks (as Lightning's does); rank 0's note reaches
+    every rank through the broadcast Lightning's training loop makes at the start of each step, so all
+    ranks raise ``SIGTERMException`` at the same step. A Trainer without Lightning's signal connector
+    (another Lightning version) is left as it is.
+
+    Raises:
+        nothing.
+    """
+    try:
+        from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
+    except ImportError:  # pragma: no cover (a Lightning without the module)
+        return
+    connector = getattr(trainer, "_signal_connector", None)
+    if isinstance(connector, _SignalConnector):
+        # read by register_signal_handlers when a fit or test starts
+        connector._sigterm_notifier_fn = types.MethodType(_sigterm_flag, connector)

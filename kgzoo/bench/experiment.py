@@ -37,7 +37,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
-from ..dist import is_rank_zero
+from ..dist import is_rank_zero, sigterm_without_collectives
 from ..quiet import lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule_for, create_model
@@ -45,6 +45,7 @@ from ..config import ZooConfig
 from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
+from ..models.layers.fusion import FusionLayer
 from ..registry import MODELS
 from .cells import (Cell, cell_config_sha, cell_datamodule, cell_protocol, cell_schedule, cell_task, default_protocol,
                     variant_name)
@@ -401,7 +402,8 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
     # a file cut short (a full disk, a copy interrupted) has no zip directory at its end (torch.save writes a zip):
     # the run starts afresh rather than fail; Lightning reads the whole file once it resumes
     if not zipfile.is_zipfile(path):
-        print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
+        if is_rank_zero():  # every DDP rank reads the point; one says so
+            print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
     return path
 
@@ -596,16 +598,92 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
                         error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
 
 
-def strategy_for(model: Any, strategy: str) -> str:
+#: Lightning's DDP strategies that take a ``_find_unused_parameters_true`` form
+DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def leaves_parameters_unused(model: Any) -> bool:
+    """Whether a training step of ``model`` may leave trainable parameters without a gradient,
+    which DDP's gradient reducer refuses at the next step: a model that trains in phases
+    (``kg_phase``: KGAT's alternating optimisation; the KG phase leaves the aggregation weights,
+    the CF phase TransR's relation tables), or one with a fusion layer that has parameters
+    (:class:`~kgzoo.models.layers.fusion.FusionLayer`: with one source present it passes that
+    source on as it is; KGPLM's user fusion on data without user attributes and social ties,
+    kgplm-news on dkn-news)."""
+    return bool(getattr(model, "kg_phase", False)) or any(
+        isinstance(m, FusionLayer) and any(p.requires_grad for p in m.parameters()) for m in model.modules())
+
+
+def _several_processes(devices: Any, num_nodes: int) -> bool:
+    """Whether Lightning's ``devices`` and ``num_nodes`` ask for more than one process: several
+    nodes, an integer (or its string) above 1, a list or a ``"0,1"`` string of several devices.
+    ``"auto"`` and ``-1`` (every device the accelerator has) count as one."""
+    if num_nodes > 1:
+        return True
+    if isinstance(devices, (list, tuple)):
+        return len(devices) > 1
+    if isinstance(devices, str):
+        text = devices.strip()
+        if "," in text:
+            return len([d for d in text.split(",") if d.strip()]) > 1
+        return text.isdigit() and int(text) > 1
+    return isinstance(devices, int) and not isinstance(devices, bool) and devices > 1
+
+
+def _interactive() -> bool:
+    """An interactive Python session (a REPL, ``python -i``, a notebook), as Lightning tells it
+    (``lightning.fabric.utilities.imports._IS_INTERACTIVE``), where its ``"auto"`` strategy for
+    several processes is ``"ddp_fork"``."""
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive)
+
+
+def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
     """The Lightning strategy ``model`` trains under: ``strategy``, except that a DDP one
-    (``"ddp"``, ``"ddp_spawn"``, ``"ddp_fork"``, ``"ddp_notebook"``) becomes its
-    ``*_find_unused_parameters_true`` form for a model that trains in phases (``kg_phase``:
-    KGAT's alternating optimisation), whose phases each leave some parameters without a
-    gradient (the KG phase: the aggregation weights; the CF phase: TransR's relation tables),
-    which DDP's gradient reducer otherwise refuses at the next step."""
-    if getattr(model, "kg_phase", False) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+    (:data:`DDP_STRATEGIES`) becomes its ``*_find_unused_parameters_true`` form for a model whose
+    steps may leave parameters without a gradient (:func:`leaves_parameters_unused`), which DDP's
+    gradient reducer otherwise refuses at the next step. ``"auto"`` with several processes
+    (``devices``, ``num_nodes``: :func:`_several_processes`) is the DDP strategy Lightning picks for
+    them (``"ddp"``; ``"ddp_fork"`` in an interactive session) and is treated as that one. A
+    strategy object (``DDPStrategy(...)``) is the caller's own and returned as it is."""
+    if not isinstance(strategy, str) or not leaves_parameters_unused(model):
+        return strategy
+    if strategy == "auto" and _several_processes(devices, num_nodes):
+        # Lightning's _AcceleratorConnector._choose_strategy for several processes
+        strategy = "ddp_fork" if _interactive() else "ddp"
+    if strategy in DDP_STRATEGIES:
         return f"{strategy}_find_unused_parameters_true"
     return strategy
+
+
+#: the Lightning strategies that train in child processes of the calling one (their launcher spawns or
+#: forks the ranks), which a bench cell cannot read back (:func:`check_bench_strategy`)
+CHILD_PROCESS_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def check_bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> None:
+    """Refuse a Trainer setting a bench cell cannot run: a strategy whose ranks are child processes
+    of this one (:data:`CHILD_PROCESS_STRATEGIES`, with or without a ``_find_unused_parameters_*``
+    ending; ``"auto"`` for several processes in an interactive session, which Lightning makes
+    ``"ddp_fork"``). Their callbacks (the epoch timer, early stopping, the best checkpoint, the
+    resume point) run in the children, so the row would miss its best epoch and timings: under
+    ``ddp_spawn`` the cell failed pickling the DataModule, under ``ddp_fork`` on ``float(None)``.
+    ``"ddp"`` runs the command again for every rank (Lightning's subprocess launcher), rank 0
+    being this process.
+
+    Raises:
+        ValueError: such a strategy, naming ``--strategy ddp``.
+    """
+    if not isinstance(strategy, str):
+        return
+    child = next((c for c in CHILD_PROCESS_STRATEGIES if strategy == c or strategy.startswith(f"{c}_")), None)
+    given = f"--strategy {strategy}"
+    if child is None and strategy == "auto" and _several_processes(devices, num_nodes) \
+            and _interactive():
+        child, given = "ddp_fork", f"--devices {devices} in an interactive session (Lightning's auto: ddp_fork)"
+    if child is not None:
+        raise ValueError(f"{given}: {child} trains the ranks in child processes, whose callbacks (epoch timer, early "
+                         "stopping, best checkpoint, resume point) a bench cell cannot read back; use --strategy ddp "
+                         "(every rank runs the command, rank 0 writes the row)")
 
 
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
@@ -617,8 +695,9 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
     :class:`EpochTimer`, early stopping with ``patience`` that may end the run only once it has
     trained ``min_epochs`` epochs (:class:`WarmupEarlyStopping`), ``callbacks`` after them, a CSV logger
     under ``run_dir/logs``, a rich progress bar when ``progress`` (``None``: stdout is a terminal),
-    no sanity validation. ``trainer_kwargs`` override Trainer arguments (a timing harness turning
-    validation off: ``benchmarks/scripts/loop_overhead.py``).
+    no sanity validation, a SIGTERM handler without collective calls
+    (:func:`kgzoo.dist.sigterm_without_collectives`). ``trainer_kwargs`` override Trainer arguments
+    (a timing harness turning validation off: ``benchmarks/scripts/loop_overhead.py``).
 
     Returns:
         ``(trainer, checkpoint callback, epoch timer, early stopping)``.
@@ -637,7 +716,9 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
                                   num_nodes=num_nodes, callbacks=callbacks_, logger=CSVLogger(run_dir, name="logs"),
                                   enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                                   deterministic=False, log_every_n_steps=1000)
-    return L.Trainer(**{**kwargs, **trainer_kwargs}), ckpt, timer, stopper
+    trainer = L.Trainer(**{**kwargs, **trainer_kwargs})
+    sigterm_without_collectives(trainer)  # SIGTERM to every DDP rank stops them, without a hang
+    return trainer, ckpt, timer, stopper
 
 
 def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, protocol: EvalProtocol | None = None,
@@ -689,10 +770,12 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         test and cell seconds, peak memory [MiB], trainable parameters, code hash.
 
     Raises:
-        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter.
+        KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter; a
+            strategy whose ranks are child processes (:func:`check_bench_strategy`).
         DivergedError: the loss became NaN.
     """
     t_start = time.perf_counter()
+    check_bench_strategy(strategy, devices, num_nodes)
     schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -719,13 +802,13 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
     with cell_lock(run_dir), lightning_quiet():
         start = resume_point(run_dir, point_key) if resume and not closed_form else None
-        if start is not None:
+        if start is not None and is_rank_zero():  # once, not once per DDP rank
             print(f"resuming {model} / {dataset} / seed {seed} after epoch "
                   f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
-            devices=devices, strategy=strategy_for(net, strategy), num_nodes=num_nodes, progress=progress,
-            callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
+            devices=devices, strategy=strategy_for(net, strategy, devices, num_nodes), num_nodes=num_nodes,
+            progress=progress, callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             try:

@@ -38,6 +38,7 @@ from .. import __version__
 from ..bench import cli as bench_cli
 from ..bench.render import console
 from ..config import ZooConfig
+from ..dist import is_rank_zero
 from ..registry import MODELS, load_plugins
 from . import data, hub, lightning, tune
 
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``kgzoo ARGV``; returns the exit code (2 on a KeyError, ValueError, FileNotFoundError
     or ImportError, printed as one line on stderr; 143, as a shell reports a process killed by
     SIGTERM, when Lightning stopped a fit or test on SIGTERM, which it does by a ``SystemExit``
-    without a code, that is exit 0)."""
+    without a code, that is exit 0; 130 (SIGINT's) when it stopped one on Ctrl-C, which it does by
+    ``sys.exit(1)`` while handling the ``KeyboardInterrupt``; either said on stderr by rank 0)."""
     args = build_parser().parse_args(argv)
     err = console(stderr=True)
     try:
@@ -155,8 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         # code: the process would exit 0, and a lane's script would take a killed grid for a finished one
         sigterm = getattr(lightning_exceptions, "SIGTERMException", None)  # (not in every lightning>=2.2)
         if sigterm is not None and isinstance(e, sigterm) and e.code is None:
-            err.print("kgzoo: stopped by SIGTERM (a cell killed mid-run goes on from its last saved epoch "
-                      "under --resume)")
+            stopped_by("SIGTERM", err.print)
             return 128 + signal.SIGTERM
+        # and Ctrl-C (SIGINT) by sys.exit(1) inside its `except KeyboardInterrupt`: the command ended
+        # with 1 and no word
+        if isinstance(e.__context__, KeyboardInterrupt) and e.code == 1:
+            stopped_by("Ctrl-C (SIGINT)", err.print)
+            return 128 + signal.SIGINT
         raise
+
+
+def stopped_by(what: str, say: Callable[[str], None]) -> None:
+    """Say once, on global rank 0 (:func:`kgzoo.dist.is_rank_zero`; every DDP rank gets the signal of a
+    process group), that a fit or test was stopped by ``what`` and how a killed cell goes on."""
+    if is_rank_zero():
+        say(f"kgzoo: stopped by {what} (a cell killed mid-run goes on from its last saved epoch under --resume)")
 

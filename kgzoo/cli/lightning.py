@@ -40,12 +40,13 @@ from lightning.pytorch.cli import LightningCLI
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule, create_datamodule_for
 from ..bench.cells import model_protocol
-from ..bench.experiment import WarmupEarlyStopping
+from ..bench.experiment import WarmupEarlyStopping, strategy_for
 from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec, resolve_dataset
 from ..data.protocol import EvalProtocol, check_fingerprint
+from ..dist import sigterm_without_collectives
 from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, datamodule_from, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
 from ..hub.pretrained import json_safe, load_state, pretrained_spec
@@ -143,6 +144,19 @@ class KGZooCLI(LightningCLI):
                                  "datasets and fusions join the run")
         parser.add_argument("--config-dir", dest="config_dir_", default=None, metavar="DIR",
                             help="a folder of zoo configs over the packaged ones (repeatable; the last wins)")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's Trainer, under the strategy the model trains under (as ``kgzoo bench``:
+        :func:`kgzoo.bench.experiment.strategy_for`, e.g. ``--trainer.strategy ddp`` detecting unused
+        parameters for KGAT's alternating optimisation) and with a SIGTERM handler without collective
+        calls (:func:`kgzoo.dist.sigterm_without_collectives`)."""
+        cfg = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        if getattr(self, "model", None) is not None and "strategy" in cfg:
+            kwargs["strategy"] = strategy_for(self.model, cfg["strategy"], cfg.get("devices", 1),
+                                              cfg.get("num_nodes") or 1)
+        trainer = super().instantiate_trainer(**kwargs)
+        sigterm_without_collectives(trainer)
+        return trainer
 
     def _parse_ckpt_path(self) -> None:
         # a kgzoo checkpoint's model and data came in as a config first (ckpt_cli_config), which

@@ -145,6 +145,23 @@ class EpochIterable(IterableDataset):
         return self.epoch - 1
 
 
+def batches_per_rank(batches: int, dataset: str, batch_size: int) -> int:
+    """The training batches each rank takes of an epoch's ``batches`` (drawn identically on every
+    rank, dealt ``r::w`` after truncation to a multiple of the world size, :func:`kgzoo.dist.rank_world`):
+    ``batches // w`` under DDP, ``batches`` in one process. The one check of every training set
+    (top-K/CTR, impressions, triples).
+
+    Raises:
+        ValueError: at least one but fewer batches than ranks (each rank would train on none),
+            naming ``dataset`` and ``batch_size``.
+    """
+    world = rank_world()[1]
+    if world > 1 and 0 < batches < world:
+        raise ValueError(f"{dataset}: batch_size={batch_size} gives {batches} training batches per epoch, "
+                         f"fewer than the {world} ranks (each rank would train on none); lower batch_size")
+    return batches // world if world > 1 else batches
+
+
 class _TrainBatches(EpochIterable):
     """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank
     (under the DataModule's ``kg_phase``: each rank's CF batches, then its KG batches,
@@ -180,12 +197,7 @@ class _TrainBatches(EpochIterable):
         totals, and hooks that act on an epoch's last step)."""
         dm = self.dm
         n = dm.split.train.numel() if dm.trains_on_rows else dm.bpr_sampler.users.numel()
-        batches = -(-n // dm.batch_size)
-        world = rank_world()[1]
-        if world > 1 and 0 < batches < world:
-            raise ValueError(f"{dm.dataset}: batch_size={dm.batch_size} gives {batches} training batches per epoch, "
-                             f"fewer than the {world} ranks (each rank would train on none); lower batch_size")
-        mine = batches // world if world > 1 else batches
+        mine = batches_per_rank(-(-n // dm.batch_size), dm.dataset, dm.batch_size)
         return 2 * mine if dm.kg_phase else mine
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .cleaning import standard_clean
-from .datamodule import DataSizes, EpochIterable, StageBatches, apply_kg_ablation
+from .datamodule import DataSizes, EpochIterable, StageBatches, apply_kg_ablation, batches_per_rank
 from .datasets import dataset_spec, load_impressions, resolve_dataset
 from .download import sha256_file
 from .graphs import Graphs
@@ -62,9 +62,8 @@ class _TrainImpressions(EpochIterable):
     drawn by epoch (:meth:`~kgzoo.data.datamodule.EpochIterable.next_epoch`)."""
 
     def __len__(self) -> int:
-        batches = -(-self.dm.train_clicks.numel() // self.dm.batch_size)
-        world = rank_world()[1]
-        return batches // world if world > 1 else batches
+        dm = self.dm
+        return batches_per_rank(-(-dm.train_clicks.numel() // dm.batch_size), dm.dataset, dm.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         dm, log = self.dm, self.dm.log

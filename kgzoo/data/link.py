@@ -31,7 +31,7 @@ from ..dist import rank_world
 from ..metrics.link import build_filter
 from ..ops.csr import csr_rows
 from ..ops.sampling import corrupt_triples, sorted_keys
-from .datamodule import EpochIterable
+from .datamodule import EpochIterable, batches_per_rank
 from .graphs import Graphs
 from .protocol import check_fingerprint
 
@@ -96,6 +96,7 @@ class _LinkTrainBatches(EpochIterable):
         bs = dm.batch_size
         n = h.numel()
         batches = [slice(s, s + bs) for s in range(0, n, bs)]
+        batches_per_rank(len(batches), dm.dataset, bs)  # fewer batches than ranks: an error, not an epoch of none
         rank, world = rank_world()
         usable = len(batches) // world * world if world > 1 else len(batches)
         for sl in batches[rank:usable:world]:

@@ -546,3 +546,61 @@ def test_lightning_quiet_filters_only_inside_the_block():
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning)
     assert [str(w.message) for w in caught] == ["a warning of kgzoo's own",
                                                 "`isinstance(treespec, LeafSpec)` is deprecated"]
+
+
+def _proc_stat(folder: Path) -> list[str]:
+    """A process's ``/proc/<pid>/stat`` fields after its name (state, parent pid, ...); ``[]`` once gone."""
+    try:
+        return (folder / "stat").read_text().rsplit(")", 1)[-1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+@pytest.mark.slow  # three 2-process DDP grids (gloo) of BPR on ml-100k-kg: about 1 min
+def test_a_ddp_cell_stopped_by_sigterm_resumes_to_the_uninterrupted_row(data_dir, tmp_path):
+    """``kgzoo bench --devices 2 --strategy ddp`` sent SIGTERM (to the launching process) once its first
+    resume point is written exits 143 leaving no rank behind; ``--resume`` says "resuming" once (each
+    rank said it) and gives the row of the DDP run never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # a file, not `python -c`: Lightning's DDP launcher runs the command's script again for rank 1
+    wrapper = tmp_path / "kgzoo_every_epoch.py"
+    wrapper.write_text("import sys, kgzoo.bench.experiment as e\ne.RESUME_EVERY_SECONDS = 0\n"
+                       "from kgzoo.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def bench(name, *more):
+        return [sys.executable, str(wrapper), "bench", "--models", "bpr", "--datasets", "ml-100k-kg", "--epochs", "40",
+                "--devices", "2", "--strategy", "ddp", "--runs", str(tmp_path / name),
+                "--results", str(tmp_path / f"{name}.jsonl"), *more]
+
+    whole = subprocess.run(bench("whole"), env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    proc = subprocess.Popen(bench("cut"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "cut").rglob("last.json")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the cell ended before its first resume point: {proc.stderr.read()[-3000:]}"
+        children = [int(d.name) for d in Path("/proc").iterdir()
+                    if d.name.isdigit() and _proc_stat(d)[1:2] == [str(proc.pid)]]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert stderr.count("stopped by SIGTERM") == 1, stderr[-3000:]
+    time.sleep(1)
+    assert children and all(_proc_stat(Path(f"/proc/{c}"))[:1] in ([], ["Z"]) for c in children), \
+        "a rank outlived the command"
+    resumed = subprocess.run(bench("cut", "--resume"), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count("resuming bpr / ml-100k-kg / seed 0 after epoch") == 1, resumed.stdout[-3000:]
+    a, b = (json.loads((tmp_path / f"{n}.jsonl").read_text().splitlines()[-1]) for n in ("whole", "cut"))
+    assert (a["devices"], a["strategy"]) == (b["devices"], b["strategy"]) == (2, "ddp")
+    assert a["metrics"] == b["metrics"] and a["valid_metrics"] == b["valid_metrics"]
+    assert (a["epochs"], a["best_epoch"], a["stopped_by"]) == (b["epochs"], b["best_epoch"], b["stopped_by"])

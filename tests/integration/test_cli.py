@@ -389,3 +389,22 @@ def test_tune_takes_a_folder_as_bench_does(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "results" / "tuning" / f"bpr-{name}.jsonl").is_file()
     assert (tmp_path / "mine" / "bpr" / f"{name}.yaml").is_file()
     assert f"--datasets {shop} --full" in out  # the hint repeats the path a later run is given
+
+
+def test_fit_under_ddp_takes_the_strategy_its_model_needs(data_dir):
+    # kgzoo fit --zoo kgat/ml-100k-kg --trainer.strategy ddp failed at its second step (DDP refused the
+    # parameters a phase of KGAT's alternating optimisation leaves without a gradient), where kgzoo
+    # bench trained it; its Trainer also takes kgzoo's SIGTERM handler without collectives
+    from kgzoo.cli.lightning import _with_zoo_config, make_lightning_cli
+    from kgzoo.dist import _sigterm_flag
+
+    args, tmp = _with_zoo_config("fit", ["--zoo", "kgat/ml-100k-kg", "--trainer.enable_progress_bar", "false",
+                                         "--trainer.logger", "false", "--trainer.devices", "2"])
+    try:
+        ddp = make_lightning_cli([*args, "--trainer.strategy", "ddp"], run=False)
+        auto = make_lightning_cli(args, run=False)  # --trainer.devices 2 alone: Lightning's "auto" is DDP
+    finally:
+        os.unlink(tmp)
+    for cli in (ddp, auto):
+        assert cli.trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
+        assert cli.trainer._signal_connector._sigterm_notifier_fn.__func__ is _sigterm_flag

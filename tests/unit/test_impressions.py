@@ -294,3 +294,17 @@ def test_two_ddp_ranks_score_each_impression_once_and_give_the_single_process_me
     two = L.Trainer(devices=2, strategy="ddp_spawn", **kw).test(model, datamodule=dm, verbose=False)[0]
     assert one.keys() == two.keys() and "test/auc" in one
     assert all(abs(one[k] - two[k]) < 1e-6 for k in one), (one, two)
+
+
+def test_fewer_training_batches_than_ranks_is_an_error_as_on_top_k(monkeypatch):
+    # the top-K/CTR training set said so; the impression set gave each of 2 ranks 0 batches and the fit
+    # trained nothing (the triple set of KG link prediction alike: tests/unit/test_ddp_launch.py)
+    import kgzoo.data.datamodule as datamodule
+
+    data, log = tiny(n_imp=24)
+    dm = ImpressionDataModule.from_data(data, log, batch_size=10_000)
+    dm.setup()
+    assert len(dm.train_dataloader()) == 1
+    monkeypatch.setattr(datamodule, "rank_world", lambda: (0, 2))
+    with pytest.raises(ValueError, match="batch_size=10000 gives 1 training batches per epoch, fewer than the 2 ranks"):
+        len(dm.train_dataloader())
