@@ -37,7 +37,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
-from ..dist import is_rank_zero, sigterm_without_collectives
+from ..dist import destroy_group_at_exit, is_rank_zero, sigterm_without_collectives
 from ..quiet import lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule_for, create_model
@@ -696,7 +696,8 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
     trained ``min_epochs`` epochs (:class:`WarmupEarlyStopping`), ``callbacks`` after them, a CSV logger
     under ``run_dir/logs``, a rich progress bar when ``progress`` (``None``: stdout is a terminal),
     no sanity validation, a SIGTERM handler without collective calls
-    (:func:`kgzoo.dist.sigterm_without_collectives`). ``trainer_kwargs`` override Trainer arguments
+    (:func:`kgzoo.dist.sigterm_without_collectives`), the process group destroyed at exit
+    (:func:`kgzoo.dist.destroy_group_at_exit`). ``trainer_kwargs`` override Trainer arguments
     (a timing harness turning validation off: ``benchmarks/scripts/loop_overhead.py``).
 
     Returns:
@@ -718,6 +719,7 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
                                   deterministic=False, log_every_n_steps=1000)
     trainer = L.Trainer(**{**kwargs, **trainer_kwargs})
     sigterm_without_collectives(trainer)  # SIGTERM to every DDP rank stops them, without a hang
+    destroy_group_at_exit()  # a gloo group left to the interpreter's exit aborted a rank now and then
     return trainer, ckpt, timer, stopper
 
 

@@ -46,7 +46,7 @@ from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec, resolve_dataset
 from ..data.protocol import EvalProtocol, check_fingerprint
-from ..dist import sigterm_without_collectives
+from ..dist import destroy_group_at_exit, sigterm_without_collectives
 from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, datamodule_from, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
 from ..hub.pretrained import json_safe, load_state, pretrained_spec
@@ -149,13 +149,15 @@ class KGZooCLI(LightningCLI):
         """Lightning's Trainer, under the strategy the model trains under (as ``kgzoo bench``:
         :func:`kgzoo.bench.experiment.strategy_for`, e.g. ``--trainer.strategy ddp`` detecting unused
         parameters for KGAT's alternating optimisation) and with a SIGTERM handler without collective
-        calls (:func:`kgzoo.dist.sigterm_without_collectives`)."""
+        calls (:func:`kgzoo.dist.sigterm_without_collectives`), the process group destroyed at exit
+        (:func:`kgzoo.dist.destroy_group_at_exit`)."""
         cfg = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         if getattr(self, "model", None) is not None and "strategy" in cfg:
             kwargs["strategy"] = strategy_for(self.model, cfg["strategy"], cfg.get("devices", 1),
                                               cfg.get("num_nodes") or 1)
         trainer = super().instantiate_trainer(**kwargs)
         sigterm_without_collectives(trainer)
+        destroy_group_at_exit()
         return trainer
 
     def _parse_ckpt_path(self) -> None:

@@ -54,12 +54,22 @@ class _KillAt(L.Callback):
             raise _Killed()
 
 
+class _DestroyGroupAtExit(L.Callback):
+    """In each spawned rank, the process group destroyed at exit, as kgzoo's Trainers have it
+    (:func:`kgzoo.dist.destroy_group_at_exit`: without it a rank aborted at exit now and then)."""
+
+    def setup(self, trainer, pl_module, stage):
+        from kgzoo.dist import destroy_group_at_exit
+
+        destroy_group_at_exit()
+
+
 def _fit(path, *callbacks, ckpt=None) -> torch.Tensor:
     L.seed_everything(0, verbose=False)
     model = UnevenDraws()
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=4, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=path.parent,
-                        callbacks=[ResumePoint(path, "k", every=0), *callbacks])
+                        callbacks=[ResumePoint(path, "k", every=0), _DestroyGroupAtExit(), *callbacks])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, ckpt_path=ckpt)
