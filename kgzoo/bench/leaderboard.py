@@ -401,6 +401,16 @@ def _canonical(d: Mapping[str, Any] | None) -> str:
     return json.dumps(d or {}, sort_keys=True, default=str)
 
 
+def in_grid_table(task: str, kg_ablation: str, protocol: Mapping[str, Any] | None,
+                  grid_protocol: Mapping[str, Any]) -> bool:
+    """Whether rows of ``task``, ``kg_ablation`` and ``protocol`` (as rows record it) belong in the
+    published table of a dataset's grid whose protocol dict is ``grid_protocol`` (``build(grids=)``,
+    :func:`kgzoo.bench.render.dataset_grids`): its task (not the link-prediction rows of the same
+    protocol), its protocol, the real KG."""
+    return (task == grid_protocol.get("task") and kg_ablation == "real"
+            and _canonical(protocol) == _canonical(grid_protocol))
+
+
 def _commands(rows: Iterable[ResultRow]) -> list[str]:
     out: list[str] = []
     for r in rows:
@@ -510,8 +520,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         if pub:
             published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
             grid = (grids or {}).get(key[0])
-            # the grid's table: its task (not the link-prediction rows of the same protocol), protocol, real KG
-            if grid is not None and (key[1], key[3], key[4]) == (grid[0].get("task"), "real", _canonical(grid[0])):
+            if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
                 present = {r.model for r in pub}
                 published[-1].pending = [m for m in grid[1] if m not in present]
         if quick:
