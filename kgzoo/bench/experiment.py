@@ -56,6 +56,28 @@ from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 git_revision()
 
 
+class BestModelCheckpoint(ModelCheckpoint):
+    """Lightning's :class:`~lightning.pytorch.callbacks.ModelCheckpoint` that also keeps the fit of a
+    model with nothing to train (no parameter with ``requires_grad``: Pop, news-plm-mean) when
+    training ends, as ``best_model_path`` (its file name, e.g. ``best.ckpt``). Lightning's saves only
+    after an optimiser step, which such a model never takes: without this its fit had no checkpoint
+    for ``kgzoo recommend``/``export``/``test``. The arguments are ModelCheckpoint's; the trainers
+    of ``kgzoo bench`` (:func:`bench_trainer`) and ``kgzoo fit --zoo``
+    (:class:`kgzoo.cli.lightning.BestCheckpoint`) use it.
+
+    Raises:
+        as ``Trainer.save_checkpoint``.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not self.best_model_path and self.dirpath is not None \
+                and not any(p.requires_grad for p in pl_module.parameters()):
+            path = self.format_checkpoint_name({})
+            trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
+            self.best_model_path = path
+
+
 class WarmupEarlyStopping(EarlyStopping):
     """:class:`~lightning.pytorch.callbacks.EarlyStopping` that may end a run only once it has
     trained ``min_epochs`` epochs: the converged schedule's warm-up
@@ -704,8 +726,8 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
         ``(trainer, checkpoint callback, epoch timer, early stopping)``.
     """
     run_dir = Path(run_dir)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
-                           filename="best", enable_version_counter=False)
+    ckpt = BestModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
+                               filename="best", enable_version_counter=False)
     timer = EpochTimer(monitor)
     stopper = WarmupEarlyStopping(monitor=monitor, mode="max", patience=patience, min_epochs=min_epochs)
     callbacks_: list[Callback] = [ckpt, timer, stopper, *callbacks]
@@ -824,13 +846,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             early_stopped = stopper.stopped_epoch > 0
             epochs = trainer.current_epoch
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
-            best_path = ckpt.best_model_path or None
-            if closed_form and best_path is None:
-                # Lightning's ModelCheckpoint saves only after an optimiser step, which a model with nothing
-                # to train never takes: its one epoch is its fit, saved here so that recommend/export/test
-                # take the cell's checkpoint as for any other model
-                best_path = str(run_dir / "checkpoints" / "best.ckpt")
-                trainer.save_checkpoint(best_path)
+            best_path = ckpt.best_model_path or None  # a closed-form model's fit too (BestModelCheckpoint)
             t1 = time.perf_counter()
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])
