@@ -247,8 +247,8 @@ class Table:
             without a commit (an installed wheel, or written before rows recorded it).
         newest: the ``time`` of the newest row.
         pending: the models of the dataset's grid (``build(grids=...)``, the catalogue's
-            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table, in the grid's
-            order: not run here yet. Only the published table of the grid's protocol with the
+            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table (a variant's
+            line, ``model [variant]``, is not the model's), in the grid's order: not run here yet. Only the published table of the grid's protocol with the
             real KG has them; ``[]`` elsewhere.
     """
 
@@ -521,7 +521,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
             grid = (grids or {}).get(key[0])
             if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
-                present = {r.model for r in pub}
+                present = {r.model for r in pub if r.variant == "base"}  # a variant's line is not the model's
                 published[-1].pending = [m for m in grid[1] if m not in present]
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))

@@ -169,13 +169,18 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     return [f"{ONE_SEED_MARK} {t.one_seed_reason}; no std (the run: {'; '.join(runs)}).", ""]
 
 
-def pending_note(t: Table) -> list[str]:
-    """The line under a published table naming the models of the dataset's grid that it does
-    not have yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``[]`` when none."""
+def pending_text(t: Table) -> str:
+    """The sentence naming the models of the dataset's grid that a published table does not have
+    yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``""`` when none."""
     if not t.pending:
-        return []
-    return [f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
-            "grid of the dataset's published table.", ""]
+        return ""
+    return (f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
+            "grid of the dataset's published table.")
+
+
+def pending_note(t: Table) -> list[str]:
+    """The Markdown line under a published table: :func:`pending_text`; ``[]`` when none."""
+    return [pending_text(t), ""] if t.pending else []
 
 
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
@@ -465,6 +470,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
             if t.capped:
                 caption += f"; {CAP_NOTE}"
             caption += "".join(f"; {text}" for text in note_texts(t.lines))
+            if t.pending:
+                caption += f"; {pending_text(t)}"
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:
