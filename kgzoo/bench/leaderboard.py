@@ -248,8 +248,11 @@ class Table:
         newest: the ``time`` of the newest row.
         pending: the models of the dataset's grid (``build(grids=...)``, the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table (a variant's
-            line, ``model [variant]``, is not the model's), in the grid's order: not run here yet. Only the published table of the grid's protocol with the
-            real KG has them; ``[]`` elsewhere.
+            line, ``model [variant]``, is not the model's), in the grid's order: not run here yet.
+            Only the published table of the grid's protocol with the real KG has them; ``[]``
+            elsewhere.
+        grid: the models of the dataset's grid where this is the grid's table (its task and
+            protocol, real KG: :func:`in_grid_table`), in its order; ``[]`` elsewhere.
     """
 
     dataset: str
@@ -267,6 +270,7 @@ class Table:
     commits: list[str] = field(default_factory=list)
     newest: str = ""
     pending: list[str] = field(default_factory=list)
+    grid: list[str] = field(default_factory=list)
 
     @property
     def metric_columns(self) -> list[str]:
@@ -523,6 +527,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
                 present = {r.model for r in pub if r.variant == "base"}  # a variant's line is not the model's
                 published[-1].pending = [m for m in grid[1] if m not in present]
+                published[-1].grid = list(grid[1])
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
         old: dict[str, list[ResultRow]] = {}

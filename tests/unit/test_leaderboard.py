@@ -231,6 +231,9 @@ def test_a_published_table_names_the_grid_models_it_does_not_have_yet():
     front, full = render.to_markdown(board).split("## Published tables")
     for part in (front, full):
         assert part.count("Not in this table yet: pop, gat, kgin. It holds the runs so far") == 1
+    # the front page shows the ranked lines only: kgat's capped line is not there, and is named (it was neither)
+    assert "Not converged yet (their lines are in the full table): kgat." in front
+    assert "Not converged yet" not in full
     assert all(t.pending == [] for t in lb.build(rows).tables)  # no grid given: nothing said
     # the rich view says it too (its caption said nothing of the missing models)
     caption, = [rt.caption for rt in render.rich_tables(board) if "Not in this table yet" in rt.caption]
