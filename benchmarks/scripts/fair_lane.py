@@ -16,8 +16,10 @@ For each model, in order, on one dataset:
 
 Without models, the lane runs the dataset's grid (the models of its published table, the
 catalogue's :attr:`kgzoo.data.spec.DatasetSpec.grid`, in its order) less those whose converged,
-early-stopped rows in ``benchmarks/results/<name>.jsonl`` already cover every seed asked for
-(``--seeds``), so a lane restarted in a later session lists nothing by hand.
+early-stopped rows of that table (its protocol, real KG) in any ``benchmarks/results/*.jsonl``
+already cover every seed asked for (``--seeds``), so a lane restarted in a later session lists
+nothing by hand (the news rows are in ``converged-news.jsonl``, the CTR ones in
+``converged-ctr.jsonl``: a lane left at the default ``--name converged`` reran them).
 
 Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
 two cores. A failed step is logged and the lane goes on with the next model.
@@ -47,23 +49,28 @@ def has_space(model: str, dataset: str) -> bool:
     return bool(ZooConfig.load(model, dataset).tune)
 
 
-def missing_grid_models(dataset: str, seeds: list[str], path: Path) -> list[str]:
+def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:
     """The dataset's grid models (:attr:`kgzoo.data.spec.DatasetSpec.grid`, its order) without a
     published row (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped
-    by its cap; base variant, real KG) for every seed in ``seeds`` in the rows file ``path``.
+    by its cap; base variant) of the grid's table (its task and protocol, the real KG:
+    :func:`kgzoo.bench.leaderboard.in_grid_table`) for every seed in ``seeds`` in the rows of the
+    folder ``results`` (every ``*.jsonl`` in it, whatever the file).
 
     Raises:
-        ValueError: a dataset without a grid (name the models).
+        ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
     """
-    from kgzoo.bench.rows import read_rows  # noqa: PLC0415 (after sys.path holds this checkout)
-    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415
+    from kgzoo.bench.leaderboard import in_grid_table  # noqa: PLC0415 (after sys.path holds this checkout)
+    from kgzoo.bench.render import dataset_grids  # noqa: PLC0415
+    from kgzoo.bench.rows import read_folder  # noqa: PLC0415
 
-    grid = dataset_spec(dataset).grid
-    if not grid:
+    grids = dataset_grids([dataset])
+    if dataset not in grids:
         raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
+    protocol, grid = grids[dataset]
     done: dict[str, set[int]] = {}
-    for r in read_rows(path) if path.is_file() else []:
-        if r.dataset == dataset and r.variant == "base" and r.kg_ablation == "real" and r.is_published():
+    for r in read_folder(results):
+        if (r.dataset == dataset and r.variant == "base" and r.is_published()
+                and in_grid_table(r.task, r.kg_ablation, r.protocol, protocol)):
             done.setdefault(r.model, set()).add(r.seed)
     want = {int(s) for s in seeds}
     return [m for m in grid if not want <= done.get(m, set())]
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                                       else f"{args.trials}-trial studies on {args.dataset}"), flush=True)
 
     if not args.models:
-        args.models = missing_grid_models(args.dataset, args.seeds, REPO / "benchmarks" / "results" / f"{args.name}.jsonl")
+        args.models = missing_grid_models(args.dataset, args.seeds, REPO / "benchmarks" / "results")
         print(f"lane {args.dataset}: the grid's models not yet done: {' '.join(args.models) or 'none'}", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

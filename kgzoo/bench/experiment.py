@@ -56,6 +56,33 @@ from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 git_revision()
 
 
+def has_nothing_to_train(model: torch.nn.Module) -> bool:
+    """Whether ``model`` has no parameter with ``requires_grad`` (Pop, news-plm-mean): its one
+    epoch over the training data is its whole fit (a closed form), without an optimiser step."""
+    return not any(p.requires_grad for p in model.parameters())
+
+
+class BestModelCheckpoint(ModelCheckpoint):
+    """Lightning's :class:`~lightning.pytorch.callbacks.ModelCheckpoint` that also keeps the fit of a
+    model with nothing to train (no parameter with ``requires_grad``: Pop, news-plm-mean) when
+    training ends, as ``best_model_path`` (its file name, e.g. ``best.ckpt``). Lightning's saves only
+    after an optimiser step, which such a model never takes: without this its fit had no checkpoint
+    for ``kgzoo recommend``/``export``/``test``. The arguments are ModelCheckpoint's; the trainers
+    of ``kgzoo bench`` (:func:`bench_trainer`) and ``kgzoo fit --zoo``
+    (:class:`kgzoo.cli.lightning.BestCheckpoint`) use it.
+
+    Raises:
+        as ``Trainer.save_checkpoint``.
+    """
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not self.best_model_path and self.dirpath is not None and has_nothing_to_train(pl_module):
+            path = self.format_checkpoint_name({})
+            trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
+            self.best_model_path = path
+
+
 class WarmupEarlyStopping(EarlyStopping):
     """:class:`~lightning.pytorch.callbacks.EarlyStopping` that may end a run only once it has
     trained ``min_epochs`` epochs: the converged schedule's warm-up
@@ -644,7 +671,20 @@ def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1
     gradient reducer otherwise refuses at the next step. ``"auto"`` with several processes
     (``devices``, ``num_nodes``: :func:`_several_processes`) is the DDP strategy Lightning picks for
     them (``"ddp"``; ``"ddp_fork"`` in an interactive session) and is treated as that one. A
-    strategy object (``DDPStrategy(...)``) is the caller's own and returned as it is."""
+    strategy object (``DDPStrategy(...)``) is the caller's own and returned as it is.
+
+    Raises:
+        ValueError: a model with nothing to train (:func:`has_nothing_to_train`: Pop,
+            news-plm-mean) under a DDP strategy (or ``"auto"`` with several processes), which
+            ``DistributedDataParallel`` refuses (``RuntimeError: DistributedDataParallel is not
+            needed when a module doesn't have any parameter that requires a gradient``, each rank,
+            once the data was read); the message says to run it on one device.
+    """
+    if isinstance(strategy, str) and has_nothing_to_train(model) and (
+            any(strategy == d or strategy.startswith(f"{d}_") for d in DDP_STRATEGIES)
+            or (strategy == "auto" and _several_processes(devices, num_nodes))):
+        raise ValueError(f"{type(model).__name__} has nothing to train (no parameter with requires_grad), which DDP "
+                         f"refuses (strategy {strategy!r}, devices {devices}): run it on one device (--devices 1)")
     if not isinstance(strategy, str) or not leaves_parameters_unused(model):
         return strategy
     if strategy == "auto" and _several_processes(devices, num_nodes):
@@ -704,8 +744,8 @@ def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: 
         ``(trainer, checkpoint callback, epoch timer, early stopping)``.
     """
     run_dir = Path(run_dir)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
-                           filename="best", enable_version_counter=False)
+    ckpt = BestModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=monitor, mode="max", save_top_k=1,
+                               filename="best", enable_version_counter=False)
     timer = EpochTimer(monitor)
     stopper = WarmupEarlyStopping(monitor=monitor, mode="max", patience=patience, min_epochs=min_epochs)
     callbacks_: list[Callback] = [ckpt, timer, stopper, *callbacks]
@@ -798,7 +838,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     run_dir = cell_dir(out_dir, model, dataset, seed, kg_ablation, {**changed, **overrides}, devices, strategy,
                        num_nodes, schedule["max_epochs"], code)
     # nothing to train (Pop): the one pass is the exact fit, whatever the schedule's cap and warm-up
-    closed_form = not any(p.requires_grad for p in net.parameters())
+    closed_form = has_nothing_to_train(net)
     point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
@@ -824,13 +864,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             early_stopped = stopper.stopped_epoch > 0
             epochs = trainer.current_epoch
             best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
-            best_path = ckpt.best_model_path or None
-            if closed_form and best_path is None:
-                # Lightning's ModelCheckpoint saves only after an optimiser step, which a model with nothing
-                # to train never takes: its one epoch is its fit, saved here so that recommend/export/test
-                # take the cell's checkpoint as for any other model
-                best_path = str(run_dir / "checkpoints" / "best.ckpt")
-                trainer.save_checkpoint(best_path)
+            best_path = ckpt.best_model_path or None  # a closed-form model's fit too (BestModelCheckpoint)
             t1 = time.perf_counter()
             results = (trainer.test(net, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=True)
                        if run_test else [])

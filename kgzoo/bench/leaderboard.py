@@ -247,9 +247,12 @@ class Table:
             without a commit (an installed wheel, or written before rows recorded it).
         newest: the ``time`` of the newest row.
         pending: the models of the dataset's grid (``build(grids=...)``, the catalogue's
-            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table, in the grid's
-            order: not run here yet. Only the published table of the grid's protocol with the
-            real KG has them; ``[]`` elsewhere.
+            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table (a variant's
+            line, ``model [variant]``, is not the model's), in the grid's order: not run here yet.
+            Only the published table of the grid's protocol with the real KG has them; ``[]``
+            elsewhere.
+        grid: the models of the dataset's grid where this is the grid's table (its task and
+            protocol, real KG: :func:`in_grid_table`), in its order; ``[]`` elsewhere.
     """
 
     dataset: str
@@ -267,6 +270,7 @@ class Table:
     commits: list[str] = field(default_factory=list)
     newest: str = ""
     pending: list[str] = field(default_factory=list)
+    grid: list[str] = field(default_factory=list)
 
     @property
     def metric_columns(self) -> list[str]:
@@ -401,6 +405,16 @@ def _canonical(d: Mapping[str, Any] | None) -> str:
     return json.dumps(d or {}, sort_keys=True, default=str)
 
 
+def in_grid_table(task: str, kg_ablation: str, protocol: Mapping[str, Any] | None,
+                  grid_protocol: Mapping[str, Any]) -> bool:
+    """Whether rows of ``task``, ``kg_ablation`` and ``protocol`` (as rows record it) belong in the
+    published table of a dataset's grid whose protocol dict is ``grid_protocol`` (``build(grids=)``,
+    :func:`kgzoo.bench.render.dataset_grids`): its task (not the link-prediction rows of the same
+    protocol), its protocol, the real KG."""
+    return (task == grid_protocol.get("task") and kg_ablation == "real"
+            and _canonical(protocol) == _canonical(grid_protocol))
+
+
 def _commands(rows: Iterable[ResultRow]) -> list[str]:
     out: list[str] = []
     for r in rows:
@@ -510,10 +524,10 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         if pub:
             published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
             grid = (grids or {}).get(key[0])
-            # the grid's table: its task (not the link-prediction rows of the same protocol), protocol, real KG
-            if grid is not None and (key[1], key[3], key[4]) == (grid[0].get("task"), "real", _canonical(grid[0])):
-                present = {r.model for r in pub}
+            if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
+                present = {r.model for r in pub if r.variant == "base"}  # a variant's line is not the model's
                 published[-1].pending = [m for m in grid[1] if m not in present]
+                published[-1].grid = list(grid[1])
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
         old: dict[str, list[ResultRow]] = {}

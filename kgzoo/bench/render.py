@@ -169,13 +169,31 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     return [f"{ONE_SEED_MARK} {t.one_seed_reason}; no std (the run: {'; '.join(runs)}).", ""]
 
 
-def pending_note(t: Table) -> list[str]:
-    """The line under a published table naming the models of the dataset's grid that it does
-    not have yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``[]`` when none."""
-    if not t.pending:
-        return []
-    return [f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
-            "grid of the dataset's published table.", ""]
+def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
+    """The sentence naming the models of the dataset's grid that a published table does not have
+    yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``""`` when none.
+
+    Args:
+        shown: the lines a view shows where it leaves some out (the front page: the ranked ones);
+            the grid's models (:attr:`~kgzoo.bench.leaderboard.Table.grid`) with a line in the
+            table but none shown (a line stopped at its cap) are named too, as not converged yet.
+    """
+    text = ""
+    if t.pending:
+        text = (f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
+                "grid of the dataset's published table.")
+    if shown is not None:
+        on = {ln.model for ln in shown if ln.variant == "base"}
+        hidden = [m for m in t.grid if m not in on and m not in t.pending]
+        if hidden:
+            text += (" " if text else "") + f"Not converged yet (their lines are in the full table): {', '.join(hidden)}."
+    return text
+
+
+def pending_note(t: Table, shown: Sequence[Line] | None = None) -> list[str]:
+    """The Markdown line under a published table: :func:`pending_text`; ``[]`` when it is empty."""
+    text = pending_text(t, shown)
+    return [text, ""] if text else []
 
 
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
@@ -299,7 +317,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t)
+        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
     return out
 
 
@@ -465,6 +483,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
             if t.capped:
                 caption += f"; {CAP_NOTE}"
             caption += "".join(f"; {text}" for text in note_texts(t.lines))
+            if t.pending:
+                caption += f"; {pending_text(t)}"
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:

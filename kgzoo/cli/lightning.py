@@ -34,13 +34,12 @@ from typing import Any, Optional
 
 import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule, create_datamodule_for
 from ..bench.cells import model_protocol
-from ..bench.experiment import WarmupEarlyStopping, strategy_for
+from ..bench.experiment import BestModelCheckpoint, WarmupEarlyStopping, strategy_for
 from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
@@ -91,10 +90,12 @@ class MainMetricEarlyStopping(WarmupEarlyStopping):
         super().setup(trainer, pl_module, stage)
 
 
-class BestCheckpoint(ModelCheckpoint):
+class BestCheckpoint(BestModelCheckpoint):
     """:class:`~lightning.pytorch.callbacks.ModelCheckpoint` keeping the one best checkpoint by
     ``valid/<monitor>`` (maximised; default the model's main metric, read when training starts)
-    as ``best.ckpt`` under ``dirpath`` (default: the logger's folder, as Lightning's own).
+    as ``best.ckpt`` under ``dirpath`` (default: the logger's folder, as Lightning's own); a model
+    with nothing to train (Pop) gets its fit saved there too
+    (:class:`~kgzoo.bench.experiment.BestModelCheckpoint`).
 
     Args:
         dirpath: folder of the checkpoint (``None``: Lightning's default).

@@ -58,8 +58,10 @@ def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_p
 
 def test_a_lane_without_models_runs_the_grid_models_not_yet_done(lane, tmp_path, monkeypatch):
     """``fair_lane.py DATASET`` runs the catalogue grid's models (``DatasetSpec.grid``) whose
-    published rows do not yet cover every seed: a capped row, another dataset's or a variant's
-    does not count."""
+    published rows do not yet cover every seed: a capped row, another dataset's, a variant's or
+    another protocol's does not count; a row of another file of the results folder does (the
+    news and CTR rows are in converged-news.jsonl and converged-ctr.jsonl: ``fair_lane.py
+    dkn-news`` listed its four published models as not done, read from converged.jsonl alone)."""
     import json
 
     from kgzoo.bench.rows import read_rows
@@ -72,15 +74,20 @@ def test_a_lane_without_models_runs_the_grid_models_not_yet_done(lane, tmp_path,
     rows += [src.to_dict() | {"model": "cke", "seed": s, "stopped_by": "cap"} for s in (0, 1, 2)]
     rows += [src.to_dict() | {"model": "gcn", "seed": s, "variant": "x=1"} for s in (0, 1, 2)]
     rows += [src.to_dict() | {"model": "pop", "seed": s, "dataset": "ml-100k-kg"} for s in (0, 1, 2)]
-    path = tmp_path / "converged.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows += [src.to_dict() | {"model": "kgat", "seed": s, "protocol": {**src.protocol, "split": "cold_item"}}
+             for s in (0, 1, 2)]
+    (tmp_path / "converged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    other = [src.to_dict() | {"model": "kgin", "seed": s} for s in (0, 1, 2)]  # done, in another file
+    (tmp_path / "converged-other.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
     from kgzoo.data.datasets import dataset_spec
 
     grid = list(dataset_spec("amazon-hin").grid)
-    assert module.missing_grid_models("amazon-hin", ["0", "1", "2"], path) == [m for m in grid if m != "bpr"]
-    assert module.missing_grid_models("amazon-hin", ["0", "1"], path) == [m for m in grid if m not in ("bpr", "lightgcn")]
+    assert module.missing_grid_models("amazon-hin", ["0", "1", "2"], tmp_path) == [
+        m for m in grid if m not in ("bpr", "kgin")]
+    assert module.missing_grid_models("amazon-hin", ["0", "1"], tmp_path) == [
+        m for m in grid if m not in ("bpr", "lightgcn", "kgin")]
     with pytest.raises(ValueError, match="mind-kg has no grid"):
-        module.missing_grid_models("mind-kg", ["0"], path)
+        module.missing_grid_models("mind-kg", ["0"], tmp_path)
     monkeypatch.setattr(module, "missing_grid_models", lambda d, seeds, p: ["gat", "kgin"])
     assert module.main(["amazon-hin", "--storage", str(tmp_path / "s.sqlite3")]) == 0
     assert [c[1] for c in calls if c[0] == "tune"] == ["gat", "kgin"]

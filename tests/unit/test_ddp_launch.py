@@ -53,6 +53,21 @@ def test_a_ddp_strategy_detects_unused_parameters_where_a_step_leaves_some():
     assert strategy_for(fused, own) is own  # a strategy object is the caller's
 
 
+def test_a_model_with_nothing_to_train_is_refused_by_ddp_with_one_line():
+    """``kgzoo bench --models pop --devices 2 --strategy ddp`` failed its cell, after reading the data,
+    with torch's 'DistributedDataParallel is not needed when a module doesn't have any parameter that
+    requires a gradient' (kgzoo fit --trainer.devices 2 alike): strategy_for, which both take, now
+    says what to do; one process and non-DDP strategies are left as they are."""
+    from kgzoo.models.pop import Pop
+
+    pop = Pop(12, 15, ks=(5,))
+    for strategy, devices in (("ddp", 2), ("ddp", 1), ("ddp_find_unused_parameters_true", 2), ("auto", 2),
+                              ("auto", "0,1")):
+        with pytest.raises(ValueError, match=r"Pop has nothing to train .* run it on one device \(--devices 1\)"):
+            strategy_for(pop, strategy, devices)
+    assert strategy_for(pop, "auto", 1) == "auto" and strategy_for(pop, "single_device", 1) == "single_device"
+
+
 def test_kgzoo_trainers_take_sigterm_without_collectives(tmp_path):
     trainer, *_ = bench_trainer(tmp_path, "valid/ndcg@10", 1, 1, progress=False)
     handler = trainer._signal_connector._sigterm_notifier_fn

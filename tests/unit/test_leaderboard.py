@@ -231,7 +231,17 @@ def test_a_published_table_names_the_grid_models_it_does_not_have_yet():
     front, full = render.to_markdown(board).split("## Published tables")
     for part in (front, full):
         assert part.count("Not in this table yet: pop, gat, kgin. It holds the runs so far") == 1
+    # the front page shows the ranked lines only: kgat's capped line is not there, and is named (it was neither)
+    assert "Not converged yet (their lines are in the full table): kgat." in front
+    assert "Not converged yet" not in full
     assert all(t.pending == [] for t in lb.build(rows).tables)  # no grid given: nothing said
+    # the rich view says it too (its caption said nothing of the missing models)
+    caption, = [rt.caption for rt in render.rich_tables(board) if "Not in this table yet" in rt.caption]
+    assert "Not in this table yet: pop, gat, kgin." in caption
+    # with --show-variants, a model's variant line is not its line: kgin [x=1] alone left kgin unnamed
+    shown = lb.build(rows + [row("kgin", 0, 0.2, variant="x=1")], grids=grid, show_variants=True)
+    assert [t.pending for t in shown.tables if t.section == lb.PUBLISHED and t.kg_ablation == "real"
+            and t.task == "topk" and t.protocol["split"] == "random"] == [["pop", "gat", "kgin"]]
     grids = render.dataset_grids(["ml-100k-kg", "mind-sample", "mind-kg", "my-folder"])
     assert sorted(grids) == ["mind-sample", "ml-100k-kg"] and grids["mind-sample"][0]["task"] == "impression"
     assert "plmrec" in grids["ml-100k-kg"][1] and grids["ml-100k-kg"][0]["split"] == "random"
