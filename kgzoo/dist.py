@@ -82,7 +82,7 @@ def destroy_group_at_exit() -> None:
     Lightning registers this for NCCL only. A gloo group left to the interpreter's shutdown
     aborted a rank now and then as it exited (``terminate called without an active exception``,
     SIGABRT), after a fit that had ended well: 2 of 7 runs of
-    ``tests/unit/test_resume_point.py``'s two-rank fits, none of 8 with the group destroyed.
+    ``tests/unit/test_resume_point.py``'s two-rank fits, none of 13 with the group destroyed.
     Call it in the process that will hold the group (a rank), before the process exits.
 
     Raises:
