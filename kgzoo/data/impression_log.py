@@ -75,7 +75,8 @@ class ImpressionLog:
         empty = self.candidate_indptr.diff() == 0
         if bool(empty.any()):
             i = int(torch.nonzero(empty)[0])
-            raise DataValidationError(f"{name}: impression {self.impression_ids[i]!r} shows no news")
+            raise DataValidationError(f"{name}: impression {i} (the log's row; id {self.impression_ids[i]!r}, which "
+                                      "may repeat) shows no news")
 
     def days(self) -> Tensor:
         """LongTensor ``[N]``: the calendar day of each impression (``time // 86400``)."""

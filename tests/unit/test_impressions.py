@@ -207,6 +207,20 @@ def test_mind_train_and_dev_concatenated_read_as_one_log(tmp_path):
         read_mind_impressions(tmp_path)
 
 
+def test_an_impression_without_news_is_named_by_its_row():
+    # ids may repeat (MIND's train and dev each count from 1): the error names the row first
+    _, log = tiny()
+    log.impression_ids[3] = log.impression_ids[1]
+    ptr = log.candidate_indptr.clone()
+    keep = torch.ones(log.candidates.numel(), dtype=torch.bool)
+    keep[ptr[3]:ptr[4]] = False
+    log.candidates, log.label = log.candidates[keep], log.label[keep]
+    log.candidate_indptr = torch.cat([ptr[:4], ptr[4:] - int(ptr[4] - ptr[3])])
+    with pytest.raises(DataValidationError, match=r"t: impression 3 \(the log's row; id 'imp1', which may repeat\) "
+                                                  r"shows no news"):
+        log.validate(5, 20, "t")
+
+
 def test_a_header_line_is_named_as_one(tmp_path):
     # MIND's files have no header; one written by a user's own export fails on its first line with a hint
     _write_mind(tmp_path, ["1\tU1\t11/9/2019 8:00:00 AM\tN1\tN2-1 N7-0"])
