@@ -253,9 +253,14 @@ def make_lightning_cli(args: list[str], run: bool = True, pretrained: Pretrained
         run: run the subcommand (``False``: only parse and instantiate).
         pretrained: weights ``fit`` starts from (:class:`KGZooCLI`).
     """
+    # deterministic algorithms (warn where an op has none), as every kgzoo bench cell trains: with
+    # --seed_everything N a fit gives the same model again, with more than one thread too (a news
+    # model's CTR backward summed in another order from run to run without them);
+    # --trainer.deterministic false turns them off
     return KGZooCLI(Recommender, cli_datamodule, subclass_mode_model=True, subclass_mode_data=False,
                     args=args, run=run, save_config_kwargs={"overwrite": True},
-                    parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained)
+                    parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained,
+                    trainer_defaults={"deterministic": "warn"})
 
 
 def pretrained_cli_config(spec: PretrainedSpec) -> dict[str, Any]:

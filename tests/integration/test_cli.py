@@ -131,6 +131,27 @@ def test_reproduce_uses_the_papers_protocol(data_dir, tmp_path, monkeypatch, cap
     assert "not the paper's protocol" in " ".join(capsys.readouterr().out.split())
 
 
+def test_kgzoo_fit_trains_with_deterministic_algorithms_as_bench_does(data_dir, tmp_path):
+    """A bench cell trains with torch's deterministic algorithms (warn where an op has none), so
+    the same seed gives the same model with two threads too; ``kgzoo fit`` trained without them
+    (a news model's CTR backward summed in another order from run to run). They are its default
+    now, and ``--trainer.deterministic false`` turns them off."""
+    import torch
+
+    from kgzoo.cli.lightning import make_lightning_cli
+
+    args = ["--model", "kgzoo.models.mf.BPRMF", "--data.dataset", "ml-100k-kg", "--trainer.default_root_dir", str(tmp_path)]
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(False)
+        make_lightning_cli(args, run=False)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        make_lightning_cli([*args, "--trainer.deterministic", "false"], run=False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def test_fit_and_test_through_lightning_cli(data_dir, tmp_path):
     common = ["--model", "kgzoo.models.lightgcn.LightGCN", "--model.n_layers", "2", "--data.dataset", "ml-100k-kg",
               "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
