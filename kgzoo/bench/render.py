@@ -483,6 +483,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
             if t.capped:
                 caption += f"; {CAP_NOTE}"
             caption += "".join(f"; {text}" for text in note_texts(t.lines))
+            caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
             if t.pending:
                 caption += f"; {pending_text(t)}"
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")

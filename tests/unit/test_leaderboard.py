@@ -512,6 +512,10 @@ def test_one_seed_lines_are_marked_with_the_reason_of_a_large_set():
     assert "(kgin)" in render.one_seed_note(small, small.lines)[0]
     assert render.line_cells(small, next(ln for ln in small.lines if ln.model == "gat"))[1] == "gat †"
     assert render.one_seed_note(smoke, smoke.lines) == [] and "‡" not in render.line_cells(smoke, smoke.lines[0])[1]
+    # the console's tables say what ‡ means, as the Markdown does (their captions lacked it)
+    captions = {rt.title: rt.caption for rt in render.rich_tables(board)}
+    assert sum(f"‡ {reasons['ml-1m-kg']}; no std" in c for c in captions.values()) == 1
+    assert sum("‡ one seed so far (no std)" in c for c in captions.values()) == 1
     md = render.to_markdown(board)
     assert [t.dataset for _, t in render.front_tables(board)] == ["ml-1m-kg"]
     assert md.count(f"‡ {reasons['ml-1m-kg']}") == 2  # its table and the front page (video)
