@@ -20,7 +20,7 @@ from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir,
 from ..quiet import quiet_lightning
 from ..tasks import get_task
 from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
-from .experiment import check_bench_strategy
+from .experiment import bench_strategy
 from .render import console, rich_run_table, write_leaderboard
 from .rows import ResultRow, dump_row, read_folder, read_rows
 from .runner import run_grid
@@ -234,7 +234,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.full and (args.quick or args.epochs is not None):
         raise ValueError("--full cannot be combined with --quick or --epochs")
     devices = _devices(args.devices)
-    check_bench_strategy(args.strategy, devices, args.num_nodes)  # one line before any cell, not a failed row each
+    strategy = bench_strategy(args.strategy, devices, args.num_nodes)  # one line before any cell, not a failed row each
     left_out: list[str] = []
     cells = resolve_grid(args.models, args.datasets, args.seeds, args.kg_ablation, metric=args.metric,
                          epochs=args.epochs, variants=args.variants, protocol=",".join(args.protocol),
@@ -252,7 +252,7 @@ def bench_command(args: argparse.Namespace) -> int:
                   + ("this kgzoo has no published rows" if ref is None else f"{ref.resolve()} is no folder")
                   + " (give --reference DIR); the committed column and the time estimates stay empty")
     report = run_grid(cells, results, epochs=args.epochs, quick=quick, resume=args.resume, metric=args.metric,
-                      devices=devices, strategy=args.strategy, num_nodes=args.num_nodes,
+                      devices=devices, strategy=strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,
                       live=_live(con) if con.is_terminal else None, history=reference)
     if is_rank_zero():
@@ -336,7 +336,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     paper = {**cfg.paper, "metrics": numbers, "source": note}
     paper_proto = paper_protocol(paper)
     protocol = paper_proto if args.protocol is None else ",".join(args.protocol)
-    check_bench_strategy(args.strategy, _devices(args.devices), args.num_nodes)
+    strategy = bench_strategy(args.strategy, _devices(args.devices), args.num_nodes)
     cells = resolve_grid([args.model], [args.dataset], args.seeds, ["real"], metric=args.metric, epochs=args.epochs,
                          protocol=protocol)
     if {c.model for c in cells} != {args.model} or {c.dataset for c in cells} != {args.dataset}:
@@ -346,7 +346,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     results = results_path(args.results or run_folder, name)
     con = console()
     report = run_grid(cells, results, epochs=args.epochs, quick=False, resume=args.resume, metric=args.metric,
-                      devices=_devices(args.devices), strategy=args.strategy, num_nodes=args.num_nodes,
+                      devices=_devices(args.devices), strategy=strategy, num_nodes=args.num_nodes,
                       accelerator=args.accelerator, root=args.root, out_dir=run_folder, log=con.print,
                       live=_live(con) if con.is_terminal else None)
     if not is_rank_zero():

@@ -696,14 +696,19 @@ def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1
 
 
 #: the Lightning strategies that train in child processes of the calling one (their launcher spawns or
-#: forks the ranks), which a bench cell cannot read back (:func:`check_bench_strategy`)
+#: forks the ranks), which a bench cell cannot read back (:func:`bench_strategy`)
 CHILD_PROCESS_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
-def check_bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> None:
-    """Refuse a Trainer setting a bench cell cannot run: a strategy whose ranks are child processes
-    of this one (:data:`CHILD_PROCESS_STRATEGIES`, with or without a ``_find_unused_parameters_*``
-    ending; ``"auto"`` for several processes in an interactive session, which Lightning makes
+def bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
+    """The strategy a bench cell trains and is recorded under: ``strategy``, except ``"auto"`` for
+    several processes (``devices``, ``num_nodes``), which is ``"ddp"``, the strategy Lightning picks
+    for them outside an interactive session; so ``--devices 2`` and ``--devices 2 --strategy ddp``
+    are one cell (row key, folder, leaderboard line), as they are one training.
+
+    Refused: a strategy whose ranks are child processes of this one
+    (:data:`CHILD_PROCESS_STRATEGIES`, with or without a ``_find_unused_parameters_*`` ending;
+    ``"auto"`` for several processes in an interactive session, which Lightning makes
     ``"ddp_fork"``). Their callbacks (the epoch timer, early stopping, the best checkpoint, the
     resume point) run in the children, so the row would miss its best epoch and timings: under
     ``ddp_spawn`` the cell failed pickling the DataModule, under ``ddp_fork`` on ``float(None)``.
@@ -714,16 +719,17 @@ def check_bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) ->
         ValueError: such a strategy, naming ``--strategy ddp``.
     """
     if not isinstance(strategy, str):
-        return
+        return strategy
     child = next((c for c in CHILD_PROCESS_STRATEGIES if strategy == c or strategy.startswith(f"{c}_")), None)
     given = f"--strategy {strategy}"
-    if child is None and strategy == "auto" and _several_processes(devices, num_nodes) \
-            and _interactive():
+    several = strategy == "auto" and _several_processes(devices, num_nodes)
+    if child is None and several and _interactive():
         child, given = "ddp_fork", f"--devices {devices} in an interactive session (Lightning's auto: ddp_fork)"
     if child is not None:
         raise ValueError(f"{given}: {child} trains the ranks in child processes, whose callbacks (epoch timer, early "
                          "stopping, best checkpoint, resume point) a bench cell cannot read back; use --strategy ddp "
                          "(every rank runs the command, rank 0 writes the row)")
+    return "ddp" if several else strategy
 
 
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",
@@ -813,11 +819,11 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
 
     Raises:
         KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter; a
-            strategy whose ranks are child processes (:func:`check_bench_strategy`).
+            strategy whose ranks are child processes (:func:`bench_strategy`).
         DivergedError: the loss became NaN.
     """
     t_start = time.perf_counter()
-    check_bench_strategy(strategy, devices, num_nodes)
+    strategy = bench_strategy(strategy, devices, num_nodes)  # auto for several processes: ddp, as recorded
     schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -218,14 +218,17 @@ def test_kgzoo_drops_the_sync_dist_notice_of_its_own_keys_only():
 def test_a_bench_cell_refuses_strategies_whose_ranks_are_child_processes(capsys):
     """``kgzoo bench --strategy ddp_spawn`` failed every cell on pickling the DataModule, ``ddp_fork`` on
     ``float(None)`` (the callbacks ran in the children): one line naming ``--strategy ddp``, before data."""
-    from kgzoo.bench.experiment import check_bench_strategy, run_experiment
+    from kgzoo.bench.experiment import bench_strategy, run_experiment
     from kgzoo.cli import main
 
     for strategy in ("ddp_spawn", "ddp_fork", "ddp_notebook", "ddp_spawn_find_unused_parameters_true"):
         with pytest.raises(ValueError, match=f"--strategy {strategy}: .* use --strategy ddp "):
             run_experiment("bpr", "no-such-dataset", devices=2, strategy=strategy)  # refused before the data
-    for strategy, devices in (("ddp", 2), ("auto", 2), ("auto", 1), ("ddp_find_unused_parameters_true", 2)):
-        check_bench_strategy(strategy, devices)
+    # taken, and recorded as the training they give: --devices 2 alone is --strategy ddp (one cell, not two)
+    for (strategy, devices), recorded in zip((("ddp", 2), ("auto", 2), ("auto", 1), ("ddp_find_unused_parameters_true", 2),
+                                              ("auto", "0,1"), ("auto", "1")),
+                                             ("ddp", "ddp", "auto", "ddp_find_unused_parameters_true", "ddp", "auto")):
+        assert bench_strategy(strategy, devices) == recorded, (strategy, devices)
     assert main(["bench", "--models", "bpr", "--devices", "2", "--strategy", "ddp_spawn", "--runs", "x"]) == 2
     assert "use --strategy ddp" in " ".join(capsys.readouterr().err.split())
 
