@@ -8,6 +8,7 @@ the children are told apart by ``RANK`` / ``LOCAL_RANK`` / ``NODE_RANK`` in thei
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import types
 from typing import Any
@@ -67,14 +68,12 @@ def sigterm_without_collectives(trainer: Any) -> None:
         connector._sigterm_notifier_fn = types.MethodType(_sigterm_flag, connector)
 
 
-_GROUP_DESTROYED_AT_EXIT = [False]  # registered once per process
-
-
 def _destroy_group() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
 
+@functools.cache  # registered once per process
 def destroy_group_at_exit() -> None:
     """Destroy the default process group when this process exits, whatever its backend (once
     per process; nothing to do in a run without one).
@@ -88,6 +87,4 @@ def destroy_group_at_exit() -> None:
     Raises:
         nothing.
     """
-    if not _GROUP_DESTROYED_AT_EXIT[0]:
-        atexit.register(_destroy_group)
-        _GROUP_DESTROYED_AT_EXIT[0] = True
+    atexit.register(_destroy_group)

@@ -664,14 +664,29 @@ def _interactive() -> bool:
     return hasattr(sys, "ps1") or bool(sys.flags.interactive)
 
 
+def _resolved(strategy: str, devices: Any, num_nodes: int) -> str:
+    """``strategy``, except ``"auto"`` for several processes (:func:`_several_processes`): the DDP
+    strategy Lightning picks for them (``_AcceleratorConnector._choose_strategy``: ``"ddp"``,
+    ``"ddp_fork"`` in an interactive session)."""
+    if strategy == "auto" and _several_processes(devices, num_nodes):
+        return "ddp_fork" if _interactive() else "ddp"
+    return strategy
+
+
+def _family(strategy: str, families: Sequence[str]) -> str | None:
+    """The one of ``families`` that ``strategy`` is, itself or a ``<family>_...`` form of it
+    (``"ddp_spawn_find_unused_parameters_true"``: ``"ddp_spawn"``), else ``None``."""
+    return next((f for f in families if strategy == f or strategy.startswith(f"{f}_")), None)
+
+
 def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
     """The Lightning strategy ``model`` trains under: ``strategy``, except that a DDP one
     (:data:`DDP_STRATEGIES`) becomes its ``*_find_unused_parameters_true`` form for a model whose
     steps may leave parameters without a gradient (:func:`leaves_parameters_unused`), which DDP's
     gradient reducer otherwise refuses at the next step. ``"auto"`` with several processes
     (``devices``, ``num_nodes``: :func:`_several_processes`) is the DDP strategy Lightning picks for
-    them (``"ddp"``; ``"ddp_fork"`` in an interactive session) and is treated as that one. A
-    strategy object (``DDPStrategy(...)``) is the caller's own and returned as it is.
+    them (:func:`_resolved`) and is treated as that one. A strategy object (``DDPStrategy(...)``)
+    is the caller's own and returned as it is.
 
     Raises:
         ValueError: a model with nothing to train (:func:`has_nothing_to_train`: Pop,
@@ -680,18 +695,14 @@ def strategy_for(model: Any, strategy: Any, devices: Any = 1, num_nodes: int = 1
             needed when a module doesn't have any parameter that requires a gradient``, each rank,
             once the data was read); the message says to run it on one device.
     """
-    if isinstance(strategy, str) and has_nothing_to_train(model) and (
-            any(strategy == d or strategy.startswith(f"{d}_") for d in DDP_STRATEGIES)
-            or (strategy == "auto" and _several_processes(devices, num_nodes))):
+    if not isinstance(strategy, str):
+        return strategy
+    name = _resolved(strategy, devices, num_nodes)
+    if has_nothing_to_train(model) and _family(name, DDP_STRATEGIES):
         raise ValueError(f"{type(model).__name__} has nothing to train (no parameter with requires_grad), which DDP "
                          f"refuses (strategy {strategy!r}, devices {devices}): run it on one device (--devices 1)")
-    if not isinstance(strategy, str) or not leaves_parameters_unused(model):
-        return strategy
-    if strategy == "auto" and _several_processes(devices, num_nodes):
-        # Lightning's _AcceleratorConnector._choose_strategy for several processes
-        strategy = "ddp_fork" if _interactive() else "ddp"
-    if strategy in DDP_STRATEGIES:
-        return f"{strategy}_find_unused_parameters_true"
+    if name in DDP_STRATEGIES and leaves_parameters_unused(model):
+        return f"{name}_find_unused_parameters_true"
     return strategy
 
 
@@ -703,8 +714,9 @@ CHILD_PROCESS_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 def bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
     """The strategy a bench cell trains and is recorded under: ``strategy``, except ``"auto"`` for
     several processes (``devices``, ``num_nodes``), which is ``"ddp"``, the strategy Lightning picks
-    for them outside an interactive session; so ``--devices 2`` and ``--devices 2 --strategy ddp``
-    are one cell (row key, folder, leaderboard line), as they are one training.
+    for them outside an interactive session (:func:`_resolved`); so ``--devices 2`` and
+    ``--devices 2 --strategy ddp`` are one cell (row key, folder, leaderboard line), as they are one
+    training.
 
     Refused: a strategy whose ranks are child processes of this one
     (:data:`CHILD_PROCESS_STRATEGIES`, with or without a ``_find_unused_parameters_*`` ending;
@@ -720,16 +732,15 @@ def bench_strategy(strategy: Any, devices: Any = 1, num_nodes: int = 1) -> Any:
     """
     if not isinstance(strategy, str):
         return strategy
-    child = next((c for c in CHILD_PROCESS_STRATEGIES if strategy == c or strategy.startswith(f"{c}_")), None)
-    given = f"--strategy {strategy}"
-    several = strategy == "auto" and _several_processes(devices, num_nodes)
-    if child is None and several and _interactive():
-        child, given = "ddp_fork", f"--devices {devices} in an interactive session (Lightning's auto: ddp_fork)"
+    name = _resolved(strategy, devices, num_nodes)
+    child = _family(name, CHILD_PROCESS_STRATEGIES)
     if child is not None:
+        given = (f"--strategy {strategy}" if name == strategy
+                 else f"--devices {devices} in an interactive session (Lightning's auto: {name})")
         raise ValueError(f"{given}: {child} trains the ranks in child processes, whose callbacks (epoch timer, early "
                          "stopping, best checkpoint, resume point) a bench cell cannot read back; use --strategy ddp "
                          "(every rank runs the command, rank 0 writes the row)")
-    return "ddp" if several else strategy
+    return name
 
 
 def bench_trainer(run_dir: str | Path, monitor: str, patience: int, max_epochs: int, *, accelerator: str = "cpu",

@@ -246,13 +246,10 @@ class Table:
             ``"+dirty"`` where the checkout had uncommitted changes, ``"unrecorded"`` for rows
             without a commit (an installed wheel, or written before rows recorded it).
         newest: the ``time`` of the newest row.
-        pending: the models of the dataset's grid (``build(grids=...)``, the catalogue's
-            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) without a line in this table (a variant's
-            line, ``model [variant]``, is not the model's), in the grid's order: not run here yet.
-            Only the published table of the grid's protocol with the real KG has them; ``[]``
-            elsewhere.
-        grid: the models of the dataset's grid where this is the grid's table (its task and
-            protocol, real KG: :func:`in_grid_table`), in its order; ``[]`` elsewhere.
+        grid: the models of the dataset's grid (``build(grids=...)``, the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.grid`) where this is the grid's table (its task
+            and protocol, real KG: :func:`in_grid_table`), in its order; ``[]`` elsewhere
+            (:attr:`pending` names those without a line here).
     """
 
     dataset: str
@@ -269,8 +266,14 @@ class Table:
     commands: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     newest: str = ""
-    pending: list[str] = field(default_factory=list)
     grid: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[str]:
+        """The models of :attr:`grid` without a line in this table (a variant's line, ``model
+        [variant]``, is not the model's), in the grid's order: not run here yet."""
+        present = {ln.model for ln in self.lines if ln.variant == "base"}
+        return [m for m in self.grid if m not in present]
 
     @property
     def metric_columns(self) -> list[str]:
@@ -525,8 +528,6 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
             grid = (grids or {}).get(key[0])
             if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
-                present = {r.model for r in pub if r.variant == "base"}  # a variant's line is not the model's
-                published[-1].pending = [m for m in grid[1] if m not in present]
                 published[-1].grid = list(grid[1])
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))

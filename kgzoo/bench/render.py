@@ -178,13 +178,13 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
             the grid's models (:attr:`~kgzoo.bench.leaderboard.Table.grid`) with a line in the
             table but none shown (a line stopped at its cap) are named too, as not converged yet.
     """
-    text = ""
-    if t.pending:
-        text = (f"Not in this table yet: {', '.join(t.pending)}. It holds the runs so far, not yet the whole "
+    text, pending = "", t.pending
+    if pending:
+        text = (f"Not in this table yet: {', '.join(pending)}. It holds the runs so far, not yet the whole "
                 "grid of the dataset's published table.")
     if shown is not None:
         on = {ln.model for ln in shown if ln.variant == "base"}
-        hidden = [m for m in t.grid if m not in on and m not in t.pending]
+        hidden = [m for m in t.grid if m not in on and m not in pending]
         if hidden:
             text += (" " if text else "") + f"Not converged yet (their lines are in the full table): {', '.join(hidden)}."
     return text
@@ -484,8 +484,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; {CAP_NOTE}"
             caption += "".join(f"; {text}" for text in note_texts(t.lines))
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
-            if t.pending:
-                caption += f"; {pending_text(t)}"
+            if pending := pending_text(t):
+                caption += f"; {pending}"
             title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar
 
 import lightning as L
 import torch
@@ -162,6 +162,23 @@ def batches_per_rank(batches: int, dataset: str, batch_size: int) -> int:
     return batches // world if world > 1 else batches
 
 
+_Batch = TypeVar("_Batch")
+
+
+def rank_share(batches: Sequence[_Batch], dataset: str, batch_size: int) -> Sequence[_Batch]:
+    """This rank's part of an epoch's training ``batches`` (the same sequence on every rank):
+    ``batches[r::w]`` after truncation to a multiple of the world size ``w``
+    (:func:`batches_per_rank` of them, the last ``len % w`` left out, so every rank steps alike),
+    every batch in one process. The one sharding of every training set (top-K/CTR, impressions,
+    triples).
+
+    Raises:
+        ValueError: as :func:`batches_per_rank`.
+    """
+    rank, world = rank_world()
+    return batches[rank:batches_per_rank(len(batches), dataset, batch_size) * world:world]
+
+
 class _TrainBatches(EpochIterable):
     """One epoch of training batches per ``__iter__``, the same on every rank, sharded by rank
     (under the DataModule's ``kg_phase``: each rank's CF batches, then its KG batches,
@@ -201,10 +218,7 @@ class _TrainBatches(EpochIterable):
         return 2 * mine if dm.kg_phase else mine
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        rank, world = rank_world()
-        batches = self._batches()
-        usable = len(batches) // world * world if world > 1 else len(batches)
-        mine = batches[rank:usable:world]
+        mine = rank_share(self._batches(), self.dm.dataset, self.dm.batch_size)
         yield from kg_phase_order(mine) if self.dm.kg_phase else mine
 
 

@@ -28,10 +28,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ..dist import rank_world
 from ..ops.csr import csr_padded, to_csr
 from .cleaning import standard_clean
-from .datamodule import DataSizes, EpochIterable, StageBatches, apply_kg_ablation, batches_per_rank
+from .datamodule import DataSizes, EpochIterable, StageBatches, apply_kg_ablation, batches_per_rank, rank_share
 from .datasets import dataset_spec, load_impressions, resolve_dataset
 from .download import sha256_file
 from .graphs import Graphs
@@ -76,10 +75,7 @@ class _TrainImpressions(EpochIterable):
         label = torch.zeros(pos.shape, dtype=torch.long)
         label[:, 0] = 1
         bs = dm.batch_size
-        batches = list(range(0, clicks.numel(), bs))
-        rank, world = rank_world()
-        usable = len(batches) // world * world if world > 1 else len(batches)
-        for s in batches[rank:usable:world]:
+        for s in rank_share(range(0, clicks.numel(), bs), dm.dataset, bs):
             rows = imp[s:s + bs]
             yield {**dm.histories(rows), "candidates": log.candidates[pos[s:s + bs]],
                    "candidate_mask": cand_mask[s:s + bs], "label": label[s:s + bs]}

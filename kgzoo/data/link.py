@@ -31,7 +31,7 @@ from ..dist import rank_world
 from ..metrics.link import build_filter
 from ..ops.csr import csr_rows
 from ..ops.sampling import corrupt_triples, sorted_keys
-from .datamodule import EpochIterable, batches_per_rank
+from .datamodule import EpochIterable, rank_share
 from .graphs import Graphs
 from .protocol import check_fingerprint
 
@@ -95,11 +95,7 @@ class _LinkTrainBatches(EpochIterable):
                                              dm.known_head_keys, g)
         bs = dm.batch_size
         n = h.numel()
-        batches = [slice(s, s + bs) for s in range(0, n, bs)]
-        batches_per_rank(len(batches), dm.dataset, bs)  # fewer batches than ranks: an error, not an epoch of none
-        rank, world = rank_world()
-        usable = len(batches) // world * world if world > 1 else len(batches)
-        for sl in batches[rank:usable:world]:
+        for sl in rank_share([slice(s, s + bs) for s in range(0, n, bs)], dm.dataset, bs):
             yield {"head": h[sl], "relation": r[sl], "tail": t[sl], "neg_head": neg_head[sl], "neg_tail": neg_tail[sl]}
 
 
