@@ -21,6 +21,12 @@ already cover every seed asked for (``--seeds``), so a lane restarted in a later
 nothing by hand (the news rows are in ``converged-news.jsonl``, the CTR ones in
 ``converged-ctr.jsonl``: a lane left at the default ``--name converged`` reran them).
 
+On a dataset whose catalogue entry allows one seed for a slow model
+(:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`: ml-1m-kg and alibaba-ifashion-kg, issue 16
+part 3), each model runs its first seed alone; the other seeds follow only where that converged
+run took no longer than the limit (its row's ``cell_seconds``), so the rule is read off the run,
+not guessed beforehand. ``--seeds 0`` runs one seed whatever it costs.
+
 Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
 two cores. A failed step is logged and the lane goes on with the next model.
 
@@ -49,12 +55,12 @@ def has_space(model: str, dataset: str) -> bool:
     return bool(ZooConfig.load(model, dataset).tune)
 
 
-def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:
-    """The dataset's grid models (:attr:`kgzoo.data.spec.DatasetSpec.grid`, its order) without a
-    published row (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped
-    by its cap; base variant) of the grid's table (its task and protocol, the real KG:
-    :func:`kgzoo.bench.leaderboard.in_grid_table`) for every seed in ``seeds`` in the rows of the
-    folder ``results`` (every ``*.jsonl`` in it, whatever the file).
+def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
+    """``model -> {seed: cell_seconds}`` of the published rows
+    (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped by its cap; base
+    variant) of the dataset's grid table (its task and protocol, the real KG:
+    :func:`kgzoo.bench.leaderboard.in_grid_table`) in the folder ``results`` (every ``*.jsonl`` in
+    it, whatever the file); a row without ``cell_seconds`` counts 0 s.
 
     Raises:
         ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
@@ -66,14 +72,47 @@ def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[s
     grids = dataset_grids([dataset])
     if dataset not in grids:
         raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
-    protocol, grid = grids[dataset]
-    done: dict[str, set[int]] = {}
+    protocol, _ = grids[dataset]
+    runs: dict[str, dict[int, float]] = {}
     for r in read_folder(results):
         if (r.dataset == dataset and r.variant == "base" and r.is_published()
                 and in_grid_table(r.task, r.kg_ablation, r.protocol, protocol)):
-            done.setdefault(r.model, set()).add(r.seed)
+            runs.setdefault(r.model, {})[r.seed] = float(r.cell_seconds or 0.0)
+    return runs
+
+
+def one_seed_minutes(dataset: str) -> float:
+    """The minutes of a converged run over which a model runs one seed on ``dataset``
+    (:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`, issue 16 part 3; ``0``: three seeds
+    always, also for a dataset the catalogue does not know)."""
+    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415 (after sys.path holds this checkout)
+    try:
+        return float(dataset_spec(dataset).one_seed_minutes)
+    except KeyError:
+        return 0.0
+
+
+def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
+    """Whether a model's published runs (``seed -> cell_seconds``) took longer on average than
+    ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell."""
+    return bool(limit_minutes and seconds) and sum(seconds.values()) / len(seconds) > 60 * limit_minutes
+
+
+def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:
+    """The dataset's grid models (:attr:`kgzoo.data.spec.DatasetSpec.grid`, its order) whose
+    published rows (:func:`published_runs`) in the folder ``results`` do not cover every seed in
+    ``seeds``, less those whose runs took longer than the dataset's one-seed limit
+    (:func:`one_seed_minutes`, :func:`is_slow`).
+
+    Raises:
+        ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
+    """
+    from kgzoo.bench.render import dataset_grids  # noqa: PLC0415 (after sys.path holds this checkout)
+
+    runs, limit = published_runs(dataset, results), one_seed_minutes(dataset)
     want = {int(s) for s in seeds}
-    return [m for m in grid if not want <= done.get(m, set())]
+    _, grid = dataset_grids([dataset])[dataset]
+    return [m for m in grid if not (want <= runs.get(m, {}).keys() or is_slow(runs.get(m, {}), limit))]
 
 
 def step(cmd: list[str], env: dict[str, str]) -> int:
@@ -107,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lane {args.dataset}: " + (f"values tuned on {args.source} (--from)" if args.source
                                       else f"{args.trials}-trial studies on {args.dataset}"), flush=True)
 
+    results, limit = REPO / "benchmarks" / "results", one_seed_minutes(args.dataset)
     if not args.models:
-        args.models = missing_grid_models(args.dataset, args.seeds, REPO / "benchmarks" / "results")
+        args.models = missing_grid_models(args.dataset, args.seeds, results)
         print(f"lane {args.dataset}: the grid's models not yet done: {' '.join(args.models) or 'none'}", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -124,8 +164,19 @@ def main(argv: list[str] | None = None) -> int:
             if step(cli + ["tune", model, args.dataset, *tune], env):
                 failed.append(f"tune {model}")
                 continue
-        if step(cli + ["bench", "--models", model, "--datasets", args.dataset, "--seeds", *args.seeds, "--full",
-                       "--results", "benchmarks/results", "--name", args.name, "--resume"], env):
+        bench = cli + ["bench", "--models", model, "--datasets", args.dataset, "--full",
+                       "--results", "benchmarks/results", "--name", args.name, "--resume", "--seeds"]
+        seeds = args.seeds
+        if limit and len(seeds) > 1:  # the first seed says whether the others are affordable (issue 16, part 3)
+            if step(bench + seeds[:1], env):
+                failed.append(f"bench {model}")
+                continue
+            first = published_runs(args.dataset, results).get(model, {})
+            if is_slow({s: t for s, t in first.items() if s == int(seeds[0])}, limit):
+                print(f"lane {args.dataset}: {model} keeps one seed: its converged run took "
+                      f"{first[int(seeds[0])] / 60:.0f} min, over {limit:g} min", flush=True)
+                continue
+        if step(bench + seeds, env):
             failed.append(f"bench {model}")
     print(f"lane {args.dataset} done; failed: {failed or 'none'}", flush=True)
     return 1 if failed else 0

@@ -162,7 +162,7 @@ class Line:
     @property
     def one_seed(self) -> bool:
         """Whether this line has one seed (no std): a published table marks it where the line is
-        converged (:attr:`Table.one_seed_reason` says whether the dataset allows one seed)."""
+        converged (:attr:`Table.one_seed_minutes` says whether the dataset allows one seed)."""
         return len(self.seeds) == 1
 
     def stopped_text(self) -> str:
@@ -238,8 +238,9 @@ class Table:
             (superseded fingerprints).
         metric: the sort metric; its column comes first.
         caveat: the dataset's caveat from the catalogue (``""`` when none).
-        one_seed_reason: why a slow model may have one seed on this dataset (the catalogue's
-            :attr:`~kgzoo.data.spec.DatasetSpec.one_seed_reason`; ``""``: every line should have three).
+        one_seed_minutes: a model whose converged run took longer than this (minutes, the rows'
+            ``cell_seconds``) may have one seed on this dataset (the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.one_seed_minutes`; ``0``: every line should have three).
         lines: best first: ranked lines by the sort metric, then the others by it.
         commands: the distinct command lines that wrote the rows.
         commits: the code the rows ran (:func:`commits_of`): distinct short git commits,
@@ -261,7 +262,7 @@ class Table:
     section: str
     metric: str
     caveat: str = ""
-    one_seed_reason: str = ""
+    one_seed_minutes: float = 0.0
     lines: list[Line] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
@@ -455,7 +456,7 @@ def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
     return ranked_lines + rest
 
 
-def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_reason: str = "",
+def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_minutes: float = 0.0,
            notes: Mapping[tuple[str, str], str] | None = None) -> Table:
     first = rows[0]
     main = sort_metric(first.task, metric, rows)
@@ -466,13 +467,13 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
-                 one_seed_reason=one_seed_reason,
+                 one_seed_minutes=one_seed_minutes,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
                  commits=commits_of(rows), newest=max(str(r.time or "") for r in rows))
 
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
-          caveats: Mapping[str, str] | None = None, one_seed_reasons: Mapping[str, str] | None = None,
+          caveats: Mapping[str, str] | None = None, one_seed_minutes: Mapping[str, float] | None = None,
           line_notes: Mapping[tuple[str, str], str] | None = None,
           grids: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]] | None = None) -> Leaderboard:
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
@@ -486,8 +487,9 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             (they are always in the ablation tables).
         caveats: dataset name -> caveat to show under its tables (the catalogue's
             :attr:`DatasetSpec.caveat`; :func:`kgzoo.bench.render.write_leaderboard` passes them).
-        one_seed_reasons: dataset name -> why a slow model may have one seed there (the catalogue's
-            :attr:`DatasetSpec.one_seed_reason`), kept as :attr:`Table.one_seed_reason` of its published tables.
+        one_seed_minutes: dataset name -> the minutes of a converged run over which a slow model
+            may have one seed there (the catalogue's :attr:`DatasetSpec.one_seed_minutes`), kept
+            as :attr:`Table.one_seed_minutes` of its published tables.
         line_notes: ``(model, dataset) -> note`` (:attr:`Line.note`; the zoo configs' ``note``
             sections, :func:`kgzoo.bench.render.line_notes`), kept by the model's lines in that
             dataset's tables.
@@ -508,7 +510,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         if not isinstance(r, ResultRow):
             raise TypeError(f"leaderboard row {i}: expected a ResultRow, got {type(r).__name__} "
                             "(use kgzoo.bench.rows.read_rows or ResultRow.from_dict)")
-    caveats, reasons, notes = dict(caveats or {}), dict(one_seed_reasons or {}), dict(line_notes or {})
+    caveats, minutes, notes = dict(caveats or {}), dict(one_seed_minutes or {}), dict(line_notes or {})
     ok = latest_ok_rows(rows)
     shown = [r for r in ok if show_variants or r.variant == "base"]
     groups: dict[tuple[str, ...], list[ResultRow]] = {}
@@ -525,7 +527,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         pub = [r for r in cur if not is_quick(r)]
         quick = [r for r in cur if is_quick(r)]
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, reasons.get(key[0], ""), notes))
+            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), notes))
             grid = (grids or {}).get(key[0])
             if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
                 published[-1].grid = list(grid[1])

@@ -81,7 +81,6 @@ _MIND_CITE = "Wu et al., MIND: A Large-scale Dataset for News Recommendation, AC
 #: on the large sets of the fair-baselines tables a model whose converged run takes longer than this
 #: on 2 cores runs one seed (minutes; issue 16, part 3)
 ONE_SEED_MINUTES = 40
-_ONE_SEED = f"one seed: a converged run of this model takes over {ONE_SEED_MINUTES} min on 2 cores (issue 16, part 3)"
 
 
 # --------------------------------------------------------------------------- video
@@ -114,7 +113,7 @@ ML1M = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="given", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 6040, "items": 3260, "interactions": 998539, "kg_entities": 7008, "relations": 7,
               "triples": 20782, "linked_items": 2077, "text_coverage": 1.0},
-    one_seed_reason=_ONE_SEED,
+    one_seed_minutes=ONE_SEED_MINUTES,
     tune_from="ml-100k-kg",
     grid=TOPK_GRID + TEXT_GRID,
 ))
@@ -237,7 +236,7 @@ ALIBABA_IFASHION = register_dataset(DatasetSpec(
     protocol=EvalProtocol(task="topk", split="random", ratios=(0.8, 0.1, 0.1)),
     expected={"users": 114737, "items": 29708, "interactions": 752275, "kg_entities": 89196, "relations": 51,
               "triples": 279155, "linked_items": 29708},
-    one_seed_reason=_ONE_SEED,
+    one_seed_minutes=ONE_SEED_MINUTES,
     tune_from="amazon-hin",
     grid=TOPK_GRID,
 ))

@@ -36,9 +36,11 @@ class DatasetSpec:
         caveat: one line shown wherever results on the dataset are (leaderboard captions,
             ``kgzoo data list``, ``data stats``),
             e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
-        one_seed_reason: why a published table of this dataset may hold a model with one seed instead of
-            three (issue 16, part 3: a converged run over about 40 min on 2 cores), shown below
-            its tables beside the marked lines; ``""``: every published line should have three.
+        one_seed_minutes: a published table of this dataset may hold a model with one seed instead
+            of three where its converged run took longer than this (minutes of wall time on 2
+            cores, the row's ``cell_seconds``; issue 16, part 3: about 40 on the large sets); the
+            leaderboard says so below its tables beside the marked lines; ``0``: every published
+            line should have three.
         folder: the dataset's own folder (a user's folder, :mod:`kgzoo.data.folders`); ``None``:
             ``<data root>/<name>``.
         origin: what a user's dataset was made from, its identity when registered again:
@@ -89,7 +91,7 @@ class DatasetSpec:
     wheel: WheelSource | None = None
     expected: dict = field(default_factory=dict)
     caveat: str = ""
-    one_seed_reason: str = ""
+    one_seed_minutes: float = 0.0
     folder: Path | None = None
     origin: str = ""
     impressions: Callable[[Path], tuple[KGRecData, Any]] | None = None

@@ -39,9 +39,12 @@ def lane(monkeypatch):
 
 def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_path):
     module, calls = lane
-    assert module.main(["ml-1m-kg", "bpr", "pop"]) == 0
-    assert calls[0] == ["tune", "bpr", "ml-1m-kg", "--from", "ml-100k-kg"]
+    assert module.main(["ml-100k-kg", "bpr", "pop", "--from", "ml-100k-kg"]) == 0
+    assert calls[0] == ["tune", "bpr", "ml-100k-kg", "--from", "ml-100k-kg"]
     assert calls[1][:4] == ["bench", "--models", "bpr", "--datasets"] and "pop" in calls[2]  # Pop: nothing to tune
+    calls.clear()
+    assert module.main(["ml-1m-kg", "bpr", "--seeds", "0"]) == 0
+    assert calls[0] == ["tune", "bpr", "ml-1m-kg", "--from", "ml-100k-kg"]
     calls.clear()
     store = str(tmp_path / "s.sqlite3")
     module.main(["ml-1m-kg", "bpr", "--tune-here", "--storage", store])
@@ -126,3 +129,31 @@ def test_tune_from_writes_into_a_folder_that_does_not_exist_yet(tmp_path):
     assert main(["tune", "bpr", "ml-1m-kg", "--from", "ml-100k-kg", "--write-config", str(folder)]) == 0
     cfg = ZooConfig.load("bpr", "ml-1m-kg", extra_dirs=[folder])
     assert cfg.tuned["dataset"] == "ml-100k-kg" and cfg.tuned["params"] == ZooConfig.load("bpr", "ml-100k-kg").tuned["params"]
+
+
+def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monkeypatch, capsys):
+    """On ml-1m-kg (``DatasetSpec.one_seed_minutes`` 40, issue 16 part 3) a model runs its first
+    seed alone; seeds 1-2 follow only where that converged run took at most 40 min (its row's
+    ``cell_seconds``); a model already done with one slow seed is not listed again, one with a
+    fast seed is (its other seeds are due). Elsewhere the seeds run together."""
+    module, calls = lane
+    took = {"bpr": {0: 21 * 60.0}, "kgin": {0: 95 * 60.0}}
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results: took)
+    assert module.one_seed_minutes("ml-1m-kg") == 40 and module.one_seed_minutes("ml-100k-kg") == 0
+    assert module.one_seed_minutes("no-such-set") == 0
+    assert module.main(["ml-1m-kg", "bpr", "kgin"]) == 0
+    benches = [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"]
+    assert [c[2] for c in calls if c[0] == "bench"] == ["bpr", "bpr", "kgin"]
+    assert benches == [["0"], ["0", "1", "2"], ["0"]]
+    assert "kgin keeps one seed: its converged run took 95 min, over 40 min" in capsys.readouterr().out
+    assert module.is_slow({0: 2401.0}, 40) and not module.is_slow({0: 2400.0}, 40)
+    assert not module.is_slow({0: 1e6}, 0) and not module.is_slow({}, 40)
+    from kgzoo.data.datasets import dataset_spec
+
+    grid = list(dataset_spec("ml-1m-kg").grid)
+    monkeypatch.setattr(module, "published_runs",
+                        lambda dataset, results: {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
+    assert module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], module.REPO) == ["bpr"]
+    calls.clear()
+    assert module.main(["ml-100k-kg", "bpr"]) == 0  # no limit: the three seeds at once
+    assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0", "1", "2"]]
