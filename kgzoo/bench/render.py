@@ -68,6 +68,13 @@ CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
 ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
 NOTE_MARK = "§"
+#: why the robustness and ablation tables are one per schedule class
+SCHEDULE_SPLIT = ("a converged run and a quick (smoke) one never share a table, so a tuned converged model is "
+                  "never the yardstick of short untuned runs (tables of the quick schedule say so in their title).")
+#: what the robustness and ablation tables' fingerprint is
+PROTOCOL_FINGERPRINT_NOTE = ("Their `protocol fingerprint` covers the data files and protocol without the KG "
+                             "ablation (one for real, shuffled and no KG), so it differs from the `fingerprint` of "
+                             "the dataset's tables above, which includes it.")
 SECTION_TITLES = {
     PUBLISHED: "Published tables",
     SMOKE: "Smoke runs (quick schedule: never published)",
@@ -215,14 +222,18 @@ def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
 
 
 def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
-    """Header and displayed cells of an ablation table."""
-    header = ["setting"] + a.metric_columns[:1] + ["Δ vs full"] + a.metric_columns[1:] + ["seeds"]
+    """Header and displayed cells of an ablation table (a setting with a run stopped at its cap
+    marked :data:`CAP_MARK`; ``cap``: its runs' epoch caps; ``tuned``:
+    :func:`~kgzoo.bench.leaderboard.tuned_text` of its rows)."""
+    header = ["setting"] + a.metric_columns[:1] + ["Δ vs full"] + a.metric_columns[1:] + ["seeds", "cap", "tuned"]
     body = []
     for ln in a.lines:
         m = ln["metrics"]
-        body.append([ln["setting"], m[a.metric].fmt() if m.get(a.metric) else "-",
+        body.append([ln["setting"] + (f" {CAP_MARK}" if ln["capped"] else ""),
+                     m[a.metric].fmt() if m.get(a.metric) else "-",
                      "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
-                    + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]] + [str(len(ln["seeds"]))])
+                    + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]]
+                    + [str(len(ln["seeds"])), ln["max_epochs"], ln["tuned"]])
     return header, body
 
 
@@ -364,8 +375,9 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
     if lb.robustness:
         out += ["## KG robustness", "",
                 "Test main metric of each model with the real KG and its ablations (shuffled, none, noisy:P), "
-                "under one protocol; all schedules (the latest run of each cell). † a cell with a run stopped at "
-                "its epoch cap: not converged, not a baseline; compare such cells only within their row.", ""]
+                f"under one protocol and one schedule: {SCHEDULE_SPLIT} † a cell with a run stopped at "
+                "its epoch cap: not converged, not a baseline; compare such cells only within their row. "
+                f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for r in lb.robustness:
             out += [f"### {r.title}", "", f"protocol fingerprint `{r.protocol_fingerprint}`", ""]
             out += _md_table(*robustness_cells(r)) + [""]
@@ -373,12 +385,15 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
                 out += [f"![{r.title}]({images[id(r)]})", ""]
     if lb.ablations:
         out += ["## Variants and source ablations", "",
-                "Each setting of one model (bench variant x KG ablation) under one protocol, beside the full "
-                "model; all schedules.", ""]
+                "Each setting of one model (bench variant x KG ablation) under one protocol and one schedule, "
+                f"beside the full model of that schedule (`Δ vs full`: setting mean - full mean): {SCHEDULE_SPLIT} "
+                f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for a in lb.ablations:
             out += [f"### {a.title}", "", f"protocol fingerprint `{a.protocol_fingerprint}`", "",
                     f"- command: {_commands(a.commands)}", ""]
             out += _md_table(*ablation_cells(a)) + [""]
+            if any(ln["capped"] for ln in a.lines):
+                out += [CAP_NOTE, ""]
     out += _section_md(lb, ARCHIVE, images)
     return "\n".join(out).rstrip("\n") + "\n"
 

@@ -572,3 +572,32 @@ def test_a_lines_note_is_marked_and_said_below_its_table(tmp_path):
     (tmp_path / "ripplenet" / "lastfm-social.yaml").write_text("note: {lastfm-social: 3}\n")
     with pytest.raises(ValueError, match=r"lastfm-social.yaml: note.lastfm-social must be a non-empty string"):
         ZooConfig.load("ripplenet", "lastfm-social", extra_dirs=[tmp_path]).note_for("lastfm-social")
+
+
+def test_robustness_and_ablation_tables_never_mix_schedules():
+    """The committed ablation table of KGPLM on lastfm-social set its tuned converged run (0.1765)
+    as `full` beside untuned quick runs capped at 30 epochs and printed use_social=false -0.0092;
+    against the quick full model (0.1628) the same run is +0.0045. Each schedule class has its
+    own tables; a converged full model with no converged variant makes none."""
+    rows = [row("kgplm", s, 0.30, time="2026-12-07T10:00") for s in (0, 1, 2)]  # tuned, converged: newest
+    rows += [row("kgplm", s, 0.25, kind="quick", epochs=30, cap=30) for s in (0, 1, 2)]
+    rows += [row("kgplm", s, 0.26, kind="quick", epochs=30, cap=30, variant="use_kg=false") for s in (0, 1, 2)]
+    rows += [row("kgplm", s, 0.24, kind="quick", kg="shuffled", fp="fpS") for s in (0, 1)]
+    rows += [row("bpr", 0, 0.20), row("bpr", 0, 0.19, kg="shuffled", fp="fpS")]  # converged both: its own table
+    board = lb.build(rows)
+    (ab,) = board.ablations
+    assert ab.schedule == lb.QUICK and "quick schedule" in ab.title
+    by = {ln["setting"]: ln for ln in ab.lines}
+    assert by["full"]["metrics"]["ndcg@10"].mean == pytest.approx(0.25)
+    assert by["use_kg=false"]["delta"] == pytest.approx(0.01) and by["kg=shuffled"]["delta"] == pytest.approx(-0.01)
+    header, body = render.ablation_cells(ab)
+    cells = {r[0]: dict(zip(header, r)) for r in body}
+    assert set(cells) == {"full †", "use_kg=false †", "kg=shuffled"} and cells["full †"]["tuned"] == "untuned"
+    assert cells["full †"]["cap"] == "30" and cells["kg=shuffled"]["cap"] == "100"
+    assert sorted((t.schedule, [ln["model"] for ln in t.lines]) for t in board.robustness) == [
+        (lb.CONVERGED, ["kgplm", "bpr"]), (lb.QUICK, ["kgplm"])]
+    quick = next(t for t in board.robustness if t.schedule == lb.QUICK)
+    assert quick.lines[0]["values"]["real"].mean == pytest.approx(0.25) and "quick schedule" in quick.title
+    md = render.to_markdown(board)
+    assert "| use_kg=false † | 0.2600 ± 0.0000 | +0.0100 |" in md
+    assert "| kgplm | 0.2500 ± 0.0000 † | 0.2400 ± 0.0000 |" in md and "| kgplm | 0.3000 ± 0.0000 | - |" in md
