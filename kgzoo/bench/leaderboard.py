@@ -114,10 +114,11 @@ class Line:
         costs: :data:`COST_COLUMNS` key -> :class:`Stat` (parameters; seconds per epoch and
             per evaluation; peak memory in MB; epochs run).
         max_epochs: the epoch caps of the rows, ``"/"``-joined (``"?"`` when unknown).
-        paper, paper_source: the paper's value of the table's sort metric, if a row's
-            ``paper`` block carries one, and where it comes from.
-        reference, reference_source: another implementation's value of the sort metric on this
-            dataset (a row's ``reference`` block, e.g. RecBole's converged run), and what ran.
+        paper, paper_source, paper_setting: the paper's value of the table's sort metric, if a
+            row's ``paper`` block carries one, where it comes from and under which protocol.
+        reference, reference_source, reference_setting: another implementation's value of the
+            sort metric on this dataset (a row's ``reference`` block, e.g. RecBole's converged
+            run), what ran and under which protocol.
         tuned: ``"tuned (10 trials)"`` when every row's config was chosen by ``kgzoo tune`` with
             the same budget, ``"untuned"`` when none was, else ``"mixed"``.
         rank: 1-based rank among the table's ranked lines, or ``None`` (not ranked).
@@ -138,8 +139,10 @@ class Line:
     max_epochs: str
     paper: float | None = None
     paper_source: str | None = None
+    paper_setting: str | None = None
     reference: float | None = None
     reference_source: str | None = None
+    reference_setting: str | None = None
     tuned: str = "untuned"
     rank: int | None = None
     setup: str = ""
@@ -200,15 +203,16 @@ def setup_of(row: ResultRow) -> str:
     return f"{row.devices} devices, {row.strategy}{nodes}"
 
 
-def _first_number(rows: Sequence[ResultRow], block: str, metric: str) -> tuple[float | None, str | None]:
-    """``(value, source)`` of ``metric`` in the first row whose ``paper`` or ``reference`` block
-    (``block``) gives it as a number; ``(None, None)`` when none does."""
+def _first_number(rows: Sequence[ResultRow], block: str,
+                  metric: str) -> tuple[float | None, str | None, str | None]:
+    """``(value, source, setting)`` of ``metric`` in the first row whose ``paper`` or ``reference``
+    block (``block``) gives it as a number; ``(None, None, None)`` when none does."""
     for r in rows:
         given = getattr(r, block) or {}
         value = (given.get("metrics") or {}).get(metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), given.get("source")
-    return None, None
+            return float(value), given.get("source"), given.get("setting")
+    return None, None, None
 
 
 def caps_text(rows: Sequence[ResultRow]) -> str:
@@ -221,15 +225,16 @@ def caps_text(rows: Sequence[ResultRow]) -> str:
 def _line(rows: Sequence[ResultRow], metric: str, note: str = "") -> Line:
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
-    paper, source = _first_number(rows, "paper", metric)
-    reference, reference_source = _first_number(rows, "reference", metric)
+    paper, source, paper_setting = _first_number(rows, "paper", metric)
+    reference, reference_source, reference_setting = _first_number(rows, "reference", metric)
     return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
                 seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
                 metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),
                 stopped_by=dict(Counter(r.stopped_by for r in rows)),
                 costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
                 max_epochs=caps_text(rows), paper=paper, paper_source=source,
-                reference=reference, reference_source=reference_source, tuned=tuned_text(rows),
+                paper_setting=paper_setting, reference=reference, reference_source=reference_source,
+                reference_setting=reference_setting, tuned=tuned_text(rows),
                 setup=setup_of(first), note=note, rows=list(rows))
 
 

@@ -278,7 +278,7 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += _reference_note(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
+    out += source_notes_below(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
@@ -296,10 +296,42 @@ def line_notes_below(lines: Sequence[Line]) -> list[str]:
     return [x for text in note_texts(lines) for x in (text, "")]
 
 
-def _reference_note(lines: Sequence[Line]) -> list[str]:
-    """The line below a table naming what each ``reference`` number is (none without one)."""
-    sources = sorted({f"{ln.model}: {ln.reference_source}" for ln in lines if ln.reference_source})
-    return ["`reference`: " + "; ".join(sources), ""] if sources else []
+#: stands for a line's model name in a source sentence that several lines share (:func:`source_notes`)
+_MODEL_SLOT = "\0"
+
+
+def source_notes(lines: Sequence[Line]) -> list[str]:
+    """Where the ``paper`` and ``reference`` numbers of ``lines`` come from, one sentence per
+    column (none for a column without a number): each source once, with the models it serves,
+    its protocol (``setting``) where the row gives one. Sources that differ only in the model's
+    name, as the source writes it ("RecBole 1.2.1 BPR with its default hyper-parameters ...",
+    "RecBole 1.2.1 CKE with ..."), are one sentence naming the models ("bpr, cke: RecBole 1.2.1
+    BPR / CKE (the line's model) with ..."), not the same sentence once per model."""
+    out = []
+    for column in ("paper", "reference"):
+        groups: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (source with the model slot, setting) -> models
+        for ln in lines:
+            source = getattr(ln, f"{column}_source")
+            if getattr(ln, column) is None or not source:
+                continue
+            m = re.search(rf"(?<![\w-]){re.escape(ln.model)}(?!\w)", source, flags=re.IGNORECASE)
+            template = source[:m.start()] + _MODEL_SLOT + source[m.end():] if m else source
+            groups.setdefault((template, getattr(ln, f"{column}_setting") or ""), set()).add(
+                (ln.model, m.group(0) if m else ""))
+        parts = []
+        for (template, setting), members in sorted(groups.items(), key=lambda kv: sorted(kv[1])):
+            models = sorted(members)
+            slot = " / ".join(w for _, w in models) + (" (the line's model)" if len(models) > 1 else "")
+            parts.append(f"{', '.join(name for name, _ in models)}: {template.replace(_MODEL_SLOT, slot)}"
+                         + (f" (setting: {setting})" if setting else ""))
+        if parts:
+            out.append(f"`{column}`: " + "; ".join(parts))
+    return out
+
+
+def source_notes_below(lines: Sequence[Line]) -> list[str]:
+    """:func:`source_notes` as markdown paragraphs below a table; ``[]`` when there is none."""
+    return [x for text in source_notes(lines) for x in (text, "")]
 
 
 def domain_of(dataset: str) -> str:
@@ -338,7 +370,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
+        out += source_notes_below(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
     return out
 
 
@@ -368,7 +400,7 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
            "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
-           "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means. "
+           "the sort metric where the model's config carries one (source and setting below the table); `best epoch` is 0-based; costs are means. "
            "To rerun a line, take its `command:` with a `--results` folder of your own in place of "
            "`benchmarks/results` (that one holds the committed rows).", ""]
     out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
@@ -401,12 +433,13 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
 # ---------------------------------------------------------------------------- csv, png
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
-    column, paper, reference (and its source), tuned, best epoch, how runs stopped, seeds, cap, mean
+    column, paper and reference (each with its source and setting), tuned, best epoch, how runs stopped, seeds, cap, mean
     costs, the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
-              + ["paper", "reference", "reference_source", "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
+              + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
+                 "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
               + list(COST_COLUMNS) + ["commits"])
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -418,8 +451,9 @@ def write_csv(t: Table, path: str | Path) -> Path:
                 vals += [s.mean, s.std] if s else ["", ""]
             w.writerow([t.dataset, t.task, t.protocol_label, t.kg_ablation, t.section, " ".join(t.fingerprints),
                         "" if ln.rank is None else ln.rank, ln.model, ln.variant, int(ln.capped)] + vals
-                       + ["" if ln.paper is None else ln.paper, "" if ln.reference is None else ln.reference,
-                          ln.reference_source or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
+                       + ["" if ln.paper is None else ln.paper, ln.paper_source or "", ln.paper_setting or "",
+                          "" if ln.reference is None else ln.reference, ln.reference_source or "",
+                          ln.reference_setting or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
                           ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [" ".join(commits_of(ln.rows))])
@@ -507,7 +541,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; caveat: {t.caveat}"
             if t.capped:
                 caption += f"; {CAP_NOTE}"
-            caption += "".join(f"; {text}" for text in note_texts(t.lines))
+            caption += "".join(f"; {text}" for text in source_notes(t.lines) + note_texts(t.lines))
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
             if pending := pending_text(t):
                 caption += f"; {pending}"

@@ -601,3 +601,33 @@ def test_robustness_and_ablation_tables_never_mix_schedules():
     md = render.to_markdown(board)
     assert "| use_kg=false † | 0.2600 ± 0.0000 | +0.0100 |" in md
     assert "| kgplm | 0.2500 ± 0.0000 † | 0.2400 ± 0.0000 |" in md and "| kgplm | 0.3000 ± 0.0000 | - |" in md
+
+
+def test_paper_and_reference_sources_are_said_once_below_the_table(tmp_path):
+    """Below ml-100k-kg the `reference` note repeated "RecBole 1.2.1 X with its default
+    hyper-parameters, trained to convergence on the same ml-100k-kg files ..." once per model, and
+    no table said where its `paper` numbers came from (nor did the CSV): the shared sentence is
+    said once with the models named, the paper's source and setting are given too."""
+    def ref(name):
+        return {"metrics": {"ndcg@10": 0.29}, "setting": "8:1:1 per user",
+                "source": f"RecBole 1.2.1 {name} with its default hyper-parameters, trained on the same files"}
+    paper = {"metrics": {"ndcg@10": 0.4}, "source": "Wang et al., KGCN, WWW 2019, table 2 (KGCN-sum)",
+             "setting": "CTR, random 6:2:2"}
+    rows = [row(m, s, 0.3, reference=ref(name)) for m, name in (("bpr", "BPR"), ("lightgcn", "LightGCN"),
+                                                               ("cke", "CKE")) for s in (0, 1)]
+    rows += [row("kgcn", s, 0.2, paper=paper, reference={"metrics": {"ndcg@10": 0.1}, "source": "elsewhere"})
+             for s in (0, 1)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    notes = render.source_notes(t.lines)
+    assert notes == [
+        "`paper`: kgcn: Wang et al., KGCN, WWW 2019, table 2 (KGCN-sum) (setting: CTR, random 6:2:2)",
+        "`reference`: bpr, cke, lightgcn: RecBole 1.2.1 BPR / CKE / LightGCN (the line's model) with its default "
+        "hyper-parameters, trained on the same files (setting: 8:1:1 per user); kgcn: elsewhere"]
+    md = render.to_markdown(board)
+    assert md.count("with its default hyper-parameters") == 2  # front page and full table, once each
+    path = render.write_csv(t, tmp_path / "t.csv")
+    import csv as csv_module
+    by = {r["model"]: r for r in csv_module.DictReader(path.open())}
+    assert by["kgcn"]["paper_source"].startswith("Wang et al.") and by["kgcn"]["paper_setting"] == "CTR, random 6:2:2"
+    assert by["bpr"]["reference_setting"] == "8:1:1 per user"
