@@ -62,11 +62,14 @@ PUBLISHED, SMOKE, ARCHIVE = "published", "smoke", "archive"
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of ``n`` values."""
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of ``n`` values, and their
+    smallest and largest (``low``, ``high``; NaN where not given)."""
 
     mean: float
     std: float
     n: int
+    low: float = math.nan
+    high: float = math.nan
 
     @classmethod
     def of(cls, values: Iterable[Any]) -> "Stat | None":
@@ -77,7 +80,8 @@ class Stat:
         if not v:
             return None
         a = np.asarray(v, dtype=np.float64)
-        return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size))
+        return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size), float(a.min()),
+                   float(a.max()))
 
     def fmt(self, digits: int = 4) -> str:
         """``"0.3094 ± 0.0123"`` (``"0.3094"`` for one value)."""

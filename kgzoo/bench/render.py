@@ -60,6 +60,21 @@ def console(stderr: bool = False, file: IO[str] | None = None) -> Any:
 
 
 MARKDOWN = "LEADERBOARD.md"
+#: the wall-clock cost columns (:data:`~kgzoo.bench.leaderboard.COST_COLUMNS` keys), shown with their range over seeds
+TIMED = ("seconds_per_epoch", "eval_seconds")
+#: what each column of a leaderboard table means (the header of LEADERBOARD.md)
+COLUMN_LEGEND = (
+    "Columns: `#` rank among the lines whose every run converged; metrics: mean ± sample std (ddof=1) over "
+    "seeds (a value without ± is one seed); `paper`: the paper's number of the sort metric where the model's "
+    "config carries one, `reference`: another implementation's converged number on the same files (sources "
+    "and settings of both below the table); `tuned`: the config was chosen by `kgzoo tune` on the validation "
+    "split with the trial budget shown (`tuned on X`: on another dataset; `untuned`: the config's own "
+    "values); `best epoch`: the "
+    "selected epoch, 0-based, mean over seeds; `stopped by`: how the seeds' runs ended (early stop: "
+    "converged; cap: reached `cap`, the schedule's epoch limit, not converged; closed form: fitted exactly in one pass, nothing trained); "
+    "`params`: trainable scalars; `s/epoch`: wall-clock seconds per training epoch, `eval s` per "
+    "validation pass (scoring and metrics), mean over seeds with their range in brackets; `peak MB`: the "
+    "process's peak resident memory on CPU (CUDA: peak allocated), MiB; `epochs`: epochs trained.")
 TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
 CAP_MARK = "†"
@@ -121,9 +136,33 @@ def table_stems(lb: Leaderboard) -> dict[int, str]:
     return out
 
 
+def heading(t: Table) -> str:
+    """The title of ``t`` in every view (Markdown heading, figure, console): :attr:`Table.title`,
+    then ``" [smoke]"`` or ``" [archive]"`` outside the published section, so that a smoke or
+    superseded table read alone (a link, a search hit, its figure) is never taken for the
+    published one of the same dataset and protocol, whose title it shares."""
+    return t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
+
+
 # ---------------------------------------------------------------------------- cells
 def _mean(s: Stat | None, digits: int) -> str:
     return "-" if s is None else f"{s.mean:,.{digits}f}"
+
+
+def significant(x: float) -> str:
+    """``x`` to two significant digits, without an exponent: ``24``, ``1.4``, ``0.5``, ``0.012``
+    (``1,234`` from 100 on). Wall-clock costs measured beside other runs vary by more than their
+    third digit between seeds, so they are not printed to it."""
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
+
+
+def _seconds(s: Stat | None) -> str:
+    """A mean wall-clock time (:func:`significant`), with its range over seeds where the seeds
+    differ at that precision: ``"10 (5.9-17)"``."""
+    if s is None:
+        return "-"
+    lo, hi = significant(s.low), significant(s.high)
+    return significant(s.mean) + (f" ({lo}-{hi})" if s.n > 1 and lo != hi else "")
 
 
 def _count(s: Stat | None) -> str:
@@ -149,8 +188,8 @@ def line_cells(t: Table, ln: Line) -> list[str]:
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
                f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
                _count(ln.best_epoch), ln.stopped_text(),
-               str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
-               _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _count(c["epochs"])])
+               str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _seconds(c["seconds_per_epoch"]),
+               _seconds(c["eval_seconds"]), _mean(c["peak_memory_mb"], 0), _count(c["epochs"])])
 
 
 def _marked_one_seed(t: Table, ln: Line) -> bool:
@@ -274,7 +313,7 @@ def _caveat_lines(t: Table) -> list[str]:
 
 
 def _table_md(t: Table, image: str | None) -> list[str]:
-    out = [f"### {t.title}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
+    out = [f"### {heading(t)}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {_commands(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
@@ -282,7 +321,7 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     if t.capped:
         out += [CAP_NOTE, ""]
     if image:
-        out += [f"![{t.title}]({image})", ""]
+        out += [f"![{heading(t)}]({image})", ""]
     return out
 
 
@@ -359,10 +398,8 @@ def front_tables(lb: Leaderboard) -> list[tuple[str, Table]]:
 
 def _front_md(lb: Leaderboard) -> list[str]:
     out = ["## Front page: one table per domain", "",
-           "Per domain, the published table with the most converged lines (the full tables and their figures "
-           "follow). `tuned`: the config was chosen by `kgzoo tune` on the validation split with the budget "
-           "shown (the same for every model of a table); `reference`: another implementation's converged number "
-           "on the same files (source below the table); `paper`: the paper's number.", ""]
+           "Per domain, the published table with the most converged lines, its converged lines only (the full "
+           "tables and their figures follow).", ""]
     front = front_tables(lb)
     if not front:
         return out + ["(none yet)", ""]
@@ -384,6 +421,22 @@ def _section_md(lb: Leaderboard, section: str, images: dict[int, str]) -> list[s
     return out
 
 
+def timing_note(lb: Leaderboard, floor: float = 0.1) -> str:
+    """How far apart the seeds of one published line are in ``s/epoch`` (largest over smallest,
+    over the lines whose every seed took at least ``floor`` seconds), and the accelerators the
+    rows ran on: wall-clock times of runs that shared a machine differ by more than their digits
+    say, and a reader comparing two models' costs must know by how much. ``""`` when no line has
+    two timed seeds."""
+    ratios = [s.high / s.low for t in lb.section(PUBLISHED) for ln in t.lines
+              if (s := ln.costs.get("seconds_per_epoch")) is not None and s.n > 1 and s.low >= floor]
+    if not ratios:
+        return ""
+    where = sorted({r.accelerator for t in lb.section(PUBLISHED) for ln in t.lines for r in ln.rows if r.accelerator})
+    return (f"Times are wall-clock on the machine of each row ({', '.join(where) or 'accelerator not recorded'}): "
+            f"the seeds of one published line differ by up to {max(ratios):.1f}x in s/epoch (median "
+            f"{float(np.median(ratios)):.1f}x), so compare costs as orders of magnitude, not as a speed benchmark.")
+
+
 def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
                 source: str = "benchmarks/results/*.jsonl") -> str:
     """``LEADERBOARD.md``: published tables, smoke runs, KG robustness, variants, archive.
@@ -399,10 +452,9 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
            "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
-           "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
-           "the sort metric where the model's config carries one (source and setting below the table); `best epoch` is 0-based; costs are means. "
-           "To rerun a line, take its `command:` with a `--results` folder of your own in place of "
-           "`benchmarks/results` (that one holds the committed rows).", ""]
+           "best validation checkpoint. To rerun a line, take its `command:` with a `--results` folder of your own in place of "
+           "`benchmarks/results` (that one holds the committed rows).", "",
+           " ".join(filter(None, (COLUMN_LEGEND, timing_note(lb)))), ""]
     out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
     if lb.robustness:
         out += ["## KG robustness", "",
@@ -433,14 +485,16 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
 # ---------------------------------------------------------------------------- csv, png
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
-    column, paper and reference (each with its source and setting), tuned, best epoch, how runs stopped, seeds, cap, mean
-    costs, the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
+    column, paper and reference (each with its source and setting), tuned, best epoch, how runs
+    stopped, seeds, cap, mean costs, the smallest and largest of the wall-clock ones over seeds
+    (:data:`TIMED`), the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`,
+    space-separated)."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
               + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
                  "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
-              + list(COST_COLUMNS) + ["commits"])
+              + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")] + ["commits"])
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -456,6 +510,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
                           ln.reference_setting or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
                           ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
+                       + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
                        + [" ".join(commits_of(ln.rows))])
     return path
 
@@ -502,8 +557,7 @@ def write_png(t: Table | RobustnessTable, path: str | Path) -> Path:
         ax.legend(title="KG", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(f"test {t.metric}")
-    section = getattr(t, "section", PUBLISHED)
-    ax.set_title(textwrap.fill(t.title + ("" if section == PUBLISHED else f" [{section}]"), int(width * 12)), fontsize=8)
+    ax.set_title(textwrap.fill(heading(t) if isinstance(t, Table) else t.title, int(width * 12)), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -545,7 +599,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
             if pending := pending_text(t):
                 caption += f"; {pending}"
-            title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
+            title = heading(t)
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:
         out += [_rich_table(r.title, *robustness_cells(r)) for r in lb.robustness]

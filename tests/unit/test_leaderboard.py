@@ -631,3 +631,27 @@ def test_paper_and_reference_sources_are_said_once_below_the_table(tmp_path):
     by = {r["model"]: r for r in csv_module.DictReader(path.open())}
     assert by["kgcn"]["paper_source"].startswith("Wang et al.") and by["kgcn"]["paper_setting"] == "CTR, random 6:2:2"
     assert by["bpr"]["reference_setting"] == "8:1:1 per user"
+
+
+def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path):
+    """A smoke or archive table had the very heading of the published one ("### ml-100k-kg ·
+    random 8:1:1 ..."); `cap`, `eval s`, `peak MB` were explained nowhere; s/epoch printed 24.08
+    for GCN on ml-100k-kg, a mean of seeds at 15.16, 30.97 and 26.11 s."""
+    rows = [row("gcn", s, 0.30, seconds_per_epoch=v) for s, v in enumerate((15.16, 30.97, 26.11))]
+    rows += [row("gcn", 0, 0.10, kind="quick", seconds_per_epoch=2.0)]
+    rows += [row("gcn", 0, 0.20, fp="old", time="2026-11-01T00:00")]
+    board = lb.build(rows)
+    md = render.to_markdown(board)
+    title = "d1 · random 8:1:1 per user, full ranking, seen masked"
+    assert [x for x in md.splitlines() if x.startswith(f"### {title}")] == [
+        f"### {title}", f"### {title} [smoke]", f"### {title} [archive]"]
+    assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
+    assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
+    pub = board.section(lb.PUBLISHED)[0]
+    cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
+    assert cells["s/epoch"] == "24 (15-31)" and cells["eval s"] == "0.2"
+    assert render.significant(1.39) == "1.4" and render.significant(0.5) == "0.5" and render.significant(1234.5) == "1,234"
+    path = render.write_csv(pub, tmp_path / "t.csv")
+    import csv as csv_module
+    (line,) = csv_module.DictReader(path.open())
+    assert float(line["seconds_per_epoch_min"]) == 15.16 and float(line["seconds_per_epoch_max"]) == 30.97
