@@ -198,6 +198,30 @@ def _marked_one_seed(t: Table, ln: Line) -> bool:
     return t.section == PUBLISHED and ln.published and ln.one_seed
 
 
+def _run_minutes(ln: Line) -> float | None:
+    """The mean ``cell_seconds`` of the line's rows in minutes (``None`` where none records it)."""
+    c = Stat.of(r.cell_seconds for r in ln.rows)
+    return None if c is None else c.mean / 60
+
+
+#: the start of :func:`one_seed_reason` for a line whose run took longer than its dataset allows
+SLOW = "slow"
+
+
+def one_seed_reason(t: Table, ln: Line) -> str:
+    """Why line ``ln`` of table ``t`` is marked :data:`ONE_SEED_MARK`, in a word or two (the CSV's
+    ``one_seed`` column; :func:`one_seed_note` says it in full below the Markdown table): ``"slow
+    (52 min > 40 min)"`` where its converged run took longer than the dataset allows
+    (:attr:`~kgzoo.bench.leaderboard.Table.one_seed_minutes`), else ``"so far"``; ``""`` for a
+    line that is not marked."""
+    if not _marked_one_seed(t, ln):
+        return ""
+    minutes, limit = _run_minutes(ln), t.one_seed_minutes
+    if limit and minutes is not None and minutes > limit:
+        return f"{SLOW} ({minutes:.0f} min > {limit:g} min)"
+    return "so far"
+
+
 def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     """The footnote of the one-seed lines among ``lines`` of table ``t`` (marked
     :data:`ONE_SEED_MARK`; none in a smoke or archive table). A line whose converged run took
@@ -210,8 +234,8 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     if not marked:
         return []
     limit = t.one_seed_minutes
-    minutes = {ln.name: c.mean / 60 for ln in marked if (c := Stat.of(r.cell_seconds for r in ln.rows))}
-    slow = [ln.name for ln in marked if limit and minutes.get(ln.name, 0.0) > limit]
+    minutes = {ln.name: m for ln in marked if (m := _run_minutes(ln)) is not None}
+    slow = [ln.name for ln in marked if one_seed_reason(t, ln).startswith(SLOW)]
     rest = [ln.name for ln in marked if ln.name not in slow]
     out = []
     if slow:
@@ -487,14 +511,18 @@ def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
     column, paper and reference (each with its source and setting), tuned, best epoch, how runs
     stopped, seeds, cap, mean costs, the smallest and largest of the wall-clock ones over seeds
-    (:data:`TIMED`), the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`,
-    space-separated)."""
+    (:data:`TIMED`), what the Markdown says below the table (``one_seed``: :func:`one_seed_reason`;
+    ``note``: the line's § note; ``caveat``: the dataset's; ``pending``: the grid's models without a
+    line, space-separated: the same on every line), the line's commits
+    (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
               + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
                  "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
-              + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")] + ["commits"])
+              + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")]
+              + ["one_seed", "note", "caveat", "pending", "commits"])
+    pending = " ".join(t.pending)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -511,6 +539,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
                           ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
+                       + [one_seed_reason(t, ln), ln.note, t.caveat, pending]
                        + [" ".join(commits_of(ln.rows))])
     return path
 

@@ -655,3 +655,22 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     import csv as csv_module
     (line,) = csv_module.DictReader(path.open())
     assert float(line["seconds_per_epoch_min"]) == 15.16 and float(line["seconds_per_epoch_max"]) == 30.97
+
+
+def test_the_csv_carries_the_notes_of_the_markdown(tmp_path):
+    """The CSV of a table lacked what the Markdown says below it: which lines have one seed and
+    why (‡), a line's § note, the dataset's caveat, the grid's models not run yet."""
+    rows = ([row("bpr", s, 0.30, dataset="ml-1m-kg") for s in range(3)]
+            + [row("kgat", 0, 0.28, dataset="ml-1m-kg", cell_seconds=52 * 60.0)]
+            + [row("kgin", 0, 0.27, dataset="ml-1m-kg", cell_seconds=21 * 60.0)])
+    board = lb.build(rows, one_seed_minutes={"ml-1m-kg": 40}, caveats={"ml-1m-kg": "the source's split"},
+                     line_notes={("kgin", "ml-1m-kg"): "below Pop"},
+                     grids={"ml-1m-kg": (TOPK, ("bpr", "kgat", "kgin", "cke"))})
+    (t,) = board.tables
+    import csv as csv_module
+    by = {r["model"]: r for r in csv_module.DictReader(render.write_csv(t, tmp_path / "t.csv").open())}
+    assert (by["kgat"]["one_seed"], by["kgin"]["one_seed"], by["bpr"]["one_seed"]) == (
+        "slow (52 min > 40 min)", "so far", "")
+    assert by["kgin"]["note"] == "below Pop" and by["bpr"]["note"] == ""
+    assert {r["caveat"] for r in by.values()} == {"the source's split"} and {r["pending"] for r in by.values()} == {"cke"}
+    assert list(by["bpr"])[-1] == "commits"
