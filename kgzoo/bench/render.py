@@ -307,8 +307,41 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(map(esc, row)) + " |" for row in body])
 
 
-def _commands(commands: Sequence[str]) -> str:
-    return "; ".join(f"`{c}`" for c in commands) if commands else "(not recorded)"
+#: stands for the ``--models`` value of commands that differ only in it (:func:`command_text`)
+MODELS_SLOT = "MODELS"
+
+
+def _models_slot(command: str) -> tuple[str, str] | None:
+    """``(command with its --models value replaced by MODELS, that value)``; ``None`` for a command
+    without ``--models VALUE``."""
+    tokens = command.split()
+    if "--models" not in tokens:
+        return None
+    i = j = tokens.index("--models") + 1
+    while j < len(tokens) and not tokens[j].startswith("-"):
+        j += 1
+    return (" ".join(tokens[:i] + [MODELS_SLOT] + tokens[j:]), " ".join(tokens[i:j])) if j > i else None
+
+
+def command_text(commands: Sequence[str]) -> str:
+    """The commands that wrote a table's rows, each in backticks, ``"; "``-joined, in order of
+    first appearance; commands that differ only in their ``--models`` value are said once with
+    :data:`MODELS_SLOT` in its place and the values after it (``kgzoo bench --models MODELS
+    --datasets amazon-hin ...` for MODELS = `pop`, `bpr`"), not once per model.
+    ``"(not recorded)"`` when there is none."""
+    if not commands:
+        return "(not recorded)"
+    groups: dict[str, list[tuple[str, str | None]]] = {}  # template (or the command) -> (command, models)
+    for c in commands:
+        slot = _models_slot(c)
+        groups.setdefault(slot[0] if slot else c, []).append((c, slot[1] if slot else None))
+    parts = []
+    for key, members in groups.items():
+        if len(members) > 1:
+            parts.append(f"`{key}` for {MODELS_SLOT} = " + ", ".join(f"`{models}`" for _, models in members))
+        else:
+            parts.append(f"`{members[0][0]}`")
+    return "; ".join(parts)
 
 
 def code_label(commits: Sequence[str], quote: str = "`") -> str:
@@ -339,7 +372,7 @@ def _caveat_lines(t: Table) -> list[str]:
 def _table_md(t: Table, image: str | None) -> list[str]:
     out = [f"### {heading(t)}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
-            f"- command: {_commands(t.commands)}", ""]
+            f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
     out += source_notes_below(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
     if t.capped:
@@ -475,7 +508,8 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `{source}` by "
            "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
-           "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
+           "metric code) below: rows under different fingerprints never share a table, except the seeds of a "
+           "task whose split the run's seed draws (KG link prediction: one fingerprint per seed). Test metrics of the "
            "best validation checkpoint. To rerun a line, take its `command:` with a `--results` folder of your own in place of "
            "`benchmarks/results` (that one holds the committed rows).", "",
            " ".join(filter(None, (COLUMN_LEGEND, timing_note(lb)))), ""]
@@ -498,7 +532,7 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
                 f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for a in lb.ablations:
             out += [f"### {a.title}", "", f"protocol fingerprint `{a.protocol_fingerprint}`", "",
-                    f"- command: {_commands(a.commands)}", ""]
+                    f"- command: {command_text(a.commands)}", ""]
             out += _md_table(*ablation_cells(a)) + [""]
             if any(ln["capped"] for ln in a.lines):
                 out += [CAP_NOTE, ""]

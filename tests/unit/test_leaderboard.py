@@ -674,3 +674,16 @@ def test_the_csv_carries_the_notes_of_the_markdown(tmp_path):
     assert by["kgin"]["note"] == "below Pop" and by["bpr"]["note"] == ""
     assert {r["caveat"] for r in by.values()} == {"the source's split"} and {r["pending"] for r in by.values()} == {"cke"}
     assert list(by["bpr"])[-1] == "commits"
+
+
+def test_commands_that_differ_only_in_their_models_are_said_once():
+    """amazon-hin's `command:` gave the same 130-character command ten times, once per model."""
+    tail = "--datasets amazon-hin --seeds 0 1 2 --full --results benchmarks/results --name converged --resume"
+    commands = [f"kgzoo bench --models {m} {tail}" for m in ("pop", "bpr", "pop news-plm-mean")]
+    commands += ["kgzoo bench --models kgplm --variants use_kg=false", "kgzoo bench"]
+    assert render.command_text(commands) == (
+        f"`kgzoo bench --models MODELS {tail}` for MODELS = `pop`, `bpr`, `pop news-plm-mean`; "
+        "`kgzoo bench --models kgplm --variants use_kg=false`; `kgzoo bench`")
+    assert render.command_text([]) == "(not recorded)"
+    rows = [row(m, 0, 0.3, command=f"kgzoo bench --models {m} {tail}") for m in ("bpr", "cke")]
+    assert render.to_markdown(lb.build(rows)).count(tail) == 1
