@@ -165,6 +165,12 @@ class Line:
         return self.stopped_by.get("cap", 0) > 0
 
     @property
+    def fixed(self) -> bool:
+        """Whether a run of this line ran a fixed schedule (``kgzoo bench --epochs N``: a set number
+        of epochs, not a converged run) without stopping at its cap (that one is :attr:`capped`)."""
+        return not self.capped and any((r.schedule or {}).get("kind") == "fixed" for r in self.rows)
+
+    @property
     def published(self) -> bool:
         """Whether every run is publishable (:meth:`ResultRow.is_published`)."""
         return bool(self.rows) and all(r.is_published() for r in self.rows)

@@ -79,6 +79,10 @@ TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
 CAP_MARK = "†"
 CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
+#: marker of a line of a fixed schedule (:attr:`~kgzoo.bench.leaderboard.Line.fixed`), and its footnote
+FIXED_MARK = "°"
+FIXED_NOTE = (f"{FIXED_MARK} a fixed schedule (`kgzoo bench --epochs N`): its epochs were set, not ended by early "
+              "stopping on the converged schedule, whatever its `stopped by` says; not ranked, not a baseline.")
 #: marker of a published line with one seed (no std), explained below its table (:func:`one_seed_note`)
 ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
@@ -97,7 +101,9 @@ SECTION_TITLES = {
 }
 SECTION_NOTES = {
     PUBLISHED: ("Runs of a converged (or fixed) schedule under the current fingerprint of each dataset and "
-                "protocol. Only lines whose every run converged (early stopping ended it) are ranked (`#`)."),
+                "protocol. Only lines whose every run is of the converged schedule (early stopping on the "
+                "validation metric) and did not stop at its cap are ranked (`#`); "
+                f"{CAP_MARK} and {FIXED_MARK} say why a line is not."),
     SMOKE: "Runs of the quick smoke schedule of the default `kgzoo bench`: a check that everything runs, not results.",
     ARCHIVE: ("Rows under a fingerprint that newer rows of the same dataset and protocol replaced (other data "
               "files or metric code): kept for the record, not comparable with the tables above."),
@@ -150,9 +156,12 @@ def _mean(s: Stat | None, digits: int) -> str:
 
 
 def significant(x: float) -> str:
-    """``x`` to two significant digits, without an exponent: ``24``, ``1.4``, ``0.5``, ``0.012``
-    (``1,234`` from 100 on). Wall-clock costs measured beside other runs vary by more than their
-    third digit between seeds, so they are not printed to it."""
+    """``x`` (seconds, >= 0) to two significant digits, without an exponent: ``24``, ``1.4``,
+    ``0.5``, ``0.012`` (``1,234`` from 100 on; ``<0.01`` below 0.01 s, where timer overhead is
+    the number). Wall-clock costs measured beside other runs vary by more than their third digit
+    between seeds, so they are not printed to it."""
+    if 0 < x < 0.01:
+        return "<0.01"
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
 
 
@@ -181,7 +190,8 @@ def table_columns(t: Table) -> list[str]:
 def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
-    marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+    marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {FIXED_MARK}" if ln.fixed else "")
+             + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
              + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
@@ -377,6 +387,8 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += source_notes_below(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
     if t.capped:
         out += [CAP_NOTE, ""]
+    if any(ln.fixed for ln in t.lines):
+        out += [FIXED_NOTE, ""]
     if image:
         out += [f"![{heading(t)}]({image})", ""]
     return out
@@ -658,6 +670,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; caveat: {t.caveat}"
             if t.capped:
                 caption += f"; {CAP_NOTE}"
+            if any(ln.fixed for ln in t.lines):
+                caption += f"; {FIXED_NOTE}"
             caption += "".join(f"; {text}" for text in source_notes(t.lines) + note_texts(t.lines))
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
             if pending := pending_text(t):

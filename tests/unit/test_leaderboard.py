@@ -651,6 +651,8 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
     assert cells["s/epoch"] == "24 (15-31)" and cells["eval s"] == "0.2"
     assert render.significant(1.39) == "1.4" and render.significant(0.5) == "0.5" and render.significant(1234.5) == "1,234"
+    assert render.significant(0.0072) == "<0.01" and render.significant(0.0) == "0"
+    assert render._seconds(lb.Stat.of([0.0069, 0.0076])) == "<0.01"
     path = render.write_csv(pub, tmp_path / "t.csv")
     import csv as csv_module
     (line,) = csv_module.DictReader(path.open())
@@ -687,3 +689,18 @@ def test_commands_that_differ_only_in_their_models_are_said_once():
     assert render.command_text([]) == "(not recorded)"
     rows = [row(m, 0, 0.3, command=f"kgzoo bench --models {m} {tail}") for m in ("bpr", "cke")]
     assert render.to_markdown(lb.build(rows)).count(tail) == 1
+
+
+def test_a_fixed_schedule_line_says_why_it_is_not_ranked():
+    """mind-kg's Pop (`kgzoo bench --epochs 10`, a fixed schedule) read "early stop ×1" and had no
+    rank, under a note saying that lines whose runs early stopping ended are ranked: it is marked °
+    and the footnote says what a fixed schedule is; a capped fixed line keeps its † alone."""
+    rows = [row("pop", 0, 0.027, kind="fixed", epochs=2, cap=10), row("bpr", 0, 0.027, kind="fixed", epochs=10, cap=10)]
+    rows += [row("cke", s, 0.03) for s in range(2)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    names = {ln.model: render.line_cells(t, ln)[:2] for ln in t.lines}
+    assert names == {"cke": ["1", "cke"], "pop": ["-", "pop °"], "bpr": ["-", "bpr †"]}
+    md = render.to_markdown(board)
+    assert md.count("° a fixed schedule (`kgzoo bench --epochs N`)") == 1 and "| early stop ×1 |" in md
+    assert "did not stop at its cap are ranked" in md
