@@ -535,7 +535,9 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             as :attr:`Table.one_seed_minutes` of its published tables.
         line_notes: ``(model, dataset) -> note`` (:attr:`Line.note`; the zoo configs' ``note``
             sections, :func:`kgzoo.bench.render.line_notes`), kept by the model's lines in that
-            dataset's tables.
+            dataset's tables of its grid's protocol and real KG (:func:`in_grid_table`; every table of
+            a dataset without a grid in ``grids``): PLMRec's "below Pop on the warm random split"
+            marked its first line of the cold-item table.
         grids: dataset name -> ``(protocol, models)``: the protocol dict (as rows record it) of
             the dataset's published table and the models it should hold (the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`, :func:`kgzoo.bench.render.dataset_grids`);
@@ -569,18 +571,21 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         cur = [r for r in grows if r.fingerprint in current]
         pub = [r for r in cur if not is_quick(r)]
         quick = [r for r in cur if is_quick(r)]
+        grid = (grids or {}).get(key[0])
+        in_grid = grid is not None and in_grid_table(key[1], key[3], grows[0].protocol, grid[0])
+        # a zoo config's note speaks of the dataset's grid table: not of its other protocols or KG ablations
+        noted = notes if grid is None or in_grid else None
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), notes))
-            grid = (grids or {}).get(key[0])
-            if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
+            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted))
+            if in_grid:
                 published[-1].grid = list(grid[1])
         if quick:
-            smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
+            smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted))
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:
                 old.setdefault(r.fingerprint, []).append(r)
-        archive += [_table(orows, ARCHIVE, metric, caveat, notes=notes) for orows in old.values()]
+        archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted) for orows in old.values()]
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
     return Leaderboard(published + smoke + archive, build_robustness(ok, metric), build_ablations(ok, metric),
                        n_rows=len(rows), n_cells=len(ok))

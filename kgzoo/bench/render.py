@@ -556,7 +556,7 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
     column, paper and reference (each with its source and setting), tuned, best epoch, how runs
-    stopped, seeds, cap, mean costs, the smallest and largest of the wall-clock ones over seeds
+    stopped, seeds, cap, the schedule kinds of the rows (``converged``, ``fixed``, ``quick``), mean costs, the smallest and largest of the wall-clock ones over seeds
     (:data:`TIMED`), what the Markdown says below the table (``one_seed``: :func:`one_seed_reason`;
     ``note``: the line's § note; ``caveat``: the dataset's; ``pending``: the grid's models without a
     line, space-separated: the same on every line), the line's commits
@@ -565,7 +565,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
               + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
-                 "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
+                 "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs", "schedule"]
               + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")]
               + ["one_seed", "note", "caveat", "pending", "commits"])
     pending = " ".join(t.pending)
@@ -582,7 +582,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
                        + ["" if ln.paper is None else ln.paper, ln.paper_source or "", ln.paper_setting or "",
                           "" if ln.reference is None else ln.reference, ln.reference_source or "",
                           ln.reference_setting or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
-                          ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
+                          ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs,
+                          "/".join(sorted({str((r.schedule or {}).get("kind")) for r in ln.rows}))]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
                        + [one_seed_reason(t, ln), ln.note, t.caveat, pending]

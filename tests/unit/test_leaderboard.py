@@ -675,7 +675,7 @@ def test_the_csv_carries_the_notes_of_the_markdown(tmp_path):
         "slow (52 min > 40 min)", "so far", "")
     assert by["kgin"]["note"] == "below Pop" and by["bpr"]["note"] == ""
     assert {r["caveat"] for r in by.values()} == {"the source's split"} and {r["pending"] for r in by.values()} == {"cke"}
-    assert list(by["bpr"])[-1] == "commits"
+    assert list(by["bpr"])[-1] == "commits" and by["bpr"]["schedule"] == "converged"
 
 
 def test_commands_that_differ_only_in_their_models_are_said_once():
@@ -704,3 +704,20 @@ def test_a_fixed_schedule_line_says_why_it_is_not_ranked():
     md = render.to_markdown(board)
     assert md.count("° a fixed schedule (`kgzoo bench --epochs N`)") == 1 and "| early stop ×1 |" in md
     assert "did not stop at its cap are ranked" in md
+
+
+def test_a_lines_note_stays_in_the_grid_table_it_speaks_of():
+    """PLMRec's note on ml-100k-kg ("below Pop on the warm random split") marked its line in the
+    cold-item table too, where it comes first: a zoo config's note is kept in the dataset's grid
+    table (its protocol, the real KG), in every section, and not in the tables of other protocols
+    or KG ablations; a dataset without a grid keeps it everywhere."""
+    cold = {**TOPK, "split": "cold_item"}
+    rows = [row("plmrec", s, 0.13) for s in range(2)] + [row("plmrec", 0, 0.1, kind="quick")]
+    rows += [row("plmrec", 0, 0.32, fp="cold", protocol=cold), row("plmrec", 0, 0.2, kg="shuffled", fp="fpS")]
+    rows += [row("plmrec", 0, 0.2, dataset="d2", fp="cold2", protocol=cold)]
+    notes = {("plmrec", "d1"): "below Pop", ("plmrec", "d2"): "mine"}
+    board = lb.build(rows, line_notes=notes, grids={"d1": (TOPK, ("plmrec",))})
+    noted = sorted((t.dataset, t.section, t.protocol["split"], t.kg_ablation, t.lines[0].note) for t in board.tables)
+    assert noted == [("d1", lb.PUBLISHED, "cold_item", "real", ""), ("d1", lb.PUBLISHED, "random", "real", "below Pop"),
+                     ("d1", lb.PUBLISHED, "random", "shuffled", ""), ("d1", lb.SMOKE, "random", "real", "below Pop"),
+                     ("d2", lb.PUBLISHED, "cold_item", "real", "mine")]
