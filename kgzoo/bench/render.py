@@ -65,7 +65,9 @@ TIMED = ("seconds_per_epoch", "eval_seconds")
 #: what each column of a leaderboard table means (the header of LEADERBOARD.md)
 COLUMN_LEGEND = (
     "Columns: `#` rank among the lines whose every run converged; metrics: mean ± sample std (ddof=1) over "
-    "seeds (a value without ± is one seed); `paper`: the paper's number of the sort metric where the model's "
+    "seeds (a value without ± is one seed; in CTR tables `gauc` is the per-user AUC weighted by the user's "
+    "labelled pairs, Zhou et al., KDD 2018, and `acc`, `f1` count sigmoid(score) > 0.5 as a positive, so they "
+    "depend on how a model's scores are scaled, not only on their order); `paper`: the paper's number of the sort metric where the model's "
     "config carries one, `reference`: another implementation's converged number on the same files (sources "
     "and settings of both below the table); `tuned`: the config was chosen by `kgzoo tune` on the validation "
     "split with the trial budget shown (`tuned on X`: on another dataset; `untuned`: the config's own "

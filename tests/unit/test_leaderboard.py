@@ -577,7 +577,7 @@ def test_a_lines_note_is_marked_and_said_below_its_table(tmp_path):
 def test_robustness_and_ablation_tables_never_mix_schedules():
     """The committed ablation table of KGPLM on lastfm-social set its tuned converged run (0.1765)
     as `full` beside untuned quick runs capped at 30 epochs and printed use_social=false -0.0092;
-    against the quick full model (0.1628) the same run is +0.0045. Each schedule class has its
+    against the quick full model (0.1628) the same run is +0.0044. Each schedule class has its
     own tables; a converged full model with no converged variant makes none."""
     rows = [row("kgplm", s, 0.30, time="2026-12-07T10:00") for s in (0, 1, 2)]  # tuned, converged: newest
     rows += [row("kgplm", s, 0.25, kind="quick", epochs=30, cap=30) for s in (0, 1, 2)]
@@ -646,6 +646,7 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     assert [x for x in md.splitlines() if x.startswith(f"### {title}")] == [
         f"### {title}", f"### {title} [smoke]", f"### {title} [archive]"]
     assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
+    assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
     assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
     pub = board.section(lb.PUBLISHED)[0]
     cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
