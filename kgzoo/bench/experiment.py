@@ -24,7 +24,7 @@ import time
 import traceback
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 try:
     import fcntl
@@ -407,13 +407,20 @@ def cell_lock(run_dir: str | Path) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
-def resume_point(run_dir: str | Path, key: str) -> Path | None:
+def resume_point(run_dir: str | Path, key: str, callbacks: Iterable[Callback] | None = None) -> Path | None:
     """The resume point (:class:`ResumePoint`) of a cell's folder when it was written by a run of
     this configuration (``key``) in this very folder, else ``None`` (none there, one of another
     configuration: changed hyper-parameters, data or schedule; or a folder moved or copied since:
     Lightning's ``ModelCheckpoint`` reloads its best score only under the folder it saved from, so
     the resumed run would take its first epoch for the best; or a checkpoint cut short, which
-    has no zip directory, said on stdout)."""
+    has no zip directory, said on stdout).
+
+    ``callbacks``: the callbacks of the Trainer that would resume it (``trainer.callbacks``). A
+    point that holds the state of a callback none of them has (``Callback.state_key``: written by
+    other code, e.g. before the best checkpoint became :class:`BestModelCheckpoint`) is not taken
+    either, said on stdout: Lightning would drop that state with a warning and go on, and the
+    resumed run would lose its best score (its test would read a worse epoch) or its early
+    stopping's count. ``None``: not checked."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -432,6 +439,15 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
         if is_rank_zero():  # every DDP rank reads the point; one says so
             print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
+    if callbacks is not None:
+        # mmap: the checkpoint's structure is read, its tensors are not
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=False).get("callbacks") or {}
+        lost = sorted(map(str, set(saved) - {cb.state_key for cb in callbacks}))
+        if lost:
+            if is_rank_zero():
+                print(f"{path}: resume point written with callbacks this run does not have ({'; '.join(lost)}: "
+                      "other code); training from scratch", flush=True)
+            return None
     return path
 
 
@@ -860,14 +876,14 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
     with cell_lock(run_dir), lightning_quiet():
-        start = resume_point(run_dir, point_key) if resume and not closed_form else None
-        if start is not None and is_rank_zero():  # once, not once per DDP rank
-            print(f"resuming {model} / {dataset} / seed {seed} after epoch "
-                  f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
             devices=devices, strategy=strategy_for(net, strategy, devices, num_nodes), num_nodes=num_nodes,
             progress=progress, callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
+        start = resume_point(run_dir, point_key, trainer.callbacks) if resume and not closed_form else None
+        if start is not None and is_rank_zero():  # once, not once per DDP rank
+            print(f"resuming {model} / {dataset} / seed {seed} after epoch "
+                  f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             try:
