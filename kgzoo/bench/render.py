@@ -156,7 +156,8 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     """The footnote of the one-seed lines among ``lines`` of table ``t`` (marked
     :data:`ONE_SEED_MARK`; none in a smoke or archive table). A line whose converged run took
     longer than the dataset allows (:attr:`~kgzoo.bench.leaderboard.Table.one_seed_minutes`, the
-    mean of the rows' ``cell_seconds``) gets that reason with its minutes (issue 16, part 3);
+    mean of the rows' :attr:`~kgzoo.bench.rows.ResultRow.run_seconds`: CPU seconds where recorded)
+    gets that reason with its minutes (issue 16, part 3);
     any other is "one seed so far": not yet the three seeds of a published cell, with its
     minutes where the dataset has a limit, so a fast run is not passed off as a slow one.
     ``[]`` when no line is marked."""
@@ -164,7 +165,7 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     if not marked:
         return []
     limit = t.one_seed_minutes
-    minutes = {ln.name: c.mean / 60 for ln in marked if (c := Stat.of(r.cell_seconds for r in ln.rows))}
+    minutes = {ln.name: c.mean / 60 for ln in marked if (c := Stat.of(r.run_seconds for r in ln.rows))}
     slow = [ln.name for ln in marked if limit and minutes.get(ln.name, 0.0) > limit]
     rest = [ln.name for ln in marked if ln.name not in slow]
     out = []
