@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
 from ..dist import destroy_group_at_exit, is_rank_zero, sigterm_without_collectives
-from ..quiet import lightning_quiet
+from ..quiet import RESUMED_CHECKPOINTS, lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule_for, create_model
 from ..config import ZooConfig
@@ -882,7 +882,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
-    with cell_lock(run_dir), lightning_quiet():
+    with cell_lock(run_dir), lightning_quiet(*([RESUMED_CHECKPOINTS] if resume else [])):
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
             devices=devices, strategy=strategy_for(net, strategy, devices, num_nodes), num_nodes=num_nodes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -424,8 +425,11 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     (cut / "checkpoints" / "last.ckpt").write_bytes(data[: len(data) // 2])
     assert ex.resume_point(cut, key) is None
     t2, c2 = time.perf_counter(), time.process_time()
-    resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
-                             resume=True)
+    with warnings.catch_warnings(record=True) as seen:  # the folder holds the point and best checkpoint on purpose
+        warnings.simplefilter("always")
+        resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False,
+                                 model_overrides=small, resume=True)
+    assert not [w for w in seen if "exists and is not empty" in str(w.message)]
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
     assert (resumed.epochs, resumed.best_epoch, resumed.stopped_by) == (whole.epochs, whole.best_epoch, whole.stopped_by)
     assert resumed.cell_seconds >= resumed.train_seconds  # both count the killed process's fit
