@@ -38,6 +38,9 @@ LIGHTNING_NOTICES = (
 #: a Trainer that trains without validation on purpose (``limit_val_batches=0``: the KG vector
 #: pretraining, ``kgzoo update``'s fine-tune) while its module defines ``validation_step``
 NO_VALIDATION = r".*`validation_step` but have no `val_dataloader`.*"
+#: a cell resumed (``kgzoo bench --resume``, a study's interrupted trial): its checkpoint folder holds
+#: its resume point and best checkpoint on purpose
+RESUMED_CHECKPOINTS = r"Checkpoint directory .* exists and is not empty"
 
 
 #: INFO lines every Lightning Trainer logs when it is built, which say nothing about a kgzoo run

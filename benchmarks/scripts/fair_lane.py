@@ -24,8 +24,9 @@ nothing by hand (the news rows are in ``converged-news.jsonl``, the CTR ones in
 On a dataset whose catalogue entry allows one seed for a slow model
 (:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`: ml-1m-kg and alibaba-ifashion-kg, issue 16
 part 3), each model runs its first seed alone; the other seeds follow only where that converged
-run took no longer than the limit (its row's ``cell_seconds``), so the rule is read off the run,
-not guessed beforehand. ``--seeds 0`` runs one seed whatever it costs.
+run took no longer than the limit, so the rule is read off the run, not guessed beforehand. It
+reads the row's process CPU seconds (``ResultRow.run_seconds``), which the other lane and other
+work on the machine do not inflate as they do its wall time. ``--seeds 0`` runs one seed whatever it costs.
 
 Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
 two cores. A failed step is logged and the lane goes on with the next model.
@@ -56,11 +57,12 @@ def has_space(model: str, dataset: str) -> bool:
 
 
 def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
-    """``model -> {seed: cell_seconds}`` of the published rows
+    """``model -> {seed: seconds the run cost}`` (:attr:`~kgzoo.bench.rows.ResultRow.run_seconds`:
+    process CPU seconds where the row has them, else wall) of the published rows
     (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped by its cap; base
     variant) of the dataset's grid table (its task and protocol, the real KG:
     :func:`kgzoo.bench.leaderboard.in_grid_table`) in the folder ``results`` (every ``*.jsonl`` in
-    it, whatever the file); a row without ``cell_seconds`` counts 0 s.
+    it, whatever the file); a row without either counts 0 s.
 
     Raises:
         ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
@@ -77,7 +79,7 @@ def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
     for r in read_folder(results):
         if (r.dataset == dataset and r.variant == "base" and r.is_published()
                 and in_grid_table(r.task, r.kg_ablation, r.protocol, protocol)):
-            runs.setdefault(r.model, {})[r.seed] = float(r.cell_seconds or 0.0)
+            runs.setdefault(r.model, {})[r.seed] = float(r.run_seconds or 0.0)
     return runs
 
 
@@ -93,8 +95,8 @@ def one_seed_minutes(dataset: str) -> float:
 
 
 def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
-    """Whether a model's published runs (``seed -> cell_seconds``) took longer on average than
-    ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell."""
+    """Whether a model's published runs (``seed -> seconds``, :func:`published_runs`) took longer
+    on average than ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell."""
     return bool(limit_minutes and seconds) and sum(seconds.values()) / len(seconds) > 60 * limit_minutes
 
 

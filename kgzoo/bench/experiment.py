@@ -24,7 +24,7 @@ import time
 import traceback
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 try:
     import fcntl
@@ -38,7 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from .. import __version__
 from ..dist import destroy_group_at_exit, is_rank_zero, sigterm_without_collectives
-from ..quiet import lightning_quiet
+from ..quiet import RESUMED_CHECKPOINTS, lightning_quiet
 from ..version import git_revision
 from ..api import create_datamodule_for, create_model
 from ..config import ZooConfig
@@ -258,7 +258,9 @@ class ResumePoint(FitState, Checkpoint):
       run's next epoch starts (this callback's ``on_train_epoch_start``, before the module's), so
       dropout and every other global draw go on as uninterrupted (the training batches draw from
       the DataModule's seed and the epoch: :class:`kgzoo.data.datamodule.EpochIterable`);
-    - the fit seconds spent so far (a row's ``train_seconds`` counts every process);
+    - the fit seconds spent so far, wall and this process's CPU (a row's ``train_seconds``,
+      ``cell_seconds`` and ``cell_cpu_seconds`` count every process; a point written before it
+      recorded CPU seconds leaves the resumed row's ``cell_cpu_seconds`` unknown, ``None``);
     - ``key``, the cell's identity beyond its folder name (:func:`resume_key`: hyper-parameters,
       the DataModule's identity, schedule, accelerator): a point of another configuration is
       never resumed (:func:`resume_point`).
@@ -284,7 +286,8 @@ class ResumePoint(FitState, Checkpoint):
     def __init__(self, path: str | Path, key: str, every: float = RESUME_EVERY_SECONDS) -> None:
         self.path, self.key, self.every = Path(path), key, every
         self.fit_seconds = 0.0  # fit seconds of earlier processes (a resumed run), restored from the point
-        self._started = time.perf_counter()
+        self.fit_cpu_seconds: float | None = 0.0  # their CPU seconds; None: a point that did not record them
+        self._started, self._cpu_started = time.perf_counter(), time.process_time()
         self._last = -float("inf")
         self._rng: list[dict[str, Any]] | None = None  # every rank's states, from the point, set at the next epoch
         self._gathered: list[dict[str, Any]] | None = None  # every rank's states while this callback saves
@@ -337,13 +340,17 @@ class ResumePoint(FitState, Checkpoint):
         # "rng": one entry per rank (rank order); outside this callback's own save (the best checkpoint,
         # never resumed from) this rank's alone
         return {"key": self.key, "rng": self._gathered if self._gathered is not None else [_rng_states()],
-                "fit_seconds": self.fit_seconds + time.perf_counter() - self._started}
+                "fit_seconds": self.fit_seconds + time.perf_counter() - self._started,
+                "fit_cpu_seconds": (None if self.fit_cpu_seconds is None
+                                    else self.fit_cpu_seconds + time.process_time() - self._cpu_started)}
 
     def restore(self, state: dict[str, Any]) -> None:
         if state["key"] != self.key:
             raise RuntimeError(f"{self.path}: a resume point of another configuration ({state['key'][:12]}, "
                                f"this cell is {self.key[:12]})")
         self.fit_seconds = float(state["fit_seconds"])
+        cpu = state.get("fit_cpu_seconds")  # absent from a point written before it was recorded: unknown
+        self.fit_cpu_seconds = None if cpu is None else float(cpu)
         rng = state["rng"]
         # set when the next epoch starts (below): no other hook draws after it. A point written before
         # the states were gathered per rank holds rank 0's alone (one dict): every rank takes them, as then
@@ -407,13 +414,20 @@ def cell_lock(run_dir: str | Path) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
-def resume_point(run_dir: str | Path, key: str) -> Path | None:
+def resume_point(run_dir: str | Path, key: str, callbacks: Iterable[Callback] | None = None) -> Path | None:
     """The resume point (:class:`ResumePoint`) of a cell's folder when it was written by a run of
     this configuration (``key``) in this very folder, else ``None`` (none there, one of another
     configuration: changed hyper-parameters, data or schedule; or a folder moved or copied since:
     Lightning's ``ModelCheckpoint`` reloads its best score only under the folder it saved from, so
     the resumed run would take its first epoch for the best; or a checkpoint cut short, which
-    has no zip directory, said on stdout)."""
+    has no zip directory, said on stdout).
+
+    ``callbacks``: the callbacks of the Trainer that would resume it (``trainer.callbacks``). A
+    point that holds the state of a callback none of them has (``Callback.state_key``: written by
+    other code, e.g. before the best checkpoint became :class:`BestModelCheckpoint`) is not taken
+    either, said on stdout: Lightning would drop that state with a warning and go on, and the
+    resumed run would lose its best score (its test would read a worse epoch) or its early
+    stopping's count. ``None``: not checked."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -432,6 +446,15 @@ def resume_point(run_dir: str | Path, key: str) -> Path | None:
         if is_rank_zero():  # every DDP rank reads the point; one says so
             print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
+    if callbacks is not None:
+        # mmap: the checkpoint's structure is read, its tensors are not
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=False).get("callbacks") or {}
+        lost = sorted(map(str, set(saved) - {cb.state_key for cb in callbacks}))
+        if lost:
+            if is_rank_zero():
+                print(f"{path}: resume point written with callbacks this run does not have ({'; '.join(lost)}: "
+                      "other code); training from scratch", flush=True)
+            return None
     return path
 
 
@@ -833,7 +856,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             strategy whose ranks are child processes (:func:`bench_strategy`).
         DivergedError: the loss became NaN.
     """
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     strategy = bench_strategy(strategy, devices, num_nodes)  # auto for several processes: ddp, as recorded
     schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -859,15 +882,15 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     point_key = resume_key(net, dm, schedule, accelerator)
     point = ResumePoint(run_dir / "checkpoints" / "last.ckpt", point_key, RESUME_EVERY_SECONDS)
     extra = [point, *(callbacks(net) if callbacks is not None else [])]
-    with cell_lock(run_dir), lightning_quiet():
-        start = resume_point(run_dir, point_key) if resume and not closed_form else None
-        if start is not None and is_rank_zero():  # once, not once per DDP rank
-            print(f"resuming {model} / {dataset} / seed {seed} after epoch "
-                  f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
+    with cell_lock(run_dir), lightning_quiet(*([RESUMED_CHECKPOINTS] if resume else [])):
         trainer, ckpt, timer, stopper = bench_trainer(
             run_dir, mon, schedule["patience"], 1 if closed_form else schedule["max_epochs"], accelerator=accelerator,
             devices=devices, strategy=strategy_for(net, strategy, devices, num_nodes), num_nodes=num_nodes,
             progress=progress, callbacks=extra, min_epochs=0 if closed_form else schedule.get("min_epochs", 0))
+        start = resume_point(run_dir, point_key, trainer.callbacks) if resume and not closed_form else None
+        if start is not None and is_rank_zero():  # once, not once per DDP rank
+            print(f"resuming {model} / {dataset} / seed {seed} after epoch "
+                  f"{json.loads(start.with_suffix('.json').read_text())['epoch']} ({start})", flush=True)
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             try:
@@ -876,6 +899,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
                 point.remove(trainer)
                 raise
             train_seconds = point.fit_seconds + time.perf_counter() - t0  # earlier processes' fits too
+            earlier_cpu = point.fit_cpu_seconds  # read before test, as the fit seconds are
             # read before test: restoring the best checkpoint restores Lightning's callbacks' states of that
             # epoch (EarlyStopping's, ModelCheckpoint's); kgzoo's are a fit's only (FitState)
             early_stopped = stopper.stopped_epoch > 0
@@ -906,6 +930,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         seconds_per_epoch=(sum(timer.train_seconds) / len(timer.train_seconds)) if timer.train_seconds else 0.0,
         eval_seconds=(sum(timer.eval_seconds) / len(timer.eval_seconds)) if timer.eval_seconds else 0.0,
         train_seconds=train_seconds, test_seconds=test_seconds, peak_memory_mb=memory.peak_mb,
+        cell_cpu_seconds=None if earlier_cpu is None else earlier_cpu + time.process_time() - cpu_start,
         params=sum(p.numel() for p in net.parameters() if p.requires_grad),
         hparams={k: v for k, v in dict(net.hparams).items() if k not in SIZE_KEYS},
         checkpoint=_relative(best_path, out_dir), status="ok")

@@ -211,8 +211,9 @@ def _marked_one_seed(t: Table, ln: Line) -> bool:
 
 
 def _run_minutes(ln: Line) -> float | None:
-    """The mean ``cell_seconds`` of the line's rows in minutes (``None`` where none records it)."""
-    c = Stat.of(r.cell_seconds for r in ln.rows)
+    """The mean :attr:`~kgzoo.bench.rows.ResultRow.run_seconds` (CPU seconds where recorded, else
+    wall) of the line's rows in minutes (``None`` where none records either)."""
+    c = Stat.of(r.run_seconds for r in ln.rows)
     return None if c is None else c.mean / 60
 
 
@@ -238,7 +239,8 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     """The footnote of the one-seed lines among ``lines`` of table ``t`` (marked
     :data:`ONE_SEED_MARK`; none in a smoke or archive table). A line whose converged run took
     longer than the dataset allows (:attr:`~kgzoo.bench.leaderboard.Table.one_seed_minutes`, the
-    mean of the rows' ``cell_seconds``) gets that reason with its minutes (issue 16, part 3);
+    mean of the rows' :attr:`~kgzoo.bench.rows.ResultRow.run_seconds`: CPU seconds where recorded)
+    gets that reason with its minutes (issue 16, part 3);
     any other is "one seed so far": not yet the three seeds of a published cell, with its
     minutes where the dataset has a limit, so a fast run is not passed off as a slow one.
     ``[]`` when no line is marked."""

@@ -70,8 +70,14 @@ class ResultRow:
         main_metric: e.g. ``"ndcg@10"``. metrics: ``"test/<m>" -> float``.
         valid_metrics: ``"valid/<m>" -> float`` of the restored best epoch.
         seconds_per_epoch, eval_seconds (mean per evaluation pass), train_seconds,
-            test_seconds, cell_seconds [s]; peak_memory_mb [MiB]; params (trainable scalars);
+            test_seconds, cell_seconds [s, wall]; peak_memory_mb [MiB]; params (trainable scalars);
             ``None`` on a failed row that never measured them.
+        cell_cpu_seconds: the cell's process CPU seconds (``time.process_time``: every thread of
+            the process, rank 0's under DDP; a resumed cell counts its earlier processes' fits):
+            with one torch thread, what the cell takes on an otherwise idle core, whatever else
+            ran beside it. ``None`` where unknown (rows written before it was recorded, a cell
+            resumed from a point that did not record it). The one-seed rule of the large sets
+            reads it before ``cell_seconds`` (issue 16, part 3).
         hparams: the model's hyper-parameters (sizes excluded). config: the zoo config file
             relative to its config directory (``"kgat/ml-100k-kg.yaml"``). config_sha: 16 hex
             of what the cell trains with. code_hash: 16 hex of kgzoo's version + the model's
@@ -123,6 +129,7 @@ class ResultRow:
     train_seconds: float | None = None
     test_seconds: float | None = None
     cell_seconds: float | None = None
+    cell_cpu_seconds: float | None = None
     peak_memory_mb: float | None = None
     params: int | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -177,6 +184,13 @@ class ResultRow:
         """True for a row the published leaderboard may rank: ``status == "ok"``, a converged
         schedule, and not stopped by its epoch cap."""
         return self.status == "ok" and self.schedule.get("kind") == "converged" and self.stopped_by != "cap"
+
+    @property
+    def run_seconds(self) -> float | None:
+        """What the cell cost [s]: :attr:`cell_cpu_seconds` where known, else the wall
+        :attr:`cell_seconds` (``None``: neither). The one-seed rule of the large sets reads it
+        (issue 16, part 3)."""
+        return self.cell_cpu_seconds if self.cell_cpu_seconds is not None else self.cell_seconds
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -400,11 +401,11 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     whole = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "a", progress=False, model_overrides=small)
     # its time is its own (the test pass restores the best checkpoint's fit seconds into the callbacks: not added)
     assert whole.train_seconds <= whole.cell_seconds <= time.perf_counter() - t0
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     with pytest.raises(_Killed):
         run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
                        callbacks=lambda net: [_KillAt(2)])
-    killed_wall = time.perf_counter() - t1
+    killed_wall, killed_cpu = time.perf_counter() - t1, time.process_time() - c1
     points = list((tmp_path / "b").rglob("last.ckpt"))
     assert len(points) == 1 and json.loads(points[0].with_suffix(".json").read_text())["epoch"] == 1
     other = {**small, "lr": 0.01}  # another configuration: another folder and key; never this point
@@ -423,13 +424,19 @@ def test_a_killed_cell_resumes_to_the_row_of_the_uninterrupted_run(data_dir, tmp
     data = (cut / "checkpoints" / "last.ckpt").read_bytes()
     (cut / "checkpoints" / "last.ckpt").write_bytes(data[: len(data) // 2])
     assert ex.resume_point(cut, key) is None
-    t2 = time.perf_counter()
-    resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False, model_overrides=small,
-                             resume=True)
+    t2, c2 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings(record=True) as seen:  # the folder holds the point and best checkpoint on purpose
+        warnings.simplefilter("always")
+        resumed = run_experiment("gat", max_epochs=4, out_dir=tmp_path / "b", progress=False,
+                                 model_overrides=small, resume=True)
+    assert not [w for w in seen if "exists and is not empty" in str(w.message)]
     assert resumed.metrics == whole.metrics and resumed.valid_metrics == whole.valid_metrics
     assert (resumed.epochs, resumed.best_epoch, resumed.stopped_by) == (whole.epochs, whole.best_epoch, whole.stopped_by)
     assert resumed.cell_seconds >= resumed.train_seconds  # both count the killed process's fit
     assert resumed.cell_seconds <= killed_wall + (time.perf_counter() - t2)
+    # process CPU seconds too, the killed process's fit counted; a point that did not record them: unknown
+    own_cpu = time.process_time() - c2  # the resumed call's own CPU seconds, and a little more
+    assert 0 < whole.cell_cpu_seconds and own_cpu < resumed.cell_cpu_seconds <= killed_cpu + own_cpu
     assert not list((tmp_path / "b").rglob("last.ckpt")) and not list((tmp_path / "b").rglob("last.json"))
     assert run_experiment("gat", max_epochs=1, out_dir=tmp_path / "c", progress=False, model_overrides=other,
                           resume=True).epochs == 1  # nothing to resume: trains from scratch

@@ -3,6 +3,7 @@ every rank's states are gathered into the point and each rank takes its own back
 draw different numbers of random values (uneven last shards) resume as if never killed."""
 from __future__ import annotations
 
+import time
 import types
 import warnings
 
@@ -113,3 +114,52 @@ def test_each_rank_takes_its_own_states(tmp_path):
         point.on_train_epoch_start(_trainer(0, 4), None)
     with pytest.raises(RuntimeError, match="another configuration"):
         point.restore({"key": "other", "fit_seconds": 0.0, "rng": [first]})
+
+
+def test_a_point_with_state_of_a_callback_the_run_lacks_is_not_taken(tmp_path, capsys):
+    """A resume point that holds the state of a callback the resuming Trainer does not have
+    (written by other code: a ``ModelCheckpoint`` before the best checkpoint became
+    ``BestModelCheckpoint``) is not taken, and stdout says why: Lightning would only warn and drop
+    that state, so the resumed run would lose its best score (seen on a KGAT trial resumed across
+    that change)."""
+    import json
+
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from kgzoo.bench.experiment import BestModelCheckpoint, resume_point
+
+    run = tmp_path / "cell"
+    (run / "checkpoints").mkdir(parents=True)
+    old = ModelCheckpoint(monitor="valid/ndcg@10", mode="max")
+    stop = EarlyStopping(monitor="valid/ndcg@10", mode="max")
+    torch.save({"callbacks": {old.state_key: {"best_model_score": 0.3}, stop.state_key: {}}},
+               run / "checkpoints" / "last.ckpt")
+    (run / "checkpoints" / "last.json").write_text(json.dumps(
+        {"key": "k", "epoch": 3, "dir": str((run / "checkpoints").resolve())}))
+    point = run / "checkpoints" / "last.ckpt"
+    assert resume_point(run, "k") == point  # not checked
+    assert resume_point(run, "k", [old, stop, ResumePoint(point, "k")]) == point
+    assert capsys.readouterr().out == ""
+    new = BestModelCheckpoint(monitor="valid/ndcg@10", mode="max")
+    assert new.state_key != old.state_key
+    assert resume_point(run, "k", [new, stop]) is None
+    out = capsys.readouterr().out
+    assert "resume point written with callbacks this run does not have" in out and old.state_key in out
+    assert "training from scratch" in out
+
+
+def test_a_point_carries_the_fit_cpu_seconds_and_an_old_one_leaves_them_unknown(tmp_path):
+    """The point's state holds the fit's process CPU seconds beside its wall seconds (a resumed
+    row's ``cell_cpu_seconds`` counts the earlier processes); a point written before they were
+    recorded restores them as unknown (``None``), and so does the next point it writes, rather
+    than count the earlier processes as 0 s."""
+    point = ResumePoint(tmp_path / "last.ckpt", "k", every=0)
+    time.sleep(0.01)
+    sum(i * i for i in range(200_000))  # some CPU
+    state = point.state_dict()
+    assert state["fit_cpu_seconds"] > 0 and state["fit_seconds"] > 0
+    point.restore({**state, "fit_cpu_seconds": 12.5})
+    assert point.fit_cpu_seconds == 12.5 and point.state_dict()["fit_cpu_seconds"] >= 12.5
+    old = {k: v for k, v in state.items() if k != "fit_cpu_seconds"}
+    point.restore(old)
+    assert point.fit_cpu_seconds is None and point.state_dict()["fit_cpu_seconds"] is None
