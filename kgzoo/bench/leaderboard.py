@@ -27,9 +27,12 @@ the Markdown, CSV, PNG and rich views). The rules:
   ``model (2 devices, ddp)``): mean and sample standard deviation (``ddof=1``; 0
   for one seed) over seeds of every test metric, best epoch, how the runs stopped, costs and
   the paper's number of the sort metric where the row's ``paper`` block carries one.
-- **Robustness** tables (one per ``(dataset, protocol_fingerprint)`` with several KG
-  ablations of the ``base`` rows) and **ablation** tables (one per ``(dataset,
-  protocol_fingerprint, model)`` with bench variants) stay as they were.
+- **Robustness** tables (one per ``(dataset, protocol_fingerprint, schedule class)`` with
+  several KG ablations of the ``base`` rows) and **ablation** tables (one per ``(dataset,
+  protocol_fingerprint, model, schedule class)`` with bench variants): the schedule class
+  (quick or not, :func:`schedule_class`) keeps a tuned converged run from being set beside
+  untuned quick runs of its variants (the ``Δ vs full`` of such a table compared a 300-epoch
+  tuned run with 30-epoch capped ones).
 
 Sort metric: the task's main metric (:meth:`kgzoo.tasks.Task.main_metric`: test NDCG@10,
 AUC, MRR) unless another is asked for and the table's rows carry it.
@@ -59,11 +62,14 @@ PUBLISHED, SMOKE, ARCHIVE = "published", "smoke", "archive"
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of ``n`` values."""
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of ``n`` values, and their
+    smallest and largest (``low``, ``high``; NaN where not given)."""
 
     mean: float
     std: float
     n: int
+    low: float = math.nan
+    high: float = math.nan
 
     @classmethod
     def of(cls, values: Iterable[Any]) -> "Stat | None":
@@ -74,7 +80,8 @@ class Stat:
         if not v:
             return None
         a = np.asarray(v, dtype=np.float64)
-        return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size))
+        return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size), float(a.min()),
+                   float(a.max()))
 
     def fmt(self, digits: int = 4) -> str:
         """``"0.3094 ± 0.0123"`` (``"0.3094"`` for one value)."""
@@ -111,10 +118,11 @@ class Line:
         costs: :data:`COST_COLUMNS` key -> :class:`Stat` (parameters; seconds per epoch and
             per evaluation; peak memory in MB; epochs run).
         max_epochs: the epoch caps of the rows, ``"/"``-joined (``"?"`` when unknown).
-        paper, paper_source: the paper's value of the table's sort metric, if a row's
-            ``paper`` block carries one, and where it comes from.
-        reference, reference_source: another implementation's value of the sort metric on this
-            dataset (a row's ``reference`` block, e.g. RecBole's converged run), and what ran.
+        paper, paper_source, paper_setting: the paper's value of the table's sort metric, if a
+            row's ``paper`` block carries one, where it comes from and under which protocol.
+        reference, reference_source, reference_setting: another implementation's value of the
+            sort metric on this dataset (a row's ``reference`` block, e.g. RecBole's converged
+            run), what ran and under which protocol.
         tuned: ``"tuned (10 trials)"`` when every row's config was chosen by ``kgzoo tune`` with
             the same budget, ``"untuned"`` when none was, else ``"mixed"``.
         rank: 1-based rank among the table's ranked lines, or ``None`` (not ranked).
@@ -135,8 +143,10 @@ class Line:
     max_epochs: str
     paper: float | None = None
     paper_source: str | None = None
+    paper_setting: str | None = None
     reference: float | None = None
     reference_source: str | None = None
+    reference_setting: str | None = None
     tuned: str = "untuned"
     rank: int | None = None
     setup: str = ""
@@ -153,6 +163,12 @@ class Line:
     def capped(self) -> bool:
         """Whether a run of this line stopped at its epoch cap (not converged)."""
         return self.stopped_by.get("cap", 0) > 0
+
+    @property
+    def fixed(self) -> bool:
+        """Whether a run of this line ran a fixed schedule (``kgzoo bench --epochs N``: a set number
+        of epochs, not a converged run) without stopping at its cap (that one is :attr:`capped`)."""
+        return not self.capped and any((r.schedule or {}).get("kind") == "fixed" for r in self.rows)
 
     @property
     def published(self) -> bool:
@@ -197,30 +213,38 @@ def setup_of(row: ResultRow) -> str:
     return f"{row.devices} devices, {row.strategy}{nodes}"
 
 
-def _first_number(rows: Sequence[ResultRow], block: str, metric: str) -> tuple[float | None, str | None]:
-    """``(value, source)`` of ``metric`` in the first row whose ``paper`` or ``reference`` block
-    (``block``) gives it as a number; ``(None, None)`` when none does."""
+def _first_number(rows: Sequence[ResultRow], block: str,
+                  metric: str) -> tuple[float | None, str | None, str | None]:
+    """``(value, source, setting)`` of ``metric`` in the first row whose ``paper`` or ``reference``
+    block (``block``) gives it as a number; ``(None, None, None)`` when none does."""
     for r in rows:
         given = getattr(r, block) or {}
         value = (given.get("metrics") or {}).get(metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), given.get("source")
-    return None, None
+            return float(value), given.get("source"), given.get("setting")
+    return None, None, None
+
+
+def caps_text(rows: Sequence[ResultRow]) -> str:
+    """The epoch caps of ``rows``' schedules, ascending and ``"/"``-joined (``"30/60"``); ``"?"``
+    when no row records one."""
+    caps = sorted({int(r.schedule["max_epochs"]) for r in rows if (r.schedule or {}).get("max_epochs") is not None})
+    return "/".join(map(str, caps)) if caps else "?"
 
 
 def _line(rows: Sequence[ResultRow], metric: str, note: str = "") -> Line:
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
-    caps = sorted({int(r.schedule["max_epochs"]) for r in rows if (r.schedule or {}).get("max_epochs") is not None})
-    paper, source = _first_number(rows, "paper", metric)
-    reference, reference_source = _first_number(rows, "reference", metric)
+    paper, source, paper_setting = _first_number(rows, "paper", metric)
+    reference, reference_source, reference_setting = _first_number(rows, "reference", metric)
     return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
                 seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
                 metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),
                 stopped_by=dict(Counter(r.stopped_by for r in rows)),
                 costs={k: Stat.of(getattr(r, k) for r in rows) for k in COST_COLUMNS},
-                max_epochs="/".join(map(str, caps)) if caps else "?", paper=paper, paper_source=source,
-                reference=reference, reference_source=reference_source, tuned=tuned_text(rows),
+                max_epochs=caps_text(rows), paper=paper, paper_source=source,
+                paper_setting=paper_setting, reference=reference, reference_source=reference_source,
+                reference_setting=reference_setting, tuned=tuned_text(rows),
                 setup=setup_of(first), note=note, rows=list(rows))
 
 
@@ -295,11 +319,13 @@ class Table:
 
 @dataclass
 class RobustnessTable:
-    """Test values of the main metric of each model under each KG ablation of one protocol.
+    """Test values of the main metric of each model under each KG ablation of one protocol and
+    one schedule class.
 
     ``lines``: ``{"model": str, "values": {ablation: Stat | None}, "capped": set of the ablations
     whose runs include one stopped at its epoch cap}`` (not converged: the markdown marks those
-    cells †), best on the first ablation first.
+    cells †), best on the first ablation first. ``schedule``: :data:`QUICK` or :data:`CONVERGED`
+    (:func:`schedule_class`), the same for every cell.
     """
 
     dataset: str
@@ -308,10 +334,11 @@ class RobustnessTable:
     metric: str
     ablations: list[str]
     lines: list[dict[str, Any]] = field(default_factory=list)
+    schedule: str = "converged"
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} · {self.protocol_label} · KG robustness (test {self.metric})"
+        return f"{self.dataset} · {self.protocol_label} · KG robustness (test {self.metric}){schedule_tag(self.schedule)}"
 
 
 @dataclass
@@ -321,7 +348,10 @@ class AblationTable:
     ``lines``: ``setting`` (``"full"`` for the base variant with the real KG, else the
     variant and/or ``kg=<ablation>``), ``variant``, ``kg_ablation``, ``metrics`` (name ->
     :class:`Stat`, every test metric), ``delta`` (mean of the sort metric minus the full
-    model's, or ``None``), ``seeds``; the full model first.
+    model's of the same schedule class, or ``None``), ``seeds``, ``capped`` (a run stopped at
+    its epoch cap), ``max_epochs`` (:func:`caps_text`), ``tuned`` (:func:`tuned_text`); the full
+    model first. ``schedule``:
+    :data:`QUICK` or :data:`CONVERGED` (:func:`schedule_class`), the same for every line.
     """
 
     dataset: str
@@ -332,6 +362,7 @@ class AblationTable:
     metric: str
     lines: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    schedule: str = "converged"
 
     @property
     def metric_columns(self) -> list[str]:
@@ -339,7 +370,8 @@ class AblationTable:
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} · {self.protocol_label} · variants and source ablations of {self.model} (test {self.metric})"
+        return (f"{self.dataset} · {self.protocol_label} · variants and source ablations of {self.model} "
+                f"(test {self.metric}){schedule_tag(self.schedule)}")
 
 
 @dataclass
@@ -376,25 +408,36 @@ def is_quick(row: ResultRow) -> bool:
     return (row.schedule or {}).get("kind") == "quick"
 
 
+#: the two schedule classes a robustness or ablation table never mixes (:func:`schedule_class`)
+QUICK, CONVERGED = "quick", "converged"
+
+
+def schedule_class(row: ResultRow) -> str:
+    """:data:`QUICK` for a row of the quick smoke schedule, else :data:`CONVERGED` (converged or
+    fixed schedules: those of the published tables)."""
+    return QUICK if is_quick(row) else CONVERGED
+
+
+def schedule_tag(schedule: str) -> str:
+    """``" · quick schedule (smoke)"`` for :data:`QUICK`, ``""`` otherwise: the end of the title of a
+    robustness or ablation table."""
+    return " · quick schedule (smoke)" if schedule == QUICK else ""
+
+
 def label_of(row: ResultRow) -> str:
     """The row's readable protocol label (:func:`kgzoo.bench.rows.protocol_label` of its
     protocol where the row carries none)."""
     return row.protocol_label or protocol_label(row.protocol or {}, row.task)
 
 
-def latest_ok_rows(rows: Iterable[ResultRow], by_schedule: bool = True) -> list[ResultRow]:
-    """The successful rows, one per cell (:meth:`ResultRow.key`), the latest by ``time``, then
-    by the order given (rows of several files are merged), so a rerun replaces a seed.
-
-    Args:
-        by_schedule: keep one row per cell *and* schedule (quick or not), so that a smoke rerun
-            never replaces a published row (the tables); ``False``: one per cell whatever the
-            schedule (the robustness and ablation tables, which show every schedule).
-    """
+def latest_ok_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """The successful rows, one per cell (:meth:`ResultRow.key`) and schedule class
+    (:func:`schedule_class`), the latest by ``time``, then by the order given (rows of several
+    files are merged), so a rerun replaces a seed and a smoke rerun never replaces a published row."""
     out: dict[tuple, ResultRow] = {}
     for r in sorted(rows, key=lambda r: str(r.time or "")):
         if r.status == "ok":
-            out[(r.key(), is_quick(r) if by_schedule else None)] = r
+            out[(r.key(), schedule_class(r))] = r
     return list(out.values())
 
 
@@ -492,7 +535,9 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             as :attr:`Table.one_seed_minutes` of its published tables.
         line_notes: ``(model, dataset) -> note`` (:attr:`Line.note`; the zoo configs' ``note``
             sections, :func:`kgzoo.bench.render.line_notes`), kept by the model's lines in that
-            dataset's tables.
+            dataset's tables of its grid's protocol and real KG (:func:`in_grid_table`; every table of
+            a dataset without a grid in ``grids``): PLMRec's "below Pop on the warm random split"
+            marked its first line of the cold-item table.
         grids: dataset name -> ``(protocol, models)``: the protocol dict (as rows record it) of
             the dataset's published table and the models it should hold (the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`, :func:`kgzoo.bench.render.dataset_grids`);
@@ -526,21 +571,23 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         cur = [r for r in grows if r.fingerprint in current]
         pub = [r for r in cur if not is_quick(r)]
         quick = [r for r in cur if is_quick(r)]
+        grid = (grids or {}).get(key[0])
+        in_grid = grid is not None and in_grid_table(key[1], key[3], grows[0].protocol, grid[0])
+        # a zoo config's note speaks of the dataset's grid table: not of its other protocols or KG ablations
+        noted = notes if grid is None or in_grid else None
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), notes))
-            grid = (grids or {}).get(key[0])
-            if grid is not None and in_grid_table(key[1], key[3], pub[0].protocol, grid[0]):
+            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted))
+            if in_grid:
                 published[-1].grid = list(grid[1])
         if quick:
-            smoke.append(_table(quick, SMOKE, metric, caveat, notes=notes))
+            smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted))
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:
                 old.setdefault(r.fingerprint, []).append(r)
-        archive += [_table(orows, ARCHIVE, metric, caveat, notes=notes) for orows in old.values()]
+        archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted) for orows in old.values()]
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
-    latest = latest_ok_rows(rows, by_schedule=False)
-    return Leaderboard(published + smoke + archive, build_robustness(latest, metric), build_ablations(latest, metric),
+    return Leaderboard(published + smoke + archive, build_robustness(ok, metric), build_ablations(ok, metric),
                        n_rows=len(rows), n_cells=len(ok))
 
 
@@ -553,24 +600,25 @@ def _ablation_key(kind: str) -> tuple[int, float, str]:
 
 
 def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list[RobustnessTable]:
-    """One table per ``(dataset, protocol_fingerprint)`` of ``base`` rows with more than one KG
-    ablation: models as lines, ablations as columns (real, shuffled, none, noisy:P
-    ascending), mean ± std over seeds of the test sort metric.
+    """One table per ``(dataset, protocol_fingerprint, schedule class)`` of ``base`` rows with
+    more than one KG ablation: models as lines, ablations as columns (real, shuffled, none,
+    noisy:P ascending), mean ± std over seeds of the test sort metric. A converged run and a
+    quick one (:func:`schedule_class`) never share a table.
 
     Args:
-        ok: the latest successful row of each cell (:func:`latest_ok_rows` with ``by_schedule=False``).
+        ok: the latest successful row of each cell and schedule class (:func:`latest_ok_rows`).
     """
-    groups: dict[tuple[str, str], list[ResultRow]] = {}
+    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in ok:
         if r.protocol_fingerprint and r.variant == "base":
-            groups.setdefault((r.dataset, r.protocol_fingerprint), []).append(r)
+            groups.setdefault((r.dataset, r.protocol_fingerprint, schedule_class(r)), []).append(r)
     out = []
-    for (dataset, pfp), grows in sorted(groups.items()):
+    for (dataset, pfp, schedule), grows in sorted(groups.items()):
         kinds = sorted({r.kg_ablation for r in grows}, key=_ablation_key)
         if len(kinds) < 2:
             continue
         main = sort_metric(grows[0].task, metric, grows)
-        t = RobustnessTable(dataset, pfp, label_of(grows[0]), main, kinds)
+        t = RobustnessTable(dataset, pfp, label_of(grows[0]), main, kinds, schedule=schedule)
         for model, setup in sorted({(r.model, setup_of(r)) for r in grows}):
             mine = [r for r in grows if r.model == model and setup_of(r) == setup]
             t.lines.append({"model": f"{model} ({setup})" if setup else model, "values": {
@@ -591,30 +639,33 @@ def _setting(row: ResultRow) -> str:
 
 
 def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[AblationTable]:
-    """One table per ``(dataset, protocol_fingerprint, model)`` with at least one non-``base``
-    variant: the full model (base variant, real KG), then the other settings by descending
-    sort metric; ``delta`` = setting mean - full mean.
+    """One table per ``(dataset, protocol_fingerprint, model, schedule class)`` with at least one
+    non-``base`` variant: the full model (base variant, real KG), then the other settings by
+    descending sort metric; ``delta`` = setting mean - full mean, both of one schedule class
+    (:func:`schedule_class`: a tuned converged full model is never the yardstick of quick runs).
 
     Args:
-        ok: the latest successful row of each cell (:func:`latest_ok_rows` with ``by_schedule=False``).
+        ok: the latest successful row of each cell and schedule class (:func:`latest_ok_rows`).
     """
-    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
+    groups: dict[tuple[str, str, str, str], list[ResultRow]] = {}
     for r in ok:
         if r.protocol_fingerprint:
-            groups.setdefault((r.dataset, r.protocol_fingerprint, r.model), []).append(r)
+            groups.setdefault((r.dataset, r.protocol_fingerprint, r.model, schedule_class(r)), []).append(r)
     out = []
-    for (dataset, pfp, model), grows in sorted(groups.items()):
+    for (dataset, pfp, model, schedule), grows in sorted(groups.items()):
         if all(r.variant == "base" for r in grows):
             continue
         main = sort_metric(grows[0].task, metric, grows)
-        t = AblationTable(dataset, pfp, label_of(grows[0]), model, grows[0].task, main, commands=_commands(grows))
+        t = AblationTable(dataset, pfp, label_of(grows[0]), model, grows[0].task, main, commands=_commands(grows),
+                          schedule=schedule)
         by_setting: dict[str, list[ResultRow]] = {}
         for r in grows:
             by_setting.setdefault(_setting(r), []).append(r)
         for setting, srows in by_setting.items():
             t.lines.append({"setting": setting, "variant": srows[0].variant, "kg_ablation": srows[0].kg_ablation,
                             "fingerprint": srows[0].fingerprint, "seeds": sorted(r.seed for r in srows),
-                            "metrics": metric_stats(srows)})
+                            "metrics": metric_stats(srows), "capped": any(r.stopped_by == "cap" for r in srows),
+                            "max_epochs": caps_text(srows), "tuned": tuned_text(srows)})
         full = next((ln["metrics"].get(main) for ln in t.lines if ln["setting"] == "full"), None)
         for ln in t.lines:
             s = ln["metrics"].get(main)

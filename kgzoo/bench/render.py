@@ -60,14 +60,42 @@ def console(stderr: bool = False, file: IO[str] | None = None) -> Any:
 
 
 MARKDOWN = "LEADERBOARD.md"
+#: the wall-clock cost columns (:data:`~kgzoo.bench.leaderboard.COST_COLUMNS` keys), shown with their range over seeds
+TIMED = ("seconds_per_epoch", "eval_seconds")
+#: what each column of a leaderboard table means (the header of LEADERBOARD.md)
+COLUMN_LEGEND = (
+    "Columns: `#` rank among the lines whose every run converged; metrics: mean ± sample std (ddof=1) over "
+    "seeds (a value without ± is one seed; in CTR tables `gauc` is the per-user AUC weighted by the user's "
+    "labelled pairs, Zhou et al., KDD 2018, and `acc`, `f1` count sigmoid(score) > 0.5 as a positive, so they "
+    "depend on how a model's scores are scaled, not only on their order); `paper`: the paper's number of the sort metric where the model's "
+    "config carries one, `reference`: another implementation's converged number on the same files (sources "
+    "and settings of both below the table); `tuned`: the config was chosen by `kgzoo tune` on the validation "
+    "split with the trial budget shown (`tuned on X`: on another dataset; `untuned`: the config's own "
+    "values); `best epoch`: the "
+    "selected epoch, 0-based, mean over seeds; `stopped by`: how the seeds' runs ended (early stop: "
+    "converged; cap: reached `cap`, the schedule's epoch limit, not converged; closed form: fitted exactly in one pass, nothing trained); "
+    "`params`: trainable scalars; `s/epoch`: wall-clock seconds per training epoch, `eval s` per "
+    "validation pass (scoring and metrics), mean over seeds with their range in brackets; `peak MB`: the "
+    "process's peak resident memory on CPU (CUDA: peak allocated), MiB; `epochs`: epochs trained.")
 TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
 CAP_MARK = "†"
 CAP_NOTE = f"{CAP_MARK} stopped at its cap: not converged, not a baseline."
+#: marker of a line of a fixed schedule (:attr:`~kgzoo.bench.leaderboard.Line.fixed`), and its footnote
+FIXED_MARK = "°"
+FIXED_NOTE = (f"{FIXED_MARK} a fixed schedule (`kgzoo bench --epochs N`): its epochs were set, not ended by early "
+              "stopping on the converged schedule, whatever its `stopped by` says; not ranked, not a baseline.")
 #: marker of a published line with one seed (no std), explained below its table (:func:`one_seed_note`)
 ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
 NOTE_MARK = "§"
+#: why the robustness and ablation tables are one per schedule class
+SCHEDULE_SPLIT = ("a converged run and a quick (smoke) one never share a table, so a tuned converged model is "
+                  "never the yardstick of short untuned runs (tables of the quick schedule say so in their title).")
+#: what the robustness and ablation tables' fingerprint is
+PROTOCOL_FINGERPRINT_NOTE = ("Their `protocol fingerprint` covers the data files and protocol without the KG "
+                             "ablation (one for real, shuffled and no KG), so it differs from the `fingerprint` of "
+                             "the dataset's tables above, which includes it.")
 SECTION_TITLES = {
     PUBLISHED: "Published tables",
     SMOKE: "Smoke runs (quick schedule: never published)",
@@ -75,7 +103,9 @@ SECTION_TITLES = {
 }
 SECTION_NOTES = {
     PUBLISHED: ("Runs of a converged (or fixed) schedule under the current fingerprint of each dataset and "
-                "protocol. Only lines whose every run converged (early stopping ended it) are ranked (`#`)."),
+                "protocol. Only lines whose every run is of the converged schedule (early stopping on the "
+                "validation metric) and did not stop at its cap are ranked (`#`); "
+                f"{CAP_MARK} and {FIXED_MARK} say why a line is not."),
     SMOKE: "Runs of the quick smoke schedule of the default `kgzoo bench`: a check that everything runs, not results.",
     ARCHIVE: ("Rows under a fingerprint that newer rows of the same dataset and protocol replaced (other data "
               "files or metric code): kept for the record, not comparable with the tables above."),
@@ -114,9 +144,36 @@ def table_stems(lb: Leaderboard) -> dict[int, str]:
     return out
 
 
+def heading(t: Table) -> str:
+    """The title of ``t`` in every view (Markdown heading, figure, console): :attr:`Table.title`,
+    then ``" [smoke]"`` or ``" [archive]"`` outside the published section, so that a smoke or
+    superseded table read alone (a link, a search hit, its figure) is never taken for the
+    published one of the same dataset and protocol, whose title it shares."""
+    return t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
+
+
 # ---------------------------------------------------------------------------- cells
 def _mean(s: Stat | None, digits: int) -> str:
     return "-" if s is None else f"{s.mean:,.{digits}f}"
+
+
+def significant(x: float) -> str:
+    """``x`` (seconds, >= 0) to two significant digits, without an exponent: ``24``, ``1.4``,
+    ``0.5``, ``0.012`` (``1,234`` from 100 on; ``<0.01`` below 0.01 s, where timer overhead is
+    the number). Wall-clock costs measured beside other runs vary by more than their third digit
+    between seeds, so they are not printed to it."""
+    if 0 < x < 0.01:
+        return "<0.01"
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2g}"
+
+
+def _seconds(s: Stat | None) -> str:
+    """A mean wall-clock time (:func:`significant`), with its range over seeds where the seeds
+    differ at that precision: ``"10 (5.9-17)"``."""
+    if s is None:
+        return "-"
+    lo, hi = significant(s.low), significant(s.high)
+    return significant(s.mean) + (f" ({lo}-{hi})" if s.n > 1 and lo != hi else "")
 
 
 def _count(s: Stat | None) -> str:
@@ -135,21 +192,47 @@ def table_columns(t: Table) -> list[str]:
 def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
-    marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+    marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {FIXED_MARK}" if ln.fixed else "")
+             + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
              + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
                f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
                _count(ln.best_epoch), ln.stopped_text(),
-               str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _mean(c["seconds_per_epoch"], 2),
-               _mean(c["eval_seconds"], 2), _mean(c["peak_memory_mb"], 0), _count(c["epochs"])])
+               str(len(ln.seeds)), ln.max_epochs, _mean(c["params"], 0), _seconds(c["seconds_per_epoch"]),
+               _seconds(c["eval_seconds"]), _mean(c["peak_memory_mb"], 0), _count(c["epochs"])])
 
 
 def _marked_one_seed(t: Table, ln: Line) -> bool:
     """A converged line (:attr:`Line.published`) of a published table with one seed; a line that
     is not a baseline (capped, a fixed schedule) or a smoke run is not marked."""
     return t.section == PUBLISHED and ln.published and ln.one_seed
+
+
+def _run_minutes(ln: Line) -> float | None:
+    """The mean :attr:`~kgzoo.bench.rows.ResultRow.run_seconds` (CPU seconds where recorded, else
+    wall) of the line's rows in minutes (``None`` where none records either)."""
+    c = Stat.of(r.run_seconds for r in ln.rows)
+    return None if c is None else c.mean / 60
+
+
+#: the start of :func:`one_seed_reason` for a line whose run took longer than its dataset allows
+SLOW = "slow"
+
+
+def one_seed_reason(t: Table, ln: Line) -> str:
+    """Why line ``ln`` of table ``t`` is marked :data:`ONE_SEED_MARK`, in a word or two (the CSV's
+    ``one_seed`` column; :func:`one_seed_note` says it in full below the Markdown table): ``"slow
+    (52 min > 40 min)"`` where its converged run took longer than the dataset allows
+    (:attr:`~kgzoo.bench.leaderboard.Table.one_seed_minutes`), else ``"so far"``; ``""`` for a
+    line that is not marked."""
+    if not _marked_one_seed(t, ln):
+        return ""
+    minutes, limit = _run_minutes(ln), t.one_seed_minutes
+    if limit and minutes is not None and minutes > limit:
+        return f"{SLOW} ({minutes:.0f} min > {limit:g} min)"
+    return "so far"
 
 
 def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
@@ -165,8 +248,8 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     if not marked:
         return []
     limit = t.one_seed_minutes
-    minutes = {ln.name: c.mean / 60 for ln in marked if (c := Stat.of(r.run_seconds for r in ln.rows))}
-    slow = [ln.name for ln in marked if limit and minutes.get(ln.name, 0.0) > limit]
+    minutes = {ln.name: m for ln in marked if (m := _run_minutes(ln)) is not None}
+    slow = [ln.name for ln in marked if one_seed_reason(t, ln).startswith(SLOW)]
     rest = [ln.name for ln in marked if ln.name not in slow]
     out = []
     if slow:
@@ -216,14 +299,18 @@ def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
 
 
 def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
-    """Header and displayed cells of an ablation table."""
-    header = ["setting"] + a.metric_columns[:1] + ["Δ vs full"] + a.metric_columns[1:] + ["seeds"]
+    """Header and displayed cells of an ablation table (a setting with a run stopped at its cap
+    marked :data:`CAP_MARK`; ``cap``: its runs' epoch caps; ``tuned``:
+    :func:`~kgzoo.bench.leaderboard.tuned_text` of its rows)."""
+    header = ["setting"] + a.metric_columns[:1] + ["Δ vs full"] + a.metric_columns[1:] + ["seeds", "cap", "tuned"]
     body = []
     for ln in a.lines:
         m = ln["metrics"]
-        body.append([ln["setting"], m[a.metric].fmt() if m.get(a.metric) else "-",
+        body.append([ln["setting"] + (f" {CAP_MARK}" if ln["capped"] else ""),
+                     m[a.metric].fmt() if m.get(a.metric) else "-",
                      "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
-                    + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]] + [str(len(ln["seeds"]))])
+                    + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]]
+                    + [str(len(ln["seeds"])), ln["max_epochs"], ln["tuned"]])
     return header, body
 
 
@@ -234,8 +321,41 @@ def _md_table(header: list[str], body: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(map(esc, row)) + " |" for row in body])
 
 
-def _commands(commands: Sequence[str]) -> str:
-    return "; ".join(f"`{c}`" for c in commands) if commands else "(not recorded)"
+#: stands for the ``--models`` value of commands that differ only in it (:func:`command_text`)
+MODELS_SLOT = "MODELS"
+
+
+def _models_slot(command: str) -> tuple[str, str] | None:
+    """``(command with its --models value replaced by MODELS, that value)``; ``None`` for a command
+    without ``--models VALUE``."""
+    tokens = command.split()
+    if "--models" not in tokens:
+        return None
+    i = j = tokens.index("--models") + 1
+    while j < len(tokens) and not tokens[j].startswith("-"):
+        j += 1
+    return (" ".join(tokens[:i] + [MODELS_SLOT] + tokens[j:]), " ".join(tokens[i:j])) if j > i else None
+
+
+def command_text(commands: Sequence[str]) -> str:
+    """The commands that wrote a table's rows, each in backticks, ``"; "``-joined, in order of
+    first appearance; commands that differ only in their ``--models`` value are said once with
+    :data:`MODELS_SLOT` in its place and the values after it (``kgzoo bench --models MODELS
+    --datasets amazon-hin ...` for MODELS = `pop`, `bpr`"), not once per model.
+    ``"(not recorded)"`` when there is none."""
+    if not commands:
+        return "(not recorded)"
+    groups: dict[str, list[tuple[str, str | None]]] = {}  # template (or the command) -> (command, models)
+    for c in commands:
+        slot = _models_slot(c)
+        groups.setdefault(slot[0] if slot else c, []).append((c, slot[1] if slot else None))
+    parts = []
+    for key, members in groups.items():
+        if len(members) > 1:
+            parts.append(f"`{key}` for {MODELS_SLOT} = " + ", ".join(f"`{models}`" for _, models in members))
+        else:
+            parts.append(f"`{members[0][0]}`")
+    return "; ".join(parts)
 
 
 def code_label(commits: Sequence[str], quote: str = "`") -> str:
@@ -264,15 +384,17 @@ def _caveat_lines(t: Table) -> list[str]:
 
 
 def _table_md(t: Table, image: str | None) -> list[str]:
-    out = [f"### {t.title}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
+    out = [f"### {heading(t)}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
-            f"- command: {_commands(t.commands)}", ""]
+            f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += _reference_note(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
+    out += source_notes_below(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
     if t.capped:
         out += [CAP_NOTE, ""]
+    if any(ln.fixed for ln in t.lines):
+        out += [FIXED_NOTE, ""]
     if image:
-        out += [f"![{t.title}]({image})", ""]
+        out += [f"![{heading(t)}]({image})", ""]
     return out
 
 
@@ -286,10 +408,42 @@ def line_notes_below(lines: Sequence[Line]) -> list[str]:
     return [x for text in note_texts(lines) for x in (text, "")]
 
 
-def _reference_note(lines: Sequence[Line]) -> list[str]:
-    """The line below a table naming what each ``reference`` number is (none without one)."""
-    sources = sorted({f"{ln.model}: {ln.reference_source}" for ln in lines if ln.reference_source})
-    return ["`reference`: " + "; ".join(sources), ""] if sources else []
+#: stands for a line's model name in a source sentence that several lines share (:func:`source_notes`)
+_MODEL_SLOT = "\0"
+
+
+def source_notes(lines: Sequence[Line]) -> list[str]:
+    """Where the ``paper`` and ``reference`` numbers of ``lines`` come from, one sentence per
+    column (none for a column without a number): each source once, with the models it serves,
+    its protocol (``setting``) where the row gives one. Sources that differ only in the model's
+    name, as the source writes it ("RecBole 1.2.1 BPR with its default hyper-parameters ...",
+    "RecBole 1.2.1 CKE with ..."), are one sentence naming the models ("bpr, cke: RecBole 1.2.1
+    BPR / CKE (the line's model) with ..."), not the same sentence once per model."""
+    out = []
+    for column in ("paper", "reference"):
+        groups: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (source with the model slot, setting) -> models
+        for ln in lines:
+            source = getattr(ln, f"{column}_source")
+            if getattr(ln, column) is None or not source:
+                continue
+            m = re.search(rf"(?<![\w-]){re.escape(ln.model)}(?!\w)", source, flags=re.IGNORECASE)
+            template = source[:m.start()] + _MODEL_SLOT + source[m.end():] if m else source
+            groups.setdefault((template, getattr(ln, f"{column}_setting") or ""), set()).add(
+                (ln.model, m.group(0) if m else ""))
+        parts = []
+        for (template, setting), members in sorted(groups.items(), key=lambda kv: sorted(kv[1])):
+            models = sorted(members)
+            slot = " / ".join(w for _, w in models) + (" (the line's model)" if len(models) > 1 else "")
+            parts.append(f"{', '.join(name for name, _ in models)}: {template.replace(_MODEL_SLOT, slot)}"
+                         + (f" (setting: {setting})" if setting else ""))
+        if parts:
+            out.append(f"`{column}`: " + "; ".join(parts))
+    return out
+
+
+def source_notes_below(lines: Sequence[Line]) -> list[str]:
+    """:func:`source_notes` as markdown paragraphs below a table; ``[]`` when there is none."""
+    return [x for text in source_notes(lines) for x in (text, "")]
 
 
 def domain_of(dataset: str) -> str:
@@ -317,10 +471,8 @@ def front_tables(lb: Leaderboard) -> list[tuple[str, Table]]:
 
 def _front_md(lb: Leaderboard) -> list[str]:
     out = ["## Front page: one table per domain", "",
-           "Per domain, the published table with the most converged lines (the full tables and their figures "
-           "follow). `tuned`: the config was chosen by `kgzoo tune` on the validation split with the budget "
-           "shown (the same for every model of a table); `reference`: another implementation's converged number "
-           "on the same files (source below the table); `paper`: the paper's number.", ""]
+           "Per domain, the published table with the most converged lines, its converged lines only (the full "
+           "tables and their figures follow).", ""]
     front = front_tables(lb)
     if not front:
         return out + ["(none yet)", ""]
@@ -328,7 +480,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += _reference_note(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
+        out += source_notes_below(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
     return out
 
 
@@ -340,6 +492,22 @@ def _section_md(lb: Leaderboard, section: str, images: dict[int, str]) -> list[s
     for t in tables:
         out += _table_md(t, images.get(id(t)))
     return out
+
+
+def timing_note(lb: Leaderboard, floor: float = 0.1) -> str:
+    """How far apart the seeds of one published line are in ``s/epoch`` (largest over smallest,
+    over the lines whose every seed took at least ``floor`` seconds), and the accelerators the
+    rows ran on: wall-clock times of runs that shared a machine differ by more than their digits
+    say, and a reader comparing two models' costs must know by how much. ``""`` when no line has
+    two timed seeds."""
+    ratios = [s.high / s.low for t in lb.section(PUBLISHED) for ln in t.lines
+              if (s := ln.costs.get("seconds_per_epoch")) is not None and s.n > 1 and s.low >= floor]
+    if not ratios:
+        return ""
+    where = sorted({r.accelerator for t in lb.section(PUBLISHED) for ln in t.lines for r in ln.rows if r.accelerator})
+    return (f"Times are wall-clock on the machine of each row ({', '.join(where) or 'accelerator not recorded'}): "
+            f"the seeds of one published line differ by up to {max(ratios):.1f}x in s/epoch (median "
+            f"{float(np.median(ratios)):.1f}x), so compare costs as orders of magnitude, not as a speed benchmark.")
 
 
 def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
@@ -356,17 +524,18 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            f"Generated from {lb.n_rows} result rows ({lb.n_cells} cells) in `{source}` by "
            "`kgzoo bench --leaderboard-only`; do not edit (the folder is cleared and rebuilt). One table per "
            "dataset and evaluation protocol, titled by the protocol, with its fingerprint (data files, protocol, "
-           "metric code) below: rows under different fingerprints never share a table. Test metrics of the "
-           "best validation checkpoint; mean ± sample std (ddof=1) over seeds; `paper`: the paper's number of "
-           "the sort metric where the model's config carries one; `best epoch` is 0-based; costs are means. "
-           "To rerun a line, take its `command:` with a `--results` folder of your own in place of "
-           "`benchmarks/results` (that one holds the committed rows).", ""]
+           "metric code) below: rows under different fingerprints never share a table, except the seeds of a "
+           "task whose split the run's seed draws (KG link prediction: one fingerprint per seed). Test metrics of the "
+           "best validation checkpoint. To rerun a line, take its `command:` with a `--results` folder of your own in place of "
+           "`benchmarks/results` (that one holds the committed rows).", "",
+           " ".join(filter(None, (COLUMN_LEGEND, timing_note(lb)))), ""]
     out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
     if lb.robustness:
         out += ["## KG robustness", "",
                 "Test main metric of each model with the real KG and its ablations (shuffled, none, noisy:P), "
-                "under one protocol; all schedules (the latest run of each cell). † a cell with a run stopped at "
-                "its epoch cap: not converged, not a baseline; compare such cells only within their row.", ""]
+                f"under one protocol and one schedule: {SCHEDULE_SPLIT} † a cell with a run stopped at "
+                "its epoch cap: not converged, not a baseline; compare such cells only within their row. "
+                f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for r in lb.robustness:
             out += [f"### {r.title}", "", f"protocol fingerprint `{r.protocol_fingerprint}`", ""]
             out += _md_table(*robustness_cells(r)) + [""]
@@ -374,12 +543,15 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
                 out += [f"![{r.title}]({images[id(r)]})", ""]
     if lb.ablations:
         out += ["## Variants and source ablations", "",
-                "Each setting of one model (bench variant x KG ablation) under one protocol, beside the full "
-                "model; all schedules.", ""]
+                "Each setting of one model (bench variant x KG ablation) under one protocol and one schedule, "
+                f"beside the full model of that schedule (`Δ vs full`: setting mean - full mean): {SCHEDULE_SPLIT} "
+                f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for a in lb.ablations:
             out += [f"### {a.title}", "", f"protocol fingerprint `{a.protocol_fingerprint}`", "",
-                    f"- command: {_commands(a.commands)}", ""]
+                    f"- command: {command_text(a.commands)}", ""]
             out += _md_table(*ablation_cells(a)) + [""]
+            if any(ln["capped"] for ln in a.lines):
+                out += [CAP_NOTE, ""]
     out += _section_md(lb, ARCHIVE, images)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -387,13 +559,20 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
 # ---------------------------------------------------------------------------- csv, png
 def write_csv(t: Table, path: str | Path) -> Path:
     """One CSV line per table line: identity, ``<metric>_mean``/``<metric>_std`` of each metric
-    column, paper, reference (and its source), tuned, best epoch, how runs stopped, seeds, cap, mean
-    costs, the line's commits (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
+    column, paper and reference (each with its source and setting), tuned, best epoch, how runs
+    stopped, seeds, cap, the schedule kinds of the rows (``converged``, ``fixed``, ``quick``), mean costs, the smallest and largest of the wall-clock ones over seeds
+    (:data:`TIMED`), what the Markdown says below the table (``one_seed``: :func:`one_seed_reason`;
+    ``note``: the line's § note; ``caveat``: the dataset's; ``pending``: the grid's models without a
+    line, space-separated: the same on every line), the line's commits
+    (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
     path = Path(path)
     header = (["dataset", "task", "protocol", "kg_ablation", "section", "fingerprints", "rank", "model", "variant",
                "capped"] + [f"{m}_{s}" for m in t.metric_columns for s in ("mean", "std")]
-              + ["paper", "reference", "reference_source", "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs"]
-              + list(COST_COLUMNS) + ["commits"])
+              + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
+                 "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs", "schedule"]
+              + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")]
+              + ["one_seed", "note", "caveat", "pending", "commits"])
+    pending = " ".join(t.pending)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -404,10 +583,14 @@ def write_csv(t: Table, path: str | Path) -> Path:
                 vals += [s.mean, s.std] if s else ["", ""]
             w.writerow([t.dataset, t.task, t.protocol_label, t.kg_ablation, t.section, " ".join(t.fingerprints),
                         "" if ln.rank is None else ln.rank, ln.model, ln.variant, int(ln.capped)] + vals
-                       + ["" if ln.paper is None else ln.paper, "" if ln.reference is None else ln.reference,
-                          ln.reference_source or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
-                          ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs]
+                       + ["" if ln.paper is None else ln.paper, ln.paper_source or "", ln.paper_setting or "",
+                          "" if ln.reference is None else ln.reference, ln.reference_source or "",
+                          ln.reference_setting or "", ln.tuned, "" if ln.best_epoch is None else ln.best_epoch.mean,
+                          ln.stopped_text(), " ".join(map(str, ln.seeds)), ln.max_epochs,
+                          "/".join(sorted({str((r.schedule or {}).get("kind")) for r in ln.rows}))]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
+                       + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
+                       + [one_seed_reason(t, ln), ln.note, t.caveat, pending]
                        + [" ".join(commits_of(ln.rows))])
     return path
 
@@ -454,8 +637,7 @@ def write_png(t: Table | RobustnessTable, path: str | Path) -> Path:
         ax.legend(title="KG", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(f"test {t.metric}")
-    section = getattr(t, "section", PUBLISHED)
-    ax.set_title(textwrap.fill(t.title + ("" if section == PUBLISHED else f" [{section}]"), int(width * 12)), fontsize=8)
+    ax.set_title(textwrap.fill(heading(t) if isinstance(t, Table) else t.title, int(width * 12)), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -493,11 +675,13 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; caveat: {t.caveat}"
             if t.capped:
                 caption += f"; {CAP_NOTE}"
-            caption += "".join(f"; {text}" for text in note_texts(t.lines))
+            if any(ln.fixed for ln in t.lines):
+                caption += f"; {FIXED_NOTE}"
+            caption += "".join(f"; {text}" for text in source_notes(t.lines) + note_texts(t.lines))
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
             if pending := pending_text(t):
                 caption += f"; {pending}"
-            title = t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
+            title = heading(t)
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:
         out += [_rich_table(r.title, *robustness_cells(r)) for r in lb.robustness]

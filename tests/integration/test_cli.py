@@ -73,8 +73,8 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys, m
     assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--leaderboard-dir",
                  str(tmp_path / "lb"), "--no-png"]) == 0
     # a fixed one-epoch schedule: shown in the published section, not ranked (not a converged
-    # schedule), not flagged (Pop has nothing to train: closed form, not stopped by its cap)
-    assert "| - | pop |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
+    # schedule), marked ° for that reason, not † (Pop has nothing to train: closed form, not stopped by its cap)
+    assert "| - | pop ° |" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()
     assert "result rows (1 cells) in `./*.jsonl`" in (tmp_path / "lb" / "LEADERBOARD.md").read_text()  # the cwd's
     # --with-published: one's own rows beside kgzoo's published ones (a row in both counted once)
     from kgzoo.bench.rows import read_folder

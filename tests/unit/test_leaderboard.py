@@ -575,3 +575,154 @@ def test_a_lines_note_is_marked_and_said_below_its_table(tmp_path):
     (tmp_path / "ripplenet" / "lastfm-social.yaml").write_text("note: {lastfm-social: 3}\n")
     with pytest.raises(ValueError, match=r"lastfm-social.yaml: note.lastfm-social must be a non-empty string"):
         ZooConfig.load("ripplenet", "lastfm-social", extra_dirs=[tmp_path]).note_for("lastfm-social")
+
+
+def test_robustness_and_ablation_tables_never_mix_schedules():
+    """The committed ablation table of KGPLM on lastfm-social set its tuned converged run (0.1765)
+    as `full` beside untuned quick runs capped at 30 epochs and printed use_social=false -0.0092;
+    against the quick full model (0.1628) the same run is +0.0044. Each schedule class has its
+    own tables; a converged full model with no converged variant makes none."""
+    rows = [row("kgplm", s, 0.30, time="2026-12-07T10:00") for s in (0, 1, 2)]  # tuned, converged: newest
+    rows += [row("kgplm", s, 0.25, kind="quick", epochs=30, cap=30) for s in (0, 1, 2)]
+    rows += [row("kgplm", s, 0.26, kind="quick", epochs=30, cap=30, variant="use_kg=false") for s in (0, 1, 2)]
+    rows += [row("kgplm", s, 0.24, kind="quick", kg="shuffled", fp="fpS") for s in (0, 1)]
+    rows += [row("bpr", 0, 0.20), row("bpr", 0, 0.19, kg="shuffled", fp="fpS")]  # converged both: its own table
+    board = lb.build(rows)
+    (ab,) = board.ablations
+    assert ab.schedule == lb.QUICK and "quick schedule" in ab.title
+    by = {ln["setting"]: ln for ln in ab.lines}
+    assert by["full"]["metrics"]["ndcg@10"].mean == pytest.approx(0.25)
+    assert by["use_kg=false"]["delta"] == pytest.approx(0.01) and by["kg=shuffled"]["delta"] == pytest.approx(-0.01)
+    header, body = render.ablation_cells(ab)
+    cells = {r[0]: dict(zip(header, r)) for r in body}
+    assert set(cells) == {"full †", "use_kg=false †", "kg=shuffled"} and cells["full †"]["tuned"] == "untuned"
+    assert cells["full †"]["cap"] == "30" and cells["kg=shuffled"]["cap"] == "100"
+    assert sorted((t.schedule, [ln["model"] for ln in t.lines]) for t in board.robustness) == [
+        (lb.CONVERGED, ["kgplm", "bpr"]), (lb.QUICK, ["kgplm"])]
+    quick = next(t for t in board.robustness if t.schedule == lb.QUICK)
+    assert quick.lines[0]["values"]["real"].mean == pytest.approx(0.25) and "quick schedule" in quick.title
+    md = render.to_markdown(board)
+    assert "| use_kg=false † | 0.2600 ± 0.0000 | +0.0100 |" in md
+    assert "| kgplm | 0.2500 ± 0.0000 † | 0.2400 ± 0.0000 |" in md and "| kgplm | 0.3000 ± 0.0000 | - |" in md
+
+
+def test_paper_and_reference_sources_are_said_once_below_the_table(tmp_path):
+    """Below ml-100k-kg the `reference` note repeated "RecBole 1.2.1 X with its default
+    hyper-parameters, trained to convergence on the same ml-100k-kg files ..." once per model, and
+    no table said where its `paper` numbers came from (nor did the CSV): the shared sentence is
+    said once with the models named, the paper's source and setting are given too."""
+    def ref(name):
+        return {"metrics": {"ndcg@10": 0.29}, "setting": "8:1:1 per user",
+                "source": f"RecBole 1.2.1 {name} with its default hyper-parameters, trained on the same files"}
+    paper = {"metrics": {"ndcg@10": 0.4}, "source": "Wang et al., KGCN, WWW 2019, table 2 (KGCN-sum)",
+             "setting": "CTR, random 6:2:2"}
+    rows = [row(m, s, 0.3, reference=ref(name)) for m, name in (("bpr", "BPR"), ("lightgcn", "LightGCN"),
+                                                               ("cke", "CKE")) for s in (0, 1)]
+    rows += [row("kgcn", s, 0.2, paper=paper, reference={"metrics": {"ndcg@10": 0.1}, "source": "elsewhere"})
+             for s in (0, 1)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    notes = render.source_notes(t.lines)
+    assert notes == [
+        "`paper`: kgcn: Wang et al., KGCN, WWW 2019, table 2 (KGCN-sum) (setting: CTR, random 6:2:2)",
+        "`reference`: bpr, cke, lightgcn: RecBole 1.2.1 BPR / CKE / LightGCN (the line's model) with its default "
+        "hyper-parameters, trained on the same files (setting: 8:1:1 per user); kgcn: elsewhere"]
+    md = render.to_markdown(board)
+    assert md.count("with its default hyper-parameters") == 2  # front page and full table, once each
+    path = render.write_csv(t, tmp_path / "t.csv")
+    import csv as csv_module
+    by = {r["model"]: r for r in csv_module.DictReader(path.open())}
+    assert by["kgcn"]["paper_source"].startswith("Wang et al.") and by["kgcn"]["paper_setting"] == "CTR, random 6:2:2"
+    assert by["bpr"]["reference_setting"] == "8:1:1 per user"
+
+
+def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path):
+    """A smoke or archive table had the very heading of the published one ("### ml-100k-kg ·
+    random 8:1:1 ..."); `cap`, `eval s`, `peak MB` were explained nowhere; s/epoch printed 24.08
+    for GCN on ml-100k-kg, a mean of seeds at 15.16, 30.97 and 26.11 s."""
+    rows = [row("gcn", s, 0.30, seconds_per_epoch=v) for s, v in enumerate((15.16, 30.97, 26.11))]
+    rows += [row("gcn", 0, 0.10, kind="quick", seconds_per_epoch=2.0)]
+    rows += [row("gcn", 0, 0.20, fp="old", time="2026-11-01T00:00")]
+    board = lb.build(rows)
+    md = render.to_markdown(board)
+    title = "d1 · random 8:1:1 per user, full ranking, seen masked"
+    assert [x for x in md.splitlines() if x.startswith(f"### {title}")] == [
+        f"### {title}", f"### {title} [smoke]", f"### {title} [archive]"]
+    assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
+    assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
+    assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
+    pub = board.section(lb.PUBLISHED)[0]
+    cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
+    assert cells["s/epoch"] == "24 (15-31)" and cells["eval s"] == "0.2"
+    assert render.significant(1.39) == "1.4" and render.significant(0.5) == "0.5" and render.significant(1234.5) == "1,234"
+    assert render.significant(0.0072) == "<0.01" and render.significant(0.0) == "0"
+    assert render._seconds(lb.Stat.of([0.0069, 0.0076])) == "<0.01"
+    path = render.write_csv(pub, tmp_path / "t.csv")
+    import csv as csv_module
+    (line,) = csv_module.DictReader(path.open())
+    assert float(line["seconds_per_epoch_min"]) == 15.16 and float(line["seconds_per_epoch_max"]) == 30.97
+
+
+def test_the_csv_carries_the_notes_of_the_markdown(tmp_path):
+    """The CSV of a table lacked what the Markdown says below it: which lines have one seed and
+    why (‡), a line's § note, the dataset's caveat, the grid's models not run yet."""
+    rows = ([row("bpr", s, 0.30, dataset="ml-1m-kg") for s in range(3)]
+            + [row("kgat", 0, 0.28, dataset="ml-1m-kg", cell_seconds=52 * 60.0)]
+            # wall time inflated by other work beside it: the CPU seconds decide, as in the Markdown
+            + [row("kgin", 0, 0.27, dataset="ml-1m-kg", cell_seconds=3 * 3600.0, cell_cpu_seconds=21 * 60.0)])
+    board = lb.build(rows, one_seed_minutes={"ml-1m-kg": 40}, caveats={"ml-1m-kg": "the source's split"},
+                     line_notes={("kgin", "ml-1m-kg"): "below Pop"},
+                     grids={"ml-1m-kg": (TOPK, ("bpr", "kgat", "kgin", "cke"))})
+    (t,) = board.tables
+    import csv as csv_module
+    by = {r["model"]: r for r in csv_module.DictReader(render.write_csv(t, tmp_path / "t.csv").open())}
+    assert (by["kgat"]["one_seed"], by["kgin"]["one_seed"], by["bpr"]["one_seed"]) == (
+        "slow (52 min > 40 min)", "so far", "")
+    assert by["kgin"]["note"] == "below Pop" and by["bpr"]["note"] == ""
+    assert {r["caveat"] for r in by.values()} == {"the source's split"} and {r["pending"] for r in by.values()} == {"cke"}
+    assert list(by["bpr"])[-1] == "commits" and by["bpr"]["schedule"] == "converged"
+
+
+def test_commands_that_differ_only_in_their_models_are_said_once():
+    """amazon-hin's `command:` gave the same 130-character command ten times, once per model."""
+    tail = "--datasets amazon-hin --seeds 0 1 2 --full --results benchmarks/results --name converged --resume"
+    commands = [f"kgzoo bench --models {m} {tail}" for m in ("pop", "bpr", "pop news-plm-mean")]
+    commands += ["kgzoo bench --models kgplm --variants use_kg=false", "kgzoo bench"]
+    assert render.command_text(commands) == (
+        f"`kgzoo bench --models MODELS {tail}` for MODELS = `pop`, `bpr`, `pop news-plm-mean`; "
+        "`kgzoo bench --models kgplm --variants use_kg=false`; `kgzoo bench`")
+    assert render.command_text([]) == "(not recorded)"
+    rows = [row(m, 0, 0.3, command=f"kgzoo bench --models {m} {tail}") for m in ("bpr", "cke")]
+    assert render.to_markdown(lb.build(rows)).count(tail) == 1
+
+
+def test_a_fixed_schedule_line_says_why_it_is_not_ranked():
+    """mind-kg's Pop (`kgzoo bench --epochs 10`, a fixed schedule) read "early stop ×1" and had no
+    rank, under a note saying that lines whose runs early stopping ended are ranked: it is marked °
+    and the footnote says what a fixed schedule is; a capped fixed line keeps its † alone."""
+    rows = [row("pop", 0, 0.027, kind="fixed", epochs=2, cap=10), row("bpr", 0, 0.027, kind="fixed", epochs=10, cap=10)]
+    rows += [row("cke", s, 0.03) for s in range(2)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    names = {ln.model: render.line_cells(t, ln)[:2] for ln in t.lines}
+    assert names == {"cke": ["1", "cke"], "pop": ["-", "pop °"], "bpr": ["-", "bpr †"]}
+    md = render.to_markdown(board)
+    assert md.count("° a fixed schedule (`kgzoo bench --epochs N`)") == 1 and "| early stop ×1 |" in md
+    assert "did not stop at its cap are ranked" in md
+
+
+def test_a_lines_note_stays_in_the_grid_table_it_speaks_of():
+    """PLMRec's note on ml-100k-kg ("below Pop on the warm random split") marked its line in the
+    cold-item table too, where it comes first: a zoo config's note is kept in the dataset's grid
+    table (its protocol, the real KG), in every section, and not in the tables of other protocols
+    or KG ablations; a dataset without a grid keeps it everywhere."""
+    cold = {**TOPK, "split": "cold_item"}
+    rows = [row("plmrec", s, 0.13) for s in range(2)] + [row("plmrec", 0, 0.1, kind="quick")]
+    rows += [row("plmrec", 0, 0.32, fp="cold", protocol=cold), row("plmrec", 0, 0.2, kg="shuffled", fp="fpS")]
+    rows += [row("plmrec", 0, 0.2, dataset="d2", fp="cold2", protocol=cold)]
+    notes = {("plmrec", "d1"): "below Pop", ("plmrec", "d2"): "mine"}
+    board = lb.build(rows, line_notes=notes, grids={"d1": (TOPK, ("plmrec",))})
+    noted = sorted((t.dataset, t.section, t.protocol["split"], t.kg_ablation, t.lines[0].note) for t in board.tables)
+    assert noted == [("d1", lb.PUBLISHED, "cold_item", "real", ""), ("d1", lb.PUBLISHED, "random", "real", "below Pop"),
+                     ("d1", lb.PUBLISHED, "random", "shuffled", ""), ("d1", lb.SMOKE, "random", "real", "below Pop"),
+                     ("d2", lb.PUBLISHED, "cold_item", "real", "mine")]
