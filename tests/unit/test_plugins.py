@@ -115,3 +115,14 @@ def test_import_on_the_command_line(tmp_path, capsys, clean_registries):
     assert "cli_mean" in FUSIONS and "cli_bpr" in MODELS
     # a registered subclass without a config of its own uses its parent's, and the run says so once
     assert capsys.readouterr().err.count("cli_bpr has no zoo config; using bpr's") == 1
+
+
+def test_a_name_the_catalogue_holds_is_refused_naming_both_classes(tmp_path, clean_registries):
+    """A user's model registered as ``bpr`` said only "model 'bpr' is already registered": which
+    class holds it, and which one collided, is now in the message, with the names taken."""
+    path = tmp_path / "my_collision.py"
+    path.write_text(SUBCLASS.format(name="bpr"))
+    with pytest.raises(ValueError, match=r"^model 'bpr' is already registered to kgzoo\.models\.mf\.BPRMF; register "
+                                         r"my_collision\.ScaledBPR under another name \(taken: .*\bkgat\b"):
+        load_plugins([str(path)], entry_points=False)
+    assert MODELS.get("bpr").__module__ == "kgzoo.models.mf"
