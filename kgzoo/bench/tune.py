@@ -49,7 +49,7 @@ import optuna
 import yaml
 
 from .. import __version__
-from ..api import model_hparams
+from ..api import check_config, model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
@@ -506,7 +506,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         fingerprint: ``(model, dataset) -> data fingerprint`` (default: the cell's).
 
     Raises:
-        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
+        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space, a name in the
+            config's ``model``, ``tuned.params`` or ``tune`` that the model does not take
+            (:func:`kgzoo.api.check_config`, naming the file), before any trial.
         KeyError: an unknown model or dataset (with suggestions), checked before the config.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -519,6 +521,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                          "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
                          "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
+    check_config(model, MODELS.get(model), cfg)  # a typo there: one error, not a budget of failed trials
     schedule = cfg.schedule(quick=False)
     if experiment is None:
         experiment = run_experiment
