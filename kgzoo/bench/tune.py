@@ -658,7 +658,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(progress_line(model, dataset, trial.number, state, value, row or {}, params,
                           default=bool(trial.user_attrs.get("default")), done=finished(), trials=trials,
-                          max_epochs=schedule.max_epochs))
+                          max_epochs=schedule.max_epochs, error=error if state == "FAIL" else None))
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
@@ -682,17 +682,19 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
 
 
 def progress_line(model: str, dataset: str, number: int, state: str, value: float | None, row: dict[str, Any],
-                  params: dict[str, Any], *, default: bool, done: int, trials: int, max_epochs: int) -> str:
+                  params: dict[str, Any], *, default: bool, done: int, trials: int, max_epochs: int,
+                  error: str | None = None) -> str:
     """The line :func:`tune` prints after a trial: ``[done/trials]`` (``[defaults]`` for the default
     trial, which is outside the budget), the state, the value, the epochs trained and the best
-    epoch (0-based) where the row has them, a cap that stopped the trial, and the parameters."""
+    epoch (0-based) where the row has them, a cap that stopped the trial, the parameters, and a
+    failed trial's ``error`` (``"; ValueError: ..."``: the row's, so a failure is read where it is seen)."""
     epochs, best = row.get("epochs"), row.get("best_epoch")
     return (f"[{'defaults' if default else f'{done}/{trials}'}] {model} on {dataset} trial {number}"
             + (" (the config's own values, outside the budget)" if default else "") + f": {state.lower()}"
             + (f", {value:.4f}" if isinstance(value, float) else "")
             + (f" after {epochs} epochs (best epoch {best})" if epochs is not None and best is not None else "")
             + (f", stopped at its cap of {max_epochs} epochs" if row.get("stopped_by") == "cap" else "")
-            + f" {json.dumps(params, default=str)}")
+            + f" {json.dumps(params, default=str)}" + (f"; {error}" if error else ""))
 
 
 def _frozen(study: Any, number: int) -> Any:

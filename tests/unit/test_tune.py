@@ -796,3 +796,16 @@ def test_a_name_the_model_does_not_take_stops_the_study_before_any_trial(tmp_pat
         tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)
     assert fake.calls == [] and not (tmp_path / "tuning").exists()
 
+
+def test_a_failed_trial_says_why_in_its_progress_line(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    lines = []
+
+    def broken(*a, **k):
+        raise RuntimeError("diverged")
+
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=broken,
+         fingerprint=lambda m, ds: "0" * 64, log=lines.append)
+    fails = [x for x in lines if x.startswith("[")]
+    assert len(fails) == 2 and all(": fail {" in x and x.endswith("; RuntimeError: diverged") for x in fails)
