@@ -145,3 +145,33 @@ def test_a_user_model_missing_its_math_is_told_what_to_write():
         m.score(torch.tensor([0]))
     with pytest.raises(NotImplementedError, match=r"^Half defines no loss\(batch\): a Recommender returns its scalar"):
         m.loss({})
+
+
+OWN_MODEL = '''
+from kgzoo.models.base import Recommender
+from kgzoo.registry import register_model
+
+
+@register_model("{name}", family="mine", paper="a user's model")
+class Own(Recommender):
+    pass
+'''
+
+
+def test_a_users_model_without_any_config_is_said_once(tmp_path, capsys, monkeypatch, clean_registries):
+    """A user's model (no catalogue parent) whose ``--config-dir`` was left off after ``kgzoo tune``
+    ran with its constructor's defaults, untuned, up to 100 epochs, without a word; now the command
+    says so once. With a config folder holding only its dataset file nothing is said."""
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir below extends it: restored after
+    path = tmp_path / "own_model.py"
+    path.write_text(OWN_MODEL.format(name="own_model"))
+    assert main(["pretrained", "--import", str(path), "nothing-matches-*"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("own_model has no zoo config (no own_model/ in any config folder): it runs with its "
+                     "constructor's defaults, untuned, up to 100 epochs; give --config-dir DIR") == 1
+    other = tmp_path / "other_model.py"
+    other.write_text(OWN_MODEL.format(name="other_model"))
+    (tmp_path / "cfg" / "other_model").mkdir(parents=True)
+    (tmp_path / "cfg" / "other_model" / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\n")
+    assert main(["pretrained", "--import", str(other), "--config-dir", str(tmp_path / "cfg"), "nothing-matches-*"]) == 0
+    assert "no zoo config" not in capsys.readouterr().err
