@@ -3,8 +3,9 @@
 ``model.attach(graphs, extras)``; the task of a model decides its DataModule here."""
 from __future__ import annotations
 
+import difflib
 import inspect
-from typing import Any
+from typing import Any, Iterable
 
 from .config import ZooConfig
 from .data.datamodule import KGRecDataModule
@@ -75,11 +76,7 @@ def check_hparams(name: str, cls: type, values: dict[str, Any], where: str = "")
     Raises:
         ValueError: a key the model does not take, or a value whose type the annotation does not admit.
     """
-    known = model_hparams(cls)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{where}model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(sorted(known))}")
+    known = check_hparam_names(name, cls, values, where)
     for key, value in values.items():
         ann = known[key].annotation
         if not isinstance(ann, str):
@@ -98,6 +95,47 @@ def check_hparams(name: str, cls: type, values: dict[str, Any], where: str = "")
                 hint = f"; YAML reads {value} without a dot as text: write it {float(value)!r}"
             raise ValueError(f"{where}model {name!r}: hyper-parameter {key!r} takes {ann}, got {value!r} "
                              f"({type(value).__name__}){hint}")
+
+
+def check_hparam_names(name: str, cls: type, names: Iterable[str], where: str = "") -> dict[str, inspect.Parameter]:
+    """Refuse names that are no hyper-parameter of model ``cls`` (:func:`model_hparams`), the
+    keys half of :func:`check_hparams` (a ``tune:`` space's names, whose values are ranges).
+
+    Returns:
+        :func:`model_hparams` of ``cls``.
+
+    Raises:
+        ValueError: ``"<where>model 'm' takes no hyper-parameter 'x'; known: ... (did you mean
+            'y'?)"``, the nearest known names (:mod:`difflib`) where there are any.
+    """
+    known = model_hparams(cls)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        close = [c for u in unknown for c in difflib.get_close_matches(u, list(known), n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"{where}model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(sorted(known))}{hint}")
+    return known
+
+
+def check_config(name: str, cls: type, cfg: ZooConfig) -> None:
+    """Refuse a zoo config whose hyper-parameters model ``cls`` cannot take, naming the file and
+    the section: its ``model`` section as written (:attr:`ZooConfig.defaults`), its
+    ``tuned.params`` and the names its ``tune:`` space searches. Called before anything trains
+    (``kgzoo bench``'s grid, ``kgzoo tune`` before its first trial, :func:`create_model`), so a
+    typo (``reg_weigth``) in a config of one's own is one error naming the file, not a failed
+    cell or a tuning budget of failed trials.
+
+    Raises:
+        ValueError: ``"<file>: model: model 'm' takes no hyper-parameter ..."`` (also
+            ``tuned.params:``, ``tune:``), or a value of another type than its argument's
+            (:func:`check_hparams`).
+    """
+    check_hparams(name, cls, cfg.defaults, where=f"{cfg.path}: model: ")
+    tuned = cfg.tuned or {}
+    source = f" (from {tuned['dataset']})" if tuned.get("dataset") else ""
+    check_hparams(name, cls, dict(tuned.get("params") or {}), where=f"{cfg.path}: tuned{source}.params: ")
+    check_hparam_names(name, cls, cfg.tune, where=f"{cfg.tune_path or cfg.path}: tune: ")
 
 
 def _is_number(text: str) -> bool:
@@ -146,7 +184,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     Raises:
         KeyError: unknown model (with the nearest names).
         ValueError: a hyper-parameter the model does not take (naming it and the known ones), or
-            a value of another type than its argument's (:func:`check_hparams`).
+            a value of another type than its argument's (:func:`check_hparams`); in the zoo
+            config, naming its file and section (:func:`check_config`).
     """
     cls = MODELS.get(name)
     if datamodule is not None:
@@ -154,9 +193,13 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         # that view's), a link model's triple split (TransR's TransE sees its train part only)
         datamodule = create_datamodule_for(cls, datamodule)
     dataset = datamodule.dataset if datamodule is not None else None
-    hp = dict(ZooConfig.load(name, dataset).model) if config else {}
+    hp: dict[str, Any] = {}
+    if config:
+        cfg = ZooConfig.load(name, dataset)
+        check_config(name, cls, cfg)
+        hp.update(cfg.model)
+    check_hparams(name, cls, overrides)
     hp.update(overrides)
-    check_hparams(name, cls, hp)
     known = model_hparams(cls)
     kwargs = dict(datamodule.model_kwargs() if datamodule is not None else (sizes or {}))
     kwargs = {k: v for k, v in kwargs.items() if k in known}

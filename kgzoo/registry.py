@@ -29,6 +29,14 @@ class Entry(Generic[T]):
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _qualified(obj: Any) -> str:
+    """``module.QualName`` of a class or function (where a registered name's holder is defined),
+    else its type's: what a name collision names on both sides."""
+    if hasattr(obj, "__qualname__") and hasattr(obj, "__module__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    return f"a {type(obj).__module__}.{type(obj).__qualname__}"
+
+
 class Registry(Generic[T]):
     """A named catalogue of objects.
 
@@ -37,8 +45,8 @@ class Registry(Generic[T]):
 
     Raises:
         KeyError: on lookup of an unknown name (the message suggests the nearest names).
-        ValueError: on registering a name twice, or on a pattern that matches nothing
-            (with ``strict=True``).
+        ValueError: on registering a name twice (naming where both objects are defined and the
+            names taken), or on a pattern that matches nothing (with ``strict=True``).
     """
 
     def __init__(self, kind: str) -> None:
@@ -50,7 +58,8 @@ class Registry(Generic[T]):
         if not name or name != name.strip():
             raise ValueError(f"invalid {self.kind} name {name!r}")
         if name in self._entries and self._entries[name].obj is not obj:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+            raise ValueError(f"{self.kind} {name!r} is already registered to {_qualified(self._entries[name].obj)}; "
+                             f"register {_qualified(obj)} under another name (taken: {', '.join(sorted(self._entries))})")
         self._entries[name] = Entry(name, obj, dict(meta))
         return obj
 

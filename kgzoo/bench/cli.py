@@ -189,9 +189,13 @@ def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | No
     :func:`kgzoo.paths.published_results_dir`; a row in both counted once).
 
     Raises:
-        FileNotFoundError: no rows in ``results``, or a ``published`` folder that is not there.
+        FileNotFoundError: a ``results`` that is not there (named as such), no rows in it, or a
+            ``published`` folder that is not there.
     """
     p = Path(results)
+    if not p.exists():  # a typo'd folder: not "run kgzoo bench --results <the typo> first"
+        raise FileNotFoundError(f"--results {p}: no such {'file' if p.suffix == '.jsonl' else 'folder'} "
+                                f"({p.resolve()}); give the folder (or .jsonl file) `kgzoo bench --results` wrote")
     rows = read_rows(p) if p.suffix == ".jsonl" else read_folder(p)
     if not rows:
         raise FileNotFoundError(f"no result rows in {p} (run `kgzoo bench --results {p}` first)")

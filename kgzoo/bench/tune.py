@@ -49,7 +49,7 @@ import optuna
 import yaml
 
 from .. import __version__
-from ..api import model_hparams
+from ..api import check_config, model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
@@ -506,7 +506,9 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         fingerprint: ``(model, dataset) -> data fingerprint`` (default: the cell's).
 
     Raises:
-        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space.
+        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space, a name in the
+            config's ``model``, ``tuned.params`` or ``tune`` that the model does not take
+            (:func:`kgzoo.api.check_config`, naming the file), before any trial.
         KeyError: an unknown model or dataset (with suggestions), checked before the config.
     """
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -519,6 +521,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                          "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
                          "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
+    check_config(model, MODELS.get(model), cfg)  # a typo there: one error, not a budget of failed trials
     schedule = cfg.schedule(quick=False)
     if experiment is None:
         experiment = run_experiment
@@ -655,7 +658,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
         say(progress_line(model, dataset, trial.number, state, value, row or {}, params,
                           default=bool(trial.user_attrs.get("default")), done=finished(), trials=trials,
-                          max_epochs=schedule.max_epochs))
+                          max_epochs=schedule.max_epochs, error=error if state == "FAIL" else None))
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
     report.complete, report.pruned, report.failed = (states.count(s) for s in _STATES)
     report.seconds = time.perf_counter() - t0
@@ -679,17 +682,19 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
 
 
 def progress_line(model: str, dataset: str, number: int, state: str, value: float | None, row: dict[str, Any],
-                  params: dict[str, Any], *, default: bool, done: int, trials: int, max_epochs: int) -> str:
+                  params: dict[str, Any], *, default: bool, done: int, trials: int, max_epochs: int,
+                  error: str | None = None) -> str:
     """The line :func:`tune` prints after a trial: ``[done/trials]`` (``[defaults]`` for the default
     trial, which is outside the budget), the state, the value, the epochs trained and the best
-    epoch (0-based) where the row has them, a cap that stopped the trial, and the parameters."""
+    epoch (0-based) where the row has them, a cap that stopped the trial, the parameters, and a
+    failed trial's ``error`` (``"; ValueError: ..."``: the row's, so a failure is read where it is seen)."""
     epochs, best = row.get("epochs"), row.get("best_epoch")
     return (f"[{'defaults' if default else f'{done}/{trials}'}] {model} on {dataset} trial {number}"
             + (" (the config's own values, outside the budget)" if default else "") + f": {state.lower()}"
             + (f", {value:.4f}" if isinstance(value, float) else "")
             + (f" after {epochs} epochs (best epoch {best})" if epochs is not None and best is not None else "")
             + (f", stopped at its cap of {max_epochs} epochs" if row.get("stopped_by") == "cap" else "")
-            + f" {json.dumps(params, default=str)}")
+            + f" {json.dumps(params, default=str)}" + (f"; {error}" if error else ""))
 
 
 def _frozen(study: Any, number: int) -> Any:

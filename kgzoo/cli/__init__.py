@@ -37,8 +37,9 @@ from lightning.pytorch.utilities import exceptions as lightning_exceptions
 from .. import __version__
 from ..bench import cli as bench_cli
 from ..bench.render import console
-from ..config import ZooConfig
+from ..config import DEFAULT_MAX_EPOCHS, ZooConfig
 from ..dist import is_rank_zero
+from ..paths import config_dirs
 from ..registry import MODELS, load_plugins
 from . import data, hub, lightning, tune
 
@@ -120,13 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def announce_inherited_configs(names: list[str], log: Callable[[str], None]) -> None:
-    """Say, once per model, which registered models of ``names`` have no zoo config of their own
-    and use their parent class's (``"X has no zoo config; using Y's"``)."""
+def announce_configs(names: list[str], log: Callable[[str], None]) -> None:
+    """Say, once per model, which registered models of ``names`` have no zoo config of their own:
+    those using their parent class's (``"X has no zoo config; using Y's"``), and those with none
+    at all (no ``<name>/`` folder in any config folder, :func:`kgzoo.paths.config_dirs`), which
+    run with their constructor's defaults, untuned, on the default schedule: a user's model whose
+    ``--config-dir`` was left off after ``kgzoo tune`` ran so without a word."""
     for name in names:
-        inherited = ZooConfig.load(name).inherited_from
-        if inherited:
-            log(f"{name} has no zoo config; using {inherited}'s")
+        cfg = ZooConfig.load(name)
+        if cfg.inherited_from:
+            log(f"{name} has no zoo config; using {cfg.inherited_from}'s")
+        elif cfg.path is None and not any((d / name).is_dir() for d in config_dirs()):
+            log(f"{name} has no zoo config (no {name}/ in any config folder): it runs with its constructor's "
+                f"defaults, untuned, up to {DEFAULT_MAX_EPOCHS} epochs; give --config-dir DIR holding "
+                f"{name}/default.yaml (README, 'A new model against the baselines')")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         add_config_dirs(args.config_dirs)
         before = set(MODELS.list())
         load_plugins(args.imports)
-        announce_inherited_configs(sorted(set(MODELS.list()) - before), err.print)
+        announce_configs(sorted(set(MODELS.list()) - before), err.print)
         by_name = {c.name: c for c in COMMANDS}
         return by_name[args.command].run(args)
     except (KeyError, ValueError, FileNotFoundError, ImportError) as e:

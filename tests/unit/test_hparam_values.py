@@ -43,3 +43,31 @@ def test_a_number_yaml_read_as_text_says_how_to_write_it():
     """PyYAML reads ``lr: 1e-3`` (no dot) as the text '1e-3': the error says to write 0.001."""
     with pytest.raises(ValueError, match=r"got '1e-3' \(str\); YAML reads 1e-3 without a dot as text: write it 0.001"):
         kgzoo.create_model("bpr", sizes=SIZES, config=False, lr="1e-3")
+
+
+TYPO = """model: {embedding_dim: 8, reg_weigth: 1.0e-4, lr: 1.0e-3}
+train: {max_epochs: 3, patience: 2}
+"""
+
+
+def test_a_typo_in_a_config_of_ones_own_names_its_file_before_anything_trains(tmp_path, monkeypatch):
+    """A user's config whose ``model`` section holds a key the model does not take: ``kgzoo bench``
+    failed the cell ("model 'm' takes no hyper-parameter 'reg_weigth'", no file named) after the
+    data loaded; now the grid refuses it before any cell, naming the file, the section and the
+    nearest name (:func:`kgzoo.api.check_config`), and so does :func:`kgzoo.create_model`."""
+    from kgzoo.bench.cells import resolve_grid
+
+    (tmp_path / "bpr").mkdir()
+    path = tmp_path / "bpr" / "ml-100k-kg.yaml"
+    path.write_text(TYPO)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    msg = (f"^{path}: model: model 'bpr' takes no hyper-parameter 'reg_weigth'; known: .*"
+           r"\(did you mean 'reg_weight'\?\)$")
+    with pytest.raises(ValueError, match=msg):
+        resolve_grid(["bpr"], ["ml-100k-kg"])
+    (tmp_path / "bpr" / "default.yaml").write_text(TYPO)  # create_model without data reads default.yaml
+    with pytest.raises(ValueError, match=msg.replace("ml-100k-kg", "default")):
+        kgzoo.create_model("bpr", sizes=SIZES)
+    path.write_text("model: {embedding_dim: 8}\ntune:\n  reg_weigth: {low: 1.0e-6, high: 1.0e-2, log: true}\n")
+    with pytest.raises(ValueError, match=f"^{path}: tune: model 'bpr' takes no hyper-parameter 'reg_weigth'"):
+        resolve_grid(["bpr"], ["ml-100k-kg"])

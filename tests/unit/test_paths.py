@@ -118,3 +118,19 @@ def test_committed_rows_and_leaderboard_whatever_the_working_directory(tmp_path,
     (checkout / "kgzoo" / "zoo_configs").mkdir(parents=True)
     monkeypatch.setattr(paths, "__file__", str(checkout / "kgzoo" / "paths.py"))
     assert paths.committed_results_dir() is None and paths.committed_leaderboard_dir() is None
+
+
+def test_leaderboard_of_a_results_folder_that_is_not_there_says_so(tmp_path, capsys):
+    """`kgzoo bench --leaderboard-only --results my_reslts` (a typo) said "no result rows in my_reslts
+    (run `kgzoo bench --results my_reslts` first)", as if the folder were there and empty; now it
+    says the folder does not exist, with its absolute path. An empty folder keeps the old advice."""
+    from kgzoo.cli import main
+
+    missing = tmp_path / "my_reslts"
+    assert main(["bench", "--leaderboard-only", "--results", str(missing), "--with-published", "--no-png"]) == 2
+    assert f"error: --results {missing}: no such folder ({missing})" in capsys.readouterr().err
+    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path / "x.jsonl"), "--no-png"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["bench", "--leaderboard-only", "--results", str(tmp_path), "--no-png"]) == 2
+    assert f"no result rows in {tmp_path} (run `kgzoo bench --results {tmp_path}` first)" in capsys.readouterr().err
+    assert not missing.exists()

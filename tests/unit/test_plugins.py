@@ -115,3 +115,63 @@ def test_import_on_the_command_line(tmp_path, capsys, clean_registries):
     assert "cli_mean" in FUSIONS and "cli_bpr" in MODELS
     # a registered subclass without a config of its own uses its parent's, and the run says so once
     assert capsys.readouterr().err.count("cli_bpr has no zoo config; using bpr's") == 1
+
+
+def test_a_name_the_catalogue_holds_is_refused_naming_both_classes(tmp_path, clean_registries):
+    """A user's model registered as ``bpr`` said only "model 'bpr' is already registered": which
+    class holds it, and which one collided, is now in the message, with the names taken."""
+    path = tmp_path / "my_collision.py"
+    path.write_text(SUBCLASS.format(name="bpr"))
+    with pytest.raises(ValueError, match=r"^model 'bpr' is already registered to kgzoo\.models\.mf\.BPRMF; register "
+                                         r"my_collision\.ScaledBPR under another name \(taken: .*\bkgat\b"):
+        load_plugins([str(path)], entry_points=False)
+    assert MODELS.get("bpr").__module__ == "kgzoo.models.mf"
+
+
+def test_a_user_model_missing_its_math_is_told_what_to_write():
+    """A user's Recommender without ``final_embeddings``/``score`` failed its cell with "X does not
+    support top-K scoring", and one without ``loss`` with a bare ``NotImplementedError``: each now
+    names the method(s) to write, with their shapes."""
+    import torch
+
+    from kgzoo.models.base import Recommender
+
+    class Half(Recommender):
+        pass
+
+    m = Half(n_users=3, n_items=30)
+    with pytest.raises(NotImplementedError, match=r"^Half does not support top-K scoring: it defines neither "
+                                                  r"final_embeddings\(\) \(users \[U, d\], items \[I, d\].*score\(users\)"):
+        m.score(torch.tensor([0]))
+    with pytest.raises(NotImplementedError, match=r"^Half defines no loss\(batch\): a Recommender returns its scalar"):
+        m.loss({})
+
+
+OWN_MODEL = '''
+from kgzoo.models.base import Recommender
+from kgzoo.registry import register_model
+
+
+@register_model("{name}", family="mine", paper="a user's model")
+class Own(Recommender):
+    pass
+'''
+
+
+def test_a_users_model_without_any_config_is_said_once(tmp_path, capsys, monkeypatch, clean_registries):
+    """A user's model (no catalogue parent) whose ``--config-dir`` was left off after ``kgzoo tune``
+    ran with its constructor's defaults, untuned, up to 100 epochs, without a word; now the command
+    says so once. With a config folder holding only its dataset file nothing is said."""
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)  # --config-dir below extends it: restored after
+    path = tmp_path / "own_model.py"
+    path.write_text(OWN_MODEL.format(name="own_model"))
+    assert main(["pretrained", "--import", str(path), "nothing-matches-*"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("own_model has no zoo config (no own_model/ in any config folder): it runs with its "
+                     "constructor's defaults, untuned, up to 100 epochs; give --config-dir DIR") == 1
+    other = tmp_path / "other_model.py"
+    other.write_text(OWN_MODEL.format(name="other_model"))
+    (tmp_path / "cfg" / "other_model").mkdir(parents=True)
+    (tmp_path / "cfg" / "other_model" / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\n")
+    assert main(["pretrained", "--import", str(other), "--config-dir", str(tmp_path / "cfg"), "nothing-matches-*"]) == 0
+    assert "no zoo config" not in capsys.readouterr().err

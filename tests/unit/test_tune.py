@@ -36,7 +36,7 @@ train: {max_epochs: 7, patience: 2}
 tune:
   lr: {low: 1.0e-4, high: 1.0e-1, log: true}
   reg_weight: {choices: [0.0, 1.0e-4]}
-  sizes: {choices: [[8], [8, 4]]}
+  ks: {choices: [[8], [8, 4]]}
 """
 
 
@@ -57,7 +57,7 @@ class FakeExperiment:
 
 def test_space_parsing_and_errors():
     space = parse_space(yaml.safe_load(SPACE)["tune"])
-    assert [p.name for p in space] == ["lr", "reg_weight", "sizes"]
+    assert [p.name for p in space] == ["lr", "reg_weight", "ks"]
     assert space[0].log and space[2].choices == ((8,), (8, 4))
     for bad, msg in [({"lr": 0.1}, "expected a mapping"), ({"lr": {"low": 1}}, "needs either"),
                      ({"lr": {"low": 1, "high": 1}}, "must be below"), ({"lr": {"low": 0, "high": 1, "log": True}},
@@ -83,7 +83,7 @@ def test_study_budget_resume_rows_and_tuned_record(tmp_path, monkeypatch):
     rows = [json.loads(line) for line in (tmp_path / "results" / "tuning" / "bpr-ml-100k-kg.jsonl").read_text().splitlines()]
     assert [r["trial"] for r in rows] == list(range(7)) and {r["state"] for r in rows} == {"COMPLETE"}
     assert [r["default"] for r in rows] == [True] + [False] * 6
-    assert all(r["params"]["sizes"] in ([8], [8, 4]) for r in rows)
+    assert all(r["params"]["ks"] in ([8], [8, 4]) for r in rows)
     best = max(rows, key=lambda r: r["value"])
     assert rep.best_params == best["params"] and rep.best_value == pytest.approx(best["value"])
     # the record: the dataset gets its own file (default.yaml copied, comments kept) with tuned: over model
@@ -215,7 +215,7 @@ def test_the_default_trial_is_never_pruned_and_joins_a_study_opened_before_it(tm
     old = optuna.create_study(study_name=study_name("bpr", "ml-100k-kg", "0" * 64, space, 0, fixed),
                               storage=f"sqlite:///{storage}", direction="maximize")
     for lr in (0.05, 0.002):  # two searched trials of a study made before the default-trial rule
-        old.enqueue_trial({"lr": lr, "reg_weight": 0.0, "sizes#": 0})
+        old.enqueue_trial({"lr": lr, "reg_weight": 0.0, "ks#": 0})
         t = old.ask()
         for p in space:
             p.suggest(t)
@@ -227,7 +227,7 @@ def test_the_default_trial_is_never_pruned_and_joins_a_study_opened_before_it(tm
             pruned.append(len(callbacks(types.SimpleNamespace(main_metric="ndcg@10"))))
             return super().__call__(*a, callbacks=callbacks, **k)
 
-    old.enqueue_trial({"lr": 0.05, "reg_weight": 0.0, "sizes#": 0})  # a repeated point: not a new trial
+    old.enqueue_trial({"lr": 0.05, "reg_weight": 0.0, "ks#": 0})  # a repeated point: not a new trial
     t = old.ask()
     for p in space:
         p.suggest(t)
@@ -777,3 +777,35 @@ def test_a_torn_row_does_not_stop_a_study_that_its_sqlite_file_holds(tmp_path, m
     assert len(fake.calls) == 1
     with pytest.raises(ValueError, match=r"bpr-ml-100k-kg.jsonl:3: not a JSON trial row"):
         tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
+
+
+def test_a_name_the_model_does_not_take_stops_the_study_before_any_trial(tmp_path, monkeypatch):
+    """A typo in the space (``reg_weigth``) or the config's model section ran the default trial
+    and the whole budget as failed trials, each printed as a bare ``fail``, the reason only in
+    the rows file: now it is one error naming the file and the section, before any trial."""
+    d = _config_dir(tmp_path, SPACE.replace("  reg_weight: {", "  reg_weigth: {"))
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    fake = FakeExperiment()
+    common = dict(results=tmp_path, storage=tmp_path / "s.sqlite3", fingerprint=lambda m, ds: "0" * 64, log=None)
+    path = d / "bpr" / "default.yaml"
+    with pytest.raises(ValueError, match=f"^{path}: tune: model 'bpr' takes no hyper-parameter 'reg_weigth'; "
+                                         r"known: .* \(did you mean 'reg_weight'\?\)$"):
+        tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)
+    path.write_text(SPACE.replace("reg_weight: 1.0e-4,", "reg_weigth: 1.0e-4,"))
+    with pytest.raises(ValueError, match=f"^{path}: model: model 'bpr' takes no hyper-parameter 'reg_weigth'"):
+        tune("bpr", "ml-100k-kg", 2, experiment=fake, **common)
+    assert fake.calls == [] and not (tmp_path / "tuning").exists()
+
+
+def test_a_failed_trial_says_why_in_its_progress_line(tmp_path, monkeypatch):
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    lines = []
+
+    def broken(*a, **k):
+        raise RuntimeError("diverged")
+
+    tune("bpr", "ml-100k-kg", 1, results=tmp_path, storage=tmp_path / "s.sqlite3", experiment=broken,
+         fingerprint=lambda m, ds: "0" * 64, log=lines.append)
+    fails = [x for x in lines if x.startswith("[")]
+    assert len(fails) == 2 and all(": fail {" in x and x.endswith("; RuntimeError: diverged") for x in fails)
