@@ -217,14 +217,8 @@ class Recommender(L.LightningModule):
         return tables
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys).
-
-        Raises:
-            NotImplementedError: a subclass that does not define it (named, with what to write).
-        """
-        raise NotImplementedError(f"{type(self).__name__} defines no loss(batch): a Recommender returns its scalar "
-                                  "training loss of a batch (user, pos_item, neg_item LongTensors [B] on top-K data) "
-                                  "from loss(batch) (README, 'A new model against the baselines')")
+        """Scalar training loss of a batch (see ``KGRecDataModule`` for the batch keys)."""
+        raise NotImplementedError
 
     def final_embeddings(self) -> tuple[Tensor, Tensor]:
         """``(users FloatTensor [U, d], items FloatTensor [I, d])``: the final representations of a
@@ -254,9 +248,7 @@ class Recommender(L.LightningModule):
             NotImplementedError: the model has neither ``score`` nor ``final_embeddings``.
         """
         if not self.has_final_embeddings():
-            raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring: it defines neither "
-                                      "final_embeddings() (users [U, d], items [I, d], ranked by inner product) nor "
-                                      "score(users) (scores [B, I]) (README, 'A new model against the baselines')")
+            raise NotImplementedError(f"{type(self).__name__} does not support top-K scoring")
         user_emb, item_emb = self._scoring_embeddings()
         return user_emb[users] @ item_emb.T
 

@@ -128,25 +128,6 @@ def test_a_name_the_catalogue_holds_is_refused_naming_both_classes(tmp_path, cle
     assert MODELS.get("bpr").__module__ == "kgzoo.models.mf"
 
 
-def test_a_user_model_missing_its_math_is_told_what_to_write():
-    """A user's Recommender without ``final_embeddings``/``score`` failed its cell with "X does not
-    support top-K scoring", and one without ``loss`` with a bare ``NotImplementedError``: each now
-    names the method(s) to write, with their shapes."""
-    import torch
-
-    from kgzoo.models.base import Recommender
-
-    class Half(Recommender):
-        pass
-
-    m = Half(n_users=3, n_items=30)
-    with pytest.raises(NotImplementedError, match=r"^Half does not support top-K scoring: it defines neither "
-                                                  r"final_embeddings\(\) \(users \[U, d\], items \[I, d\].*score\(users\)"):
-        m.score(torch.tensor([0]))
-    with pytest.raises(NotImplementedError, match=r"^Half defines no loss\(batch\): a Recommender returns its scalar"):
-        m.loss({})
-
-
 OWN_MODEL = '''
 from kgzoo.models.base import Recommender
 from kgzoo.registry import register_model
