@@ -176,6 +176,15 @@ class Line:
         return bool(self.rows) and all(r.is_published() for r in self.rows)
 
     @property
+    def trials(self) -> int | None:
+        """The tuning trials behind the line: the fewest of its rows' ``tuning`` records' ``trials``
+        (an untuned row counts 0; a study's default trial is not counted); ``None`` for a line
+        with nothing to tune (every row ``closed_form``)."""
+        if all(r.stopped_by == "closed_form" for r in self.rows):
+            return None
+        return min(int((r.tuning or {}).get("trials") or 0) for r in self.rows)
+
+    @property
     def one_seed(self) -> bool:
         """Whether this line has one seed (no std): a published table marks it where the line is
         converged (:attr:`Table.one_seed_minutes` says whether the dataset allows one seed)."""
@@ -299,6 +308,20 @@ class Table:
         [variant]``, is not the model's), in the grid's order: not run here yet."""
         present = {ln.model for ln in self.lines if ln.variant == "base"}
         return [m for m in self.grid if m not in present]
+
+    @property
+    def budget(self) -> int | None:
+        """The largest tuning budget of the table's lines (:attr:`Line.trials`), the one every
+        line of a fair comparison should have had (issue 16, part 1: one budget for every model of
+        a table); ``None`` where no line has anything to tune."""
+        return max((ln.trials for ln in self.lines if ln.trials is not None), default=None)
+
+    def under_budget(self, line: Line) -> bool:
+        """Whether ``line`` of this published table was tuned with fewer trials than
+        :attr:`budget` (untuned: 0): not an equal comparison, whatever its rank (a user's model
+        tuned with 3 trials beside 10-trial baselines, or an untuned baseline beside tuned ones)."""
+        return (self.section == PUBLISHED and line.trials is not None and self.budget is not None
+                and line.trials < self.budget)
 
     @property
     def metric_columns(self) -> list[str]:

@@ -89,6 +89,9 @@ FIXED_NOTE = (f"{FIXED_MARK} a fixed schedule (`kgzoo bench --epochs N`): its ep
 ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
 NOTE_MARK = "§"
+#: marker of a line tuned with fewer trials than its table's largest budget
+#: (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`), explained below its table (:func:`budget_note`)
+BUDGET_MARK = "≠"
 #: why the robustness and ablation tables are one per schedule class
 SCHEDULE_SPLIT = ("a converged run and a quick (smoke) one never share a table, so a tuned converged model is "
                   "never the yardstick of short untuned runs (tables of the quick schedule say so in their title).")
@@ -194,7 +197,7 @@ def line_cells(t: Table, ln: Line) -> list[str]:
     c = ln.costs
     marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {FIXED_MARK}" if ln.fixed else "")
              + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
-             + (f" {NOTE_MARK}" if ln.note else ""))
+             + (f" {BUDGET_MARK}" if t.under_budget(ln) else "") + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
@@ -261,6 +264,25 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
                         if limit and name in minutes else name for name in rest)
         out.append(f"{ONE_SEED_MARK} one seed so far (no std): not yet the 3 seeds of a published cell ({why}).")
     return out + [""]
+
+
+def budget_text(t: Table, lines: Sequence[Line]) -> str:
+    """The footnote of the lines among ``lines`` of table ``t`` tuned with fewer trials than the
+    table's largest budget (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`, marked
+    :data:`BUDGET_MARK`), with each one's trials: their rank is not an equal comparison (issue 16,
+    part 1: one tuning budget for every model of a table). ``""`` when there is none."""
+    under = [ln for ln in lines if t.under_budget(ln)]
+    if not under:
+        return ""
+    each = ", ".join(f"{ln.name}: {ln.trials}" if ln.trials else f"{ln.name}: untuned" for ln in under)
+    return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
+            "not an equal tuning budget, so its rank against the others is not a fair comparison.")
+
+
+def budget_note(t: Table, lines: Sequence[Line]) -> list[str]:
+    """The Markdown lines of :func:`budget_text`; ``[]`` when it is empty."""
+    text = budget_text(t, lines)
+    return [text, ""] if text else []
 
 
 def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
@@ -388,7 +410,8 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += source_notes_below(t.lines) + one_seed_note(t, t.lines) + line_notes_below(t.lines) + pending_note(t)
+    out += (source_notes_below(t.lines) + one_seed_note(t, t.lines) + budget_note(t, t.lines)
+            + line_notes_below(t.lines) + pending_note(t))
     if t.capped:
         out += [CAP_NOTE, ""]
     if any(ln.fixed for ln in t.lines):
@@ -480,7 +503,8 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += source_notes_below(ranked) + one_seed_note(t, ranked) + line_notes_below(ranked) + pending_note(t, ranked)
+        out += (source_notes_below(ranked) + one_seed_note(t, ranked) + budget_note(t, ranked)
+                + line_notes_below(ranked) + pending_note(t, ranked))
     return out
 
 
@@ -562,6 +586,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
     column, paper and reference (each with its source and setting), tuned, best epoch, how runs
     stopped, seeds, cap, the schedule kinds of the rows (``converged``, ``fixed``, ``quick``), mean costs, the smallest and largest of the wall-clock ones over seeds
     (:data:`TIMED`), what the Markdown says below the table (``one_seed``: :func:`one_seed_reason`;
+    ``under_budget``: ``"3 < 10"``, the line's trials against the table's largest budget where
+    :meth:`~kgzoo.bench.leaderboard.Table.under_budget`;
     ``note``: the line's § note; ``caveat``: the dataset's; ``pending``: the grid's models without a
     line, space-separated: the same on every line), the line's commits
     (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
@@ -571,7 +597,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
               + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
                  "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs", "schedule"]
               + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")]
-              + ["one_seed", "note", "caveat", "pending", "commits"])
+              + ["one_seed", "under_budget", "note", "caveat", "pending", "commits"])
     pending = " ".join(t.pending)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -590,7 +616,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
                           "/".join(sorted({str((r.schedule or {}).get("kind")) for r in ln.rows}))]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
-                       + [one_seed_reason(t, ln), ln.note, t.caveat, pending]
+                       + [one_seed_reason(t, ln), f"{ln.trials} < {t.budget}" if t.under_budget(ln) else "",
+                          ln.note, t.caveat, pending]
                        + [" ".join(commits_of(ln.rows))])
     return path
 
@@ -679,6 +706,8 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; {FIXED_NOTE}"
             caption += "".join(f"; {text}" for text in source_notes(t.lines) + note_texts(t.lines))
             caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
+            if budget := budget_text(t, t.lines):
+                caption += f"; {budget}"
             if pending := pending_text(t):
                 caption += f"; {pending}"
             title = heading(t)

@@ -726,3 +726,40 @@ def test_a_lines_note_stays_in_the_grid_table_it_speaks_of():
     assert noted == [("d1", lb.PUBLISHED, "cold_item", "real", ""), ("d1", lb.PUBLISHED, "random", "real", "below Pop"),
                      ("d1", lb.PUBLISHED, "random", "shuffled", ""), ("d1", lb.SMOKE, "random", "real", "below Pop"),
                      ("d2", lb.PUBLISHED, "cold_item", "real", "mine")]
+
+
+def test_a_line_tuned_with_a_smaller_budget_is_marked(tmp_path):
+    """A published line tuned with fewer trials than its table's largest budget (a user's model
+    with 3 trials beside 10-trial baselines, an untuned baseline beside tuned ones) is marked ≠ with
+    its trials below the table, in the console caption and the CSV's ``under_budget``: ranked or not,
+    it is not an equal comparison (issue 16, part 1). A closed-form line (nothing to tune) and the
+    smoke tables are never marked."""
+    import csv
+
+    def tuned(trials: int) -> dict:
+        return {"trials": trials, "budget": {"trials": trials, "max_epochs": 300, "patience": 10},
+                "chosen": {"lr": 1e-3}}
+
+    rows = ([row("bpr", s, 0.30, tuning=tuned(10)) for s in range(3)]
+            + [row("mine", s, 0.31, tuning=tuned(3)) for s in range(3)]
+            + [row("kgcn", s, 0.20) for s in range(3)]
+            + [row("pop", s, 0.10, stopped_by="closed_form", epochs=1, cap=1) for s in range(3)]
+            + [row("bpr", 0, 0.9, kind="quick"), row("mine", 0, 0.9, kind="quick", tuning=tuned(3))])
+    board = lb.build(rows)
+    tables = {t.section: t for t in board.tables}
+    t, smoke = tables[lb.PUBLISHED], tables[lb.SMOKE]
+    lines = {ln.model: ln for ln in t.lines}
+    assert (lines["bpr"].trials, lines["mine"].trials, lines["kgcn"].trials, lines["pop"].trials) == (10, 3, 0, None)
+    assert t.budget == 10 and [m for m in lines if t.under_budget(lines[m])] == ["mine", "kgcn"]
+    names = {ln.model: render.line_cells(t, ln)[1] for ln in t.lines}
+    assert names == {"mine": "mine ≠", "bpr": "bpr", "kgcn": "kgcn ≠", "pop": "pop"}
+    note = ("≠ tuned with fewer trials than this table's largest budget (10 trials): mine: 3, kgcn: untuned; "
+            "not an equal tuning budget, so its rank against the others is not a fair comparison.")
+    assert render.budget_text(t, t.lines) == note and render.budget_text(t, [lines["bpr"]]) == ""
+    assert not any("≠" in render.line_cells(smoke, ln)[1] for ln in smoke.lines)
+    md = render.to_markdown(board)
+    assert md.count(note) == 2  # its table and the front page
+    assert any(note in rt.caption for rt in render.rich_tables(board))
+    path = render.write_csv(t, tmp_path / "t.csv")
+    got = {r["model"]: r["under_budget"] for r in csv.DictReader(path.open(encoding="utf-8"))}
+    assert got == {"mine": "3 < 10", "bpr": "", "kgcn": "0 < 10", "pop": ""}
