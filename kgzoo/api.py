@@ -15,6 +15,7 @@ from .data.link import KGLinkDataModule
 from .data.protocol import EvalProtocol
 from .data.spec import DatasetSpec
 from .models import Recommender  # importing the package registers the built-in models
+from .models.base import SIZE_KEYS
 from .pretrain.kg_vectors import GrownKGVectors, KGVectors
 from .pretrain.text_vectors import TextVectors
 from .registry import MODELS
@@ -106,15 +107,17 @@ def check_hparam_names(name: str, cls: type, names: Iterable[str], where: str = 
 
     Raises:
         ValueError: ``"<where>model 'm' takes no hyper-parameter 'x'; known: ... (did you mean
-            'y'?)"``, the nearest known names (:mod:`difflib`) where there are any.
+            'y'?)"`` (the known names less the sizes the data gives, ``SIZE_KEYS``), the nearest
+            known names (:mod:`difflib`) where there are any.
     """
     known = model_hparams(cls)
     unknown = sorted(set(names) - set(known))
     if unknown:
         close = [c for u in unknown for c in difflib.get_close_matches(u, list(known), n=1)]
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        settable = sorted(k for k in known if k not in SIZE_KEYS)  # the sizes come from the data, never a config
         raise ValueError(f"{where}model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(sorted(known))}{hint}")
+                         f"known: {', '.join(settable)}{hint}")
     return known
 
 

@@ -63,8 +63,9 @@ def test_a_typo_in_a_config_of_ones_own_names_its_file_before_anything_trains(tm
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
     msg = (f"^{path}: model: model 'bpr' takes no hyper-parameter 'reg_weigth'; known: .*"
            r"\(did you mean 'reg_weight'\?\)$")
-    with pytest.raises(ValueError, match=msg):
+    with pytest.raises(ValueError, match=msg) as err:
         resolve_grid(["bpr"], ["ml-100k-kg"])
+    assert "lr" in str(err.value) and not any(k in str(err.value) for k in ("n_users", "n_items", "task"))
     (tmp_path / "bpr" / "default.yaml").write_text(TYPO)  # create_model without data reads default.yaml
     with pytest.raises(ValueError, match=msg.replace("ml-100k-kg", "default")):
         kgzoo.create_model("bpr", sizes=SIZES)
