@@ -272,7 +272,8 @@ class Table:
         metric: the sort metric; its column comes first.
         caveat: the dataset's caveat from the catalogue (``""`` when none).
         one_seed_minutes: a model whose converged run took longer than this (minutes, the rows'
-            ``cell_seconds``) may have one seed on this dataset (the catalogue's
+            :attr:`~kgzoo.bench.rows.ResultRow.run_seconds`: CPU seconds where recorded, else
+            wall) may have one seed on this dataset (the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.one_seed_minutes`; ``0``: every line should have three).
         lines: best first: ranked lines by the sort metric, then the others by it.
         commands: the distinct command lines that wrote the rows.

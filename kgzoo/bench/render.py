@@ -75,7 +75,8 @@ COLUMN_LEGEND = (
     "selected epoch, 0-based, mean over seeds; `stopped by`: how the seeds' runs ended (early stop: "
     "converged; cap: reached `cap`, the schedule's epoch limit, not converged; closed form: fitted exactly in one pass, nothing trained); "
     "`params`: trainable scalars; `s/epoch`: wall-clock seconds per training epoch, `eval s` per "
-    "validation pass (scoring and metrics), mean over seeds with their range in brackets; `peak MB`: the "
+    "validation pass (scoring and metrics), mean over seeds with their range over seeds in parentheses "
+    "where they differ (`10 (5.9-17)`); `peak MB`: the "
     "process's peak resident memory on CPU (CUDA: peak allocated), MiB; `epochs`: epochs trained.")
 TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
