@@ -763,3 +763,17 @@ def test_a_line_tuned_with_a_smaller_budget_is_marked(tmp_path):
     path = render.write_csv(t, tmp_path / "t.csv")
     got = {r["model"]: r["under_budget"] for r in csv.DictReader(path.open(encoding="utf-8"))}
     assert got == {"mine": "3 < 10", "bpr": "", "kgcn": "0 < 10", "pop": ""}
+
+
+def test_a_row_with_nothing_to_train_written_before_closed_form_has_nothing_to_tune():
+    """Pop's rows written before ``stopped_by: closed_form`` existed (mind-kg's fixed-schedule Pop
+    reads "early stop ×1", the quick ones "cap") have no trainable parameter (``params == 0``):
+    beside tuned lines it was "untuned" and marked ≠, as if a budget had been withheld from it."""
+    frm = {"trials": 10, "budget": {"trials": 10}, "chosen": {"lr": 1e-3}}
+    rows = [row("bpr", s, 0.30, tuning=frm) for s in range(3)] + [row("pop", s, 0.10, params=0) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    pop = next(ln for ln in t.lines if ln.model == "pop")
+    assert pop.tuned == "nothing to tune" and pop.trials is None and not t.under_budget(pop)
+    assert render.line_cells(t, pop)[1] == "pop" and render.budget_text(t, t.lines) == ""
+    # a failed-to-measure row (params unknown) is not taken for one with nothing to train
+    assert lb.tuned_text([row("bpr", 0, 0.3, params=None)]) == "untuned"
