@@ -303,7 +303,9 @@ class ResumePoint(FitState, Checkpoint):
         return every
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # both clocks count the fit (after the point was restored), not the Trainer's set-up before it
         self._started = self._last = time.perf_counter()
+        self._cpu_started = time.process_time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a Checkpoint: Lightning calls it after the other callbacks, early stopping and the best checkpoint
