@@ -270,12 +270,14 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
 def budget_text(t: Table, lines: Sequence[Line]) -> str:
     """The footnote of the lines among ``lines`` of table ``t`` tuned with fewer trials than the
     table's largest budget (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`, marked
-    :data:`BUDGET_MARK`), with each one's trials: their rank is not an equal comparison (issue 16,
+    :data:`BUDGET_MARK`), with each one's trials (``"untuned"``; the fewest of its runs where its
+    `tuned` column says ``"mixed"``): their rank is not an equal comparison (issue 16,
     part 1: one tuning budget for every model of a table). ``""`` when there is none."""
     under = [ln for ln in lines if t.under_budget(ln)]
     if not under:
         return ""
-    each = ", ".join(f"{ln.name}: {ln.trials}" if ln.trials else f"{ln.name}: untuned" for ln in under)
+    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned == "untuned" else f"{ln.trials}")
+                     + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
     return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")
 

@@ -777,3 +777,17 @@ def test_a_row_with_nothing_to_train_written_before_closed_form_has_nothing_to_t
     assert render.line_cells(t, pop)[1] == "pop" and render.budget_text(t, t.lines) == ""
     # a failed-to-measure row (params unknown) is not taken for one with nothing to train
     assert lb.tuned_text([row("bpr", 0, 0.3, params=None)]) == "untuned"
+
+
+def test_the_budget_note_of_a_line_with_tuned_and_untuned_runs_says_mixed():
+    """A line whose seed 0 ran before ``kgzoo tune`` wrote its config and seeds 1-2 after it reads
+    "mixed" in its `tuned` column; the ≠ note called it "untuned", which its column contradicts."""
+    frm = {"trials": 10, "budget": {"trials": 10}, "chosen": {"lr": 1e-3}}
+    rows = [row("bpr", s, 0.30, tuning=frm) for s in range(3)]
+    rows += [row("kgat", 0, 0.2)] + [row("kgat", s, 0.2, tuning=frm) for s in (1, 2)]
+    rows += [row("cke", s, 0.2) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    assert {ln.model: ln.tuned for ln in t.lines}["kgat"] == "mixed"
+    assert render.budget_text(t, t.lines).startswith(
+        "≠ tuned with fewer trials than this table's largest budget (10 trials): "
+        "cke: untuned, kgat: 0 (mixed: the fewest of its runs);")
