@@ -180,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             # whatever ended it: a run stopped at its cap is as costly, and the table marks its seeds † anyway
             first = published_runs(args.dataset, results, capped=True).get(model, {})
             if is_slow({s: t for s, t in first.items() if s == int(seeds[0])}, limit):
+                from kgzoo.bench.render import minutes_text  # noqa: PLC0415 (after sys.path holds this checkout)
                 print(f"lane {args.dataset}: {model} keeps one seed: its run took "
-                      f"{first[int(seeds[0])] / 60:.0f} min, over {limit:g} min", flush=True)
+                      f"{minutes_text(first[int(seeds[0])] / 60, limit)} min, over {limit:g} min", flush=True)
                 continue
         if step(bench + seeds, env):
             failed.append(f"bench {model}")

@@ -221,6 +221,17 @@ def _run_minutes(ln: Line) -> float | None:
     return None if c is None else c.mean / 60
 
 
+def minutes_text(minutes: float, limit: float) -> str:
+    """``minutes`` as text beside the one-seed ``limit`` (minutes): whole minutes (``"52"``), or
+    with the decimals (up to 3) that tell it from the limit where whole minutes would not (40.3
+    beside 40: ``"40.3"``, not "40 min > 40 min")."""
+    for digits in range(4):
+        text = f"{minutes:.{digits}f}"
+        if float(text) != limit:
+            return text
+    return text
+
+
 #: the start of :func:`one_seed_reason` for a line whose run took longer than its dataset allows
 SLOW = "slow"
 
@@ -235,7 +246,7 @@ def one_seed_reason(t: Table, ln: Line) -> str:
         return ""
     minutes, limit = _run_minutes(ln), t.one_seed_minutes
     if limit and minutes is not None and minutes > limit:
-        return f"{SLOW} ({minutes:.0f} min > {limit:g} min)"
+        return f"{SLOW} ({minutes_text(minutes, limit)} min > {limit:g} min)"
     return "so far"
 
 
@@ -257,11 +268,12 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     rest = [ln.name for ln in marked if ln.name not in slow]
     out = []
     if slow:
-        runs = "; ".join(f"{name}: {minutes[name]:.0f} min" for name in slow)
+        runs = "; ".join(f"{name}: {minutes_text(minutes[name], limit)} min" for name in slow)
         out.append(f"{ONE_SEED_MARK} one seed: a converged run of this model takes over {limit:g} min on 2 cores "
                    f"(issue 16, part 3); no std (the run: {runs}).")
     if rest:
-        why = "; ".join(f"{name}: its run took {minutes[name]:.0f} min, within the {limit:g} min that allow one seed"
+        why = "; ".join(f"{name}: its run took {minutes_text(minutes[name], limit)} min, within the {limit:g} min "
+                        "that allow one seed"
                         if limit and name in minutes else name for name in rest)
         out.append(f"{ONE_SEED_MARK} one seed so far (no std): not yet the 3 seeds of a published cell ({why}).")
     return out + [""]

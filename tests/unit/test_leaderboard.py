@@ -791,3 +791,18 @@ def test_the_budget_note_of_a_line_with_tuned_and_untuned_runs_says_mixed():
     assert render.budget_text(t, t.lines).startswith(
         "≠ tuned with fewer trials than this table's largest budget (10 trials): "
         "cke: untuned, kgat: 0 (mixed: the fewest of its runs);")
+
+
+def test_a_run_near_the_one_seed_limit_is_not_said_to_equal_it():
+    """A one-seed run of 40.3 min on a set with a 40-min limit read "slow (40 min > 40 min)" and
+    "takes over 40 min ... (the run: kgat: 40 min)"; one of 39.6 min "its run took 40 min, within
+    the 40 min": the minutes print with the digits that tell them from the limit."""
+    rows = [row("kgat", 0, 0.2, dataset="ml-1m-kg", cell_cpu_seconds=40.3 * 60),
+            row("kgin", 0, 0.1, dataset="ml-1m-kg", cell_cpu_seconds=39.6 * 60)]
+    (t,) = lb.build(rows, one_seed_minutes={"ml-1m-kg": 40}).tables
+    lines = {ln.model: ln for ln in t.lines}
+    assert render.one_seed_reason(t, lines["kgat"]) == "slow (40.3 min > 40 min)"
+    assert render.one_seed_reason(t, lines["kgin"]) == "so far"
+    note = " ".join(render.one_seed_note(t, t.lines))
+    assert "(the run: kgat: 40.3 min)" in note and "kgin: its run took 39.6 min, within the 40 min" in note
+    assert render.minutes_text(52.4, 40) == "52" and render.minutes_text(40.04, 40) == "40.04"
