@@ -90,12 +90,10 @@ def published_runs(dataset: str, results: Path, capped: bool = False) -> dict[st
 def one_seed_minutes(dataset: str) -> float:
     """The minutes of a converged run over which a model runs one seed on ``dataset``
     (:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`, issue 16 part 3; ``0``: three seeds
-    always, also for a dataset the catalogue does not know)."""
-    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415 (after sys.path holds this checkout)
-    try:
-        return float(dataset_spec(dataset).one_seed_minutes)
-    except KeyError:
-        return 0.0
+    always, also for a dataset the catalogue does not know: :func:`kgzoo.bench.render.dataset_one_seed_minutes`,
+    the leaderboard's reading)."""
+    from kgzoo.bench.render import dataset_one_seed_minutes  # noqa: PLC0415 (after sys.path holds this checkout)
+    return float(dataset_one_seed_minutes([dataset]).get(dataset, 0.0))
 
 
 def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
