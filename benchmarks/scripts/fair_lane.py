@@ -98,8 +98,10 @@ def one_seed_minutes(dataset: str) -> float:
 
 def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
     """Whether a model's published runs (``seed -> seconds``, :func:`published_runs`) took longer
-    on average than ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell."""
-    return bool(limit_minutes and seconds) and sum(seconds.values()) / len(seconds) > 60 * limit_minutes
+    on average than ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell: the
+    leaderboard's rule (:func:`kgzoo.bench.leaderboard.over_one_seed_limit`)."""
+    from kgzoo.bench.leaderboard import over_one_seed_limit  # noqa: PLC0415 (after sys.path holds this checkout)
+    return bool(seconds) and over_one_seed_limit(sum(seconds.values()) / len(seconds) / 60, limit_minutes)
 
 
 def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:

@@ -202,6 +202,15 @@ def nothing_to_tune(rows: Sequence[ResultRow]) -> bool:
     return bool(rows) and all(r.stopped_by == "closed_form" or r.params == 0 for r in rows)
 
 
+def over_one_seed_limit(minutes: float | None, limit: float) -> bool:
+    """Whether a run of ``minutes`` (the mean of a model's runs, :attr:`ResultRow.run_seconds` / 60;
+    ``None``: unknown) took longer than a dataset's one-seed ``limit``
+    (:attr:`~kgzoo.data.spec.DatasetSpec.one_seed_minutes`; ``0``: no limit), so that one seed
+    stands for its cell (issue 16, part 3): the one rule of the leaderboard's ‡ note
+    (:func:`kgzoo.bench.render.one_seed_reason`) and of ``benchmarks/scripts/fair_lane.py``."""
+    return bool(limit) and minutes is not None and minutes > limit
+
+
 def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
     budget (:attr:`ResultRow.tuning`; ``"tuned (10 trials + defaults)"`` when the study also ran its

@@ -32,7 +32,8 @@ from ..data.datasets import dataset_spec
 from ..registry import MODELS
 from .cells import impression_protocol
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
-                          Stat, Table, build, commits_of, latest_ok_rows, reference_key, reference_lines, sort_metric)
+                          Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
+                          reference_lines, sort_metric)
 from .rows import ResultRow
 
 #: the width of a console that is no terminal (a log file, a pipe, CI): wider than any table or
@@ -245,7 +246,7 @@ def one_seed_reason(t: Table, ln: Line) -> str:
     if not _marked_one_seed(t, ln):
         return ""
     minutes, limit = _run_minutes(ln), t.one_seed_minutes
-    if limit and minutes is not None and minutes > limit:
+    if over_one_seed_limit(minutes, limit):
         return f"{SLOW} ({minutes_text(minutes, limit)} min > {limit:g} min)"
     return "so far"
 
