@@ -113,9 +113,9 @@ def check_hparam_names(name: str, cls: type, names: Iterable[str], where: str = 
     known = model_hparams(cls)
     unknown = sorted(set(names) - set(known))
     if unknown:
-        close = [c for u in unknown for c in difflib.get_close_matches(u, list(known), n=1)]
-        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         settable = sorted(k for k in known if k not in SIZE_KEYS)  # the sizes come from the data, never a config
+        close = [c for u in unknown for c in difflib.get_close_matches(u, settable, n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ValueError(f"{where}model {name!r} takes no hyper-parameter {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(settable)}{hint}")
     return known
@@ -131,14 +131,23 @@ def check_config(name: str, cls: type, cfg: ZooConfig) -> None:
 
     Raises:
         ValueError: ``"<file>: model: model 'm' takes no hyper-parameter ..."`` (also
-            ``tuned.params:``, ``tune:``), or a value of another type than its argument's
-            (:func:`check_hparams`).
+            ``tuned.params:``, ``tune:``), a size the data gives (``SIZE_KEYS``: ``n_items``, which
+            :func:`create_model` would put over the DataModule's), or a value of another type
+            than its argument's (:func:`check_hparams`).
     """
-    check_hparams(name, cls, cfg.defaults, where=f"{cfg.path}: model: ")
     tuned = cfg.tuned or {}
     source = f" (from {tuned['dataset']})" if tuned.get("dataset") else ""
-    check_hparams(name, cls, dict(tuned.get("params") or {}), where=f"{cfg.path}: tuned{source}.params: ")
-    check_hparam_names(name, cls, cfg.tune, where=f"{cfg.tune_path or cfg.path}: tune: ")
+    params = dict(tuned.get("params") or {})
+    model_at, tuned_at = f"{cfg.path}: model: ", f"{cfg.path}: tuned{source}.params: "
+    tune_at = f"{cfg.tune_path or cfg.path}: tune: "
+    for names, where in ((cfg.defaults, model_at), (params, tuned_at), (cfg.tune, tune_at)):
+        sizes = sorted(set(names) & set(SIZE_KEYS))  # create_model puts a config's values over the data's sizes
+        if sizes:
+            raise ValueError(f"{where}model {name!r} takes {', '.join(map(repr, sizes))} from the data, never from "
+                             "a config: remove it")
+    check_hparams(name, cls, cfg.defaults, where=model_at)
+    check_hparams(name, cls, params, where=tuned_at)
+    check_hparam_names(name, cls, cfg.tune, where=tune_at)
 
 
 def _is_number(text: str) -> bool:

@@ -23,9 +23,10 @@ nothing by hand (the news rows are in ``converged-news.jsonl``, the CTR ones in
 
 On a dataset whose catalogue entry allows one seed for a slow model
 (:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`: ml-1m-kg and alibaba-ifashion-kg, issue 16
-part 3), each model runs its first seed alone; the other seeds follow only where that converged
-run took no longer than the limit, so the rule is read off the run, not guessed beforehand. It
-reads the row's process CPU seconds (``ResultRow.run_seconds``), which the other lane and other
+part 3), each model runs its first seed alone; the other seeds follow only where that run of the
+converged schedule took no longer than the limit (one stopped at its epoch cap counts too: it
+cost as much, and its seeds would be marked † anyway), so the rule is read off the run, not
+guessed beforehand. It reads the row's process CPU seconds (``ResultRow.run_seconds``), which the other lane and other
 work on the machine do not inflate as they do its wall time. ``--seeds 0`` runs one seed whatever it costs.
 
 Each step is a child process with one torch thread (``OMP_NUM_THREADS=1``), so two lanes share
@@ -56,13 +57,15 @@ def has_space(model: str, dataset: str) -> bool:
     return bool(ZooConfig.load(model, dataset).tune)
 
 
-def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
+def published_runs(dataset: str, results: Path, capped: bool = False) -> dict[str, dict[int, float]]:
     """``model -> {seed: seconds the run cost}`` (:attr:`~kgzoo.bench.rows.ResultRow.run_seconds`:
     process CPU seconds where the row has them, else wall) of the published rows
     (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped by its cap; base
     variant) of the dataset's grid table (its task and protocol, the real KG:
     :func:`kgzoo.bench.leaderboard.in_grid_table`) in the folder ``results`` (every ``*.jsonl`` in
-    it, whatever the file); a row without either counts 0 s.
+    it, whatever the file); a row without either counts 0 s. ``capped``: also the runs of the
+    converged schedule that stopped at their epoch cap (not published, not converged, yet as
+    costly): what a run took, whatever ended it, for the lane's first-seed decision.
 
     Raises:
         ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
@@ -77,7 +80,8 @@ def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
     protocol, _ = grids[dataset]
     runs: dict[str, dict[int, float]] = {}
     for r in read_folder(results):
-        if (r.dataset == dataset and r.variant == "base" and r.is_published()
+        ran = r.is_published() or (capped and r.status == "ok" and r.schedule.get("kind") == "converged")
+        if (r.dataset == dataset and r.variant == "base" and ran
                 and in_grid_table(r.task, r.kg_ablation, r.protocol, protocol)):
             runs.setdefault(r.model, {})[r.seed] = float(r.run_seconds or 0.0)
     return runs
@@ -86,18 +90,18 @@ def published_runs(dataset: str, results: Path) -> dict[str, dict[int, float]]:
 def one_seed_minutes(dataset: str) -> float:
     """The minutes of a converged run over which a model runs one seed on ``dataset``
     (:attr:`kgzoo.data.spec.DatasetSpec.one_seed_minutes`, issue 16 part 3; ``0``: three seeds
-    always, also for a dataset the catalogue does not know)."""
-    from kgzoo.data.datasets import dataset_spec  # noqa: PLC0415 (after sys.path holds this checkout)
-    try:
-        return float(dataset_spec(dataset).one_seed_minutes)
-    except KeyError:
-        return 0.0
+    always, also for a dataset the catalogue does not know: :func:`kgzoo.bench.render.dataset_one_seed_minutes`,
+    the leaderboard's reading)."""
+    from kgzoo.bench.render import dataset_one_seed_minutes  # noqa: PLC0415 (after sys.path holds this checkout)
+    return float(dataset_one_seed_minutes([dataset]).get(dataset, 0.0))
 
 
 def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
     """Whether a model's published runs (``seed -> seconds``, :func:`published_runs`) took longer
-    on average than ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell."""
-    return bool(limit_minutes and seconds) and sum(seconds.values()) / len(seconds) > 60 * limit_minutes
+    on average than ``limit_minutes`` (``0``: no limit), so that one seed stands for its cell: the
+    leaderboard's rule (:func:`kgzoo.bench.leaderboard.over_one_seed_limit`)."""
+    from kgzoo.bench.leaderboard import over_one_seed_limit  # noqa: PLC0415 (after sys.path holds this checkout)
+    return bool(seconds) and over_one_seed_limit(sum(seconds.values()) / len(seconds) / 60, limit_minutes)
 
 
 def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:
@@ -173,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
             if step(bench + seeds[:1], env):
                 failed.append(f"bench {model}")
                 continue
-            first = published_runs(args.dataset, results).get(model, {})
+            # whatever ended it: a run stopped at its cap is as costly, and the table marks its seeds † anyway
+            first = published_runs(args.dataset, results, capped=True).get(model, {})
             if is_slow({s: t for s, t in first.items() if s == int(seeds[0])}, limit):
-                print(f"lane {args.dataset}: {model} keeps one seed: its converged run took "
-                      f"{first[int(seeds[0])] / 60:.0f} min, over {limit:g} min", flush=True)
+                from kgzoo.bench.render import minutes_text  # noqa: PLC0415 (after sys.path holds this checkout)
+                print(f"lane {args.dataset}: {model} keeps one seed: its run took "
+                      f"{minutes_text(first[int(seeds[0])] / 60, limit)} min, over {limit:g} min", flush=True)
                 continue
         if step(bench + seeds, env):
             failed.append(f"bench {model}")

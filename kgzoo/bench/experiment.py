@@ -303,7 +303,9 @@ class ResumePoint(FitState, Checkpoint):
         return every
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # both clocks count the fit (after the point was restored), not the Trainer's set-up before it
         self._started = self._last = time.perf_counter()
+        self._cpu_started = time.process_time()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a Checkpoint: Lightning calls it after the other callbacks, early stopping and the best checkpoint
@@ -838,8 +840,9 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         resume: go on from the cell folder's resume point (:class:`ResumePoint`: written at the end
             of a training epoch, at most once a minute) where a killed run of this very cell
             (same hyper-parameters, data and schedule) left one; the row is the one the
-            uninterrupted run gives (its ``train_seconds`` and ``cell_seconds`` count both
-            processes' fits; ``peak_memory_mb`` is this process's). ``False``: train from scratch.
+            uninterrupted run gives (its ``train_seconds``, ``cell_seconds`` and ``cell_cpu_seconds``
+            count both processes' fits, the last ``None`` from a point that did not record them;
+            ``peak_memory_mb`` is this process's). ``False``: train from scratch.
             Either way the point is removed once the run ends, by its end or by an ``Exception`` (a
             pruned trial, a NaN loss); a kill (SIGKILL, SIGTERM, Ctrl-C: no ``Exception``) leaves it.
 
@@ -849,7 +852,8 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         (``"early_stopping"`` when EarlyStopping stopped the run, ``"closed_form"`` for a model
         without trainable parameters, which trains one epoch whatever the schedule's cap, ``"cap"``
         when it ran ``max_epochs``), seconds per training epoch, mean seconds per evaluation pass, train,
-        test and cell seconds, peak memory [MiB], trainable parameters, code hash.
+        test and cell seconds (wall), the cell's process CPU seconds, peak memory [MiB], trainable
+        parameters, code hash.
 
     Raises:
         KeyError: unknown model or dataset. ValueError: unknown metric or hyper-parameter; a

@@ -179,8 +179,8 @@ class Line:
     def trials(self) -> int | None:
         """The tuning trials behind the line: the fewest of its rows' ``tuning`` records' ``trials``
         (an untuned row counts 0; a study's default trial is not counted); ``None`` for a line
-        with nothing to tune (every row ``closed_form``)."""
-        if all(r.stopped_by == "closed_form" for r in self.rows):
+        with nothing to tune (:func:`nothing_to_tune`)."""
+        if nothing_to_tune(self.rows):
             return None
         return min(int((r.tuning or {}).get("trials") or 0) for r in self.rows)
 
@@ -195,13 +195,29 @@ class Line:
         return ", ".join(f"{STOP_NAMES.get(k, str(k))} ×{n}" for k, n in self.stopped_by.items()) or "-"
 
 
+def nothing_to_tune(rows: Sequence[ResultRow]) -> bool:
+    """Whether every row (at least one) is of a model without trainable parameters (Pop,
+    news-plm-mean): ``stopped_by == "closed_form"``, or ``params == 0`` in rows written before
+    that was recorded (mind-kg's fixed-schedule Pop: "early stop", the quick ones: "cap")."""
+    return bool(rows) and all(r.stopped_by == "closed_form" or r.params == 0 for r in rows)
+
+
+def over_one_seed_limit(minutes: float | None, limit: float) -> bool:
+    """Whether a run of ``minutes`` (the mean of a model's runs, :attr:`ResultRow.run_seconds` / 60;
+    ``None``: unknown) took longer than a dataset's one-seed ``limit``
+    (:attr:`~kgzoo.data.spec.DatasetSpec.one_seed_minutes`; ``0``: no limit), so that one seed
+    stands for its cell (issue 16, part 3): the one rule of the leaderboard's ‡ note
+    (:func:`kgzoo.bench.render.one_seed_reason`) and of ``benchmarks/scripts/fair_lane.py``."""
+    return bool(limit) and minutes is not None and minutes > limit
+
+
 def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
     budget (:attr:`ResultRow.tuning`; ``"tuned (10 trials + defaults)"`` when the study also ran its
     default trial), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
     another dataset (``tuned: {from: ...}``), ``"nothing to tune"`` for a model without trainable
-    parameters (``stopped_by == "closed_form"``), ``"untuned"`` when none was, else ``"mixed"``."""
-    if rows and all(r.stopped_by == "closed_form" for r in rows):
+    parameters (:func:`nothing_to_tune`), ``"untuned"`` when none was, else ``"mixed"``."""
+    if nothing_to_tune(rows):
         return "nothing to tune"
     done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset,
              bool((r.tuning or {}).get("default"))) for r in rows}
@@ -272,7 +288,8 @@ class Table:
         metric: the sort metric; its column comes first.
         caveat: the dataset's caveat from the catalogue (``""`` when none).
         one_seed_minutes: a model whose converged run took longer than this (minutes, the rows'
-            ``cell_seconds``) may have one seed on this dataset (the catalogue's
+            :attr:`~kgzoo.bench.rows.ResultRow.run_seconds`: CPU seconds where recorded, else
+            wall) may have one seed on this dataset (the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.one_seed_minutes`; ``0``: every line should have three).
         lines: best first: ranked lines by the sort metric, then the others by it.
         commands: the distinct command lines that wrote the rows.

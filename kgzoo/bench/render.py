@@ -32,7 +32,8 @@ from ..data.datasets import dataset_spec
 from ..registry import MODELS
 from .cells import impression_protocol
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
-                          Stat, Table, build, commits_of, latest_ok_rows, reference_key, reference_lines, sort_metric)
+                          Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
+                          reference_lines, sort_metric)
 from .rows import ResultRow
 
 #: the width of a console that is no terminal (a log file, a pipe, CI): wider than any table or
@@ -75,7 +76,8 @@ COLUMN_LEGEND = (
     "selected epoch, 0-based, mean over seeds; `stopped by`: how the seeds' runs ended (early stop: "
     "converged; cap: reached `cap`, the schedule's epoch limit, not converged; closed form: fitted exactly in one pass, nothing trained); "
     "`params`: trainable scalars; `s/epoch`: wall-clock seconds per training epoch, `eval s` per "
-    "validation pass (scoring and metrics), mean over seeds with their range in brackets; `peak MB`: the "
+    "validation pass (scoring and metrics), mean over seeds with their range over seeds in parentheses "
+    "where they differ (`10 (5.9-17)`); `peak MB`: the "
     "process's peak resident memory on CPU (CUDA: peak allocated), MiB; `epochs`: epochs trained.")
 TABLES, FIGURES = "tables", "figures"
 #: marker of a line with a run that stopped at its epoch cap, and its footnote
@@ -220,6 +222,17 @@ def _run_minutes(ln: Line) -> float | None:
     return None if c is None else c.mean / 60
 
 
+def minutes_text(minutes: float, limit: float) -> str:
+    """``minutes`` as text beside the one-seed ``limit`` (minutes): whole minutes (``"52"``), or
+    with the decimals (up to 3) that tell it from the limit where whole minutes would not (40.3
+    beside 40: ``"40.3"``, not "40 min > 40 min")."""
+    for digits in range(4):
+        text = f"{minutes:.{digits}f}"
+        if float(text) != limit:
+            return text
+    return text
+
+
 #: the start of :func:`one_seed_reason` for a line whose run took longer than its dataset allows
 SLOW = "slow"
 
@@ -233,8 +246,8 @@ def one_seed_reason(t: Table, ln: Line) -> str:
     if not _marked_one_seed(t, ln):
         return ""
     minutes, limit = _run_minutes(ln), t.one_seed_minutes
-    if limit and minutes is not None and minutes > limit:
-        return f"{SLOW} ({minutes:.0f} min > {limit:g} min)"
+    if over_one_seed_limit(minutes, limit):
+        return f"{SLOW} ({minutes_text(minutes, limit)} min > {limit:g} min)"
     return "so far"
 
 
@@ -256,11 +269,12 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     rest = [ln.name for ln in marked if ln.name not in slow]
     out = []
     if slow:
-        runs = "; ".join(f"{name}: {minutes[name]:.0f} min" for name in slow)
+        runs = "; ".join(f"{name}: {minutes_text(minutes[name], limit)} min" for name in slow)
         out.append(f"{ONE_SEED_MARK} one seed: a converged run of this model takes over {limit:g} min on 2 cores "
                    f"(issue 16, part 3); no std (the run: {runs}).")
     if rest:
-        why = "; ".join(f"{name}: its run took {minutes[name]:.0f} min, within the {limit:g} min that allow one seed"
+        why = "; ".join(f"{name}: its run took {minutes_text(minutes[name], limit)} min, within the {limit:g} min "
+                        "that allow one seed"
                         if limit and name in minutes else name for name in rest)
         out.append(f"{ONE_SEED_MARK} one seed so far (no std): not yet the 3 seeds of a published cell ({why}).")
     return out + [""]
@@ -269,12 +283,14 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
 def budget_text(t: Table, lines: Sequence[Line]) -> str:
     """The footnote of the lines among ``lines`` of table ``t`` tuned with fewer trials than the
     table's largest budget (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`, marked
-    :data:`BUDGET_MARK`), with each one's trials: their rank is not an equal comparison (issue 16,
+    :data:`BUDGET_MARK`), with each one's trials (``"untuned"``; the fewest of its runs where its
+    `tuned` column says ``"mixed"``): their rank is not an equal comparison (issue 16,
     part 1: one tuning budget for every model of a table). ``""`` when there is none."""
     under = [ln for ln in lines if t.under_budget(ln)]
     if not under:
         return ""
-    each = ", ".join(f"{ln.name}: {ln.trials}" if ln.trials else f"{ln.name}: untuned" for ln in under)
+    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned == "untuned" else f"{ln.trials}")
+                     + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
     return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")
 

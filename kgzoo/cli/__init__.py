@@ -126,7 +126,11 @@ def announce_configs(names: list[str], log: Callable[[str], None]) -> None:
     those using their parent class's (``"X has no zoo config; using Y's"``), and those with none
     at all (no ``<name>/`` folder in any config folder, :func:`kgzoo.paths.config_dirs`), which
     run with their constructor's defaults, untuned, on the default schedule: a user's model whose
-    ``--config-dir`` was left off after ``kgzoo tune`` ran so without a word."""
+    ``--config-dir`` was left off after ``kgzoo tune`` ran so without a word. Global rank 0 only
+    (:func:`kgzoo.dist.is_rank_zero`): Lightning's DDP launcher starts each further rank as this
+    very command again."""
+    if not is_rank_zero():
+        return
     for name in names:
         cfg = ZooConfig.load(name)
         if cfg.inherited_from:

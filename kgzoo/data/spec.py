@@ -37,8 +37,9 @@ class DatasetSpec:
             ``kgzoo data list``, ``data stats``),
             e.g. when its split is not the papers' and numbers are not comparable; ``""`` if none.
         one_seed_minutes: a published table of this dataset may hold a model with one seed instead
-            of three where its converged run took longer than this (minutes of wall time on 2
-            cores, the row's ``cell_seconds``; issue 16, part 3: about 40 on the large sets); the
+            of three where its converged run took longer than this (minutes on 2 cores, one torch
+            thread: the row's :attr:`~kgzoo.bench.rows.ResultRow.run_seconds`, process CPU
+            seconds where recorded, else wall; issue 16, part 3: 40 on the large sets); the
             leaderboard says so below its tables beside the marked lines; ``0``: every published
             line should have three.
         folder: the dataset's own folder (a user's folder, :mod:`kgzoo.data.folders`); ``None``:

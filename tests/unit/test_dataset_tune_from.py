@@ -134,26 +134,49 @@ def test_tune_from_writes_into_a_folder_that_does_not_exist_yet(tmp_path):
 def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monkeypatch, capsys):
     """On ml-1m-kg (``DatasetSpec.one_seed_minutes`` 40, issue 16 part 3) a model runs its first
     seed alone; seeds 1-2 follow only where that converged run took at most 40 min (its row's
-    ``cell_seconds``); a model already done with one slow seed is not listed again, one with a
+    ``run_seconds``: process CPU seconds where recorded); a model already done with one slow seed is not listed again, one with a
     fast seed is (its other seeds are due). Elsewhere the seeds run together."""
     module, calls = lane
     took = {"bpr": {0: 21 * 60.0}, "kgin": {0: 95 * 60.0}}
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results: took)
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: took)
     assert module.one_seed_minutes("ml-1m-kg") == 40 and module.one_seed_minutes("ml-100k-kg") == 0
     assert module.one_seed_minutes("no-such-set") == 0
     assert module.main(["ml-1m-kg", "bpr", "kgin"]) == 0
     benches = [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"]
     assert [c[2] for c in calls if c[0] == "bench"] == ["bpr", "bpr", "kgin"]
     assert benches == [["0"], ["0", "1", "2"], ["0"]]
-    assert "kgin keeps one seed: its converged run took 95 min, over 40 min" in capsys.readouterr().out
+    assert "kgin keeps one seed: its run took 95 min, over 40 min" in capsys.readouterr().out
     assert module.is_slow({0: 2401.0}, 40) and not module.is_slow({0: 2400.0}, 40)
     assert not module.is_slow({0: 1e6}, 0) and not module.is_slow({}, 40)
     from kgzoo.data.datasets import dataset_spec
 
     grid = list(dataset_spec("ml-1m-kg").grid)
     monkeypatch.setattr(module, "published_runs",
-                        lambda dataset, results: {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
+                        lambda dataset, results, capped=False: {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
     assert module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], module.REPO) == ["bpr"]
     calls.clear()
     assert module.main(["ml-100k-kg", "bpr"]) == 0  # no limit: the three seeds at once
     assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0", "1", "2"]]
+
+
+def test_a_first_seed_stopped_at_its_cap_still_says_the_run_is_slow(lane, monkeypatch, tmp_path, capsys):
+    """The first seed's run decides whether the other seeds are affordable whatever ended it: a
+    kgin run on ml-1m-kg that took 3 h of CPU and stopped at its 300-epoch cap is not published
+    (not converged), so the lane read no time for it and ran seeds 1-2, hours each, for lines the
+    table marks † anyway. A capped run is still no published row (the model stays listed)."""
+    from kgzoo.bench.render import dataset_grids
+    from kgzoo.bench.rows import ResultRow, append_row
+
+    module, calls = lane
+    monkeypatch.setattr(module, "REPO", tmp_path)
+    protocol = dataset_grids(["ml-1m-kg"])["ml-1m-kg"][0]
+    capped = ResultRow(model="kgin", dataset="ml-1m-kg", task="topk", seed=0, fingerprint="f" * 64,
+                       protocol=dict(protocol), status="ok", stopped_by="cap", epochs=300,
+                       schedule={"kind": "converged", "max_epochs": 300, "patience": 10, "monitor": "valid/ndcg@10"},
+                       cell_seconds=4 * 3600.0, cell_cpu_seconds=3 * 3600.0)
+    append_row(tmp_path / "benchmarks" / "results" / "converged.jsonl", capped)
+    assert module.published_runs("ml-1m-kg", tmp_path / "benchmarks" / "results") == {}
+    assert "kgin" in module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], tmp_path / "benchmarks" / "results")
+    assert module.main(["ml-1m-kg", "kgin"]) == 0
+    assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0"]]
+    assert "kgin keeps one seed: its run took 180 min, over 40 min" in capsys.readouterr().out

@@ -72,3 +72,24 @@ def test_a_typo_in_a_config_of_ones_own_names_its_file_before_anything_trains(tm
     path.write_text("model: {embedding_dim: 8}\ntune:\n  reg_weigth: {low: 1.0e-6, high: 1.0e-2, log: true}\n")
     with pytest.raises(ValueError, match=f"^{path}: tune: model 'bpr' takes no hyper-parameter 'reg_weigth'"):
         resolve_grid(["bpr"], ["ml-100k-kg"])
+
+
+def test_a_size_the_data_gives_is_refused_in_a_config_and_never_suggested(tmp_path, monkeypatch):
+    """A config's ``model`` section with ``n_items: 30`` passed the check (``n_items`` is a
+    constructor argument) and then replaced the data's size (``create_model`` puts the config's
+    values over the DataModule's sizes): a model with the wrong number of items. The sizes come
+    from the data: a config naming one is refused naming the file, and a typo near one
+    (``n_item``) is not told to write it."""
+    from kgzoo.bench.cells import resolve_grid
+
+    (tmp_path / "bpr").mkdir()
+    path = tmp_path / "bpr" / "ml-100k-kg.yaml"
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    path.write_text("model: {embedding_dim: 8, n_items: 30}\n")
+    with pytest.raises(ValueError, match=f"^{path}: model: model 'bpr' takes 'n_items' from the data, "
+                                         "never from a config: remove it"):
+        resolve_grid(["bpr"], ["ml-100k-kg"])
+    path.write_text("model: {embedding_dim: 8, n_item: 30}\n")
+    with pytest.raises(ValueError, match="takes no hyper-parameter 'n_item'") as err:
+        resolve_grid(["bpr"], ["ml-100k-kg"])
+    assert "n_items" not in str(err.value)

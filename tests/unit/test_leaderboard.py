@@ -763,3 +763,46 @@ def test_a_line_tuned_with_a_smaller_budget_is_marked(tmp_path):
     path = render.write_csv(t, tmp_path / "t.csv")
     got = {r["model"]: r["under_budget"] for r in csv.DictReader(path.open(encoding="utf-8"))}
     assert got == {"mine": "3 < 10", "bpr": "", "kgcn": "0 < 10", "pop": ""}
+
+
+def test_a_row_with_nothing_to_train_written_before_closed_form_has_nothing_to_tune():
+    """Pop's rows written before ``stopped_by: closed_form`` existed (mind-kg's fixed-schedule Pop
+    reads "early stop ×1", the quick ones "cap") have no trainable parameter (``params == 0``):
+    beside tuned lines it was "untuned" and marked ≠, as if a budget had been withheld from it."""
+    frm = {"trials": 10, "budget": {"trials": 10}, "chosen": {"lr": 1e-3}}
+    rows = [row("bpr", s, 0.30, tuning=frm) for s in range(3)] + [row("pop", s, 0.10, params=0) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    pop = next(ln for ln in t.lines if ln.model == "pop")
+    assert pop.tuned == "nothing to tune" and pop.trials is None and not t.under_budget(pop)
+    assert render.line_cells(t, pop)[1] == "pop" and render.budget_text(t, t.lines) == ""
+    # a failed-to-measure row (params unknown) is not taken for one with nothing to train
+    assert lb.tuned_text([row("bpr", 0, 0.3, params=None)]) == "untuned"
+
+
+def test_the_budget_note_of_a_line_with_tuned_and_untuned_runs_says_mixed():
+    """A line whose seed 0 ran before ``kgzoo tune`` wrote its config and seeds 1-2 after it reads
+    "mixed" in its `tuned` column; the ≠ note called it "untuned", which its column contradicts."""
+    frm = {"trials": 10, "budget": {"trials": 10}, "chosen": {"lr": 1e-3}}
+    rows = [row("bpr", s, 0.30, tuning=frm) for s in range(3)]
+    rows += [row("kgat", 0, 0.2)] + [row("kgat", s, 0.2, tuning=frm) for s in (1, 2)]
+    rows += [row("cke", s, 0.2) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    assert {ln.model: ln.tuned for ln in t.lines}["kgat"] == "mixed"
+    assert render.budget_text(t, t.lines).startswith(
+        "≠ tuned with fewer trials than this table's largest budget (10 trials): "
+        "cke: untuned, kgat: 0 (mixed: the fewest of its runs);")
+
+
+def test_a_run_near_the_one_seed_limit_is_not_said_to_equal_it():
+    """A one-seed run of 40.3 min on a set with a 40-min limit read "slow (40 min > 40 min)" and
+    "takes over 40 min ... (the run: kgat: 40 min)"; one of 39.6 min "its run took 40 min, within
+    the 40 min": the minutes print with the digits that tell them from the limit."""
+    rows = [row("kgat", 0, 0.2, dataset="ml-1m-kg", cell_cpu_seconds=40.3 * 60),
+            row("kgin", 0, 0.1, dataset="ml-1m-kg", cell_cpu_seconds=39.6 * 60)]
+    (t,) = lb.build(rows, one_seed_minutes={"ml-1m-kg": 40}).tables
+    lines = {ln.model: ln for ln in t.lines}
+    assert render.one_seed_reason(t, lines["kgat"]) == "slow (40.3 min > 40 min)"
+    assert render.one_seed_reason(t, lines["kgin"]) == "so far"
+    note = " ".join(render.one_seed_note(t, t.lines))
+    assert "(the run: kgat: 40.3 min)" in note and "kgin: its run took 39.6 min, within the 40 min" in note
+    assert render.minutes_text(52.4, 40) == "52" and render.minutes_text(40.04, 40) == "40.04"

@@ -156,3 +156,14 @@ def test_a_users_model_without_any_config_is_said_once(tmp_path, capsys, monkeyp
     (tmp_path / "cfg" / "other_model" / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\n")
     assert main(["pretrained", "--import", str(other), "--config-dir", str(tmp_path / "cfg"), "nothing-matches-*"]) == 0
     assert "no zoo config" not in capsys.readouterr().err
+
+
+def test_a_ddp_rank_other_than_zero_says_nothing_of_configs(tmp_path, capsys, monkeypatch, clean_registries):
+    """Lightning's DDP launcher starts each further rank as this very command again (``LOCAL_RANK``
+    set): each said "X has no zoo config ..." once more, a notice meant to be said once."""
+    monkeypatch.delenv("KGZOO_CONFIG_DIR", raising=False)
+    path = tmp_path / "rank_model.py"
+    path.write_text(OWN_MODEL.format(name="rank_model"))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert main(["pretrained", "--import", str(path), "nothing-matches-*"]) == 0
+    assert "no zoo config" not in capsys.readouterr().err

@@ -163,3 +163,17 @@ def test_a_point_carries_the_fit_cpu_seconds_and_an_old_one_leaves_them_unknown(
     old = {k: v for k, v in state.items() if k != "fit_cpu_seconds"}
     point.restore(old)
     assert point.fit_cpu_seconds is None and point.state_dict()["fit_cpu_seconds"] is None
+
+
+def test_the_points_cpu_seconds_count_from_the_fit_start_as_its_wall_seconds_do(tmp_path):
+    """``fit_seconds`` counts from ``on_fit_start`` (the Trainer's setup and the resume point's
+    reading are not the fit); ``fit_cpu_seconds`` counted from the callback's construction, so the
+    two clocks of one point measured different spans and a resumed row's ``cell_cpu_seconds``
+    counted each killed process's set-up CPU seconds as fit."""
+    point = ResumePoint(tmp_path / "last.ckpt", "k", every=0)
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:  # CPU spent before the fit (building the Trainer, reading the point)
+        pass
+    point.on_fit_start(None, None)
+    state = point.state_dict()
+    assert state["fit_cpu_seconds"] < 0.1 and state["fit_seconds"] < 0.1
