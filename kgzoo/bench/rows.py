@@ -14,7 +14,8 @@ Schema history (:data:`SCHEMA_VERSION`):
   are kept in ``extra``.
 * 2: this dataclass (DESIGN.md, "ResultRow"; the field list agreed in the redesign, issue 18).
   Fields added later within schema 2 are optional with a ``None`` default, so every earlier
-  row reads unchanged: ``git_commit`` and ``git_dirty`` (2026-12-06; ``None`` in older rows).
+  row reads unchanged: ``git_commit`` and ``git_dirty`` (2026-12-06; ``None`` in older rows),
+  ``cell_cpu_seconds`` (2026-12-07; ``None`` in older rows).
 """
 from __future__ import annotations
 
