@@ -185,6 +185,35 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
     return KGRecDataModule(name, root=root, protocol=protocol, **kwargs)
 
 
+#: where the README shows a user's model, named by the errors of :func:`check_model_class`
+NEW_MODEL_SECTION = "README, 'A new model against the baselines'"
+
+
+def check_model_class(name: str, cls: type) -> None:
+    """Refuse a registered model class that lacks the math every kgzoo task asks of a
+    :class:`~kgzoo.models.base.Recommender`: its own ``loss(batch)`` and a way to score
+    (``score(users)`` or ``final_embeddings()``; every built-in model has both), before any data
+    is read or any cell trains, naming what to write. Without it a user's model failed its cell
+    with "X does not support top-K scoring", or a bare ``NotImplementedError`` from the base class.
+
+    Raises:
+        ValueError: ``cls`` is a Recommender that inherits the base class's ``loss``, or both its
+            ``score`` and ``final_embeddings``; the message names the class and the methods with
+            their tensor shapes.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        return
+    where = f"model {name!r} ({cls.__module__}.{cls.__qualname__})"
+    if cls.loss is Recommender.loss:
+        raise ValueError(f"{where} defines no loss(batch): a Recommender returns its scalar training loss of a batch "
+                         "(on top-K data: user, pos_item, neg_item LongTensors [B]) from loss(batch) "
+                         f"({NEW_MODEL_SECTION})")
+    if cls.score is Recommender.score and cls.final_embeddings is Recommender.final_embeddings:
+        raise ValueError(f"{where} cannot score: it defines neither final_embeddings() (users FloatTensor [U, d], "
+                         "items FloatTensor [I, d], ranked by inner product) nor score(users) (users LongTensor [B] "
+                         f"-> FloatTensor [B, I]) ({NEW_MODEL_SECTION})")
+
+
 def create_model(name: str, datamodule: KGRecDataModule | None = None, config: bool = True,
                  sizes: dict[str, Any] | None = None, **overrides: Any) -> Any:
     """Build model ``name`` for ``datamodule``.
@@ -197,9 +226,11 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         KeyError: unknown model (with the nearest names).
         ValueError: a hyper-parameter the model does not take (naming it and the known ones), or
             a value of another type than its argument's (:func:`check_hparams`); in the zoo
-            config, naming its file and section (:func:`check_config`).
+            config, naming its file and section (:func:`check_config`); a model class without
+            its ``loss`` or a way to score (:func:`check_model_class`).
     """
     cls = MODELS.get(name)
+    check_model_class(name, cls)
     if datamodule is not None:
         # the DataModule the model's task trains on: a news model's impression view (its sizes are
         # that view's), a link model's triple split (TransR's TransE sees its train part only)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..api import check_config, check_hparams, create_datamodule, list_models
+from ..api import check_config, check_hparams, check_model_class, create_datamodule, list_models
 from ..config import Schedule, ZooConfig
 from ..data.datamodule import apply_kg_ablation
 from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, looks_like_path, resolve_dataset
@@ -395,6 +395,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
                     raise ValueError(f"{m} on {d}: {e}") from None
                 skip[(m, d)] = f"{m} on {d}: {e}"
                 continue
+            check_model_class(m, MODELS.get(m))  # a user's model without its loss or scoring: before any cell
             check_config(m, MODELS.get(m), ZooConfig.load(m, d))  # a broken config: an error naming its file
             if metric is not None:
                 known = metric_names(m, d)

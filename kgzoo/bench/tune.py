@@ -49,7 +49,7 @@ import optuna
 import yaml
 
 from .. import __version__
-from ..api import check_config, model_hparams
+from ..api import check_config, check_model_class, model_hparams
 from ..config import ZooConfig, tuned_from
 from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
@@ -521,6 +521,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                          "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
                          "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
+    check_model_class(model, MODELS.get(model))  # no loss or scoring: one error, not a budget of failed trials
     check_config(model, MODELS.get(model), cfg)  # a typo there: one error, not a budget of failed trials
     schedule = cfg.schedule(quick=False)
     if experiment is None:

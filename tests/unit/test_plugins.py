@@ -167,3 +167,36 @@ def test_a_ddp_rank_other_than_zero_says_nothing_of_configs(tmp_path, capsys, mo
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert main(["pretrained", "--import", str(path), "nothing-matches-*"]) == 0
     assert "no zoo config" not in capsys.readouterr().err
+
+
+def test_a_user_model_missing_its_math_is_told_what_to_write(clean_registries):
+    """A user's Recommender without its own ``loss`` failed its cell with a bare
+    ``NotImplementedError`` from the base class, and one without ``score``/``final_embeddings``
+    with "X does not support top-K scoring": ``create_model``, the bench grid and ``kgzoo tune``
+    now refuse it before any data is read, naming the class and the methods with their shapes.
+    Every built-in model passes."""
+    from kgzoo.api import check_model_class
+    from kgzoo.bench.cells import resolve_grid
+    from kgzoo.models.base import Recommender
+    from kgzoo.registry import MODELS, register_model
+
+    @register_model("no_math", family="mine", paper="a user's model")
+    class NoMath(Recommender):
+        pass
+
+    @register_model("no_scoring", family="mine", paper="a user's model")
+    class NoScoring(Recommender):
+        def loss(self, batch):
+            return self.parameters().__next__().sum()
+
+    for name in MODELS.list():
+        if name not in ("no_math", "no_scoring"):
+            check_model_class(name, MODELS.get(name))
+    no_loss = r"^model 'no_math' \(.*NoMath\) defines no loss\(batch\): .*LongTensors \[B\]"
+    with pytest.raises(ValueError, match=no_loss):
+        kgzoo.create_model("no_math", sizes={"n_users": 3, "n_items": 5})
+    with pytest.raises(ValueError, match=no_loss):
+        resolve_grid(["no_math"], ["ml-100k-kg"])
+    with pytest.raises(ValueError, match=r"^model 'no_scoring' \(.*NoScoring\) cannot score: it defines neither "
+                                         r"final_embeddings\(\) \(users FloatTensor \[U, d\].*score\(users\)"):
+        kgzoo.create_model("no_scoring", sizes={"n_users": 3, "n_items": 5})
