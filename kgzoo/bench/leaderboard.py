@@ -388,7 +388,8 @@ class AblationTable:
     ``lines``: ``setting`` (``"full"`` for the base variant with the real KG, else the
     variant and/or ``kg=<ablation>``), ``variant``, ``kg_ablation``, ``metrics`` (name ->
     :class:`Stat`, every test metric), ``delta`` (mean of the sort metric minus the full
-    model's of the same schedule class, or ``None``), ``seeds``, ``capped`` (a run stopped at
+    model's of the same schedule class, or ``None``), ``delta_se`` (its standard error over seeds,
+    :func:`delta_se`, or ``None``), ``seeds``, ``capped`` (a run stopped at
     its epoch cap), ``max_epochs`` (:func:`caps_text`), ``tuned`` (:func:`tuned_text`); the full
     model first. ``schedule``:
     :data:`QUICK` or :data:`CONVERGED` (:func:`schedule_class`), the same for every line.
@@ -678,11 +679,22 @@ def _setting(row: ResultRow) -> str:
     return f"{setting} ({setup_of(row)})" if setup_of(row) else setting
 
 
+def delta_se(a: Stat | None, b: Stat | None) -> float | None:
+    """The standard error of the difference of two means over seeds, ``sqrt(s_a^2 / n_a + s_b^2 /
+    n_b)`` with the sample standard deviations (Welch's form: the two settings' seeds are
+    independent runs); ``None`` where either has fewer than two values (no std). Beside an
+    ablation's ``Δ vs full``, so a difference within seed noise is read as such."""
+    if a is None or b is None or a.n < 2 or b.n < 2:
+        return None
+    return math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n)
+
+
 def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[AblationTable]:
     """One table per ``(dataset, protocol_fingerprint, model, schedule class)`` with at least one
     non-``base`` variant: the full model (base variant, real KG), then the other settings by
     descending sort metric; ``delta`` = setting mean - full mean, both of one schedule class
-    (:func:`schedule_class`: a tuned converged full model is never the yardstick of quick runs).
+    (:func:`schedule_class`: a tuned converged full model is never the yardstick of quick runs),
+    and ``delta_se`` its standard error over seeds (:func:`delta_se`; ``None`` for one seed).
 
     Args:
         ok: the latest successful row of each cell and schedule class (:func:`latest_ok_rows`).
@@ -710,6 +722,7 @@ def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[
         for ln in t.lines:
             s = ln["metrics"].get(main)
             ln["delta"] = (s.mean - full.mean) if (s is not None and full is not None) else None
+            ln["delta_se"] = delta_se(s, full)
         t.lines.sort(key=lambda ln: (ln["setting"] != "full",
                                      -(ln["metrics"][main].mean if ln["metrics"].get(main) else -math.inf)))
         out.append(t)

@@ -336,6 +336,16 @@ def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
     return (["model"] + r.ablations, [[ln["model"]] + [cell(ln, k) for k in r.ablations] for ln in r.lines])
 
 
+def _delta_text(ln: dict[str, Any]) -> str:
+    """An ablation line's ``Δ vs full`` cell: ``"+0.0014 ± 0.0047"`` (the standard error of the
+    difference over seeds, :func:`~kgzoo.bench.leaderboard.delta_se`), ``"+0.0014"`` where a side
+    has one seed, ``"-"`` for the full model or without a value."""
+    if ln["delta"] is None or ln["setting"] == "full":
+        return "-"
+    se = ln.get("delta_se")
+    return f"{ln['delta']:+.4f}" + ("" if se is None else f" ± {se:.4f}")
+
+
 def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
     """Header and displayed cells of an ablation table (a setting with a run stopped at its cap
     marked :data:`CAP_MARK`; ``cap``: its runs' epoch caps; ``tuned``:
@@ -346,7 +356,7 @@ def ablation_cells(a: AblationTable) -> tuple[list[str], list[list[str]]]:
         m = ln["metrics"]
         body.append([ln["setting"] + (f" {CAP_MARK}" if ln["capped"] else ""),
                      m[a.metric].fmt() if m.get(a.metric) else "-",
-                     "-" if ln["delta"] is None or ln["setting"] == "full" else f"{ln['delta']:+.4f}"]
+                     _delta_text(ln)]
                     + [s.fmt() if (s := m.get(c)) else "-" for c in a.metric_columns[1:]]
                     + [str(len(ln["seeds"])), ln["max_epochs"], ln["tuned"]])
     return header, body
@@ -584,7 +594,9 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
     if lb.ablations:
         out += ["## Variants and source ablations", "",
                 "Each setting of one model (bench variant x KG ablation) under one protocol and one schedule, "
-                f"beside the full model of that schedule (`Δ vs full`: setting mean - full mean): {SCHEDULE_SPLIT} "
+                f"beside the full model of that schedule (`Δ vs full`: setting mean - full mean, ± the standard error "
+                "of that difference over seeds, sqrt(s1²/n1 + s2²/n2): with 3 seeds a Δ within about two of them "
+                f"is not told apart from seed noise): {SCHEDULE_SPLIT} "
                 f"{PROTOCOL_FINGERPRINT_NOTE}", ""]
         for a in lb.ablations:
             out += [f"### {a.title}", "", f"protocol fingerprint `{a.protocol_fingerprint}`", "",

@@ -311,7 +311,7 @@ def test_variants_beside_baselines_only_when_asked_and_ablation_tables():
     assert rob.ablations == ["real", "shuffled"] and [ln["model"] for ln in rob.lines] == ["bpr", "kgplm"]
     assert rob.lines[1]["values"]["real"].mean == pytest.approx(0.31) and rob.lines[0]["values"]["shuffled"] is None
     md = render.to_markdown(board)
-    assert "variants and source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 |" in md
+    assert "variants and source ablations of kgplm" in md and "| use_text=false | 0.2500 ± 0.0000 | -0.0600 ± 0.0058 |" in md
 
 
 def test_ctr_paper_column_and_robustness_order():
@@ -602,7 +602,7 @@ def test_robustness_and_ablation_tables_never_mix_schedules():
     quick = next(t for t in board.robustness if t.schedule == lb.QUICK)
     assert quick.lines[0]["values"]["real"].mean == pytest.approx(0.25) and "quick schedule" in quick.title
     md = render.to_markdown(board)
-    assert "| use_kg=false † | 0.2600 ± 0.0000 | +0.0100 |" in md
+    assert "| use_kg=false † | 0.2600 ± 0.0000 | +0.0100 ± 0.0000 |" in md
     assert "| kgplm | 0.2500 ± 0.0000 † | 0.2400 ± 0.0000 |" in md and "| kgplm | 0.3000 ± 0.0000 | - |" in md
 
 
@@ -806,3 +806,23 @@ def test_a_run_near_the_one_seed_limit_is_not_said_to_equal_it():
     note = " ".join(render.one_seed_note(t, t.lines))
     assert "(the run: kgat: 40.3 min)" in note and "kgin: its run took 39.6 min, within the 40 min" in note
     assert render.minutes_text(52.4, 40) == "52" and render.minutes_text(40.04, 40) == "40.04"
+
+
+def test_an_ablations_delta_carries_its_standard_error_over_seeds():
+    """``Δ vs full`` is given with the standard error of the difference of the two means over
+    seeds (``sqrt(s1²/n1 + s2²/n2)``), so a difference within seed noise reads as such (KGPLM's
+    converged ablation on ml-100k-kg: +0.0014 ± 0.0047 without its text); with one seed on a side
+    there is none."""
+    full = [row("kgplm", s, v) for s, v in enumerate((0.30, 0.31, 0.29))]
+    text = [row("kgplm", s, v, variant="use_text=false", overrides={"use_text": False})
+            for s, v in enumerate((0.305, 0.296, 0.301))]
+    one = [row("kgplm", 0, 0.25, variant="use_kg=false", overrides={"use_kg": False})]
+    (a,) = lb.build(full + text + one).ablations
+    lines = {ln["setting"]: ln for ln in a.lines}
+    f, t = lines["full"]["metrics"]["ndcg@10"], lines["use_text=false"]["metrics"]["ndcg@10"]
+    se = math.sqrt(f.std ** 2 / 3 + t.std ** 2 / 3)
+    assert lines["use_text=false"]["delta_se"] == pytest.approx(se) and se > 0
+    assert lines["use_kg=false"]["delta_se"] is None and lb.delta_se(f, None) is None
+    cells = {r[0]: r[2] for r in render.ablation_cells(a)[1]}
+    assert cells["use_text=false"] == f"{t.mean - f.mean:+.4f} ± {se:.4f}"
+    assert cells["use_kg=false"] == f"{0.25 - f.mean:+.4f}" and cells["full"] == "-"
