@@ -271,7 +271,10 @@ class Pretrained:
                 ``exclude="none"``; a ``DeprecationWarning`` says so.
 
         Returns:
-            For one id, a list of ``k`` tuples; for a sequence, one such list per id.
+            For one id, a list of ``k`` tuples; for a sequence, one such list per id. A user with
+            fewer than ``k`` items left after ``exclude`` gets those only (a shorter list, never an
+            excluded item; :func:`kgzoo.hub.export`, whose table has ``k`` rows per user, refuses
+            such a user instead).
 
         Raises:
             KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``, a bad ``exclude``.
@@ -289,7 +292,8 @@ class Pretrained:
         return out[0] if single else out
 
     def _listed(self, scores: Tensor, items: Tensor) -> list[list[tuple[str, str, float]]]:
-        return [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
+        # an excluded item scores -inf (Recommender.recommend): it ends a list longer than the user's candidates
+        return [[(self.item_ids[i], self.title(i), s) for s, i in zip(srow.tolist(), irow.tolist()) if s > -math.inf]
                 for srow, irow in zip(scores, items)]
 
     def top_k(self, users: Tensor, k: int, exclude: str = DEFAULT_EXCLUDE, batch_size: int = 1024
