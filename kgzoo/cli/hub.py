@@ -4,7 +4,7 @@
 unseen items with their titles; ``kgzoo pretrained [PATTERN]`` lists the weights;
 ``kgzoo export --model NAME_OR_CHECKPOINT --top-k 10 --out DIR`` writes every user's top-K
 (Parquet) and, for inner-product models, the embeddings with raw-id maps (:mod:`kgzoo.hub.export`);
-``kgzoo update --ckpt_path CKPT --data NEW --out DIR [--epochs N]`` folds new interactions,
+``kgzoo update --model NAME_OR_CHECKPOINT --data NEW --out DIR [--epochs N]`` folds new interactions,
 triples, items and users into a trained model and writes a new checkpoint (:mod:`kgzoo.hub.update`).
 """
 from __future__ import annotations
@@ -133,7 +133,9 @@ def export_command(args: argparse.Namespace) -> int:
 
 def update_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``kgzoo update``."""
-    p.add_argument("--ckpt_path", required=True, help="a checkpoint file (kgzoo bench/fit/tune, or kgzoo update)")
+    p.add_argument("--ckpt_path", "--model", dest="ckpt_path", required=True, metavar="NAME_OR_CHECKPOINT",
+                   help="the model to update: a checkpoint file (kgzoo bench/fit/tune, or kgzoo update), a folder "
+                        "written by save_pretrained, or a pretrained name 'model/dataset' (see `kgzoo pretrained`)")
     p.add_argument("--data", required=True, nargs="+", metavar="FOLDER_OR_FILES",
                    help="the new rows: a folder or .csv/.tsv/.parquet files with named columns "
                         "(user,item[,rating,timestamp] / head,relation,tail / item,entity / item,text / user,friend / "

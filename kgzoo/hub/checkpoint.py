@@ -176,23 +176,29 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
 def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: str | Path, epochs: int = 0,
                       replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
                       name: str | None = None, root: str | None = None) -> tuple[Path, Update]:
-    """``kgzoo update``: load a checkpoint (:func:`load_checkpoint`), fold in the tables of ``data``
-    (:func:`kgzoo.hub.update.read_update`, :func:`kgzoo.hub.update.update_model`) and write
-    ``<out>/update.ckpt`` (:func:`kgzoo.hub.update.write_checkpoint`).
+    """``kgzoo update``: load a trained model (:func:`kgzoo.hub.export.open_model`: a checkpoint
+    file, a folder of :meth:`Pretrained.save_pretrained` or a pretrained name ``model/dataset``),
+    fold in the tables of ``data`` (:func:`kgzoo.hub.update.read_update`,
+    :func:`kgzoo.hub.update.update_model`) and write ``<out>/update.ckpt``
+    (:func:`kgzoo.hub.update.write_checkpoint`), whose base data entry is the checkpoint's (or, for
+    weights, their DataModule's ``state_dict()``, the entry a checkpoint of them would hold).
 
     Returns:
         ``(checkpoint path, Update)``.
 
     Raises:
-        as :func:`load_checkpoint`, :func:`kgzoo.hub.update.read_update` and
+        as :func:`~kgzoo.hub.export.open_model`, :func:`kgzoo.hub.update.read_update` and
         :func:`kgzoo.hub.update.update_model`.
     """
+    from .export import open_model  # export imports this module
+
     frames, origins, files = read_update(data)
-    pre = load_checkpoint(ckpt_path, root=root)
-    _, meta = checkpoint_meta(ckpt_path)
+    pre = open_model(ckpt_path, root=root)
+    base = (dict(checkpoint_meta(ckpt_path)[1].get("data") or {}) if Path(ckpt_path).expanduser().is_file()
+            else pre.datamodule.state_dict())
     up = update_model(pre.model, pre.datamodule, **frames, name=name, epochs=epochs, replay=replay, seed=seed,
                       min_text_match=min_text_match, origins=origins)
-    entry = {"base": dict(meta.get("data") or {}), "files": files, "name": up.datamodule.dataset,
+    entry = {"base": base, "files": files, "name": up.datamodule.dataset,
              "sha256": {role: sha256_file(f) for role, f in files.items()},
              "min_text_match": min_text_match, "epochs": epochs, "replay": replay, "seed": seed}
     path = write_checkpoint(up.model, up.datamodule, Path(out) / "update.ckpt", entry)
