@@ -199,7 +199,14 @@ class KGZooCLI(LightningCLI):
     def before_fit(self) -> None:
         self._join()
         if self.pretrained is not None:
-            load_state(self.model, load_weights(self.pretrained), f"weights of {self.pretrained.name!r}")
+            spec, dm = self.pretrained, self.datamodule
+            try:
+                load_state(self.model, load_weights(spec), f"weights of {spec.name!r}")
+            except PretrainedError as e:
+                if dm.dataset == spec.dataset:
+                    raise
+                raise PretrainedError(f"weights of {spec.name!r} were trained on dataset {spec.dataset!r}, "
+                                      f"--data.dataset {dm.dataset!r} has {dm.n_users} users, {dm.n_items} items: {e}") from None
             self.model.train()
 
     def before_test(self) -> None:

@@ -454,7 +454,8 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
         PretrainedError: an invalid name; an entry whose model is not registered; weights
             that do not fit the model. KeyError: an unknown name (with the nearest names).
         ChecksumError: a file whose size or sha256 differs from the manifest (naming it).
-        FingerprintError: data or protocol that differ from the ones the weights were trained on.
+        FingerprintError: data or protocol that differ from the ones the weights were trained on (naming
+            the KG ablation or protocol where those differ).
     """
     spec = pretrained_spec(name, manifest)
     name = spec.name
@@ -475,8 +476,12 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
         raise FingerprintError(f"{name!r} was trained on {spec.dataset!r}, the DataModule holds {datamodule.dataset!r}")
     datamodule.setup()
     if datamodule.fingerprint != spec.fingerprint:
+        differ = [f"{what}: the weights' {ours!r}, the DataModule's {theirs!r}" for what, ours, theirs in (
+            ("kg_ablation", spec.kg_ablation, getattr(datamodule, "kg_ablation_kind", spec.kg_ablation)),
+            ("protocol", json_safe(spec.protocol), json_safe(datamodule.protocol.to_dict()))) if ours != theirs]
         raise FingerprintError(f"{name!r}: the data fingerprint {datamodule.fingerprint} differs from the manifest's "
-                               f"{spec.fingerprint} (other data files, protocol {spec.protocol}, or metric code)")
+                               f"{spec.fingerprint} (" + ("; ".join(differ) if differ else
+                                                          "other data files or metric code") + ")")
     model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
     load_state(model, state, f"weights of {name!r}")
     model.to(device)
