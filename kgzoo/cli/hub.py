@@ -87,7 +87,9 @@ def _size(n: int) -> str:
 
 
 def pretrained_command(args: argparse.Namespace) -> int:
-    table = Table(title="kgzoo pretrained weights")
+    table = Table(title="kgzoo pretrained weights",
+                  caption="each the weights of one run (its seed under training; a leaderboard line is the mean over "
+                          "seeds); evaluate them again: kgzoo test --pretrained NAME")
     for c in ("name", "dataset", "main metric (test)", "training", "size", "dtype", "source"):
         table.add_column(c, no_wrap=c == "name")  # the name is what a user copies: never cut
     for e in list_pretrained(args.pattern):

@@ -60,3 +60,20 @@ def test_load_pretrained_on_other_data_names_the_field_that_differs(weights):
     with pytest.raises(FingerprintError, match=r"protocol: the weights' .*0\.8.*, the DataModule's .*0\.6"):
         kgzoo.load_pretrained(folder, datamodule=other_split)
     assert kgzoo.load_pretrained(folder).recommend("u1", k=3)  # its own data loads
+
+
+def test_kgzoo_test_pretrained_gives_the_metrics_of_evaluate(weights, tmp_path):
+    """`kgzoo pretrained` lists each weights' test metric; `kgzoo test --pretrained NAME` was refused
+    ("--pretrained ...: once, with kgzoo fit"), so the command line had no way to check it."""
+    from kgzoo.hub import evaluate
+
+    folder, _ = weights
+    pre = kgzoo.load_pretrained(folder)
+    want = evaluate(pre.model, pre.datamodule)
+    cli = run_lightning("test", ["--pretrained", str(folder), "--trainer.logger", "false",
+                                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
+    got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+    assert set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-6 for k in want), (got, want)
+    assert not cli.model.training
+    with pytest.raises(ValueError, match="--pretrained .* or --ckpt_path"):  # one source of weights
+        run_lightning("test", ["--pretrained", str(folder), "--ckpt_path", str(tmp_path / "x.ckpt")])
