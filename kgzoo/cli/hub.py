@@ -18,9 +18,9 @@ from rich.table import Table
 from ..bench.render import console
 from ..quiet import quiet_lightning
 from ..hub import list_pretrained
-from ..hub.export import export, open_model
+from ..hub.export import export
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
-from ..hub.checkpoint import update_checkpoint
+from ..hub.checkpoint import open_model, update_checkpoint
 from ..data.readers._io import MIN_TEXT_MATCH
 
 
