@@ -52,6 +52,10 @@ LIGHTNING_BANNERS = (
     r"HPU available: ",
     r"💡 Tip: ",
 )
+#: the INFO line a Trainer logs when ``fit`` ends at its epoch cap: dropped (``lightning_quiet(lines=...)``)
+#: for the Trainers kgzoo builds inside a library call (the KG vectors' pretraining, ``update_model``'s
+#: fine-tune), whose caller built no Trainer; ``kgzoo fit`` and a user's own Trainer still say it
+FIT_STOPPED = r"`Trainer\.fit` stopped: "
 #: the loggers of Lightning's ``rank_zero_info`` (the ``lightning_utilities`` helper logs through
 #: the one of these its last importer set)
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
@@ -72,12 +76,13 @@ class _DropLines(logging.Filter):
 
 
 @contextlib.contextmanager
-def lightning_quiet(*more: str) -> Iterator[None]:
+def lightning_quiet(*more: str, lines: tuple[str, ...] = ()) -> Iterator[None]:
     """A ``with`` block that drops :data:`LIGHTNING_NOTICES`, the message patterns ``more``
     (regexes) and torch/Lightning's own ``DeprecationWarning``/``FutureWarning``, and the
-    :data:`LIGHTNING_BANNERS` log lines, nothing else. Build the Trainer inside it: the banners
-    are logged by ``Trainer.__init__``."""
-    drop = _DropLines(LIGHTNING_BANNERS)
+    :data:`LIGHTNING_BANNERS` log lines and those matching ``lines`` (regexes from the start, e.g.
+    :data:`FIT_STOPPED`), nothing else. Build the Trainer inside it: the banners are logged by
+    ``Trainer.__init__``."""
+    drop = _DropLines((*LIGHTNING_BANNERS, *lines))
     loggers = [logging.getLogger(name) for name in RANK_ZERO_LOGGERS]
     for logger in loggers:
         logger.addFilter(drop)

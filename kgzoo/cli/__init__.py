@@ -74,7 +74,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("export", "write top-K lists per user (Parquet) and embeddings (safetensors) with raw ids, from a "
                       "checkpoint or pretrained weights", hub.export_arguments, hub.export_command),
     Command("update", "fold new interactions, triples, items and users into a trained model without retraining it "
-                      "(--ckpt_path CKPT --data NEW --out DIR [--epochs N]); writes a new checkpoint",
+                      "(--model NAME_OR_CHECKPOINT --data NEW --out DIR [--epochs N]); writes a new checkpoint",
             hub.update_arguments, hub.update_command),
 )
 

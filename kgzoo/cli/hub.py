@@ -4,7 +4,7 @@
 unseen items with their titles; ``kgzoo pretrained [PATTERN]`` lists the weights;
 ``kgzoo export --model NAME_OR_CHECKPOINT --top-k 10 --out DIR`` writes every user's top-K
 (Parquet) and, for inner-product models, the embeddings with raw-id maps (:mod:`kgzoo.hub.export`);
-``kgzoo update --ckpt_path CKPT --data NEW --out DIR [--epochs N]`` folds new interactions,
+``kgzoo update --model NAME_OR_CHECKPOINT --data NEW --out DIR [--epochs N]`` folds new interactions,
 triples, items and users into a trained model and writes a new checkpoint (:mod:`kgzoo.hub.update`).
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from rich.table import Table
 from ..bench.render import console
 from ..quiet import quiet_lightning
 from ..hub import list_pretrained
-from ..hub.export import export, open_model
+from ..hub.export import export
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
-from ..hub.checkpoint import update_checkpoint
+from ..hub.checkpoint import open_model, update_checkpoint
 from ..data.readers._io import MIN_TEXT_MATCH
 
 
@@ -87,7 +87,9 @@ def _size(n: int) -> str:
 
 
 def pretrained_command(args: argparse.Namespace) -> int:
-    table = Table(title="kgzoo pretrained weights")
+    table = Table(title="kgzoo pretrained weights",
+                  caption="each the weights of one run (its seed under training; a leaderboard line is the mean over "
+                          "seeds); evaluate them again: kgzoo test --pretrained NAME")
     for c in ("name", "dataset", "main metric (test)", "training", "size", "dtype", "source"):
         table.add_column(c, no_wrap=c == "name")  # the name is what a user copies: never cut
     for e in list_pretrained(args.pattern):
@@ -133,7 +135,9 @@ def export_command(args: argparse.Namespace) -> int:
 
 def update_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``kgzoo update``."""
-    p.add_argument("--ckpt_path", required=True, help="a checkpoint file (kgzoo bench/fit/tune, or kgzoo update)")
+    p.add_argument("--ckpt_path", "--model", dest="ckpt_path", required=True, metavar="NAME_OR_CHECKPOINT",
+                   help="the model to update: a checkpoint file (kgzoo bench/fit/tune, or kgzoo update), a folder "
+                        "written by save_pretrained, or a pretrained name 'model/dataset' (see `kgzoo pretrained`)")
     p.add_argument("--data", required=True, nargs="+", metavar="FOLDER_OR_FILES",
                    help="the new rows: a folder or .csv/.tsv/.parquet files with named columns "
                         "(user,item[,rating,timestamp] / head,relation,tail / item,entity / item,text / user,friend / "

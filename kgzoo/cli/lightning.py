@@ -16,11 +16,12 @@ best checkpoint kept); every later ``--model.*``, ``--data.*`` or ``--trainer.*`
     kgzoo fit --zoo kgat/ml-100k-kg
     kgzoo fit --zoo kgat/ml-100k-kg --trainer.max_epochs 5
 
-``--pretrained NAME_OR_FOLDER`` (``fit``) starts from pretrained weights instead, in train mode
-(:func:`pretrained_cli_config`); ``test --ckpt_path P`` of a kgzoo checkpoint needs nothing else
-(:func:`ckpt_cli_config`)::
+``--pretrained NAME_OR_FOLDER`` starts from pretrained weights instead (:func:`pretrained_cli_config`):
+``fit`` trains them on, in train mode, ``test`` evaluates them; ``test --ckpt_path P`` of a kgzoo
+checkpoint needs nothing else (:func:`ckpt_cli_config`)::
 
     kgzoo fit --pretrained kgat/ml-100k-kg --data.kg_ablation shuffled --trainer.max_epochs 5
+    kgzoo test --pretrained kgat/ml-100k-kg
     kgzoo test --ckpt_path lightning_logs/version_0/checkpoints/best.ckpt
 """
 from __future__ import annotations
@@ -56,9 +57,10 @@ from ..quiet import lightning_quiet
 from ..registry import MODELS
 from ..tasks import get_task
 
-PRETRAINED_HELP = ("fit only: go on training pretrained weights, a name 'model/dataset' (kgzoo pretrained) or a "
-                   "folder written by save_pretrained: their model, hyper-parameters and data, with the zoo config's "
-                   "schedule; later --data.*, --model.* and --trainer.* arguments override it")
+PRETRAINED_HELP = ("pretrained weights, a name 'model/dataset' (kgzoo pretrained) or a folder written by "
+                   "save_pretrained: their model, hyper-parameters and data; fit goes on training them with the zoo "
+                   "config's schedule, test/validate evaluates them (the test metric kgzoo pretrained lists); later "
+                   "--data.*, --model.* and --trainer.* arguments override it")
 ZOO_HELP = ("MODEL[/DATASET] (dataset default ml-100k-kg): start from the zoo config of MODEL on DATASET: "
             "its model and data sections and, for fit, its converged schedule (max_epochs, early stopping on "
             "valid/<main metric> with its patience, the best checkpoint kept); later --model.*, --data.* "
@@ -199,14 +201,28 @@ class KGZooCLI(LightningCLI):
     def before_fit(self) -> None:
         self._join()
         if self.pretrained is not None:
-            load_state(self.model, load_weights(self.pretrained), f"weights of {self.pretrained.name!r}")
+            spec, dm = self.pretrained, self.datamodule
+            try:
+                load_state(self.model, load_weights(spec), f"weights of {spec.name!r}")
+            except PretrainedError as e:
+                if dm.dataset == spec.dataset:
+                    raise
+                raise PretrainedError(f"weights of {spec.name!r} were trained on dataset {spec.dataset!r}, "
+                                      f"--data.dataset {dm.dataset!r} has {dm.n_users} users, {dm.n_items} items: {e}") from None
             self.model.train()
 
     def before_test(self) -> None:
         self._join()
+        self._load_pretrained_for_eval()
 
     def before_validate(self) -> None:
         self._join()
+        self._load_pretrained_for_eval()
+
+    def _load_pretrained_for_eval(self) -> None:
+        if self.pretrained is not None:  # kgzoo test/validate --pretrained: the weights as load_pretrained gives them
+            load_state(self.model, load_weights(self.pretrained), f"weights of {self.pretrained.name!r}")
+            self.model.eval()
 
 
 def cli_datamodule(dataset: str = "ml-100k-kg", root: Optional[str] = None, protocol: Optional[EvalProtocol] = None,
@@ -263,9 +279,9 @@ def make_lightning_cli(args: list[str], run: bool = True, pretrained: Pretrained
                     trainer_defaults={"deterministic": "warn"})
 
 
-def pretrained_cli_config(spec: PretrainedSpec) -> dict[str, Any]:
-    """A LightningCLI ``fit`` config that goes on training pretrained weights: the zoo config
-    of the weights' model on their dataset (:func:`zoo_cli_config`: its converged schedule) with
+def pretrained_cli_config(spec: PretrainedSpec, subcommand: str = "fit") -> dict[str, Any]:
+    """A LightningCLI config of pretrained weights, for ``fit`` one that goes on training them: the zoo
+    config of the weights' model on their dataset (:func:`zoo_cli_config`: for ``fit`` its converged schedule) with
     the model's hyper-parameters and the DataModule (dataset, protocol, KG ablation, batch sizes)
     of the manifest entry ``spec``; later ``--data.*`` (another split, ``--data.dataset``) or
     ``--model.*`` (``--model.init_args.lr``) override it.
@@ -273,7 +289,7 @@ def pretrained_cli_config(spec: PretrainedSpec) -> dict[str, Any]:
     Raises:
         KeyError: a model or dataset that is not registered.
     """
-    cfg = zoo_cli_config(f"{spec.model}/{spec.dataset}", "fit")
+    cfg = zoo_cli_config(f"{spec.model}/{spec.dataset}", subcommand)
     cfg["model"]["init_args"] = json_safe(spec.hparams)
     cfg["data"] = {"dataset": spec.dataset, "protocol": dict(spec.protocol), "kg_ablation": spec.kg_ablation,
                    **spec.data}
@@ -453,19 +469,24 @@ def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str]
         ``(args, path of the temporary config file or None, the weights' manifest entry or None)``.
 
     Raises:
-        ValueError: ``--pretrained`` with another subcommand than ``fit``, given twice, or with ``--zoo``.
+        ValueError: ``--pretrained`` given twice, with ``--zoo``, with another subcommand than ``fit``,
+            ``test`` or ``validate``, or with ``--ckpt_path`` (test/validate: one source of weights).
         KeyError, PretrainedError: unknown or invalid weights (:func:`kgzoo.hub.pretrained_spec`).
     """
     names, rest = take_option("--pretrained", args)
     if not names:
         return args, None, None
-    if subcommand != "fit" or len(names) > 1 or any(a == "--zoo" or a.startswith("--zoo=") for a in rest):
-        raise ValueError("--pretrained NAME_OR_FOLDER: once, with kgzoo fit, without --zoo (the weights' model and "
-                         "dataset choose the zoo config)")
+    if (subcommand not in ("fit", "test", "validate") or len(names) > 1
+            or any(a == "--zoo" or a.startswith("--zoo=") for a in rest)):
+        raise ValueError("--pretrained NAME_OR_FOLDER: once, with kgzoo fit or test, without --zoo (the weights' model "
+                         "and dataset choose the zoo config)")
+    if subcommand != "fit" and any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in rest):
+        raise ValueError(f"kgzoo {subcommand}: --pretrained NAME_OR_FOLDER or --ckpt_path CHECKPOINT, not both "
+                         "(each gives the weights)")
     spec = pretrained_spec(names[0])
     fd, tmp = tempfile.mkstemp(prefix="kgzoo-pretrained-", suffix=".yaml")
     with open(fd, "w") as f:
-        yaml.safe_dump(pretrained_cli_config(spec), f)
+        yaml.safe_dump(pretrained_cli_config(spec, subcommand), f)
     return ["--config", tmp, *rest], tmp, spec
 
 

@@ -23,7 +23,7 @@ from ..data.readers._io import MIN_TEXT_MATCH
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS, load_plugins
 from .manifest import PretrainedError, PretrainedSpec
-from .pretrained import Pretrained, load_state
+from .pretrained import Pretrained, load_pretrained, load_state
 from .update import Update, extended_datamodule, read_update, update_model, write_checkpoint
 
 CHECKPOINT_FORMAT = 1
@@ -173,26 +173,50 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
     return Pretrained(spec, model, base)
 
 
+def open_model(source: str | Path, root: str | None = None, manifest: str | Path | None = None) -> Pretrained:
+    """A trained model by what the user has: a checkpoint file (:func:`kgzoo.load_checkpoint`),
+    a folder written by :meth:`Pretrained.save_pretrained` or a pretrained name ``model/dataset``
+    (:func:`kgzoo.load_pretrained`).
+
+    Raises:
+        FileNotFoundError: ``source`` reads as a path (a ``.ckpt`` name, a leading ``.``, ``~`` or
+            ``/``, or another number of ``/`` than a name's one) and is no file or folder.
+        As :func:`kgzoo.load_checkpoint` and :func:`kgzoo.load_pretrained`.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        return load_checkpoint(source, root=root)
+    text = str(source)
+    if not path.is_dir() and (text.endswith(".ckpt") or text.startswith((".", "~", "/")) or text.count("/") != 1):
+        raise FileNotFoundError(f"{text!r} does not exist: no checkpoint file, no folder of saved weights "
+                                "(and no pretrained name 'model/dataset': `kgzoo pretrained` lists those)")
+    return load_pretrained(text, root=root, manifest=manifest)
+
+
 def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: str | Path, epochs: int = 0,
                       replay: float = 1.0, seed: int = 0, min_text_match: float = MIN_TEXT_MATCH,
                       name: str | None = None, root: str | None = None) -> tuple[Path, Update]:
-    """``kgzoo update``: load a checkpoint (:func:`load_checkpoint`), fold in the tables of ``data``
-    (:func:`kgzoo.hub.update.read_update`, :func:`kgzoo.hub.update.update_model`) and write
-    ``<out>/update.ckpt`` (:func:`kgzoo.hub.update.write_checkpoint`).
+    """``kgzoo update``: load a trained model (:func:`open_model`: a checkpoint
+    file, a folder of :meth:`Pretrained.save_pretrained` or a pretrained name ``model/dataset``),
+    fold in the tables of ``data`` (:func:`kgzoo.hub.update.read_update`,
+    :func:`kgzoo.hub.update.update_model`) and write ``<out>/update.ckpt``
+    (:func:`kgzoo.hub.update.write_checkpoint`), whose base data entry is the checkpoint's (or, for
+    weights, their DataModule's ``state_dict()``, the entry a checkpoint of them would hold).
 
     Returns:
         ``(checkpoint path, Update)``.
 
     Raises:
-        as :func:`load_checkpoint`, :func:`kgzoo.hub.update.read_update` and
+        as :func:`open_model`, :func:`kgzoo.hub.update.read_update` and
         :func:`kgzoo.hub.update.update_model`.
     """
     frames, origins, files = read_update(data)
-    pre = load_checkpoint(ckpt_path, root=root)
-    _, meta = checkpoint_meta(ckpt_path)
+    pre = open_model(ckpt_path, root=root)
+    base = (dict(checkpoint_meta(ckpt_path)[1].get("data") or {}) if Path(ckpt_path).expanduser().is_file()
+            else pre.datamodule.state_dict())
     up = update_model(pre.model, pre.datamodule, **frames, name=name, epochs=epochs, replay=replay, seed=seed,
                       min_text_match=min_text_match, origins=origins)
-    entry = {"base": dict(meta.get("data") or {}), "files": files, "name": up.datamodule.dataset,
+    entry = {"base": base, "files": files, "name": up.datamodule.dataset,
              "sha256": {role: sha256_file(f) for role, f in files.items()},
              "min_text_match": min_text_match, "epochs": epochs, "replay": replay, "seed": seed}
     path = write_checkpoint(up.model, up.datamodule, Path(out) / "update.ckpt", entry)
@@ -200,4 +224,4 @@ def update_checkpoint(ckpt_path: str | Path, data: Sequence[str | Path], out: st
 
 
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_meta", "datamodule_arguments", "datamodule_from", "load_checkpoint",
-           "model_name", "update_checkpoint"]
+           "model_name", "open_model", "update_checkpoint"]

@@ -36,31 +36,10 @@ import torch
 from safetensors.torch import save
 
 from ..version import __version__
-from .checkpoint import load_checkpoint
-from .pretrained import DEFAULT_EXCLUDE, EXCLUDE, Pretrained, load_pretrained
+from .pretrained import DEFAULT_EXCLUDE, EXCLUDE, Pretrained
 
 #: HNSW parameters: neighbours per node, build and search beam widths
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 128
-
-
-def open_model(source: str | Path, root: str | None = None, manifest: str | Path | None = None) -> Pretrained:
-    """A trained model by what the user has: a checkpoint file (:func:`kgzoo.load_checkpoint`),
-    a folder written by :meth:`Pretrained.save_pretrained` or a pretrained name ``model/dataset``
-    (:func:`kgzoo.load_pretrained`).
-
-    Raises:
-        FileNotFoundError: ``source`` reads as a path (a ``.ckpt`` name, a leading ``.``, ``~`` or
-            ``/``, or another number of ``/`` than a name's one) and is no file or folder.
-        As :func:`kgzoo.load_checkpoint` and :func:`kgzoo.load_pretrained`.
-    """
-    path = Path(source).expanduser()
-    if path.is_file():
-        return load_checkpoint(source, root=root)
-    text = str(source)
-    if not path.is_dir() and (text.endswith(".ckpt") or text.startswith((".", "~", "/")) or text.count("/") != 1):
-        raise FileNotFoundError(f"{text!r} does not exist: no checkpoint file, no folder of saved weights "
-                                "(and no pretrained name 'model/dataset': `kgzoo pretrained` lists those)")
-    return load_pretrained(text, root=root, manifest=manifest)
 
 
 def ann_recall(user_emb: torch.Tensor, item_emb: torch.Tensor, exact: torch.Tensor, k: int,
@@ -101,7 +80,7 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
     """Write a model's top-``k`` lists (and embeddings) with raw ids into folder ``out`` (see the module docstring).
 
     Args:
-        pre: the model with its data (:func:`open_model`). k: list length.
+        pre: the model with its data (:func:`kgzoo.hub.checkpoint.open_model`). k: list length.
         users: raw user ids (default: every user of the dataset).
         exclude: ``"seen"`` (default: every item the user interacted with, any split),
             ``"train"`` (the user's train items) or ``"none"`` (:meth:`Pretrained.exclusion`).
@@ -174,4 +153,4 @@ def export(pre: Pretrained, out: str | Path, k: int = 10, users: Sequence[str | 
     return summary
 
 
-__all__ = ["EXCLUDE", "ann_recall", "export", "open_model"]
+__all__ = ["EXCLUDE", "ann_recall", "export"]

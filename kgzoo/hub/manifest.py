@@ -149,9 +149,10 @@ class PretrainedSpec:
 
     @property
     def training_label(self) -> str:
-        """How the weights were trained, in words: ``"converged (epoch 79), tuned (10 trials)"`` for a
-        run that early stopping ended, ``"closed form"`` for a model with nothing to train, else
-        ``"short schedule, not converged"``: not a baseline (issue 16)."""
+        """How the weights were trained, in words: ``"converged (epoch 79, seed 0), tuned (10 trials)"``
+        for a run that early stopping ended (the seed of its row: the weights are that one run, the
+        leaderboard's line the mean over its seeds), ``"closed form"`` for a model with nothing to
+        train, else ``"short schedule, not converged"``: not a baseline (issue 16)."""
         t = self.extra.get("training") or {}
         stopped = t.get("stopped_by")
         if stopped == "closed_form":
@@ -160,7 +161,8 @@ class PretrainedSpec:
             tuned = t.get("tuning") or {}
             how = (f", tuned ({tuned['trials']} trials)" if tuned.get("trials")
                    else f", tuned on {tuned['dataset']}" if tuned.get("dataset") else ", untuned")
-            return f"converged (epoch {t.get('best_epoch')}){how}"
+            seed = f", seed {t['seed']}" if t.get("seed") is not None else ""
+            return f"converged (epoch {t.get('best_epoch')}{seed}){how}"
         return "short schedule, not converged"
 
     def summary(self) -> dict[str, Any]:

@@ -271,7 +271,10 @@ class Pretrained:
                 ``exclude="none"``; a ``DeprecationWarning`` says so.
 
         Returns:
-            For one id, a list of ``k`` tuples; for a sequence, one such list per id.
+            For one id, a list of ``k`` tuples; for a sequence, one such list per id. A user with
+            fewer than ``k`` items left after ``exclude`` gets those only (a shorter list, never an
+            excluded item; :func:`kgzoo.hub.export`, whose table has ``k`` rows per user, refuses
+            such a user instead).
 
         Raises:
             KeyError: an unknown raw user id. ValueError: ``k`` outside ``1..I``, a bad ``exclude``.
@@ -289,7 +292,8 @@ class Pretrained:
         return out[0] if single else out
 
     def _listed(self, scores: Tensor, items: Tensor) -> list[list[tuple[str, str, float]]]:
-        return [[(self.item_ids[i], self.title(i), float(s)) for s, i in zip(srow.tolist(), irow.tolist())]
+        # an excluded item scores -inf (Recommender.recommend): it ends a list longer than the user's candidates
+        return [[(self.item_ids[i], self.title(i), s) for s, i in zip(srow.tolist(), irow.tolist()) if s > -math.inf]
                 for srow, irow in zip(scores, items)]
 
     def top_k(self, users: Tensor, k: int, exclude: str = DEFAULT_EXCLUDE, batch_size: int = 1024
@@ -450,7 +454,8 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
         PretrainedError: an invalid name; an entry whose model is not registered; weights
             that do not fit the model. KeyError: an unknown name (with the nearest names).
         ChecksumError: a file whose size or sha256 differs from the manifest (naming it).
-        FingerprintError: data or protocol that differ from the ones the weights were trained on.
+        FingerprintError: data or protocol that differ from the ones the weights were trained on (naming
+            the KG ablation or protocol where those differ).
     """
     spec = pretrained_spec(name, manifest)
     name = spec.name
@@ -471,8 +476,12 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
         raise FingerprintError(f"{name!r} was trained on {spec.dataset!r}, the DataModule holds {datamodule.dataset!r}")
     datamodule.setup()
     if datamodule.fingerprint != spec.fingerprint:
+        differ = [f"{what}: the weights' {ours!r}, the DataModule's {theirs!r}" for what, ours, theirs in (
+            ("kg_ablation", spec.kg_ablation, getattr(datamodule, "kg_ablation_kind", spec.kg_ablation)),
+            ("protocol", json_safe(spec.protocol), json_safe(datamodule.protocol.to_dict()))) if ours != theirs]
         raise FingerprintError(f"{name!r}: the data fingerprint {datamodule.fingerprint} differs from the manifest's "
-                               f"{spec.fingerprint} (other data files, protocol {spec.protocol}, or metric code)")
+                               f"{spec.fingerprint} (" + ("; ".join(differ) if differ else
+                                                          "other data files or metric code") + ")")
     model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
     load_state(model, state, f"weights of {name!r}")
     model.to(device)

@@ -36,7 +36,7 @@ from ..data.protocol import EvalProtocol
 from ..data.readers._io import MIN_TEXT_MATCH, DataFormatError
 from ..data.spec import DatasetSpec, register_dataset
 from ..ops.sampling import uniform_negatives
-from ..quiet import NO_VALIDATION, lightning_quiet
+from ..quiet import FIT_STOPPED, NO_VALIDATION, lightning_quiet
 
 
 @dataclass
@@ -209,7 +209,7 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
         return out
     device = next(model.parameters()).device
     model.train()  # Lightning keeps the modes it finds: dropout on, as training
-    with lightning_quiet(NO_VALIDATION):  # no validation on purpose; the Trainer inside: its banner
+    with lightning_quiet(NO_VALIDATION, lines=(FIT_STOPPED,)):  # no validation on purpose; the Trainer inside: its banner
         trainer = L.Trainer(accelerator=device.type, devices=[device.index] if device.index is not None else 1,
                             max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)

@@ -28,7 +28,7 @@ from torch import Tensor
 from ..data.link import KGLinkDataModule
 from ..ops.sampling import corrupt_triples, sorted_keys
 from ..paths import cache_dir
-from ..quiet import NO_VALIDATION, lightning_quiet
+from ..quiet import FIT_STOPPED, NO_VALIDATION, lightning_quiet
 
 
 class _CachedTables:
@@ -137,7 +137,7 @@ class KGVectors(_CachedTables):
         with torch.random.fork_rng():
             torch.manual_seed(int(self.seed))
             kge = self.model_cls(n_entities=self.n_entities, n_relations=self.n_relations, **self.hparams)
-            with lightning_quiet(NO_VALIDATION):  # trained for its tables: no validation on purpose
+            with lightning_quiet(NO_VALIDATION, lines=(FIT_STOPPED,)):  # trained for its tables: no validation on purpose
                 trainer = L.Trainer(accelerator=self.accelerator, devices=self.devices, max_epochs=int(self.epochs),
                                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                     enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)

@@ -134,3 +134,47 @@ def test_closed_form_fit_drops_the_no_optimizer_notice_and_nothing_else():
     shown = [str(w.message) for w in caught]
     assert not [m for m in shown if "configure_optimizers" in m], shown
     assert shown[-1] == "a real warning still shows"
+
+
+FIT_STOPPED_SCRIPT = """
+import pandas as pd
+import lightning as L
+
+import kgzoo
+from kgzoo.hub.update import update_model
+from kgzoo.pretrain.kg_vectors import KGVectors
+from kgzoo.registry import MODELS
+
+rows = [(f"u{u}", f"i{(u * 7 + 3 * k) % 30}") for u in range(12) for k in range(8)]
+triples = [(f"i{i}", "genre", f"g{i % 3}") for i in range(30)]
+ds = kgzoo.from_frames(pd.DataFrame(rows, columns=["user", "item"]),
+                       triples=pd.DataFrame(triples, columns=["head", "relation", "tail"]), name="quiet-fit")
+dm = kgzoo.create_datamodule(ds.name, batch_size=16)
+KGVectors(dm, "transe", MODELS.get("transe"), {"embedding_dim": 4}, epochs=1, batch_size=8, accelerator="cpu",
+          cache_dir=TMP).train()
+print("vectors", flush=True)
+model = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=4)
+new = pd.DataFrame({"user": ["new", "new"], "item": ["i1", "i2"]})
+update_model(model, dm, interactions=new, epochs=1)
+print("updated", flush=True)
+other = kgzoo.create_model("bpr", datamodule=dm, config=False, embedding_dim=4)
+L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+          enable_model_summary=False, limit_val_batches=0).fit(other, datamodule=dm)  # a user's own: as Lightning has it
+print("done", flush=True)
+"""
+
+
+def test_library_trainers_do_not_say_that_fit_stopped(tmp_path):
+    """``kgzoo.load_pretrained("kgplm/ml-100k-kg")`` on an empty cache printed "`Trainer.fit`
+    stopped: `max_epochs=50` reached." (its TransE vectors' Trainer), and the README's
+    ``update_model(..., epochs=1)`` "`max_epochs=1` reached." (the fine-tune's): Trainers the caller
+    never built. A user's own Trainer still says it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    script = FIT_STOPPED_SCRIPT.replace("TMP", repr(str(tmp_path)))
+    proc = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, env=env, cwd=REPO, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0 and "done" in out, out[-3000:]
+    library, _, own = out.partition("updated")
+    assert "vectors" in library and "stopped" not in library, library
+    assert own.count("`Trainer.fit` stopped: `max_epochs=1` reached.") == 1, own

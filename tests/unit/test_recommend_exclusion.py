@@ -110,3 +110,17 @@ def test_recommend_takes_a_checkpoint_as_export_does(pre, tmp_path, capsys):
     want = [i for i, _, _ in kgzoo.load_checkpoint(ckpt).recommend("u3", k=3)]
     assert [line.split()[3] for line in printed.splitlines() if line.split()[:2] in (["│", "1"], ["│", "2"],
                                                                                      ["│", "3"])] == want
+
+
+def test_a_list_longer_than_the_unseen_items_stops_at_them(pre):
+    """recommend(user, k) with k above the user's unseen items filled the list with seen items at
+    score -inf: a user of ml-100k-kg with 737 ratings got 737 of them back at k=1682."""
+    user, n_items = "u0", len(pre.item_ids)
+    indptr, indices = pre.seen()
+    u = int(pre.user_index([user]))
+    seen = {pre.item_ids[i] for i in indices[indptr[u]:indptr[u + 1]].tolist()}
+    recs = pre.recommend(user, k=n_items)
+    assert len(recs) == n_items - len(seen) and not {i for i, _, _ in recs} & seen
+    assert all(s > float("-inf") for _, _, s in recs)
+    assert len(pre.recommend(user, k=n_items, exclude="none")) == n_items  # nothing left out: the whole ranking
+    assert [len(r) for r in pre.recommend([user, "u1"], k=n_items - 5)] == [n_items - len(seen)] * 2  # 10 seen each

@@ -420,3 +420,23 @@ def test_a_cold_item_split_is_not_updated():
     with pytest.raises(ValueError, match="cold-item split is drawn over the items"):
         check_updatable(dm)
     check_updatable(datamodule())  # the random split of the same data is updatable
+
+
+def test_kgzoo_update_takes_pretrained_weights_as_recommend_and_export_do(tmp_path):
+    """``kgzoo update --ckpt_path bpr/ml-100k-kg`` said "checkpoint bpr/ml-100k-kg: no such file":
+    weights loaded by name (or a save_pretrained folder) could be recommended from and exported,
+    not updated, from the command line. ``--model`` names them as those commands do."""
+    from kgzoo.cli import main
+
+    base, dm = base_checkpoint(tmp_path / "base.ckpt", "bpr", embedding_dim=8)
+    kgzoo.load_checkpoint(tmp_path / "base.ckpt").save_pretrained(tmp_path / "weights")
+    (tmp_path / "new").mkdir()
+    NEW_X.to_csv(tmp_path / "new" / "interactions.csv", index=False)
+    NEW_KG.to_csv(tmp_path / "new" / "kg.csv", index=False)
+    for option, source, out in (("--model", tmp_path / "weights", "a"), ("--ckpt_path", tmp_path / "base.ckpt", "b")):
+        assert main(["update", option, str(source), "--data", str(tmp_path / "new"), "--out", str(tmp_path / out)]) == 0
+    a, b = (kgzoo.load_checkpoint(tmp_path / out / "update.ckpt") for out in "ab")
+    assert a.model.n_users == b.model.n_users == dm.n_users + 2
+    assert a.datamodule.fingerprint == b.datamodule.fingerprint != dm.fingerprint
+    assert torch.equal(a.model.user_emb.weight, b.model.user_emb.weight)
+    assert torch.equal(a.model.item_emb.weight[:dm.n_items], base.item_emb.weight)
