@@ -161,8 +161,10 @@ class Line:
 
     @property
     def capped(self) -> bool:
-        """Whether a run of this line stopped at its epoch cap (not converged)."""
-        return self.stopped_by.get("cap", 0) > 0
+        """Whether a run of this line stopped at its epoch cap (not converged). A line with
+        nothing to train (:func:`nothing_to_tune`: Pop's rows written before ``closed_form``
+        existed read "cap" after their one pass) is fitted, not cut short: never capped."""
+        return self.stopped_by.get("cap", 0) > 0 and not nothing_to_tune(self.rows)
 
     @property
     def fixed(self) -> bool:

@@ -826,3 +826,15 @@ def test_an_ablations_delta_carries_its_standard_error_over_seeds():
     cells = {r[0]: r[2] for r in render.ablation_cells(a)[1]}
     assert cells["use_text=false"] == f"{t.mean - f.mean:+.4f} ± {se:.4f}"
     assert cells["use_kg=false"] == f"{0.25 - f.mean:+.4f}" and cells["full"] == "-"
+
+
+def test_a_closed_form_line_is_never_capped():
+    """Pop's quick rows written before ``closed_form`` existed read ``stopped_by: cap`` after their
+    one pass (``params == 0``): fitted, not cut short, so no † (the smoke tables marked them); a
+    trained model stopped at its cap still is."""
+    rows = [row("pop", s, 0.14, kind="quick", stopped_by="cap", epochs=1, cap=1, params=0) for s in range(3)]
+    rows += [row("bpr", s, 0.29, kind="quick", stopped_by="cap", epochs=30, cap=30, params=100) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    lines = {ln.model: ln for ln in t.lines}
+    assert not lines["pop"].capped and lines["bpr"].capped
+    assert render.line_cells(t, lines["pop"])[1] == "pop" and render.line_cells(t, lines["bpr"])[1] == "bpr †"
