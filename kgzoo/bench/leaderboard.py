@@ -217,19 +217,37 @@ def tuned_text(rows: Sequence[ResultRow]) -> str:
     """``"tuned (10 trials)"`` when every row ran a config chosen by ``kgzoo tune`` with one
     budget (:attr:`ResultRow.tuning`; ``"tuned (10 trials + defaults)"`` when the study also ran its
     default trial), ``"tuned on ml-100k-kg (10 trials)"`` when it was chosen on
-    another dataset (``tuned: {from: ...}``), ``"nothing to tune"`` for a model without trainable
-    parameters (:func:`nothing_to_tune`), ``"untuned"`` when none was, else ``"mixed"``."""
+    another dataset (``tuned: {from: ...}``), ``"tuned on ml-100k-kg under another fingerprint (10
+    trials)"`` when it was chosen on this dataset under another protocol or data
+    (:func:`tuned_elsewhere`), ``"nothing to tune"`` for a model without trainable parameters
+    (:func:`nothing_to_tune`), ``"untuned"`` when none was, else ``"mixed"``."""
     if nothing_to_tune(rows):
         return "nothing to tune"
     done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset,
-             bool((r.tuning or {}).get("default"))) for r in rows}
-    if {t for t, _, _ in done} == {None}:
+             bool((r.tuning or {}).get("default")), tuned_elsewhere(r)) for r in rows}
+    if {t for t, _, _, _ in done} == {None}:
         return "untuned"
     if len(done) == 1:
-        trials, where, default = done.pop()
+        trials, where, default, elsewhere = done.pop()
         budget = f"{trials} trials" + (" + defaults" if default else "")
+        if elsewhere:
+            return f"tuned on {where} under another fingerprint ({budget})"
         return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"
     return "mixed"
+
+
+def tuned_elsewhere(row: ResultRow) -> bool:
+    """Whether a base-variant, real-KG ``row`` of the dataset its config was tuned on ran under
+    another fingerprint than the study's (the data fingerprint in its ``tuning.study`` name,
+    ``model/dataset/<16 hex>/...``): values tuned on the random split, run on the cold-item split
+    (or on changed data files), are not that table's tuning, and the ``tuned`` column says so. A
+    variant or KG ablation runs the full model's tuned values by design, and a study without a
+    name (an older record) is not judged."""
+    t = row.tuning or {}
+    parts = str(t.get("study") or "").split("/")
+    return ((t.get("dataset") or row.dataset) == row.dataset and row.variant == "base"
+            and row.kg_ablation == "real" and len(parts) > 2 and bool(parts[2])
+            and not row.fingerprint.startswith(parts[2]))
 
 
 def setup_of(row: ResultRow) -> str:

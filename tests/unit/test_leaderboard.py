@@ -838,3 +838,23 @@ def test_a_closed_form_line_is_never_capped():
     lines = {ln.model: ln for ln in t.lines}
     assert not lines["pop"].capped and lines["bpr"].capped
     assert render.line_cells(t, lines["pop"])[1] == "pop" and render.line_cells(t, lines["bpr"])[1] == "bpr †"
+
+
+def test_values_tuned_under_another_fingerprint_say_so():
+    """A config tuned on this dataset's random split and run on its cold-item split (another
+    fingerprint than the study's, named in ``tuning.study``) reads "tuned on d1 under another
+    fingerprint", not "tuned": the table's own protocol was never tuned. Its own split's rows, a
+    KG ablation of it (the full model's values by design) and a record without a study name keep
+    the plain text."""
+    rec = {"trials": 10, "budget": {"trials": 10}, "chosen": {"lr": 1e-3}, "study": "kgplm/d1/fpA/abc/seed0"}
+    warm = [row("kgplm", s, 0.30, tuning=rec) for s in range(3)]
+    cold = [row("kgplm", s, 0.20, fp="fpC", pfp="pC", protocol={"split": "cold_item"}, tuning=rec) for s in range(3)]
+    shuffled = [row("kgplm", s, 0.29, fp="fpS", kg="shuffled", tuning=rec) for s in range(3)]
+    old = [row("bpr", s, 0.28, fp="fpC", pfp="pC", protocol={"split": "cold_item"},
+               tuning={k: v for k, v in rec.items() if k != "study"}) for s in range(3)]
+    assert [lb.tuned_elsewhere(r) for r in (warm[0], cold[0], shuffled[0], old[0])] == [False, True, False, False]
+    assert lb.tuned_text(warm) == lb.tuned_text(shuffled) == lb.tuned_text(old) == "tuned (10 trials)"
+    assert lb.tuned_text(cold) == "tuned on d1 under another fingerprint (10 trials)"
+    tables = {(t.protocol.get("split"), t.kg_ablation): t for t in lb.build(warm + cold + shuffled + old).tables}
+    cold_lines = {ln.model: ln.tuned for ln in tables["cold_item", "real"].lines}
+    assert cold_lines == {"kgplm": "tuned on d1 under another fingerprint (10 trials)", "bpr": "tuned (10 trials)"}
