@@ -277,11 +277,15 @@ def caps_text(rows: Sequence[ResultRow]) -> str:
     return "/".join(map(str, caps)) if caps else "?"
 
 
-def _line(rows: Sequence[ResultRow], metric: str, note: str = "") -> Line:
+def _line(rows: Sequence[ResultRow], metric: str, note: str = "", references: bool = True) -> Line:
+    """The line of ``rows`` (one model, variant and setup of a table); ``references=False`` leaves
+    out the rows' ``reference`` (another implementation's number on the dataset's own protocol:
+    not a reference for a table of another one)."""
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
     paper, source, paper_setting = _first_number(rows, "paper", metric)
-    reference, reference_source, reference_setting = _first_number(rows, "reference", metric)
+    reference, reference_source, reference_setting = (_first_number(rows, "reference", metric) if references
+                                                      else (None, None, None))
     return Line(model=first.model, variant=first.variant, kg_ablation=first.kg_ablation,
                 seeds=[r.seed for r in rows], fingerprints=sorted({r.fingerprint for r in rows}),
                 metrics=metric_stats(rows), best_epoch=Stat.of(r.best_epoch for r in rows),
@@ -561,13 +565,14 @@ def _rank(lines: list[Line], metric: str, ranked: bool) -> list[Line]:
 
 
 def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str, one_seed_minutes: float = 0.0,
-           notes: Mapping[tuple[str, str], str] | None = None) -> Table:
+           notes: Mapping[tuple[str, str], str] | None = None, references: bool = True) -> Table:
     first = rows[0]
     main = sort_metric(first.task, metric, rows)
     by_line: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in rows:
         by_line.setdefault((r.model, r.variant, setup_of(r)), []).append(r)
-    lines = [_line(lrows, main, (notes or {}).get((lrows[0].model, first.dataset), "")) for lrows in by_line.values()]
+    lines = [_line(lrows, main, (notes or {}).get((lrows[0].model, first.dataset), ""), references)
+             for lrows in by_line.values()]
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
@@ -602,7 +607,8 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         grids: dataset name -> ``(protocol, models)``: the protocol dict (as rows record it) of
             the dataset's published table and the models it should hold (the catalogue's
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`, :func:`kgzoo.bench.render.dataset_grids`);
-            that table's :attr:`Table.pending` lists the models without a line in it.
+            that table's :attr:`Table.pending` lists the models without a line in it. The rows'
+            ``reference`` numbers (measured on that protocol) are shown in that table alone.
 
     Returns:
         A :class:`Leaderboard` (see the module docstring for the rules).
@@ -636,17 +642,20 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         in_grid = grid is not None and in_grid_table(key[1], key[3], grows[0].protocol, grid[0])
         # a zoo config's note speaks of the dataset's grid table: not of its other protocols or KG ablations
         noted = notes if grid is None or in_grid else None
+        # likewise a reference (RecBole's converged number on the grid's protocol): not one for a cold-item table
         if pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted))
+            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted,
+                                    references=grid is None or in_grid))
             if in_grid:
                 published[-1].grid = list(grid[1])
         if quick:
-            smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted))
+            smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted, references=grid is None or in_grid))
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:
                 old.setdefault(r.fingerprint, []).append(r)
-        archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted) for orows in old.values()]
+        archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid)
+                    for orows in old.values()]
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
     return Leaderboard(published + smoke + archive, build_robustness(ok, metric), build_ablations(ok, metric),
                        n_rows=len(rows), n_cells=len(ok))

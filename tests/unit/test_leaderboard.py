@@ -858,3 +858,20 @@ def test_values_tuned_under_another_fingerprint_say_so():
     tables = {(t.protocol.get("split"), t.kg_ablation): t for t in lb.build(warm + cold + shuffled + old).tables}
     cold_lines = {ln.model: ln.tuned for ln in tables["cold_item", "real"].lines}
     assert cold_lines == {"kgplm": "tuned on d1 under another fingerprint (10 trials)", "bpr": "tuned (10 trials)"}
+
+
+def test_a_reference_shows_in_the_grid_table_only():
+    """A row's ``reference`` (RecBole's converged number on the dataset's own protocol) is shown in
+    the dataset's grid table, not beside the same model in a table of another protocol (the
+    converged cold-item table showed BPR's warm-split 0.2928 beside its cold-item 0.0881), nor of a
+    KG ablation; without a grid for the dataset every table keeps it."""
+    ref = {"metrics": {"ndcg@10": 0.2928}, "source": "RecBole", "setting": "random 8:1:1"}
+    warm = [row("bpr", s, 0.29, reference=ref) for s in range(3)]
+    cold = [row("bpr", s, 0.09, fp="fpC", pfp="pC", protocol={**TOPK, "split": "cold_item"}, reference=ref)
+            for s in range(3)]
+    shuffled = [row("bpr", s, 0.28, fp="fpS", kg="shuffled", reference=ref) for s in range(3)]
+    grid = {"d1": (TOPK, ("bpr",))}
+    refs = {(t.protocol.get("split"), t.kg_ablation): t.lines[0].reference
+            for t in lb.build(warm + cold + shuffled, grids=grid).tables}
+    assert refs == {(TOPK.get("split"), "real"): 0.2928, ("cold_item", "real"): None, (TOPK.get("split"), "shuffled"): None}
+    assert all(t.lines[0].reference == 0.2928 for t in lb.build(warm + cold + shuffled).tables)
