@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 import platform
 import resource
 import shlex
@@ -429,7 +430,10 @@ def resume_point(run_dir: str | Path, key: str, callbacks: Iterable[Callback] | 
     other code, e.g. before the best checkpoint became :class:`BestModelCheckpoint`) is not taken
     either, said on stdout: Lightning would drop that state with a warning and go on, and the
     resumed run would lose its best score (its test would read a worse epoch) or its early
-    stopping's count. ``None``: not checked."""
+    stopping's count. ``None``: not checked. The checkpoint is read weights-only
+    (``torch.load(weights_only=True)``: tensors and plain containers, no code run); a point that
+    holds anything else is not taken either, said on stdout, as the fit, which also loads it
+    weights-only, would refuse it."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
     side = path.with_suffix(".json")
     if not (path.is_file() and side.is_file()):
@@ -449,8 +453,14 @@ def resume_point(run_dir: str | Path, key: str, callbacks: Iterable[Callback] | 
             print(f"{path}: unreadable resume point (no zip directory: cut short?); training from scratch", flush=True)
         return None
     if callbacks is not None:
-        # mmap: the checkpoint's structure is read, its tensors are not
-        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=False).get("callbacks") or {}
+        # weights only: a checkpoint never runs code when read (the fit loads it so too); mmap: its tensors stay on disk
+        try:
+            saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True).get("callbacks") or {}
+        except pickle.UnpicklingError as e:
+            if is_rank_zero():
+                print(f"{path}: resume point a weights-only load refuses ({str(e).splitlines()[0]}); "
+                      "training from scratch", flush=True)
+            return None
         lost = sorted(map(str, set(saved) - {cb.state_key for cb in callbacks}))
         if lost:
             if is_rank_zero():
@@ -898,7 +908,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         with PeakMemory("cuda" if accelerator in ("gpu", "cuda") else "cpu") as memory:
             t0 = time.perf_counter()
             try:
-                trainer.fit(net, datamodule=dm, ckpt_path=start)
+                trainer.fit(net, datamodule=dm, ckpt_path=start, weights_only=True)
             except Exception:  # the run ended (pruned, diverged, an error); a kill is no Exception
                 point.remove(trainer)
                 raise

@@ -3,6 +3,7 @@ every rank's states are gathered into the point and each rank takes its own back
 draw different numbers of random values (uneven last shards) resume as if never killed."""
 from __future__ import annotations
 
+import pathlib
 import time
 import types
 import warnings
@@ -146,6 +147,21 @@ def test_a_point_with_state_of_a_callback_the_run_lacks_is_not_taken(tmp_path, c
     out = capsys.readouterr().out
     assert "resume point written with callbacks this run does not have" in out and old.state_key in out
     assert "training from scratch" in out
+    # read weights-only: a point whose pickle would call a function is refused, and the function never runs
+    ran = tmp_path / "ran"
+    torch.save({"callbacks": {old.state_key: _RunsCode(str(ran))}}, point)
+    assert resume_point(run, "k", [old, stop]) is None and not ran.exists()
+    assert "a weights-only load refuses" in capsys.readouterr().out
+
+
+class _RunsCode:
+    """Unpickles by calling a function (writes the file ``path``): what a weights-only load refuses."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
 
 
 def test_a_point_carries_the_fit_cpu_seconds_and_an_old_one_leaves_them_unknown(tmp_path):
