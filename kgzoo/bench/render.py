@@ -92,7 +92,7 @@ ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
 NOTE_MARK = "§"
 #: marker of a line tuned with fewer trials than its table's largest budget
-#: (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`), explained below its table (:func:`budget_note`)
+#: (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`), explained below its table (:func:`budget_text`)
 BUDGET_MARK = "≠"
 #: why the robustness and ablation tables are one per schedule class
 SCHEDULE_SPLIT = ("a converged run and a quick (smoke) one never share a table, so a tuned converged model is "
@@ -259,7 +259,7 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
     gets that reason with its minutes (issue 16, part 3);
     any other is "one seed so far": not yet the three seeds of a published cell, with its
     minutes where the dataset has a limit, so a fast run is not passed off as a slow one.
-    ``[]`` when no line is marked."""
+    One text per reason; ``[]`` when no line is marked."""
     marked = [ln for ln in lines if _marked_one_seed(t, ln)]
     if not marked:
         return []
@@ -277,7 +277,7 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
                         "that allow one seed"
                         if limit and name in minutes else name for name in rest)
         out.append(f"{ONE_SEED_MARK} one seed so far (no std): not yet the 3 seeds of a published cell ({why}).")
-    return out + [""]
+    return out
 
 
 def budget_text(t: Table, lines: Sequence[Line]) -> str:
@@ -293,12 +293,6 @@ def budget_text(t: Table, lines: Sequence[Line]) -> str:
                      + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
     return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")
-
-
-def budget_note(t: Table, lines: Sequence[Line]) -> list[str]:
-    """The Markdown lines of :func:`budget_text`; ``[]`` when it is empty."""
-    text = budget_text(t, lines)
-    return [text, ""] if text else []
 
 
 def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
@@ -322,10 +316,22 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
     return text
 
 
-def pending_note(t: Table, shown: Sequence[Line] | None = None) -> list[str]:
-    """The Markdown line under a published table: :func:`pending_text`; ``[]`` when it is empty."""
-    text = pending_text(t, shown)
-    return [text, ""] if text else []
+def notes_below(t: Table, lines: Sequence[Line], shown: Sequence[Line] | None = None) -> list[str]:
+    """Everything said below table ``t`` about ``lines`` (the lines a view shows), one text each,
+    in one order for every view (the Markdown table, the front page, the console caption): where
+    the ``paper`` and ``reference`` numbers come from (:func:`source_notes`), the ‡ one-seed lines
+    (:func:`one_seed_note`), the ≠ lines tuned with a smaller budget (:func:`budget_text`), the §
+    line notes (:func:`note_texts`), the grid's models not in the table (:func:`pending_text`,
+    ``shown`` as it takes it), what † and ° mean where a line carries them."""
+    texts = (source_notes(lines) + one_seed_note(t, lines) + [budget_text(t, lines)] + note_texts(lines)
+             + [pending_text(t, shown)] + [CAP_NOTE if any(ln.capped for ln in lines) else ""]
+             + [FIXED_NOTE if any(ln.fixed for ln in lines) else ""])
+    return [x for x in texts if x]
+
+
+def _paragraphs(texts: Sequence[str]) -> list[str]:
+    """Markdown paragraphs: each text followed by a blank line."""
+    return [x for text in texts for x in (text, "")]
 
 
 def robustness_cells(r: RobustnessTable) -> tuple[list[str], list[list[str]]]:
@@ -436,12 +442,7 @@ def _table_md(t: Table, image: str | None) -> list[str]:
     out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
-    out += (source_notes_below(t.lines) + one_seed_note(t, t.lines) + budget_note(t, t.lines)
-            + line_notes_below(t.lines) + pending_note(t))
-    if t.capped:
-        out += [CAP_NOTE, ""]
-    if any(ln.fixed for ln in t.lines):
-        out += [FIXED_NOTE, ""]
+    out += _paragraphs(notes_below(t, t.lines))
     if image:
         out += [f"![{heading(t)}]({image})", ""]
     return out
@@ -450,11 +451,6 @@ def _table_md(t: Table, image: str | None) -> list[str]:
 def note_texts(lines: Sequence[Line]) -> list[str]:
     """``"§ ripplenet: ..."``: the note of each line marked :data:`NOTE_MARK` among ``lines``."""
     return [f"{NOTE_MARK} {ln.name}: {ln.note}" for ln in lines if ln.note]
-
-
-def line_notes_below(lines: Sequence[Line]) -> list[str]:
-    """:func:`note_texts` as markdown paragraphs below a table; ``[]`` when no line has a note."""
-    return [x for text in note_texts(lines) for x in (text, "")]
 
 
 #: stands for a line's model name in a source sentence that several lines share (:func:`source_notes`)
@@ -488,11 +484,6 @@ def source_notes(lines: Sequence[Line]) -> list[str]:
         if parts:
             out.append(f"`{column}`: " + "; ".join(parts))
     return out
-
-
-def source_notes_below(lines: Sequence[Line]) -> list[str]:
-    """:func:`source_notes` as markdown paragraphs below a table; ``[]`` when there is none."""
-    return [x for text in source_notes(lines) for x in (text, "")]
 
 
 def domain_of(dataset: str) -> str:
@@ -529,8 +520,7 @@ def _front_md(lb: Leaderboard) -> list[str]:
         out += [f"### {domain}: {t.title}", ""] + _caveat_lines(t) + [f"- sorted by test {t.metric}; full table below", ""]
         ranked = [ln for ln in t.lines if ln.rank is not None]
         out += _md_table(table_columns(t), [line_cells(t, ln) for ln in ranked]) + [""]
-        out += (source_notes_below(ranked) + one_seed_note(t, ranked) + budget_note(t, ranked)
-                + line_notes_below(ranked) + pending_note(t, ranked))
+        out += _paragraphs(notes_below(t, ranked, shown=ranked))
     return out
 
 
@@ -728,16 +718,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
                 caption += f"; {code_label(t.commits, quote='')}"
             if t.caveat:
                 caption += f"; caveat: {t.caveat}"
-            if t.capped:
-                caption += f"; {CAP_NOTE}"
-            if any(ln.fixed for ln in t.lines):
-                caption += f"; {FIXED_NOTE}"
-            caption += "".join(f"; {text}" for text in source_notes(t.lines) + note_texts(t.lines))
-            caption += "".join(f"; {text}" for text in one_seed_note(t, t.lines) if text)  # the ‡ lines' note
-            if budget := budget_text(t, t.lines):
-                caption += f"; {budget}"
-            if pending := pending_text(t):
-                caption += f"; {pending}"
+            caption += "".join(f"; {text}" for text in notes_below(t, t.lines))
             title = heading(t)
             out.append(_rich_table(title, table_columns(t), [line_cells(t, ln) for ln in t.lines], caption))
     if robustness:

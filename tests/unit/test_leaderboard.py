@@ -517,10 +517,10 @@ def test_one_seed_lines_are_marked_with_the_reason_of_a_large_set():
             "no std (the run: kgat: 180 min).")
     fast = ("‡ one seed so far (no std): not yet the 3 seeds of a published cell "
             "(kgin: its run took 21 min, within the 40 min that allow one seed).")
-    assert render.one_seed_note(big, big.lines) == [slow, fast, ""]
+    assert render.one_seed_note(big, big.lines) == [slow, fast]
     # on a dataset without a limit, however long the run: not yet complete, no minutes
     assert render.one_seed_note(small, small.lines) == [
-        "‡ one seed so far (no std): not yet the 3 seeds of a published cell (kgin).", ""]
+        "‡ one seed so far (no std): not yet the 3 seeds of a published cell (kgin)."]
     assert render.line_cells(small, next(ln for ln in small.lines if ln.model == "gat"))[1] == "gat †"
     assert render.one_seed_note(smoke, smoke.lines) == [] and "‡" not in render.line_cells(smoke, smoke.lines[0])[1]
     # the console's tables say what ‡ means, as the Markdown does (their captions lacked it)
