@@ -185,6 +185,14 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
     return KGRecDataModule(name, root=root, protocol=protocol, **kwargs)
 
 
+def has_nothing_to_train(model: Any) -> bool:
+    """Whether ``model`` (a ``torch.nn.Module``) has no parameter with ``requires_grad`` (Pop,
+    news-plm-mean): its one epoch over the training data is its whole fit (a closed form), without
+    an optimiser step; a bench cell, DDP and ``kgzoo update`` treat it so. Here, not on the model
+    classes, so that no model's code hash changes."""
+    return not any(p.requires_grad for p in model.parameters())
+
+
 #: where the README shows a user's model, named by the errors of :func:`check_model_class`
 NEW_MODEL_SECTION = "README, 'A new model against the baselines'"
 

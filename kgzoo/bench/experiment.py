@@ -41,7 +41,7 @@ from .. import __version__
 from ..dist import destroy_group_at_exit, is_rank_zero, sigterm_without_collectives
 from ..quiet import RESUMED_CHECKPOINTS, lightning_quiet
 from ..version import git_revision
-from ..api import create_datamodule_for, create_model
+from ..api import create_datamodule_for, create_model, has_nothing_to_train
 from ..config import ZooConfig
 from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
@@ -55,12 +55,6 @@ from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 # the checkout's commit as it is now, when the model code the rows will run has just been imported
 # (api imports every model): a commit made while a grid runs must not be recorded as its code
 git_revision()
-
-
-def has_nothing_to_train(model: torch.nn.Module) -> bool:
-    """Whether ``model`` has no parameter with ``requires_grad`` (Pop, news-plm-mean): its one
-    epoch over the training data is its whole fit (a closed form), without an optimiser step."""
-    return not any(p.requires_grad for p in model.parameters())
 
 
 class BestModelCheckpoint(ModelCheckpoint):

@@ -25,7 +25,7 @@ import lightning as L
 import pandas as pd
 import torch
 
-from ..api import pretrain_extras
+from ..api import has_nothing_to_train, pretrain_extras
 from ..data.datamodule import KGRecDataModule, kg_phase_order
 from ..data.download import ChecksumError, sha256_file
 from ..data.extend import SIDE_TABLES, UPDATE_FRAMES, Growth, extend_data
@@ -205,7 +205,7 @@ def fine_tune(model: Any, datamodule: KGRecDataModule, new: torch.Tensor, epochs
     kg = bool(getattr(model, "uses_kg_batches", False) and datamodule.data.n_triples)
     batches = FineTuneBatches(datamodule, new, replay, seed, kg, kg_phase=bool(getattr(model, "kg_phase", False)))
     out: dict[str, Any] = {"epochs": epochs, "rows per epoch": 0, "train/loss": None}
-    if epochs == 0 or not batches.pairs.shape[0] or not any(p.requires_grad for p in model.parameters()):
+    if epochs == 0 or not batches.pairs.shape[0] or has_nothing_to_train(model):
         return out
     device = next(model.parameters()).device
     model.train()  # Lightning keeps the modes it finds: dropout on, as training
