@@ -12,7 +12,8 @@ For each model, in order, on one dataset:
    models without a ``tune:`` space (Pop) skip this step;
 2. ``kgzoo bench --full --resume`` runs the tuned configuration to convergence (early stopping
    on the validation main metric) for every seed and appends the rows to
-   ``benchmarks/results/<name>.jsonl``; ``--resume`` skips the cells already there.
+   ``benchmarks/results/<name>.jsonl``; ``--resume`` skips the cells already there, and the lane
+   asks only for the seeds whose published row is in no ``benchmarks/results/*.jsonl`` file.
 
 Without models, the lane runs the dataset's grid (the models of its published table, the
 catalogue's :attr:`kgzoo.data.spec.DatasetSpec.grid`, in its order) less those whose converged,
@@ -172,8 +173,18 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         bench = cli + ["bench", "--models", model, "--datasets", args.dataset, "--full",
                        "--results", "benchmarks/results", "--name", args.name, "--resume", "--seeds"]
-        seeds = args.seeds
-        if limit and len(seeds) > 1:  # the first seed says whether the others are affordable (issue 16, part 3)
+        # the seeds whose published row is in any results file are not run again (bench --resume
+        # looks in --name's file only: a seed published in another file ran a second time)
+        done = published_runs(args.dataset, results).get(model, {})
+        seeds = [s for s in args.seeds if int(s) not in done]
+        if not seeds:
+            print(f"lane {args.dataset}: {model}: seeds {' '.join(args.seeds)} published already", flush=True)
+            continue
+        if is_slow(done, limit):
+            print(f"lane {args.dataset}: {model} keeps one seed: its published run took over {limit:g} min",
+                  flush=True)
+            continue
+        if limit and len(seeds) > 1 and not done:  # the first seed says whether the others are affordable (part 3)
             if step(bench + seeds[:1], env):
                 failed.append(f"bench {model}")
                 continue

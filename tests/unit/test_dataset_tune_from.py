@@ -37,8 +37,9 @@ def lane(monkeypatch):
     return module, calls
 
 
-def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_path):
+def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_path, monkeypatch):
     module, calls = lane
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: {})  # nothing ran yet
     assert module.main(["ml-100k-kg", "bpr", "pop", "--from", "ml-100k-kg"]) == 0
     assert calls[0] == ["tune", "bpr", "ml-100k-kg", "--from", "ml-100k-kg"]
     assert calls[1][:4] == ["bench", "--models", "bpr", "--datasets"] and "pop" in calls[2]  # Pop: nothing to tune
@@ -138,7 +139,17 @@ def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monk
     fast seed is (its other seeds are due). Elsewhere the seeds run together."""
     module, calls = lane
     took = {"bpr": {0: 21 * 60.0}, "kgin": {0: 95 * 60.0}}
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: took)
+    landed: dict[str, dict[int, float]] = {}  # the rows as the lane's runs write them
+
+    def run(cmd, env):
+        calls.append(cmd[3:])
+        if cmd[3] == "bench":
+            model, seeds = cmd[cmd.index("--models") + 1], cmd[cmd.index("--seeds") + 1:]
+            landed.setdefault(model, {}).update({int(s): took[model][0] for s in seeds})
+        return 0
+
+    monkeypatch.setattr(module, "step", run)
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: landed)
     assert module.one_seed_minutes("ml-1m-kg") == 40 and module.one_seed_minutes("ml-100k-kg") == 0
     assert module.one_seed_minutes("no-such-set") == 0
     assert module.main(["ml-1m-kg", "bpr", "kgin"]) == 0
@@ -155,8 +166,27 @@ def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monk
                         lambda dataset, results, capped=False: {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
     assert module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], module.REPO) == ["bpr"]
     calls.clear()
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: {})
     assert module.main(["ml-100k-kg", "bpr"]) == 0  # no limit: the three seeds at once
     assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0", "1", "2"]]
+
+
+def test_a_lane_runs_only_the_seeds_not_published_in_any_results_file(lane, monkeypatch, capsys):
+    """A seed whose published row is in another results file (the lane's ``--name`` file is the
+    only one ``bench --resume`` reads) is not run again; a model whose every seed is published runs
+    no bench; on a large set a published first seed over the limit ends the model there, one under it
+    lets the missing seeds run together."""
+    module, calls = lane
+    published = {"bpr": {0: 60.0, 2: 60.0}, "cke": {0: 60.0, 1: 60.0, 2: 60.0}, "kgin": {0: 95 * 60.0},
+                 "kgat": {0: 10 * 60.0}}
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: published)
+    assert module.main(["ml-100k-kg", "bpr", "cke", "--from", "ml-100k-kg"]) == 0
+    assert [(c[2], c[c.index("--seeds") + 1:]) for c in calls if c[0] == "bench"] == [("bpr", ["1"])]
+    assert "cke: seeds 0 1 2 published already" in capsys.readouterr().out
+    calls.clear()
+    assert module.main(["ml-1m-kg", "kgin", "kgat"]) == 0
+    assert [(c[2], c[c.index("--seeds") + 1:]) for c in calls if c[0] == "bench"] == [("kgat", ["1", "2"])]
+    assert "kgin keeps one seed" in capsys.readouterr().out
 
 
 def test_a_first_seed_stopped_at_its_cap_still_says_the_run_is_slow(lane, monkeypatch, tmp_path, capsys):
