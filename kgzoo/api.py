@@ -223,12 +223,14 @@ def check_model_class(name: str, cls: type) -> None:
 
 
 def create_model(name: str, datamodule: KGRecDataModule | None = None, config: bool = True,
-                 sizes: dict[str, Any] | None = None, **overrides: Any) -> Any:
+                 sizes: dict[str, Any] | None = None, state: dict[str, Any] | None = None,
+                 **overrides: Any) -> Any:
     """Build model ``name`` for ``datamodule``.
 
     Hyper-parameters: the zoo config of the model on that dataset (``config=True``), then
     ``overrides``. Sizes (users, items, entities, relations, task) come from the DataModule
-    (or ``sizes``). With a DataModule the model is attached to it (:func:`attach`).
+    (or ``sizes``). With a DataModule the model is attached to it (:func:`attach`; ``state``:
+    the weights the caller loads next, see there).
 
     Raises:
         KeyError: unknown model (with the nearest names).
@@ -257,7 +259,7 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     kwargs.update(hp)
     model = cls(**kwargs)
     if datamodule is not None:
-        attach(model, datamodule)
+        attach(model, datamodule, state=state)
     return model
 
 
@@ -348,14 +350,32 @@ def pretrain_extras(model: Any, datamodule: Any) -> dict[str, Any]:
     return extras
 
 
-def attach(model: Any, datamodule: Any) -> None:
+def attach(model: Any, datamodule: Any, state: dict[str, Any] | None = None) -> None:
     """Join a built model and its DataModule (the one verb): the DataModule adapts its batches
     to the model (:meth:`~kgzoo.data.datamodule.KGRecDataModule.adapt_to`: KG batches for a
     model with a KG loss), then ``model.attach(datamodule.graphs(), extras)`` with the
     pre-computations of :func:`pretrain_extras`. Used by :func:`create_model`, ``kgzoo fit``
-    and the bench; a second call with the same data changes nothing."""
+    and the bench; a second call with the same data changes nothing.
+
+    ``state``: the weights the caller loads next (a checkpoint's or pretrained state dict,
+    ``{name: Tensor}``). Its entries that fit the model as built (same name and shape) are
+    copied in first and the model is attached without pre-computations, so the tables those
+    weights carry (a KGPLM's or DKN's TransE vectors, a text tower's PLM vectors: a model keeps
+    the ones it holds when none are handed in) are not computed again only to be overwritten.
+    Where the weights lack one the model needs (its attach raises ``RuntimeError``: nothing
+    held), the model is attached with :func:`pretrain_extras` as without ``state``.
+    """
     datamodule.adapt_to(model)
     graphs = datamodule.graphs()
     if graphs.fingerprint == getattr(model, "attached_fingerprint", None):
         return
+    if state is not None:
+        own = model.state_dict()
+        model.load_state_dict({k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)},
+                              strict=False)
+        try:
+            model.attach(graphs, {})
+            return
+        except RuntimeError:  # a pre-computation the weights do not carry: computed below
+            pass
     model.attach(graphs, pretrain_extras(model, datamodule))

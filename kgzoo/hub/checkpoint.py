@@ -153,12 +153,12 @@ def load_checkpoint(path: str | Path, datamodule: Any = None, root: str | None =
     dm = datamodule if datamodule is not None else datamodule_from(data, root)
     base = dm.base if isinstance(dm, KGLinkDataModule) else dm
     hparams = {k: v for k, v in (meta.get("hparams") or {}).items() if k not in SIZE_KEYS and not k.startswith("_")}
-    model = create_model(name, datamodule=base, config=False, **hparams)
+    model = create_model(name, datamodule=base, config=False, state=ckpt["state_dict"], **hparams)
     dm = dm if isinstance(dm, KGLinkDataModule) else create_datamodule_for(model, dm)
     dm.setup()
     check_fingerprint({**data, "fingerprint": data.get("fingerprint") or meta.get("fingerprint")}, dm.fingerprint,
                       dm.dataset)
-    attach(model, dm)
+    attach(model, dm, state=ckpt["state_dict"])
     load_state(model, ckpt["state_dict"], f"checkpoint {p}")
     model.to(device)
     model.train(train)

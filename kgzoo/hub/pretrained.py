@@ -482,7 +482,7 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
         raise FingerprintError(f"{name!r}: the data fingerprint {datamodule.fingerprint} differs from the manifest's "
                                f"{spec.fingerprint} (" + ("; ".join(differ) if differ else
                                                           "other data files or metric code") + ")")
-    model = create_model(spec.model, datamodule=datamodule, config=False, **spec.hparams)
+    model = create_model(spec.model, datamodule=datamodule, config=False, state=state, **spec.hparams)
     load_state(model, state, f"weights of {name!r}")
     model.to(device)
     model.train(train)
