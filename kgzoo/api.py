@@ -222,13 +222,14 @@ def check_model_class(name: str, cls: type) -> None:
                          f"-> FloatTensor [B, I]) ({NEW_MODEL_SECTION})")
 
 
-def create_model(name: str, datamodule: KGRecDataModule | None = None, config: bool = True,
+def create_model(name: str, datamodule: KGRecDataModule | None = None, config: bool | ZooConfig = True,
                  sizes: dict[str, Any] | None = None, state: dict[str, Any] | None = None,
                  **overrides: Any) -> Any:
     """Build model ``name`` for ``datamodule``.
 
-    Hyper-parameters: the zoo config of the model on that dataset (``config=True``), then
-    ``overrides``. Sizes (users, items, entities, relations, task) come from the DataModule
+    Hyper-parameters: the zoo config of the model on that dataset (``config=True``; a
+    :class:`~kgzoo.config.ZooConfig` given as ``config``: that one, e.g. the config of a protocol
+    other than the dataset's default, ``kgzoo.bench.cells.cell_config``), then ``overrides``. Sizes (users, items, entities, relations, task) come from the DataModule
     (or ``sizes``). With a DataModule the model is attached to it (:func:`attach`; ``state``:
     the weights the caller loads next, see there).
 
@@ -247,8 +248,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
         datamodule = create_datamodule_for(cls, datamodule)
     dataset = datamodule.dataset if datamodule is not None else None
     hp: dict[str, Any] = {}
-    if config:
-        cfg = ZooConfig.load(name, dataset)
+    if isinstance(config, ZooConfig) or config:
+        cfg = config if isinstance(config, ZooConfig) else ZooConfig.load(name, dataset)
         check_config(name, cls, cfg)
         hp.update(cfg.model)
     check_hparams(name, cls, overrides)

@@ -3,7 +3,11 @@
 A config file is ``<dir>/<model>/<dataset>.yaml``, else ``<dir>/<model>/default.yaml``, over the
 folders of :func:`kgzoo.paths.config_dirs` (packaged first, then ``$KGZOO_CONFIG_DIR``, then
 extra folders): the folders are overlaid, so for each of the two names the file of the last
-folder holding it counts, and a dataset file anywhere beats a ``default.yaml`` anywhere.
+folder holding it counts, and a dataset file anywhere beats a ``default.yaml`` anywhere. Under an
+evaluation protocol other than the dataset's default (``protocol``: its fields that differ, as
+``kgzoo bench --protocol`` spells them, e.g. ``split=cold_item``), ``<dataset>@<protocol>.yaml``
+comes first: ``kgzoo tune --protocol`` writes the values chosen under that protocol there, a copy
+of the dataset file with their ``tuned:`` record, so the default protocol's tables keep theirs.
 
 Sections (each a mapping; all optional): ``model`` (hyper-parameters), ``data`` (DataModule
 arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``patience``,
@@ -134,10 +138,19 @@ def dataset_tune_from(dataset: str | None) -> str:
     return _spec_field(dataset, "tune_from")
 
 
-def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
-    """The file of ``model`` on ``dataset`` over the overlaid ``dirs`` (later wins), else its
-    ``default.yaml``; ``None`` if neither exists in any folder."""
-    for name in ([f"{dataset}.yaml"] if dataset else []) + ["default.yaml"]:
+def config_file_name(dataset: str, protocol: str = "") -> str:
+    """The file name of a model's config on ``dataset`` under ``protocol`` (the fields that differ
+    from the dataset's default, canonical ``k=v,...`` sorted by key; ``""``: the default):
+    ``<dataset>.yaml`` or ``<dataset>@<protocol>.yaml``."""
+    return f"{dataset}@{protocol}.yaml" if protocol else f"{dataset}.yaml"
+
+
+def _file_for(model: str, dataset: str | None, dirs: list[Path], protocol: str = "") -> Path | None:
+    """The file of ``model`` on ``dataset`` under ``protocol`` (:func:`config_file_name`) over the
+    overlaid ``dirs`` (later wins), else its dataset file, else its ``default.yaml``; ``None`` if
+    none exists in any folder."""
+    names = [config_file_name(dataset, protocol)] if dataset and protocol else []
+    for name in names + ([f"{dataset}.yaml"] if dataset else []) + ["default.yaml"]:
         for d in reversed(dirs):
             p = d / model / name
             if p.is_file():
@@ -146,7 +159,7 @@ def _file_for(model: str, dataset: str | None, dirs: list[Path]) -> Path | None:
 
 
 def tuned_from(model: str, dataset: str | None, tuned: dict[str, Any], path: Path | None,
-               extra_dirs: Iterable[PathLike] = ()) -> dict[str, Any]:
+               extra_dirs: Iterable[PathLike] = (), protocol: str = "") -> dict[str, Any]:
     """``tuned: {from: D}``: the ``tuned:`` record of the model's config on dataset ``D`` (the same
     domain's small set, tuned with the equal budget), with ``dataset: D`` added so that rows and
     tables say where the values were chosen.
@@ -159,7 +172,7 @@ def tuned_from(model: str, dataset: str | None, tuned: dict[str, Any], path: Pat
     if set(tuned) != {"from"} or not isinstance(source, str) or source == dataset:
         raise ValueError(f"{path}: tuned: {{from: DATASET}} takes one other dataset's name and nothing else, "
                          f"got {tuned!r}")
-    other = ZooConfig.load(model, source, extra_dirs)
+    other = ZooConfig.load(model, source, extra_dirs, protocol=protocol)
     if not other.tuned or "from" in other.tuned or other.tuned.get("dataset") not in (None, source):
         raise ValueError(f"{path}: tuned.from {source!r}: {other.path} has no tuned: record of its own "
                          f"(run `kgzoo tune {model} {source}` first)")
@@ -189,7 +202,8 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _registered_parent(model: str, dirs: list[Path], dataset: str | None) -> tuple[str, Path] | None:
+def _registered_parent(model: str, dirs: list[Path], dataset: str | None,
+                       protocol: str = "") -> tuple[str, Path] | None:
     """``(name, file)`` of the nearest registered parent class of model ``model`` that has a
     config file, ``None`` if ``model`` is not registered or no parent has one."""
     if model not in MODELS:
@@ -197,7 +211,7 @@ def _registered_parent(model: str, dirs: list[Path], dataset: str | None) -> tup
     for base in MODELS.get(model).__mro__[1:]:
         name = MODELS.name_of(base)
         if name is not None and name != model:
-            p = _file_for(name, dataset, dirs)
+            p = _file_for(name, dataset, dirs, protocol)
             if p is not None:
                 return name, p
     return None
@@ -210,6 +224,9 @@ class ZooConfig:
 
     Attributes:
         model_name, dataset: what was asked for (``dataset`` ``None``: ``default.yaml``).
+        protocol: the evaluation protocol asked for, as the fields that differ from the dataset's
+            default (``""``: the default; module docstring); ``path`` says whether a file of its
+            own was found.
         model, data, train, bench, paper, reference, tune, tuned, note: the file's sections (empty
             dicts if absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
         path: the file read, ``None`` when the model has no config (an empty config).
@@ -225,6 +242,7 @@ class ZooConfig:
 
     model_name: str
     dataset: str | None = None
+    protocol: str = ""
     model: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
@@ -245,8 +263,9 @@ class ZooConfig:
     note_path: Path | None = None
 
     @classmethod
-    def load(cls, model: str, dataset: str | None = None, extra_dirs: Iterable[PathLike] = ()) -> "ZooConfig":
-        """Read the config of ``model`` on ``dataset`` (module docstring for the lookup).
+    def load(cls, model: str, dataset: str | None = None, extra_dirs: Iterable[PathLike] = (),
+             protocol: str = "") -> "ZooConfig":
+        """Read the config of ``model`` on ``dataset`` under ``protocol`` (module docstring for the lookup).
 
         A dataset file without a ``paper`` section takes the one of the model's ``default.yaml``
         (``paper_path`` says which file). A model with no config file of its own takes the file
@@ -257,16 +276,18 @@ class ZooConfig:
         Args:
             model: registered model name (the folder name). dataset: dataset name, ``None`` for
                 ``default.yaml``. extra_dirs: config folders over the packaged ones and
-                ``$KGZOO_CONFIG_DIR`` (:func:`kgzoo.paths.config_dirs`).
+                ``$KGZOO_CONFIG_DIR`` (:func:`kgzoo.paths.config_dirs`). protocol: the fields of
+                the evaluation protocol that differ from the dataset's default, canonical
+                (``kgzoo.bench.cells.protocol_key``: ``"split=cold_item"``); ``""``: the default.
 
         Raises:
             ValueError: a broken file (:func:`_read`: invalid YAML, unknown section).
             FileNotFoundError: a user config folder that does not exist.
         """
         dirs = config_dirs(extra_dirs)
-        path, parent = _file_for(model, dataset, dirs), None
+        path, parent = _file_for(model, dataset, dirs, protocol), None
         if path is None:
-            found = _registered_parent(model, dirs, dataset)
+            found = _registered_parent(model, dirs, dataset, protocol)
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
@@ -281,14 +302,14 @@ class ZooConfig:
         defaults = dict(sections.get("model") or {})  # the model section as written, before tuned params
         tuned = sections.get("tuned") or {}
         if tuned and "from" in tuned:
-            tuned = tuned_from(model, dataset, tuned, path, extra_dirs)
+            tuned = tuned_from(model, dataset, tuned, path, extra_dirs, protocol)
             sections["tuned"] = tuned
         if tuned:
             params = tuned.get("params")
             if not isinstance(params, dict):
                 raise ValueError(f"{path}: tuned.params must be a mapping of hyper-parameters, got {params!r}")
             sections["model"] = {**sections["model"], **params}
-        return cls(model_name=model, dataset=dataset, path=path, paper_path=fallback["paper"],
+        return cls(model_name=model, dataset=dataset, protocol=protocol, path=path, paper_path=fallback["paper"],
                    reference_path=fallback["reference"], tune_path=fallback["tune"], note_path=fallback["note"],
                    inherited_from=parent,
                    defaults=defaults, **sections)

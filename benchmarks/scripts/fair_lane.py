@@ -58,7 +58,7 @@ def has_space(model: str, dataset: str) -> bool:
     return bool(ZooConfig.load(model, dataset).tune)
 
 
-def published_runs(dataset: str, results: Path, capped: bool = False) -> dict[str, dict[int, float]]:
+def published_runs(dataset: str, results: Path, capped: bool = False, protocol: str = "") -> dict[str, dict[int, float]]:
     """``model -> {seed: seconds the run cost}`` (:attr:`~kgzoo.bench.rows.ResultRow.run_seconds`:
     process CPU seconds where the row has them, else wall) of the published rows
     (:meth:`~kgzoo.bench.rows.ResultRow.is_published`: ok, converged, not stopped by its cap; base
@@ -66,7 +66,11 @@ def published_runs(dataset: str, results: Path, capped: bool = False) -> dict[st
     :func:`kgzoo.bench.leaderboard.in_grid_table`) in the folder ``results`` (every ``*.jsonl`` in
     it, whatever the file); a row without either counts 0 s. ``capped``: also the runs of the
     converged schedule that stopped at their epoch cap (not published, not converged, yet as
-    costly): what a run took, whatever ended it, for the lane's first-seed decision.
+    costly): what a run took, whatever ended it, for the lane's first-seed decision. ``protocol``
+    (``--protocol``, e.g. ``split=cold_item``): the rows of that protocol's table instead. A row
+    counts only where it ran the values the model's config now holds (its ``tuning.chosen``, the
+    ``tuned:`` params of :func:`kgzoo.bench.cells.cell_config` under that protocol): after a new
+    study (a protocol's own, say) the rows of the old values are due again.
 
     Raises:
         ValueError: a dataset without a grid (name the models); as :func:`kgzoo.bench.rows.read_folder`.
@@ -78,12 +82,28 @@ def published_runs(dataset: str, results: Path, capped: bool = False) -> dict[st
     grids = dataset_grids([dataset])
     if dataset not in grids:
         raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
-    protocol, _ = grids[dataset]
+    table, _ = grids[dataset]
+    if protocol:
+        from kgzoo.bench.cells import cell_protocol  # noqa: PLC0415
+        table = {**table, **cell_protocol(dataset, 0, protocol).to_dict()}
+    from kgzoo.bench.cells import cell_config  # noqa: PLC0415
+
+    values: dict[str, dict] = {}
+
+    def current(model: str) -> dict:  # the tuned values the model's cells now take
+        if model not in values:
+            try:
+                values[model] = dict(cell_config(model, dataset, protocol).tuned.get("params") or {})
+            except KeyError:  # a model no longer registered: its rows count as they are
+                values[model] = {}
+        return values[model]
+
     runs: dict[str, dict[int, float]] = {}
     for r in read_folder(results):
         ran = r.is_published() or (capped and r.status == "ok" and r.schedule.get("kind") == "converged")
         if (r.dataset == dataset and r.variant == "base" and ran
-                and in_grid_table(r.task, r.kg_ablation, r.protocol, protocol)):
+                and in_grid_table(r.task, r.kg_ablation, r.protocol, table)
+                and dict((r.tuning or {}).get("chosen") or {}) == current(r.model)):
             runs.setdefault(r.model, {})[r.seed] = float(r.run_seconds or 0.0)
     return runs
 
@@ -105,7 +125,7 @@ def is_slow(seconds: dict[int, float], limit_minutes: float) -> bool:
     return bool(seconds) and over_one_seed_limit(sum(seconds.values()) / len(seconds) / 60, limit_minutes)
 
 
-def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[str]:
+def missing_grid_models(dataset: str, seeds: list[str], results: Path, protocol: str = "") -> list[str]:
     """The dataset's grid models (:attr:`kgzoo.data.spec.DatasetSpec.grid`, its order) whose
     published rows (:func:`published_runs`) in the folder ``results`` do not cover every seed in
     ``seeds``, less those whose runs took longer than the dataset's one-seed limit
@@ -116,7 +136,7 @@ def missing_grid_models(dataset: str, seeds: list[str], results: Path) -> list[s
     """
     from kgzoo.bench.render import dataset_grids  # noqa: PLC0415 (after sys.path holds this checkout)
 
-    runs, limit = published_runs(dataset, results), one_seed_minutes(dataset)
+    runs, limit = published_runs(dataset, results, protocol=protocol), one_seed_minutes(dataset)
     want = {int(s) for s in seeds}
     _, grid = dataset_grids([dataset])[dataset]
     return [m for m in grid if not (want <= runs.get(m, {}).keys() or is_slow(runs.get(m, {}), limit))]
@@ -144,9 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="converged", help="results file benchmarks/results/<name>.jsonl")
     ap.add_argument("--storage", default=None, help="the study SQLite file (default: one per dataset in the cache)")
     ap.add_argument("--threads", default="1", help="torch threads per step (default 1)")
+    ap.add_argument("--protocol", default="", metavar="K=V[,K=V]",
+                    help="protocol fields over the dataset's default (e.g. split=cold_item): a study under that "
+                         "protocol (kgzoo tune --protocol; never --from), then its converged runs (kgzoo bench "
+                         "--protocol)")
     args = ap.parse_args(argv)
     if args.tune_here and args.source:
         ap.error("give --from DATASET or --tune-here, not both")
+    if args.protocol and args.source:
+        ap.error("--protocol runs a study under that protocol: it cannot take --from")
+    if args.protocol:
+        args.tune_here = True
     if args.source is None and not args.tune_here:
         from kgzoo.config import dataset_tune_from  # noqa: PLC0415 (after sys.path holds this checkout)
         args.source = dataset_tune_from(args.dataset) or None
@@ -155,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results, limit = REPO / "benchmarks" / "results", one_seed_minutes(args.dataset)
     if not args.models:
-        args.models = missing_grid_models(args.dataset, args.seeds, results)
+        args.models = missing_grid_models(args.dataset, args.seeds, results, args.protocol)
         print(f"lane {args.dataset}: the grid's models not yet done: {' '.join(args.models) or 'none'}", flush=True)
     env = dict(os.environ, OMP_NUM_THREADS=args.threads, MKL_NUM_THREADS=args.threads,
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -168,14 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         if has_space(model, args.dataset):
             tune = ["--from", args.source] if args.source else ["--trials", str(args.trials), "--storage", storage]
+            tune += ["--protocol", args.protocol] if args.protocol else []
             if step(cli + ["tune", model, args.dataset, *tune], env):
                 failed.append(f"tune {model}")
                 continue
         bench = cli + ["bench", "--models", model, "--datasets", args.dataset, "--full",
-                       "--results", "benchmarks/results", "--name", args.name, "--resume", "--seeds"]
+                       "--results", "benchmarks/results", "--name", args.name, "--resume",
+                       *(["--protocol", args.protocol] if args.protocol else []), "--seeds"]
         # the seeds whose published row is in any results file are not run again (bench --resume
         # looks in --name's file only: a seed published in another file ran a second time)
-        done = published_runs(args.dataset, results).get(model, {})
+        done = published_runs(args.dataset, results, protocol=args.protocol).get(model, {})
         seeds = [s for s in args.seeds if int(s) not in done]
         if not seeds:
             print(f"lane {args.dataset}: {model}: seeds {' '.join(args.seeds)} published already", flush=True)
@@ -189,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(f"bench {model}")
                 continue
             # whatever ended it: a run stopped at its cap is as costly, and the table marks its seeds † anyway
-            first = published_runs(args.dataset, results, capped=True).get(model, {})
+            first = published_runs(args.dataset, results, capped=True, protocol=args.protocol).get(model, {})
             if is_slow({s: t for s, t in first.items() if s == int(seeds[0])}, limit):
                 from kgzoo.bench.render import minutes_text  # noqa: PLC0415 (after sys.path holds this checkout)
                 print(f"lane {args.dataset}: {model} keeps one seed: its run took "

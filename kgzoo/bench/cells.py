@@ -223,11 +223,50 @@ def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None
     return dataclasses.replace(base, **fields) if fields else base
 
 
+def protocol_key(dataset: str, protocol: EvalProtocol | str, model: str | None = None) -> str:
+    """The fields of ``protocol`` that differ from the dataset's default for ``model``
+    (:func:`default_protocol`), canonical ``k=v,...`` sorted by key as ``--protocol`` spells them
+    (``"split=cold_item"``; a tuple value joined by ``-``); ``""`` for the default. It names the
+    protocol's own zoo config file (:func:`kgzoo.config.config_file_name`) and tuning rows.
+
+    Args:
+        protocol: an :class:`~kgzoo.data.protocol.EvalProtocol`, or a cell's protocol string
+            (:attr:`Cell.protocol`, read by :func:`cell_protocol`).
+
+    Raises:
+        KeyError: an unknown dataset or model. ValueError: as :func:`cell_protocol`.
+    """
+    if isinstance(protocol, str):
+        protocol = cell_protocol(dataset, 0, protocol, model)
+    base = default_protocol(dataset, model)
+
+    def text(v: Any) -> str:
+        if isinstance(v, bool) or v is None:
+            return {True: "true", False: "false", None: "null"}[v]
+        return "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+    return ",".join(f"{f.name}={text(getattr(protocol, f.name))}" for f in sorted(dataclasses.fields(base),
+                                                                                   key=lambda f: f.name)
+                    if getattr(protocol, f.name) != getattr(base, f.name))
+
+
+def cell_config(model: str, dataset: str, protocol: EvalProtocol | str = "") -> ZooConfig:
+    """The zoo config a cell of ``model`` on ``dataset`` trains with under ``protocol`` (an
+    :class:`~kgzoo.data.protocol.EvalProtocol` or a cell's protocol string; ``""``: the default):
+    :meth:`kgzoo.config.ZooConfig.load` with its :func:`protocol_key`, so a study run under that
+    protocol (``kgzoo tune --protocol``) gives the values its cells take.
+
+    Raises:
+        As :meth:`kgzoo.config.ZooConfig.load` and :func:`protocol_key`.
+    """
+    return ZooConfig.load(model, dataset, protocol=protocol_key(dataset, protocol, model) if protocol else "")
+
+
 def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablation: str = "real", seed: int = 0,
                     root: str | None = None, data_overrides: dict[str, Any] | None = None) -> Any:
     """The DataModule a cell of ``model`` on ``dataset`` trains and is evaluated on, not yet set up:
     :func:`kgzoo.create_datamodule` with the zoo config's ``data`` section (batch sizes,
-    ``max_history``), then ``data_overrides`` over it. The one builder behind both a cell's
+    ``max_history``; the protocol's config, :func:`cell_config`), then ``data_overrides`` over it. The one builder behind both a cell's
     planned fingerprint (:func:`cell_fingerprint`) and its run
     (:func:`kgzoo.bench.experiment.run_experiment`), so the two cannot drift apart.
 
@@ -242,7 +281,7 @@ def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablatio
         KeyError: an unknown dataset. ValueError: a broken config or a bad DataModule argument
             (naming the file and field). DataFormatError: a malformed data file.
     """
-    data = {**ZooConfig.load(model, dataset).data, **(data_overrides or {})}
+    data = {**cell_config(model, dataset, protocol).data, **(data_overrides or {})}
     return create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed, **data)
 
 
@@ -281,7 +320,8 @@ def metric_names(model: str, dataset: str) -> list[str]:
 
 
 def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bool = True,
-                  metric: str | None = None, patience: int | None = None) -> dict[str, Any]:
+                  metric: str | None = None, patience: int | None = None,
+                  protocol: EvalProtocol | str = "") -> dict[str, Any]:
     """The schedule a cell trains under, as a result row records it: ``{"kind", "max_epochs",
     "patience", "monitor"}`` from :meth:`kgzoo.config.ZooConfig.schedule` (the one merge of the
     config's ``train`` and ``bench`` sections), and ``"min_epochs"`` where the dataset's converged
@@ -291,12 +331,12 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     ``kind`` is ``"fixed"`` when ``epochs`` is given (``max_epochs = epochs``), else ``"quick"``
     (the default ``kgzoo bench``) or ``"converged"``. ``monitor`` is ``"valid/<metric>"`` with
     ``metric``, else the config's ``train.monitor`` or ``model.main_metric``, else the task's
-    main metric (:func:`cell_task`).
+    main metric (:func:`cell_task`). The config is the protocol's (:func:`cell_config`).
 
     Raises:
         ValueError: a broken config or a bad schedule value (naming the file and field).
     """
-    cfg = ZooConfig.load(model, dataset)
+    cfg = cell_config(model, dataset, protocol)
     sched = cfg.schedule(quick, max_epochs=epochs, patience=patience, monitor=metric)
     main = sched.monitor or cfg.model.get("main_metric") or cell_task(model, dataset).main_metric(
         cfg.model.get("ks", (10, 20)))
@@ -307,12 +347,14 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
 def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
     """:meth:`kgzoo.config.ZooConfig.sha` of what a cell trains with: its config's ``model``
     section with the variant's overrides (``overrides`` where given: a tuning trial's, whose
-    :func:`variant_name` may hold lists), ``data`` and the ``schedule`` (:func:`cell_schedule`).
-    A row keeps it, so ``--resume`` reruns a cell whose config has changed."""
+    :func:`variant_name` may hold lists), ``data`` and the ``schedule`` (:func:`cell_schedule`),
+    of the cell's protocol's config (:func:`cell_config`). A row keeps it, so ``--resume`` reruns a
+    cell whose config has changed (a study under its protocol included)."""
     sched = Schedule(quick=schedule["kind"] == "quick", max_epochs=schedule["max_epochs"],
                      patience=schedule["patience"], monitor=schedule["monitor"],
                      min_epochs=schedule.get("min_epochs", 0))
-    return ZooConfig.load(cell.model, cell.dataset).sha(cell.overrides if overrides is None else overrides, sched)
+    return cell_config(cell.model, cell.dataset, cell.protocol).sha(cell.overrides if overrides is None else overrides,
+                                                                      sched)
 
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",

@@ -48,8 +48,8 @@ from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
 from ..models.layers.fusion import FusionLayer
 from ..registry import MODELS
-from .cells import (Cell, cell_config_sha, cell_datamodule, cell_protocol, cell_schedule, cell_task, default_protocol,
-                    variant_name)
+from .cells import (Cell, cell_config, cell_config_sha, cell_datamodule, cell_protocol, cell_schedule, cell_task,
+                    default_protocol, protocol_key, variant_name)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
 # the checkout's commit as it is now, when the model code the rows will run has just been imported
@@ -615,7 +615,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     Raises:
         KeyError: an unknown model. ValueError: a broken config or a bad field value.
     """
-    cfg = ZooConfig.load(model, dataset)
+    cfg = cell_config(model, dataset, protocol)
     if variant is None:
         variant = variant_name(overrides)
     config = None
@@ -631,7 +631,8 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         fingerprint=fingerprint, protocol_fingerprint=protocol_fingerprint,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
-        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant), schedule, overrides),
+        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
+                                         protocol_key(dataset, protocol, model)), schedule, overrides),
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
         versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
@@ -866,14 +867,15 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
     strategy = bench_strategy(strategy, devices, num_nodes)  # auto for several processes: ddp, as recorded
-    schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience)
-    L.seed_everything(seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     if protocol is None:
         protocol = default_protocol(dataset, model)
+    schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience, protocol)
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     dm = cell_datamodule(model, dataset, protocol, kg_ablation, seed, root, data_overrides)
     overrides = dict(model_overrides or {})
-    net = create_model(model, datamodule=dm, **({**overrides, "main_metric": monitor} if monitor else overrides))
+    net = create_model(model, datamodule=dm, config=cell_config(model, dataset, protocol),
+                       **({**overrides, "main_metric": monitor} if monitor else overrides))
     dm.setup()
     planned_fp = dm.fingerprint
     dm = create_datamodule_for(net, dm)  # the model's task decides its data (KG link prediction: triples)

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
-from ..config import ZooConfig
 from ..dist import is_rank_zero
-from .cells import Cell, cell_config_sha, cell_fingerprint, cell_protocol, cell_schedule
+from .cells import Cell, cell_config, cell_config_sha, cell_fingerprint, cell_protocol, cell_schedule
 from .experiment import code_hash, command_line, failed_row, run_experiment
 from .rows import ResultRow, append_row, cell_key, read_rows
 
@@ -131,7 +130,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
     t_grid = time.perf_counter()
     for i, cell in enumerate(cells, 1):
         fp, pfp = cell_fingerprint(cell, root)
-        schedule = cell_schedule(cell.model, cell.dataset, epochs, quick, metric)
+        schedule = cell_schedule(cell.model, cell.dataset, epochs, quick, metric, protocol=cell.protocol)
         key = (cell_key(cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp, devices, strategy,
                         num_nodes), cell_config_sha(cell, schedule), code_hash(cell.model))
         tag = f"[{i}/{len(cells)}] {cell.label()}"
@@ -139,7 +138,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
             report.skipped.append(cell)
             say(f"{tag}: already in {results}, skipped")
             continue
-        inherited = ZooConfig.load(cell.model, cell.dataset).inherited_from
+        inherited = cell_config(cell.model, cell.dataset, cell.protocol).inherited_from
         if inherited:
             say(f"{tag}: {cell.model} has no zoo config; using {inherited}'s")
         plan = plan_text(cell.model, cell.dataset, schedule, seen)

@@ -50,11 +50,11 @@ import yaml
 
 from .. import __version__
 from ..api import check_config, check_model_class, model_hparams
-from ..config import ZooConfig, tuned_from
+from ..config import ZooConfig, config_file_name, tuned_from
 from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
 from ..registry import MODELS
-from .cells import Cell, cell_fingerprint
+from .cells import Cell, cell_fingerprint, cell_protocol, protocol_key
 from .experiment import FitState, run_experiment
 from .rows import append_line
 
@@ -486,7 +486,7 @@ def default_results_dir() -> Path:
 def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathLike | None = None,
          storage: PathLike | None = None, write_config: PathLike | None = None, root: str | None = None,
          experiment: Callable[..., Any] | None = None, fingerprint: Callable[[str, str], str] | None = None,
-         log: Callable[[str], None] | None = print) -> TuneReport:
+         log: Callable[[str], None] | None = print, protocol: str = "") -> TuneReport:
     """Run (or resume) the study of ``model`` on ``dataset`` until it holds ``trials`` finished trials.
 
     Args:
@@ -504,6 +504,12 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             called with ``model, dataset, seed=, model_overrides=, callbacks=, run_test=False,
             root=`` and returns a result row with ``valid_metrics``.
         fingerprint: ``(model, dataset) -> data fingerprint`` (default: the cell's).
+        protocol: evaluation protocol fields over the dataset's default, as ``kgzoo bench
+            --protocol`` takes them (``"split=cold_item"``): the trials train and select on that
+            protocol's validation split, their rows go to ``tuning/<model>-<dataset>@<protocol>.jsonl``
+            and the values to the protocol's own config file ``<model>/<dataset>@<protocol>.yaml``
+            (:func:`kgzoo.config.config_file_name`), which the cells of that protocol read
+            (:func:`kgzoo.bench.cells.cell_config`); the default protocol's record stays as it was.
 
     Raises:
         ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space, a name in the
@@ -515,9 +521,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         raise ValueError(f"trials={trials!r} must be an integer >= 1")
     MODELS.entry(model)  # an unknown name is that, not a config "without a tune: section"
     dataset_spec(dataset)
-    cfg = ZooConfig.load(model, dataset)
+    key = protocol_key(dataset, protocol, model) if protocol else ""
+    shown = f"{dataset} ({key})" if key else dataset  # what the messages call it
+    cfg = ZooConfig.load(model, dataset, protocol=key)
     if not cfg.tune:
-        raise ValueError(f"{model} on {dataset}: no tune: section in {cfg.path or 'any zoo config'}, so there is "
+        raise ValueError(f"{model} on {shown}: no tune: section in {cfg.path or 'any zoo config'}, so there is "
                          "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
                          "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
@@ -527,8 +535,10 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     if experiment is None:
         experiment = run_experiment
     if fingerprint is None:
-        fingerprint = _cell_fingerprint
-    fp = fingerprint(model, dataset)
+        fp = _cell_fingerprint(model, dataset, key)
+    else:
+        fp = fingerprint(model, dataset)
+    on_protocol = {"protocol": cell_protocol(dataset, seed, key, model)} if key else {}
     storage = Path(storage) if storage is not None else cache_dir("runs") / "tune.sqlite3"
     storage.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -537,7 +547,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS), load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=pruner_warmup(schedule)))
-    rows_path = Path(results if results is not None else default_results_dir()) / "tuning" / f"{model}-{dataset}.jsonl"
+    rows_path = (Path(results if results is not None else default_results_dir()) / "tuning"
+                 / f"{model}-{dataset}{'@' + key if key else ''}.jsonl")
     say = log or (lambda s: None)
     held = len(study.trials)
     restored = restore_study(study, rows_path, space, where=shown_path(storage))
@@ -546,12 +557,12 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         restored = restore_study(study, rows_path, space, where=shown_path(storage), name=legacy)
     others = {} if study.trials else other_studies(rows_path, study.study_name)
     if others:  # rows that look like this study's but are not: it starts over (a lane would spend hours)
-        say(f"{model} on {dataset}: a new study ({study.study_name}); {shown_path(rows_path)} holds "
+        say(f"{model} on {shown}: a new study ({study.study_name}); {shown_path(rows_path)} holds "
             f"{sum(others.values())} trials of {len(others)} other studies of it (another data fingerprint, "
             "search space, fixed configuration or seed, or a key from before the fixed configuration joined it "
             "that the config's tuned: record does not name), which this one does not resume")
     if restored:
-        say(f"{model} on {dataset}: the study's SQLite file ({shown_path(storage)}) held "
+        say(f"{model} on {shown}: the study's SQLite file ({shown_path(storage)}) held "
             f"{f'only its first {held} trials' if held else 'none of its trials'}; "
             f"{restored} finished trials restored from their rows in {shown_path(rows_path)}"
             + (f" (study {legacy}: the key the config's tuned: record names, from before the fixed sha "
@@ -586,7 +597,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         queued.add(point)
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number, "default": bool(t.user_attrs.get("default"))},
                             skip_if_exists=False)
-        say(f"{model} on {dataset}: trial {t.number} was interrupted; its parameters run again")
+        say(f"{model} on {shown}: trial {t.number} was interrupted; its parameters run again")
 
     # The default trial: the config's own values (its paper's or RecBole's defaults) are evaluated
     # once in every study, on top of the searched budget, so that a tuned baseline is never chosen
@@ -624,6 +635,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         try:
             row = _as_dict(experiment(model, dataset, seed=seed, model_overrides=params, root=root, run_test=False,
                                       out_dir=out_dir, progress=False, resume=True,  # an interrupted trial's rerun
+                                      **on_protocol,
                                       callbacks=lambda net: [] if trial.user_attrs.get("default") else
                                       [PruningCallback(trial, f"valid/{net.main_metric}")]))
             monitor = f"valid/{row['main_metric']}"
@@ -657,7 +669,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             "default": bool(trial.user_attrs.get("default")),
             "curve": {str(k): v for k, v in sorted(_frozen(study, trial.number).intermediate_values.items())},
             "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}, sort_keys=True, default=str))
-        say(progress_line(model, dataset, trial.number, state, value, row or {}, params,
+        say(progress_line(model, shown, trial.number, state, value, row or {}, params,
                           default=bool(trial.user_attrs.get("default")), done=finished(), trials=trials,
                           max_epochs=schedule.max_epochs, error=error if state == "FAIL" else None))
     states = [t.state.name for t in counted() if not t.user_attrs.get("default")]
@@ -667,11 +679,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     report.default = {"state": default.state.name, "value": default.value, "trial": default.number}
     done = [t for t in counted() if t.state.name == "COMPLETE"]
     if not done:
-        say(f"{model} on {dataset}: no trial completed; nothing written")
+        say(f"{model} on {shown}: no trial completed; nothing written")
         return report
     best = max(done, key=lambda t: t.value)
     if best.user_attrs.get("capped"):
-        say(f"{model} on {dataset}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
+        say(f"{model} on {shown}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
             f"early stopping ended it: its value is not converged; raise train.max_epochs in "
             f"{cfg.path or 'the config'}")
     report.default["chosen"] = best.number == default.number
@@ -748,8 +760,8 @@ def _as_dict(row: Any) -> dict[str, Any]:
     return row.to_dict() if hasattr(row, "to_dict") else dict(row)
 
 
-def _cell_fingerprint(model: str, dataset: str) -> str:
-    return cell_fingerprint(Cell(model, dataset, 0))[0]
+def _cell_fingerprint(model: str, dataset: str, protocol: str = "") -> str:
+    return cell_fingerprint(Cell(model, dataset, 0, protocol=protocol))[0]
 
 
 def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: Any, study: str) -> Path:
@@ -807,15 +819,17 @@ _HEADER = re.compile(r"\A# \S+ on \S+: (?P<source>\S+) as it was, with [^\n]*\n"
 
 
 def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
-    """``record`` as the ``tuned:`` section of the model's dataset file (see :func:`write_tuned`)."""
-    path = config_dir / cfg.model_name / f"{cfg.dataset}.yaml"
+    """``record`` as the ``tuned:`` section of the model's dataset file, or of its protocol's
+    (:func:`kgzoo.config.config_file_name`: ``cfg.protocol``; see :func:`write_tuned`)."""
+    path = config_dir / cfg.model_name / config_file_name(cfg.dataset, cfg.protocol)
     source = path if path.is_file() else cfg.path
     text = source.read_text() if source is not None else ""
     # the header names the file first copied and the record now written: an earlier header (its
     # trial count, or the header of the file copied) is replaced, never stacked or left stale
     head = _HEADER.match(text)
     first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
-    text = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n" + text[head.end() if head else 0:]
+    text = (f"# {cfg.model_name} on {cfg.dataset}{'@' + cfg.protocol if cfg.protocol else ''}: {first} as it was, "
+            f"with {origin}\n" + text[head.end() if head else 0:])
     text = strip_tuned(text).rstrip("\n") + "\n"
     text += f"# {comment}\n"
     text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)

@@ -146,8 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     or ImportError, printed as one line on stderr; 143, as a shell reports a process killed by
     SIGTERM, when Lightning stopped a fit or test on SIGTERM, which it does by a ``SystemExit``
     without a code, that is exit 0; 130 (SIGINT's) when it stopped one on Ctrl-C, which it does by
-    ``sys.exit(1)`` while handling the ``KeyboardInterrupt``; either said on stderr by rank 0)."""
+    ``sys.exit(1)`` while handling the ``KeyboardInterrupt``; either said on stderr by rank 0).
+    ``--config-dir`` folders join ``$KGZOO_CONFIG_DIR`` for the command (and its DDP ranks) only:
+    the variable is as it was when ``main`` returns, so a second call in the same process (a
+    notebook, a test) does not read the first one's folders."""
     args = build_parser().parse_args(argv)
+    before_dirs = os.environ.get("KGZOO_CONFIG_DIR")
+    try:
+        return _run(args)
+    finally:
+        if before_dirs is None:
+            os.environ.pop("KGZOO_CONFIG_DIR", None)
+        else:
+            os.environ["KGZOO_CONFIG_DIR"] = before_dirs
+
+
+def _run(args: argparse.Namespace) -> int:
+    """:func:`main` after parsing."""
     err = console(stderr=True)
     try:
         if hasattr(args, "lightning_args"):  # fit/test: --import and --config-dir travel inside LightningCLI's arguments

@@ -51,6 +51,11 @@ def tune_arguments(p: argparse.ArgumentParser) -> None:
                         "an installed kgzoo needs DIR); later runs read a DIR of your own with --config-dir DIR")
     p.add_argument("--no-write-config", action="store_true", help="write no config, only the trial rows")
     p.add_argument("--root", default=None, help="data root (default $KGZOO_DATA_DIR or the user cache)")
+    p.add_argument("--protocol", default="", metavar="K=V[,K=V]",
+                   help="tune under evaluation protocol fields over the dataset's default, as kgzoo bench --protocol "
+                        "takes them (e.g. split=cold_item): trials select on that protocol's validation split; rows "
+                        "go to tuning/<model>-<dataset>@<protocol>.jsonl, the values to <model>/<dataset>@<protocol>.yaml, "
+                        "which kgzoo bench --protocol reads; the default protocol's tuned: record stays")
 
 
 def tune_command(args: argparse.Namespace) -> int:
@@ -68,6 +73,9 @@ def tune_command(args: argparse.Namespace) -> int:
         raise SystemExit("kgzoo tune: give --trials N (the study's budget, the same N for every model of a table) "
                          "or --from DATASET (take the values tuned there)")
     if args.source is not None:
+        if args.protocol:
+            raise SystemExit("kgzoo tune: --from takes another dataset's values for the default protocol; under "
+                             "--protocol run a study (--trials N)")
         if target is None:
             raise SystemExit("kgzoo tune --from writes a config; it cannot go with --no-write-config")
         path = write_tuned_from(Path(target), ZooConfig.load(args.model, args.dataset), args.source)
@@ -81,7 +89,7 @@ def tune_command(args: argparse.Namespace) -> int:
                   markup=False)
     quiet_lightning()  # no accelerator banner and tips per trial, as in kgzoo bench
     rep = tune(args.model, args.dataset, args.trials, seed=args.seed, results=args.results, storage=args.storage,
-               write_config=target, root=args.root,
+               write_config=target, root=args.root, protocol=args.protocol,
                log=lambda line: con.print(line, markup=False))  # its brackets are text: [defaults], lists
     default = rep.default
     con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
@@ -97,5 +105,6 @@ def tune_command(args: argparse.Namespace) -> int:
         written = Path(target).resolve() if rep.config else None
         if written is not None and written not in [d.resolve() for d in config_dirs()]:
             con.print(f"later runs use it with --config-dir {written} (e.g. kgzoo bench --config-dir {written} "
-                      f"--models {args.model} --datasets {given} --full)")
+                      f"--models {args.model} --datasets {given} --full"
+                      + (f" --protocol {args.protocol})" if args.protocol else ")"))
     return 0 if rep.best_value is not None else 1

@@ -348,8 +348,17 @@ def test_config_dir_overlays_the_packaged_configs(data_dir, tmp_path, monkeypatc
     (tmp_path / "pop").mkdir()
     (tmp_path / "pop" / "ml-100k-kg.yaml").write_text("train: {max_epochs: 7, patience: 2}\n")
     assert zoo_cli_config("pop/ml-100k-kg")["trainer"]["max_epochs"] != 7
+    seen = []
+    import dataclasses
+
+    import kgzoo.cli as cli
+
+    probe = dataclasses.replace(cli.COMMANDS[0], run=lambda args: seen.append(os.environ["KGZOO_CONFIG_DIR"]) or 0)
+    monkeypatch.setattr(cli, "COMMANDS", (probe, *cli.COMMANDS[1:]))  # kgzoo data, reading the variable
     assert main(["data", "--config-dir", str(tmp_path), "list"]) == 0
-    assert os.environ["KGZOO_CONFIG_DIR"] == str(tmp_path.resolve())
+    assert seen == [str(tmp_path.resolve())]  # for the command (and its DDP ranks) ...
+    assert os.environ["KGZOO_CONFIG_DIR"] == ""  # ... only: a second call in this process does not read it
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path.resolve()))
     trainer = zoo_cli_config("pop/ml-100k-kg")["trainer"]
     assert trainer["max_epochs"] == 7 and trainer["callbacks"][0]["init_args"]["patience"] == 2
     assert zoo_cli_config("bpr/ml-100k-kg")["model"]["init_args"]["embedding_dim"] == 64  # packaged, untouched

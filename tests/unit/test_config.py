@@ -245,3 +245,33 @@ def test_the_converged_schedule_takes_the_datasets_warm_up(tmp_path):
     assert ZooConfig.load("mymodel", "lastfm-social", extra_dirs=[tmp_path]).schedule().min_epochs == 1
     assert cell_schedule("bpr", "lastfm-social", quick=False)["min_epochs"] == warm
     assert "min_epochs" not in cell_schedule("bpr", "ml-100k-kg", quick=False)  # rows of other sets as before
+
+
+def test_a_protocols_own_file_comes_before_the_datasets(tmp_path):
+    """``ZooConfig.load(model, dataset, protocol="split=cold_item")`` reads
+    ``<dataset>@split=cold_item.yaml`` where a study under that protocol wrote one, else the dataset
+    file as before; the cells name the protocol by the fields that differ from the dataset's
+    default (``protocol_key``), so ``split=random`` on a random-split set is the default's file."""
+    from kgzoo.bench.cells import cell_config, protocol_key
+    from kgzoo.config import config_file_name
+    from kgzoo.data.protocol import EvalProtocol
+
+    d = tmp_path / "bpr"
+    d.mkdir()
+    (d / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\ntuned: {params: {lr: 0.02}}\n")
+    warm = ZooConfig.load("bpr", "ml-100k-kg", [tmp_path], protocol="split=cold_item")
+    assert warm.path == d / "ml-100k-kg.yaml" and warm.model["lr"] == 0.02 and warm.protocol == "split=cold_item"
+    assert config_file_name("ml-100k-kg", "split=cold_item") == "ml-100k-kg@split=cold_item.yaml"
+    (d / config_file_name("ml-100k-kg", "split=cold_item")).write_text("model: {lr: 0.01}\ntuned: {params: {lr: 0.5}}\n")
+    cold = ZooConfig.load("bpr", "ml-100k-kg", [tmp_path], protocol="split=cold_item")
+    assert cold.path == d / "ml-100k-kg@split=cold_item.yaml" and cold.model["lr"] == 0.5
+    assert ZooConfig.load("bpr", "ml-100k-kg", [tmp_path]).model["lr"] == 0.02  # the default protocol's
+    assert protocol_key("ml-100k-kg", "split=cold_item") == "split=cold_item"
+    assert protocol_key("ml-100k-kg", "split=random") == protocol_key("ml-100k-kg", "") == ""
+    assert protocol_key("ml-100k-kg", "split=cold_item,seed=0") == "split=cold_item"  # seed 0 is the default's
+    assert protocol_key("ml-100k-kg", "seed=3,split=cold_item") == "seed=3,split=cold_item"
+    assert protocol_key("ml-100k-kg", EvalProtocol(split="cold_item", ratios=(0.7, 0.1, 0.2))) \
+        == "ratios=0.7-0.1-0.2,split=cold_item"
+    with pytest.raises(ValueError, match="unknown protocol field 'splt'"):
+        protocol_key("ml-100k-kg", "splt=cold_item")
+    assert cell_config("bpr", "ml-100k-kg", "split=random").path == ZooConfig.load("bpr", "ml-100k-kg").path

@@ -39,7 +39,7 @@ def lane(monkeypatch):
 
 def test_a_lane_takes_the_catalogues_small_set_unless_told_otherwise(lane, tmp_path, monkeypatch):
     module, calls = lane
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: {})  # nothing ran yet
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False, protocol="": {})  # nothing ran yet
     assert module.main(["ml-100k-kg", "bpr", "pop", "--from", "ml-100k-kg"]) == 0
     assert calls[0] == ["tune", "bpr", "ml-100k-kg", "--from", "ml-100k-kg"]
     assert calls[1][:4] == ["bench", "--models", "bpr", "--datasets"] and "pop" in calls[2]  # Pop: nothing to tune
@@ -68,20 +68,25 @@ def test_a_lane_without_models_runs_the_grid_models_not_yet_done(lane, tmp_path,
     dkn-news`` listed its four published models as not done, read from converged.jsonl alone)."""
     import json
 
+    from kgzoo.bench.cells import cell_config
     from kgzoo.bench.rows import read_rows
 
     module, calls = lane
     src = next(r for r in read_rows(module.REPO / "benchmarks" / "results" / "converged.jsonl")
                if r.dataset == "amazon-hin" and r.model == "bpr" and r.is_published())
     rows = [src.to_dict() | {"seed": s} for s in (0, 1, 2)]  # bpr: done
-    rows += [src.to_dict() | {"model": "lightgcn", "seed": s} for s in (0, 1)]  # two seeds of three
+    lightgcn = dict(cell_config("lightgcn", "amazon-hin").tuned.get("params") or {})
+    rows += [src.to_dict() | {"model": "lightgcn", "seed": s, "tuning": {**src.tuning, "chosen": lightgcn}}
+             for s in (0, 1)]  # two seeds of three
     rows += [src.to_dict() | {"model": "cke", "seed": s, "stopped_by": "cap"} for s in (0, 1, 2)]
     rows += [src.to_dict() | {"model": "gcn", "seed": s, "variant": "x=1"} for s in (0, 1, 2)]
     rows += [src.to_dict() | {"model": "pop", "seed": s, "dataset": "ml-100k-kg"} for s in (0, 1, 2)]
     rows += [src.to_dict() | {"model": "kgat", "seed": s, "protocol": {**src.protocol, "split": "cold_item"}}
              for s in (0, 1, 2)]
     (tmp_path / "converged.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    other = [src.to_dict() | {"model": "kgin", "seed": s} for s in (0, 1, 2)]  # done, in another file
+    kgin = dict(cell_config("kgin", "amazon-hin").tuned.get("params") or {})  # the values kgin's cells take
+    other = [src.to_dict() | {"model": "kgin", "seed": s, "tuning": {**src.tuning, "chosen": kgin}}
+             for s in (0, 1, 2)]  # done, in another file
     (tmp_path / "converged-other.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
     from kgzoo.data.datasets import dataset_spec
 
@@ -92,7 +97,7 @@ def test_a_lane_without_models_runs_the_grid_models_not_yet_done(lane, tmp_path,
         m for m in grid if m not in ("bpr", "lightgcn", "kgin")]
     with pytest.raises(ValueError, match="mind-kg has no grid"):
         module.missing_grid_models("mind-kg", ["0"], tmp_path)
-    monkeypatch.setattr(module, "missing_grid_models", lambda d, seeds, p: ["gat", "kgin"])
+    monkeypatch.setattr(module, "missing_grid_models", lambda d, seeds, p, protocol="": ["gat", "kgin"])
     assert module.main(["amazon-hin", "--storage", str(tmp_path / "s.sqlite3")]) == 0
     assert [c[1] for c in calls if c[0] == "tune"] == ["gat", "kgin"]
 
@@ -149,7 +154,7 @@ def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monk
         return 0
 
     monkeypatch.setattr(module, "step", run)
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: landed)
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False, protocol="": landed)
     assert module.one_seed_minutes("ml-1m-kg") == 40 and module.one_seed_minutes("ml-100k-kg") == 0
     assert module.one_seed_minutes("no-such-set") == 0
     assert module.main(["ml-1m-kg", "bpr", "kgin"]) == 0
@@ -163,10 +168,10 @@ def test_on_a_large_set_the_first_seed_decides_whether_the_others_run(lane, monk
 
     grid = list(dataset_spec("ml-1m-kg").grid)
     monkeypatch.setattr(module, "published_runs",
-                        lambda dataset, results, capped=False: {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
+                        lambda dataset, results, capped=False, protocol="": {m: {0: 60.0, 1: 60.0, 2: 60.0} for m in grid} | took)
     assert module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], module.REPO) == ["bpr"]
     calls.clear()
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: {})
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False, protocol="": {})
     assert module.main(["ml-100k-kg", "bpr"]) == 0  # no limit: the three seeds at once
     assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0", "1", "2"]]
 
@@ -179,7 +184,7 @@ def test_a_lane_runs_only_the_seeds_not_published_in_any_results_file(lane, monk
     module, calls = lane
     published = {"bpr": {0: 60.0, 2: 60.0}, "cke": {0: 60.0, 1: 60.0, 2: 60.0}, "kgin": {0: 95 * 60.0},
                  "kgat": {0: 10 * 60.0}}
-    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False: published)
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False, protocol="": published)
     assert module.main(["ml-100k-kg", "bpr", "cke", "--from", "ml-100k-kg"]) == 0
     assert [(c[2], c[c.index("--seeds") + 1:]) for c in calls if c[0] == "bench"] == [("bpr", ["1"])]
     assert "cke: seeds 0 1 2 published already" in capsys.readouterr().out
@@ -194,6 +199,7 @@ def test_a_first_seed_stopped_at_its_cap_still_says_the_run_is_slow(lane, monkey
     kgin run on ml-1m-kg that took 3 h of CPU and stopped at its 300-epoch cap is not published
     (not converged), so the lane read no time for it and ran seeds 1-2, hours each, for lines the
     table marks † anyway. A capped run is still no published row (the model stays listed)."""
+    from kgzoo.bench.cells import cell_config
     from kgzoo.bench.render import dataset_grids
     from kgzoo.bench.rows import ResultRow, append_row
 
@@ -203,10 +209,44 @@ def test_a_first_seed_stopped_at_its_cap_still_says_the_run_is_slow(lane, monkey
     capped = ResultRow(model="kgin", dataset="ml-1m-kg", task="topk", seed=0, fingerprint="f" * 64,
                        protocol=dict(protocol), status="ok", stopped_by="cap", epochs=300,
                        schedule={"kind": "converged", "max_epochs": 300, "patience": 10, "monitor": "valid/ndcg@10"},
-                       cell_seconds=4 * 3600.0, cell_cpu_seconds=3 * 3600.0)
+                       cell_seconds=4 * 3600.0, cell_cpu_seconds=3 * 3600.0,
+                       tuning={"chosen": dict(cell_config("kgin", "ml-1m-kg").tuned.get("params") or {})})
     append_row(tmp_path / "benchmarks" / "results" / "converged.jsonl", capped)
     assert module.published_runs("ml-1m-kg", tmp_path / "benchmarks" / "results") == {}
     assert "kgin" in module.missing_grid_models("ml-1m-kg", ["0", "1", "2"], tmp_path / "benchmarks" / "results")
     assert module.main(["ml-1m-kg", "kgin"]) == 0
     assert [c[c.index("--seeds") + 1:] for c in calls if c[0] == "bench"] == [["0"]]
     assert "kgin keeps one seed: its run took 180 min, over 40 min" in capsys.readouterr().out
+
+
+def test_a_lane_under_another_protocol_tunes_and_runs_there(lane, monkeypatch, tmp_path):
+    """``fair_lane.py ml-100k-kg bpr --protocol split=cold_item``: a study under that protocol (never
+    --from), converged runs under it, and the seeds already published read from that protocol's
+    table, not the default's (whose bpr rows are complete)."""
+    import json
+
+    from kgzoo.bench.rows import read_rows
+
+    module, calls = lane
+    monkeypatch.setattr(module, "published_runs", lambda dataset, results, capped=False, protocol="": {})
+    assert module.main(["ml-100k-kg", "bpr", "--protocol", "split=cold_item",
+                        "--storage", str(tmp_path / "s.sqlite3")]) == 0
+    assert calls[0] == ["tune", "bpr", "ml-100k-kg", "--trials", "10", "--storage", str(tmp_path / "s.sqlite3"),
+                        "--protocol", "split=cold_item"]
+    bench = calls[1]
+    assert bench[bench.index("--protocol") + 1] == "split=cold_item" and bench[-3:] == ["0", "1", "2"]
+    with pytest.raises(SystemExit):
+        module.main(["ml-100k-kg", "bpr", "--protocol", "split=cold_item", "--from", "ml-1m-kg"])
+    monkeypatch.undo()
+    module, calls = lane
+    src = next(r for r in read_rows(module.REPO / "benchmarks" / "results" / "converged-cold.jsonl")
+               if r.model == "bpr" and r.is_published())
+    (tmp_path / "converged-cold.jsonl").write_text(json.dumps(src.to_dict()) + "\n")
+    assert module.published_runs("ml-100k-kg", tmp_path, protocol="split=cold_item").get("bpr", {}).keys() == {src.seed}
+    assert module.published_runs("ml-100k-kg", tmp_path) == {}
+    # a study under the protocol wrote other values: the row of the old ones is due again
+    cfg = tmp_path / "configs" / "bpr"
+    cfg.mkdir(parents=True)
+    (cfg / "ml-100k-kg@split=cold_item.yaml").write_text("tuned: {params: {lr: 0.5}}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "configs"))
+    assert module.published_runs("ml-100k-kg", tmp_path, protocol="split=cold_item") == {}

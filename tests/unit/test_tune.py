@@ -482,7 +482,7 @@ def test_the_trial_rows_go_to_the_checkout_from_any_working_directory(tmp_path, 
     checkout = tmp_path / "checkout"
     monkeypatch.setattr("kgzoo.paths.checkout_dir", lambda: checkout)
     monkeypatch.setattr("kgzoo.bench.tune.run_experiment", FakeExperiment())
-    monkeypatch.setattr("kgzoo.bench.tune._cell_fingerprint", lambda m, ds: "0" * 64)
+    monkeypatch.setattr("kgzoo.bench.tune._cell_fingerprint", lambda m, ds, protocol="": "0" * 64)
     assert main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--no-write-config",
                  "--storage", str(tmp_path / "s.sqlite3")]) == 0
     rows = checkout / "benchmarks" / "results" / "tuning" / "bpr-ml-100k-kg.jsonl"
