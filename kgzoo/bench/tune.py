@@ -682,15 +682,15 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         say(f"{model} on {shown}: no trial completed; nothing written")
         return report
     best = max(done, key=lambda t: t.value)
-    if best.user_attrs.get("capped"):
-        say(f"{model} on {shown}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
-            f"early stopping ended it: its value is not converged; raise train.max_epochs in "
-            f"{cfg.path or 'the config'}")
     report.default["chosen"] = best.number == default.number
     report.best_value, report.monitor = float(best.value), best.user_attrs["monitor"]
     report.best_params = {p.name: _from_trial(p, best.params) for p in space}
     if write_config is not None:
         report.config = write_tuned(Path(write_config), cfg, report, schedule, study.study_name)
+    if best.user_attrs.get("capped"):  # the file later runs read: under a protocol, the copy just written
+        say(f"{model} on {shown}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
+            f"early stopping ended it: its value is not converged; raise train.max_epochs in "
+            f"{report.config or cfg.path or 'the config'}")
     return report
 
 

@@ -9,16 +9,24 @@ from kgzoo.bench.tune import tune
 from kgzoo.config import ZooConfig
 
 
-def test_tune_bpr_on_ml100k(tmp_path, monkeypatch, data_dir):
+def small_bpr_config(tmp_path, monkeypatch, max_epochs: int = 2):
+    """A config folder under ``tmp_path`` with BPR-MF on ml-100k-kg (d=16, ``max_epochs`` epochs,
+    patience 1, lr searched) in ``$KGZOO_CONFIG_DIR``, the user cache under ``tmp_path``; returns
+    the folder ``configs/bpr``."""
     d = tmp_path / "configs" / "bpr"
     d.mkdir(parents=True)
     (d / "ml-100k-kg.yaml").write_text(
         "model: {embedding_dim: 16, reg_weight: 1.0e-4, lr: 1.0e-3}\n"
         "data: {batch_size: 4096, eval_batch_size: 1024}\n"
-        "train: {max_epochs: 2, patience: 1}\n"
+        f"train: {{max_epochs: {max_epochs}, patience: 1}}\n"
         "tune:\n  lr: {low: 1.0e-3, high: 5.0e-2, log: true}\n")
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "configs"))
     monkeypatch.setenv("KGZOO_HOME", str(tmp_path / "home"))
+    return d
+
+
+def test_tune_bpr_on_ml100k(tmp_path, monkeypatch, data_dir):
+    small_bpr_config(tmp_path, monkeypatch)
     tested = []
     import lightning
 
@@ -80,3 +88,18 @@ def test_tune_under_the_cold_item_protocol_writes_that_protocols_config(tmp_path
     assert row.fingerprint == cold_fp and not tuned_elsewhere(row)
     with pytest.raises(SystemExit, match="--from takes another dataset's values for the default protocol"):
         main(["tune", "bpr", "ml-100k-kg", "--from", "ml-1m-kg", "--protocol", "split=cold_item"])
+
+
+def test_a_capped_study_names_the_file_its_later_runs_read(tmp_path, monkeypatch, data_dir):
+    """A best trial stopped at its cap says where to raise ``train.max_epochs``: the file the next
+    study and ``kgzoo bench --protocol`` read. Under ``--protocol split=cold_item`` that is the
+    protocol's own file, which the study writes as a copy of the dataset's: before, the line named
+    ``ml-100k-kg.yaml``, whose edit the copy then hid from every later run of that protocol."""
+    d = small_bpr_config(tmp_path, monkeypatch, max_epochs=1)
+    said: list[str] = []
+    rep = tune("bpr", "ml-100k-kg", 1, seed=0, results=tmp_path / "results", write_config=tmp_path / "configs",
+               storage=tmp_path / "s.sqlite3", log=said.append, protocol="split=cold_item")
+    cold = d / "ml-100k-kg@split=cold_item.yaml"
+    assert rep.config == cold and ZooConfig.load("bpr", "ml-100k-kg", protocol="split=cold_item").path == cold
+    capped = [s for s in said if "raise train.max_epochs in" in s]
+    assert len(capped) == 1 and capped[0].endswith(f"raise train.max_epochs in {cold}"), said
