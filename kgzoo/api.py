@@ -176,7 +176,7 @@ def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protoco
         DataFormatError: a folder that matches no layout, or a malformed file in it.
     """
     if isinstance(protocol, dict):
-        protocol = EvalProtocol(**protocol)
+        protocol = EvalProtocol.from_dict(protocol)  # a record of to_dict (a checkpoint's) too
     if protocol is None and not isinstance(name, DatasetSpec):  # the dataset's default (a MIND folder: impressions)
         name = resolve_dataset(name)
         protocol = dataset_spec(name).protocol

@@ -246,6 +246,16 @@ class EvalProtocol:
             d["candidates"] = "stage_cold_items"
         return d
 
+    @classmethod
+    def from_dict(cls, record: dict) -> "EvalProtocol":
+        """The protocol of a record :meth:`to_dict` wrote (a result row's, a checkpoint's or a
+        manifest entry's ``protocol``) or of a dict of its fields: :func:`protocol_fields` of it.
+
+        Raises:
+            TypeError: a field the protocol does not have. ValueError: as the constructor.
+        """
+        return cls(**protocol_fields(record))
+
     def fingerprint(self, checksums: dict[str, str], extra: dict | None = None) -> str:
         """sha256 of the data files' checksums, this protocol's fields, the metric code version
         and ``extra`` (e.g. a KG ablation). Results with different fingerprints are never
@@ -253,6 +263,16 @@ class EvalProtocol:
         payload = {"files": dict(sorted(checksums.items())), "protocol": self.to_dict(),
                    "metric_code_version": metrics.METRIC_CODE_VERSION, "extra": extra or {}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def protocol_fields(record: dict) -> dict:
+    """The constructor's fields of a protocol record (:meth:`EvalProtocol.to_dict`): the record
+    less ``candidates``, which ``to_dict`` derives from ``split`` (``cold_item``:
+    ``"stage_cold_items"``) and the constructor does not take; a dict of the fields alone is
+    returned as it is (a copy). The form a LightningCLI ``--data.protocol`` and
+    :class:`EvalProtocol` take.
+    """
+    return {k: v for k, v in record.items() if k != "candidates"}
 
 
 def default_protocol_for(data: KGRecData) -> EvalProtocol:

@@ -18,7 +18,7 @@ from ..api import attach, create_datamodule, create_datamodule_for, create_model
 from ..data.datasets import saved_dataset
 from ..data.download import sha256_file
 from ..data.link import KGLinkDataModule
-from ..data.protocol import check_fingerprint
+from ..data.protocol import check_fingerprint, protocol_fields
 from ..data.readers._io import MIN_TEXT_MATCH
 from ..models.base import SIZE_KEYS
 from ..registry import MODELS, load_plugins
@@ -87,9 +87,9 @@ def model_name(meta: dict[str, Any]) -> str:
 
 def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
     """The DataModule constructor arguments a checkpoint's ``data`` entry
-    (``KGRecDataModule.state_dict()``) gives: ``dataset``, ``protocol`` (a dict), ``kg_ablation``,
-    ``seed`` and the batch sizes. A user's dataset that this process has not registered is given
-    by its ``folder`` (registered again from the path; the caller checks the contents' fingerprint).
+    (``KGRecDataModule.state_dict()``) gives: ``dataset``, ``protocol`` (a dict of the constructor's
+    fields, :func:`kgzoo.data.protocol.protocol_fields`), ``kg_ablation``, ``seed`` and the batch
+    sizes. A user's dataset that this process has not registered is given by its ``folder`` (registered again from the path; the caller checks the contents' fingerprint).
 
     Raises:
         PretrainedError: an entry without a dataset (the checkpoint was written without a
@@ -98,7 +98,9 @@ def datamodule_arguments(data: dict[str, Any]) -> dict[str, Any]:
     if not data.get("dataset"):
         raise PretrainedError("the checkpoint was written without a DataModule, so it does not say its data; "
                               "pass datamodule=")
-    return {"dataset": saved_dataset(data["dataset"], data.get("folder")), "protocol": data.get("protocol"),
+    protocol = data.get("protocol")  # the constructor's fields: a cold_item record holds the derived candidates
+    return {"dataset": saved_dataset(data["dataset"], data.get("folder")),
+            "protocol": protocol_fields(protocol) if protocol is not None else None,
             "kg_ablation": data.get("kg_ablation", "real"), "seed": data.get("seed"),
             **{k: data[k] for k in ("batch_size", "eval_batch_size", "kg_batch_size", "max_history") if k in data}}
 

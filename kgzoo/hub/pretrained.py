@@ -467,7 +467,7 @@ def load_pretrained(name: str | Path, datamodule: Any = None, root: str | None =
     state = load_weights(spec, cache_dir, download)  # checksum first: nothing else runs on a bad file
     if datamodule is None:
         try:
-            protocol = EvalProtocol(**spec.protocol)
+            protocol = EvalProtocol.from_dict(spec.protocol)
         except TypeError as e:
             raise PretrainedError(f"manifest entry {name!r}: bad protocol {spec.protocol} ({e})") from None
         datamodule = create_datamodule(saved_dataset(spec.dataset, spec.extra.get("folder")), root=root,

@@ -359,7 +359,7 @@ def extended_datamodule(data: dict[str, Any], base: KGRecDataModule) -> KGRecDat
     frames, origins, _ = read_update(list(up["files"].values()))
     ext, growth = extend_data(base.data, **frames, name=up["name"], min_text_match=up["min_text_match"],
                               origins=origins)
-    protocol = EvalProtocol(**{k: v for k, v in data["protocol"].items() if k != "candidates"})
+    protocol = EvalProtocol.from_dict(data["protocol"])
     if protocol.split == "given" and base.protocol.split in REDRAWN_SPLITS:  # written with keep_base_split
         ext, _ = keep_base_split(base, ext)
     dm = KGRecDataModule.from_data(ext, protocol=protocol, seed=data.get("seed"),

@@ -156,3 +156,25 @@ def test_kgzoo_test_refuses_data_of_other_sizes_naming_both_fingerprints(tmp_pat
     err = " ".join(capsys.readouterr().err.split())
     assert "FingerprintError" in err or "fingerprint" in err
     assert dm.fingerprint in err and other.fingerprint in err and "size mismatch" not in err
+
+
+def test_a_cold_item_checkpoint_reloads_and_tests_with_its_runs_metrics(tmp_path, data_dir):
+    """A checkpoint of a run under ``split=cold_item`` (``kgzoo bench --protocol split=cold_item``,
+    ``kgzoo fit`` under that protocol) is rebuilt by ``kgzoo.load_checkpoint`` and by ``kgzoo test
+    --ckpt_path`` with the test metrics of its run. Before, both failed on its protocol record,
+    which holds the ``candidates`` field that ``EvalProtocol.to_dict`` derives from the split
+    ("EvalProtocol.__init__() got an unexpected keyword argument 'candidates'"; "Option
+    'candidates' is not accepted")."""
+    from kgzoo.bench.cells import cell_protocol
+
+    out = tmp_path / "runs"
+    row = run_experiment("bpr", "ml-100k-kg", protocol=cell_protocol("ml-100k-kg", 0, "split=cold_item"),
+                         max_epochs=1, out_dir=out, progress=False)
+    path = out / row.checkpoint
+    assert torch.load(path, weights_only=True)["kgzoo"]["data"]["protocol"]["candidates"] == "stage_cold_items"
+    pre = kgzoo.load_checkpoint(path)
+    assert pre.datamodule.protocol.split == "cold_item" and pre.datamodule.fingerprint == row.fingerprint
+    assert not metrics_close(evaluate(pre.model, pre.datamodule), row.metrics, rel=1e-5)
+    cli = run_lightning("test", ["--ckpt_path", str(path), "--trainer.logger", "false", "--trainer.enable_progress_bar",
+                                 "false", "--trainer.default_root_dir", str(tmp_path)])
+    assert not metrics_close({k: float(v) for k, v in cli.trainer.callback_metrics.items()}, row.metrics, rel=1e-5)
