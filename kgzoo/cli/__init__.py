@@ -63,7 +63,7 @@ COMMANDS: tuple[Command, ...] = (
             bench_cli.reproduce_args, bench_cli.reproduce_command),
     Command("tune", "tune a model's hyper-parameters on a dataset (Optuna, validation only, a fixed trial budget)",
             tune.tune_arguments, tune.tune_command),
-    Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET], or --model CLASS --data.dataset "
+    Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET[@PROTOCOL]], or --model CLASS --data.dataset "
                    "NAME; --trainer.*)", lightning.passthrough_arguments, lightning.fit_command),
     Command("test", "test a checkpoint with Lightning's CLI (--ckpt_path PATH of a kgzoo checkpoint alone, "
                     "or --model CLASS --data.dataset NAME --ckpt_path PATH)",

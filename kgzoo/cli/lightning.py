@@ -8,13 +8,14 @@ into the model on instantiation::
 
     kgzoo fit --model kgzoo.models.lightgcn.LightGCN --data.dataset ml-100k-kg --trainer.max_epochs 2
 
-``--zoo MODEL[/DATASET]`` starts from that model's zoo config instead (:func:`zoo_cli_config`):
+``--zoo MODEL[/DATASET[@PROTOCOL]]`` starts from that model's zoo config instead (:func:`zoo_cli_config`):
 its hyper-parameters, its DataModule arguments and, for ``fit``, its converged schedule (the
 epoch cap, early stopping on the model's main validation metric with the config's patience, the
 best checkpoint kept); every later ``--model.*``, ``--data.*`` or ``--trainer.*`` overrides it::
 
     kgzoo fit --zoo kgat/ml-100k-kg
     kgzoo fit --zoo kgat/ml-100k-kg --trainer.max_epochs 5
+    kgzoo fit --zoo kgat/ml-100k-kg@split=cold_item   # the values kgzoo tune --protocol split=cold_item chose
 
 ``--pretrained NAME_OR_FOLDER`` starts from pretrained weights instead (:func:`pretrained_cli_config`):
 ``fit`` trains them on, in train mode, ``test`` evaluates them; ``test --ckpt_path P`` of a kgzoo
@@ -39,13 +40,13 @@ from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule, create_datamodule_for
-from ..bench.cells import model_protocol
+from ..bench.cells import cell_protocol, model_protocol, protocol_key
 from ..bench.experiment import BestModelCheckpoint, WarmupEarlyStopping, strategy_for
 from ..bench.render import console
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec, resolve_dataset
-from ..data.protocol import EvalProtocol, check_fingerprint
+from ..data.protocol import EvalProtocol, check_fingerprint, protocol_fields
 from ..dist import destroy_group_at_exit, sigterm_without_collectives
 from ..hub.checkpoint import checkpoint_meta, datamodule_arguments, datamodule_from, model_name
 from ..hub.manifest import PretrainedError, PretrainedSpec
@@ -61,10 +62,13 @@ PRETRAINED_HELP = ("pretrained weights, a name 'model/dataset' (kgzoo pretrained
                    "save_pretrained: their model, hyper-parameters and data; fit goes on training them with the zoo "
                    "config's schedule, test/validate evaluates them (the test metric kgzoo pretrained lists); later "
                    "--data.*, --model.* and --trainer.* arguments override it")
-ZOO_HELP = ("MODEL[/DATASET] (dataset default ml-100k-kg): start from the zoo config of MODEL on DATASET: "
+ZOO_METAVAR = "MODEL[/DATASET[@PROTOCOL]]"
+ZOO_HELP = ("MODEL[/DATASET[@PROTOCOL]] (dataset default ml-100k-kg): start from the zoo config of MODEL on DATASET: "
             "its model and data sections and, for fit, its converged schedule (max_epochs, early stopping on "
-            "valid/<main metric> with its patience, the best checkpoint kept); later --model.*, --data.* "
-            "and --trainer.* arguments override it")
+            "valid/<main metric> with its patience, the best checkpoint kept); @PROTOCOL (e.g. @split=cold_item, "
+            "as kgzoo bench --protocol) trains under that protocol with the values kgzoo tune --protocol chose for it "
+            "(its own config file, where there is one); later --model.*, --data.* and --trainer.* arguments "
+            "override it (a --data.protocol whose own tuned config the --zoo one is not is refused)")
 
 
 class MainMetricEarlyStopping(WarmupEarlyStopping):
@@ -126,11 +130,14 @@ class KGZooCLI(LightningCLI):
     Args:
         pretrained: the manifest entry of weights to start ``fit`` from (``--pretrained``): loaded
             (checksum verified) into the model after it joined its data, in train mode.
+        zoo: the ``--zoo`` spec the config came from (:func:`zoo_cli_config`), checked against the
+            parsed ``--data.protocol`` (:func:`check_zoo_protocol`) before anything is built.
         *args, **kwargs: as :class:`~lightning.pytorch.cli.LightningCLI`.
     """
 
-    def __init__(self, *args: Any, pretrained: PretrainedSpec | None = None, **kwargs: Any) -> None:
-        self.pretrained = pretrained
+    def __init__(self, *args: Any, pretrained: PretrainedSpec | None = None, zoo: str | None = None,
+                 **kwargs: Any) -> None:
+        self.pretrained, self.zoo = pretrained, zoo
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -139,7 +146,7 @@ class KGZooCLI(LightningCLI):
                                   apply_on="instantiate")
         # read by kgzoo.cli.main before LightningCLI parses (see _with_zoo_config, take_option);
         # declared here so that `kgzoo fit --help` documents them
-        parser.add_argument("--zoo", default=None, metavar="MODEL[/DATASET]", help=ZOO_HELP)
+        parser.add_argument("--zoo", default=None, metavar=ZOO_METAVAR, help=ZOO_HELP)
         parser.add_argument("--pretrained", dest="pretrained_", default=None, metavar="NAME_OR_FOLDER",
                             help=PRETRAINED_HELP)
         parser.add_argument("--import", dest="import_", default=None, metavar="MODULE_OR_FILE",
@@ -179,6 +186,8 @@ class KGZooCLI(LightningCLI):
         # --data.dataset mind-sample trained NRMS on the dataset's CTR rows
         cfg = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
         data, model = cfg.get("data"), cfg.get("model")
+        if self.zoo is not None and data is not None and data.get("protocol") is not None:
+            check_zoo_protocol(self.zoo, data.get("dataset"), data.protocol)
         if data is None or model is None or data.get("protocol") is not None or not data.get("dataset"):
             return
         name = MODELS.name_of(pydoc.locate(str(model.get("class_path"))))
@@ -248,7 +257,7 @@ def cli_datamodule(dataset: str = "ml-100k-kg", root: Optional[str] = None, prot
                                 ("max_history", max_history), ("kg_batch_size", kg_batch_size),
                                 ("npratio", npratio)) if v is not None}
     if isinstance(protocol, dict):
-        protocol = EvalProtocol(**protocol)
+        protocol = EvalProtocol.from_dict(protocol)
     dataset = resolve_dataset(dataset)  # a folder registers here
     impressions = get_task((protocol or dataset_spec(dataset).protocol).task).data == "impressions"
     wrong = "kg_batch_size" if impressions else "npratio"
@@ -260,14 +269,16 @@ def cli_datamodule(dataset: str = "ml-100k-kg", root: Optional[str] = None, prot
     return create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed, **given)
 
 
-def make_lightning_cli(args: list[str], run: bool = True, pretrained: PretrainedSpec | None = None) -> KGZooCLI:
+def make_lightning_cli(args: list[str], run: bool = True, pretrained: PretrainedSpec | None = None,
+                       zoo: str | None = None) -> KGZooCLI:
     """Lightning's CLI over :class:`Recommender` subclasses and the DataModule of :func:`cli_datamodule`.
 
     Args:
         args: the command line after ``kgzoo`` (``["fit", "--model", ...]``), ``--zoo`` already
             replaced by ``--config FILE`` (:func:`_with_zoo_config`).
         run: run the subcommand (``False``: only parse and instantiate).
-        pretrained: weights ``fit`` starts from (:class:`KGZooCLI`).
+        pretrained: weights ``fit`` starts from (:class:`KGZooCLI`). zoo: the ``--zoo`` spec
+            (:class:`KGZooCLI`).
     """
     # deterministic algorithms (warn where an op has none), as every kgzoo bench cell trains: with
     # --seed_everything N a fit gives the same model again, with more than one thread too (a news
@@ -275,7 +286,7 @@ def make_lightning_cli(args: list[str], run: bool = True, pretrained: Pretrained
     # --trainer.deterministic false turns them off
     return KGZooCLI(Recommender, cli_datamodule, subclass_mode_model=True, subclass_mode_data=False,
                     args=args, run=run, save_config_kwargs={"overwrite": True},
-                    parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained,
+                    parser_kwargs={"prog": "kgzoo"}, pretrained=pretrained, zoo=zoo,
                     trainer_defaults={"deterministic": "warn"})
 
 
@@ -296,9 +307,55 @@ def pretrained_cli_config(spec: PretrainedSpec, subcommand: str = "fit") -> dict
     return cfg
 
 
+def zoo_spec_parts(spec: str) -> tuple[str, str, str]:
+    """``--zoo MODEL[/DATASET[@PROTOCOL]]`` as ``(model, dataset, protocol key)``: the dataset
+    ``ml-100k-kg`` where none is given, the key :func:`kgzoo.bench.cells.protocol_key` of the
+    protocol fields (``"split=cold_item"``; ``""``: the dataset's default).
+
+    Raises:
+        KeyError: an unknown dataset or model. ValueError: an unknown protocol field or a bad
+            value (:func:`kgzoo.bench.cells.cell_protocol`, naming it).
+    """
+    model, _, rest = spec.partition("/")
+    dataset, _, protocol = rest.partition("@")
+    dataset = dataset or "ml-100k-kg"
+    MODELS.get(model)
+    dataset_spec(dataset)
+    return model, dataset, protocol_key(dataset, protocol, model) if protocol else ""
+
+
+def check_zoo_protocol(spec: str, dataset: str | None, protocol: Any) -> None:
+    """Refuse ``--zoo SPEC`` with a ``--data.protocol`` whose own tuned config is another file than
+    the one ``SPEC`` read (``--zoo bpr/ml-100k-kg --data.protocol.split cold_item`` where
+    ``bpr/ml-100k-kg@split=cold_item.yaml`` exists): the model would train under that protocol
+    with another protocol's values. A protocol without a file of its own takes the dataset's, as
+    its ``kgzoo bench --protocol`` cells do (:func:`kgzoo.bench.cells.cell_config`); another
+    ``--data.dataset`` is not checked.
+
+    Args:
+        spec: the ``--zoo`` value. dataset: the parsed ``--data.dataset``. protocol: the parsed
+            ``--data.protocol`` (a mapping of :class:`~kgzoo.data.protocol.EvalProtocol` fields).
+
+    Raises:
+        ValueError: naming both files and the ``--zoo`` that reads the protocol's own.
+    """
+    model, zoo_dataset, key = zoo_spec_parts(spec)
+    if dataset != zoo_dataset:
+        return
+    given = protocol_key(zoo_dataset, EvalProtocol.from_dict(
+        protocol.as_dict() if hasattr(protocol, "as_dict") else dict(protocol)), model)
+    own, read = (ZooConfig.load(model, zoo_dataset, protocol=k).path for k in (given, key))
+    if given != key and own != read:
+        raise ValueError(f"--zoo {spec} reads {read}, but --data.protocol is {given or 'the default protocol'}, "
+                         f"whose own values are in {own}: give --zoo {model}/{zoo_dataset}"
+                         f"{'@' + given if given else ''} instead")
+
+
 def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
-    """A LightningCLI config from the zoo configs: ``spec`` is ``MODEL`` or ``MODEL/DATASET``
-    (default dataset ``ml-100k-kg``).
+    """A LightningCLI config from the zoo configs: ``spec`` is ``MODEL``, ``MODEL/DATASET`` or
+    ``MODEL/DATASET@PROTOCOL`` (default dataset ``ml-100k-kg``; :func:`zoo_spec_parts`): under a
+    protocol other than the dataset's default (``@split=cold_item``) the config of that protocol
+    (:meth:`ZooConfig.load` with its key: the values ``kgzoo tune --protocol`` chose) and its split.
 
     Returns:
         ``{"model": {"class_path", "init_args"}, "data": {...}}`` (the model class with its
@@ -310,18 +367,18 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
         :class:`BestCheckpoint` (the same ``monitor``).
 
     Raises:
-        KeyError: unknown model or dataset (with suggestions). ValueError: a broken config.
+        KeyError: unknown model or dataset (with suggestions). ValueError: a broken config, an
+            unknown protocol field.
     """
-    model, _, dataset = spec.partition("/")
-    dataset = dataset or "ml-100k-kg"
+    model, dataset, key = zoo_spec_parts(spec)
     cls = MODELS.get(model)
-    dataset_spec(dataset)
-    cfg = ZooConfig.load(model, dataset)
-    protocol = model_protocol(dataset, model)  # a news model on MIND: the impression protocol
+    cfg = ZooConfig.load(model, dataset, protocol=key)
+    # a news model on MIND: the impression protocol
+    protocol = cell_protocol(dataset, 0, key, model) if key else model_protocol(dataset, model)
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                      "init_args": dict(cfg.model)},
                            "data": {"dataset": dataset, **cfg.data,
-                                    **({"protocol": protocol.to_dict()} if protocol is not None else {})}}
+                                    **({"protocol": protocol_fields(protocol.to_dict())} if protocol is not None else {})}}
     if subcommand == "fit":
         sched = cfg.schedule(quick=False)
         out["trainer"] = {"max_epochs": sched.max_epochs, "callbacks": [
@@ -399,7 +456,7 @@ def _with_zoo_config(subcommand: str, args: list[str]) -> tuple[list[str], str |
     for i, a in enumerate(args):
         if a == "--zoo" or a.startswith("--zoo="):
             if a == "--zoo" and i + 1 == len(args):
-                raise ValueError("--zoo needs a value: MODEL or MODEL/DATASET")
+                raise ValueError("--zoo needs a value: MODEL, MODEL/DATASET or MODEL/DATASET@PROTOCOL")
             spec = a.split("=", 1)[1] if "=" in a else args[i + 1]
             rest = args[:i] + args[i + (1 if "=" in a else 2):]
             fd, path = tempfile.mkstemp(prefix="kgzoo-cli-", suffix=".yaml")
@@ -458,7 +515,7 @@ def passthrough_arguments(p: argparse.ArgumentParser) -> None:
     p.prefix_chars = "\x00"
     p.add_argument("lightning_args", nargs=argparse.REMAINDER,
                    help="LightningCLI arguments: --model, --data.*, --trainer.*, --ckpt_path, --config; "
-                        "--zoo MODEL[/DATASET] starts from that model's zoo config")
+                        "--zoo MODEL[/DATASET[@PROTOCOL]] starts from that model's zoo config")
 
 
 def _with_pretrained_config(subcommand: str, args: list[str]) -> tuple[list[str], str | None, PretrainedSpec | None]:
@@ -521,12 +578,13 @@ def run_lightning(subcommand: str, args: list[str]) -> KGZooCLI:
     try:
         cli_args, tmp_pre, spec = _with_pretrained_config(subcommand, _model_names_to_classes(list(args)))
         tmps.append(tmp_pre)
+        zoo = take_option("--zoo", cli_args)[0]
         cli_args, tmp = _with_zoo_config(subcommand, cli_args)
         tmps.append(tmp)
         cli_args, tmp_ckpt = _with_ckpt_config(cli_args) if subcommand in ("test", "validate") else (cli_args, None)
         tmps.append(tmp_ckpt)
         with lightning_quiet(*_CLI_QUIET, *(_EVAL_QUIET if subcommand in ("test", "validate") else ())):
-            return make_lightning_cli([subcommand, *cli_args], pretrained=spec)
+            return make_lightning_cli([subcommand, *cli_args], pretrained=spec, zoo=zoo[0] if zoo else None)
     finally:
         for t in tmps:
             if t:

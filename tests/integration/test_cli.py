@@ -239,6 +239,37 @@ def test_fit_from_a_zoo_config(data_dir, tmp_path, capsys):
     assert main(["fit", "--zoo", "nosuchmodel"]) == 2  # unknown model: a clear error, no training
 
 
+def test_fit_zoo_under_another_protocol_takes_that_protocols_values(data_dir, tmp_path, monkeypatch, capsys):
+    """``kgzoo fit --zoo bpr/ml-100k-kg@split=cold_item`` trains on the cold-item split with the
+    values ``kgzoo tune --protocol split=cold_item`` wrote (``bpr/ml-100k-kg@split=cold_item.yaml``,
+    as ``kgzoo bench --protocol`` reads them). ``--zoo bpr/ml-100k-kg --data.protocol.split
+    cold_item`` is refused, naming that file: before, it trained the cold split with the random
+    split's tuned values, without a word."""
+    from kgzoo.cli.lightning import _with_zoo_config, make_lightning_cli
+
+    d = tmp_path / "bpr"
+    d.mkdir()
+    base = "model: {embedding_dim: 16, lr: 1.0e-3}\ndata: {batch_size: 4096}\ntrain: {max_epochs: 2, patience: 1}\n"
+    (d / "ml-100k-kg.yaml").write_text(base + "tuned: {params: {lr: 0.02}, trials: 1, study: warm}\n")
+    (d / "ml-100k-kg@split=cold_item.yaml").write_text(base + "tuned: {params: {lr: 0.005}, trials: 1, study: cold}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    args, tmp = _with_zoo_config("fit", ["--zoo", "bpr/ml-100k-kg@split=cold_item", "--trainer.logger", "false"])
+    try:
+        cli = make_lightning_cli(args, run=False)
+    finally:
+        os.unlink(tmp)
+    assert cli.model.hparams.lr == 0.005 and cli.datamodule.protocol.split == "cold_item"
+    assert cli.trainer.max_epochs == 2
+    for given in (["--data.protocol.split", "cold_item"], ["--data.protocol", "{split: cold_item}"]):
+        assert main(["fit", "--zoo", "bpr/ml-100k-kg", *given, "--trainer.max_epochs", "1",
+                     "--trainer.default_root_dir", str(tmp_path / "runs")]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{d / 'ml-100k-kg@split=cold_item.yaml'}" in err and "--zoo bpr/ml-100k-kg@split=cold_item" in err, err
+    assert not (tmp_path / "runs").exists()  # refused before training
+    with pytest.raises(ValueError, match="unknown protocol field 'splt'"):
+        _with_zoo_config("fit", ["--zoo", "bpr/ml-100k-kg@splt=cold_item"])
+
+
 def test_fit_zoo_uses_the_converged_schedule(data_dir):
     # `--zoo` gives the config's epoch cap, early stopping on valid/<main metric> with its patience and
     # the best checkpoint; a later --trainer.* argument overrides the cap
@@ -262,7 +293,7 @@ def test_fit_zoo_uses_the_converged_schedule(data_dir):
     best.setup(cli.trainer, cli.model, "fit")
     assert stop.monitor == best.monitor == f"valid/{cli.model.main_metric}" == "valid/ndcg@10"
     p = _kgzoo("fit", "--help")
-    assert p.returncode == 0 and "--zoo MODEL[/DATASET]" in p.stdout and "converged schedule" in p.stdout
+    assert p.returncode == 0 and "--zoo MODEL[/DATASET[@PROTOCOL]]" in p.stdout and "converged schedule" in p.stdout
 
 
 def test_data_stats_of_a_folder_takes_min_text_match(tmp_path, capsys):
