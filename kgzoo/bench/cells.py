@@ -67,7 +67,8 @@ def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, 
         key, eq, text = pair.partition("=")
         key, text = key.strip(), text.strip()
         if not eq or not key or not key.isidentifier():
-            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. use_kg=false)")
+            example = "split=cold_item" if what == "protocol" else "use_kg=false"
+            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. {example})")
         if key in overrides:
             raise ValueError(f"{what} {spec!r}: {key!r} is given twice")
         try:

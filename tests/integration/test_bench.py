@@ -64,6 +64,8 @@ def test_a_wildcards_models_that_cannot_run_are_left_out_and_listed(data_dir):
     ({"models": ["bpr"], "variants": ["embedding_dim=12.5"]}, "hyper-parameter 'embedding_dim' takes int, got 12.5"),
     ({"protocol": "splitt=cold_item"}, "^protocol 'splitt=cold_item' on ml-100k-kg: unknown protocol field 'splitt'"),
     ({"protocol": "split=coldstart"}, "protocol 'split=coldstart' on ml-100k-kg"),
+    # a protocol's example is a protocol's (it gave the variants' use_kg=false)
+    ({"protocol": "cold_item"}, r"'cold_item' is not key=value \(e\.g\. split=cold_item\)"),
     ({"models": ["pop", "dkn"]}, "^dkn on ml-100k-kg: DKN runs the tasks impression, ctr"),  # named: refused
     ({"models": ["nrms*"]}, "^no model of the grid runs on its datasets: nrms on ml-100k-kg"),
 ])
