@@ -138,6 +138,7 @@ class KGZooCLI(LightningCLI):
     def __init__(self, *args: Any, pretrained: PretrainedSpec | None = None, zoo: str | None = None,
                  **kwargs: Any) -> None:
         self.pretrained, self.zoo = pretrained, zoo
+        self._weights: dict[str, Any] | None = None  # the pretrained state dict, read once (_pretrained_weights)
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -199,11 +200,16 @@ class KGZooCLI(LightningCLI):
         # as kgzoo.create_model: the model's task chooses its DataModule (KG link prediction: a
         # triple split), the DataModule adapts to the model, the model takes its graphs
         self.datamodule = create_datamodule_for(self.model, self.datamodule)
-        attach(self.model, self.datamodule)
+        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
+        saved = _kgzoo_checkpoint(ckpt) if ckpt else None
+        # the weights loaded next (--pretrained's, or the kgzoo checkpoint's Lightning restores)
+        # hand in the tables they carry (TransE, PLM text vectors): as load_pretrained and
+        # load_checkpoint, nothing is computed only to be overwritten
+        attach(self.model, self.datamodule,
+               state=self._pretrained_weights() if self.pretrained is not None else saved and saved[0]["state_dict"])
         # Lightning restores a checkpoint's weights before its DataModule state: data of other
         # sizes would fail on a shape mismatch before the fingerprint check that names both
-        ckpt = self.config[self.config.subcommand].get("ckpt_path") if self.config.get("subcommand") else None
-        meta = _kgzoo_meta(ckpt) if ckpt else None
+        meta = saved[1] if saved else None
         if meta and meta.get("data") and hasattr(self.datamodule, "load_state_dict"):
             self.datamodule.load_state_dict(meta["data"])
 
@@ -212,7 +218,7 @@ class KGZooCLI(LightningCLI):
         if self.pretrained is not None:
             spec, dm = self.pretrained, self.datamodule
             try:
-                load_state(self.model, load_weights(spec), f"weights of {spec.name!r}")
+                load_state(self.model, self._pretrained_weights(), f"weights of {spec.name!r}")
             except PretrainedError as e:
                 if dm.dataset == spec.dataset:
                     raise
@@ -230,8 +236,14 @@ class KGZooCLI(LightningCLI):
 
     def _load_pretrained_for_eval(self) -> None:
         if self.pretrained is not None:  # kgzoo test/validate --pretrained: the weights as load_pretrained gives them
-            load_state(self.model, load_weights(self.pretrained), f"weights of {self.pretrained.name!r}")
+            load_state(self.model, self._pretrained_weights(), f"weights of {self.pretrained.name!r}")
             self.model.eval()
+
+    def _pretrained_weights(self) -> dict[str, Any] | None:
+        """The state dict of ``--pretrained`` (checksum verified, read once), ``None`` without it."""
+        if self.pretrained is not None and self._weights is None:
+            self._weights = load_weights(self.pretrained)
+        return self._weights
 
 
 def cli_datamodule(dataset: str = "ml-100k-kg", root: Optional[str] = None, protocol: Optional[EvalProtocol] = None,
@@ -389,13 +401,20 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     return out
 
 
-def _kgzoo_meta(path: str) -> dict[str, Any] | None:
-    """The ``"kgzoo"`` entry of checkpoint ``path`` (:func:`kgzoo.hub.checkpoint.checkpoint_meta`),
+def _kgzoo_checkpoint(path: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(checkpoint, its "kgzoo" entry)`` of ``path`` (:func:`kgzoo.hub.checkpoint.checkpoint_meta`),
     ``None`` for a file that is not a kgzoo checkpoint."""
     try:
-        return checkpoint_meta(path)[1]
+        return checkpoint_meta(path)
     except (PretrainedError, FileNotFoundError):
         return None
+
+
+def _kgzoo_meta(path: str) -> dict[str, Any] | None:
+    """The ``"kgzoo"`` entry of checkpoint ``path`` (:func:`_kgzoo_checkpoint`), ``None`` for a file
+    that is not a kgzoo checkpoint."""
+    saved = _kgzoo_checkpoint(path)
+    return saved[1] if saved else None
 
 
 def ckpt_cli_config(path: str) -> dict[str, Any] | None:

@@ -97,6 +97,35 @@ def test_shipped_weights_reevaluate_to_manifest(name, dm, monkeypatch):
     assert hub.metrics_close(got, spec.metrics, rel=1e-6) == [], (got, spec.metrics)
 
 
+def test_kgzoo_fit_and_test_pretrained_compute_nothing_the_weights_carry(monkeypatch, tmp_path, data_dir):
+    """``kgzoo test --pretrained kgplm/ml-100k-kg`` gives the manifest's test metrics and ``kgzoo
+    fit --pretrained kgplm/ml-100k-kg`` trains on from the weights, both without computing what the
+    weights carry, as ``load_pretrained`` does: on an empty cache they trained TransE for 50 epochs
+    and encoded every item text before the weights overwrote both (a one-epoch fine-tune took
+    25 s of wall time, most of it those pre-computations)."""
+    from kgzoo.cli.lightning import run_lightning
+    from kgzoo.pretrain.kg_vectors import GrownKGVectors, KGVectors
+    from kgzoo.pretrain.text_vectors import TextVectors
+
+    def computed(*args, **kwargs):
+        raise AssertionError("a pre-computation the weights carry was computed again")
+
+    for cls, method in ((KGVectors, "load"), (KGVectors, "load_tables"), (GrownKGVectors, "load_tables"),
+                        (TextVectors, "load")):
+        monkeypatch.setattr(cls, method, computed)
+    quiet = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+             "--trainer.default_root_dir", str(tmp_path)]
+    cli = run_lightning("test", ["--pretrained", "kgplm/ml-100k-kg", *quiet])
+    got = {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
+    assert hub.metrics_close(got, SHIPPED["kgplm/ml-100k-kg"].metrics, rel=1e-6) == [], got
+    cli = run_lightning("fit", ["--pretrained", "kgplm/ml-100k-kg", "--trainer.max_epochs", "1",
+                                "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1", *quiet])
+    assert cli.trainer.current_epoch == 1
+    ckpt, = tmp_path.rglob("*.ckpt")  # and its checkpoint, tested from the path alone
+    cli = run_lightning("test", ["--ckpt_path", str(ckpt), *quiet])
+    assert cli.trainer.callback_metrics["test/ndcg@10"] > 0
+
+
 # ------------------------------------------------------------------ recommend
 def test_recommend_raw_ids(dm):
     pre = kgzoo.load_pretrained("lightgcn/ml-100k-kg", datamodule=dm)
