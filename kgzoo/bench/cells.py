@@ -210,7 +210,8 @@ def model_protocol(dataset: str, model: str) -> EvalProtocol | None:
 
 def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None = None) -> EvalProtocol:
     """The protocol of a cell: the dataset's default protocol for ``model`` (:func:`default_protocol`,
-    the same split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced.
+    the same split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced;
+    a tuple field as :func:`protocol_key` spells it (``ratios=0.7-0.1-0.2``).
 
     Raises:
         ValueError: an unknown protocol field or a bad value (naming it).
@@ -221,7 +222,17 @@ def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None
     if unknown:
         raise ValueError(f"unknown protocol field {', '.join(map(repr, unknown))}; known: "
                          f"{', '.join(f.name for f in dataclasses.fields(base))}")
+    # a tuple field as protocol_key spells it (ratios=0.7-0.1-0.2): commas separate the fields
+    fields = {k: _dashed(v) if isinstance(getattr(base, k), tuple) else v for k, v in fields.items()}
     return dataclasses.replace(base, **fields) if fields else base
+
+
+def _dashed(value: Any) -> Any:
+    """``"0.7-0.1-0.2"`` as ``(0.7, 0.1, 0.2)``; any other value as it is (the protocol refuses it, named)."""
+    try:
+        return tuple(float(x) for x in value.split("-")) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def protocol_key(dataset: str, protocol: EvalProtocol | str, model: str | None = None) -> str:

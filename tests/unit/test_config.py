@@ -247,6 +247,21 @@ def test_the_converged_schedule_takes_the_datasets_warm_up(tmp_path):
     assert "min_epochs" not in cell_schedule("bpr", "ml-100k-kg", quick=False)  # rows of other sets as before
 
 
+def test_a_protocol_key_reads_back_as_the_protocol_it_names():
+    """A protocol's key (its config file's ``@`` part, its tuning rows' name) is what ``kgzoo bench
+    --protocol`` and ``kgzoo tune --protocol`` take: ``ratios=0.7-0.1-0.2`` was refused ("must be
+    three non-negative fractions summing to 1"), and a list cannot be given between the commas
+    that separate the fields, so no split other than 8:1:1 could be asked for there."""
+    from kgzoo.bench.cells import cell_protocol, protocol_key
+    from kgzoo.data.protocol import EvalProtocol
+
+    cold = EvalProtocol(split="cold_item", ratios=(0.7, 0.1, 0.2))
+    key = protocol_key("ml-100k-kg", cold)
+    assert cell_protocol("ml-100k-kg", 0, key) == cold and protocol_key("ml-100k-kg", key) == key
+    with pytest.raises(ValueError, match=r"EvalProtocol.ratios: \(0.7, 0.1\) must be three"):
+        cell_protocol("ml-100k-kg", 0, "ratios=0.7-0.1")
+
+
 def test_a_protocols_own_file_comes_before_the_datasets(tmp_path):
     """``ZooConfig.load(model, dataset, protocol="split=cold_item")`` reads
     ``<dataset>@split=cold_item.yaml`` where a study under that protocol wrote one, else the dataset
