@@ -6,8 +6,10 @@ extra folders): the folders are overlaid, so for each of the two names the file 
 folder holding it counts, and a dataset file anywhere beats a ``default.yaml`` anywhere. Under an
 evaluation protocol other than the dataset's default (``protocol``: its fields that differ, as
 ``kgzoo bench --protocol`` spells them, e.g. ``split=cold_item``), ``<dataset>@<protocol>.yaml``
-comes first: ``kgzoo tune --protocol`` writes the values chosen under that protocol there, a copy
-of the dataset file with their ``tuned:`` record, so the default protocol's tables keep theirs.
+is laid over that file: its sections replace the file's, the others stay the file's. ``kgzoo
+tune --protocol`` writes the values chosen under that protocol there as its ``tuned:`` section
+alone, so the default protocol's tables keep their record and an edit of the dataset file (its
+epoch cap, its search space) reaches the protocol's runs too.
 
 Sections (each a mapping; all optional): ``model`` (hyper-parameters), ``data`` (DataModule
 arguments: batch sizes), ``train`` (the converged schedule: ``max_epochs``, ``patience``,
@@ -229,7 +231,8 @@ class ZooConfig:
             own was found.
         model, data, train, bench, paper, reference, tune, tuned, note: the file's sections (empty
             dicts if absent); ``model`` already holds ``tuned["params"]`` over the file's ``model``.
-        path: the file read, ``None`` when the model has no config (an empty config).
+        path: the file read, ``None`` when the model has no config (an empty config); under a
+            protocol with a file of its own, that file (laid over the dataset file).
         paper_path: the file of the ``paper`` section: ``path``, or the model's ``default.yaml``
             when the dataset file has no ``paper`` section (a paper's numbers belong to the
             model, not to the dataset we run); ``None`` without a ``paper`` section.
@@ -291,10 +294,19 @@ class ZooConfig:
             if found is not None:
                 parent, path = found
         sections = _read(path) if path is not None else {}
-        fallback = {sec: path if sections.get(sec) else None for sec in ("paper", "reference", "tune", "note")}
+        origin = {sec: path for sec in SECTIONS if sections.get(sec)}
+        under = None
+        if protocol and dataset and path is not None and path.name == config_file_name(dataset, protocol):
+            # the protocol's file is laid over the dataset's (or default.yaml): its sections win
+            under = _file_for(parent or model, dataset, dirs)
+            read = _read(under) if under is not None else {}
+            for sec, value in read.items():
+                if value and not sections[sec]:
+                    sections[sec], origin[sec] = value, under
+        fallback = {sec: origin.get(sec) for sec in ("paper", "reference", "tune", "note")}
         missing = [sec for sec in fallback if path is not None and not sections[sec]]
         default = _file_for(parent or model, None, dirs) if missing else None
-        if default is not None and default != path:  # the model's, not the dataset's: from default.yaml
+        if default is not None and default not in (path, under):  # the model's, not the dataset's: from default.yaml
             read = _read(default)
             for sec in missing:
                 sections[sec] = read[sec]

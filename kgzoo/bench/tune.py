@@ -687,7 +687,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     report.best_params = {p.name: _from_trial(p, best.params) for p in space}
     if write_config is not None:
         report.config = write_tuned(Path(write_config), cfg, report, schedule, study.study_name)
-    if best.user_attrs.get("capped"):  # the file later runs read: under a protocol, the copy just written
+    if best.user_attrs.get("capped"):  # the file later runs read: under a protocol, its own (laid over the dataset's)
         say(f"{model} on {shown}: the best trial stopped at its cap of {schedule.max_epochs} epochs before "
             f"early stopping ended it: its value is not converged; raise train.max_epochs in "
             f"{report.config or cfg.path or 'the config'}")
@@ -770,7 +770,9 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
     The file keeps its text (comments included); an earlier ``tuned:`` section is replaced; the
     comment above it names the trial rows file (:func:`_rows_label`).
     A dataset without a file of its own gets one: the ``default.yaml`` it used, copied, with
-    the section appended. Returns the file written.
+    the section appended. Under a protocol (``cfg.protocol``) the file is the protocol's,
+    ``<model>/<dataset>@<protocol>.yaml``, holding the section alone (:func:`_write_record`).
+    Returns the file written.
 
     Raises:
         OSError: the folder or file cannot be written.
@@ -816,20 +818,33 @@ def write_tuned_from(config_dir: Path, cfg: ZooConfig, source: str) -> Path:
 
 #: the first line :func:`_write_record` writes: ``# <model> on <dataset>: <file> as it was, with <origin>``
 _HEADER = re.compile(r"\A# \S+ on \S+: (?P<source>\S+) as it was, with [^\n]*\n")
+#: the first line of a protocol's file (:func:`_write_record`)
+_PROTOCOL_HEADER = re.compile(r"\A# \S+ on \S+@\S+: laid over [^\n]*\n")
 
 
 def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], origin: str, comment: str) -> Path:
     """``record`` as the ``tuned:`` section of the model's dataset file, or of its protocol's
-    (:func:`kgzoo.config.config_file_name`: ``cfg.protocol``; see :func:`write_tuned`)."""
+    (:func:`kgzoo.config.config_file_name`: ``cfg.protocol``), which holds that section alone (and
+    what a user wrote there): :meth:`kgzoo.config.ZooConfig.load` lays it over the dataset file
+    (see :func:`write_tuned`)."""
     path = config_dir / cfg.model_name / config_file_name(cfg.dataset, cfg.protocol)
+    if cfg.protocol:
+        text = path.read_text() if path.is_file() else ""
+        head = _PROTOCOL_HEADER.match(text)
+        text = (f"# {cfg.model_name} on {cfg.dataset}@{cfg.protocol}: laid over its {cfg.dataset} config, with "
+                f"{origin}\n" + strip_tuned(text[head.end() if head else 0:]).rstrip("\n"))
+        text = text.rstrip("\n") + "\n" + f"# {comment}\n"
+        text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
     source = path if path.is_file() else cfg.path
     text = source.read_text() if source is not None else ""
     # the header names the file first copied and the record now written: an earlier header (its
     # trial count, or the header of the file copied) is replaced, never stacked or left stale
     head = _HEADER.match(text)
     first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
-    text = (f"# {cfg.model_name} on {cfg.dataset}{'@' + cfg.protocol if cfg.protocol else ''}: {first} as it was, "
-            f"with {origin}\n" + text[head.end() if head else 0:])
+    text = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n" + text[head.end() if head else 0:]
     text = strip_tuned(text).rstrip("\n") + "\n"
     text += f"# {comment}\n"
     text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)

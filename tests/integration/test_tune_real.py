@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from kgzoo.bench.tune import tune
 from kgzoo.config import ZooConfig
@@ -70,6 +71,15 @@ def test_tune_under_the_cold_item_protocol_writes_that_protocols_config(tmp_path
                  "--storage", str(tmp_path / "s.sqlite3")]) == 0
     assert (d / "ml-100k-kg.yaml").read_text() == warm  # the default protocol's record stays
     cold_file = d / "ml-100k-kg@split=cold_item.yaml"
+    # the protocol's file holds its tuned: record alone, laid over the dataset file: an edit there
+    # (the epoch cap) reaches the protocol's runs, where a copy of the file hid it
+    written = yaml.safe_load(cold_file.read_text())
+    assert list(written) == ["tuned"] and cold_file.read_text().startswith(
+        "# bpr on ml-100k-kg@split=cold_item: laid over its ml-100k-kg config")
+    (d / "ml-100k-kg.yaml").write_text(warm.replace("max_epochs: 2", "max_epochs: 3"))
+    assert cell_config("bpr", "ml-100k-kg", "split=cold_item").schedule().max_epochs == 3
+    assert cell_config("bpr", "ml-100k-kg", "split=cold_item").tune == yaml.safe_load(warm)["tune"]
+    (d / "ml-100k-kg.yaml").write_text(warm)
     rows = [json.loads(x) for x in (tmp_path / "results" / "tuning" / "bpr-ml-100k-kg@split=cold_item.jsonl")
             .read_text().splitlines()]
     cold_fp = cell_fingerprint(Cell("bpr", "ml-100k-kg", 0, protocol="split=cold_item"))[0]

@@ -809,3 +809,25 @@ def test_a_failed_trial_says_why_in_its_progress_line(tmp_path, monkeypatch):
          fingerprint=lambda m, ds: "0" * 64, log=lines.append)
     fails = [x for x in lines if x.startswith("[")]
     assert len(fails) == 2 and all(": fail {" in x and x.endswith("; RuntimeError: diverged") for x in fails)
+
+
+def test_a_protocols_file_is_rewritten_in_place_and_keeps_what_a_user_wrote(tmp_path):
+    """A second study under the same protocol replaces the protocol file's header and tuned: record
+    (none stacked) and keeps a section a user added there (it overrides the dataset file's)."""
+    from kgzoo.bench.tune import TuneReport, write_tuned
+
+    d = _config_dir(tmp_path, SPACE)
+    cfg = ZooConfig.load("bpr", "ml-100k-kg", [d], protocol="split=cold_item")
+    report = TuneReport("bpr", "ml-100k-kg", 2, rows=tmp_path / "rows.jsonl")
+    report.best_params, report.monitor, report.best_value = {"lr": 0.02}, "valid/ndcg@10", 0.5
+    report.default = {"state": "COMPLETE", "value": 0.4, "trial": 0, "chosen": False}
+    path = write_tuned(d, cfg, report, cfg.schedule(), "bpr/ml-100k-kg/x/y/z/seed0")
+    assert path == d / "bpr" / "ml-100k-kg@split=cold_item.yaml" and list(yaml.safe_load(path.read_text())) == ["tuned"]
+    path.write_text(path.read_text() + "train: {max_epochs: 4}\n")  # a user's own cap for this protocol
+    report.best_params = {"lr": 0.03}
+    write_tuned(d, cfg, report, cfg.schedule(), "bpr/ml-100k-kg/x/y/z/seed0")
+    text = path.read_text()
+    assert text.count("laid over its ml-100k-kg config") == 1 and text.count("tuned:") == 1
+    again = ZooConfig.load("bpr", "ml-100k-kg", [d], protocol="split=cold_item")
+    assert again.model["lr"] == 0.03 and again.schedule().max_epochs == 4 and again.tune == cfg.tune
+    assert ZooConfig.load("bpr", "ml-100k-kg", [d]).schedule().max_epochs == 7  # the default protocol's
