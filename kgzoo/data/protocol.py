@@ -85,6 +85,8 @@ class EvalProtocol:
         ratios: (train, valid, test) fractions, summing to 1.
         seed: seed of every random choice of the split.
         threshold: keep ratings ``>=`` threshold (explicit to implicit); ``None`` keeps all.
+            Held as a float, so ``4`` and ``4.0`` are one protocol (one fingerprint, one
+            ``kgzoo.bench.cells.protocol_key``).
         k_core: keep users and items with at least ``k_core`` interactions (0 = off).
         require_train_positive: after the split, drop every train, valid and test row of a
             user with no positive train row (RippleNet's protocol: the authors'
@@ -95,8 +97,9 @@ class EvalProtocol:
 
     Raises:
         ValueError: unknown task or split, ratios that are not three non-negative fractions
-            summing to 1, a ``seed`` or ``k_core`` that is not an integer >= 0, a
-            ``require_train_positive`` that is not a bool (each message names the field).
+            summing to 1, a ``seed`` or ``k_core`` that is not an integer >= 0, a ``threshold``
+            that is neither ``None`` nor a number, a ``require_train_positive`` that is not a
+            bool (each message names the field).
     """
 
     task: Literal["topk", "ctr", "impression"] = "topk"
@@ -125,6 +128,10 @@ class EvalProtocol:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"EvalProtocol.{name}: {v!r} must be an integer >= 0")
+        if self.threshold is not None:  # one value, one protocol: 4 and 4.0 (JSON) had two fingerprints
+            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
+                raise ValueError(f"EvalProtocol.threshold: {self.threshold!r} must be a number or null")
+            object.__setattr__(self, "threshold", float(self.threshold))
         if not isinstance(self.require_train_positive, bool):  # "false" or 1 would switch it on
             raise ValueError(f"EvalProtocol.require_train_positive: {self.require_train_positive!r} must be "
                              "true or false")

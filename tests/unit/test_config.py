@@ -262,6 +262,28 @@ def test_a_protocol_key_reads_back_as_the_protocol_it_names():
         cell_protocol("ml-100k-kg", 0, "ratios=0.7-0.1")
 
 
+def test_a_threshold_spelled_as_an_integer_is_the_same_protocol():
+    """``threshold=4`` and ``threshold=4.0`` are one protocol: one key (one config file
+    ``<dataset>@threshold=4.0.yaml``, one tuning rows file) and one fingerprint (one study, one
+    cell): the key wrote ``threshold=4`` and ``threshold=4.0`` as two files and the protocol
+    record's JSON 4 and 4.0 gave two data fingerprints, so a study under one spelling was not the
+    one ``kgzoo bench --protocol`` read under the other. A threshold that is no number is refused."""
+    import json
+
+    from kgzoo.bench.cells import cell_protocol, protocol_key
+    from kgzoo.data.protocol import EvalProtocol
+
+    assert protocol_key("ml-100k-kg", "threshold=4") == protocol_key("ml-100k-kg", "threshold=4.0") \
+        == "threshold=4.0"
+    as_int, as_float = (cell_protocol("ml-100k-kg", 0, s) for s in ("threshold=4", "threshold=4.0"))
+    assert json.dumps(as_int.to_dict(), sort_keys=True) == json.dumps(as_float.to_dict(), sort_keys=True)
+    assert as_int.fingerprint({"f": "0"}) == as_float.fingerprint({"f": "0"})
+    assert EvalProtocol(threshold=None).threshold is None
+    for bad in ("four", True, [4]):
+        with pytest.raises(ValueError, match="EvalProtocol.threshold"):
+            EvalProtocol(threshold=bad)
+
+
 def test_a_protocols_own_file_comes_before_the_datasets(tmp_path):
     """``ZooConfig.load(model, dataset, protocol="split=cold_item")`` reads
     ``<dataset>@split=cold_item.yaml`` where a study under that protocol wrote one, else the dataset
