@@ -274,7 +274,9 @@ class ZooConfig:
         (``paper_path`` says which file). A model with no config file of its own takes the file
         of its nearest parent class
         registered under another name (``inherited_from`` says which); a model with neither
-        (e.g. a user's model) gets an empty config with ``path=None``.
+        (e.g. a user's model) gets an empty config with ``path=None``. Under ``protocol`` a model
+        whose only file is that protocol's (``kgzoo tune --protocol`` of such a subclass) has it
+        laid over its parent's file.
 
         Args:
             model: registered model name (the folder name). dataset: dataset name, ``None`` for
@@ -295,17 +297,22 @@ class ZooConfig:
                 parent, path = found
         sections = _read(path) if path is not None else {}
         origin = {sec: path for sec in SECTIONS if sections.get(sec)}
-        under = None
+        under, owner = None, parent or model  # owner: the model whose dataset and default.yaml files count
         if protocol and dataset and path is not None and path.name == config_file_name(dataset, protocol):
-            # the protocol's file is laid over the dataset's (or default.yaml): its sections win
-            under = _file_for(parent or model, dataset, dirs)
+            # the protocol's file is laid over the dataset's (or default.yaml): its sections win;
+            # a model whose only file is its protocol's (a study of a subclass without a config of
+            # its own) lays it over the config it takes without, its registered parent's
+            under = _file_for(owner, dataset, dirs)
+            found = _registered_parent(model, dirs, dataset) if under is None and parent is None else None
+            if found is not None:
+                owner, under = found
             read = _read(under) if under is not None else {}
             for sec, value in read.items():
                 if value and not sections[sec]:
                     sections[sec], origin[sec] = value, under
         fallback = {sec: origin.get(sec) for sec in ("paper", "reference", "tune", "note")}
         missing = [sec for sec in fallback if path is not None and not sections[sec]]
-        default = _file_for(parent or model, None, dirs) if missing else None
+        default = _file_for(owner, None, dirs) if missing else None
         if default is not None and default not in (path, under):  # the model's, not the dataset's: from default.yaml
             read = _read(default)
             for sec in missing:

@@ -147,6 +147,26 @@ def test_subclass_inherits_the_parents_config(subclasses, tmp_path):
     assert (mine.inherited_from, mine.path) == (None, own)
 
 
+def test_a_subclass_tuned_under_a_protocol_keeps_its_parents_config(subclasses, tmp_path):
+    """``kgzoo tune mybpr ml-100k-kg --protocol split=cold_item`` (mybpr: no config of its own)
+    writes ``mybpr/ml-100k-kg@split=cold_item.yaml`` holding its ``tuned:`` record alone, laid over
+    the config mybpr takes, bpr's: that file was laid over no file (mybpr has no dataset file),
+    so the protocol's cells trained mybpr with its constructor's defaults, no epoch cap of the
+    config and no ``tune:`` space (a second study: "nothing to search")."""
+    from kgzoo.bench.tune import _write_record
+
+    bpr = ZooConfig.load("bpr", "ml-100k-kg")
+    inherited = ZooConfig.load("mybpr", "ml-100k-kg", protocol="split=cold_item")
+    assert inherited.inherited_from == "bpr" and inherited.model == bpr.model
+    own = _write_record(tmp_path, inherited, {"params": {"lr": 0.005, "reg_weight": 1.0e-5}}, "a study", "rows")
+    assert own == tmp_path / "mybpr" / "ml-100k-kg@split=cold_item.yaml"
+    cold = ZooConfig.load("mybpr", "ml-100k-kg", [tmp_path], protocol="split=cold_item")
+    assert cold.path == own and cold.model == {**bpr.model, "lr": 0.005, "reg_weight": 1.0e-5}
+    assert (cold.data, cold.train, cold.bench, cold.tune) == (bpr.data, bpr.train, bpr.bench, bpr.tune)
+    assert cold.tune_path == bpr.tune_path and cold.defaults == bpr.defaults
+    assert ZooConfig.load("mybpr", "ml-100k-kg", [tmp_path]).model == bpr.model  # the default protocol's, as it was
+
+
 def test_create_model_uses_the_inherited_config(subclasses, tmp_path, monkeypatch):
     import kgzoo
 
