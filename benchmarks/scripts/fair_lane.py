@@ -67,7 +67,9 @@ def published_runs(dataset: str, results: Path, capped: bool = False, protocol: 
     it, whatever the file); a row without either counts 0 s. ``capped``: also the runs of the
     converged schedule that stopped at their epoch cap (not published, not converged, yet as
     costly): what a run took, whatever ended it, for the lane's first-seed decision. ``protocol``
-    (``--protocol``, e.g. ``split=cold_item``): the rows of that protocol's table instead. A row
+    (``--protocol``, e.g. ``split=cold_item``): the rows of that protocol's table instead, its fields
+    over the protocol each model's cells take (:func:`kgzoo.bench.cells.cell_protocol`: a news
+    model's impressions on mind-sample, not the dataset's ctr default). A row
     counts only where it ran the values the model's config now holds (its ``tuning.chosen``, the
     ``tuned:`` params of :func:`kgzoo.bench.cells.cell_config` under that protocol): after a new
     study (a protocol's own, say) the rows of the old values are due again.
@@ -82,11 +84,20 @@ def published_runs(dataset: str, results: Path, capped: bool = False, protocol: 
     grids = dataset_grids([dataset])
     if dataset not in grids:
         raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
-    table, _ = grids[dataset]
-    if protocol:
-        from kgzoo.bench.cells import cell_protocol  # noqa: PLC0415
-        table = {**table, **cell_protocol(dataset, 0, protocol).to_dict()}
-    from kgzoo.bench.cells import cell_config  # noqa: PLC0415
+    grid_table, _ = grids[dataset]
+    from kgzoo.bench.cells import cell_config, cell_protocol  # noqa: PLC0415
+
+    tables: dict[str, dict] = {}
+
+    def table(model: str) -> dict:  # the protocol of the model's cells: the fields over its default (news: impressions)
+        if model not in tables:
+            try:
+                tables[model] = cell_protocol(dataset, 0, protocol, model).to_dict() if protocol else grid_table
+            except KeyError:  # a model no longer registered: the dataset's default under the fields
+                tables[model] = {**grid_table, **cell_protocol(dataset, 0, protocol).to_dict()}
+            except ValueError:  # fields its task refuses (an impression model's split): no cell of it ran there
+                tables[model] = {}
+        return tables[model]
 
     values: dict[str, dict] = {}
 
@@ -102,7 +113,7 @@ def published_runs(dataset: str, results: Path, capped: bool = False, protocol: 
     for r in read_folder(results):
         ran = r.is_published() or (capped and r.status == "ok" and r.schedule.get("kind") == "converged")
         if (r.dataset == dataset and r.variant == "base" and ran
-                and in_grid_table(r.task, r.kg_ablation, r.protocol, table)
+                and in_grid_table(r.task, r.kg_ablation, r.protocol, table(r.model))
                 and dict((r.tuning or {}).get("chosen") or {}) == current(r.model)):
             runs.setdefault(r.model, {})[r.seed] = float(r.run_seconds or 0.0)
     return runs

@@ -250,3 +250,23 @@ def test_a_lane_under_another_protocol_tunes_and_runs_there(lane, monkeypatch, t
     (cfg / "ml-100k-kg@split=cold_item.yaml").write_text("tuned: {params: {lr: 0.5}}\n")
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "configs"))
     assert module.published_runs("ml-100k-kg", tmp_path, protocol="split=cold_item") == {}
+
+
+def test_a_lane_under_a_protocol_reads_a_news_models_rows_under_its_own_protocol(lane, tmp_path):
+    """On mind-sample the grid's models are news models, whose cells run the impression protocol
+    (``bench.cells.default_protocol``), not the dataset's default (ctr): ``--protocol seed=1`` puts
+    ``seed=1`` over the impression protocol there. The lane laid the fields over the dataset's
+    default instead (task ctr, split random), so no row of that protocol's table counted as
+    published and every seed ran again on each lane, hours each."""
+    import json
+
+    from kgzoo.bench.rows import read_rows
+
+    module, _ = lane
+    src = next(r for r in read_rows(module.REPO / "benchmarks" / "results" / "converged-news.jsonl")
+               if r.dataset == "mind-sample" and r.is_published())
+    assert src.protocol["task"] == "impression"
+    row = src.to_dict() | {"protocol": {**src.protocol, "seed": 1}}
+    (tmp_path / "converged-news.jsonl").write_text(json.dumps(row) + "\n")
+    assert module.published_runs("mind-sample", tmp_path, protocol="seed=1").get(src.model, {}).keys() == {src.seed}
+    assert module.published_runs("mind-sample", tmp_path) == {}  # not the default protocol's table
