@@ -364,7 +364,9 @@ def attach(model: Any, datamodule: Any, state: dict[str, Any] | None = None) -> 
     weights carry (a KGPLM's or DKN's TransE vectors, a text tower's PLM vectors: a model keeps
     the ones it holds when none are handed in) are not computed again only to be overwritten.
     Where the weights lack one the model needs (its attach raises ``RuntimeError``: nothing
-    held), the model is attached with :func:`pretrain_extras` as without ``state``.
+    held), the model is attached with :func:`pretrain_extras` as without ``state``. Weights of
+    other sizes fill only their size-free entries (flags, keys) and leave tables empty: the strict
+    load the caller runs next refuses them (:func:`kgzoo.hub.load_state`, naming the tensors).
     """
     datamodule.adapt_to(model)
     graphs = datamodule.graphs()
