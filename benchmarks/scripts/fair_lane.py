@@ -52,10 +52,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # this checkout's kgzoo, in this process and (PYTHONPATH) in every step
 
 
-def has_space(model: str, dataset: str) -> bool:
-    """Whether the model's zoo config on ``dataset`` has a ``tune:`` search space (Pop has none)."""
-    from kgzoo.config import ZooConfig  # noqa: PLC0415 (after sys.path holds this checkout)
-    return bool(ZooConfig.load(model, dataset).tune)
+def has_space(model: str, dataset: str, protocol: str = "") -> bool:
+    """Whether the model's zoo config on ``dataset`` (under ``protocol``: its cells' config,
+    :func:`kgzoo.bench.cells.cell_config`) has a ``tune:`` search space (Pop has none)."""
+    from kgzoo.bench.cells import cell_config  # noqa: PLC0415 (after sys.path holds this checkout)
+    return bool(cell_config(model, dataset, protocol).tune)
 
 
 def published_runs(dataset: str, results: Path, capped: bool = False, protocol: str = "") -> dict[str, dict[int, float]]:
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = str(cache_dir("runs") / f"tune-{args.dataset}.sqlite3")
     failed = []
     for model in args.models:
-        if has_space(model, args.dataset):
+        if has_space(model, args.dataset, args.protocol):
             tune = ["--from", args.source] if args.source else ["--trials", str(args.trials), "--storage", storage]
             tune += ["--protocol", args.protocol] if args.protocol else []
             if step(cli + ["tune", model, args.dataset, *tune], env):

@@ -270,3 +270,15 @@ def test_a_lane_under_a_protocol_reads_a_news_models_rows_under_its_own_protocol
     (tmp_path / "converged-news.jsonl").write_text(json.dumps(row) + "\n")
     assert module.published_runs("mind-sample", tmp_path, protocol="seed=1").get(src.model, {}).keys() == {src.seed}
     assert module.published_runs("mind-sample", tmp_path) == {}  # not the default protocol's table
+
+
+def test_a_search_space_of_a_protocols_own_file_is_seen(lane, tmp_path, monkeypatch):
+    """A ``tune:`` space written only in a protocol's own file (``<model>/<dataset>@<protocol>.yaml``)
+    is the space of that protocol's cells: ``fair_lane --protocol`` tunes the model, as ``kgzoo
+    tune --protocol`` would (``has_space`` read the dataset file alone and skipped the study)."""
+    module, _ = lane
+    d = tmp_path / "pop"
+    d.mkdir()
+    (d / "ml-100k-kg@split=cold_item.yaml").write_text("tune:\n  lr: {low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    assert module.has_space("pop", "ml-100k-kg", "split=cold_item") and not module.has_space("pop", "ml-100k-kg")
