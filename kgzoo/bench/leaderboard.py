@@ -229,7 +229,7 @@ def tuned_text(rows: Sequence[ResultRow]) -> str:
         return "untuned"
     if len(done) == 1:
         trials, where, default, elsewhere = done.pop()
-        budget = f"{trials} trials" + (" + defaults" if default else "")
+        budget = f"{trials} trial{'' if trials == 1 else 's'}" + (" + defaults" if default else "")
         if elsewhere:
             return f"tuned on {where} under another fingerprint ({budget})"
         return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"

@@ -783,7 +783,7 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "budget": {"trials": report.trials, **schedule.record()},
         "default": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.default.items()},
         "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
-    return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trials)",
+    return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trial{'' if report.trials == 1 else 's'})",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
                          f"trials in {_rows_label(Path(report.rows), Path(config_dir))}")
 

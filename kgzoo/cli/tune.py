@@ -93,7 +93,7 @@ def tune_command(args: argparse.Namespace) -> int:
                log=lambda line: con.print(line, markup=False))  # its brackets are text: [defaults], lists
     default = rep.default
     con.print(f"{args.model} on {args.dataset}: {rep.complete} complete, {rep.pruned} pruned, {rep.failed} failed "
-              f"of {rep.trials} trials"
+              f"of {rep.trials} trial{'' if rep.trials == 1 else 's'}"
               + (f" (and the default trial: {default['state'].lower()}"
                  + (f", {default['value']:.4f}" if isinstance(default.get("value"), float) else "") + ")"
                  if default else "")

@@ -423,7 +423,7 @@ def test_tune_command_writes_trials_and_the_tuned_record(tmp_path, monkeypatch, 
     assert "tuned:" in (cfg / "bpr" / "ml-100k-kg.yaml").read_text()
     out = " ".join(capsys.readouterr().out.split())
     assert "[defaults] bpr on ml-100k-kg trial 0 (the config's own values, outside the budget): complete" in out
-    assert "of 1 trials (and the default trial: complete, 0." in out and "later runs use it" not in out
+    assert "of 1 trial (and the default trial: complete, 0." in out and "later runs use it" not in out
     # the record written into a folder later runs do not read yet: the summary says how they read it
     # (the study resumes complete: no trial runs again)
     code = main(["tune", "bpr", "ml-100k-kg", "--trials", "1", "--config-dir", str(cfg), "--results",

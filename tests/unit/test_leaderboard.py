@@ -460,6 +460,7 @@ def test_tuned_and_reference_columns_and_the_front_page_per_domain():
         == "tuned on ml-100k-kg (10 trials)"
     with_default = {**tuned, "default": {"state": "COMPLETE", "value": 0.22, "trial": 0, "chosen": True}}
     assert lb.tuned_text([row("kgcn", s, 0.3, tuning=with_default) for s in range(2)]) == "tuned (10 trials + defaults)"
+    assert lb.tuned_text([row("kgcn", 0, 0.3, tuning={**with_default, "trials": 1})]) == "tuned (1 trial + defaults)"
     cells = dict(zip(render.table_columns(t), render.line_cells(t, by["bpr"])))
     assert cells["tuned"] == "tuned (10 trials)" and cells["reference"] == "0.2928"
     front = render.front_tables(board)
