@@ -185,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give --from DATASET or --tune-here, not both")
     if args.protocol and args.source:
         ap.error("--protocol runs a study under that protocol: it cannot take --from")
-    if args.protocol:
-        args.tune_here = True
-    if args.source is None and not args.tune_here:
+    if args.source is None and not args.tune_here and not args.protocol:  # a protocol's study is the dataset's own
         from kgzoo.config import dataset_tune_from  # noqa: PLC0415 (after sys.path holds this checkout)
         args.source = dataset_tune_from(args.dataset) or None
     print(f"lane {args.dataset}: " + (f"values tuned on {args.source} (--from)" if args.source

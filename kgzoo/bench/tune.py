@@ -828,25 +828,20 @@ def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], orig
     what a user wrote there): :meth:`kgzoo.config.ZooConfig.load` lays it over the dataset file
     (see :func:`write_tuned`)."""
     path = config_dir / cfg.model_name / config_file_name(cfg.dataset, cfg.protocol)
-    if cfg.protocol:
+    if cfg.protocol:  # the protocol's own file: what it held less its header, never a copy of the dataset file
         text = path.read_text() if path.is_file() else ""
         head = _PROTOCOL_HEADER.match(text)
-        text = (f"# {cfg.model_name} on {cfg.dataset}@{cfg.protocol}: laid over its {cfg.dataset} config, with "
-                f"{origin}\n" + strip_tuned(text[head.end() if head else 0:]).rstrip("\n"))
-        text = text.rstrip("\n") + "\n" + f"# {comment}\n"
-        text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-    source = path if path.is_file() else cfg.path
-    text = source.read_text() if source is not None else ""
-    # the header names the file first copied and the record now written: an earlier header (its
-    # trial count, or the header of the file copied) is replaced, never stacked or left stale
-    head = _HEADER.match(text)
-    first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
-    text = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n" + text[head.end() if head else 0:]
-    text = strip_tuned(text).rstrip("\n") + "\n"
-    text += f"# {comment}\n"
+        header = f"# {cfg.model_name} on {cfg.dataset}@{cfg.protocol}: laid over its {cfg.dataset} config, with {origin}\n"
+    else:
+        source = path if path.is_file() else cfg.path
+        text = source.read_text() if source is not None else ""
+        # the header names the file first copied and the record now written: an earlier header (its
+        # trial count, or the header of the file copied) is replaced, never stacked or left stale
+        head = _HEADER.match(text)
+        first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
+        header = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n"
+    body = strip_tuned(text[head.end() if head else 0:]).strip("\n")
+    text = header + (body + "\n" if body else "") + f"# {comment}\n"
     text += yaml.safe_dump({"tuned": record}, sort_keys=False, default_flow_style=None, width=110)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
