@@ -7,7 +7,7 @@ import difflib
 import inspect
 from typing import Any, Iterable
 
-from .config import ZooConfig
+from .config import ZooConfig, parse_number
 from .data.datamodule import KGRecDataModule
 from .data.datasets import dataset_spec, resolve_dataset
 from .data.impressions import ImpressionDataModule
@@ -18,6 +18,7 @@ from .models import Recommender  # importing the package registers the built-in 
 from .models.base import SIZE_KEYS
 from .pretrain.kg_vectors import GrownKGVectors, KGVectors
 from .pretrain.text_vectors import TextVectors
+from .protocols import datamodule_protocol_key
 from .registry import MODELS
 from .tasks import get_task, model_task
 
@@ -92,7 +93,7 @@ def check_hparams(name: str, cls: type, values: dict[str, Any], where: str = "")
                      for p in parts if p != "None")
         if not ok:
             hint = ""
-            if isinstance(value, str) and _is_number(value):  # PyYAML reads 1e-3 (no dot) as text
+            if isinstance(value, str) and parse_number(value) is not None:  # PyYAML reads 1e-3 (no dot) as text
                 hint = f"; YAML reads {value} without a dot as text: write it {float(value)!r}"
             raise ValueError(f"{where}model {name!r}: hyper-parameter {key!r} takes {ann}, got {value!r} "
                              f"({type(value).__name__}){hint}")
@@ -148,14 +149,6 @@ def check_config(name: str, cls: type, cfg: ZooConfig) -> None:
     check_hparams(name, cls, cfg.defaults, where=model_at)
     check_hparams(name, cls, params, where=tuned_at)
     check_hparam_names(name, cls, cfg.tune, where=tune_at)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def create_datamodule(name: str = "ml-100k-kg", root: str | None = None, protocol: EvalProtocol | dict | None = None,
@@ -227,9 +220,12 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
                  **overrides: Any) -> Any:
     """Build model ``name`` for ``datamodule``.
 
-    Hyper-parameters: the zoo config of the model on that dataset (``config=True``; a
-    :class:`~kgzoo.config.ZooConfig` given as ``config``: that one, e.g. the config of a protocol
-    other than the dataset's default, ``kgzoo.bench.cells.cell_config``), then ``overrides``. Sizes (users, items, entities, relations, task) come from the DataModule
+    Hyper-parameters: the zoo config of the model on that dataset under the DataModule's protocol
+    (``config=True``: where the DataModule splits by another protocol than the dataset's default,
+    such as the cold-item split, the values ``kgzoo tune --protocol`` chose there,
+    :func:`kgzoo.protocols.datamodule_protocol_key`; else the dataset file's; a
+    :class:`~kgzoo.config.ZooConfig` given as ``config``: that one), then ``overrides``. Sizes
+    (users, items, entities, relations, task) come from the DataModule
     (or ``sizes``). With a DataModule the model is attached to it (:func:`attach`; ``state``:
     the weights the caller loads next, see there).
 
@@ -249,7 +245,8 @@ def create_model(name: str, datamodule: KGRecDataModule | None = None, config: b
     dataset = datamodule.dataset if datamodule is not None else None
     hp: dict[str, Any] = {}
     if isinstance(config, ZooConfig) or config:
-        cfg = config if isinstance(config, ZooConfig) else ZooConfig.load(name, dataset)
+        cfg = config if isinstance(config, ZooConfig) else ZooConfig.load(
+            name, dataset, protocol=datamodule_protocol_key(name, datamodule) if datamodule is not None else "")
         check_config(name, cls, cfg)
         hp.update(cfg.model)
     check_hparams(name, cls, overrides)

@@ -283,7 +283,7 @@ class ZooConfig:
                 ``default.yaml``. extra_dirs: config folders over the packaged ones and
                 ``$KGZOO_CONFIG_DIR`` (:func:`kgzoo.paths.config_dirs`). protocol: the fields of
                 the evaluation protocol that differ from the dataset's default, canonical
-                (``kgzoo.bench.cells.protocol_key``: ``"split=cold_item"``); ``""``: the default.
+                (``kgzoo.protocols.protocol_key``: ``"split=cold_item"``); ``""``: the default.
 
         Raises:
             ValueError: a broken file (:func:`_read`: invalid YAML, unknown section).
@@ -487,3 +487,47 @@ class ZooConfig:
             raise ValueError(f"{where} gives numbers without a dataset; key them by the dataset the "
                              f"paper measured them on ({{dataset: {{metric: value}}}})")
         return {self.paper_path.stem: numbers(where, raw)}
+
+
+def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, Any]]:
+    """``(canonical "k=v,..." sorted by key, {key: value})`` of comma-separated ``key=value``
+    pairs (the parser of ``kgzoo bench --variants`` (:func:`kgzoo.bench.cells.parse_variant`) and of
+    ``--protocol`` (:func:`kgzoo.protocols.parse_protocol`)); ``""`` -> ``("", {})``.
+
+    Raises:
+        ValueError: a pair without ``=``, an empty or non-identifier key, a key given twice, a value
+            that is not a YAML scalar (messages name ``what`` and the pair).
+    """
+    spec = spec.strip()
+    if not spec:
+        return "", {}
+    overrides: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    for pair in spec.split(","):
+        key, eq, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key or not key.isidentifier():
+            example = "split=cold_item" if what == "protocol" else "use_kg=false"
+            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. {example})")
+        if key in overrides:
+            raise ValueError(f"{what} {spec!r}: {key!r} is given twice")
+        try:
+            value = parse_number(text)
+            if value is None:
+                value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as e:
+            raise ValueError(f"{what} {spec!r}: value of {key!r} is not YAML ({e})") from None
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{what} {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
+        overrides[key], texts[key] = value, text
+    return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
+
+
+def parse_number(text: str) -> int | float | None:
+    """``text`` as an int or float (``"1e-2"`` too, which YAML 1.1 reads as a string), else ``None``."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None

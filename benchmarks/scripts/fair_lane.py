@@ -69,7 +69,7 @@ def published_runs(dataset: str, results: Path, capped: bool = False, protocol: 
     converged schedule that stopped at their epoch cap (not published, not converged, yet as
     costly): what a run took, whatever ended it, for the lane's first-seed decision. ``protocol``
     (``--protocol``, e.g. ``split=cold_item``): the rows of that protocol's table instead, its fields
-    over the protocol each model's cells take (:func:`kgzoo.bench.cells.cell_protocol`: a news
+    over the protocol each model's cells take (:func:`kgzoo.protocols.parse_protocol`: a news
     model's impressions on mind-sample, not the dataset's ctr default). A row
     counts only where it ran the values the model's config now holds (its ``tuning.chosen``, the
     ``tuned:`` params of :func:`kgzoo.bench.cells.cell_config` under that protocol): after a new
@@ -86,16 +86,17 @@ def published_runs(dataset: str, results: Path, capped: bool = False, protocol: 
     if dataset not in grids:
         raise ValueError(f"{dataset} has no grid in the catalogue: name the models")
     grid_table, _ = grids[dataset]
-    from kgzoo.bench.cells import cell_config, cell_protocol  # noqa: PLC0415
+    from kgzoo.bench.cells import cell_config  # noqa: PLC0415
+    from kgzoo.protocols import parse_protocol  # noqa: PLC0415
 
     tables: dict[str, dict] = {}
 
     def table(model: str) -> dict:  # the protocol of the model's cells: the fields over its default (news: impressions)
         if model not in tables:
             try:
-                tables[model] = cell_protocol(dataset, 0, protocol, model).to_dict() if protocol else grid_table
+                tables[model] = parse_protocol(dataset, protocol, model).to_dict() if protocol else grid_table
             except KeyError:  # a model no longer registered: the dataset's default under the fields
-                tables[model] = {**grid_table, **cell_protocol(dataset, 0, protocol).to_dict()}
+                tables[model] = {**grid_table, **parse_protocol(dataset, protocol).to_dict()}
             except ValueError:  # fields its task refuses (an impression model's split): no cell of it ran there
                 tables[model] = {}
         return tables[model]

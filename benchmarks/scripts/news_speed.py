@@ -33,7 +33,7 @@ import torch
 
 import kgzoo
 from kgzoo.api import create_datamodule_for
-from kgzoo.bench.cells import default_protocol
+from kgzoo.protocols import default_protocol
 from kgzoo.config import ZooConfig
 from kgzoo.models.layers.text_encoder import TextEncoder
 

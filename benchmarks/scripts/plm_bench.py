@@ -92,7 +92,7 @@ def _cpu_interleaved(out: Path) -> dict:
     import torch
 
     import kgzoo
-    from kgzoo.bench.cells import parse_assignments
+    from kgzoo.config import parse_assignments
 
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
@@ -139,7 +139,7 @@ def run_one(job: str, out: Path) -> dict:
 
     from kgzoo.bench.experiment import run_experiment
 
-    from kgzoo.bench.cells import parse_assignments
+    from kgzoo.config import parse_assignments
 
     kind, _, model = job.partition(":")
     model, _, overrides = model.partition("+")  # speed:kgplm+use_kg=false

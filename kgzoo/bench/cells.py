@@ -3,7 +3,7 @@
 A :class:`Cell` names one unit of work; :func:`resolve_grid` expands shell patterns into cells,
 checking everything that can be checked without training (patterns that match no model or
 dataset, metric names, seeds, epochs, KG ablation kinds, variants, protocol fields, configs).
-:func:`cell_protocol`, :func:`cell_fingerprint`, :func:`cell_schedule` and
+:func:`~kgzoo.protocols.parse_protocol`, :func:`cell_fingerprint`, :func:`cell_schedule` and
 :func:`cell_config_sha` give what a cell runs under before it runs, so ``--resume`` can tell
 a finished cell from a changed one. :mod:`kgzoo.bench.runner` runs the cells.
 
@@ -13,19 +13,17 @@ axis of source ablations: the rows carry ``variant`` and ``overrides``.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
 from ..api import check_config, check_hparams, check_model_class, create_datamodule, list_models
-from ..config import Schedule, ZooConfig
+from ..config import Schedule, ZooConfig, parse_assignments
 from ..data.datamodule import apply_kg_ablation
 from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, looks_like_path, resolve_dataset
 from ..data.protocol import EvalProtocol
+from ..protocols import parse_protocol, protocol_key
 from ..registry import MODELS
 from ..tasks import Task, get_task, model_task
 from .rows import BASE_VARIANT
@@ -47,40 +45,6 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     if spec in ("", BASE_VARIANT):
         return BASE_VARIANT, {}
     return parse_assignments(spec, "variant")
-
-
-def parse_assignments(spec: str, what: str = "setting") -> tuple[str, dict[str, Any]]:
-    """``(canonical "k=v,..." sorted by key, {key: value})`` of comma-separated ``key=value``
-    pairs (the parser of :func:`parse_variant` and of ``--protocol``); ``""`` -> ``("", {})``.
-
-    Raises:
-        ValueError: as :func:`parse_variant` (messages name ``what``).
-    """
-    import yaml
-
-    spec = spec.strip()
-    if not spec:
-        return "", {}
-    overrides: dict[str, Any] = {}
-    texts: dict[str, str] = {}
-    for pair in spec.split(","):
-        key, eq, text = pair.partition("=")
-        key, text = key.strip(), text.strip()
-        if not eq or not key or not key.isidentifier():
-            example = "split=cold_item" if what == "protocol" else "use_kg=false"
-            raise ValueError(f"{what} {spec!r}: {pair.strip()!r} is not key=value (e.g. {example})")
-        if key in overrides:
-            raise ValueError(f"{what} {spec!r}: {key!r} is given twice")
-        try:
-            value = _number(text)
-            if value is None:
-                value = yaml.safe_load(text) if text else None
-        except yaml.YAMLError as e:
-            raise ValueError(f"{what} {spec!r}: value of {key!r} is not YAML ({e})") from None
-        if isinstance(value, (dict, list)):
-            raise ValueError(f"{what} {spec!r}: value of {key!r} must be a scalar, not {type(value).__name__}")
-        overrides[key], texts[key] = value, text
-    return ",".join(f"{k}={texts[k]}" for k in sorted(texts)), {k: overrides[k] for k in sorted(overrides)}
 
 
 def scalar_text(value: Any) -> str:
@@ -106,16 +70,6 @@ def variant_name(overrides: dict[str, Any]) -> str:
     if bad:
         raise ValueError(f"variant keys must be identifiers, got {bad!r}")
     return ",".join(f"{k}={scalar_text(v)}" for k, v in sorted(overrides.items()))
-
-
-def _number(text: str) -> int | float | None:
-    """``text`` as an int or float (``"1e-2"`` too, which YAML 1.1 reads as a string), else ``None``."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return None
 
 
 @dataclass(frozen=True)
@@ -166,102 +120,6 @@ def _resolve(patterns: Sequence[str], lister: Any, kind: str, what: str) -> list
     return names
 
 
-def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
-    """The dataset's default protocol, whose split seed stays fixed across training seeds; for a
-    ``model`` of the impression task (NRMS, DKN) on a dataset whose default is another task, the
-    impression protocol (``task="impression", split="temporal"``, the same seed).
-
-    A benchmark's seeds vary initialisation and negative sampling on one split, so that
-    their rows share a fingerprint and the leaderboard reports mean and std over seeds.
-
-    Raises:
-        KeyError: an unknown dataset or model (with suggestions).
-    """
-    if model is not None and cell_task(model, dataset).name == "impression":
-        return impression_protocol(dataset) or dataset_spec(dataset).protocol
-    return dataset_spec(dataset).protocol
-
-
-def impression_protocol(dataset: str) -> EvalProtocol | None:
-    """The impression protocol (``task="impression", split="temporal"``, the default's split
-    seed) that the news models take on ``dataset`` where it has an impression log and its default
-    protocol is another task (``mind-sample``), else ``None``.
-
-    Raises:
-        KeyError: an unknown dataset (with suggestions).
-    """
-    spec = dataset_spec(dataset)
-    if spec.impressions is None or spec.protocol.task == "impression":
-        return None
-    return EvalProtocol(task="impression", split="temporal", seed=spec.protocol.seed)
-
-
-def model_protocol(dataset: str, model: str) -> EvalProtocol | None:
-    """The protocol ``model`` takes on ``dataset`` where it is not the dataset's default
-    (:func:`default_protocol`: a news model's impressions on MIND data), else ``None``: what a
-    DataModule built from the dataset's name alone must be given (``kgzoo fit``, ``--zoo``).
-
-    Raises:
-        KeyError: an unknown dataset or model (with suggestions).
-    """
-    protocol = default_protocol(dataset, model)
-    return None if protocol == dataset_spec(dataset).protocol else protocol
-
-
-def cell_protocol(dataset: str, seed: int, protocol: str = "", model: str | None = None) -> EvalProtocol:
-    """The protocol of a cell: the dataset's default protocol for ``model`` (:func:`default_protocol`,
-    the same split for every seed) with the fields of ``protocol`` (``"split=cold_item"``) replaced;
-    a tuple field as :func:`protocol_key` spells it (``ratios=0.7-0.1-0.2``).
-
-    Raises:
-        ValueError: an unknown protocol field or a bad value (naming it).
-    """
-    base = default_protocol(dataset, model)
-    fields = parse_assignments(protocol, "protocol")[1]
-    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(base)})
-    if unknown:
-        raise ValueError(f"unknown protocol field {', '.join(map(repr, unknown))}; known: "
-                         f"{', '.join(f.name for f in dataclasses.fields(base))}")
-    # a tuple field as protocol_key spells it (ratios=0.7-0.1-0.2): commas separate the fields
-    fields = {k: _dashed(v) if isinstance(getattr(base, k), tuple) else v for k, v in fields.items()}
-    return dataclasses.replace(base, **fields) if fields else base
-
-
-def _dashed(value: Any) -> Any:
-    """``"0.7-0.1-0.2"`` as ``(0.7, 0.1, 0.2)``; any other value as it is (the protocol refuses it, named)."""
-    try:
-        return tuple(float(x) for x in value.split("-")) if isinstance(value, str) else value
-    except ValueError:
-        return value
-
-
-def protocol_key(dataset: str, protocol: EvalProtocol | str, model: str | None = None) -> str:
-    """The fields of ``protocol`` that differ from the dataset's default for ``model``
-    (:func:`default_protocol`), canonical ``k=v,...`` sorted by key as ``--protocol`` spells them
-    (``"split=cold_item"``; a tuple value joined by ``-``); ``""`` for the default. It names the
-    protocol's own zoo config file (:func:`kgzoo.config.config_file_name`) and tuning rows.
-
-    Args:
-        protocol: an :class:`~kgzoo.data.protocol.EvalProtocol`, or a cell's protocol string
-            (:attr:`Cell.protocol`, read by :func:`cell_protocol`).
-
-    Raises:
-        KeyError: an unknown dataset or model. ValueError: as :func:`cell_protocol`.
-    """
-    if isinstance(protocol, str):
-        protocol = cell_protocol(dataset, 0, protocol, model)
-    base = default_protocol(dataset, model)
-
-    def text(v: Any) -> str:
-        if isinstance(v, bool) or v is None:
-            return {True: "true", False: "false", None: "null"}[v]
-        return "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
-
-    return ",".join(f"{f.name}={text(getattr(protocol, f.name))}" for f in sorted(dataclasses.fields(base),
-                                                                                   key=lambda f: f.name)
-                    if getattr(protocol, f.name) != getattr(base, f.name))
-
-
 def cell_config(model: str, dataset: str, protocol: EvalProtocol | str = "") -> ZooConfig:
     """The zoo config a cell of ``model`` on ``dataset`` trains with under ``protocol`` (an
     :class:`~kgzoo.data.protocol.EvalProtocol` or a cell's protocol string; ``""``: the default):
@@ -271,7 +129,7 @@ def cell_config(model: str, dataset: str, protocol: EvalProtocol | str = "") -> 
     Raises:
         As :meth:`kgzoo.config.ZooConfig.load` and :func:`protocol_key`.
     """
-    return ZooConfig.load(model, dataset, protocol=protocol_key(dataset, protocol, model) if protocol else "")
+    return ZooConfig.load(model, dataset, protocol=protocol_key(dataset, protocol, model))
 
 
 def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablation: str = "real", seed: int = 0,
@@ -283,7 +141,7 @@ def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablatio
     (:func:`kgzoo.bench.experiment.run_experiment`), so the two cannot drift apart.
 
     Args:
-        protocol: the cell's :class:`~kgzoo.data.protocol.EvalProtocol` (:func:`cell_protocol`).
+        protocol: the cell's :class:`~kgzoo.data.protocol.EvalProtocol` (:func:`~kgzoo.protocols.parse_protocol`).
         kg_ablation: ``"real"``, ``"none"``, ``"shuffled"`` or ``"noisy:P"``.
         seed: seeds the DataModule's negative sampler; the split is the protocol's, so the
             fingerprints do not depend on it.
@@ -305,7 +163,7 @@ def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
 
     Costs one data load (cached per process) and one split; no model is built.
     """
-    dm = cell_datamodule(cell.model, cell.dataset, cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+    dm = cell_datamodule(cell.model, cell.dataset, parse_protocol(cell.dataset, cell.protocol, cell.model),
                          cell.kg_ablation, cell.seed, root)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint
@@ -389,7 +247,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
         variants: :func:`parse_variant` specs; every key must be a hyper-parameter of every
             model of the grid.
         protocol: protocol fields over each dataset's default for every cell
-            (``"split=cold_item"``; :func:`cell_protocol`).
+            (``"split=cold_item"``; :func:`~kgzoo.protocols.parse_protocol`).
 
     Returns:
         Cells ordered dataset, KG ablation, variant, seed, model (models of one setting run together).
@@ -438,7 +296,7 @@ def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | st
     for d in dsets:
         dataset_spec(d)
         try:
-            cell_protocol(d, 0, protocol)
+            parse_protocol(d, protocol)
         except (TypeError, ValueError) as e:
             raise ValueError(f"protocol {protocol!r} on {d}: {e}") from None
         for m in names:

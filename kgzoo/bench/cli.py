@@ -14,12 +14,12 @@ from typing import Any, Iterator, Sequence
 
 from rich.markup import escape
 
-from ..config import ZooConfig
+from ..config import ZooConfig, parse_assignments
 from ..dist import is_rank_zero
 from ..paths import cache_dir, committed_leaderboard_dir, committed_results_dir, published_results_dir, shown_path
 from ..quiet import quiet_lightning
 from ..tasks import get_task
-from .cells import cell_fingerprint, parse_assignments, resolve_grid, scalar_text
+from .cells import cell_fingerprint, resolve_grid, scalar_text
 from .experiment import bench_strategy
 from .render import console, rich_run_table, write_leaderboard
 from .rows import ResultRow, dump_row, read_folder, read_rows

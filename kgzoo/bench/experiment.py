@@ -47,9 +47,10 @@ from ..paths import config_dirs
 from ..data.protocol import EvalProtocol
 from ..models.base import SIZE_KEYS
 from ..models.layers.fusion import FusionLayer
+from ..protocols import default_protocol, parse_protocol, protocol_key
 from ..registry import MODELS
-from .cells import (Cell, cell_config, cell_config_sha, cell_datamodule, cell_protocol, cell_schedule, cell_task,
-                    default_protocol, protocol_key, variant_name)
+from .cells import (Cell, cell_config, cell_config_sha, cell_datamodule, cell_schedule, cell_task,
+                    variant_name)
 from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
 
 # the checkout's commit as it is now, when the model code the rows will run has just been imported
@@ -646,7 +647,7 @@ def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fi
     """The row of a cell that raised ``error`` (``status="failed"``, the error and the last frames
     of its traceback), by :func:`assemble_row`."""
     return assemble_row(model=cell.model, dataset=cell.dataset, seed=cell.seed,
-                        protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+                        protocol=parse_protocol(cell.dataset, cell.protocol, cell.model),
                         kg_ablation=cell.kg_ablation,
                         overrides=cell.overrides, schedule=schedule, devices=devices, strategy=strategy,
                         num_nodes=num_nodes, accelerator=accelerator, fingerprint=fingerprint,
@@ -824,7 +825,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     Args:
         model, dataset: registry names. seed: seeds initialisation and negative sampling
             (``seed_everything`` and the DataModule's sampler); the split is the protocol's.
-        protocol: ``None`` = the dataset's default (:func:`~kgzoo.bench.cells.default_protocol`).
+        protocol: ``None`` = the dataset's default (:func:`~kgzoo.protocols.default_protocol`).
         max_epochs: a fixed epoch cap (schedule kind ``"fixed"``); ``None``: the config's
             schedule (:func:`~kgzoo.bench.cells.cell_schedule`: ``quick`` or converged).
         patience: early-stopping patience over the schedule's. monitor: a metric name such as

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..config import ZooConfig
 from ..data.datasets import dataset_spec
+from ..protocols import impression_protocol
 from ..registry import MODELS
-from .cells import impression_protocol
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
                           reference_lines, sort_metric)
@@ -845,7 +845,7 @@ def dataset_one_seed_minutes(datasets: Iterable[str]) -> dict[str, float]:
 def dataset_grids(datasets: Iterable[str]) -> dict[str, tuple[dict[str, Any], tuple[str, ...]]]:
     """``name -> (protocol dict, models)`` of the catalogue datasets among ``datasets`` with a
     grid (:attr:`~kgzoo.data.spec.DatasetSpec.grid`): the protocol of its published table (the
-    impression protocol where the dataset has impressions, :func:`kgzoo.bench.cells.impression_protocol`,
+    impression protocol where the dataset has impressions, :func:`kgzoo.protocols.impression_protocol`,
     else its default) as rows record it, for :func:`kgzoo.bench.leaderboard.build`'s ``grids``."""
     out = {}
     for name in sorted(set(datasets)):

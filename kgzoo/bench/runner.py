@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable, ContextManager, Iterable, Sequence
 
 from ..dist import is_rank_zero
-from .cells import Cell, cell_config, cell_config_sha, cell_fingerprint, cell_protocol, cell_schedule
+from ..protocols import parse_protocol
+from .cells import Cell, cell_config, cell_config_sha, cell_fingerprint, cell_schedule
 from .experiment import code_hash, command_line, failed_row, run_experiment
 from .rows import ResultRow, append_row, cell_key, read_rows
 
@@ -147,7 +148,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         with (live(f"{tag} ({plan})") if (live is not None and rank0) else contextlib.nullcontext()):
             try:
                 row = experiment(cell.model, cell.dataset, seed=cell.seed,
-                                 protocol=cell_protocol(cell.dataset, cell.seed, cell.protocol, cell.model),
+                                 protocol=parse_protocol(cell.dataset, cell.protocol, cell.model),
                                  max_epochs=epochs,
                                  monitor=metric, quick=quick, devices=devices, strategy=strategy,
                                  num_nodes=num_nodes, accelerator=accelerator, kg_ablation=cell.kg_ablation,

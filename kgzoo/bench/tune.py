@@ -54,7 +54,8 @@ from ..config import ZooConfig, config_file_name, tuned_from
 from ..data.datasets import dataset_spec
 from ..paths import PathLike, cache_dir, committed_results_dir, shown_path
 from ..registry import MODELS
-from .cells import Cell, cell_fingerprint, cell_protocol, protocol_key
+from ..protocols import parse_protocol, protocol_key
+from .cells import Cell, cell_fingerprint
 from .experiment import FitState, run_experiment
 from .rows import append_line
 
@@ -538,7 +539,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         fp = _cell_fingerprint(model, dataset, key)
     else:
         fp = fingerprint(model, dataset)
-    on_protocol = {"protocol": cell_protocol(dataset, seed, key, model)} if key else {}
+    on_protocol = {"protocol": parse_protocol(dataset, key, model)} if key else {}
     storage = Path(storage) if storage is not None else cache_dir("runs") / "tune.sqlite3"
     storage.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.render import console
-from ..bench.cells import impression_protocol
+from ..protocols import impression_protocol
 from ..bench.rows import protocol_label
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,
                              resolve_dataset)

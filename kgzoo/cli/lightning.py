@@ -40,7 +40,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .. import models  # noqa: F401  (registers every Recommender subclass for --model NAME)
 from ..api import attach, create_datamodule, create_datamodule_for
-from ..bench.cells import cell_protocol, model_protocol, protocol_key
+from ..protocols import model_protocol, parse_protocol, protocol_key
 from ..bench.experiment import BestModelCheckpoint, WarmupEarlyStopping, strategy_for
 from ..bench.render import console
 from ..config import ZooConfig
@@ -321,12 +321,12 @@ def pretrained_cli_config(spec: PretrainedSpec, subcommand: str = "fit") -> dict
 
 def zoo_spec_parts(spec: str) -> tuple[str, str, str]:
     """``--zoo MODEL[/DATASET[@PROTOCOL]]`` as ``(model, dataset, protocol key)``: the dataset
-    ``ml-100k-kg`` where none is given, the key :func:`kgzoo.bench.cells.protocol_key` of the
+    ``ml-100k-kg`` where none is given, the key :func:`kgzoo.protocols.protocol_key` of the
     protocol fields (``"split=cold_item"``; ``""``: the dataset's default).
 
     Raises:
         KeyError: an unknown dataset or model. ValueError: an unknown protocol field or a bad
-            value (:func:`kgzoo.bench.cells.cell_protocol`, naming it).
+            value (:func:`kgzoo.protocols.parse_protocol`, naming it).
     """
     model, _, rest = spec.partition("/")
     dataset, _, protocol = rest.partition("@")
@@ -372,7 +372,7 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     Returns:
         ``{"model": {"class_path", "init_args"}, "data": {...}}`` (the model class with its
         config's ``model`` section, the DataModule with ``data``, and the ``protocol`` where the
-        model's differs from the dataset's default: :func:`kgzoo.bench.cells.model_protocol`, a
+        model's differs from the dataset's default: :func:`kgzoo.protocols.model_protocol`, a
         news model's impressions on MIND) and, for ``subcommand="fit"``,
         ``"trainer"``: the converged schedule (:meth:`ZooConfig.schedule`): ``max_epochs`` and
         the callbacks :class:`MainMetricEarlyStopping` (its ``patience`` and ``monitor``) and
@@ -386,7 +386,7 @@ def zoo_cli_config(spec: str, subcommand: str = "fit") -> dict[str, Any]:
     cls = MODELS.get(model)
     cfg = ZooConfig.load(model, dataset, protocol=key)
     # a news model on MIND: the impression protocol
-    protocol = cell_protocol(dataset, 0, key, model) if key else model_protocol(dataset, model)
+    protocol = parse_protocol(dataset, key, model) if key else model_protocol(dataset, model)
     out: dict[str, Any] = {"model": {"class_path": f"{cls.__module__}.{cls.__qualname__}",
                                      "init_args": dict(cfg.model)},
                            "data": {"dataset": dataset, **cfg.data,

@@ -86,7 +86,7 @@ class EvalProtocol:
         seed: seed of every random choice of the split.
         threshold: keep ratings ``>=`` threshold (explicit to implicit); ``None`` keeps all.
             Held as a float, so ``4`` and ``4.0`` are one protocol (one fingerprint, one
-            ``kgzoo.bench.cells.protocol_key``).
+            ``kgzoo.protocols.protocol_key``).
         k_core: keep users and items with at least ``k_core`` interactions (0 = off).
         require_train_positive: after the split, drop every train, valid and test row of a
             user with no positive train row (RippleNet's protocol: the authors'

@@ -12,11 +12,12 @@ import pytest
 from lightning.pytorch.callbacks import Callback
 
 from kgzoo.bench import leaderboard as lb
-from kgzoo.bench.cells import (Cell, cell_datamodule, cell_fingerprint, cell_protocol, cell_schedule, parse_variant,
+from kgzoo.bench.cells import (Cell, cell_datamodule, cell_fingerprint, cell_schedule, parse_variant,
                                resolve_grid)
 from kgzoo.bench.experiment import assemble_row, cell_dir, code_hash, run_experiment
 from kgzoo.bench.rows import ResultRow, read_rows
 from kgzoo.bench.runner import done_keys, estimate_seconds, run_grid
+from kgzoo.protocols import parse_protocol
 from kgzoo.models.base import DivergedError
 from kgzoo.version import git_revision
 
@@ -121,7 +122,7 @@ def test_a_cell_datamodule_takes_the_config_data_then_the_overrides():
     """The one builder of a cell's DataModule (the planned fingerprint and the run both use it):
     the zoo config's ``data`` section (NRMS on dkn-news: batch 128, 30 clicked titles), then the
     run's overrides over it, and the seed for the sampler."""
-    protocol = cell_protocol("dkn-news", 0, "", "nrms")
+    protocol = parse_protocol("dkn-news", "", "nrms")
     dm = cell_datamodule("nrms", "dkn-news", protocol)
     assert (dm.batch_size, dm.max_history) == (128, 30)
     dm = cell_datamodule("nrms", "dkn-news", protocol, seed=3, data_overrides={"batch_size": 7})

@@ -165,10 +165,10 @@ def test_a_cold_item_checkpoint_reloads_and_tests_with_its_runs_metrics(tmp_path
     which holds the ``candidates`` field that ``EvalProtocol.to_dict`` derives from the split
     ("EvalProtocol.__init__() got an unexpected keyword argument 'candidates'"; "Option
     'candidates' is not accepted")."""
-    from kgzoo.bench.cells import cell_protocol
+    from kgzoo.protocols import parse_protocol
 
     out = tmp_path / "runs"
-    row = run_experiment("bpr", "ml-100k-kg", protocol=cell_protocol("ml-100k-kg", 0, "split=cold_item"),
+    row = run_experiment("bpr", "ml-100k-kg", protocol=parse_protocol("ml-100k-kg", "split=cold_item"),
                          max_epochs=1, out_dir=out, progress=False)
     path = out / row.checkpoint
     assert torch.load(path, weights_only=True)["kgzoo"]["data"]["protocol"]["candidates"] == "stage_cold_items"

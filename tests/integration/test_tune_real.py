@@ -51,7 +51,8 @@ def test_tune_under_the_cold_item_protocol_writes_that_protocols_config(tmp_path
     ``bpr/ml-100k-kg@split=cold_item.yaml``; the cells of that protocol take its values (their rows
     say "tuned", not "tuned under another fingerprint"), the default protocol's file and cells stay
     as they were. Before, a cold-start table could only take the warm split's values."""
-    from kgzoo.bench.cells import Cell, cell_config, cell_config_sha, cell_fingerprint, cell_protocol, cell_schedule
+    from kgzoo.bench.cells import Cell, cell_config, cell_config_sha, cell_fingerprint, cell_schedule
+    from kgzoo.protocols import parse_protocol
     from kgzoo.bench.experiment import run_experiment
     from kgzoo.bench.leaderboard import tuned_elsewhere
     from kgzoo.cli import main
@@ -91,7 +92,7 @@ def test_tune_under_the_cold_item_protocol_writes_that_protocols_config(tmp_path
     sched = cell_schedule("bpr", "ml-100k-kg", quick=False)
     assert (cell_config_sha(Cell("bpr", "ml-100k-kg", 0), sched)
             != cell_config_sha(Cell("bpr", "ml-100k-kg", 0, protocol="split=cold_item"), sched))
-    row = run_experiment("bpr", "ml-100k-kg", protocol=cell_protocol("ml-100k-kg", 0, "split=cold_item"),
+    row = run_experiment("bpr", "ml-100k-kg", protocol=parse_protocol("ml-100k-kg", "split=cold_item"),
                          max_epochs=1, out_dir=tmp_path / "runs", progress=False)
     assert row.overrides == {} and row.tuning["chosen"]["lr"] == cold.model["lr"]
     assert row.config == "bpr/ml-100k-kg@split=cold_item.yaml"

@@ -272,14 +272,14 @@ def test_a_protocol_key_reads_back_as_the_protocol_it_names():
     --protocol`` and ``kgzoo tune --protocol`` take: ``ratios=0.7-0.1-0.2`` was refused ("must be
     three non-negative fractions summing to 1"), and a list cannot be given between the commas
     that separate the fields, so no split other than 8:1:1 could be asked for there."""
-    from kgzoo.bench.cells import cell_protocol, protocol_key
+    from kgzoo.protocols import parse_protocol, protocol_key
     from kgzoo.data.protocol import EvalProtocol
 
     cold = EvalProtocol(split="cold_item", ratios=(0.7, 0.1, 0.2))
     key = protocol_key("ml-100k-kg", cold)
-    assert cell_protocol("ml-100k-kg", 0, key) == cold and protocol_key("ml-100k-kg", key) == key
+    assert parse_protocol("ml-100k-kg", key) == cold and protocol_key("ml-100k-kg", key) == key
     with pytest.raises(ValueError, match=r"EvalProtocol.ratios: \(0.7, 0.1\) must be three"):
-        cell_protocol("ml-100k-kg", 0, "ratios=0.7-0.1")
+        parse_protocol("ml-100k-kg", "ratios=0.7-0.1")
 
 
 def test_a_threshold_spelled_as_an_integer_is_the_same_protocol():
@@ -290,12 +290,12 @@ def test_a_threshold_spelled_as_an_integer_is_the_same_protocol():
     one ``kgzoo bench --protocol`` read under the other. A threshold that is no number is refused."""
     import json
 
-    from kgzoo.bench.cells import cell_protocol, protocol_key
+    from kgzoo.protocols import parse_protocol, protocol_key
     from kgzoo.data.protocol import EvalProtocol
 
     assert protocol_key("ml-100k-kg", "threshold=4") == protocol_key("ml-100k-kg", "threshold=4.0") \
         == "threshold=4.0"
-    as_int, as_float = (cell_protocol("ml-100k-kg", 0, s) for s in ("threshold=4", "threshold=4.0"))
+    as_int, as_float = (parse_protocol("ml-100k-kg", s) for s in ("threshold=4", "threshold=4.0"))
     assert json.dumps(as_int.to_dict(), sort_keys=True) == json.dumps(as_float.to_dict(), sort_keys=True)
     assert as_int.fingerprint({"f": "0"}) == as_float.fingerprint({"f": "0"})
     assert EvalProtocol(threshold=None).threshold is None
@@ -309,7 +309,8 @@ def test_a_protocols_own_file_comes_before_the_datasets(tmp_path):
     ``<dataset>@split=cold_item.yaml`` where a study under that protocol wrote one, else the dataset
     file as before; the cells name the protocol by the fields that differ from the dataset's
     default (``protocol_key``), so ``split=random`` on a random-split set is the default's file."""
-    from kgzoo.bench.cells import cell_config, protocol_key
+    from kgzoo.bench.cells import cell_config
+    from kgzoo.protocols import protocol_key
     from kgzoo.config import config_file_name
     from kgzoo.data.protocol import EvalProtocol
 
@@ -332,3 +333,39 @@ def test_a_protocols_own_file_comes_before_the_datasets(tmp_path):
     with pytest.raises(ValueError, match="unknown protocol field 'splt'"):
         protocol_key("ml-100k-kg", "splt=cold_item")
     assert cell_config("bpr", "ml-100k-kg", "split=random").path == ZooConfig.load("bpr", "ml-100k-kg").path
+
+
+def test_create_model_for_a_datamodule_of_another_protocol_takes_that_protocols_values(tmp_path, monkeypatch):
+    """``kgzoo.create_model("bpr", dm)`` reads the config of the protocol ``dm`` splits by: with a
+    cold-item DataModule of ml-100k-kg the values ``kgzoo tune --protocol split=cold_item`` wrote
+    (``bpr/ml-100k-kg@split=cold_item.yaml``), as ``kgzoo bench --protocol`` cells do; with the
+    default split, or data outside the catalogue, the dataset file's as before."""
+    import torch
+
+    import kgzoo
+    from kgzoo.data.datamodule import KGRecDataModule
+    from kgzoo.data.kgdata import KGRecData
+    from kgzoo.data.protocol import EvalProtocol
+    from kgzoo.protocols import datamodule_protocol_key
+
+    d = tmp_path / "bpr"
+    d.mkdir()
+    (d / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\ntuned: {params: {lr: 0.02}}\n")
+    (d / "ml-100k-kg@split=cold_item.yaml").write_text("tuned: {params: {lr: 0.5, reg_weight: 0.003}}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    rows = torch.stack([torch.arange(60) % 12, torch.randint(0, 30, (60,), generator=g)], 1).unique(dim=0)
+    data = KGRecData(name="ml-100k-kg", n_users=12, n_items=30, n_entities=30, interactions=rows,
+                     triples=torch.zeros(0, 3, dtype=torch.long), relation_names=[])
+
+    def built(protocol, name="ml-100k-kg"):
+        dm = KGRecDataModule.from_data(data.replace(name=name), name=name, protocol=protocol)
+        return dm, kgzoo.create_model("bpr", dm)
+
+    cold_dm, cold = built(EvalProtocol(split="cold_item"))
+    assert datamodule_protocol_key("bpr", cold_dm) == "split=cold_item"
+    assert (cold.hparams["lr"], cold.hparams["reg_weight"]) == (0.5, 0.003)
+    warm_dm, warm = built(EvalProtocol())
+    assert datamodule_protocol_key("bpr", warm_dm) == "" and warm.hparams["lr"] == 0.02
+    other_dm, other = built(EvalProtocol(split="cold_item"), name="frames-of-no-registered-name")
+    assert datamodule_protocol_key("bpr", other_dm) == ""

@@ -254,7 +254,7 @@ def test_a_lane_under_another_protocol_tunes_and_runs_there(lane, monkeypatch, t
 
 def test_a_lane_under_a_protocol_reads_a_news_models_rows_under_its_own_protocol(lane, tmp_path):
     """On mind-sample the grid's models are news models, whose cells run the impression protocol
-    (``bench.cells.default_protocol``), not the dataset's default (ctr): ``--protocol seed=1`` puts
+    (``kgzoo.protocols.default_protocol``), not the dataset's default (ctr): ``--protocol seed=1`` puts
     ``seed=1`` over the impression protocol there. The lane laid the fields over the dataset's
     default instead (task ctr, split random), so no row of that protocol's table counted as
     published and every seed ran again on each lane, hours each."""

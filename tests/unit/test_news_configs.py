@@ -49,7 +49,7 @@ def test_registered_names_and_the_news_protocols():
     CLI's --model class), and one rule for the protocol a news model takes: the impression
     protocol where the data have an impression log under another default (mind-sample), none on
     a CTR set without one (dkn-news) or on top-K data."""
-    from kgzoo.bench.cells import default_protocol, impression_protocol, model_protocol
+    from kgzoo.protocols import default_protocol, impression_protocol, model_protocol
     from kgzoo.models.kgat import KGAT
     from kgzoo.registry import MODELS
 

@@ -327,7 +327,8 @@ def test_a_trial_with_list_values_gets_its_row_and_name():
     (scalars only) and the trial failed after training."""
     import time
 
-    from kgzoo.bench.cells import Cell, cell_config_sha, cell_schedule, default_protocol, parse_variant, variant_name
+    from kgzoo.bench.cells import Cell, cell_config_sha, cell_schedule, parse_variant, variant_name
+    from kgzoo.protocols import default_protocol
     from kgzoo.bench.experiment import assemble_row
 
     assert variant_name({"windows": [1, 2], "lr": 0.001}) == "lr=0.001,windows=[1, 2]"
