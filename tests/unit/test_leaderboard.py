@@ -159,6 +159,27 @@ def test_mean_std_sorting_failed_rows_and_reruns():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
+    """Rows carry their machine's UTC offset (``time.strftime("%z")``): a row written at 05:30-0500
+    (10:30 UTC) is newer than one written at 10:00+0000, though its text sorts first. The text order
+    kept the older row of the cell, and took the older fingerprint for the current one."""
+    old = row("bpr", 0, 0.25, time="2026-12-07T10:00:00+0000")
+    new = row("bpr", 0, 0.30, time="2026-12-07T05:30:00-0500")
+    (only,) = lb.latest_ok_rows([old, new])
+    assert only.metrics["test/ndcg@10"] == 0.30
+    (only,) = lb.latest_ok_rows([new, old])
+    assert only.metrics["test/ndcg@10"] == 0.30
+    # the newest row's fingerprint is current; the other goes to the archive
+    board = lb.build([row("bpr", 0, 0.25, fp="old", time="2026-12-07T10:00:00+0000"),
+                      row("pop", 0, 0.10, fp="new", time="2026-12-07T05:30:00-0500")])
+    assert [(t.section, t.fingerprints, t.newest) for t in board.tables] == [
+        ("published", ["new"], "2026-12-07T05:30:00-0500"), ("archive", ["old"], "2026-12-07T10:00:00+0000")]
+    # a time without an offset is read as UTC (rows written before kgzoo recorded one; these tests' rows)
+    (only,) = lb.latest_ok_rows([row("bpr", 0, 0.30, time="2026-12-07T10:30"),
+                                 row("bpr", 0, 0.25, time="2026-12-07T10:00:00+0000")])
+    assert only.metrics["test/ndcg@10"] == 0.30
+
+
 def test_ddp_rows_are_their_own_line():
     """A 2-process DDP run shares the fingerprint of the 1-device run but is another cell."""
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.32, devices=2, strategy="ddp", time="2026-12-02")]
