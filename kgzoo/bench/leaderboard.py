@@ -18,7 +18,8 @@ the Markdown, CSV, PNG and rich views). The rules:
 - **Sections.** Rows of the quick smoke schedule (``schedule["kind"] == "quick"``) go to
   separate smoke tables, never to the published ones. In a published table only lines whose
   every row :meth:`~kgzoo.bench.rows.ResultRow.is_published` (converged schedule, stopped by
-  early stopping) get a rank; a line with a row that stopped at its epoch cap is flagged
+  early stopping) and whose rows ran one configuration (one ``config_sha``, :attr:`Line.mixed`)
+  get a rank; a line with a row that stopped at its epoch cap is flagged
   (``capped``): not converged, not a baseline. The published table of a dataset's grid
   (``grids``: the catalogue's models of its published table) names the grid's models without a
   line in it (:attr:`Table.pending`): a partial table is never read as the whole grid.
@@ -173,9 +174,24 @@ class Line:
         return not self.capped and any((r.schedule or {}).get("kind") == "fixed" for r in self.rows)
 
     @property
+    def configs(self) -> list[str]:
+        """The distinct ``config_sha`` of the line's rows (what each seed trained with: the model
+        section with its tuned values and the variant's overrides, data, schedule), sorted; a row
+        without one (written before it was recorded) is not counted."""
+        return sorted({r.config_sha for r in self.rows if r.config_sha})
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the line's seeds ran more than one configuration (:attr:`configs`): a cell's key
+        has no config sha, so a re-tune resumed on one seed leaves the other seeds of the old values
+        in the line; its mean and std are not one configuration's, so it is not ranked."""
+        return len(self.configs) > 1
+
+    @property
     def published(self) -> bool:
-        """Whether every run is publishable (:meth:`ResultRow.is_published`)."""
-        return bool(self.rows) and all(r.is_published() for r in self.rows)
+        """Whether every run is publishable (:meth:`ResultRow.is_published`) and they ran one
+        configuration (not :attr:`mixed`)."""
+        return bool(self.rows) and all(r.is_published() for r in self.rows) and not self.mixed
 
     @property
     def trials(self) -> int | None:

@@ -223,6 +223,31 @@ def test_capped_rows_are_flagged_and_never_ranked():
     assert render.CAP_NOTE in md and "| cap ×1, early stop ×1 |" in md
 
 
+def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_path):
+    """A cell's key has no config sha: after a re-tune (a new ``tuned:`` record, a new config sha) a
+    ``--resume`` grid cut off after seed 0 left seed 0 of the new values beside seeds 1 and 2 of the
+    old, averaged as one line and ranked. The seeds of a published line must have run one
+    configuration (issue 16: mean and std over seeds of one config); such a line is marked ※, says
+    which configs below the table and in the CSV, and is not ranked. Rows without a config sha
+    (written before it was recorded) do not count as another config."""
+    tuned = {"trials": 10, "budget": {"trials": 10}}
+    rows = [row("bpr", s, 0.30, config_sha="aaaa", tuning=tuned) for s in (1, 2)]
+    rows += [row("bpr", 0, 0.33, config_sha="bbbb", tuning=tuned)]  # re-tuned: same trial count, new values
+    rows += [row("cke", s, 0.28, config_sha="cccc", tuning=tuned) for s in (0, 1)] + [row("cke", 2, 0.29, tuning=tuned)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    by = {ln.model: ln for ln in t.lines}
+    assert by["bpr"].configs == ["aaaa", "bbbb"] and by["bpr"].mixed and by["bpr"].rank is None
+    assert by["cke"].configs == ["cccc"] and not by["cke"].mixed and by["cke"].rank == 1
+    assert by["bpr"].tuned == "tuned (10 trials)"  # the tuned column alone does not tell
+    md = render.to_markdown(board)
+    assert "| - | bpr ※ |" in md and "| 1 | cke |" in md
+    assert "※ its seeds ran different configurations (`config_sha`): bpr: aaaa (seeds 1, 2), bbbb (seed 0)" in md
+    import csv as csv_module
+    got = {r["model"]: r["configs"] for r in csv_module.DictReader(render.write_csv(t, tmp_path / "t.csv").open())}
+    assert got == {"bpr": "aaaa bbbb", "cke": ""}
+
+
 def test_quick_rows_only_in_the_smoke_section():
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.20, kind="quick", time="2026-12-02"),
             row("pop", 0, 0.10, kind="quick")]
