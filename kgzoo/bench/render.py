@@ -569,7 +569,8 @@ def timing_note(lb: Leaderboard, floor: float = 0.1) -> str:
     where = sorted({r.accelerator for t in lb.section(PUBLISHED) for ln in t.lines for r in ln.rows if r.accelerator})
     return (f"Times are wall-clock on the machine of each row ({', '.join(where) or 'accelerator not recorded'}): "
             f"the seeds of one published line differ by up to {max(ratios):.1f}x in s/epoch (median "
-            f"{float(np.median(ratios)):.1f}x), so compare costs as orders of magnitude, not as a speed benchmark.")
+            f"{float(np.median(ratios)):.1f}x; lines of at least {floor:g} s per epoch), so compare costs as orders "
+            "of magnitude, not as a speed benchmark.")
 
 
 def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,

@@ -698,6 +698,7 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
     assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
     assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
+    assert "; lines of at least 0.1 s per epoch)" in md  # the floor: Pop's 2-11 ms seeds on dkn-news differ 6.1x
     pub = board.section(lb.PUBLISHED)[0]
     cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
     assert cells["s/epoch"] == "24 (15-31)" and cells["eval s"] == "0.2"
