@@ -311,7 +311,7 @@ def reproduce_table(rows: Sequence[ResultRow], paper: dict[str, Any],
     (:data:`kgzoo.tasks.TASKS`).
     """
     latest: dict[int, ResultRow] = {}
-    for r in sorted((r for r in rows if r.status == "ok"), key=lambda r: r.time):
+    for r in sorted((r for r in rows if r.status == "ok"), key=lambda r: r.written_at):
         latest[r.seed] = r
     ok = list(latest.values())
     names = list((paper.get("metrics") or {}).keys())

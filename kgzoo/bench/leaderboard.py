@@ -18,7 +18,8 @@ the Markdown, CSV, PNG and rich views). The rules:
 - **Sections.** Rows of the quick smoke schedule (``schedule["kind"] == "quick"``) go to
   separate smoke tables, never to the published ones. In a published table only lines whose
   every row :meth:`~kgzoo.bench.rows.ResultRow.is_published` (converged schedule, stopped by
-  early stopping) get a rank; a line with a row that stopped at its epoch cap is flagged
+  early stopping) and whose rows ran one configuration (one ``config_sha``, :attr:`Line.mixed`)
+  get a rank; a line with a row that stopped at its epoch cap is flagged
   (``capped``): not converged, not a baseline. The published table of a dataset's grid
   (``grids``: the catalogue's models of its published table) names the grid's models without a
   line in it (:attr:`Table.pending`): a partial table is never read as the whole grid.
@@ -49,7 +50,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..tasks import TASKS, get_task
-from .rows import ResultRow, protocol_label
+from .rows import ResultRow, parse_time, protocol_label
 
 #: cost columns: row attribute -> column title
 COST_COLUMNS = {"params": "params", "seconds_per_epoch": "s/epoch", "eval_seconds": "eval s",
@@ -173,9 +174,24 @@ class Line:
         return not self.capped and any((r.schedule or {}).get("kind") == "fixed" for r in self.rows)
 
     @property
+    def configs(self) -> list[str]:
+        """The distinct ``config_sha`` of the line's rows (what each seed trained with: the model
+        section with its tuned values and the variant's overrides, data, schedule), sorted; a row
+        without one (written before it was recorded) is not counted."""
+        return sorted({r.config_sha for r in self.rows if r.config_sha})
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the line's seeds ran more than one configuration (:attr:`configs`): a cell's key
+        has no config sha, so a re-tune resumed on one seed leaves the other seeds of the old values
+        in the line; its mean and std are not one configuration's, so it is not ranked."""
+        return len(self.configs) > 1
+
+    @property
     def published(self) -> bool:
-        """Whether every run is publishable (:meth:`ResultRow.is_published`)."""
-        return bool(self.rows) and all(r.is_published() for r in self.rows)
+        """Whether every run is publishable (:meth:`ResultRow.is_published`) and they ran one
+        configuration (not :attr:`mixed`)."""
+        return bool(self.rows) and all(r.is_published() for r in self.rows) and not self.mixed
 
     @property
     def trials(self) -> int | None:
@@ -497,10 +513,11 @@ def label_of(row: ResultRow) -> str:
 
 def latest_ok_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     """The successful rows, one per cell (:meth:`ResultRow.key`) and schedule class
-    (:func:`schedule_class`), the latest by ``time``, then by the order given (rows of several
+    (:func:`schedule_class`), the latest by ``time`` (:attr:`ResultRow.written_at`: the instant, not
+    the text, which carries the writing machine's UTC offset), then by the order given (rows of several
     files are merged), so a rerun replaces a seed and a smoke rerun never replaces a published row."""
     out: dict[tuple, ResultRow] = {}
-    for r in sorted(rows, key=lambda r: str(r.time or "")):
+    for r in sorted(rows, key=lambda r: r.written_at):
         if r.status == "ok":
             out[(r.key(), schedule_class(r))] = r
     return list(out.values())
@@ -578,7 +595,7 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
                  one_seed_minutes=one_seed_minutes,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
-                 commits=commits_of(rows), newest=max(str(r.time or "") for r in rows))
+                 commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time)
 
 
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
@@ -630,7 +647,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         groups.setdefault((r.dataset, r.task, label_of(r), r.kg_ablation, _canonical(r.protocol)), []).append(r)
     published, smoke, archive = [], [], []
     for key, grows in sorted(groups.items()):
-        grows.sort(key=lambda r: str(r.time or ""))
+        grows.sort(key=lambda r: r.written_at)
         seeded = key[1] in TASKS and TASKS[key[1]].seeded_split
         newest = {(r.seed if seeded else None): r.fingerprint for r in grows}  # the last write wins
         current = set(newest.values())
@@ -656,7 +673,7 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
                 old.setdefault(r.fingerprint, []).append(r)
         archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid)
                     for orows in old.values()]
-    archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, t.newest))
+    archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, parse_time(t.newest)))
     return Leaderboard(published + smoke + archive, build_robustness(ok, metric), build_ablations(ok, metric),
                        n_rows=len(rows), n_cells=len(ok))
 

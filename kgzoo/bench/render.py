@@ -91,6 +91,9 @@ FIXED_NOTE = (f"{FIXED_MARK} a fixed schedule (`kgzoo bench --epochs N`): its ep
 ONE_SEED_MARK = "‡"
 #: marker of a line with a note (:attr:`~kgzoo.bench.leaderboard.Line.note`), given below its table
 NOTE_MARK = "§"
+#: marker of a line whose seeds ran different configurations (:attr:`~kgzoo.bench.leaderboard.Line.mixed`),
+#: explained below its table (:func:`mixed_text`)
+MIXED_MARK = "※"
 #: marker of a line tuned with fewer trials than its table's largest budget
 #: (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`), explained below its table (:func:`budget_text`)
 BUDGET_MARK = "≠"
@@ -109,8 +112,8 @@ SECTION_TITLES = {
 SECTION_NOTES = {
     PUBLISHED: ("Runs of a converged (or fixed) schedule under the current fingerprint of each dataset and "
                 "protocol. Only lines whose every run is of the converged schedule (early stopping on the "
-                "validation metric) and did not stop at its cap are ranked (`#`); "
-                f"{CAP_MARK} and {FIXED_MARK} say why a line is not."),
+                "validation metric) and did not stop at its cap are ranked (`#`), where its seeds ran one "
+                f"configuration; {CAP_MARK}, {FIXED_MARK} and {MIXED_MARK} say why a line is not."),
     SMOKE: "Runs of the quick smoke schedule of the default `kgzoo bench`: a check that everything runs, not results.",
     ARCHIVE: ("Rows under a fingerprint that newer rows of the same dataset and protocol replaced (other data "
               "files or metric code): kept for the record, not comparable with the tables above."),
@@ -198,7 +201,7 @@ def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
     marks = ((f" {CAP_MARK}" if ln.capped else "") + (f" {FIXED_MARK}" if ln.fixed else "")
-             + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
+             + (f" {MIXED_MARK}" if ln.mixed else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
              + (f" {BUDGET_MARK}" if t.under_budget(ln) else "") + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
             + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
@@ -295,6 +298,23 @@ def budget_text(t: Table, lines: Sequence[Line]) -> str:
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")
 
 
+def mixed_text(lines: Sequence[Line]) -> str:
+    """The footnote of the lines among ``lines`` whose seeds ran different configurations
+    (:attr:`~kgzoo.bench.leaderboard.Line.mixed`, marked :data:`MIXED_MARK`), each config sha with
+    its seeds: not one configuration's mean and std, so not ranked. ``""`` when there is none."""
+    mixed = [ln for ln in lines if ln.mixed]
+    if not mixed:
+        return ""
+
+    def seeds(ln: Line, sha: str) -> str:
+        s = sorted(r.seed for r in ln.rows if r.config_sha == sha)
+        return f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
+
+    each = "; ".join(f"{ln.name}: " + ", ".join(f"{sha} ({seeds(ln, sha)})" for sha in ln.configs) for ln in mixed)
+    return (f"{MIXED_MARK} its seeds ran different configurations (`config_sha`): {each}; not one configuration's "
+            "mean and std (a re-tune or config change reached some seeds only): not ranked, not a baseline.")
+
+
 def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
     """The sentence naming the models of the dataset's grid that a published table does not have
     yet (:attr:`~kgzoo.bench.leaderboard.Table.pending`); ``""`` when none.
@@ -320,10 +340,12 @@ def notes_below(t: Table, lines: Sequence[Line], shown: Sequence[Line] | None = 
     """Everything said below table ``t`` about ``lines`` (the lines a view shows), one text each,
     in one order for every view (the Markdown table, the front page, the console caption): where
     the ``paper`` and ``reference`` numbers come from (:func:`source_notes`), the ‡ one-seed lines
-    (:func:`one_seed_note`), the ≠ lines tuned with a smaller budget (:func:`budget_text`), the §
+    (:func:`one_seed_note`), the ≠ lines tuned with a smaller budget (:func:`budget_text`), the ※
+    lines whose seeds ran different configurations (:func:`mixed_text`), the §
     line notes (:func:`note_texts`), the grid's models not in the table (:func:`pending_text`,
     ``shown`` as it takes it), what † and ° mean where a line carries them."""
-    texts = (source_notes(lines) + one_seed_note(t, lines) + [budget_text(t, lines)] + note_texts(lines)
+    texts = (source_notes(lines) + one_seed_note(t, lines) + [budget_text(t, lines), mixed_text(lines)]
+             + note_texts(lines)
              + [pending_text(t, shown)] + [CAP_NOTE if any(ln.capped for ln in lines) else ""]
              + [FIXED_NOTE if any(ln.fixed for ln in lines) else ""])
     return [x for x in texts if x]
@@ -547,7 +569,8 @@ def timing_note(lb: Leaderboard, floor: float = 0.1) -> str:
     where = sorted({r.accelerator for t in lb.section(PUBLISHED) for ln in t.lines for r in ln.rows if r.accelerator})
     return (f"Times are wall-clock on the machine of each row ({', '.join(where) or 'accelerator not recorded'}): "
             f"the seeds of one published line differ by up to {max(ratios):.1f}x in s/epoch (median "
-            f"{float(np.median(ratios)):.1f}x), so compare costs as orders of magnitude, not as a speed benchmark.")
+            f"{float(np.median(ratios)):.1f}x; lines of at least {floor:g} s per epoch), so compare costs as orders "
+            "of magnitude, not as a speed benchmark.")
 
 
 def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
@@ -605,7 +628,8 @@ def write_csv(t: Table, path: str | Path) -> Path:
     stopped, seeds, cap, the schedule kinds of the rows (``converged``, ``fixed``, ``quick``), mean costs, the smallest and largest of the wall-clock ones over seeds
     (:data:`TIMED`), what the Markdown says below the table (``one_seed``: :func:`one_seed_reason`;
     ``under_budget``: ``"3 < 10"``, the line's trials against the table's largest budget where
-    :meth:`~kgzoo.bench.leaderboard.Table.under_budget`;
+    :meth:`~kgzoo.bench.leaderboard.Table.under_budget`; ``configs``: the config shas of a line whose
+    seeds ran more than one (:attr:`~kgzoo.bench.leaderboard.Line.mixed`), space-separated;
     ``note``: the line's § note; ``caveat``: the dataset's; ``pending``: the grid's models without a
     line, space-separated: the same on every line), the line's commits
     (:func:`~kgzoo.bench.leaderboard.commits_of`, space-separated)."""
@@ -615,7 +639,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
               + ["paper", "paper_source", "paper_setting", "reference", "reference_source", "reference_setting",
                  "tuned", "best_epoch", "stopped_by", "seeds", "max_epochs", "schedule"]
               + list(COST_COLUMNS) + [f"{k}_{end}" for k in TIMED for end in ("min", "max")]
-              + ["one_seed", "under_budget", "note", "caveat", "pending", "commits"])
+              + ["one_seed", "under_budget", "configs", "note", "caveat", "pending", "commits"])
     pending = " ".join(t.pending)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -635,7 +659,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
                        + [one_seed_reason(t, ln), f"{ln.trials} < {t.budget}" if t.under_budget(ln) else "",
-                          ln.note, t.caveat, pending]
+                          " ".join(ln.configs) if ln.mixed else "", ln.note, t.caveat, pending]
                        + [" ".join(commits_of(ln.rows))])
     return path
 

@@ -24,6 +24,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -88,14 +89,15 @@ class ResultRow:
             (:func:`kgzoo.version.git_revision`). versions: library versions. paper: the
             config's paper block.
         checkpoint: best checkpoint relative to the run folder, or ``None``.
-        command: the command line. time: ISO 8601 end time. status: ``"ok"`` or ``"failed"``;
+        command: the command line. time: ISO 8601 end time with the writing machine's UTC offset
+            (``"2026-12-07T10:00:00+0000"``; :attr:`written_at` orders rows by it). status: ``"ok"`` or ``"failed"``;
             error, traceback: of a failed cell.
         extra: keys of an upgraded schema-1 row that have no field here (kept, never dropped).
 
     Raises:
         ValueError: (on construction) a bad status, task type, schedule kind, stopped_by, an
             absolute ``config`` or ``checkpoint`` path, a ``git_commit`` other than 40 hex digits,
-            a non-numeric metric.
+            a non-numeric metric, a ``time`` that is not ISO 8601.
     """
 
     schema: int = SCHEMA_VERSION
@@ -169,6 +171,12 @@ class ResultRow:
             raise ValueError(f"{where}: git_commit {self.git_commit!r} must be 40 hex digits or null")
         if self.git_dirty is not None and not isinstance(self.git_dirty, bool):
             raise ValueError(f"{where}: git_dirty {self.git_dirty!r} must be true, false or null")
+        if self.time:
+            try:
+                parse_time(self.time)
+            except ValueError:
+                raise ValueError(f"{where}: time {self.time!r} is not an ISO 8601 time "
+                                 "(e.g. 2026-12-07T10:00:00+0000)") from None
         for name in ("metrics", "valid_metrics"):
             for k, v in getattr(self, name).items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -185,6 +193,14 @@ class ResultRow:
         """True for a row the published leaderboard may rank: ``status == "ok"``, a converged
         schedule, and not stopped by its epoch cap."""
         return self.status == "ok" and self.schedule.get("kind") == "converged" and self.stopped_by != "cap"
+
+    @property
+    def written_at(self) -> datetime:
+        """When the row was written, as an aware UTC instant (:func:`parse_time` of :attr:`time`):
+        the order of "the latest row" (a rerun replaces a cell's row, the newest row's
+        fingerprint is a table's current one). Rows carry their machine's UTC offset, so their
+        text does not sort by instant (``05:30-0500`` is after ``10:00+0000``)."""
+        return parse_time(self.time)
 
     @property
     def run_seconds(self) -> float | None:
@@ -229,6 +245,24 @@ class ResultRow:
             return cls(**d)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+#: the instant of a row without a time (sorts first)
+NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def parse_time(value: str) -> datetime:
+    """The UTC instant of an ISO 8601 time (:attr:`ResultRow.time`: ``"2026-12-07T10:00:00+0000"``,
+    ``"2026-12-07T05:30:00-0500"``, ``"2026-12-07"``): one without an offset is read as UTC;
+    ``""`` is :data:`NO_TIME`.
+
+    Raises:
+        ValueError: not an ISO 8601 date or time (:meth:`datetime.datetime.fromisoformat`).
+    """
+    if not value:
+        return NO_TIME
+    t = datetime.fromisoformat(str(value))
+    return (t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def cell_key(model: str, dataset: str, seed: int, kg_ablation: str, variant: str, fingerprint: str,

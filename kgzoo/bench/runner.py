@@ -52,7 +52,7 @@ def estimate_seconds(model: str, dataset: str, max_epochs: int, history: Iterabl
         return None
     now = code_hash(model)
     rows = [r for r in rows if r.code_hash == now] or rows
-    return max_epochs * max(rows, key=lambda r: r.time).seconds_per_epoch
+    return max_epochs * max(rows, key=lambda r: r.written_at).seconds_per_epoch
 
 
 def early_stopped_epochs(model: str, dataset: str, schedule: dict, history: Iterable[ResultRow]) -> list[int]:

@@ -159,6 +159,27 @@ def test_mean_std_sorting_failed_rows_and_reruns():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
+    """Rows carry their machine's UTC offset (``time.strftime("%z")``): a row written at 05:30-0500
+    (10:30 UTC) is newer than one written at 10:00+0000, though its text sorts first. The text order
+    kept the older row of the cell, and took the older fingerprint for the current one."""
+    old = row("bpr", 0, 0.25, time="2026-12-07T10:00:00+0000")
+    new = row("bpr", 0, 0.30, time="2026-12-07T05:30:00-0500")
+    (only,) = lb.latest_ok_rows([old, new])
+    assert only.metrics["test/ndcg@10"] == 0.30
+    (only,) = lb.latest_ok_rows([new, old])
+    assert only.metrics["test/ndcg@10"] == 0.30
+    # the newest row's fingerprint is current; the other goes to the archive
+    board = lb.build([row("bpr", 0, 0.25, fp="old", time="2026-12-07T10:00:00+0000"),
+                      row("pop", 0, 0.10, fp="new", time="2026-12-07T05:30:00-0500")])
+    assert [(t.section, t.fingerprints, t.newest) for t in board.tables] == [
+        ("published", ["new"], "2026-12-07T05:30:00-0500"), ("archive", ["old"], "2026-12-07T10:00:00+0000")]
+    # a time without an offset is read as UTC (rows written before kgzoo recorded one; these tests' rows)
+    (only,) = lb.latest_ok_rows([row("bpr", 0, 0.30, time="2026-12-07T10:30"),
+                                 row("bpr", 0, 0.25, time="2026-12-07T10:00:00+0000")])
+    assert only.metrics["test/ndcg@10"] == 0.30
+
+
 def test_ddp_rows_are_their_own_line():
     """A 2-process DDP run shares the fingerprint of the 1-device run but is another cell."""
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.32, devices=2, strategy="ddp", time="2026-12-02")]
@@ -200,6 +221,31 @@ def test_capped_rows_are_flagged_and_never_ranked():
     md = render.to_markdown(lb.build(rows))
     assert "| - | kgat † | 0.4100 ± 0.0141 |" in md and "| 1 | bpr | 0.3000 ± 0.0000 |" in md
     assert render.CAP_NOTE in md and "| cap ×1, early stop ×1 |" in md
+
+
+def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_path):
+    """A cell's key has no config sha: after a re-tune (a new ``tuned:`` record, a new config sha) a
+    ``--resume`` grid cut off after seed 0 left seed 0 of the new values beside seeds 1 and 2 of the
+    old, averaged as one line and ranked. The seeds of a published line must have run one
+    configuration (issue 16: mean and std over seeds of one config); such a line is marked ※, says
+    which configs below the table and in the CSV, and is not ranked. Rows without a config sha
+    (written before it was recorded) do not count as another config."""
+    tuned = {"trials": 10, "budget": {"trials": 10}}
+    rows = [row("bpr", s, 0.30, config_sha="aaaa", tuning=tuned) for s in (1, 2)]
+    rows += [row("bpr", 0, 0.33, config_sha="bbbb", tuning=tuned)]  # re-tuned: same trial count, new values
+    rows += [row("cke", s, 0.28, config_sha="cccc", tuning=tuned) for s in (0, 1)] + [row("cke", 2, 0.29, tuning=tuned)]
+    board = lb.build(rows)
+    (t,) = board.tables
+    by = {ln.model: ln for ln in t.lines}
+    assert by["bpr"].configs == ["aaaa", "bbbb"] and by["bpr"].mixed and by["bpr"].rank is None
+    assert by["cke"].configs == ["cccc"] and not by["cke"].mixed and by["cke"].rank == 1
+    assert by["bpr"].tuned == "tuned (10 trials)"  # the tuned column alone does not tell
+    md = render.to_markdown(board)
+    assert "| - | bpr ※ |" in md and "| 1 | cke |" in md
+    assert "※ its seeds ran different configurations (`config_sha`): bpr: aaaa (seeds 1, 2), bbbb (seed 0)" in md
+    import csv as csv_module
+    got = {r["model"]: r["configs"] for r in csv_module.DictReader(render.write_csv(t, tmp_path / "t.csv").open())}
+    assert got == {"bpr": "aaaa bbbb", "cke": ""}
 
 
 def test_quick_rows_only_in_the_smoke_section():
@@ -652,6 +698,7 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
     assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
     assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
+    assert "; lines of at least 0.1 s per epoch)" in md  # the floor: Pop's 2-11 ms seeds on dkn-news differ 6.1x
     pub = board.section(lb.PUBLISHED)[0]
     cells = dict(zip(render.table_columns(pub), render.line_cells(pub, pub.lines[0])))
     assert cells["s/epoch"] == "24 (15-31)" and cells["eval s"] == "0.2"

@@ -13,8 +13,8 @@ from pathlib import Path, PurePath
 import pytest
 
 from kgzoo.bench.experiment import command_line
-from kgzoo.bench.rows import (SCHEMA_VERSION, ResultRow, append_line, append_row, dump_row, protocol_label, read_folder,
-                              read_rows, upgrade_v1)
+from kgzoo.bench.rows import (NO_TIME, SCHEMA_VERSION, ResultRow, append_line, append_row, dump_row, protocol_label,
+                              read_folder, read_rows, upgrade_v1)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rows_v1"
 V1_FILES = sorted(FIXTURES.glob("*.jsonl"))
@@ -123,10 +123,19 @@ def test_is_published_and_key():
     (dict(checkpoint="/abs/best.ckpt"), "checkpoint '/abs/best.ckpt' must be a relative path"),
     (dict(config="/work/zoo_configs/bpr/default.yaml"), "config"),
     (dict(schedule={"kind": "long"}), "schedule.kind"), (dict(metrics={"test/auc": "0.7"}), "not a number"),
+    (dict(time="yesterday"), "time 'yesterday' is not an ISO 8601 time"),
 ])
 def test_bad_values_are_named(bad, match):
     with pytest.raises(ValueError, match=match):
         _row(**bad)
+
+
+def test_written_at_is_the_utc_instant_of_time():
+    """Rows carry their machine's UTC offset: the instant orders them, not the text."""
+    assert _row(time="2026-12-07T05:30:00-0500").written_at > _row(time="2026-12-07T10:00:00+0000").written_at
+    # no offset: UTC
+    assert _row(time="2026-12-07T10:00").written_at == _row(time="2026-12-07T10:00:00+0000").written_at
+    assert _row(time="").written_at == NO_TIME < _row(time="2026-01-01").written_at
 
 
 def test_from_dict_errors_name_where():
