@@ -341,6 +341,9 @@ class Table:
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`) where this is the grid's table (its task
             and protocol, real KG: :func:`in_grid_table`), in its order; ``[]`` elsewhere
             (:attr:`pending` names those without a line here).
+        failed: model -> ``(seeds, error)``: the models whose cells under this table's key and
+            fingerprints failed and were not rerun with success (:func:`failed_cells`), that have
+            no line here (RippleNet without a KG): said below the table, never left out silently.
     """
 
     dataset: str
@@ -358,6 +361,7 @@ class Table:
     commits: list[str] = field(default_factory=list)
     newest: str = ""
     grid: list[str] = field(default_factory=list)
+    failed: dict[str, tuple[list[int], str]] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[str]:
@@ -598,6 +602,31 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
                  commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time)
 
 
+def failed_cells(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """The failed rows that no later row of the same cell (:meth:`ResultRow.key`) and schedule
+    class (:func:`schedule_class`) replaced, by time (:attr:`ResultRow.written_at`): the cells
+    that have no result, where a rerun that succeeded clears its cell's failure."""
+    out: dict[tuple, ResultRow] = {}
+    for r in sorted(rows, key=lambda r: r.written_at):
+        out[(r.key(), schedule_class(r))] = r
+    return [r for r in out.values() if r.status == "failed"]
+
+
+def _failed_here(failed: Sequence[ResultRow], table: Table) -> dict[str, tuple[list[int], str]]:
+    """:attr:`Table.failed` of ``table`` from ``failed`` (its group's :func:`failed_cells`): the
+    rows of its fingerprints and schedule section whose model has no line in it, per model its
+    seeds and the first line of its latest error."""
+    present = {ln.model for ln in table.lines}
+    out: dict[str, tuple[list[int], str]] = {}
+    for r in sorted(failed, key=lambda r: r.written_at):
+        if (r.model in present or r.fingerprint not in table.fingerprints
+                or is_quick(r) != (table.section == SMOKE)):
+            continue
+        seeds = sorted({*out.get(r.model, ([], ""))[0], r.seed})
+        out[r.model] = (seeds, (r.error or "no error recorded").splitlines()[0])
+    return out
+
+
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
           caveats: Mapping[str, str] | None = None, one_seed_minutes: Mapping[str, float] | None = None,
           line_notes: Mapping[tuple[str, str], str] | None = None,
@@ -645,6 +674,10 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
     groups: dict[tuple[str, ...], list[ResultRow]] = {}
     for r in shown:  # the protocol dict too: two protocols never share a table, even under one label
         groups.setdefault((r.dataset, r.task, label_of(r), r.kg_ablation, _canonical(r.protocol)), []).append(r)
+    failed: dict[tuple[str, ...], list[ResultRow]] = {}
+    for r in failed_cells(rows):
+        if show_variants or r.variant == "base":
+            failed.setdefault((r.dataset, r.task, label_of(r), r.kg_ablation, _canonical(r.protocol)), []).append(r)
     published, smoke, archive = [], [], []
     for key, grows in sorted(groups.items()):
         grows.sort(key=lambda r: r.written_at)
@@ -667,6 +700,8 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
                 published[-1].grid = list(grid[1])
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted, references=grid is None or in_grid))
+        for t in ([published[-1]] if pub else []) + ([smoke[-1]] if quick else []):
+            t.failed = _failed_here(failed.get(key, []), t)
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:

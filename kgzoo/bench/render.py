@@ -336,6 +336,16 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
     return text
 
 
+def failed_text(t: Table) -> str:
+    """The sentence naming the models whose cells of table ``t`` failed and have no line in it
+    (:attr:`~kgzoo.bench.leaderboard.Table.failed`), each with its seeds and error; ``""`` when none."""
+    if not t.failed:
+        return ""
+    each = "; ".join(f"{m} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}): {error}"
+                     for m, (seeds, error) in t.failed.items())
+    return f"Failed here, no line: {each}."
+
+
 def notes_below(t: Table, lines: Sequence[Line], shown: Sequence[Line] | None = None) -> list[str]:
     """Everything said below table ``t`` about ``lines`` (the lines a view shows), one text each,
     in one order for every view (the Markdown table, the front page, the console caption): where
@@ -343,10 +353,11 @@ def notes_below(t: Table, lines: Sequence[Line], shown: Sequence[Line] | None = 
     (:func:`one_seed_note`), the ≠ lines tuned with a smaller budget (:func:`budget_text`), the ※
     lines whose seeds ran different configurations (:func:`mixed_text`), the §
     line notes (:func:`note_texts`), the grid's models not in the table (:func:`pending_text`,
-    ``shown`` as it takes it), what † and ° mean where a line carries them."""
+    ``shown`` as it takes it), the models whose cells failed there (:func:`failed_text`), what †
+    and ° mean where a line carries them."""
     texts = (source_notes(lines) + one_seed_note(t, lines) + [budget_text(t, lines), mixed_text(lines)]
              + note_texts(lines)
-             + [pending_text(t, shown)] + [CAP_NOTE if any(ln.capped for ln in lines) else ""]
+             + [pending_text(t, shown), failed_text(t)] + [CAP_NOTE if any(ln.capped for ln in lines) else ""]
              + [FIXED_NOTE if any(ln.fixed for ln in lines) else ""])
     return [x for x in texts if x]
 

@@ -159,6 +159,25 @@ def test_mean_std_sorting_failed_rows_and_reruns():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_a_model_whose_cells_failed_is_named_below_its_table():
+    """A model whose every cell of a table failed (RippleNet without a KG) has no line; the table
+    says so below it, with its seeds and error, instead of leaving it out silently. A failure that a
+    later successful rerun replaced, and one of another table's key, are not named."""
+    rows = [row("bpr", s, 0.3 + s / 100, kg="none") for s in range(3)]
+    rows += [row("ripplenet", s, 0.0, kg="none", status="failed", error="ValueError: RippleNet needs a KG\ntrace",
+                 time=f"2026-12-01T10:0{s}") for s in range(3)]
+    rows += [row("kgat", 0, 0.0, kg="none", status="failed", error="RuntimeError: out of memory"),
+             row("kgat", 0, 0.25, kg="none", time="2026-12-01T12:00")]  # rerun with success
+    rows += [row("cke", 0, 0.0, kg="shuffled", status="failed", error="boom")]  # no table of its own
+    (t,) = lb.build(rows).tables
+    assert t.kg_ablation == "none" and [ln.model for ln in t.lines] == ["bpr", "kgat"]
+    assert t.failed == {"ripplenet": ([0, 1, 2], "ValueError: RippleNet needs a KG")}
+    text = render.failed_text(t)
+    assert "ripplenet (seeds 0, 1, 2): ValueError: RippleNet needs a KG" in text and "kgat" not in text
+    assert text in render.notes_below(t, t.lines) and "trace" not in text
+    assert "Failed here" in render.to_markdown(lb.build(rows))
+
+
 def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
     """Rows carry their machine's UTC offset (``time.strftime("%z")``): a row written at 05:30-0500
     (10:30 UTC) is newer than one written at 10:00+0000, though its text sorts first. The text order
