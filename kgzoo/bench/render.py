@@ -197,6 +197,16 @@ def table_columns(t: Table) -> list[str]:
             + list(COST_COLUMNS.values()))
 
 
+def metric_cell(ln: Line, metric: str) -> str:
+    """The displayed mean ± std of ``metric`` on line ``ln``; ``"-"`` where no seed has it, and
+    ``"(n of N seeds)"`` after it where fewer seeds than the line's have a finite value (a row
+    without the metric, or NaN), so a column never averages fewer seeds than ``seeds`` says unseen."""
+    s = ln.metrics.get(metric)
+    if s is None:
+        return "-"
+    return s.fmt() + (f" ({s.n} of {len(ln.seeds)} seeds)" if s.n < len(ln.seeds) else "")
+
+
 def line_cells(t: Table, ln: Line) -> list[str]:
     """The displayed cells of one line, in :func:`table_columns` order."""
     c = ln.costs
@@ -204,7 +214,7 @@ def line_cells(t: Table, ln: Line) -> list[str]:
              + (f" {MIXED_MARK}" if ln.mixed else "") + (f" {ONE_SEED_MARK}" if _marked_one_seed(t, ln) else "")
              + (f" {BUDGET_MARK}" if t.under_budget(ln) else "") + (f" {NOTE_MARK}" if ln.note else ""))
     return ([str(ln.rank) if ln.rank is not None else "-", ln.name + marks]
-            + [s.fmt() if (s := ln.metrics.get(m)) else "-" for m in t.metric_columns]
+            + [metric_cell(ln, m) for m in t.metric_columns]
             + [f"{ln.paper:.4f}" if ln.paper is not None else "-",
                f"{ln.reference:.4f}" if ln.reference is not None else "-", ln.tuned,
                _count(ln.best_epoch), ln.stopped_text(),

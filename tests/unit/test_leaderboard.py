@@ -178,6 +178,20 @@ def test_a_model_whose_cells_failed_is_named_below_its_table():
     assert "Failed here" in render.to_markdown(lb.build(rows))
 
 
+def test_a_metric_over_fewer_seeds_than_the_line_says_so():
+    """A seed whose row lacks a metric (or holds NaN) is left out of that metric's mean; the cell
+    says over how many of the line's seeds it is, instead of passing for all three."""
+    rows = [row("bpr", s, 0.3 + s / 100) for s in range(3)]
+    rows[2].metrics.pop("test/recall@20")
+    rows[1].metrics["test/ndcg@20"] = float("nan")
+    (t,) = lb.build(rows).tables
+    (ln,) = t.lines
+    assert render.metric_cell(ln, "recall@20").endswith("(2 of 3 seeds)")
+    assert render.metric_cell(ln, "ndcg@20").endswith("(2 of 3 seeds)")
+    assert render.metric_cell(ln, "ndcg@10") == ln.metrics["ndcg@10"].fmt() and render.metric_cell(ln, "x") == "-"
+    assert "(2 of 3 seeds)" in render.to_markdown(lb.build(rows))
+
+
 def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
     """Rows carry their machine's UTC offset (``time.strftime("%z")``): a row written at 05:30-0500
     (10:30 UTC) is newer than one written at 10:00+0000, though its text sorts first. The text order
