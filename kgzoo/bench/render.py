@@ -197,6 +197,14 @@ def table_columns(t: Table) -> list[str]:
             + list(COST_COLUMNS.values()))
 
 
+def sort_text(t: Table) -> str:
+    """How the lines of ``t`` are ordered: ``"sorted by test ndcg@10"``, with ``"ranked lines
+    first"`` where some line has no rank (a capped, fixed-schedule or mixed one follows the ranked
+    ones whatever its metric)."""
+    unranked = t.section == PUBLISHED and any(ln.rank is None for ln in t.lines)
+    return f"sorted by test {t.metric}" + ("; ranked lines first" if unranked else "")
+
+
 def metric_cell(ln: Line, metric: str) -> str:
     """The displayed mean ± std of ``metric`` on line ``ln``; ``"-"`` where no seed has it, and
     ``"(n of N seeds)"`` after it where fewer seeds than the line's have a finite value (a row
@@ -482,7 +490,7 @@ def _caveat_lines(t: Table) -> list[str]:
 
 def _table_md(t: Table, image: str | None) -> list[str]:
     out = [f"### {heading(t)}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
-    out += [f"- sorted by test {t.metric}; mean ± sample std over seeds; newest row {t.newest or '?'}",
+    out += [f"- {sort_text(t)}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
     out += _paragraphs(notes_below(t, t.lines))
@@ -758,7 +766,7 @@ def rich_tables(lb: Leaderboard, sections: Sequence[str] = (PUBLISHED,), robustn
     out = []
     for t in lb.tables:
         if t.section in sections:
-            caption = f"fingerprint {' '.join(fp[:12] for fp in t.fingerprints)}; sorted by test {t.metric}"
+            caption = f"fingerprint {' '.join(fp[:12] for fp in t.fingerprints)}; {sort_text(t)}"
             if code_label(t.commits):
                 caption += f"; {code_label(t.commits, quote='')}"
             if t.caveat:

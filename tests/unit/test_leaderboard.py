@@ -254,6 +254,8 @@ def test_capped_rows_are_flagged_and_never_ranked():
     md = render.to_markdown(lb.build(rows))
     assert "| - | kgat † | 0.4100 ± 0.0141 |" in md and "| 1 | bpr | 0.3000 ± 0.0000 |" in md
     assert render.CAP_NOTE in md and "| cap ×1, early stop ×1 |" in md
+    assert "- sorted by test ndcg@10; ranked lines first;" in md  # kgat (0.41) follows bpr (0.30)
+    assert render.sort_text(lb.build(rows[:2]).tables[0]) == "sorted by test ndcg@10"
 
 
 def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_path):
