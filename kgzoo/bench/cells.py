@@ -133,7 +133,8 @@ def cell_config(model: str, dataset: str, protocol: EvalProtocol | str = "") -> 
 
 
 def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablation: str = "real", seed: int = 0,
-                    root: str | None = None, data_overrides: dict[str, Any] | None = None) -> Any:
+                    root: str | None = None, data_overrides: dict[str, Any] | None = None,
+                    config: ZooConfig | None = None) -> Any:
     """The DataModule a cell of ``model`` on ``dataset`` trains and is evaluated on, not yet set up:
     :func:`kgzoo.create_datamodule` with the zoo config's ``data`` section (batch sizes,
     ``max_history``; the protocol's config, :func:`cell_config`), then ``data_overrides`` over it. The one builder behind both a cell's
@@ -146,25 +147,28 @@ def cell_datamodule(model: str, dataset: str, protocol: EvalProtocol, kg_ablatio
         seed: seeds the DataModule's negative sampler; the split is the protocol's, so the
             fingerprints do not depend on it.
         data_overrides: DataModule arguments over the config's ``data`` section.
+        config: the cell's config where the caller loaded it (:func:`cell_config`; a cell loads
+            its config once and passes it down), else loaded here.
 
     Raises:
         KeyError: an unknown dataset. ValueError: a broken config or a bad DataModule argument
             (naming the file and field). DataFormatError: a malformed data file.
     """
-    data = {**cell_config(model, dataset, protocol).data, **(data_overrides or {})}
+    data = {**(config or cell_config(model, dataset, protocol)).data, **(data_overrides or {})}
     return create_datamodule(dataset, root=root, protocol=protocol, kg_ablation=kg_ablation, seed=seed, **data)
 
 
-def cell_fingerprint(cell: Cell, root: str | None = None) -> tuple[str, str]:
+def cell_fingerprint(cell: Cell, root: str | None = None, config: ZooConfig | None = None) -> tuple[str, str]:
     """``(fingerprint, protocol_fingerprint)`` of a cell, from its DataModule before training
     (sha256 hex strings, :class:`~kgzoo.data.datamodule.KGRecDataModule`), built by
     :func:`cell_datamodule` as :func:`kgzoo.bench.experiment.run_experiment` builds it (the zoo
     config's ``max_history`` enters the fingerprint where it is not 50).
 
-    Costs one data load (cached per process) and one split; no model is built.
+    Costs one data load (cached per process) and one split; no model is built. ``config``: the
+    cell's config where the caller loaded it (:func:`cell_config`).
     """
     dm = cell_datamodule(cell.model, cell.dataset, parse_protocol(cell.dataset, cell.protocol, cell.model),
-                         cell.kg_ablation, cell.seed, root)
+                         cell.kg_ablation, cell.seed, root, config=config)
     dm.setup()
     return dm.fingerprint, dm.protocol_fingerprint
 
@@ -191,7 +195,7 @@ def metric_names(model: str, dataset: str) -> list[str]:
 
 def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bool = True,
                   metric: str | None = None, patience: int | None = None,
-                  protocol: EvalProtocol | str = "") -> dict[str, Any]:
+                  protocol: EvalProtocol | str = "", config: ZooConfig | None = None) -> dict[str, Any]:
     """The schedule a cell trains under, as a result row records it: ``{"kind", "max_epochs",
     "patience", "monitor"}`` from :meth:`kgzoo.config.ZooConfig.schedule` (the one merge of the
     config's ``train`` and ``bench`` sections), and ``"min_epochs"`` where the dataset's converged
@@ -201,12 +205,13 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     ``kind`` is ``"fixed"`` when ``epochs`` is given (``max_epochs = epochs``), else ``"quick"``
     (the default ``kgzoo bench``) or ``"converged"``. ``monitor`` is ``"valid/<metric>"`` with
     ``metric``, else the config's ``train.monitor`` or ``model.main_metric``, else the task's
-    main metric (:func:`cell_task`). The config is the protocol's (:func:`cell_config`).
+    main metric (:func:`cell_task`). The config is the protocol's (:func:`cell_config`; ``config``:
+    that one where the caller loaded it).
 
     Raises:
         ValueError: a broken config or a bad schedule value (naming the file and field).
     """
-    cfg = cell_config(model, dataset, protocol)
+    cfg = config or cell_config(model, dataset, protocol)
     sched = cfg.schedule(quick, max_epochs=epochs, patience=patience, monitor=metric)
     main = sched.monitor or cfg.model.get("main_metric") or cell_task(model, dataset).main_metric(
         cfg.model.get("ks", (10, 20)))
@@ -214,17 +219,19 @@ def cell_schedule(model: str, dataset: str, epochs: int | None = None, quick: bo
     return {"kind": kind, **sched.record(), "monitor": f"valid/{main}"}
 
 
-def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None) -> str:
+def cell_config_sha(cell: Cell, schedule: dict[str, Any], overrides: dict[str, Any] | None = None,
+                    config: ZooConfig | None = None) -> str:
     """:meth:`kgzoo.config.ZooConfig.sha` of what a cell trains with: its config's ``model``
     section with the variant's overrides (``overrides`` where given: a tuning trial's, whose
     :func:`variant_name` may hold lists), ``data`` and the ``schedule`` (:func:`cell_schedule`),
-    of the cell's protocol's config (:func:`cell_config`). A row keeps it, so ``--resume`` reruns a
-    cell whose config has changed (a study under its protocol included)."""
+    of the cell's protocol's config (:func:`cell_config`; ``config``: that one where the caller
+    loaded it). A row keeps it, so ``--resume`` reruns a cell whose config has changed (a study
+    under its protocol included)."""
     sched = Schedule(quick=schedule["kind"] == "quick", max_epochs=schedule["max_epochs"],
                      patience=schedule["patience"], monitor=schedule["monitor"],
                      min_epochs=schedule.get("min_epochs", 0))
-    return cell_config(cell.model, cell.dataset, cell.protocol).sha(cell.overrides if overrides is None else overrides,
-                                                                      sched)
+    cfg = config or cell_config(cell.model, cell.dataset, cell.protocol)
+    return cfg.sha(cell.overrides if overrides is None else overrides, sched)
 
 
 def resolve_grid(models: Sequence[str] | str = "*", datasets: Sequence[str] | str = "ml-100k-kg",

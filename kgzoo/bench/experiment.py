@@ -603,7 +603,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
                  overrides: dict[str, Any], schedule: dict[str, Any], devices: int | str, strategy: str,
                  num_nodes: int, accelerator: str, fingerprint: str, protocol_fingerprint: str,
                  cell_fingerprint: str | None = None, command: str | None = None, variant: str | None = None,
-                 t_start: float, **measured: Any) -> ResultRow:
+                 config: ZooConfig | None = None, t_start: float, **measured: Any) -> ResultRow:
     """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
     cell's identity, its config (path relative to the config directory, sha, paper block), its
     code hash, the git commit and dirtiness of the checkout (:func:`kgzoo.version.git_revision`,
@@ -611,12 +611,14 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     (``time.perf_counter``), and
     ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
     ``variant``: the cell's variant name as the grid spells it (:attr:`~kgzoo.bench.cells.Cell.variant`);
-    ``None``: written from ``overrides``.
+    ``None``: written from ``overrides``. ``config``: the config the cell trained with
+    (:func:`~kgzoo.bench.cells.cell_config`, loaded once by :func:`run_experiment`), so the row
+    records that one even where the file changed during the run; ``None``: loaded here.
 
     Raises:
         KeyError: an unknown model. ValueError: a broken config or a bad field value.
     """
-    cfg = cell_config(model, dataset, protocol)
+    cfg = config or cell_config(model, dataset, protocol)
     if variant is None:
         variant = variant_name(overrides)
     config = None
@@ -633,7 +635,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
         config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
-                                         protocol_key(dataset, protocol, model)), schedule, overrides),
+                                         protocol_key(dataset, protocol, model)), schedule, overrides, cfg),
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
         versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
@@ -643,16 +645,17 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
 
 def failed_row(cell: Cell, error: BaseException, *, schedule: dict[str, Any], fingerprint: str,
                protocol_fingerprint: str, devices: int | str = 1, strategy: str = "auto", num_nodes: int = 1,
-               accelerator: str = "cpu", command: str | None = None, t_start: float) -> ResultRow:
+               accelerator: str = "cpu", command: str | None = None, config: ZooConfig | None = None,
+               t_start: float) -> ResultRow:
     """The row of a cell that raised ``error`` (``status="failed"``, the error and the last frames
-    of its traceback), by :func:`assemble_row`."""
+    of its traceback), by :func:`assemble_row` (``config``: the cell's, where the caller loaded it)."""
     return assemble_row(model=cell.model, dataset=cell.dataset, seed=cell.seed,
                         protocol=parse_protocol(cell.dataset, cell.protocol, cell.model),
                         kg_ablation=cell.kg_ablation,
                         overrides=cell.overrides, schedule=schedule, devices=devices, strategy=strategy,
                         num_nodes=num_nodes, accelerator=accelerator, fingerprint=fingerprint,
                         protocol_fingerprint=protocol_fingerprint, command=command, variant=cell.variant,
-                        t_start=t_start, status="failed",
+                        config=config, t_start=t_start, status="failed",
                         error=f"{type(error).__name__}: {error}", traceback=_short_traceback(error))
 
 
@@ -870,12 +873,13 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
     strategy = bench_strategy(strategy, devices, num_nodes)  # auto for several processes: ddp, as recorded
     if protocol is None:
         protocol = default_protocol(dataset, model)
-    schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience, protocol)
+    cfg = cell_config(model, dataset, protocol)  # loaded once: schedule, data, model and row all read this one
+    schedule = cell_schedule(model, dataset, max_epochs, quick, monitor, patience, protocol, config=cfg)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    dm = cell_datamodule(model, dataset, protocol, kg_ablation, seed, root, data_overrides)
+    dm = cell_datamodule(model, dataset, protocol, kg_ablation, seed, root, data_overrides, config=cfg)
     overrides = dict(model_overrides or {})
-    net = create_model(model, datamodule=dm, config=cell_config(model, dataset, protocol),
+    net = create_model(model, datamodule=dm, config=cfg,
                        **({**overrides, "main_metric": monitor} if monitor else overrides))
     dm.setup()
     planned_fp = dm.fingerprint
@@ -933,7 +937,7 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
         model=model, dataset=dataset, seed=seed, protocol=protocol, kg_ablation=dm.kg_ablation_kind,
         overrides=overrides, schedule=schedule, devices=devices, strategy=strategy, num_nodes=num_nodes,
         accelerator=accelerator, fingerprint=dm.fingerprint, protocol_fingerprint=dm.protocol_fingerprint,
-        cell_fingerprint=planned_fp, command=command, variant=variant,
+        cell_fingerprint=planned_fp, command=command, variant=variant, config=cfg,
         t_start=t_start - point.fit_seconds,  # a resumed cell's time counts its earlier processes' fits
         task=net.task, main_metric=net.main_metric,
         metrics={k: float(v) for k, v in (results[0] if results else {}).items()},

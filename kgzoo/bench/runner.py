@@ -130,16 +130,17 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
     report = GridReport(results=results)
     t_grid = time.perf_counter()
     for i, cell in enumerate(cells, 1):
-        fp, pfp = cell_fingerprint(cell, root)
-        schedule = cell_schedule(cell.model, cell.dataset, epochs, quick, metric, protocol=cell.protocol)
+        cfg = cell_config(cell.model, cell.dataset, cell.protocol)  # once for the plan (the run loads its own)
+        fp, pfp = cell_fingerprint(cell, root, config=cfg)
+        schedule = cell_schedule(cell.model, cell.dataset, epochs, quick, metric, protocol=cell.protocol, config=cfg)
         key = (cell_key(cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp, devices, strategy,
-                        num_nodes), cell_config_sha(cell, schedule), code_hash(cell.model))
+                        num_nodes), cell_config_sha(cell, schedule, config=cfg), code_hash(cell.model))
         tag = f"[{i}/{len(cells)}] {cell.label()}"
         if key in done:
             report.skipped.append(cell)
             say(f"{tag}: already in {results}, skipped")
             continue
-        inherited = cell_config(cell.model, cell.dataset, cell.protocol).inherited_from
+        inherited = cfg.inherited_from
         if inherited:
             say(f"{tag}: {cell.model} has no zoo config; using {inherited}'s")
         plan = plan_text(cell.model, cell.dataset, schedule, seen)
@@ -158,7 +159,7 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
             except Exception as e:  # noqa: BLE001 - a failed cell is a result, the grid goes on
                 row = failed_row(cell, e, schedule=schedule, fingerprint=fp, protocol_fingerprint=pfp,
                                  devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator,
-                                 command=command, t_start=t0)
+                                 command=command, config=cfg, t_start=t0)
         if row.status != "ok":
             report.failed.append(cell)
         if rank0:

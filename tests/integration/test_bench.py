@@ -614,3 +614,22 @@ def test_a_ddp_cell_stopped_by_sigterm_resumes_to_the_uninterrupted_row(data_dir
     assert (a["devices"], a["strategy"]) == (b["devices"], b["strategy"]) == (2, "ddp")
     assert a["metrics"] == b["metrics"] and a["valid_metrics"] == b["valid_metrics"]
     assert (a["epochs"], a["best_epoch"], a["stopped_by"]) == (b["epochs"], b["best_epoch"], b["stopped_by"])
+
+
+def test_a_cell_loads_its_config_once_and_the_row_records_that_one(data_dir, tmp_path, monkeypatch):
+    """DESIGN.md: the ZooConfig is "loaded once per cell and passed down". run_experiment reads the
+    config one time, and the schedule, the DataModule, the model and the row all take that one, so a
+    config file rewritten while the cell trains (a study of another process writing its record)
+    cannot give the row another config sha or tuning record than the run trained with."""
+    from kgzoo.bench import experiment as ex
+    from kgzoo.config import ZooConfig
+
+    real, loads = ZooConfig.load.__func__, []
+
+    def counted(cls, model, dataset=None, *args, **kwargs):
+        loads.append((model, dataset))
+        return real(cls, model, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(ZooConfig, "load", classmethod(counted))
+    row = ex.run_experiment("pop", "ml-100k-kg", max_epochs=1, out_dir=tmp_path, progress=False)
+    assert row.status == "ok" and loads == [("pop", "ml-100k-kg")]
