@@ -761,7 +761,9 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     so that a difference is no reproduction failure; and the committed row of the same seed, same
     schedule class, where there is one, with ``"other code"`` where that row's
     :attr:`~kgzoo.bench.rows.ResultRow.code_hash` is another: the model's source files changed
-    since it ran, so a difference may be that change's) and the difference (to that seed's row where
+    since it ran, so a difference may be that change's; ``"other threads"`` where both rows
+    recorded :attr:`~kgzoo.bench.rows.ResultRow.torch_threads` and they differ: float sums in
+    another order) and the difference (to that seed's row where
     there is one, else to the mean): ``=`` where every test metric equals the seed's committed row
     bit for bit (a reproduced row), else the signed difference of the main metric (``+0.0000``:
     equal to 4 decimals, not bit for bit); seconds per epoch and per cell.
@@ -790,10 +792,11 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
             base = seed_value if seed_value is not None else stat.mean
             other = ", other schedule" if not same else (
                 ", other config" if r.config_sha not in shas.get(reference_key(r), set()) else "")
-            code = ", other code" if twin is not None and None not in (twin.code_hash, r.code_hash) \
-                and twin.code_hash != r.code_hash else ""
+            twin_notes = "".join(f", other {what}" for what, field in (("code", "code_hash"), ("threads", "torch_threads"))
+                           if twin is not None and None not in (getattr(twin, field), getattr(r, field))
+                           and getattr(twin, field) != getattr(r, field))
             committed = (f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{other}"
-                         + (f"; seed {r.seed} {seed_value:.4f}{code}" if seed_value is not None else "") + ")")
+                         + (f"; seed {r.seed} {seed_value:.4f}{twin_notes}" if seed_value is not None else "") + ")")
         stop = {"early_stopping": "early", "cap": "cap", "closed_form": "closed form"}.get(r.stopped_by or "", "-")
         body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
                      r.status if r.status == "ok" else f"[red]failed[/red]: {r.error}",
@@ -810,7 +813,8 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
                                "variant, KG ablation and schedule (quick or not), and the row of this seed; "
                                "'other config': none of them ran this row's config sha (other hyper-parameters, e.g. "
                                "before tuning, or another epoch cap); 'other code': the model's source changed since "
-                               "this seed's committed row ran (another code hash); diff: to this seed's committed row, "
+                               "this seed's committed row ran (another code hash); 'other threads': it ran under "
+                               "another torch thread count; diff: to this seed's committed row, "
                                "else to the mean; '=': every test metric equal to this seed's committed row bit for bit",
                        left=("model", "dataset", "variant", "kg", "status", "metric"))
 
