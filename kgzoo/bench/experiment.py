@@ -607,7 +607,8 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     """The one constructor of a kgzoo result row (:class:`~kgzoo.bench.rows.ResultRow`): the
     cell's identity, its config (path relative to the config directory, sha, paper block), its
     code hash, the git commit and dirtiness of the checkout (:func:`kgzoo.version.git_revision`,
-    computed once per process, when this module was imported), versions, time, ``cell_seconds`` since ``t_start``
+    computed once per process, when this module was imported), versions, the torch thread count, time,
+    ``cell_seconds`` since ``t_start``
     (``time.perf_counter``), and
     ``measured`` (metrics, epochs, timings, ...; ``status="failed"`` with ``error``/``traceback``).
     ``variant``: the cell's variant name as the grid spells it (:attr:`~kgzoo.bench.cells.Cell.variant`);
@@ -637,7 +638,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
                                          protocol_key(dataset, protocol, model)), schedule, overrides, cfg),
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
-        versions=library_versions(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
+        versions=library_versions(), torch_threads=torch.get_num_threads(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
         command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         cell_seconds=time.perf_counter() - t_start, **measured)

@@ -619,7 +619,9 @@ def to_markdown(lb: Leaderboard, images: dict[int, str] | None = None,
            "metric code) below: rows under different fingerprints never share a table, except the seeds of a "
            "task whose split the run's seed draws (KG link prediction: one fingerprint per seed). Test metrics of the "
            "best validation checkpoint. To rerun a line, take its `command:` with a `--results` folder of your own in place of "
-           "`benchmarks/results` (that one holds the committed rows).", "",
+           "`benchmarks/results` (that one holds the committed rows) and the seeds you want: the run prints each rerun "
+           "beside the committed row of its seed (`=`: every test metric equal bit for bit; `other code`: the model's "
+           "source files changed since that row ran).", "",
            " ".join(filter(None, (COLUMN_LEGEND, timing_note(lb)))), ""]
     out += _front_md(lb) + _section_md(lb, PUBLISHED, images) + _section_md(lb, SMOKE, images)
     if lb.robustness:
@@ -810,8 +812,14 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
     schedule class has one, ``"other config"`` when none of its rows ran this row's
     :attr:`~kgzoo.bench.rows.ResultRow.config_sha`: other hyper-parameters or another epoch cap,
     so that a difference is no reproduction failure; and the committed row of the same seed, same
-    schedule class, where there is one) and the difference (to that seed's row where there is one, else to the mean: a
-    rerun of a committed seed reads ``+0.0000`` when it reproduces it), seconds per epoch and per cell.
+    schedule class, where there is one, with ``"other code"`` where that row's
+    :attr:`~kgzoo.bench.rows.ResultRow.code_hash` is another: the model's source files changed
+    since it ran, so a difference may be that change's; ``"other threads"`` where both rows
+    recorded :attr:`~kgzoo.bench.rows.ResultRow.torch_threads` and they differ: float sums in
+    another order) and the difference (to that seed's row where
+    there is one, else to the mean): ``=`` where every test metric equals the seed's committed row
+    bit for bit (a reproduced row), else the signed difference of the main metric (``+0.0000``:
+    equal to 4 decimals, not bit for bit); seconds per epoch and per cell.
 
     Returns:
         A :class:`rich.table.Table`.
@@ -837,14 +845,18 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
             base = seed_value if seed_value is not None else stat.mean
             other = ", other schedule" if not same else (
                 ", other config" if r.config_sha not in shas.get(reference_key(r), set()) else "")
+            twin_notes = "".join(f", other {what}" for what, field in (("code", "code_hash"), ("threads", "torch_threads"))
+                           if twin is not None and None not in (getattr(twin, field), getattr(r, field))
+                           and getattr(twin, field) != getattr(r, field))
             committed = (f"{stat.mean:.4f} ({stat.n} seed{'s' if stat.n > 1 else ''}{other}"
-                         + (f"; seed {r.seed} {seed_value:.4f}" if seed_value is not None else "") + ")")
+                         + (f"; seed {r.seed} {seed_value:.4f}{twin_notes}" if seed_value is not None else "") + ")")
         stop = {"early_stopping": "early", "cap": "cap", "closed_form": "closed form"}.get(r.stopped_by or "", "-")
         body.append([r.model, r.dataset, r.variant, r.kg_ablation, str(r.seed),
                      r.status if r.status == "ok" else f"[red]failed[/red]: {r.error}",
                      "-" if r.epochs is None else f"{r.epochs} ({'-' if r.best_epoch is None else r.best_epoch}, {stop})",
                      metric, "-" if value is None else f"{value:.4f}", committed,
-                     "-" if (base is None or value is None) else f"{value - base:+.4f}",
+                     "-" if (base is None or value is None) else (
+                         "=" if seed_value is not None and twin.metrics == r.metrics else f"{value - base:+.4f}"),
                      "-" if r.seconds_per_epoch is None else f"{r.seconds_per_epoch:.2f}",
                      "-" if r.cell_seconds is None else f"{r.cell_seconds:.1f}"])
     header = ["model", "dataset", "variant", "kg", "seed", "status", "epochs (best, stop)", "metric", "test",
@@ -853,8 +865,10 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
                        caption="committed: mean over seeds of the committed rows with the same fingerprint, model, "
                                "variant, KG ablation and schedule (quick or not), and the row of this seed; "
                                "'other config': none of them ran this row's config sha (other hyper-parameters, e.g. "
-                               "before tuning, or another epoch cap); diff: to this seed's committed row, else to "
-                               "the mean",
+                               "before tuning, or another epoch cap); 'other code': the model's source changed since "
+                               "this seed's committed row ran (another code hash); 'other threads': it ran under "
+                               "another torch thread count; diff: to this seed's committed row, "
+                               "else to the mean; '=': every test metric equal to this seed's committed row bit for bit",
                        left=("model", "dataset", "variant", "kg", "status", "metric"))
 
 

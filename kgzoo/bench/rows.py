@@ -15,7 +15,8 @@ Schema history (:data:`SCHEMA_VERSION`):
 * 2: this dataclass (DESIGN.md, "ResultRow"; the field list agreed in the redesign, issue 18).
   Fields added later within schema 2 are optional with a ``None`` default, so every earlier
   row reads unchanged: ``git_commit`` and ``git_dirty`` (2026-12-06; ``None`` in older rows),
-  ``cell_cpu_seconds`` (2026-12-07; ``None`` in older rows).
+  ``cell_cpu_seconds`` (2026-12-07; ``None`` in older rows), ``torch_threads`` (2026-12-07;
+  ``None`` in older rows).
 """
 from __future__ import annotations
 
@@ -80,6 +81,11 @@ class ResultRow:
             ran beside it. ``None`` where unknown (rows written before it was recorded, a cell
             resumed from a point that did not record it). The one-seed rule of the large sets
             reads it before ``cell_seconds`` (issue 16, part 3).
+        torch_threads: ``torch.get_num_threads()`` of the process that ran the cell (``OMP_NUM_THREADS``
+            sets it): float sums split over another number of threads add in another order, so a
+            rerun under another count may differ in the last bits and, over a run, in its metrics
+            (a CKE run on ml-100k-kg under 2 threads left the 1-thread run's validation curve at
+            epoch 36). ``None`` where unknown (rows written before it was recorded).
         hparams: the model's hyper-parameters (sizes excluded). config: the zoo config file
             relative to its config directory (``"kgat/ml-100k-kg.yaml"``). config_sha: 16 hex
             of what the cell trains with. code_hash: 16 hex of kgzoo's version + the model's
@@ -133,6 +139,7 @@ class ResultRow:
     test_seconds: float | None = None
     cell_seconds: float | None = None
     cell_cpu_seconds: float | None = None
+    torch_threads: int | None = None
     peak_memory_mb: float | None = None
     params: int | None = None
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -177,6 +184,9 @@ class ResultRow:
             except ValueError:
                 raise ValueError(f"{where}: time {self.time!r} is not an ISO 8601 time "
                                  "(e.g. 2026-12-07T10:00:00+0000)") from None
+        if self.torch_threads is not None and (isinstance(self.torch_threads, bool)
+                                               or not isinstance(self.torch_threads, int) or self.torch_threads < 1):
+            raise ValueError(f"{where}: torch_threads {self.torch_threads!r} must be a positive integer or null")
         for name in ("metrics", "valid_metrics"):
             for k, v in getattr(self, name).items():
                 if isinstance(v, bool) or not isinstance(v, (int, float)):

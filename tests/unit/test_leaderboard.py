@@ -9,6 +9,7 @@ import builtins
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -499,7 +500,7 @@ def test_rich_views_and_the_run_table():
     assert "100 (99, cap)" in text and "failed: ValueError: boom" in text and "12.0" in text
     con.print(render.rich_run_table([row("bpr", 1, 0.31), row("bpr", 7, 0.32)], committed, title="reruns"))
     text = con.export_text()
-    assert "0.3100 (3 seeds; seed 1 0.3100)" in text and "+0.0000" in text  # seed 1 reproduced
+    assert re.search(r"0\.3100 \(3 seeds; seed 1 0\.3100\) │ +=", text)  # seed 1 reproduced bit for bit
     assert "0.3100 (3 seeds)" in text and "+0.0100" in text  # seed 7 has no committed row: the mean
     con.print(render.rich_run_table([quick], committed[:3], title="mine"))
     assert "0.3100 (3 seeds, other schedule)" in con.export_text()
@@ -514,6 +515,31 @@ def test_rich_views_and_the_run_table():
     assert len(render.rich_tables(board)) == 1 and len(render.rich_tables(board, sections=(lb.PUBLISHED, lb.SMOKE))) == 2
     con.print(*render.rich_tables(board))
     assert "d1 · random 8:1:1 per user" in con.export_text()
+
+
+def test_the_run_table_tells_a_reproduced_row_from_a_near_one_and_names_a_code_change():
+    """A rerun of a published seed (the leaderboard's own command, --results of one's own): ``=``
+    only where every test metric equals the committed row bit for bit; ``+0.0000`` where the main
+    metric agrees to 4 decimals and another metric does not; ``other code`` where the committed
+    row ran another code hash. Session 16's rerun of KGPLM's ml-100k-kg seed 0 read -0.0325 with
+    nothing to say that the model's source had changed since the row, and BPR's bit-for-bit rerun
+    read +0.0000, as a rerun 4e-5 away would."""
+    from rich.console import Console
+
+    committed = [row("bpr", s, 0.30 + s / 100, code_hash="aaaa") for s in (0, 1, 2)]
+    near = row("bpr", 1, 0.31, code_hash="aaaa")
+    near.metrics["test/recall@20"] += 4e-5  # equal main metric, another metric off in the 5th decimal
+    run = [row("bpr", 0, 0.30, code_hash="aaaa"), near, row("bpr", 2, 0.29, code_hash="bbbb")]
+    con = Console(record=True, width=250)
+    con.print(render.rich_run_table(run, committed))
+    lines = {ln.split("│")[5].strip(): ln for ln in con.export_text().splitlines() if ln.startswith("│ bpr")}
+    cells = {seed: [c.strip() for c in ln.split("│")] for seed, ln in lines.items()}
+    assert cells["0"][10] == "0.3100 (3 seeds; seed 0 0.3000)" and cells["0"][11] == "="
+    assert cells["1"][10] == "0.3100 (3 seeds; seed 1 0.3100)" and cells["1"][11] == "+0.0000"
+    assert cells["2"][10] == "0.3100 (3 seeds; seed 2 0.3200, other code)" and cells["2"][11] == "-0.0300"
+    # a row without a code hash (schema 1) is not called another code's
+    con.print(render.rich_run_table([row("bpr", 0, 0.30, code_hash="aaaa")], [row("bpr", 0, 0.30)]))
+    assert "other code" not in con.export_text().splitlines()[-6]
 
 
 def test_dataset_caveats_from_the_catalogue():

@@ -76,6 +76,44 @@ def test_rows_carry_the_commit_and_old_rows_load_without_it():
         _row(git_dirty="yes")
 
 
+def test_rows_carry_the_torch_thread_count_and_the_run_table_names_another():
+    """A row records the torch thread count its cell ran under (float sums split over another
+    number of threads add in another order: CKE on ml-100k-kg under 2 threads left the 1-thread
+    validation curve at epoch 36, session 16's rerun check); rows without it load with ``None``;
+    a rerun beside a committed row of another count says so."""
+    import torch
+    from rich.console import Console
+
+    from kgzoo.bench.experiment import assemble_row
+    from kgzoo.bench.cells import cell_schedule
+    from kgzoo.protocols import default_protocol
+
+    r = _row(torch_threads=2)
+    assert ResultRow.from_dict(json.loads(dump_row(r))).torch_threads == 2
+    old = {k: v for k, v in r.to_dict().items() if k != "torch_threads"}
+    assert ResultRow.from_dict(old).torch_threads is None
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"torch_threads {bad!r} must be a positive integer or null"):
+            _row(torch_threads=bad)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        made = assemble_row(model="pop", dataset="ml-100k-kg", seed=0, protocol=default_protocol("ml-100k-kg"),
+                            kg_ablation="real", overrides={}, schedule=cell_schedule("pop", "ml-100k-kg", quick=True),
+                            devices=1, strategy="auto", num_nodes=1, accelerator="cpu", fingerprint="fp",
+                            protocol_fingerprint="pfp", t_start=0.0, status="ok")
+    finally:
+        torch.set_num_threads(before)
+    assert made.torch_threads == 1
+    con = Console(record=True, width=250)
+    committed = [_row(seed=0, torch_threads=1), _row(seed=1), _row(seed=2, torch_threads=1)]
+    con.print(render.rich_run_table([_row(seed=0, torch_threads=2), _row(seed=1, torch_threads=2),
+                                     _row(seed=2, torch_threads=1)], committed))
+    text = con.export_text()
+    assert "seed 0 0.3000, other threads)" in text  # 1 thread then, 2 now
+    assert "seed 1 0.3000)" in text and "seed 2 0.3000)" in text  # unknown then; the same count
+
+
 def test_the_leaderboard_lists_the_distinct_short_commits_of_a_table():
     a, b = "1234567" + "0" * 33, "abcdef0" + "1" * 33
     rows = [_row(seed=0, git_commit=a, git_dirty=False), _row(seed=1, git_commit=a, git_dirty=False),
