@@ -634,7 +634,8 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
-        rows: result rows (:class:`~kgzoo.bench.rows.ResultRow`; failed ones are ignored).
+        rows: result rows (:class:`~kgzoo.bench.rows.ResultRow`; a failed one makes no line, and
+            one that no later row of its cell replaced is named below its table, :attr:`Table.failed`).
         metric: the sort metric (``"ndcg@20"``); default the task's main metric. A table
             whose rows lack it falls back to its task's main metric.
         show_variants: also put non-``base`` variants (``kgzoo bench --variants

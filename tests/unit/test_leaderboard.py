@@ -283,6 +283,21 @@ def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_p
     assert got == {"bpr": "aaaa bbbb", "cke": ""}
 
 
+def test_the_front_page_says_a_grid_models_mixed_line_is_not_ranked_not_unconverged():
+    """The front page shows ranked lines only and names the grid's models left out. A line whose
+    every run converged but whose seeds ran different configurations (※) was named "Not converged
+    yet", which its runs (early stop x3) contradict; it is named for what keeps it out."""
+    grid = {"d1": (TOPK, ("pop", "bpr", "kgat", "cke"))}
+    rows = [row("pop", s, 0.10, config_sha="pppp") for s in range(3)]
+    rows += [row("bpr", s, 0.30, config_sha="bbbb" if s else "aaaa") for s in range(3)]  # converged, mixed
+    rows += [row("kgat", 0, 0.20, epochs=100, config_sha="kkkk")]  # stopped at its cap
+    rows += [row("cke", s, 0.25, epochs=100, config_sha="cccc" if s else "dddd") for s in range(2)]  # both
+    front, full = render.to_markdown(lb.build(rows, grids=grid)).split("## Published tables")
+    assert "Not converged yet (their lines are in the full table): kgat, cke." in front
+    assert "Not ranked, their seeds ran different configurations (※; their lines are in the full table): bpr." in front
+    assert "Not converged yet" not in full and "Not ranked, their seeds" not in full
+
+
 def test_quick_rows_only_in_the_smoke_section():
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.20, kind="quick", time="2026-12-02"),
             row("pop", 0, 0.10, kind="quick")]
