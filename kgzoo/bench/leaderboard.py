@@ -599,7 +599,7 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
                  one_seed_minutes=one_seed_minutes,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
-                 commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time)
+                 commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time or "")
 
 
 def failed_cells(rows: Iterable[ResultRow]) -> list[ResultRow]:

@@ -213,6 +213,17 @@ def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_a_table_whose_newest_row_has_no_time_still_writes(tmp_path):
+    """``Table.newest`` is text (the archive's file name takes its date): a row whose ``time`` is
+    null (ResultRow accepts it: no time, :data:`~kgzoo.bench.rows.NO_TIME`) made it ``None``, and
+    writing the leaderboard failed on ``None[:10]`` where the text order had given ``""``."""
+    rows = [row("bpr", 0, 0.30, fp="old", time=None), row("bpr", 0, 0.31, fp="new", time="2026-12-07T10:00:00+0000")]
+    assert [(t.section, t.newest) for t in lb.build(rows).tables] == [
+        ("published", "2026-12-07T10:00:00+0000"), ("archive", "")]
+    render.write_leaderboard(rows, tmp_path, png=False)
+    assert len(list((tmp_path / "tables").glob("d1_*_archive-*.csv"))) == 1
+
+
 def test_ddp_rows_are_their_own_line():
     """A 2-process DDP run shares the fingerprint of the 1-device run but is another cell."""
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.32, devices=2, strategy="ddp", time="2026-12-02")]
