@@ -255,6 +255,15 @@ NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
+def row_time() -> str:
+    """Now, as :attr:`ResultRow.time` holds it: local time and its UTC offset in
+    :data:`TIME_FORMAT` (``"2026-12-07T10:00:00+0000"``). The offset is Python's
+    (``datetime.strftime`` of an aware time), not the C library's: ``time.strftime("%z")`` writes
+    the zone's name on Windows ("Pacific Standard Time", CPython issue 82232), which
+    :func:`parse_time` refuses, so the row could not be written."""
+    return datetime.now().astimezone().strftime(TIME_FORMAT)
+
+
 def parse_time(value: str) -> datetime:
     """The UTC instant of an ISO 8601 time (:attr:`ResultRow.time`: ``"2026-12-07T10:00:00+0000"``,
     ``"2026-12-07T05:30:00-0500"``, ``"2026-12-07"``): one without an offset is read as UTC;
