@@ -30,7 +30,8 @@ def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
     their rows share a fingerprint and the leaderboard reports mean and std over seeds.
 
     Raises:
-        KeyError: an unknown dataset or model (with suggestions).
+        KeyError: an unknown dataset or model (with suggestions). ValueError: a model whose tasks
+            the dataset serves none of (:func:`kgzoo.tasks.model_task`: NRMS on ``ml-100k-kg``).
     """
     spec = dataset_spec(dataset)
     if model is not None and model_task(MODELS.get(model), spec.protocol.task,
@@ -59,7 +60,7 @@ def model_protocol(dataset: str, model: str) -> EvalProtocol | None:
     DataModule built from the dataset's name alone must be given (``kgzoo fit``, ``--zoo``).
 
     Raises:
-        KeyError: an unknown dataset or model (with suggestions).
+        KeyError: an unknown dataset or model (with suggestions). ValueError: as :func:`default_protocol`.
     """
     protocol = default_protocol(dataset, model)
     return None if protocol == dataset_spec(dataset).protocol else protocol
@@ -73,7 +74,7 @@ def parse_protocol(dataset: str, text: str = "", model: str | None = None) -> Ev
 
     Raises:
         KeyError: an unknown dataset or model. ValueError: an unknown protocol field or a bad
-            value (naming it).
+            value (naming it); a model the dataset cannot serve (:func:`default_protocol`).
     """
     base = default_protocol(dataset, model)
     fields = parse_assignments(text, "protocol")[1]
@@ -125,10 +126,12 @@ def protocol_key(dataset: str, protocol: EvalProtocol | str, model: str | None =
 def datamodule_protocol_key(model: str, datamodule: Any) -> str:
     """:func:`protocol_key` of the protocol ``datamodule`` splits by (its ``protocol``), for
     ``model`` on its catalogue dataset; ``""`` where it has none or its dataset is not in the
-    catalogue (a user's frames or folder without a registered name: only default configs apply).
+    catalogue (a user's frames or folder without a registered name: the default protocol's config
+    applies, ``<model>/<dataset>.yaml`` or ``default.yaml``).
 
     Raises:
-        KeyError: an unknown model.
+        KeyError: an unknown model. ValueError: a model the dataset cannot serve
+            (:func:`default_protocol`).
     """
     dataset, protocol = getattr(datamodule, "dataset", None), getattr(datamodule, "protocol", None)
     if not isinstance(dataset, str) or not isinstance(protocol, EvalProtocol):

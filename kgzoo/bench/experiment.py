@@ -51,7 +51,7 @@ from ..protocols import default_protocol, parse_protocol, protocol_key
 from ..registry import MODELS
 from .cells import (Cell, cell_config, cell_config_sha, cell_datamodule, cell_schedule, cell_task,
                     variant_name)
-from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config
+from .rows import BASE_VARIANT, ResultRow, protocol_label, relative_config, row_time
 
 # the checkout's commit as it is now, when the model code the rows will run has just been imported
 # (api imports every model): a commit made while a grid runs must not be recorded as its code
@@ -640,7 +640,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
         versions=library_versions(), torch_threads=torch.get_num_threads(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
         reference=cfg.reference_for(dataset),
-        command=command or command_line(), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        command=command or command_line(), time=row_time(),
         cell_seconds=time.perf_counter() - t_start, **measured)
 
 

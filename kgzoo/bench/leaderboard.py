@@ -599,7 +599,7 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
                  one_seed_minutes=one_seed_minutes,
                  lines=_rank(lines, main, ranked=section == PUBLISHED), commands=_commands(rows),
-                 commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time)
+                 commits=commits_of(rows), newest=max(rows, key=lambda r: r.written_at).time or "")
 
 
 def failed_cells(rows: Iterable[ResultRow]) -> list[ResultRow]:
@@ -634,7 +634,8 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
-        rows: result rows (:class:`~kgzoo.bench.rows.ResultRow`; failed ones are ignored).
+        rows: result rows (:class:`~kgzoo.bench.rows.ResultRow`; a failed one makes no line, and
+            one that no later row of its cell replaced is named below its table, :attr:`Table.failed`).
         metric: the sort metric (``"ndcg@20"``); default the task's main metric. A table
             whose rows lack it falls back to its task's main metric.
         show_variants: also put non-``base`` variants (``kgzoo bench --variants

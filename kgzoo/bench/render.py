@@ -340,7 +340,9 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
     Args:
         shown: the lines a view shows where it leaves some out (the front page: the ranked ones);
             the grid's models (:attr:`~kgzoo.bench.leaderboard.Table.grid`) with a line in the
-            table but none shown (a line stopped at its cap) are named too, as not converged yet.
+            table but none shown are named too: as not converged yet (a line stopped at its cap),
+            or, where every run converged but the seeds ran different configurations
+            (:attr:`~kgzoo.bench.leaderboard.Line.mixed`), as that.
     """
     text, pending = "", t.pending
     if pending:
@@ -349,8 +351,14 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
     if shown is not None:
         on = {ln.model for ln in shown if ln.variant == "base"}
         hidden = [m for m in t.grid if m not in on and m not in pending]
-        if hidden:
-            text += (" " if text else "") + f"Not converged yet (their lines are in the full table): {', '.join(hidden)}."
+        mixed = {ln.model for ln in t.lines
+                 if ln.variant == "base" and ln.mixed and all(r.is_published() for r in ln.rows)}
+        if [m for m in hidden if m not in mixed]:
+            text += ((" " if text else "") + "Not converged yet (their lines are in the full table): "
+                     f"{', '.join(m for m in hidden if m not in mixed)}.")
+        if [m for m in hidden if m in mixed]:
+            text += ((" " if text else "") + f"Not ranked, their seeds ran different configurations ({MIXED_MARK}; "
+                     f"their lines are in the full table): {', '.join(m for m in hidden if m in mixed)}.")
     return text
 
 

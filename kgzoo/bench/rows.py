@@ -260,18 +260,39 @@ class ResultRow:
 #: the instant of a row without a time (sorts first)
 NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
 
+#: the format of :attr:`ResultRow.time` as :func:`kgzoo.bench.experiment.assemble_row` writes it
+#: (``time.strftime``: local time and its UTC offset, ``"2026-12-07T10:00:00+0000"``)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def row_time() -> str:
+    """Now, as :attr:`ResultRow.time` holds it: local time and its UTC offset in
+    :data:`TIME_FORMAT` (``"2026-12-07T10:00:00+0000"``). The offset is Python's
+    (``datetime.strftime`` of an aware time), not the C library's: ``time.strftime("%z")`` writes
+    the zone's name on Windows ("Pacific Standard Time", CPython issue 82232), which
+    :func:`parse_time` refuses, so the row could not be written."""
+    return datetime.now().astimezone().strftime(TIME_FORMAT)
+
 
 def parse_time(value: str) -> datetime:
     """The UTC instant of an ISO 8601 time (:attr:`ResultRow.time`: ``"2026-12-07T10:00:00+0000"``,
     ``"2026-12-07T05:30:00-0500"``, ``"2026-12-07"``): one without an offset is read as UTC;
     ``""`` is :data:`NO_TIME`.
 
+    Read by :meth:`datetime.datetime.fromisoformat`, else as :data:`TIME_FORMAT` (an offset
+    without a colon, or ``Z``): Python 3.10's ``fromisoformat`` reads only what ``isoformat()``
+    writes (``+00:00``), so alone it refused every row kgzoo writes there.
+
     Raises:
-        ValueError: not an ISO 8601 date or time (:meth:`datetime.datetime.fromisoformat`).
+        ValueError: not an ISO 8601 date or time.
     """
     if not value:
         return NO_TIME
-    t = datetime.fromisoformat(str(value))
+    text = str(value)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        t = datetime.strptime(text, TIME_FORMAT)
     return (t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 

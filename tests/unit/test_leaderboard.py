@@ -214,6 +214,17 @@ def test_the_latest_row_is_the_latest_instant_whatever_the_offset():
     assert only.metrics["test/ndcg@10"] == 0.30
 
 
+def test_a_table_whose_newest_row_has_no_time_still_writes(tmp_path):
+    """``Table.newest`` is text (the archive's file name takes its date): a row whose ``time`` is
+    null (ResultRow accepts it: no time, :data:`~kgzoo.bench.rows.NO_TIME`) made it ``None``, and
+    writing the leaderboard failed on ``None[:10]`` where the text order had given ``""``."""
+    rows = [row("bpr", 0, 0.30, fp="old", time=None), row("bpr", 0, 0.31, fp="new", time="2026-12-07T10:00:00+0000")]
+    assert [(t.section, t.newest) for t in lb.build(rows).tables] == [
+        ("published", "2026-12-07T10:00:00+0000"), ("archive", "")]
+    render.write_leaderboard(rows, tmp_path, png=False)
+    assert len(list((tmp_path / "tables").glob("d1_*_archive-*.csv"))) == 1
+
+
 def test_ddp_rows_are_their_own_line():
     """A 2-process DDP run shares the fingerprint of the 1-device run but is another cell."""
     rows = [row("bpr", 0, 0.30), row("bpr", 0, 0.32, devices=2, strategy="ddp", time="2026-12-02")]
@@ -282,6 +293,21 @@ def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_p
     import csv as csv_module
     got = {r["model"]: r["configs"] for r in csv_module.DictReader(render.write_csv(t, tmp_path / "t.csv").open())}
     assert got == {"bpr": "aaaa bbbb", "cke": ""}
+
+
+def test_the_front_page_says_a_grid_models_mixed_line_is_not_ranked_not_unconverged():
+    """The front page shows ranked lines only and names the grid's models left out. A line whose
+    every run converged but whose seeds ran different configurations (※) was named "Not converged
+    yet", which its runs (early stop x3) contradict; it is named for what keeps it out."""
+    grid = {"d1": (TOPK, ("pop", "bpr", "kgat", "cke"))}
+    rows = [row("pop", s, 0.10, config_sha="pppp") for s in range(3)]
+    rows += [row("bpr", s, 0.30, config_sha="bbbb" if s else "aaaa") for s in range(3)]  # converged, mixed
+    rows += [row("kgat", 0, 0.20, epochs=100, config_sha="kkkk")]  # stopped at its cap
+    rows += [row("cke", s, 0.25, epochs=100, config_sha="cccc" if s else "dddd") for s in range(2)]  # both
+    front, full = render.to_markdown(lb.build(rows, grids=grid)).split("## Published tables")
+    assert "Not converged yet (their lines are in the full table): kgat, cke." in front
+    assert "Not ranked, their seeds ran different configurations (※; their lines are in the full table): bpr." in front
+    assert "Not converged yet" not in full and "Not ranked, their seeds" not in full
 
 
 def test_quick_rows_only_in_the_smoke_section():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path, PurePath
 
 import pytest
@@ -136,6 +137,53 @@ def test_written_at_is_the_utc_instant_of_time():
     # no offset: UTC
     assert _row(time="2026-12-07T10:00").written_at == _row(time="2026-12-07T10:00:00+0000").written_at
     assert _row(time="").written_at == NO_TIME < _row(time="2026-01-01").written_at
+
+
+def test_a_rows_time_reads_under_python_3_10s_fromisoformat(monkeypatch):
+    """kgzoo runs on Python >= 3.10 (pyproject), whose ``datetime.fromisoformat`` reads only what
+    ``isoformat()`` writes: an offset with a colon (``+00:00``), no ``Z``. Every row's time is
+    ``time.strftime`` with ``%z`` (``+0000``), so reading it with ``fromisoformat`` alone refused
+    every row there, the committed ones included (544 of 544 under CPython 3.10.13). Here
+    ``fromisoformat`` is held to 3.10's reading; the rows' own form still reads, and orders."""
+    from datetime import datetime, timezone
+
+    from kgzoo.bench import rows as rows_module
+
+    class Python310Datetime(datetime):
+        @classmethod
+        def fromisoformat(cls, text: str) -> datetime:
+            if re.search(r"(Z|[+-]\d{4})$", text):
+                raise ValueError(f"Invalid isoformat string: {text!r}")
+            return datetime.fromisoformat(text)
+
+    monkeypatch.setattr(rows_module, "datetime", Python310Datetime)
+    utc = timezone.utc
+    assert rows_module.parse_time("2026-12-07T10:00:00+0000") == datetime(2026, 12, 7, 10, tzinfo=utc)
+    assert rows_module.parse_time("2026-12-07T05:30:00-0500") == datetime(2026, 12, 7, 10, 30, tzinfo=utc)
+    assert rows_module.parse_time("2026-12-07T10:00:00Z") == rows_module.parse_time("2026-12-07T10:00:00+00:00")
+    assert rows_module.parse_time("2026-12-07T10:00") == datetime(2026, 12, 7, 10, tzinfo=utc)  # no offset: UTC
+    written = rows_module.row_time()  # what assemble_row writes on this machine
+    assert _row(time=written).written_at == rows_module.parse_time(written)
+    assert _row(time="2026-12-07T05:30:00-0500").written_at > _row(time="2026-12-07T10:00:00+0000").written_at
+    with pytest.raises(ValueError, match="not an ISO 8601 time"):
+        _row(time="7 Dec 2026")
+
+
+def test_a_rows_time_is_written_with_an_offset_on_every_platform(monkeypatch):
+    """``time.strftime("%z")`` is the C library's: on Windows it writes the zone's name
+    ("Pacific Standard Time", CPython issue 82232), and a row's time that is no ISO 8601 time is
+    refused (ResultRow), so no row could be written there. ``row_time`` takes the offset from
+    Python (``datetime.strftime`` of an aware time); here ``time.strftime`` is Windows' in that."""
+    import time
+
+    from kgzoo.bench.rows import TIME_FORMAT, parse_time, row_time
+
+    real = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, *t: real(fmt.replace("%z", "Pacific Standard Time"), *t))
+    written = row_time()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", written), written
+    assert abs((parse_time(written) - parse_time(real(TIME_FORMAT))).total_seconds()) < 5
+    assert _row(time=written).written_at == parse_time(written)
 
 
 def test_from_dict_errors_name_where():
