@@ -21,6 +21,21 @@ from .registry import MODELS
 from .tasks import model_task
 
 
+def task_on(model: str, dataset: str) -> str:
+    """The name of the task ``model`` runs on catalogue dataset ``dataset``
+    (:func:`kgzoo.tasks.model_task` of its class, the dataset's protocol task and whether it has
+    an impression log): a model's own ``task`` (KG link prediction), ``"impression"`` for a news
+    model on a dataset with an impression log, else the dataset's protocol task. The one reading
+    behind :func:`default_protocol` and :func:`kgzoo.bench.cells.cell_task`.
+
+    Raises:
+        KeyError: an unknown model or dataset. ValueError: a model whose tasks the dataset serves
+            none of (NRMS on ml-100k-kg).
+    """
+    spec = dataset_spec(dataset)
+    return model_task(MODELS.get(model), spec.protocol.task, spec.impressions is not None)
+
+
 def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
     """The dataset's default protocol, whose split seed stays fixed across training seeds; for a
     ``model`` of the impression task (NRMS, DKN) on a dataset whose default is another task, the
@@ -33,11 +48,9 @@ def default_protocol(dataset: str, model: str | None = None) -> EvalProtocol:
         KeyError: an unknown dataset or model (with suggestions). ValueError: a model whose tasks
             the dataset serves none of (:func:`kgzoo.tasks.model_task`: NRMS on ``ml-100k-kg``).
     """
-    spec = dataset_spec(dataset)
-    if model is not None and model_task(MODELS.get(model), spec.protocol.task,
-                                        spec.impressions is not None) == "impression":
-        return impression_protocol(dataset) or spec.protocol
-    return spec.protocol
+    if model is not None and task_on(model, dataset) == "impression":
+        return impression_protocol(dataset) or dataset_spec(dataset).protocol
+    return dataset_spec(dataset).protocol
 
 
 def impression_protocol(dataset: str) -> EvalProtocol | None:

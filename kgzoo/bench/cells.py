@@ -23,9 +23,9 @@ from ..config import Schedule, ZooConfig, parse_assignments
 from ..data.datamodule import apply_kg_ablation
 from ..data.datasets import dataset_spec, is_folder_reference, list_datasets, looks_like_path, resolve_dataset
 from ..data.protocol import EvalProtocol
-from ..protocols import parse_protocol, protocol_key
+from ..protocols import parse_protocol, protocol_key, task_on
 from ..registry import MODELS
-from ..tasks import Task, get_task, model_task
+from ..tasks import Task, get_task
 from .rows import BASE_VARIANT
 
 
@@ -174,7 +174,7 @@ def cell_fingerprint(cell: Cell, root: str | None = None, config: ZooConfig | No
 
 
 def cell_task(model: str, dataset: str) -> Task:
-    """The :class:`~kgzoo.tasks.Task` of ``model`` on ``dataset`` (:func:`kgzoo.tasks.model_task`):
+    """The :class:`~kgzoo.tasks.Task` of ``model`` on ``dataset`` (:func:`kgzoo.protocols.task_on`):
     the model class's own ``task`` where it declares one (KG link prediction), the impression task
     for a news model on a dataset with an impression log, else the dataset's protocol task.
 
@@ -182,8 +182,7 @@ def cell_task(model: str, dataset: str) -> Task:
         KeyError: an unknown model, dataset or task. ValueError: a news model on a dataset it
             cannot run on.
     """
-    spec = dataset_spec(dataset)
-    return get_task(model_task(MODELS.get(model), spec.protocol.task, spec.impressions is not None))
+    return get_task(task_on(model, dataset))
 
 
 def metric_names(model: str, dataset: str) -> list[str]:

@@ -622,12 +622,12 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
     cfg = config or cell_config(model, dataset, protocol)
     if variant is None:
         variant = variant_name(overrides)
-    config = None
+    config_path = None  # the row's config: the file relative to its config directory
     if cfg.path is not None:
-        config = relative_config(str(cfg.path.resolve()))
+        config_path = relative_config(str(cfg.path.resolve()))
         for d in config_dirs():
             if cfg.path.resolve().is_relative_to(d.resolve()):
-                config = cfg.path.resolve().relative_to(d.resolve()).as_posix()
+                config_path = cfg.path.resolve().relative_to(d.resolve()).as_posix()
     task = measured.pop("task", None) or cell_task(model, dataset).name
     return ResultRow(
         model=model, dataset=dataset, task=task, seed=seed, variant=variant, overrides=dict(overrides),
@@ -635,7 +635,7 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         fingerprint=fingerprint, protocol_fingerprint=protocol_fingerprint,
         cell_fingerprint=cell_fingerprint if cell_fingerprint != fingerprint else None,
         devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, schedule=dict(schedule),
-        config=config, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
+        config=config_path, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
                                          protocol_key(dataset, protocol, model)), schedule, overrides, cfg),
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
         versions=library_versions(), torch_threads=torch.get_num_threads(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
