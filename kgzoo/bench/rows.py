@@ -436,6 +436,8 @@ def protocol_label(protocol: dict[str, Any], task: str = "") -> str:
         parts.append(f"{protocol['k_core']}-core")
     if protocol.get("require_train_positive"):
         parts.append("require_train_positive")
+    if protocol.get("valid_split", "per_user") != "per_user":
+        parts.append(f"valid carved by {protocol['valid_split'].replace('_', ' ')}")
     return ", ".join(parts)
 
 

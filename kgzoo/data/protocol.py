@@ -19,6 +19,7 @@ from .kgdata import KGRecData
 
 TASKS = ("topk", "ctr", "impression")
 SPLITS = ("random", "temporal", "loo", "given", "cold_item")
+VALID_SPLITS = ("per_user", "cold_item")
 
 
 class FingerprintError(ValueError):
@@ -94,12 +95,20 @@ class EvalProtocol:
             user without one has no ripple set). The removed rows are counted in
             :attr:`Split.dropped`. Off by default (KGCN's protocol keeps every row); not part
             of the fingerprint while off, so earlier results keep theirs.
+        valid_split: how a ``given`` split whose source has no validation rows carves them from
+            train: ``"per_user"`` (default: ``ratios[1] / (ratios[0] + ratios[1])`` of each user's
+            train rows) or ``"cold_item"`` (that share of the train items, drawn at random, with
+            all their rows, so that no valid item occurs in train: a validation split drawn like
+            a source's test split whose items never occur in train, as dkn-news's titles,
+            ``benchmarks/studies/dkn_news_valid_split.md``). Only with ``split="given"``; not
+            part of the fingerprint at its default, so earlier results keep theirs.
 
     Raises:
         ValueError: unknown task or split, ratios that are not three non-negative fractions
             summing to 1, a ``seed`` or ``k_core`` that is not an integer >= 0, a ``threshold``
             that is neither ``None`` nor a number, a ``require_train_positive`` that is not a
-            bool (each message names the field).
+            bool, a ``valid_split`` other than ``"per_user"``/``"cold_item"`` or ``"cold_item"``
+            with another split than ``"given"`` (each message names the field).
     """
 
     task: Literal["topk", "ctr", "impression"] = "topk"
@@ -109,6 +118,7 @@ class EvalProtocol:
     threshold: float | None = None
     k_core: int = 0
     require_train_positive: bool = False
+    valid_split: Literal["per_user", "cold_item"] = "per_user"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -135,6 +145,11 @@ class EvalProtocol:
         if not isinstance(self.require_train_positive, bool):  # "false" or 1 would switch it on
             raise ValueError(f"EvalProtocol.require_train_positive: {self.require_train_positive!r} must be "
                              "true or false")
+        if self.valid_split not in VALID_SPLITS:
+            raise ValueError(f"EvalProtocol.valid_split: unknown {self.valid_split!r}; expected one of {VALID_SPLITS}")
+        if self.valid_split != "per_user" and self.split != "given":
+            raise ValueError(f"EvalProtocol.valid_split: {self.valid_split!r} carves the validation rows of a "
+                             f"'given' split, got split={self.split!r}")
 
     # ------------------------------------------------------------------ data
     def prepare(self, data: KGRecData) -> KGRecData:
@@ -221,13 +236,24 @@ class EvalProtocol:
     def _given(self, data: KGRecData, g: torch.Generator) -> Split:
         gs = data.given_split
         if bool((gs == 1).any()):
+            if self.valid_split != "per_user":
+                raise ValueError(f"{data.name}: valid_split={self.valid_split!r} carves validation rows from train, "
+                                 "but the source's split gives its own")
             return Split(*(torch.nonzero(gs == k).flatten() for k in range(3)))
-        # carve valid from train per user: a fraction ratios[1] / (ratios[0] + ratios[1])
         train_rows = torch.nonzero(gs == 0).flatten()
+        frac = self.ratios[1] / max(1e-12, self.ratios[0] + self.ratios[1])
+        if self.valid_split == "cold_item":
+            # a random share frac of the train items with all their rows: no valid item is in train
+            items = torch.unique(data.interactions[train_rows, 1])
+            chosen = items[torch.randperm(items.numel(), generator=g)[:int(round(items.numel() * frac))]]
+            is_valid_item = torch.zeros(data.n_items, dtype=torch.bool)
+            is_valid_item[chosen] = True
+            in_valid = is_valid_item[data.interactions[train_rows, 1]]
+            return Split(train_rows[~in_valid], train_rows[in_valid], torch.nonzero(gs == 2).flatten())
+        # carve valid from train per user: a fraction ratios[1] / (ratios[0] + ratios[1])
         perm = train_rows[torch.randperm(train_rows.numel(), generator=g)]
         perm = perm[torch.sort(data.interactions[perm, 0], stable=True).indices]
         rank, count = _rank_within(data.interactions[perm, 0], data.n_users)
-        frac = self.ratios[1] / max(1e-12, self.ratios[0] + self.ratios[1])
         n_valid, _ = _ratio_counts(count, (1 - frac, 0.0, frac))  # (n_test, n_valid): the frac sits in the test slot
         is_valid = (count - 1 - rank) < n_valid
         return Split(perm[~is_valid].sort().values, perm[is_valid].sort().values,
@@ -249,6 +275,8 @@ class EvalProtocol:
         d["ratios"] = list(self.ratios)
         if not self.require_train_positive:  # added later: absent while off, so old fingerprints hold
             d.pop("require_train_positive")
+        if self.valid_split == "per_user":  # likewise
+            d.pop("valid_split")
         if self.split == "cold_item":  # part of the protocol's identity (and fingerprint)
             d["candidates"] = "stage_cold_items"
         return d
