@@ -520,10 +520,16 @@ def latest_ok_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     (:func:`schedule_class`), the latest by ``time`` (:attr:`ResultRow.written_at`: the instant, not
     the text, which carries the writing machine's UTC offset), then by the order given (rows of several
     files are merged), so a rerun replaces a seed and a smoke rerun never replaces a published row."""
+    return latest_per_cell(r for r in rows if r.status == "ok")
+
+
+def latest_per_cell(rows: Iterable[ResultRow]) -> list[ResultRow]:
+    """The latest of ``rows`` per cell (:meth:`ResultRow.key`) and schedule class
+    (:func:`schedule_class`), by :attr:`ResultRow.written_at`, then by the order given: the one
+    rule behind :func:`latest_ok_rows` (of the successful rows) and :func:`failed_cells` (of all)."""
     out: dict[tuple, ResultRow] = {}
     for r in sorted(rows, key=lambda r: r.written_at):
-        if r.status == "ok":
-            out[(r.key(), schedule_class(r))] = r
+        out[(r.key(), schedule_class(r))] = r
     return list(out.values())
 
 
@@ -605,11 +611,8 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
 def failed_cells(rows: Iterable[ResultRow]) -> list[ResultRow]:
     """The failed rows that no later row of the same cell (:meth:`ResultRow.key`) and schedule
     class (:func:`schedule_class`) replaced, by time (:attr:`ResultRow.written_at`): the cells
-    that have no result, where a rerun that succeeded clears its cell's failure."""
-    out: dict[tuple, ResultRow] = {}
-    for r in sorted(rows, key=lambda r: r.written_at):
-        out[(r.key(), schedule_class(r))] = r
-    return [r for r in out.values() if r.status == "failed"]
+    that have no result, where a rerun that succeeded clears its cell's failure (:func:`latest_per_cell`)."""
+    return [r for r in latest_per_cell(rows) if r.status == "failed"]
 
 
 def _failed_here(failed: Sequence[ResultRow], table: Table) -> dict[str, tuple[list[int], str]]:

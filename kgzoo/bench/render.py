@@ -353,12 +353,13 @@ def pending_text(t: Table, shown: Sequence[Line] | None = None) -> str:
         hidden = [m for m in t.grid if m not in on and m not in pending]
         mixed = {ln.model for ln in t.lines
                  if ln.variant == "base" and ln.mixed and all(r.is_published() for r in ln.rows)}
-        if [m for m in hidden if m not in mixed]:
+        unconverged, unranked = [m for m in hidden if m not in mixed], [m for m in hidden if m in mixed]
+        if unconverged:
             text += ((" " if text else "") + "Not converged yet (their lines are in the full table): "
-                     f"{', '.join(m for m in hidden if m not in mixed)}.")
-        if [m for m in hidden if m in mixed]:
+                     f"{', '.join(unconverged)}.")
+        if unranked:
             text += ((" " if text else "") + f"Not ranked, their seeds ran different configurations ({MIXED_MARK}; "
-                     f"their lines are in the full table): {', '.join(m for m in hidden if m in mixed)}.")
+                     f"their lines are in the full table): {', '.join(unranked)}.")
     return text
 
 
