@@ -493,10 +493,16 @@ def restore_rows(study: Any, rows: Path, space: Sequence[Param], cfg: ZooConfig,
         ``(restored, legacy)``: the trials restored (both keys) and the legacy key read, or ``None``.
 
     Raises:
-        ValueError: a bad row of either key, as :func:`restore_study` raises it.
+        ValueError: a bad row of either key, as :func:`restore_study` raises it; a record that
+            names the legacy key as ``extends`` where the rows hold none of its trials.
     """
     legacy = legacy_study(cfg, study.study_name) if not study.trials else None
     restored = restore_study(study, rows, space, where=where, name=legacy) if legacy else 0
+    if legacy and not restored and cfg.tuned.get("extends") == legacy:
+        # the record says this study's trials begin with that key's rows: without them today's key's
+        # rows would restore with gaps in their place and the study would be tuned anew over the record
+        raise ValueError(f"{cfg.path}: the tuned: record's study {study.study_name} extends {legacy}, but {rows} "
+                         f"holds no trial row of {legacy}: restore that key's rows (git) before tuning it")
     if legacy and not restored:
         legacy = None
     return restored + restore_study(study, rows, space, where=where), legacy
