@@ -15,6 +15,12 @@ For each pretrained ``MODEL/DATASET`` (the shipped weights of the converged, tun
 ``--text-only`` (a dataset without shipped weights): the R^2 alone, from the frozen text vectors
 of PLMRec's zoo config on the dataset (no training: they are the PLM's) and the train split's counts.
 
+``--ctr`` (a CTR set: lastfm-kg, book-crossing-kg): the test AUC of each item's train positive
+count alone (Pop's score), overall and among the test rows whose item has a train row, and the
+share of test rows whose item has none (no training, no weights):
+
+    python benchmarks/scripts/popularity_signal.py --dataset book-crossing-kg --ctr
+
 Writes nothing; the study ``benchmarks/studies/plmrec_below_pop.md`` quotes its output.
 """
 from __future__ import annotations
@@ -47,8 +53,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["plmrec", "bpr", "lightgcn"])
     ap.add_argument("--text-only", action="store_true",
                     help="only the R^2 of popularity from PLMRec's frozen text vectors (no pretrained weights needed)")
+    ap.add_argument("--ctr", action="store_true",
+                    help="a CTR set: the test AUC of the train positive count alone (no weights needed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.ctr:
+        print(ctr_popularity(args.dataset), flush=True)
+        return
     if args.text_only:
         dm = kgzoo.create_datamodule(args.dataset)
         model = kgzoo.create_model("plmrec", dm)
@@ -71,6 +82,25 @@ def main() -> None:
         if tower is not None:
             line += f"; {text_r2(tower, count)}"
         print(line, flush=True)
+
+
+def ctr_popularity(dataset: str) -> str:
+    """On a CTR set's default split: the test AUC of each item's count of train positives (what Pop
+    scores), overall and among the test rows whose item has a train row, and the share of test rows
+    (and of their positives) whose item has no train row."""
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    dm = kgzoo.create_datamodule(dataset)
+    dm.setup()
+    items, label, split = dm.data.interactions[:, 1], dm.data.label, dm.split
+    tr, te = split.train, split.test
+    positives = torch.bincount(items[tr][label[tr] == 1], minlength=dm.n_items)
+    warm = (torch.bincount(items[tr], minlength=dm.n_items) > 0)[items[te]].numpy()
+    y, score = label[te].numpy(), positives[items[te]].double().numpy()
+    return (f"{dataset}: {len(y)} test rows ({y.mean():.3f} positive); test AUC of the train positive count "
+            f"{roc_auc_score(y, score):.4f}, among the {warm.mean():.1%} of rows whose item has a train row "
+            f"{roc_auc_score(y[warm], score[warm]):.4f}; rows whose item has none: {(~warm).mean():.1%} "
+            f"({y[~warm].mean():.3f} positive)")
 
 
 def text_r2(tower, count: np.ndarray) -> str:
