@@ -556,15 +556,18 @@ def domain_of(dataset: str) -> str:
 
 
 def front_tables(lb: Leaderboard) -> list[tuple[str, Table]]:
-    """One published table per domain for the front page: of the domain's published tables, the
-    one with the most converged (ranked) lines, then the most lines; domains in name order."""
-    def size(t: Table) -> tuple[int, int]:
-        return sum(ln.rank is not None for ln in t.lines), len(t.lines)
+    """One published table per domain for the front page: of the domain's published tables, a
+    dataset's grid table (:attr:`Table.grid`: its protocol is the catalogue's today) before any other
+    (a reproduction protocol, or the protocol a dataset had before: dkn-news's validation split
+    carved per user), then the one with the most converged (ranked) lines, then the most lines;
+    domains in name order."""
+    def size(t: Table) -> tuple[bool, int, int]:
+        return bool(t.grid), sum(ln.rank is not None for ln in t.lines), len(t.lines)
 
     best: dict[str, Table] = {}
     for t in lb.section(PUBLISHED):
         d = domain_of(t.dataset)
-        if size(t)[0] and (d not in best or size(t) > size(best[d])):
+        if size(t)[1] and (d not in best or size(t) > size(best[d])):
             best[d] = t
     return sorted(best.items())
 

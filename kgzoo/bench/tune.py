@@ -282,6 +282,9 @@ class TuneReport:
     #: finished trials rebuilt from the rows file because the study's SQLite file lacked them
     #: (:func:`restore_study`: none of them, or only the first ones)
     restored: int = 0
+    #: the key from before the fixed sha whose trials begin this study (:func:`legacy_study`);
+    #: the ``tuned:`` record names it as ``extends``, so a new machine finds them again
+    extends: str | None = None
 
 
 def resume_seed(seed: int, n_trials: int) -> int:
@@ -430,6 +433,8 @@ def restore_study(study: Any, rows: Path, space: Sequence[Param], where: str = "
         if not curve and state == "PRUNED" and isinstance(value, (int, float)) and isinstance(row.get("epochs"), int):
             curve = {row["epochs"] - 1: float(value)}
         attrs: dict[str, Any] = {"restored_from": f"{rows.name}:{i}"}
+        if name and name != study.study_name:  # a legacy key's trial: the record says the study extends it
+            attrs["legacy"] = name
         if row.get("default"):
             attrs["default"] = True
         if row.get("monitor"):
@@ -462,17 +467,39 @@ def other_studies(rows: Path, name: str) -> dict[str, int]:
 
 
 def legacy_study(cfg: ZooConfig, name: str) -> str | None:
-    """The study that the config's own ``tuned:`` record names when it is ``name`` without its
-    fixed sha (``model/dataset/<fingerprint>/<space sha>/seed<S>``: a study made before
-    :func:`fixed_sha` joined the key, whose values the config holds); ``None`` otherwise (no
+    """The key from before the fixed sha (``model/dataset/<fingerprint>/<space sha>/seed<S>``: a
+    study made before :func:`fixed_sha` joined the key) whose trials begin the study ``name``:
+    the key the config's own ``tuned:`` record names when it is ``name`` without its fixed sha
+    (the config holds that study's values), or the ``extends`` of a record of ``name`` itself
+    (the study went on under today's key: :func:`tune` wrote it so). ``None`` otherwise (no
     record, a ``tuned: {from: ...}`` record, or a record of another study, e.g. KGAT's before its
-    alternating training). :func:`tune` restores such a study from its rows under today's key, so a
+    alternating training). :func:`restore_rows` restores such a study from its rows first, so a
     finished study is found again and re-running a lane does not tune it anew."""
     parts = name.split("/")
     if len(parts) != 6 or not cfg.tuned or "from" in cfg.tuned:
         return None
     legacy = "/".join(parts[:4] + parts[5:])
-    return legacy if cfg.tuned.get("study") == legacy else None
+    named = cfg.tuned.get("study")
+    return legacy if named == legacy or (named == name and cfg.tuned.get("extends") == legacy) else None
+
+
+def restore_rows(study: Any, rows: Path, space: Sequence[Param], cfg: ZooConfig, where: str) -> tuple[int, str | None]:
+    """Restore ``study`` from its trial rows: those of its legacy key first where the study holds
+    no trial and the config's record leads there (:func:`legacy_study`), then its own rows, which
+    extend them (a study restored from legacy rows on one machine and run on under today's key
+    writes its new trials' rows under that key, numbered after the legacy ones).
+
+    Returns:
+        ``(restored, legacy)``: the trials restored (both keys) and the legacy key read, or ``None``.
+
+    Raises:
+        ValueError: a bad row of either key, as :func:`restore_study` raises it.
+    """
+    legacy = legacy_study(cfg, study.study_name) if not study.trials else None
+    restored = restore_study(study, rows, space, where=where, name=legacy) if legacy else 0
+    if legacy and not restored:
+        legacy = None
+    return restored + restore_study(study, rows, space, where=where), legacy
 
 
 def default_results_dir() -> Path:
@@ -552,10 +579,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                  / f"{model}-{dataset}{'@' + key if key else ''}.jsonl")
     say = log or (lambda s: None)
     held = len(study.trials)
-    restored = restore_study(study, rows_path, space, where=shown_path(storage))
-    legacy = legacy_study(cfg, study.study_name) if not study.trials else None
-    if legacy is not None:
-        restored = restore_study(study, rows_path, space, where=shown_path(storage), name=legacy)
+    restored, legacy = restore_rows(study, rows_path, space, cfg, shown_path(storage))
     others = {} if study.trials else other_studies(rows_path, study.study_name)
     if others:  # rows that look like this study's but are not: it starts over (a lane would spend hours)
         say(f"{model} on {shown}: a new study ({study.study_name}); {shown_path(rows_path)} holds "
@@ -566,15 +590,17 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
         say(f"{model} on {shown}: the study's SQLite file ({shown_path(storage)}) held "
             f"{f'only its first {held} trials' if held else 'none of its trials'}; "
             f"{restored} finished trials restored from their rows in {shown_path(rows_path)}"
-            + (f" (study {legacy}: the key the config's tuned: record names, from before the fixed sha "
-               "joined it)" if legacy else ""))
+            + (f" (beginning with study {legacy}: the key from before the fixed sha joined it, which the "
+               "config's tuned: record names)" if legacy else ""))
     sampler_seed = seed
     if study.trials:  # a resumed study: a sampler seeded as in the first process would redraw its points
         sampler_seed = resume_seed(seed, len(study.trials))
         study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=STARTUP_TRIALS)
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
     t0 = time.perf_counter()
-    report = TuneReport(model, dataset, trials, rows=rows_path, restored=restored)
+    # the legacy key whose trials begin the study (restored now, or into its SQLite file earlier)
+    extends = next((t.user_attrs["legacy"] for t in study.trials if t.user_attrs.get("legacy")), None)
+    report = TuneReport(model, dataset, trials, rows=rows_path, restored=restored, extends=extends)
 
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a
     # study at a time): it is closed as FAIL, marked interrupted (a FAIL without the ``error`` that a
@@ -783,7 +809,8 @@ def write_tuned(config_dir: Path, cfg: ZooConfig, report: TuneReport, schedule: 
         "trials": report.trials, "complete": report.complete, "pruned": report.pruned, "failed": report.failed,
         "budget": {"trials": report.trials, **schedule.record()},
         "default": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in report.default.items()},
-        "study": study, "date": datetime.date.today().isoformat(), "kgzoo": __version__}
+        "study": study, **({"extends": report.extends} if report.extends else {}),
+        "date": datetime.date.today().isoformat(), "kgzoo": __version__}
     return _write_record(config_dir, cfg, record, f"the values kgzoo tune chose ({report.trials} trial{'' if report.trials == 1 else 's'})",
                          "chosen by `kgzoo tune` on the validation split only (test never read); "
                          f"trials in {_rows_label(Path(report.rows), Path(config_dir))}")

@@ -121,8 +121,14 @@ def dkn_dm():
 
 
 def test_dkn_news_is_a_ctr_set_with_train_click_histories(dkn_dm):
-    # the given split: DKN's test file; valid carved from its train file per user (ratios 0.1 / 0.9)
-    assert dkn_dm.split.sizes() == {"train": 9197, "valid": 1041, "test": 458}
+    # the given split: DKN's test file; valid carved from its train file by title (valid_split=
+    # "cold_item", 0.1 / 0.9 of the titles with all their rows), so that no valid title occurs in
+    # train, as no test title does
+    assert dkn_dm.split.sizes() == {"train": 9067, "valid": 1171, "test": 458}
+    items = dkn_dm.data.interactions[:, 1]
+    train_items = set(items[dkn_dm.split.train].tolist())
+    assert not train_items & set(items[dkn_dm.split.valid].tolist())
+    assert not train_items & set(items[dkn_dm.split.test].tolist())
     assert cell_task("nrms", "dkn-news").name == "ctr"
     assert cell_task("nrms", "mind-sample").name == "impression"
     # the linked entities are named in the item texts, mostly among the title words (DKN's alignment)

@@ -1010,3 +1010,23 @@ def test_a_reference_shows_in_the_grid_table_only():
             for t in lb.build(warm + cold + shuffled, grids=grid).tables}
     assert refs == {(TOPK.get("split"), "real"): 0.2928, ("cold_item", "real"): None, (TOPK.get("split"), "shuffled"): None}
     assert all(t.lines[0].reference == 0.2928 for t in lb.build(warm + cold + shuffled).tables)
+
+
+def test_the_front_page_takes_a_datasets_grid_table_over_a_larger_one_of_another_protocol():
+    """dkn-news's validation split became carved by title (session 17): its tables under the old
+    protocol (five ranked lines) stay published as that protocol's, but the front page shows the
+    table of the catalogue's protocol today (the grid's) as soon as it has a ranked line."""
+    ctr = {**TOPK, "task": "ctr", "split": "given"}
+    new = {**ctr, "valid_split": "cold_item"}
+    old_rows = [row(m, s, 0.55 + i / 100, dataset="dkn-news", task="ctr", protocol=ctr, pfp="pOld", fp="fpOld")
+                for i, m in enumerate(("pop", "dkn", "nrms", "nrms-plm", "kgplm-news")) for s in range(3)]
+    new_rows = [row("pop", s, 0.5, dataset="dkn-news", task="ctr", protocol=new, pfp="pNew", fp="fpNew",
+                    time="2026-12-08T10:00") for s in range(3)]
+    grids = {"dkn-news": (new, ("pop", "dkn"))}
+    board = lb.build(old_rows + new_rows, grids=grids)
+    assert len(board.section(lb.PUBLISHED)) == 2  # the old protocol's table is still published as its own
+    ((domain, t),) = render.front_tables(board)
+    assert (domain, t.protocol["valid_split"], [ln.model for ln in t.lines]) == ("news", "cold_item", ["pop"])
+    # without the grid table, the old protocol's table is the domain's front table
+    ((_, t),) = render.front_tables(lb.build(old_rows, grids=grids))
+    assert "valid_split" not in t.protocol and len(t.lines) == 5

@@ -640,7 +640,7 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
     record's value and parameters, its default trial the record's number, state and value."""
     from pathlib import Path
 
-    from kgzoo.bench.tune import _from_trial, fixed_sha, restore_study
+    from kgzoo.bench.tune import _from_trial, fixed_sha, restore_rows
     from kgzoo.paths import checkout_dir
 
     if checkout_dir() is None:
@@ -657,7 +657,9 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
                              or yaml.safe_load((path.parent / "default.yaml").read_text())["tune"]))
         study = optuna.create_study(study_name=tuned["study"], direction="maximize")
         rows = results / "tuning" / f"{model}-{dataset}.jsonl"
-        assert restore_study(study, rows, space) >= tuned["trials"], f"{rows}: fewer rows than {path}'s record"
+        cfg = ZooConfig.load(model, dataset, extra_dirs=[checkout_dir() / "zoo_configs"])
+        restored, _ = restore_rows(study, rows, space, cfg, "a new machine")  # a legacy key's rows first
+        assert restored >= tuned["trials"], f"{rows}: fewer rows than {path}'s record"
         done = [t for t in study.trials if t.state.name == "COMPLETE"]
         best = max(done, key=lambda t: t.value)
         (metric, value), = tuned["best_valid"].items()
@@ -670,7 +672,6 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
         assert (default.number, default.state.name) == (tuned["default"]["trial"], tuned["default"]["state"]), path
         parts = tuned["study"].split("/")
         if len(parts) == 6:  # a key with its fixed sha: today's configs must still find the study
-            cfg = ZooConfig.load(model, dataset, extra_dirs=[checkout_dir() / "zoo_configs"])
             assert parts[4] == fixed_sha(cfg, space), path
         checked += 1
     assert checked >= 20  # every tuned cell of the tables so far
@@ -697,7 +698,20 @@ def test_a_study_from_before_the_fixed_sha_is_found_through_the_configs_record(t
     assert fresh.calls == [] and rep.restored == 4 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
     assert yaml.safe_load(config.read_text())["tuned"]["study"] == key  # the record names today's key now
     assert all(r["study"] == legacy for r in _rows(tmp_path))  # nothing ran: the rows are the legacy ones still
+    # the record names today's key now, and the legacy key as the trials it extends: found again
+    assert yaml.safe_load(config.read_text())["tuned"]["extends"] == legacy
+    more = FakeExperiment()  # one trial more, under today's key (KGCN's tenth distinct point, session 16)
+    rep = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "d.sqlite3", experiment=more, write_config=d, **common)
+    assert rep.restored == 4 and len(more.calls) == 1 and (rep.complete, rep.pruned, rep.failed) == (4, 0, 0)
+    assert [r["study"] for r in _rows(tmp_path)] == [legacy] * 4 + [key]
+    tuned = yaml.safe_load(config.read_text())["tuned"]
+    assert (tuned["study"], tuned["extends"], tuned["trials"]) == (key, legacy, 4)
+    again = FakeExperiment()  # a new machine: the legacy rows first, today's key's row extends them
+    rep = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "e.sqlite3", experiment=again, write_config=d, **common)
+    assert again.calls == [] and rep.restored == 5 and (rep.complete, rep.pruned, rep.failed) == (4, 0, 0)
+    assert yaml.safe_load(config.read_text())["tuned"] == tuned | {"date": tuned["date"]}
     config.write_text(config.read_text().replace(key, "bpr/ml-100k-kg/other/study/seed0"))  # a record of another study
+    rows_file.write_text("".join(ln + "\n" for ln in rows_file.read_text().splitlines() if key not in ln))
     other = FakeExperiment()
     rep = tune("bpr", "ml-100k-kg", 1, storage=tmp_path / "c.sqlite3", experiment=other, **common)
     assert rep.restored == 0 and len(other.calls) == 2  # legacy rows that no record vouches for: a new study
