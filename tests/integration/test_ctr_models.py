@@ -335,3 +335,33 @@ def test_ripplenet_relation_products_match_gathered_matrices(ml100k):
     want = (-m.kge_weight * torch.sigmoid(hRt).mean((0, 2)).sum()
             + m.l2_weight * (hm.pow(2).sum() + tm.pow(2).sum() + R.pow(2).sum() + m.transform.pow(2).sum() / 2))
     torch.testing.assert_close(m._regularisers(inv, counts, rel, h, t, Rht[:, 1]), want)
+
+
+@pytest.mark.parametrize("batch_kind", ["ctr", "topk"])
+def test_kgcn_loss_with_one_lookup_per_table_equals_the_plain_loss(ml100k, lastfm, batch_kind):
+    """KGCN's training loss looks each embedding table up once with its whole-table L2
+    (``predict_with_l2``): the same loss and gradients as ``predict`` plus ``l2()`` apart (the
+    authors' per-lookup form), in float64, on a real batch of each task."""
+    dm = lastfm if batch_kind == "ctr" else ml100k
+    model = create_model("kgcn", dm, n_iter=2, n_neighbors=4, embedding_dim=8, l2_weight=1e-3,
+                         topk_loss="bpr").double()
+    batch = next(iter(dm.train_dataloader()))
+    model.train()
+    loss = model.loss(batch)
+    loss.backward()
+    fast = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    if batch_kind == "ctr":
+        base = torch.nn.functional.binary_cross_entropy_with_logits(model.predict(batch["user"], batch["item"]),
+                                                                    batch["label"].float())
+    else:
+        u = batch["user"]
+        both = model.predict(torch.cat([u, u]), torch.cat([batch["pos_item"], batch["neg_item"]]))
+        base = -torch.nn.functional.logsigmoid(both[: u.numel()] - both[u.numel():]).mean()
+    plain = base + model.l2_weight * model.l2()
+    plain.backward()
+    assert loss.item() == pytest.approx(plain.item(), rel=1e-12)
+    slow = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert fast.keys() == slow.keys() and "entity_emb.weight" in fast
+    for n in fast:
+        torch.testing.assert_close(fast[n], slow[n], rtol=1e-10, atol=1e-12, msg=n)
