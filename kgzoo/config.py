@@ -6,7 +6,9 @@ extra folders): the folders are overlaid, so for each of the two names the file 
 folder holding it counts, and a dataset file anywhere beats a ``default.yaml`` anywhere. Under an
 evaluation protocol other than the dataset's default (``protocol``: its fields that differ, as
 ``kgzoo bench --protocol`` spells them, e.g. ``split=cold_item``), ``<dataset>@<protocol>.yaml``
-is laid over that file: its sections replace the file's, the others stay the file's. ``kgzoo
+is laid over that file: its sections replace the file's, the others stay the file's; it counts
+from the last folder holding it or the dataset file (a user's folder with its own dataset file
+shadows a packaged protocol file, whose values were tuned over the packaged file). ``kgzoo
 tune --protocol`` writes the values chosen under that protocol there as its ``tuned:`` section
 alone, so the default protocol's tables keep their record and an edit of the dataset file (its
 epoch cap, its search space) reaches the protocol's runs too.
@@ -148,15 +150,24 @@ def config_file_name(dataset: str, protocol: str = "") -> str:
 
 
 def _file_for(model: str, dataset: str | None, dirs: list[Path], protocol: str = "") -> Path | None:
-    """The file of ``model`` on ``dataset`` under ``protocol`` (:func:`config_file_name`) over the
-    overlaid ``dirs`` (later wins), else its dataset file, else its ``default.yaml``; ``None`` if
-    none exists in any folder."""
-    names = [config_file_name(dataset, protocol)] if dataset and protocol else []
-    for name in names + ([f"{dataset}.yaml"] if dataset else []) + ["default.yaml"]:
-        for d in reversed(dirs):
+    """The file of ``model`` on ``dataset`` under ``protocol`` (:func:`config_file_name`) or its
+    dataset file, from the last of the overlaid ``dirs`` that holds either (later wins; in one
+    folder the protocol's file first), else its ``default.yaml`` (later wins); ``None`` if none
+    exists in any folder.
+
+    Folder before file: a user's folder holding the dataset's file shadows a packaged protocol
+    file, whose ``tuned:`` values were chosen under the packaged file's fixed configuration, not
+    the user's; a dataset's file anywhere still beats a ``default.yaml`` anywhere."""
+    names = ([config_file_name(dataset, protocol)] if dataset and protocol else []) + ([f"{dataset}.yaml"] if dataset else [])
+    for d in reversed(dirs):
+        for name in names:
             p = d / model / name
             if p.is_file():
                 return p
+    for d in reversed(dirs):
+        p = d / model / "default.yaml"
+        if p.is_file():
+            return p
     return None
 
 

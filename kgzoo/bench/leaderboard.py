@@ -344,6 +344,9 @@ class Table:
         failed: model -> ``(seeds, error)``: the models whose cells under this table's key and
             fingerprints failed and were not rerun with success (:func:`failed_cells`), that have
             no line here (RippleNet without a KG): said below the table, never left out silently.
+        retired: why this table's protocol is no longer its dataset's (``build(retired=...)``,
+            the catalogue's :attr:`~kgzoo.data.spec.DatasetSpec.retired_protocols`): such a table
+            is in the archive; ``""`` elsewhere.
     """
 
     dataset: str
@@ -362,6 +365,7 @@ class Table:
     newest: str = ""
     grid: list[str] = field(default_factory=list)
     failed: dict[str, tuple[list[int], str]] = field(default_factory=dict)
+    retired: str = ""
 
     @property
     def pending(self) -> list[str]:
@@ -633,7 +637,8 @@ def _failed_here(failed: Sequence[ResultRow], table: Table) -> dict[str, tuple[l
 def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: bool = False,
           caveats: Mapping[str, str] | None = None, one_seed_minutes: Mapping[str, float] | None = None,
           line_notes: Mapping[tuple[str, str], str] | None = None,
-          grids: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]] | None = None) -> Leaderboard:
+          grids: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]] | None = None,
+          retired: Mapping[str, Sequence[tuple[Mapping[str, Any], str]]] | None = None) -> Leaderboard:
     """The leaderboard of ``rows`` (a pure function: no file, no clock, no registry).
 
     Args:
@@ -659,6 +664,11 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
             :attr:`~kgzoo.data.spec.DatasetSpec.grid`, :func:`kgzoo.bench.render.dataset_grids`);
             that table's :attr:`Table.pending` lists the models without a line in it. The rows'
             ``reference`` numbers (measured on that protocol) are shown in that table alone.
+        retired: dataset name -> ``(protocol, reason)`` pairs: protocol dicts (as rows record them)
+            that were the dataset's default before it changed (the catalogue's
+            :attr:`~kgzoo.data.spec.DatasetSpec.retired_protocols`,
+            :func:`kgzoo.bench.render.dataset_retired`). Their tables, current fingerprint
+            included, go to the archive with the reason (:attr:`Table.retired`).
 
     Returns:
         A :class:`Leaderboard` (see the module docstring for the rules).
@@ -697,21 +707,27 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         # a zoo config's note speaks of the dataset's grid table: not of its other protocols or KG ablations
         noted = notes if grid is None or in_grid else None
         # likewise a reference (RecBole's converged number on the grid's protocol): not one for a cold-item table
-        if pub:
+        why = next((reason for proto, reason in (retired or {}).get(key[0], ()) if _canonical(proto) == key[4]), "")
+        if pub and why:  # the dataset's protocol before it changed: true for that protocol, no longer its table
+            archive.append(_table(pub, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid))
+            archive[-1].retired = why
+            archive[-1].failed = _failed_here(failed.get(key, []), archive[-1])
+        elif pub:
             published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted,
                                     references=grid is None or in_grid))
             if in_grid:
                 published[-1].grid = list(grid[1])
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted, references=grid is None or in_grid))
-        for t in ([published[-1]] if pub else []) + ([smoke[-1]] if quick else []):
+        for t in ([published[-1]] if pub and not why else []) + ([smoke[-1]] if quick else []):
             t.failed = _failed_here(failed.get(key, []), t)
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
             if r.fingerprint not in current:
                 old.setdefault(r.fingerprint, []).append(r)
-        archive += [_table(orows, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid)
-                    for orows in old.values()]
+        for orows in old.values():
+            archive.append(_table(orows, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid))
+            archive[-1].retired = why
     archive.sort(key=lambda t: (t.dataset, t.protocol_label, t.kg_ablation, parse_time(t.newest)))
     return Leaderboard(published + smoke + archive, build_robustness(ok, metric), build_ablations(ok, metric),
                        n_rows=len(rows), n_cells=len(ok))

@@ -116,7 +116,8 @@ SECTION_NOTES = {
                 f"configuration; {CAP_MARK}, {FIXED_MARK} and {MIXED_MARK} say why a line is not."),
     SMOKE: "Runs of the quick smoke schedule of the default `kgzoo bench`: a check that everything runs, not results.",
     ARCHIVE: ("Rows under a fingerprint that newer rows of the same dataset and protocol replaced (other data "
-              "files or metric code): kept for the record, not comparable with the tables above."),
+              "files or metric code), and tables of a protocol that was a dataset's default before it changed "
+              "(said under each): kept for the record, not comparable with the tables above."),
 }
 
 
@@ -499,6 +500,8 @@ def _caveat_lines(t: Table) -> list[str]:
 
 def _table_md(t: Table, image: str | None) -> list[str]:
     out = [f"### {heading(t)}", ""] + _fingerprint_lines(t) + [""] + _caveat_lines(t)
+    if t.retired:
+        out += [f"> **Retired protocol ({t.dataset}):** {t.retired}", ""]
     out += [f"- {sort_text(t)}; mean ± sample std over seeds; newest row {t.newest or '?'}",
             f"- command: {command_text(t.commands)}", ""]
     out += _md_table(table_columns(t), [line_cells(t, ln) for ln in t.lines]) + [""]
@@ -937,6 +940,14 @@ def dataset_grids(datasets: Iterable[str]) -> dict[str, tuple[dict[str, Any], tu
     return out
 
 
+def dataset_retired(datasets: Iterable[str]) -> dict[str, list[tuple[dict[str, Any], str]]]:
+    """``name -> [(protocol dict, reason)]``: the catalogue's
+    :attr:`~kgzoo.data.spec.DatasetSpec.retired_protocols` of the datasets among ``datasets`` that
+    have any, as rows record a protocol, for :func:`kgzoo.bench.leaderboard.build`'s ``retired``."""
+    return {name: [(proto.to_dict(), reason) for proto, reason in value]
+            for name, value in _catalogue_values(datasets, "retired_protocols").items()}
+
+
 def _catalogue_values(datasets: Iterable[str], attribute: str) -> dict[str, Any]:
     """``name -> DatasetSpec.<attribute>`` where it is set (not empty, not 0); datasets the catalogue does not know are left out."""
     out = {}
@@ -995,6 +1006,7 @@ def write_leaderboard(rows: Iterable[ResultRow], out_dir: str | Path, metric: st
     names = {r.dataset for r in rows if isinstance(r, ResultRow)}
     lb = build(rows, metric=metric, show_variants=show_variants, caveats=dataset_caveats(names),
                one_seed_minutes=dataset_one_seed_minutes(names), grids=dataset_grids(names),
+               retired=dataset_retired(names),
                line_notes=line_notes({(r.model, r.dataset) for r in rows if isinstance(r, ResultRow)}))
     out = Path(out_dir)
     removed = clear_leaderboard(out)

@@ -493,13 +493,46 @@ def restore_rows(study: Any, rows: Path, space: Sequence[Param], cfg: ZooConfig,
         ``(restored, legacy)``: the trials restored (both keys) and the legacy key read, or ``None``.
 
     Raises:
-        ValueError: a bad row of either key, as :func:`restore_study` raises it.
+        ValueError: a bad row of either key, as :func:`restore_study` raises it; a record that
+            names the legacy key as ``extends`` where the rows hold none of its trials.
     """
     legacy = legacy_study(cfg, study.study_name) if not study.trials else None
     restored = restore_study(study, rows, space, where=where, name=legacy) if legacy else 0
+    if legacy and not restored and cfg.tuned.get("extends") == legacy:
+        # the record says this study's trials begin with that key's rows: without them today's key's
+        # rows would restore with gaps in their place and the study would be tuned anew over the record
+        raise ValueError(f"{cfg.path}: the tuned: record's study {study.study_name} extends {legacy}, but {rows} "
+                         f"holds no trial row of {legacy}: restore that key's rows (git) before tuning it")
     if legacy and not restored:
         legacy = None
     return restored + restore_study(study, rows, space, where=where), legacy
+
+
+def study_extends(study: Any, rows: Path, space: Sequence[Param], cfg: ZooConfig) -> str | None:
+    """The legacy key (:func:`legacy_study`) whose trials begin ``study``, for the ``extends`` of
+    its record: the ``legacy`` mark of its trials restored from that key's rows (:func:`restore_study`),
+    or, for a SQLite file into which a kgzoo before that mark restored them, the key the config's
+    record leads to where the study's first trials are that key's rows (restored from them: same
+    numbers, states, values and parameters). ``None`` otherwise."""
+    marked = next((t.user_attrs["legacy"] for t in study.trials if t.user_attrs.get("legacy")), None)
+    legacy = legacy_study(cfg, study.study_name)
+    if marked or legacy is None or not study.trials:
+        return marked
+    mem = optuna.create_study(study_name=legacy, direction="maximize")  # in memory: the legacy rows alone
+    try:
+        if not restore_study(mem, rows, space):
+            return None
+    except ValueError:
+        return None
+    held = {t.number: t for t in study.trials}
+    for t in mem.trials:
+        if t.user_attrs.get("gap"):
+            continue
+        h = held.get(t.number)
+        if (h is None or "restored_from" not in h.user_attrs or h.state != t.state or h.value != t.value
+                or h.params != t.params):
+            return None
+    return legacy
 
 
 def default_results_dir() -> Path:
@@ -599,7 +632,7 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
     out_dir = cache_dir("runs") / "tune" / f"{model}-{dataset}"
     t0 = time.perf_counter()
     # the legacy key whose trials begin the study (restored now, or into its SQLite file earlier)
-    extends = next((t.user_attrs["legacy"] for t in study.trials if t.user_attrs.get("legacy")), None)
+    extends = study_extends(study, rows_path, space, cfg)
     report = TuneReport(model, dataset, trials, rows=rows_path, restored=restored, extends=extends)
 
     # A trial still RUNNING when the study opens was cut off by a killed process (one process runs a

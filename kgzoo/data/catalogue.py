@@ -335,6 +335,10 @@ DKN_NEWS = register_dataset(DatasetSpec(
     # carved per user (22.3% of its rows' titles seen in train) rewarded what a model learns of seen
     # titles, which test never asks for (benchmarks/studies/dkn_news_valid_split.md)
     protocol=EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1), valid_split="cold_item"),
+    retired_protocols=((EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1)),
+                        "dkn-news's protocol until session 17, its validation rows carved per user: 22.3% of them "
+                        "had a title seen in train, none of the test rows, so selection rewarded what a model "
+                        "learns of seen titles (benchmarks/studies/dkn_news_valid_split.md)"),),
     max_history=30,  # DKN's code: max_click_history (github.com/hwwang55/DKN, src/main.py)
     expected={"users": 469, "items": 9075, "interactions": 10696, "kg_entities": 12851, "relations": 1,
               "triples": 10274, "linked_items": 9075, "text_coverage": 1.0},

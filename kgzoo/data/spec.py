@@ -75,6 +75,11 @@ class DatasetSpec:
             guide to its test split (``mind-sample``: from ``dkn-news``). ``""``: its tables are
             tuned on the dataset itself. The lanes (``benchmarks/scripts/fair_lane.py``, ``gpu_grid.sh``) read it;
             ``kgzoo tune`` says it before a study of the dataset's own.
+        retired_protocols: ``(protocol, reason)`` pairs: protocols that were the dataset's default
+            (:attr:`protocol`) before it changed. The leaderboard puts their tables in its archive
+            with the reason (:func:`kgzoo.bench.leaderboard.build`'s ``retired``): their rows stay
+            true for their protocol but are no longer the dataset's table (dkn-news's validation
+            split carved per user until session 17: ``benchmarks/studies/dkn_news_valid_split.md``).
         grid: the registered models of the dataset's published table under its default protocol
             (the impression protocol where it has impressions); the leaderboard names those
             without a line there as not yet run (:attr:`kgzoo.bench.leaderboard.Table.pending`),
@@ -102,6 +107,7 @@ class DatasetSpec:
     min_epochs_reason: str = ""
     tune_from: str = ""
     grid: tuple[str, ...] = ()
+    retired_protocols: tuple[tuple[EvalProtocol, str], ...] = ()
 
 
 def history_cap(spec: DatasetSpec | None) -> int:

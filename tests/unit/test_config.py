@@ -157,7 +157,9 @@ def test_a_subclass_tuned_under_a_protocol_keeps_its_parents_config(subclasses, 
 
     bpr = ZooConfig.load("bpr", "ml-100k-kg")
     inherited = ZooConfig.load("mybpr", "ml-100k-kg", protocol="split=cold_item")
-    assert inherited.inherited_from == "bpr" and inherited.model == bpr.model
+    # bpr's config under that protocol (its packaged cold-item record, where a study wrote one)
+    assert inherited.inherited_from == "bpr"
+    assert inherited.model == ZooConfig.load("bpr", "ml-100k-kg", protocol="split=cold_item").model
     own = _write_record(tmp_path, inherited, {"params": {"lr": 0.005, "reg_weight": 1.0e-5}}, "a study", "rows")
     assert own == tmp_path / "mybpr" / "ml-100k-kg@split=cold_item.yaml"
     cold = ZooConfig.load("mybpr", "ml-100k-kg", [tmp_path], protocol="split=cold_item")
@@ -394,3 +396,26 @@ def test_every_trained_grid_model_has_a_converged_schedule_on_its_grid_datasets(
                 short.append(f"{model} on {name}: max_epochs {s.max_epochs}, patience {s.patience} ({cfg.path})")
     assert not short, short
     assert checked >= 60
+
+
+def test_a_users_dataset_file_shadows_a_protocol_file_of_an_earlier_folder(tmp_path):
+    """Folder before file: a protocol's file (``bpr/ml-100k-kg@split=cold_item.yaml``, e.g. one a
+    packaged study wrote) counts only where no later folder holds the dataset's file; its ``tuned:``
+    values were chosen over its own folder's fixed configuration, not a user's. A dataset's file
+    anywhere still beats a ``default.yaml`` anywhere."""
+    from kgzoo.config import config_file_name
+
+    early, user = tmp_path / "early", tmp_path / "user"
+    for d in (early, user):
+        (d / "bpr").mkdir(parents=True)
+    cold = config_file_name("ml-100k-kg", "split=cold_item")
+    (early / "bpr" / cold).write_text("tuned: {params: {lr: 0.5}}\n")
+    (early / "bpr" / "ml-100k-kg.yaml").write_text("model: {lr: 0.01}\n")
+    load = lambda: ZooConfig.load("bpr", "ml-100k-kg", [early, user], protocol="split=cold_item")  # noqa: E731
+    assert load().path == early / "bpr" / cold and load().model["lr"] == 0.5
+    (user / "bpr" / "default.yaml").write_text("model: {lr: 0.3}\n")  # a default.yaml: the protocol file still counts
+    assert load().path == early / "bpr" / cold
+    (user / "bpr" / "ml-100k-kg.yaml").write_text("model: {lr: 0.2}\n")
+    assert load().path == user / "bpr" / "ml-100k-kg.yaml" and load().model["lr"] == 0.2
+    (user / "bpr" / cold).write_text("tuned: {params: {lr: 0.7}}\n")  # the user's own study under the protocol
+    assert load().path == user / "bpr" / cold and load().model["lr"] == 0.7

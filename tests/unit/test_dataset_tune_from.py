@@ -242,13 +242,16 @@ def test_a_lane_under_another_protocol_tunes_and_runs_there(lane, monkeypatch, t
     src = next(r for r in read_rows(module.REPO / "benchmarks" / "results" / "converged-cold.jsonl")
                if r.model == "bpr" and r.is_published())
     (tmp_path / "converged-cold.jsonl").write_text(json.dumps(src.to_dict()) + "\n")
+    # the protocol's values are the row's (a user's folder holding them, whatever the package holds)
+    cfg = tmp_path / "configs" / "bpr"
+    cfg.mkdir(parents=True)
+    chosen = dict((src.tuning or {}).get("chosen") or {})
+    (cfg / "ml-100k-kg@split=cold_item.yaml").write_text(json.dumps({"tuned": {"params": chosen}}) + "\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "configs"))
     assert module.published_runs("ml-100k-kg", tmp_path, protocol="split=cold_item").get("bpr", {}).keys() == {src.seed}
     assert module.published_runs("ml-100k-kg", tmp_path) == {}
     # a study under the protocol wrote other values: the row of the old ones is due again
-    cfg = tmp_path / "configs" / "bpr"
-    cfg.mkdir(parents=True)
     (cfg / "ml-100k-kg@split=cold_item.yaml").write_text("tuned: {params: {lr: 0.5}}\n")
-    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(tmp_path / "configs"))
     assert module.published_runs("ml-100k-kg", tmp_path, protocol="split=cold_item") == {}
 
 

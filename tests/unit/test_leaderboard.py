@@ -1030,3 +1030,32 @@ def test_the_front_page_takes_a_datasets_grid_table_over_a_larger_one_of_another
     # without the grid table, the old protocol's table is the domain's front table
     ((_, t),) = render.front_tables(lb.build(old_rows, grids=grids))
     assert "valid_split" not in t.protocol and len(t.lines) == 5
+
+
+def test_a_retired_protocols_tables_go_to_the_archive_with_the_reason():
+    """A protocol that was a dataset's default before it changed (the catalogue's
+    ``retired_protocols``: dkn-news's validation split carved per user) keeps its rows, true for
+    that protocol, but no longer makes the dataset's published table: its tables, current
+    fingerprint included, are archived with the reason, in the Markdown too."""
+    ctr = {**TOPK, "task": "ctr", "split": "given"}
+    new = {**ctr, "valid_split": "cold_item"}
+    old_rows = [row(m, s, 0.55, dataset="dkn-news", task="ctr", protocol=ctr, pfp="pOld", fp="fpOld")
+                for m in ("pop", "dkn") for s in range(3)]
+    older = [row("dkn", 0, 0.6, dataset="dkn-news", task="ctr", protocol=ctr, fp="fpOlder", time="2026-11-01T10:00")]
+    new_rows = [row("pop", s, 0.5, dataset="dkn-news", task="ctr", protocol=new, fp="fpNew", time="2026-12-08T10:00")
+                for s in range(3)]
+    why = "valid carved per user until session 17"
+    board = lb.build(old_rows + older + new_rows, grids={"dkn-news": (new, ("pop", "dkn"))},
+                     retired={"dkn-news": [(ctr, why)]})
+    (pub,) = board.section(lb.PUBLISHED)
+    assert pub.protocol == new and pub.retired == "" and pub.pending == ["dkn"]
+    archived = board.section(lb.ARCHIVE)
+    assert sorted(t.fingerprints[0] for t in archived) == ["fpOld", "fpOlder"] and {t.retired for t in archived} == {why}
+    md = render.to_markdown(board)
+    assert md.split("## Archive")[1].count(f"**Retired protocol (dkn-news):** {why}") == 2
+    assert why not in md.split("## Archive")[0]
+    # without the catalogue's word the old protocol's table stays published as its own
+    assert len(lb.build(old_rows + new_rows, grids={"dkn-news": (new, ("pop", "dkn"))}).section(lb.PUBLISHED)) == 2
+    # the catalogue's protocols as rows record them
+    assert render.dataset_retired(["dkn-news", "ml-100k-kg"])["dkn-news"][0][0]["split"] == "given"
+    assert "ml-100k-kg" not in render.dataset_retired(["dkn-news", "ml-100k-kg"])

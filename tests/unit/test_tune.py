@@ -846,3 +846,60 @@ def test_a_protocols_file_is_rewritten_in_place_and_keeps_what_a_user_wrote(tmp_
     again = ZooConfig.load("bpr", "ml-100k-kg", [d], protocol="split=cold_item")
     assert again.model["lr"] == 0.03 and again.schedule().max_epochs == 4 and again.tune == cfg.tune
     assert ZooConfig.load("bpr", "ml-100k-kg", [d]).schedule().max_epochs == 7  # the default protocol's
+
+
+def test_a_study_restored_from_a_legacy_key_by_an_older_kgzoo_keeps_extends_when_it_goes_on(tmp_path, monkeypatch):
+    """A lane's SQLite file into which a kgzoo before the ``legacy`` mark restored a legacy key's
+    rows (under today's key, through the config's record) holds those trials unmarked. Run on there,
+    the study's record must still name the legacy key as ``extends``: without it a new machine
+    restores today's key's rows alone (gaps where the legacy trials were) and tunes the study anew."""
+    from kgzoo.bench.tune import parse_space, restore_study
+
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path, write_config=d)
+    tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    rows_file, config = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl", d / "bpr" / "ml-100k-kg.yaml"
+    key = _rows(tmp_path)[0]["study"]
+    parts = key.split("/")
+    legacy = "/".join(parts[:4] + parts[5:])
+    for f in (rows_file, config):
+        f.write_text(f.read_text().replace(key, legacy))
+    # the older kgzoo's restore: the legacy rows as today's key's first trials, with no 'legacy' mark
+    mem = optuna.create_study(study_name=legacy, direction="maximize")
+    assert restore_study(mem, rows_file, parse_space(yaml.safe_load(SPACE)["tune"])) == 4
+    storage = tmp_path / "lane.sqlite3"
+    optuna.create_study(study_name=key, storage=f"sqlite:///{storage}", direction="maximize").add_trials(mem.trials)
+    more = FakeExperiment()
+    rep = tune("bpr", "ml-100k-kg", 4, storage=storage, experiment=more, **common)
+    assert len(more.calls) == 1 and rep.extends == legacy
+    tuned = yaml.safe_load(config.read_text())["tuned"]
+    assert (tuned["study"], tuned.get("extends"), tuned["trials"]) == (key, legacy, 4)
+    again = FakeExperiment()  # a new machine finds the study finished
+    rep = tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "new.sqlite3", experiment=again, **common)
+    assert again.calls == [] and rep.restored == 5
+    assert yaml.safe_load(config.read_text())["tuned"]["best_valid"] == tuned["best_valid"]
+
+
+def test_a_record_that_extends_a_legacy_key_whose_rows_are_gone_is_an_error_not_a_new_study(tmp_path, monkeypatch):
+    """The record names today's key and ``extends`` a legacy key, but the rows file lost that key's
+    rows: today's key's rows alone restored with gaps for the legacy trials, and the study was tuned
+    anew (its default trial again) over the committed record. It is an error, before any trial."""
+    d = _config_dir(tmp_path, SPACE)
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path, write_config=d)
+    tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
+    rows_file, config = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl", d / "bpr" / "ml-100k-kg.yaml"
+    key = _rows(tmp_path)[0]["study"]
+    parts = key.split("/")
+    legacy = "/".join(parts[:4] + parts[5:])
+    for f in (rows_file, config):
+        f.write_text(f.read_text().replace(key, legacy))
+    tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
+    record = config.read_text()
+    assert yaml.safe_load(record)["tuned"]["extends"] == legacy
+    rows_file.write_text("".join(ln + "\n" for ln in rows_file.read_text().splitlines() if f'"{legacy}"' not in ln))
+    fresh = FakeExperiment()
+    with pytest.raises(ValueError, match="holds no trial row of"):
+        tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "c.sqlite3", experiment=fresh, **common)
+    assert fresh.calls == [] and config.read_text() == record

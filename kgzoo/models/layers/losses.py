@@ -64,15 +64,21 @@ def lookup_with_l2(weight: Tensor, index: Tensor, padding_idx: int | None = None
         weight: FloatTensor ``[N, d]`` (a parameter).
         index: LongTensor ``[n]`` of rows (1-D; flatten and ``view`` back).
         padding_idx: a row whose gradient stays 0 as ``nn.Embedding(padding_idx=...)``'s
-            (its L2 gradient too: keep that row at 0, as ``nn.Embedding`` initialises it).
+            (its L2 gradient too: keep that row at 0, as ``nn.Embedding`` initialises it);
+            negative counts from the end, as there.
 
     Returns:
         ``(FloatTensor [n, d], scalar FloatTensor)``.
 
     Raises:
-        ValueError: ``weight`` not 2-D or ``index`` not 1-D.
+        ValueError: ``weight`` not 2-D or ``index`` not 1-D; ``padding_idx`` outside ``-N..N-1``.
     """
     if weight.dim() != 2 or index.dim() != 1:
         raise ValueError(f"lookup_with_l2: weight must be [N, d] and index [n], got {tuple(weight.shape)} and "
                          f"{tuple(index.shape)}")
-    return _LookupWithL2.apply(weight, index, -1 if padding_idx is None else int(padding_idx))
+    n = weight.shape[0]
+    if padding_idx is not None and not -n <= int(padding_idx) < n:
+        raise ValueError(f"lookup_with_l2: padding_idx {padding_idx} must be within the table's {n} rows")
+    # -1 inside means no padding row: a negative padding_idx counts from the end (nn.Embedding's rule)
+    pad = -1 if padding_idx is None else int(padding_idx) % n
+    return _LookupWithL2.apply(weight, index, pad)

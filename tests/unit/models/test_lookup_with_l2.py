@@ -32,3 +32,20 @@ def test_lookup_with_l2_matches_embedding_plus_the_square(padding_idx):
 def test_lookup_with_l2_rejects_other_shapes():
     with pytest.raises(ValueError, match=r"weight must be \[N, d\] and index \[n\]"):
         lookup_with_l2(torch.zeros(4, 2), torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_a_negative_padding_idx_counts_from_the_end_as_nn_embeddings():
+    """``F.embedding(padding_idx=-1)`` holds the last row still; ``-1`` is also the Function's own
+    "no padding row", so the helper took it for none and moved the row (its lookups' gradient)."""
+    w0 = torch.randn(6, 3, dtype=torch.float64)
+    w0[-1] = 0
+    index = torch.tensor([0, 5, 5, 2])
+    a = w0.clone().requires_grad_()
+    rows, half_sq = lookup_with_l2(a, index, -1)
+    (rows.sum() + half_sq).backward()
+    b = w0.clone().requires_grad_()
+    (F.embedding(index, b, padding_idx=-1).sum() + b.pow(2).sum() / 2).backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    assert not a.grad[5].any()
+    with pytest.raises(ValueError, match="padding_idx 6 must be within"):
+        lookup_with_l2(w0, index, 6)
