@@ -652,12 +652,13 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
         tuned = (yaml.safe_load(path.read_text()) or {}).get("tuned") or {}
         if "study" not in tuned:  # untuned, or tuned: {from: SMALL}
             continue
-        model, dataset = path.parent.name, path.stem
-        space = parse_space((yaml.safe_load(path.read_text()).get("tune")
-                             or yaml.safe_load((path.parent / "default.yaml").read_text())["tune"]))
+        # <dataset>.yaml, or <dataset>@<protocol>.yaml: a study under another protocol (kgzoo tune --protocol)
+        model, (dataset, _, protocol) = path.parent.name, path.stem.partition("@")
+        cfg = ZooConfig.load(model, dataset, extra_dirs=[checkout_dir() / "zoo_configs"], protocol=protocol)
+        assert cfg.path == path
+        space = parse_space(cfg.tune)
         study = optuna.create_study(study_name=tuned["study"], direction="maximize")
-        rows = results / "tuning" / f"{model}-{dataset}.jsonl"
-        cfg = ZooConfig.load(model, dataset, extra_dirs=[checkout_dir() / "zoo_configs"])
+        rows = results / "tuning" / f"{model}-{path.stem}.jsonl"
         restored, _ = restore_rows(study, rows, space, cfg, "a new machine")  # a legacy key's rows first
         assert restored >= tuned["trials"], f"{rows}: fewer rows than {path}'s record"
         done = [t for t in study.trials if t.state.name == "COMPLETE"]
