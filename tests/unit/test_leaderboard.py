@@ -1059,3 +1059,29 @@ def test_a_retired_protocols_tables_go_to_the_archive_with_the_reason():
     # the catalogue's protocols as rows record them
     assert render.dataset_retired(["dkn-news", "ml-100k-kg"])["dkn-news"][0][0]["split"] == "given"
     assert "ml-100k-kg" not in render.dataset_retired(["dkn-news", "ml-100k-kg"])
+
+
+def test_a_fixed_epochs_run_never_replaces_a_converged_seed():
+    """``kgzoo bench --epochs 2`` rows built with ``--with-published``: the 2-epoch seed 0 is a line
+    of its own, not seed 0 of the published converged line (which became 'cap ×1, early stop ×2',
+    unranked, its mean pulled down by the 2-epoch run), and the run table says 'other schedule'."""
+    published = [row("bpr", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    mine = row("bpr", 0, 0.01, kind="fixed", epochs=2, cap=2, time="2026-12-07T23:55")
+    (table,) = lb.build(published + [mine]).section(lb.PUBLISHED)
+    lines = {ln.name: ln for ln in table.lines}
+    assert sorted(lines) == ["bpr", "bpr (--epochs 2)"]
+    assert lines["bpr"].seeds == [0, 1, 2] and lines["bpr"].rank == 1
+    assert lines["bpr"].metrics["ndcg@10"].mean == pytest.approx(0.31)
+    assert lines["bpr (--epochs 2)"].seeds == [0] and lines["bpr (--epochs 2)"].rank is None
+    stat, same = render.reference_value(mine, published)
+    assert not same and stat.mean == pytest.approx(0.31)
+    # alone in its table (no converged row of the model) a fixed line keeps its plain name
+    assert [ln.name for ln in lb.build([mine]).section(lb.PUBLISHED)[0].lines] == ["bpr"]
+    # nor do the KG robustness tables mix them: the converged real column stays the 3 seeds' mean
+    shuffled = [row("bpr", s, 0.2, kg="shuffled", fp="fpS") for s in (0, 1, 2)]
+    board = lb.build(published + shuffled + [mine, row("bpr", 0, 0.02, kg="shuffled", fp="fpS", kind="fixed",
+                                                       epochs=2, cap=2, time="2026-12-07T23:56")])
+    by_kind = {t.schedule: t for t in board.robustness}
+    assert sorted(by_kind) == ["converged", "fixed"]
+    assert by_kind["converged"].lines[0]["values"]["real"].mean == pytest.approx(0.31)
+    assert by_kind["fixed"].title.endswith("fixed schedule (kgzoo bench --epochs N)")
