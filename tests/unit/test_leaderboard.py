@@ -1085,3 +1085,17 @@ def test_a_fixed_epochs_run_never_replaces_a_converged_seed():
     assert sorted(by_kind) == ["converged", "fixed"]
     assert by_kind["converged"].lines[0]["values"]["real"].mean == pytest.approx(0.31)
     assert by_kind["fixed"].title.endswith("fixed schedule (kgzoo bench --epochs N)")
+
+
+def test_catalogue_texts_shown_under_tables_speak_to_readers():
+    """A caveat or retired-protocol reason is printed under every table of its dataset: it names
+    a date, not the project's internal work sessions ("until session 17"), and a claim about one
+    table (book-crossing-kg's "Pop ranks first") names the protocol it holds for, since the
+    require_train_positive table below it has no Pop line."""
+    from kgzoo.data.datasets import dataset_spec, list_datasets
+
+    for name in list_datasets():
+        spec = dataset_spec(name)
+        texts = [spec.caveat or ""] + [why for _, why in (spec.retired_protocols or ())]
+        assert not any(re.search(r"\bsession \d+", t) for t in texts), name
+    assert "Pop ranks first on the default protocol" in dataset_spec("book-crossing-kg").caveat
