@@ -196,11 +196,12 @@ class Line:
     @property
     def trials(self) -> int | None:
         """The tuning trials behind the line: the fewest of its rows' ``tuning`` records' ``trials``
-        (an untuned row counts 0; a study's default trial is not counted); ``None`` for a line
+        (an untuned row counts 0, as does one run on another model's tuned values, :func:`tuned_as`;
+        a study's default trial is not counted); ``None`` for a line
         with nothing to tune (:func:`nothing_to_tune`)."""
         if nothing_to_tune(self.rows):
             return None
-        return min(int((r.tuning or {}).get("trials") or 0) for r in self.rows)
+        return min(0 if tuned_as(r) else int((r.tuning or {}).get("trials") or 0) for r in self.rows)
 
     @property
     def one_seed(self) -> bool:
@@ -236,20 +237,34 @@ def tuned_text(rows: Sequence[ResultRow]) -> str:
     another dataset (``tuned: {from: ...}``), ``"tuned on ml-100k-kg under another fingerprint (10
     trials)"`` when it was chosen on this dataset under another protocol or data
     (:func:`tuned_elsewhere`), ``"nothing to tune"`` for a model without trainable parameters
-    (:func:`nothing_to_tune`), ``"untuned"`` when none was, else ``"mixed"``."""
+    (:func:`nothing_to_tune`), ``"untuned: bpr's tuned values (10 trials)"`` when the study was
+    another model's (:func:`tuned_as`: a subclass run on its parent's zoo config), ``"untuned"``
+    when none was, else ``"mixed"``."""
     if nothing_to_tune(rows):
         return "nothing to tune"
     done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset,
-             bool((r.tuning or {}).get("default")), tuned_elsewhere(r)) for r in rows}
-    if {t for t, _, _, _ in done} == {None}:
+             bool((r.tuning or {}).get("default")), tuned_elsewhere(r), tuned_as(r)) for r in rows}
+    if {t for t, *_ in done} == {None}:
         return "untuned"
     if len(done) == 1:
-        trials, where, default, elsewhere = done.pop()
+        trials, where, default, elsewhere, parent = done.pop()
         budget = f"{trials} trial{'' if trials == 1 else 's'}" + (" + defaults" if default else "")
+        if parent:  # a registered subclass without a zoo config of its own runs its parent's values
+            return f"untuned: {parent}'s tuned values ({budget})"
         if elsewhere:
             return f"tuned on {where} under another fingerprint ({budget})"
         return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"
     return "mixed"
+
+
+def tuned_as(row: ResultRow) -> str:
+    """The model whose study chose ``row``'s tuned values where it is not ``row``'s own (the first
+    part of its ``tuning.study`` name, ``model/dataset/...``): a registered subclass without a zoo
+    config of its own runs its parent's (README, "Your own code in the grid"), which were not tuned
+    for it; ``""`` otherwise (or for a study without a name)."""
+    study = str((row.tuning or {}).get("study") or "")
+    model = study.split("/")[0] if "/" in study else ""
+    return model if model and model != row.model else ""
 
 
 def tuned_elsewhere(row: ResultRow) -> bool:

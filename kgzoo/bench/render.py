@@ -312,7 +312,7 @@ def budget_text(t: Table, lines: Sequence[Line]) -> str:
     under = [ln for ln in lines if t.under_budget(ln)]
     if not under:
         return ""
-    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned == "untuned" else f"{ln.trials}")
+    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned.startswith("untuned") else f"{ln.trials}")
                      + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
     return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")

@@ -1100,3 +1100,18 @@ def test_catalogue_texts_shown_under_tables_speak_to_readers():
         texts = [spec.caveat or ""] + [why for _, why in (spec.retired_protocols or ())]
         assert not any(re.search(r"\bsession \d+", t) for t in texts), name
     assert "Pop ranks first on the default protocol" in dataset_spec("book-crossing-kg").caveat
+
+
+def test_a_subclass_on_its_parents_config_is_not_read_as_tuned():
+    """A registered subclass without a zoo config of its own runs its parent's (README, "Your own
+    code in the grid"): its rows carry the parent's tuning record, which the line read as
+    "tuned (10 trials + defaults)" beside the baselines, never flagged as under budget."""
+    tuning = {"trials": 10, "default": {"state": "COMPLETE"}, "dataset": "d1", "study": "bpr/d1/fpA/cfg/seed0"}
+    board = lb.build([row("bpr", s, 0.3, tuning=tuning) for s in (0, 1, 2)]
+                     + [row("bpr-sub", s, 0.3, tuning=tuning) for s in (0, 1, 2)])
+    (table,) = board.section(lb.PUBLISHED)
+    lines = {ln.model: ln for ln in table.lines}
+    assert lines["bpr"].tuned == "tuned (10 trials + defaults)" and lines["bpr"].trials == 10
+    assert lines["bpr-sub"].tuned == "untuned: bpr's tuned values (10 trials + defaults)"
+    assert lines["bpr-sub"].trials == 0 and table.under_budget(lines["bpr-sub"])
+    assert "bpr-sub: untuned;" in render.budget_text(table, table.lines)
