@@ -158,7 +158,11 @@ def heading(t: Table) -> str:
     """The title of ``t`` in every view (Markdown heading, figure, console): :attr:`Table.title`,
     then ``" [smoke]"`` or ``" [archive]"`` outside the published section, so that a smoke or
     superseded table read alone (a link, a search hit, its figure) is never taken for the
-    published one of the same dataset and protocol, whose title it shares."""
+    published one of the same dataset and protocol, whose title it shares. An archive table adds the
+    date of its newest row (``" [archive, rows until 2026-12-06]"``): a dataset's superseded
+    fingerprints of one protocol (dkn-news has two) had one heading each, told apart by nothing."""
+    if t.section == ARCHIVE and t.newest:
+        return f"{t.title} [{t.section}, rows until {t.newest[:10]}]"
     return t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
 
 

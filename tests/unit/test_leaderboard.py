@@ -782,7 +782,7 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     md = render.to_markdown(board)
     title = "d1 · random 8:1:1 per user, full ranking, seen masked"
     assert [x for x in md.splitlines() if x.startswith(f"### {title}")] == [
-        f"### {title}", f"### {title} [smoke]", f"### {title} [archive]"]
+        f"### {title}", f"### {title} [smoke]", f"### {title} [archive, rows until 2026-11-01]"]
     assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
     assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
     assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
