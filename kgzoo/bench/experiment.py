@@ -638,8 +638,9 @@ def assemble_row(*, model: str, dataset: str, seed: int, protocol: EvalProtocol,
         config=config_path, config_sha=cell_config_sha(Cell(model, dataset, seed, kg_ablation, variant,
                                          protocol_key(dataset, protocol, model)), schedule, overrides, cfg),
         code_hash=code_hash(model), git_commit=git_revision()[0], git_dirty=git_revision()[1],
-        versions=library_versions(), torch_threads=torch.get_num_threads(), paper=dict(cfg.paper), tuning=tuning_record(cfg),
-        reference=cfg.reference_for(dataset),
+        versions=library_versions(), torch_threads=torch.get_num_threads(), paper={} if cfg.inherited_from else dict(cfg.paper), tuning=tuning_record(cfg),
+        # a subclass on its parent's zoo config: the parent's paper and reference numbers are not its own
+        reference=None if cfg.inherited_from else cfg.reference_for(dataset),
         command=command or command_line(), time=row_time(),
         cell_seconds=time.perf_counter() - t_start, **measured)
 

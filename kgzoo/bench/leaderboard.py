@@ -31,7 +31,7 @@ the Markdown, CSV, PNG and rich views). The rules:
 - **Robustness** tables (one per ``(dataset, protocol_fingerprint, schedule class)`` with
   several KG ablations of the ``base`` rows) and **ablation** tables (one per ``(dataset,
   protocol_fingerprint, model, schedule class)`` with bench variants): the schedule class
-  (quick or not, :func:`schedule_class`) keeps a tuned converged run from being set beside
+  (quick, fixed `--epochs N` or converged, :func:`schedule_kind`) keeps a tuned converged run from being set beside
   untuned quick runs of its variants (the ``Δ vs full`` of such a table compared a 300-epoch
   tuned run with 30-epoch capped ones).
 
@@ -196,11 +196,12 @@ class Line:
     @property
     def trials(self) -> int | None:
         """The tuning trials behind the line: the fewest of its rows' ``tuning`` records' ``trials``
-        (an untuned row counts 0; a study's default trial is not counted); ``None`` for a line
+        (an untuned row counts 0, as does one run on another model's tuned values, :func:`tuned_as`;
+        a study's default trial is not counted); ``None`` for a line
         with nothing to tune (:func:`nothing_to_tune`)."""
         if nothing_to_tune(self.rows):
             return None
-        return min(int((r.tuning or {}).get("trials") or 0) for r in self.rows)
+        return min(0 if tuned_as(r) else int((r.tuning or {}).get("trials") or 0) for r in self.rows)
 
     @property
     def one_seed(self) -> bool:
@@ -236,20 +237,34 @@ def tuned_text(rows: Sequence[ResultRow]) -> str:
     another dataset (``tuned: {from: ...}``), ``"tuned on ml-100k-kg under another fingerprint (10
     trials)"`` when it was chosen on this dataset under another protocol or data
     (:func:`tuned_elsewhere`), ``"nothing to tune"`` for a model without trainable parameters
-    (:func:`nothing_to_tune`), ``"untuned"`` when none was, else ``"mixed"``."""
+    (:func:`nothing_to_tune`), ``"untuned: bpr's tuned values (10 trials)"`` when the study was
+    another model's (:func:`tuned_as`: a subclass run on its parent's zoo config), ``"untuned"``
+    when none was, else ``"mixed"``."""
     if nothing_to_tune(rows):
         return "nothing to tune"
     done = {((r.tuning or {}).get("trials"), (r.tuning or {}).get("dataset") or r.dataset,
-             bool((r.tuning or {}).get("default")), tuned_elsewhere(r)) for r in rows}
-    if {t for t, _, _, _ in done} == {None}:
+             bool((r.tuning or {}).get("default")), tuned_elsewhere(r), tuned_as(r)) for r in rows}
+    if {t for t, *_ in done} == {None}:
         return "untuned"
     if len(done) == 1:
-        trials, where, default, elsewhere = done.pop()
+        trials, where, default, elsewhere, parent = done.pop()
         budget = f"{trials} trial{'' if trials == 1 else 's'}" + (" + defaults" if default else "")
+        if parent:  # a registered subclass without a zoo config of its own runs its parent's values
+            return f"untuned: {parent}'s tuned values ({budget})"
         if elsewhere:
             return f"tuned on {where} under another fingerprint ({budget})"
         return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"
     return "mixed"
+
+
+def tuned_as(row: ResultRow) -> str:
+    """The model whose study chose ``row``'s tuned values where it is not ``row``'s own (the first
+    part of its ``tuning.study`` name, ``model/dataset/...``): a registered subclass without a zoo
+    config of its own runs its parent's (README, "Your own code in the grid"), which were not tuned
+    for it; ``""`` otherwise (or for a study without a name)."""
+    study = str((row.tuning or {}).get("study") or "")
+    model = study.split("/")[0] if "/" in study else ""
+    return model if model and model != row.model else ""
 
 
 def tuned_elsewhere(row: ResultRow) -> bool:
@@ -274,6 +289,19 @@ def setup_of(row: ResultRow) -> str:
     return f"{row.devices} devices, {row.strategy}{nodes}"
 
 
+def line_setup(row: ResultRow, rows: Sequence[ResultRow]) -> str:
+    """:func:`setup_of` ``row``, with ``"--epochs N"`` added for a fixed-schedule row where ``rows``
+    (its table's) also hold a row of that model and variant under another schedule kind: the two
+    are two lines (``bpr`` and ``bpr (--epochs 2)``), never one mean over a converged seed and a
+    2-epoch one."""
+    setup = setup_of(row)
+    if schedule_kind(row) == "fixed" and any(
+            r.model == row.model and r.variant == row.variant and schedule_kind(r) != "fixed" for r in rows):
+        cap = (row.schedule or {}).get("max_epochs")
+        setup = ", ".join(t for t in (setup, f"--epochs {cap}" if cap is not None else "fixed schedule") if t)
+    return setup
+
+
 def _first_number(rows: Sequence[ResultRow], block: str,
                   metric: str) -> tuple[float | None, str | None, str | None]:
     """``(value, source, setting)`` of ``metric`` in the first row whose ``paper`` or ``reference``
@@ -293,10 +321,12 @@ def caps_text(rows: Sequence[ResultRow]) -> str:
     return "/".join(map(str, caps)) if caps else "?"
 
 
-def _line(rows: Sequence[ResultRow], metric: str, note: str = "", references: bool = True) -> Line:
+def _line(rows: Sequence[ResultRow], metric: str, note: str = "", references: bool = True,
+          setup: str | None = None) -> Line:
     """The line of ``rows`` (one model, variant and setup of a table); ``references=False`` leaves
     out the rows' ``reference`` (another implementation's number on the dataset's own protocol:
-    not a reference for a table of another one)."""
+    not a reference for a table of another one); ``setup``: the line's setup (:func:`line_setup`),
+    default :func:`setup_of` its first row."""
     rows = sorted(rows, key=lambda r: (r.seed, r.fingerprint))
     first = rows[0]
     paper, source, paper_setting = _first_number(rows, "paper", metric)
@@ -310,7 +340,7 @@ def _line(rows: Sequence[ResultRow], metric: str, note: str = "", references: bo
                 max_epochs=caps_text(rows), paper=paper, paper_source=source,
                 paper_setting=paper_setting, reference=reference, reference_source=reference_source,
                 reference_setting=reference_setting, tuned=tuned_text(rows),
-                setup=setup_of(first), note=note, rows=list(rows))
+                setup=setup_of(first) if setup is None else setup, note=note, rows=list(rows))
 
 
 @dataclass
@@ -412,8 +442,8 @@ class RobustnessTable:
 
     ``lines``: ``{"model": str, "values": {ablation: Stat | None}, "capped": set of the ablations
     whose runs include one stopped at its epoch cap}`` (not converged: the markdown marks those
-    cells †), best on the first ablation first. ``schedule``: :data:`QUICK` or :data:`CONVERGED`
-    (:func:`schedule_class`), the same for every cell.
+    cells †), best on the first ablation first. ``schedule``: :data:`QUICK`, ``"fixed"`` or :data:`CONVERGED`
+    (:func:`schedule_kind`), the same for every cell.
     """
 
     dataset: str
@@ -440,7 +470,7 @@ class AblationTable:
     :func:`delta_se`, or ``None``), ``seeds``, ``capped`` (a run stopped at
     its epoch cap), ``max_epochs`` (:func:`caps_text`), ``tuned`` (:func:`tuned_text`); the full
     model first. ``schedule``:
-    :data:`QUICK` or :data:`CONVERGED` (:func:`schedule_class`), the same for every line.
+    :data:`QUICK`, ``"fixed"`` or :data:`CONVERGED` (:func:`schedule_kind`), the same for every line.
     """
 
     dataset: str
@@ -497,6 +527,20 @@ def is_quick(row: ResultRow) -> bool:
     return (row.schedule or {}).get("kind") == "quick"
 
 
+#: the schedule kinds whose rows never replace each other's (:func:`schedule_kind`)
+KINDS = ("converged", "fixed", "quick")
+
+
+def schedule_kind(row: ResultRow) -> str:
+    """``"quick"`` (the smoke schedule), ``"fixed"`` (``kgzoo bench --epochs N``: a set number of
+    epochs) or ``"converged"`` (early stopping; a row without a kind counts as one). A row of one
+    kind never replaces a row of another in its cell (:func:`latest_per_cell`) and never shares a
+    line with one (:func:`_table`): a 2-epoch ``--epochs 2`` run beside the published rows
+    (``--with-published``) is a line of its own, not seed 0 of the converged line."""
+    kind = (row.schedule or {}).get("kind")
+    return kind if kind in ("quick", "fixed") else "converged"
+
+
 #: the two schedule classes a robustness or ablation table never mixes (:func:`schedule_class`)
 QUICK, CONVERGED = "quick", "converged"
 
@@ -508,8 +552,11 @@ def schedule_class(row: ResultRow) -> str:
 
 
 def schedule_tag(schedule: str) -> str:
-    """``" · quick schedule (smoke)"`` for :data:`QUICK`, ``""`` otherwise: the end of the title of a
-    robustness or ablation table."""
+    """``" · quick schedule (smoke)"`` for :data:`QUICK`, ``" · fixed schedule (kgzoo bench --epochs N)"``
+    for ``"fixed"`` (:func:`schedule_kind`), ``""`` otherwise: the end of the title of a robustness or
+    ablation table."""
+    if schedule == "fixed":
+        return " · fixed schedule (kgzoo bench --epochs N)"
     return " · quick schedule (smoke)" if schedule == QUICK else ""
 
 
@@ -520,20 +567,20 @@ def label_of(row: ResultRow) -> str:
 
 
 def latest_ok_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """The successful rows, one per cell (:meth:`ResultRow.key`) and schedule class
-    (:func:`schedule_class`), the latest by ``time`` (:attr:`ResultRow.written_at`: the instant, not
+    """The successful rows, one per cell (:meth:`ResultRow.key`) and schedule kind
+    (:func:`schedule_kind`), the latest by ``time`` (:attr:`ResultRow.written_at`: the instant, not
     the text, which carries the writing machine's UTC offset), then by the order given (rows of several
     files are merged), so a rerun replaces a seed and a smoke rerun never replaces a published row."""
     return latest_per_cell(r for r in rows if r.status == "ok")
 
 
 def latest_per_cell(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """The latest of ``rows`` per cell (:meth:`ResultRow.key`) and schedule class
-    (:func:`schedule_class`), by :attr:`ResultRow.written_at`, then by the order given: the one
+    """The latest of ``rows`` per cell (:meth:`ResultRow.key`) and schedule kind
+    (:func:`schedule_kind`: a fixed ``--epochs N`` run never replaces a converged row), by :attr:`ResultRow.written_at`, then by the order given: the one
     rule behind :func:`latest_ok_rows` (of the successful rows) and :func:`failed_cells` (of all)."""
     out: dict[tuple, ResultRow] = {}
     for r in sorted(rows, key=lambda r: r.written_at):
-        out[(r.key(), schedule_class(r))] = r
+        out[(r.key(), schedule_kind(r))] = r
     return list(out.values())
 
 
@@ -601,9 +648,9 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
     main = sort_metric(first.task, metric, rows)
     by_line: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in rows:
-        by_line.setdefault((r.model, r.variant, setup_of(r)), []).append(r)
-    lines = [_line(lrows, main, (notes or {}).get((lrows[0].model, first.dataset), ""), references)
-             for lrows in by_line.values()]
+        by_line.setdefault((r.model, r.variant, line_setup(r, rows)), []).append(r)
+    lines = [_line(lrows, main, (notes or {}).get((lrows[0].model, first.dataset), ""), references, setup=key[2])
+             for key, lrows in by_line.items()]
     return Table(dataset=first.dataset, task=first.task, kg_ablation=first.kg_ablation,
                  protocol_label=label_of(first), protocol=dict(first.protocol or {}),
                  fingerprints=sorted({r.fingerprint for r in rows}), section=section, metric=main, caveat=caveat,
@@ -742,10 +789,10 @@ def _ablation_key(kind: str) -> tuple[int, float, str]:
 
 
 def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list[RobustnessTable]:
-    """One table per ``(dataset, protocol_fingerprint, schedule class)`` of ``base`` rows with
+    """One table per ``(dataset, protocol_fingerprint, schedule kind)`` of ``base`` rows with
     more than one KG ablation: models as lines, ablations as columns (real, shuffled, none,
-    noisy:P ascending), mean ± std over seeds of the test sort metric. A converged run and a
-    quick one (:func:`schedule_class`) never share a table.
+    noisy:P ascending), mean ± std over seeds of the test sort metric. A converged run, a fixed
+    ``--epochs N`` one and a quick one (:func:`schedule_kind`) never share a table.
 
     Args:
         ok: the latest successful row of each cell and schedule class (:func:`latest_ok_rows`).
@@ -753,7 +800,7 @@ def build_robustness(ok: Sequence[ResultRow], metric: str | None = None) -> list
     groups: dict[tuple[str, str, str], list[ResultRow]] = {}
     for r in ok:
         if r.protocol_fingerprint and r.variant == "base":
-            groups.setdefault((r.dataset, r.protocol_fingerprint, schedule_class(r)), []).append(r)
+            groups.setdefault((r.dataset, r.protocol_fingerprint, schedule_kind(r)), []).append(r)
     out = []
     for (dataset, pfp, schedule), grows in sorted(groups.items()):
         kinds = sorted({r.kg_ablation for r in grows}, key=_ablation_key)
@@ -791,10 +838,11 @@ def delta_se(a: Stat | None, b: Stat | None) -> float | None:
 
 
 def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[AblationTable]:
-    """One table per ``(dataset, protocol_fingerprint, model, schedule class)`` with at least one
+    """One table per ``(dataset, protocol_fingerprint, model, schedule kind)`` with at least one
     non-``base`` variant: the full model (base variant, real KG), then the other settings by
-    descending sort metric; ``delta`` = setting mean - full mean, both of one schedule class
-    (:func:`schedule_class`: a tuned converged full model is never the yardstick of quick runs),
+    descending sort metric; ``delta`` = setting mean - full mean, both of one schedule kind
+    (:func:`schedule_kind`: a tuned converged full model is never the yardstick of quick or
+    ``--epochs N`` runs),
     and ``delta_se`` its standard error over seeds (:func:`delta_se`; ``None`` for one seed).
 
     Args:
@@ -803,7 +851,7 @@ def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[
     groups: dict[tuple[str, str, str, str], list[ResultRow]] = {}
     for r in ok:
         if r.protocol_fingerprint:
-            groups.setdefault((r.dataset, r.protocol_fingerprint, r.model, schedule_class(r)), []).append(r)
+            groups.setdefault((r.dataset, r.protocol_fingerprint, r.model, schedule_kind(r)), []).append(r)
     out = []
     for (dataset, pfp, model, schedule), grows in sorted(groups.items()):
         if all(r.variant == "base" for r in grows):
@@ -830,16 +878,17 @@ def build_ablations(ok: Sequence[ResultRow], metric: str | None = None) -> list[
     return out
 
 
-def reference_key(row: ResultRow) -> tuple[str, str, str, str, bool]:
-    """``(fingerprint, model, variant, kg_ablation, quick)``: the rows a run's row is compared with."""
-    return (row.fingerprint, row.model, row.variant, row.kg_ablation, is_quick(row))
+def reference_key(row: ResultRow) -> tuple[str, str, str, str, str]:
+    """``(fingerprint, model, variant, kg_ablation, schedule kind)``: the rows a run's row is compared
+    with (:func:`schedule_kind`: a fixed ``--epochs N`` run is not compared as if it were converged)."""
+    return (row.fingerprint, row.model, row.variant, row.kg_ablation, schedule_kind(row))
 
 
-def reference_lines(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str, bool], Line]:
+def reference_lines(rows: Iterable[ResultRow]) -> dict[tuple[str, str, str, str, str], Line]:
     """The committed reference of each :func:`reference_key` -> :class:`Line` over the latest
     successful row of each seed (what ``kgzoo bench`` prints beside a run's own rows: a quick
     run beside quick rows, a converged run beside converged ones)."""
-    groups: dict[tuple[str, str, str, str, bool], list[ResultRow]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[ResultRow]] = {}
     for r in latest_ok_rows(rows):
         groups.setdefault(reference_key(r), []).append(r)
     return {k: _line(g, sort_metric(g[0].task, None, g)) for k, g in groups.items()}

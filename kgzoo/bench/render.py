@@ -31,6 +31,7 @@ from ..config import ZooConfig
 from ..data.datasets import dataset_spec
 from ..protocols import impression_protocol
 from ..registry import MODELS
+from .leaderboard import KINDS as lb_kinds
 from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
                           reference_lines, sort_metric)
@@ -157,7 +158,11 @@ def heading(t: Table) -> str:
     """The title of ``t`` in every view (Markdown heading, figure, console): :attr:`Table.title`,
     then ``" [smoke]"`` or ``" [archive]"`` outside the published section, so that a smoke or
     superseded table read alone (a link, a search hit, its figure) is never taken for the
-    published one of the same dataset and protocol, whose title it shares."""
+    published one of the same dataset and protocol, whose title it shares. An archive table adds the
+    date of its newest row (``" [archive, rows until 2026-12-06]"``): a dataset's superseded
+    fingerprints of one protocol (dkn-news has two) had one heading each, told apart by nothing."""
+    if t.section == ARCHIVE and t.newest:
+        return f"{t.title} [{t.section}, rows until {t.newest[:10]}]"
     return t.title + ("" if t.section == PUBLISHED else f" [{t.section}]")
 
 
@@ -311,7 +316,7 @@ def budget_text(t: Table, lines: Sequence[Line]) -> str:
     under = [ln for ln in lines if t.under_budget(ln)]
     if not under:
         return ""
-    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned == "untuned" else f"{ln.trials}")
+    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned.startswith("untuned") else f"{ln.trials}")
                      + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
     return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
             "not an equal tuning budget, so its rank against the others is not a fair comparison.")
@@ -803,8 +808,8 @@ def reference_value(row: ResultRow, reference: Iterable[ResultRow] | dict) -> tu
 
     The lines of :func:`kgzoo.bench.leaderboard.reference_lines` under ``row``'s
     :func:`~kgzoo.bench.leaderboard.reference_key` (same fingerprint, model, variant, KG ablation
-    and schedule class, quick or not); where there is none, those of the other schedule class
-    (``same schedule`` False). ``None`` when the reference holds no such row.
+    and schedule kind: converged, fixed ``--epochs N`` or quick); where there is none, those of another
+    kind (``same schedule`` False: converged first, then fixed, then quick). ``None`` when the reference holds no such row.
 
     Args:
         row: a row of this run. reference: the committed rows, or their ``reference_lines``.
@@ -812,7 +817,8 @@ def reference_value(row: ResultRow, reference: Iterable[ResultRow] | dict) -> tu
     lines = reference if isinstance(reference, dict) else reference_lines(reference)
     metric = sort_metric(row.task, None, [row]) if row.task else row.main_metric
     key = reference_key(row)
-    for k, same in ((key, True), (key[:-1] + (not key[-1],), False)):
+    others = [key[:-1] + (kind,) for kind in lb_kinds if kind != key[-1]]
+    for k, same in [(key, True)] + [(k, False) for k in others]:
         line = lines.get(k)
         if line is not None and line.metrics.get(metric) is not None:
             return line.metrics[metric], same
@@ -878,7 +884,9 @@ def rich_run_table(rows: Sequence[ResultRow], reference_rows: Iterable[ResultRow
               "committed", "diff", "s/epoch", "cell s"]
     return _rich_table(title or f"this run: {len(rows)} cell(s)", header, body,
                        caption="committed: mean over seeds of the committed rows with the same fingerprint, model, "
-                               "variant, KG ablation and schedule (quick or not), and the row of this seed; "
+                               "variant, KG ablation and schedule (converged, fixed --epochs N or quick), and the row of this seed; "
+                               "'other schedule': only rows of another schedule exist (a 2-epoch run beside "
+                               "converged ones), so the diff is no reproduction check; "
                                "'other config': none of them ran this row's config sha (other hyper-parameters, e.g. "
                                "before tuning, or another epoch cap); 'other code': the model's source changed since "
                                "this seed's committed row ran (another code hash); 'other threads': it ran under "

@@ -177,7 +177,7 @@ BOOK_CROSSING = register_dataset(DatasetSpec(
               "RippleNet: Propagating User Preferences on the Knowledge Graph for Recommender Systems, CIKM 2018; "
               f"{_KGCN_CITE}."),
     protocol=EvalProtocol(task="ctr", split="random", ratios=(0.6, 0.2, 0.2)),
-    caveat=("Pop ranks first here: a book's count of train positives alone scores test AUC 0.748 (0.751 among "
+    caveat=("Pop ranks first on the default protocol (random 6:2:2 of rows): a book's count of train positives alone scores test AUC 0.748 (0.751 among "
             "the 98.9% of test rows whose book has a train row; benchmarks/scripts/popularity_signal.py "
             "--dataset book-crossing-kg --ctr), and BPR-MF, KGCN and RippleNet score by user-item inner products "
             "with no item bias term; the KGCN and RippleNet papers report no popularity baseline on this set"),
@@ -340,7 +340,7 @@ DKN_NEWS = register_dataset(DatasetSpec(
     # titles, which test never asks for (benchmarks/studies/dkn_news_valid_split.md)
     protocol=EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1), valid_split="cold_item"),
     retired_protocols=((EvalProtocol(task="ctr", split="given", ratios=(0.8, 0.1, 0.1)),
-                        "dkn-news's protocol until session 17, its validation rows carved per user: 22.3% of them "
+                        "dkn-news's protocol until 2026-12-07 (commit 35ddd8b), its validation rows carved per user: 22.3% of them "
                         "had a title seen in train, none of the test rows, so selection rewarded what a model "
                         "learns of seen titles (benchmarks/studies/dkn_news_valid_split.md)"),),
     max_history=30,  # DKN's code: max_click_history (github.com/hwwang55/DKN, src/main.py)

@@ -79,7 +79,7 @@ class DatasetSpec:
             (:attr:`protocol`) before it changed. The leaderboard puts their tables in its archive
             with the reason (:func:`kgzoo.bench.leaderboard.build`'s ``retired``): their rows stay
             true for their protocol but are no longer the dataset's table (dkn-news's validation
-            split carved per user until session 17: ``benchmarks/studies/dkn_news_valid_split.md``).
+            split carved per user until 2026-12-07: ``benchmarks/studies/dkn_news_valid_split.md``).
         grid: the registered models of the dataset's published table under its default protocol
             (the impression protocol where it has impressions); the leaderboard names those
             without a line there as not yet run (:attr:`kgzoo.bench.leaderboard.Table.pending`),

@@ -782,7 +782,7 @@ def test_smoke_and_archive_headings_columns_and_timings_are_told_apart(tmp_path)
     md = render.to_markdown(board)
     title = "d1 · random 8:1:1 per user, full ranking, seen masked"
     assert [x for x in md.splitlines() if x.startswith(f"### {title}")] == [
-        f"### {title}", f"### {title} [smoke]", f"### {title} [archive]"]
+        f"### {title}", f"### {title} [smoke]", f"### {title} [archive, rows until 2026-11-01]"]
     assert "`cap`, the schedule's epoch limit" in md and "`peak MB`" in md and "`eval s`" in md
     assert "`gauc` is the per-user AUC" in md and "sigmoid(score) > 0.5" in md
     assert "wall-clock on the machine of each row (cpu): the seeds of one published line differ by up to 2.0x" in md
@@ -1060,3 +1060,58 @@ def test_a_retired_protocols_tables_go_to_the_archive_with_the_reason():
     # the catalogue's protocols as rows record them
     assert render.dataset_retired(["dkn-news", "ml-100k-kg"])["dkn-news"][0][0]["split"] == "given"
     assert "ml-100k-kg" not in render.dataset_retired(["dkn-news", "ml-100k-kg"])
+
+
+def test_a_fixed_epochs_run_never_replaces_a_converged_seed():
+    """``kgzoo bench --epochs 2`` rows built with ``--with-published``: the 2-epoch seed 0 is a line
+    of its own, not seed 0 of the published converged line (which became 'cap ×1, early stop ×2',
+    unranked, its mean pulled down by the 2-epoch run), and the run table says 'other schedule'."""
+    published = [row("bpr", s, 0.30 + s / 100) for s in (0, 1, 2)]
+    mine = row("bpr", 0, 0.01, kind="fixed", epochs=2, cap=2, time="2026-12-07T23:55")
+    (table,) = lb.build(published + [mine]).section(lb.PUBLISHED)
+    lines = {ln.name: ln for ln in table.lines}
+    assert sorted(lines) == ["bpr", "bpr (--epochs 2)"]
+    assert lines["bpr"].seeds == [0, 1, 2] and lines["bpr"].rank == 1
+    assert lines["bpr"].metrics["ndcg@10"].mean == pytest.approx(0.31)
+    assert lines["bpr (--epochs 2)"].seeds == [0] and lines["bpr (--epochs 2)"].rank is None
+    stat, same = render.reference_value(mine, published)
+    assert not same and stat.mean == pytest.approx(0.31)
+    # alone in its table (no converged row of the model) a fixed line keeps its plain name
+    assert [ln.name for ln in lb.build([mine]).section(lb.PUBLISHED)[0].lines] == ["bpr"]
+    # nor do the KG robustness tables mix them: the converged real column stays the 3 seeds' mean
+    shuffled = [row("bpr", s, 0.2, kg="shuffled", fp="fpS") for s in (0, 1, 2)]
+    board = lb.build(published + shuffled + [mine, row("bpr", 0, 0.02, kg="shuffled", fp="fpS", kind="fixed",
+                                                       epochs=2, cap=2, time="2026-12-07T23:56")])
+    by_kind = {t.schedule: t for t in board.robustness}
+    assert sorted(by_kind) == ["converged", "fixed"]
+    assert by_kind["converged"].lines[0]["values"]["real"].mean == pytest.approx(0.31)
+    assert by_kind["fixed"].title.endswith("fixed schedule (kgzoo bench --epochs N)")
+
+
+def test_catalogue_texts_shown_under_tables_speak_to_readers():
+    """A caveat or retired-protocol reason is printed under every table of its dataset: it names
+    a date, not the project's internal work sessions ("until session 17"), and a claim about one
+    table (book-crossing-kg's "Pop ranks first") names the protocol it holds for, since the
+    require_train_positive table below it has no Pop line."""
+    from kgzoo.data.datasets import dataset_spec, list_datasets
+
+    for name in list_datasets():
+        spec = dataset_spec(name)
+        texts = [spec.caveat or ""] + [why for _, why in (spec.retired_protocols or ())]
+        assert not any(re.search(r"\bsession \d+", t) for t in texts), name
+    assert "Pop ranks first on the default protocol" in dataset_spec("book-crossing-kg").caveat
+
+
+def test_a_subclass_on_its_parents_config_is_not_read_as_tuned():
+    """A registered subclass without a zoo config of its own runs its parent's (README, "Your own
+    code in the grid"): its rows carry the parent's tuning record, which the line read as
+    "tuned (10 trials + defaults)" beside the baselines, never flagged as under budget."""
+    tuning = {"trials": 10, "default": {"state": "COMPLETE"}, "dataset": "d1", "study": "bpr/d1/fpA/cfg/seed0"}
+    board = lb.build([row("bpr", s, 0.3, tuning=tuning) for s in (0, 1, 2)]
+                     + [row("bpr-sub", s, 0.3, tuning=tuning) for s in (0, 1, 2)])
+    (table,) = board.section(lb.PUBLISHED)
+    lines = {ln.model: ln for ln in table.lines}
+    assert lines["bpr"].tuned == "tuned (10 trials + defaults)" and lines["bpr"].trials == 10
+    assert lines["bpr-sub"].tuned == "untuned: bpr's tuned values (10 trials + defaults)"
+    assert lines["bpr-sub"].trials == 0 and table.under_budget(lines["bpr-sub"])
+    assert "bpr-sub: untuned;" in render.budget_text(table, table.lines)
