@@ -527,35 +527,30 @@ def is_quick(row: ResultRow) -> bool:
     return (row.schedule or {}).get("kind") == "quick"
 
 
-#: the schedule kinds whose rows never replace each other's (:func:`schedule_kind`)
-KINDS = ("converged", "fixed", "quick")
+#: the schedule kinds (:func:`schedule_kind`): the smoke schedule, ``kgzoo bench --epochs N``, early stopping
+QUICK, FIXED, CONVERGED = "quick", "fixed", "converged"
+#: the schedule kinds whose rows never replace each other's, in the order a run's row is compared
+#: with committed ones of another kind (:func:`kgzoo.bench.render.reference_value`)
+KINDS = (CONVERGED, FIXED, QUICK)
 
 
 def schedule_kind(row: ResultRow) -> str:
-    """``"quick"`` (the smoke schedule), ``"fixed"`` (``kgzoo bench --epochs N``: a set number of
-    epochs) or ``"converged"`` (early stopping; a row without a kind counts as one). A row of one
-    kind never replaces a row of another in its cell (:func:`latest_per_cell`) and never shares a
-    line with one (:func:`_table`): a 2-epoch ``--epochs 2`` run beside the published rows
-    (``--with-published``) is a line of its own, not seed 0 of the converged line."""
+    """:data:`QUICK` (the smoke schedule), :data:`FIXED` (``kgzoo bench --epochs N``: a set number
+    of epochs) or :data:`CONVERGED` (early stopping; a row without a kind counts as one). A row of
+    one kind never replaces a row of another in its cell (:func:`latest_per_cell`) and never shares
+    a line with one (:func:`_table`): a 2-epoch ``--epochs 2`` run beside the published rows
+    (``--with-published``) is a line of its own, not seed 0 of the converged line; robustness and
+    ablation tables never mix kinds (a tuned converged full model is never the yardstick of quick
+    runs)."""
     kind = (row.schedule or {}).get("kind")
-    return kind if kind in ("quick", "fixed") else "converged"
-
-
-#: the two schedule classes a robustness or ablation table never mixes (:func:`schedule_class`)
-QUICK, CONVERGED = "quick", "converged"
-
-
-def schedule_class(row: ResultRow) -> str:
-    """:data:`QUICK` for a row of the quick smoke schedule, else :data:`CONVERGED` (converged or
-    fixed schedules: those of the published tables)."""
-    return QUICK if is_quick(row) else CONVERGED
+    return kind if kind in (QUICK, FIXED) else CONVERGED
 
 
 def schedule_tag(schedule: str) -> str:
     """``" · quick schedule (smoke)"`` for :data:`QUICK`, ``" · fixed schedule (kgzoo bench --epochs N)"``
     for ``"fixed"`` (:func:`schedule_kind`), ``""`` otherwise: the end of the title of a robustness or
     ablation table."""
-    if schedule == "fixed":
+    if schedule == FIXED:
         return " · fixed schedule (kgzoo bench --epochs N)"
     return " · quick schedule (smoke)" if schedule == QUICK else ""
 
@@ -661,7 +656,7 @@ def _table(rows: list[ResultRow], section: str, metric: str | None, caveat: str,
 
 def failed_cells(rows: Iterable[ResultRow]) -> list[ResultRow]:
     """The failed rows that no later row of the same cell (:meth:`ResultRow.key`) and schedule
-    class (:func:`schedule_class`) replaced, by time (:attr:`ResultRow.written_at`): the cells
+    kind (:func:`schedule_kind`) replaced, by time (:attr:`ResultRow.written_at`): the cells
     that have no result, where a rerun that succeeded clears its cell's failure (:func:`latest_per_cell`)."""
     return [r for r in latest_per_cell(rows) if r.status == "failed"]
 
