@@ -466,6 +466,14 @@ def other_studies(rows: Path, name: str) -> dict[str, int]:
     return out
 
 
+def legacy_key(name: str) -> str | None:
+    """The study key ``name`` (``model/dataset/<fingerprint>/<space sha>/<fixed sha>/seed<S>``,
+    :func:`study_name`) as it was before :func:`fixed_sha` joined keys: without its fixed sha;
+    ``None`` for a name of another shape (a legacy key itself)."""
+    parts = name.split("/")
+    return "/".join(parts[:4] + parts[5:]) if len(parts) == 6 else None
+
+
 def legacy_study(cfg: ZooConfig, name: str) -> str | None:
     """The key from before the fixed sha (``model/dataset/<fingerprint>/<space sha>/seed<S>``: a
     study made before :func:`fixed_sha` joined the key) whose trials begin the study ``name``:
@@ -475,10 +483,9 @@ def legacy_study(cfg: ZooConfig, name: str) -> str | None:
     record, a ``tuned: {from: ...}`` record, or a record of another study, e.g. KGAT's before its
     alternating training). :func:`restore_rows` restores such a study from its rows first, so a
     finished study is found again and re-running a lane does not tune it anew."""
-    parts = name.split("/")
-    if len(parts) != 6 or not cfg.tuned or "from" in cfg.tuned:
+    legacy = legacy_key(name)
+    if legacy is None or not cfg.tuned or "from" in cfg.tuned:
         return None
-    legacy = "/".join(parts[:4] + parts[5:])
     named = cfg.tuned.get("study")
     return legacy if named == legacy or (named == name and cfg.tuned.get("extends") == legacy) else None
 

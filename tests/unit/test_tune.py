@@ -678,22 +678,31 @@ def test_every_committed_tuned_record_comes_back_from_its_rows():
     assert checked >= 20  # every tuned cell of the tables so far
 
 
-def test_a_study_from_before_the_fixed_sha_is_found_through_the_configs_record(tmp_path, monkeypatch):
-    """Most committed studies were keyed before the fixed sha joined the key; the config's tuned:
-    record names that key. A new machine finds such a finished study through the record instead of
-    tuning it anew (which would change the record and every converged row's config)."""
+def _legacy_study(tmp_path, monkeypatch):
+    """A finished 3-trial bpr study whose rows and record name its key as before the fixed sha
+    joined keys (:func:`kgzoo.bench.tune.legacy_key`), as most committed studies do: ``(config
+    folder, tune's common arguments, rows file, config file, today's key, the legacy key)``."""
+    from kgzoo.bench.tune import legacy_key
+
     d = _config_dir(tmp_path, SPACE)
     monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
     common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path)
     tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), write_config=d,
          **common)
-    rows_file = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl"
-    config = d / "bpr" / "ml-100k-kg.yaml"
+    rows_file, config = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl", d / "bpr" / "ml-100k-kg.yaml"
     key = _rows(tmp_path)[0]["study"]
-    parts = key.split("/")
-    legacy = "/".join(parts[:4] + parts[5:])  # the key without its fixed sha
+    legacy = legacy_key(key)
+    assert legacy is not None and legacy_key(legacy) is None
     for f in (rows_file, config):
         f.write_text(f.read_text().replace(key, legacy))
+    return d, common, rows_file, config, key, legacy
+
+
+def test_a_study_from_before_the_fixed_sha_is_found_through_the_configs_record(tmp_path, monkeypatch):
+    """Most committed studies were keyed before the fixed sha joined the key; the config's tuned:
+    record names that key. A new machine finds such a finished study through the record instead of
+    tuning it anew (which would change the record and every converged row's config)."""
+    d, common, rows_file, config, key, legacy = _legacy_study(tmp_path, monkeypatch)
     fresh = FakeExperiment()
     rep = tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "b.sqlite3", experiment=fresh, write_config=d, **common)
     assert fresh.calls == [] and rep.restored == 4 and (rep.complete, rep.pruned, rep.failed) == (3, 0, 0)
@@ -856,16 +865,8 @@ def test_a_study_restored_from_a_legacy_key_by_an_older_kgzoo_keeps_extends_when
     restores today's key's rows alone (gaps where the legacy trials were) and tunes the study anew."""
     from kgzoo.bench.tune import parse_space, restore_study
 
-    d = _config_dir(tmp_path, SPACE)
-    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
-    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path, write_config=d)
-    tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
-    rows_file, config = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl", d / "bpr" / "ml-100k-kg.yaml"
-    key = _rows(tmp_path)[0]["study"]
-    parts = key.split("/")
-    legacy = "/".join(parts[:4] + parts[5:])
-    for f in (rows_file, config):
-        f.write_text(f.read_text().replace(key, legacy))
+    d, common, rows_file, config, key, legacy = _legacy_study(tmp_path, monkeypatch)
+    common["write_config"] = d
     # the older kgzoo's restore: the legacy rows as today's key's first trials, with no 'legacy' mark
     mem = optuna.create_study(study_name=legacy, direction="maximize")
     assert restore_study(mem, rows_file, parse_space(yaml.safe_load(SPACE)["tune"])) == 4
@@ -886,16 +887,8 @@ def test_a_record_that_extends_a_legacy_key_whose_rows_are_gone_is_an_error_not_
     """The record names today's key and ``extends`` a legacy key, but the rows file lost that key's
     rows: today's key's rows alone restored with gaps for the legacy trials, and the study was tuned
     anew (its default trial again) over the committed record. It is an error, before any trial."""
-    d = _config_dir(tmp_path, SPACE)
-    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
-    common = dict(seed=0, fingerprint=lambda m, ds: "e" * 64, log=None, results=tmp_path, write_config=d)
-    tune("bpr", "ml-100k-kg", 3, storage=tmp_path / "a.sqlite3", experiment=FakeExperiment(), **common)
-    rows_file, config = tmp_path / "tuning" / "bpr-ml-100k-kg.jsonl", d / "bpr" / "ml-100k-kg.yaml"
-    key = _rows(tmp_path)[0]["study"]
-    parts = key.split("/")
-    legacy = "/".join(parts[:4] + parts[5:])
-    for f in (rows_file, config):
-        f.write_text(f.read_text().replace(key, legacy))
+    d, common, rows_file, config, key, legacy = _legacy_study(tmp_path, monkeypatch)
+    common["write_config"] = d
     tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "b.sqlite3", experiment=FakeExperiment(), **common)
     record = config.read_text()
     assert yaml.safe_load(record)["tuned"]["extends"] == legacy
