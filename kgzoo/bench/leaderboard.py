@@ -750,18 +750,17 @@ def build(rows: Iterable[ResultRow], metric: str | None = None, show_variants: b
         noted = notes if grid is None or in_grid else None
         # likewise a reference (RecBole's converged number on the grid's protocol): not one for a cold-item table
         why = next((reason for proto, reason in (retired or {}).get(key[0], ()) if _canonical(proto) == key[4]), "")
-        if pub and why:  # the dataset's protocol before it changed: true for that protocol, no longer its table
-            archive.append(_table(pub, ARCHIVE, metric, caveat, notes=noted, references=grid is None or in_grid))
-            archive[-1].retired = why
-            archive[-1].failed = _failed_here(failed.get(key, []), archive[-1])
-        elif pub:
-            published.append(_table(pub, PUBLISHED, metric, caveat, minutes.get(key[0], 0.0), noted,
-                                    references=grid is None or in_grid))
-            if in_grid:
-                published[-1].grid = list(grid[1])
+        current_tables = []
+        if pub:  # a retired protocol (the dataset's before it changed): true for it, no longer its table
+            t = _table(pub, ARCHIVE if why else PUBLISHED, metric, caveat, 0.0 if why else minutes.get(key[0], 0.0),
+                       noted, references=grid is None or in_grid)
+            t.retired, t.grid = why, list(grid[1]) if in_grid and not why else []
+            (archive if why else published).append(t)
+            current_tables.append(t)
         if quick:
             smoke.append(_table(quick, SMOKE, metric, caveat, notes=noted, references=grid is None or in_grid))
-        for t in ([published[-1]] if pub and not why else []) + ([smoke[-1]] if quick else []):
+            current_tables.append(smoke[-1])
+        for t in current_tables:
             t.failed = _failed_here(failed.get(key, []), t)
         old: dict[str, list[ResultRow]] = {}
         for r in grows:
