@@ -31,8 +31,7 @@ from ..config import ZooConfig
 from ..data.datasets import dataset_spec
 from ..protocols import impression_protocol
 from ..registry import MODELS
-from .leaderboard import KINDS as lb_kinds
-from .leaderboard import (ARCHIVE, COST_COLUMNS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
+from .leaderboard import (ARCHIVE, COST_COLUMNS, KINDS, PUBLISHED, SMOKE, AblationTable, Leaderboard, Line, RobustnessTable,
                           Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
                           reference_lines, sort_metric)
 from .rows import ResultRow
@@ -817,7 +816,7 @@ def reference_value(row: ResultRow, reference: Iterable[ResultRow] | dict) -> tu
     lines = reference if isinstance(reference, dict) else reference_lines(reference)
     metric = sort_metric(row.task, None, [row]) if row.task else row.main_metric
     key = reference_key(row)
-    others = [key[:-1] + (kind,) for kind in lb_kinds if kind != key[-1]]
+    others = [key[:-1] + (kind,) for kind in KINDS if kind != key[-1]]
     for k, same in [(key, True)] + [(k, False) for k in others]:
         line = lines.get(k)
         if line is not None and line.metrics.get(metric) is not None:

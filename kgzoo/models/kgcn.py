@@ -376,10 +376,22 @@ class KGCN(Recommender):
         return out / 2
 
     def predict_with_l2(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """``(logits [B], l2)``: :meth:`predict` and :meth:`l2` in one pass, each embedding table
-        looked up once with its whole-table L2 (:func:`~kgzoo.models.layers.losses.lookup_with_l2`:
-        one dense gradient per table instead of one per lookup plus the square's); the same
-        values and gradients as the two apart, up to float summation order (tested)."""
+        """:meth:`predict` and :meth:`l2` in one pass, for the training loss (eq. 5 plus the authors'
+        whole-table L2, Wang et al., WWW 2019): each embedding table looked up once with its L2
+        (:func:`~kgzoo.models.layers.losses.lookup_with_l2`: one dense gradient per table instead of
+        one per lookup plus the square's); the same values and gradients as the two apart, up to
+        float summation order (``test_kgcn_loss_with_one_lookup_per_table_equals_the_plain_loss``).
+
+        Args:
+            users, items: LongTensors ``[B]`` (user rows, item ids ``< n_items``).
+
+        Returns:
+            ``(logits FloatTensor [B], l2 scalar FloatTensor)``: ``<u, v_u>`` and the TF
+            ``l2_loss`` (sum of squares / 2) of the three tables and the aggregator weights.
+
+        Raises:
+            IndexError: an id outside its table (as an embedding lookup).
+        """
         ents, rels = self.receptive_field(items)
         u, l2_u = lookup_with_l2(self.user_emb.weight, users)
         ent_flat, l2_e = lookup_with_l2(self.entity_emb.weight, torch.cat([e.reshape(-1) for e in ents]),

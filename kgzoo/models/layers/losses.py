@@ -72,6 +72,7 @@ def lookup_with_l2(weight: Tensor, index: Tensor, padding_idx: int | None = None
 
     Raises:
         ValueError: ``weight`` not 2-D or ``index`` not 1-D; ``padding_idx`` outside ``-N..N-1``.
+        IndexError: an ``index`` entry outside ``0..N-1`` (as an embedding lookup).
     """
     if weight.dim() != 2 or index.dim() != 1:
         raise ValueError(f"lookup_with_l2: weight must be [N, d] and index [n], got {tuple(weight.shape)} and "
