@@ -59,7 +59,6 @@ from typing import Any, Iterable, NamedTuple
 
 import yaml
 
-from . import models  # noqa: F401  (registers the built-in catalogue)
 from .data import catalogue  # noqa: F401  (registers the built-in datasets: their warm-ups)
 from .data.spec import DatasetSpec
 from .paths import PathLike, config_dirs

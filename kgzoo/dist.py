@@ -10,23 +10,33 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import sys
 import types
 from typing import Any
 
-import torch
+
+def _group() -> Any:
+    """``torch.distributed`` where its default process group exists, else ``None``; without
+    importing torch (a group exists only in a process that imported it): the command line asks
+    for the rank before it knows whether its command needs torch."""
+    torch = sys.modules.get("torch")
+    dist = getattr(torch, "distributed", None)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist
+    return None
 
 
 def rank_world() -> tuple[int, int]:
     """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+    dist = _group()
+    return (dist.get_rank(), dist.get_world_size()) if dist is not None else (0, 1)
 
 
 def is_rank_zero() -> bool:
     """True on the process that writes results: global rank 0 of a DDP job, or a plain process."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
+    dist = _group()
+    if dist is not None:
+        return dist.get_rank() == 0
     return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
@@ -69,8 +79,9 @@ def sigterm_without_collectives(trainer: Any) -> None:
 
 
 def _destroy_group() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    dist = _group()
+    if dist is not None:
+        dist.destroy_process_group()
 
 
 @functools.cache  # registered once per process

@@ -42,6 +42,9 @@ class Registry(Generic[T]):
 
     Args:
         kind: what is registered ("model", "dataset", "pretrained"), used in error messages.
+        builtins: a module whose import registers the built-in entries, imported once, at the
+            first lookup, listing or registration (not when the registry is created; also set by
+            :meth:`builtins_from`); ``None``: nothing to import.
 
     Raises:
         KeyError: on lookup of an unknown name (the message suggests the nearest names).
@@ -49,15 +52,36 @@ class Registry(Generic[T]):
             names taken), or on a pattern that matches nothing (with ``strict=True``).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: str | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._builtins = builtins
+
+    def builtins_from(self, module: str) -> None:
+        """Import ``module`` (dotted name), which registers the built-in entries, at the first
+        lookup, listing or registration: :mod:`kgzoo` names ``kgzoo.models`` for :data:`MODELS`, so
+        that the models, and Lightning with them, are imported only where a model is named."""
+        self._builtins = module
+
+    @property
+    def _listed(self) -> dict[str, Entry[T]]:
+        """The entries, after importing the built-in catalogue's module once (``builtins``): a
+        lookup, not an import of :mod:`kgzoo`, registers the built-in models, so that commands
+        and code that never name a model do not import them (and Lightning with them)."""
+        if self._builtins is not None:
+            module, self._builtins = self._builtins, None  # (their own registrations come back here)
+            try:
+                importlib.import_module(module)
+            except BaseException:
+                self._builtins = module
+                raise
+        return self._entries
 
     def register(self, name: str, obj: T, **meta: Any) -> T:
         """Register ``obj`` under ``name`` with metadata ``meta``; returns ``obj``."""
         if not name or name != name.strip():
             raise ValueError(f"invalid {self.kind} name {name!r}")
-        if name in self._entries and self._entries[name].obj is not obj:
+        if name in self._listed and self._entries[name].obj is not obj:  # a built-in's name included
             raise ValueError(f"{self.kind} {name!r} is already registered to {_qualified(self._entries[name].obj)}; "
                              f"register {_qualified(obj)} under another name (taken: {', '.join(sorted(self._entries))})")
         self._entries[name] = Entry(name, obj, dict(meta))
@@ -72,14 +96,14 @@ class Registry(Generic[T]):
         return wrap
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return name in self._listed
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._listed)
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
         """The registered names closest to ``name`` (difflib ratio)."""
-        return difflib.get_close_matches(name, list(self._entries), n=n, cutoff=0.4)
+        return difflib.get_close_matches(name, list(self._listed), n=n, cutoff=0.4)
 
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``.
@@ -88,7 +112,7 @@ class Registry(Generic[T]):
             KeyError: unknown name; the message lists the nearest registered names.
         """
         try:
-            return self._entries[name]
+            return self._listed[name]
         except KeyError:
             close = self.suggest(name)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -116,7 +140,7 @@ class Registry(Generic[T]):
         patterns = [pattern] if isinstance(pattern, str) else list(pattern)
         names = sorted(
             n
-            for n, e in self._entries.items()
+            for n, e in self._listed.items()
             if any(fnmatch.fnmatchcase(n, p) for p in patterns)
             and all(e.meta.get(k) == v for k, v in meta.items())
         )
@@ -127,10 +151,10 @@ class Registry(Generic[T]):
         return names
 
     def entries(self) -> list[Entry[T]]:
-        return [self._entries[n] for n in sorted(self._entries)]
+        return [e for _, e in sorted(self._listed.items())]
 
 
-MODELS: Registry[type] = Registry("model")
+MODELS: Registry[type] = Registry("model")  # its built-ins: kgzoo/__init__.py
 DATASETS: Registry[Any] = Registry("dataset")
 PRETRAINED: Registry[Any] = Registry("pretrained weights")
 

@@ -24,7 +24,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .metrics import IMPRESSION_KS, RANKING_METRICS, CTRMetrics, ImpressionMetrics, LinkPredictionMetrics, TopKMetrics
+from . import metrics  # the metric objects' modules (torchmetrics) are imported when a task builds one
+from .metrics.names import IMPRESSION_KS, RANKING_METRICS
 
 #: the Hits@K cut-offs of link prediction (TransE's paper reports Hits@10; PyKEEN adds 1 and 3)
 LINK_KS = (1, 3, 10)
@@ -93,16 +94,16 @@ class Task:
 TASKS: dict[str, Task] = {
     "topk": Task("topk", "interactions", ("user", "mask_row", "mask_col", "target_row", "target_col"),
                  ("recall@10", "recall@20", "ndcg@10", "ndcg@20"),
-                 _topk_names, _topk_main, lambda ks: TopKMetrics([int(k) for k in ks])),
+                 _topk_names, _topk_main, lambda ks: metrics.TopKMetrics([int(k) for k in ks])),
     "ctr": Task("ctr", "interactions", ("user", "item", "label"), CTR_METRICS,
-                lambda ks: list(CTR_METRICS), lambda ks: "auc", lambda ks: CTRMetrics()),
+                lambda ks: list(CTR_METRICS), lambda ks: "auc", lambda ks: metrics.CTRMetrics()),
     "link": Task("link", "triples", ("head", "relation", "tail"), ("mrr", "hits@1", "hits@3", "hits@10"),
                  lambda ks: ["mrr"] + [f"hits@{k}" for k in LINK_KS], lambda ks: "mrr",
-                 lambda ks: LinkPredictionMetrics(LINK_KS), seeded_split=True),
+                 lambda ks: metrics.LinkPredictionMetrics(LINK_KS), seeded_split=True),
     "impression": Task("impression", "impressions",
                        ("user", "history", "history_mask", "candidates", "candidate_mask", "label"),
                        IMPRESSION_METRICS, lambda ks: list(IMPRESSION_METRICS), lambda ks: "auc",
-                       lambda ks: ImpressionMetrics(IMPRESSION_KS)),
+                       lambda ks: metrics.ImpressionMetrics(IMPRESSION_KS)),
 }
 
 

@@ -21,7 +21,8 @@ from ..quiet import quiet_lightning
 from ..tasks import get_task
 from .cells import cell_fingerprint, resolve_grid, scalar_text
 from .experiment import bench_strategy
-from .render import console, rich_run_table, write_leaderboard
+from ..console import console
+from .render import rich_run_table, write_leaderboard
 from .rows import ResultRow, dump_row, read_folder, read_rows
 from .runner import run_grid
 

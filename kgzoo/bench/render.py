@@ -14,16 +14,14 @@ rebuild, so a table that disappeared leaves no stale file.
 
 :func:`rich_run_table` is what ``kgzoo bench`` prints after a run: each row of the run beside
 the committed reference (mean over seeds of the same fingerprint, model, variant, KG ablation).
-:func:`console` is the one maker of the rich consoles the ``kgzoo`` commands print with.
 """
 from __future__ import annotations
 
 import csv
-import os
 import re
 import textwrap
 from pathlib import Path
-from typing import IO, Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -35,30 +33,6 @@ from .leaderboard import (ARCHIVE, COST_COLUMNS, KINDS, PUBLISHED, SMOKE, Ablati
                           Stat, Table, build, commits_of, latest_ok_rows, over_one_seed_limit, reference_key,
                           reference_lines, sort_metric)
 from .rows import ResultRow
-
-#: the width of a console that is no terminal (a log file, a pipe, CI): wider than any table or
-#: line, so each prints at its natural width instead of folding at rich's default of 80 columns
-PIPE_WIDTH = 100_000
-
-
-def console(stderr: bool = False, file: IO[str] | None = None) -> Any:
-    """The :class:`rich.console.Console` a ``kgzoo`` command prints with (tables, progress lines).
-
-    In a terminal it is rich's own (the terminal's width; tables fit it). Elsewhere (output
-    piped to ``less``, a log file, CI) it has :data:`PIPE_WIDTH` columns, so tables and lines
-    print at their natural width, unless ``$COLUMNS`` is set (rich honours it: the user asked
-    for that width).
-
-    Args:
-        stderr: write to standard error. file: write to this stream instead (tests).
-    """
-    from rich.console import Console
-
-    con = Console(stderr=stderr, file=file)
-    if con.is_terminal or os.environ.get("COLUMNS"):
-        return con
-    return Console(stderr=stderr, file=file, width=PIPE_WIDTH)
-
 
 MARKDOWN = "LEADERBOARD.md"
 #: the wall-clock cost columns (:data:`~kgzoo.bench.leaderboard.COST_COLUMNS` keys), shown with their range over seeds

@@ -11,7 +11,7 @@ run function (nothing registers itself by being imported):
 ``fit``        :mod:`kgzoo.cli.lightning`: LightningCLI training (``--zoo MODEL/DATASET``)
 ``test``       :mod:`kgzoo.cli.lightning`: LightningCLI test of a checkpoint
 ``recommend``  :mod:`kgzoo.cli.hub`: top-K of a pretrained model for raw user ids
-``pretrained`` :mod:`kgzoo.cli.hub`: the pretrained weights
+``pretrained`` :mod:`kgzoo.cli.pretrained`: the pretrained weights
 ``export``     :mod:`kgzoo.cli.hub`: every user's top-K (Parquet) and embeddings with raw ids
 ``update``     :mod:`kgzoo.cli.hub`: fold new interactions, triples, items and users into a checkpoint
 =============  ======================================================================
@@ -26,22 +26,35 @@ over the packaged ones (:func:`add_config_dirs`).
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-from lightning.pytorch.utilities import exceptions as lightning_exceptions
+from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..bench import cli as bench_cli
-from ..bench.render import console
-from ..config import DEFAULT_MAX_EPOCHS, ZooConfig
+from ..console import console
 from ..dist import is_rank_zero
-from ..paths import config_dirs
-from ..registry import MODELS, load_plugins
-from . import data, hub, lightning, tune
+from ..registry import PLUGIN_GROUP
+from .options import take_option
+
+
+class _Lazy:
+    """A function of a command's module, imported when first called: building the parser of one
+    command, or running it, imports that command's module only (``kgzoo --help`` imports none;
+    ``kgzoo data list`` neither the models nor Lightning)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, *args: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args)
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -55,28 +68,33 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
+_BENCH, _DATA, _HUB, _LIGHTNING, _TUNE = "kgzoo.bench.cli", "kgzoo.cli.data", "kgzoo.cli.hub", "kgzoo.cli.lightning", "kgzoo.cli.tune"
+
 COMMANDS: tuple[Command, ...] = (
-    Command("data", "dataset statistics and the catalogue", data.data_arguments, data.data_command),
+    Command("data", "dataset statistics and the catalogue", _Lazy(_DATA, "data_arguments"), _Lazy(_DATA, "data_command")),
     Command("bench", "run a benchmark grid (models x datasets x seeds x KG ablations) and build the leaderboard",
-            bench_cli.bench_args, bench_cli.bench_command),
+            _Lazy(_BENCH, "bench_args"), _Lazy(_BENCH, "bench_command")),
     Command("reproduce", "run a model's full schedule on a dataset over seeds, beside the paper's numbers",
-            bench_cli.reproduce_args, bench_cli.reproduce_command),
+            _Lazy(_BENCH, "reproduce_args"), _Lazy(_BENCH, "reproduce_command")),
     Command("tune", "tune a model's hyper-parameters on a dataset (Optuna, validation only, a fixed trial budget)",
-            tune.tune_arguments, tune.tune_command),
+            _Lazy(_TUNE, "tune_arguments"), _Lazy(_TUNE, "tune_command")),
     Command("fit", "train a model with Lightning's CLI (--zoo MODEL[/DATASET[@PROTOCOL]], or --model CLASS --data.dataset "
-                   "NAME; --trainer.*)", lightning.passthrough_arguments, lightning.fit_command),
+                   "NAME; --trainer.*)", _Lazy(_LIGHTNING, "passthrough_arguments"), _Lazy(_LIGHTNING, "fit_command")),
     Command("test", "test a checkpoint with Lightning's CLI (--ckpt_path PATH of a kgzoo checkpoint alone, "
                     "or --model CLASS --data.dataset NAME --ckpt_path PATH)",
-            lightning.passthrough_arguments, lightning.test_command),
-    Command("recommend", "top-K recommendations of a pretrained model for raw user ids", hub.recommend_arguments,
-            hub.recommend_command),
-    Command("pretrained", "list the pretrained weights", hub.pretrained_arguments, hub.pretrained_command),
+            _Lazy(_LIGHTNING, "passthrough_arguments"), _Lazy(_LIGHTNING, "test_command")),
+    Command("recommend", "top-K recommendations of a pretrained model for raw user ids",
+            _Lazy(_HUB, "recommend_arguments"), _Lazy(_HUB, "recommend_command")),
+    Command("pretrained", "list the pretrained weights", _Lazy("kgzoo.cli.pretrained", "pretrained_arguments"),
+            _Lazy("kgzoo.cli.pretrained", "pretrained_command")),
     Command("export", "write top-K lists per user (Parquet) and embeddings (safetensors) with raw ids, from a "
-                      "checkpoint or pretrained weights", hub.export_arguments, hub.export_command),
+                      "checkpoint or pretrained weights", _Lazy(_HUB, "export_arguments"), _Lazy(_HUB, "export_command")),
     Command("update", "fold new interactions, triples, items and users into a trained model without retraining it "
                       "(--model NAME_OR_CHECKPOINT --data NEW --out DIR [--epochs N]); writes a new checkpoint",
-            hub.update_arguments, hub.update_command),
+            _Lazy(_HUB, "update_arguments"), _Lazy(_HUB, "update_command")),
 )
+#: ``--import`` and the entry points, where there are any (:func:`kgzoo.cli.plugins.load_and_announce`)
+_LOAD_PLUGINS = _Lazy("kgzoo.cli.plugins", "load_and_announce")
 
 
 def _common_arguments() -> argparse.ArgumentParser:
@@ -110,36 +128,20 @@ def add_config_dirs(dirs: list[str]) -> None:
         os.environ["KGZOO_CONFIG_DIR"] = os.pathsep.join([*([old] if old else []), *map(str, paths)])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``kgzoo`` parser: one subparser per entry of :data:`COMMANDS`."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``kgzoo`` parser: one subparser per entry of :data:`COMMANDS`. Given the command line
+    ``argv``, only the command it names gets its arguments (and its module imported): the others
+    are listed with their help and never parse; ``None``: every command's arguments."""
     parser = argparse.ArgumentParser(prog="kgzoo", description="A model zoo for knowledge-graph recommendation.")
     parser.add_argument("--version", action="version", version=f"kgzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _common_arguments()
+    named = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for c in COMMANDS:
-        c.add_arguments(sub.add_parser(c.name, help=c.help, description=c.help, parents=[common]))
+        p = sub.add_parser(c.name, help=c.help, description=c.help, parents=[common])
+        if named is None or named == c.name:
+            c.add_arguments(p)
     return parser
-
-
-def announce_configs(names: list[str], log: Callable[[str], None]) -> None:
-    """Say, once per model, which registered models of ``names`` have no zoo config of their own:
-    those using their parent class's (``"X has no zoo config; using Y's"``), and those with none
-    at all (no ``<name>/`` folder in any config folder, :func:`kgzoo.paths.config_dirs`), which
-    run with their constructor's defaults, untuned, on the default schedule: a user's model whose
-    ``--config-dir`` was left off after ``kgzoo tune`` ran so without a word. Global rank 0 only
-    (:func:`kgzoo.dist.is_rank_zero`): Lightning's DDP launcher starts each further rank as this
-    very command again."""
-    if not is_rank_zero():
-        return
-    for name in names:
-        cfg = ZooConfig.load(name)
-        if cfg.inherited_from:
-            log(f"{name} has no zoo config; using {cfg.inherited_from}'s")
-        elif cfg.path is None and not any((d / name).is_dir() for d in config_dirs()):
-            log(f"{name} has no zoo config (no {name}/ in any config folder): it runs with its constructor's "
-                f"defaults, untuned, up to {DEFAULT_MAX_EPOCHS} epochs; give --config-dir DIR holding "
-                f"{name}/default.yaml (README, 'A new model against the baselines')")
-
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``kgzoo ARGV``; returns the exit code (2 on a KeyError, ValueError, FileNotFoundError
@@ -150,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     ``--config-dir`` folders join ``$KGZOO_CONFIG_DIR`` for the command (and its DDP ranks) only:
     the variable is as it was when ``main`` returns, so a second call in the same process (a
     notebook, a test) does not read the first one's folders."""
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     before_dirs = os.environ.get("KGZOO_CONFIG_DIR")
     try:
         return _run(args)
@@ -166,14 +170,13 @@ def _run(args: argparse.Namespace) -> int:
     err = console(stderr=True)
     try:
         if hasattr(args, "lightning_args"):  # fit/test: --import and --config-dir travel inside LightningCLI's arguments
-            more, args.lightning_args = lightning.take_option("--import", args.lightning_args)
+            more, args.lightning_args = take_option("--import", args.lightning_args)
             args.imports = [*args.imports, *more]
-            dirs, args.lightning_args = lightning.take_option("--config-dir", args.lightning_args)
+            dirs, args.lightning_args = take_option("--config-dir", args.lightning_args)
             args.config_dirs = [*args.config_dirs, *dirs]
         add_config_dirs(args.config_dirs)
-        before = set(MODELS.list())
-        load_plugins(args.imports)
-        announce_configs(sorted(set(MODELS.list()) - before), err.print)
+        if args.imports or importlib.metadata.entry_points(group=PLUGIN_GROUP):
+            _LOAD_PLUGINS(args.imports, err.print)
         by_name = {c.name: c for c in COMMANDS}
         return by_name[args.command].run(args)
     except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
@@ -182,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     except SystemExit as e:
         # Lightning answers SIGTERM in a fit or test by raising SIGTERMException, a SystemExit without a
         # code: the process would exit 0, and a lane's script would take a killed grid for a finished one
+        lightning_exceptions = sys.modules.get("lightning.pytorch.utilities.exceptions")  # (where Lightning ran)
         sigterm = getattr(lightning_exceptions, "SIGTERMException", None)  # (not in every lightning>=2.2)
         if sigterm is not None and isinstance(e, sigterm) and e.code is None:
             stopped_by("SIGTERM", err.print)

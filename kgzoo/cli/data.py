@@ -14,7 +14,7 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
-from ..bench.render import console
+from ..console import console
 from ..protocols import impression_protocol
 from ..bench.rows import protocol_label
 from ..data.datasets import (dataset_spec, is_folder_reference, list_datasets, load_data, load_impressions,

@@ -1,7 +1,7 @@
-"""``kgzoo recommend``, ``kgzoo pretrained`` and ``kgzoo export``: trained models from the command line.
+"""``kgzoo recommend``, ``kgzoo export`` and ``kgzoo update``: trained models from the command line.
 
 ``kgzoo recommend --model lightgcn/ml-100k-kg --user 196 -k 10`` prints the user's top-10
-unseen items with their titles; ``kgzoo pretrained [PATTERN]`` lists the weights;
+unseen items with their titles (``kgzoo pretrained [PATTERN]``, :mod:`kgzoo.cli.pretrained`, lists the weights);
 ``kgzoo export --model NAME_OR_CHECKPOINT --top-k 10 --out DIR`` writes every user's top-K
 (Parquet) and, for inner-product models, the embeddings with raw-id maps (:mod:`kgzoo.hub.export`);
 ``kgzoo update --model NAME_OR_CHECKPOINT --data NEW --out DIR [--epochs N]`` folds new interactions,
@@ -15,12 +15,11 @@ import sys
 
 from rich.table import Table
 
-from ..bench.render import console
+from ..console import console
 from ..quiet import quiet_lightning
-from ..hub import list_pretrained
+from ..hub.checkpoint import open_model, update_checkpoint
 from ..hub.export import export
 from ..hub.pretrained import DEFAULT_EXCLUDE, EXCLUDE
-from ..hub.checkpoint import open_model, update_checkpoint
 from ..data.readers._io import MIN_TEXT_MATCH
 
 
@@ -75,31 +74,6 @@ def recommend_command(args: argparse.Namespace) -> int:
             table.add_row(str(r), item, title or "-", f"{score:.4f}")
         con.print(table)
     return 0
-
-
-def pretrained_arguments(p: argparse.ArgumentParser) -> None:
-    """The arguments of ``kgzoo pretrained``."""
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern of names (default '*')")
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
-
-
-def pretrained_command(args: argparse.Namespace) -> int:
-    table = Table(title="kgzoo pretrained weights",
-                  caption="each the weights of one run (its seed under training; a leaderboard line is the mean over "
-                          "seeds); evaluate them again: kgzoo test --pretrained NAME")
-    for c in ("name", "dataset", "main metric (test)", "training", "size", "dtype", "source"):
-        table.add_column(c, no_wrap=c == "name")  # the name is what a user copies: never cut
-    for e in list_pretrained(args.pattern):
-        m = e["main_metric"]
-        v = e["metrics"].get(f"test/{m}")
-        table.add_row(e["name"], e["dataset"], f"{m}={v:.4f}" if v is not None else "-", e["training"],
-                      _size(e["size"]), e["dtype"], e["source"])
-    console().print(table)
-    return 0
-
 
 
 def export_arguments(p: argparse.ArgumentParser) -> None:

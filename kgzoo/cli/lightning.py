@@ -42,7 +42,8 @@ from .. import models  # noqa: F401  (registers every Recommender subclass for -
 from ..api import attach, create_datamodule, create_datamodule_for
 from ..protocols import model_protocol, parse_protocol, protocol_key
 from ..bench.experiment import BestModelCheckpoint, WarmupEarlyStopping, strategy_for
-from ..bench.render import console
+from ..console import console
+from .options import take_option
 from ..config import ZooConfig
 from ..data.datamodule import KGRecDataModule
 from ..data.datasets import dataset_spec, resolve_dataset
@@ -483,31 +484,6 @@ def _with_zoo_config(subcommand: str, args: list[str]) -> tuple[list[str], str |
                 yaml.safe_dump(zoo_cli_config(spec, subcommand), f)
             return ["--config", path, *rest], path
     return args, None
-
-
-def take_option(option: str, args: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``OPTION X`` / ``OPTION=X`` (e.g. ``--import``) out of a LightningCLI command line.
-
-    Returns:
-        ``(the X in order, the remaining arguments)``.
-
-    Raises:
-        ValueError: ``OPTION`` without a value.
-    """
-    values: list[str] = []
-    rest: list[str] = []
-    it = iter(args)
-    for a in it:
-        if a == option:
-            value = next(it, None)
-            if value is None:
-                raise ValueError(f"{option} needs a value")
-            values.append(value)
-        elif a.startswith(f"{option}="):
-            values.append(a.split("=", 1)[1])
-        else:
-            rest.append(a)
-    return values, rest
 
 
 def _model_names_to_classes(args: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench.render import console
+from ..console import console
 from ..quiet import quiet_lightning
 from ..bench.tune import tune, write_tuned_from
 from ..config import ZooConfig, dataset_tune_from

@@ -14,12 +14,14 @@ entry (DESIGN.md, "Pretrained weights") in ``kgzoo/pretrained/manifest.json``::
         "sha256": "<sha256 of the file>", "size": <bytes>, "dtype": "float16", "licence": "..."}}}
 
 The package's entries are registered in :data:`kgzoo.registry.PRETRAINED` on first use;
-:func:`weights_spec` looks a name up there or in another manifest file. Fetching and
+:func:`weights_spec` looks a name up there or in another manifest file; :func:`list_pretrained`
+lists them. Fetching and
 verifying the files is :mod:`kgzoo.hub.store`; loading a model, :mod:`kgzoo.hub.pretrained`.
 """
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -27,7 +29,7 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..data.protocol import FingerprintError
 from ..registry import PRETRAINED
@@ -237,5 +239,28 @@ def weights_spec(name: str, manifest: str | Path | None = None) -> PretrainedSpe
     return entries[name]
 
 
+def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = None,
+                    manifest: str | Path | None = None) -> list[dict[str, Any]]:
+    """Pretrained weights whose name matches the shell-style ``pattern`` (``"kgat*"``, ``"*/ml-100k-kg"``).
+
+    Args:
+        dataset: keep only weights trained on this dataset. manifest: read this manifest
+            file instead of the package's.
+
+    Returns:
+        One dict per name, sorted by name: ``name`` (``"model/dataset"``), ``model``,
+        ``dataset``, ``main_metric``, ``metrics`` (test split), ``size`` (bytes), ``dtype``,
+        ``source`` (``package``/``url``/``hf``), ``licence``, ``fingerprint``, ``training`` (how the
+        weights were trained, in words: :attr:`PretrainedSpec.training_label`).
+    """
+    if manifest is None:
+        ensure_registered()
+        specs = {n: PRETRAINED.get(n) for n in PRETRAINED.list(pattern)}
+    else:
+        pats = [pattern] if isinstance(pattern, str) else list(pattern)
+        specs = {n: s for n, s in read_manifest(manifest).items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
+    return [s.summary() for n, s in sorted(specs.items()) if dataset is None or s.dataset == dataset]
+
+
 __all__ = ["FingerprintError", "MANIFEST_FORMAT", "MANIFEST_NAME", "MANIFEST_PATH", "PACKAGE_DIR", "PretrainedError", "PretrainedSpec",
-           "check_name", "ensure_registered", "read_manifest", "weights_spec", "write_manifest_entry"]
+           "check_name", "ensure_registered", "list_pretrained", "read_manifest", "weights_spec", "write_manifest_entry"]

@@ -8,7 +8,6 @@ weights (:func:`kgzoo.hub.store.load_weights`).
 """
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import warnings
@@ -31,7 +30,7 @@ from ..quiet import lightning_quiet
 from ..registry import MODELS, PRETRAINED
 from ..version import __version__
 from .manifest import (MANIFEST_NAME, FingerprintError, PretrainedError, PretrainedSpec, check_name,
-                       ensure_registered, read_manifest, weights_spec, write_manifest_entry)
+                       read_manifest, weights_spec, write_manifest_entry)
 from .store import load_weights
 
 #: which items a recommendation leaves out: every item the user interacted with in any split
@@ -42,29 +41,6 @@ EXCLUDE = ("seen", "train", "none")
 #: interactions of the valid and test splits are such interactions too ("train" leaves them in:
 #: a holdout notion of offline evaluation, which masks on its own)
 DEFAULT_EXCLUDE = "seen"
-
-
-def list_pretrained(pattern: str | Iterable[str] = "*", dataset: str | None = None,
-                    manifest: str | Path | None = None) -> list[dict[str, Any]]:
-    """Pretrained weights whose name matches the shell-style ``pattern`` (``"kgat*"``, ``"*/ml-100k-kg"``).
-
-    Args:
-        dataset: keep only weights trained on this dataset. manifest: read this manifest
-            file instead of the package's.
-
-    Returns:
-        One dict per name, sorted by name: ``name`` (``"model/dataset"``), ``model``,
-        ``dataset``, ``main_metric``, ``metrics`` (test split), ``size`` (bytes), ``dtype``,
-        ``source`` (``package``/``url``/``hf``), ``licence``, ``fingerprint``, ``training`` (how the
-        weights were trained, in words: :attr:`PretrainedSpec.training_label`).
-    """
-    if manifest is None:
-        ensure_registered()
-        specs = {n: PRETRAINED.get(n) for n in PRETRAINED.list(pattern)}
-    else:
-        pats = [pattern] if isinstance(pattern, str) else list(pattern)
-        specs = {n: s for n, s in read_manifest(manifest).items() if any(fnmatch.fnmatchcase(n, p) for p in pats)}
-    return [s.summary() for n, s in sorted(specs.items()) if dataset is None or s.dataset == dataset]
 
 
 def evaluate(model: Any, datamodule: Any, stage: str = "test") -> dict[str, float]:

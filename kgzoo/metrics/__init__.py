@@ -6,10 +6,27 @@ formula of any metric here changes, so results computed with different formulas 
 never put in one table.
 """
 
-from kgzoo.metrics.ctr import CTRMetrics, group_auc, per_group_auc
-from kgzoo.metrics.impression import IMPRESSION_KS, ImpressionMetrics, impression_metrics
-from kgzoo.metrics.link import LinkPredictionMetrics, build_filter, filtered_ranks, link_metrics
-from kgzoo.metrics.ranking import RANKING_METRICS, TopKMetrics, indices_to_dense, topk_metrics
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+from .names import IMPRESSION_KS, RANKING_METRICS
+
+#: public name -> its module (imported on first use: the metric objects import torchmetrics, which the
+#: protocol fingerprint, reading METRIC_CODE_VERSION, does not need)
+_HOMES = {
+    **dict.fromkeys(["CTRMetrics", "group_auc", "per_group_auc"], "kgzoo.metrics.ctr"),
+    **dict.fromkeys(["ImpressionMetrics", "impression_metrics"], "kgzoo.metrics.impression"),
+    **dict.fromkeys(["LinkPredictionMetrics", "build_filter", "filtered_ranks", "link_metrics"], "kgzoo.metrics.link"),
+    **dict.fromkeys(["TopKMetrics", "indices_to_dense", "topk_metrics"], "kgzoo.metrics.ranking"),
+}
+
+if TYPE_CHECKING:
+    from .ctr import CTRMetrics, group_auc, per_group_auc
+    from .impression import ImpressionMetrics, impression_metrics
+    from .link import LinkPredictionMetrics, build_filter, filtered_ranks, link_metrics
+    from .ranking import TopKMetrics, indices_to_dense, topk_metrics
 
 #: Version of the metric formulas; goes into protocol fingerprints. Bump on any formula change.
 METRIC_CODE_VERSION = "1"
@@ -31,3 +48,5 @@ __all__ = [
     "per_group_auc",
     "topk_metrics",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

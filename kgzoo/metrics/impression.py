@@ -31,12 +31,11 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from .names import IMPRESSION_KS
 from .ctr import per_group_auc
 
-__all__ = ["IMPRESSION_KS", "ImpressionMetrics", "impression_metrics"]
+__all__ = ["ImpressionMetrics", "impression_metrics"]
 
-#: the nDCG cut-offs of MIND's leaderboard
-IMPRESSION_KS = (5, 10)
 
 
 def _check(scores: Tensor, labels: Tensor, mask: Tensor) -> None:

@@ -35,15 +35,14 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from .names import RANKING_METRICS
+
 __all__ = [
-    "RANKING_METRICS",
     "TopKMetrics",
     "indices_to_dense",
     "topk_metrics",
 ]
 
-#: Names of the metrics :func:`topk_metrics` and :class:`TopKMetrics` know, in output order.
-RANKING_METRICS: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr", "map")
 
 #: A relevance target: dense ``BoolTensor[B, I]``, a sparse ``[B, I]`` tensor (COO/CSR) or a
 #: pair ``(row, col)`` of ``LongTensor[T]`` with ``row`` in ``0..B-1`` and ``col`` in ``0..I-1``.

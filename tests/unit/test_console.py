@@ -7,7 +7,7 @@ import io
 
 from rich.table import Table
 
-from kgzoo.bench.render import PIPE_WIDTH, console
+from kgzoo.console import PIPE_WIDTH, console
 
 
 class TTY(io.StringIO):

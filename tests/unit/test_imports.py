@@ -1,8 +1,9 @@
 """Import rules of the package (DESIGN.md, "The flow" and "Layout"; issue 18, item 3).
 
 Every module of ``kgzoo/`` is parsed with :mod:`ast` (nothing is imported), function-local
-imports included; in a module that calls ``importlib.import_module``, every string literal that
-names a kgzoo module counts as an import of it. The module graph has an edge ``a -> b`` for each import of ``b`` by ``a``
+imports included; in a module that imports by name (``importlib.import_module``, or the deferred
+imports of :func:`kgzoo.lazy.lazy_exports` and ``kgzoo.cli._Lazy``), every string literal that
+names a kgzoo module below the root package counts as an import of it. The module graph has an edge ``a -> b`` for each import of ``b`` by ``a``
 (``from kgzoo.x import y`` is an edge to ``kgzoo.x.y`` where that is a module, else to
 ``kgzoo.x``; a parent package imported implicitly is no edge). Checked:
 
@@ -60,7 +61,7 @@ def _imports(module: str) -> list[tuple[str, int, bool]]:
     """``(imported kgzoo module, line, function-local)`` of every import in ``module``."""
     source = MODULES[module].read_text()
     tree = ast.parse(source, filename=str(MODULES[module]))
-    dynamic = "import_module" in source
+    dynamic = any(s in source for s in ("import_module", "lazy_exports(", "_Lazy("))
     out: list[tuple[str, int, bool]] = []
 
     def visit(node: ast.AST, local: bool) -> None:
@@ -73,7 +74,7 @@ def _imports(module: str) -> list[tuple[str, int, bool]]:
                 src = _resolve(module, child)
                 names = [f"{src}.{a.name}" if f"{src}.{a.name}" in MODULES else src for a in child.names]
             elif dynamic and isinstance(child, ast.Constant) and isinstance(child.value, str):
-                names = [child.value] if child.value in MODULES else []
+                names = [child.value] if child.value in MODULES and child.value != "kgzoo" else []
             for n in names:
                 t = _target(n)
                 if t is not None and t != module:
@@ -132,7 +133,9 @@ def test_the_parser_sees_every_kind_of_import():
     assert "kgzoo.api" in edges["kgzoo"]  # from .api import ... in a package __init__
     assert {"kgzoo.models.layers.propagation", "kgzoo.models.layers.text_tower"} <= edges["kgzoo.models.kgplm"]
     assert _target("kgzoo.models.kge.TransE") == "kgzoo.models.kge" and _target("torch") is None
-    assert {"kgzoo.bench.cli", "kgzoo.cli.hub"} <= edges["kgzoo.cli"]  # from ..bench import cli; from . import hub
+    assert {"kgzoo.bench.cli", "kgzoo.cli.hub", "kgzoo.cli.plugins"} <= edges["kgzoo.cli"]  # _Lazy("kgzoo.cli.hub", ...)
+    assert {"kgzoo.metrics.ranking", "kgzoo.metrics.names"} <= edges["kgzoo.metrics"]  # lazy_exports; from .names import
+    assert "kgzoo.hub.checkpoint" in edges["kgzoo"] or "kgzoo.hub" in edges["kgzoo"]
 
 
 def test_no_import_cycle_anywhere():
@@ -149,3 +152,26 @@ def test_models_import_only_models_ops_tasks_registry_metrics():
 def test_no_function_local_kgzoo_import():
     bad = [f"{m}:{line} imports {t} inside a function" for m in sorted(GRAPH) for t, line, local in GRAPH[m] if local]
     assert bad == [], "\n".join(bad)
+
+
+def test_help_the_catalogue_and_the_weights_list_import_neither_lightning_nor_the_models():
+    """``kgzoo --help`` imports no torch, ``kgzoo data list`` and ``kgzoo pretrained`` neither
+    Lightning nor a model (each imported every model and Lightning before: several seconds of a
+    command that prints a list), in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import contextlib, io, sys\n"
+        "from kgzoo.cli import main\n"
+        "def run(*argv):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            code = main(list(argv))\n"
+        "        except SystemExit as e:\n"
+        "            code = e.code\n"
+        "    heavy = sorted(m for m in ('torch', 'lightning', 'kgzoo.models', 'transformers') if m in sys.modules)\n"
+        "    print(' '.join(argv), code, ','.join(heavy) or '-')\n"
+        "run('--help'); run('pretrained'); run('data', 'list')\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["--help 0 -", "pretrained 0 torch", "data list 0 torch"]

@@ -200,3 +200,27 @@ def test_a_user_model_missing_its_math_is_told_what_to_write(clean_registries):
     with pytest.raises(ValueError, match=r"^model 'no_scoring' \(.*NoScoring\) cannot score: it defines neither "
                                          r"final_embeddings\(\) \(users FloatTensor \[U, d\].*score\(users\)"):
         kgzoo.create_model("no_scoring", sizes={"n_users": 3, "n_items": 5})
+
+
+def test_a_registrys_builtins_are_imported_at_its_first_lookup_and_clash_with_a_users_name(tmp_path, monkeypatch):
+    """``Registry.builtins_from``: the module registering the built-ins is imported at the first
+    lookup, listing or registration, once; a failed import is tried again; a user's entry under
+    a built-in's name is refused even when registered before anything was looked up."""
+    pkg = tmp_path / "fake_builtins.py"
+    pkg.write_text("from kgzoo.registry import Registry\nimport sys\nREG = sys.modules['fake_registry_holder'].REG\n"
+                   "REG.register('alpha', int, family='x')\nIMPORTS = sys.modules['fake_registry_holder'].IMPORTS\n"
+                   "IMPORTS.append(1)\n")
+    holder = type(sys)("fake_registry_holder")
+    holder.REG, holder.IMPORTS = registry.Registry("thing"), []
+    monkeypatch.setitem(sys.modules, "fake_registry_holder", holder)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = holder.REG
+    reg.builtins_from("fake_builtins_missing")
+    with pytest.raises(ModuleNotFoundError):
+        reg.list()
+    reg.builtins_from("fake_builtins")
+    assert holder.IMPORTS == [] and reg._entries == {}  # nothing imported before a lookup
+    with pytest.raises(ValueError, match="'alpha' is already registered to builtins.int"):
+        reg.register("alpha", float)  # the built-ins come first, so the user's clash is caught here
+    assert reg.list() == ["alpha"] and "alpha" in reg and len(reg) == 1 and holder.IMPORTS == [1]
+    monkeypatch.delitem(sys.modules, "fake_builtins", raising=False)

@@ -12,6 +12,7 @@ import pytest
 from kgzoo.bench import leaderboard as lb
 from kgzoo.bench import render
 from kgzoo.bench.rows import ResultRow, dump_row
+from kgzoo.console import console
 from kgzoo.version import checkout_revision, git_revision
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def test_the_csv_and_rich_views_carry_the_commits(tmp_path):
         lines = {r["model"]: r for r in csv.DictReader(f)}
     assert lines["bpr"]["commits"] == "1234567" and lines["pop"]["commits"] == "unrecorded"
     out = io.StringIO()
-    con = render.console(file=out)
+    con = console(file=out)
     for t in render.rich_tables(board):
         con.print(t)
     assert "code: 1234567, unrecorded" in out.getvalue()

@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgzoo.metrics.ranking import RANKING_METRICS, TopKMetrics, indices_to_dense, topk_metrics
+from kgzoo.metrics.names import RANKING_METRICS
+from kgzoo.metrics.ranking import TopKMetrics, indices_to_dense, topk_metrics
 
 
 def _close(actual: torch.Tensor, expected, tol: float = 1e-6) -> None:
