@@ -160,14 +160,17 @@ class FitState(Callback):
 
 class EpochTimer(FitState):
     """Wall seconds of each training epoch (evaluation excluded), of each evaluation pass (scoring,
-    metric computation and logging), and the epoch of the best monitored validation value; a
-    resumed fit goes on with the epochs before it (:class:`FitState`)."""
+    metric computation and logging), the epoch of the best monitored validation value and every
+    validation metric of that epoch (``best_valid``: what the restored best checkpoint scored, not
+    the last epoch's values); a resumed fit goes on with the epochs before it (:class:`FitState`)."""
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
         self.train_seconds: list[float] = []
         self.eval_seconds: list[float] = []
         self.best_epoch: int | None = None
+        #: ``"valid/<m>" -> float`` of the best epoch (``None`` before one, or from an older resume point)
+        self.best_valid: dict[str, float] | None = None
         self._best = -float("inf")
         self._t: float | None = None
         self._v = 0.0
@@ -195,17 +198,19 @@ class EpochTimer(FitState):
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None and not trainer.sanity_checking and float(value) > self._best:
             self._best, self.best_epoch = float(value), trainer.current_epoch
+            self.best_valid = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("valid/")}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._close_train()
 
     def state_dict(self) -> dict[str, Any]:
         return {"train_seconds": list(self.train_seconds), "eval_seconds": list(self.eval_seconds),
-                "best_epoch": self.best_epoch, "best": self._best}
+                "best_epoch": self.best_epoch, "best": self._best, "best_valid": self.best_valid}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.train_seconds, self.eval_seconds = list(state["train_seconds"]), list(state["eval_seconds"])
         self.best_epoch, self._best = state["best_epoch"], float(state["best"])
+        self.best_valid = state.get("best_valid")  # a point written before it was kept: None
 
 
 def _rng_states() -> dict[str, Any]:
@@ -929,8 +934,10 @@ def run_experiment(model: str, dataset: str = "ml-100k-kg", seed: int = 0, proto
             test_seconds = time.perf_counter() - t1
         point.remove(trainer)  # the run ended: its resume point has served
     if best_path and ckpt.best_model_score is not None:
-        # the valid metrics of the restored best epoch
-        best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in best_valid.items() if k != mon}
+        # the valid metrics of the restored best epoch (every one of them, not the last epoch's beside
+        # the best monitored value; a fit resumed from a point without them: the last epoch's, as before)
+        best_valid = {mon: float(ckpt.best_model_score)} | {k: v for k, v in (timer.best_valid or best_valid).items()
+                                                             if k != mon}
     if closed_form:
         stopped_by = "closed_form"
     else:

@@ -177,14 +177,25 @@ class Line:
     def configs(self) -> list[str]:
         """The distinct ``config_sha`` of the line's rows (what each seed trained with: the model
         section with its tuned values and the variant's overrides, data, schedule), sorted; a row
-        without one (written before it was recorded) is not counted."""
-        return sorted({r.config_sha for r in self.rows if r.config_sha})
+        without one (written before it was recorded) is not counted. Where the rows selected their
+        best epoch on different validation metrics (``schedule.monitor``, which the sha leaves out:
+        ``kgzoo bench --metric``), each carries its metric, ``"<sha> on recall@20"`` (:meth:`config_of`)."""
+        return sorted({self.config_of(r) for r in self.rows if r.config_sha})
+
+    def config_of(self, row: ResultRow) -> str:
+        """``row``'s entry of :attr:`configs`: its ``config_sha``, with ``" on <metric>"`` where the
+        line's rows monitored more than one metric."""
+        monitors = {(r.schedule or {}).get("monitor") for r in self.rows if r.config_sha}
+        if len(monitors) < 2:
+            return row.config_sha or ""
+        return f"{row.config_sha} on {str((row.schedule or {}).get('monitor')).removeprefix('valid/')}"
 
     @property
     def mixed(self) -> bool:
         """Whether the line's seeds ran more than one configuration (:attr:`configs`): a cell's key
         has no config sha, so a re-tune resumed on one seed leaves the other seeds of the old values
-        in the line; its mean and std are not one configuration's, so it is not ranked."""
+        in the line (likewise a ``--metric`` rerun of some seeds: another selection metric); its mean
+        and std are not one configuration's, so it is not ranked."""
         return len(self.configs) > 1
 
     @property

@@ -304,7 +304,7 @@ def mixed_text(lines: Sequence[Line]) -> str:
         return ""
 
     def seeds(ln: Line, sha: str) -> str:
-        s = sorted(r.seed for r in ln.rows if r.config_sha == sha)
+        s = sorted(r.seed for r in ln.rows if r.config_sha and ln.config_of(r) == sha)
         return f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s))}"
 
     each = "; ".join(f"{ln.name}: " + ", ".join(f"{sha} ({seeds(ln, sha)})" for sha in ln.configs) for ln in mixed)

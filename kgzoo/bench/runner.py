@@ -5,9 +5,10 @@ Each cell (:mod:`kgzoo.bench.cells`) is one call of
 JSON-lines results file and flushed + fsync'ed the moment the cell ends, so a crash loses only the
 cell that was running. ``resume=True`` skips a cell only when the file holds a successful row with
 its cell key (:func:`kgzoo.bench.rows.cell_key`: model, dataset, seed, KG ablation, variant,
-fingerprint, devices, strategy, nodes), its config sha (:func:`kgzoo.bench.cells.cell_config_sha`)
-and its code hash (:func:`kgzoo.bench.experiment.code_hash`): a cell whose data, config or model
-code changed runs again. A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss
+fingerprint, devices, strategy, nodes), its config sha (:func:`kgzoo.bench.cells.cell_config_sha`),
+its code hash (:func:`kgzoo.bench.experiment.code_hash`) and its schedule's kind and monitored
+metric (:func:`done_keys`): a cell whose data, config, model code, schedule kind or selection
+metric changed runs again. A cell that raises (a :class:`~kgzoo.models.DivergedError` NaN loss
 included) is recorded with ``status: "failed"`` and its error, and the grid goes on.
 """
 from __future__ import annotations
@@ -37,8 +38,18 @@ class GridReport:
 
 
 def done_keys(rows: Iterable[ResultRow]) -> set[tuple]:
-    """``(cell key, config_sha, code_hash)`` of every successful row: what ``--resume`` skips."""
-    return {(r.key(), r.config_sha, r.code_hash) for r in rows if r.status == "ok"}
+    """``(cell key, config_sha, code_hash, schedule kind, monitor)`` of every successful row: what
+    ``--resume`` skips. The config sha leaves the schedule's kind and monitored metric out, so they
+    join the key here: a ``--epochs N`` (fixed) or quick row never stands in for the converged run of
+    its cell where the caps agree, nor a row selected on ``--metric recall@20`` for one selected on
+    the main metric."""
+    return {(r.key(), r.config_sha, r.code_hash, *schedule_identity(r.schedule or {})) for r in rows
+            if r.status == "ok"}
+
+
+def schedule_identity(schedule: dict) -> tuple:
+    """``(kind, monitor)`` of a schedule (:func:`~kgzoo.bench.cells.cell_schedule`'s dict, or a row's)."""
+    return schedule.get("kind"), schedule.get("monitor")
 
 
 def estimate_seconds(model: str, dataset: str, max_epochs: int, history: Iterable[ResultRow]) -> float | None:
@@ -134,7 +145,8 @@ def run_grid(cells: Sequence[Cell], results: str | Path, *, epochs: int | None =
         fp, pfp = cell_fingerprint(cell, root, config=cfg)
         schedule = cell_schedule(cell.model, cell.dataset, epochs, quick, metric, protocol=cell.protocol, config=cfg)
         key = (cell_key(cell.model, cell.dataset, cell.seed, cell.kg_ablation, cell.variant, fp, devices, strategy,
-                        num_nodes), cell_config_sha(cell, schedule, config=cfg), code_hash(cell.model))
+                        num_nodes), cell_config_sha(cell, schedule, config=cfg), code_hash(cell.model),
+               *schedule_identity(schedule))
         tag = f"[{i}/{len(cells)}] {cell.label()}"
         if key in done:
             report.skipped.append(cell)
@@ -185,4 +197,4 @@ def cell_line(tag: str, row: ResultRow) -> str:
             f"{shown}")
 
 
-__all__ = ["GridReport", "cell_line", "done_keys", "estimate_seconds", "early_stopped_epochs", "plan_text", "run_grid"]
+__all__ = ["GridReport", "cell_line", "done_keys", "schedule_identity", "estimate_seconds", "early_stopped_epochs", "plan_text", "run_grid"]

@@ -208,6 +208,21 @@ def parse_space(tune: dict[str, Any], where: str = "tune") -> list[Param]:
     return out
 
 
+def space_size(space: Sequence[Param]) -> int | None:
+    """The number of distinct points of ``space``: the product of its choices and integer ranges
+    (``(high - low) // step + 1`` values each), ``None`` where a float range makes it unbounded.
+    :func:`tune` counts a repeated point once, so a budget above this size could never be met."""
+    size = 1
+    for p in space:
+        if p.choices:
+            size *= len(p.choices)
+        elif p.integer:
+            size *= (int(p.high) - int(p.low)) // (p.step or 1) + 1
+        else:
+            return None
+    return size
+
+
 def space_sha(space: Sequence[Param]) -> str:
     """16 hex digits of the space (its study key: another space starts another study)."""
     payload = [dataclasses.asdict(p) for p in space]
@@ -580,7 +595,8 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
             (:func:`kgzoo.bench.cells.cell_config`); the default protocol's record stays as it was.
 
     Raises:
-        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space, a name in the
+        ValueError: ``trials`` < 1, a config without a ``tune:`` section, a bad space, a budget above
+            the number of distinct points of a finite space (:func:`space_size`), a name in the
             config's ``model``, ``tuned.params`` or ``tune`` that the model does not take
             (:func:`kgzoo.api.check_config`, naming the file), before any trial.
         KeyError: an unknown model or dataset (with suggestions), checked before the config.
@@ -597,6 +613,11 @@ def tune(model: str, dataset: str, trials: int, *, seed: int = 0, results: PathL
                          "nothing to search: add the search space there (docs/contracts.md, 'Tuning'), or run the "
                          "model untuned (a model without trained hyper-parameters, such as pop, has none)")
     space = parse_space(cfg.tune, f"{cfg.tune_path or cfg.path}: tune")
+    size = space_size(space)
+    if size is not None and trials > size:  # repeats count once: the loop would never end
+        raise ValueError(f"{model} on {shown}: a budget of {trials} trials exceeds the {size} distinct points of the "
+                         f"tune: space in {cfg.tune_path or cfg.path} (a repeated point is not counted, so the study "
+                         f"could never finish); give --trials {size} or fewer, or widen the space")
     check_model_class(model, MODELS.get(model))  # no loss or scoring: one error, not a budget of failed trials
     check_config(model, MODELS.get(model), cfg)  # a typo there: one error, not a budget of failed trials
     schedule = cfg.schedule(quick=False)

@@ -182,6 +182,26 @@ def test_grid_variant_overrides_reach_the_model_and_resume_keys(data_dir, tmp_pa
     assert not report.skipped and len(seen) == 5
 
 
+def test_resume_never_takes_a_row_of_another_schedule_kind_or_monitored_metric(data_dir, tmp_path):
+    """The config sha leaves the schedule's kind and monitor out: a ``--epochs 300`` row (bpr's
+    converged cap is 300) made ``--full --resume`` skip the converged cell, and a row selected on
+    ``--metric recall@20`` stood in for the cell selected on NDCG@10; both now run again."""
+    seen: list = []
+    fake = _fake(seen)
+    cells = resolve_grid(["bpr"], ["ml-100k-kg"], [0])
+    results = tmp_path / "kinds.jsonl"
+    run_grid(cells, results, epochs=300, log=None, experiment=fake)  # fixed, at the converged cap
+    report = run_grid(cells, results, quick=False, resume=True, log=None, experiment=fake)
+    assert not report.skipped and [r.schedule["kind"] for r in read_rows(results)] == ["fixed", "converged"]
+    assert run_grid(cells, results, quick=False, resume=True, log=None, experiment=fake).skipped == cells
+    results = tmp_path / "metric.jsonl"
+    run_grid(resolve_grid(["bpr"], ["ml-100k-kg"], [0], metric="recall@20"), results, quick=False,
+             metric="recall@20", log=None, experiment=fake)
+    report = run_grid(cells, results, quick=False, resume=True, log=None, experiment=fake)
+    assert not report.skipped
+    assert [r.schedule["monitor"] for r in read_rows(results)] == ["valid/recall@20", "valid/ndcg@10"]
+
+
 def test_estimate_and_progress_lines(data_dir, tmp_path):
     seen: list = []
     lines: list[str] = []

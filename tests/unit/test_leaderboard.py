@@ -296,6 +296,23 @@ def test_a_line_whose_seeds_ran_different_configs_is_marked_and_not_ranked(tmp_p
     assert got == {"bpr": "aaaa bbbb", "cke": ""}
 
 
+def test_a_line_whose_seeds_selected_on_different_metrics_is_mixed_and_not_ranked():
+    """The config sha leaves the monitored metric out: a ``kgzoo bench --full --metric recall@20``
+    rerun of seed 0 replaced that seed's row (same cell key) beside seeds 1 and 2 selected on
+    NDCG@10; the line was ranked as one configuration's mean and std."""
+    rows = [row("bpr", s, 0.30, config_sha="aaaa", schedule={"kind": "converged", "max_epochs": 100, "patience": 10,
+                                                               "monitor": "valid/ndcg@10"}) for s in (1, 2)]
+    rows += [row("bpr", 0, 0.33, config_sha="aaaa", schedule={"kind": "converged", "max_epochs": 100, "patience": 10,
+                                                               "monitor": "valid/recall@20"})]
+    rows += [row("cke", s, 0.28, config_sha="cccc") for s in range(3)]
+    board = lb.build(rows)
+    by = {ln.model: ln for ln in board.tables[0].lines}
+    assert by["bpr"].mixed and by["bpr"].rank is None and by["cke"].rank == 1
+    assert by["bpr"].configs == ["aaaa on ndcg@10", "aaaa on recall@20"] and by["cke"].configs == ["cccc"]
+    assert ("bpr: aaaa on ndcg@10 (seeds 1, 2), aaaa on recall@20 (seed 0)"
+            in render.mixed_text(board.tables[0].lines))
+
+
 def test_the_front_page_says_a_grid_models_mixed_line_is_not_ranked_not_unconverged():
     """The front page shows ranked lines only and names the grid's models left out. A line whose
     every run converged but whose seeds ran different configurations (※) was named "Not converged

@@ -429,3 +429,21 @@ def test_a_stop_held_to_the_cap_leaves_no_stopping_reason():
     if hasattr(stopper, "stopping_reason"):  # lightning >= 2.5.x
         assert stopper.stopping_reason.name == "NOT_STOPPED"
         assert stopper.state_dict()["stopping_reason"] == stopper.stopping_reason.value
+
+
+def test_a_rows_valid_metrics_are_all_of_the_best_epoch(tmp_path, data_dir):
+    """Every ``valid/*`` value of a row is the restored best epoch's (``rows.ResultRow.valid_metrics``),
+    not only the monitored one: the others were the last epoch's (BPR at lr 0.05, best at epoch 0,
+    stopped at epoch 2: its valid recall@20 was epoch 2's 0.208 beside epoch 0's NDCG@10)."""
+    import csv
+
+    from kgzoo.bench.experiment import run_experiment
+
+    row = run_experiment("bpr", "ml-100k-kg", max_epochs=30, patience=2, model_overrides={"lr": 0.05},
+                         out_dir=tmp_path, progress=False, run_test=False)
+    assert row.best_epoch < row.epochs - 1  # the case: the best epoch is not the last one
+    log = next(tmp_path.rglob("metrics.csv"))
+    by_epoch = {int(r["epoch"]): r for r in csv.DictReader(log.open()) if r.get(f"valid/{row.main_metric}")}
+    best = by_epoch[row.best_epoch]
+    for k, v in row.valid_metrics.items():
+        assert v == pytest.approx(float(best[k]), rel=1e-6), k

@@ -897,3 +897,22 @@ def test_a_record_that_extends_a_legacy_key_whose_rows_are_gone_is_an_error_not_
     with pytest.raises(ValueError, match="holds no trial row of"):
         tune("bpr", "ml-100k-kg", 4, storage=tmp_path / "c.sqlite3", experiment=fresh, **common)
     assert fresh.calls == [] and config.read_text() == record
+
+
+def test_a_budget_above_a_finite_space_is_refused_before_any_trial(tmp_path, monkeypatch):
+    """A repeated point is counted once, so a budget above a finite space's distinct points never
+    ended: the loop trained the same points again without end (2 points, budget 5: 31+ trials)."""
+    from kgzoo.bench.tune import space_size
+
+    d = _config_dir(tmp_path, "model: {embedding_dim: 8, reg_weight: 1.0e-4, lr: 1.0e-3}\n"
+                              "train: {max_epochs: 7, patience: 2}\n"
+                              "tune:\n  reg_weight: {choices: [0.0, 1.0e-4]}\n  n: {low: 1, high: 5, int: true, step: 2}\n")
+    monkeypatch.setenv("KGZOO_CONFIG_DIR", str(d))
+    assert space_size(parse_space({"reg_weight": {"choices": [0.0, 1.0e-4]}, "n": {"low": 1, "high": 5, "int": True,
+                                                                                "step": 2}})) == 6
+    assert space_size(parse_space(yaml.safe_load(SPACE)["tune"])) is None  # a float range: unbounded
+    fake = FakeExperiment()
+    with pytest.raises(ValueError, match=r"budget of 7 trials exceeds the 6 distinct points"):
+        tune("bpr", "ml-100k-kg", 7, seed=0, results=tmp_path / "r", storage=tmp_path / "s.sqlite3",
+             experiment=fake, fingerprint=lambda m, ds: "f" * 64, log=None)
+    assert fake.calls == []
