@@ -201,18 +201,21 @@ def build_leaderboard(results: str | Path, out_dir: str | Path, metric: str | No
     if not rows:
         raise FileNotFoundError(f"no result rows in {p} (run `kgzoo bench --results {p}` first)")
     source = shown_path(p) + ("" if p.suffix == ".jsonl" else "/*.jsonl")
+    counted = f"{len(rows)} rows in {source}"
     if published is not None:
         q = Path(published)
         if not q.is_dir():
             raise FileNotFoundError(f"--with-published: no published rows at {q}")
         if q.resolve() != (p.parent if p.suffix == ".jsonl" else p).resolve():
             own = {dump_row(r) for r in rows}
-            rows += [r for r in read_folder(q) if dump_row(r) not in own]
+            theirs = [r for r in read_folder(q) if dump_row(r) not in own]
+            rows += theirs
             source += f" and the published rows ({shown_path(q)}/*.jsonl)"
+            counted += f" and {len(theirs)} published rows ({shown_path(q)}/*.jsonl)"
     out = write_leaderboard(rows, out_dir, metric=metric, png=png, source=source)
     if show:
         console().print(f"leaderboard: {Path(out['markdown']).resolve()} ({len(out['csv'])} CSV, {len(out['png'])} "
-                        f"PNG) from {len(rows)} rows in {source}")
+                        f"PNG) from {counted}")
     return out
 
 

@@ -215,6 +215,13 @@ class Line:
         return min(0 if tuned_as(r) else int((r.tuning or {}).get("trials") or 0) for r in self.rows)
 
     @property
+    def tuned_short(self) -> str:
+        """How the line's tuning trials ran a shorter schedule than its runs (:func:`tuned_shorter`:
+        ``"trials up to 3 epochs, runs up to 60"``), the rows' distinct answers joined; ``""`` where
+        none did."""
+        return "; ".join(dict.fromkeys(t for t in map(tuned_shorter, self.rows) if t))
+
+    @property
     def one_seed(self) -> bool:
         """Whether this line has one seed (no std): a published table marks it where the line is
         converged (:attr:`Table.one_seed_minutes` says whether the dataset allows one seed)."""
@@ -266,6 +273,28 @@ def tuned_text(rows: Sequence[ResultRow]) -> str:
             return f"tuned on {where} under another fingerprint ({budget})"
         return f"tuned ({budget})" if where == rows[0].dataset else f"tuned on {where} ({budget})"
     return "mixed"
+
+
+def tuned_shorter(row: ResultRow) -> str:
+    """``"trials up to 3 epochs, runs up to 300"`` (``", patience 3 < 10"``) where ``row``'s tuning
+    trials (its ``tuning.budget``) ran a shorter epoch cap or patience than ``row`` itself (its
+    ``schedule``): values chosen on 3-epoch trials are not tuned with the budget of trials on the
+    converged schedule, whatever their number (README: "each trial on the `train:` schedule"); ``""``
+    otherwise, and for values tuned on another dataset or for another model (:func:`tuned_as`),
+    which the ``tuned`` column names already, and where the row or the budget does not say."""
+    t = row.tuning or {}
+    budget, schedule = t.get("budget") or {}, row.schedule or {}
+    if tuned_as(row) or (t.get("dataset") or row.dataset) != row.dataset:
+        return ""
+    short = {k: (budget.get(k), schedule.get(k)) for k in ("max_epochs", "patience")
+             if isinstance(budget.get(k), int) and isinstance(schedule.get(k), int) and budget[k] < schedule[k]}
+    if not short:
+        return ""
+    (tried, ran) = short.get("max_epochs") or (budget.get("max_epochs"), schedule.get("max_epochs"))
+    text = f"trials up to {tried} epochs, runs up to {ran}"
+    if "patience" in short:
+        text += ", patience {} < {}".format(*short["patience"])
+    return text
 
 
 def tuned_as(row: ResultRow) -> str:
@@ -424,10 +453,12 @@ class Table:
 
     def under_budget(self, line: Line) -> bool:
         """Whether ``line`` of this published table was tuned with fewer trials than
-        :attr:`budget` (untuned: 0): not an equal comparison, whatever its rank (a user's model
-        tuned with 3 trials beside 10-trial baselines, or an untuned baseline beside tuned ones)."""
-        return (self.section == PUBLISHED and line.trials is not None and self.budget is not None
-                and line.trials < self.budget)
+        :attr:`budget` (untuned: 0), or with trials on a shorter schedule than its runs
+        (:attr:`Line.tuned_short`): not an equal comparison, whatever its rank (a user's model
+        tuned with 3 trials beside 10-trial baselines, or with 10 trials of 3 epochs each and run
+        to convergence, or an untuned baseline beside tuned ones)."""
+        return self.section == PUBLISHED and line.trials is not None and (
+            (self.budget is not None and line.trials < self.budget) or bool(line.tuned_short))
 
     @property
     def metric_columns(self) -> list[str]:

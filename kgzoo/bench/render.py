@@ -282,17 +282,36 @@ def one_seed_note(t: Table, lines: Sequence[Line]) -> list[str]:
 
 def budget_text(t: Table, lines: Sequence[Line]) -> str:
     """The footnote of the lines among ``lines`` of table ``t`` tuned with fewer trials than the
-    table's largest budget (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`, marked
-    :data:`BUDGET_MARK`), with each one's trials (``"untuned"``; the fewest of its runs where its
+    table's largest budget, or on trials of a shorter schedule than their runs
+    (:meth:`~kgzoo.bench.leaderboard.Table.under_budget`, marked :data:`BUDGET_MARK`), with each
+    one's trials or the two schedules (``"untuned"``; the fewest of its runs where its
     `tuned` column says ``"mixed"``): their rank is not an equal comparison (issue 16,
     part 1: one tuning budget for every model of a table). ``""`` when there is none."""
     under = [ln for ln in lines if t.under_budget(ln)]
-    if not under:
+    fewer = [ln for ln in under if t.budget is not None and ln.trials is not None and ln.trials < t.budget]
+    short = [ln for ln in under if ln.tuned_short]
+    texts = []
+    if fewer:
+        each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned.startswith("untuned") else f"{ln.trials}")
+                         + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in fewer)
+        texts.append(f"tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}")
+    if short:
+        texts.append("tuned on trials of a shorter schedule than its runs: "
+                     + ", ".join(f"{ln.name}: {ln.tuned_short}" for ln in short))
+    if not texts:
         return ""
-    each = ", ".join(f"{ln.name}: " + ("untuned" if ln.tuned.startswith("untuned") else f"{ln.trials}")
-                     + (" (mixed: the fewest of its runs)" if ln.tuned == "mixed" else "") for ln in under)
-    return (f"{BUDGET_MARK} tuned with fewer trials than this table's largest budget ({t.budget} trials): {each}; "
-            "not an equal tuning budget, so its rank against the others is not a fair comparison.")
+    return (f"{BUDGET_MARK} " + "; ".join(texts)
+            + "; not an equal tuning budget, so its rank against the others is not a fair comparison.")
+
+
+def under_budget_text(t: Table, ln: Line) -> str:
+    """The CSV's ``under_budget`` of line ``ln`` of table ``t``: ``"3 < 10"`` (its trials against the
+    table's largest budget), ``"trials up to 3 epochs, runs up to 60"`` (:attr:`Line.tuned_short`),
+    both joined by ``"; "``, or ``""`` where :meth:`~kgzoo.bench.leaderboard.Table.under_budget` is false."""
+    if not t.under_budget(ln):
+        return ""
+    fewer = f"{ln.trials} < {t.budget}" if t.budget is not None and ln.trials < t.budget else ""
+    return "; ".join(x for x in (fewer, ln.tuned_short) if x)
 
 
 def mixed_text(lines: Sequence[Line]) -> str:
@@ -682,7 +701,7 @@ def write_csv(t: Table, path: str | Path) -> Path:
                           "/".join(sorted({str((r.schedule or {}).get("kind")) for r in ln.rows}))]
                        + [(s.mean if (s := ln.costs[k]) else "") for k in COST_COLUMNS]
                        + [(getattr(s, end) if (s := ln.costs[k]) else "") for k in TIMED for end in ("low", "high")]
-                       + [one_seed_reason(t, ln), f"{ln.trials} < {t.budget}" if t.under_budget(ln) else "",
+                       + [one_seed_reason(t, ln), under_budget_text(t, ln),
                           " ".join(ln.configs) if ln.mixed else "", ln.note, t.caveat, pending]
                        + [" ".join(commits_of(ln.rows))])
     return path

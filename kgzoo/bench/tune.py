@@ -928,6 +928,9 @@ def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], orig
         # trial count, or the header of the file copied) is replaced, never stacked or left stale
         head = _HEADER.match(text)
         first = head["source"] if head and path.is_file() else source.name if source is not None else "no config"
+        if cfg.inherited_from and not path.is_file():  # the parent's file: its numbers and note are the parent's
+            text = strip_sections(text, _PARENTS_OWN)
+            first = f"{cfg.inherited_from}/{first}"
         header = f"# {cfg.model_name} on {cfg.dataset}: {first} as it was, with {origin}\n"
     body = strip_tuned(text[head.end() if head else 0:]).strip("\n")
     text = header + (body + "\n" if body else "") + f"# {comment}\n"
@@ -935,6 +938,31 @@ def _write_record(config_dir: Path, cfg: ZooConfig, record: dict[str, Any], orig
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+#: the sections of a registered parent's config that speak of the parent alone: a subclass's
+#: study copies the parent's file (:func:`_write_record`) without them, so that its rows carry
+#: neither the parent's paper and reference numbers (RecBole's BPR beside a user's BPR variant)
+#: nor its note, as they do not before the study (``ZooConfig.inherited_from``)
+_PARENTS_OWN = ("paper", "reference", "note")
+
+
+def strip_sections(text: str, names: Sequence[str]) -> str:
+    """``text`` (a zoo config's YAML) without its top-level sections ``names``, nor the comment
+    lines right above each."""
+    lines = text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if any(line.startswith(f"{n}:") for n in names):
+            skipping = True
+            while out and out[-1].startswith("#"):
+                out.pop()
+            continue
+        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
 
 
 def strip_tuned(text: str) -> str:

@@ -321,6 +321,14 @@ def extend_data(base: KGRecData, interactions: pd.DataFrame | None = None, tripl
                                       f"item {tx['item'].iloc[r]!r} is a base item with other text (retrain to "
                                       "change it)")
         counts["update item_text: rows of base items"] = int(old.sum())
+        seen: dict[int, int] = {}  # a new item on two rows: the same text is one, another is an error (the last won)
+        for r in np.flatnonzero(~old):
+            first = seen.setdefault(int(idx[r]), int(r))
+            if first != r and vals[first] != vals[r]:
+                raise DataFormatError(o["item_text"].path, o["item_text"].line(int(r)), "text",
+                                      f"item {tx['item'].iloc[r]!r} repeats line {o['item_text'].line(first)} with "
+                                      f"another text ({vals[first]!r}, then {vals[r]!r})")
+        counts["update item_text: a new item's row repeating an earlier one"] = int((~old).sum()) - len(seen)
         arr = np.array(text, dtype=object)
         arr[idx] = vals
         text = arr.tolist()

@@ -77,7 +77,7 @@ class Layout:
 
 
 def _first_line(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: a BOM (Excel's "CSV UTF-8") is no header text
         return f.readline().rstrip("\r\n")
 
 
@@ -194,6 +194,8 @@ def table_roles(tables: list[Path]) -> dict[str, Path]:
 
 def read_table(path: Path) -> pd.DataFrame:
     """One ``.csv`` / ``.tsv`` / ``.parquet`` table; text columns stay text, an empty field is null.
+    Column names are read as :func:`_columns` reads them for the file's role: a UTF-8 byte order
+    mark (Excel's "CSV UTF-8") and spaces around a name (``user, item``) are no part of it.
 
     Raises:
         DataFormatError: a line with more fields than the header (file, line).
@@ -202,11 +204,12 @@ def read_table(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(io.BytesIO(raw))
     try:
-        return pd.read_csv(io.BytesIO(raw), sep=_TABLE_EXT[path.suffix], dtype=str, keep_default_na=False,
-                           na_values=[""], skip_blank_lines=False)
+        df = pd.read_csv(io.BytesIO(raw), sep=_TABLE_EXT[path.suffix], dtype=str, keep_default_na=False,
+                         na_values=[""], skip_blank_lines=False, encoding="utf-8-sig")
     except pd.errors.ParserError as e:
         m = re.search(r"line (\d+)", str(e))
         raise DataFormatError(path, int(m.group(1)) if m else 0, None, f"malformed table: {e}") from None
+    return df.rename(columns=lambda c: c.strip())
 
 
 def read_tables(paths: dict[str, Path]) -> tuple[dict[str, pd.DataFrame], dict[str, Origin]]:

@@ -15,7 +15,9 @@ Frames and their columns (raw ids of any type; they are compared as text and kep
 Users are numbered in order of first appearance in ``interactions``, items likewise (items
 are entities ``0..I-1``), other entities follow in order of first appearance in ``triples``.
 Rows of the side frames (text, features, social) whose user or item has no interaction are
-dropped and counted in :attr:`KGRecData.cleaning`; everything else that is wrong is an error,
+dropped and counted in :attr:`KGRecData.cleaning`, as is a text or feature row repeated whole; an
+item (user) with two text or feature rows of other values is an error naming the second row's line
+and the field that differs; everything else that is wrong is an error,
 a column of no known name in a frame other than the features included (it would be ignored).
 """
 from __future__ import annotations
@@ -185,7 +187,8 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
         DataFormatError (file or ``<frame>``, line, field): a frame that is not a DataFrame, a
         missing required column, a missing value, a rating or timestamp that is not a number, a
         label other than 0/1, ``links`` without ``triples``, a link to an item without
-        interactions, a KG that reaches no item, text for fewer than ``min_text_match`` of the items.
+        interactions, a KG that reaches no item, text for fewer than ``min_text_match`` of the items,
+        an item (user) on two text or feature rows of other values.
     """
     o = {f: _origin(origins, f) for f in COLUMNS}
     x = _check_frame(interactions, "interactions", o["interactions"])
@@ -206,6 +209,23 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
             raise DataFormatError(o["interactions"].path, o["interactions"].line(i), "label", f"label {lab[i]} is not 0 or 1")
         kw["label"] = torch.from_numpy(lab)
     cleaning: dict[str, int] = {}
+
+    def one_per_key(df: pd.DataFrame, frame: str, key: str) -> pd.DataFrame:
+        """``df`` with a row repeated whole dropped (counted); a key on two rows of other values is
+        an error: which row's text or attributes should the item have? (kept silently, the last won)."""
+        vals = df.astype(object).where(df.notna(), "").astype(str)
+        keys = vals[key].to_numpy()
+        whole = vals.duplicated().to_numpy()
+        cleaning[f"{frame}: a row repeating an earlier one"] = int(whole.sum())
+        again = pd.Series(keys).duplicated().to_numpy() & ~whole
+        if again.any():
+            i = int(np.flatnonzero(again)[0])
+            first = int(np.flatnonzero(keys == keys[i])[0])
+            col = next(c for c in df.columns if c != key and vals[c].iloc[i] != vals[c].iloc[first])
+            raise DataFormatError(o[frame].path, o[frame].line(i), str(col),
+                                  f"{frame}: {key} {keys[i]!r} repeats line {o[frame].line(first)} with another "
+                                  f"{col} ({vals[col].iloc[first]!r}, then {vals[col].iloc[i]!r})")
+        return df[~whole]
 
     def known(df: pd.DataFrame, frame: str, col: str, index: pd.Index, what: str) -> tuple[pd.DataFrame, np.ndarray]:
         """Rows of ``df`` whose ``col`` is a known user/item (the rest counted), and their indices."""
@@ -241,7 +261,7 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
     # ---------------------------------------------------------------- side frames
     text = None
     if item_text is not None:
-        tx = _check_frame(item_text, "item_text", o["item_text"])
+        tx = one_per_key(_check_frame(item_text, "item_text", o["item_text"]), "item_text", "item")
         rows, idx = known(tx, "item_text", "item", iidx, "item")
         check_text_match(o["item_text"].path, "item", len(np.unique(idx)), I, min_text_match)
         arr = np.full(I, "", dtype=object)
@@ -253,7 +273,7 @@ def build_from_frames(interactions: pd.DataFrame, triples: pd.DataFrame | None =
         if df is None:
             continue
         frame = f"{kind}_features"
-        f = _check_frame(df, frame, o[frame])
+        f = one_per_key(_check_frame(df, frame, o[frame]), frame, kind)
         rows, idx = known(f, frame, kind, index, kind)
         for col in [c for c in f.columns if c != kind]:
             vals = np.full(n, "", dtype=object)

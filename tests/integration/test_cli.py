@@ -86,6 +86,11 @@ def test_bench_then_leaderboard_only_and_reproduce(data_dir, tmp_path, capsys, m
                  "--no-png", "--with-published"]) == 0
     text = (tmp_path / "lb2" / "LEADERBOARD.md").read_text()
     assert f"Generated from {len(published) + 1} result rows" in text and "and the published rows" in text
+    # the console line counts one's own rows and the published ones apart (it said "from 603 rows
+    # in ./*.jsonl and the published rows", as if the folder held them all)
+    own = len(read_rows(tmp_path / "copied.jsonl")) + 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"from {own} rows in ./*.jsonl and {len(published) + 1 - own} published rows (" in out
     assert "| - | pop |" in text and "| 1 | lightgcn |" in text  # our Pop beside the published ml-100k-kg lines
     capsys.readouterr()
     assert main(["bench", "--models", "pop", "--with-published"]) == 2

@@ -169,6 +169,31 @@ def test_a_subclass_tuned_under_a_protocol_keeps_its_parents_config(subclasses, 
     assert ZooConfig.load("mybpr", "ml-100k-kg", [tmp_path]).model == bpr.model  # the default protocol's, as it was
 
 
+def test_a_subclasss_study_copies_its_parents_file_without_the_parents_numbers_and_note(subclasses, tmp_path):
+    """``kgzoo tune mybpr ml-100k-kg`` (no config of its own) copies bpr's file into
+    ``mybpr/ml-100k-kg.yaml``: the copy kept bpr's ``reference:`` (RecBole's BPR, 0.2928), so the
+    subclass's rows and leaderboard line showed RecBole's BPR number as its own reference, which
+    the README says a subclass goes without. The copy keeps the schedule and search space, not the
+    parent's paper, reference or note; a second study keeps the one header line."""
+    from kgzoo.bench.tune import _write_record
+
+    bpr = ZooConfig.load("bpr", "ml-100k-kg")
+    assert bpr.reference_for("ml-100k-kg")  # the parent has a reference number on the dataset
+    inherited = ZooConfig.load("mybpr", "ml-100k-kg")
+    own = _write_record(tmp_path, inherited, {"params": {"lr": 0.005}}, "a study", "rows")
+    cfg = ZooConfig.load("mybpr", "ml-100k-kg", [tmp_path])
+    assert cfg.path == own and cfg.inherited_from is None
+    assert cfg.reference_for("ml-100k-kg") is None and not cfg.paper and not cfg.note
+    assert (cfg.data, cfg.train, cfg.bench, cfg.tune) == (bpr.data, bpr.train, bpr.bench, bpr.tune)
+    assert cfg.model == {**bpr.defaults, "lr": 0.005}
+    text = own.read_text()
+    assert text.startswith("# mybpr on ml-100k-kg: bpr/ml-100k-kg.yaml as it was, with a study\n")
+    assert "RecBole" not in text.split("tune:")[1] and "reference" not in text
+    _write_record(tmp_path, cfg, {"params": {"lr": 0.004}}, "a second study", "rows")
+    again = own.read_text()
+    assert again.count("as it was") == 1 and again.startswith("# mybpr on ml-100k-kg: bpr/ml-100k-kg.yaml as it was")
+
+
 def test_create_model_uses_the_inherited_config(subclasses, tmp_path, monkeypatch):
     import kgzoo
 

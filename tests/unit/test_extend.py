@@ -97,6 +97,19 @@ def test_relinking_a_base_item_or_changing_its_text_is_refused():
         extend_data(base())
 
 
+def test_a_new_items_second_text_row_is_one_text_or_an_error():
+    """A new item on two ``item_text`` rows took the last one's text silently (``build_from_frames``
+    refuses it the same way): the same text twice is one row, counted; another is an error naming
+    the line, its field and the line it repeats."""
+    x = pd.DataFrame({"user": ["dee", "dee"], "item": ["d", "a"], "timestamp": [6, 7]})
+    same = pd.DataFrame({"item": ["d", "d"], "text": ["D", "D"]})
+    ext, _ = extend_data(base(), interactions=x, item_text=same)
+    assert ext.item_text[-1] == "D" and ext.cleaning["update item_text: a new item's row repeating an earlier one"] == 1
+    with pytest.raises(DataFormatError, match=r"item 'd' repeats line 1 with another text \('D', then 'D2'\)") as e:
+        extend_data(base(), interactions=x, item_text=pd.DataFrame({"item": ["d", "d"], "text": ["D", "D2"]}))
+    assert (e.value.line, e.value.field) == (2, "text")
+
+
 def social_base():
     feats = pd.DataFrame({"user": ["ann", "bob", "cy"], "age": ["20s", "30s", "20s"]})
     friends = pd.DataFrame({"user": ["ann", "bob"], "friend": ["bob", "ann"]})

@@ -39,3 +39,21 @@ def test_a_name_taken_by_the_folder_with_other_options_is_refused_naming_both(sh
     with pytest.raises(ValueError, match=r"'shop-named' is already registered \(folder:.*\); this one is "
                                          r"folder:.*;min_text_match=0\.4"):
         register_folder(shop, name="shop-named", min_text_match=0.4)
+
+
+def test_a_bom_or_spaces_in_a_tables_header_are_no_part_of_the_column_names(tmp_path):
+    """A CSV saved by Excel as "CSV UTF-8" starts with a byte order mark: the folder matched no
+    layout, its columns listed as '\\ufeffuser' (which prints as 'user'). A header ``user, item``
+    had its role found (the names stripped) and then failed reading: "missing column 'item'
+    (columns: user,  item)". Both read as the plain names."""
+    rows = [(f"u{u}", f"i{i}", 1 + (u + i) % 5) for u in range(10) for i in range(30) if (u + i) % 3]
+    text = "user,item,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows)
+    bom, spaced = tmp_path / "bom", tmp_path / "spaced"
+    for d in (bom, spaced):
+        d.mkdir()
+        pd.DataFrame({"item": [f"i{i}" for i in range(30)], "text": "t"}).to_csv(d / "item_text.csv", index=False)
+    (bom / "ratings.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (spaced / "ratings.csv").write_text(text.replace("user,item,rating", "user, item ,rating"))
+    for d in (bom, spaced):
+        data = load_data(register_folder(d).name)
+        assert (data.n_users, data.n_items, data.user_ids[0]) == (10, 30, "u0") and data.rating is not None

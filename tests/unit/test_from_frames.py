@@ -183,3 +183,27 @@ def test_features_and_social():
     assert d.social.tolist() == [[0, 1], [1, 0]]
     assert d.cleaning["user_features: rows of a user without interactions"] == 1
     assert d.cleaning["social: rows of a user without interactions"] == 1
+
+
+def test_a_side_rows_repeat_is_counted_a_conflicting_one_names_both_lines(tmp_path):
+    """An item on two text rows (or a user on two feature rows) kept the last one silently: a row
+    repeated whole is dropped and counted, a second row of other values is an error naming its
+    file, line and field, with the line it repeats."""
+    x = interactions()
+    text = pd.DataFrame({"item": ["sku-0", "sku-1", "sku-0", "sku-2"], "text": ["a", "b", "a", "c"]})
+    d = build_from_frames(x, item_text=text, min_text_match=0)
+    assert d.cleaning["item_text: a row repeating an earlier one"] == 1
+    assert d.item_text[d.item_ids.index("sku-0")] == "a"
+    text.loc[2, "text"] = "another"
+    with pytest.raises(DataFormatError, match=r"item 'sku-0' repeats line 1 with another text \('a', then 'another'\)") as e:
+        build_from_frames(x, item_text=text, min_text_match=0)
+    assert (e.value.line, e.value.field) == (3, "text")
+    uf = pd.DataFrame({"user": ["ann", "bob", "ann"], "gender": ["f", "m", None], "age": ["20", "30", "20"]})
+    with pytest.raises(DataFormatError, match=r"user 'ann' repeats line 1 with another gender \('f', then ''\)"):
+        build_from_frames(x, user_features=uf)
+    assert build_from_frames(x, user_features=uf.iloc[:2]).cleaning["user_features: a row repeating an earlier one"] == 0
+    # a folder of tables: the file and its line (a header above the rows)
+    x.drop(columns="timestamp").to_csv(tmp_path / "ratings.csv", index=False)
+    text.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DataFormatError, match=r"text\.csv, line 4, field 'text': item_text: item 'sku-0' repeats line 2"):
+        load_data(tmp_path)

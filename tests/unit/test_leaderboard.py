@@ -918,6 +918,46 @@ def test_a_line_tuned_with_a_smaller_budget_is_marked(tmp_path):
     assert got == {"mine": "3 < 10", "bpr": "", "kgcn": "0 < 10", "pop": ""}
 
 
+def test_a_line_tuned_on_trials_shorter_than_its_runs_is_marked(tmp_path):
+    """A user's model tuned with 10 trials of 3 epochs each (the README's short try) and then run to
+    convergence read "tuned (10 trials + defaults)", ranked beside baselines whose trials ran the
+    300-epoch schedule, unmarked: its rows' ``tuning.budget`` says the trials' cap, and a line whose
+    trials ran a shorter cap or patience than its runs is marked ≠ with both schedules. Values tuned
+    on another dataset (``tuned: {from: ...}``, their own label) are not judged by this dataset's cap."""
+    import csv
+
+    def tuned(cap: int, patience: int = 10, **more) -> dict:
+        return {"trials": 10, "budget": {"trials": 10, "max_epochs": cap, "patience": patience},
+                "chosen": {"lr": 1e-3}, "default": {"state": "COMPLETE"}, **more}
+
+    rows = ([row("bpr", s, 0.30, cap=300, tuning=tuned(300)) for s in range(3)]
+            + [row("mine", s, 0.31, cap=300, tuning=tuned(3)) for s in range(3)]
+            + [row("kgat", s, 0.29, cap=300, tuning=tuned(300, patience=5)) for s in range(3)]
+            + [row("kgin", s, 0.28, cap=1000, tuning=tuned(300, dataset="d0")) for s in range(3)])
+    (t,) = lb.build(rows).tables
+    lines = {ln.model: ln for ln in t.lines}
+    assert lines["mine"].tuned == "tuned (10 trials + defaults)" and lines["mine"].rank is not None
+    assert [m for m in lines if t.under_budget(lines[m])] == ["mine", "kgat"]
+    assert lines["mine"].tuned_short == "trials up to 3 epochs, runs up to 300"
+    assert lines["kgat"].tuned_short == "trials up to 300 epochs, runs up to 300, patience 5 < 10"
+    assert render.line_cells(t, lines["mine"])[1] == "mine ≠" and render.line_cells(t, lines["bpr"])[1] == "bpr"
+    assert render.budget_text(t, t.lines) == (
+        "≠ tuned on trials of a shorter schedule than its runs: mine: trials up to 3 epochs, runs up to 300, "
+        "kgat: trials up to 300 epochs, runs up to 300, patience 5 < 10; not an equal tuning budget, so its rank "
+        "against the others is not a fair comparison.")
+    path = render.write_csv(t, tmp_path / "t.csv")
+    got = {r["model"]: r["under_budget"] for r in csv.DictReader(path.open(encoding="utf-8"))}
+    assert got["mine"] == "trials up to 3 epochs, runs up to 300" and got["bpr"] == got["kgin"] == ""
+    # fewer trials and a shorter schedule: both said
+    rows += [row("cke", s, 0.27, cap=300, tuning={**tuned(3), "trials": 2}) for s in range(3)]
+    (t,) = lb.build(rows).tables
+    assert render.budget_text(t, t.lines).startswith(
+        "≠ tuned with fewer trials than this table's largest budget (10 trials): cke: 2; "
+        "tuned on trials of a shorter schedule than its runs: ")
+    cke = next(ln for ln in t.lines if ln.model == "cke")
+    assert render.under_budget_text(t, cke) == "2 < 10; trials up to 3 epochs, runs up to 300"
+
+
 def test_a_row_with_nothing_to_train_written_before_closed_form_has_nothing_to_tune():
     """Pop's rows written before ``stopped_by: closed_form`` existed (mind-kg's fixed-schedule Pop
     reads "early stop ×1", the quick ones "cap") have no trainable parameter (``params == 0``):
