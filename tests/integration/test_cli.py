@@ -347,7 +347,7 @@ def test_cli_commands_are_an_explicit_table():
     assert parse(["bench", "--import", "a.py", "--models", "pop"]).imports == ["a.py"]
     assert parse(["pretrained", "--import", "a.py"]).imports == ["a.py"]
     fit = parse(["fit", "--import", "a.py", "--model", "X"])  # fit/test: LightningCLI's arguments, split by main
-    from kgzoo.cli.lightning import take_option
+    from kgzoo.cli.options import take_option
 
     assert take_option("--import", fit.lightning_args) == (["a.py"], ["--model", "X"])
     assert take_option("--import", ["--import=b", "--zoo", "pop"]) == (["b"], ["--zoo", "pop"])
