@@ -12,6 +12,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -56,6 +57,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
         self._builtins = builtins
+        self._importing = threading.local()  # this thread is importing the built-ins (their registrations)
 
     def builtins_from(self, module: str) -> None:
         """Import ``module`` (dotted name), which registers the built-in entries, at the first
@@ -68,13 +70,20 @@ class Registry(Generic[T]):
         """The entries, after importing the built-in catalogue's module once (``builtins``): a
         lookup, not an import of :mod:`kgzoo`, registers the built-in models, so that commands
         and code that never name a model do not import them (and Lightning with them)."""
-        if self._builtins is not None:
-            module, self._builtins = self._builtins, None  # (their own registrations come back here)
+        module = self._builtins
+        if module is not None and not getattr(self._importing, "active", False):
+            # Another thread's lookup meanwhile imports the module too, which blocks on the import
+            # lock until this one's import is done, rather than reading the half-filled entries;
+            # this thread's own registrations (the built-ins') come back here and pass through.
+            self._importing.active = True
             try:
-                importlib.import_module(module)
-            except BaseException:
-                self._builtins = module
-                raise
+                imported = importlib.import_module(module)
+            finally:
+                self._importing.active = False
+            # done only where the module finished (not where this thread's import of it, a direct
+            # `import kgzoo.models.x`, is still running: it was handed the half-done module)
+            if not getattr(getattr(imported, "__spec__", None), "_initializing", False):
+                self._builtins = None
         return self._entries
 
     def register(self, name: str, obj: T, **meta: Any) -> T:
