@@ -8,6 +8,7 @@ pay for that import. Each package lists ``name -> module`` and gets its ``__geta
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any, Callable
 
@@ -24,14 +25,21 @@ def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], A
         ``(__getattr__, __dir__)``: ``__getattr__(name)`` imports the name's module, keeps the
         value in the package (later lookups are plain attribute reads) and returns it.
 
+        A name that is not in ``homes`` but names a submodule (``kgzoo.models``, ``kgzoo.hub``)
+        imports it: the eager imports these replace had bound every such submodule, so that
+        ``import kgzoo; kgzoo.hub.evaluate(...)`` worked, as it still does.
+
     Raises:
-        AttributeError: (``__getattr__``) a name that is not in ``homes``, as for any module.
+        AttributeError: (``__getattr__``) a name that is neither in ``homes`` nor a submodule, as
+            for any module.
     """
 
     def __getattr__(name: str) -> Any:
         home = homes.get(name)
         if home is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            if name.startswith("_") or importlib.util.find_spec(f"{package}.{name}") is None:
+                raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            return importlib.import_module(f"{package}.{name}")  # (binds itself in the package)
         value = getattr(importlib.import_module(home), name)
         setattr(sys.modules[package], name, value)
         return value

@@ -12,6 +12,23 @@ import pytest
 from kgzoo.registry import Registry
 
 
+@pytest.mark.parametrize("expr", ["kgzoo.models.base.Recommender", "kgzoo.hub.evaluate", "kgzoo.data.load_data",
+                                  "kgzoo.metrics.TopKMetrics", "kgzoo.bench.run_grid", "kgzoo.hub.checkpoint.load_checkpoint",
+                                  "kgzoo.api.create_model", "kgzoo.tasks.get_task", "kgzoo.protocols"])
+def test_submodules_reachable_after_import_kgzoo_alone(expr: str) -> None:
+    # before the lazy exports, `import kgzoo` bound its submodules (README: kgzoo.hub.evaluate)
+    code = f"import kgzoo, kgzoo.hub, kgzoo.bench; print({expr})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]
+
+
+def test_unknown_name_still_attribute_error() -> None:
+    import kgzoo
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        kgzoo.no_such_thing  # noqa: B018
+    assert not hasattr(kgzoo, "__wrapped__")
+
+
 def test_concurrent_first_lookups_wait_for_the_builtins(tmp_path, monkeypatch) -> None:
     # a first lookup in one thread imports the built-ins; a lookup in another thread meanwhile
     # must not read the half-filled registry ("unknown model 'kgat' (known: )")
