@@ -37,7 +37,7 @@ def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], A
     def __getattr__(name: str) -> Any:
         home = homes.get(name)
         if home is None:
-            if name.startswith("_") or importlib.util.find_spec(f"{package}.{name}") is None:
+            if not name.isidentifier() or name.startswith("_") or importlib.util.find_spec(f"{package}.{name}") is None:
                 raise AttributeError(f"module {package!r} has no attribute {name!r}")
             return importlib.import_module(f"{package}.{name}")  # (binds itself in the package)
         value = getattr(importlib.import_module(home), name)

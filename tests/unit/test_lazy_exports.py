@@ -27,6 +27,7 @@ def test_unknown_name_still_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
         kgzoo.no_such_thing  # noqa: B018
     assert not hasattr(kgzoo, "__wrapped__")
+    assert not hasattr(kgzoo, "x.y") and not hasattr(kgzoo, "")  # (not a ModuleNotFoundError)
 
 
 def test_concurrent_first_lookups_wait_for_the_builtins(tmp_path, monkeypatch) -> None:
